@@ -1,0 +1,99 @@
+// Package journal is the journal store (replication.JournalStore): change-batch payloads as block blobs
+// in the cache storage account, one per group and sequence number.
+package journal
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
+	"github.com/standby-dr/standby/shared/azconn"
+	"github.com/standby-dr/standby/shared/replication"
+)
+
+// Store keeps payloads in one container of the cache account.
+type Store struct {
+	container *container.Client
+	name      string
+}
+
+// New returns a journal store over the named container, which is created on first use.
+func New(svc *service.Client, containerName string) *Store {
+	return &Store{container: svc.NewContainerClient(containerName), name: containerName}
+}
+
+// BlobName is where a batch payload lives: sequence numbers zero-padded so names sort in order.
+func BlobName(group string, seq int64) string { return fmt.Sprintf("%s/%020d.batch", group, seq) }
+
+// Put uploads the payload (overwriting the same batch is harmless: its content is the same).
+func (s *Store) Put(ctx context.Context, group string, seq int64, payload []byte) error {
+	upload := func() error {
+		_, err := s.container.NewBlockBlobClient(BlobName(group, seq)).UploadBuffer(ctx, payload, &blockblob.UploadBufferOptions{})
+		return err
+	}
+	err := upload()
+	if bloberror.HasCode(err, bloberror.ContainerNotFound) {
+		if _, cerr := s.container.Create(ctx, nil); cerr != nil && !bloberror.HasCode(cerr, bloberror.ContainerAlreadyExists) {
+			return azconn.Translate(cerr, "creating journal container "+s.name)
+		}
+		err = upload()
+	}
+	return azconn.Translate(err, fmt.Sprintf("storing batch %d of %s", seq, group))
+}
+
+// Get downloads a payload; a missing batch → ErrNotFound.
+func (s *Store) Get(ctx context.Context, group string, seq int64) ([]byte, error) {
+	resp, err := s.container.NewBlobClient(BlobName(group, seq)).DownloadStream(ctx, nil)
+	if err != nil {
+		return nil, azconn.Translate(err, fmt.Sprintf("reading batch %d of %s", seq, group))
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	if _, err := io.Copy(&buf, resp.Body); err != nil {
+		return nil, azconn.Translate(err, fmt.Sprintf("reading batch %d of %s", seq, group))
+	}
+	return buf.Bytes(), nil
+}
+
+// Delete removes a payload; deleting a missing one succeeds.
+func (s *Store) Delete(ctx context.Context, group string, seq int64) error {
+	_, err := s.container.NewBlobClient(BlobName(group, seq)).Delete(ctx, nil)
+	if bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound) {
+		return nil
+	}
+	return azconn.Translate(err, fmt.Sprintf("deleting batch %d of %s", seq, group))
+}
+
+// List returns the group's stored sequence numbers in ascending order.
+func (s *Store) List(ctx context.Context, group string) ([]int64, error) {
+	prefix := group + "/"
+	pager := s.container.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &prefix})
+	var out []int64
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if bloberror.HasCode(err, bloberror.ContainerNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, azconn.Translate(err, "listing the journal of "+group)
+		}
+		for _, item := range page.Segment.BlobItems {
+			name := strings.TrimSuffix(strings.TrimPrefix(*item.Name, prefix), ".batch")
+			if seq, err := strconv.ParseInt(name, 10, 64); err == nil {
+				out = append(out, seq)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out, nil
+}
+
+var _ replication.JournalStore = (*Store)(nil)

@@ -1,0 +1,236 @@
+// Package pageblobs is the page store (replication.PageStore) over Azure page blobs: target disks,
+// their snapshots and server-side copies.
+package pageblobs
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/pageblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
+	"github.com/standby-dr/standby/shared/azconn"
+	"github.com/standby-dr/standby/shared/replication"
+)
+
+// Store is a page store over one storage account.
+type Store struct {
+	svc *service.Client
+}
+
+// New wraps a blob service client.
+func New(svc *service.Client) *Store { return &Store{svc: svc} }
+
+// ServiceClient builds a blob service client from a resolved connection setting.
+func ServiceClient(s azconn.Setting) (*service.Client, error) {
+	opts := &azblob.ClientOptions{ClientOptions: azconn.ClientOptions()}
+	if s.ConnectionString != "" {
+		c, err := azblob.NewClientFromConnectionString(s.ConnectionString, opts)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.Name, err)
+		}
+		return c.ServiceClient(), nil
+	}
+	cred, err := azconn.Credential()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.Name, err)
+	}
+	c, err := azblob.NewClient(s.ServiceURI, cred, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.Name, err)
+	}
+	return c.ServiceClient(), nil
+}
+
+func (s *Store) page(d replication.DiskRef) *pageblob.Client {
+	return s.svc.NewContainerClient(d.Container).NewPageBlobClient(d.Name)
+}
+
+func (s *Store) snapshotClient(d replication.DiskRef, snapshot string) (*pageblob.Client, error) {
+	pb := s.page(d)
+	if snapshot == "" {
+		return pb, nil
+	}
+	return pb.WithSnapshot(snapshot)
+}
+
+func checkRange(offset, length int64) error {
+	if offset < 0 || length <= 0 || offset%replication.PageSize != 0 || length%replication.PageSize != 0 {
+		return fmt.Errorf("range [%d, +%d) is not 512-byte aligned: %w", offset, length, replication.ErrInvalid)
+	}
+	return nil
+}
+
+// EnsureContainer creates the container when missing.
+func (s *Store) EnsureContainer(ctx context.Context, container string) error {
+	_, err := s.svc.NewContainerClient(container).Create(ctx, nil)
+	if err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
+		return azconn.Translate(err, "creating container "+container)
+	}
+	return nil
+}
+
+// Create makes a new zeroed page blob of size bytes; an existing one → ErrConflict (never overwritten).
+func (s *Store) Create(ctx context.Context, d replication.DiskRef, size int64) error {
+	if size <= 0 || size%replication.PageSize != 0 || size > replication.MaxDiskSize {
+		return fmt.Errorf("disk %s: size %d is not a positive multiple of 512 up to 8 TiB: %w", d, size, replication.ErrInvalid)
+	}
+	any := azcore.ETagAny
+	_, err := s.page(d).Create(ctx, size, &pageblob.CreateOptions{AccessConditions: &blob.AccessConditions{
+		ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: &any}}})
+	return azconn.Translate(err, "creating disk "+d.String())
+}
+
+// Size returns the blob's size.
+func (s *Store) Size(ctx context.Context, d replication.DiskRef) (int64, error) {
+	props, err := s.page(d).GetProperties(ctx, nil)
+	if err != nil {
+		return 0, azconn.Translate(err, "reading properties of "+d.String())
+	}
+	return *props.ContentLength, nil
+}
+
+// Delete removes the blob with its snapshots; a missing blob is not an error.
+func (s *Store) Delete(ctx context.Context, d replication.DiskRef) error {
+	include := blob.DeleteSnapshotsOptionTypeInclude
+	_, err := s.page(d).Delete(ctx, &blob.DeleteOptions{DeleteSnapshots: &include})
+	if bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound) {
+		return nil
+	}
+	return azconn.Translate(err, "deleting "+d.String())
+}
+
+// WritePages writes data at offset in one Put Page call.
+func (s *Store) WritePages(ctx context.Context, d replication.DiskRef, offset int64, data []byte) error {
+	if err := checkRange(offset, int64(len(data))); err != nil {
+		return err
+	}
+	if len(data) > replication.MaxPageWrite {
+		return fmt.Errorf("write of %d bytes exceeds 4 MiB: %w", len(data), replication.ErrInvalid)
+	}
+	_, err := s.page(d).UploadPages(ctx, streaming.NopCloser(bytes.NewReader(data)),
+		blob.HTTPRange{Offset: offset, Count: int64(len(data))}, nil)
+	return azconn.Translate(err, fmt.Sprintf("writing %d bytes at %d of %s", len(data), offset, d))
+}
+
+// ClearPages deallocates a range: it reads as zeros and costs nothing to store.
+func (s *Store) ClearPages(ctx context.Context, d replication.DiskRef, offset, length int64) error {
+	if err := checkRange(offset, length); err != nil {
+		return err
+	}
+	_, err := s.page(d).ClearPages(ctx, blob.HTTPRange{Offset: offset, Count: length}, nil)
+	return azconn.Translate(err, fmt.Sprintf("clearing %d bytes at %d of %s", length, offset, d))
+}
+
+// ReadRange reads a range of the disk or of one of its snapshots.
+func (s *Store) ReadRange(ctx context.Context, d replication.DiskRef, snapshot string, offset, length int64) ([]byte, error) {
+	pb, err := s.snapshotClient(d, snapshot)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := pb.DownloadStream(ctx, &blob.DownloadStreamOptions{Range: blob.HTTPRange{Offset: offset, Count: length}})
+	if err != nil {
+		return nil, azconn.Translate(err, fmt.Sprintf("reading %d bytes at %d of %s", length, offset, d))
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, azconn.Translate(err, "reading "+d.String())
+	}
+	if int64(len(data)) != length {
+		return nil, fmt.Errorf("reading %s: got %d bytes at %d, want %d: %w", d, len(data), offset, length, replication.ErrInvalid)
+	}
+	return data, nil
+}
+
+// AllocatedRanges lists the written ranges, merged and in order.
+func (s *Store) AllocatedRanges(ctx context.Context, d replication.DiskRef, snapshot string) ([]replication.PageRange, error) {
+	var out []replication.PageRange
+	opts := &pageblob.GetPageRangesOptions{}
+	if snapshot != "" {
+		opts.Snapshot = &snapshot
+	}
+	pager := s.page(d).NewGetPageRangesPager(opts)
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return nil, azconn.Translate(err, "listing page ranges of "+d.String())
+		}
+		for _, r := range page.PageRange {
+			start, end := *r.Start, *r.End+1 // the service's End is inclusive
+			if n := len(out); n > 0 && out[n-1].End() == start {
+				out[n-1].Length += end - start
+				continue
+			}
+			out = append(out, replication.PageRange{Offset: start, Length: end - start})
+		}
+	}
+	return out, nil
+}
+
+// Snapshot takes a snapshot and returns its id.
+func (s *Store) Snapshot(ctx context.Context, d replication.DiskRef) (string, error) {
+	resp, err := s.page(d).CreateSnapshot(ctx, nil)
+	if err != nil {
+		return "", azconn.Translate(err, "snapshotting "+d.String())
+	}
+	return *resp.Snapshot, nil
+}
+
+// DeleteSnapshot deletes one snapshot; a missing one is not an error.
+func (s *Store) DeleteSnapshot(ctx context.Context, d replication.DiskRef, snapshot string) error {
+	if snapshot == "" {
+		return fmt.Errorf("deleting a snapshot of %s: empty snapshot id: %w", d, replication.ErrInvalid)
+	}
+	pb, err := s.snapshotClient(d, snapshot)
+	if err != nil {
+		return err
+	}
+	_, err = pb.Delete(ctx, nil)
+	if bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound) {
+		return nil
+	}
+	return azconn.Translate(err, "deleting snapshot "+snapshot+" of "+d.String())
+}
+
+// StartCopy starts a server-side copy of the snapshot into dst.
+func (s *Store) StartCopy(ctx context.Context, src replication.DiskRef, snapshot string, dst replication.DiskRef) error {
+	pb, err := s.snapshotClient(src, snapshot)
+	if err != nil {
+		return err
+	}
+	_, err = s.page(dst).StartCopyFromURL(ctx, pb.URL(), nil)
+	return azconn.Translate(err, fmt.Sprintf("copying %s@%s to %s", src, snapshot, dst))
+}
+
+// CopyStatus reports the copy into dst.
+func (s *Store) CopyStatus(ctx context.Context, dst replication.DiskRef) (replication.CopyState, error) {
+	props, err := s.page(dst).GetProperties(ctx, nil)
+	if err != nil {
+		return replication.CopyState{}, azconn.Translate(err, "reading copy status of "+dst.String())
+	}
+	var st replication.CopyState
+	if props.CopyStatus != nil {
+		st.Status = string(*props.CopyStatus)
+	}
+	if props.CopyStatusDescription != nil {
+		st.Description = *props.CopyStatusDescription
+	}
+	if props.CopyProgress != nil { // "copied/total"
+		if a, b, ok := strings.Cut(*props.CopyProgress, "/"); ok {
+			st.Copied, _ = strconv.ParseInt(a, 10, 64)
+			st.Total, _ = strconv.ParseInt(b, 10, 64)
+		}
+	}
+	return st, nil
+}
+
+var _ replication.PageStore = (*Store)(nil)

@@ -1,0 +1,158 @@
+package replication
+
+import (
+	"context"
+	"time"
+)
+
+// ETag is an opaque entity version used for optimistic concurrency. The empty ETag means "unconditional".
+type ETag string
+
+// ChangeEvent is one event on the change stream (a batch descriptor or a marker).
+type ChangeEvent struct {
+	Body       []byte
+	Properties map[string]string
+}
+
+// ChangePublisher sends events to the change stream (Event Hubs in Azure, the embedded broker locally).
+//
+// Contract: all events of one Publish call share the partition key and land in one partition in the
+// given order; the call returns only once the service has accepted them (durable). Delivery to
+// consumers is at-least-once: a Publish that returned an error may still have been stored, so publishers
+// must make their events idempotent (Standby's carry a per-group sequence number). An event larger than
+// the service limit (1 MB) fails with ErrTooLarge and nothing of the call is sent.
+type ChangePublisher interface {
+	Publish(ctx context.Context, partitionKey string, events []ChangeEvent) error
+	Close(ctx context.Context) error
+}
+
+// JobMessage is a message on the job queue. SessionID orders and serialises messages of one group;
+// MessageID enables duplicate detection.
+type JobMessage struct {
+	MessageID  string
+	SessionID  string
+	Body       []byte
+	Properties map[string]string
+}
+
+// JobSender sends messages to the job queue (Service Bus in Azure, the embedded broker locally).
+//
+// Contract: Send returns once the message is durably enqueued. A message is delivered to exactly one
+// receiver at a time under a peek-lock; it is redelivered (delivery count + 1) when the receiver
+// abandons it or the lock expires, and dead-lettered with a reason after the queue's MaxDeliveryCount.
+// Schedule enqueues a message that stays invisible until at and returns a number with which
+// CancelScheduled withdraws it (ErrNotFound once it has been enqueued or cancelled).
+type JobSender interface {
+	Send(ctx context.Context, msg JobMessage) error
+	Schedule(ctx context.Context, msg JobMessage, at time.Time) (int64, error)
+	CancelScheduled(ctx context.Context, sequence int64) error
+	Close(ctx context.Context) error
+}
+
+// PageRange is a byte range [Offset, Offset+Length) of a page blob; both are multiples of PageSize.
+type PageRange struct {
+	Offset int64
+	Length int64
+}
+
+// End is the first byte after the range.
+func (r PageRange) End() int64 { return r.Offset + r.Length }
+
+// PageSize is the page blob alignment; MaxPageWrite the largest range one Put Page may carry.
+const (
+	PageSize     = 512
+	MaxPageWrite = 4 << 20
+	MaxDiskSize  = 8 << 40
+)
+
+// DiskRef names a page blob: a disk (or a disk copy) in a container of the page store's account.
+type DiskRef struct {
+	Container string
+	Name      string
+}
+
+func (d DiskRef) String() string { return d.Container + "/" + d.Name }
+
+// CopyState reports a server-side copy.
+type CopyState struct {
+	Status      string // "pending", "success", "failed", "aborted"
+	Copied      int64
+	Total       int64
+	Description string
+}
+
+// PageStore is the target disks' storage: page blobs, their snapshots and server-side copies.
+//
+// Contract: offsets and lengths are multiples of PageSize and a write carries at most MaxPageWrite bytes
+// (ErrInvalid otherwise, nothing written). Reads of never-written ranges return zeros. A snapshot is
+// immutable and addressed by the string Snapshot returns. Missing disks or snapshots → ErrNotFound.
+type PageStore interface {
+	EnsureContainer(ctx context.Context, container string) error
+	Create(ctx context.Context, disk DiskRef, size int64) error
+	Size(ctx context.Context, disk DiskRef) (int64, error)
+	Delete(ctx context.Context, disk DiskRef) error
+	WritePages(ctx context.Context, disk DiskRef, offset int64, data []byte) error
+	ClearPages(ctx context.Context, disk DiskRef, offset, length int64) error
+	// ReadRange reads length bytes at offset of the disk, or of its snapshot when snapshot is not empty.
+	ReadRange(ctx context.Context, disk DiskRef, snapshot string, offset, length int64) ([]byte, error)
+	// AllocatedRanges lists the written ranges of the disk (or snapshot), in offset order, merged.
+	AllocatedRanges(ctx context.Context, disk DiskRef, snapshot string) ([]PageRange, error)
+	Snapshot(ctx context.Context, disk DiskRef) (string, error)
+	DeleteSnapshot(ctx context.Context, disk DiskRef, snapshot string) error
+	// StartCopy begins a server-side copy of src's snapshot into a new page blob dst and returns at once;
+	// poll CopyStatus until the status is no longer "pending".
+	StartCopy(ctx context.Context, src DiskRef, snapshot string, dst DiskRef) error
+	CopyStatus(ctx context.Context, dst DiskRef) (CopyState, error)
+}
+
+// JournalStore keeps change-batch payloads in the cache storage account, one blob per group and sequence.
+//
+// Contract: Put is idempotent for the same content; Get of a missing or deleted batch → ErrNotFound;
+// Delete of a missing batch succeeds (deletion is idempotent).
+type JournalStore interface {
+	Put(ctx context.Context, group string, seq int64, payload []byte) error
+	Get(ctx context.Context, group string, seq int64) ([]byte, error)
+	Delete(ctx context.Context, group string, seq int64) error
+	// List returns the sequences stored for the group, ascending.
+	List(ctx context.Context, group string) ([]int64, error)
+}
+
+// StateStore is the pipeline's state: Table storage in Azure and in Azurite alike.
+//
+// Entities are typed Go structs that embed Keys; fields must be JSON-encodable. Nested values (slices,
+// maps, structs) are stored as JSON text in one property, which bounds them by the 64 KiB property limit.
+//
+// Contract: Insert of an existing key → ErrConflict; Update and Delete with a non-empty ETag that no
+// longer matches → ErrConflict (someone else changed it: re-read and retry); missing entity → ErrNotFound.
+type StateStore interface {
+	EnsureTable(ctx context.Context, table string) error
+	Get(ctx context.Context, table, partitionKey, rowKey string, into any) (ETag, error)
+	Insert(ctx context.Context, table string, entity any) (ETag, error)
+	Update(ctx context.Context, table string, entity any, ifMatch ETag) (ETag, error)
+	Upsert(ctx context.Context, table string, entity any) (ETag, error)
+	Delete(ctx context.Context, table, partitionKey, rowKey string, ifMatch ETag) error
+	// Query visits the entities of a partition in row-key order; decode fills a typed struct.
+	Query(ctx context.Context, table, partitionKey string, visit func(decode func(into any) error, etag ETag) error) error
+}
+
+// Keys are the Table storage keys every entity embeds.
+type Keys struct {
+	PartitionKey string
+	RowKey       string
+}
+
+// QueryAll reads a whole partition into typed values with their ETags.
+func QueryAll[T any](ctx context.Context, store StateStore, table, partitionKey string) ([]T, []ETag, error) {
+	var items []T
+	var etags []ETag
+	err := store.Query(ctx, table, partitionKey, func(decode func(any) error, etag ETag) error {
+		var item T
+		if err := decode(&item); err != nil {
+			return err
+		}
+		items = append(items, item)
+		etags = append(etags, etag)
+		return nil
+	})
+	return items, etags, err
+}
