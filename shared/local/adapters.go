@@ -14,7 +14,9 @@ type ChangePublisher struct {
 }
 
 // NewChangePublisher returns a replication.ChangePublisher over the broker's hub.
-func NewChangePublisher(b *Broker, hub string) *ChangePublisher { return &ChangePublisher{broker: b, hub: hub} }
+func NewChangePublisher(b *Broker, hub string) *ChangePublisher {
+	return &ChangePublisher{broker: b, hub: hub}
+}
 
 // Publish sends the events in sends of at most MaxEventBytes, in order, to the key's partition.
 func (p *ChangePublisher) Publish(ctx context.Context, partitionKey string, events []replication.ChangeEvent) error {

@@ -38,7 +38,9 @@ const MaxEventBytes = 1 << 20
 const ConnectionPrefix = "UseEmbeddedBroker=true"
 
 // IsConnection reports whether a connection setting value selects the embedded broker.
-func IsConnection(value string) bool { return strings.HasPrefix(strings.TrimSpace(value), ConnectionPrefix) }
+func IsConnection(value string) bool {
+	return strings.HasPrefix(strings.TrimSpace(value), ConnectionPrefix)
+}
 
 // PathFromConnection extracts Path=... from an embedded-broker connection setting.
 func PathFromConnection(value string) (string, error) {

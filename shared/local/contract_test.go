@@ -87,7 +87,7 @@ func (s sessionBinding) DeadLetter(ctx context.Context, m brokertest.QueueMessag
 	return s.s.b.DeadLetter(ctx, s.s.Queue, m.Handle.(string), reason, desc)
 }
 func (s sessionBinding) RenewLock(ctx context.Context) error { return s.s.Renew(ctx) }
-func (s sessionBinding) Close(ctx context.Context) error { return s.s.Close(ctx) }
+func (s sessionBinding) Close(ctx context.Context) error     { return s.s.Close(ctx) }
 
 func toQueueMessages(msgs []ReceivedMessage) []brokertest.QueueMessage {
 	out := make([]brokertest.QueueMessage, len(msgs))

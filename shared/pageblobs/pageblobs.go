@@ -50,6 +50,12 @@ func ServiceClient(s azconn.Setting) (*service.Client, error) {
 	return c.ServiceClient(), nil
 }
 
+// Ping checks that the Blob service answers (the health check).
+func (s *Store) Ping(ctx context.Context) error {
+	_, err := s.svc.GetProperties(ctx, nil)
+	return azconn.Translate(err, "reading blob service properties")
+}
+
 func (s *Store) page(d replication.DiskRef) *pageblob.Client {
 	return s.svc.NewContainerClient(d.Container).NewPageBlobClient(d.Name)
 }

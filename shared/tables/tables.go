@@ -46,6 +46,20 @@ func (s *Store) EnsureTable(ctx context.Context, table string) error {
 	return nil
 }
 
+// isTableNotFound: writes create their table on first use, so callers need no set-up step.
+func isTableNotFound(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "TableNotFound")
+}
+
+// Ping checks that the Table service answers (the health check).
+func (s *Store) Ping(ctx context.Context) error {
+	pager := s.svc.NewListTablesPager(&aztables.ListTablesOptions{Top: ptr(int32(1))})
+	_, err := pager.NextPage(ctx)
+	return azconn.Translate(err, "listing tables")
+}
+
+func ptr[T any](v T) *T { return &v }
+
 // Get reads one entity into a typed struct.
 func (s *Store) Get(ctx context.Context, table, pk, rk string, into any) (replication.ETag, error) {
 	resp, err := s.svc.NewClient(table).GetEntity(ctx, pk, rk, nil)
@@ -65,6 +79,11 @@ func (s *Store) Insert(ctx context.Context, table string, entity any) (replicati
 		return "", fmt.Errorf("%w: %v", replication.ErrInvalid, err)
 	}
 	resp, err := s.svc.NewClient(table).AddEntity(ctx, data, nil)
+	if isTableNotFound(err) {
+		if err = s.EnsureTable(ctx, table); err == nil {
+			resp, err = s.svc.NewClient(table).AddEntity(ctx, data, nil)
+		}
+	}
 	if err != nil {
 		return "", azconn.Translate(err, fmt.Sprintf("inserting %s/%s/%s", table, pk, rk))
 	}
@@ -94,7 +113,15 @@ func (s *Store) Upsert(ctx context.Context, table string, entity any) (replicati
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", replication.ErrInvalid, err)
 	}
-	resp, err := s.svc.NewClient(table).UpsertEntity(ctx, data, &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeReplace})
+	upsert := func() (aztables.UpsertEntityResponse, error) {
+		return s.svc.NewClient(table).UpsertEntity(ctx, data, &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeReplace})
+	}
+	resp, err := upsert()
+	if isTableNotFound(err) {
+		if err = s.EnsureTable(ctx, table); err == nil {
+			resp, err = upsert()
+		}
+	}
 	if err != nil {
 		return "", azconn.Translate(err, fmt.Sprintf("upserting %s/%s/%s", table, pk, rk))
 	}
@@ -117,6 +144,9 @@ func (s *Store) Query(ctx context.Context, table, pk string, visit func(decode f
 	pager := s.svc.NewClient(table).NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter})
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
+		if isTableNotFound(err) {
+			return nil // a table nobody wrote to yet holds nothing
+		}
 		if err != nil {
 			return azconn.Translate(err, fmt.Sprintf("querying %s/%s", table, pk))
 		}

@@ -1,0 +1,284 @@
+// Package api is the HTTP-triggered function that serves the REST surface for the portal, the operator
+// CLI and automation. The host forwards requests as they are (enableForwardingHttpRequest), so this is a
+// plain net/http handler under /api/v1/. Errors are RFC 7807 problem+json.
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/standby-dr/standby/functions/apply"
+	"github.com/standby-dr/standby/functions/failover"
+	"github.com/standby-dr/standby/shared/replication"
+)
+
+// Probe checks one dependency for the health endpoint.
+type Probe struct {
+	Name  string
+	Check func(ctx context.Context) error // nil: the dependency is not configured
+}
+
+// API is the api function.
+type API struct {
+	State  replication.StateStore
+	Jobs   replication.JobSender
+	Probes []Probe
+	Log    *slog.Logger
+	Now    func() time.Time
+}
+
+// Handler returns the routes.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/health", a.health)
+	mux.HandleFunc("GET /api/v1/groups/{group}", a.getGroup)
+	mux.HandleFunc("POST /api/v1/groups/{group}/failover", a.postFailover)
+	mux.HandleFunc("GET /api/v1/jobs/{id}", a.getJob)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		Problem(w, r, http.StatusNotFound, "no such resource", fmt.Sprintf("%s %s is not part of the API", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+// Problem writes an RFC 7807 problem+json response.
+func Problem(w http.ResponseWriter, r *http.Request, status int, title, detail string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"type": "about:blank", "title": title, "status": status, "detail": detail, "instance": r.URL.Path})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// DependencyHealth is one dependency's line in the health report.
+type DependencyHealth struct {
+	Name      string `json:"name"`
+	Reachable bool   `json:"reachable"`
+	LatencyMs int64  `json:"latencyMs"`
+	Error     string `json:"error,omitempty"`
+}
+
+func (a *API) health(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	report := make([]DependencyHealth, len(a.Probes))
+	var wg sync.WaitGroup
+	for i, p := range a.Probes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			var err error
+			if p.Check == nil {
+				err = errors.New("not configured")
+			} else {
+				err = p.Check(ctx)
+			}
+			report[i] = DependencyHealth{Name: p.Name, Reachable: err == nil, LatencyMs: time.Since(start).Milliseconds()}
+			if err != nil {
+				report[i].Error = err.Error()
+			}
+		}()
+	}
+	wg.Wait()
+	status, code := "healthy", http.StatusOK
+	for _, d := range report {
+		if !d.Reachable {
+			status, code = "degraded", http.StatusServiceUnavailable
+		}
+	}
+	writeJSON(w, code, map[string]any{"status": status, "dependencies": report})
+}
+
+// GroupView is what GET /groups/{group} returns in this foundation: the watermark and recent descriptors.
+type GroupView struct {
+	Group       string           `json:"group"`
+	Watermark   int64            `json:"watermark"`
+	Descriptors int64            `json:"descriptors"`
+	SourceTime  time.Time        `json:"sourceTime"`
+	UpdatedAt   time.Time        `json:"updatedAt"`
+	Recent      []DescriptorView `json:"recent"`
+}
+
+// DescriptorView is one received descriptor.
+type DescriptorView struct {
+	Seq         int64     `json:"seq"`
+	Kind        string    `json:"kind"`
+	Bytes       int64     `json:"bytes"`
+	Partition   string    `json:"partition"`
+	HubSequence int64     `json:"hubSequence"`
+	ReceivedAt  time.Time `json:"receivedAt"`
+}
+
+func (a *API) getGroup(w http.ResponseWriter, r *http.Request) {
+	group := r.PathValue("group")
+	if err := replication.ValidGroupName(group); err != nil {
+		Problem(w, r, http.StatusBadRequest, "invalid group name", err.Error())
+		return
+	}
+	if a.State == nil {
+		Problem(w, r, http.StatusServiceUnavailable, "state store not configured", "set StandbyTargetStorage")
+		return
+	}
+	var wm apply.Watermark
+	if _, err := a.State.Get(r.Context(), apply.WatermarksTable, group, apply.WatermarkRow, &wm); err != nil {
+		a.storeProblem(w, r, err, "group "+group)
+		return
+	}
+	records, _, err := replication.QueryAll[apply.DescriptorRecord](r.Context(), a.State, apply.DescriptorsTable, group)
+	if err != nil {
+		a.storeProblem(w, r, err, "descriptors of "+group)
+		return
+	}
+	view := GroupView{Group: group, Watermark: wm.Sequence, Descriptors: wm.Descriptors, SourceTime: wm.SourceTime, UpdatedAt: wm.UpdatedAt}
+	sort.Slice(records, func(i, j int) bool { return records[i].RowKey > records[j].RowKey })
+	for i, rec := range records {
+		if i == 20 {
+			break
+		}
+		var seq int64
+		fmt.Sscan(rec.RowKey, &seq)
+		view.Recent = append(view.Recent, DescriptorView{Seq: seq, Kind: rec.Kind, Bytes: rec.Bytes, Partition: rec.Partition,
+			HubSequence: rec.HubSequence, ReceivedAt: rec.ReceivedAt})
+	}
+	writeJSON(w, http.StatusOK, view)
+}
+
+func (a *API) storeProblem(w http.ResponseWriter, r *http.Request, err error, what string) {
+	switch {
+	case errors.Is(err, replication.ErrNotFound):
+		Problem(w, r, http.StatusNotFound, "not found", what+" does not exist")
+	case errors.Is(err, replication.ErrUnavailable):
+		Problem(w, r, http.StatusServiceUnavailable, "storage unavailable", err.Error())
+	default:
+		a.Log.Error("request failed", "path", r.URL.Path, "err", err)
+		Problem(w, r, http.StatusInternalServerError, "internal error", err.Error())
+	}
+}
+
+// FailoverRequest is the body of POST /groups/{group}/failover.
+type FailoverRequest struct {
+	Type          string `json:"type"`
+	RecoveryPoint string `json:"recoveryPoint"`
+}
+
+const maxBody = 1 << 20
+
+func decodeBody(r *http.Request, into any) error {
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return fmt.Errorf("reading the body: %w", err)
+	}
+	if len(data) > maxBody {
+		return fmt.Errorf("body exceeds %d bytes", maxBody)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(into); err != nil {
+		return fmt.Errorf("body is not valid JSON of the expected shape: %w", err)
+	}
+	if dec.More() {
+		return errors.New("body has trailing data after the JSON object")
+	}
+	return nil
+}
+
+func (a *API) postFailover(w http.ResponseWriter, r *http.Request) {
+	group := r.PathValue("group")
+	if err := replication.ValidGroupName(group); err != nil {
+		Problem(w, r, http.StatusBadRequest, "invalid group name", err.Error())
+		return
+	}
+	var req FailoverRequest
+	if err := decodeBody(r, &req); err != nil {
+		Problem(w, r, http.StatusBadRequest, "invalid body", err.Error())
+		return
+	}
+	switch req.Type {
+	case "test", "planned", "unplanned":
+	default:
+		Problem(w, r, http.StatusBadRequest, "invalid field type", fmt.Sprintf("type %q: want test, planned or unplanned", req.Type))
+		return
+	}
+	if req.RecoveryPoint == "" {
+		req.RecoveryPoint = "latest"
+	}
+	if a.State == nil || a.Jobs == nil {
+		Problem(w, r, http.StatusServiceUnavailable, "dependencies not configured", "set StandbyTargetStorage and StandbyServiceBus")
+		return
+	}
+	now := a.Now().UTC()
+	id := newJobID()
+	job := failover.Job{Keys: replication.Keys{PartitionKey: id, RowKey: failover.JobRow}, Group: group, Type: req.Type,
+		RecoveryPoint: req.RecoveryPoint, State: failover.StateQueued, CreatedAt: now, UpdatedAt: now}
+	if _, err := a.State.Insert(r.Context(), failover.JobsTable, job); err != nil {
+		a.storeProblem(w, r, err, "job "+id)
+		return
+	}
+	body, _ := json.Marshal(failover.JobMessage{Job: id, Group: group, Type: req.Type, RecoveryPoint: req.RecoveryPoint})
+	if err := a.Jobs.Send(r.Context(), replication.JobMessage{MessageID: id + "-start", SessionID: group, Body: body}); err != nil {
+		a.storeProblem(w, r, err, "queueing job "+id)
+		return
+	}
+	a.Log.Info("job queued", "job", id, "group", group, "type", req.Type)
+	w.Header().Set("Location", "/api/v1/jobs/"+id)
+	writeJSON(w, http.StatusAccepted, jobView(job))
+}
+
+// JobView is a job as the API shows it.
+type JobView struct {
+	ID            string    `json:"id"`
+	Group         string    `json:"group"`
+	Type          string    `json:"type"`
+	RecoveryPoint string    `json:"recoveryPoint"`
+	State         string    `json:"state"`
+	Deliveries    int64     `json:"deliveries"`
+	CreatedAt     time.Time `json:"createdAt"`
+	UpdatedAt     time.Time `json:"updatedAt"`
+	Error         string    `json:"error,omitempty"`
+}
+
+func jobView(j failover.Job) JobView {
+	return JobView{ID: j.PartitionKey, Group: j.Group, Type: j.Type, RecoveryPoint: j.RecoveryPoint, State: j.State,
+		Deliveries: j.Deliveries, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt, Error: j.Error}
+}
+
+func (a *API) getJob(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if len(id) != 32 {
+		Problem(w, r, http.StatusBadRequest, "invalid job id", fmt.Sprintf("job id %q is not 32 hex digits", id))
+		return
+	}
+	if a.State == nil {
+		Problem(w, r, http.StatusServiceUnavailable, "state store not configured", "set StandbyTargetStorage")
+		return
+	}
+	var job failover.Job
+	if _, err := a.State.Get(r.Context(), failover.JobsTable, id, failover.JobRow, &job); err != nil {
+		a.storeProblem(w, r, err, "job "+id)
+		return
+	}
+	writeJSON(w, http.StatusOK, jobView(job))
+}
+
+func newJobID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,93 @@
+package replication
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Descriptor kinds on the change stream.
+const (
+	KindBatch  = "batch"  // a change batch whose payload is in the journal
+	KindMarker = "marker" // a consistency marker: snapshot every disk of the group here
+)
+
+// Descriptor is the small JSON event the agent publishes for each change batch or marker (the payload
+// itself stays in the journal: Event Hubs caps an event at 1 MB).
+type Descriptor struct {
+	Group      string    `json:"group"`
+	Seq        int64     `json:"seq"`
+	Kind       string    `json:"kind"`
+	SourceTime time.Time `json:"sourceTime"`
+	// Journal is the payload's blob name in the cache account (batches only).
+	Journal string `json:"journal,omitempty"`
+	// Bytes is the payload size (batches only).
+	Bytes int64 `json:"bytes,omitempty"`
+	// CRC64 is the payload checksum, ECMA polynomial, hex (batches only).
+	CRC64 string `json:"crc64,omitempty"`
+	// Consistency is "crash" or "app" (markers only).
+	Consistency string `json:"consistency,omitempty"`
+}
+
+var groupName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// ValidGroupName reports whether name can name a consistency group: it becomes part of container,
+// blob and table key names, so it follows the strictest of their rules (lowercase, digits, hyphens,
+// 1–63 characters, no leading or trailing hyphen).
+func ValidGroupName(name string) error {
+	if !groupName.MatchString(name) {
+		return fmt.Errorf("group %q must be 1-63 lowercase letters, digits or hyphens, not starting or ending with a hyphen", name)
+	}
+	return nil
+}
+
+// DecodeDescriptor parses and validates one descriptor; the error names the offending field.
+func DecodeDescriptor(data []byte) (Descriptor, error) {
+	var d Descriptor
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil {
+		return d, fmt.Errorf("descriptor is not valid JSON of the descriptor shape: %w", err)
+	}
+	if dec.More() {
+		return d, fmt.Errorf("descriptor has trailing data after the JSON object")
+	}
+	return d, d.Validate()
+}
+
+// Validate checks the descriptor's fields.
+func (d Descriptor) Validate() error {
+	if err := ValidGroupName(d.Group); err != nil {
+		return fmt.Errorf("descriptor field group: %w", err)
+	}
+	if d.Seq < 1 {
+		return fmt.Errorf("descriptor field seq: %d, sequence numbers start at 1", d.Seq)
+	}
+	if d.SourceTime.IsZero() {
+		return fmt.Errorf("descriptor field sourceTime: missing")
+	}
+	switch d.Kind {
+	case KindBatch:
+		if d.Journal == "" {
+			return fmt.Errorf("descriptor field journal: a batch must name its journal blob")
+		}
+		if d.Bytes < 0 {
+			return fmt.Errorf("descriptor field bytes: %d is negative", d.Bytes)
+		}
+		if len(d.CRC64) != 16 {
+			return fmt.Errorf("descriptor field crc64: %q is not 16 hex digits", d.CRC64)
+		}
+	case KindMarker:
+		if d.Consistency != "crash" && d.Consistency != "app" {
+			return fmt.Errorf("descriptor field consistency: %q, want crash or app", d.Consistency)
+		}
+	default:
+		return fmt.Errorf("descriptor field kind: %q, want batch or marker", d.Kind)
+	}
+	return nil
+}
+
+// SeqKey is a sequence number as a row key that sorts in numeric order.
+func SeqKey(seq int64) string { return fmt.Sprintf("%020d", seq) }

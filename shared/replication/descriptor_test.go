@@ -1,0 +1,42 @@
+package replication
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestDecodeDescriptorErrorsNameTheField(t *testing.T) {
+	cases := []struct{ body, want string }{
+		{`{`, "descriptor is not valid JSON"},
+		{`{"group":"g1","seq":1,"kind":"batch","sourceTime":"2026-01-01T00:00:00Z","journal":"j","crc64":"0011223344556677","extra":1}`, `unknown field "extra"`},
+		{`{"group":"G!","seq":1,"kind":"marker","consistency":"crash","sourceTime":"2026-01-01T00:00:00Z"}`, "descriptor field group"},
+		{`{"group":"g1","seq":0,"kind":"marker","consistency":"crash","sourceTime":"2026-01-01T00:00:00Z"}`, "descriptor field seq: 0"},
+		{`{"group":"g1","seq":1,"kind":"marker","consistency":"crash"}`, "descriptor field sourceTime: missing"},
+		{`{"group":"g1","seq":1,"kind":"blob","sourceTime":"2026-01-01T00:00:00Z"}`, `descriptor field kind: "blob"`},
+		{`{"group":"g1","seq":1,"kind":"batch","sourceTime":"2026-01-01T00:00:00Z","crc64":"0011223344556677"}`, "descriptor field journal"},
+		{`{"group":"g1","seq":1,"kind":"batch","sourceTime":"2026-01-01T00:00:00Z","journal":"j","crc64":"12"}`, "descriptor field crc64"},
+		{`{"group":"g1","seq":1,"kind":"marker","consistency":"fuzzy","sourceTime":"2026-01-01T00:00:00Z"}`, "descriptor field consistency"},
+		{`{"group":"g1","seq":1,"kind":"marker","consistency":"app","sourceTime":"2026-01-01T00:00:00Z"} {}`, "trailing data"},
+	}
+	for _, c := range cases {
+		_, err := DecodeDescriptor([]byte(c.body))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("DecodeDescriptor(%s) = %v, want an error containing %q", c.body, err, c.want)
+		}
+	}
+	d, err := DecodeDescriptor([]byte(`{"group":"g1","seq":7,"kind":"batch","sourceTime":"2026-01-01T00:00:00Z","journal":"g1/7","bytes":4096,"crc64":"0011223344556677"}`))
+	if err != nil || d.Seq != 7 || d.Bytes != 4096 || d.Journal != "g1/7" {
+		t.Fatalf("valid descriptor: %+v, %v", d, err)
+	}
+}
+
+func FuzzDecodeDescriptor(f *testing.F) {
+	f.Add([]byte(`{"group":"g1","seq":7,"kind":"batch","sourceTime":"2026-01-01T00:00:00Z","journal":"g1/7","bytes":4096,"crc64":"0011223344556677"}`))
+	f.Add([]byte(`{"group":"g1","seq":1,"kind":"marker","consistency":"app","sourceTime":"2026-01-01T00:00:00Z"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d, err := DecodeDescriptor(data)
+		if err == nil && d.Validate() != nil {
+			t.Fatalf("DecodeDescriptor accepted an invalid descriptor %+v", d)
+		}
+	})
+}
