@@ -444,3 +444,14 @@ func (s *Session) Close(ctx context.Context) error {
 		return err
 	})
 }
+
+// LockDuration returns the queue's lock duration (receivers renew at a fraction of it).
+func (b *Broker) LockDuration(ctx context.Context, queue string) (time.Duration, bool, error) {
+	var lockMs int64
+	var sessions bool
+	err := b.db.QueryRowContext(ctx, `SELECT lock_ms, requires_session FROM queues WHERE name=?`, queue).Scan(&lockMs, &sessions)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, fmt.Errorf("queue %q: %w", queue, errUnknownEntity)
+	}
+	return time.Duration(lockMs) * time.Millisecond, sessions, err
+}

@@ -1,0 +1,495 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// App is a function app as devhost loads it: host.json, every functions/*/function.json and
+// local.settings.json. Every validation error names the file and the field.
+type App struct {
+	Root      string
+	Host      HostConfig
+	Functions []*Function
+	Values    map[string]string
+	HTTPPort  int
+}
+
+// HostConfig is the part of host.json devhost honours.
+type HostConfig struct {
+	Version       string `json:"version"`
+	CustomHandler *struct {
+		Description struct {
+			DefaultExecutablePath string   `json:"defaultExecutablePath"`
+			WorkingDirectory      string   `json:"workingDirectory"`
+			Arguments             []string `json:"arguments"`
+		} `json:"description"`
+		EnableForwardingHttpRequest bool `json:"enableForwardingHttpRequest"`
+	} `json:"customHandler"`
+	ExtensionBundle *struct {
+		ID      string `json:"id"`
+		Version string `json:"version"`
+	} `json:"extensionBundle"`
+	FunctionTimeout string `json:"functionTimeout"`
+	Extensions      struct {
+		EventHubs struct {
+			MaxEventBatchSize        int `json:"maxEventBatchSize"`
+			BatchCheckpointFrequency int `json:"batchCheckpointFrequency"`
+			PrefetchCount            int `json:"prefetchCount"`
+		} `json:"eventHubs"`
+		ServiceBus struct {
+			MaxConcurrentSessions       int    `json:"maxConcurrentSessions"`
+			MaxAutoLockRenewalDuration  string `json:"maxAutoLockRenewalDuration"`
+			SessionIdleTimeout          string `json:"sessionIdleTimeout"`
+			MaxConcurrentCalls          int    `json:"maxConcurrentCalls"`
+			AutoCompleteMessages        *bool  `json:"autoCompleteMessages"`
+			PrefetchCount               int    `json:"prefetchCount"`
+			MaxMessageBatchSize         int    `json:"maxMessageBatchSize"`
+			MaxConcurrentCallsPerWorker int    `json:"maxConcurrentCallsPerWorker"`
+		} `json:"serviceBus"`
+		HTTP struct {
+			RoutePrefix *string `json:"routePrefix"`
+		} `json:"http"`
+	} `json:"extensions"`
+
+	functionTimeout time.Duration
+	lockRenewal     time.Duration
+	sessionIdle     time.Duration
+}
+
+// Binding is one binding of a function.json, with the properties devhost uses (after %Setting% expansion).
+type Binding struct {
+	Type              string   `json:"type"`
+	Direction         string   `json:"direction"`
+	Name              string   `json:"name"`
+	Schedule          string   `json:"schedule"`
+	RunOnStartup      bool     `json:"runOnStartup"`
+	UseMonitor        *bool    `json:"useMonitor"`
+	EventHubName      string   `json:"eventHubName"`
+	Connection        string   `json:"connection"`
+	ConsumerGroup     string   `json:"consumerGroup"`
+	Cardinality       string   `json:"cardinality"`
+	DataType          string   `json:"dataType"`
+	QueueName         string   `json:"queueName"`
+	IsSessionsEnabled bool     `json:"isSessionsEnabled"`
+	AutoComplete      *bool    `json:"autoComplete"`
+	AuthLevel         string   `json:"authLevel"`
+	Route             string   `json:"route"`
+	Methods           []string `json:"methods"`
+}
+
+// Retry is a function.json retry policy.
+type Retry struct {
+	Strategy        string `json:"strategy"`
+	MaxRetryCount   int    `json:"maxRetryCount"`
+	DelayInterval   string `json:"delayInterval"`
+	MinimumInterval string `json:"minimumInterval"`
+	MaximumInterval string `json:"maximumInterval"`
+
+	delay, min, max time.Duration
+}
+
+// Delay is the wait before retry number attempt (1-based).
+func (r *Retry) Delay(attempt int) time.Duration {
+	if r.Strategy == "fixedDelay" {
+		return r.delay
+	}
+	d := r.min
+	for i := 1; i < attempt && d < r.max; i++ {
+		d *= 2
+	}
+	if d > r.max {
+		d = r.max
+	}
+	return d
+}
+
+// Allows reports whether retry number attempt (1-based) is allowed; -1 means retry forever.
+func (r *Retry) Allows(attempt int) bool {
+	return r != nil && (r.MaxRetryCount == -1 || attempt <= r.MaxRetryCount)
+}
+
+// Function is one function of the app.
+type Function struct {
+	Name     string
+	File     string
+	Bindings []Binding `json:"bindings"`
+	Retry    *Retry    `json:"retry"`
+	Disabled bool      `json:"disabled"`
+
+	Trigger  *Binding
+	schedule *Schedule
+	route    *regexp.Regexp
+}
+
+// LocalSettings is local.settings.json.
+type LocalSettings struct {
+	IsEncrypted bool                       `json:"IsEncrypted"`
+	Values      map[string]json.RawMessage `json:"Values"`
+	Host        struct {
+		LocalHTTPPort int `json:"LocalHttpPort"`
+	} `json:"Host"`
+	ConnectionStrings map[string]json.RawMessage `json:"ConnectionStrings"`
+}
+
+type fieldError struct{ file, field, msg string }
+
+func (e *fieldError) Error() string { return fmt.Sprintf("%s: %s: %s", e.file, e.field, e.msg) }
+
+func errField(file, field, format string, args ...any) error {
+	return &fieldError{file: file, field: field, msg: fmt.Sprintf(format, args...)}
+}
+
+func decodeStrict(file string, data []byte, into any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(into); err != nil {
+		var te *json.UnmarshalTypeError
+		if ok := asType(err, &te); ok {
+			return errField(file, te.Field, "wrong type: %s where %s is expected", te.Value, te.Type)
+		}
+		var se *json.SyntaxError
+		if asType(err, &se) {
+			line := bytes.Count(data[:se.Offset], []byte("\n")) + 1
+			return errField(file, fmt.Sprintf("line %d", line), "invalid JSON: %v", err)
+		}
+		return fmt.Errorf("%s: invalid JSON: %w", file, err)
+	}
+	return nil
+}
+
+func asType[T error](err error, target *T) bool {
+	t, ok := err.(T)
+	if ok {
+		*target = t
+	}
+	return ok
+}
+
+// LoadApp loads and validates the app at root. Process environment values override local settings,
+// as in the real host.
+func LoadApp(root string, environ []string) (*App, error) {
+	app := &App{Root: root, Values: map[string]string{}}
+	// local.settings.json first: function.json expansion needs its Values.
+	settingsFile := filepath.Join(root, "local.settings.json")
+	if data, err := os.ReadFile(settingsFile); err == nil {
+		var ls LocalSettings
+		if err := decodeStrict("local.settings.json", data, &ls); err != nil {
+			return nil, err
+		}
+		if ls.IsEncrypted {
+			return nil, errField("local.settings.json", "IsEncrypted", "encrypted settings are not supported locally; set it to false")
+		}
+		for k, raw := range ls.Values {
+			var s string
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return nil, errField("local.settings.json", "Values."+k, "must be a string, got %s", raw)
+			}
+			app.Values[k] = s
+		}
+		app.HTTPPort = ls.Host.LocalHTTPPort
+	} else if !os.IsNotExist(err) {
+		return nil, err
+	}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "Standby") {
+			app.Values[k] = v
+		}
+	}
+	if app.HTTPPort == 0 {
+		app.HTTPPort = 7071
+	}
+
+	data, err := os.ReadFile(filepath.Join(root, "host.json"))
+	if err != nil {
+		return nil, fmt.Errorf("host.json: %w", err)
+	}
+	if err := decodeStrict("host.json", data, &app.Host); err != nil {
+		return nil, err
+	}
+	if err := app.Host.validate(); err != nil {
+		return nil, err
+	}
+
+	files, _ := filepath.Glob(filepath.Join(root, "functions", "*", "function.json"))
+	sort.Strings(files)
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no functions/*/function.json under %s", root)
+	}
+	for _, file := range files {
+		rel, _ := filepath.Rel(root, file)
+		fn := &Function{Name: filepath.Base(filepath.Dir(file)), File: rel}
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		if err := decodeStrict(rel, data, fn); err != nil {
+			return nil, err
+		}
+		if err := fn.validate(app); err != nil {
+			return nil, err
+		}
+		app.Functions = append(app.Functions, fn)
+	}
+	return app, nil
+}
+
+func parseDuration(file, field, s string, def time.Duration) (time.Duration, error) {
+	if s == "" {
+		return def, nil
+	}
+	d, err := ParseTimeSpan(s)
+	if err != nil {
+		return 0, errField(file, field, "%v", err)
+	}
+	return d, nil
+}
+
+func (h *HostConfig) validate() error {
+	const f = "host.json"
+	if h.Version != "2.0" {
+		return errField(f, "version", "%q, want \"2.0\"", h.Version)
+	}
+	if h.CustomHandler == nil || h.CustomHandler.Description.DefaultExecutablePath == "" {
+		return errField(f, "customHandler.description.defaultExecutablePath", "missing: the handler binary to start")
+	}
+	if h.ExtensionBundle == nil || h.ExtensionBundle.ID == "" || h.ExtensionBundle.Version == "" {
+		return errField(f, "extensionBundle", "missing id or version (trigger bindings of a custom handler come from the bundle)")
+	}
+	eh := &h.Extensions.EventHubs
+	if eh.MaxEventBatchSize == 0 {
+		eh.MaxEventBatchSize = 100
+	}
+	if eh.MaxEventBatchSize < 1 || eh.MaxEventBatchSize > 1000 {
+		return errField(f, "extensions.eventHubs.maxEventBatchSize", "%d is outside 1..1000", eh.MaxEventBatchSize)
+	}
+	if eh.BatchCheckpointFrequency == 0 {
+		eh.BatchCheckpointFrequency = 1
+	}
+	if eh.BatchCheckpointFrequency < 1 {
+		return errField(f, "extensions.eventHubs.batchCheckpointFrequency", "%d must be at least 1", eh.BatchCheckpointFrequency)
+	}
+	if eh.PrefetchCount < 0 {
+		return errField(f, "extensions.eventHubs.prefetchCount", "%d must not be negative", eh.PrefetchCount)
+	}
+	sb := &h.Extensions.ServiceBus
+	if sb.MaxConcurrentSessions == 0 {
+		sb.MaxConcurrentSessions = 8
+	}
+	if sb.MaxConcurrentSessions < 1 {
+		return errField(f, "extensions.serviceBus.maxConcurrentSessions", "%d must be at least 1", sb.MaxConcurrentSessions)
+	}
+	var err error
+	if h.lockRenewal, err = parseDuration(f, "extensions.serviceBus.maxAutoLockRenewalDuration", sb.MaxAutoLockRenewalDuration, 5*time.Minute); err != nil {
+		return err
+	}
+	if h.sessionIdle, err = parseDuration(f, "extensions.serviceBus.sessionIdleTimeout", sb.SessionIdleTimeout, time.Second); err != nil {
+		return err
+	}
+	if h.functionTimeout, err = parseDuration(f, "functionTimeout", h.FunctionTimeout, 5*time.Minute); err != nil {
+		return err
+	}
+	return nil
+}
+
+var settingRef = regexp.MustCompile(`%([^%]+)%`)
+
+// expand replaces %Setting% references with app settings; a missing setting is an error.
+func (a *App) expand(file, field, s string) (string, error) {
+	var missing string
+	out := settingRef.ReplaceAllStringFunc(s, func(m string) string {
+		name := strings.Trim(m, "%")
+		v, ok := a.Values[name]
+		if !ok {
+			missing = name
+		}
+		return v
+	})
+	if missing != "" {
+		return "", errField(file, field, "refers to app setting %%%s%%, which local.settings.json Values does not define", missing)
+	}
+	return out, nil
+}
+
+func (fn *Function) validate(app *App) error {
+	f := fn.File
+	triggers := 0
+	for i := range fn.Bindings {
+		b := &fn.Bindings[i]
+		at := fmt.Sprintf("bindings[%d]", i)
+		if b.Type == "" {
+			return errField(f, at+".type", "missing")
+		}
+		if b.Name == "" {
+			return errField(f, at+".name", "missing")
+		}
+		if b.Direction != "in" && b.Direction != "out" && b.Direction != "inout" {
+			return errField(f, at+".direction", "%q, want in or out", b.Direction)
+		}
+		for field, p := range map[string]*string{"schedule": &b.Schedule, "eventHubName": &b.EventHubName, "consumerGroup": &b.ConsumerGroup,
+			"queueName": &b.QueueName, "route": &b.Route} {
+			v, err := app.expand(f, at+"."+field, *p)
+			if err != nil {
+				return err
+			}
+			*p = v
+		}
+		switch b.Type {
+		case "timerTrigger":
+			if b.Schedule == "" {
+				return errField(f, at+".schedule", "missing")
+			}
+			s, err := ParseSchedule(b.Schedule)
+			if err != nil {
+				return errField(f, at+".schedule", "%v", err)
+			}
+			fn.schedule = s
+		case "eventHubTrigger":
+			if b.EventHubName == "" {
+				return errField(f, at+".eventHubName", "missing")
+			}
+			if b.Connection == "" {
+				return errField(f, at+".connection", "missing")
+			}
+			if b.ConsumerGroup == "" {
+				b.ConsumerGroup = "$Default"
+			}
+			if b.Cardinality == "" {
+				b.Cardinality = "one"
+			}
+			if b.Cardinality != "one" && b.Cardinality != "many" {
+				return errField(f, at+".cardinality", "%q, want one or many", b.Cardinality)
+			}
+		case "serviceBusTrigger":
+			if b.QueueName == "" {
+				return errField(f, at+".queueName", "missing (topics are not supported locally)")
+			}
+			if b.Connection == "" {
+				return errField(f, at+".connection", "missing")
+			}
+		case "httpTrigger":
+			switch b.AuthLevel {
+			case "anonymous", "function", "admin":
+			default:
+				return errField(f, at+".authLevel", "%q, want anonymous, function or admin", b.AuthLevel)
+			}
+			if b.Route == "" {
+				b.Route = fn.Name
+			}
+			re, err := routeRegexp(b.Route)
+			if err != nil {
+				return errField(f, at+".route", "%v", err)
+			}
+			fn.route = re
+		case "http", "serviceBus", "eventHub":
+			if b.Direction != "out" {
+				return errField(f, at+".direction", "a %s binding must be out", b.Type)
+			}
+			if b.Type == "serviceBus" && b.QueueName == "" {
+				return errField(f, at+".queueName", "missing")
+			}
+			if b.Type == "eventHub" && b.EventHubName == "" {
+				return errField(f, at+".eventHubName", "missing")
+			}
+		default:
+			return errField(f, at+".type", "%q is not supported by devhost", b.Type)
+		}
+		if strings.HasSuffix(b.Type, "Trigger") {
+			triggers++
+			fn.Trigger = b
+		}
+	}
+	if triggers != 1 {
+		return errField(f, "bindings", "%d triggers, want exactly one", triggers)
+	}
+	if r := fn.Retry; r != nil {
+		var err error
+		switch r.Strategy {
+		case "fixedDelay":
+			if r.delay, err = parseDuration(f, "retry.delayInterval", r.DelayInterval, 0); err != nil {
+				return err
+			}
+			if r.DelayInterval == "" {
+				return errField(f, "retry.delayInterval", "missing for fixedDelay")
+			}
+		case "exponentialBackoff":
+			if r.min, err = parseDuration(f, "retry.minimumInterval", r.MinimumInterval, 0); err != nil {
+				return err
+			}
+			if r.max, err = parseDuration(f, "retry.maximumInterval", r.MaximumInterval, 0); err != nil {
+				return err
+			}
+			if r.min <= 0 || r.max < r.min {
+				return errField(f, "retry", "exponentialBackoff needs 0 < minimumInterval <= maximumInterval")
+			}
+		default:
+			return errField(f, "retry.strategy", "%q, want fixedDelay or exponentialBackoff", r.Strategy)
+		}
+		if r.MaxRetryCount < -1 {
+			return errField(f, "retry.maxRetryCount", "%d, want -1 (forever) or more", r.MaxRetryCount)
+		}
+	}
+	return nil
+}
+
+// ParseTimeSpan parses a .NET TimeSpan as host.json and function.json write them: [d.]hh:mm:ss[.fff].
+func ParseTimeSpan(s string) (time.Duration, error) {
+	days := 0
+	rest := s
+	if d, r, ok := strings.Cut(s, "."); ok && strings.Count(d, ":") == 0 {
+		n, err := strconv.Atoi(d)
+		if err != nil {
+			return 0, fmt.Errorf("%q is not a time span ([d.]hh:mm:ss)", s)
+		}
+		days, rest = n, r
+	}
+	parts := strings.Split(rest, ":")
+	if len(parts) != 3 {
+		return 0, fmt.Errorf("%q is not a time span ([d.]hh:mm:ss)", s)
+	}
+	h, err1 := strconv.Atoi(parts[0])
+	m, err2 := strconv.Atoi(parts[1])
+	sec, err3 := strconv.ParseFloat(parts[2], 64)
+	if err1 != nil || err2 != nil || err3 != nil || h < 0 || h > 23 || m < 0 || m > 59 || sec < 0 || sec >= 60 {
+		return 0, fmt.Errorf("%q is not a time span ([d.]hh:mm:ss)", s)
+	}
+	return time.Duration(days)*24*time.Hour + time.Duration(h)*time.Hour + time.Duration(m)*time.Minute +
+		time.Duration(sec*float64(time.Second)), nil
+}
+
+// routeRegexp compiles a Functions route template: literal segments, {name}, {name:constraint}
+// (constraint ignored) and a trailing catch-all {*name}.
+func routeRegexp(route string) (*regexp.Regexp, error) {
+	var b strings.Builder
+	b.WriteString("^")
+	for i, seg := range strings.Split(strings.Trim(route, "/"), "/") {
+		if i > 0 {
+			b.WriteString("/")
+		}
+		switch {
+		case strings.HasPrefix(seg, "{*") && strings.HasSuffix(seg, "}"):
+			b.WriteString("(?P<" + sanitize(seg[2:len(seg)-1]) + ">.*)")
+		case strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}"):
+			name, _, _ := strings.Cut(strings.TrimSuffix(strings.TrimPrefix(seg, "{"), "}"), ":")
+			name = strings.TrimSuffix(name, "?")
+			b.WriteString("(?P<" + sanitize(name) + ">[^/]+)")
+		case strings.ContainsAny(seg, "{}"):
+			return nil, fmt.Errorf("segment %q mixes text and parameters, which devhost does not support", seg)
+		default:
+			b.WriteString(regexp.QuoteMeta(seg))
+		}
+	}
+	b.WriteString("/?$")
+	return regexp.Compile(b.String())
+}
+
+func sanitize(name string) string {
+	return regexp.MustCompile(`[^A-Za-z0-9_]`).ReplaceAllString(name, "_")
+}
