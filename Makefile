@@ -1,0 +1,37 @@
+# Standby. The two commands a new user needs: `make demo` and `make test`. Both do their own set-up.
+SHELL := /bin/bash
+GO ?= go
+export GOFLAGS ?= -buildvcs=false
+
+.PHONY: build demo test test-unit bench fuzz vet clean stop
+
+build:
+	$(GO) build -o bin/handler ./cmd/handler
+	$(GO) build -o bin/devhost ./cmd/devhost
+
+demo: build
+	scripts/demo.sh
+
+# Every test: unit and contract tests (race detector on the concurrent packages), then the cross-process
+# end-to-end and fault tests in tests/. Azurite is started first and stopped after.
+test: build vet
+	scripts/azurite.sh start
+	STANDBY_REQUIRE_AZURITE=1 $(GO) test -count=1 -race -timeout 20m ./... ; status=$$?; scripts/azurite.sh stop; exit $$status
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || (gofmt -l . ; echo "gofmt needed"; exit 1)
+	$(GO) vet ./...
+
+bench: build
+	scripts/azurite.sh start
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./... ; status=$$?; scripts/azurite.sh stop; exit $$status
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecodeDescriptor -fuzztime 30s ./shared/replication
+	$(GO) test -run '^$$' -fuzz FuzzDecodeRequest -fuzztime 30s ./shared/funcproto
+
+stop:
+	scripts/devhost.sh stop; scripts/azurite.sh stop
+
+clean: stop
+	rm -rf bin .local

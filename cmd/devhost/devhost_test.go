@@ -1,0 +1,226 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/standby-dr/standby/shared/local"
+)
+
+// copyApp copies the repository's function app (host.json, function.json files, local settings) into
+// a temporary directory where a test can break one file.
+func copyApp(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	copyFile := func(src, dst string) {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(filepath.Dir(dst), 0o755)
+		if err := os.WriteFile(dst, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile("../../host.json", filepath.Join(dir, "host.json"))
+	copyFile("../../infra/local/local.settings.json", filepath.Join(dir, "local.settings.json"))
+	files, _ := filepath.Glob("../../functions/*/function.json")
+	for _, f := range files {
+		copyFile(f, filepath.Join(dir, "functions", filepath.Base(filepath.Dir(f)), "function.json"))
+	}
+	return dir
+}
+
+func TestLoadsTheRepositoryApp(t *testing.T) {
+	app, err := LoadApp(copyApp(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, fn := range app.Functions {
+		got[fn.Name] = fn.Trigger.Type
+	}
+	want := map[string]string{"api": "httpTrigger", "apply": "eventHubTrigger", "cutpoints": "timerTrigger", "failover": "serviceBusTrigger"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("functions = %v, want %v", got, want)
+	}
+	for _, fn := range app.Functions {
+		if fn.Name == "apply" && (fn.Trigger.EventHubName != "changes" || fn.Trigger.ConsumerGroup != "apply" || fn.Retry == nil) {
+			t.Fatalf("apply binding not expanded: %+v", fn.Trigger)
+		}
+	}
+}
+
+func TestBadConfigNamesFileAndField(t *testing.T) {
+	cases := []struct {
+		file, from, to, want string
+	}{
+		{"host.json", `"version": "2.0"`, `"version": "1.0"`, `host.json: version: "1.0", want "2.0"`},
+		{"host.json", `"defaultExecutablePath": "bin/handler",`, ``, "host.json: customHandler.description.defaultExecutablePath: missing"},
+		{"host.json", `"maxEventBatchSize": 64`, `"maxEventBatchSize": 0.5`, "host.json: extensions.eventHubs.maxEventBatchSize: wrong type"},
+		{"host.json", `"maxAutoLockRenewalDuration": "00:10:00"`, `"maxAutoLockRenewalDuration": "ten minutes"`, "host.json: extensions.serviceBus.maxAutoLockRenewalDuration"},
+		{"host.json", `"version": "2.0",`, `"version": "2.0"`, "host.json: line 3: invalid JSON"},
+		{"functions/apply/function.json", `"eventHubName": "%StandbyChangeHub%",`, ``, "functions/apply/function.json: bindings[0].eventHubName: missing"},
+		{"functions/apply/function.json", `%StandbyChangeHub%`, `%NoSuchSetting%`, "functions/apply/function.json: bindings[0].eventHubName: refers to app setting %NoSuchSetting%"},
+		{"functions/apply/function.json", `"exponentialBackoff"`, `"sometimes"`, `functions/apply/function.json: retry.strategy: "sometimes"`},
+		{"functions/apply/function.json", `"cardinality": "many"`, `"cardinality": "all"`, `bindings[0].cardinality: "all", want one or many`},
+		{"functions/api/function.json", `"authLevel": "function"`, `"authLevel": "secret"`, `functions/api/function.json: bindings[0].authLevel: "secret"`},
+		{"functions/failover/function.json", `"queueName": "%StandbyJobQueue%",`, ``, "functions/failover/function.json: bindings[0].queueName: missing"},
+		{"local.settings.json", `"STANDBY_LOG_LEVEL": "info"`, `"STANDBY_LOG_LEVEL": 3`, "local.settings.json: Values.STANDBY_LOG_LEVEL: must be a string"},
+		{"local.settings.json", `"IsEncrypted": false`, `"IsEncrypted": true`, "local.settings.json: IsEncrypted"},
+	}
+	for _, c := range cases {
+		dir := copyApp(t)
+		path := filepath.Join(dir, c.file)
+		data, _ := os.ReadFile(path)
+		if !strings.Contains(string(data), c.from) {
+			t.Fatalf("%s does not contain %q", c.file, c.from)
+		}
+		os.WriteFile(path, []byte(strings.Replace(string(data), c.from, c.to, 1)), 0o644)
+		if _, err := LoadApp(dir, nil); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s with %q: err = %v, want %q", c.file, c.to, err, c.want)
+		}
+	}
+	// A bad schedule in the app setting a timer refers to.
+	dir := copyApp(t)
+	path := filepath.Join(dir, "local.settings.json")
+	data, _ := os.ReadFile(path)
+	os.WriteFile(path, []byte(strings.Replace(string(data), `"*/10 * * * * *"`, `"*/10 * * * *"`, 1)), 0o644)
+	if _, err := LoadApp(dir, nil); err == nil || !strings.Contains(err.Error(), "functions/cutpoints/function.json: bindings[0].schedule") ||
+		!strings.Contains(err.Error(), "has 5 fields") {
+		t.Errorf("five-field schedule: err = %v", err)
+	}
+}
+
+func TestNCRONTAB(t *testing.T) {
+	at := time.Date(2026, 11, 26, 10, 7, 13, 0, time.UTC)
+	cases := []struct{ expr, want string }{
+		{"*/10 * * * * *", "2026-11-26T10:07:20Z"},
+		{"0 */5 * * * *", "2026-11-26T10:10:00Z"},
+		{"0 0 * * * *", "2026-11-26T11:00:00Z"},
+		{"30 15 9 * * MON-FRI", "2026-11-27T09:15:30Z"},
+		{"0 0 0 1 JAN *", "2027-01-01T00:00:00Z"},
+		{"0 0 12 * * 0", "2026-11-29T12:00:00Z"},
+		{"5,45 * * * * *", "2026-11-26T10:07:45Z"},
+		{"00:00:30", "2026-11-26T10:07:43Z"},
+	}
+	for _, c := range cases {
+		s, err := ParseSchedule(c.expr)
+		if err != nil {
+			t.Fatalf("%s: %v", c.expr, err)
+		}
+		if got := s.Next(at).Format(time.RFC3339); got != c.want {
+			t.Errorf("Next(%q) = %s, want %s", c.expr, got, c.want)
+		}
+	}
+	for _, bad := range []string{"* * * * *", "61 * * * * *", "*/0 * * * * *", "* * * * FOO *", "5-1 * * * * *", "25:00:00"} {
+		if _, err := ParseSchedule(bad); err == nil {
+			t.Errorf("ParseSchedule(%q) accepted", bad)
+		}
+	}
+}
+
+// shape describes a JSON value's structure: object keys, array element shapes, and whether a string
+// holds JSON text (which the host uses for double-encoded values).
+func shape(v any) string {
+	switch x := v.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = k + ":" + shape(x[k])
+		}
+		return "{" + strings.Join(parts, ",") + "}"
+	case []any:
+		if len(x) == 0 {
+			return "[]"
+		}
+		return "[" + shape(x[0]) + "]"
+	case string:
+		var inner any
+		if json.Unmarshal([]byte(x), &inner) == nil {
+			if _, isNum := inner.(float64); !isNum {
+				return "json(" + shape(inner) + ")"
+			}
+		}
+		return "string"
+	case float64:
+		return "number"
+	case bool:
+		return "bool"
+	case nil:
+		return "null"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+func shapeOf(t *testing.T, v any) string {
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var generic any
+	json.Unmarshal(data, &generic)
+	return shape(generic)
+}
+
+func fixtureShape(t *testing.T, name string) string {
+	data, err := os.ReadFile("../../shared/funcproto/testdata/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var generic any
+	if err := json.Unmarshal(data, &generic); err != nil {
+		t.Fatal(err)
+	}
+	return shape(generic)
+}
+
+func TestPayloadsMatchTheHostShapes(t *testing.T) {
+	now := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	b := &Binding{Name: "events", EventHubName: "changes", ConsumerGroup: "apply", Cardinality: "many"}
+	events := []local.StoredEvent{
+		{SequenceNumber: 17, Offset: 0, EnqueuedTime: now, PartitionKey: "g1", Body: []byte(`{"group":"g1","seq":1}`), Properties: map[string]string{"kind": "batch"}},
+		{SequenceNumber: 18, Offset: 64, EnqueuedTime: now, PartitionKey: "g1", Body: []byte(`{"group":"g1","seq":2}`)},
+	}
+	if got, want := shapeOf(t, eventHubPayload("apply", "events", b, "localhost", 1, events, nil, now)), fixtureShape(t, "eventhub-many.json"); got != want {
+		t.Errorf("Event Hubs payload shape\n got %s\nwant %s", got, want)
+	}
+	msg := local.ReceivedMessage{Message: local.Message{MessageID: "m1", SessionID: "g1", Body: []byte(`{"job":"0123456789abcdef0123456789abcdef","group":"g1","type":"test"}`),
+		Properties: map[string]string{"step": "start"}}, SequenceNumber: 7, LockToken: "t", DeliveryCount: 2, EnqueuedTime: now, LockedUntil: now}
+	if got, want := shapeOf(t, serviceBusPayload("failover", "job", msg, now)), fixtureShape(t, "servicebus-session.json"); got != want {
+		t.Errorf("Service Bus payload shape\n got %s\nwant %s", got, want)
+	}
+	if got, want := shapeOf(t, timerPayload("cutpoints", "timer", now, now, false, now)), fixtureShape(t, "timer.json"); got != want {
+		t.Errorf("timer payload shape\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestRetryPolicy(t *testing.T) {
+	r := &Retry{Strategy: "exponentialBackoff", MaxRetryCount: 3, min: time.Second, max: 5 * time.Second}
+	var delays []time.Duration
+	for i := 1; r.Allows(i); i++ {
+		delays = append(delays, r.Delay(i))
+	}
+	if fmt.Sprint(delays) != "[1s 2s 4s]" {
+		t.Fatalf("delays = %v", delays)
+	}
+	var none *Retry
+	if none.Allows(1) {
+		t.Fatal("no policy allowed a retry")
+	}
+	forever := &Retry{Strategy: "fixedDelay", MaxRetryCount: -1, delay: time.Second}
+	if !forever.Allows(1000) || forever.Delay(7) != time.Second {
+		t.Fatal("maxRetryCount -1 must retry forever at the fixed delay")
+	}
+}

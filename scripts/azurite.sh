@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Installs (from the committed lock file) and starts/stops two Azurite instances, one per region:
+#   source region (cache journal, page-blob sources): blob 10000, table 10002
+#   target region (target disks, snapshots, tables):   blob 10010, table 10012
+# Data lives under .local/azurite-<region>. Every command is idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+dir=tools/azurite
+bin=$dir/node_modules/.bin/azurite
+state=.local
+
+install() {
+  if [[ ! -x $bin ]]; then
+    echo "azurite: installing the pinned version from $dir/package-lock.json"
+    (cd $dir && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
+port_open() { (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
+
+start_one() {
+  local region=$1 blob=$2 queue=$3 table=$4
+  if port_open "$blob" && port_open "$table"; then
+    echo "azurite: $region already running (blob $blob, table $table)"
+    return
+  fi
+  mkdir -p "$state/azurite-$region"
+  nohup "$bin" --silent --disableTelemetry --skipApiVersionCheck --loose \
+    --location "$state/azurite-$region" --blobHost 127.0.0.1 --blobPort "$blob" --queueHost 127.0.0.1 --queuePort "$queue" \
+    --tableHost 127.0.0.1 --tablePort "$table" >"$state/azurite-$region.log" 2>&1 &
+  echo $! >"$state/azurite-$region.pid"
+  for _ in $(seq 1 100); do
+    if port_open "$blob" && port_open "$table"; then
+      echo "azurite: $region started (blob $blob, table $table, pid $(cat "$state/azurite-$region.pid"))"
+      return
+    fi
+    sleep 0.1
+  done
+  echo "azurite: $region did not start; see $state/azurite-$region.log" >&2
+  cat "$state/azurite-$region.log" >&2
+  exit 1
+}
+
+stop_one() {
+  local region=$1 pidfile=$state/azurite-$1.pid
+  if [[ -f $pidfile ]]; then
+    kill "$(cat "$pidfile")" 2>/dev/null || true
+    rm -f "$pidfile"
+    echo "azurite: $region stopped"
+  fi
+}
+
+case "${1:-}" in
+  install) install ;;
+  start)
+    install
+    start_one source 10000 10001 10002
+    start_one target 10010 10011 10012
+    ;;
+  stop) stop_one source; stop_one target ;;
+  reset) stop_one source; stop_one target; rm -rf "$state"/azurite-* ;;
+  *) echo "usage: $0 install|start|stop|reset" >&2; exit 2 ;;
+esac
