@@ -72,6 +72,8 @@ func (s *Supervisor) Run(ctx context.Context) {
 		cmd := exec.Command(s.Path, s.Args...)
 		cmd.Dir, cmd.Env = s.Dir, s.Env
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		// The handler must not outlive devhost, even when devhost is killed with SIGKILL.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		started := time.Now()
 		if err := cmd.Start(); err != nil {
 			s.Log.Error("handler did not start", "path", s.Path, "err", err)

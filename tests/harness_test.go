@@ -1,0 +1,238 @@
+// Package tests holds the end-to-end and fault tests that cross processes: devhost, the handler (or a
+// fault-injecting test handler), the embedded broker file shared between them, and Azurite.
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/standby-dr/standby/shared/local"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "standby-tests-bin")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	for name, pkg := range map[string]string{"handler": "../cmd/handler", "devhost": "../cmd/devhost", "testhandler": "./testhandler"} {
+		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", name, err, out)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// appSpec describes a function app for one test.
+type appSpec struct {
+	handler   string            // binary in binDir
+	functions map[string]string // name -> function.json
+	values    map[string]string
+	broker    local.Config
+}
+
+// testApp is a running devhost with its app directory.
+type testApp struct {
+	dir, brokerPath string
+	port            int
+	cmd             *exec.Cmd
+	out             *syncBuffer
+	done            chan error
+}
+
+func writeJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	os.MkdirAll(filepath.Dir(path), 0o755)
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newApp writes the app (the repository's host.json with the handler swapped in) and returns its dir.
+func newApp(t *testing.T, spec appSpec) *testApp {
+	t.Helper()
+	dir := t.TempDir()
+	var host map[string]any
+	data, _ := os.ReadFile("../host.json")
+	json.Unmarshal(data, &host)
+	host["customHandler"].(map[string]any)["description"].(map[string]any)["defaultExecutablePath"] = filepath.Join(binDir, spec.handler)
+	writeJSON(t, filepath.Join(dir, "host.json"), host)
+	for name, fj := range spec.functions {
+		os.MkdirAll(filepath.Join(dir, "functions", name), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, "functions", name, "function.json"), []byte(fj), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	app := &testApp{dir: dir, brokerPath: filepath.Join(dir, "broker.db"), port: freePort(t)}
+	values := map[string]string{"StandbyEventHubs": "UseEmbeddedBroker=true;Path=broker.db", "StandbyServiceBus": "UseEmbeddedBroker=true;Path=broker.db",
+		"DevhostFunctionKey": "test-key"}
+	for k, v := range spec.values {
+		values[k] = v
+	}
+	writeJSON(t, filepath.Join(dir, "local.settings.json"), map[string]any{"IsEncrypted": false, "Values": values, "Host": map[string]any{"LocalHttpPort": app.port}})
+	writeJSON(t, filepath.Join(dir, "broker.json"), spec.broker)
+	return app
+}
+
+func repoFunction(t *testing.T, name string) string {
+	data, err := os.ReadFile(filepath.Join("..", "functions", name, "function.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// start runs devhost on the app until the test ends.
+func (a *testApp) start(t *testing.T, env ...string) {
+	t.Helper()
+	a.out = &syncBuffer{}
+	a.cmd = exec.Command(filepath.Join(binDir, "devhost"), "run", "-app", a.dir, "-broker-config", "broker.json", "-state", "state")
+	a.cmd.Env = append(os.Environ(), env...)
+	a.cmd.Stdout, a.cmd.Stderr = a.out, a.out
+	a.cmd.WaitDelay = 5 * time.Second // a handler orphaned by a killed devhost must not hold the test up
+	if err := a.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	a.done = make(chan error, 1)
+	go func() { a.done <- a.cmd.Wait() }()
+	t.Cleanup(func() { a.stop(t) })
+	waitFor(t, 30*time.Second, "devhost to listen", func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", a.port))
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
+}
+
+func (a *testApp) stop(t *testing.T) {
+	if a.cmd == nil || a.cmd.Process == nil {
+		return
+	}
+	a.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-a.done:
+	case <-time.After(20 * time.Second):
+		a.cmd.Process.Kill()
+		<-a.done
+	}
+	a.cmd = nil
+	if t.Failed() {
+		t.Logf("devhost output:\n%s", a.out.String())
+	}
+}
+
+func (a *testApp) broker(t *testing.T) *local.Broker {
+	t.Helper()
+	b, err := local.Open(a.brokerPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// call makes an API request through devhost's front door.
+func (a *testApp) call(t *testing.T, method, path, key, body string) (int, http.Header, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d%s", a.port, path), strings.NewReader(body))
+	if key != "" {
+		req.Header.Set("x-functions-key", key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(data)
+}
+
+func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// invocation is one line the test handler records.
+type invocation struct {
+	PID           int     `json:"pid"`
+	Function      string  `json:"function"`
+	Phase         string  `json:"phase"`
+	Seqs          []int64 `json:"seqs"`
+	RetryCount    int     `json:"retryCount"`
+	MessageID     string  `json:"messageId"`
+	DeliveryCount int64   `json:"deliveryCount"`
+}
+
+func readInvocations(t *testing.T, dir string) []invocation {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, "invocations.jsonl"))
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []invocation
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var inv invocation
+		if json.Unmarshal(sc.Bytes(), &inv) == nil {
+			out = append(out, inv)
+		}
+	}
+	return out
+}
