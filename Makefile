@@ -24,7 +24,7 @@ vet:
 
 bench: build
 	scripts/azurite.sh start
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./... ; status=$$?; scripts/azurite.sh stop; exit $$status
+	scripts/bench.sh ; status=$$?; scripts/azurite.sh stop; exit $$status
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeDescriptor -fuzztime 30s ./shared/replication
