@@ -148,3 +148,27 @@ func TestServiceBusFailureRedeliversThenDeadLetters(t *testing.T) {
 		t.Fatalf("devhost deadletters: %v\n%s", err, out)
 	}
 }
+
+// Without request forwarding, devhost sends the request as Data.req, answers from Outputs.res, and
+// publishes the serviceBus output binding's values to the queue.
+func TestHTTPWithoutForwardingAndOutputBindings(t *testing.T) {
+	echo := `{"bindings": [
+	  {"type": "httpTrigger", "direction": "in", "name": "req", "authLevel": "anonymous", "route": "echo/{name}", "methods": ["post"]},
+	  {"type": "http", "direction": "out", "name": "res"},
+	  {"type": "serviceBus", "direction": "out", "name": "outbox", "queueName": "outbox", "connection": "StandbyServiceBus"}]}`
+	app := newApp(t, appSpec{handler: "testhandler", functions: map[string]string{"echo": echo}, noForwarding: true,
+		broker: local.Config{Queues: []local.QueueConfig{{Name: "outbox"}}}})
+	app.start(t, "TESTHANDLER_DIR="+t.TempDir())
+	status, header, body := app.call(t, "POST", "/api/echo/alice", "", "hello")
+	if status != 201 || body != "POST alice hello" || header.Get("X-Echo") != "yes" {
+		t.Fatalf("echo: %d %q %v", status, body, header)
+	}
+	if status, _, _ := app.call(t, "GET", "/api/echo/alice", "", ""); status != 405 {
+		t.Fatalf("GET on a POST-only function: %d, want 405", status)
+	}
+	br := app.broker(t)
+	msgs, err := br.Receive(context.Background(), "outbox", 10, 5*time.Second)
+	if err != nil || len(msgs) != 2 || string(msgs[0].Body) != `{"echoed":"hello"}` || string(msgs[1].Body) != "second" {
+		t.Fatalf("outbox: %v %+v", err, msgs)
+	}
+}

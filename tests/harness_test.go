@@ -57,6 +57,8 @@ type appSpec struct {
 	functions map[string]string // name -> function.json
 	values    map[string]string
 	broker    local.Config
+	// noForwarding turns enableForwardingHttpRequest off: HTTP requests travel as Data.req.
+	noForwarding bool
 }
 
 // testApp is a running devhost with its app directory.
@@ -88,6 +90,7 @@ func newApp(t *testing.T, spec appSpec) *testApp {
 	data, _ := os.ReadFile("../host.json")
 	json.Unmarshal(data, &host)
 	host["customHandler"].(map[string]any)["description"].(map[string]any)["defaultExecutablePath"] = filepath.Join(binDir, spec.handler)
+	host["customHandler"].(map[string]any)["enableForwardingHttpRequest"] = !spec.noForwarding
 	writeJSON(t, filepath.Join(dir, "host.json"), host)
 	for name, fj := range spec.functions {
 		os.MkdirAll(filepath.Join(dir, "functions", name), 0o755)

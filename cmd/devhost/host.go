@@ -184,6 +184,8 @@ func (h *Host) Run(ctx context.Context, ready chan<- string) error {
 				wg.Add(1)
 				go func() { defer wg.Done(); h.runPartition(ctx, fn, br, p) }()
 			}
+			wg.Add(1)
+			go func() { defer wg.Done(); h.pruneRetention(ctx, br, fn.Trigger.EventHubName) }()
 		case "serviceBusTrigger":
 			br, err := h.broker(fn.Trigger.Connection)
 			if err != nil {
@@ -298,6 +300,22 @@ func (h *Host) runTimer(ctx context.Context, fn *Function) {
 		case <-time.After(time.Until(next)):
 		}
 		fire(next, time.Since(next) > 5*time.Second)
+	}
+}
+
+// pruneRetention drops events past the hub's retention, as Event Hubs does, once a minute.
+func (h *Host) pruneRetention(ctx context.Context, br *local.Broker, hub string) {
+	for {
+		if n, err := br.PruneEvents(ctx, hub); err != nil && ctx.Err() == nil {
+			h.Log.Warn("pruning events", "hub", hub, "err", err)
+		} else if n > 0 {
+			h.Log.Info("events past retention pruned", "hub", hub, "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Minute):
+		}
 	}
 }
 

@@ -85,8 +85,11 @@ func runCmd(args []string) error {
 	defer host.Close()
 	// Declare the entities in every broker file the app's connections name.
 	for _, fn := range app.Functions {
-		if c := fn.Trigger.Connection; c != "" {
-			br, err := host.broker(c)
+		for _, b := range fn.Bindings {
+			if b.Connection == "" {
+				continue
+			}
+			br, err := host.broker(b.Connection)
 			if err != nil {
 				return fmt.Errorf("%s: %w", fn.File, err)
 			}

@@ -115,38 +115,25 @@ func (f *Function) Invoke(ctx context.Context, req *funcproto.InvokeRequest) (*f
 	return &funcproto.InvokeResponse{Logs: logs}, nil
 }
 
-// advance raises the group's watermark with an ETag-guarded update, retrying when another instance
-// changed it in between.
+// advance raises the group's watermark with an ETag-guarded update (retried when another instance
+// changed it in between).
 func (f *Function) advance(ctx context.Context, group string, d replication.Descriptor, added int64, now time.Time) error {
-	for attempt := 0; attempt < 10; attempt++ {
-		var wm Watermark
-		etag, err := f.State.Get(ctx, WatermarksTable, group, WatermarkRow, &wm)
-		switch {
-		case errors.Is(err, replication.ErrNotFound):
-			wm = Watermark{Keys: replication.Keys{PartitionKey: group, RowKey: WatermarkRow}}
-		case err != nil:
-			return fmt.Errorf("reading the watermark of %s: %w", group, err)
+	wm, err := replication.Mutate(ctx, f.State, WatermarksTable, group, WatermarkRow, func(wm *Watermark, found bool) error {
+		if !found {
+			wm.Keys = replication.Keys{PartitionKey: group, RowKey: WatermarkRow}
 		}
 		wm.Descriptors += added
 		if d.Seq > wm.Sequence {
 			wm.Sequence, wm.SourceTime = d.Seq, d.SourceTime
 		}
 		wm.UpdatedAt = now
-		if etag == "" {
-			_, err = f.State.Insert(ctx, WatermarksTable, wm)
-		} else {
-			_, err = f.State.Update(ctx, WatermarksTable, wm, etag)
-		}
-		if errors.Is(err, replication.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("updating the watermark of %s: %w", group, err)
-		}
-		f.Log.Info("watermark advanced", "group", group, "seq", wm.Sequence)
 		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("updating the watermark of %s: %w", group, err)
 	}
-	return fmt.Errorf("updating the watermark of %s: too many concurrent changes: %w", group, replication.ErrConflict)
+	f.Log.Info("watermark advanced", "group", group, "seq", wm.Sequence)
+	return nil
 }
 
 func truncate(s string, n int) string {

@@ -97,29 +97,17 @@ func (f *Function) Invoke(ctx context.Context, req *funcproto.InvokeRequest) (*f
 		return nil, errors.New("failover: target state store is not configured (StandbyTargetStorage)")
 	}
 	now := f.Now().UTC()
-	for attempt := 0; attempt < 10; attempt++ {
-		var job Job
-		etag, err := f.State.Get(ctx, JobsTable, body.Job, JobRow, &job)
-		if errors.Is(err, replication.ErrNotFound) {
-			job = Job{Keys: replication.Keys{PartitionKey: body.Job, RowKey: JobRow}, Group: body.Group, Type: body.Type,
+	_, err = replication.Mutate(ctx, f.State, JobsTable, body.Job, JobRow, func(job *Job, found bool) error {
+		if !found {
+			*job = Job{Keys: replication.Keys{PartitionKey: body.Job, RowKey: JobRow}, Group: body.Group, Type: body.Type,
 				RecoveryPoint: body.RecoveryPoint, CreatedAt: now}
-		} else if err != nil {
-			return nil, fmt.Errorf("reading job %s: %w", body.Job, err)
 		}
 		job.State, job.UpdatedAt, job.Deliveries, job.MessageID = StateReceived, now, msg.DeliveryCount, msg.MessageID
-		if etag == "" {
-			_, err = f.State.Insert(ctx, JobsTable, job)
-		} else {
-			_, err = f.State.Update(ctx, JobsTable, job, etag)
-		}
-		if errors.Is(err, replication.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("recording job %s: %w", body.Job, err)
-		}
-		f.Log.Info("job message received", "job", body.Job, "group", body.Group, "type", body.Type, "delivery", msg.DeliveryCount)
-		return &funcproto.InvokeResponse{Logs: []string{fmt.Sprintf("job %s (%s) received, delivery %d", body.Job, body.Type, msg.DeliveryCount)}}, nil
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("recording job %s: %w", body.Job, err)
 	}
-	return nil, fmt.Errorf("recording job %s: too many concurrent changes: %w", body.Job, replication.ErrConflict)
+	f.Log.Info("job message received", "job", body.Job, "group", body.Group, "type", body.Type, "delivery", msg.DeliveryCount)
+	return &funcproto.InvokeResponse{Logs: []string{fmt.Sprintf("job %s (%s) received, delivery %d", body.Job, body.Type, msg.DeliveryCount)}}, nil
 }

@@ -125,3 +125,26 @@ func TestQueueContract(t *testing.T) {
 	b, cfg := openTestBroker(t)
 	brokertest.RunQueue(t, queueBinding{b, "jobs", cfg.Queues[0]})
 }
+
+func TestRetentionPrunesOldEvents(t *testing.T) {
+	b, _ := openTestBroker(t)
+	ctx := context.Background()
+	now := time.Now()
+	b.SetClock(func() time.Time { return now.Add(-25 * time.Hour) })
+	if _, err := b.Publish(ctx, "changes", "k", []Event{{Body: []byte("old")}}); err != nil {
+		t.Fatal(err)
+	}
+	b.SetClock(func() time.Time { return now })
+	stored, err := b.Publish(ctx, "changes", "k", []Event{{Body: []byte("new")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := b.PruneEvents(ctx, "changes")
+	if err != nil || n != 1 {
+		t.Fatalf("pruned %d, %v; want 1 (retention 24 h)", n, err)
+	}
+	events, _ := b.ReadEvents(ctx, "changes", stored[0].Partition, -1, 10, 0)
+	if len(events) != 1 || string(events[0].Body) != "new" || events[0].SequenceNumber != 1 {
+		t.Fatalf("after pruning: %+v (sequence numbers must not be reused)", events)
+	}
+}

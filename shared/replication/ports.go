@@ -2,6 +2,8 @@ package replication
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 )
 
@@ -156,3 +158,38 @@ func QueryAll[T any](ctx context.Context, store StateStore, table, partitionKey 
 	})
 	return items, etags, err
 }
+
+// Mutate is an optimistic read-modify-write of one entity: it reads the entity (found=false and a zero
+// value when missing), lets change edit it, and writes it back guarded by the ETag it read (inserting
+// when it was missing), retrying from the read when another writer got in between. change may return
+// ErrUnchanged to write nothing. It returns the entity as written.
+func Mutate[T any](ctx context.Context, store StateStore, table, partitionKey, rowKey string, change func(e *T, found bool) error) (T, error) {
+	var e T
+	for attempt := 0; attempt < 16; attempt++ {
+		var zero T
+		e = zero
+		etag, err := store.Get(ctx, table, partitionKey, rowKey, &e)
+		found := err == nil
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return e, err
+		}
+		if err := change(&e, found); err != nil {
+			if errors.Is(err, ErrUnchanged) {
+				return e, nil
+			}
+			return e, err
+		}
+		if found {
+			_, err = store.Update(ctx, table, e, etag)
+		} else {
+			_, err = store.Insert(ctx, table, e)
+		}
+		if !errors.Is(err, ErrConflict) {
+			return e, err
+		}
+	}
+	return e, fmt.Errorf("%s/%s/%s: too many concurrent changes: %w", table, partitionKey, rowKey, ErrConflict)
+}
+
+// ErrUnchanged tells Mutate that the change needs no write.
+var ErrUnchanged = errors.New("unchanged")

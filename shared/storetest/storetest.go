@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -264,6 +265,38 @@ func RunStateStore(t *testing.T, store replication.StateStore, table string) {
 		}
 		if err := store.Delete(ctx, table, "group-b", "a", ""); !errors.Is(err, replication.ErrNotFound) {
 			t.Fatalf("delete of a missing entity: err = %v, want ErrNotFound", err)
+		}
+	})
+	t.Run("ConcurrentMutateLosesNothing", func(t *testing.T) {
+		const writers, each = 4, 10
+		var wg sync.WaitGroup
+		errs := make(chan error, writers*each)
+		for w := 0; w < writers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < each; i++ {
+					_, err := replication.Mutate(ctx, store, table, "group-c", "counter", func(e *Watermark, found bool) error {
+						if !found {
+							e.Keys = replication.Keys{PartitionKey: "group-c", RowKey: "counter"}
+						}
+						e.Sequence++
+						return nil
+					})
+					errs <- err
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		var got Watermark
+		if _, err := store.Get(ctx, table, "group-c", "counter", &got); err != nil || got.Sequence != writers*each {
+			t.Fatalf("counter = %d, %v; want %d (an ETag-guarded update was lost)", got.Sequence, err, writers*each)
 		}
 	})
 	t.Run("RejectsBadEntities", func(t *testing.T) {

@@ -81,5 +81,29 @@ func main() {
 		write(dir, record{Function: "jobs", Phase: "start", MessageID: msg.MessageID, DeliveryCount: msg.DeliveryCount})
 		http.Error(w, `{"Logs":["this step always fails"]}`, 500)
 	})
+	// echo is an HTTP function behind a host that does not forward requests: it answers through
+	// Outputs.res and also emits a queue message through a serviceBus output binding.
+	mux.HandleFunc("POST /echo", func(w http.ResponseWriter, r *http.Request) {
+		req, err := funcproto.DecodeRequest(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		var in struct {
+			Method string            `json:"Method"`
+			Body   string            `json:"Body"`
+			Params map[string]string `json:"Params"`
+		}
+		if err := funcproto.Object(req.Data["req"], &in); err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		resp := funcproto.InvokeResponse{Outputs: map[string]any{
+			"res":    map[string]any{"statusCode": 201, "body": in.Method + " " + in.Params["name"] + " " + in.Body, "headers": map[string]string{"X-Echo": "yes"}},
+			"outbox": []any{map[string]any{"echoed": in.Body}, "second"},
+		}, Logs: []string{"echoed"}}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(resp)
+	})
 	http.ListenAndServe("127.0.0.1:"+os.Getenv("FUNCTIONS_CUSTOMHANDLER_PORT"), mux)
 }
