@@ -19,15 +19,18 @@ import (
 	"github.com/standby-dr/standby/shared/replication"
 )
 
-// Store keeps payloads in one container of the cache account.
+// Store keeps payloads in one container of the cache account, and quarantined ones in another.
 type Store struct {
-	container *container.Client
-	name      string
+	container  *container.Client
+	name       string
+	quarantine *container.Client
 }
 
-// New returns a journal store over the named container, which is created on first use.
+// New returns a journal store over the named container (and "<name>-quarantine"); both are created
+// on first use.
 func New(svc *service.Client, containerName string) *Store {
-	return &Store{container: svc.NewContainerClient(containerName), name: containerName}
+	return &Store{container: svc.NewContainerClient(containerName), name: containerName,
+		quarantine: svc.NewContainerClient(containerName + "-quarantine")}
 }
 
 // BlobName is where a batch payload lives: sequence numbers zero-padded so names sort in order.
@@ -35,18 +38,33 @@ func BlobName(group string, seq int64) string { return fmt.Sprintf("%s/%020d.bat
 
 // Put uploads the payload (overwriting the same batch is harmless: its content is the same).
 func (s *Store) Put(ctx context.Context, group string, seq int64, payload []byte) error {
-	upload := func() error {
-		_, err := s.container.NewBlockBlobClient(BlobName(group, seq)).UploadBuffer(ctx, payload, &blockblob.UploadBufferOptions{})
+	return azconn.Translate(upload(ctx, s.container, BlobName(group, seq), payload, nil), fmt.Sprintf("storing batch %d of %s", seq, group))
+}
+
+// Quarantine stores a payload that failed verification in the quarantine container, with the reason
+// as metadata.
+func (s *Store) Quarantine(ctx context.Context, group string, seq int64, payload []byte, reason string) error {
+	if len(reason) > 1024 {
+		reason = reason[:1024]
+	}
+	meta := map[string]*string{"reason": &reason}
+	return azconn.Translate(upload(ctx, s.quarantine, BlobName(group, seq), payload, meta), fmt.Sprintf("quarantining batch %d of %s", seq, group))
+}
+
+// upload writes a block blob, creating the container on first use.
+func upload(ctx context.Context, c *container.Client, name string, payload []byte, meta map[string]*string) error {
+	put := func() error {
+		_, err := c.NewBlockBlobClient(name).UploadBuffer(ctx, payload, &blockblob.UploadBufferOptions{Metadata: meta})
 		return err
 	}
-	err := upload()
+	err := put()
 	if bloberror.HasCode(err, bloberror.ContainerNotFound) {
-		if _, cerr := s.container.Create(ctx, nil); cerr != nil && !bloberror.HasCode(cerr, bloberror.ContainerAlreadyExists) {
-			return azconn.Translate(cerr, "creating journal container "+s.name)
+		if _, cerr := c.Create(ctx, nil); cerr != nil && !bloberror.HasCode(cerr, bloberror.ContainerAlreadyExists) {
+			return cerr
 		}
-		err = upload()
+		err = put()
 	}
-	return azconn.Translate(err, fmt.Sprintf("storing batch %d of %s", seq, group))
+	return err
 }
 
 // Get downloads a payload; a missing batch → ErrNotFound.

@@ -12,6 +12,7 @@ import (
 const (
 	KindBatch  = "batch"  // a change batch whose payload is in the journal
 	KindMarker = "marker" // a consistency marker: snapshot every disk of the group here
+	KindResync = "resync" // a resync starts here: the stream before it no longer matters
 )
 
 // Descriptor is the small JSON event the agent publishes for each change batch or marker (the payload
@@ -29,6 +30,8 @@ type Descriptor struct {
 	CRC64 string `json:"crc64,omitempty"`
 	// Consistency is "crash" or "app" (markers only).
 	Consistency string `json:"consistency,omitempty"`
+	// Baseline: this marker ends initial replication or a resync.
+	Baseline bool `json:"baseline,omitempty"`
 }
 
 var groupName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
@@ -83,8 +86,9 @@ func (d Descriptor) Validate() error {
 		if d.Consistency != "crash" && d.Consistency != "app" {
 			return fmt.Errorf("descriptor field consistency: %q, want crash or app", d.Consistency)
 		}
+	case KindResync:
 	default:
-		return fmt.Errorf("descriptor field kind: %q, want batch or marker", d.Kind)
+		return fmt.Errorf("descriptor field kind: %q, want batch, marker or resync", d.Kind)
 	}
 	return nil
 }

@@ -117,6 +117,8 @@ type JournalStore interface {
 	Delete(ctx context.Context, group string, seq int64) error
 	// List returns the sequences stored for the group, ascending.
 	List(ctx context.Context, group string) ([]int64, error)
+	// Quarantine keeps a payload that failed verification aside (never applied, kept for inspection).
+	Quarantine(ctx context.Context, group string, seq int64, payload []byte, reason string) error
 }
 
 // StateStore is the pipeline's state: Table storage in Azure and in Azurite alike.
@@ -135,6 +137,8 @@ type StateStore interface {
 	Delete(ctx context.Context, table, partitionKey, rowKey string, ifMatch ETag) error
 	// Query visits the entities of a partition in row-key order; decode fills a typed struct.
 	Query(ctx context.Context, table, partitionKey string, visit func(decode func(into any) error, etag ETag) error) error
+	// ListRows visits, across partitions, the entities whose row key is rowKey (e.g. every group's state row).
+	ListRows(ctx context.Context, table, rowKey string, visit func(decode func(into any) error, etag ETag) error) error
 }
 
 // Keys are the Table storage keys every entity embeds.

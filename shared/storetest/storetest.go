@@ -256,6 +256,17 @@ func RunStateStore(t *testing.T, store replication.StateStore, table string) {
 		if items[0].RowKey != "a" || items[0].State != "a2" || items[1].RowKey != "b" || items[2].RowKey != "c" || etags[0] == "" {
 			t.Fatalf("query order or content wrong: %+v", items)
 		}
+		var across []string
+		if err := store.ListRows(ctx, table, "watermark", func(decode func(any) error, _ replication.ETag) error {
+			var w Watermark
+			if err := decode(&w); err != nil {
+				return err
+			}
+			across = append(across, w.PartitionKey)
+			return nil
+		}); err != nil || len(across) != 1 || across[0] != "group-a" {
+			t.Fatalf("ListRows(watermark) = %v, %v; want [group-a]", across, err)
+		}
 		if err := store.Delete(ctx, table, "group-b", "a", etags[0]); err != nil {
 			t.Fatal(err)
 		}

@@ -140,7 +140,15 @@ func (s *Store) Delete(ctx context.Context, table, pk, rk string, ifMatch replic
 
 // Query visits a partition's entities in row-key order.
 func (s *Store) Query(ctx context.Context, table, pk string, visit func(decode func(any) error, etag replication.ETag) error) error {
-	filter := fmt.Sprintf("PartitionKey eq '%s'", strings.ReplaceAll(pk, "'", "''"))
+	return s.list(ctx, table, fmt.Sprintf("PartitionKey eq '%s'", strings.ReplaceAll(pk, "'", "''")), visit)
+}
+
+// ListRows visits the entities with the row key, across partitions.
+func (s *Store) ListRows(ctx context.Context, table, rk string, visit func(decode func(any) error, etag replication.ETag) error) error {
+	return s.list(ctx, table, fmt.Sprintf("RowKey eq '%s'", strings.ReplaceAll(rk, "'", "''")), visit)
+}
+
+func (s *Store) list(ctx context.Context, table, filter string, visit func(decode func(any) error, etag replication.ETag) error) error {
 	pager := s.svc.NewClient(table).NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter})
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
@@ -148,7 +156,7 @@ func (s *Store) Query(ctx context.Context, table, pk string, visit func(decode f
 			return nil // a table nobody wrote to yet holds nothing
 		}
 		if err != nil {
-			return azconn.Translate(err, fmt.Sprintf("querying %s/%s", table, pk))
+			return azconn.Translate(err, fmt.Sprintf("querying %s where %s", table, filter))
 		}
 		for _, data := range page.Entities {
 			data := data

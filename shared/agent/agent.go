@@ -1,0 +1,411 @@
+// Package agent is the source side of replication, the equivalent of the Mobility service: it turns the
+// writes to a group's disks into the group's ordered change stream. Every write takes one lock, so its
+// place in the stream is its completion order; writes are gathered into batches (up to MaxBatchBytes or
+// MaxBatchDelay), each stored in the journal before its descriptor is published, so no descriptor ever
+// points at a payload that is not durable. Sequence numbers rise by one per group and survive restarts.
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/standby-dr/standby/shared/replication"
+)
+
+// Config configures an agent for one consistency group.
+type Config struct {
+	Group     string
+	Disks     []replication.DiskRefSpec
+	Journal   replication.JournalStore
+	Publisher replication.ChangePublisher
+	// StateDir keeps the agent's sequence state (and the source files of "agent" disks).
+	StateDir      string
+	MaxBatchBytes int
+	MaxBatchDelay time.Duration
+	Compress      bool
+	Log           *slog.Logger
+	Now           func() time.Time
+	// OnMarker runs under the write lock when a marker enters the stream, with the disks exactly as the
+	// marker sees them (the workload records its ground truth here).
+	OnMarker func(seq int64, consistency string, disks map[string]*os.File)
+}
+
+// Agent captures writes for one group.
+type Agent struct {
+	cfg   Config
+	files map[string]*os.File
+	sizes map[string]int64
+
+	mu      sync.Mutex // the stream's order: whoever holds it appends next
+	cur     *replication.Batch
+	curSize int
+	nextSeq int64
+	queue   chan *replication.Batch
+
+	stats   Stats
+	statsMu sync.Mutex
+	sendErr chan error
+	done    chan struct{}
+	closed  bool
+}
+
+// Stats are the agent's counters.
+type Stats struct {
+	Writes         int64
+	BytesWritten   int64
+	Batches        int64
+	Markers        int64
+	LastPublished  int64
+	BaselineDone   int64
+	BaselineTotal  int64
+	BaselineRate   float64
+	PublishedBytes int64
+}
+
+// state is what the agent persists: the next sequence number, the last one published, and whether it
+// stopped cleanly (if not, writes in flight may be lost and a resync compares the disks).
+type state struct {
+	NextSeq   int64 `json:"nextSeq"`
+	Published int64 `json:"published"`
+	Clean     bool  `json:"clean"`
+}
+
+func (a *Agent) statePath() string { return filepath.Join(a.cfg.StateDir, a.cfg.Group+".state.json") }
+
+func (a *Agent) saveState(s state) error {
+	data, _ := json.Marshal(s)
+	tmp := a.statePath() + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, a.statePath())
+}
+
+// Open opens the source disks and resumes the stream where the last run left it: descriptors of
+// payloads stored but not published are published again (apply skips duplicates). It reports whether
+// the last run stopped uncleanly, in which case the caller should resync.
+func Open(ctx context.Context, cfg Config) (*Agent, bool, error) {
+	if cfg.MaxBatchBytes == 0 {
+		cfg.MaxBatchBytes = 4 << 20
+	}
+	if cfg.MaxBatchDelay == 0 {
+		cfg.MaxBatchDelay = 50 * time.Millisecond
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+		return nil, false, err
+	}
+	a := &Agent{cfg: cfg, files: map[string]*os.File{}, sizes: map[string]int64{}, queue: make(chan *replication.Batch, 32),
+		sendErr: make(chan error, 1), done: make(chan struct{})}
+	for _, d := range cfg.Disks {
+		f, err := openSource(cfg.StateDir, cfg.Group, d)
+		if err != nil {
+			a.closeFiles()
+			return nil, false, err
+		}
+		a.files[d.Key], a.sizes[d.Key] = f, d.Spec.SizeBytes
+	}
+	var st state
+	data, err := os.ReadFile(a.statePath())
+	fresh := errors.Is(err, os.ErrNotExist)
+	if err != nil && !fresh {
+		return nil, false, err
+	}
+	if !fresh {
+		if err := json.Unmarshal(data, &st); err != nil {
+			return nil, false, fmt.Errorf("agent state %s: %w", a.statePath(), err)
+		}
+	}
+	// Whatever the journal holds past what was published gets its descriptor (again).
+	stored, err := cfg.Journal.List(ctx, cfg.Group)
+	if err != nil {
+		return nil, false, err
+	}
+	next := max(st.NextSeq, 1)
+	for _, seq := range stored {
+		if seq >= next {
+			next = seq + 1
+		}
+		if seq <= st.Published {
+			continue
+		}
+		payload, err := cfg.Journal.Get(ctx, cfg.Group, seq)
+		if err != nil {
+			return nil, false, err
+		}
+		b, err := replication.DecodeBatch(payload)
+		if err != nil {
+			return nil, false, fmt.Errorf("journal batch %d: %w", seq, err)
+		}
+		if err := a.publish(ctx, b, payload); err != nil {
+			return nil, false, err
+		}
+		st.Published = seq
+		cfg.Log.Info("descriptor re-sent after restart", "group", cfg.Group, "seq", seq)
+	}
+	a.nextSeq = next
+	a.stats.LastPublished = st.Published
+	dirty := !fresh && !st.Clean
+	if err := a.saveState(state{NextSeq: next, Published: st.Published, Clean: false}); err != nil {
+		return nil, false, err
+	}
+	go a.sender(ctx)
+	go a.ticker(ctx)
+	return a, dirty, nil
+}
+
+// openSource opens a disk's source: the file of a file: source, or a file the agent keeps for an
+// "agent" disk (whose writes come only through Write).
+func openSource(stateDir, group string, d replication.DiskRefSpec) (*os.File, error) {
+	var path string
+	switch {
+	case len(d.Spec.Source) > 5 && d.Spec.Source[:5] == "file:":
+		path = d.Spec.Source[5:]
+	case d.Spec.Source == "agent":
+		path = filepath.Join(stateDir, group, d.VM, d.Spec.Name+".img")
+	default:
+		return nil, fmt.Errorf("disk %s: source %q is not supported by this agent (file: or agent)", d.Key, d.Spec.Source)
+	}
+	os.MkdirAll(filepath.Dir(path), 0o755)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("disk %s: %w", d.Key, err)
+	}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if info.Size() < d.Spec.SizeBytes { // a new image starts sparse, all zeros
+		if err := f.Truncate(d.Spec.SizeBytes); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+// Write writes data at offset of a disk and journals it, in completion order.
+func (a *Agent) Write(disk string, offset int64, data []byte) error {
+	f, ok := a.files[disk]
+	if !ok {
+		return fmt.Errorf("no disk %q in group %s", disk, a.cfg.Group)
+	}
+	if offset < 0 || offset%replication.PageSize != 0 || len(data) == 0 || len(data)%replication.PageSize != 0 || offset+int64(len(data)) > a.sizes[disk] {
+		return fmt.Errorf("write of %d bytes at %d of %s: not 512-byte aligned or past the end", len(data), offset, disk)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return errors.New("agent closed")
+	}
+	if _, err := f.WriteAt(data, offset); err != nil {
+		return err
+	}
+	a.appendLocked(replication.Extent{Disk: disk, Offset: offset, Length: int64(len(data)), Data: append([]byte(nil), data...)})
+	a.statsMu.Lock()
+	a.stats.Writes++
+	a.stats.BytesWritten += int64(len(data))
+	a.statsMu.Unlock()
+	return nil
+}
+
+// appendLocked adds an extent to the open batch; a zero extent when the data is all zeros.
+func (a *Agent) appendLocked(e replication.Extent) {
+	if !e.Zero && allZero(e.Data) {
+		e.Zero, e.Data = true, nil
+	}
+	if a.cur == nil {
+		a.cur = &replication.Batch{Group: a.cfg.Group, Kind: replication.KindBatch}
+	}
+	a.cur.Extents = append(a.cur.Extents, e)
+	a.curSize += len(e.Data) + 64
+	if a.curSize >= a.cfg.MaxBatchBytes {
+		a.sealLocked()
+	}
+}
+
+func allZero(b []byte) bool {
+	for _, v := range b {
+		if v != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// sealLocked closes the open batch: it gets the next sequence number and joins the send queue (which
+// blocks when full: a slow pipeline throttles writers, it never drops writes).
+func (a *Agent) sealLocked() {
+	if a.cur == nil || len(a.cur.Extents) == 0 {
+		return
+	}
+	b := a.cur
+	a.cur, a.curSize = nil, 0
+	b.Seq, b.SourceTime = a.nextSeq, a.cfg.Now().UTC()
+	a.nextSeq++
+	a.queue <- b
+}
+
+// Flush seals the open batch.
+func (a *Agent) Flush() {
+	a.mu.Lock()
+	a.sealLocked()
+	a.mu.Unlock()
+}
+
+// Marker puts a marker into the stream after every write so far and returns its sequence number.
+func (a *Agent) Marker(consistency string, baseline bool) int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.sealLocked()
+	m := &replication.Batch{Group: a.cfg.Group, Kind: replication.KindMarker, Consistency: consistency, Baseline: baseline,
+		Seq: a.nextSeq, SourceTime: a.cfg.Now().UTC()}
+	a.nextSeq++
+	if a.cfg.OnMarker != nil {
+		a.cfg.OnMarker(m.Seq, consistency, a.files)
+	}
+	a.queue <- m
+	a.statsMu.Lock()
+	a.stats.Markers++
+	a.statsMu.Unlock()
+	return m.Seq
+}
+
+func (a *Agent) ticker(ctx context.Context) {
+	t := time.NewTicker(a.cfg.MaxBatchDelay)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.done:
+			return
+		case <-t.C:
+			a.Flush()
+		}
+	}
+}
+
+// sender stores and publishes sealed batches in order, retrying each until it goes through.
+func (a *Agent) sender(ctx context.Context) {
+	defer close(a.done)
+	for b := range a.queue {
+		payload, err := replication.EncodeBatch(b, a.cfg.Compress)
+		if err != nil { // a bug, not an outage: stop rather than skip a sequence number
+			a.sendErr <- fmt.Errorf("encoding batch %d: %w", b.Seq, err)
+			a.cfg.Log.Error("encoding batch", "group", a.cfg.Group, "seq", b.Seq, "err", err)
+			return
+		}
+		if err := retry(ctx, a.cfg.Log, "storing batch", func() error { return a.cfg.Journal.Put(ctx, a.cfg.Group, b.Seq, payload) }); err != nil {
+			return
+		}
+		if err := retry(ctx, a.cfg.Log, "publishing descriptor", func() error { return a.publish(ctx, b, payload) }); err != nil {
+			return
+		}
+		a.statsMu.Lock()
+		a.stats.LastPublished = b.Seq
+		a.stats.Batches++
+		a.stats.PublishedBytes += int64(len(payload))
+		a.statsMu.Unlock()
+		a.saveState(state{NextSeq: b.Seq + 1, Published: b.Seq})
+	}
+}
+
+func (a *Agent) publish(ctx context.Context, b *replication.Batch, payload []byte) error {
+	d := replication.DescriptorFor(b, BlobName(b.Group, b.Seq), payload)
+	body, _ := json.Marshal(d)
+	return a.cfg.Publisher.Publish(ctx, b.Group, []replication.ChangeEvent{{Body: body, Properties: map[string]string{"kind": b.Kind}}})
+}
+
+// BlobName is the journal name a descriptor points at.
+func BlobName(group string, seq int64) string { return fmt.Sprintf("%s/%020d.batch", group, seq) }
+
+func retry(ctx context.Context, log *slog.Logger, what string, fn func() error) error {
+	delay := 100 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		log.Warn(what+" failed; retrying", "err", err, "delay", delay)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		if delay < 5*time.Second {
+			delay *= 2
+		}
+	}
+}
+
+// Close seals what is open, waits until everything is published and records a clean stop.
+func (a *Agent) Close(ctx context.Context) error {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return nil
+	}
+	a.sealLocked()
+	a.closed = true
+	close(a.queue)
+	a.mu.Unlock()
+	select {
+	case <-a.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-a.sendErr:
+		return err
+	default:
+	}
+	a.statsMu.Lock()
+	published := a.stats.LastPublished
+	a.statsMu.Unlock()
+	err := a.saveState(state{NextSeq: a.nextSeq, Published: published, Clean: true})
+	a.closeFiles()
+	return err
+}
+
+func (a *Agent) closeFiles() {
+	for _, f := range a.files {
+		f.Close()
+	}
+}
+
+// Stats returns the counters.
+func (a *Agent) Stats() Stats {
+	a.statsMu.Lock()
+	defer a.statsMu.Unlock()
+	return a.stats
+}
+
+// NextSeq is the sequence number the next batch will get.
+func (a *Agent) NextSeq() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.nextSeq
+}
+
+// HashFile returns the sha256 of a whole disk file (ground truth for tests and the demo).
+func HashFile(f *os.File, size int64) (string, error) {
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, 0, size)); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

@@ -1,0 +1,275 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+)
+
+// Applier applies a group's change stream to its target disks, in sequence order.
+//
+// Delivery is at-least-once and the Functions host checkpoints a batch even when its invocation failed,
+// so the Applier never trusts the descriptors it is handed to be complete, ordered or new: it applies
+// from the group's watermark + 1 up to the highest sequence it was told of, reading every payload from
+// the journal (which holds the whole stream), and skips what the watermark says is done. A crash at any
+// point leaves the watermark behind the writes, and replaying a write set writes the same final
+// content again. A payload that fails its checksums is quarantined and the group stops at it
+// (ResyncRequired); so does a batch gone from the journal.
+type Applier struct {
+	State       StateStore
+	Pages       PageStore
+	Journal     JournalStore
+	Log         *slog.Logger
+	Now         func() time.Time
+	Parallelism int
+}
+
+// ApplyResult says what one Apply did for one group.
+type ApplyResult struct {
+	Group    string
+	From, To int64 // sequences applied (From > To: nothing new)
+	Bytes    int64
+	Markers  int
+	Stopped  string // why the group stopped, when it did
+}
+
+// Apply applies the descriptors' groups up to the highest sequence given for each. An error means
+// nothing was lost but the call should be retried (storage unavailable, a concurrent update).
+func (a *Applier) Apply(ctx context.Context, descs []Descriptor) ([]ApplyResult, error) {
+	byGroup := map[string][]Descriptor{}
+	for _, d := range descs {
+		byGroup[d.Group] = append(byGroup[d.Group], d)
+	}
+	groups := make([]string, 0, len(byGroup))
+	for g := range byGroup {
+		groups = append(groups, g)
+	}
+	sort.Strings(groups)
+	var results []ApplyResult
+	for _, group := range groups {
+		res, err := a.applyGroup(ctx, group, byGroup[group])
+		if err != nil {
+			return results, fmt.Errorf("group %s: %w", group, err)
+		}
+		results = append(results, res)
+	}
+	return results, nil
+}
+
+func (a *Applier) applyGroup(ctx context.Context, group string, descs []Descriptor) (ApplyResult, error) {
+	log := a.Log.With("group", group)
+	res := ApplyResult{Group: group}
+	g, err := LoadGroup(ctx, a.State, group)
+	if errors.Is(err, ErrNoGroup) {
+		log.Warn("descriptors for a group that is not enabled dropped", "count", len(descs))
+		res.Stopped = "not enabled"
+		return res, nil
+	}
+	if err != nil {
+		return res, err
+	}
+	sort.Slice(descs, func(i, j int) bool { return descs[i].Seq < descs[j].Seq })
+	known := map[int64]Descriptor{}
+	for _, d := range descs {
+		known[d.Seq] = d
+	}
+	maxSeq := descs[len(descs)-1].Seq
+	switch g.Record.State {
+	case StateDisabled:
+		res.Stopped = "disabled"
+		return res, nil
+	case StateResyncRequired:
+		// Only a resync start gets the group going again: the stream before it no longer matters.
+		var start int64
+		for _, d := range descs {
+			if d.Kind == KindResync && d.Seq > g.Record.Watermark {
+				start = d.Seq
+			}
+		}
+		if start == 0 {
+			res.Stopped = "resync required: " + g.Record.Reason
+			return res, nil
+		}
+		if _, err := UpdateGroup(ctx, a.State, group, func(r *GroupRecord) error {
+			if r.State != StateResyncRequired {
+				return ErrUnchanged
+			}
+			r.State, r.Reason, r.Watermark, r.UpdatedAt = StateResyncing, "", start, a.Now().UTC()
+			return nil
+		}); err != nil {
+			return res, err
+		}
+		log.Info("resync started", "seq", start)
+		g.Record.Watermark = start
+	}
+	from := g.Record.Watermark + 1
+	res.From, res.To = from, g.Record.Watermark
+	if maxSeq < from {
+		return res, nil // all duplicates
+	}
+	ws := NewWriteSet()
+	var lastSource time.Time
+	for seq := from; seq <= maxSeq; seq++ {
+		payload, err := a.Journal.Get(ctx, group, seq)
+		if errors.Is(err, ErrNotFound) {
+			if err := a.commit(ctx, g, ws, seq-1, lastSource, &res); err != nil {
+				return res, err
+			}
+			return res, a.stop(ctx, g, fmt.Sprintf("batch %d is missing from the journal: resync needed", seq), &res)
+		}
+		if err != nil {
+			return res, err
+		}
+		b, err := a.verify(payload, group, seq, known)
+		if err != nil {
+			log.Error("corrupt batch quarantined", "seq", seq, "err", err)
+			if qerr := a.Journal.Quarantine(ctx, group, seq, payload, err.Error()); qerr != nil {
+				return res, qerr
+			}
+			if err := a.commit(ctx, g, ws, seq-1, lastSource, &res); err != nil {
+				return res, err
+			}
+			return res, a.stop(ctx, g, fmt.Sprintf("batch %d was corrupt and is quarantined (%v): resync needed", seq, err), &res)
+		}
+		switch b.Kind {
+		case KindBatch:
+			ws.AddBatch(b)
+			lastSource = b.SourceTime
+			res.Bytes += b.Bytes()
+		case KindMarker:
+			if err := a.commit(ctx, g, ws, seq-1, lastSource, &res); err != nil {
+				return res, err
+			}
+			ws = NewWriteSet()
+			if err := a.marker(ctx, g, b); err != nil {
+				return res, err
+			}
+			res.Markers++
+			res.To = seq
+		case KindResync: // a resync start that arrived while the group was healthy: nothing to skip
+		}
+	}
+	return res, a.commit(ctx, g, ws, maxSeq, lastSource, &res)
+}
+
+// verify checks a payload against its descriptor (when one came) and decodes it.
+func (a *Applier) verify(payload []byte, group string, seq int64, known map[int64]Descriptor) (*Batch, error) {
+	if d, ok := known[seq]; ok && d.CRC64 != "" {
+		if got := fmt.Sprintf("%016x", CRC64(payload)); got != d.CRC64 {
+			return nil, fmt.Errorf("%w: payload CRC64 %s, descriptor says %s", ErrCorrupt, got, d.CRC64)
+		}
+	}
+	b, err := DecodeBatch(payload)
+	if err != nil {
+		return nil, err
+	}
+	if b.Group != group || b.Seq != seq {
+		return nil, fmt.Errorf("%w: the payload stored as %s/%d says %s/%d", ErrCorrupt, group, seq, b.Group, b.Seq)
+	}
+	return b, nil
+}
+
+// commit writes the write set and then moves the watermark to through (ETag-guarded). The order
+// matters: a crash between the two replays the same writes, never skips them.
+func (a *Applier) commit(ctx context.Context, g *Group, ws *WriteSet, through int64, lastSource time.Time, res *ApplyResult) error {
+	if through <= g.Record.Watermark {
+		return nil
+	}
+	start := time.Now()
+	stats, err := ws.Flush(ctx, a.Pages, g.TargetDisk, a.Parallelism)
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+	now := a.Now().UTC()
+	rec, err := UpdateGroup(ctx, a.State, g.Record.PartitionKey, func(r *GroupRecord) error {
+		if r.Watermark >= through {
+			return ErrUnchanged // another instance got here first, with the same content
+		}
+		r.BatchesApplied += through - r.Watermark
+		r.Watermark = through
+		if !lastSource.IsZero() {
+			r.LastSourceTime = lastSource
+		}
+		r.LastAppliedAt = now
+		r.BytesApplied += stats.BytesWritten + stats.BytesCleared
+		if elapsed > 0 && stats.BytesWritten > 0 {
+			r.ApplyBytesPerSecond = float64(stats.BytesWritten) / elapsed.Seconds()
+		}
+		r.UpdatedAt = now
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	g.Record = rec
+	res.To = through
+	a.Log.Info("applied", "group", g.Record.PartitionKey, "seq", through, "writes", stats.Writes, "clears", stats.Clears,
+		"bytes", stats.BytesWritten, "ms", elapsed.Milliseconds())
+	return nil
+}
+
+// marker snapshots every disk of the group (the state is a prefix of the ordered write stream, so the
+// snapshots are crash-consistent across all disks and VMs), records the marker and moves the watermark
+// past it.
+func (a *Applier) marker(ctx context.Context, g *Group, b *Batch) error {
+	group := g.Record.PartitionKey
+	rec := MarkerRecord{Keys: Keys{PartitionKey: group, RowKey: SeqKey(b.Seq)}, Seq: b.Seq, Consistency: b.Consistency,
+		Baseline: b.Baseline, SourceTime: b.SourceTime, Snapshots: map[string]string{}}
+	var existing MarkerRecord
+	if _, err := a.State.Get(ctx, MarkersTable, group, rec.RowKey, &existing); err == nil {
+		rec = existing // snapshotted before a crash: keep those snapshots
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	} else {
+		for _, d := range g.Spec.Disks() {
+			snap, err := a.Pages.Snapshot(ctx, g.TargetDisk(d.Key))
+			if err != nil {
+				return err
+			}
+			rec.Snapshots[d.Key] = snap
+		}
+		rec.AppliedAt = a.Now().UTC()
+		if _, err := a.State.Upsert(ctx, MarkersTable, rec); err != nil {
+			return err
+		}
+	}
+	now := a.Now().UTC()
+	updated, err := UpdateGroup(ctx, a.State, group, func(r *GroupRecord) error {
+		if r.Watermark >= b.Seq {
+			return ErrUnchanged
+		}
+		r.Watermark, r.BatchesApplied = b.Seq, r.BatchesApplied+1
+		r.LastMarkerSeq, r.LastMarkerTime, r.LastMarkerKind = b.Seq, b.SourceTime, b.Consistency
+		r.LastSourceTime = b.SourceTime
+		if b.Baseline && (r.State == StateInitialReplication || r.State == StateResyncing) {
+			r.State, r.Reason = StateProtected, ""
+		}
+		r.UpdatedAt = now
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	g.Record = updated
+	a.Log.Info("marker", "group", group, "seq", b.Seq, "consistency", b.Consistency, "baseline", b.Baseline, "disks", len(rec.Snapshots))
+	return nil
+}
+
+// stop flags the group ResyncRequired with the reason; nothing past the watermark is applied until a
+// resync starts.
+func (a *Applier) stop(ctx context.Context, g *Group, reason string, res *ApplyResult) error {
+	res.Stopped = reason
+	_, err := UpdateGroup(ctx, a.State, g.Record.PartitionKey, func(r *GroupRecord) error {
+		if r.State == StateResyncRequired {
+			return ErrUnchanged
+		}
+		r.State, r.Reason, r.UpdatedAt = StateResyncRequired, reason, a.Now().UTC()
+		return nil
+	})
+	a.Log.Warn("group stopped", "group", g.Record.PartitionKey, "reason", reason)
+	return err
+}

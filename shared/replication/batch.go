@@ -1,0 +1,345 @@
+package replication
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc64"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// A change batch is the unit of the ordered write stream of one consistency group: the writes of a short
+// interval (extents, in completion order), or a marker. Its payload is stored in the journal (cache
+// account) under its sequence number, so the journal alone holds the whole stream: apply can rebuild any
+// missing descriptor from it.
+
+// Extent is one write: Length bytes at Offset of Disk ("vm/disk"); Zero extents carry no data and
+// read as zeros (trims, and all-zero writes the agent detected).
+type Extent struct {
+	Disk   string
+	Offset int64
+	Length int64
+	Zero   bool
+	Data   []byte
+}
+
+// Batch is a decoded change batch.
+type Batch struct {
+	Group       string
+	Seq         int64
+	Kind        string // KindBatch or KindMarker
+	Consistency string // markers: "crash" or "app"
+	// Baseline marks the marker that ends initial replication or a resync: from it on, the target
+	// disks are complete copies.
+	Baseline   bool
+	SourceTime time.Time
+	Extents    []Extent
+}
+
+// Bytes is the number of bytes the batch changes.
+func (b *Batch) Bytes() int64 {
+	var n int64
+	for _, e := range b.Extents {
+		n += e.Length
+	}
+	return n
+}
+
+var crcTable = crc64.MakeTable(crc64.ECMA)
+
+// CRC64 is the checksum used for payloads and extents (ECMA polynomial).
+func CRC64(data []byte) uint64 { return crc64.Checksum(data, crcTable) }
+
+const (
+	batchMagic      = "SBY1"
+	flagZstd        = 1
+	headerSize      = 4 + 1 + 8 + 8 // magic, flags, body length, body CRC
+	maxBatchBody    = 512 << 20
+	maxExtentLength = 256 << 20
+	maxNameLength   = 1024
+)
+
+var (
+	zstdEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	zstdDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxBatchBody))
+)
+
+// EncodeBatch serialises a batch: a header (magic, flags, body length, body CRC64) then the body,
+// zstd-compressed when compress is set. Every extent carries its own CRC64 too, so a torn or corrupted
+// payload is detected before a byte of it is written to a disk.
+func EncodeBatch(b *Batch, compress bool) ([]byte, error) {
+	if err := b.validate(); err != nil {
+		return nil, err
+	}
+	var body bytes.Buffer
+	putString(&body, b.Group)
+	putInt(&body, b.Seq)
+	kind := map[string]byte{KindBatch: 1, KindMarker: 2, KindResync: 3}[b.Kind]
+	body.WriteByte(kind)
+	body.WriteByte(map[string]byte{"": 0, "crash": 1, "app": 2}[b.Consistency])
+	var bflags byte
+	if b.Baseline {
+		bflags = 1
+	}
+	body.WriteByte(bflags)
+	putInt(&body, b.SourceTime.UnixNano())
+	binary.Write(&body, binary.BigEndian, uint32(len(b.Extents)))
+	for _, e := range b.Extents {
+		putString(&body, e.Disk)
+		putInt(&body, e.Offset)
+		putInt(&body, e.Length)
+		var flags byte
+		var crc uint64
+		if e.Zero {
+			flags = 1
+		} else {
+			crc = CRC64(e.Data)
+		}
+		body.WriteByte(flags)
+		binary.Write(&body, binary.BigEndian, crc)
+		if !e.Zero {
+			body.Write(e.Data)
+		}
+	}
+	raw := body.Bytes()
+	out := bytes.NewBuffer(make([]byte, 0, headerSize+len(raw)))
+	out.WriteString(batchMagic)
+	var flags byte
+	payload := raw
+	if compress {
+		flags |= flagZstd
+		payload = zstdEncoder.EncodeAll(raw, nil)
+	}
+	out.WriteByte(flags)
+	binary.Write(out, binary.BigEndian, uint64(len(raw)))
+	binary.Write(out, binary.BigEndian, CRC64(raw))
+	out.Write(payload)
+	return out.Bytes(), nil
+}
+
+func putString(w *bytes.Buffer, s string) {
+	binary.Write(w, binary.BigEndian, uint16(len(s)))
+	w.WriteString(s)
+}
+
+func putInt(w *bytes.Buffer, v int64) { binary.Write(w, binary.BigEndian, v) }
+
+func (b *Batch) validate() error {
+	if err := ValidGroupName(b.Group); err != nil {
+		return fmt.Errorf("batch group: %w", err)
+	}
+	if b.Seq < 1 {
+		return fmt.Errorf("batch seq %d: sequence numbers start at 1", b.Seq)
+	}
+	if b.Baseline && b.Kind != KindMarker {
+		return fmt.Errorf("batch %d: only a marker can end a baseline", b.Seq)
+	}
+	switch b.Kind {
+	case KindBatch:
+		if b.Consistency != "" {
+			return fmt.Errorf("batch %d: only markers carry a consistency", b.Seq)
+		}
+	case KindMarker:
+		if b.Consistency != "crash" && b.Consistency != "app" {
+			return fmt.Errorf("marker %d: consistency %q, want crash or app", b.Seq, b.Consistency)
+		}
+		if len(b.Extents) > 0 {
+			return fmt.Errorf("marker %d carries extents", b.Seq)
+		}
+	case KindResync:
+		if b.Consistency != "" || len(b.Extents) > 0 {
+			return fmt.Errorf("resync start %d carries a consistency or extents", b.Seq)
+		}
+	default:
+		return fmt.Errorf("batch %d: kind %q, want batch or marker", b.Seq, b.Kind)
+	}
+	for i, e := range b.Extents {
+		if err := e.validate(); err != nil {
+			return fmt.Errorf("batch %d extent %d: %w", b.Seq, i, err)
+		}
+	}
+	return nil
+}
+
+func (e Extent) validate() error {
+	if e.Disk == "" || len(e.Disk) > maxNameLength {
+		return errors.New("disk name empty or too long")
+	}
+	if e.Offset < 0 || e.Offset%PageSize != 0 || e.Length <= 0 || e.Length%PageSize != 0 || e.Length > maxExtentLength {
+		return fmt.Errorf("range [%d, +%d) is not a positive 512-byte-aligned range of at most %d bytes", e.Offset, e.Length, maxExtentLength)
+	}
+	if e.Offset+e.Length > MaxDiskSize {
+		return fmt.Errorf("range [%d, +%d) ends past 8 TiB", e.Offset, e.Length)
+	}
+	if !e.Zero && int64(len(e.Data)) != e.Length {
+		return fmt.Errorf("carries %d bytes for a length of %d", len(e.Data), e.Length)
+	}
+	if e.Zero && len(e.Data) != 0 {
+		return errors.New("a zero extent carries data")
+	}
+	return nil
+}
+
+// ErrCorrupt marks a payload that fails its checksums or its format: it is quarantined, never applied.
+var ErrCorrupt = errors.New("corrupt batch payload")
+
+// DecodeBatch parses and verifies a payload. Every error wraps ErrCorrupt and says what is wrong.
+func DecodeBatch(data []byte) (*Batch, error) {
+	corrupt := func(format string, args ...any) (*Batch, error) {
+		return nil, fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, args...))
+	}
+	if len(data) < headerSize {
+		return corrupt("%d bytes is shorter than the %d-byte header", len(data), headerSize)
+	}
+	if string(data[:4]) != batchMagic {
+		return corrupt("bad magic %q", data[:4])
+	}
+	flags := data[4]
+	if flags&^flagZstd != 0 {
+		return corrupt("unknown flags %#x", flags)
+	}
+	bodyLen := binary.BigEndian.Uint64(data[5:13])
+	wantCRC := binary.BigEndian.Uint64(data[13:21])
+	if bodyLen > maxBatchBody {
+		return corrupt("body length %d exceeds %d", bodyLen, maxBatchBody)
+	}
+	body := data[headerSize:]
+	if flags&flagZstd != 0 {
+		var err error
+		if body, err = zstdDecoder.DecodeAll(body, make([]byte, 0, bodyLen)); err != nil {
+			return corrupt("decompressing: %v", err)
+		}
+	}
+	if uint64(len(body)) != bodyLen {
+		return corrupt("body is %d bytes, header says %d", len(body), bodyLen)
+	}
+	if got := CRC64(body); got != wantCRC {
+		return corrupt("body CRC64 %016x, header says %016x", got, wantCRC)
+	}
+	r := &reader{data: body}
+	b := &Batch{}
+	b.Group = r.str()
+	b.Seq = r.i64()
+	switch r.u8() {
+	case 1:
+		b.Kind = KindBatch
+	case 2:
+		b.Kind = KindMarker
+	case 3:
+		b.Kind = KindResync
+	default:
+		return corrupt("unknown batch kind")
+	}
+	switch r.u8() {
+	case 0:
+	case 1:
+		b.Consistency = "crash"
+	case 2:
+		b.Consistency = "app"
+	default:
+		return corrupt("unknown consistency")
+	}
+	switch r.u8() {
+	case 0:
+	case 1:
+		b.Baseline = true
+	default:
+		return corrupt("unknown batch flags")
+	}
+	b.SourceTime = time.Unix(0, r.i64()).UTC()
+	n := r.u32()
+	if r.err == nil && uint64(n) > uint64(len(body))/27 { // each extent takes at least 27 bytes
+		return corrupt("%d extents cannot fit in %d bytes", n, len(body))
+	}
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		var e Extent
+		e.Disk = r.str()
+		e.Offset = r.i64()
+		e.Length = r.i64()
+		flags := r.u8()
+		crc := r.u64()
+		if flags > 1 {
+			return corrupt("extent %d: unknown flags %#x", i, flags)
+		}
+		e.Zero = flags == 1
+		if !e.Zero {
+			if e.Length < 0 || e.Length > maxExtentLength {
+				return corrupt("extent %d: length %d", i, e.Length)
+			}
+			e.Data = r.bytes(int(e.Length))
+			if r.err == nil && CRC64(e.Data) != crc {
+				return corrupt("extent %d (%s at %d): CRC64 mismatch", i, e.Disk, e.Offset)
+			}
+		}
+		b.Extents = append(b.Extents, e)
+	}
+	if r.err != nil {
+		return corrupt("%v", r.err)
+	}
+	if r.off != len(body) {
+		return corrupt("%d trailing bytes", len(body)-r.off)
+	}
+	if err := b.validate(); err != nil {
+		return corrupt("%v", err)
+	}
+	return b, nil
+}
+
+type reader struct {
+	data []byte
+	off  int
+	err  error
+}
+
+func (r *reader) take(n int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n < 0 || r.off+n > len(r.data) {
+		r.err = fmt.Errorf("truncated at byte %d (wanted %d more)", r.off, n)
+		return nil
+	}
+	b := r.data[r.off : r.off+n]
+	r.off += n
+	return b
+}
+
+func (r *reader) u8() byte {
+	if b := r.take(1); b != nil {
+		return b[0]
+	}
+	return 0
+}
+func (r *reader) u32() uint32 {
+	if b := r.take(4); b != nil {
+		return binary.BigEndian.Uint32(b)
+	}
+	return 0
+}
+func (r *reader) u64() uint64 {
+	if b := r.take(8); b != nil {
+		return binary.BigEndian.Uint64(b)
+	}
+	return 0
+}
+func (r *reader) i64() int64 { return int64(r.u64()) }
+func (r *reader) str() string {
+	b := r.take(2)
+	if b == nil {
+		return ""
+	}
+	return string(r.take(int(binary.BigEndian.Uint16(b))))
+}
+func (r *reader) bytes(n int) []byte { return r.take(n) }
+
+// DescriptorFor is the descriptor the agent publishes for a stored payload.
+func DescriptorFor(b *Batch, journalName string, payload []byte) Descriptor {
+	d := Descriptor{Group: b.Group, Seq: b.Seq, Kind: b.Kind, SourceTime: b.SourceTime, Consistency: b.Consistency, Baseline: b.Baseline}
+	d.Journal = journalName
+	d.Bytes = int64(len(payload))
+	d.CRC64 = fmt.Sprintf("%016x", CRC64(payload))
+	return d
+}

@@ -1,0 +1,190 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Group states.
+const (
+	StateInitialReplication = "InitialReplication"
+	StateProtected          = "Protected"
+	StateResyncRequired     = "ResyncRequired"
+	StateResyncing          = "Resyncing"
+	StateDisabled           = "Disabled"
+)
+
+// Tables of the replication state (target region).
+const (
+	GroupsTable  = "groups"
+	MarkersTable = "markers"
+	stateRow     = "state"
+	vmRowPrefix  = "vm~"
+)
+
+// GroupRecord is a group's state row: its policy and target, and where replication stands.
+type GroupRecord struct {
+	Keys
+	Target  TargetSpec `json:"Target"`
+	Policy  Policy     `json:"Policy"`
+	VMNames []string   `json:"VMNames"`
+
+	State     string    `json:"State"`
+	Reason    string    `json:"Reason,omitempty"`
+	CreatedAt time.Time `json:"CreatedAt"`
+	UpdatedAt time.Time `json:"UpdatedAt"`
+
+	// Watermark is the highest sequence applied: every batch up to it is on the target disks.
+	Watermark      int64     `json:"Watermark"`
+	LastSourceTime time.Time `json:"LastSourceTime"`
+	LastAppliedAt  time.Time `json:"LastAppliedAt"`
+	BatchesApplied int64     `json:"BatchesApplied"`
+	BytesApplied   int64     `json:"BytesApplied"`
+	// ApplyBytesPerSecond is the throughput of the last write set.
+	ApplyBytesPerSecond float64 `json:"ApplyBytesPerSecond"`
+
+	LastMarkerSeq  int64     `json:"LastMarkerSeq"`
+	LastMarkerTime time.Time `json:"LastMarkerTime"`
+	LastMarkerKind string    `json:"LastMarkerKind,omitempty"`
+
+	// Agent reports (heartbeats through the API).
+	AgentSeq        int64     `json:"AgentSeq"`
+	AgentSeenAt     time.Time `json:"AgentSeenAt"`
+	BaselineDone    int64     `json:"BaselineDone"`
+	BaselineTotal   int64     `json:"BaselineTotal"`
+	BaselineRateBps float64   `json:"BaselineRateBps"`
+	ResyncRequested bool      `json:"ResyncRequested"`
+}
+
+// VMRecord holds one VM's disks (a row per VM keeps every row far below Table storage's limits).
+type VMRecord struct {
+	Keys
+	Disks []DiskSpec `json:"Disks"`
+}
+
+// MarkerRecord is a marker apply has reached: the snapshot of every disk of the group at that point
+// of the stream, a crash-consistent (or app-consistent) image of the whole group.
+type MarkerRecord struct {
+	Keys
+	Seq         int64             `json:"Seq"`
+	Consistency string            `json:"Consistency"`
+	Baseline    bool              `json:"Baseline"`
+	SourceTime  time.Time         `json:"SourceTime"`
+	AppliedAt   time.Time         `json:"AppliedAt"`
+	Snapshots   map[string]string `json:"Snapshots"`
+}
+
+// Group is a group as loaded: its state row and its spec.
+type Group struct {
+	Record GroupRecord
+	ETag   ETag
+	Spec   GroupSpec
+}
+
+// TargetDisk is where a disk's replica lives.
+func (g *Group) TargetDisk(key string) DiskRef {
+	return DiskRef{Container: g.Spec.Target.Container, Name: key}
+}
+
+// ErrNoGroup is returned for a group that has not been enabled.
+var ErrNoGroup = fmt.Errorf("group not enabled: %w", ErrNotFound)
+
+// LoadGroup reads a group's rows.
+func LoadGroup(ctx context.Context, store StateStore, group string) (*Group, error) {
+	g := &Group{}
+	found := false
+	vms := map[string][]DiskSpec{}
+	err := store.Query(ctx, GroupsTable, group, func(decode func(any) error, etag ETag) error {
+		var keys Keys
+		if err := decode(&keys); err != nil {
+			return err
+		}
+		switch {
+		case keys.RowKey == stateRow:
+			found = true
+			g.ETag = etag
+			return decode(&g.Record)
+		case strings.HasPrefix(keys.RowKey, vmRowPrefix):
+			var vm VMRecord
+			if err := decode(&vm); err != nil {
+				return err
+			}
+			vms[strings.TrimPrefix(keys.RowKey, vmRowPrefix)] = vm.Disks
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, fmt.Errorf("group %s: %w", group, ErrNoGroup)
+	}
+	g.Spec = GroupSpec{Target: g.Record.Target, Policy: g.Record.Policy}
+	for _, name := range g.Record.VMNames {
+		g.Spec.VMs = append(g.Spec.VMs, VMSpec{Name: name, Disks: vms[name]})
+	}
+	return g, nil
+}
+
+// CreateGroup writes a new group's rows: the VM rows first, the state row last, so a group is visible
+// only once complete (a crash in between leaves VM rows a retry overwrites).
+func CreateGroup(ctx context.Context, store StateStore, group string, spec GroupSpec, now time.Time) (*Group, error) {
+	for _, vm := range spec.VMs {
+		if _, err := store.Upsert(ctx, GroupsTable, VMRecord{Keys: Keys{PartitionKey: group, RowKey: vmRowPrefix + vm.Name}, Disks: vm.Disks}); err != nil {
+			return nil, err
+		}
+	}
+	rec := GroupRecord{Keys: Keys{PartitionKey: group, RowKey: stateRow}, Target: spec.Target, Policy: spec.Policy,
+		State: StateInitialReplication, CreatedAt: now, UpdatedAt: now}
+	for _, vm := range spec.VMs {
+		rec.VMNames = append(rec.VMNames, vm.Name)
+	}
+	etag, err := store.Insert(ctx, GroupsTable, rec)
+	if err != nil {
+		return nil, err
+	}
+	return &Group{Record: rec, ETag: etag, Spec: spec}, nil
+}
+
+// UpdateGroup changes a group's state row with an ETag-guarded read-modify-write.
+func UpdateGroup(ctx context.Context, store StateStore, group string, change func(*GroupRecord) error) (GroupRecord, error) {
+	return Mutate(ctx, store, GroupsTable, group, stateRow, func(r *GroupRecord, found bool) error {
+		if !found {
+			return fmt.Errorf("group %s: %w", group, ErrNoGroup)
+		}
+		return change(r)
+	})
+}
+
+// DeleteGroupRows removes a group's rows (state row first, so a half-deleted group is invisible).
+func DeleteGroupRows(ctx context.Context, store StateStore, group string) error {
+	var keys []string
+	err := store.Query(ctx, GroupsTable, group, func(decode func(any) error, _ ETag) error {
+		var k Keys
+		if err := decode(&k); err != nil {
+			return err
+		}
+		keys = append(keys, k.RowKey)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i] == stateRow })
+	for _, rk := range keys {
+		if err := store.Delete(ctx, GroupsTable, group, rk, ""); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+// ListMarkers returns a group's markers, oldest first.
+func ListMarkers(ctx context.Context, store StateStore, group string) ([]MarkerRecord, error) {
+	markers, _, err := QueryAll[MarkerRecord](ctx, store, MarkersTable, group)
+	return markers, err
+}

@@ -1,0 +1,177 @@
+package replication
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// Limits of a consistency group (Azure Site Recovery's): VMs per group and disks per VM.
+const (
+	MaxVMsPerGroup = 16
+	MaxDisksPerVM  = 64
+)
+
+// GroupSpec is what the operator asks for when enabling replication of a consistency group.
+type GroupSpec struct {
+	VMs    []VMSpec   `json:"vms"`
+	Target TargetSpec `json:"target"`
+	Policy Policy     `json:"policy"`
+}
+
+// VMSpec is one protected VM.
+type VMSpec struct {
+	Name  string     `json:"name"`
+	Disks []DiskSpec `json:"disks"`
+}
+
+// DiskSpec is one protected disk. Source says where the agent reads it: "file:<path>" (a disk image or
+// block device), "pageblob:<url>" (a page blob in the source account), or "agent" (writes arrive
+// through the agent's write API).
+type DiskSpec struct {
+	Name      string `json:"name"`
+	SizeBytes int64  `json:"sizeBytes"`
+	Source    string `json:"source"`
+}
+
+// TargetSpec says where the replicas live in the target region's storage account.
+type TargetSpec struct {
+	// Container holds the group's target disks (created when missing), like ASR's "-asr" resources.
+	Container string `json:"container"`
+}
+
+// Policy is the replication policy.
+type Policy struct {
+	CrashConsistentIntervalSeconds int `json:"crashConsistentIntervalSeconds"`
+	AppConsistentIntervalSeconds   int `json:"appConsistentIntervalSeconds"`
+	RetentionHours                 int `json:"retentionHours"`
+	JournalWindowMinutes           int `json:"journalWindowMinutes"`
+}
+
+var (
+	vmName        = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$`)
+	containerName = regexp.MustCompile(`^[a-z0-9]([a-z0-9]|-[a-z0-9]){2,62}$`)
+)
+
+// DiskKey names a disk within its group ("vm/disk"); it is also the target blob's name.
+func DiskKey(vm, disk string) string { return vm + "/" + disk }
+
+// Disks lists the group's disks as keys with their specs, in spec order.
+func (s *GroupSpec) Disks() []DiskRefSpec {
+	var out []DiskRefSpec
+	for _, vm := range s.VMs {
+		for _, d := range vm.Disks {
+			out = append(out, DiskRefSpec{Key: DiskKey(vm.Name, d.Name), VM: vm.Name, Spec: d})
+		}
+	}
+	return out
+}
+
+// DiskRefSpec is a disk with its key.
+type DiskRefSpec struct {
+	Key  string
+	VM   string
+	Spec DiskSpec
+}
+
+// Normalize fills defaults: the target container "<group>-asr", a 5-minute crash-consistent interval,
+// app-consistent points off, 24 hours of retention and a 60-minute journal window.
+func (s *GroupSpec) Normalize(group string) {
+	if s.Target.Container == "" {
+		s.Target.Container = group + "-asr"
+	}
+	if s.Policy.CrashConsistentIntervalSeconds == 0 {
+		s.Policy.CrashConsistentIntervalSeconds = 300
+	}
+	if s.Policy.RetentionHours == 0 {
+		s.Policy.RetentionHours = 24
+	}
+	if s.Policy.JournalWindowMinutes == 0 {
+		s.Policy.JournalWindowMinutes = 60
+	}
+}
+
+// Validate checks every field; the error names the field by its JSON path.
+func (s *GroupSpec) Validate() error {
+	if len(s.VMs) < 1 || len(s.VMs) > MaxVMsPerGroup {
+		return fmt.Errorf("vms: a group has 1 to %d VMs, got %d", MaxVMsPerGroup, len(s.VMs))
+	}
+	seenVM := map[string]bool{}
+	for i, vm := range s.VMs {
+		at := fmt.Sprintf("vms[%d]", i)
+		if !vmName.MatchString(vm.Name) {
+			return fmt.Errorf("%s.name: %q must be 1-64 lowercase letters, digits or hyphens", at, vm.Name)
+		}
+		if seenVM[vm.Name] {
+			return fmt.Errorf("%s.name: %q appears twice", at, vm.Name)
+		}
+		seenVM[vm.Name] = true
+		if len(vm.Disks) < 1 || len(vm.Disks) > MaxDisksPerVM {
+			return fmt.Errorf("%s.disks: a VM has 1 to %d disks, got %d", at, MaxDisksPerVM, len(vm.Disks))
+		}
+		seenDisk := map[string]bool{}
+		for j, d := range vm.Disks {
+			at := fmt.Sprintf("%s.disks[%d]", at, j)
+			if !vmName.MatchString(d.Name) {
+				return fmt.Errorf("%s.name: %q must be 1-64 lowercase letters, digits or hyphens", at, d.Name)
+			}
+			if seenDisk[d.Name] {
+				return fmt.Errorf("%s.name: %q appears twice in %s", at, d.Name, vm.Name)
+			}
+			seenDisk[d.Name] = true
+			if d.SizeBytes <= 0 || d.SizeBytes%PageSize != 0 || d.SizeBytes > MaxDiskSize {
+				return fmt.Errorf("%s.sizeBytes: %d must be a positive multiple of 512 up to 8 TiB", at, d.SizeBytes)
+			}
+			kind, rest, _ := strings.Cut(d.Source, ":")
+			switch {
+			case d.Source == "agent":
+			case kind == "file" && rest != "":
+			case kind == "pageblob" && (strings.HasPrefix(rest, "https://") || strings.HasPrefix(rest, "http://")):
+			default:
+				return fmt.Errorf("%s.source: %q, want file:<path>, pageblob:<url> or agent", at, d.Source)
+			}
+		}
+	}
+	if !containerName.MatchString(s.Target.Container) {
+		return fmt.Errorf("target.container: %q must be 3-63 lowercase letters, digits or single hyphens", s.Target.Container)
+	}
+	p := s.Policy
+	switch {
+	case p.CrashConsistentIntervalSeconds < 30:
+		return fmt.Errorf("policy.crashConsistentIntervalSeconds: %d, the minimum is 30", p.CrashConsistentIntervalSeconds)
+	case p.AppConsistentIntervalSeconds != 0 && p.AppConsistentIntervalSeconds < 900:
+		return fmt.Errorf("policy.appConsistentIntervalSeconds: %d, want 0 (off) or at least 900", p.AppConsistentIntervalSeconds)
+	case p.RetentionHours < 0 || p.RetentionHours > 15*24:
+		return fmt.Errorf("policy.retentionHours: %d is outside 0..360 (15 days)", p.RetentionHours)
+	case p.JournalWindowMinutes < 1 || p.JournalWindowMinutes > 15*24*60:
+		return fmt.Errorf("policy.journalWindowMinutes: %d is outside 1..21600", p.JournalWindowMinutes)
+	}
+	return nil
+}
+
+// Conflicts lists what differs between two normalized specs, field by field ("" when equal).
+func (s *GroupSpec) Conflicts(other *GroupSpec) []string {
+	var out []string
+	diff := func(path string, a, b any) {
+		if a != b {
+			out = append(out, fmt.Sprintf("%s: %v, requested %v", path, a, b))
+		}
+	}
+	diff("target.container", s.Target.Container, other.Target.Container)
+	diff("policy.crashConsistentIntervalSeconds", s.Policy.CrashConsistentIntervalSeconds, other.Policy.CrashConsistentIntervalSeconds)
+	diff("policy.appConsistentIntervalSeconds", s.Policy.AppConsistentIntervalSeconds, other.Policy.AppConsistentIntervalSeconds)
+	diff("policy.retentionHours", s.Policy.RetentionHours, other.Policy.RetentionHours)
+	diff("policy.journalWindowMinutes", s.Policy.JournalWindowMinutes, other.Policy.JournalWindowMinutes)
+	diff("vms (count)", len(s.VMs), len(other.VMs))
+	for i := 0; i < len(s.VMs) && i < len(other.VMs); i++ {
+		a, b := s.VMs[i], other.VMs[i]
+		diff(fmt.Sprintf("vms[%d].name", i), a.Name, b.Name)
+		diff(fmt.Sprintf("vms[%d].disks (count)", i), len(a.Disks), len(b.Disks))
+		for j := 0; j < len(a.Disks) && j < len(b.Disks); j++ {
+			diff(fmt.Sprintf("vms[%d].disks[%d].name", i, j), a.Disks[j].Name, b.Disks[j].Name)
+			diff(fmt.Sprintf("vms[%d].disks[%d].sizeBytes", i, j), a.Disks[j].SizeBytes, b.Disks[j].SizeBytes)
+			diff(fmt.Sprintf("vms[%d].disks[%d].source", i, j), a.Disks[j].Source, b.Disks[j].Source)
+		}
+	}
+	return out
+}

@@ -1,0 +1,187 @@
+package replication
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// WriteSet coalesces the extents of consecutive batches: a later write to a range replaces what earlier
+// ones put there, so each byte is written once, with its final content, however often the source
+// rewrote it. Applying a write set is idempotent: it writes final content only.
+type WriteSet struct {
+	disks map[string][]Extent // per disk: sorted, non-overlapping
+	bytes int64
+}
+
+// NewWriteSet returns an empty write set.
+func NewWriteSet() *WriteSet { return &WriteSet{disks: map[string][]Extent{}} }
+
+// Add places an extent over whatever the set holds at that range.
+func (w *WriteSet) Add(e Extent) {
+	list := w.disks[e.Disk]
+	start, end := e.Offset, e.Offset+e.Length
+	// list[i:j] are the extents overlapping [start, end).
+	i := sort.Search(len(list), func(i int) bool { return list[i].Offset+list[i].Length > start })
+	j := i
+	for j < len(list) && list[j].Offset < end {
+		j++
+	}
+	out := make([]Extent, 0, len(list)-(j-i)+3)
+	out = append(out, list[:i]...)
+	if i < j && list[i].Offset < start {
+		out = append(out, slice(list[i], list[i].Offset, start))
+	}
+	out = append(out, e)
+	if i < j && list[j-1].Offset+list[j-1].Length > end {
+		last := list[j-1]
+		out = append(out, slice(last, end, last.Offset+last.Length))
+	}
+	w.disks[e.Disk] = append(out, list[j:]...)
+}
+
+// slice returns the part [from, to) of an extent.
+func slice(e Extent, from, to int64) Extent {
+	out := Extent{Disk: e.Disk, Offset: from, Length: to - from, Zero: e.Zero}
+	if !e.Zero {
+		out.Data = e.Data[from-e.Offset : to-e.Offset]
+	}
+	return out
+}
+
+// AddBatch adds every extent of a batch, in order.
+func (w *WriteSet) AddBatch(b *Batch) {
+	for _, e := range b.Extents {
+		w.Add(e)
+		w.bytes += e.Length
+	}
+}
+
+// Empty reports whether the set holds nothing.
+func (w *WriteSet) Empty() bool { return len(w.disks) == 0 }
+
+// Extents returns a disk's extents in offset order.
+func (w *WriteSet) Extents(disk string) []Extent { return w.disks[disk] }
+
+// Disks lists the disks the set touches.
+func (w *WriteSet) Disks() []string {
+	var out []string
+	for d := range w.disks {
+		out = append(out, d)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// pageOp is one storage call of a flush.
+type pageOp struct {
+	disk   string
+	offset int64
+	length int64
+	data   []byte // nil: clear
+}
+
+// ops turns the set into storage calls: runs of all-zero pages become clears (nothing stored, nothing
+// sent), the rest writes of at most MaxPageWrite bytes; adjacent extents merge into one call.
+func (w *WriteSet) ops() []pageOp {
+	var ops []pageOp
+	for _, disk := range w.Disks() {
+		var cur *pageOp
+		emit := func() {
+			if cur != nil {
+				ops = append(ops, *cur)
+				cur = nil
+			}
+		}
+		add := func(offset int64, data []byte, zero bool, length int64) {
+			if cur != nil && cur.offset+cur.length == offset && (cur.data == nil) == zero {
+				if zero {
+					cur.length += length
+					return
+				}
+				if cur.length+length <= MaxPageWrite {
+					cur.data = append(cur.data[:len(cur.data):len(cur.data)], data...)
+					cur.length += length
+					return
+				}
+			}
+			emit()
+			cur = &pageOp{disk: disk, offset: offset, length: length}
+			if !zero {
+				cur.data = data
+			}
+		}
+		for _, e := range w.disks[disk] {
+			if e.Zero {
+				add(e.Offset, nil, true, e.Length)
+				continue
+			}
+			// Split the data at page granularity into zero and non-zero runs.
+			for p := int64(0); p < e.Length; {
+				zero := isZero(e.Data[p : p+PageSize])
+				q := p + PageSize
+				for q < e.Length && isZero(e.Data[q:q+PageSize]) == zero && (zero || q-p < MaxPageWrite) {
+					q += PageSize
+				}
+				add(e.Offset+p, e.Data[p:q], zero, q-p)
+				p = q
+			}
+		}
+		emit()
+	}
+	return ops
+}
+
+func isZero(b []byte) bool {
+	for _, v := range b {
+		if v != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// FlushStats reports a flush.
+type FlushStats struct {
+	Writes, Clears             int
+	BytesWritten, BytesCleared int64
+}
+
+// Flush writes the set to the target disks with at most parallelism calls in flight.
+func (w *WriteSet) Flush(ctx context.Context, pages PageStore, target func(disk string) DiskRef, parallelism int) (FlushStats, error) {
+	var stats FlushStats
+	var mu sync.Mutex
+	var calls atomic.Int64
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(parallelism, 1))
+	for _, op := range w.ops() {
+		g.Go(func() error {
+			calls.Add(1)
+			ref := target(op.disk)
+			var err error
+			if op.data == nil {
+				err = pages.ClearPages(ctx, ref, op.offset, op.length)
+			} else {
+				err = pages.WritePages(ctx, ref, op.offset, op.data)
+			}
+			if err != nil {
+				return fmt.Errorf("disk %s at %d: %w", op.disk, op.offset, err)
+			}
+			mu.Lock()
+			if op.data == nil {
+				stats.Clears++
+				stats.BytesCleared += op.length
+			} else {
+				stats.Writes++
+				stats.BytesWritten += op.length
+			}
+			mu.Unlock()
+			return nil
+		})
+	}
+	return stats, g.Wait()
+}
