@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -27,6 +28,7 @@ import (
 	"github.com/standby-dr/standby/shared/azconn"
 	"github.com/standby-dr/standby/shared/eventhubs"
 	"github.com/standby-dr/standby/shared/funcproto"
+	"github.com/standby-dr/standby/shared/journal"
 	"github.com/standby-dr/standby/shared/local"
 	"github.com/standby-dr/standby/shared/pageblobs"
 	"github.com/standby-dr/standby/shared/replication"
@@ -74,10 +76,12 @@ func newLogger(level string) *slog.Logger {
 
 // deps are the handler's dependencies, each nil when not configured.
 type deps struct {
-	state  replication.StateStore
-	jobs   replication.JobSender
-	probes []api.Probe
-	closer []func()
+	state   replication.StateStore
+	pages   replication.PageStore
+	journal replication.JournalStore
+	jobs    replication.JobSender
+	probes  []api.Probe
+	closer  []func()
 }
 
 func (d *deps) close() {
@@ -94,6 +98,8 @@ const (
 	settingHub       = "StandbyChangeHub"
 	settingSB        = "StandbyServiceBus"
 	settingQueue     = "StandbyJobQueue"
+	settingJournal   = "StandbyJournalContainer"
+	settingParallel  = "StandbyApplyParallelism"
 )
 
 func orDefault(v, def string) string {
@@ -119,14 +125,23 @@ func buildDeps(ctx context.Context, getenv func(string) string, log *slog.Logger
 		d.state = store
 		d.probes = append(d.probes, api.Probe{Name: "target-tables", Check: store.Ping})
 	}
-	for _, blobDep := range []struct{ name, setting string }{{"target-blobs", settingTarget}, {"cache-blobs", settingCache}} {
-		if s, err := azconn.Lookup(getenv, blobDep.setting, "blob"); err != nil {
-			d.probes = append(d.probes, fail(blobDep.name, err))
-		} else if svc, err := pageblobs.ServiceClient(s); err != nil {
-			d.probes = append(d.probes, fail(blobDep.name, err))
-		} else {
-			d.probes = append(d.probes, api.Probe{Name: blobDep.name, Check: pageblobs.New(svc).Ping})
-		}
+	// Target disks (page blobs) and the cache journal (block blobs in the source region).
+	if s, err := azconn.Lookup(getenv, settingTarget, "blob"); err != nil {
+		d.probes = append(d.probes, fail("target-blobs", err))
+	} else if svc, err := pageblobs.ServiceClient(s); err != nil {
+		d.probes = append(d.probes, fail("target-blobs", err))
+	} else {
+		store := pageblobs.New(svc)
+		d.pages = store
+		d.probes = append(d.probes, api.Probe{Name: "target-blobs", Check: store.Ping})
+	}
+	if s, err := azconn.Lookup(getenv, settingCache, "blob"); err != nil {
+		d.probes = append(d.probes, fail("cache-blobs", err))
+	} else if svc, err := pageblobs.ServiceClient(s); err != nil {
+		d.probes = append(d.probes, fail("cache-blobs", err))
+	} else {
+		d.journal = journal.New(svc, orDefault(getenv(settingJournal), "journal"))
+		d.probes = append(d.probes, api.Probe{Name: "cache-blobs", Check: pageblobs.New(svc).Ping})
 	}
 	// Change stream.
 	hub := orDefault(getenv(settingHub), "changes")
@@ -184,13 +199,22 @@ func buildDeps(ctx context.Context, getenv func(string) string, log *slog.Logger
 func routes(d *deps, log *slog.Logger) http.Handler {
 	now := time.Now
 	mux := http.NewServeMux()
-	applyFn := &apply.Function{State: d.state, Log: log.With("function", "apply"), Now: now}
+	applyFn := &apply.Function{State: d.state, Log: log.With("function", "apply")}
+	if d.state != nil && d.pages != nil && d.journal != nil {
+		parallelism, err := strconv.Atoi(orDefault(os.Getenv(settingParallel), "8"))
+		if err != nil || parallelism < 1 {
+			log.Warn("ignoring an invalid StandbyApplyParallelism", "value", os.Getenv(settingParallel))
+			parallelism = 8
+		}
+		applyFn.Applier = &replication.Applier{State: d.state, Pages: d.pages, Journal: d.journal, Log: log.With("function", "apply"),
+			Now: now, Parallelism: parallelism}
+	}
 	cutFn := &cutpoints.Function{State: d.state, Log: log.With("function", "cutpoints"), Now: now}
 	failFn := &failover.Function{State: d.state, Log: log.With("function", "failover"), Now: now}
 	mux.Handle("POST /apply", funcproto.Handler(log, "apply", applyFn.Invoke))
 	mux.Handle("POST /cutpoints", funcproto.Handler(log, "cutpoints", cutFn.Invoke))
 	mux.Handle("POST /failover", funcproto.Handler(log, "failover", failFn.Invoke))
-	apiFn := &api.API{State: d.state, Jobs: d.jobs, Probes: d.probes, Log: log.With("function", "api"), Now: now}
+	apiFn := &api.API{State: d.state, Pages: d.pages, Jobs: d.jobs, Probes: d.probes, Log: log.With("function", "api"), Now: now}
 	mux.Handle("/api/", apiFn.Handler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("no function at %s", r.URL.Path), http.StatusNotFound)

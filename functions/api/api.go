@@ -14,11 +14,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"sort"
 	"sync"
 	"time"
 
-	"github.com/standby-dr/standby/functions/apply"
 	"github.com/standby-dr/standby/functions/failover"
 	"github.com/standby-dr/standby/shared/replication"
 )
@@ -32,6 +30,7 @@ type Probe struct {
 // API is the api function.
 type API struct {
 	State  replication.StateStore
+	Pages  replication.PageStore
 	Jobs   replication.JobSender
 	Probes []Probe
 	Log    *slog.Logger
@@ -42,7 +41,13 @@ type API struct {
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/health", a.health)
+	mux.HandleFunc("GET /api/v1/groups", a.listGroups)
+	mux.HandleFunc("PUT /api/v1/groups/{group}", a.putGroup)
 	mux.HandleFunc("GET /api/v1/groups/{group}", a.getGroup)
+	mux.HandleFunc("DELETE /api/v1/groups/{group}", a.deleteGroup)
+	mux.HandleFunc("POST /api/v1/groups/{group}/agent", a.postAgent)
+	mux.HandleFunc("POST /api/v1/groups/{group}/resync", a.postResync)
+	mux.HandleFunc("GET /api/v1/groups/{group}/disks/{vm}/{disk}/hashes", a.getDiskHashes)
 	mux.HandleFunc("POST /api/v1/groups/{group}/failover", a.postFailover)
 	mux.HandleFunc("GET /api/v1/jobs/{id}", a.getJob)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -106,64 +111,12 @@ func (a *API) health(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, map[string]any{"status": status, "dependencies": report})
 }
 
-// GroupView is what GET /groups/{group} returns in this foundation: the watermark and recent descriptors.
-type GroupView struct {
-	Group       string           `json:"group"`
-	Watermark   int64            `json:"watermark"`
-	Descriptors int64            `json:"descriptors"`
-	SourceTime  time.Time        `json:"sourceTime"`
-	UpdatedAt   time.Time        `json:"updatedAt"`
-	Recent      []DescriptorView `json:"recent"`
-}
-
-// DescriptorView is one received descriptor.
-type DescriptorView struct {
-	Seq         int64     `json:"seq"`
-	Kind        string    `json:"kind"`
-	Bytes       int64     `json:"bytes"`
-	Partition   string    `json:"partition"`
-	HubSequence int64     `json:"hubSequence"`
-	ReceivedAt  time.Time `json:"receivedAt"`
-}
-
-func (a *API) getGroup(w http.ResponseWriter, r *http.Request) {
-	group := r.PathValue("group")
-	if err := replication.ValidGroupName(group); err != nil {
-		Problem(w, r, http.StatusBadRequest, "invalid group name", err.Error())
-		return
-	}
-	if a.State == nil {
-		Problem(w, r, http.StatusServiceUnavailable, "state store not configured", "set StandbyTargetStorage")
-		return
-	}
-	var wm apply.Watermark
-	if _, err := a.State.Get(r.Context(), apply.WatermarksTable, group, apply.WatermarkRow, &wm); err != nil {
-		a.storeProblem(w, r, err, "group "+group)
-		return
-	}
-	records, _, err := replication.QueryAll[apply.DescriptorRecord](r.Context(), a.State, apply.DescriptorsTable, group)
-	if err != nil {
-		a.storeProblem(w, r, err, "descriptors of "+group)
-		return
-	}
-	view := GroupView{Group: group, Watermark: wm.Sequence, Descriptors: wm.Descriptors, SourceTime: wm.SourceTime, UpdatedAt: wm.UpdatedAt}
-	sort.Slice(records, func(i, j int) bool { return records[i].RowKey > records[j].RowKey })
-	for i, rec := range records {
-		if i == 20 {
-			break
-		}
-		var seq int64
-		fmt.Sscan(rec.RowKey, &seq)
-		view.Recent = append(view.Recent, DescriptorView{Seq: seq, Kind: rec.Kind, Bytes: rec.Bytes, Partition: rec.Partition,
-			HubSequence: rec.HubSequence, ReceivedAt: rec.ReceivedAt})
-	}
-	writeJSON(w, http.StatusOK, view)
-}
-
 func (a *API) storeProblem(w http.ResponseWriter, r *http.Request, err error, what string) {
 	switch {
 	case errors.Is(err, replication.ErrNotFound):
 		Problem(w, r, http.StatusNotFound, "not found", what+" does not exist")
+	case errors.Is(err, replication.ErrConflict):
+		Problem(w, r, http.StatusConflict, "conflict", err.Error())
 	case errors.Is(err, replication.ErrUnavailable):
 		Problem(w, r, http.StatusServiceUnavailable, "storage unavailable", err.Error())
 	default:
@@ -221,6 +174,10 @@ func (a *API) postFailover(w http.ResponseWriter, r *http.Request) {
 	}
 	if a.State == nil || a.Jobs == nil {
 		Problem(w, r, http.StatusServiceUnavailable, "dependencies not configured", "set StandbyTargetStorage and StandbyServiceBus")
+		return
+	}
+	if _, err := replication.LoadGroup(r.Context(), a.State, group); err != nil {
+		a.storeProblem(w, r, err, "group "+group)
 		return
 	}
 	now := a.Now().UTC()

@@ -2,25 +2,16 @@ package agent
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"time"
 
 	"github.com/standby-dr/standby/shared/replication"
 )
 
-// BlockSize is the unit of initial replication and of checksum comparison.
-const BlockSize = 1 << 20
+// BlockSize and BlockHash are the domain's: the target side computes the same hashes.
+const BlockSize = replication.BlockSize
 
-// BlockHash is a block's checksum as source and target compare them: "" for an all-zero block (what a
-// never-written page blob range reads as), else the hex sha256.
-func BlockHash(block []byte) string {
-	if allZero(block) {
-		return ""
-	}
-	sum := sha256.Sum256(block)
-	return hex.EncodeToString(sum[:])
-}
+// BlockHash is replication.BlockHash.
+func BlockHash(block []byte) string { return replication.BlockHash(block) }
 
 // TargetHashes returns the target's block hashes of a disk (nil: the target is known to be all zeros).
 type TargetHashes func(ctx context.Context, disk string) ([]string, error)

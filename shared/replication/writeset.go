@@ -2,6 +2,8 @@ package replication
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"sort"
 	"sync"
@@ -134,6 +136,19 @@ func (w *WriteSet) ops() []pageOp {
 		emit()
 	}
 	return ops
+}
+
+// BlockSize is the unit of initial replication and of checksum comparison between source and target.
+const BlockSize = 1 << 20
+
+// BlockHash is a block's checksum as source and target compare them: "" for an all-zero block (what a
+// never-written page blob range reads as, so the target need not read it), else the hex sha256.
+func BlockHash(block []byte) string {
+	if isZero(block) {
+		return ""
+	}
+	sum := sha256.Sum256(block)
+	return hex.EncodeToString(sum[:])
 }
 
 func isZero(b []byte) bool {

@@ -1,0 +1,113 @@
+// Package client talks to Standby's REST API (the agent's heartbeats and checksum reads, the operator
+// CLI). Problem responses become errors that carry the title and detail.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/standby-dr/standby/functions/api"
+	"github.com/standby-dr/standby/shared/replication"
+)
+
+// Client is an API client. Base is the API root, e.g. http://127.0.0.1:7071/api.
+type Client struct {
+	Base string
+	Key  string
+	HTTP *http.Client
+}
+
+// New returns a client with a sane timeout.
+func New(base, key string) *Client {
+	return &Client{Base: strings.TrimSuffix(base, "/"), Key: key, HTTP: &http.Client{Timeout: 60 * time.Second}}
+}
+
+// Error is a problem+json answer.
+type Error struct {
+	Status int    `json:"status"`
+	Title  string `json:"title"`
+	Detail string `json:"detail"`
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Title, e.Detail) }
+
+// Do sends a request and decodes a JSON answer into out (when not nil); it returns the status.
+func (c *Client) Do(ctx context.Context, method, path string, body, out any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			return 0, err
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, rd)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.Key != "" {
+		req.Header.Set("x-functions-key", c.Key)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if resp.StatusCode >= 400 {
+		e := &Error{Status: resp.StatusCode}
+		if json.Unmarshal(data, e) != nil || e.Title == "" {
+			e.Title, e.Detail = http.StatusText(resp.StatusCode), strings.TrimSpace(string(data))
+		}
+		return resp.StatusCode, e
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("decoding the answer to %s %s: %w", method, path, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// PutGroup enables replication of a group.
+func (c *Client) PutGroup(ctx context.Context, group string, spec replication.GroupSpec) (api.GroupView, int, error) {
+	var v api.GroupView
+	status, err := c.Do(ctx, http.MethodPut, "/v1/groups/"+group, spec, &v)
+	return v, status, err
+}
+
+// Group reads a group.
+func (c *Client) Group(ctx context.Context, group string) (api.GroupView, error) {
+	var v api.GroupView
+	_, err := c.Do(ctx, http.MethodGet, "/v1/groups/"+group, nil, &v)
+	return v, err
+}
+
+// Heartbeat reports the agent's progress and returns its instructions.
+func (c *Client) Heartbeat(ctx context.Context, group string, rep api.AgentReport) (api.AgentInstructions, error) {
+	var in api.AgentInstructions
+	_, err := c.Do(ctx, http.MethodPost, "/v1/groups/"+group+"/agent", rep, &in)
+	return in, err
+}
+
+// DiskHashes reads a target disk's block checksums.
+func (c *Client) DiskHashes(ctx context.Context, group, disk string) ([]string, error) {
+	var h api.DiskHashes
+	if _, err := c.Do(ctx, http.MethodGet, "/v1/groups/"+group+"/disks/"+disk+"/hashes", nil, &h); err != nil {
+		return nil, err
+	}
+	if h.BlockSize != replication.BlockSize {
+		return nil, fmt.Errorf("target hashes use %d-byte blocks, the agent %d", h.BlockSize, replication.BlockSize)
+	}
+	return h.Hashes, nil
+}

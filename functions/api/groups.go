@@ -1,0 +1,403 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/standby-dr/standby/shared/replication"
+)
+
+// GroupView is a group as the API shows it.
+type GroupView struct {
+	Group              string                 `json:"group"`
+	State              string                 `json:"state"`
+	Reason             string                 `json:"reason,omitempty"`
+	VMs                []replication.VMSpec   `json:"vms"`
+	Target             replication.TargetSpec `json:"target"`
+	Policy             replication.Policy     `json:"policy"`
+	Watermark          int64                  `json:"watermark"`
+	AgentSeq           int64                  `json:"agentSeq"`
+	PendingBatches     int64                  `json:"pendingBatches"`
+	RPOSeconds         float64                `json:"rpoSeconds"`
+	LastSourceTime     time.Time              `json:"lastSourceTime"`
+	LastAppliedAt      time.Time              `json:"lastAppliedAt"`
+	ApplyBytesPerSec   float64                `json:"applyBytesPerSecond"`
+	BytesApplied       int64                  `json:"bytesApplied"`
+	BatchesApplied     int64                  `json:"batchesApplied"`
+	InitialReplication *BaselineView          `json:"initialReplication,omitempty"`
+	LastMarker         *MarkerView            `json:"lastMarker,omitempty"`
+	CreatedAt          time.Time              `json:"createdAt"`
+}
+
+// BaselineView is initial replication (or resync) progress as the agent reports it.
+type BaselineView struct {
+	DoneBytes  int64   `json:"doneBytes"`
+	TotalBytes int64   `json:"totalBytes"`
+	Percent    float64 `json:"percent"`
+	RateBps    float64 `json:"rateBytesPerSecond"`
+	ETASeconds float64 `json:"etaSeconds"`
+}
+
+// MarkerView is the last marker applied.
+type MarkerView struct {
+	Seq         int64     `json:"seq"`
+	Consistency string    `json:"consistency"`
+	SourceTime  time.Time `json:"sourceTime"`
+}
+
+func groupView(g *replication.Group, now time.Time) GroupView {
+	r := g.Record
+	v := GroupView{Group: r.PartitionKey, State: r.State, Reason: r.Reason, VMs: g.Spec.VMs, Target: r.Target, Policy: r.Policy,
+		Watermark: r.Watermark, AgentSeq: r.AgentSeq, LastSourceTime: r.LastSourceTime, LastAppliedAt: r.LastAppliedAt,
+		ApplyBytesPerSec: r.ApplyBytesPerSecond, BytesApplied: r.BytesApplied, BatchesApplied: r.BatchesApplied, CreatedAt: r.CreatedAt}
+	if r.AgentSeq > r.Watermark {
+		v.PendingBatches = r.AgentSeq - r.Watermark
+	}
+	// RPO: how old the newest write on the target is, as far as we know. Caught up with a live agent,
+	// that is the age of the agent's last report; behind, the age of the last applied write.
+	ref := r.LastSourceTime
+	if v.PendingBatches == 0 && r.AgentSeenAt.After(ref) {
+		ref = r.AgentSeenAt
+	}
+	if !ref.IsZero() {
+		v.RPOSeconds = max(0, now.Sub(ref).Seconds())
+	}
+	if r.BaselineTotal > 0 {
+		b := &BaselineView{DoneBytes: r.BaselineDone, TotalBytes: r.BaselineTotal, RateBps: r.BaselineRateBps,
+			Percent: 100 * float64(r.BaselineDone) / float64(r.BaselineTotal)}
+		if r.BaselineRateBps > 0 {
+			b.ETASeconds = float64(r.BaselineTotal-r.BaselineDone) / r.BaselineRateBps
+		}
+		v.InitialReplication = b
+	}
+	if r.LastMarkerSeq > 0 {
+		v.LastMarker = &MarkerView{Seq: r.LastMarkerSeq, Consistency: r.LastMarkerKind, SourceTime: r.LastMarkerTime}
+	}
+	return v
+}
+
+func (a *API) needState(w http.ResponseWriter, r *http.Request) bool {
+	if a.State == nil || a.Pages == nil {
+		Problem(w, r, http.StatusServiceUnavailable, "storage not configured", "set StandbyTargetStorage")
+		return false
+	}
+	return true
+}
+
+func groupName(w http.ResponseWriter, r *http.Request) (string, bool) {
+	group := r.PathValue("group")
+	if err := replication.ValidGroupName(group); err != nil {
+		Problem(w, r, http.StatusBadRequest, "invalid group name", err.Error())
+		return "", false
+	}
+	return group, true
+}
+
+func (a *API) putGroup(w http.ResponseWriter, r *http.Request) {
+	group, ok := groupName(w, r)
+	if !ok || !a.needState(w, r) {
+		return
+	}
+	var spec replication.GroupSpec
+	if err := decodeBody(r, &spec); err != nil {
+		Problem(w, r, http.StatusBadRequest, "invalid body", err.Error())
+		return
+	}
+	spec.Normalize(group)
+	if err := spec.Validate(); err != nil {
+		Problem(w, r, http.StatusBadRequest, "invalid group spec", err.Error())
+		return
+	}
+	ctx := r.Context()
+	existing, err := replication.LoadGroup(ctx, a.State, group)
+	switch {
+	case err == nil:
+		if conflicts := existing.Spec.Conflicts(&spec); len(conflicts) > 0 {
+			Problem(w, r, http.StatusConflict, "group exists with a different spec", strings.Join(conflicts, "; "))
+			return
+		}
+		if existing.Record.State == replication.StateDisabled {
+			Problem(w, r, http.StatusConflict, "group is disabled", "delete it with keepData=false before enabling it again")
+			return
+		}
+		writeJSON(w, http.StatusOK, groupView(existing, a.Now()))
+		return
+	case !errors.Is(err, replication.ErrNoGroup):
+		a.storeProblem(w, r, err, "group "+group)
+		return
+	}
+	// Target disks first (sparse page blobs at the source sizes), then the rows: a group becomes
+	// visible only when its disks exist. A retry after a crash finds the disks and goes on.
+	if err := a.Pages.EnsureContainer(ctx, spec.Target.Container); err != nil {
+		a.storeProblem(w, r, err, "container "+spec.Target.Container)
+		return
+	}
+	for _, d := range spec.Disks() {
+		ref := replication.DiskRef{Container: spec.Target.Container, Name: d.Key}
+		err := a.Pages.Create(ctx, ref, d.Spec.SizeBytes)
+		if errors.Is(err, replication.ErrConflict) {
+			size, serr := a.Pages.Size(ctx, ref)
+			if serr == nil && size == d.Spec.SizeBytes {
+				continue
+			}
+			Problem(w, r, http.StatusConflict, "target disk exists", fmt.Sprintf("%s exists with %d bytes, the spec says %d", ref, size, d.Spec.SizeBytes))
+			return
+		}
+		if err != nil {
+			a.storeProblem(w, r, err, "target disk "+ref.String())
+			return
+		}
+	}
+	g, err := replication.CreateGroup(ctx, a.State, group, spec, a.Now().UTC())
+	if errors.Is(err, replication.ErrConflict) { // a concurrent PUT won
+		a.putGroup(w, r)
+		return
+	}
+	if err != nil {
+		a.storeProblem(w, r, err, "group "+group)
+		return
+	}
+	a.Log.Info("group enabled", "group", group, "vms", len(spec.VMs), "disks", len(spec.Disks()))
+	writeJSON(w, http.StatusCreated, groupView(g, a.Now()))
+}
+
+func (a *API) getGroup(w http.ResponseWriter, r *http.Request) {
+	group, ok := groupName(w, r)
+	if !ok || !a.needState(w, r) {
+		return
+	}
+	g, err := replication.LoadGroup(r.Context(), a.State, group)
+	if err != nil {
+		a.storeProblem(w, r, err, "group "+group)
+		return
+	}
+	writeJSON(w, http.StatusOK, groupView(g, a.Now()))
+}
+
+func (a *API) listGroups(w http.ResponseWriter, r *http.Request) {
+	if !a.needState(w, r) {
+		return
+	}
+	var names []string
+	err := a.State.ListRows(r.Context(), replication.GroupsTable, "state", func(decode func(any) error, _ replication.ETag) error {
+		var k replication.Keys
+		if err := decode(&k); err != nil {
+			return err
+		}
+		names = append(names, k.PartitionKey)
+		return nil
+	})
+	if err != nil {
+		a.storeProblem(w, r, err, "groups")
+		return
+	}
+	out := []GroupView{}
+	for _, name := range names {
+		g, err := replication.LoadGroup(r.Context(), a.State, name)
+		if errors.Is(err, replication.ErrNoGroup) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			a.storeProblem(w, r, err, "group "+name)
+			return
+		}
+		out = append(out, groupView(g, a.Now()))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"groups": out})
+}
+
+// deleteGroup disables replication. keepData=true (the default) keeps the target disks and recovery
+// state, the group stays visible as Disabled and apply drops its batches; keepData=false removes the
+// target disks with their snapshots and every row of the group.
+func (a *API) deleteGroup(w http.ResponseWriter, r *http.Request) {
+	group, ok := groupName(w, r)
+	if !ok || !a.needState(w, r) {
+		return
+	}
+	keep := true
+	switch v := r.URL.Query().Get("keepData"); v {
+	case "", "true":
+	case "false":
+		keep = false
+	default:
+		Problem(w, r, http.StatusBadRequest, "invalid query parameter keepData", fmt.Sprintf("keepData=%q, want true or false", v))
+		return
+	}
+	ctx := r.Context()
+	g, err := replication.LoadGroup(ctx, a.State, group)
+	if err != nil {
+		a.storeProblem(w, r, err, "group "+group)
+		return
+	}
+	rec, err := replication.UpdateGroup(ctx, a.State, group, func(rec *replication.GroupRecord) error {
+		rec.State, rec.Reason, rec.UpdatedAt = replication.StateDisabled, "replication disabled by the operator", a.Now().UTC()
+		return nil
+	})
+	if err != nil {
+		a.storeProblem(w, r, err, "group "+group)
+		return
+	}
+	g.Record = rec
+	if keep {
+		a.Log.Info("group disabled, data kept", "group", group)
+		writeJSON(w, http.StatusOK, groupView(g, a.Now()))
+		return
+	}
+	if err := removeGroupData(ctx, a.State, a.Pages, g); err != nil {
+		a.storeProblem(w, r, err, "removing the data of "+group)
+		return
+	}
+	a.Log.Info("group disabled, data removed", "group", group)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func removeGroupData(ctx context.Context, state replication.StateStore, pages replication.PageStore, g *replication.Group) error {
+	for _, d := range g.Spec.Disks() {
+		if err := pages.Delete(ctx, g.TargetDisk(d.Key)); err != nil {
+			return err
+		}
+	}
+	markers, err := replication.ListMarkers(ctx, state, g.Record.PartitionKey)
+	if err != nil {
+		return err
+	}
+	for _, m := range markers {
+		if err := state.Delete(ctx, replication.MarkersTable, m.PartitionKey, m.RowKey, ""); err != nil && !errors.Is(err, replication.ErrNotFound) {
+			return err
+		}
+	}
+	return replication.DeleteGroupRows(ctx, state, g.Record.PartitionKey)
+}
+
+// AgentReport is the agent's heartbeat.
+type AgentReport struct {
+	Seq                int64   `json:"seq"`
+	BaselineDoneBytes  int64   `json:"baselineDoneBytes"`
+	BaselineTotalBytes int64   `json:"baselineTotalBytes"`
+	BaselineRateBps    float64 `json:"baselineRateBytesPerSecond"`
+}
+
+// AgentInstructions is the heartbeat's answer: what the agent must do.
+type AgentInstructions struct {
+	State     string `json:"state"`
+	Reason    string `json:"reason,omitempty"`
+	Watermark int64  `json:"watermark"`
+	// Resync asks for a checksum resync starting with a resync batch (the group stopped at a gap).
+	Resync bool `json:"resync"`
+}
+
+func (a *API) postAgent(w http.ResponseWriter, r *http.Request) {
+	group, ok := groupName(w, r)
+	if !ok || !a.needState(w, r) {
+		return
+	}
+	var rep AgentReport
+	if err := decodeBody(r, &rep); err != nil {
+		Problem(w, r, http.StatusBadRequest, "invalid body", err.Error())
+		return
+	}
+	if rep.Seq < 0 || rep.BaselineDoneBytes < 0 || rep.BaselineTotalBytes < rep.BaselineDoneBytes {
+		Problem(w, r, http.StatusBadRequest, "invalid agent report", "seq and byte counts must be non-negative and done <= total")
+		return
+	}
+	now := a.Now().UTC()
+	rec, err := replication.UpdateGroup(r.Context(), a.State, group, func(g *replication.GroupRecord) error {
+		g.AgentSeq = max(g.AgentSeq, rep.Seq)
+		g.AgentSeenAt = now
+		g.BaselineDone, g.BaselineTotal, g.BaselineRateBps = rep.BaselineDoneBytes, rep.BaselineTotalBytes, rep.BaselineRateBps
+		return nil
+	})
+	if err != nil {
+		a.storeProblem(w, r, err, "group "+group)
+		return
+	}
+	writeJSON(w, http.StatusOK, AgentInstructions{State: rec.State, Reason: rec.Reason, Watermark: rec.Watermark,
+		Resync: rec.State == replication.StateResyncRequired})
+}
+
+func (a *API) postResync(w http.ResponseWriter, r *http.Request) {
+	group, ok := groupName(w, r)
+	if !ok || !a.needState(w, r) {
+		return
+	}
+	rec, err := replication.UpdateGroup(r.Context(), a.State, group, func(g *replication.GroupRecord) error {
+		if g.State == replication.StateDisabled {
+			return fmt.Errorf("%w: group is disabled", errState)
+		}
+		if g.State == replication.StateResyncRequired {
+			return replication.ErrUnchanged
+		}
+		g.State, g.Reason, g.UpdatedAt = replication.StateResyncRequired, "resync requested by the operator", a.Now().UTC()
+		return nil
+	})
+	if errors.Is(err, errState) {
+		Problem(w, r, http.StatusConflict, "resync not possible", err.Error())
+		return
+	}
+	if err != nil {
+		a.storeProblem(w, r, err, "group "+group)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"group": group, "state": rec.State, "reason": rec.Reason})
+}
+
+var errState = errors.New("conflicting state")
+
+// DiskHashes is a disk's block checksums on the target (for the agent's checksum resync).
+type DiskHashes struct {
+	BlockSize int64    `json:"blockSize"`
+	Hashes    []string `json:"hashes"`
+}
+
+func (a *API) getDiskHashes(w http.ResponseWriter, r *http.Request) {
+	group, ok := groupName(w, r)
+	if !ok || !a.needState(w, r) {
+		return
+	}
+	ctx := r.Context()
+	g, err := replication.LoadGroup(ctx, a.State, group)
+	if err != nil {
+		a.storeProblem(w, r, err, "group "+group)
+		return
+	}
+	key := replication.DiskKey(r.PathValue("vm"), r.PathValue("disk"))
+	var size int64 = -1
+	for _, d := range g.Spec.Disks() {
+		if d.Key == key {
+			size = d.Spec.SizeBytes
+		}
+	}
+	if size < 0 {
+		Problem(w, r, http.StatusNotFound, "not found", fmt.Sprintf("group %s has no disk %s", group, key))
+		return
+	}
+	ref := g.TargetDisk(key)
+	ranges, err := a.Pages.AllocatedRanges(ctx, ref, "")
+	if err != nil {
+		a.storeProblem(w, r, err, "disk "+key)
+		return
+	}
+	bs := int64(replication.BlockSize)
+	out := DiskHashes{BlockSize: bs, Hashes: make([]string, (size+bs-1)/bs)}
+	ri := 0
+	for i := range out.Hashes {
+		start, end := int64(i)*bs, min(int64(i+1)*bs, size)
+		for ri < len(ranges) && ranges[ri].End() <= start {
+			ri++
+		}
+		if ri == len(ranges) || ranges[ri].Offset >= end {
+			continue // nothing allocated in the block: it reads as zeros
+		}
+		data, err := a.Pages.ReadRange(ctx, ref, "", start, end-start)
+		if err != nil {
+			a.storeProblem(w, r, err, "disk "+key)
+			return
+		}
+		out.Hashes[i] = replication.BlockHash(data)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
