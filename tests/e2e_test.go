@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/standby-dr/standby/shared/local"
+	"github.com/standby-dr/standby/shared/replication"
 	"github.com/standby-dr/standby/shared/testenv"
 )
 
@@ -22,45 +24,53 @@ func execOutput(name string, args ...string) (string, error) {
 	return string(out), err
 }
 
-// The four functions invoked through their real trigger paths: descriptors through the change stream
-// to apply (duplicates and malformed events included), a failover request through the API and the job
-// queue to failover, the timer to cutpoints, health through the HTTP front door with its key check.
+// The four functions invoked through their real trigger paths: a group enabled through the API, the
+// agent library's batches through the journal and the change stream to apply (with a malformed event
+// quarantined and duplicates skipped), a failover request through the API and the job queue to
+// failover, the timer to cutpoints, health through the HTTP front door with its key check.
 func TestFunctionsThroughTheirTriggers(t *testing.T) {
-	target := testenv.Storage(t, "target")
-	cache := testenv.Storage(t, "source")
-	app := newApp(t, appSpec{handler: "handler",
-		functions: map[string]string{"apply": repoFunction(t, "apply"), "failover": repoFunction(t, "failover"),
-			"api": repoFunction(t, "api"), "cutpoints": repoFunction(t, "cutpoints")},
-		values: map[string]string{"StandbyTargetStorage": target, "StandbyCacheStorage": cache, "StandbyChangeHub": "changes",
-			"StandbyApplyConsumerGroup": "apply", "StandbyJobQueue": "jobs", "StandbyCutpointsSchedule": "*/2 * * * * *"},
-		broker: local.Config{EventHubs: []local.HubConfig{{Name: "changes", PartitionCount: 4}},
-			Queues: []local.QueueConfig{{Name: "jobs", RequiresSession: true, LockDurationSeconds: 30, MaxDeliveryCount: 10}}}})
-	app.start(t)
+	env := newStack(t, "*/2 * * * * *")
+	app := env.app
 	group := testenv.Unique("g")
-	br := app.broker(t)
-	ctx := context.Background()
-	now := time.Now().UTC().Format(time.RFC3339)
-	desc := func(seq int) local.Event {
-		return local.Event{Body: []byte(fmt.Sprintf(`{"group":%q,"seq":%d,"kind":"batch","sourceTime":%q,"journal":"%s/%d","bytes":512,"crc64":"0011223344556677"}`, group, seq, now, group, seq))}
+	status, _, body := app.call(t, "PUT", "/api/v1/groups/"+group, "test-key",
+		`{"vms":[{"name":"vm1","disks":[{"name":"d0","sizeBytes":4194304,"source":"agent"}]}],"policy":{"crashConsistentIntervalSeconds":60}}`)
+	if status != http.StatusCreated {
+		t.Fatalf("PUT group: %d %s", status, body)
 	}
-	if _, err := br.Publish(ctx, "changes", group, []local.Event{desc(1), desc(2), desc(2), {Body: []byte(`{"group":"x"`)}, desc(3)}); err != nil {
+	a := env.agent(t, group, []replication.DiskRefSpec{{Key: "vm1/d0", VM: "vm1", Spec: replication.DiskSpec{Name: "d0", SizeBytes: 4 << 20, Source: "agent"}}})
+	for i := 0; i < 8; i++ {
+		if err := a.Write("vm1/d0", int64(i)*65536, bytes.Repeat([]byte{byte(i + 1)}, 65536)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	marker := a.Marker("crash", true)
+	if err := a.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	br := app.broker(t)
+	// A malformed event and a duplicate of the marker's descriptor.
+	if _, err := br.Publish(context.Background(), "changes", group, []local.Event{{Body: []byte(`{"group":"x"`)},
+		{Body: []byte(fmt.Sprintf(`{"group":%q,"seq":%d,"kind":"marker","consistency":"crash","sourceTime":"2026-01-01T00:00:00Z"}`, group, marker))}}); err != nil {
 		t.Fatal(err)
 	}
 	var view struct {
-		Watermark   int64 `json:"watermark"`
-		Descriptors int64 `json:"descriptors"`
-		Recent      []struct {
+		State      string `json:"state"`
+		Watermark  int64  `json:"watermark"`
+		LastMarker struct {
 			Seq int64 `json:"seq"`
-		} `json:"recent"`
+		} `json:"lastMarker"`
 	}
-	waitFor(t, 20*time.Second, "the watermark to reach 3", func() bool {
-		status, _, body := app.call(t, "GET", "/api/v1/groups/"+group, "test-key", "")
+	waitFor(t, 20*time.Second, "the watermark to reach the marker", func() bool {
+		_, _, body := app.call(t, "GET", "/api/v1/groups/"+group, "test-key", "")
 		json.Unmarshal([]byte(body), &view)
-		return status == 200 && view.Watermark == 3
+		return view.Watermark == marker
 	})
-	if view.Descriptors != 3 || len(view.Recent) != 3 || view.Recent[0].Seq != 3 {
-		t.Fatalf("group view %+v: want 3 descriptors (the duplicate not counted, the malformed one quarantined)", view)
+	if view.State != "Protected" || view.LastMarker.Seq != marker {
+		t.Fatalf("group view %+v", view)
 	}
+	waitFor(t, 10*time.Second, "the malformed event to be quarantined", func() bool {
+		return strings.Contains(app.out.String(), "quarantined event")
+	})
 
 	status, header, body := app.call(t, "POST", "/api/v1/groups/"+group+"/failover", "test-key", `{"type":"test","recoveryPoint":"latestProcessed"}`)
 	if status != http.StatusAccepted || !strings.HasPrefix(header.Get("Location"), "/api/v1/jobs/") {
@@ -79,7 +89,10 @@ func TestFunctionsThroughTheirTriggers(t *testing.T) {
 	if job.Deliveries != 1 || job.Group != group {
 		t.Fatalf("job = %+v", job)
 	}
-
+	if status, _, body := app.call(t, "POST", "/api/v1/groups/nosuchgroup/failover", "test-key", `{"type":"test"}`); status != 404 ||
+		!strings.Contains(body, "group nosuchgroup does not exist") {
+		t.Fatalf("failover of an unknown group: %d %s", status, body)
+	}
 	status, header, body = app.call(t, "POST", "/api/v1/groups/"+group+"/failover", "test-key", `{"type":"sideways"}`)
 	if status != 400 || header.Get("Content-Type") != "application/problem+json" || !strings.Contains(body, `type \"sideways\": want test, planned or unplanned`) {
 		t.Fatalf("invalid failover type: %d %s %s", status, header.Get("Content-Type"), body)
@@ -146,7 +159,7 @@ func TestHandlerWithoutDependenciesAndMalformedInvocations(t *testing.T) {
 	}
 	// A well-formed invocation that needs storage gets 500 with the reason.
 	status, logs := post("/apply", `{"Data":{"events":"[]"}}`)
-	if status != 500 || !strings.Contains(logs, "target state store is not configured (StandbyTargetStorage)") {
+	if status != 500 || !strings.Contains(logs, "apply: target storage or the cache journal is not configured (StandbyTargetStorage, StandbyCacheStorage)") {
 		t.Errorf("apply without storage: %d %q", status, logs)
 	}
 	resp, err := http.Get(base + "/api/v1/health")

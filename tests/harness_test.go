@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binDir = dir
-	for name, pkg := range map[string]string{"handler": "../cmd/handler", "devhost": "../cmd/devhost", "testhandler": "./testhandler"} {
+	for name, pkg := range map[string]string{"handler": "../cmd/handler", "devhost": "../cmd/devhost", "agent": "../cmd/agent", "testhandler": "./testhandler"} {
 		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg).CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", name, err, out)
@@ -239,3 +239,5 @@ func readInvocations(t *testing.T, dir string) []invocation {
 	}
 	return out
 }
+
+func itoa(n int) string { return fmt.Sprint(n) }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -64,7 +65,7 @@ func Credential() (azcore.TokenCredential, error) {
 // ClientOptions are the retry settings shared by the storage clients: a few quick retries, so a
 // transient 503 or throttle is absorbed here and a longer outage surfaces as ErrUnavailable.
 func ClientOptions() policy.ClientOptions {
-	return policy.ClientOptions{Retry: policy.RetryOptions{MaxRetries: 4}}
+	return policy.ClientOptions{Retry: policy.RetryOptions{MaxRetries: 4, RetryDelay: 200 * time.Millisecond, MaxRetryDelay: 5 * time.Second}}
 }
 
 // Translate maps a storage SDK error to the domain's sentinel errors, keeping the original text.

@@ -32,6 +32,12 @@ var (
 // Storage returns the connection string for a region ("source" or "target"), from
 // STANDBY_TEST_<REGION>_STORAGE or the default ports, after checking the emulator answers.
 func Storage(t testing.TB, region string) string {
+	if t == nil { // only the connection string is wanted, reachability already checked
+		if cs := os.Getenv("STANDBY_TEST_" + strings.ToUpper(region) + "_STORAGE"); cs != "" {
+			return cs
+		}
+		return map[string]string{"source": SourceStorage, "target": TargetStorage}[region]
+	}
 	t.Helper()
 	cs := os.Getenv("STANDBY_TEST_" + strings.ToUpper(region) + "_STORAGE")
 	if cs == "" {

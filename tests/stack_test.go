@@ -1,0 +1,80 @@
+package tests
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/standby-dr/standby/shared/agent"
+	"github.com/standby-dr/standby/shared/azconn"
+	"github.com/standby-dr/standby/shared/journal"
+	"github.com/standby-dr/standby/shared/local"
+	"github.com/standby-dr/standby/shared/pageblobs"
+	"github.com/standby-dr/standby/shared/replication"
+	"github.com/standby-dr/standby/shared/testenv"
+)
+
+// stack is the whole local pipeline for one test: devhost running the repository's four functions with
+// the real handler, Azurite for both regions, the embedded broker file, and a per-test journal container.
+type stack struct {
+	app           *testApp
+	target, cache string
+	journalName   string
+	values        map[string]string
+}
+
+func newStack(t *testing.T, schedule string) *stack {
+	t.Helper()
+	return newStackWith(t, schedule, testenv.Storage(t, "target"))
+}
+
+// newStackWith lets a test put something (a fault proxy) between the handler and target storage.
+func newStackWith(t *testing.T, schedule, target string) *stack {
+	t.Helper()
+	s := &stack{target: target, cache: testenv.Storage(t, "source"), journalName: testenv.Unique("journal")}
+	s.values = map[string]string{"StandbyTargetStorage": s.target, "StandbyCacheStorage": s.cache, "StandbyChangeHub": "changes",
+		"StandbyApplyConsumerGroup": "apply", "StandbyJobQueue": "jobs", "StandbyCutpointsSchedule": schedule,
+		"StandbyJournalContainer": s.journalName}
+	s.app = newApp(t, appSpec{handler: "handler",
+		functions: map[string]string{"apply": repoFunction(t, "apply"), "failover": repoFunction(t, "failover"),
+			"api": repoFunction(t, "api"), "cutpoints": repoFunction(t, "cutpoints")},
+		values: s.values,
+		broker: local.Config{EventHubs: []local.HubConfig{{Name: "changes", PartitionCount: 4}},
+			Queues: []local.QueueConfig{{Name: "jobs", RequiresSession: true, LockDurationSeconds: 30, MaxDeliveryCount: 10}}}})
+	s.app.start(t)
+	return s
+}
+
+// env is the environment an agent process needs to reach this stack.
+func (s *stack) env() []string {
+	env := os.Environ()
+	for k, v := range s.values {
+		if k == "StandbyTargetStorage" {
+			v = testenv.Storage(nil, "target") // the verifier reads storage directly, never through a fault proxy
+		}
+		env = append(env, k+"="+v)
+	}
+	return append(env, "StandbyEventHubs=UseEmbeddedBroker=true;Path="+s.app.brokerPath, "STANDBY_API_KEY=test-key",
+		"STANDBY_API="+s.apiBase())
+}
+
+func (s *stack) apiBase() string { return "http://127.0.0.1:" + itoa(s.app.port) + "/api" }
+
+// agent opens an in-process agent on the stack (journal in the cache Azurite, stream in the broker).
+func (s *stack) agent(t *testing.T, group string, disks []replication.DiskRefSpec) *agent.Agent {
+	t.Helper()
+	svc, err := pageblobs.ServiceClient(azconn.Setting{Name: "cache", ConnectionString: s.cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := s.app.broker(t)
+	a, _, err := agent.Open(context.Background(), agent.Config{Group: group, Disks: disks, Journal: journal.New(svc, s.journalName),
+		Publisher: local.NewChangePublisher(b, "changes"), StateDir: t.TempDir(), MaxBatchDelay: 10 * time.Millisecond,
+		Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
