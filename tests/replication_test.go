@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +20,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/standby-dr/standby/shared/azconn"
+	"github.com/standby-dr/standby/shared/journal"
+	"github.com/standby-dr/standby/shared/local"
+	"github.com/standby-dr/standby/shared/pageblobs"
+	"github.com/standby-dr/standby/shared/replication"
 	"github.com/standby-dr/standby/shared/testenv"
 )
 
@@ -142,6 +148,54 @@ func TestReplicationEndToEnd(t *testing.T) {
 	if !strings.Contains(body, `"state": "Protected"`) || !strings.Contains(body, `"percent": 100`) {
 		t.Fatalf("group after initial replication:\n%s", body)
 	}
+	// Every descriptor delivered again, shuffled: nothing changes.
+	replayShuffled(t, s)
+	verifyGroup(t, s, group, state, truth)
+	_, _, after := s.app.call(t, "GET", "/api/v1/groups/"+group, "test-key", "")
+	if watermark(body) != watermark(after) {
+		t.Fatalf("replayed descriptors moved the watermark from %d to %d", watermark(body), watermark(after))
+	}
+}
+
+func watermark(view string) int64 {
+	var v struct {
+		Watermark int64 `json:"watermark"`
+	}
+	json.Unmarshal([]byte(view), &v)
+	return v.Watermark
+}
+
+// replayShuffled publishes every event of the change stream again, in random order, and waits until
+// apply has consumed them all.
+func replayShuffled(t *testing.T, s *stack) {
+	ctx := context.Background()
+	br := s.app.broker(t)
+	var bodies [][]byte
+	for p := 0; p < 4; p++ {
+		events, err := br.ReadEvents(ctx, "changes", p, -1, 100000, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range events {
+			bodies = append(bodies, e.Body)
+		}
+	}
+	rand.Shuffle(len(bodies), func(i, j int) { bodies[i], bodies[j] = bodies[j], bodies[i] })
+	var group string
+	for _, b := range bodies {
+		var d struct{ Group string }
+		json.Unmarshal(b, &d)
+		group = d.Group
+		if _, err := br.Publish(ctx, "changes", d.Group, []local.Event{{Body: b}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	part := local.PartitionFor(group, 4)
+	waitFor(t, 60*time.Second, "apply to consume the replayed events", func() bool {
+		events, _ := br.ReadEvents(ctx, "changes", part, -1, 1000000, 0)
+		seq, ok, _ := br.LoadCheckpoint(ctx, "changes", "apply", part)
+		return ok && len(events) > 0 && seq == events[len(events)-1].SequenceNumber
+	})
 }
 
 // kill -9 of the handler, again and again, in the middle of applying: devhost restarts it, the retry
@@ -253,4 +307,88 @@ func endpoint(t *testing.T, cs, key string) *url.URL {
 	}
 	t.Fatalf("no %s in the connection string", key)
 	return nil
+}
+
+func (s *stack) journal(t *testing.T) replication.JournalStore {
+	svc, err := pageblobs.ServiceClient(azconn.Setting{Name: "cache", ConnectionString: s.cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return journal.New(svc, s.journalName)
+}
+
+// breakJournal runs the workload with apply stopped for a while, damages one batch apply has not read
+// yet (damage deletes or corrupts it), restarts apply, and checks that the group stops at that batch,
+// the agent resyncs by checksums, and the target ends byte-identical.
+func breakJournal(t *testing.T, damage func(j replication.JournalStore, group string, seq int64), wantLog string) *stack {
+	s := newStack(t, "0 0 0 1 1 *")
+	group, state, truth := testenv.Unique("gap"), t.TempDir(), filepath.Join(t.TempDir(), "truth.jsonl")
+	p := startAgent(t, s, "-group", group, "-spec", writeSpec(t, 1, 2), "-state", state, "-workload-rate", "4",
+		"-duration", "12s", "-marker-interval", "500ms", "-truth", truth, "-batch-bytes", "262144")
+	time.Sleep(1500 * time.Millisecond)
+	s.app.stop(t)
+	j := s.journal(t)
+	ctx := context.Background()
+	seqs, err := j.List(ctx, group)
+	if err != nil || len(seqs) == 0 {
+		t.Fatalf("journal: %v %v", seqs, err)
+	}
+	victim := seqs[len(seqs)-1] + 5
+	waitFor(t, 10*time.Second, "more batches while apply is down", func() bool {
+		seqs, _ := j.List(ctx, group)
+		return len(seqs) > 0 && seqs[len(seqs)-1] > victim+2
+	})
+	damage(j, group, victim)
+	s.app.start(t)
+	p.wait(t, 90*time.Second)
+	verifyGroup(t, s, group, state, truth)
+	if !strings.Contains(s.app.out.String(), wantLog) || !strings.Contains(s.app.out.String(), `"msg":"resync started"`) {
+		t.Fatalf("devhost output lacks %q or the resync:\n%s", wantLog, lastLines(s.app.out.String(), 30))
+	}
+	return s
+}
+
+func TestJournalBatchLostThenResync(t *testing.T) {
+	breakJournal(t, func(j replication.JournalStore, group string, seq int64) {
+		if err := j.Delete(context.Background(), group, seq); err != nil {
+			t.Fatal(err)
+		}
+	}, "is missing from the journal: resync needed")
+}
+
+func TestCorruptBatchQuarantinedThenResync(t *testing.T) {
+	var victim int64
+	s := breakJournal(t, func(j replication.JournalStore, group string, seq int64) {
+		payload, err := j.Get(context.Background(), group, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		payload[len(payload)/2] ^= 0x5a
+		victim = seq
+		if err := j.Put(context.Background(), group, seq, payload); err != nil {
+			t.Fatal(err)
+		}
+	}, "was corrupt and is quarantined")
+	svc, _ := pageblobs.ServiceClient(azconn.Setting{Name: "cache", ConnectionString: s.cache})
+	quarantine := journal.New(svc, s.journalName+"-quarantine")
+	seqs, err := quarantine.List(context.Background(), strings.Split(lastGroup(s), "/")[0])
+	if err != nil || len(seqs) != 1 || seqs[0] != victim {
+		t.Fatalf("quarantine holds %v (%v), want [%d]", seqs, err, victim)
+	}
+}
+
+// lastGroup finds the group the devhost output talks about.
+func lastGroup(s *stack) string {
+	var group string
+	sc := bufio.NewScanner(strings.NewReader(s.app.out.String()))
+	for sc.Scan() {
+		var line struct {
+			Msg   string `json:"msg"`
+			Group string `json:"group"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "group stopped" {
+			group = line.Group
+		}
+	}
+	return group
 }

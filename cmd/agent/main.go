@@ -215,7 +215,7 @@ func runCmd(args []string) error {
 		syncs <- syncRequest{}
 	case dirty:
 		log.Warn("the last run stopped uncleanly: writes may have been lost; comparing checksums with the target")
-		syncs <- syncRequest{compare: true}
+		syncs <- syncRequest{compare: true, resync: true}
 	}
 	syncing := false
 	syncDone := make(chan error, 1)

@@ -226,7 +226,7 @@ func TestLostDescriptorsAreRepairedFromTheJournal(t *testing.T) {
 	dir := t.TempDir()
 	a, _ := p.openAgent(dir)
 	randomWrites(t, a, rng, p.spec, 60)
-	a.Marker("crash", false)
+	a.Marker("crash", true) // no initial replication here: the writes are the whole disk
 	a.Close(context.Background())
 	descs := p.pub.take()
 	// The host checkpointed past failed invocations: only the last descriptor arrives.
@@ -321,7 +321,7 @@ func TestAgentRestartResendsUnpublishedDescriptors(t *testing.T) {
 	ctx := context.Background()
 	a, _ := p.openAgent(dir)
 	randomWrites(t, a, rng, p.spec, 20)
-	a.Marker("crash", false)
+	a.Marker("crash", true)
 	waitPublished(t, a)
 	// Simulate a crash after storing payloads but before publishing: forget the descriptors and roll
 	// the persisted "published" sequence back.

@@ -149,7 +149,28 @@ func (a *Applier) applyGroup(ctx context.Context, group string, descs []Descript
 			}
 			res.Markers++
 			res.To = seq
-		case KindResync: // a resync start that arrived while the group was healthy: nothing to skip
+		case KindResync:
+			// A resync the agent started on its own (after an unclean stop): the target is incomplete
+			// until its baseline marker, so no marker before it may become a recovery point.
+			if err := a.commit(ctx, g, ws, seq-1, lastSource, &res); err != nil {
+				return res, err
+			}
+			ws = NewWriteSet()
+			rec, err := UpdateGroup(ctx, a.State, group, func(r *GroupRecord) error {
+				if r.Watermark >= seq {
+					return ErrUnchanged
+				}
+				r.Watermark, r.BatchesApplied, r.UpdatedAt = seq, r.BatchesApplied+1, a.Now().UTC()
+				if r.State == StateProtected {
+					r.State = StateResyncing
+				}
+				return nil
+			})
+			if err != nil {
+				return res, err
+			}
+			g.Record = rec
+			res.To = seq
 		}
 	}
 	return res, a.commit(ctx, g, ws, maxSeq, lastSource, &res)
@@ -214,9 +235,25 @@ func (a *Applier) commit(ctx context.Context, g *Group, ws *WriteSet, through in
 
 // marker snapshots every disk of the group (the state is a prefix of the ordered write stream, so the
 // snapshots are crash-consistent across all disks and VMs), records the marker and moves the watermark
-// past it.
+// past it. During initial replication or a resync the target is not yet a complete copy, so only the
+// baseline marker that ends it is snapshotted; earlier markers just move the watermark.
 func (a *Applier) marker(ctx context.Context, g *Group, b *Batch) error {
 	group := g.Record.PartitionKey
+	incomplete := g.Record.State == StateInitialReplication || g.Record.State == StateResyncing
+	if incomplete && !b.Baseline {
+		rec, err := UpdateGroup(ctx, a.State, group, func(r *GroupRecord) error {
+			if r.Watermark >= b.Seq {
+				return ErrUnchanged
+			}
+			r.Watermark, r.BatchesApplied, r.LastSourceTime, r.UpdatedAt = b.Seq, r.BatchesApplied+1, b.SourceTime, a.Now().UTC()
+			return nil
+		})
+		if err == nil {
+			g.Record = rec
+			a.Log.Info("marker during a baseline: not a recovery point", "group", group, "seq", b.Seq, "state", g.Record.State)
+		}
+		return err
+	}
 	rec := MarkerRecord{Keys: Keys{PartitionKey: group, RowKey: SeqKey(b.Seq)}, Seq: b.Seq, Consistency: b.Consistency,
 		Baseline: b.Baseline, SourceTime: b.SourceTime, Snapshots: map[string]string{}}
 	var existing MarkerRecord

@@ -1,0 +1,155 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/standby-dr/standby/shared/memstore"
+	"github.com/standby-dr/standby/shared/replication"
+)
+
+func newTestAPI(t *testing.T) (*httptest.Server, *memstore.Pages, *memstore.State) {
+	pages, state := memstore.NewPages(), memstore.NewState()
+	a := &API{State: state, Pages: pages, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(srv.Close)
+	return srv, pages, state
+}
+
+func call(t *testing.T, srv *httptest.Server, method, path, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 400 && resp.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("%s %s: error %d without problem+json", method, path, resp.StatusCode)
+	}
+	return resp.StatusCode, string(data)
+}
+
+const goodSpec = `{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":1048576,"source":"agent"}]},
+  {"name":"db","disks":[{"name":"os","sizeBytes":1048576,"source":"file:/dev/sdb"},{"name":"data","sizeBytes":2097152,"source":"pageblob:https://acct.blob.core.windows.net/disks/db-data"}]}]}`
+
+func TestEnableReplication(t *testing.T) {
+	srv, pages, _ := newTestAPI(t)
+	status, body := call(t, srv, "PUT", "/api/v1/groups/shop", goodSpec)
+	if status != 201 || !strings.Contains(body, `"state": "InitialReplication"`) || !strings.Contains(body, `"container": "shop-asr"`) {
+		t.Fatalf("PUT: %d %s", status, body)
+	}
+	for _, d := range []string{"web/os", "db/os", "db/data"} {
+		if _, err := pages.Size(context.Background(), replication.DiskRef{Container: "shop-asr", Name: d}); err != nil {
+			t.Fatalf("target disk %s not created: %v", d, err)
+		}
+	}
+	if size, _ := pages.Size(context.Background(), replication.DiskRef{Container: "shop-asr", Name: "db/data"}); size != 2<<20 {
+		t.Fatalf("db/data target is %d bytes, want the source size", size)
+	}
+	if status, _ := call(t, srv, "PUT", "/api/v1/groups/shop", goodSpec); status != 200 {
+		t.Fatalf("re-PUT of the same spec: %d, want 200", status)
+	}
+	changed := strings.Replace(goodSpec, `"sizeBytes":2097152`, `"sizeBytes":4194304`, 1)
+	status, body = call(t, srv, "PUT", "/api/v1/groups/shop", changed)
+	if status != 409 || !strings.Contains(body, "vms[1].disks[1].sizeBytes: 2097152, requested 4194304") {
+		t.Fatalf("conflicting PUT: %d %s", status, body)
+	}
+	status, body = call(t, srv, "GET", "/api/v1/groups", "")
+	var list struct {
+		Groups []GroupView `json:"groups"`
+	}
+	json.Unmarshal([]byte(body), &list)
+	if status != 200 || len(list.Groups) != 1 || list.Groups[0].Group != "shop" {
+		t.Fatalf("list: %d %s", status, body)
+	}
+}
+
+func TestInvalidGroupSpecsNameTheField(t *testing.T) {
+	srv, _, state := newTestAPI(t)
+	cases := []struct{ body, want string }{
+		{`{"vms":[]}`, "vms: a group has 1 to 16 VMs, got 0"},
+		{`{"vms":[{"name":"Web","disks":[{"name":"os","sizeBytes":512,"source":"agent"}]}]}`, `vms[0].name: \"Web\"`},
+		{`{"vms":[{"name":"web","disks":[]}]}`, "vms[0].disks: a VM has 1 to 64 disks, got 0"},
+		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":1000,"source":"agent"}]}]}`, "vms[0].disks[0].sizeBytes: 1000 must be a positive multiple of 512 up to 8 TiB"},
+		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":8796093022720,"source":"agent"}]}]}`, "vms[0].disks[0].sizeBytes: 8796093022720"},
+		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":512,"source":"ftp://x"}]}]}`, `vms[0].disks[0].source: \"ftp://x\", want file:<path>, pageblob:<url> or agent`},
+		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":512,"source":"agent"},{"name":"os","sizeBytes":512,"source":"agent"}]}]}`, `vms[0].disks[1].name: \"os\" appears twice`},
+		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":512,"source":"agent"}]}],"policy":{"crashConsistentIntervalSeconds":10}}`, "policy.crashConsistentIntervalSeconds: 10, the minimum is 30"},
+		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":512,"source":"agent"}]}],"policy":{"appConsistentIntervalSeconds":60}}`, "policy.appConsistentIntervalSeconds: 60, want 0 (off) or at least 900"},
+		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":512,"source":"agent"}]}],"policy":{"retentionHours":400}}`, "policy.retentionHours: 400 is outside 0..360"},
+		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":512,"source":"agent"}]}],"target":{"container":"A_B"}}`, `target.container: \"A_B\"`},
+		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":"big","source":"agent"}]}]}`, "body is not valid JSON of the expected shape"},
+		{`{"vms":[],"color":"red"}`, `unknown field \"color\"`},
+	}
+	vms := []string{}
+	for _, c := range cases {
+		status, body := call(t, srv, "PUT", "/api/v1/groups/g1", c.body)
+		if status != 400 || !strings.Contains(body, c.want) {
+			t.Errorf("PUT %s: %d %s, want 400 with %q", c.body, status, body, c.want)
+		}
+	}
+	if status, body := call(t, srv, "PUT", "/api/v1/groups/Bad_Name", goodSpec); status != 400 || !strings.Contains(body, "invalid group name") {
+		t.Errorf("bad group name: %d %s", status, body)
+	}
+	// Nothing was created by the refused requests.
+	state.ListRows(context.Background(), replication.GroupsTable, "state", func(func(any) error, replication.ETag) error {
+		vms = append(vms, "x")
+		return nil
+	})
+	if len(vms) != 0 {
+		t.Fatalf("refused PUTs created %d groups", len(vms))
+	}
+}
+
+func TestDisableAndAgentReports(t *testing.T) {
+	srv, pages, _ := newTestAPI(t)
+	call(t, srv, "PUT", "/api/v1/groups/shop", goodSpec)
+	status, body := call(t, srv, "POST", "/api/v1/groups/shop/agent", `{"seq":12,"baselineDoneBytes":1048576,"baselineTotalBytes":4194304,"baselineRateBytesPerSecond":1048576}`)
+	if status != 200 || !strings.Contains(body, `"resync": false`) {
+		t.Fatalf("agent report: %d %s", status, body)
+	}
+	_, body = call(t, srv, "GET", "/api/v1/groups/shop", "")
+	if !strings.Contains(body, `"pendingBatches": 12`) || !strings.Contains(body, `"percent": 25`) || !strings.Contains(body, `"etaSeconds": 3`) {
+		t.Fatalf("group view after the report: %s", body)
+	}
+	if status, body := call(t, srv, "POST", "/api/v1/groups/shop/agent", `{"seq":-1}`); status != 400 || !strings.Contains(body, "invalid agent report") {
+		t.Fatalf("bad report: %d %s", status, body)
+	}
+	if status, _ := call(t, srv, "POST", "/api/v1/groups/shop/resync", ""); status != 202 {
+		t.Fatalf("resync: %d", status)
+	}
+	if _, body := call(t, srv, "POST", "/api/v1/groups/shop/agent", `{"seq":13}`); !strings.Contains(body, `"resync": true`) {
+		t.Fatalf("the agent is not told to resync: %s", body)
+	}
+	status, body = call(t, srv, "GET", "/api/v1/groups/shop/disks/web/os/hashes", "")
+	if status != 200 || !strings.Contains(body, `"blockSize": 1048576`) || !strings.Contains(body, `"hashes": [`) {
+		t.Fatalf("hashes: %d %s", status, body)
+	}
+	if status, _ := call(t, srv, "DELETE", "/api/v1/groups/shop?keepData=maybe", ""); status != 400 {
+		t.Fatalf("bad keepData: %d", status)
+	}
+	if status, body := call(t, srv, "DELETE", "/api/v1/groups/shop", ""); status != 200 || !strings.Contains(body, `"state": "Disabled"`) {
+		t.Fatalf("disable keeping data: %d %s", status, body)
+	}
+	if _, err := pages.Size(context.Background(), replication.DiskRef{Container: "shop-asr", Name: "web/os"}); err != nil {
+		t.Fatal("keepData=true removed a disk")
+	}
+	if status, _ := call(t, srv, "DELETE", "/api/v1/groups/shop?keepData=false", ""); status != 204 {
+		t.Fatalf("disable removing data: %d", status)
+	}
+	if _, err := pages.Size(context.Background(), replication.DiskRef{Container: "shop-asr", Name: "web/os"}); err == nil {
+		t.Fatal("keepData=false kept the disks")
+	}
+	if status, _ := call(t, srv, "GET", "/api/v1/groups/shop", ""); status != 404 {
+		t.Fatalf("GET after removal: %d", status)
+	}
+}
