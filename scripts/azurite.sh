@@ -44,11 +44,12 @@ start_one() {
 
 stop_one() {
   local region=$1 pidfile=$state/azurite-$1.pid
-  if [[ -f $pidfile ]]; then
-    kill "$(cat "$pidfile")" 2>/dev/null || true
-    rm -f "$pidfile"
-    echo "azurite: $region stopped"
-  fi
+  # By pid file, and by command line: an instance whose pid file is gone still holds the ports.
+  [[ -f $pidfile ]] && kill "$(cat "$pidfile")" 2>/dev/null || true
+  pkill -f -- "--location $state/azurite-$region " 2>/dev/null || true
+  for _ in $(seq 1 50); do pgrep -f -- "--location $state/azurite-$region " >/dev/null || break; sleep 0.1; done
+  rm -f "$pidfile"
+  echo "azurite: $region stopped"
 }
 
 case "${1:-}" in

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs every BenchmarkFigure_<name> benchmark several times and prints the median of each as
 #   bench: <name> <value> <unit>
-# Each figure benchmark reports one custom metric; its unit is the figure's unit.
+# A figure benchmark reports one custom metric, whose unit is the figure's unit; one that reports
+# several names each as "<figure>:<unit>".
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs=${BENCH_RUNS:-5}
+runs=${BENCH_RUNS:-3}
 out=.local/bench.txt
 mkdir -p .local
 go test -run '^$' -bench 'Figure_' -benchtime 1x -count "$runs" ./... | tee "$out"
@@ -14,7 +15,10 @@ awk '
     name = $1; sub(/^BenchmarkFigure_/, "", name); sub(/-[0-9]+$/, "", name)
     for (i = 3; i < NF; i += 2) {
       unit = $(i + 1)
-      if (unit != "ns/op" && unit != "B/op" && unit != "allocs/op") { vals[name] = vals[name] " " $i; units[name] = unit }
+      if (unit == "ns/op" || unit == "B/op" || unit == "allocs/op") continue
+      fig = name
+      if (index(unit, ":") > 0) { fig = substr(unit, 1, index(unit, ":") - 1); unit = substr(unit, index(unit, ":") + 1) }
+      vals[fig] = vals[fig] " " $i; units[fig] = unit
     }
   }
   END {

@@ -149,7 +149,7 @@ func runCmd(args []string) error {
 	if err := c.load(); err != nil {
 		return err
 	}
-	log := newLogger().With("group", c.group)
+	log := newLogger() // the agent package names the group in its own lines
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cl := client.New(c.api, c.key)

@@ -111,11 +111,11 @@ func (a *Applier) applyGroup(ctx context.Context, group string, descs []Descript
 		return res, nil // all duplicates
 	}
 	ws := NewWriteSet()
-	var lastSource time.Time
+	var firstSource, lastSource time.Time // of the batches in the write set
 	for seq := from; seq <= maxSeq; seq++ {
 		payload, err := a.Journal.Get(ctx, group, seq)
 		if errors.Is(err, ErrNotFound) {
-			if err := a.commit(ctx, g, ws, seq-1, lastSource, &res); err != nil {
+			if err := a.commit(ctx, g, ws, seq-1, firstSource, lastSource, &res); err != nil {
 				return res, err
 			}
 			return res, a.stop(ctx, g, fmt.Sprintf("batch %d is missing from the journal: resync needed", seq), &res)
@@ -129,7 +129,7 @@ func (a *Applier) applyGroup(ctx context.Context, group string, descs []Descript
 			if qerr := a.Journal.Quarantine(ctx, group, seq, payload, err.Error()); qerr != nil {
 				return res, qerr
 			}
-			if err := a.commit(ctx, g, ws, seq-1, lastSource, &res); err != nil {
+			if err := a.commit(ctx, g, ws, seq-1, firstSource, lastSource, &res); err != nil {
 				return res, err
 			}
 			return res, a.stop(ctx, g, fmt.Sprintf("batch %d was corrupt and is quarantined (%v): resync needed", seq, err), &res)
@@ -137,13 +137,16 @@ func (a *Applier) applyGroup(ctx context.Context, group string, descs []Descript
 		switch b.Kind {
 		case KindBatch:
 			ws.AddBatch(b)
+			if firstSource.IsZero() {
+				firstSource = b.SourceTime
+			}
 			lastSource = b.SourceTime
 			res.Bytes += b.Bytes()
 		case KindMarker:
-			if err := a.commit(ctx, g, ws, seq-1, lastSource, &res); err != nil {
+			if err := a.commit(ctx, g, ws, seq-1, firstSource, lastSource, &res); err != nil {
 				return res, err
 			}
-			ws = NewWriteSet()
+			ws, firstSource = NewWriteSet(), time.Time{}
 			if err := a.marker(ctx, g, b); err != nil {
 				return res, err
 			}
@@ -152,10 +155,10 @@ func (a *Applier) applyGroup(ctx context.Context, group string, descs []Descript
 		case KindResync:
 			// A resync the agent started on its own (after an unclean stop): the target is incomplete
 			// until its baseline marker, so no marker before it may become a recovery point.
-			if err := a.commit(ctx, g, ws, seq-1, lastSource, &res); err != nil {
+			if err := a.commit(ctx, g, ws, seq-1, firstSource, lastSource, &res); err != nil {
 				return res, err
 			}
-			ws = NewWriteSet()
+			ws, firstSource = NewWriteSet(), time.Time{}
 			rec, err := UpdateGroup(ctx, a.State, group, func(r *GroupRecord) error {
 				if r.Watermark >= seq {
 					return ErrUnchanged
@@ -173,7 +176,7 @@ func (a *Applier) applyGroup(ctx context.Context, group string, descs []Descript
 			res.To = seq
 		}
 	}
-	return res, a.commit(ctx, g, ws, maxSeq, lastSource, &res)
+	return res, a.commit(ctx, g, ws, maxSeq, firstSource, lastSource, &res)
 }
 
 // verify checks a payload against its descriptor (when one came) and decodes it.
@@ -195,7 +198,7 @@ func (a *Applier) verify(payload []byte, group string, seq int64, known map[int6
 
 // commit writes the write set and then moves the watermark to through (ETag-guarded). The order
 // matters: a crash between the two replays the same writes, never skips them.
-func (a *Applier) commit(ctx context.Context, g *Group, ws *WriteSet, through int64, lastSource time.Time, res *ApplyResult) error {
+func (a *Applier) commit(ctx context.Context, g *Group, ws *WriteSet, through int64, firstSource, lastSource time.Time, res *ApplyResult) error {
 	if through <= g.Record.Watermark {
 		return nil
 	}
@@ -228,9 +231,17 @@ func (a *Applier) commit(ctx context.Context, g *Group, ws *WriteSet, through in
 	}
 	g.Record = rec
 	res.To = through
+	// rpoMs: how far behind its source the oldest write of this set was when it landed on the target.
 	a.Log.Info("applied", "group", g.Record.PartitionKey, "seq", through, "writes", stats.Writes, "clears", stats.Clears,
-		"bytes", stats.BytesWritten, "ms", elapsed.Milliseconds())
+		"bytes", stats.BytesWritten, "ms", elapsed.Milliseconds(), "rpoMs", rpoMs(firstSource, now))
 	return nil
+}
+
+func rpoMs(source, now time.Time) int64 {
+	if source.IsZero() {
+		return 0
+	}
+	return max(0, now.Sub(source).Milliseconds())
 }
 
 // marker snapshots every disk of the group (the state is a prefix of the ordered write stream, so the
