@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -70,7 +70,7 @@ type testApp struct {
 	done            chan error
 }
 
-func writeJSON(t *testing.T, path string, v any) {
+func writeJSON(t testing.TB, path string, v any) {
 	t.Helper()
 	os.MkdirAll(filepath.Dir(path), 0o755)
 	data, err := json.MarshalIndent(v, "", "  ")
@@ -83,7 +83,7 @@ func writeJSON(t *testing.T, path string, v any) {
 }
 
 // newApp writes the app (the repository's host.json with the handler swapped in) and returns its dir.
-func newApp(t *testing.T, spec appSpec) *testApp {
+func newApp(t testing.TB, spec appSpec) *testApp {
 	t.Helper()
 	dir := t.TempDir()
 	var host map[string]any
@@ -109,7 +109,7 @@ func newApp(t *testing.T, spec appSpec) *testApp {
 	return app
 }
 
-func repoFunction(t *testing.T, name string) string {
+func repoFunction(t testing.TB, name string) string {
 	data, err := os.ReadFile(filepath.Join("..", "functions", name, "function.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +135,7 @@ func (b *syncBuffer) String() string {
 }
 
 // start runs devhost on the app until the test ends.
-func (a *testApp) start(t *testing.T, env ...string) {
+func (a *testApp) start(t testing.TB, env ...string) {
 	t.Helper()
 	a.out = &syncBuffer{}
 	a.cmd = exec.Command(filepath.Join(binDir, "devhost"), "run", "-app", a.dir, "-broker-config", "broker.json", "-state", "state")
@@ -157,7 +157,7 @@ func (a *testApp) start(t *testing.T, env ...string) {
 	})
 }
 
-func (a *testApp) stop(t *testing.T) {
+func (a *testApp) stop(t testing.TB) {
 	if a.cmd == nil || a.cmd.Process == nil {
 		return
 	}
@@ -174,7 +174,7 @@ func (a *testApp) stop(t *testing.T) {
 	}
 }
 
-func (a *testApp) broker(t *testing.T) *local.Broker {
+func (a *testApp) broker(t testing.TB) *local.Broker {
 	t.Helper()
 	b, err := local.Open(a.brokerPath)
 	if err != nil {
@@ -185,7 +185,7 @@ func (a *testApp) broker(t *testing.T) *local.Broker {
 }
 
 // call makes an API request through devhost's front door.
-func (a *testApp) call(t *testing.T, method, path, key, body string) (int, http.Header, string) {
+func (a *testApp) call(t testing.TB, method, path, key, body string) (int, http.Header, string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d%s", a.port, path), strings.NewReader(body))
 	if key != "" {
@@ -200,7 +200,7 @@ func (a *testApp) call(t *testing.T, method, path, key, body string) (int, http.
 	return resp.StatusCode, resp.Header, string(data)
 }
 
-func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
+func waitFor(t testing.TB, limit time.Duration, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for !ok() {
@@ -222,7 +222,7 @@ type invocation struct {
 	DeliveryCount int64   `json:"deliveryCount"`
 }
 
-func readInvocations(t *testing.T, dir string) []invocation {
+func readInvocations(t testing.TB, dir string) []invocation {
 	t.Helper()
 	f, err := os.Open(filepath.Join(dir, "invocations.jsonl"))
 	if err != nil {

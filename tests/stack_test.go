@@ -25,13 +25,13 @@ type stack struct {
 	values        map[string]string
 }
 
-func newStack(t *testing.T, schedule string) *stack {
+func newStack(t testing.TB, schedule string) *stack {
 	t.Helper()
 	return newStackWith(t, schedule, testenv.Storage(t, "target"))
 }
 
 // newStackWith lets a test put something (a fault proxy) between the handler and target storage.
-func newStackWith(t *testing.T, schedule, target string) *stack {
+func newStackWith(t testing.TB, schedule, target string) *stack {
 	t.Helper()
 	s := &stack{target: target, cache: testenv.Storage(t, "source"), journalName: testenv.Unique("journal")}
 	s.values = map[string]string{"StandbyTargetStorage": s.target, "StandbyCacheStorage": s.cache, "StandbyChangeHub": "changes",
@@ -63,7 +63,7 @@ func (s *stack) env() []string {
 func (s *stack) apiBase() string { return "http://127.0.0.1:" + itoa(s.app.port) + "/api" }
 
 // agent opens an in-process agent on the stack (journal in the cache Azurite, stream in the broker).
-func (s *stack) agent(t *testing.T, group string, disks []replication.DiskRefSpec) *agent.Agent {
+func (s *stack) agent(t testing.TB, group string, disks []replication.DiskRefSpec) *agent.Agent {
 	t.Helper()
 	svc, err := pageblobs.ServiceClient(azconn.Setting{Name: "cache", ConnectionString: s.cache})
 	if err != nil {

@@ -149,7 +149,8 @@ func runCmd(args []string) error {
 	if err := c.load(); err != nil {
 		return err
 	}
-	log := newLogger() // the agent package names the group in its own lines
+	base := newLogger()
+	log := base.With("group", c.group)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cl := client.New(c.api, c.key)
@@ -191,7 +192,7 @@ func runCmd(args []string) error {
 		sizes[d.Key] = d.Spec.SizeBytes
 	}
 	cfg := agent.Config{Group: c.group, Disks: spec.Disks(), Journal: j, Publisher: pub, StateDir: c.state,
-		MaxBatchBytes: *batchBytes, MaxBatchDelay: *batchDelay, Compress: *compress, Log: log}
+		MaxBatchBytes: *batchBytes, MaxBatchDelay: *batchDelay, Compress: *compress, Log: base}
 	if truth != nil {
 		cfg.OnMarker = func(seq int64, consistency string, files map[string]*os.File) {
 			rec := Truth{Seq: seq, Consistency: consistency, Time: time.Now().UTC(), Disks: map[string]string{}}

@@ -104,6 +104,7 @@ func Open(ctx context.Context, cfg Config) (*Agent, bool, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	cfg.Log = cfg.Log.With("group", cfg.Group)
 	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 		return nil, false, err
 	}
@@ -153,7 +154,7 @@ func Open(ctx context.Context, cfg Config) (*Agent, bool, error) {
 			return nil, false, err
 		}
 		st.Published = seq
-		cfg.Log.Info("descriptor re-sent after restart", "group", cfg.Group, "seq", seq)
+		cfg.Log.Info("descriptor re-sent after restart", "seq", seq)
 	}
 	a.nextSeq = next
 	a.stats.LastPublished = st.Published
@@ -299,28 +300,61 @@ func (a *Agent) ticker(ctx context.Context) {
 	}
 }
 
-// sender stores and publishes sealed batches in order, retrying each until it goes through.
+// uploadsInFlight bounds the payload uploads the sender runs at once.
+const uploadsInFlight = 4
+
+// sender stores sealed batches (several uploads in flight) and publishes their descriptors strictly in
+// sequence order, each only once its own payload is stored; every step is retried until it goes through.
 func (a *Agent) sender(ctx context.Context) {
 	defer close(a.done)
-	for b := range a.queue {
-		payload, err := replication.EncodeBatch(b, a.cfg.Compress)
-		if err != nil { // a bug, not an outage: stop rather than skip a sequence number
-			a.sendErr <- fmt.Errorf("encoding batch %d: %w", b.Seq, err)
-			a.cfg.Log.Error("encoding batch", "group", a.cfg.Group, "seq", b.Seq, "err", err)
-			return
+	type upload struct {
+		b       *replication.Batch
+		payload []byte
+		stored  chan error
+	}
+	inOrder := make(chan *upload, uploadsInFlight)
+	slots := make(chan struct{}, uploadsInFlight)
+	go func() {
+		defer close(inOrder)
+		for b := range a.queue {
+			payload, err := replication.EncodeBatch(b, a.cfg.Compress)
+			u := &upload{b: b, payload: payload, stored: make(chan error, 1)}
+			if err != nil { // a bug, not an outage: stop rather than skip a sequence number
+				u.stored <- fmt.Errorf("encoding batch %d: %w", b.Seq, err)
+			} else {
+				slots <- struct{}{}
+				go func() {
+					defer func() { <-slots }()
+					u.stored <- retry(ctx, a.cfg.Log, "storing batch", func() error { return a.cfg.Journal.Put(ctx, a.cfg.Group, b.Seq, payload) })
+				}()
+			}
+			inOrder <- u
 		}
-		if err := retry(ctx, a.cfg.Log, "storing batch", func() error { return a.cfg.Journal.Put(ctx, a.cfg.Group, b.Seq, payload) }); err != nil {
-			return
+	}()
+	failed := false
+	for u := range inOrder {
+		err := <-u.stored
+		if failed {
+			continue // drain
 		}
-		if err := retry(ctx, a.cfg.Log, "publishing descriptor", func() error { return a.publish(ctx, b, payload) }); err != nil {
-			return
+		if err == nil {
+			err = retry(ctx, a.cfg.Log, "publishing descriptor", func() error { return a.publish(ctx, u.b, u.payload) })
+		}
+		if err != nil {
+			failed = true
+			a.cfg.Log.Error("sending stopped", "seq", u.b.Seq, "err", err)
+			select {
+			case a.sendErr <- err:
+			default:
+			}
+			continue
 		}
 		a.statsMu.Lock()
-		a.stats.LastPublished = b.Seq
+		a.stats.LastPublished = u.b.Seq
 		a.stats.Batches++
-		a.stats.PublishedBytes += int64(len(payload))
+		a.stats.PublishedBytes += int64(len(u.payload))
 		a.statsMu.Unlock()
-		a.saveState(state{NextSeq: b.Seq + 1, Published: b.Seq})
+		a.saveState(state{NextSeq: u.b.Seq + 1, Published: u.b.Seq})
 	}
 }
 

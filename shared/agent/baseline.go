@@ -84,6 +84,6 @@ func (a *Agent) Sync(ctx context.Context, target TargetHashes, resync bool) (mar
 		}
 	}
 	marker = a.Marker("crash", true)
-	a.cfg.Log.Info("baseline complete", "group", a.cfg.Group, "seq", marker, "bytesSent", sent, "resync", target != nil)
+	a.cfg.Log.Info("baseline complete", "seq", marker, "bytesSent", sent, "resync", target != nil)
 	return marker, sent, nil
 }

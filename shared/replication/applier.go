@@ -112,8 +112,9 @@ func (a *Applier) applyGroup(ctx context.Context, group string, descs []Descript
 	}
 	ws := NewWriteSet()
 	var firstSource, lastSource time.Time // of the batches in the write set
+	fetch := a.prefetch(ctx, group, from, maxSeq)
 	for seq := from; seq <= maxSeq; seq++ {
-		payload, err := a.Journal.Get(ctx, group, seq)
+		payload, err := fetch(seq)
 		if errors.Is(err, ErrNotFound) {
 			if err := a.commit(ctx, g, ws, seq-1, firstSource, lastSource, &res); err != nil {
 				return res, err
@@ -177,6 +178,46 @@ func (a *Applier) applyGroup(ctx context.Context, group string, descs []Descript
 		}
 	}
 	return res, a.commit(ctx, g, ws, maxSeq, firstSource, lastSource, &res)
+}
+
+// prefetchDepth is how many journal reads run ahead of the batch being applied.
+const prefetchDepth = 8
+
+// prefetch starts reading the payloads from..to from the journal, a few ahead of the one being
+// applied, and returns a function that yields them in order.
+func (a *Applier) prefetch(ctx context.Context, group string, from, to int64) func(seq int64) ([]byte, error) {
+	type result struct {
+		payload []byte
+		err     error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	results := map[int64]chan result{}
+	next := from
+	start := func() {
+		for ; next <= to && len(results) < prefetchDepth; next++ {
+			ch := make(chan result, 1)
+			results[next] = ch
+			go func(seq int64) {
+				p, err := a.Journal.Get(ctx, group, seq)
+				ch <- result{p, err}
+			}(next)
+		}
+	}
+	return func(seq int64) ([]byte, error) {
+		start()
+		ch, ok := results[seq]
+		if !ok {
+			cancel()
+			return nil, fmt.Errorf("prefetch asked for %d out of order", seq)
+		}
+		r := <-ch
+		delete(results, seq)
+		if seq == to || r.err != nil {
+			defer cancel()
+		}
+		start()
+		return r.payload, r.err
+	}
 }
 
 // verify checks a payload against its descriptor (when one came) and decodes it.

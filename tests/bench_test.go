@@ -1,0 +1,265 @@
+package tests
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/standby-dr/standby/shared/agent"
+	"github.com/standby-dr/standby/shared/azconn"
+	"github.com/standby-dr/standby/shared/journal"
+	"github.com/standby-dr/standby/shared/pageblobs"
+	"github.com/standby-dr/standby/shared/replication"
+	"github.com/standby-dr/standby/shared/tables"
+	"github.com/standby-dr/standby/shared/testenv"
+	"golang.org/x/sync/errgroup"
+)
+
+// write is one write of a benchmark's pattern.
+type write struct {
+	disk   string
+	offset int64
+	data   []byte
+}
+
+// pattern is a reproducible write pattern: n writes of 64 KiB to 1 MiB at random 4 KiB-aligned offsets
+// across the disks.
+func pattern(disks []replication.DiskRefSpec, n int, seed int64) []write {
+	rng := rand.New(rand.NewSource(seed))
+	out := make([]write, n)
+	for i := range out {
+		d := disks[rng.Intn(len(disks))]
+		length := int64(16+rng.Intn(241)) * 4096
+		data := make([]byte, length)
+		rng.Read(data)
+		out[i] = write{disk: d.Key, offset: rng.Int63n((d.Spec.SizeBytes-length)/4096+1) * 4096, data: data}
+	}
+	return out
+}
+
+func patternBytes(ws []write) int64 {
+	var n int64
+	for _, w := range ws {
+		n += int64(len(w.data))
+	}
+	return n
+}
+
+func benchDisks(vms, disks int, size int64) ([]replication.DiskRefSpec, string) {
+	var specs []replication.DiskRefSpec
+	var b strings.Builder
+	b.WriteString(`{"vms":[`)
+	for v := 0; v < vms; v++ {
+		if v > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"name":"vm%d","disks":[`, v)
+		for d := 0; d < disks; d++ {
+			if d > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, `{"name":"d%d","sizeBytes":%d,"source":"agent"}`, d, size)
+			specs = append(specs, replication.DiskRefSpec{Key: fmt.Sprintf("vm%d/d%d", v, d), VM: fmt.Sprintf("vm%d", v),
+				Spec: replication.DiskSpec{Name: fmt.Sprintf("d%d", d), SizeBytes: size, Source: "agent"}})
+		}
+		b.WriteString("]}")
+	}
+	b.WriteString(`]}`)
+	return specs, b.String()
+}
+
+// rawUpload writes the pattern with UploadPages straight to target disks, 8 calls at a time (apply's
+// parallelism), and returns MB/s: the raw storage path.
+func rawUpload(t testing.TB, ws []write, disks []replication.DiskRefSpec) float64 {
+	svc, err := pageblobs.ServiceClient(azconn.Setting{Name: "target", ConnectionString: testenv.Storage(t, "target")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := pageblobs.New(svc)
+	ctx := context.Background()
+	container := testenv.Unique("raw")
+	store.EnsureContainer(ctx, container)
+	for _, d := range disks {
+		if err := store.Create(ctx, replication.DiskRef{Container: container, Name: d.Key}, d.Spec.SizeBytes); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	g := errgroup.Group{}
+	g.SetLimit(8)
+	for _, w := range ws {
+		g.Go(func() error {
+			return store.WritePages(ctx, replication.DiskRef{Container: container, Name: w.disk}, w.offset, w.data)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	return float64(patternBytes(ws)) / (1 << 20) / time.Since(start).Seconds()
+}
+
+func waitWatermark(t testing.TB, s *stack, group string, seq int64, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for {
+		_, _, body := s.app.call(t, "GET", "/api/v1/groups/"+group, "test-key", "")
+		if watermark(body) >= seq {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("watermark stuck below %d: %s", seq, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func enable(b *testing.B, s *stack, group, spec string) {
+	if status, _, body := s.app.call(b, "PUT", "/api/v1/groups/"+group, "test-key", spec); status != 201 {
+		b.Fatalf("PUT group: %d %s", status, body)
+	}
+}
+
+// BenchmarkFigure_apply_throughput_ratio: the pipeline's end-to-end MB/s (agent write API → journal →
+// broker → devhost → apply → target page blobs) over the raw UploadPages MB/s of the same write pattern
+// to the same Azurite, both measured in this run.
+func BenchmarkFigure_apply_throughput_ratio(b *testing.B) {
+	disks, spec := benchDisks(2, 2, 256<<20)
+	ws := pattern(disks, 400, 1) // ~100 MiB
+	raw := rawUpload(b, ws, disks)
+	s := newStack(b, "0 0 0 1 1 *")
+	group := testenv.Unique("tput")
+	enable(b, s, group, spec)
+	a := s.agent(b, group, disks)
+	start := time.Now()
+	for _, w := range ws {
+		if err := a.Write(w.disk, w.offset, w.data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	final := a.Marker("crash", true)
+	waitWatermark(b, s, group, final, 5*time.Minute)
+	e2e := float64(patternBytes(ws)) / (1 << 20) / time.Since(start).Seconds()
+	a.Close(context.Background())
+	b.ReportMetric(e2e/raw, "ratio")
+	fmt.Fprintf(os.Stderr, "apply throughput: end-to-end %.1f MB/s, raw UploadPages %.1f MB/s\n", e2e, raw)
+}
+
+// BenchmarkFigure_rpo: RPO under load. The raw capacity is measured first; then the workload writes at
+// half of it for BENCH_RPO_SECONDS (default 60) and every write set apply lands reports how far behind
+// its oldest write was (rpoMs in the handler's log).
+func BenchmarkFigure_rpo(b *testing.B) {
+	disks, spec := benchDisks(2, 2, 256<<20)
+	raw := rawUpload(b, pattern(disks, 200, 2), disks)
+	seconds := 60
+	fmt.Sscan(os.Getenv("BENCH_RPO_SECONDS"), &seconds)
+	s := newStack(b, "0 0 0 1 1 *")
+	group := testenv.Unique("rpo")
+	enable(b, s, group, spec)
+	a := s.agent(b, group, disks)
+	a.Marker("crash", true) // the disks start empty: nothing to copy first
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(seconds)*time.Second)
+	defer cancel()
+	st, err := (&agent.Workload{Agent: a, Disks: disks, BytesPerSecond: raw / 2 * (1 << 20), Seed: 3}).Run(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	final := a.Marker("crash", false)
+	waitWatermark(b, s, group, final, 5*time.Minute)
+	a.Close(context.Background())
+	var rpo []float64
+	sc := bufio.NewScanner(strings.NewReader(s.app.out.String()))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var line struct {
+			Msg   string  `json:"msg"`
+			Group string  `json:"group"`
+			RPO   float64 `json:"rpoMs"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "applied" && line.Group == group {
+			rpo = append(rpo, line.RPO/1000)
+		}
+	}
+	if len(rpo) == 0 {
+		b.Fatal("no apply records")
+	}
+	sort.Float64s(rpo)
+	b.ReportMetric(rpo[len(rpo)/2], "rpo_p50_s:s")
+	b.ReportMetric(rpo[(len(rpo)-1)*99/100], "rpo_p99_s:s")
+	fmt.Fprintf(os.Stderr, "rpo: %d write sets at %.1f MB/s (half of raw %.1f MB/s, wrote %.0f MiB)\n", len(rpo),
+		float64(st.Bytes)/(1<<20)/float64(seconds), raw, float64(st.Bytes)/(1<<20))
+}
+
+// BenchmarkFigure_apply_size_cost_ratio: the time apply takes for the same churn on a 64 GiB and on a
+// 1 GiB sparse disk (the Applier straight against the target Azurite, batches from the journal).
+// Apply is O(changed bytes): the ratio should be about 1.
+func BenchmarkFigure_apply_size_cost_ratio(b *testing.B) {
+	small := applyTime(b, 1<<30)
+	large := applyTime(b, 64<<30)
+	b.ReportMetric(large.Seconds()/small.Seconds(), "ratio")
+	fmt.Fprintf(os.Stderr, "apply size cost: 1 GiB disk %.2fs, 64 GiB disk %.2fs\n", small.Seconds(), large.Seconds())
+}
+
+// BenchmarkFigure_apply_stage_throughput_ratio: apply alone (the Applier reading batches from the
+// journal and writing the target, no agent, broker or host) over raw UploadPages of the same writes.
+func BenchmarkFigure_apply_stage_throughput_ratio(b *testing.B) {
+	disks, _ := benchDisks(1, 1, 1<<30)
+	raw := rawUpload(b, pattern(disks, 200, 4), disks)
+	elapsed := applyTime(b, 1<<30)
+	stage := float64(patternBytes(pattern(disks, 200, 4))) / (1 << 20) / elapsed.Seconds()
+	b.ReportMetric(stage/raw, "ratio")
+	fmt.Fprintf(os.Stderr, "apply stage: %.1f MB/s, raw UploadPages %.1f MB/s\n", stage, raw)
+}
+
+func applyTime(b *testing.B, size int64) time.Duration {
+	ctx := context.Background()
+	target := testenv.Storage(b, "target")
+	svc, _ := pageblobs.ServiceClient(azconn.Setting{Name: "target", ConnectionString: target})
+	tsvc, _ := tables.ServiceClient(azconn.Setting{Name: "target", ConnectionString: target})
+	csvc, _ := pageblobs.ServiceClient(azconn.Setting{Name: "cache", ConnectionString: testenv.Storage(b, "source")})
+	pages, state := pageblobs.New(svc), tables.New(tsvc)
+	j := journal.New(csvc, testenv.Unique("benchjournal"))
+	group := testenv.Unique("size")
+	disks, _ := benchDisks(1, 1, size)
+	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm0", Disks: []replication.DiskSpec{disks[0].Spec}}}}
+	spec.Normalize(group)
+	pages.EnsureContainer(ctx, spec.Target.Container)
+	if err := pages.Create(ctx, replication.DiskRef{Container: spec.Target.Container, Name: disks[0].Key}, size); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := replication.CreateGroup(ctx, state, group, spec, time.Now()); err != nil {
+		b.Fatal(err)
+	}
+	// The same churn for both sizes: 200 writes (about 50 MiB) at random offsets of the disk, in 50 batches.
+	ws := pattern(disks, 200, 4)
+	var descs []replication.Descriptor
+	var mu sync.Mutex
+	for i := 0; i < 50; i++ {
+		bt := &replication.Batch{Group: group, Seq: int64(i + 1), Kind: replication.KindBatch, SourceTime: time.Now()}
+		for _, w := range ws[i*4 : i*4+4] {
+			bt.Extents = append(bt.Extents, replication.Extent{Disk: w.disk, Offset: w.offset, Length: int64(len(w.data)), Data: w.data})
+		}
+		payload, _ := replication.EncodeBatch(bt, false)
+		if err := j.Put(ctx, group, bt.Seq, payload); err != nil {
+			b.Fatal(err)
+		}
+		mu.Lock()
+		descs = append(descs, replication.DescriptorFor(bt, agent.BlobName(group, bt.Seq), payload))
+		mu.Unlock()
+	}
+	applier := &replication.Applier{State: state, Pages: pages, Journal: j, Log: slog.New(slog.DiscardHandler), Now: time.Now, Parallelism: 8}
+	start := time.Now()
+	for i := 0; i < len(descs); i += 5 { // five batches an invocation, as the host would deliver them
+		if _, err := applier.Apply(ctx, descs[i:i+5]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return time.Since(start)
+}
