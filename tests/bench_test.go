@@ -149,7 +149,7 @@ func BenchmarkFigure_apply_throughput_ratio(b *testing.B) {
 	e2e := float64(patternBytes(ws)) / (1 << 20) / time.Since(start).Seconds()
 	a.Close(context.Background())
 	b.ReportMetric(e2e/raw, "ratio")
-	fmt.Fprintf(os.Stderr, "apply throughput: end-to-end %.1f MB/s, raw UploadPages %.1f MB/s\n", e2e, raw)
+	b.Logf("apply throughput: end-to-end %.1f MB/s, raw UploadPages %.1f MB/s", e2e, raw)
 }
 
 // BenchmarkFigure_rpo: RPO under load. The raw capacity is measured first; then the workload writes at
@@ -193,7 +193,7 @@ func BenchmarkFigure_rpo(b *testing.B) {
 	sort.Float64s(rpo)
 	b.ReportMetric(rpo[len(rpo)/2], "rpo_p50_s:s")
 	b.ReportMetric(rpo[(len(rpo)-1)*99/100], "rpo_p99_s:s")
-	fmt.Fprintf(os.Stderr, "rpo: %d write sets at %.1f MB/s (half of raw %.1f MB/s, wrote %.0f MiB)\n", len(rpo),
+	b.Logf("rpo: %d write sets at %.1f MB/s (half of raw %.1f MB/s, wrote %.0f MiB)", len(rpo),
 		float64(st.Bytes)/(1<<20)/float64(seconds), raw, float64(st.Bytes)/(1<<20))
 }
 
@@ -204,7 +204,7 @@ func BenchmarkFigure_apply_size_cost_ratio(b *testing.B) {
 	small := applyTime(b, 1<<30)
 	large := applyTime(b, 64<<30)
 	b.ReportMetric(large.Seconds()/small.Seconds(), "ratio")
-	fmt.Fprintf(os.Stderr, "apply size cost: 1 GiB disk %.2fs, 64 GiB disk %.2fs\n", small.Seconds(), large.Seconds())
+	b.Logf("apply size cost: 1 GiB disk %.2fs, 64 GiB disk %.2fs", small.Seconds(), large.Seconds())
 }
 
 // BenchmarkFigure_apply_stage_throughput_ratio: apply alone (the Applier reading batches from the
@@ -215,7 +215,7 @@ func BenchmarkFigure_apply_stage_throughput_ratio(b *testing.B) {
 	elapsed := applyTime(b, 1<<30)
 	stage := float64(patternBytes(pattern(disks, 200, 4))) / (1 << 20) / elapsed.Seconds()
 	b.ReportMetric(stage/raw, "ratio")
-	fmt.Fprintf(os.Stderr, "apply stage: %.1f MB/s, raw UploadPages %.1f MB/s\n", stage, raw)
+	b.Logf("apply stage: %.1f MB/s, raw UploadPages %.1f MB/s", stage, raw)
 }
 
 func applyTime(b *testing.B, size int64) time.Duration {

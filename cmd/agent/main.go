@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -130,6 +131,23 @@ func stores(log *slog.Logger) (replication.JournalStore, replication.ChangePubli
 	return j, p, func() { p.Close(context.Background()) }, nil
 }
 
+// sourcePages is the source account holding pageblob: disks (StandbySourceStorage, else the cache account).
+func sourcePages() (replication.PageStore, error) {
+	name := "StandbySourceStorage"
+	if os.Getenv(name) == "" && os.Getenv(name+"__blobServiceUri") == "" && os.Getenv(name+"__serviceUri") == "" {
+		name = "StandbyCacheStorage"
+	}
+	s, err := azconn.Lookup(os.Getenv, name, "blob")
+	if err != nil {
+		return nil, err
+	}
+	svc, err := pageblobs.ServiceClient(s)
+	if err != nil {
+		return nil, err
+	}
+	return pageblobs.New(svc), nil
+}
+
 func runCmd(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	var c common
@@ -143,6 +161,7 @@ func runCmd(args []string) error {
 	batchDelay := fs.Duration("batch-delay", 50*time.Millisecond, "seal a batch after this long")
 	compress := fs.Bool("compress", false, "zstd-compress payloads")
 	seed := fs.Int64("seed", time.Now().UnixNano(), "workload seed")
+	scanEvery := fs.Duration("scan-interval", -1, "hash file: disks this often to find writes made by other processes (default 5s, off with the workload, 0: off)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -193,6 +212,13 @@ func runCmd(args []string) error {
 	}
 	cfg := agent.Config{Group: c.group, Disks: spec.Disks(), Journal: j, Publisher: pub, StateDir: c.state,
 		MaxBatchBytes: *batchBytes, MaxBatchDelay: *batchDelay, Compress: *compress, Log: base}
+	for _, d := range spec.Disks() {
+		if strings.HasPrefix(d.Spec.Source, "pageblob:") && cfg.SourcePages == nil {
+			if cfg.SourcePages, err = sourcePages(); err != nil {
+				return err
+			}
+		}
+	}
 	if truth != nil {
 		cfg.OnMarker = func(seq int64, consistency string, files map[string]*os.File) {
 			rec := Truth{Seq: seq, Consistency: consistency, Time: time.Now().UTC(), Disks: map[string]string{}}
@@ -207,6 +233,27 @@ func runCmd(args []string) error {
 	if err != nil {
 		return err
 	}
+	// Writes other processes make to file: disks are found by hashing blocks; the first pass only
+	// learns the disks and runs before any baseline reads them, so nothing falls between the two.
+	if *scanEvery < 0 {
+		*scanEvery = 5 * time.Second
+		if *rate > 0 {
+			*scanEvery = 0 // the workload writes through the write API: nothing to find
+		}
+	}
+	var scanner *agent.Scanner
+	var scanTick <-chan time.Time
+	scanning := make(chan struct{}, 1)
+	if *scanEvery > 0 {
+		scanner = a.NewScanner()
+		if _, err := scanner.Pass(ctx); err != nil {
+			return err
+		}
+		t := time.NewTicker(*scanEvery)
+		defer t.Stop()
+		scanTick = t.C
+	}
+
 	// A sync either copies everything non-zero (the first baseline: the target is all zeros) or compares
 	// checksums with the target (after an unclean stop, or a resync when the group stopped at a gap).
 	type syncRequest struct{ resync, compare bool }
@@ -278,6 +325,19 @@ loop:
 			if err != nil && ctx.Err() == nil {
 				log.Error("sync failed", "err", err)
 			}
+		case <-scanTick:
+			select {
+			case scanning <- struct{}{}:
+				go func() {
+					defer func() { <-scanning }()
+					if sent, err := scanner.Pass(ctx); err != nil {
+						log.Warn("scan failed", "err", err)
+					} else if sent > 0 {
+						log.Info("changes found by scanning", "bytes", sent)
+					}
+				}()
+			default: // the last pass is still running
+			}
 		case <-markerTick:
 			seq := a.Marker("crash", false)
 			log.Info("marker", "seq", seq)
@@ -307,6 +367,9 @@ loop:
 			log.Error("sync failed", "err", err)
 		}
 		syncing = false
+	}
+	if scanner != nil {
+		scanning <- struct{}{} // let a running scan finish: its blocks belong before the final marker
 	}
 	final := a.Marker("crash", false)
 	closeCtx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

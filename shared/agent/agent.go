@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +29,8 @@ type Config struct {
 	Disks     []replication.DiskRefSpec
 	Journal   replication.JournalStore
 	Publisher replication.ChangePublisher
+	// SourcePages is the source account's page store, for pageblob: disks.
+	SourcePages replication.PageStore
 	// StateDir keeps the agent's sequence state (and the source files of "agent" disks).
 	StateDir      string
 	MaxBatchBytes int
@@ -45,6 +48,10 @@ type Agent struct {
 	cfg   Config
 	files map[string]*os.File
 	sizes map[string]int64
+	blobs map[string]replication.DiskRef // pageblob: disks
+
+	baseMu sync.Mutex
+	bases  map[string]string // pageblob: disk → snapshot the next change scan diffs against
 
 	mu      sync.Mutex // the stream's order: whoever holds it appends next
 	cur     *replication.Batch
@@ -108,9 +115,25 @@ func Open(ctx context.Context, cfg Config) (*Agent, bool, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 		return nil, false, err
 	}
-	a := &Agent{cfg: cfg, files: map[string]*os.File{}, sizes: map[string]int64{}, queue: make(chan *replication.Batch, 32),
-		sendErr: make(chan error, 1), done: make(chan struct{})}
+	a := &Agent{cfg: cfg, files: map[string]*os.File{}, sizes: map[string]int64{}, blobs: map[string]replication.DiskRef{},
+		bases: map[string]string{}, queue: make(chan *replication.Batch, 32), sendErr: make(chan error, 1), done: make(chan struct{})}
 	for _, d := range cfg.Disks {
+		if strings.HasPrefix(d.Spec.Source, "pageblob:") {
+			ref, err := PageBlobRef(d.Spec.Source)
+			if err != nil {
+				a.closeFiles()
+				return nil, false, fmt.Errorf("disk %s: %w", d.Key, err)
+			}
+			if cfg.SourcePages == nil {
+				a.closeFiles()
+				return nil, false, fmt.Errorf("disk %s: a pageblob: source needs the source account (StandbySourceStorage)", d.Key)
+			}
+			a.blobs[d.Key] = ref
+			if snap, err := os.ReadFile(a.snapshotFile(d.Key)); err == nil {
+				a.bases[d.Key] = strings.TrimSpace(string(snap))
+			}
+			continue
+		}
 		f, err := openSource(cfg.StateDir, cfg.Group, d)
 		if err != nil {
 			a.closeFiles()
@@ -202,6 +225,9 @@ func openSource(stateDir, group string, d replication.DiskRefSpec) (*os.File, er
 func (a *Agent) Write(disk string, offset int64, data []byte) error {
 	f, ok := a.files[disk]
 	if !ok {
+		if _, blob := a.blobs[disk]; blob {
+			return fmt.Errorf("disk %s is a page blob others write: the agent reads its snapshots, it takes no writes", disk)
+		}
 		return fmt.Errorf("no disk %q in group %s", disk, a.cfg.Group)
 	}
 	if offset < 0 || offset%replication.PageSize != 0 || len(data) == 0 || len(data)%replication.PageSize != 0 || offset+int64(len(data)) > a.sizes[disk] {

@@ -47,6 +47,14 @@ func (a *Agent) Sync(ctx context.Context, target TargetHashes, resync bool) (mar
 				return 0, sent, err
 			}
 		}
+		if _, blob := a.blobs[d.Key]; blob {
+			n, err := a.syncPageBlob(ctx, d, hashes, target != nil)
+			sent += n
+			if err != nil {
+				return 0, sent, err
+			}
+			continue
+		}
 		f := a.files[d.Key]
 		for off := int64(0); off < d.Spec.SizeBytes; off += BlockSize {
 			if err := ctx.Err(); err != nil {

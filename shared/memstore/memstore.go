@@ -190,6 +190,31 @@ func (p *Pages) AllocatedRanges(_ context.Context, d replication.DiskRef, snapsh
 	return out, nil
 }
 
+func (p *Pages) ChangedRanges(_ context.Context, d replication.DiskRef, snapshot, prev string) ([]replication.PageRange, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, now, err := p.pagesOf(d, snapshot)
+	if err != nil {
+		return nil, err
+	}
+	_, before, err := p.pagesOf(d, prev)
+	if err != nil {
+		return nil, err
+	}
+	var changed []replication.PageRange
+	for off, data := range now {
+		if old, ok := before[off]; !ok || string(old) != string(data) {
+			changed = append(changed, replication.PageRange{Offset: off, Length: replication.PageSize})
+		}
+	}
+	for off := range before {
+		if _, ok := now[off]; !ok {
+			changed = append(changed, replication.PageRange{Offset: off, Length: replication.PageSize})
+		}
+	}
+	return replication.MergeRanges(changed), nil
+}
+
 func (p *Pages) Snapshot(_ context.Context, d replication.DiskRef) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

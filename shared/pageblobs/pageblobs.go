@@ -182,6 +182,30 @@ func (s *Store) AllocatedRanges(ctx context.Context, d replication.DiskRef, snap
 	return out, nil
 }
 
+// ChangedRanges lists what changed between two snapshots (Get Page Ranges with prevsnapshot): written
+// and cleared ranges, merged.
+func (s *Store) ChangedRanges(ctx context.Context, d replication.DiskRef, snapshot, prevSnapshot string) ([]replication.PageRange, error) {
+	pb, err := s.snapshotClient(d, snapshot)
+	if err != nil {
+		return nil, err
+	}
+	var all []replication.PageRange
+	pager := pb.NewGetPageRangesDiffPager(&pageblob.GetPageRangesDiffOptions{PrevSnapshot: &prevSnapshot})
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return nil, azconn.Translate(err, "diffing page ranges of "+d.String())
+		}
+		for _, r := range page.PageRange {
+			all = append(all, replication.PageRange{Offset: *r.Start, Length: *r.End + 1 - *r.Start})
+		}
+		for _, r := range page.ClearRange {
+			all = append(all, replication.PageRange{Offset: *r.Start, Length: *r.End + 1 - *r.Start})
+		}
+	}
+	return replication.MergeRanges(all), nil
+}
+
 // Snapshot takes a snapshot and returns its id.
 func (s *Store) Snapshot(ctx context.Context, d replication.DiskRef) (string, error) {
 	resp, err := s.page(d).CreateSnapshot(ctx, nil)

@@ -99,6 +99,10 @@ type PageStore interface {
 	ReadRange(ctx context.Context, disk DiskRef, snapshot string, offset, length int64) ([]byte, error)
 	// AllocatedRanges lists the written ranges of the disk (or snapshot), in offset order, merged.
 	AllocatedRanges(ctx context.Context, disk DiskRef, snapshot string) ([]PageRange, error)
+	// ChangedRanges lists the ranges written or cleared between two snapshots of the disk, merged and in
+	// order. It may over-report (Azurite returns every allocated range): callers that need precision
+	// compare content.
+	ChangedRanges(ctx context.Context, disk DiskRef, snapshot, prevSnapshot string) ([]PageRange, error)
 	Snapshot(ctx context.Context, disk DiskRef) (string, error)
 	DeleteSnapshot(ctx context.Context, disk DiskRef, snapshot string) error
 	// StartCopy begins a server-side copy of src's snapshot into a new page blob dst and returns at once;

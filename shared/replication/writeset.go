@@ -200,3 +200,20 @@ func (w *WriteSet) Flush(ctx context.Context, pages PageStore, target func(disk 
 	}
 	return stats, g.Wait()
 }
+
+// MergeRanges sorts ranges and merges the overlapping and adjacent ones.
+func MergeRanges(in []PageRange) []PageRange {
+	rs := append([]PageRange(nil), in...)
+	sort.Slice(rs, func(i, j int) bool { return rs[i].Offset < rs[j].Offset })
+	var out []PageRange
+	for _, r := range rs {
+		if n := len(out); n > 0 && r.Offset <= out[n-1].End() {
+			if r.End() > out[n-1].End() {
+				out[n-1].Length = r.End() - out[n-1].Offset
+			}
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
