@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 runs=${BENCH_RUNS:-3}
 out=.local/bench.txt
 mkdir -p .local
-go test -run '^$' -bench 'Figure_' -benchtime 1x -count "$runs" ./... | tee "$out"
+go test -run '^$' -bench 'Figure_' -benchtime 1x -count "$runs" -timeout 90m ./... | tee "$out"
 echo
 awk '
   /^BenchmarkFigure_/ {

@@ -209,7 +209,7 @@ func routes(d *deps, log *slog.Logger) http.Handler {
 		applyFn.Applier = &replication.Applier{State: d.state, Pages: d.pages, Journal: d.journal, Log: log.With("function", "apply"),
 			Now: now, Parallelism: parallelism}
 	}
-	cutFn := &cutpoints.Function{State: d.state, Log: log.With("function", "cutpoints"), Now: now}
+	cutFn := &cutpoints.Function{State: d.state, Journal: d.journal, Log: log.With("function", "cutpoints"), Now: now}
 	failFn := &failover.Function{State: d.state, Log: log.With("function", "failover"), Now: now}
 	mux.Handle("POST /apply", funcproto.Handler(log, "apply", applyFn.Invoke))
 	mux.Handle("POST /cutpoints", funcproto.Handler(log, "cutpoints", cutFn.Invoke))

@@ -1,5 +1,6 @@
-// Package cutpoints is the timer-triggered function that cuts recovery points. In this foundation it
-// records each run (scheduled time, whether it ran late) in Table storage.
+// Package cutpoints is the timer-triggered function that maintains each group's recovery state. So far it
+// records each run (scheduled time, whether it ran late) and prunes the journal: batches already
+// applied and older than the group's journal window are deleted.
 package cutpoints
 
 import (
@@ -30,9 +31,10 @@ type Run struct {
 
 // Function is the cutpoints function.
 type Function struct {
-	State replication.StateStore
-	Log   *slog.Logger
-	Now   func() time.Time
+	State   replication.StateStore
+	Journal replication.JournalStore // nil: no pruning
+	Log     *slog.Logger
+	Now     func() time.Time
 }
 
 // Invoke handles one timer tick.
@@ -54,5 +56,43 @@ func (f *Function) Invoke(ctx context.Context, req *funcproto.InvokeRequest) (*f
 		return nil, fmt.Errorf("recording the timer run: %w", err)
 	}
 	f.Log.Info("cutpoints tick", "pastDue", timer.IsPastDue, "next", run.Next)
-	return &funcproto.InvokeResponse{Logs: []string{fmt.Sprintf("tick at %s (past due: %v)", now.Format(time.RFC3339), timer.IsPastDue)}}, nil
+	logs := []string{fmt.Sprintf("tick at %s (past due: %v)", now.Format(time.RFC3339), timer.IsPastDue)}
+	if f.Journal != nil {
+		pruned, err := f.pruneJournals(ctx, now)
+		if err != nil {
+			return nil, err
+		}
+		logs = append(logs, pruned...)
+	}
+	return &funcproto.InvokeResponse{Logs: logs}, nil
+}
+
+// pruneJournals deletes, for every group, the journal batches at or below its watermark (applied) that
+// are older than its journal window; a batch inside the window stays for any-point-in-time recovery.
+func (f *Function) pruneJournals(ctx context.Context, now time.Time) ([]string, error) {
+	var groups []replication.GroupRecord
+	err := f.State.ListRows(ctx, replication.GroupsTable, "state", func(decode func(any) error, _ replication.ETag) error {
+		var g replication.GroupRecord
+		if err := decode(&g); err != nil {
+			return err
+		}
+		groups = append(groups, g)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing groups: %w", err)
+	}
+	var logs []string
+	for _, g := range groups {
+		window := time.Duration(g.Policy.JournalWindowMinutes) * time.Minute
+		n, err := f.Journal.Prune(ctx, g.PartitionKey, g.Watermark, now.Add(-window))
+		if err != nil {
+			return logs, fmt.Errorf("pruning the journal of %s: %w", g.PartitionKey, err)
+		}
+		if n > 0 {
+			f.Log.Info("journal pruned", "group", g.PartitionKey, "batches", n, "throughSeq", g.Watermark)
+			logs = append(logs, fmt.Sprintf("group %s: %d journal batches pruned", g.PartitionKey, n))
+		}
+	}
+	return logs, nil
 }

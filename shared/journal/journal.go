@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
@@ -112,6 +113,34 @@ func (s *Store) List(ctx context.Context, group string) ([]int64, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out, nil
+}
+
+// Prune deletes the group's batches up to throughSeq last modified before olderThan.
+func (s *Store) Prune(ctx context.Context, group string, throughSeq int64, olderThan time.Time) (int, error) {
+	prefix := group + "/"
+	pager := s.container.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &prefix})
+	n := 0
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if bloberror.HasCode(err, bloberror.ContainerNotFound) {
+			return n, nil
+		}
+		if err != nil {
+			return n, azconn.Translate(err, "listing the journal of "+group)
+		}
+		for _, item := range page.Segment.BlobItems {
+			seq, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(*item.Name, prefix), ".batch"), 10, 64)
+			if err != nil || seq > throughSeq || item.Properties == nil || item.Properties.LastModified == nil ||
+				!item.Properties.LastModified.Before(olderThan) {
+				continue
+			}
+			if err := s.Delete(ctx, group, seq); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	return n, nil
 }
 
 var _ replication.JournalStore = (*Store)(nil)

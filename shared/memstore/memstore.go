@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/standby-dr/standby/shared/replication"
 )
@@ -429,12 +430,15 @@ func (s *State) ListRows(ctx context.Context, table, rk string, visit func(decod
 type Journal struct {
 	mu          sync.Mutex
 	batches     map[string]map[int64][]byte
+	stored      map[string]map[int64]time.Time
 	Quarantined map[string][]byte // "group/seq" → payload
+	Now         func() time.Time
 }
 
 // NewJournal returns an empty journal.
 func NewJournal() *Journal {
-	return &Journal{batches: map[string]map[int64][]byte{}, Quarantined: map[string][]byte{}}
+	return &Journal{batches: map[string]map[int64][]byte{}, stored: map[string]map[int64]time.Time{}, Quarantined: map[string][]byte{},
+		Now: time.Now}
 }
 
 func (j *Journal) Put(_ context.Context, group string, seq int64, payload []byte) error {
@@ -442,8 +446,10 @@ func (j *Journal) Put(_ context.Context, group string, seq int64, payload []byte
 	defer j.mu.Unlock()
 	if j.batches[group] == nil {
 		j.batches[group] = map[int64][]byte{}
+		j.stored[group] = map[int64]time.Time{}
 	}
 	j.batches[group][seq] = append([]byte(nil), payload...)
+	j.stored[group][seq] = j.Now()
 	return nil
 }
 
@@ -473,6 +479,19 @@ func (j *Journal) List(_ context.Context, group string) ([]int64, error) {
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a] < out[b] })
 	return out, nil
+}
+
+func (j *Journal) Prune(_ context.Context, group string, through int64, olderThan time.Time) (int, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	n := 0
+	for seq := range j.batches[group] {
+		if seq <= through && j.stored[group][seq].Before(olderThan) {
+			delete(j.batches[group], seq)
+			n++
+		}
+	}
+	return n, nil
 }
 
 func (j *Journal) Quarantine(_ context.Context, group string, seq int64, payload []byte, reason string) error {

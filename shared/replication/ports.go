@@ -123,6 +123,9 @@ type JournalStore interface {
 	List(ctx context.Context, group string) ([]int64, error)
 	// Quarantine keeps a payload that failed verification aside (never applied, kept for inspection).
 	Quarantine(ctx context.Context, group string, seq int64, payload []byte, reason string) error
+	// Prune deletes the group's batches up to throughSeq that were stored before olderThan, and
+	// returns how many went.
+	Prune(ctx context.Context, group string, throughSeq int64, olderThan time.Time) (int, error)
 }
 
 // StateStore is the pipeline's state: Table storage in Azure and in Azurite alike.

@@ -380,4 +380,14 @@ func RunJournalStore(t *testing.T, store replication.JournalStore, group string)
 	if seqs, _ := store.List(ctx, group+"-other"); len(seqs) != 0 {
 		t.Fatalf("another group lists %v", seqs)
 	}
+	// Pruning: nothing is younger than an hour ago; everything through 3 is older than an hour ahead.
+	if n, err := store.Prune(ctx, group, 10, time.Now().Add(-time.Hour)); err != nil || n != 0 {
+		t.Fatalf("pruning what is younger than the window: %d, %v", n, err)
+	}
+	if n, err := store.Prune(ctx, group, 3, time.Now().Add(time.Hour)); err != nil || n != 2 {
+		t.Fatalf("pruning through 3: %d, %v; want 2 (1 and 3)", n, err)
+	}
+	if seqs, _ := store.List(ctx, group); len(seqs) != 1 || seqs[0] != 10 {
+		t.Fatalf("after pruning: %v, want [10]", seqs)
+	}
 }

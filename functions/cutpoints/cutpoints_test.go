@@ -1,0 +1,42 @@
+package cutpoints
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/standby-dr/standby/shared/funcproto"
+	"github.com/standby-dr/standby/shared/memstore"
+	"github.com/standby-dr/standby/shared/replication"
+)
+
+func TestTickPrunesAppliedBatchesOutsideTheWindow(t *testing.T) {
+	ctx := context.Background()
+	state, journal := memstore.NewState(), memstore.NewJournal()
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 512, Source: "agent"}}}},
+		Policy: replication.Policy{JournalWindowMinutes: 60}}
+	spec.Normalize("g1")
+	replication.CreateGroup(ctx, state, "g1", spec, now)
+	replication.UpdateGroup(ctx, state, "g1", func(r *replication.GroupRecord) error { r.Watermark = 3; return nil })
+	for seq := int64(1); seq <= 5; seq++ {
+		journal.Now = func() time.Time { return now.Add(-2 * time.Hour) } // all stored two hours ago
+		if seq == 2 {
+			journal.Now = func() time.Time { return now.Add(-10 * time.Minute) } // inside the window
+		}
+		journal.Put(ctx, "g1", seq, []byte("x"))
+	}
+	f := &Function{State: state, Journal: journal, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}
+	req, _ := funcproto.DecodeRequest(strings.NewReader(`{"Data":{"timer":{"Schedule":{},"IsPastDue":false}}}`))
+	resp, err := f.Invoke(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seqs, _ := journal.List(ctx, "g1")
+	// 1 and 3: applied and older than the window → pruned; 2: inside the window; 4, 5: not applied.
+	if len(seqs) != 3 || seqs[0] != 2 || seqs[1] != 4 || seqs[2] != 5 {
+		t.Fatalf("journal after the tick: %v, want [2 4 5] (logs %v)", seqs, resp.Logs)
+	}
+}
