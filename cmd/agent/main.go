@@ -2,7 +2,9 @@
 // consistency group's disks into the change stream — initial replication, live writes, markers,
 // checksum resync — and reports progress to the API.
 //
-//	agent run    -group G [-spec FILE] [-workload-rate MBps -duration D -marker-interval D -truth FILE]
+//	agent run      -group G [-spec FILE] [-workload-rate MBps -duration D -marker-interval D -truth FILE]
+//	agent workload -group G [...]          run with the workload generator on (10 MB/s, a marker every 5 s,
+//	                                       ground truth in .local/truth.jsonl unless told otherwise)
 //	agent verify -group G -truth FILE      wait for convergence, then compare target disks and marker
 //	                                       snapshots byte for byte with the sources and the ground truth
 package main
@@ -33,17 +35,19 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: agent run|verify [flags]")
+		fmt.Fprintln(os.Stderr, "usage: agent run|workload|verify [flags]")
 		os.Exit(2)
 	}
 	var err error
 	switch os.Args[1] {
 	case "run":
 		err = runCmd(os.Args[2:])
+	case "workload":
+		err = runCmd(append([]string{"-workload-rate", "10", "-marker-interval", "5s", "-truth", ".local/truth.jsonl"}, os.Args[2:]...))
 	case "verify":
 		err = verifyCmd(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown command %q (run, verify)", os.Args[1])
+		err = fmt.Errorf("unknown command %q (run, workload, verify)", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "agent:", err)
@@ -349,10 +353,8 @@ loop:
 				log.Warn("the group needs a resync; comparing checksums with the target")
 				startSync(syncRequest{resync: true, compare: true})
 			}
-			st := a.Stats()
-			if st.BaselineTotal > 0 && st.BaselineDone < st.BaselineTotal {
-				log.Info("baseline progress", "percent", fmt.Sprintf("%.1f", 100*float64(st.BaselineDone)/float64(st.BaselineTotal)),
-					"rateMBps", fmt.Sprintf("%.1f", st.BaselineRate/(1<<20)))
+			if st := a.Stats(); st.BaselineTotal > 0 && st.BaselineDone < st.BaselineTotal {
+				showProgress(log, st)
 			}
 		case <-runCtx.Done():
 			break loop
@@ -386,6 +388,30 @@ loop:
 	out, _ := json.Marshal(summary)
 	fmt.Println(string(out))
 	return nil
+}
+
+// stderrIsTerminal decides between a progress bar and log lines.
+var stderrIsTerminal = func() bool {
+	info, err := os.Stderr.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
+}()
+
+// showProgress shows baseline progress: a bar on a terminal, a structured line otherwise.
+func showProgress(log *slog.Logger, st agent.Stats) {
+	pct := 100 * float64(st.BaselineDone) / float64(st.BaselineTotal)
+	eta := 0.0
+	if st.BaselineRate > 0 {
+		eta = float64(st.BaselineTotal-st.BaselineDone) / st.BaselineRate
+	}
+	if stderrIsTerminal {
+		const width = 30
+		filled := int(pct / 100 * width)
+		fmt.Fprintf(os.Stderr, "\rbaseline [%s%s] %5.1f%%  %6.1f MB/s  ETA %3.0fs ", strings.Repeat("#", filled),
+			strings.Repeat(" ", width-filled), pct, st.BaselineRate/(1<<20), eta)
+		return
+	}
+	log.Info("baseline progress", "percent", fmt.Sprintf("%.1f", pct), "doneBytes", st.BaselineDone, "totalBytes", st.BaselineTotal,
+		"rateMBps", fmt.Sprintf("%.1f", st.BaselineRate/(1<<20)), "etaSeconds", fmt.Sprintf("%.0f", eta))
 }
 
 // Truth is one line of the ground-truth file: every disk's sha256 at a marker.
