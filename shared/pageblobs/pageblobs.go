@@ -183,8 +183,17 @@ func (s *Store) AllocatedRanges(ctx context.Context, d replication.DiskRef, snap
 }
 
 // ChangedRanges lists what changed between two snapshots (Get Page Ranges with prevsnapshot): written
-// and cleared ranges, merged.
+// and cleared ranges, merged. Azurite's diff reports every allocated range but no cleared one, so the
+// ranges allocated in the previous snapshot and not in this one are added: a trim is never missed.
 func (s *Store) ChangedRanges(ctx context.Context, d replication.DiskRef, snapshot, prevSnapshot string) ([]replication.PageRange, error) {
+	before, err := s.AllocatedRanges(ctx, d, prevSnapshot)
+	if err != nil {
+		return nil, err
+	}
+	after, err := s.AllocatedRanges(ctx, d, snapshot)
+	if err != nil {
+		return nil, err
+	}
 	pb, err := s.snapshotClient(d, snapshot)
 	if err != nil {
 		return nil, err
@@ -203,7 +212,7 @@ func (s *Store) ChangedRanges(ctx context.Context, d replication.DiskRef, snapsh
 			all = append(all, replication.PageRange{Offset: *r.Start, Length: *r.End + 1 - *r.Start})
 		}
 	}
-	return replication.MergeRanges(all), nil
+	return replication.MergeRanges(append(all, replication.SubtractRanges(before, after)...)), nil
 }
 
 // Snapshot takes a snapshot and returns its id.

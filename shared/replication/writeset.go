@@ -217,3 +217,25 @@ func MergeRanges(in []PageRange) []PageRange {
 	}
 	return out
 }
+
+// SubtractRanges returns the parts of a not covered by b (both sorted and merged).
+func SubtractRanges(a, b []PageRange) []PageRange {
+	var out []PageRange
+	j := 0
+	for _, r := range a {
+		start, end := r.Offset, r.End()
+		for j < len(b) && b[j].End() <= start {
+			j++
+		}
+		for k := j; k < len(b) && b[k].Offset < end; k++ {
+			if b[k].Offset > start {
+				out = append(out, PageRange{Offset: start, Length: b[k].Offset - start})
+			}
+			start = max(start, b[k].End())
+		}
+		if start < end {
+			out = append(out, PageRange{Offset: start, Length: end - start})
+		}
+	}
+	return out
+}

@@ -104,3 +104,17 @@ func TestFlushWritesFinalContentOnce(t *testing.T) {
 		t.Fatal("merged write has the wrong content")
 	}
 }
+
+func TestSubtractRanges(t *testing.T) {
+	r := func(o, l int64) PageRange { return PageRange{Offset: o, Length: l} }
+	got := SubtractRanges([]PageRange{r(0, 100), r(200, 100), r(400, 50)}, []PageRange{r(20, 10), r(90, 130), r(250, 10), r(400, 50)})
+	want := []PageRange{r(0, 20), r(30, 60), r(220, 30), r(260, 40)}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+}
