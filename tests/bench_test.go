@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/standby-dr/standby/shared/agent"
-	"github.com/standby-dr/standby/shared/azconn"
 	"github.com/standby-dr/standby/shared/journal"
 	"github.com/standby-dr/standby/shared/pageblobs"
 	"github.com/standby-dr/standby/shared/replication"
@@ -80,11 +79,7 @@ func benchDisks(vms, disks int, size int64) ([]replication.DiskRefSpec, string) 
 // rawUpload writes the pattern with UploadPages straight to target disks, 8 calls at a time (apply's
 // parallelism), and returns MB/s: the raw storage path.
 func rawUpload(t testing.TB, ws []write, disks []replication.DiskRefSpec) float64 {
-	svc, err := pageblobs.ServiceClient(azconn.Setting{Name: "target", ConnectionString: testenv.Storage(t, "target")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := pageblobs.New(svc)
+	store := pageblobs.New(testenv.BlobService(t, "target"))
 	ctx := context.Background()
 	container := testenv.Unique("raw")
 	store.EnsureContainer(ctx, container)
@@ -220,12 +215,8 @@ func BenchmarkFigure_apply_stage_throughput_ratio(b *testing.B) {
 
 func applyTime(b *testing.B, size int64) time.Duration {
 	ctx := context.Background()
-	target := testenv.Storage(b, "target")
-	svc, _ := pageblobs.ServiceClient(azconn.Setting{Name: "target", ConnectionString: target})
-	tsvc, _ := tables.ServiceClient(azconn.Setting{Name: "target", ConnectionString: target})
-	csvc, _ := pageblobs.ServiceClient(azconn.Setting{Name: "cache", ConnectionString: testenv.Storage(b, "source")})
-	pages, state := pageblobs.New(svc), tables.New(tsvc)
-	j := journal.New(csvc, testenv.Unique("benchjournal"))
+	pages, state := pageblobs.New(testenv.BlobService(b, "target")), tables.New(testenv.TableService(b, "target"))
+	j := journal.New(testenv.BlobService(b, "source"), testenv.Unique("benchjournal"))
 	group := testenv.Unique("size")
 	disks, _ := benchDisks(1, 1, size)
 	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm0", Disks: []replication.DiskSpec{disks[0].Spec}}}}

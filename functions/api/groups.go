@@ -165,17 +165,24 @@ func (a *API) putGroup(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, groupView(g, a.Now()))
 }
 
-func (a *API) getGroup(w http.ResponseWriter, r *http.Request) {
+// loadGroup resolves the request's group, answering the problem itself when it cannot.
+func (a *API) loadGroup(w http.ResponseWriter, r *http.Request) (*replication.Group, bool) {
 	group, ok := groupName(w, r)
 	if !ok || !a.needState(w, r) {
-		return
+		return nil, false
 	}
 	g, err := replication.LoadGroup(r.Context(), a.State, group)
 	if err != nil {
 		a.storeProblem(w, r, err, "group "+group)
-		return
+		return nil, false
 	}
-	writeJSON(w, http.StatusOK, groupView(g, a.Now()))
+	return g, true
+}
+
+func (a *API) getGroup(w http.ResponseWriter, r *http.Request) {
+	if g, ok := a.loadGroup(w, r); ok {
+		writeJSON(w, http.StatusOK, groupView(g, a.Now()))
+	}
 }
 
 func (a *API) listGroups(w http.ResponseWriter, r *http.Request) {
@@ -214,10 +221,6 @@ func (a *API) listGroups(w http.ResponseWriter, r *http.Request) {
 // state, the group stays visible as Disabled and apply drops its batches; keepData=false removes the
 // target disks with their snapshots and every row of the group.
 func (a *API) deleteGroup(w http.ResponseWriter, r *http.Request) {
-	group, ok := groupName(w, r)
-	if !ok || !a.needState(w, r) {
-		return
-	}
 	keep := true
 	switch v := r.URL.Query().Get("keepData"); v {
 	case "", "true":
@@ -227,12 +230,11 @@ func (a *API) deleteGroup(w http.ResponseWriter, r *http.Request) {
 		Problem(w, r, http.StatusBadRequest, "invalid query parameter keepData", fmt.Sprintf("keepData=%q, want true or false", v))
 		return
 	}
-	ctx := r.Context()
-	g, err := replication.LoadGroup(ctx, a.State, group)
-	if err != nil {
-		a.storeProblem(w, r, err, "group "+group)
+	g, ok := a.loadGroup(w, r)
+	if !ok {
 		return
 	}
+	ctx, group := r.Context(), g.Record.PartitionKey
 	rec, err := replication.UpdateGroup(ctx, a.State, group, func(rec *replication.GroupRecord) error {
 		rec.State, rec.Reason, rec.UpdatedAt = replication.StateDisabled, "replication disabled by the operator", a.Now().UTC()
 		return nil
@@ -354,16 +356,11 @@ type DiskHashes struct {
 }
 
 func (a *API) getDiskHashes(w http.ResponseWriter, r *http.Request) {
-	group, ok := groupName(w, r)
-	if !ok || !a.needState(w, r) {
+	g, ok := a.loadGroup(w, r)
+	if !ok {
 		return
 	}
-	ctx := r.Context()
-	g, err := replication.LoadGroup(ctx, a.State, group)
-	if err != nil {
-		a.storeProblem(w, r, err, "group "+group)
-		return
-	}
+	ctx, group := r.Context(), g.Record.PartitionKey
 	key := replication.DiskKey(r.PathValue("vm"), r.PathValue("disk"))
 	var size int64 = -1
 	for _, d := range g.Spec.Disks() {

@@ -80,13 +80,7 @@ func (a *Agent) syncPageBlob(ctx context.Context, d replication.DiskRefSpec, has
 			a.progress(n)
 			continue
 		}
-		a.mu.Lock()
-		if data == nil {
-			a.appendLocked(replication.Extent{Disk: d.Key, Offset: off, Length: n, Zero: true})
-		} else {
-			a.appendLocked(replication.Extent{Disk: d.Key, Offset: off, Length: n, Data: data})
-		}
-		a.mu.Unlock()
+		a.streamBlock(d.Key, off, n, data)
 		sent += n
 		a.progress(n)
 	}
@@ -156,18 +150,20 @@ func (a *Agent) scanPageBlob(ctx context.Context, d replication.DiskRefSpec) (in
 			if BlockHash(now) == BlockHash(before) {
 				continue // reported as changed, but the same content
 			}
-			a.mu.Lock()
-			if now == nil {
-				a.appendLocked(replication.Extent{Disk: d.Key, Offset: off, Length: n, Zero: true})
-			} else {
-				a.appendLocked(replication.Extent{Disk: d.Key, Offset: off, Length: n, Data: now})
-			}
-			a.mu.Unlock()
+			a.streamBlock(d.Key, off, n, now)
 			sent += n
 		}
 	}
 	a.setBase(ctx, d.Key, snap)
 	return sent, nil
+}
+
+// streamBlock puts a snapshot's block into the stream (nil data: the block is unallocated, zeros).
+func (a *Agent) streamBlock(disk string, off, n int64, data []byte) {
+	e := replication.Extent{Disk: disk, Offset: off, Length: n, Data: data, Zero: data == nil}
+	a.mu.Lock()
+	a.appendLocked(e)
+	a.mu.Unlock()
 }
 
 func (a *Agent) progress(n int64) {

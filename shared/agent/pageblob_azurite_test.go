@@ -7,7 +7,6 @@ import (
 	"math/rand"
 	"testing"
 
-	"github.com/standby-dr/standby/shared/azconn"
 	"github.com/standby-dr/standby/shared/pageblobs"
 	"github.com/standby-dr/standby/shared/replication"
 	"github.com/standby-dr/standby/shared/testenv"
@@ -17,12 +16,7 @@ import (
 // the agent must still stream exactly the blocks whose content changed, trims included, and the target
 // must end equal to the blob.
 func TestPageBlobSourceOnAzurite(t *testing.T) {
-	cs := testenv.Storage(t, "source")
-	svc, err := pageblobs.ServiceClient(azconn.Setting{Name: "source", ConnectionString: cs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	source := pageblobs.New(svc)
+	source := pageblobs.New(testenv.BlobService(t, "source"))
 	ctx := context.Background()
 	rng := rand.New(rand.NewSource(11))
 	container := testenv.Unique("sources")

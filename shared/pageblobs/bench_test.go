@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/standby-dr/standby/shared/azconn"
 	"github.com/standby-dr/standby/shared/pageblobs"
 	"github.com/standby-dr/standby/shared/replication"
 	"github.com/standby-dr/standby/shared/testenv"
@@ -15,12 +14,7 @@ import (
 // BenchmarkFigure_raw_put_page_mb_per_s: 64 MiB of 4 MiB Put Page calls, one at a time, to the target
 // Azurite: the raw storage path the replication benchmarks compare against.
 func BenchmarkFigure_raw_put_page_mb_per_s(b *testing.B) {
-	cs := testenv.Storage(b, "target")
-	svc, err := pageblobs.ServiceClient(azconn.Setting{Name: "target", ConnectionString: cs})
-	if err != nil {
-		b.Fatal(err)
-	}
-	store := pageblobs.New(svc)
+	store := pageblobs.New(testenv.BlobService(b, "target"))
 	ctx := context.Background()
 	container := testenv.Unique("bench")
 	if err := store.EnsureContainer(ctx, container); err != nil {

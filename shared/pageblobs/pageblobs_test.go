@@ -11,12 +11,7 @@ import (
 )
 
 func TestPageStoreContractAzurite(t *testing.T) {
-	cs := testenv.Storage(t, "target")
-	svc, err := pageblobs.ServiceClient(azconn.Setting{Name: "target", ConnectionString: cs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	storetest.RunPageStore(t, pageblobs.New(svc), testenv.Unique("disks"))
+	storetest.RunPageStore(t, pageblobs.New(testenv.BlobService(t, "target")), testenv.Unique("disks"))
 }
 
 // TestPageStoreContractAzure runs the contract against a real storage account when one is configured.

@@ -5,6 +5,12 @@ package testenv
 
 import (
 	"fmt"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
+	"github.com/standby-dr/standby/shared/azconn"
+	"github.com/standby-dr/standby/shared/pageblobs"
+	"github.com/standby-dr/standby/shared/tables"
 	"net"
 	"net/url"
 	"os"
@@ -67,4 +73,24 @@ func Storage(t testing.TB, region string) string {
 // Unique returns a name unique to this test run, valid as a container or table name.
 func Unique(prefix string) string {
 	return fmt.Sprintf("%s%d", prefix, time.Now().UnixNano()%1_000_000_000_000)
+}
+
+// BlobService is the blob service of a region's storage (see Storage).
+func BlobService(t testing.TB, region string) *service.Client {
+	t.Helper()
+	svc, err := pageblobs.ServiceClient(azconn.Setting{Name: region, ConnectionString: Storage(t, region)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+// TableService is the table service of a region's storage (see Storage).
+func TableService(t testing.TB, region string) *aztables.ServiceClient {
+	t.Helper()
+	svc, err := tables.ServiceClient(azconn.Setting{Name: region, ConnectionString: Storage(t, region)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
 }
