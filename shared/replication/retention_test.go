@@ -9,7 +9,9 @@ import (
 func TestRetainTable(t *testing.T) {
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	at := func(ago time.Duration) time.Time { return now.Add(-ago) }
-	p := func(id string, ago time.Duration, kind string) PointRef { return PointRef{ID: id, Time: at(ago), Kind: kind} }
+	p := func(id string, ago time.Duration, kind string) PointRef {
+		return PointRef{ID: id, Time: at(ago), Kind: kind}
+	}
 	cases := []struct {
 		name      string
 		points    []PointRef
