@@ -309,11 +309,16 @@ func runCmd(args []string) error {
 	heartbeat := time.NewTicker(time.Second)
 	defer heartbeat.Stop()
 	started := time.Now()
+	var markerHonored time.Time // the last marker request put into the stream
 	report := func(ctx context.Context) (bool, error) {
 		st := a.Stats()
 		in, err := cl.Heartbeat(ctx, c.group, apiReport(st))
 		if err != nil {
 			return false, err
+		}
+		if req := in.MarkerRequestedAt; req != nil && req.After(markerHonored) && !syncing {
+			markerHonored = *req
+			log.Info("marker requested by cutpoints", "seq", a.Marker("crash", false))
 		}
 		return in.Resync, nil
 	}

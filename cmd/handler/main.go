@@ -209,12 +209,12 @@ func routes(d *deps, log *slog.Logger) http.Handler {
 		applyFn.Applier = &replication.Applier{State: d.state, Pages: d.pages, Journal: d.journal, Log: log.With("function", "apply"),
 			Now: now, Parallelism: parallelism}
 	}
-	cutFn := &cutpoints.Function{State: d.state, Journal: d.journal, Log: log.With("function", "cutpoints"), Now: now}
+	cutFn := &cutpoints.Function{State: d.state, Pages: d.pages, Journal: d.journal, Log: log.With("function", "cutpoints"), Now: now}
 	failFn := &failover.Function{State: d.state, Log: log.With("function", "failover"), Now: now}
 	mux.Handle("POST /apply", funcproto.Handler(log, "apply", applyFn.Invoke))
 	mux.Handle("POST /cutpoints", funcproto.Handler(log, "cutpoints", cutFn.Invoke))
 	mux.Handle("POST /failover", funcproto.Handler(log, "failover", failFn.Invoke))
-	apiFn := &api.API{State: d.state, Pages: d.pages, Jobs: d.jobs, Probes: d.probes, Log: log.With("function", "api"), Now: now}
+	apiFn := &api.API{State: d.state, Pages: d.pages, Journal: d.journal, Jobs: d.jobs, Probes: d.probes, Log: log.With("function", "api"), Now: now}
 	mux.Handle("/api/", apiFn.Handler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("no function at %s", r.URL.Path), http.StatusNotFound)

@@ -29,12 +29,13 @@ type Probe struct {
 
 // API is the api function.
 type API struct {
-	State  replication.StateStore
-	Pages  replication.PageStore
-	Jobs   replication.JobSender
-	Probes []Probe
-	Log    *slog.Logger
-	Now    func() time.Time
+	State   replication.StateStore
+	Pages   replication.PageStore
+	Journal replication.JournalStore
+	Jobs    replication.JobSender
+	Probes  []Probe
+	Log     *slog.Logger
+	Now     func() time.Time
 }
 
 // Handler returns the routes.
@@ -48,6 +49,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/groups/{group}/agent", a.postAgent)
 	mux.HandleFunc("POST /api/v1/groups/{group}/resync", a.postResync)
 	mux.HandleFunc("GET /api/v1/groups/{group}/disks/{vm}/{disk}/hashes", a.getDiskHashes)
+	mux.HandleFunc("GET /api/v1/groups/{group}/recovery-points", a.getPoints)
 	mux.HandleFunc("POST /api/v1/groups/{group}/failover", a.postFailover)
 	mux.HandleFunc("GET /api/v1/jobs/{id}", a.getJob)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"math"
 	"io"
 	"log/slog"
 	"net/http"
@@ -151,5 +153,66 @@ func TestDisableAndAgentReports(t *testing.T) {
 	}
 	if status, _ := call(t, srv, "GET", "/api/v1/groups/shop", ""); status != 404 {
 		t.Fatalf("GET after removal: %d", status)
+	}
+}
+
+func TestRecoveryPointsListing(t *testing.T) {
+	pages, state, journal := memstore.NewPages(), memstore.NewState(), memstore.NewJournal()
+	a := &API{State: state, Pages: pages, Journal: journal, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+	ctx := context.Background()
+	call(t, srv, "PUT", "/api/v1/groups/shop", goodSpec)
+	base := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	for seq := int64(1); seq <= 5; seq++ {
+		kind := "crash"
+		if seq == 3 {
+			kind = "app"
+		}
+		state.Upsert(ctx, replication.PointsTable, replication.RecoveryPoint{
+			Keys: replication.Keys{PartitionKey: "shop", RowKey: fmt.Sprintf("%020d", math.MaxInt64-seq*10)},
+			ID:   replication.PointID(seq * 10), Kind: kind, Seq: seq * 10, SourceTime: base.Add(time.Duration(seq) * time.Minute),
+			Snapshots: map[string]string{"web/os": "s"}, Sizes: map[string]int64{"web/os": 1 << 20}})
+	}
+	replication.UpdateGroup(ctx, state, "shop", func(r *replication.GroupRecord) error {
+		r.Watermark, r.LastSourceTime = 52, base.Add(6*time.Minute)
+		return nil
+	})
+	for seq := int64(11); seq <= 52; seq++ {
+		journal.Put(ctx, "shop", seq, []byte("x"))
+	}
+	var page PointsPage
+	_, body := call(t, srv, "GET", "/api/v1/groups/shop/recovery-points?limit=2", "")
+	json.Unmarshal([]byte(body), &page)
+	if len(page.Points) != 2 || page.Points[0].ID != "rp-50" || page.Points[1].ID != "rp-40" || page.Next != "40" ||
+		!page.Window.JournalCovers || !page.Window.From.Equal(base.Add(time.Minute)) || len(page.Points[0].Disks) != 3 {
+		t.Fatalf("first page: %s", body)
+	}
+	_, body = call(t, srv, "GET", "/api/v1/groups/shop/recovery-points?limit=2&after=40", "")
+	json.Unmarshal([]byte(body), &page)
+	if len(page.Points) != 2 || page.Points[0].ID != "rp-30" || page.Next != "20" {
+		t.Fatalf("second page: %s", body)
+	}
+	_, body = call(t, srv, "GET", "/api/v1/groups/shop/recovery-points?kind=app", "")
+	json.Unmarshal([]byte(body), &page)
+	if len(page.Points) != 1 || page.Points[0].ID != "rp-30" {
+		t.Fatalf("app points: %s", body)
+	}
+	_, body = call(t, srv, "GET", "/api/v1/groups/shop/recovery-points?from=2026-11-26T10:02:00Z&to=2026-11-26T10:04:00Z", "")
+	json.Unmarshal([]byte(body), &page)
+	if len(page.Points) != 3 || page.Points[0].ID != "rp-40" || page.Points[2].ID != "rp-20" {
+		t.Fatalf("time filter: %s", body)
+	}
+	journal.Delete(ctx, "shop", 33)
+	_, body = call(t, srv, "GET", "/api/v1/groups/shop/recovery-points", "")
+	json.Unmarshal([]byte(body), &page)
+	if page.Window.JournalCovers || !strings.Contains(page.Window.Reason, "batch 33 has left the journal") {
+		t.Fatalf("window with a pruned batch: %s", body)
+	}
+	for q, want := range map[string]string{"kind=fuzzy": `kind=\"fuzzy\", want crash or app`, "from=yesterday": `from=\"yesterday\" is not an RFC 3339 time`,
+		"limit=0": `limit=\"0\", want 1 to 1000`, "after=x": `after=\"x\" is not a continuation`} {
+		if status, body := call(t, srv, "GET", "/api/v1/groups/shop/recovery-points?"+q, ""); status != 400 || !strings.Contains(body, want) {
+			t.Errorf("?%s: %d %s", q, status, body)
+		}
 	}
 }

@@ -28,6 +28,10 @@ type GroupView struct {
 	ApplyBytesPerSec   float64                `json:"applyBytesPerSecond"`
 	BytesApplied       int64                  `json:"bytesApplied"`
 	BatchesApplied     int64                  `json:"batchesApplied"`
+	Health             string                 `json:"health,omitempty"`
+	HealthReason       string                 `json:"healthReason,omitempty"`
+	LastPointTime      *time.Time             `json:"lastRecoveryPoint,omitempty"`
+	LastAppPointTime   *time.Time             `json:"lastAppConsistentPoint,omitempty"`
 	InitialReplication *BaselineView          `json:"initialReplication,omitempty"`
 	LastMarker         *MarkerView            `json:"lastMarker,omitempty"`
 	CreatedAt          time.Time              `json:"createdAt"`
@@ -54,17 +58,14 @@ func groupView(g *replication.Group, now time.Time) GroupView {
 	v := GroupView{Group: r.PartitionKey, State: r.State, Reason: r.Reason, VMs: g.Spec.VMs, Target: r.Target, Policy: r.Policy,
 		Watermark: r.Watermark, AgentSeq: r.AgentSeq, LastSourceTime: r.LastSourceTime, LastAppliedAt: r.LastAppliedAt,
 		ApplyBytesPerSec: r.ApplyBytesPerSecond, BytesApplied: r.BytesApplied, BatchesApplied: r.BatchesApplied, CreatedAt: r.CreatedAt}
-	if r.AgentSeq > r.Watermark {
-		v.PendingBatches = r.AgentSeq - r.Watermark
+	v.PendingBatches = r.Pending()
+	v.RPOSeconds = r.RPO(now).Seconds()
+	v.Health, v.HealthReason = r.Health, r.HealthReason
+	if !r.LastPointTime.IsZero() {
+		v.LastPointTime = &r.LastPointTime
 	}
-	// RPO: how old the newest write on the target is, as far as we know. Caught up with a live agent,
-	// that is the age of the agent's last report; behind, the age of the last applied write.
-	ref := r.LastSourceTime
-	if v.PendingBatches == 0 && r.AgentSeenAt.After(ref) {
-		ref = r.AgentSeenAt
-	}
-	if !ref.IsZero() {
-		v.RPOSeconds = max(0, now.Sub(ref).Seconds())
+	if !r.LastAppPointTime.IsZero() {
+		v.LastAppPointTime = &r.LastAppPointTime
 	}
 	if r.BaselineTotal > 0 {
 		b := &BaselineView{DoneBytes: r.BaselineDone, TotalBytes: r.BaselineTotal, RateBps: r.BaselineRateBps,
@@ -290,6 +291,8 @@ type AgentInstructions struct {
 	Watermark int64  `json:"watermark"`
 	// Resync asks for a checksum resync starting with a resync batch (the group stopped at a gap).
 	Resync bool `json:"resync"`
+	// MarkerRequestedAt, when set, asks for a crash-consistent marker (once per distinct time).
+	MarkerRequestedAt *time.Time `json:"markerRequestedAt,omitempty"`
 }
 
 func (a *API) postAgent(w http.ResponseWriter, r *http.Request) {
@@ -317,8 +320,11 @@ func (a *API) postAgent(w http.ResponseWriter, r *http.Request) {
 		a.storeProblem(w, r, err, "group "+group)
 		return
 	}
-	writeJSON(w, http.StatusOK, AgentInstructions{State: rec.State, Reason: rec.Reason, Watermark: rec.Watermark,
-		Resync: rec.State == replication.StateResyncRequired})
+	in := AgentInstructions{State: rec.State, Reason: rec.Reason, Watermark: rec.Watermark, Resync: rec.State == replication.StateResyncRequired}
+	if rec.MarkerRequestedAt.After(rec.LastMarkerTime) {
+		in.MarkerRequestedAt = &rec.MarkerRequestedAt
+	}
+	writeJSON(w, http.StatusOK, in)
 }
 
 func (a *API) postResync(w http.ResponseWriter, r *http.Request) {

@@ -1,6 +1,8 @@
-// Package cutpoints is the timer-triggered function that maintains each group's recovery state. So far it
-// records each run (scheduled time, whether it ran late) and prunes the journal: batches already
-// applied and older than the group's journal window are deleted.
+// Package cutpoints is the timer-triggered function that keeps each group's recovery points: it asks for
+// a crash-consistent marker when the newest is older than the policy's interval (the agent puts it into
+// the ordered stream, which alone can place it), promotes the markers apply has snapshotted into
+// recovery points, prunes points by retention (never one a job holds), rates RPO health, records each
+// run, and deletes journal batches that are applied and older than the journal window.
 package cutpoints
 
 import (
@@ -32,9 +34,11 @@ type Run struct {
 // Function is the cutpoints function.
 type Function struct {
 	State   replication.StateStore
-	Journal replication.JournalStore // nil: no pruning
+	Pages   replication.PageStore    // nil: points are neither promoted nor pruned
+	Journal replication.JournalStore // nil: no journal pruning
 	Log     *slog.Logger
 	Now     func() time.Time
+	Health  replication.HealthThresholds
 }
 
 // Invoke handles one timer tick.
@@ -57,42 +61,117 @@ func (f *Function) Invoke(ctx context.Context, req *funcproto.InvokeRequest) (*f
 	}
 	f.Log.Info("cutpoints tick", "pastDue", timer.IsPastDue, "next", run.Next)
 	logs := []string{fmt.Sprintf("tick at %s (past due: %v)", now.Format(time.RFC3339), timer.IsPastDue)}
-	if f.Journal != nil {
-		pruned, err := f.pruneJournals(ctx, now)
+	groups, err := f.groups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range groups {
+		lines, err := f.tend(ctx, name, now)
+		logs = append(logs, lines...)
 		if err != nil {
-			return nil, err
+			return &funcproto.InvokeResponse{Logs: logs}, fmt.Errorf("group %s: %w", name, err)
 		}
-		logs = append(logs, pruned...)
 	}
 	return &funcproto.InvokeResponse{Logs: logs}, nil
 }
 
-// pruneJournals deletes, for every group, the journal batches at or below its watermark (applied) that
-// are older than its journal window; a batch inside the window stays for any-point-in-time recovery.
-func (f *Function) pruneJournals(ctx context.Context, now time.Time) ([]string, error) {
-	var groups []replication.GroupRecord
+func (f *Function) groups(ctx context.Context) ([]string, error) {
+	var names []string
 	err := f.State.ListRows(ctx, replication.GroupsTable, "state", func(decode func(any) error, _ replication.ETag) error {
-		var g replication.GroupRecord
-		if err := decode(&g); err != nil {
+		var k replication.Keys
+		if err := decode(&k); err != nil {
 			return err
 		}
-		groups = append(groups, g)
+		names = append(names, k.PartitionKey)
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listing groups: %w", err)
 	}
+	return names, nil
+}
+
+// tend does one group's round. Each step is idempotent: a crash midway is finished by the next tick.
+func (f *Function) tend(ctx context.Context, group string, now time.Time) ([]string, error) {
+	g, err := replication.LoadGroup(ctx, f.State, group)
+	if errors.Is(err, replication.ErrNoGroup) {
+		return nil, nil // deleted meanwhile
+	}
+	if err != nil || g.Record.State == replication.StateDisabled {
+		return nil, err
+	}
 	var logs []string
-	for _, g := range groups {
-		window := time.Duration(g.Policy.JournalWindowMinutes) * time.Minute
-		n, err := f.Journal.Prune(ctx, g.PartitionKey, g.Watermark, now.Add(-window))
+	if f.Pages != nil {
+		promoted, err := replication.Promote(ctx, f.State, g, now)
+		for _, p := range promoted {
+			f.Log.Info("recovery point", "group", group, "point", p.ID, "kind", p.Kind, "sourceTime", p.SourceTime)
+			logs = append(logs, fmt.Sprintf("group %s: recovery point %s (%s) at %s", group, p.ID, p.Kind, p.SourceTime.Format(time.RFC3339Nano)))
+		}
 		if err != nil {
-			return logs, fmt.Errorf("pruning the journal of %s: %w", g.PartitionKey, err)
+			return logs, fmt.Errorf("promoting markers: %w", err)
+		}
+		pruned, err := replication.PrunePoints(ctx, f.State, f.Pages, g, now)
+		if err != nil {
+			return logs, fmt.Errorf("pruning points: %w", err)
+		}
+		if len(pruned) > 0 {
+			f.Log.Info("recovery points pruned", "group", group, "points", pruned)
+			logs = append(logs, fmt.Sprintf("group %s: %d points pruned by retention", group, len(pruned)))
+		}
+	}
+	interval := time.Duration(g.Record.Policy.CrashConsistentIntervalSeconds) * time.Second
+	var changedHealth, reason string
+	rec, err := replication.UpdateGroup(ctx, f.State, group, func(r *replication.GroupRecord) error {
+		if r.State == replication.StateProtected && now.Sub(r.LastMarkerTime) >= interval && !r.MarkerRequestedAt.After(r.LastMarkerTime) {
+			r.MarkerRequestedAt = now
+		}
+		level, why := replication.Health(r.RPO(now), r.LastPointTime, now, f.thresholds())
+		if r.State == replication.StateInitialReplication {
+			level, why = replication.HealthWarning, "initial replication in progress"
+		}
+		changedHealth, reason = "", why
+		if level != r.Health || why != r.HealthReason {
+			if level != r.Health {
+				changedHealth = level
+			}
+			r.Health, r.HealthReason = level, why
+		}
+		return nil
+	})
+	if err != nil {
+		return logs, err
+	}
+	if changedHealth != "" {
+		msg := changedHealth
+		if reason != "" {
+			msg += ": " + reason
+		}
+		f.Log.Warn("health changed", "group", group, "health", changedHealth, "reason", reason)
+		if err := replication.RecordEvent(ctx, f.State, group, "health", msg, now); err != nil {
+			return logs, err
+		}
+		logs = append(logs, fmt.Sprintf("group %s: health %s", group, msg))
+	}
+	if rec.MarkerRequestedAt.Equal(now) {
+		logs = append(logs, fmt.Sprintf("group %s: crash-consistent marker requested (newest is %s old)", group, now.Sub(rec.LastMarkerTime).Round(time.Second)))
+	}
+	if f.Journal != nil {
+		window := time.Duration(rec.Policy.JournalWindowMinutes) * time.Minute
+		n, err := f.Journal.Prune(ctx, group, rec.Watermark, now.Add(-window))
+		if err != nil {
+			return logs, fmt.Errorf("pruning the journal: %w", err)
 		}
 		if n > 0 {
-			f.Log.Info("journal pruned", "group", g.PartitionKey, "batches", n, "throughSeq", g.Watermark)
-			logs = append(logs, fmt.Sprintf("group %s: %d journal batches pruned", g.PartitionKey, n))
+			f.Log.Info("journal pruned", "group", group, "batches", n, "throughSeq", rec.Watermark)
+			logs = append(logs, fmt.Sprintf("group %s: %d journal batches pruned", group, n))
 		}
 	}
 	return logs, nil
+}
+
+func (f *Function) thresholds() replication.HealthThresholds {
+	if f.Health == (replication.HealthThresholds{}) {
+		return replication.DefaultHealth
+	}
+	return f.Health
 }

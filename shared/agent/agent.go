@@ -293,10 +293,14 @@ func (a *Agent) Flush() {
 	a.mu.Unlock()
 }
 
-// Marker puts a marker into the stream after every write so far and returns its sequence number.
+// Marker puts a marker into the stream after every write so far and returns its sequence number
+// (0 once the agent is closed).
 func (a *Agent) Marker(consistency string, baseline bool) int64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.closed {
+		return 0
+	}
 	a.sealLocked()
 	m := &replication.Batch{Group: a.cfg.Group, Kind: replication.KindMarker, Consistency: consistency, Baseline: baseline,
 		Seq: a.nextSeq, SourceTime: a.cfg.Now().UTC()}

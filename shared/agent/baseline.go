@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/standby-dr/standby/shared/replication"
@@ -25,6 +26,10 @@ type TargetHashes func(ctx context.Context, disk string) ([]string, error)
 func (a *Agent) Sync(ctx context.Context, target TargetHashes, resync bool) (marker int64, sent int64, err error) {
 	if resync {
 		a.mu.Lock()
+		if a.closed {
+			a.mu.Unlock()
+			return 0, 0, errors.New("agent closed")
+		}
 		a.sealLocked()
 		r := &replication.Batch{Group: a.cfg.Group, Kind: replication.KindResync, Seq: a.nextSeq, SourceTime: a.cfg.Now().UTC()}
 		a.nextSeq++

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -58,6 +59,16 @@ type GroupRecord struct {
 	BaselineTotal   int64     `json:"BaselineTotal"`
 	BaselineRateBps float64   `json:"BaselineRateBps"`
 	ResyncRequested bool      `json:"ResyncRequested"`
+
+	// Recovery points (cutpoints).
+	LastPromotedSeq  int64     `json:"LastPromotedSeq"`
+	LastPointTime    time.Time `json:"LastPointTime"`
+	LastAppPointTime time.Time `json:"LastAppPointTime"`
+	// MarkerRequestedAt asks the agent for a crash-consistent marker (cutpoints, when the newest
+	// marker is older than the policy's interval); the heartbeat passes it on.
+	MarkerRequestedAt time.Time `json:"MarkerRequestedAt"`
+	Health            string    `json:"Health,omitempty"`
+	HealthReason      string    `json:"HealthReason,omitempty"`
 }
 
 // VMRecord holds one VM's disks (a row per VM keeps every row far below Table storage's limits).
@@ -187,4 +198,38 @@ func DeleteGroupRows(ctx context.Context, store StateStore, group string) error 
 func ListMarkers(ctx context.Context, store StateStore, group string) ([]MarkerRecord, error) {
 	markers, _, err := QueryAll[MarkerRecord](ctx, store, MarkersTable, group)
 	return markers, err
+}
+
+// Pending is how many batches the agent has published that apply has not applied.
+func (r *GroupRecord) Pending() int64 { return max(0, r.AgentSeq-r.Watermark) }
+
+// RPO is how old the newest write on the target is, as far as the pipeline knows: caught up with a
+// live agent, the age of the agent's last report; behind, the age of the last applied write.
+func (r *GroupRecord) RPO(now time.Time) time.Duration {
+	ref := r.LastSourceTime
+	if r.Pending() == 0 && r.AgentSeenAt.After(ref) {
+		ref = r.AgentSeenAt
+	}
+	if ref.IsZero() {
+		return 0
+	}
+	return max(0, now.Sub(ref))
+}
+
+// EventsTable is each group's history (health changes, hook failures), newest first.
+const EventsTable = "events"
+
+// Event is one entry of a group's history.
+type Event struct {
+	Keys
+	Time    time.Time `json:"Time"`
+	Kind    string    `json:"Kind"`
+	Message string    `json:"Message"`
+}
+
+// RecordEvent appends to a group's history.
+func RecordEvent(ctx context.Context, store StateStore, group, kind, message string, at time.Time) error {
+	e := Event{Keys: Keys{PartitionKey: group, RowKey: fmt.Sprintf("%020d", math.MaxInt64-at.UnixNano())}, Time: at, Kind: kind, Message: message}
+	_, err := store.Upsert(ctx, EventsTable, e)
+	return err
 }

@@ -1,0 +1,182 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Tables of recovery points and what holds them.
+const (
+	PointsTable = "recoverypoints"
+	HoldsTable  = "pointholds"
+)
+
+// RecoveryPoint is a point the operator can fail over to: the snapshots of every disk of the group at a
+// marker of the ordered stream.
+type RecoveryPoint struct {
+	Keys
+	ID         string            `json:"ID"`
+	Kind       string            `json:"Kind"` // crash or app
+	Seq        int64             `json:"Seq"`
+	SourceTime time.Time         `json:"SourceTime"`
+	CreatedAt  time.Time         `json:"CreatedAt"`
+	Snapshots  map[string]string `json:"Snapshots"`
+	Sizes      map[string]int64  `json:"Sizes"`
+}
+
+// PointID names the point of a marker.
+func PointID(seq int64) string { return "rp-" + strconv.FormatInt(seq, 10) }
+
+// pointRow orders a group's points newest first (Table storage lists rows in key order).
+func pointRow(seq int64) string { return fmt.Sprintf("%020d", math.MaxInt64-seq) }
+
+// PointHold marks a point a running job uses: retention never prunes it.
+type PointHold struct {
+	Keys
+	Job string `json:"Job"`
+}
+
+// ListPoints returns a group's recovery points, newest first.
+func ListPoints(ctx context.Context, store StateStore, group string) ([]RecoveryPoint, error) {
+	points, _, err := QueryAll[RecoveryPoint](ctx, store, PointsTable, group)
+	return points, err
+}
+
+// Promote turns the markers apply has snapshotted since the last promotion into recovery points and
+// returns the new points. A marker missing a disk's snapshot is not promoted (and says so).
+func Promote(ctx context.Context, store StateStore, g *Group, now time.Time) ([]RecoveryPoint, error) {
+	markers, err := ListMarkers(ctx, store, g.Record.PartitionKey)
+	if err != nil {
+		return nil, err
+	}
+	var promoted []RecoveryPoint
+	for _, m := range markers {
+		if m.Seq <= g.Record.LastPromotedSeq {
+			continue
+		}
+		p := RecoveryPoint{Keys: Keys{PartitionKey: g.Record.PartitionKey, RowKey: pointRow(m.Seq)}, ID: PointID(m.Seq),
+			Kind: m.Consistency, Seq: m.Seq, SourceTime: m.SourceTime, CreatedAt: now, Snapshots: map[string]string{}, Sizes: map[string]int64{}}
+		for _, d := range g.Spec.Disks() {
+			snap, ok := m.Snapshots[d.Key]
+			if !ok {
+				return promoted, fmt.Errorf("marker %d has no snapshot of %s", m.Seq, d.Key)
+			}
+			p.Snapshots[d.Key], p.Sizes[d.Key] = snap, d.Spec.SizeBytes
+		}
+		if _, err := store.Upsert(ctx, PointsTable, p); err != nil {
+			return promoted, err
+		}
+		promoted = append(promoted, p)
+	}
+	if len(promoted) == 0 {
+		return nil, nil
+	}
+	last := promoted[len(promoted)-1]
+	rec, err := UpdateGroup(ctx, store, g.Record.PartitionKey, func(r *GroupRecord) error {
+		if r.LastPromotedSeq >= last.Seq {
+			return ErrUnchanged
+		}
+		r.LastPromotedSeq = last.Seq
+		for _, p := range promoted {
+			if p.Kind == "app" && p.SourceTime.After(r.LastAppPointTime) {
+				r.LastAppPointTime = p.SourceTime
+			}
+			if p.SourceTime.After(r.LastPointTime) {
+				r.LastPointTime = p.SourceTime
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		g.Record = rec
+	}
+	return promoted, err
+}
+
+// PrunePoints applies retention to a group's points: pruned points lose their snapshots, then their
+// rows (a crash in between leaves a row whose snapshots are gone; the next run finishes it, as
+// deleting a missing snapshot succeeds). Points with a hold are kept. It returns the pruned ids.
+func PrunePoints(ctx context.Context, store StateStore, pages PageStore, g *Group, now time.Time) ([]string, error) {
+	group := g.Record.PartitionKey
+	points, err := ListPoints(ctx, store, group)
+	if err != nil {
+		return nil, err
+	}
+	holds, _, err := QueryAll[PointHold](ctx, store, HoldsTable, group)
+	if err != nil {
+		return nil, err
+	}
+	held := map[string]bool{}
+	for _, h := range holds {
+		held[h.RowKey] = true
+	}
+	refs := make([]PointRef, len(points))
+	byID := map[string]RecoveryPoint{}
+	for i, p := range points {
+		refs[i] = PointRef{ID: p.ID, Time: p.SourceTime, Kind: p.Kind}
+		byID[p.ID] = p
+	}
+	_, prune := Retain(refs, now, time.Duration(g.Record.Policy.RetentionHours)*time.Hour, held)
+	for _, id := range prune {
+		p := byID[id]
+		for key, snap := range p.Snapshots {
+			if err := pages.DeleteSnapshot(ctx, g.TargetDisk(key), snap); err != nil {
+				return nil, err
+			}
+		}
+		if err := store.Delete(ctx, PointsTable, group, p.RowKey, ""); err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		if err := store.Delete(ctx, MarkersTable, group, SeqKey(p.Seq), ""); err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+	}
+	return prune, nil
+}
+
+// Health of a group's recovery point objective.
+const (
+	HealthHealthy  = "Healthy"
+	HealthWarning  = "Warning"
+	HealthCritical = "Critical"
+)
+
+// HealthThresholds are the policy's RPO alert levels (defaults: warning above 15 minutes, critical
+// above 30, critical when no crash-consistent point for 60 minutes — Site Recovery's error 153007).
+type HealthThresholds struct {
+	Warning, Critical, NoPoint time.Duration
+}
+
+// DefaultHealth are the default thresholds.
+var DefaultHealth = HealthThresholds{Warning: 15 * time.Minute, Critical: 30 * time.Minute, NoPoint: 60 * time.Minute}
+
+// Health rates a group from its RPO and the age of its newest recovery point, with the reason.
+func Health(rpo time.Duration, lastPoint time.Time, now time.Time, th HealthThresholds) (string, string) {
+	var reasons []string
+	level := HealthHealthy
+	raise := func(to, why string) {
+		if to == HealthCritical || level == HealthHealthy {
+			level = to
+		}
+		reasons = append(reasons, why)
+	}
+	switch {
+	case rpo > th.Critical:
+		raise(HealthCritical, fmt.Sprintf("RPO %s exceeds %s", rpo.Round(time.Second), th.Critical))
+	case rpo > th.Warning:
+		raise(HealthWarning, fmt.Sprintf("RPO %s exceeds %s", rpo.Round(time.Second), th.Warning))
+	}
+	if lastPoint.IsZero() || now.Sub(lastPoint) > th.NoPoint {
+		age := "none yet"
+		if !lastPoint.IsZero() {
+			age = "the newest is " + now.Sub(lastPoint).Round(time.Second).String() + " old"
+		}
+		raise(HealthCritical, fmt.Sprintf("no crash-consistent recovery point for %s (%s)", th.NoPoint, age))
+	}
+	return level, strings.Join(reasons, "; ")
+}
