@@ -223,45 +223,55 @@ func openSource(stateDir, group string, d replication.DiskRefSpec) (*os.File, er
 
 // Write writes data at offset of a disk and journals it, in completion order.
 func (a *Agent) Write(disk string, offset int64, data []byte) error {
+	_, err := a.WriteSeq(disk, offset, data)
+	return err
+}
+
+// WriteSeq is Write that also returns the sequence number of the batch the write joined.
+func (a *Agent) WriteSeq(disk string, offset int64, data []byte) (int64, error) {
 	f, ok := a.files[disk]
 	if !ok {
 		if _, blob := a.blobs[disk]; blob {
-			return fmt.Errorf("disk %s is a page blob others write: the agent reads its snapshots, it takes no writes", disk)
+			return 0, fmt.Errorf("disk %s is a page blob others write: the agent reads its snapshots, it takes no writes", disk)
 		}
-		return fmt.Errorf("no disk %q in group %s", disk, a.cfg.Group)
+		return 0, fmt.Errorf("no disk %q in group %s", disk, a.cfg.Group)
 	}
 	if offset < 0 || offset%replication.PageSize != 0 || len(data) == 0 || len(data)%replication.PageSize != 0 || offset+int64(len(data)) > a.sizes[disk] {
-		return fmt.Errorf("write of %d bytes at %d of %s: not 512-byte aligned or past the end", len(data), offset, disk)
+		return 0, fmt.Errorf("write of %d bytes at %d of %s: not 512-byte aligned or past the end", len(data), offset, disk)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
-		return errors.New("agent closed")
+		return 0, errors.New("agent closed")
 	}
 	if _, err := f.WriteAt(data, offset); err != nil {
-		return err
+		return 0, err
 	}
-	a.appendLocked(replication.Extent{Disk: disk, Offset: offset, Length: int64(len(data)), Data: append([]byte(nil), data...)})
+	seq := a.appendLocked(replication.Extent{Disk: disk, Offset: offset, Length: int64(len(data)), Data: append([]byte(nil), data...)})
 	a.statsMu.Lock()
 	a.stats.Writes++
 	a.stats.BytesWritten += int64(len(data))
 	a.statsMu.Unlock()
-	return nil
+	return seq, nil
 }
 
-// appendLocked adds an extent to the open batch; a zero extent when the data is all zeros.
-func (a *Agent) appendLocked(e replication.Extent) {
+// appendLocked adds an extent to the open batch (a zero extent when the data is all zeros) and returns
+// the batch's sequence number, given when the batch opens.
+func (a *Agent) appendLocked(e replication.Extent) int64 {
 	if !e.Zero && allZero(e.Data) {
 		e.Zero, e.Data = true, nil
 	}
 	if a.cur == nil {
-		a.cur = &replication.Batch{Group: a.cfg.Group, Kind: replication.KindBatch}
+		a.cur = &replication.Batch{Group: a.cfg.Group, Kind: replication.KindBatch, Seq: a.nextSeq}
+		a.nextSeq++
 	}
+	seq := a.cur.Seq
 	a.cur.Extents = append(a.cur.Extents, e)
 	a.curSize += len(e.Data) + 64
 	if a.curSize >= a.cfg.MaxBatchBytes {
 		a.sealLocked()
 	}
+	return seq
 }
 
 func allZero(b []byte) bool {
@@ -273,16 +283,15 @@ func allZero(b []byte) bool {
 	return true
 }
 
-// sealLocked closes the open batch: it gets the next sequence number and joins the send queue (which
-// blocks when full: a slow pipeline throttles writers, it never drops writes).
+// sealLocked closes the open batch: it gets its source time and joins the send queue (which blocks when
+// full: a slow pipeline throttles writers, it never drops writes).
 func (a *Agent) sealLocked() {
-	if a.cur == nil || len(a.cur.Extents) == 0 {
+	if a.cur == nil {
 		return
 	}
 	b := a.cur
 	a.cur, a.curSize = nil, 0
-	b.Seq, b.SourceTime = a.nextSeq, a.cfg.Now().UTC()
-	a.nextSeq++
+	b.SourceTime = a.cfg.Now().UTC()
 	a.queue <- b
 }
 

@@ -24,10 +24,18 @@ import (
 // Store is a page store over one storage account.
 type Store struct {
 	svc *service.Client
+	// emulator: the account is Azurite's, whose server-side copy of a page blob snapshot shares page
+	// ranges with the source, so writing the copy changes the snapshot. Copies are made client-side there.
+	emulator bool
 }
 
+// EmulatorAccount is the storage emulator's well-known account name.
+const EmulatorAccount = "devstoreaccount1"
+
 // New wraps a blob service client.
-func New(svc *service.Client) *Store { return &Store{svc: svc} }
+func New(svc *service.Client) *Store {
+	return &Store{svc: svc, emulator: strings.Contains(svc.URL(), "/"+EmulatorAccount)}
+}
 
 // ServiceClient builds a blob service client from a resolved connection setting.
 func ServiceClient(s azconn.Setting) (*service.Client, error) {
@@ -240,14 +248,65 @@ func (s *Store) DeleteSnapshot(ctx context.Context, d replication.DiskRef, snaps
 	return azconn.Translate(err, "deleting snapshot "+snapshot+" of "+d.String())
 }
 
-// StartCopy starts a server-side copy of the snapshot into dst.
+// StartCopy starts a server-side copy of the snapshot into dst (on the emulator: copies client-side
+// before it returns, see Store.emulator).
 func (s *Store) StartCopy(ctx context.Context, src replication.DiskRef, snapshot string, dst replication.DiskRef) error {
 	pb, err := s.snapshotClient(src, snapshot)
 	if err != nil {
 		return err
 	}
+	if s.emulator {
+		return s.copyClientSide(ctx, src, snapshot, dst)
+	}
 	_, err = s.page(dst).StartCopyFromURL(ctx, pb.URL(), nil)
 	return azconn.Translate(err, fmt.Sprintf("copying %s@%s to %s", src, snapshot, dst))
+}
+
+// copiedMeta marks a blob a client-side copy completed (CopyStatus reports it like a finished copy).
+const copiedMeta = "standbycopy"
+
+func (s *Store) copyClientSide(ctx context.Context, src replication.DiskRef, snapshot string, dst replication.DiskRef) error {
+	size, err := s.snapshotSize(ctx, src, snapshot)
+	if err != nil {
+		return err
+	}
+	if err := s.Delete(ctx, dst); err != nil {
+		return err
+	}
+	if err := s.Create(ctx, dst, size); err != nil {
+		return err
+	}
+	ranges, err := s.AllocatedRanges(ctx, src, snapshot)
+	if err != nil {
+		return err
+	}
+	for _, r := range ranges {
+		for off := r.Offset; off < r.End(); off += replication.MaxPageWrite {
+			n := min(int64(replication.MaxPageWrite), r.End()-off)
+			data, err := s.ReadRange(ctx, src, snapshot, off, n)
+			if err != nil {
+				return err
+			}
+			if err := s.WritePages(ctx, dst, off, data); err != nil {
+				return err
+			}
+		}
+	}
+	done := "success"
+	_, err = s.page(dst).SetMetadata(ctx, map[string]*string{copiedMeta: &done}, nil)
+	return azconn.Translate(err, "marking the copy "+dst.String())
+}
+
+func (s *Store) snapshotSize(ctx context.Context, d replication.DiskRef, snapshot string) (int64, error) {
+	pb, err := s.snapshotClient(d, snapshot)
+	if err != nil {
+		return 0, err
+	}
+	props, err := pb.GetProperties(ctx, nil)
+	if err != nil {
+		return 0, azconn.Translate(err, "reading properties of "+d.String())
+	}
+	return *props.ContentLength, nil
 }
 
 // CopyStatus reports the copy into dst.
@@ -255,6 +314,11 @@ func (s *Store) CopyStatus(ctx context.Context, dst replication.DiskRef) (replic
 	props, err := s.page(dst).GetProperties(ctx, nil)
 	if err != nil {
 		return replication.CopyState{}, azconn.Translate(err, "reading copy status of "+dst.String())
+	}
+	for k, v := range props.Metadata {
+		if strings.EqualFold(k, copiedMeta) && v != nil {
+			return replication.CopyState{Status: *v, Copied: *props.ContentLength, Total: *props.ContentLength}, nil
+		}
 	}
 	var st replication.CopyState
 	if props.CopyStatus != nil {

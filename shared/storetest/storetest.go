@@ -161,8 +161,16 @@ func RunPageStore(t *testing.T, store replication.PageStore, container string) {
 		if err != nil || !bytes.Equal(got, a) {
 			t.Fatalf("copy differs from the snapshot (err %v)", err)
 		}
-		if size, _ := store.Size(ctx, dst); size != size {
-			t.Fatalf("copy size %d", size)
+		if got, _ := store.Size(ctx, dst); got != size {
+			t.Fatalf("copy size %d, want %d", got, size)
+		}
+		// Writing the copy leaves its source snapshot alone (Azurite's server-side copy shares page
+		// ranges with the source; the adapter must not let that show).
+		if err := store.WritePages(ctx, dst, 4096, bytes.Repeat([]byte{9}, 4096)); err != nil {
+			t.Fatal(err)
+		}
+		if again, _ := store.ReadRange(ctx, disk, snap, 0, int64(len(a))); !bytes.Equal(again, a) {
+			t.Fatal("writing a copy changed the snapshot it was copied from")
 		}
 	})
 	t.Run("DeleteSnapshotAndDisk", func(t *testing.T) {

@@ -1,0 +1,146 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// RestoreRequest says what to materialize: a recovery point by id, or the group as it was at a time
+// (the newest point at or before it plus the journal's batches up to it), into a container.
+type RestoreRequest struct {
+	Group     string
+	PointID   string    // or
+	Time      time.Time // any point in time
+	Container string
+}
+
+// RestoreResult says what was materialized.
+type RestoreResult struct {
+	Point       RecoveryPoint
+	Disks       map[string]DiskRef // disk key → the materialized page blob
+	Replayed    int64              // journal batches applied on top of the point
+	LastSeq     int64              // the stream position the disks now hold
+	EffectiveAt time.Time          // source time of that position
+}
+
+// ErrNotRestorable is returned when nothing restorable exists at the requested point or time.
+var ErrNotRestorable = errors.New("not restorable")
+
+// Restorer materializes recovery points and points in time: server-side copies of a point's snapshots
+// into new page blobs, then, for a time, the journal's batches after the point up to that time.
+type Restorer struct {
+	State   StateStore
+	Pages   PageStore
+	Journal JournalStore
+	// CopyPoll is how often copy status is polled (a job step would schedule a message instead).
+	CopyPoll    time.Duration
+	Parallelism int
+}
+
+// ChoosePoint picks the point a request names: by id, or the newest at or before the time.
+func ChoosePoint(points []RecoveryPoint, id string, at time.Time) (RecoveryPoint, error) {
+	for _, p := range points { // newest first
+		if id != "" && p.ID == id {
+			return p, nil
+		}
+		if id == "" && !p.SourceTime.After(at) {
+			return p, nil
+		}
+	}
+	if id != "" {
+		return RecoveryPoint{}, fmt.Errorf("%w: no recovery point %s", ErrNotRestorable, id)
+	}
+	return RecoveryPoint{}, fmt.Errorf("%w: no recovery point at or before %s", ErrNotRestorable, at.Format(time.RFC3339Nano))
+}
+
+// Restore materializes the request. It is idempotent: copies into disks that already hold the copy are
+// redone, and replay writes final content.
+func (r *Restorer) Restore(ctx context.Context, req RestoreRequest) (RestoreResult, error) {
+	g, err := LoadGroup(ctx, r.State, req.Group)
+	if err != nil {
+		return RestoreResult{}, err
+	}
+	points, err := ListPoints(ctx, r.State, req.Group)
+	if err != nil {
+		return RestoreResult{}, err
+	}
+	p, err := ChoosePoint(points, req.PointID, req.Time)
+	if err != nil {
+		return RestoreResult{}, err
+	}
+	res := RestoreResult{Point: p, Disks: map[string]DiskRef{}, LastSeq: p.Seq, EffectiveAt: p.SourceTime}
+	if err := r.Pages.EnsureContainer(ctx, req.Container); err != nil {
+		return res, err
+	}
+	for _, d := range g.Spec.Disks() {
+		dst := DiskRef{Container: req.Container, Name: d.Key}
+		if err := r.Pages.Delete(ctx, dst); err != nil { // a half-done earlier attempt
+			return res, err
+		}
+		if err := r.Pages.StartCopy(ctx, g.TargetDisk(d.Key), p.Snapshots[d.Key], dst); err != nil {
+			return res, err
+		}
+		res.Disks[d.Key] = dst
+	}
+	for key, dst := range res.Disks {
+		if err := r.waitCopy(ctx, dst); err != nil {
+			return res, fmt.Errorf("copying %s: %w", key, err)
+		}
+	}
+	if req.PointID != "" || req.Time.IsZero() {
+		return res, nil
+	}
+	// Any point in time: the batches after the point whose source time is not after the requested one.
+	ws := NewWriteSet()
+	for seq := p.Seq + 1; seq <= g.Record.Watermark; seq++ {
+		payload, err := r.Journal.Get(ctx, req.Group, seq)
+		if errors.Is(err, ErrNotFound) {
+			return res, fmt.Errorf("%w: batch %d has left the journal; restore to a recovery point instead", ErrNotRestorable, seq)
+		}
+		if err != nil {
+			return res, err
+		}
+		b, err := DecodeBatch(payload)
+		if err != nil {
+			return res, fmt.Errorf("batch %d: %w", seq, err)
+		}
+		if b.SourceTime.After(req.Time) {
+			break
+		}
+		if b.Kind == KindBatch {
+			ws.AddBatch(b)
+		}
+		res.Replayed++
+		res.LastSeq, res.EffectiveAt = seq, b.SourceTime
+	}
+	if _, err := ws.Flush(ctx, r.Pages, func(disk string) DiskRef { return res.Disks[disk] }, max(r.Parallelism, 1)); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func (r *Restorer) waitCopy(ctx context.Context, dst DiskRef) error {
+	poll := r.CopyPoll
+	if poll == 0 {
+		poll = 100 * time.Millisecond
+	}
+	for {
+		st, err := r.Pages.CopyStatus(ctx, dst)
+		if err != nil {
+			return err
+		}
+		switch st.Status {
+		case "success":
+			return nil
+		case "failed", "aborted":
+			return fmt.Errorf("server-side copy %s: %s", st.Status, st.Description)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(poll):
+		}
+	}
+}
