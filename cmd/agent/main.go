@@ -165,6 +165,11 @@ func runCmd(args []string) error {
 	batchDelay := fs.Duration("batch-delay", 50*time.Millisecond, "seal a batch after this long")
 	compress := fs.Bool("compress", false, "zstd-compress payloads")
 	seed := fs.Int64("seed", time.Now().UnixNano(), "workload seed")
+	var preHooks, postHooks hookFlag
+	fs.Var(&preHooks, "pre-hook", "VM=command run before an app-consistent marker (freeze); repeat per VM")
+	fs.Var(&postHooks, "post-hook", "VM=command run after it (thaw); runs even when a pre hook failed")
+	hookTimeout := fs.Duration("hook-timeout", 30*time.Second, "longest a hook may run before it is killed")
+	appEvery := fs.Duration("app-marker-interval", 0, "take an app-consistent marker this often (0: only when cutpoints asks)")
 	scanEvery := fs.Duration("scan-interval", -1, "hash file: disks this often to find writes made by other processes (default 5s, off with the workload, 0: off)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -309,7 +314,33 @@ func runCmd(args []string) error {
 	heartbeat := time.NewTicker(time.Second)
 	defer heartbeat.Stop()
 	started := time.Now()
-	var markerHonored time.Time // the last marker request put into the stream
+	hooks := agent.Hooks{Timeout: *hookTimeout}
+	for _, vm := range spec.VMs {
+		hooks.VMs = append(hooks.VMs, agent.Hook{VM: vm.Name, Pre: preHooks[vm.Name], Post: postHooks[vm.Name]})
+	}
+	appRunning := make(chan struct{}, 1)
+	appMarker := func() {
+		select {
+		case appRunning <- struct{}{}:
+		default:
+			return // one is being taken
+		}
+		go func() {
+			defer func() { <-appRunning }()
+			if _, err := a.AppMarker(ctx, hooks); err != nil {
+				if rerr := cl.Event(ctx, c.group, "app-consistency", err.Error()); rerr != nil {
+					log.Warn("reporting the hook failure", "err", rerr)
+				}
+			}
+		}()
+	}
+	var appTick <-chan time.Time
+	if *appEvery > 0 {
+		t := time.NewTicker(*appEvery)
+		defer t.Stop()
+		appTick = t.C
+	}
+	var markerHonored, appHonored time.Time // the last requests put into the stream
 	report := func(ctx context.Context) (bool, error) {
 		st := a.Stats()
 		in, err := cl.Heartbeat(ctx, c.group, apiReport(st))
@@ -319,6 +350,11 @@ func runCmd(args []string) error {
 		if req := in.MarkerRequestedAt; req != nil && req.After(markerHonored) && !syncing {
 			markerHonored = *req
 			log.Info("marker requested by cutpoints", "seq", a.Marker("crash", false))
+		}
+		if req := in.AppMarkerRequestedAt; req != nil && req.After(appHonored) && !syncing {
+			appHonored = *req
+			log.Info("app-consistent marker requested by cutpoints")
+			appMarker()
 		}
 		return in.Resync, nil
 	}
@@ -346,6 +382,10 @@ loop:
 					}
 				}()
 			default: // the last pass is still running
+			}
+		case <-appTick:
+			if !syncing {
+				appMarker()
 			}
 		case <-markerTick:
 			seq := a.Marker("crash", false)
@@ -378,6 +418,7 @@ loop:
 	if scanner != nil {
 		scanning <- struct{}{} // let a running scan finish: its blocks belong before the final marker
 	}
+	appRunning <- struct{}{} // and a running app-consistent marker (its post hooks thaw the VMs)
 	final := a.Marker("crash", false)
 	closeCtx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -392,6 +433,23 @@ loop:
 		"seconds": elapsed, "workloadWrites": ws.Writes, "workloadMBps": float64(ws.Bytes) / (1 << 20) / elapsed}
 	out, _ := json.Marshal(summary)
 	fmt.Println(string(out))
+	return nil
+}
+
+// hookFlag collects VM=command flags.
+type hookFlag map[string]string
+
+func (h *hookFlag) String() string { return fmt.Sprint(map[string]string(*h)) }
+
+func (h *hookFlag) Set(v string) error {
+	vm, command, ok := strings.Cut(v, "=")
+	if !ok || vm == "" || strings.TrimSpace(command) == "" {
+		return fmt.Errorf("%q: want VM=command", v)
+	}
+	if *h == nil {
+		*h = hookFlag{}
+	}
+	(*h)[vm] = command
 	return nil
 }
 

@@ -50,6 +50,8 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/groups/{group}/resync", a.postResync)
 	mux.HandleFunc("GET /api/v1/groups/{group}/disks/{vm}/{disk}/hashes", a.getDiskHashes)
 	mux.HandleFunc("GET /api/v1/groups/{group}/recovery-points", a.getPoints)
+	mux.HandleFunc("POST /api/v1/groups/{group}/events", a.postEvent)
+	mux.HandleFunc("GET /api/v1/groups/{group}/events", a.getEvents)
 	mux.HandleFunc("POST /api/v1/groups/{group}/failover", a.postFailover)
 	mux.HandleFunc("GET /api/v1/jobs/{id}", a.getJob)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -293,6 +293,8 @@ type AgentInstructions struct {
 	Resync bool `json:"resync"`
 	// MarkerRequestedAt, when set, asks for a crash-consistent marker (once per distinct time).
 	MarkerRequestedAt *time.Time `json:"markerRequestedAt,omitempty"`
+	// AppMarkerRequestedAt asks for an app-consistent marker: hooks, marker, hooks (once per time).
+	AppMarkerRequestedAt *time.Time `json:"appMarkerRequestedAt,omitempty"`
 }
 
 func (a *API) postAgent(w http.ResponseWriter, r *http.Request) {
@@ -323,6 +325,9 @@ func (a *API) postAgent(w http.ResponseWriter, r *http.Request) {
 	in := AgentInstructions{State: rec.State, Reason: rec.Reason, Watermark: rec.Watermark, Resync: rec.State == replication.StateResyncRequired}
 	if rec.MarkerRequestedAt.After(rec.LastMarkerTime) {
 		in.MarkerRequestedAt = &rec.MarkerRequestedAt
+	}
+	if rec.AppMarkerRequestedAt.After(rec.LastAppPointTime) {
+		in.AppMarkerRequestedAt = &rec.AppMarkerRequestedAt
 	}
 	writeJSON(w, http.StatusOK, in)
 }
@@ -403,4 +408,55 @@ func (a *API) getDiskHashes(w http.ResponseWriter, r *http.Request) {
 		out.Hashes[i] = replication.BlockHash(data)
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// EventReport is an event the agent reports (a failed app-consistency hook).
+type EventReport struct {
+	Kind    string `json:"kind"`
+	Message string `json:"message"`
+}
+
+// EventView is one entry of a group's history.
+type EventView struct {
+	Time    time.Time `json:"time"`
+	Kind    string    `json:"kind"`
+	Message string    `json:"message"`
+}
+
+func (a *API) postEvent(w http.ResponseWriter, r *http.Request) {
+	g, ok := a.loadGroup(w, r)
+	if !ok {
+		return
+	}
+	var ev EventReport
+	if err := decodeBody(r, &ev); err != nil {
+		Problem(w, r, http.StatusBadRequest, "invalid body", err.Error())
+		return
+	}
+	if ev.Kind == "" || len(ev.Kind) > 64 || ev.Message == "" || len(ev.Message) > 4096 {
+		Problem(w, r, http.StatusBadRequest, "invalid event", "kind (1-64 characters) and message (1-4096 characters) are required")
+		return
+	}
+	if err := replication.RecordEvent(r.Context(), a.State, g.Record.PartitionKey, ev.Kind, ev.Message, a.Now().UTC()); err != nil {
+		a.storeProblem(w, r, err, "events")
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) getEvents(w http.ResponseWriter, r *http.Request) {
+	g, ok := a.loadGroup(w, r)
+	if !ok {
+		return
+	}
+	events, err := replication.ListEvents(r.Context(), a.State, g.Record.PartitionKey)
+	if err != nil {
+		a.storeProblem(w, r, err, "events")
+		return
+	}
+	out := []EventView{}
+	for _, e := range events {
+		out = append(out, EventView{Time: e.Time, Kind: e.Kind, Message: e.Message})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"group": g.Record.PartitionKey, "events": out})
 }

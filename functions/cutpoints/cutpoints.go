@@ -125,6 +125,11 @@ func (f *Function) tend(ctx context.Context, group string, now time.Time) ([]str
 		if r.State == replication.StateProtected && now.Sub(r.LastMarkerTime) >= interval && !r.MarkerRequestedAt.After(r.LastMarkerTime) {
 			r.MarkerRequestedAt = now
 		}
+		appEvery := time.Duration(r.Policy.AppConsistentIntervalSeconds) * time.Second
+		if appEvery > 0 && r.State == replication.StateProtected && now.Sub(r.LastAppPointTime) >= appEvery &&
+			now.Sub(r.AppMarkerRequestedAt) >= appEvery {
+			r.AppMarkerRequestedAt = now // again at most once per interval, whether or not the hooks succeed
+		}
 		level, why := replication.Health(r.RPO(now), r.LastPointTime, now, f.thresholds())
 		if r.State == replication.StateInitialReplication {
 			level, why = replication.HealthWarning, "initial replication in progress"

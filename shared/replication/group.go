@@ -67,8 +67,10 @@ type GroupRecord struct {
 	// MarkerRequestedAt asks the agent for a crash-consistent marker (cutpoints, when the newest
 	// marker is older than the policy's interval); the heartbeat passes it on.
 	MarkerRequestedAt time.Time `json:"MarkerRequestedAt"`
-	Health            string    `json:"Health,omitempty"`
-	HealthReason      string    `json:"HealthReason,omitempty"`
+	// AppMarkerRequestedAt asks for an app-consistent marker (the policy's app interval passed).
+	AppMarkerRequestedAt time.Time `json:"AppMarkerRequestedAt"`
+	Health               string    `json:"Health,omitempty"`
+	HealthReason         string    `json:"HealthReason,omitempty"`
 }
 
 // VMRecord holds one VM's disks (a row per VM keeps every row far below Table storage's limits).
@@ -225,6 +227,12 @@ type Event struct {
 	Time    time.Time `json:"Time"`
 	Kind    string    `json:"Kind"`
 	Message string    `json:"Message"`
+}
+
+// ListEvents returns a group's history, newest first.
+func ListEvents(ctx context.Context, store StateStore, group string) ([]Event, error) {
+	events, _, err := QueryAll[Event](ctx, store, EventsTable, group)
+	return events, err
 }
 
 // RecordEvent appends to a group's history.

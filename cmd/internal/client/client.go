@@ -111,3 +111,9 @@ func (c *Client) DiskHashes(ctx context.Context, group, disk string) ([]string, 
 	}
 	return h.Hashes, nil
 }
+
+// Event reports an event into the group's history.
+func (c *Client) Event(ctx context.Context, group, kind, message string) error {
+	_, err := c.Do(ctx, http.MethodPost, "/v1/groups/"+group+"/events", api.EventReport{Kind: kind, Message: message}, nil)
+	return err
+}
