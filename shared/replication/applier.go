@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Applier applies a group's change stream to its target disks, in sequence order.
@@ -314,12 +317,25 @@ func (a *Applier) marker(ctx context.Context, g *Group, b *Batch) error {
 	} else if !errors.Is(err, ErrNotFound) {
 		return err
 	} else {
+		// No write is in flight (apply is between write sets), so the snapshots can be taken in
+		// parallel and still show one stream position.
+		var mu sync.Mutex
+		eg, ectx := errgroup.WithContext(ctx)
+		eg.SetLimit(max(a.Parallelism, 1))
 		for _, d := range g.Spec.Disks() {
-			snap, err := a.Pages.Snapshot(ctx, g.TargetDisk(d.Key))
-			if err != nil {
-				return err
-			}
-			rec.Snapshots[d.Key] = snap
+			eg.Go(func() error {
+				snap, err := a.Pages.Snapshot(ectx, g.TargetDisk(d.Key))
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				rec.Snapshots[d.Key] = snap
+				mu.Unlock()
+				return nil
+			})
+		}
+		if err := eg.Wait(); err != nil {
+			return err
 		}
 		rec.AppliedAt = a.Now().UTC()
 		if _, err := a.State.Upsert(ctx, MarkersTable, rec); err != nil {
