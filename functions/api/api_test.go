@@ -89,6 +89,7 @@ func TestInvalidGroupSpecsNameTheField(t *testing.T) {
 		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":512,"source":"agent"}]}],"policy":{"appConsistentIntervalSeconds":60}}`, "policy.appConsistentIntervalSeconds: 60, want 0 (off) or at least 900"},
 		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":512,"source":"agent"}]}],"policy":{"retentionHours":400}}`, "policy.retentionHours: 400 is outside 0..360"},
 		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":512,"source":"agent"}]}],"target":{"container":"A_B"}}`, `target.container: \"A_B\"`},
+		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":512,"source":"agent"}]}],"policy":{"rpoWarningMinutes":40}}`, "policy.rpoCriticalMinutes: 30 must exceed rpoWarningMinutes 40"},
 		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":"big","source":"agent"}]}]}`, "body is not valid JSON of the expected shape"},
 		{`{"vms":[],"color":"red"}`, `unknown field \"color\"`},
 	}
@@ -202,6 +203,10 @@ func TestRecoveryPointsListing(t *testing.T) {
 	json.Unmarshal([]byte(body), &page)
 	if len(page.Points) != 3 || page.Points[0].ID != "rp-40" || page.Points[2].ID != "rp-20" {
 		t.Fatalf("time filter: %s", body)
+	}
+	_, body = call(t, srv, "GET", "/api/v1/groups/shop", "")
+	if !strings.Contains(body, `"retentionWindow": {`) || !strings.Contains(body, `"points": 5`) || !strings.Contains(body, `"oldestPoint": "2026-11-26T10:01:00Z"`) {
+		t.Fatalf("group view retention: %s", body)
 	}
 	journal.Delete(ctx, "shop", 33)
 	_, body = call(t, srv, "GET", "/api/v1/groups/shop/recovery-points", "")

@@ -32,9 +32,18 @@ type GroupView struct {
 	HealthReason       string                 `json:"healthReason,omitempty"`
 	LastPointTime      *time.Time             `json:"lastRecoveryPoint,omitempty"`
 	LastAppPointTime   *time.Time             `json:"lastAppConsistentPoint,omitempty"`
+	Retention          *RetentionView         `json:"retentionWindow,omitempty"`
 	InitialReplication *BaselineView          `json:"initialReplication,omitempty"`
 	LastMarker         *MarkerView            `json:"lastMarker,omitempty"`
 	CreatedAt          time.Time              `json:"createdAt"`
+}
+
+// RetentionView is what the group's retention keeps: the policy and the points it holds now.
+type RetentionView struct {
+	Hours       int        `json:"hours"`
+	Points      int        `json:"points"`
+	OldestPoint *time.Time `json:"oldestPoint,omitempty"`
+	NewestPoint *time.Time `json:"newestPoint,omitempty"`
 }
 
 // BaselineView is initial replication (or resync) progress as the agent reports it.
@@ -181,9 +190,21 @@ func (a *API) loadGroup(w http.ResponseWriter, r *http.Request) (*replication.Gr
 }
 
 func (a *API) getGroup(w http.ResponseWriter, r *http.Request) {
-	if g, ok := a.loadGroup(w, r); ok {
-		writeJSON(w, http.StatusOK, groupView(g, a.Now()))
+	g, ok := a.loadGroup(w, r)
+	if !ok {
+		return
 	}
+	v := groupView(g, a.Now())
+	points, err := replication.ListPoints(r.Context(), a.State, g.Record.PartitionKey)
+	if err != nil {
+		a.storeProblem(w, r, err, "recovery points")
+		return
+	}
+	v.Retention = &RetentionView{Hours: g.Record.Policy.RetentionHours, Points: len(points)}
+	if n := len(points); n > 0 { // newest first
+		v.Retention.NewestPoint, v.Retention.OldestPoint = &points[0].SourceTime, &points[n-1].SourceTime
+	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 func (a *API) listGroups(w http.ResponseWriter, r *http.Request) {

@@ -38,7 +38,6 @@ type Function struct {
 	Journal replication.JournalStore // nil: no journal pruning
 	Log     *slog.Logger
 	Now     func() time.Time
-	Health  replication.HealthThresholds
 }
 
 // Invoke handles one timer tick.
@@ -130,7 +129,7 @@ func (f *Function) tend(ctx context.Context, group string, now time.Time) ([]str
 			now.Sub(r.AppMarkerRequestedAt) >= appEvery {
 			r.AppMarkerRequestedAt = now // again at most once per interval, whether or not the hooks succeed
 		}
-		level, why := replication.Health(r.RPO(now), r.LastPointTime, now, f.thresholds())
+		level, why := replication.Health(r.RPO(now), r.LastPointTime, now, f.thresholds(r.Policy))
 		if r.State == replication.StateInitialReplication {
 			level, why = replication.HealthWarning, "initial replication in progress"
 		}
@@ -174,9 +173,11 @@ func (f *Function) tend(ctx context.Context, group string, now time.Time) ([]str
 	return logs, nil
 }
 
-func (f *Function) thresholds() replication.HealthThresholds {
-	if f.Health == (replication.HealthThresholds{}) {
+// thresholds are the group's policy's, defaults where the policy predates them.
+func (f *Function) thresholds(p replication.Policy) replication.HealthThresholds {
+	th := p.HealthThresholds()
+	if th.Warning == 0 || th.Critical == 0 || th.NoPoint == 0 {
 		return replication.DefaultHealth
 	}
-	return f.Health
+	return th
 }

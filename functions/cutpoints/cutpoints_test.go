@@ -40,3 +40,46 @@ func TestTickPrunesAppliedBatchesOutsideTheWindow(t *testing.T) {
 		t.Fatalf("journal after the tick: %v, want [2 4 5] (logs %v)", seqs, resp.Logs)
 	}
 }
+
+func TestTickRequestsMarkersAndRatesHealth(t *testing.T) {
+	ctx := context.Background()
+	state := memstore.NewState()
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 512, Source: "agent"}}}},
+		Policy: replication.Policy{CrashConsistentIntervalSeconds: 300, AppConsistentIntervalSeconds: 3600}}
+	spec.Normalize("g1")
+	replication.CreateGroup(ctx, state, "g1", spec, now)
+	replication.UpdateGroup(ctx, state, "g1", func(r *replication.GroupRecord) error {
+		r.State, r.LastMarkerTime, r.LastSourceTime, r.LastPointTime = replication.StateProtected, now.Add(-6*time.Minute), now.Add(-20*time.Minute), now.Add(-6*time.Minute)
+		return nil
+	})
+	f := &Function{State: state, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}
+	req, _ := funcproto.DecodeRequest(strings.NewReader(`{"Data":{"timer":{"Schedule":{},"IsPastDue":false}}}`))
+	if _, err := f.Invoke(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	g, _ := replication.LoadGroup(ctx, state, "g1")
+	if !g.Record.MarkerRequestedAt.Equal(now) || !g.Record.AppMarkerRequestedAt.Equal(now) {
+		t.Fatalf("marker requests: crash %s app %s", g.Record.MarkerRequestedAt, g.Record.AppMarkerRequestedAt)
+	}
+	if g.Record.Health != replication.HealthWarning || g.Record.HealthReason != "RPO 20m0s exceeds 15m0s" {
+		t.Fatalf("health %s %q", g.Record.Health, g.Record.HealthReason)
+	}
+	events, _ := replication.ListEvents(ctx, state, "g1")
+	if len(events) != 1 || events[0].Message != "Warning: RPO 20m0s exceeds 15m0s" {
+		t.Fatalf("events %+v", events)
+	}
+	// Later, still no new point for an hour: critical (Site Recovery's 153007), one more event; the
+	// crash marker request is not repeated while the last one is pending.
+	later := now.Add(time.Hour)
+	f.Now = func() time.Time { return later }
+	f.Invoke(ctx, req)
+	g, _ = replication.LoadGroup(ctx, state, "g1")
+	if g.Record.Health != replication.HealthCritical || !strings.Contains(g.Record.HealthReason, "no crash-consistent recovery point for 1h0m0s") ||
+		!g.Record.MarkerRequestedAt.Equal(now) {
+		t.Fatalf("an hour later: %s %q, marker requested at %s", g.Record.Health, g.Record.HealthReason, g.Record.MarkerRequestedAt)
+	}
+	if events, _ := replication.ListEvents(ctx, state, "g1"); len(events) != 2 || !strings.HasPrefix(events[0].Message, "Critical") {
+		t.Fatalf("events %+v", events)
+	}
+}

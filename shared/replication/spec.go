@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // Limits of a consistency group (Azure Site Recovery's): VMs per group and disks per VM.
@@ -46,6 +47,17 @@ type Policy struct {
 	AppConsistentIntervalSeconds   int `json:"appConsistentIntervalSeconds"`
 	RetentionHours                 int `json:"retentionHours"`
 	JournalWindowMinutes           int `json:"journalWindowMinutes"`
+	// RPO health thresholds: Warning above RPOWarningMinutes, Critical above RPOCriticalMinutes or
+	// when no recovery point is younger than NoPointCriticalMinutes.
+	RPOWarningMinutes      int `json:"rpoWarningMinutes"`
+	RPOCriticalMinutes     int `json:"rpoCriticalMinutes"`
+	NoPointCriticalMinutes int `json:"noPointCriticalMinutes"`
+}
+
+// HealthThresholds are the policy's RPO alert levels.
+func (p Policy) HealthThresholds() HealthThresholds {
+	return HealthThresholds{Warning: time.Duration(p.RPOWarningMinutes) * time.Minute,
+		Critical: time.Duration(p.RPOCriticalMinutes) * time.Minute, NoPoint: time.Duration(p.NoPointCriticalMinutes) * time.Minute}
 }
 
 var (
@@ -88,6 +100,16 @@ func (s *GroupSpec) Normalize(group string) {
 	}
 	if s.Policy.JournalWindowMinutes == 0 {
 		s.Policy.JournalWindowMinutes = 60
+	}
+	d := DefaultHealth
+	if s.Policy.RPOWarningMinutes == 0 {
+		s.Policy.RPOWarningMinutes = int(d.Warning / time.Minute)
+	}
+	if s.Policy.RPOCriticalMinutes == 0 {
+		s.Policy.RPOCriticalMinutes = int(d.Critical / time.Minute)
+	}
+	if s.Policy.NoPointCriticalMinutes == 0 {
+		s.Policy.NoPointCriticalMinutes = int(d.NoPoint / time.Minute)
 	}
 }
 
@@ -145,6 +167,10 @@ func (s *GroupSpec) Validate() error {
 		return fmt.Errorf("policy.retentionHours: %d is outside 0..360 (15 days)", p.RetentionHours)
 	case p.JournalWindowMinutes < 1 || p.JournalWindowMinutes > 15*24*60:
 		return fmt.Errorf("policy.journalWindowMinutes: %d is outside 1..21600", p.JournalWindowMinutes)
+	case p.RPOWarningMinutes < 1 || p.RPOCriticalMinutes <= p.RPOWarningMinutes:
+		return fmt.Errorf("policy.rpoCriticalMinutes: %d must exceed rpoWarningMinutes %d (at least 1)", p.RPOCriticalMinutes, p.RPOWarningMinutes)
+	case p.NoPointCriticalMinutes < 1:
+		return fmt.Errorf("policy.noPointCriticalMinutes: %d must be at least 1", p.NoPointCriticalMinutes)
 	}
 	return nil
 }
@@ -162,6 +188,9 @@ func (s *GroupSpec) Conflicts(other *GroupSpec) []string {
 	diff("policy.appConsistentIntervalSeconds", s.Policy.AppConsistentIntervalSeconds, other.Policy.AppConsistentIntervalSeconds)
 	diff("policy.retentionHours", s.Policy.RetentionHours, other.Policy.RetentionHours)
 	diff("policy.journalWindowMinutes", s.Policy.JournalWindowMinutes, other.Policy.JournalWindowMinutes)
+	diff("policy.rpoWarningMinutes", s.Policy.RPOWarningMinutes, other.Policy.RPOWarningMinutes)
+	diff("policy.rpoCriticalMinutes", s.Policy.RPOCriticalMinutes, other.Policy.RPOCriticalMinutes)
+	diff("policy.noPointCriticalMinutes", s.Policy.NoPointCriticalMinutes, other.Policy.NoPointCriticalMinutes)
 	diff("vms (count)", len(s.VMs), len(other.VMs))
 	for i := 0; i < len(s.VMs) && i < len(other.VMs); i++ {
 		a, b := s.VMs[i], other.VMs[i]
