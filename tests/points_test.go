@@ -78,17 +78,7 @@ func TestRecoveryPointsAtTheInterval(t *testing.T) {
 func TestPointsAreCrashConsistentAcrossVMs(t *testing.T) {
 	s := newStack(t, "*/1 * * * * *")
 	group := testenv.Unique("causal")
-	status, _, body := s.app.call(t, "PUT", "/api/v1/groups/"+group, "test-key",
-		`{"vms":[{"name":"a","disks":[{"name":"d","sizeBytes":4194304,"source":"agent"}]},{"name":"b","disks":[{"name":"d","sizeBytes":4194304,"source":"agent"}]}]}`)
-	if status != 201 {
-		t.Fatalf("PUT: %d %s", status, body)
-	}
-	disks := []replication.DiskRefSpec{
-		{Key: "a/d", VM: "a", Spec: replication.DiskSpec{Name: "d", SizeBytes: 4 << 20, Source: "agent"}},
-		{Key: "b/d", VM: "b", Spec: replication.DiskSpec{Name: "d", SizeBytes: 4 << 20, Source: "agent"}},
-	}
-	a := s.agent(t, group, disks)
-	a.Marker("crash", true)
+	a, _ := s.twoVMAgent(t, group)
 	rng := rand.New(rand.NewSource(1))
 	const records = 2048 // 2048 records of 2 KiB: 4 MiB per disk
 	for i := 0; i < records; i++ {

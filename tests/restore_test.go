@@ -20,17 +20,7 @@ import (
 func TestRestoreToAnyPointInTime(t *testing.T) {
 	s := newStack(t, "*/1 * * * * *")
 	group := testenv.Unique("pitr")
-	status, _, body := s.app.call(t, "PUT", "/api/v1/groups/"+group, "test-key",
-		`{"vms":[{"name":"a","disks":[{"name":"d","sizeBytes":4194304,"source":"agent"}]},{"name":"b","disks":[{"name":"d","sizeBytes":4194304,"source":"agent"}]}]}`)
-	if status != 201 {
-		t.Fatalf("PUT: %d %s", status, body)
-	}
-	disks := []replication.DiskRefSpec{
-		{Key: "a/d", VM: "a", Spec: replication.DiskSpec{Name: "d", SizeBytes: 4 << 20, Source: "agent"}},
-		{Key: "b/d", VM: "b", Spec: replication.DiskSpec{Name: "d", SizeBytes: 4 << 20, Source: "agent"}},
-	}
-	a := s.agent(t, group, disks)
-	a.Marker("crash", true)
+	a, disks := s.twoVMAgent(t, group)
 	type write struct {
 		seq  int64
 		disk string

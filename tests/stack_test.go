@@ -78,3 +78,21 @@ func (s *stack) agent(t testing.TB, group string, disks []replication.DiskRefSpe
 	}
 	return a
 }
+
+// twoVMAgent enables a group of VMs a and b with one 4 MiB "agent" disk each, opens an in-process agent
+// on it and puts the baseline marker in (the disks start empty).
+func (s *stack) twoVMAgent(t testing.TB, group string) (*agent.Agent, []replication.DiskRefSpec) {
+	t.Helper()
+	status, _, body := s.app.call(t, "PUT", "/api/v1/groups/"+group, "test-key",
+		`{"vms":[{"name":"a","disks":[{"name":"d","sizeBytes":4194304,"source":"agent"}]},{"name":"b","disks":[{"name":"d","sizeBytes":4194304,"source":"agent"}]}]}`)
+	if status != 201 {
+		t.Fatalf("PUT: %d %s", status, body)
+	}
+	disks := []replication.DiskRefSpec{
+		{Key: "a/d", VM: "a", Spec: replication.DiskSpec{Name: "d", SizeBytes: 4 << 20, Source: "agent"}},
+		{Key: "b/d", VM: "b", Spec: replication.DiskSpec{Name: "d", SizeBytes: 4 << 20, Source: "agent"}},
+	}
+	a := s.agent(t, group, disks)
+	a.Marker("crash", true)
+	return a, disks
+}
