@@ -3,7 +3,8 @@
 # functions), a consistency group of 2 VMs x 2 disks (64 MiB each) enabled through the API, the agent
 # replicating it while its workload writes for DEMO_SECONDS (default 60), then proof: every target disk
 # byte-identical to its source and every marker snapshot identical to the ground truth recorded at that
-# marker; a summary with throughput and RPO; everything torn down.
+# marker; the recovery points and health cutpoints keeps; a summary with throughput and RPO; everything
+# torn down.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${DEMO_SECONDS:-60}
@@ -45,7 +46,14 @@ grep -vE '"(name|sizeBytes|source)"|^ +[]{}[]+,?$|"(vms|disks)": \[' .local/grou
 echo; echo "== 6. Proof: convergence, then byte-for-byte comparison of disks and marker snapshots"
 bin/agent verify -group $group -settings local.settings.json -state .local/agent -truth .local/truth.jsonl
 
-echo; echo "== 7. Summary"
+echo; echo "== 7. Recovery points cutpoints promoted from the markers (GET /api/v1/groups/$group/recovery-points)"
+sleep 11 # one more cutpoints tick promotes the final marker
+api "http://127.0.0.1:7071/api/v1/groups/$group/recovery-points?limit=3" > .local/points.json
+grep -E '"(id|kind|sourceTime|from|to|journalCovers)"' .local/points.json
+api http://127.0.0.1:7071/api/v1/groups/$group > .local/group.json
+grep -E '"(health|healthReason|lastRecoveryPoint|points|oldestPoint)"' .local/group.json
+
+echo; echo "== 8. Summary"
 grep '"msg":"applied"' .local/devhost.log | sed -E 's/.*"rpoMs":([0-9]+).*/\1/' | sort -n > .local/rpo.txt
 awk -v summary="$(cat .local/agent-summary.json)" '
   { v[NR] = $1 }
