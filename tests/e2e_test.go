@@ -72,23 +72,47 @@ func TestFunctionsThroughTheirTriggers(t *testing.T) {
 		return strings.Contains(app.out.String(), "quarantined event")
 	})
 
+	// A test failover to the newest point, through the API and the job queue, step by step.
+	waitFor(t, 20*time.Second, "a recovery point", func() bool {
+		_, _, body := app.call(t, "GET", "/api/v1/groups/"+group, "test-key", "")
+		return strings.Contains(body, `"lastRecoveryPoint"`)
+	})
 	status, header, body := app.call(t, "POST", "/api/v1/groups/"+group+"/failover", "test-key", `{"type":"test","recoveryPoint":"latestProcessed"}`)
 	if status != http.StatusAccepted || !strings.HasPrefix(header.Get("Location"), "/api/v1/jobs/") {
 		t.Fatalf("POST failover: %d %s", status, body)
 	}
 	var job struct {
-		State      string `json:"state"`
-		Deliveries int64  `json:"deliveries"`
-		Group      string `json:"group"`
+		State  string            `json:"state"`
+		Group  string            `json:"group"`
+		Point  string            `json:"point"`
+		Result map[string]string `json:"result"`
+		Steps  []struct {
+			Name  string `json:"name"`
+			State string `json:"state"`
+		} `json:"steps"`
 	}
-	waitFor(t, 20*time.Second, "the job message to reach the failover function", func() bool {
+	waitFor(t, 30*time.Second, "the test failover job to succeed", func() bool {
 		_, _, body := app.call(t, "GET", header.Get("Location"), "test-key", "")
 		json.Unmarshal([]byte(body), &job)
-		return job.State == "Received"
+		return job.State == "Succeeded" || job.State == "Failed"
 	})
-	if job.Deliveries != 1 || job.Group != group {
+	if job.State != "Succeeded" || job.Group != group || job.Point != replication.PointID(marker) || len(job.Steps) != 6 ||
+		job.Result["container"] != group+"-test" {
 		t.Fatalf("job = %+v", job)
 	}
+	if status, _, body := app.call(t, "POST", "/api/v1/groups/"+group+"/failover", "test-key", `{"type":"test"}`); status != 409 ||
+		!strings.Contains(body, "is active: clean it up first") {
+		t.Fatalf("a second test failover: %d %s", status, body)
+	}
+	status, header, _ = app.call(t, "POST", "/api/v1/groups/"+group+"/cleanup-test-failover", "test-key", "")
+	if status != http.StatusAccepted {
+		t.Fatalf("cleanup: %d", status)
+	}
+	waitFor(t, 30*time.Second, "the cleanup job to succeed", func() bool {
+		_, _, body := app.call(t, "GET", header.Get("Location"), "test-key", "")
+		json.Unmarshal([]byte(body), &job)
+		return job.State == "Succeeded"
+	})
 	if status, _, body := app.call(t, "POST", "/api/v1/groups/nosuchgroup/failover", "test-key", `{"type":"test"}`); status != 404 ||
 		!strings.Contains(body, "group nosuchgroup does not exist") {
 		t.Fatalf("failover of an unknown group: %d %s", status, body)
@@ -147,8 +171,8 @@ func TestHandlerWithoutDependenciesAndMalformedInvocations(t *testing.T) {
 		{"/apply", `{"Metadata":{}}`, "malformed invocation: invocation request has no Data object"},
 		{"/apply", `{"Data":{"events":"{}"}}`, "bad invocation: Data.events: expected an array"},
 		{"/apply", `{"Data":{"events":"[\"a\"]"},"Metadata":{"SequenceNumberArray":"[1,2]"}}`, "bad invocation: Metadata.SequenceNumberArray has 2 entries for 1 events"},
-		{"/failover", `{"Data":{"job":"\"{\\\"job\\\":\\\"j\\\",\\\"group\\\":\\\"BAD!\\\",\\\"type\\\":\\\"test\\\"}\""}}`, "bad invocation: job message field group"},
-		{"/failover", `{"Data":{"job":"\"{\\\"job\\\":\\\"j\\\",\\\"group\\\":\\\"g1\\\",\\\"type\\\":\\\"test\\\"}\""},"Metadata":{"SessionId":"\"g2\""}}`, `job message for group "g1" arrived in session "g2"`},
+		{"/failover", `{"Data":{"job":"\"{\\\"job\\\":\\\"j\\\",\\\"step\\\":0}\""}}`, `bad invocation: job message field job: "j" is not a job id`},
+		{"/failover", `{"Data":{"job":"\"{\\\"job\\\":\\\"0123456789abcdef0123456789abcdef\\\",\\\"group\\\":\\\"g1\\\"}\""}}`, `bad invocation: job message is not valid JSON of the job message shape: json: unknown field "group"`},
 		{"/cutpoints", `{"Data":{"timer":"[]"}}`, "bad invocation: Data.timer: expected an object"},
 	}
 	for _, c := range cases {

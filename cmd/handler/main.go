@@ -100,6 +100,8 @@ const (
 	settingQueue     = "StandbyJobQueue"
 	settingJournal   = "StandbyJournalContainer"
 	settingParallel  = "StandbyApplyParallelism"
+	// settingMaxDelivery is the job queue's MaxDeliveryCount: a step failing on that delivery fails its job.
+	settingMaxDelivery = "StandbyJobMaxDeliveryCount"
 )
 
 func orDefault(v, def string) string {
@@ -210,7 +212,17 @@ func routes(d *deps, log *slog.Logger) http.Handler {
 			Now: now, Parallelism: parallelism}
 	}
 	cutFn := &cutpoints.Function{State: d.state, Pages: d.pages, Journal: d.journal, Log: log.With("function", "cutpoints"), Now: now}
-	failFn := &failover.Function{State: d.state, Log: log.With("function", "failover"), Now: now}
+	failFn := &failover.Function{}
+	if d.state != nil && d.pages != nil && d.jobs != nil {
+		maxDeliveries, err := strconv.ParseInt(orDefault(os.Getenv(settingMaxDelivery), "10"), 10, 64)
+		if err != nil || maxDeliveries < 1 {
+			log.Warn("ignoring an invalid StandbyJobMaxDeliveryCount", "value", os.Getenv(settingMaxDelivery))
+			maxDeliveries = 10
+		}
+		failFn.Runner = &replication.JobRunner{State: d.state, Pages: d.pages, Journal: d.journal, Jobs: d.jobs, Log: log.With("function", "failover"),
+			Now: now, MaxDeliveries: maxDeliveries,
+			Restorer: &replication.Restorer{State: d.state, Pages: d.pages, Journal: d.journal, Parallelism: 8}}
+	}
 	mux.Handle("POST /apply", funcproto.Handler(log, "apply", applyFn.Invoke))
 	mux.Handle("POST /cutpoints", funcproto.Handler(log, "cutpoints", cutFn.Invoke))
 	mux.Handle("POST /failover", funcproto.Handler(log, "failover", failFn.Invoke))

@@ -6,8 +6,6 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/standby-dr/standby/functions/failover"
 	"github.com/standby-dr/standby/shared/replication"
 )
 
@@ -53,6 +50,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/groups/{group}/events", a.postEvent)
 	mux.HandleFunc("GET /api/v1/groups/{group}/events", a.getEvents)
 	mux.HandleFunc("POST /api/v1/groups/{group}/failover", a.postFailover)
+	mux.HandleFunc("POST /api/v1/groups/{group}/cleanup-test-failover", a.postCleanupTest)
 	mux.HandleFunc("GET /api/v1/jobs/{id}", a.getJob)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		Problem(w, r, http.StatusNotFound, "no such resource", fmt.Sprintf("%s %s is not part of the API", r.Method, r.URL.Path))
@@ -160,9 +158,7 @@ func decodeBody(r *http.Request, into any) error {
 }
 
 func (a *API) postFailover(w http.ResponseWriter, r *http.Request) {
-	group := r.PathValue("group")
-	if err := replication.ValidGroupName(group); err != nil {
-		Problem(w, r, http.StatusBadRequest, "invalid group name", err.Error())
+	if _, ok := groupName(w, r); !ok {
 		return
 	}
 	var req FailoverRequest
@@ -171,56 +167,90 @@ func (a *API) postFailover(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch req.Type {
-	case "test", "planned", "unplanned":
+	case "test":
+	case "planned", "unplanned":
+		Problem(w, r, http.StatusNotImplemented, "not implemented yet", fmt.Sprintf("type %q: only test failover runs so far", req.Type))
+		return
 	default:
 		Problem(w, r, http.StatusBadRequest, "invalid field type", fmt.Sprintf("type %q: want test, planned or unplanned", req.Type))
 		return
 	}
 	if req.RecoveryPoint == "" {
-		req.RecoveryPoint = "latest"
+		req.RecoveryPoint = "latestProcessed"
 	}
-	if a.State == nil || a.Jobs == nil {
-		Problem(w, r, http.StatusServiceUnavailable, "dependencies not configured", "set StandbyTargetStorage and StandbyServiceBus")
+	a.startJob(w, r, replication.JobTestFailover, req.RecoveryPoint)
+}
+
+func (a *API) postCleanupTest(w http.ResponseWriter, r *http.Request) {
+	a.startJob(w, r, replication.JobCleanupTest, "")
+}
+
+// startJob validates the job against the group's state, records it and queues its first step.
+func (a *API) startJob(w http.ResponseWriter, r *http.Request, jobType, point string) {
+	g, ok := a.loadGroup(w, r)
+	if !ok {
 		return
 	}
-	if _, err := replication.LoadGroup(r.Context(), a.State, group); err != nil {
-		a.storeProblem(w, r, err, "group "+group)
+	if a.Jobs == nil {
+		Problem(w, r, http.StatusServiceUnavailable, "job queue not configured", "set StandbyServiceBus")
 		return
 	}
 	now := a.Now().UTC()
-	id := newJobID()
-	job := failover.Job{Keys: replication.Keys{PartitionKey: id, RowKey: failover.JobRow}, Group: group, Type: req.Type,
-		RecoveryPoint: req.RecoveryPoint, State: failover.StateQueued, CreatedAt: now, UpdatedAt: now}
-	if _, err := a.State.Insert(r.Context(), failover.JobsTable, job); err != nil {
-		a.storeProblem(w, r, err, "job "+id)
+	job, err := replication.NewJob(g.Record.PartitionKey, jobType, point, now)
+	if err != nil {
+		Problem(w, r, http.StatusBadRequest, "invalid job", err.Error())
 		return
 	}
-	body, _ := json.Marshal(failover.JobMessage{Job: id, Group: group, Type: req.Type, RecoveryPoint: req.RecoveryPoint})
-	if err := a.Jobs.Send(r.Context(), replication.JobMessage{MessageID: id + "-start", SessionID: group, Body: body}); err != nil {
-		a.storeProblem(w, r, err, "queueing job "+id)
+	_, err = replication.UpdateGroup(r.Context(), a.State, g.Record.PartitionKey, func(rec *replication.GroupRecord) error {
+		switch {
+		case jobType == replication.JobTestFailover && rec.ActiveTestFailover != "":
+			return fmt.Errorf("%w: test failover %s is active: clean it up first", errState, rec.ActiveTestFailover)
+		case jobType == replication.JobTestFailover && rec.LastPointTime.IsZero():
+			return fmt.Errorf("%w: the group has no recovery point yet (state %s)", errState, rec.State)
+		case jobType == replication.JobCleanupTest && rec.ActiveTestFailover == "":
+			return fmt.Errorf("%w: no test failover to clean up", errState)
+		case jobType == replication.JobTestFailover:
+			rec.ActiveTestFailover = job.ID()
+		default:
+			rec.ActiveTestFailover = ""
+		}
+		return nil
+	})
+	if errors.Is(err, errState) {
+		Problem(w, r, http.StatusConflict, "conflicts with the group's state", err.Error())
 		return
 	}
-	a.Log.Info("job queued", "job", id, "group", group, "type", req.Type)
-	w.Header().Set("Location", "/api/v1/jobs/"+id)
+	if err != nil {
+		a.storeProblem(w, r, err, "group "+g.Record.PartitionKey)
+		return
+	}
+	if err := replication.StartJob(r.Context(), a.State, a.Jobs, job); err != nil {
+		a.storeProblem(w, r, err, "job "+job.ID())
+		return
+	}
+	a.Log.Info("job queued", "job", job.ID(), "group", job.Group, "type", jobType)
+	w.Header().Set("Location", "/api/v1/jobs/"+job.ID())
 	writeJSON(w, http.StatusAccepted, jobView(job))
 }
 
 // JobView is a job as the API shows it.
 type JobView struct {
-	ID            string    `json:"id"`
-	Group         string    `json:"group"`
-	Type          string    `json:"type"`
-	RecoveryPoint string    `json:"recoveryPoint"`
-	State         string    `json:"state"`
-	Deliveries    int64     `json:"deliveries"`
-	CreatedAt     time.Time `json:"createdAt"`
-	UpdatedAt     time.Time `json:"updatedAt"`
-	Error         string    `json:"error,omitempty"`
+	ID            string                `json:"id"`
+	Group         string                `json:"group"`
+	Type          string                `json:"type"`
+	RecoveryPoint string                `json:"recoveryPoint,omitempty"`
+	State         string                `json:"state"`
+	Steps         []replication.JobStep `json:"steps"`
+	Point         string                `json:"point,omitempty"`
+	Result        map[string]string     `json:"result,omitempty"`
+	Error         string                `json:"error,omitempty"`
+	CreatedAt     time.Time             `json:"createdAt"`
+	UpdatedAt     time.Time             `json:"updatedAt"`
 }
 
-func jobView(j failover.Job) JobView {
-	return JobView{ID: j.PartitionKey, Group: j.Group, Type: j.Type, RecoveryPoint: j.RecoveryPoint, State: j.State,
-		Deliveries: j.Deliveries, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt, Error: j.Error}
+func jobView(j replication.Job) JobView {
+	return JobView{ID: j.ID(), Group: j.Group, Type: j.Type, RecoveryPoint: j.RecoveryPoint, State: j.State, Steps: j.Steps,
+		Point: j.PointID, Result: j.Result, Error: j.Error, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
 }
 
 func (a *API) getJob(w http.ResponseWriter, r *http.Request) {
@@ -233,16 +263,10 @@ func (a *API) getJob(w http.ResponseWriter, r *http.Request) {
 		Problem(w, r, http.StatusServiceUnavailable, "state store not configured", "set StandbyTargetStorage")
 		return
 	}
-	var job failover.Job
-	if _, err := a.State.Get(r.Context(), failover.JobsTable, id, failover.JobRow, &job); err != nil {
+	var job replication.Job
+	if _, err := a.State.Get(r.Context(), replication.JobsTable, id, replication.JobRow, &job); err != nil {
 		a.storeProblem(w, r, err, "job "+id)
 		return
 	}
 	writeJSON(w, http.StatusOK, jobView(job))
-}
-
-func newJobID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

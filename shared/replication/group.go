@@ -69,8 +69,10 @@ type GroupRecord struct {
 	MarkerRequestedAt time.Time `json:"MarkerRequestedAt"`
 	// AppMarkerRequestedAt asks for an app-consistent marker (the policy's app interval passed).
 	AppMarkerRequestedAt time.Time `json:"AppMarkerRequestedAt"`
-	Health               string    `json:"Health,omitempty"`
-	HealthReason         string    `json:"HealthReason,omitempty"`
+	// ActiveTestFailover is the test failover job whose disks exist until a cleanup.
+	ActiveTestFailover string `json:"ActiveTestFailover,omitempty"`
+	Health             string `json:"Health,omitempty"`
+	HealthReason       string `json:"HealthReason,omitempty"`
 }
 
 // VMRecord holds one VM's disks (a row per VM keeps every row far below Table storage's limits).

@@ -55,8 +55,8 @@ func ChoosePoint(points []RecoveryPoint, id string, at time.Time) (RecoveryPoint
 	return RecoveryPoint{}, fmt.Errorf("%w: no recovery point at or before %s", ErrNotRestorable, at.Format(time.RFC3339Nano))
 }
 
-// Restore materializes the request. It is idempotent: copies into disks that already hold the copy are
-// redone, and replay writes final content.
+// Restore materializes the request in one call (tests, tools). Failover jobs run the same steps one
+// message at a time: StartCopies, CopiesDone (polled), Replay.
 func (r *Restorer) Restore(ctx context.Context, req RestoreRequest) (RestoreResult, error) {
 	g, err := LoadGroup(ctx, r.State, req.Group)
 	if err != nil {
@@ -70,19 +70,9 @@ func (r *Restorer) Restore(ctx context.Context, req RestoreRequest) (RestoreResu
 	if err != nil {
 		return RestoreResult{}, err
 	}
-	res := RestoreResult{Point: p, Disks: map[string]DiskRef{}, LastSeq: p.Seq, EffectiveAt: p.SourceTime}
-	if err := r.Pages.EnsureContainer(ctx, req.Container); err != nil {
+	res, err := r.StartCopies(ctx, g, p, req.Container)
+	if err != nil {
 		return res, err
-	}
-	for _, d := range g.Spec.Disks() {
-		dst := DiskRef{Container: req.Container, Name: d.Key}
-		if err := r.Pages.Delete(ctx, dst); err != nil { // a half-done earlier attempt
-			return res, err
-		}
-		if err := r.Pages.StartCopy(ctx, g.TargetDisk(d.Key), p.Snapshots[d.Key], dst); err != nil {
-			return res, err
-		}
-		res.Disks[d.Key] = dst
 	}
 	for key, dst := range res.Disks {
 		if err := r.waitCopy(ctx, dst); err != nil {
@@ -92,10 +82,53 @@ func (r *Restorer) Restore(ctx context.Context, req RestoreRequest) (RestoreResu
 	if req.PointID != "" || req.Time.IsZero() {
 		return res, nil
 	}
-	// Any point in time: the batches after the point whose source time is not after the requested one.
+	return r.Replay(ctx, g, res, req.Time)
+}
+
+// StartCopies starts a server-side copy of every disk of the point into the container (redone from
+// scratch when called again, so a restarted step is safe).
+func (r *Restorer) StartCopies(ctx context.Context, g *Group, p RecoveryPoint, container string) (RestoreResult, error) {
+	res := RestoreResult{Point: p, Disks: map[string]DiskRef{}, LastSeq: p.Seq, EffectiveAt: p.SourceTime}
+	if err := r.Pages.EnsureContainer(ctx, container); err != nil {
+		return res, err
+	}
+	for _, d := range g.Spec.Disks() {
+		dst := DiskRef{Container: container, Name: d.Key}
+		if err := r.Pages.Delete(ctx, dst); err != nil { // a half-done earlier attempt
+			return res, err
+		}
+		if err := r.Pages.StartCopy(ctx, g.TargetDisk(d.Key), p.Snapshots[d.Key], dst); err != nil {
+			return res, err
+		}
+		res.Disks[d.Key] = dst
+	}
+	return res, nil
+}
+
+// CopiesDone reports whether every copy has finished; a failed copy is an error.
+func (r *Restorer) CopiesDone(ctx context.Context, disks map[string]DiskRef) (bool, error) {
+	done := true
+	for key, dst := range disks {
+		st, err := r.Pages.CopyStatus(ctx, dst)
+		if err != nil {
+			return false, err
+		}
+		switch st.Status {
+		case "success":
+		case "failed", "aborted":
+			return false, fmt.Errorf("copying %s: server-side copy %s: %s", key, st.Status, st.Description)
+		default:
+			done = false
+		}
+	}
+	return done, nil
+}
+
+// Replay applies the journal's batches after the point whose source time is not after at.
+func (r *Restorer) Replay(ctx context.Context, g *Group, res RestoreResult, at time.Time) (RestoreResult, error) {
 	ws := NewWriteSet()
-	for seq := p.Seq + 1; seq <= g.Record.Watermark; seq++ {
-		payload, err := r.Journal.Get(ctx, req.Group, seq)
+	for seq := res.Point.Seq + 1; seq <= g.Record.Watermark; seq++ {
+		payload, err := r.Journal.Get(ctx, g.Record.PartitionKey, seq)
 		if errors.Is(err, ErrNotFound) {
 			return res, fmt.Errorf("%w: batch %d has left the journal; restore to a recovery point instead", ErrNotRestorable, seq)
 		}
@@ -106,7 +139,7 @@ func (r *Restorer) Restore(ctx context.Context, req RestoreRequest) (RestoreResu
 		if err != nil {
 			return res, fmt.Errorf("batch %d: %w", seq, err)
 		}
-		if b.SourceTime.After(req.Time) {
+		if b.SourceTime.After(at) {
 			break
 		}
 		if b.Kind == KindBatch {

@@ -1,0 +1,448 @@
+package replication
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Jobs are explicit state machines in Table storage (Durable Functions does not serve custom handlers):
+// each job queue message names a job and the step to run; the failover function runs that one step,
+// records it with an ETag guard, and sends the message of the next step (or schedules a poll). Messages
+// are at-least-once and every step is idempotent: a step is redone from scratch when its message comes
+// again, and a message for a step already done re-sends the next step's message and is acknowledged.
+
+// JobsTable holds the jobs (partition = job id, row = "job").
+const (
+	JobsTable = "jobs"
+	JobRow    = "job"
+)
+
+// Job types and states.
+const (
+	JobTestFailover = "test"
+	JobCleanupTest  = "cleanup-test-failover"
+
+	JobQueued    = "Queued"
+	JobRunning   = "Running"
+	JobSucceeded = "Succeeded"
+	JobFailed    = "Failed"
+)
+
+// JobStep is one step's record.
+type JobStep struct {
+	Name    string    `json:"name"`
+	State   string    `json:"state"` // pending, running, done, failed
+	Started time.Time `json:"started,omitempty"`
+	Ended   time.Time `json:"ended,omitempty"`
+	Outcome string    `json:"outcome,omitempty"`
+	Tries   int       `json:"tries,omitempty"`
+}
+
+// Job is a job's row.
+type Job struct {
+	Keys
+	Group         string    `json:"Group"`
+	Type          string    `json:"Type"`
+	RecoveryPoint string    `json:"RecoveryPoint"` // as requested
+	State         string    `json:"State"`
+	Next          int       `json:"Next"` // index of the step to run
+	Steps         []JobStep `json:"Steps"`
+	PointID       string    `json:"PointID,omitempty"`
+	PointTime     time.Time `json:"PointTime"`
+	Container     string    `json:"Container,omitempty"`
+	// Work is the steps' shared state between messages (copies started, markers requested).
+	Work      map[string]string `json:"Work,omitempty"`
+	Result    map[string]string `json:"Result,omitempty"`
+	Error     string            `json:"Error,omitempty"`
+	CreatedAt time.Time         `json:"CreatedAt"`
+	UpdatedAt time.Time         `json:"UpdatedAt"`
+}
+
+// ID is the job's id.
+func (j *Job) ID() string { return j.PartitionKey }
+
+// Terminal reports whether the job has ended.
+func (j *Job) Terminal() bool { return j.State == JobSucceeded || j.State == JobFailed }
+
+// StepMessage is the body of a job queue message.
+type StepMessage struct {
+	Job  string `json:"job"`
+	Step int    `json:"step"`
+}
+
+// DecodeStepMessage parses a job queue message; the error names the field.
+func DecodeStepMessage(data []byte) (StepMessage, error) {
+	var m StepMessage
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return m, fmt.Errorf("job message is not valid JSON of the job message shape: %w", err)
+	}
+	if len(m.Job) != 32 {
+		return m, fmt.Errorf("job message field job: %q is not a job id", m.Job)
+	}
+	if m.Step < 0 {
+		return m, fmt.Errorf("job message field step: %d is negative", m.Step)
+	}
+	return m, nil
+}
+
+// NewJobID returns a fresh job id (32 hex digits).
+func NewJobID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// stepFunc runs one step. It returns wait > 0 to be called again after wait (a poll), an outcome for
+// the step's record, or an error (the message is retried; the last delivery fails the job).
+type stepFunc func(ctx context.Context, r *JobRunner, j *Job, g *Group) (outcome string, wait time.Duration, err error)
+
+type stepDef struct {
+	name string
+	run  stepFunc
+}
+
+func stepsOf(jobType string) ([]stepDef, error) {
+	switch jobType {
+	case JobTestFailover:
+		return testFailoverSteps, nil
+	case JobCleanupTest:
+		return cleanupSteps, nil
+	}
+	return nil, fmt.Errorf("job type %q is not supported", jobType)
+}
+
+// NewJob makes a queued job with its steps.
+func NewJob(group, jobType, point string, now time.Time) (Job, error) {
+	defs, err := stepsOf(jobType)
+	if err != nil {
+		return Job{}, err
+	}
+	j := Job{Keys: Keys{PartitionKey: NewJobID(), RowKey: JobRow}, Group: group, Type: jobType, RecoveryPoint: point,
+		State: JobQueued, CreatedAt: now, UpdatedAt: now, Work: map[string]string{}}
+	for _, d := range defs {
+		j.Steps = append(j.Steps, JobStep{Name: d.name, State: "pending"})
+	}
+	return j, nil
+}
+
+// StartJob records a new job and sends its first message.
+func StartJob(ctx context.Context, store StateStore, jobs JobSender, j Job) error {
+	if _, err := store.Insert(ctx, JobsTable, j); err != nil {
+		return err
+	}
+	return sendStep(ctx, jobs, j, 0, time.Time{})
+}
+
+func sendStep(ctx context.Context, jobs JobSender, j Job, step int, at time.Time) error {
+	body, _ := json.Marshal(StepMessage{Job: j.ID(), Step: step})
+	msg := JobMessage{MessageID: fmt.Sprintf("%s-%d", j.ID(), step), SessionID: j.Group, Body: body}
+	if at.IsZero() {
+		return jobs.Send(ctx, msg)
+	}
+	msg.MessageID += "-" + at.Format("150405.000")
+	_, err := jobs.Schedule(ctx, msg, at)
+	return err
+}
+
+// JobRunner runs job steps.
+type JobRunner struct {
+	State    StateStore
+	Pages    PageStore
+	Journal  JournalStore
+	Jobs     JobSender
+	Restorer *Restorer
+	Log      *slog.Logger
+	Now      func() time.Time
+	// MaxDeliveries is the queue's MaxDeliveryCount: a step failing on its last delivery fails the job.
+	MaxDeliveries int64
+}
+
+// Run runs the step a message names. deliveries is the message's delivery count.
+func (r *JobRunner) Run(ctx context.Context, msg StepMessage, deliveries int64) error {
+	var j Job
+	etag, err := r.State.Get(ctx, JobsTable, msg.Job, JobRow, &j)
+	if errors.Is(err, ErrNotFound) {
+		r.Log.Warn("message for an unknown job dropped", "job", msg.Job)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log := r.Log.With("job", j.ID(), "group", j.Group)
+	switch {
+	case j.Terminal():
+		return nil
+	case msg.Step < j.Next: // done before a crash lost its successor's message: send it again
+		return sendStep(ctx, r.Jobs, j, j.Next, time.Time{})
+	case msg.Step > j.Next:
+		log.Warn("message for a future step dropped", "step", msg.Step, "next", j.Next)
+		return nil
+	}
+	defs, err := stepsOf(j.Type)
+	if err != nil {
+		return r.fail(ctx, &j, etag, err.Error())
+	}
+	def := defs[j.Next]
+	g, err := LoadGroup(ctx, r.State, j.Group)
+	if err != nil {
+		return r.failOrRetry(ctx, &j, etag, def.name, err, deliveries)
+	}
+	now := r.Now().UTC()
+	step := &j.Steps[j.Next]
+	if step.Started.IsZero() {
+		step.Started = now
+	}
+	step.State, step.Tries = "running", step.Tries+1
+	j.State = JobRunning
+	outcome, wait, err := def.run(ctx, r, &j, g)
+	if err != nil {
+		log.Warn("job step failed", "step", def.name, "delivery", deliveries, "err", err)
+		return r.failOrRetry(ctx, &j, etag, def.name, err, deliveries)
+	}
+	step.Outcome = outcome
+	j.UpdatedAt = now
+	if wait > 0 { // poll again later: the step stays current
+		if _, err := r.State.Update(ctx, JobsTable, j, etag); err != nil {
+			return err
+		}
+		return sendStep(ctx, r.Jobs, j, j.Next, now.Add(wait))
+	}
+	step.State, step.Ended = "done", now
+	j.Next++
+	if j.Next == len(j.Steps) {
+		j.State = JobSucceeded
+	}
+	if _, err := r.State.Update(ctx, JobsTable, j, etag); err != nil {
+		return err // the message comes again and the step is redone
+	}
+	log.Info("job step done", "step", def.name, "outcome", outcome)
+	if j.Terminal() {
+		log.Info("job succeeded", "type", j.Type)
+		return nil
+	}
+	return sendStep(ctx, r.Jobs, j, j.Next, time.Time{})
+}
+
+// failOrRetry returns the error (the queue redelivers the message) unless this was the last delivery,
+// in which case the job ends Failed with the reason (the queue dead-letters the message).
+func (r *JobRunner) failOrRetry(ctx context.Context, j *Job, etag ETag, step string, cause error, deliveries int64) error {
+	if r.MaxDeliveries > 0 && deliveries >= r.MaxDeliveries {
+		if err := r.fail(ctx, j, etag, fmt.Sprintf("step %s failed %d times: %v", step, deliveries, cause)); err != nil {
+			return err
+		}
+	}
+	return cause
+}
+
+func (r *JobRunner) fail(ctx context.Context, j *Job, etag ETag, reason string) error {
+	j.State, j.Error, j.UpdatedAt = JobFailed, reason, r.Now().UTC()
+	if j.Next < len(j.Steps) {
+		j.Steps[j.Next].State, j.Steps[j.Next].Ended, j.Steps[j.Next].Outcome = "failed", j.UpdatedAt, reason
+	}
+	_, err := r.State.Update(ctx, JobsTable, *j, etag)
+	r.Log.Error("job failed", "job", j.ID(), "group", j.Group, "reason", reason)
+	return err
+}
+
+// TestContainer is where a group's test failover materializes its disks.
+func TestContainer(group string) string { return group + "-test" }
+
+var testFailoverSteps = []stepDef{
+	{"resolve-point", resolvePoint},
+	{"hold-point", holdPoint},
+	{"start-copies", startCopies},
+	{"wait-copies", waitCopies},
+	{"replay-journal", replayJournal},
+	{"machine-definitions", machineDefinitions},
+}
+
+var cleanupSteps = []stepDef{
+	{"delete-test-disks", deleteTestDisks},
+	{"release-holds", releaseTestHolds},
+}
+
+// resolvePoint turns the requested recovery point into a concrete one: latestProcessed (the newest
+// point), latestAppConsistent, a point id, or an RFC 3339 time (any point in time).
+func resolvePoint(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+	points, err := ListPoints(ctx, r.State, j.Group)
+	if err != nil {
+		return "", 0, err
+	}
+	var p RecoveryPoint
+	switch want := j.RecoveryPoint; {
+	case want == "latestProcessed" || want == "":
+		p, err = ChoosePoint(points, "", time.Now().Add(time.Hour))
+	case want == "latestAppConsistent":
+		err = fmt.Errorf("%w: no app-consistent recovery point", ErrNotRestorable)
+		for _, cand := range points {
+			if cand.Kind == "app" {
+				p, err = cand, nil
+				break
+			}
+		}
+	case strings.HasPrefix(want, "rp-"):
+		p, err = ChoosePoint(points, want, time.Time{})
+	default:
+		at, perr := time.Parse(time.RFC3339Nano, want)
+		if perr != nil {
+			return "", 0, fmt.Errorf("recovery point %q: want latestProcessed, latestAppConsistent, a point id or an RFC 3339 time", want)
+		}
+		p, err = ChoosePoint(points, "", at)
+		j.Work["time"] = at.Format(time.RFC3339Nano)
+	}
+	if err != nil {
+		return "", 0, err
+	}
+	j.PointID, j.PointTime = p.ID, p.SourceTime
+	return fmt.Sprintf("%s (%s, %s)", p.ID, p.Kind, p.SourceTime.Format(time.RFC3339Nano)), 0, nil
+}
+
+func holdPoint(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+	_, err := r.State.Upsert(ctx, HoldsTable, PointHold{Keys: Keys{PartitionKey: j.Group, RowKey: j.PointID}, Job: j.ID()})
+	return "retention will not prune " + j.PointID, 0, err
+}
+
+func (r *JobRunner) point(ctx context.Context, j *Job) (RecoveryPoint, error) {
+	points, err := ListPoints(ctx, r.State, j.Group)
+	if err != nil {
+		return RecoveryPoint{}, err
+	}
+	return ChoosePoint(points, j.PointID, time.Time{})
+}
+
+func startCopies(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+	p, err := r.point(ctx, j)
+	if err != nil {
+		return "", 0, err
+	}
+	j.Container = TestContainer(j.Group)
+	res, err := r.Restorer.StartCopies(ctx, g, p, j.Container)
+	if err != nil {
+		return "", 0, err
+	}
+	return fmt.Sprintf("%d server-side copies into %s", len(res.Disks), j.Container), 0, nil
+}
+
+func (r *JobRunner) testDisks(g *Group, container string) map[string]DiskRef {
+	disks := map[string]DiskRef{}
+	for _, d := range g.Spec.Disks() {
+		disks[d.Key] = DiskRef{Container: container, Name: d.Key}
+	}
+	return disks
+}
+
+func waitCopies(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+	done, err := r.Restorer.CopiesDone(ctx, r.testDisks(g, j.Container))
+	if err != nil {
+		return "", 0, err
+	}
+	if !done {
+		return "copies pending", 2 * time.Second, nil
+	}
+	return "copies complete", 0, nil
+}
+
+func replayJournal(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+	at, ok := j.Work["time"]
+	if !ok {
+		return "a recovery point: nothing to replay", 0, nil
+	}
+	t, _ := time.Parse(time.RFC3339Nano, at)
+	p, err := r.point(ctx, j)
+	if err != nil {
+		return "", 0, err
+	}
+	res := RestoreResult{Point: p, Disks: r.testDisks(g, j.Container), LastSeq: p.Seq, EffectiveAt: p.SourceTime}
+	res, err = r.Restorer.Replay(ctx, g, res, t)
+	if err != nil {
+		return "", 0, err
+	}
+	j.Work["effectiveSeq"] = fmt.Sprint(res.LastSeq)
+	j.Work["effectiveTime"] = res.EffectiveAt.Format(time.RFC3339Nano)
+	return fmt.Sprintf("%d journal batches replayed: the disks hold sequence %d (%s)", res.Replayed, res.LastSeq, res.EffectiveAt.Format(time.RFC3339Nano)), 0, nil
+}
+
+// machineDefinitions writes, for each VM, an ARM template attaching its materialized disks, into the
+// job's result for automation to deploy.
+func machineDefinitions(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+	j.Result = map[string]string{"container": j.Container, "point": j.PointID, "pointTime": j.PointTime.Format(time.RFC3339Nano)}
+	if t, ok := j.Work["effectiveTime"]; ok {
+		j.Result["effectiveTime"] = t
+	}
+	for _, vm := range g.Spec.VMs {
+		tpl, err := armTemplate(vm, j.Container)
+		if err != nil {
+			return "", 0, err
+		}
+		j.Result["template:"+vm.Name] = tpl
+	}
+	return fmt.Sprintf("%d machine definitions", len(g.Spec.VMs)), 0, nil
+}
+
+func armTemplate(vm VMSpec, container string) (string, error) {
+	var disks []map[string]any
+	for i, d := range vm.Disks {
+		disks = append(disks, map[string]any{"lun": i, "name": vm.Name + "-" + d.Name, "createOption": "Attach",
+			"vhdUri":     fmt.Sprintf("[concat(parameters('storageBlobEndpoint'), '%s/%s')]", container, DiskKey(vm.Name, d.Name)),
+			"diskSizeGB": (d.SizeBytes + 1<<30 - 1) >> 30})
+	}
+	tpl := map[string]any{
+		"$schema":        "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+		"contentVersion": "1.0.0.0",
+		"parameters": map[string]any{"storageBlobEndpoint": map[string]any{"type": "string"},
+			"subnetId": map[string]any{"type": "string"}, "vmSize": map[string]any{"type": "string", "defaultValue": "Standard_D2s_v5"}},
+		"resources": []any{
+			map[string]any{"type": "Microsoft.Network/networkInterfaces", "apiVersion": "2023-09-01", "name": vm.Name + "-nic",
+				"location": "[resourceGroup().location]",
+				"properties": map[string]any{"ipConfigurations": []any{map[string]any{"name": "ipconfig1",
+					"properties": map[string]any{"subnet": map[string]any{"id": "[parameters('subnetId')]"}, "privateIPAllocationMethod": "Dynamic"}}}}},
+			map[string]any{"type": "Microsoft.Compute/virtualMachines", "apiVersion": "2023-09-01", "name": vm.Name,
+				"location": "[resourceGroup().location]", "dependsOn": []string{vm.Name + "-nic"},
+				"properties": map[string]any{"hardwareProfile": map[string]any{"vmSize": "[parameters('vmSize')]"},
+					"storageProfile": map[string]any{"dataDisks": disks},
+					"networkProfile": map[string]any{"networkInterfaces": []any{map[string]any{"id": "[resourceId('Microsoft.Network/networkInterfaces', '" + vm.Name + "-nic')]"}}}}},
+		},
+	}
+	data, err := json.Marshal(tpl)
+	return string(data), err
+}
+
+func deleteTestDisks(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+	container := TestContainer(j.Group)
+	for _, ref := range r.testDisks(g, container) {
+		if err := r.Pages.Delete(ctx, ref); err != nil {
+			return "", 0, err
+		}
+	}
+	return fmt.Sprintf("test disks in %s deleted", container), 0, nil
+}
+
+// releaseTestHolds releases the points test failover jobs hold.
+func releaseTestHolds(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+	holds, _, err := QueryAll[PointHold](ctx, r.State, HoldsTable, j.Group)
+	if err != nil {
+		return "", 0, err
+	}
+	released := 0
+	for _, h := range holds {
+		var holder Job
+		if _, err := r.State.Get(ctx, JobsTable, h.Job, JobRow, &holder); err == nil && holder.Type != JobTestFailover {
+			continue
+		}
+		if err := r.State.Delete(ctx, HoldsTable, h.PartitionKey, h.RowKey, ""); err != nil && !errors.Is(err, ErrNotFound) {
+			return "", 0, err
+		}
+		released++
+	}
+	return fmt.Sprintf("%d holds released", released), 0, nil
+}

@@ -1,0 +1,160 @@
+package replication_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/standby-dr/standby/shared/memstore"
+	"github.com/standby-dr/standby/shared/replication"
+)
+
+// queue is an in-memory job queue: messages are run by hand, in order.
+type queue struct{ msgs []replication.JobMessage }
+
+func (q *queue) Send(_ context.Context, m replication.JobMessage) error {
+	q.msgs = append(q.msgs, m)
+	return nil
+}
+func (q *queue) Schedule(_ context.Context, m replication.JobMessage, _ time.Time) (int64, error) {
+	q.msgs = append(q.msgs, m)
+	return int64(len(q.msgs)), nil
+}
+func (q *queue) CancelScheduled(context.Context, int64) error { return nil }
+func (q *queue) Close(context.Context) error                  { return nil }
+
+type jobFixture struct {
+	state   *memstore.State
+	pages   *memstore.Pages
+	journal *memstore.Journal
+	q       *queue
+	runner  *replication.JobRunner
+	g       *replication.Group
+	point   replication.RecoveryPoint
+}
+
+func newJobFixture(t *testing.T) *jobFixture {
+	ctx := context.Background()
+	f := &jobFixture{state: memstore.NewState(), pages: memstore.NewPages(), journal: memstore.NewJournal(), q: &queue{}}
+	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 1 << 20, Source: "agent"}}}}}
+	spec.Normalize("g1")
+	f.pages.EnsureContainer(ctx, spec.Target.Container)
+	f.g, _ = replication.CreateGroup(ctx, f.state, "g1", spec, time.Now())
+	f.pages.Create(ctx, f.g.TargetDisk("vm/d"), 1<<20)
+	f.pages.WritePages(ctx, f.g.TargetDisk("vm/d"), 0, bytes.Repeat([]byte{7}, 4096))
+	snap, _ := f.pages.Snapshot(ctx, f.g.TargetDisk("vm/d"))
+	f.pages.WritePages(ctx, f.g.TargetDisk("vm/d"), 0, bytes.Repeat([]byte{8}, 4096)) // after the point
+	f.point = replication.RecoveryPoint{Keys: replication.Keys{PartitionKey: "g1", RowKey: "x"}, ID: "rp-5", Kind: "crash", Seq: 5,
+		SourceTime: time.Now().Add(-time.Minute), Snapshots: map[string]string{"vm/d": snap}, Sizes: map[string]int64{"vm/d": 1 << 20}}
+	f.state.Upsert(ctx, replication.PointsTable, f.point)
+	f.runner = &replication.JobRunner{State: f.state, Pages: f.pages, Journal: f.journal, Jobs: f.q, Log: slog.New(slog.DiscardHandler),
+		Now: time.Now, MaxDeliveries: 3, Restorer: &replication.Restorer{State: f.state, Pages: f.pages, Journal: f.journal, Parallelism: 2}}
+	return f
+}
+
+// drain runs queued messages until none is left; every message runs twice (at-least-once delivery).
+func (f *jobFixture) drain(t *testing.T) {
+	for len(f.q.msgs) > 0 {
+		m := f.q.msgs[0]
+		f.q.msgs = f.q.msgs[1:]
+		step, err := replication.DecodeStepMessage(m.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for delivery := int64(1); delivery <= 2; delivery++ {
+			if err := f.runner.Run(context.Background(), step, delivery); err != nil {
+				t.Fatalf("step %d: %v", step.Step, err)
+			}
+		}
+	}
+}
+
+func (f *jobFixture) job(t *testing.T, id string) replication.Job {
+	var j replication.Job
+	if _, err := f.state.Get(context.Background(), replication.JobsTable, id, replication.JobRow, &j); err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func TestTestFailoverAndCleanup(t *testing.T) {
+	ctx := context.Background()
+	f := newJobFixture(t)
+	job, err := replication.NewJob("g1", replication.JobTestFailover, "latestProcessed", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := replication.StartJob(ctx, f.state, f.q, job); err != nil {
+		t.Fatal(err)
+	}
+	f.drain(t)
+	j := f.job(t, job.ID())
+	if j.State != replication.JobSucceeded || j.PointID != "rp-5" || j.Result["container"] != "g1-test" || !strings.Contains(j.Result["template:vm"], `"vhdUri"`) {
+		t.Fatalf("job %+v", j)
+	}
+	for _, s := range j.Steps {
+		if s.State != "done" || s.Ended.IsZero() {
+			t.Fatalf("step %+v", s)
+		}
+	}
+	got, _ := f.pages.ReadRange(ctx, replication.DiskRef{Container: "g1-test", Name: "vm/d"}, "", 0, 4096)
+	if !bytes.Equal(got, bytes.Repeat([]byte{7}, 4096)) {
+		t.Fatal("the test disk is not the point's content")
+	}
+	holds, _, _ := replication.QueryAll[replication.PointHold](ctx, f.state, replication.HoldsTable, "g1")
+	if len(holds) != 1 || holds[0].RowKey != "rp-5" {
+		t.Fatalf("holds %+v", holds)
+	}
+	cleanup, _ := replication.NewJob("g1", replication.JobCleanupTest, "", time.Now())
+	replication.StartJob(ctx, f.state, f.q, cleanup)
+	f.drain(t)
+	if j := f.job(t, cleanup.ID()); j.State != replication.JobSucceeded {
+		t.Fatalf("cleanup %+v", j)
+	}
+	if _, err := f.pages.Size(ctx, replication.DiskRef{Container: "g1-test", Name: "vm/d"}); !errors.Is(err, replication.ErrNotFound) {
+		t.Fatalf("test disk after cleanup: %v", err)
+	}
+	if holds, _, _ := replication.QueryAll[replication.PointHold](ctx, f.state, replication.HoldsTable, "g1"); len(holds) != 0 {
+		t.Fatalf("holds after cleanup: %+v", holds)
+	}
+}
+
+func TestFailingStepFailsTheJobOnTheLastDelivery(t *testing.T) {
+	ctx := context.Background()
+	f := newJobFixture(t)
+	job, _ := replication.NewJob("g1", replication.JobTestFailover, "rp-404", time.Now())
+	replication.StartJob(ctx, f.state, f.q, job)
+	step, _ := replication.DecodeStepMessage(f.q.msgs[0].Body)
+	for delivery := int64(1); delivery <= 3; delivery++ {
+		err := f.runner.Run(ctx, step, delivery)
+		if !errors.Is(err, replication.ErrNotRestorable) {
+			t.Fatalf("delivery %d: %v", delivery, err)
+		}
+		if j := f.job(t, job.ID()); (delivery < 3) != (j.State != replication.JobFailed) {
+			t.Fatalf("after delivery %d the job is %s", delivery, j.State)
+		}
+	}
+	j := f.job(t, job.ID())
+	if !strings.Contains(j.Error, "step resolve-point failed 3 times: not restorable: no recovery point rp-404") || j.Steps[0].State != "failed" {
+		t.Fatalf("job %+v", j)
+	}
+	if err := f.runner.Run(ctx, step, 4); err != nil {
+		t.Fatalf("a message for an ended job: %v", err)
+	}
+}
+
+func TestBadJobMessages(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"job":"x","step":0}`:                                 `job message field job: "x" is not a job id`,
+		`{"job":"0123456789abcdef0123456789abcdef","step":-1}`: "job message field step: -1 is negative",
+		`{"job":"0123456789abcdef0123456789abcdef","x":1}`:     `unknown field "x"`,
+	} {
+		if _, err := replication.DecodeStepMessage([]byte(body)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", body, err, want)
+		}
+	}
+}
