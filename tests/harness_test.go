@@ -5,6 +5,8 @@ package tests
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -241,3 +243,28 @@ func readInvocations(t testing.TB, dir string) []invocation {
 }
 
 func itoa(n int) string { return fmt.Sprint(n) }
+
+func sha256hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// readTruthFile reads an agent's ground truth: sequence → disk → sha256.
+func readTruthFile(path string) (map[int64]map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int64]map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var rec struct {
+			Seq   int64             `json:"seq"`
+			Disks map[string]string `json:"disks"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			return nil, err
+		}
+		out[rec.Seq] = rec.Disks
+	}
+	return out, nil
+}

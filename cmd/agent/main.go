@@ -289,12 +289,14 @@ func runCmd(args []string) error {
 		}()
 	}
 
-	runCtx := ctx
+	runCtx, stopRun := context.WithCancel(ctx) // a planned failover's stop request ends the run early
+	defer stopRun()
 	if *duration > 0 {
 		var cancel context.CancelFunc
-		runCtx, cancel = context.WithTimeout(ctx, *duration)
+		runCtx, cancel = context.WithTimeout(runCtx, *duration)
 		defer cancel()
 	}
+	stopped := false
 	workDone := make(chan agent.WorkloadStats, 1)
 	if *rate > 0 {
 		go func() {
@@ -343,9 +345,15 @@ func runCmd(args []string) error {
 	var markerHonored, appHonored time.Time // the last requests put into the stream
 	report := func(ctx context.Context) (bool, error) {
 		st := a.Stats()
-		in, err := cl.Heartbeat(ctx, c.group, apiReport(st))
+		rep := apiReport(st)
+		rep.Stopped = stopped
+		in, err := cl.Heartbeat(ctx, c.group, rep)
 		if err != nil {
 			return false, err
+		}
+		if in.Stop && !stopped && runCtx.Err() == nil {
+			log.Warn("planned failover: stopping writes, flushing, marking the end")
+			stopRun()
 		}
 		if req := in.MarkerRequestedAt; req != nil && req.After(markerHonored) && !syncing {
 			markerHonored = *req
@@ -425,7 +433,10 @@ loop:
 	if err := a.Close(closeCtx); err != nil {
 		return err
 	}
-	report(closeCtx)
+	stopped = true // everything up to the final marker is published
+	if _, err := report(closeCtx); err != nil {
+		log.Warn("final report failed", "err", err)
+	}
 	st := a.Stats()
 	elapsed := time.Since(started).Seconds()
 	summary := map[string]any{"group": c.group, "finalMarker": final, "lastPublished": st.LastPublished, "writes": st.Writes,

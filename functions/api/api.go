@@ -51,6 +51,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/groups/{group}/events", a.getEvents)
 	mux.HandleFunc("POST /api/v1/groups/{group}/failover", a.postFailover)
 	mux.HandleFunc("POST /api/v1/groups/{group}/cleanup-test-failover", a.postCleanupTest)
+	mux.HandleFunc("POST /api/v1/groups/{group}/commit", a.postCommit)
 	mux.HandleFunc("GET /api/v1/jobs/{id}", a.getJob)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		Problem(w, r, http.StatusNotFound, "no such resource", fmt.Sprintf("%s %s is not part of the API", r.Method, r.URL.Path))
@@ -167,10 +168,7 @@ func (a *API) postFailover(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch req.Type {
-	case "test":
-	case "planned", "unplanned":
-		Problem(w, r, http.StatusNotImplemented, "not implemented yet", fmt.Sprintf("type %q: only test failover runs so far", req.Type))
-		return
+	case "test", "planned", "unplanned":
 	default:
 		Problem(w, r, http.StatusBadRequest, "invalid field type", fmt.Sprintf("type %q: want test, planned or unplanned", req.Type))
 		return
@@ -178,7 +176,15 @@ func (a *API) postFailover(w http.ResponseWriter, r *http.Request) {
 	if req.RecoveryPoint == "" {
 		req.RecoveryPoint = "latestProcessed"
 	}
-	a.startJob(w, r, replication.JobTestFailover, req.RecoveryPoint)
+	if req.Type == "planned" && req.RecoveryPoint != "latestProcessed" {
+		Problem(w, r, http.StatusBadRequest, "invalid field recoveryPoint", "a planned failover goes to the point the agent's final writes make; leave recoveryPoint out")
+		return
+	}
+	a.startJob(w, r, req.Type, req.RecoveryPoint)
+}
+
+func (a *API) postCommit(w http.ResponseWriter, r *http.Request) {
+	a.startJob(w, r, replication.JobCommit, "")
 }
 
 func (a *API) postCleanupTest(w http.ResponseWriter, r *http.Request) {
@@ -202,7 +208,25 @@ func (a *API) startJob(w http.ResponseWriter, r *http.Request, jobType, point st
 		return
 	}
 	_, err = replication.UpdateGroup(r.Context(), a.State, g.Record.PartitionKey, func(rec *replication.GroupRecord) error {
+		failedOver := rec.State == replication.StateFailedOver || rec.State == replication.StateCommitted
 		switch {
+		case (jobType == replication.JobPlannedFailover || jobType == replication.JobUnplannedFailover) && failedOver:
+			return fmt.Errorf("%w: the group is %s already", errState, rec.State)
+		case jobType == replication.JobPlannedFailover && rec.State != replication.StateProtected:
+			return fmt.Errorf("%w: a planned failover needs a Protected group, it is %s", errState, rec.State)
+		case jobType == replication.JobUnplannedFailover && rec.LastPointTime.IsZero():
+			return fmt.Errorf("%w: the group has no recovery point to fail over to (state %s)", errState, rec.State)
+		case jobType == replication.JobCommit && rec.State != replication.StateFailedOver:
+			return fmt.Errorf("%w: only a FailedOver group can be committed, it is %s", errState, rec.State)
+		case jobType == replication.JobPlannedFailover || jobType == replication.JobUnplannedFailover:
+			if rec.FailoverJob != "" {
+				var running replication.Job
+				if _, err := a.State.Get(r.Context(), replication.JobsTable, rec.FailoverJob, replication.JobRow, &running); err == nil && running.State != replication.JobFailed {
+					return fmt.Errorf("%w: failover job %s is %s", errState, rec.FailoverJob, running.State)
+				}
+			}
+			rec.FailoverJob = job.ID() // one failover at a time: a concurrent request finds this one
+		case jobType == replication.JobCommit:
 		case jobType == replication.JobTestFailover && rec.ActiveTestFailover != "":
 			return fmt.Errorf("%w: test failover %s is active: clean it up first", errState, rec.ActiveTestFailover)
 		case jobType == replication.JobTestFailover && rec.LastPointTime.IsZero():

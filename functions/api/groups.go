@@ -299,7 +299,9 @@ func removeGroupData(ctx context.Context, state replication.StateStore, pages re
 
 // AgentReport is the agent's heartbeat.
 type AgentReport struct {
-	Seq                int64   `json:"seq"`
+	Seq int64 `json:"seq"`
+	// Stopped: the agent stopped taking writes as told (planned failover) and Seq is its last.
+	Stopped            bool    `json:"stopped"`
 	BaselineDoneBytes  int64   `json:"baselineDoneBytes"`
 	BaselineTotalBytes int64   `json:"baselineTotalBytes"`
 	BaselineRateBps    float64 `json:"baselineRateBytesPerSecond"`
@@ -312,6 +314,8 @@ type AgentInstructions struct {
 	Watermark int64  `json:"watermark"`
 	// Resync asks for a checksum resync starting with a resync batch (the group stopped at a gap).
 	Resync bool `json:"resync"`
+	// Stop asks the agent to stop taking writes, flush, mark the end and report (planned failover).
+	Stop bool `json:"stop"`
 	// MarkerRequestedAt, when set, asks for a crash-consistent marker (once per distinct time).
 	MarkerRequestedAt *time.Time `json:"markerRequestedAt,omitempty"`
 	// AppMarkerRequestedAt asks for an app-consistent marker: hooks, marker, hooks (once per time).
@@ -336,6 +340,9 @@ func (a *API) postAgent(w http.ResponseWriter, r *http.Request) {
 	rec, err := replication.UpdateGroup(r.Context(), a.State, group, func(g *replication.GroupRecord) error {
 		g.AgentSeq = max(g.AgentSeq, rep.Seq)
 		g.AgentSeenAt = now
+		if rep.Stopped && g.StopRequested {
+			g.AgentStoppedSeq = rep.Seq
+		}
 		g.BaselineDone, g.BaselineTotal, g.BaselineRateBps = rep.BaselineDoneBytes, rep.BaselineTotalBytes, rep.BaselineRateBps
 		return nil
 	})
@@ -343,7 +350,8 @@ func (a *API) postAgent(w http.ResponseWriter, r *http.Request) {
 		a.storeProblem(w, r, err, "group "+group)
 		return
 	}
-	in := AgentInstructions{State: rec.State, Reason: rec.Reason, Watermark: rec.Watermark, Resync: rec.State == replication.StateResyncRequired}
+	in := AgentInstructions{State: rec.State, Reason: rec.Reason, Watermark: rec.Watermark, Resync: rec.State == replication.StateResyncRequired,
+		Stop: rec.StopRequested}
 	if rec.MarkerRequestedAt.After(rec.LastMarkerTime) {
 		in.MarkerRequestedAt = &rec.MarkerRequestedAt
 	}

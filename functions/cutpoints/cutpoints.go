@@ -96,8 +96,12 @@ func (f *Function) tend(ctx context.Context, group string, now time.Time) ([]str
 	if errors.Is(err, replication.ErrNoGroup) {
 		return nil, nil // deleted meanwhile
 	}
-	if err != nil || g.Record.State == replication.StateDisabled {
+	if err != nil {
 		return nil, err
+	}
+	switch g.Record.State {
+	case replication.StateDisabled, replication.StateFailedOver, replication.StateCommitted:
+		return nil, nil // replication has stopped: nothing to cut, and no RPO to rate
 	}
 	var logs []string
 	if f.Pages != nil {

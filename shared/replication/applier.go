@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -81,8 +82,8 @@ func (a *Applier) applyGroup(ctx context.Context, group string, descs []Descript
 	}
 	maxSeq := descs[len(descs)-1].Seq
 	switch g.Record.State {
-	case StateDisabled:
-		res.Stopped = "disabled"
+	case StateDisabled, StateFailedOver, StateCommitted:
+		res.Stopped = strings.ToLower(g.Record.State)
 		return res, nil
 	case StateResyncRequired:
 		// Only a resync start gets the group going again: the stream before it no longer matters.

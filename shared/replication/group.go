@@ -17,6 +17,8 @@ const (
 	StateResyncRequired     = "ResyncRequired"
 	StateResyncing          = "Resyncing"
 	StateDisabled           = "Disabled"
+	StateFailedOver         = "FailedOver" // the group runs from the target's failover disks
+	StateCommitted          = "Committed"  // failover finalized: the other recovery points are gone
 )
 
 // Tables of the replication state (target region).
@@ -69,6 +71,12 @@ type GroupRecord struct {
 	MarkerRequestedAt time.Time `json:"MarkerRequestedAt"`
 	// AppMarkerRequestedAt asks for an app-consistent marker (the policy's app interval passed).
 	AppMarkerRequestedAt time.Time `json:"AppMarkerRequestedAt"`
+	// StopRequested tells the agent to stop taking writes, flush and report its final sequence
+	// (planned failover); AgentStoppedSeq is that sequence once the agent has stopped.
+	StopRequested   bool  `json:"StopRequested"`
+	AgentStoppedSeq int64 `json:"AgentStoppedSeq"`
+	// FailoverJob is the failover the group is in (or was committed from).
+	FailoverJob string `json:"FailoverJob,omitempty"`
 	// ActiveTestFailover is the test failover job whose disks exist until a cleanup.
 	ActiveTestFailover string `json:"ActiveTestFailover,omitempty"`
 	Health             string `json:"Health,omitempty"`

@@ -27,8 +27,11 @@ const (
 
 // Job types and states.
 const (
-	JobTestFailover = "test"
-	JobCleanupTest  = "cleanup-test-failover"
+	JobTestFailover      = "test"
+	JobPlannedFailover   = "planned"
+	JobUnplannedFailover = "unplanned"
+	JobCommit            = "commit"
+	JobCleanupTest       = "cleanup-test-failover"
 
 	JobQueued    = "Queued"
 	JobRunning   = "Running"
@@ -114,9 +117,15 @@ type stepDef struct {
 func stepsOf(jobType string) ([]stepDef, error) {
 	switch jobType {
 	case JobTestFailover:
-		return testFailoverSteps, nil
+		return materialize, nil
 	case JobCleanupTest:
 		return cleanupSteps, nil
+	case JobUnplannedFailover:
+		return unplannedSteps, nil
+	case JobPlannedFailover:
+		return plannedSteps, nil
+	case JobCommit:
+		return commitSteps, nil
 	}
 	return nil, fmt.Errorf("job type %q is not supported", jobType)
 }
@@ -254,16 +263,109 @@ func (r *JobRunner) fail(ctx context.Context, j *Job, etag ETag, reason string) 
 	return err
 }
 
-// TestContainer is where a group's test failover materializes its disks.
-func TestContainer(group string) string { return group + "-test" }
+// TestContainer is where a group's test failover materializes its disks; FailoverContainer, a real one's.
+func TestContainer(group string) string     { return group + "-test" }
+func FailoverContainer(group string) string { return group + "-failover" }
 
-var testFailoverSteps = []stepDef{
+// materialize is the part every failover shares: a point chosen and held, its disks copied (and the
+// journal replayed for a time), machine definitions written.
+var materialize = []stepDef{
 	{"resolve-point", resolvePoint},
 	{"hold-point", holdPoint},
 	{"start-copies", startCopies},
 	{"wait-copies", waitCopies},
 	{"replay-journal", replayJournal},
 	{"machine-definitions", machineDefinitions},
+}
+
+// unplannedSteps: the source is gone; nothing here touches it.
+var unplannedSteps = append(append([]stepDef{}, materialize...), stepDef{"mark-failed-over", markFailedOver})
+
+// plannedSteps: the agent stops taking writes and flushes, the job waits until apply has everything and
+// a point marks the agent's final sequence, then fails over to that point: nothing acknowledged is lost.
+var plannedSteps = append(append([]stepDef{{"stop-source", stopSource}, {"wait-source-drained", waitDrained}}, materialize...),
+	stepDef{"mark-failed-over", markFailedOver})
+
+var commitSteps = []stepDef{
+	{"delete-other-points", deleteOtherPoints},
+	{"mark-committed", markCommitted},
+}
+
+func stopSource(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+	_, err := UpdateGroup(ctx, r.State, j.Group, func(rec *GroupRecord) error {
+		if rec.StopRequested {
+			return ErrUnchanged
+		}
+		rec.StopRequested, rec.AgentStoppedSeq = true, 0
+		return nil
+	})
+	return "the agent is told to stop taking writes and flush", 0, err
+}
+
+// waitDrained polls until the agent has stopped, apply has applied its final sequence and a recovery
+// point stands at it.
+func waitDrained(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+	rec := g.Record
+	if rec.AgentStoppedSeq == 0 {
+		return "waiting for the agent to stop", 2 * time.Second, nil
+	}
+	if rec.Watermark < rec.AgentStoppedSeq {
+		return fmt.Sprintf("applying: watermark %d of %d", rec.Watermark, rec.AgentStoppedSeq), time.Second, nil
+	}
+	points, err := ListPoints(ctx, r.State, j.Group)
+	if err != nil {
+		return "", 0, err
+	}
+	if len(points) == 0 || points[0].Seq < rec.AgentStoppedSeq {
+		return "waiting for the final recovery point", time.Second, nil
+	}
+	j.RecoveryPoint = points[0].ID // fail over to exactly the final point
+	return fmt.Sprintf("drained: final sequence %d is point %s", rec.AgentStoppedSeq, points[0].ID), 0, nil
+}
+
+func markFailedOver(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+	_, err := UpdateGroup(ctx, r.State, j.Group, func(rec *GroupRecord) error {
+		rec.State, rec.Reason, rec.FailoverJob = StateFailedOver, fmt.Sprintf("failed over to %s by job %s", j.PointID, j.ID()), j.ID()
+		rec.UpdatedAt = r.Now().UTC()
+		return nil
+	})
+	return "group state FailedOver", 0, err
+}
+
+// deleteOtherPoints removes every recovery point but the one the failover used (snapshots, then rows).
+func deleteOtherPoints(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+	var failover Job
+	if _, err := r.State.Get(ctx, JobsTable, g.Record.FailoverJob, JobRow, &failover); err != nil {
+		return "", 0, fmt.Errorf("the failover job %q: %w", g.Record.FailoverJob, err)
+	}
+	points, err := ListPoints(ctx, r.State, j.Group)
+	if err != nil {
+		return "", 0, err
+	}
+	deleted := 0
+	for _, p := range points {
+		if p.ID == failover.PointID {
+			continue
+		}
+		for key, snap := range p.Snapshots {
+			if err := r.Pages.DeleteSnapshot(ctx, g.TargetDisk(key), snap); err != nil {
+				return "", 0, err
+			}
+		}
+		if err := r.State.Delete(ctx, PointsTable, p.PartitionKey, p.RowKey, ""); err != nil && !errors.Is(err, ErrNotFound) {
+			return "", 0, err
+		}
+		deleted++
+	}
+	return fmt.Sprintf("%d other points deleted; %s kept", deleted, failover.PointID), 0, nil
+}
+
+func markCommitted(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+	_, err := UpdateGroup(ctx, r.State, j.Group, func(rec *GroupRecord) error {
+		rec.State, rec.Reason, rec.UpdatedAt = StateCommitted, "failover committed by job "+j.ID(), r.Now().UTC()
+		return nil
+	})
+	return "group state Committed", 0, err
 }
 
 var cleanupSteps = []stepDef{
@@ -326,6 +428,9 @@ func startCopies(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, t
 		return "", 0, err
 	}
 	j.Container = TestContainer(j.Group)
+	if j.Type != JobTestFailover {
+		j.Container = FailoverContainer(j.Group)
+	}
 	res, err := r.Restorer.StartCopies(ctx, g, p, j.Container)
 	if err != nil {
 		return "", 0, err

@@ -158,3 +158,76 @@ func TestBadJobMessages(t *testing.T) {
 		}
 	}
 }
+
+func TestUnplannedFailoverThenCommit(t *testing.T) {
+	ctx := context.Background()
+	f := newJobFixture(t)
+	// A second, older point: commit must delete it and keep the one failed over to.
+	older := f.point
+	older.ID, older.Seq, older.RowKey, older.SourceTime = "rp-2", 2, "y", f.point.SourceTime.Add(-time.Hour)
+	oldSnap, _ := f.pages.Snapshot(ctx, f.g.TargetDisk("vm/d"))
+	older.Snapshots = map[string]string{"vm/d": oldSnap}
+	f.state.Upsert(ctx, replication.PointsTable, older)
+	job, _ := replication.NewJob("g1", replication.JobUnplannedFailover, "latestProcessed", time.Now())
+	replication.StartJob(ctx, f.state, f.q, job)
+	f.drain(t)
+	j := f.job(t, job.ID())
+	g, _ := replication.LoadGroup(ctx, f.state, "g1")
+	if j.State != replication.JobSucceeded || g.Record.State != replication.StateFailedOver || g.Record.FailoverJob != job.ID() || j.Result["container"] != "g1-failover" {
+		t.Fatalf("job %s, group %s (%s)", j.State, g.Record.State, g.Record.Reason)
+	}
+	got, _ := f.pages.ReadRange(ctx, replication.DiskRef{Container: "g1-failover", Name: "vm/d"}, "", 0, 4096)
+	if !bytes.Equal(got, bytes.Repeat([]byte{7}, 4096)) {
+		t.Fatal("the failed-over disk is not the point's content")
+	}
+	commit, _ := replication.NewJob("g1", replication.JobCommit, "", time.Now())
+	replication.StartJob(ctx, f.state, f.q, commit)
+	f.drain(t)
+	points, _ := replication.ListPoints(ctx, f.state, "g1")
+	g, _ = replication.LoadGroup(ctx, f.state, "g1")
+	if len(points) != 1 || points[0].ID != "rp-5" || g.Record.State != replication.StateCommitted {
+		t.Fatalf("after commit: %d points, state %s", len(points), g.Record.State)
+	}
+	if _, err := f.pages.ReadRange(ctx, f.g.TargetDisk("vm/d"), oldSnap, 0, 512); !errors.Is(err, replication.ErrNotFound) {
+		t.Fatalf("the other point's snapshot: %v", err)
+	}
+}
+
+func TestPlannedFailoverWaitsForTheFinalPoint(t *testing.T) {
+	ctx := context.Background()
+	f := newJobFixture(t)
+	replication.UpdateGroup(ctx, f.state, "g1", func(r *replication.GroupRecord) error { r.State, r.Watermark = replication.StateProtected, 5; return nil })
+	job, _ := replication.NewJob("g1", replication.JobPlannedFailover, "latestProcessed", time.Now())
+	replication.StartJob(ctx, f.state, f.q, job)
+	run := func() {
+		m := f.q.msgs[0]
+		f.q.msgs = f.q.msgs[1:]
+		step, _ := replication.DecodeStepMessage(m.Body)
+		if err := f.runner.Run(ctx, step, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run() // stop-source
+	if g, _ := replication.LoadGroup(ctx, f.state, "g1"); !g.Record.StopRequested {
+		t.Fatal("the agent was not told to stop")
+	}
+	run() // wait-source-drained: the agent has not stopped
+	if j := f.job(t, job.ID()); j.Next != 1 || len(f.q.msgs) != 1 {
+		t.Fatalf("the job moved on before the agent stopped: next %d", j.Next)
+	}
+	// The agent stops at sequence 9; apply reaches it; the final point is promoted.
+	replication.UpdateGroup(ctx, f.state, "g1", func(r *replication.GroupRecord) error { r.AgentStoppedSeq = 9; return nil })
+	run()
+	if j := f.job(t, job.ID()); j.Next != 1 {
+		t.Fatal("the job moved on before apply caught up")
+	}
+	replication.UpdateGroup(ctx, f.state, "g1", func(r *replication.GroupRecord) error { r.Watermark = 9; return nil })
+	final := f.point
+	final.ID, final.Seq, final.RowKey = "rp-9", 9, "a"
+	f.state.Upsert(ctx, replication.PointsTable, final)
+	f.drain(t)
+	j := f.job(t, job.ID())
+	if j.State != replication.JobSucceeded || j.PointID != "rp-9" {
+		t.Fatalf("planned failover: %s to %s (%s)", j.State, j.PointID, j.Error)
+	}
+}

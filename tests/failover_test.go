@@ -1,0 +1,143 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/standby-dr/standby/shared/pageblobs"
+	"github.com/standby-dr/standby/shared/replication"
+	"github.com/standby-dr/standby/shared/testenv"
+)
+
+type jobView struct {
+	State  string            `json:"state"`
+	Point  string            `json:"point"`
+	Error  string            `json:"error"`
+	Result map[string]string `json:"result"`
+	Steps  []struct {
+		Name    string `json:"name"`
+		State   string `json:"state"`
+		Outcome string `json:"outcome"`
+	} `json:"steps"`
+}
+
+func (s *stack) runJob(t *testing.T, path, body string, limit time.Duration) jobView {
+	t.Helper()
+	status, header, resp := s.app.call(t, "POST", path, "test-key", body)
+	if status != http.StatusAccepted {
+		t.Fatalf("POST %s: %d %s", path, status, resp)
+	}
+	var job jobView
+	waitFor(t, limit, "job "+header.Get("Location"), func() bool {
+		_, _, body := s.app.call(t, "GET", header.Get("Location"), "test-key", "")
+		json.Unmarshal([]byte(body), &job)
+		return job.State == "Succeeded" || job.State == "Failed"
+	})
+	if job.State != "Succeeded" {
+		t.Fatalf("job %s: %+v", path, job)
+	}
+	return job
+}
+
+// compareWithSources checks every failed-over disk byte for byte against the source image files.
+func compareWithSources(t *testing.T, spec, container string) {
+	var sp struct {
+		VMs []struct {
+			Name  string `json:"name"`
+			Disks []struct {
+				Name      string `json:"name"`
+				SizeBytes int64  `json:"sizeBytes"`
+				Source    string `json:"source"`
+			} `json:"disks"`
+		} `json:"vms"`
+	}
+	data, _ := os.ReadFile(spec)
+	json.Unmarshal(data, &sp)
+	pages := pageblobs.New(testenv.BlobService(t, "target"))
+	for _, vm := range sp.VMs {
+		for _, d := range vm.Disks {
+			src, _ := os.ReadFile(strings.TrimPrefix(d.Source, "file:"))
+			got, err := pages.ReadRange(context.Background(), replication.DiskRef{Container: container, Name: vm.Name + "/" + d.Name}, "", 0, d.SizeBytes)
+			if err != nil || !bytes.Equal(got, src) {
+				t.Fatalf("failed-over disk %s/%s differs from its source (err %v)", vm.Name, d.Name, err)
+			}
+		}
+	}
+}
+
+// A planned failover while the workload writes: the agent is told to stop taking writes, flushes and
+// marks the end; the job waits for apply and the final point, and the failed-over disks hold every
+// write the source acknowledged. Then commit.
+func TestPlannedFailoverLosesNothing(t *testing.T) {
+	s := newStack(t, "*/1 * * * * *")
+	group, state := testenv.Unique("planned"), t.TempDir()
+	spec := writeSpec(t, 2, 1)
+	p := startAgent(t, s, "-group", group, "-spec", spec, "-state", state, "-workload-rate", "4", "-duration", "2m")
+	waitFor(t, 30*time.Second, "the group to be protected with a point", func() bool {
+		_, _, body := s.app.call(t, "GET", "/api/v1/groups/"+group, "test-key", "")
+		return strings.Contains(body, `"state": "Protected"`) && strings.Contains(body, `"lastRecoveryPoint"`)
+	})
+	time.Sleep(2 * time.Second) // writes under way
+	start := time.Now()
+	job := s.runJob(t, "/api/v1/groups/"+group+"/failover", `{"type":"planned"}`, 2*time.Minute)
+	p.wait(t, 30*time.Second) // the agent stopped by itself
+	t.Logf("planned failover took %s; point %s; %s", time.Since(start).Round(time.Millisecond), job.Point, job.Steps[1].Outcome)
+	compareWithSources(t, spec, group+"-failover")
+	_, _, body := s.app.call(t, "GET", "/api/v1/groups/"+group, "test-key", "")
+	if !strings.Contains(body, `"state": "FailedOver"`) {
+		t.Fatalf("group after a planned failover: %s", body)
+	}
+	if status, _, body := s.app.call(t, "POST", "/api/v1/groups/"+group+"/failover", "test-key", `{"type":"unplanned"}`); status != 409 ||
+		!strings.Contains(body, "the group is FailedOver already") {
+		t.Fatalf("a second failover: %d %s", status, body)
+	}
+	s.runJob(t, "/api/v1/groups/"+group+"/commit", "", time.Minute)
+	page := s.points(t, group)
+	if len(page.Points) != 1 || page.Points[0].ID != job.Point {
+		t.Fatalf("points after commit: %+v", page.Points)
+	}
+}
+
+// An unplanned failover after the source died (the agent killed): nothing of the source is touched; the
+// failed-over disks are the newest point's, byte for byte against the ground truth at that marker.
+func TestUnplannedFailoverAfterTheSourceDied(t *testing.T) {
+	s := newStack(t, "*/1 * * * * *")
+	group, state, truth := testenv.Unique("unplanned"), t.TempDir(), filepath.Join(t.TempDir(), "truth.jsonl")
+	p := startAgent(t, s, "-group", group, "-spec", writeSpec(t, 2, 1), "-state", state, "-workload-rate", "4",
+		"-duration", "2m", "-marker-interval", "700ms", "-truth", truth)
+	waitFor(t, 30*time.Second, "a few points", func() bool { return len(s.points(t, group).Points) >= 3 })
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+	time.Sleep(1500 * time.Millisecond) // cutpoints promotes what apply finished
+	newest := s.points(t, group).Points[0]
+	job := s.runJob(t, "/api/v1/groups/"+group+"/failover", `{"type":"unplanned","recoveryPoint":"latestProcessed"}`, time.Minute)
+	if job.Point != newest.ID {
+		t.Fatalf("failed over to %s, the newest point is %s", job.Point, newest.ID)
+	}
+	truths, err := readTruthFile(truth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, ok := truths[newest.Seq]
+	if !ok {
+		t.Fatalf("no ground truth for %s", newest.ID)
+	}
+	pages := pageblobs.New(testenv.BlobService(t, "target"))
+	for key, sum := range want {
+		got, err := pages.ReadRange(context.Background(), replication.DiskRef{Container: group + "-failover", Name: key}, "", 0, diskSize)
+		if err != nil || sha256hex(got) != sum {
+			t.Fatalf("failed-over %s differs from the ground truth at %s (err %v)", key, newest.ID, err)
+		}
+	}
+	if !strings.Contains(job.Result["template:vm0"], `"Microsoft.Compute/virtualMachines"`) {
+		t.Fatalf("no machine definition: %v", job.Result)
+	}
+}
