@@ -141,3 +141,62 @@ func TestUnplannedFailoverAfterTheSourceDied(t *testing.T) {
 		t.Fatalf("no machine definition: %v", job.Result)
 	}
 }
+
+// Job faults: two concurrent failovers of one group — exactly one runs; the handler killed (kill -9)
+// in the middle of the steps — the job resumes and succeeds; a step that always fails — the queue
+// dead-letters its message and the job ends Failed with the reason.
+func TestFailoverJobFaults(t *testing.T) {
+	s := newStack(t, "*/1 * * * * *")
+	group := testenv.Unique("jobs")
+	a, _ := s.twoVMAgent(t, group)
+	a.Write("a/d", 0, bytes.Repeat([]byte{1}, 4096))
+	a.Marker("crash", false)
+	a.Close(context.Background())
+	waitFor(t, 20*time.Second, "points", func() bool { return len(s.points(t, group).Points) >= 2 })
+
+	// A step that always fails: rp-999999 does not exist.
+	status, header, body := s.app.call(t, "POST", "/api/v1/groups/"+group+"/failover", "test-key", `{"type":"test","recoveryPoint":"rp-999999"}`)
+	if status != 202 {
+		t.Fatalf("POST: %d %s", status, body)
+	}
+	var job jobView
+	waitFor(t, 60*time.Second, "the job to fail", func() bool {
+		_, _, body := s.app.call(t, "GET", header.Get("Location"), "test-key", "")
+		json.Unmarshal([]byte(body), &job)
+		return job.State == "Failed"
+	})
+	if !strings.Contains(job.Error, "step resolve-point failed 10 times: not restorable: no recovery point rp-999999") {
+		t.Fatalf("failed job: %+v", job)
+	}
+	br := s.app.broker(t)
+	waitFor(t, 10*time.Second, "the message in the dead-letter queue", func() bool {
+		dls, _ := br.DeadLetters(context.Background(), "jobs", 100)
+		return len(dls) == 1 && dls[0].DeadLetterReason == "MaxDeliveryCountExceeded"
+	})
+	// The failed test failover leaves its claim: clean up before the next.
+	s.runJob(t, "/api/v1/groups/"+group+"/cleanup-test-failover", "", time.Minute)
+
+	// Two failovers at once: one 202, one 409.
+	codes := make(chan int, 2)
+	for i := 0; i < 2; i++ {
+		go func() {
+			status, _, _ := s.app.call(t, "POST", "/api/v1/groups/"+group+"/failover", "test-key", `{"type":"unplanned"}`)
+			codes <- status
+		}()
+	}
+	c1, c2 := <-codes, <-codes
+	if c1+c2 != 202+409 {
+		t.Fatalf("two concurrent failovers answered %d and %d, want one 202 and one 409", c1, c2)
+	}
+
+	// Kill the handler again and again while the failover's steps run: it still succeeds.
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
+		if pid := handlerPID(s.app.out.String()); pid > 0 {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	waitFor(t, 90*time.Second, "the failover to succeed despite the kills", func() bool {
+		_, _, body := s.app.call(t, "GET", "/api/v1/groups/"+group, "test-key", "")
+		return strings.Contains(body, `"state": "FailedOver"`)
+	})
+}
