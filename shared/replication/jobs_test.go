@@ -196,7 +196,10 @@ func TestUnplannedFailoverThenCommit(t *testing.T) {
 func TestPlannedFailoverWaitsForTheFinalPoint(t *testing.T) {
 	ctx := context.Background()
 	f := newJobFixture(t)
-	replication.UpdateGroup(ctx, f.state, "g1", func(r *replication.GroupRecord) error { r.State, r.Watermark = replication.StateProtected, 5; return nil })
+	replication.UpdateGroup(ctx, f.state, "g1", func(r *replication.GroupRecord) error {
+		r.State, r.Watermark = replication.StateProtected, 5
+		return nil
+	})
 	job, _ := replication.NewJob("g1", replication.JobPlannedFailover, "latestProcessed", time.Now())
 	replication.StartJob(ctx, f.state, f.q, job)
 	run := func() {
