@@ -8,6 +8,8 @@ export GOFLAGS ?= -buildvcs=false
 build:
 	$(GO) build -o bin/handler ./cmd/handler
 	$(GO) build -o bin/devhost ./cmd/devhost
+	$(GO) build -o bin/agent ./cmd/agent
+	$(GO) build -o bin/standby ./cmd/standby
 
 demo: build
 	scripts/demo.sh

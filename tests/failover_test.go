@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -199,4 +200,44 @@ func TestFailoverJobFaults(t *testing.T) {
 		_, _, body := s.app.call(t, "GET", "/api/v1/groups/"+group, "test-key", "")
 		return strings.Contains(body, `"state": "FailedOver"`)
 	})
+}
+
+// The operator CLI against the API: list, points, a test failover followed step by step, cleanup.
+func TestOperatorCLI(t *testing.T) {
+	s := newStack(t, "*/1 * * * * *")
+	group := testenv.Unique("cli")
+	a, _ := s.twoVMAgent(t, group)
+	a.Write("b/d", 8192, bytes.Repeat([]byte{5}, 4096))
+	a.Marker("crash", false)
+	a.Close(context.Background())
+	waitFor(t, 20*time.Second, "points", func() bool { return len(s.points(t, group).Points) >= 2 })
+	cli := func(args ...string) string {
+		cmd := exec.Command(filepath.Join(binDir, "standby"), args...)
+		cmd.Env = append(os.Environ(), "STANDBY_API="+s.apiBase(), "STANDBY_API_KEY=test-key")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("standby %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	if out := cli("groups"); !strings.Contains(out, group) || !strings.Contains(out, "Protected") {
+		t.Fatalf("groups:\n%s", out)
+	}
+	if out := cli("points", group); !strings.Contains(out, `"id": "rp-`) {
+		t.Fatalf("points:\n%s", out)
+	}
+	out := cli("failover", group, "--type", "test", "--point", "latestProcessed", "--wait")
+	for _, want := range []string{"resolve-point", "start-copies", "machine-definitions", "succeeded", "disks in " + group + "-test"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("failover --wait lacks %q:\n%s", want, out)
+		}
+	}
+	if out := cli("cleanup-test", group, "--wait"); !strings.Contains(out, "release-holds") {
+		t.Fatalf("cleanup-test:\n%s", out)
+	}
+	cmd := exec.Command(filepath.Join(binDir, "standby"), "commit", group)
+	cmd.Env = append(os.Environ(), "STANDBY_API="+s.apiBase(), "STANDBY_API_KEY=test-key")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "409 conflicts with the group's state: only a FailedOver group can be committed, it is Protected") {
+		t.Fatalf("commit of a protected group: %v\n%s", err, out)
+	}
 }

@@ -241,7 +241,7 @@ func (a *API) startJob(w http.ResponseWriter, r *http.Request, jobType, point st
 		return nil
 	})
 	if errors.Is(err, errState) {
-		Problem(w, r, http.StatusConflict, "conflicts with the group's state", err.Error())
+		Problem(w, r, http.StatusConflict, "conflicts with the group's state", stateDetail(err))
 		return
 	}
 	if err != nil {

@@ -377,7 +377,7 @@ func (a *API) postResync(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if errors.Is(err, errState) {
-		Problem(w, r, http.StatusConflict, "resync not possible", err.Error())
+		Problem(w, r, http.StatusConflict, "resync not possible", stateDetail(err))
 		return
 	}
 	if err != nil {
@@ -388,6 +388,9 @@ func (a *API) postResync(w http.ResponseWriter, r *http.Request) {
 }
 
 var errState = errors.New("conflicting state")
+
+// stateDetail is a state conflict's reason without the sentinel's words.
+func stateDetail(err error) string { return strings.TrimPrefix(err.Error(), errState.Error()+": ") }
 
 // DiskHashes is a disk's block checksums on the target (for the agent's checksum resync).
 type DiskHashes struct {
