@@ -3,6 +3,7 @@ package tests
 import (
 	"bufio"
 	"context"
+	crand "crypto/rand"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -306,4 +307,69 @@ func cutPointTime(b *testing.B, vms, disksPerVM int) time.Duration {
 		b.Fatalf("promote: %d points, %v", len(points), err)
 	}
 	return time.Since(start)
+}
+
+// BenchmarkFigure_rto: POST failover → job Succeeded for a group of 4 disks of 256 MiB (32 MiB written
+// on each), over the raw time of the same copies (the point's snapshots into page blobs) in the same run.
+func BenchmarkFigure_rto(b *testing.B) {
+	s := newStack(b, "*/1 * * * * *")
+	group := testenv.Unique("rto")
+	disks, spec := benchDisks(2, 2, 256<<20)
+	enable(b, s, group, spec)
+	a := s.agent(b, group, disks)
+	a.Marker("crash", true)
+	data := make([]byte, 4<<20)
+	for _, d := range disks {
+		for off := int64(0); off < 32<<20; off += int64(len(data)) {
+			crand.Read(data)
+			if err := a.Write(d.Key, off*8, data); err != nil { // spread over the disk
+				b.Fatal(err)
+			}
+		}
+	}
+	final := a.Marker("crash", false)
+	a.Close(context.Background())
+	var p replication.RecoveryPoint
+	waitFor(b, 2*time.Minute, "the point", func() bool {
+		points, err := replication.ListPoints(context.Background(), tables.New(testenv.TableService(b, "target")), group)
+		if err == nil && len(points) > 0 && points[0].Seq == final {
+			p = points[0]
+			return true
+		}
+		return false
+	})
+	// Raw: the same copies, straight.
+	pages := pageblobs.New(testenv.BlobService(b, "target"))
+	ctx := context.Background()
+	container := testenv.Unique("rawcopy")
+	pages.EnsureContainer(ctx, container)
+	start := time.Now()
+	for key, snap := range p.Snapshots {
+		if err := pages.StartCopy(ctx, replication.DiskRef{Container: group + "-asr", Name: key}, snap, replication.DiskRef{Container: container, Name: key}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for key := range p.Snapshots {
+		for {
+			st, err := pages.CopyStatus(ctx, replication.DiskRef{Container: container, Name: key})
+			if err != nil || st.Status == "success" {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	raw := time.Since(start)
+	start = time.Now()
+	status, header, body := s.app.call(b, "POST", "/api/v1/groups/"+group+"/failover", "test-key", `{"type":"unplanned"}`)
+	if status != 202 {
+		b.Fatalf("POST failover: %d %s", status, body)
+	}
+	waitFor(b, 5*time.Minute, "the failover job", func() bool {
+		_, _, body := s.app.call(b, "GET", header.Get("Location"), "test-key", "")
+		return strings.Contains(body, `"state": "Succeeded"`)
+	})
+	rto := time.Since(start)
+	b.ReportMetric(rto.Seconds(), "rto_s:s")
+	b.ReportMetric(rto.Seconds()/raw.Seconds(), "rto_ratio:ratio")
+	b.Logf("RTO %.2fs, raw copies %.2fs", rto.Seconds(), raw.Seconds())
 }
