@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The demo: the local stack up (two Azurite regions, the embedded broker, devhost with the four
 # functions), a consistency group of 2 VMs x 2 disks (64 MiB each) enabled through the API, the agent
-# replicating it while its workload writes for DEMO_SECONDS (default 60), then proof: every target disk
-# byte-identical to its source and every marker snapshot identical to the ground truth recorded at that
-# marker; the recovery points and health cutpoints keeps; a summary with throughput and RPO; everything
-# torn down.
+# replicating it while its workload writes for DEMO_SECONDS (default 60); a test failover drill to the
+# newest point, its disks checked against the ground truth at that point, cleaned up; a planned
+# failover with zero data loss, checked against the sources; proof that every target disk and every
+# marker snapshot is byte-identical to the ground truth; the recovery points and health; a summary with
+# throughput, RPO and RTO; everything torn down.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${DEMO_SECONDS:-60}
@@ -34,26 +35,42 @@ echo; echo "== 3. Bad input is refused with the field named, and changes nothing
 api -X PUT http://127.0.0.1:7071/api/v1/groups/other -d '{"vms":[{"name":"vm1","disks":[{"name":"os","sizeBytes":1000,"source":"agent"}]}]}'
 curl -sS -o /dev/null -w "without the function key: HTTP %{http_code}\n" http://127.0.0.1:7071/api/v1/groups
 
-echo; echo "== 4. The agent: initial replication, then the workload (${rate} MB/s for ${seconds}s) with a crash-consistent marker every 5 s"
-bin/agent run -group $group -settings local.settings.json -state .local/agent -workload-rate "$rate" -duration "${seconds}s" \
-  -marker-interval 5s -truth .local/truth.jsonl 2> .local/agent.log | tee .local/agent-summary.json
+echo; echo "== 4. The agent: initial replication, then the workload (${rate} MB/s) with a crash-consistent marker every 5 s"
+bin/agent run -group $group -settings local.settings.json -state .local/agent -workload-rate "$rate" -duration 30m \
+  -marker-interval 5s -truth .local/truth.jsonl 2> .local/agent.log > .local/agent-summary.json &
+agent_pid=$!
+sleep "$seconds"
 grep -E '"msg":"baseline complete"' .local/agent.log || true
+export STANDBY_API=http://127.0.0.1:7071/api STANDBY_API_KEY=$key
 
-echo; echo "== 5. Group status (GET /api/v1/groups/$group)"
+echo; echo "== 5. A test failover drill to the newest point while replication goes on (standby failover --type test --wait)"
+bin/standby failover $group --type test --point latestProcessed --wait | tee .local/test-failover.txt
+test_job=$(awk '/queued/{print $2; exit}' .local/test-failover.txt)
+point_seq=$(bin/standby job "$test_job" | awk -F'"' '/"point"/{sub(/rp-/, "", $4); print $4; exit}')
+bin/agent verify -group $group -settings local.settings.json -state .local/agent -container $group-test -truth .local/truth.jsonl -seq "$point_seq"
+bin/standby cleanup-test $group --wait
+
+echo; echo "== 6. A planned failover: the agent stops taking writes and flushes; the job waits for the final point"
+bin/standby failover $group --type planned --wait | tee .local/planned.txt
+wait $agent_pid
+cat .local/agent-summary.json
+echo "-- zero data loss: every failed-over disk against its source, byte for byte"
+bin/agent verify -group $group -settings local.settings.json -state .local/agent -container $group-failover
+
+echo; echo "== 7. Group status (GET /api/v1/groups/$group)"
 api http://127.0.0.1:7071/api/v1/groups/$group > .local/group.json
 grep -vE '"(name|sizeBytes|source)"|^ +[]{}[]+,?$|"(vms|disks)": \[' .local/group.json
 
-echo; echo "== 6. Proof: convergence, then byte-for-byte comparison of disks and marker snapshots"
+echo; echo "== 8. Proof: convergence, then byte-for-byte comparison of disks and marker snapshots"
 bin/agent verify -group $group -settings local.settings.json -state .local/agent -truth .local/truth.jsonl
 
-echo; echo "== 7. Recovery points cutpoints promoted from the markers (GET /api/v1/groups/$group/recovery-points)"
-sleep 11 # one more cutpoints tick promotes the final marker
+echo; echo "== 9. Recovery points cutpoints promoted from the markers (GET /api/v1/groups/$group/recovery-points)"
 api "http://127.0.0.1:7071/api/v1/groups/$group/recovery-points?limit=3" > .local/points.json
 grep -E '"(id|kind|sourceTime|from|to|journalCovers)"' .local/points.json
 api http://127.0.0.1:7071/api/v1/groups/$group > .local/group.json
 grep -E '"(health|healthReason|lastRecoveryPoint|points|oldestPoint)"' .local/group.json
 
-echo; echo "== 8. Summary"
+echo; echo "== 10. Summary"
 grep '"msg":"applied"' .local/devhost.log | sed -E 's/.*"rpoMs":([0-9]+).*/\1/' | sort -n > .local/rpo.txt
 awk -v summary="$(cat .local/agent-summary.json)" '
   { v[NR] = $1 }
@@ -67,3 +84,5 @@ awk -v summary="$(cat .local/agent-summary.json)" '
     printf "RPO (source write -> on the target disk), over %d write sets: p50 %.2f s, p99 %.2f s\n", NR, p50 / 1000, p99 / 1000
     printf "markers: %d, each a crash-consistent snapshot of all 4 disks\n", markers
   }' .local/rpo.txt
+awk '/succeeded in/{sub(/s:.*/, "", $5); print "test failover RTO: " $5 " s"; exit}' .local/test-failover.txt
+awk '/succeeded in/{sub(/s:.*/, "", $5); print "planned failover: " $5 " s from the request to working disks (RTO), RPO 0: nothing acknowledged was lost"; exit}' .local/planned.txt

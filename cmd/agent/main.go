@@ -502,6 +502,8 @@ func verifyCmd(args []string) error {
 	c.register(fs)
 	truthFile := fs.String("truth", "", "ground truth written by agent run -truth")
 	timeout := fs.Duration("timeout", 5*time.Minute, "how long to wait for the target to converge")
+	container := fs.String("container", "", "compare the disks in this container instead (a test failover's or a failover's)")
+	seq := fs.Int64("seq", 0, "with -container: compare with the ground truth at this marker instead of the sources")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -511,6 +513,13 @@ func verifyCmd(args []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	cl := client.New(c.api, c.key)
+	if *container != "" {
+		view, err := cl.Group(ctx, c.group)
+		if err != nil {
+			return err
+		}
+		return verifyContainer(ctx, c, view, *container, *truthFile, *seq)
+	}
 	data, err := os.ReadFile(fmt.Sprintf("%s/%s.state.json", c.state, c.group))
 	if err != nil {
 		return fmt.Errorf("agent state: %w", err)

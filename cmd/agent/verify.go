@@ -170,3 +170,64 @@ func readTruth(path string) (map[int64]Truth, error) {
 	}
 	return out, sc.Err()
 }
+
+// verifyContainer compares the disks materialized in a container (by a test failover or a failover)
+// with the sources, or with the ground truth at marker seq.
+func verifyContainer(ctx context.Context, c common, view api.GroupView, container, truthFile string, seq int64) error {
+	ts, err := azconn.Lookup(os.Getenv, "StandbyTargetStorage", "blob")
+	if err != nil {
+		return err
+	}
+	svc, err := pageblobs.ServiceClient(ts)
+	if err != nil {
+		return err
+	}
+	pages := pageblobs.New(svc)
+	spec := replication.GroupSpec{VMs: view.VMs}
+	var truth Truth
+	if seq > 0 {
+		truths, err := readTruth(truthFile)
+		if err != nil {
+			return err
+		}
+		var ok bool
+		if truth, ok = truths[seq]; !ok {
+			return fmt.Errorf("no ground truth at marker %d", seq)
+		}
+	}
+	failures := 0
+	for _, d := range spec.Disks() {
+		ref := replication.DiskRef{Container: container, Name: d.Key}
+		var same bool
+		if seq > 0 {
+			got, err := hashDisk(ctx, pages, ref, "", d.Spec.SizeBytes)
+			if err != nil {
+				return err
+			}
+			same = got == truth.Disks[d.Key]
+		} else {
+			src, err := os.Open(sourcePath(c, d))
+			if err != nil {
+				return err
+			}
+			same, err = compareDisk(ctx, pages, ref, "", src, d.Spec.SizeBytes)
+			src.Close()
+			if err != nil {
+				return err
+			}
+		}
+		status := "identical"
+		if !same {
+			status, failures = "DIFFERENT", failures+1
+		}
+		against := "its source"
+		if seq > 0 {
+			against = fmt.Sprintf("the ground truth at marker %d", seq)
+		}
+		fmt.Printf("disk %-14s in %s: %s to %s\n", d.Key, container, status, against)
+	}
+	if failures > 0 {
+		return fmt.Errorf("%d differences", failures)
+	}
+	return nil
+}
