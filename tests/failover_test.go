@@ -174,6 +174,10 @@ func TestFailoverJobFaults(t *testing.T) {
 		dls, _ := br.DeadLetters(context.Background(), "jobs", 100)
 		return len(dls) == 1 && dls[0].DeadLetterReason == "MaxDeliveryCountExceeded"
 	})
+	if status, _, body := s.app.call(t, "GET", "/api/v1/jobs/dead-letters", "test-key", ""); status != 200 ||
+		!strings.Contains(body, `"reason": "MaxDeliveryCountExceeded"`) || !strings.Contains(body, `"group": "`+group+`"`) {
+		t.Fatalf("dead letters: %d %s", status, body)
+	}
 	// The failed test failover leaves its claim: clean up before the next.
 	s.runJob(t, "/api/v1/groups/"+group+"/cleanup-test-failover", "", time.Minute)
 

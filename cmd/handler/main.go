@@ -76,12 +76,13 @@ func newLogger(level string) *slog.Logger {
 
 // deps are the handler's dependencies, each nil when not configured.
 type deps struct {
-	state   replication.StateStore
-	pages   replication.PageStore
-	journal replication.JournalStore
-	jobs    replication.JobSender
-	probes  []api.Probe
-	closer  []func()
+	deadLetters func(ctx context.Context, max int) ([]api.DeadLetterView, error)
+	state       replication.StateStore
+	pages       replication.PageStore
+	journal     replication.JournalStore
+	jobs        replication.JobSender
+	probes      []api.Probe
+	closer      []func()
 }
 
 func (d *deps) close() {
@@ -178,6 +179,15 @@ func buildDeps(ctx context.Context, getenv func(string) string, log *slog.Logger
 		} else {
 			d.closer = append(d.closer, func() { b.Close() })
 			d.jobs = local.NewJobSender(b, queue)
+			d.deadLetters = func(ctx context.Context, max int) ([]api.DeadLetterView, error) {
+				msgs, err := b.DeadLetters(ctx, queue, max)
+				out := make([]api.DeadLetterView, len(msgs))
+				for i, m := range msgs {
+					out[i] = api.DeadLetterView{MessageID: m.MessageID, SessionID: m.SessionID, Reason: m.DeadLetterReason,
+						Description: m.DeadLetterDescription, Deliveries: m.DeliveryCount, Body: string(m.Body)}
+				}
+				return out, err
+			}
 			d.probes = append(d.probes, api.Probe{Name: "servicebus", Check: func(ctx context.Context) error {
 				_, err := b.Counts(ctx, queue)
 				return err
@@ -189,6 +199,15 @@ func buildDeps(ctx context.Context, getenv func(string) string, log *slog.Logger
 		d.probes = append(d.probes, fail("servicebus", err))
 	} else {
 		d.jobs = sender
+		d.deadLetters = func(ctx context.Context, max int) ([]api.DeadLetterView, error) {
+			dls, err := servicebus.PeekDeadLetters(ctx, client, queue, max)
+			out := make([]api.DeadLetterView, len(dls))
+			for i, m := range dls {
+				out[i] = api.DeadLetterView{MessageID: m.MessageID, SessionID: m.SessionID, Reason: m.Reason, Description: m.Description,
+					Deliveries: int(m.Deliveries), Body: string(m.Body)}
+			}
+			return out, err
+		}
 		d.closer = append(d.closer, func() { sender.Close(context.Background()); client.Close(context.Background()) })
 		d.probes = append(d.probes, api.Probe{Name: "servicebus", Check: func(ctx context.Context) error {
 			_, err := servicebus.PeekDeadLetters(ctx, client, queue, 1)
@@ -226,7 +245,7 @@ func routes(d *deps, log *slog.Logger) http.Handler {
 	mux.Handle("POST /apply", funcproto.Handler(log, "apply", applyFn.Invoke))
 	mux.Handle("POST /cutpoints", funcproto.Handler(log, "cutpoints", cutFn.Invoke))
 	mux.Handle("POST /failover", funcproto.Handler(log, "failover", failFn.Invoke))
-	apiFn := &api.API{State: d.state, Pages: d.pages, Journal: d.journal, Jobs: d.jobs, Probes: d.probes, Log: log.With("function", "api"), Now: now}
+	apiFn := &api.API{DeadLetters: d.deadLetters, State: d.state, Pages: d.pages, Journal: d.journal, Jobs: d.jobs, Probes: d.probes, Log: log.With("function", "api"), Now: now}
 	mux.Handle("/api/", apiFn.Handler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("no function at %s", r.URL.Path), http.StatusNotFound)

@@ -26,13 +26,15 @@ type Probe struct {
 
 // API is the api function.
 type API struct {
-	State   replication.StateStore
-	Pages   replication.PageStore
-	Journal replication.JournalStore
-	Jobs    replication.JobSender
-	Probes  []Probe
-	Log     *slog.Logger
-	Now     func() time.Time
+	// DeadLetters reads the job queue's dead-letter queue (nil: not configured).
+	DeadLetters func(ctx context.Context, max int) ([]DeadLetterView, error)
+	State       replication.StateStore
+	Pages       replication.PageStore
+	Journal     replication.JournalStore
+	Jobs        replication.JobSender
+	Probes      []Probe
+	Log         *slog.Logger
+	Now         func() time.Time
 }
 
 // Handler returns the routes.
@@ -52,6 +54,8 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/groups/{group}/failover", a.postFailover)
 	mux.HandleFunc("POST /api/v1/groups/{group}/cleanup-test-failover", a.postCleanupTest)
 	mux.HandleFunc("POST /api/v1/groups/{group}/commit", a.postCommit)
+	mux.HandleFunc("POST /api/v1/groups/{group}/change-recovery-point", a.postChangePoint)
+	mux.HandleFunc("GET /api/v1/jobs/dead-letters", a.getDeadLetters)
 	mux.HandleFunc("GET /api/v1/jobs/{id}", a.getJob)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		Problem(w, r, http.StatusNotFound, "no such resource", fmt.Sprintf("%s %s is not part of the API", r.Method, r.URL.Path))
@@ -187,6 +191,50 @@ func (a *API) postCommit(w http.ResponseWriter, r *http.Request) {
 	a.startJob(w, r, replication.JobCommit, "")
 }
 
+// ChangePointRequest is the body of POST /groups/{group}/change-recovery-point.
+type ChangePointRequest struct {
+	RecoveryPoint string `json:"recoveryPoint"`
+}
+
+func (a *API) postChangePoint(w http.ResponseWriter, r *http.Request) {
+	var req ChangePointRequest
+	if err := decodeBody(r, &req); err != nil {
+		Problem(w, r, http.StatusBadRequest, "invalid body", err.Error())
+		return
+	}
+	if req.RecoveryPoint == "" {
+		Problem(w, r, http.StatusBadRequest, "invalid field recoveryPoint", "recoveryPoint is required")
+		return
+	}
+	a.startJob(w, r, replication.JobChangePoint, req.RecoveryPoint)
+}
+
+// DeadLetterView is a dead-lettered job message.
+type DeadLetterView struct {
+	MessageID   string `json:"messageId"`
+	SessionID   string `json:"group"`
+	Reason      string `json:"reason"`
+	Description string `json:"description"`
+	Deliveries  int    `json:"deliveries"`
+	Body        string `json:"body"`
+}
+
+func (a *API) getDeadLetters(w http.ResponseWriter, r *http.Request) {
+	if a.DeadLetters == nil {
+		Problem(w, r, http.StatusServiceUnavailable, "job queue not configured", "set StandbyServiceBus")
+		return
+	}
+	dls, err := a.DeadLetters(r.Context(), 100)
+	if err != nil {
+		a.storeProblem(w, r, err, "the dead-letter queue")
+		return
+	}
+	if dls == nil {
+		dls = []DeadLetterView{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deadLetters": dls})
+}
+
 func (a *API) postCleanupTest(w http.ResponseWriter, r *http.Request) {
 	a.startJob(w, r, replication.JobCleanupTest, "")
 }
@@ -218,6 +266,8 @@ func (a *API) startJob(w http.ResponseWriter, r *http.Request, jobType, point st
 			return fmt.Errorf("%w: the group has no recovery point to fail over to (state %s)", errState, rec.State)
 		case jobType == replication.JobCommit && rec.State != replication.StateFailedOver:
 			return fmt.Errorf("%w: only a FailedOver group can be committed, it is %s", errState, rec.State)
+		case jobType == replication.JobChangePoint && rec.State != replication.StateFailedOver:
+			return fmt.Errorf("%w: the recovery point of a failover can change until it is committed; the group is %s", errState, rec.State)
 		case jobType == replication.JobPlannedFailover || jobType == replication.JobUnplannedFailover:
 			if rec.FailoverJob != "" {
 				var running replication.Job
@@ -226,7 +276,7 @@ func (a *API) startJob(w http.ResponseWriter, r *http.Request, jobType, point st
 				}
 			}
 			rec.FailoverJob = job.ID() // one failover at a time: a concurrent request finds this one
-		case jobType == replication.JobCommit:
+		case jobType == replication.JobCommit || jobType == replication.JobChangePoint:
 		case jobType == replication.JobTestFailover && rec.ActiveTestFailover != "":
 			return fmt.Errorf("%w: test failover %s is active: clean it up first", errState, rec.ActiveTestFailover)
 		case jobType == replication.JobTestFailover && rec.LastPointTime.IsZero():

@@ -31,6 +31,7 @@ const (
 	JobPlannedFailover   = "planned"
 	JobUnplannedFailover = "unplanned"
 	JobCommit            = "commit"
+	JobChangePoint       = "change-recovery-point"
 	JobCleanupTest       = "cleanup-test-failover"
 
 	JobQueued    = "Queued"
@@ -126,6 +127,8 @@ func stepsOf(jobType string) ([]stepDef, error) {
 		return plannedSteps, nil
 	case JobCommit:
 		return commitSteps, nil
+	case JobChangePoint:
+		return unplannedSteps, nil // the failover disks are made again from the new point
 	}
 	return nil, fmt.Errorf("job type %q is not supported", jobType)
 }
@@ -186,6 +189,9 @@ func (r *JobRunner) Run(ctx context.Context, msg StepMessage, deliveries int64) 
 	}
 	if err != nil {
 		return err
+	}
+	if j.Work == nil { // an empty map is not stored
+		j.Work = map[string]string{}
 	}
 	log := r.Log.With("job", j.ID(), "group", j.Group)
 	switch {
@@ -373,8 +379,10 @@ var cleanupSteps = []stepDef{
 	{"release-holds", releaseTestHolds},
 }
 
-// resolvePoint turns the requested recovery point into a concrete one: latestProcessed (the newest
-// point), latestAppConsistent, a point id, or an RFC 3339 time (any point in time).
+// resolvePoint turns the requested recovery point into a concrete one: latest (everything applied: the
+// newest point plus the journal up to the last applied write — the lowest RPO), latestProcessed (the
+// newest point — the lowest RTO), latestAppConsistent, a point id, or an RFC 3339 time (any point in
+// time).
 func resolvePoint(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
 	points, err := ListPoints(ctx, r.State, j.Group)
 	if err != nil {
@@ -382,6 +390,15 @@ func resolvePoint(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, 
 	}
 	var p RecoveryPoint
 	switch want := j.RecoveryPoint; {
+	case want == "latest":
+		// Everything apply has: the newest point before the last applied write, plus the journal up to
+		// that write.
+		if g.Record.LastSourceTime.IsZero() {
+			return "", 0, fmt.Errorf("%w: nothing applied yet", ErrNotRestorable)
+		}
+		at := g.Record.LastSourceTime
+		p, err = ChoosePoint(points, "", at)
+		j.Work["time"] = at.Format(time.RFC3339Nano)
 	case want == "latestProcessed" || want == "":
 		p, err = ChoosePoint(points, "", time.Now().Add(time.Hour))
 	case want == "latestAppConsistent":

@@ -51,6 +51,10 @@ func newJobFixture(t *testing.T) *jobFixture {
 	f.point = replication.RecoveryPoint{Keys: replication.Keys{PartitionKey: "g1", RowKey: "x"}, ID: "rp-5", Kind: "crash", Seq: 5,
 		SourceTime: time.Now().Add(-time.Minute), Snapshots: map[string]string{"vm/d": snap}, Sizes: map[string]int64{"vm/d": 1 << 20}}
 	f.state.Upsert(ctx, replication.PointsTable, f.point)
+	replication.UpdateGroup(ctx, f.state, "g1", func(r *replication.GroupRecord) error {
+		r.LastSourceTime = f.point.SourceTime.Add(time.Second)
+		return nil
+	})
 	f.runner = &replication.JobRunner{State: f.state, Pages: f.pages, Journal: f.journal, Jobs: f.q, Log: slog.New(slog.DiscardHandler),
 		Now: time.Now, MaxDeliveries: 3, Restorer: &replication.Restorer{State: f.state, Pages: f.pages, Journal: f.journal, Parallelism: 2}}
 	return f
@@ -232,5 +236,40 @@ func TestPlannedFailoverWaitsForTheFinalPoint(t *testing.T) {
 	j := f.job(t, job.ID())
 	if j.State != replication.JobSucceeded || j.PointID != "rp-9" {
 		t.Fatalf("planned failover: %s to %s (%s)", j.State, j.PointID, j.Error)
+	}
+}
+
+func TestChangeRecoveryPointThenCommitKeepsTheNewPoint(t *testing.T) {
+	ctx := context.Background()
+	f := newJobFixture(t)
+	older := f.point
+	older.ID, older.Seq, older.RowKey, older.SourceTime = "rp-2", 2, "y", f.point.SourceTime.Add(-time.Hour)
+	f.pages.WritePages(ctx, f.g.TargetDisk("vm/d"), 0, bytes.Repeat([]byte{2}, 4096))
+	oldSnap, _ := f.pages.Snapshot(ctx, f.g.TargetDisk("vm/d"))
+	older.Snapshots = map[string]string{"vm/d": oldSnap}
+	f.state.Upsert(ctx, replication.PointsTable, older)
+	for _, step := range []struct{ typ, point string }{{replication.JobUnplannedFailover, "latest"}, {replication.JobChangePoint, "rp-2"}, {replication.JobCommit, ""}} {
+		job, err := replication.NewJob("g1", step.typ, step.point, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		replication.StartJob(ctx, f.state, f.q, job)
+		f.drain(t)
+		if j := f.job(t, job.ID()); j.State != replication.JobSucceeded {
+			t.Fatalf("%s: %s %s", step.typ, j.State, j.Error)
+		}
+		if step.typ == replication.JobUnplannedFailover {
+			if j := f.job(t, job.ID()); j.PointID != "rp-5" || j.Work["time"] == "" {
+				t.Fatalf("latest resolved to %s (work %v)", j.PointID, j.Work)
+			}
+		}
+	}
+	got, _ := f.pages.ReadRange(ctx, replication.DiskRef{Container: "g1-failover", Name: "vm/d"}, "", 0, 4096)
+	if !bytes.Equal(got, bytes.Repeat([]byte{2}, 4096)) {
+		t.Fatal("the failover disk is not the changed point's content")
+	}
+	points, _ := replication.ListPoints(ctx, f.state, "g1")
+	if len(points) != 1 || points[0].ID != "rp-2" {
+		t.Fatalf("commit kept %+v, want only rp-2", points)
 	}
 }
