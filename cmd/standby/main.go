@@ -5,6 +5,7 @@
 //	standby points GROUP
 //	standby events GROUP
 //	standby failover GROUP --type test|planned|unplanned [--point latestProcessed|latestAppConsistent|rp-N|TIME] [--wait]
+//	standby change-point GROUP --point P [--wait]
 //	standby commit GROUP [--wait]
 //	standby cleanup-test GROUP [--wait]
 //	standby job ID [--wait]
@@ -42,7 +43,7 @@ func env(name, def string) string {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: standby groups|status|points|events|failover|commit|cleanup-test|job ...")
+		return fmt.Errorf("usage: standby groups|status|points|events|failover|change-point|commit|cleanup-test|job ...")
 	}
 	cmd, rest := args[0], args[1:]
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
@@ -101,15 +102,19 @@ func run(args []string) error {
 		}
 		path := map[string]string{"status": "", "points": "/recovery-points", "events": "/events"}[cmd]
 		return show("/v1/groups/" + group + path)
-	case "failover", "commit", "cleanup-test":
+	case "failover", "commit", "cleanup-test", "change-point":
 		group, err := arg()
 		if err != nil {
 			return err
 		}
 		var body any
-		path := "/v1/groups/" + group + "/" + map[string]string{"failover": "failover", "commit": "commit", "cleanup-test": "cleanup-test-failover"}[cmd]
-		if cmd == "failover" {
+		path := "/v1/groups/" + group + "/" + map[string]string{"failover": "failover", "commit": "commit",
+			"cleanup-test": "cleanup-test-failover", "change-point": "change-recovery-point"}[cmd]
+		switch cmd {
+		case "failover":
 			body = api.FailoverRequest{Type: *jobType, RecoveryPoint: *point}
+		case "change-point":
+			body = api.ChangePointRequest{RecoveryPoint: *point}
 		}
 		var job api.JobView
 		if _, err := cl.Do(ctx, http.MethodPost, path, body, &job); err != nil {
