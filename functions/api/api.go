@@ -255,6 +255,12 @@ func (a *API) startJob(w http.ResponseWriter, r *http.Request, jobType, point st
 		Problem(w, r, http.StatusBadRequest, "invalid job", err.Error())
 		return
 	}
+	// The job row first, then the group's claim on it: a claim always names a recorded job, so a claim
+	// naming a missing job is stale (its request failed), and two concurrent requests cannot both win.
+	if _, err := a.State.Insert(r.Context(), replication.JobsTable, job); err != nil {
+		a.storeProblem(w, r, err, "job "+job.ID())
+		return
+	}
 	_, err = replication.UpdateGroup(r.Context(), a.State, g.Record.PartitionKey, func(rec *replication.GroupRecord) error {
 		failedOver := rec.State == replication.StateFailedOver || rec.State == replication.StateCommitted
 		switch {
@@ -271,7 +277,11 @@ func (a *API) startJob(w http.ResponseWriter, r *http.Request, jobType, point st
 		case jobType == replication.JobPlannedFailover || jobType == replication.JobUnplannedFailover:
 			if rec.FailoverJob != "" {
 				var running replication.Job
-				if _, err := a.State.Get(r.Context(), replication.JobsTable, rec.FailoverJob, replication.JobRow, &running); err == nil && running.State != replication.JobFailed {
+				_, err := a.State.Get(r.Context(), replication.JobsTable, rec.FailoverJob, replication.JobRow, &running)
+				if err != nil && !errors.Is(err, replication.ErrNotFound) {
+					return err
+				}
+				if err == nil && running.State != replication.JobFailed {
 					return fmt.Errorf("%w: failover job %s is %s", errState, rec.FailoverJob, running.State)
 				}
 			}
@@ -290,6 +300,9 @@ func (a *API) startJob(w http.ResponseWriter, r *http.Request, jobType, point st
 		}
 		return nil
 	})
+	if err != nil {
+		a.State.Delete(r.Context(), replication.JobsTable, job.ID(), replication.JobRow, "") // never queued
+	}
 	if errors.Is(err, errState) {
 		Problem(w, r, http.StatusConflict, "conflicts with the group's state", stateDetail(err))
 		return
@@ -298,7 +311,7 @@ func (a *API) startJob(w http.ResponseWriter, r *http.Request, jobType, point st
 		a.storeProblem(w, r, err, "group "+g.Record.PartitionKey)
 		return
 	}
-	if err := replication.StartJob(r.Context(), a.State, a.Jobs, job); err != nil {
+	if err := replication.QueueJob(r.Context(), a.Jobs, job); err != nil {
 		a.storeProblem(w, r, err, "job "+job.ID())
 		return
 	}

@@ -152,6 +152,11 @@ func StartJob(ctx context.Context, store StateStore, jobs JobSender, j Job) erro
 	if _, err := store.Insert(ctx, JobsTable, j); err != nil {
 		return err
 	}
+	return QueueJob(ctx, jobs, j)
+}
+
+// QueueJob sends a recorded job's first message.
+func QueueJob(ctx context.Context, jobs JobSender, j Job) error {
 	return sendStep(ctx, jobs, j, 0, time.Time{})
 }
 
