@@ -49,7 +49,7 @@ func TestRecoveryPointsAtTheInterval(t *testing.T) {
 	data, _ := os.ReadFile(spec)
 	os.WriteFile(spec, bytes.Replace(data, []byte(`"crashConsistentIntervalSeconds": 60`), []byte(`"crashConsistentIntervalSeconds": 30`), 1), 0o644)
 	p := startAgent(t, s, "-group", group, "-spec", spec, "-state", state, "-workload-rate", "3",
-		"-duration", "38s", "-truth", truth, "-batch-bytes", "1048576")
+		"-duration", "45s", "-truth", truth, "-batch-bytes", "1048576")
 	p.wait(t, 2*time.Minute)
 	if !strings.Contains(p.out.String(), "marker requested by cutpoints") {
 		t.Fatalf("the agent never got a marker request:\n%s", lastLines(p.out.String(), 20))
