@@ -141,7 +141,12 @@ func sourcePages() (replication.PageStore, error) {
 	if os.Getenv(name) == "" && os.Getenv(name+"__blobServiceUri") == "" && os.Getenv(name+"__serviceUri") == "" {
 		name = "StandbyCacheStorage"
 	}
-	s, err := azconn.Lookup(os.Getenv, name, "blob")
+	return pageStore(name)
+}
+
+// pageStore is the page store of the account a connection setting names.
+func pageStore(setting string) (*pageblobs.Store, error) {
+	s, err := azconn.Lookup(os.Getenv, setting, "blob")
 	if err != nil {
 		return nil, err
 	}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/standby-dr/standby/functions/api"
 	"github.com/standby-dr/standby/shared/azconn"
-	"github.com/standby-dr/standby/shared/pageblobs"
 	"github.com/standby-dr/standby/shared/replication"
 	"github.com/standby-dr/standby/shared/tables"
 )
@@ -24,15 +23,10 @@ import (
 // the ground truth with the sha256 recorded at that marker. It reads the target storage directly: it is
 // the proof step of tests and the demo, not part of the agent's outbound-only path.
 func verify(ctx context.Context, c common, view api.GroupView, truthFile string) error {
-	ts, err := azconn.Lookup(os.Getenv, "StandbyTargetStorage", "blob")
+	pages, err := pageStore("StandbyTargetStorage")
 	if err != nil {
 		return err
 	}
-	svc, err := pageblobs.ServiceClient(ts)
-	if err != nil {
-		return err
-	}
-	pages := pageblobs.New(svc)
 	tsTables, err := azconn.Lookup(os.Getenv, "StandbyTargetStorage", "table")
 	if err != nil {
 		return err
@@ -174,15 +168,10 @@ func readTruth(path string) (map[int64]Truth, error) {
 // verifyContainer compares the disks materialized in a container (by a test failover or a failover)
 // with the sources, or with the ground truth at marker seq.
 func verifyContainer(ctx context.Context, c common, view api.GroupView, container, truthFile string, seq int64) error {
-	ts, err := azconn.Lookup(os.Getenv, "StandbyTargetStorage", "blob")
+	pages, err := pageStore("StandbyTargetStorage")
 	if err != nil {
 		return err
 	}
-	svc, err := pageblobs.ServiceClient(ts)
-	if err != nil {
-		return err
-	}
-	pages := pageblobs.New(svc)
 	spec := replication.GroupSpec{VMs: view.VMs}
 	var truth Truth
 	if seq > 0 {
