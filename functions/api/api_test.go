@@ -92,6 +92,7 @@ func TestInvalidGroupSpecsNameTheField(t *testing.T) {
 		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":512,"source":"agent"}]}],"policy":{"rpoWarningMinutes":40}}`, "policy.rpoCriticalMinutes: 30 must exceed rpoWarningMinutes 40"},
 		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":"big","source":"agent"}]}]}`, "body is not valid JSON of the expected shape"},
 		{`{"vms":[],"color":"red"}`, `unknown field \"color\"`},
+		{`{"vms":[{"name":"web","subnet":"v/s","disks":[{"name":"os","sizeBytes":512,"source":"agent"}]}]}`, `vms[0].subnet: \"v/s\" has no network mapping`},
 	}
 	vms := []string{}
 	for _, c := range cases {
@@ -110,6 +111,25 @@ func TestInvalidGroupSpecsNameTheField(t *testing.T) {
 	})
 	if len(vms) != 0 {
 		t.Fatalf("refused PUTs created %d groups", len(vms))
+	}
+}
+
+func TestNetworkMappingInTheGroup(t *testing.T) {
+	srv, _, _ := newTestAPI(t)
+	spec := `{"vms":[{"name":"web","subnet":"prod/app","staticIP":"10.0.0.5","zone":"1","disks":[{"name":"os","sizeBytes":1048576,"source":"agent"}]}],
+	  "network":{"mappings":[{"source":"prod/app","target":"dr/app","test":"drtest/app"}]}}`
+	if status, body := call(t, srv, "PUT", "/api/v1/groups/net", spec); status != 201 {
+		t.Fatalf("PUT: %d %s", status, body)
+	}
+	_, body := call(t, srv, "GET", "/api/v1/groups/net", "")
+	for _, want := range []string{`"staticIP": "10.0.0.5"`, `"zone": "1"`, `"target": "dr/app"`, `"test": "drtest/app"`} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("GET lacks %s: %s", want, body)
+		}
+	}
+	changed := strings.Replace(spec, `"test":"drtest/app"`, `"test":"other/app"`, 1)
+	if status, body := call(t, srv, "PUT", "/api/v1/groups/net", changed); status != 409 || !strings.Contains(body, "network.mappings[0]") {
+		t.Fatalf("a changed mapping: %d %s", status, body)
 	}
 }
 

@@ -13,29 +13,30 @@ import (
 
 // GroupView is a group as the API shows it.
 type GroupView struct {
-	Group              string                 `json:"group"`
-	State              string                 `json:"state"`
-	Reason             string                 `json:"reason,omitempty"`
-	VMs                []replication.VMSpec   `json:"vms"`
-	Target             replication.TargetSpec `json:"target"`
-	Policy             replication.Policy     `json:"policy"`
-	Watermark          int64                  `json:"watermark"`
-	AgentSeq           int64                  `json:"agentSeq"`
-	PendingBatches     int64                  `json:"pendingBatches"`
-	RPOSeconds         float64                `json:"rpoSeconds"`
-	LastSourceTime     time.Time              `json:"lastSourceTime"`
-	LastAppliedAt      time.Time              `json:"lastAppliedAt"`
-	ApplyBytesPerSec   float64                `json:"applyBytesPerSecond"`
-	BytesApplied       int64                  `json:"bytesApplied"`
-	BatchesApplied     int64                  `json:"batchesApplied"`
-	Health             string                 `json:"health,omitempty"`
-	HealthReason       string                 `json:"healthReason,omitempty"`
-	LastPointTime      *time.Time             `json:"lastRecoveryPoint,omitempty"`
-	LastAppPointTime   *time.Time             `json:"lastAppConsistentPoint,omitempty"`
-	Retention          *RetentionView         `json:"retentionWindow,omitempty"`
-	InitialReplication *BaselineView          `json:"initialReplication,omitempty"`
-	LastMarker         *MarkerView            `json:"lastMarker,omitempty"`
-	CreatedAt          time.Time              `json:"createdAt"`
+	Group              string                  `json:"group"`
+	State              string                  `json:"state"`
+	Reason             string                  `json:"reason,omitempty"`
+	VMs                []replication.VMSpec    `json:"vms"`
+	Target             replication.TargetSpec  `json:"target"`
+	Policy             replication.Policy      `json:"policy"`
+	Network            replication.NetworkSpec `json:"network"`
+	Watermark          int64                   `json:"watermark"`
+	AgentSeq           int64                   `json:"agentSeq"`
+	PendingBatches     int64                   `json:"pendingBatches"`
+	RPOSeconds         float64                 `json:"rpoSeconds"`
+	LastSourceTime     time.Time               `json:"lastSourceTime"`
+	LastAppliedAt      time.Time               `json:"lastAppliedAt"`
+	ApplyBytesPerSec   float64                 `json:"applyBytesPerSecond"`
+	BytesApplied       int64                   `json:"bytesApplied"`
+	BatchesApplied     int64                   `json:"batchesApplied"`
+	Health             string                  `json:"health,omitempty"`
+	HealthReason       string                  `json:"healthReason,omitempty"`
+	LastPointTime      *time.Time              `json:"lastRecoveryPoint,omitempty"`
+	LastAppPointTime   *time.Time              `json:"lastAppConsistentPoint,omitempty"`
+	Retention          *RetentionView          `json:"retentionWindow,omitempty"`
+	InitialReplication *BaselineView           `json:"initialReplication,omitempty"`
+	LastMarker         *MarkerView             `json:"lastMarker,omitempty"`
+	CreatedAt          time.Time               `json:"createdAt"`
 }
 
 // RetentionView is what the group's retention keeps: the policy and the points it holds now.
@@ -64,7 +65,7 @@ type MarkerView struct {
 
 func groupView(g *replication.Group, now time.Time) GroupView {
 	r := g.Record
-	v := GroupView{Group: r.PartitionKey, State: r.State, Reason: r.Reason, VMs: g.Spec.VMs, Target: r.Target, Policy: r.Policy,
+	v := GroupView{Group: r.PartitionKey, State: r.State, Reason: r.Reason, VMs: g.Spec.VMs, Target: r.Target, Policy: r.Policy, Network: r.Network,
 		Watermark: r.Watermark, AgentSeq: r.AgentSeq, LastSourceTime: r.LastSourceTime, LastAppliedAt: r.LastAppliedAt,
 		ApplyBytesPerSec: r.ApplyBytesPerSecond, BytesApplied: r.BytesApplied, BatchesApplied: r.BatchesApplied, CreatedAt: r.CreatedAt}
 	v.PendingBatches = r.Pending()

@@ -32,9 +32,10 @@ const (
 // GroupRecord is a group's state row: its policy and target, and where replication stands.
 type GroupRecord struct {
 	Keys
-	Target  TargetSpec `json:"Target"`
-	Policy  Policy     `json:"Policy"`
-	VMNames []string   `json:"VMNames"`
+	Target  TargetSpec  `json:"Target"`
+	Policy  Policy      `json:"Policy"`
+	Network NetworkSpec `json:"Network"`
+	VMNames []string    `json:"VMNames"`
 
 	State     string    `json:"State"`
 	Reason    string    `json:"Reason,omitempty"`
@@ -86,7 +87,10 @@ type GroupRecord struct {
 // VMRecord holds one VM's disks (a row per VM keeps every row far below Table storage's limits).
 type VMRecord struct {
 	Keys
-	Disks []DiskSpec `json:"Disks"`
+	Disks    []DiskSpec `json:"Disks"`
+	Subnet   string     `json:"Subnet,omitempty"`
+	StaticIP string     `json:"StaticIP,omitempty"`
+	Zone     string     `json:"Zone,omitempty"`
 }
 
 // MarkerRecord is a marker apply has reached: the snapshot of every disk of the group at that point
@@ -120,7 +124,7 @@ var ErrNoGroup = fmt.Errorf("group not enabled: %w", ErrNotFound)
 func LoadGroup(ctx context.Context, store StateStore, group string) (*Group, error) {
 	g := &Group{}
 	found := false
-	vms := map[string][]DiskSpec{}
+	vms := map[string]VMRecord{}
 	err := store.Query(ctx, GroupsTable, group, func(decode func(any) error, etag ETag) error {
 		var keys Keys
 		if err := decode(&keys); err != nil {
@@ -136,7 +140,7 @@ func LoadGroup(ctx context.Context, store StateStore, group string) (*Group, err
 			if err := decode(&vm); err != nil {
 				return err
 			}
-			vms[strings.TrimPrefix(keys.RowKey, vmRowPrefix)] = vm.Disks
+			vms[strings.TrimPrefix(keys.RowKey, vmRowPrefix)] = vm
 		}
 		return nil
 	})
@@ -146,9 +150,10 @@ func LoadGroup(ctx context.Context, store StateStore, group string) (*Group, err
 	if !found {
 		return nil, fmt.Errorf("group %s: %w", group, ErrNoGroup)
 	}
-	g.Spec = GroupSpec{Target: g.Record.Target, Policy: g.Record.Policy}
+	g.Spec = GroupSpec{Target: g.Record.Target, Policy: g.Record.Policy, Network: g.Record.Network}
 	for _, name := range g.Record.VMNames {
-		g.Spec.VMs = append(g.Spec.VMs, VMSpec{Name: name, Disks: vms[name]})
+		vm := vms[name]
+		g.Spec.VMs = append(g.Spec.VMs, VMSpec{Name: name, Disks: vm.Disks, Subnet: vm.Subnet, StaticIP: vm.StaticIP, Zone: vm.Zone})
 	}
 	return g, nil
 }
@@ -157,11 +162,12 @@ func LoadGroup(ctx context.Context, store StateStore, group string) (*Group, err
 // only once complete (a crash in between leaves VM rows a retry overwrites).
 func CreateGroup(ctx context.Context, store StateStore, group string, spec GroupSpec, now time.Time) (*Group, error) {
 	for _, vm := range spec.VMs {
-		if _, err := store.Upsert(ctx, GroupsTable, VMRecord{Keys: Keys{PartitionKey: group, RowKey: vmRowPrefix + vm.Name}, Disks: vm.Disks}); err != nil {
+		rec := VMRecord{Keys: Keys{PartitionKey: group, RowKey: vmRowPrefix + vm.Name}, Disks: vm.Disks, Subnet: vm.Subnet, StaticIP: vm.StaticIP, Zone: vm.Zone}
+		if _, err := store.Upsert(ctx, GroupsTable, rec); err != nil {
 			return nil, err
 		}
 	}
-	rec := GroupRecord{Keys: Keys{PartitionKey: group, RowKey: stateRow}, Target: spec.Target, Policy: spec.Policy,
+	rec := GroupRecord{Keys: Keys{PartitionKey: group, RowKey: stateRow}, Target: spec.Target, Policy: spec.Policy, Network: spec.Network,
 		State: StateInitialReplication, CreatedAt: now, UpdatedAt: now}
 	for _, vm := range spec.VMs {
 		rec.VMNames = append(rec.VMNames, vm.Name)

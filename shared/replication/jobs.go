@@ -507,7 +507,7 @@ func machineDefinitions(ctx context.Context, r *JobRunner, j *Job, g *Group) (st
 		j.Result["effectiveTime"] = t
 	}
 	for _, vm := range g.Spec.VMs {
-		tpl, err := armTemplate(vm, j.Container)
+		tpl, err := armTemplate(vm, j.Container, g.Spec.Network, j.Type == JobTestFailover)
 		if err != nil {
 			return "", 0, err
 		}
@@ -516,7 +516,22 @@ func machineDefinitions(ctx context.Context, r *JobRunner, j *Job, g *Group) (st
 	return fmt.Sprintf("%d machine definitions", len(g.Spec.VMs)), 0, nil
 }
 
-func armTemplate(vm VMSpec, container string) (string, error) {
+// armTemplate is a VM's deployment: a NIC in the mapped target subnet (the isolated test subnet for a
+// test failover) keeping the VM's static IP, the VM in its zone, the materialized disks attached.
+func armTemplate(vm VMSpec, container string, network NetworkSpec, test bool) (string, error) {
+	subnet := map[string]any{"type": "string"}
+	if m, ok := network.MappingFor(vm.Subnet); ok {
+		target := m.Target
+		if test {
+			target = m.Test
+		}
+		vnet, sub, _ := strings.Cut(target, "/")
+		subnet["defaultValue"] = fmt.Sprintf("[resourceId('Microsoft.Network/virtualNetworks/subnets', '%s', '%s')]", vnet, sub)
+	}
+	ipConfig := map[string]any{"subnet": map[string]any{"id": "[parameters('subnetId')]"}, "privateIPAllocationMethod": "Dynamic"}
+	if vm.StaticIP != "" {
+		ipConfig["privateIPAllocationMethod"], ipConfig["privateIPAddress"] = "Static", vm.StaticIP
+	}
 	var disks []map[string]any
 	for i, d := range vm.Disks {
 		disks = append(disks, map[string]any{"lun": i, "name": vm.Name + "-" + d.Name, "createOption": "Attach",
@@ -527,21 +542,28 @@ func armTemplate(vm VMSpec, container string) (string, error) {
 		"$schema":        "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
 		"contentVersion": "1.0.0.0",
 		"parameters": map[string]any{"storageBlobEndpoint": map[string]any{"type": "string"},
-			"subnetId": map[string]any{"type": "string"}, "vmSize": map[string]any{"type": "string", "defaultValue": "Standard_D2s_v5"}},
+			"subnetId": subnet, "vmSize": map[string]any{"type": "string", "defaultValue": "Standard_D2s_v5"}},
 		"resources": []any{
 			map[string]any{"type": "Microsoft.Network/networkInterfaces", "apiVersion": "2023-09-01", "name": vm.Name + "-nic",
-				"location": "[resourceGroup().location]",
-				"properties": map[string]any{"ipConfigurations": []any{map[string]any{"name": "ipconfig1",
-					"properties": map[string]any{"subnet": map[string]any{"id": "[parameters('subnetId')]"}, "privateIPAllocationMethod": "Dynamic"}}}}},
-			map[string]any{"type": "Microsoft.Compute/virtualMachines", "apiVersion": "2023-09-01", "name": vm.Name,
-				"location": "[resourceGroup().location]", "dependsOn": []string{vm.Name + "-nic"},
-				"properties": map[string]any{"hardwareProfile": map[string]any{"vmSize": "[parameters('vmSize')]"},
-					"storageProfile": map[string]any{"dataDisks": disks},
-					"networkProfile": map[string]any{"networkInterfaces": []any{map[string]any{"id": "[resourceId('Microsoft.Network/networkInterfaces', '" + vm.Name + "-nic')]"}}}}},
+				"location":   "[resourceGroup().location]",
+				"properties": map[string]any{"ipConfigurations": []any{map[string]any{"name": "ipconfig1", "properties": ipConfig}}}},
+			vmResource(vm, disks),
 		},
 	}
 	data, err := json.Marshal(tpl)
 	return string(data), err
+}
+
+func vmResource(vm VMSpec, disks []map[string]any) map[string]any {
+	res := map[string]any{"type": "Microsoft.Compute/virtualMachines", "apiVersion": "2023-09-01", "name": vm.Name,
+		"location": "[resourceGroup().location]", "dependsOn": []string{vm.Name + "-nic"},
+		"properties": map[string]any{"hardwareProfile": map[string]any{"vmSize": "[parameters('vmSize')]"},
+			"storageProfile": map[string]any{"dataDisks": disks},
+			"networkProfile": map[string]any{"networkInterfaces": []any{map[string]any{"id": "[resourceId('Microsoft.Network/networkInterfaces', '" + vm.Name + "-nic')]"}}}}}
+	if vm.Zone != "" {
+		res["zones"] = []string{vm.Zone}
+	}
+	return res
 }
 
 func deleteTestDisks(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {

@@ -273,3 +273,64 @@ func TestChangeRecoveryPointThenCommitKeepsTheNewPoint(t *testing.T) {
 		t.Fatalf("commit kept %+v, want only rp-2", points)
 	}
 }
+
+func TestMachineDefinitionsFollowTheNetworkMapping(t *testing.T) {
+	ctx := context.Background()
+	f := newJobFixture(t)
+	// Re-create the group's spec with a network mapping, a static IP and a zone.
+	spec := f.g.Spec
+	spec.VMs[0].Subnet, spec.VMs[0].StaticIP, spec.VMs[0].Zone = "prod-vnet/app", "10.1.0.7", "2"
+	spec.Network = replication.NetworkSpec{Mappings: []replication.NetworkMapping{{Source: "prod-vnet/app", Target: "dr-vnet/app", Test: "dr-test-vnet/app"}}}
+	if err := spec.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	replication.DeleteGroupRows(ctx, f.state, "g1")
+	replication.CreateGroup(ctx, f.state, "g1", spec, time.Now())
+	replication.UpdateGroup(ctx, f.state, "g1", func(r *replication.GroupRecord) error { r.LastSourceTime = time.Now(); return nil })
+	if loaded, _ := replication.LoadGroup(ctx, f.state, "g1"); loaded.Spec.VMs[0].StaticIP != "10.1.0.7" || len(loaded.Spec.Network.Mappings) != 1 {
+		t.Fatalf("the network spec did not survive the store: %+v", loaded.Spec)
+	}
+	for typ, subnet := range map[string]string{replication.JobTestFailover: "'dr-test-vnet', 'app'", replication.JobUnplannedFailover: "'dr-vnet', 'app'"} {
+		job, _ := replication.NewJob("g1", typ, "latestProcessed", time.Now())
+		replication.StartJob(ctx, f.state, f.q, job)
+		f.drain(t)
+		tpl := f.job(t, job.ID()).Result["template:vm"]
+		for _, want := range []string{subnet, `"privateIPAddress":"10.1.0.7"`, `"privateIPAllocationMethod":"Static"`, `"zones":["2"]`} {
+			if !strings.Contains(tpl, want) {
+				t.Fatalf("%s template lacks %s:\n%s", typ, want, tpl)
+			}
+		}
+	}
+}
+
+func TestNetworkSpecValidation(t *testing.T) {
+	base := func() replication.GroupSpec {
+		s := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Subnet: "v/s", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 512, Source: "agent"}}}},
+			Network: replication.NetworkSpec{Mappings: []replication.NetworkMapping{{Source: "v/s", Target: "t/s", Test: "x/s"}}}}
+		s.Normalize("g")
+		return s
+	}
+	cases := []struct {
+		mutate func(*replication.GroupSpec)
+		want   string
+	}{
+		{func(s *replication.GroupSpec) { s.VMs[0].Subnet = "other/s" }, `vms[0].subnet: "other/s" has no network mapping`},
+		{func(s *replication.GroupSpec) { s.Network.Mappings[0].Test = "t/s" }, `network.mappings[0].test: "t/s" is the production subnet`},
+		{func(s *replication.GroupSpec) { s.Network.Mappings[0].Target = "nosubnet" }, `network.mappings[0].target: "nosubnet", want vnet/subnet`},
+		{func(s *replication.GroupSpec) { s.VMs[0].StaticIP = "10.0.0.300" }, `vms[0].staticIP: "10.0.0.300" is not an IPv4 address`},
+		{func(s *replication.GroupSpec) { s.VMs[0].Zone = "4" }, `vms[0].zone: "4", want 1, 2 or 3`},
+		{func(s *replication.GroupSpec) {
+			s.Network.Mappings = append(s.Network.Mappings, s.Network.Mappings[0])
+		}, `network.mappings[1].source: "v/s" is mapped twice`},
+	}
+	for _, c := range cases {
+		s := base()
+		c.mutate(&s)
+		if err := s.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v, want %q", err, c.want)
+		}
+	}
+	if s := base(); s.Validate() != nil {
+		t.Fatal("a valid network spec was refused")
+	}
+}

@@ -2,6 +2,7 @@ package replication
 
 import (
 	"fmt"
+	"net"
 	"regexp"
 	"strings"
 	"time"
@@ -15,15 +16,45 @@ const (
 
 // GroupSpec is what the operator asks for when enabling replication of a consistency group.
 type GroupSpec struct {
-	VMs    []VMSpec   `json:"vms"`
-	Target TargetSpec `json:"target"`
-	Policy Policy     `json:"policy"`
+	VMs     []VMSpec    `json:"vms"`
+	Target  TargetSpec  `json:"target"`
+	Policy  Policy      `json:"policy"`
+	Network NetworkSpec `json:"network"`
 }
 
 // VMSpec is one protected VM.
 type VMSpec struct {
 	Name  string     `json:"name"`
 	Disks []DiskSpec `json:"disks"`
+	// Subnet is the VM's source "vnet/subnet"; a network mapping says where it lands.
+	Subnet string `json:"subnet,omitempty"`
+	// StaticIP is kept on failover (the target subnet must have it free).
+	StaticIP string `json:"staticIP,omitempty"`
+	// Zone is the availability zone the failed-over VM is placed in ("1", "2" or "3").
+	Zone string `json:"zone,omitempty"`
+}
+
+// NetworkSpec maps source subnets to target ones.
+type NetworkSpec struct {
+	Mappings []NetworkMapping `json:"mappings,omitempty"`
+}
+
+// NetworkMapping maps a source "vnet/subnet" to the target region's, and to an isolated test subnet
+// for test failovers (which must never share the production network).
+type NetworkMapping struct {
+	Source string `json:"source"`
+	Target string `json:"target"`
+	Test   string `json:"test"`
+}
+
+// MappingFor returns the mapping of a source subnet.
+func (n NetworkSpec) MappingFor(source string) (NetworkMapping, bool) {
+	for _, m := range n.Mappings {
+		if m.Source == source {
+			return m, true
+		}
+	}
+	return NetworkMapping{}, false
 }
 
 // DiskSpec is one protected disk. Source says where the agent reads it: "file:<path>" (a disk image or
@@ -61,6 +92,7 @@ func (p Policy) HealthThresholds() HealthThresholds {
 }
 
 var (
+	subnetName    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,79}/[A-Za-z0-9][A-Za-z0-9._-]{0,79}$`)
 	vmName        = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$`)
 	containerName = regexp.MustCompile(`^[a-z0-9]([a-z0-9]|-[a-z0-9]){2,62}$`)
 )
@@ -154,6 +186,41 @@ func (s *GroupSpec) Validate() error {
 			}
 		}
 	}
+	seenSource := map[string]bool{}
+	for i, m := range s.Network.Mappings {
+		at := fmt.Sprintf("network.mappings[%d]", i)
+		for field, v := range map[string]string{"source": m.Source, "target": m.Target, "test": m.Test} {
+			if !subnetName.MatchString(v) {
+				return fmt.Errorf("%s.%s: %q, want vnet/subnet", at, field, v)
+			}
+		}
+		if m.Test == m.Target {
+			return fmt.Errorf("%s.test: %q is the production subnet; a test failover needs an isolated one", at, m.Test)
+		}
+		if seenSource[m.Source] {
+			return fmt.Errorf("%s.source: %q is mapped twice", at, m.Source)
+		}
+		seenSource[m.Source] = true
+	}
+	for i, vm := range s.VMs {
+		at := fmt.Sprintf("vms[%d]", i)
+		if vm.Subnet != "" {
+			if _, ok := s.Network.MappingFor(vm.Subnet); !ok {
+				return fmt.Errorf("%s.subnet: %q has no network mapping", at, vm.Subnet)
+			}
+		}
+		if vm.StaticIP != "" {
+			if ip := net.ParseIP(vm.StaticIP); ip == nil || ip.To4() == nil {
+				return fmt.Errorf("%s.staticIP: %q is not an IPv4 address", at, vm.StaticIP)
+			}
+			if vm.Subnet == "" {
+				return fmt.Errorf("%s.staticIP: a static IP needs the VM's subnet", at)
+			}
+		}
+		if vm.Zone != "" && vm.Zone != "1" && vm.Zone != "2" && vm.Zone != "3" {
+			return fmt.Errorf("%s.zone: %q, want 1, 2 or 3", at, vm.Zone)
+		}
+	}
 	if !containerName.MatchString(s.Target.Container) {
 		return fmt.Errorf("target.container: %q must be 3-63 lowercase letters, digits or single hyphens", s.Target.Container)
 	}
@@ -192,10 +259,17 @@ func (s *GroupSpec) Conflicts(other *GroupSpec) []string {
 	diff("policy.rpoCriticalMinutes", s.Policy.RPOCriticalMinutes, other.Policy.RPOCriticalMinutes)
 	diff("policy.noPointCriticalMinutes", s.Policy.NoPointCriticalMinutes, other.Policy.NoPointCriticalMinutes)
 	diff("vms (count)", len(s.VMs), len(other.VMs))
+	diff("network.mappings (count)", len(s.Network.Mappings), len(other.Network.Mappings))
+	for i := 0; i < len(s.Network.Mappings) && i < len(other.Network.Mappings); i++ {
+		diff(fmt.Sprintf("network.mappings[%d]", i), s.Network.Mappings[i], other.Network.Mappings[i])
+	}
 	for i := 0; i < len(s.VMs) && i < len(other.VMs); i++ {
 		a, b := s.VMs[i], other.VMs[i]
 		diff(fmt.Sprintf("vms[%d].name", i), a.Name, b.Name)
 		diff(fmt.Sprintf("vms[%d].disks (count)", i), len(a.Disks), len(b.Disks))
+		diff(fmt.Sprintf("vms[%d].subnet", i), a.Subnet, b.Subnet)
+		diff(fmt.Sprintf("vms[%d].staticIP", i), a.StaticIP, b.StaticIP)
+		diff(fmt.Sprintf("vms[%d].zone", i), a.Zone, b.Zone)
 		for j := 0; j < len(a.Disks) && j < len(b.Disks); j++ {
 			diff(fmt.Sprintf("vms[%d].disks[%d].name", i, j), a.Disks[j].Name, b.Disks[j].Name)
 			diff(fmt.Sprintf("vms[%d].disks[%d].sizeBytes", i, j), a.Disks[j].SizeBytes, b.Disks[j].SizeBytes)
