@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"time"
 )
 
@@ -176,7 +177,14 @@ func QueryAll[T any](ctx context.Context, store StateStore, table, partitionKey 
 // ErrUnchanged to write nothing. It returns the entity as written.
 func Mutate[T any](ctx context.Context, store StateStore, table, partitionKey, rowKey string, change func(e *T, found bool) error) (T, error) {
 	var e T
-	for attempt := 0; attempt < 16; attempt++ {
+	for attempt := 0; attempt < 32; attempt++ {
+		if attempt > 0 { // lost a race: back off a random, growing moment so contenders spread out
+			select {
+			case <-ctx.Done():
+				return e, ctx.Err()
+			case <-time.After(time.Duration(mrand.Int64N(int64(min(attempt*attempt, 100))+1)) * time.Millisecond):
+			}
+		}
 		var zero T
 		e = zero
 		etag, err := store.Get(ctx, table, partitionKey, rowKey, &e)
