@@ -164,20 +164,13 @@ func (a *Applier) applyGroup(ctx context.Context, group string, descs []Descript
 				return res, err
 			}
 			ws, firstSource = NewWriteSet(), time.Time{}
-			rec, err := UpdateGroup(ctx, a.State, group, func(r *GroupRecord) error {
-				if r.Watermark >= seq {
-					return ErrUnchanged
-				}
-				r.Watermark, r.BatchesApplied, r.UpdatedAt = seq, r.BatchesApplied+1, a.Now().UTC()
+			if err := a.advancePast(ctx, g, seq, func(r *GroupRecord) {
 				if r.State == StateProtected {
 					r.State = StateResyncing
 				}
-				return nil
-			})
-			if err != nil {
+			}); err != nil {
 				return res, err
 			}
-			g.Record = rec
 			res.To = seq
 		}
 	}
@@ -297,15 +290,8 @@ func (a *Applier) marker(ctx context.Context, g *Group, b *Batch) error {
 	group := g.Record.PartitionKey
 	incomplete := g.Record.State == StateInitialReplication || g.Record.State == StateResyncing
 	if incomplete && !b.Baseline {
-		rec, err := UpdateGroup(ctx, a.State, group, func(r *GroupRecord) error {
-			if r.Watermark >= b.Seq {
-				return ErrUnchanged
-			}
-			r.Watermark, r.BatchesApplied, r.LastSourceTime, r.UpdatedAt = b.Seq, r.BatchesApplied+1, b.SourceTime, a.Now().UTC()
-			return nil
-		})
+		err := a.advancePast(ctx, g, b.Seq, func(r *GroupRecord) { r.LastSourceTime = b.SourceTime })
 		if err == nil {
-			g.Record = rec
 			a.Log.Info("marker during a baseline: not a recovery point", "group", group, "seq", b.Seq, "state", g.Record.State)
 		}
 		return err
@@ -343,26 +329,34 @@ func (a *Applier) marker(ctx context.Context, g *Group, b *Batch) error {
 			return err
 		}
 	}
-	now := a.Now().UTC()
-	updated, err := UpdateGroup(ctx, a.State, group, func(r *GroupRecord) error {
-		if r.Watermark >= b.Seq {
-			return ErrUnchanged
-		}
-		r.Watermark, r.BatchesApplied = b.Seq, r.BatchesApplied+1
+	if err := a.advancePast(ctx, g, b.Seq, func(r *GroupRecord) {
 		r.LastMarkerSeq, r.LastMarkerTime, r.LastMarkerKind = b.Seq, b.SourceTime, b.Consistency
 		r.LastSourceTime = b.SourceTime
 		if b.Baseline && (r.State == StateInitialReplication || r.State == StateResyncing) {
 			r.State, r.Reason = StateProtected, ""
 		}
-		r.UpdatedAt = now
-		return nil
-	})
-	if err != nil {
+	}); err != nil {
 		return err
 	}
-	g.Record = updated
 	a.Log.Info("marker", "group", group, "seq", b.Seq, "consistency", b.Consistency, "baseline", b.Baseline, "disks", len(rec.Snapshots))
 	return nil
+}
+
+// advancePast moves the watermark past one stream item (a marker or a resync start), letting record
+// note what the item means; a watermark already past it (another instance got there) changes nothing.
+func (a *Applier) advancePast(ctx context.Context, g *Group, seq int64, record func(r *GroupRecord)) error {
+	rec, err := UpdateGroup(ctx, a.State, g.Record.PartitionKey, func(r *GroupRecord) error {
+		if r.Watermark >= seq {
+			return ErrUnchanged
+		}
+		r.Watermark, r.BatchesApplied, r.UpdatedAt = seq, r.BatchesApplied+1, a.Now().UTC()
+		record(r)
+		return nil
+	})
+	if err == nil {
+		g.Record = rec
+	}
+	return err
 }
 
 // stop flags the group ResyncRequired with the reason; nothing past the watermark is applied until a
