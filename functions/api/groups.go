@@ -212,15 +212,7 @@ func (a *API) listGroups(w http.ResponseWriter, r *http.Request) {
 	if !a.needState(w, r) {
 		return
 	}
-	var names []string
-	err := a.State.ListRows(r.Context(), replication.GroupsTable, "state", func(decode func(any) error, _ replication.ETag) error {
-		var k replication.Keys
-		if err := decode(&k); err != nil {
-			return err
-		}
-		names = append(names, k.PartitionKey)
-		return nil
-	})
+	names, err := replication.GroupNames(r.Context(), a.State)
 	if err != nil {
 		a.storeProblem(w, r, err, "groups")
 		return

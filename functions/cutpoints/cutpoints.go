@@ -60,9 +60,9 @@ func (f *Function) Invoke(ctx context.Context, req *funcproto.InvokeRequest) (*f
 	}
 	f.Log.Info("cutpoints tick", "pastDue", timer.IsPastDue, "next", run.Next)
 	logs := []string{fmt.Sprintf("tick at %s (past due: %v)", now.Format(time.RFC3339), timer.IsPastDue)}
-	groups, err := f.groups(ctx)
+	groups, err := replication.GroupNames(ctx, f.State)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("listing groups: %w", err)
 	}
 	for _, name := range groups {
 		lines, err := f.tend(ctx, name, now)
@@ -72,22 +72,6 @@ func (f *Function) Invoke(ctx context.Context, req *funcproto.InvokeRequest) (*f
 		}
 	}
 	return &funcproto.InvokeResponse{Logs: logs}, nil
-}
-
-func (f *Function) groups(ctx context.Context) ([]string, error) {
-	var names []string
-	err := f.State.ListRows(ctx, replication.GroupsTable, "state", func(decode func(any) error, _ replication.ETag) error {
-		var k replication.Keys
-		if err := decode(&k); err != nil {
-			return err
-		}
-		names = append(names, k.PartitionKey)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("listing groups: %w", err)
-	}
-	return names, nil
 }
 
 // tend does one group's round. Each step is idempotent: a crash midway is finished by the next tick.

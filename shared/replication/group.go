@@ -212,6 +212,20 @@ func DeleteGroupRows(ctx context.Context, store StateStore, group string) error 
 	return nil
 }
 
+// GroupNames lists every enabled group.
+func GroupNames(ctx context.Context, store StateStore) ([]string, error) {
+	var names []string
+	err := store.ListRows(ctx, GroupsTable, stateRow, func(decode func(any) error, _ ETag) error {
+		var k Keys
+		if err := decode(&k); err != nil {
+			return err
+		}
+		names = append(names, k.PartitionKey)
+		return nil
+	})
+	return names, err
+}
+
 // ListMarkers returns a group's markers, oldest first.
 func ListMarkers(ctx context.Context, store StateStore, group string) ([]MarkerRecord, error) {
 	markers, _, err := QueryAll[MarkerRecord](ctx, store, MarkersTable, group)
