@@ -22,7 +22,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/standby-dr/standby/cmd/internal/client"
+	"github.com/standby-dr/standby/functions/api/client"
 	"github.com/standby-dr/standby/functions/api"
 	"github.com/standby-dr/standby/shared/agent"
 	"github.com/standby-dr/standby/shared/azconn"

@@ -23,7 +23,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/standby-dr/standby/cmd/internal/client"
+	"github.com/standby-dr/standby/functions/api/client"
 	"github.com/standby-dr/standby/functions/api"
 )
 

@@ -119,7 +119,7 @@ func Open(ctx context.Context, cfg Config) (*Agent, bool, error) {
 		bases: map[string]string{}, queue: make(chan *replication.Batch, 32), sendErr: make(chan error, 1), done: make(chan struct{})}
 	for _, d := range cfg.Disks {
 		if strings.HasPrefix(d.Spec.Source, "pageblob:") {
-			ref, err := PageBlobRef(d.Spec.Source)
+			ref, err := replication.PageBlobRef(d.Spec.Source)
 			if err != nil {
 				a.closeFiles()
 				return nil, false, fmt.Errorf("disk %s: %w", d.Key, err)

@@ -2,9 +2,6 @@ package agent
 
 import (
 	"context"
-	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,25 +14,6 @@ import (
 // a snapshot, then the page ranges that differ from the previous snapshot. Because an emulator may
 // report every allocated range as changed, the agent compares content block by block and streams only
 // the blocks that really changed.
-
-// PageBlobRef turns a pageblob: source URL into the blob's container and name. Path-style URLs of the
-// emulator (http://127.0.0.1:10000/<account>/<container>/<blob>) carry the account first.
-func PageBlobRef(source string) (replication.DiskRef, error) {
-	raw := strings.TrimPrefix(source, "pageblob:")
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return replication.DiskRef{}, fmt.Errorf("source %q is not a page blob URL", source)
-	}
-	parts := strings.Split(strings.Trim(u.Path, "/"), "/")
-	host := u.Hostname()
-	if net.ParseIP(host) != nil || host == "localhost" { // path-style: /account/container/blob
-		parts = parts[min(1, len(parts)):]
-	}
-	if len(parts) < 2 || parts[0] == "" {
-		return replication.DiskRef{}, fmt.Errorf("source %q names no container and blob", source)
-	}
-	return replication.DiskRef{Container: parts[0], Name: strings.Join(parts[1:], "/")}, nil
-}
 
 func (a *Agent) snapshotFile(key string) string {
 	return filepath.Join(a.cfg.StateDir, a.cfg.Group+"."+strings.ReplaceAll(key, "/", "_")+".snapshot")

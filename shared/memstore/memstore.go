@@ -4,6 +4,7 @@
 package memstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,6 +23,7 @@ type Pages struct {
 	mu         sync.Mutex
 	containers map[string]bool
 	disks      map[string]*disk // by DiskRef.String()
+	docs       map[string][]byte
 	snapSeq    int
 }
 
@@ -89,6 +91,7 @@ func (p *Pages) Delete(_ context.Context, d replication.DiskRef) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.disks, d.String())
+	delete(p.docs, d.String())
 	return nil
 }
 
@@ -270,6 +273,32 @@ func (p *Pages) CopyStatus(_ context.Context, dst replication.DiskRef) (replicat
 		return replication.CopyState{}, nil
 	}
 	return *dk.copy, nil
+}
+
+// URL is an address in a domain that never resolves: memory disks have no network address.
+func (p *Pages) URL(d replication.DiskRef) string { return "https://memstore.invalid/" + d.String() }
+
+func (p *Pages) PutBlob(_ context.Context, ref replication.DiskRef, data []byte, _ string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.containers[ref.Container] {
+		return fmt.Errorf("container %s: %w", ref.Container, replication.ErrNotFound)
+	}
+	if p.docs == nil {
+		p.docs = map[string][]byte{}
+	}
+	p.docs[ref.String()] = bytes.Clone(data)
+	return nil
+}
+
+func (p *Pages) GetBlob(_ context.Context, ref replication.DiskRef) ([]byte, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	data, ok := p.docs[ref.String()]
+	if !ok {
+		return nil, fmt.Errorf("blob %s: %w", ref, replication.ErrNotFound)
+	}
+	return bytes.Clone(data), nil
 }
 
 // State is an in-memory state store: entities kept as the JSON the struct encodes to.

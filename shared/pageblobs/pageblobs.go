@@ -15,6 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/pageblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 	"github.com/standby-dr/standby/shared/azconn"
@@ -334,6 +335,27 @@ func (s *Store) CopyStatus(ctx context.Context, dst replication.DiskRef) (replic
 		}
 	}
 	return st, nil
+}
+
+// URL is the disk's blob URL.
+func (s *Store) URL(d replication.DiskRef) string { return s.page(d).URL() }
+
+// PutBlob uploads a small block blob.
+func (s *Store) PutBlob(ctx context.Context, ref replication.DiskRef, data []byte, contentType string) error {
+	bb := s.svc.NewContainerClient(ref.Container).NewBlockBlobClient(ref.Name)
+	_, err := bb.UploadBuffer(ctx, data, &blockblob.UploadBufferOptions{HTTPHeaders: &blob.HTTPHeaders{BlobContentType: &contentType}})
+	return azconn.Translate(err, "writing "+ref.String())
+}
+
+// GetBlob downloads a block blob.
+func (s *Store) GetBlob(ctx context.Context, ref replication.DiskRef) ([]byte, error) {
+	resp, err := s.svc.NewContainerClient(ref.Container).NewBlockBlobClient(ref.Name).DownloadStream(ctx, nil)
+	if err != nil {
+		return nil, azconn.Translate(err, "reading "+ref.String())
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	return data, azconn.Translate(err, "reading "+ref.String())
 }
 
 var _ replication.PageStore = (*Store)(nil)

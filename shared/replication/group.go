@@ -114,7 +114,7 @@ type Group struct {
 
 // TargetDisk is where a disk's replica lives.
 func (g *Group) TargetDisk(key string) DiskRef {
-	return DiskRef{Container: g.Spec.Target.Container, Name: key}
+	return g.Spec.TargetDisk(key)
 }
 
 // ErrNoGroup is returned for a group that has not been enabled.

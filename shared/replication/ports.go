@@ -110,6 +110,12 @@ type PageStore interface {
 	// poll CopyStatus until the status is no longer "pending".
 	StartCopy(ctx context.Context, src DiskRef, snapshot string, dst DiskRef) error
 	CopyStatus(ctx context.Context, dst DiskRef) (CopyState, error)
+	// URL is the disk's address, as a pageblob: source names it (reprotect replicates from it).
+	URL(disk DiskRef) string
+	// PutBlob writes a small document next to the disks (a machine definition), replacing any; GetBlob
+	// reads it back (ErrNotFound when missing); Delete removes it.
+	PutBlob(ctx context.Context, ref DiskRef, data []byte, contentType string) error
+	GetBlob(ctx context.Context, ref DiskRef) ([]byte, error)
 }
 
 // JournalStore keeps change-batch payloads in the cache storage account, one blob per group and sequence.

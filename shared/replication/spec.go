@@ -2,8 +2,11 @@ package replication
 
 import (
 	"fmt"
+	"maps"
 	"net"
+	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -70,6 +73,38 @@ type DiskSpec struct {
 type TargetSpec struct {
 	// Container holds the group's target disks (created when missing), like ASR's "-asr" resources.
 	Container string `json:"container"`
+	// Disks names existing page blobs ("container/blob", by disk key "vm/disk") to replicate into instead
+	// of new ones in Container — a reprotect's original disks. The first sync then compares block
+	// checksums with them and sends only the blocks that differ.
+	Disks map[string]string `json:"disks,omitempty"`
+}
+
+// TargetDisk is where a disk's replica lives: the existing blob the spec names, else Container/key.
+func (s *GroupSpec) TargetDisk(key string) DiskRef {
+	if at, ok := s.Target.Disks[key]; ok {
+		container, name, _ := strings.Cut(at, "/")
+		return DiskRef{Container: container, Name: name}
+	}
+	return DiskRef{Container: s.Target.Container, Name: key}
+}
+
+// PageBlobRef turns a pageblob: source URL into the blob's container and name. Path-style URLs of the
+// emulator (http://127.0.0.1:10000/<account>/<container>/<blob>) carry the account first.
+func PageBlobRef(source string) (DiskRef, error) {
+	raw := strings.TrimPrefix(source, "pageblob:")
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return DiskRef{}, fmt.Errorf("source %q is not a page blob URL", source)
+	}
+	parts := strings.Split(strings.Trim(u.Path, "/"), "/")
+	host := u.Hostname()
+	if net.ParseIP(host) != nil || host == "localhost" { // path-style: /account/container/blob
+		parts = parts[min(1, len(parts)):]
+	}
+	if len(parts) < 2 || parts[0] == "" {
+		return DiskRef{}, fmt.Errorf("source %q names no container and blob", source)
+	}
+	return DiskRef{Container: parts[0], Name: strings.Join(parts[1:], "/")}, nil
 }
 
 // Policy is the replication policy.
@@ -190,7 +225,7 @@ func (s *GroupSpec) Validate() error {
 	for i, m := range s.Network.Mappings {
 		at := fmt.Sprintf("network.mappings[%d]", i)
 		for field, v := range map[string]string{"source": m.Source, "target": m.Target, "test": m.Test} {
-			if !subnetName.MatchString(v) {
+			if !subnetName.MatchString(v) && (field != "test" || v != "") {
 				return fmt.Errorf("%s.%s: %q, want vnet/subnet", at, field, v)
 			}
 		}
@@ -224,6 +259,20 @@ func (s *GroupSpec) Validate() error {
 	if !containerName.MatchString(s.Target.Container) {
 		return fmt.Errorf("target.container: %q must be 3-63 lowercase letters, digits or single hyphens", s.Target.Container)
 	}
+	keys := map[string]bool{}
+	for _, d := range s.Disks() {
+		keys[d.Key] = true
+	}
+	for _, key := range slices.Sorted(maps.Keys(s.Target.Disks)) {
+		at := s.Target.Disks[key]
+		container, name, _ := strings.Cut(at, "/")
+		switch {
+		case !keys[key]:
+			return fmt.Errorf("target.disks[%s]: no such disk in the group (want vm/disk)", key)
+		case !containerName.MatchString(container) || name == "":
+			return fmt.Errorf("target.disks[%s]: %q, want container/blob", key, at)
+		}
+	}
 	p := s.Policy
 	switch {
 	case p.CrashConsistentIntervalSeconds < 30:
@@ -251,6 +300,7 @@ func (s *GroupSpec) Conflicts(other *GroupSpec) []string {
 		}
 	}
 	diff("target.container", s.Target.Container, other.Target.Container)
+	diff("target.disks", fmt.Sprint(s.Target.Disks), fmt.Sprint(other.Target.Disks))
 	diff("policy.crashConsistentIntervalSeconds", s.Policy.CrashConsistentIntervalSeconds, other.Policy.CrashConsistentIntervalSeconds)
 	diff("policy.appConsistentIntervalSeconds", s.Policy.AppConsistentIntervalSeconds, other.Policy.AppConsistentIntervalSeconds)
 	diff("policy.retentionHours", s.Policy.RetentionHours, other.Policy.RetentionHours)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -171,6 +172,29 @@ func RunPageStore(t *testing.T, store replication.PageStore, container string) {
 		}
 		if again, _ := store.ReadRange(ctx, disk, snap, 0, int64(len(a))); !bytes.Equal(again, a) {
 			t.Fatal("writing a copy changed the snapshot it was copied from")
+		}
+	})
+	t.Run("DocumentsNextToTheDisks", func(t *testing.T) {
+		doc := replication.DiskRef{Container: container, Name: "vm1.template.json"}
+		if _, err := store.GetBlob(ctx, doc); !errors.Is(err, replication.ErrNotFound) {
+			t.Fatalf("reading a missing document: err = %v, want ErrNotFound", err)
+		}
+		for _, body := range []string{`{"v":1}`, `{"v":2,"longer":true}`} {
+			if err := store.PutBlob(ctx, doc, []byte(body), "application/json"); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := store.GetBlob(ctx, doc); err != nil || string(got) != body {
+				t.Fatalf("document = %q, %v; want %q", got, err, body)
+			}
+		}
+		if u := store.URL(disk); !strings.HasSuffix(u, "/"+container+"/vm1-disk0") {
+			t.Fatalf("URL of %s = %q", disk, u)
+		}
+		if err := store.Delete(ctx, doc); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.GetBlob(ctx, doc); !errors.Is(err, replication.ErrNotFound) {
+			t.Fatalf("reading a deleted document: err = %v, want ErrNotFound", err)
 		}
 	})
 	t.Run("DeleteSnapshotAndDisk", func(t *testing.T) {
