@@ -22,8 +22,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/standby-dr/standby/functions/api/client"
 	"github.com/standby-dr/standby/functions/api"
+	"github.com/standby-dr/standby/functions/api/client"
 	"github.com/standby-dr/standby/shared/agent"
 	"github.com/standby-dr/standby/shared/azconn"
 	"github.com/standby-dr/standby/shared/eventhubs"

@@ -23,8 +23,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/standby-dr/standby/functions/api/client"
 	"github.com/standby-dr/standby/functions/api"
+	"github.com/standby-dr/standby/functions/api/client"
 )
 
 func main() {
