@@ -558,5 +558,5 @@ func verifyCmd(args []string) error {
 
 func apiReport(st agent.Stats) api.AgentReport {
 	return api.AgentReport{Seq: st.LastPublished, BaselineDoneBytes: st.BaselineDone, BaselineTotalBytes: st.BaselineTotal,
-		BaselineRateBps: st.BaselineRate}
+		BaselineRateBps: st.BaselineRate, BaselineBlocks: st.BaselineBlocks, BaselineBlocksSent: st.BaselineBlocksSent}
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/standby-dr/standby/functions/api"
+	"github.com/standby-dr/standby/functions/api/client"
 	"github.com/standby-dr/standby/functions/apply"
 	"github.com/standby-dr/standby/functions/cutpoints"
 	"github.com/standby-dr/standby/functions/failover"
@@ -81,6 +82,7 @@ type deps struct {
 	pages       replication.PageStore
 	journal     replication.JournalStore
 	jobs        replication.JobSender
+	peer        replication.PeerSite
 	probes      []api.Probe
 	closer      []func()
 }
@@ -101,6 +103,9 @@ const (
 	settingQueue     = "StandbyJobQueue"
 	settingJournal   = "StandbyJournalContainer"
 	settingParallel  = "StandbyApplyParallelism"
+	// settingPeerAPI is the other region's Standby API root (reprotect, failback), settingPeerKey its key.
+	settingPeerAPI = "StandbyPeerApi"
+	settingPeerKey = "StandbyPeerApiKey"
 	// settingMaxDelivery is the job queue's MaxDeliveryCount: a step failing on that delivery fails its job.
 	settingMaxDelivery = "StandbyJobMaxDeliveryCount"
 )
@@ -145,6 +150,10 @@ func buildDeps(ctx context.Context, getenv func(string) string, log *slog.Logger
 	} else {
 		d.journal = journal.New(svc, orDefault(getenv(settingJournal), "journal"))
 		d.probes = append(d.probes, api.Probe{Name: "cache-blobs", Check: pageblobs.New(svc).Ping})
+	}
+	// The other region's deployment: reachable only when needed (it may be the region that is down).
+	if base := strings.TrimSpace(getenv(settingPeerAPI)); base != "" {
+		d.peer = client.Peer{Client: client.New(base, getenv(settingPeerKey))}
 	}
 	// Change stream.
 	hub := orDefault(getenv(settingHub), "changes")
@@ -239,13 +248,14 @@ func routes(d *deps, log *slog.Logger) http.Handler {
 			maxDeliveries = 10
 		}
 		failFn.Runner = &replication.JobRunner{State: d.state, Pages: d.pages, Journal: d.journal, Jobs: d.jobs, Log: log.With("function", "failover"),
-			Now: now, MaxDeliveries: maxDeliveries,
+			Now: now, MaxDeliveries: maxDeliveries, Peer: d.peer,
 			Restorer: &replication.Restorer{State: d.state, Pages: d.pages, Journal: d.journal, Parallelism: 8}}
 	}
 	mux.Handle("POST /apply", funcproto.Handler(log, "apply", applyFn.Invoke))
 	mux.Handle("POST /cutpoints", funcproto.Handler(log, "cutpoints", cutFn.Invoke))
 	mux.Handle("POST /failover", funcproto.Handler(log, "failover", failFn.Invoke))
-	apiFn := &api.API{DeadLetters: d.deadLetters, State: d.state, Pages: d.pages, Journal: d.journal, Jobs: d.jobs, Probes: d.probes, Log: log.With("function", "api"), Now: now}
+	apiFn := &api.API{DeadLetters: d.deadLetters, State: d.state, Pages: d.pages, Journal: d.journal, Jobs: d.jobs, Probes: d.probes,
+		PeerConfigured: d.peer != nil, Log: log.With("function", "api"), Now: now}
 	mux.Handle("/api/", apiFn.Handler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("no function at %s", r.URL.Path), http.StatusNotFound)

@@ -43,7 +43,7 @@ func env(name, def string) string {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: standby groups|status|points|events|failover|change-point|commit|cleanup-test|job ...")
+		return fmt.Errorf("usage: standby groups|status|points|events|failover|change-point|commit|cleanup-test|reprotect|failback|job ...")
 	}
 	cmd, rest := args[0], args[1:]
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
@@ -102,14 +102,15 @@ func run(args []string) error {
 		}
 		path := map[string]string{"status": "", "points": "/recovery-points", "events": "/events"}[cmd]
 		return show("/v1/groups/" + group + path)
-	case "failover", "commit", "cleanup-test", "change-point":
+	case "failover", "commit", "cleanup-test", "change-point", "reprotect", "failback":
 		group, err := arg()
 		if err != nil {
 			return err
 		}
 		var body any
 		path := "/v1/groups/" + group + "/" + map[string]string{"failover": "failover", "commit": "commit",
-			"cleanup-test": "cleanup-test-failover", "change-point": "change-recovery-point"}[cmd]
+			"cleanup-test": "cleanup-test-failover", "change-point": "change-recovery-point",
+			"reprotect": "reprotect", "failback": "failback"}[cmd]
 		switch cmd {
 		case "failover":
 			body = api.FailoverRequest{Type: *jobType, RecoveryPoint: *point}
@@ -143,8 +144,8 @@ func follow(ctx context.Context, cl *client.Client, id string) error {
 	start := time.Now()
 	seen := map[string]string{}
 	for {
-		var job api.JobView
-		if _, err := cl.Do(ctx, http.MethodGet, "/v1/jobs/"+id, nil, &job); err != nil {
+		job, err := cl.Job(ctx, id)
+		if err != nil {
 			return err
 		}
 		for _, s := range job.Steps {
@@ -159,6 +160,9 @@ func follow(ctx context.Context, cl *client.Client, id string) error {
 			fmt.Printf("job %s succeeded in %.1fs", id, time.Since(start).Seconds())
 			if c := job.Result["container"]; c != "" {
 				fmt.Printf(": disks in %s from %s", c, job.Point)
+			}
+			if n := job.Result["blocksSent"]; n != "" {
+				fmt.Printf(": %s of %s blocks differed and were sent", n, job.Result["blocksCompared"])
 			}
 			fmt.Println()
 			return nil

@@ -32,9 +32,11 @@ type API struct {
 	Pages       replication.PageStore
 	Journal     replication.JournalStore
 	Jobs        replication.JobSender
-	Probes      []Probe
-	Log         *slog.Logger
-	Now         func() time.Time
+	// PeerConfigured: the other region's deployment is known (reprotect and failback need it).
+	PeerConfigured bool
+	Probes         []Probe
+	Log            *slog.Logger
+	Now            func() time.Time
 }
 
 // Handler returns the routes.
@@ -55,6 +57,8 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/groups/{group}/cleanup-test-failover", a.postCleanupTest)
 	mux.HandleFunc("POST /api/v1/groups/{group}/commit", a.postCommit)
 	mux.HandleFunc("POST /api/v1/groups/{group}/change-recovery-point", a.postChangePoint)
+	mux.HandleFunc("POST /api/v1/groups/{group}/reprotect", a.postReprotect)
+	mux.HandleFunc("POST /api/v1/groups/{group}/failback", a.postFailback)
 	mux.HandleFunc("GET /api/v1/jobs/dead-letters", a.getDeadLetters)
 	mux.HandleFunc("GET /api/v1/jobs/{id}", a.getJob)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -139,6 +143,9 @@ func (a *API) storeProblem(w http.ResponseWriter, r *http.Request, err error, wh
 type FailoverRequest struct {
 	Type          string `json:"type"`
 	RecoveryPoint string `json:"recoveryPoint"`
+	// JobID, when given (32 hex digits), makes the request idempotent: the job gets this id, and the
+	// same request again answers the job it made (a peer site's failback retries with it).
+	JobID string `json:"jobId,omitempty"`
 }
 
 const maxBody = 1 << 20
@@ -184,11 +191,62 @@ func (a *API) postFailover(w http.ResponseWriter, r *http.Request) {
 		Problem(w, r, http.StatusBadRequest, "invalid field recoveryPoint", "a planned failover goes to the point the agent's final writes make; leave recoveryPoint out")
 		return
 	}
-	a.startJob(w, r, req.Type, req.RecoveryPoint)
+	if req.JobID != "" && !isJobID(req.JobID) {
+		Problem(w, r, http.StatusBadRequest, "invalid field jobId", fmt.Sprintf("jobId %q is not 32 lowercase hex digits", req.JobID))
+		return
+	}
+	a.startJob(w, r, req.Type, req.RecoveryPoint, req.JobID)
+}
+
+func isJobID(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func (a *API) postCommit(w http.ResponseWriter, r *http.Request) {
-	a.startJob(w, r, replication.JobCommit, "")
+	a.startJob(w, r, replication.JobCommit, "", "")
+}
+
+// postReprotect reverses replication: checked here (a peer site, a committed failover, original disks
+// that are page blobs) so that a request that cannot work is refused rather than queued.
+func (a *API) postReprotect(w http.ResponseWriter, r *http.Request) {
+	g, ok := a.loadGroup(w, r)
+	if !ok || !a.needPeer(w, r) {
+		return
+	}
+	if g.Record.State == replication.StateCommitted {
+		var failover replication.Job
+		if _, err := a.State.Get(r.Context(), replication.JobsTable, g.Record.FailoverJob, replication.JobRow, &failover); err != nil {
+			a.storeProblem(w, r, err, "failover job "+g.Record.FailoverJob)
+			return
+		}
+		if _, err := replication.ReverseSpec(g.Record.PartitionKey, g.Spec, failover.Container, a.Pages.URL); err != nil {
+			Problem(w, r, http.StatusConflict, "cannot reprotect", err.Error())
+			return
+		}
+	}
+	a.startJob(w, r, replication.JobReprotect, "", "")
+}
+
+func (a *API) postFailback(w http.ResponseWriter, r *http.Request) {
+	if a.needPeer(w, r) {
+		a.startJob(w, r, replication.JobFailback, "", "")
+	}
+}
+
+func (a *API) needPeer(w http.ResponseWriter, r *http.Request) bool {
+	if !a.PeerConfigured {
+		Problem(w, r, http.StatusServiceUnavailable, "peer site not configured", "reprotect and failback drive the other region's Standby deployment: set StandbyPeerApi (and StandbyPeerApiKey)")
+		return false
+	}
+	return true
 }
 
 // ChangePointRequest is the body of POST /groups/{group}/change-recovery-point.
@@ -206,7 +264,7 @@ func (a *API) postChangePoint(w http.ResponseWriter, r *http.Request) {
 		Problem(w, r, http.StatusBadRequest, "invalid field recoveryPoint", "recoveryPoint is required")
 		return
 	}
-	a.startJob(w, r, replication.JobChangePoint, req.RecoveryPoint)
+	a.startJob(w, r, replication.JobChangePoint, req.RecoveryPoint, "")
 }
 
 // DeadLetterView is a dead-lettered job message.
@@ -236,11 +294,12 @@ func (a *API) getDeadLetters(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) postCleanupTest(w http.ResponseWriter, r *http.Request) {
-	a.startJob(w, r, replication.JobCleanupTest, "")
+	a.startJob(w, r, replication.JobCleanupTest, "", "")
 }
 
-// startJob validates the job against the group's state, records it and queues its first step.
-func (a *API) startJob(w http.ResponseWriter, r *http.Request, jobType, point string) {
+// startJob validates the job against the group's state, records it and queues its first step. With a
+// job id, a job already recorded under it is answered as it is (the request was retried).
+func (a *API) startJob(w http.ResponseWriter, r *http.Request, jobType, point, jobID string) {
 	g, ok := a.loadGroup(w, r)
 	if !ok {
 		return
@@ -255,14 +314,22 @@ func (a *API) startJob(w http.ResponseWriter, r *http.Request, jobType, point st
 		Problem(w, r, http.StatusBadRequest, "invalid job", err.Error())
 		return
 	}
+	if jobID != "" {
+		job.PartitionKey = jobID
+	}
 	// The job row first, then the group's claim on it: a claim always names a recorded job, so a claim
 	// naming a missing job is stale (its request failed), and two concurrent requests cannot both win.
 	if _, err := a.State.Insert(r.Context(), replication.JobsTable, job); err != nil {
+		if jobID != "" && errors.Is(err, replication.ErrConflict) {
+			a.existingJob(w, r, jobID, g.Record.PartitionKey, jobType)
+			return
+		}
 		a.storeProblem(w, r, err, "job "+job.ID())
 		return
 	}
 	_, err = replication.UpdateGroup(r.Context(), a.State, g.Record.PartitionKey, func(rec *replication.GroupRecord) error {
-		failedOver := rec.State == replication.StateFailedOver || rec.State == replication.StateCommitted
+		failedOver := rec.State == replication.StateFailedOver || rec.State == replication.StateCommitted ||
+			rec.State == replication.StateReprotected || rec.State == replication.StateFailedBack
 		switch {
 		case (jobType == replication.JobPlannedFailover || jobType == replication.JobUnplannedFailover) && failedOver:
 			return fmt.Errorf("%w: the group is %s already", errState, rec.State)
@@ -270,6 +337,13 @@ func (a *API) startJob(w http.ResponseWriter, r *http.Request, jobType, point st
 			return fmt.Errorf("%w: a planned failover needs a Protected group, it is %s", errState, rec.State)
 		case jobType == replication.JobUnplannedFailover && rec.LastPointTime.IsZero():
 			return fmt.Errorf("%w: the group has no recovery point to fail over to (state %s)", errState, rec.State)
+		case jobType == replication.JobReprotect && rec.State == replication.StateFailedOver:
+			return fmt.Errorf("%w: reprotect needs a committed failover; the group is FailedOver: commit it first", errState)
+		case jobType == replication.JobReprotect && rec.State != replication.StateCommitted:
+			return fmt.Errorf("%w: reprotect needs a committed failover; the group is %s", errState, rec.State)
+		case jobType == replication.JobFailback && rec.State != replication.StateReprotected:
+			return fmt.Errorf("%w: failback needs a Reprotected group (replicating back); it is %s", errState, rec.State)
+		case jobType == replication.JobReprotect || jobType == replication.JobFailback:
 		case jobType == replication.JobCommit && rec.State != replication.StateFailedOver:
 			return fmt.Errorf("%w: only a FailedOver group can be committed, it is %s", errState, rec.State)
 		case jobType == replication.JobChangePoint && rec.State != replication.StateFailedOver:
@@ -303,6 +377,7 @@ func (a *API) startJob(w http.ResponseWriter, r *http.Request, jobType, point st
 	if err != nil {
 		a.State.Delete(r.Context(), replication.JobsTable, job.ID(), replication.JobRow, "") // never queued
 	}
+
 	if errors.Is(err, errState) {
 		Problem(w, r, http.StatusConflict, "conflicts with the group's state", stateDetail(err))
 		return
@@ -316,6 +391,22 @@ func (a *API) startJob(w http.ResponseWriter, r *http.Request, jobType, point st
 		return
 	}
 	a.Log.Info("job queued", "job", job.ID(), "group", job.Group, "type", jobType)
+	w.Header().Set("Location", "/api/v1/jobs/"+job.ID())
+	writeJSON(w, http.StatusAccepted, jobView(job))
+}
+
+// existingJob answers a retried request with the job recorded under its id, or 409 when that id is
+// another group's or another type's job.
+func (a *API) existingJob(w http.ResponseWriter, r *http.Request, id, group, jobType string) {
+	var job replication.Job
+	if _, err := a.State.Get(r.Context(), replication.JobsTable, id, replication.JobRow, &job); err != nil {
+		a.storeProblem(w, r, err, "job "+id)
+		return
+	}
+	if job.Group != group || job.Type != jobType {
+		Problem(w, r, http.StatusConflict, "job id in use", fmt.Sprintf("job %s is a %s job of group %s", id, job.Type, job.Group))
+		return
+	}
 	w.Header().Set("Location", "/api/v1/jobs/"+job.ID())
 	writeJSON(w, http.StatusAccepted, jobView(job))
 }

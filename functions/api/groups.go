@@ -54,6 +54,9 @@ type BaselineView struct {
 	Percent    float64 `json:"percent"`
 	RateBps    float64 `json:"rateBytesPerSecond"`
 	ETASeconds float64 `json:"etaSeconds"`
+	// BlocksCompared and BlocksSent: a checksum sync sends only the blocks that differ.
+	BlocksCompared int64 `json:"blocksCompared"`
+	BlocksSent     int64 `json:"blocksSent"`
 }
 
 // MarkerView is the last marker applied.
@@ -79,7 +82,7 @@ func groupView(g *replication.Group, now time.Time) GroupView {
 	}
 	if r.BaselineTotal > 0 {
 		b := &BaselineView{DoneBytes: r.BaselineDone, TotalBytes: r.BaselineTotal, RateBps: r.BaselineRateBps,
-			Percent: 100 * float64(r.BaselineDone) / float64(r.BaselineTotal)}
+			Percent: 100 * float64(r.BaselineDone) / float64(r.BaselineTotal), BlocksCompared: r.BaselineBlocks, BlocksSent: r.BaselineBlocksSent}
 		if r.BaselineRateBps > 0 {
 			b.ETASeconds = float64(r.BaselineTotal-r.BaselineDone) / r.BaselineRateBps
 		}
@@ -148,7 +151,19 @@ func (a *API) putGroup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, d := range spec.Disks() {
-		ref := replication.DiskRef{Container: spec.Target.Container, Name: d.Key}
+		ref := spec.TargetDisk(d.Key)
+		if _, existing := spec.Target.Disks[d.Key]; existing { // an original disk: it must be there, as large
+			size, err := a.Pages.Size(ctx, ref)
+			if err != nil {
+				a.storeProblem(w, r, err, "target disk "+ref.String()+" (target.disks["+d.Key+"])")
+				return
+			}
+			if size != d.Spec.SizeBytes {
+				Problem(w, r, http.StatusConflict, "target disk differs", fmt.Sprintf("target.disks[%s]: %s has %d bytes, the spec says %d", d.Key, ref, size, d.Spec.SizeBytes))
+				return
+			}
+			continue
+		}
 		err := a.Pages.Create(ctx, ref, d.Spec.SizeBytes)
 		if errors.Is(err, replication.ErrConflict) {
 			size, serr := a.Pages.Size(ctx, ref)
@@ -298,6 +313,9 @@ type AgentReport struct {
 	BaselineDoneBytes  int64   `json:"baselineDoneBytes"`
 	BaselineTotalBytes int64   `json:"baselineTotalBytes"`
 	BaselineRateBps    float64 `json:"baselineRateBytesPerSecond"`
+	// The sync's blocks compared so far and those found different and sent.
+	BaselineBlocks     int64 `json:"baselineBlocks"`
+	BaselineBlocksSent int64 `json:"baselineBlocksSent"`
 }
 
 // AgentInstructions is the heartbeat's answer: what the agent must do.
@@ -325,8 +343,8 @@ func (a *API) postAgent(w http.ResponseWriter, r *http.Request) {
 		Problem(w, r, http.StatusBadRequest, "invalid body", err.Error())
 		return
 	}
-	if rep.Seq < 0 || rep.BaselineDoneBytes < 0 || rep.BaselineTotalBytes < rep.BaselineDoneBytes {
-		Problem(w, r, http.StatusBadRequest, "invalid agent report", "seq and byte counts must be non-negative and done <= total")
+	if rep.Seq < 0 || rep.BaselineDoneBytes < 0 || rep.BaselineTotalBytes < rep.BaselineDoneBytes || rep.BaselineBlocksSent < 0 || rep.BaselineBlocks < rep.BaselineBlocksSent {
+		Problem(w, r, http.StatusBadRequest, "invalid agent report", "seq and counts must be non-negative, done bytes <= total and blocks sent <= blocks compared")
 		return
 	}
 	now := a.Now().UTC()
@@ -337,6 +355,7 @@ func (a *API) postAgent(w http.ResponseWriter, r *http.Request) {
 			g.AgentStoppedSeq = rep.Seq
 		}
 		g.BaselineDone, g.BaselineTotal, g.BaselineRateBps = rep.BaselineDoneBytes, rep.BaselineTotalBytes, rep.BaselineRateBps
+		g.BaselineBlocks, g.BaselineBlocksSent = rep.BaselineBlocks, rep.BaselineBlocksSent
 		return nil
 	})
 	if err != nil {

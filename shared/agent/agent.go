@@ -68,15 +68,20 @@ type Agent struct {
 
 // Stats are the agent's counters.
 type Stats struct {
-	Writes         int64
-	BytesWritten   int64
-	Batches        int64
-	Markers        int64
-	LastPublished  int64
-	BaselineDone   int64
-	BaselineTotal  int64
-	BaselineRate   float64
-	PublishedBytes int64
+	Writes        int64
+	BytesWritten  int64
+	Batches       int64
+	Markers       int64
+	LastPublished int64
+	BaselineDone  int64
+	BaselineTotal int64
+	BaselineRate  float64
+	// BaselineBlocks are the blocks the running (or last) sync has compared, BaselineBlocksSent those it
+	// found different and streamed.
+	BaselineBlocks     int64
+	BaselineBlocksSent int64
+	PublishedBytes     int64
+	syncStart          time.Time
 }
 
 // state is what the agent persists: the next sequence number, the last one published, and whether it

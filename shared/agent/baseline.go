@@ -41,9 +41,9 @@ func (a *Agent) Sync(ctx context.Context, target TargetHashes, resync bool) (mar
 		total += d.Spec.SizeBytes
 	}
 	a.statsMu.Lock()
-	a.stats.BaselineTotal, a.stats.BaselineDone = total, 0
+	a.stats.BaselineTotal, a.stats.BaselineDone, a.stats.syncStart = total, 0, time.Now()
+	a.stats.BaselineBlocks, a.stats.BaselineBlocksSent = 0, 0
 	a.statsMu.Unlock()
-	start := time.Now()
 	block := make([]byte, BlockSize)
 	for _, d := range a.cfg.Disks {
 		var hashes []string
@@ -74,7 +74,8 @@ func (a *Agent) Sync(ctx context.Context, target TargetHashes, resync bool) (mar
 			if i := off / BlockSize; int(i) < len(hashes) {
 				want = hashes[i]
 			}
-			if BlockHash(buf) != want {
+			differs := BlockHash(buf) != want
+			if differs {
 				// Read again under the lock: this copy takes its place in the stream.
 				a.mu.Lock()
 				data := make([]byte, n)
@@ -88,15 +89,24 @@ func (a *Agent) Sync(ctx context.Context, target TargetHashes, resync bool) (mar
 				}
 				sent += n
 			}
-			a.statsMu.Lock()
-			a.stats.BaselineDone += n
-			if s := time.Since(start).Seconds(); s > 0 {
-				a.stats.BaselineRate = float64(a.stats.BaselineDone) / s
-			}
-			a.statsMu.Unlock()
+			a.progress(n, differs)
 		}
 	}
 	marker = a.Marker("crash", true)
 	a.cfg.Log.Info("baseline complete", "seq", marker, "bytesSent", sent, "resync", target != nil)
 	return marker, sent, nil
+}
+
+// progress counts a sync's block of n bytes, compared and (when sent) streamed.
+func (a *Agent) progress(n int64, sent bool) {
+	a.statsMu.Lock()
+	defer a.statsMu.Unlock()
+	a.stats.BaselineDone += n
+	a.stats.BaselineBlocks++
+	if sent {
+		a.stats.BaselineBlocksSent++
+	}
+	if s := time.Since(a.stats.syncStart).Seconds(); s > 0 {
+		a.stats.BaselineRate = float64(a.stats.BaselineDone) / s
+	}
 }

@@ -55,12 +55,12 @@ func (a *Agent) syncPageBlob(ctx context.Context, d replication.DiskRefSpec, has
 			want = hashes[i]
 		}
 		if BlockHash(data) == want || (!compare && data == nil) {
-			a.progress(n)
+			a.progress(n, false)
 			continue
 		}
 		a.streamBlock(d.Key, off, n, data)
 		sent += n
-		a.progress(n)
+		a.progress(n, true)
 	}
 	a.setBase(ctx, d.Key, snap)
 	return sent, nil
@@ -142,10 +142,4 @@ func (a *Agent) streamBlock(disk string, off, n int64, data []byte) {
 	a.mu.Lock()
 	a.appendLocked(e)
 	a.mu.Unlock()
-}
-
-func (a *Agent) progress(n int64) {
-	a.statsMu.Lock()
-	a.stats.BaselineDone += n
-	a.statsMu.Unlock()
 }

@@ -61,7 +61,10 @@ type GroupRecord struct {
 	BaselineDone    int64     `json:"BaselineDone"`
 	BaselineTotal   int64     `json:"BaselineTotal"`
 	BaselineRateBps float64   `json:"BaselineRateBps"`
-	ResyncRequested bool      `json:"ResyncRequested"`
+	// BaselineBlocks were compared by the agent's sync, BaselineBlocksSent differed and were sent.
+	BaselineBlocks     int64 `json:"BaselineBlocks"`
+	BaselineBlocksSent int64 `json:"BaselineBlocksSent"`
+	ResyncRequested    bool  `json:"ResyncRequested"`
 
 	// Recovery points (cutpoints).
 	LastPromotedSeq  int64     `json:"LastPromotedSeq"`

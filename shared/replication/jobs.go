@@ -129,6 +129,10 @@ func stepsOf(jobType string) ([]stepDef, error) {
 		return commitSteps, nil
 	case JobChangePoint:
 		return unplannedSteps, nil // the failover disks are made again from the new point
+	case JobReprotect:
+		return reprotectSteps, nil
+	case JobFailback:
+		return failbackSteps, nil
 	}
 	return nil, fmt.Errorf("job type %q is not supported", jobType)
 }
@@ -178,8 +182,10 @@ type JobRunner struct {
 	Journal  JournalStore
 	Jobs     JobSender
 	Restorer *Restorer
-	Log      *slog.Logger
-	Now      func() time.Time
+	// Peer is the other region's deployment (reprotect, failback); nil when not configured.
+	Peer PeerSite
+	Log  *slog.Logger
+	Now  func() time.Time
 	// MaxDeliveries is the queue's MaxDeliveryCount: a step failing on its last delivery fails the job.
 	MaxDeliveries int64
 }
@@ -225,6 +231,11 @@ func (r *JobRunner) Run(ctx context.Context, msg StepMessage, deliveries int64) 
 	step.State, step.Tries = "running", step.Tries+1
 	j.State = JobRunning
 	outcome, wait, err := def.run(ctx, r, &j, g)
+	var perm permanentError
+	if errors.As(err, &perm) {
+		log.Warn("job step failed for good", "step", def.name, "err", err)
+		return r.fail(ctx, &j, etag, fmt.Sprintf("step %s: %v", def.name, err))
+	}
 	if err != nil {
 		log.Warn("job step failed", "step", def.name, "delivery", deliveries, "err", err)
 		return r.failOrRetry(ctx, &j, etag, def.name, err, deliveries)
@@ -499,21 +510,42 @@ func replayJournal(ctx context.Context, r *JobRunner, j *Job, g *Group) (string,
 	return fmt.Sprintf("%d journal batches replayed: the disks hold sequence %d (%s)", res.Replayed, res.LastSeq, res.EffectiveAt.Format(time.RFC3339Nano)), 0, nil
 }
 
-// machineDefinitions writes, for each VM, an ARM template attaching its materialized disks, into the
-// job's result for automation to deploy.
+// machineDefinitions writes, for each VM, an ARM template attaching its materialized disks next to the
+// disks (<vm>.template.json) for automation to deploy, and into the job's result while they fit well
+// inside a Table storage property (a 16-VM group of 64-disk VMs would not).
 func machineDefinitions(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
 	j.Result = map[string]string{"container": j.Container, "point": j.PointID, "pointTime": j.PointTime.Format(time.RFC3339Nano)}
 	if t, ok := j.Work["effectiveTime"]; ok {
 		j.Result["effectiveTime"] = t
 	}
+	inline := 0
 	for _, vm := range g.Spec.VMs {
 		tpl, err := armTemplate(vm, j.Container, g.Spec.Network, j.Type == JobTestFailover)
 		if err != nil {
+			return "", 0, permanentError{err}
+		}
+		ref := TemplateBlob(j.Container, vm.Name)
+		if err := r.Pages.PutBlob(ctx, ref, []byte(tpl), "application/json"); err != nil {
 			return "", 0, err
 		}
-		j.Result["template:"+vm.Name] = tpl
+		j.Result["templateUrl:"+vm.Name] = r.Pages.URL(ref)
+		if inline += len(tpl); inline <= maxInlineTemplates {
+			j.Result["template:"+vm.Name] = tpl
+		}
 	}
-	return fmt.Sprintf("%d machine definitions", len(g.Spec.VMs)), 0, nil
+	where := "next to the disks and in the result"
+	if inline > maxInlineTemplates {
+		where = "next to the disks (too large for the result: templateUrl:<vm> names them)"
+	}
+	return fmt.Sprintf("%d machine definitions %s", len(g.Spec.VMs), where), 0, nil
+}
+
+// maxInlineTemplates bounds the templates a job's result carries (a Table property holds 64 KiB).
+const maxInlineTemplates = 16 << 10
+
+// TemplateBlob is where a VM's machine definition is written, next to its materialized disks.
+func TemplateBlob(container, vm string) DiskRef {
+	return DiskRef{Container: container, Name: vm + ".template.json"}
 }
 
 // armTemplate is a VM's deployment: a NIC in the mapped target subnet (the isolated test subnet for a
@@ -523,6 +555,9 @@ func armTemplate(vm VMSpec, container string, network NetworkSpec, test bool) (s
 	if m, ok := network.MappingFor(vm.Subnet); ok {
 		target := m.Target
 		if test {
+			if m.Test == "" {
+				return "", fmt.Errorf("the network mapping of %s names no isolated test subnet: a test failover cannot place %s", vm.Subnet, vm.Name)
+			}
 			target = m.Test
 		}
 		vnet, sub, _ := strings.Cut(target, "/")
@@ -570,6 +605,11 @@ func deleteTestDisks(ctx context.Context, r *JobRunner, j *Job, g *Group) (strin
 	container := TestContainer(j.Group)
 	for _, ref := range r.testDisks(g, container) {
 		if err := r.Pages.Delete(ctx, ref); err != nil {
+			return "", 0, err
+		}
+	}
+	for _, vm := range g.Spec.VMs {
+		if err := r.Pages.Delete(ctx, TemplateBlob(container, vm.Name)); err != nil {
 			return "", 0, err
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -116,4 +117,74 @@ func (c *Client) DiskHashes(ctx context.Context, group, disk string) ([]string, 
 func (c *Client) Event(ctx context.Context, group, kind, message string) error {
 	_, err := c.Do(ctx, http.MethodPost, "/v1/groups/"+group+"/events", api.EventReport{Kind: kind, Message: message}, nil)
 	return err
+}
+
+// Job reads a job.
+func (c *Client) Job(ctx context.Context, id string) (api.JobView, error) {
+	var j api.JobView
+	_, err := c.Do(ctx, http.MethodGet, "/v1/jobs/"+id, nil, &j)
+	return j, err
+}
+
+// Peer is the other region's Standby deployment as reprotect and failback see it.
+type Peer struct{ Client *Client }
+
+var _ replication.PeerSite = Peer{}
+
+// peerError carries the peer's refusals as the domain's errors (which jobs do not retry).
+func peerError(err error) error {
+	var e *Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	switch e.Status {
+	case http.StatusConflict:
+		return fmt.Errorf("%w: peer site: %v", replication.ErrConflict, e)
+	case http.StatusBadRequest:
+		return fmt.Errorf("%w: peer site: %v", replication.ErrInvalid, e)
+	case http.StatusNotFound:
+		return fmt.Errorf("%w: peer site: %v", replication.ErrNotFound, e)
+	}
+	return fmt.Errorf("peer site: %w", e)
+}
+
+// EnableGroup PUTs the group's spec on the peer.
+func (p Peer) EnableGroup(ctx context.Context, group string, spec replication.GroupSpec) error {
+	_, _, err := p.Client.PutGroup(ctx, group, spec)
+	return peerError(err)
+}
+
+// GroupStatus reads the group's state and first-sync counts on the peer.
+func (p Peer) GroupStatus(ctx context.Context, group string) (replication.PeerGroup, error) {
+	v, err := p.Client.Group(ctx, group)
+	if err != nil {
+		return replication.PeerGroup{}, peerError(err)
+	}
+	pg := replication.PeerGroup{State: v.State, Reason: v.Reason}
+	if b := v.InitialReplication; b != nil {
+		pg.SyncDoneBytes, pg.SyncTotalBytes, pg.BlocksCompared, pg.BlocksSent = b.DoneBytes, b.TotalBytes, b.BlocksCompared, b.BlocksSent
+	}
+	return pg, nil
+}
+
+// StartFailover queues a failover with the given job id on the peer (idempotent for the same id).
+func (p Peer) StartFailover(ctx context.Context, group, failoverType, jobID string) error {
+	_, err := p.Client.Do(ctx, http.MethodPost, "/v1/groups/"+group+"/failover", api.FailoverRequest{Type: failoverType, JobID: jobID}, nil)
+	return peerError(err)
+}
+
+// Job reads a job on the peer.
+func (p Peer) Job(ctx context.Context, id string) (replication.PeerJob, error) {
+	j, err := p.Client.Job(ctx, id)
+	if err != nil {
+		return replication.PeerJob{}, peerError(err)
+	}
+	pj := replication.PeerJob{State: j.State, Error: j.Error, Point: j.Point, Result: j.Result}
+	for _, s := range j.Steps {
+		if s.State != "done" {
+			pj.Current = s.Name + ": " + s.Outcome
+			break
+		}
+	}
+	return pj, nil
 }

@@ -1,0 +1,219 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Reprotect and failback work across the two regions. Each region runs its own Standby deployment (a
+// function app next to the disks it writes): the forward one applies the source's writes in the target
+// region; after a failover the reverse one, in the source region, applies the failed-over disks' writes
+// to the original disks. The forward deployment's jobs drive the reverse one through its API (PeerSite):
+// reprotect enables the reversed group there, failback runs a planned failover there.
+
+// States after a failover.
+const (
+	// StateReprotected: replication runs backwards, from the failover disks to the original disks,
+	// through the peer site.
+	StateReprotected = "Reprotected"
+	// StateFailedBack: the peer site failed the group back over to the original region.
+	StateFailedBack = "FailedBack"
+)
+
+// Job types of the way back.
+const (
+	JobReprotect = "reprotect"
+	JobFailback  = "failback"
+)
+
+// PeerSite is the Standby deployment in the other region, seen through its API. Errors wrap
+// ErrConflict, ErrInvalid or ErrNotFound when the peer refused the request; anything else may pass.
+type PeerSite interface {
+	// EnableGroup enables replication of the group on the peer (idempotent for the same spec).
+	EnableGroup(ctx context.Context, group string, spec GroupSpec) error
+	GroupStatus(ctx context.Context, group string) (PeerGroup, error)
+	// StartFailover queues a failover job with the given id on the peer; the same id again finds it.
+	StartFailover(ctx context.Context, group, failoverType, jobID string) error
+	Job(ctx context.Context, id string) (PeerJob, error)
+}
+
+// PeerGroup is a group's state on the peer site.
+type PeerGroup struct {
+	State  string
+	Reason string
+	// Initial replication as the peer's agent reports it: bytes compared and blocks sent.
+	SyncDoneBytes, SyncTotalBytes int64
+	BlocksCompared, BlocksSent    int64
+}
+
+// PeerJob is a job on the peer site.
+type PeerJob struct {
+	State, Error, Point string
+	// Current is the running step's name and outcome.
+	Current string
+	Result  map[string]string
+}
+
+// ReverseSpec is the spec that replicates a failed-over group back: the failover disks (in the
+// failover container, at the addresses url gives) are the sources, the original disks are the targets
+// (so only the blocks that differ travel), and the network mapping points back. The original disks
+// must be page blobs: the reverse site writes them.
+func ReverseSpec(group string, spec GroupSpec, failoverContainer string, url func(DiskRef) string) (GroupSpec, error) {
+	rev := GroupSpec{Policy: spec.Policy, Target: TargetSpec{Disks: map[string]string{}}}
+	for _, m := range spec.Network.Mappings {
+		// The source region's isolated test subnet is not known: test failovers of the reversed group
+		// are refused until the operator maps one.
+		rev.Network.Mappings = append(rev.Network.Mappings, NetworkMapping{Source: m.Target, Target: m.Source})
+	}
+	for i, vm := range spec.VMs {
+		rvm := VMSpec{Name: vm.Name, StaticIP: vm.StaticIP, Zone: vm.Zone}
+		if m, ok := spec.Network.MappingFor(vm.Subnet); ok {
+			rvm.Subnet = m.Target
+		}
+		for j, d := range vm.Disks {
+			key := DiskKey(vm.Name, d.Name)
+			orig, err := PageBlobRef(d.Source)
+			if err != nil {
+				return GroupSpec{}, fmt.Errorf("vms[%d].disks[%d] (%s): reprotect writes the original disks, which must be page blobs; the source is %q", i, j, key, d.Source)
+			}
+			if rev.Target.Container == "" {
+				rev.Target.Container = orig.Container
+			}
+			rev.Target.Disks[key] = orig.String()
+			rvm.Disks = append(rvm.Disks, DiskSpec{Name: d.Name, SizeBytes: d.SizeBytes,
+				Source: "pageblob:" + url(DiskRef{Container: failoverContainer, Name: key})})
+		}
+		rev.VMs = append(rev.VMs, rvm)
+	}
+	rev.Normalize(group)
+	if err := rev.Validate(); err != nil {
+		return GroupSpec{}, fmt.Errorf("the reversed spec: %w", err)
+	}
+	return rev, nil
+}
+
+// permanentError fails its job at once: retrying cannot help.
+type permanentError struct{ error }
+
+func (e permanentError) Unwrap() error { return e.error }
+
+// permanent marks refusals (conflicts, invalid requests) as permanent; other errors are retried.
+func permanent(err error) error {
+	if errors.Is(err, ErrConflict) || errors.Is(err, ErrInvalid) || errors.Is(err, ErrNotFound) {
+		return permanentError{err}
+	}
+	return err
+}
+
+var errNoPeer = permanentError{errors.New("no peer site is configured (set StandbyPeerApi to the other region's Standby API)")}
+
+var reprotectSteps = []stepDef{
+	{"enable-on-peer", enableOnPeer},
+	{"wait-peer-protected", waitPeerProtected},
+	{"mark-reprotected", markReprotected},
+}
+
+var failbackSteps = []stepDef{
+	{"peer-planned-failover", peerPlannedFailover},
+	{"wait-peer-failover", waitPeerFailover},
+	{"mark-failed-back", markFailedBack},
+}
+
+// reverseSpecOf is the group's reversed spec: sources are the disks of the failover that was committed.
+func (r *JobRunner) reverseSpecOf(ctx context.Context, g *Group) (GroupSpec, error) {
+	var failover Job
+	if _, err := r.State.Get(ctx, JobsTable, g.Record.FailoverJob, JobRow, &failover); err != nil {
+		return GroupSpec{}, fmt.Errorf("the failover job %q: %w", g.Record.FailoverJob, err)
+	}
+	return ReverseSpec(g.Record.PartitionKey, g.Spec, failover.Container, r.Pages.URL)
+}
+
+func enableOnPeer(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+	if r.Peer == nil {
+		return "", 0, errNoPeer
+	}
+	rev, err := r.reverseSpecOf(ctx, g)
+	if err != nil {
+		return "", 0, permanentError{err}
+	}
+	if err := r.Peer.EnableGroup(ctx, j.Group, rev); err != nil {
+		return "", 0, permanent(fmt.Errorf("enabling the reversed group on the peer site: %w", err))
+	}
+	return fmt.Sprintf("reversed group enabled on the peer site: %d disks from %s back to the original disks", len(rev.Disks()), g.Record.FailoverJob), 0, nil
+}
+
+// waitPeerProtected polls the peer until its agent's first sync (a checksum comparison with the
+// original disks) is applied and the reversed group is Protected.
+func waitPeerProtected(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+	if r.Peer == nil {
+		return "", 0, errNoPeer
+	}
+	pg, err := r.Peer.GroupStatus(ctx, j.Group)
+	if err != nil {
+		return "", 0, permanent(err)
+	}
+	if pg.State != StateProtected {
+		pct := 0.0
+		if pg.SyncTotalBytes > 0 {
+			pct = 100 * float64(pg.SyncDoneBytes) / float64(pg.SyncTotalBytes)
+		}
+		return fmt.Sprintf("peer group %s: %.0f%% compared, %d blocks sent", pg.State, pct, pg.BlocksSent), 2 * time.Second, nil
+	}
+	j.Work["blocksSent"], j.Work["blocksCompared"] = strconv.FormatInt(pg.BlocksSent, 10), strconv.FormatInt(pg.BlocksCompared, 10)
+	return fmt.Sprintf("peer group Protected: %d of %d blocks differed and were sent", pg.BlocksSent, pg.BlocksCompared), 0, nil
+}
+
+func markReprotected(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+	j.Result = map[string]string{"blocksSent": j.Work["blocksSent"], "blocksCompared": j.Work["blocksCompared"]}
+	_, err := UpdateGroup(ctx, r.State, j.Group, func(rec *GroupRecord) error {
+		rec.State, rec.UpdatedAt = StateReprotected, r.Now().UTC()
+		rec.Reason = fmt.Sprintf("replicating back to the original disks through the peer site (reprotect job %s)", j.ID())
+		return nil
+	})
+	return "group state Reprotected", 0, err
+}
+
+func peerPlannedFailover(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+	if r.Peer == nil {
+		return "", 0, errNoPeer
+	}
+	// The peer's job takes this job's id: a retry of this step finds it instead of starting another.
+	if err := r.Peer.StartFailover(ctx, j.Group, JobPlannedFailover, j.ID()); err != nil {
+		return "", 0, permanent(fmt.Errorf("starting the planned failover on the peer site: %w", err))
+	}
+	return "planned failover job " + j.ID() + " queued on the peer site", 0, nil
+}
+
+func waitPeerFailover(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+	if r.Peer == nil {
+		return "", 0, errNoPeer
+	}
+	pj, err := r.Peer.Job(ctx, j.ID())
+	if err != nil {
+		return "", 0, permanent(err)
+	}
+	switch pj.State {
+	case JobSucceeded:
+		j.Result = map[string]string{"peerJob": j.ID()}
+		for k, v := range pj.Result {
+			j.Result[k] = v
+		}
+		j.PointID = pj.Point
+		return fmt.Sprintf("the peer failed over to %s", pj.Point), 0, nil
+	case JobFailed:
+		return "", 0, permanentError{fmt.Errorf("the planned failover on the peer site failed: %s", pj.Error)}
+	}
+	return fmt.Sprintf("peer job %s: %s", pj.State, pj.Current), 2 * time.Second, nil
+}
+
+func markFailedBack(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+	_, err := UpdateGroup(ctx, r.State, j.Group, func(rec *GroupRecord) error {
+		rec.State, rec.UpdatedAt = StateFailedBack, r.Now().UTC()
+		rec.Reason = fmt.Sprintf("failed back to the original region at %s by job %s", j.PointID, j.ID())
+		return nil
+	})
+	return "group state FailedBack", 0, err
+}
