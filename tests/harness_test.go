@@ -111,6 +111,22 @@ func newApp(t testing.TB, spec appSpec) *testApp {
 	return app
 }
 
+// setValues adds settings to a written app's local.settings.json (before it starts).
+func (a *testApp) setValues(t testing.TB, values map[string]string) {
+	t.Helper()
+	path := filepath.Join(a.dir, "local.settings.json")
+	var ls map[string]any
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal(data, &ls)
+	for k, v := range values {
+		ls["Values"].(map[string]any)[k] = v
+	}
+	writeJSON(t, path, ls)
+}
+
 func repoFunction(t testing.TB, name string) string {
 	data, err := os.ReadFile(filepath.Join("..", "functions", name, "function.json"))
 	if err != nil {

@@ -21,8 +21,10 @@ import (
 type stack struct {
 	app           *testApp
 	target, cache string
-	journalName   string
-	values        map[string]string
+	// direct is the target storage without any fault proxy: agents and verifiers read it.
+	direct      string
+	journalName string
+	values      map[string]string
 }
 
 func newStack(t testing.TB, schedule string) *stack {
@@ -33,7 +35,15 @@ func newStack(t testing.TB, schedule string) *stack {
 // newStackWith lets a test put something (a fault proxy) between the handler and target storage.
 func newStackWith(t testing.TB, schedule, target string) *stack {
 	t.Helper()
-	s := &stack{target: target, cache: testenv.Storage(t, "source"), journalName: testenv.Unique("journal")}
+	s := defineStack(t, schedule, target, testenv.Storage(t, "target"), testenv.Storage(t, "source"))
+	s.app.start(t)
+	return s
+}
+
+// defineStack writes a stack's app without starting it: apply writes target, the journal lives in cache.
+func defineStack(t testing.TB, schedule, target, direct, cache string) *stack {
+	t.Helper()
+	s := &stack{target: target, direct: direct, cache: cache, journalName: testenv.Unique("journal")}
 	s.values = map[string]string{"StandbyTargetStorage": s.target, "StandbyCacheStorage": s.cache, "StandbyChangeHub": "changes",
 		"StandbyApplyConsumerGroup": "apply", "StandbyJobQueue": "jobs", "StandbyCutpointsSchedule": schedule,
 		"StandbyJournalContainer": s.journalName}
@@ -43,8 +53,22 @@ func newStackWith(t testing.TB, schedule, target string) *stack {
 		values: s.values,
 		broker: local.Config{EventHubs: []local.HubConfig{{Name: "changes", PartitionCount: 4}},
 			Queues: []local.QueueConfig{{Name: "jobs", RequiresSession: true, LockDurationSeconds: 30, MaxDeliveryCount: 10}}}})
-	s.app.start(t)
 	return s
+}
+
+// newSitePair is the two regions' deployments, each the other's peer (StandbyPeerApi): the forward one
+// applies in the target region (journal in the source region's cache account); the reverse one applies
+// in the source region, its cache account in the target region, with its own broker.
+func newSitePair(t testing.TB, schedule string) (fwd, rev *stack) {
+	t.Helper()
+	source, target := testenv.Storage(t, "source"), testenv.Storage(t, "target")
+	fwd = defineStack(t, schedule, target, target, source)
+	rev = defineStack(t, schedule, source, source, target)
+	fwd.app.setValues(t, map[string]string{"StandbyPeerApi": rev.apiBase(), "StandbyPeerApiKey": "test-key"})
+	rev.app.setValues(t, map[string]string{"StandbyPeerApi": fwd.apiBase(), "StandbyPeerApiKey": "test-key"})
+	fwd.app.start(t)
+	rev.app.start(t)
+	return fwd, rev
 }
 
 // env is the environment an agent process needs to reach this stack.
@@ -52,7 +76,7 @@ func (s *stack) env() []string {
 	env := os.Environ()
 	for k, v := range s.values {
 		if k == "StandbyTargetStorage" {
-			v = testenv.Storage(nil, "target") // the verifier reads storage directly, never through a fault proxy
+			v = s.direct // the verifier reads storage directly, never through a fault proxy
 		}
 		env = append(env, k+"="+v)
 	}

@@ -274,7 +274,8 @@ func runCmd(args []string) error {
 	syncs := make(chan syncRequest, 1)
 	switch {
 	case view.State == replication.StateInitialReplication && a.NextSeq() == 1:
-		syncs <- syncRequest{}
+		// Targets that already hold a copy (a reprotect's original disks) are compared block by block.
+		syncs <- syncRequest{compare: len(view.Target.Disks) > 0}
 	case dirty:
 		log.Warn("the last run stopped uncleanly: writes may have been lost; comparing checksums with the target")
 		syncs <- syncRequest{compare: true, resync: true}
@@ -430,6 +431,19 @@ loop:
 	}
 	if scanner != nil {
 		scanning <- struct{}{} // let a running scan finish: its blocks belong before the final marker
+		if ctx.Err() == nil { // and find what was written since: the writers have stopped
+			sent, err := scanner.Pass(ctx)
+			for try := 1; err != nil && try < 3; try++ {
+				log.Warn("final scan failed; trying again", "err", err)
+				time.Sleep(time.Second)
+				sent, err = scanner.Pass(ctx)
+			}
+			if err != nil { // without it the final marker would leave writes out: do not report a stop
+				a.Close(context.Background())
+				return fmt.Errorf("final scan: writes since the last scan are not in the stream, so no stop is reported: %w", err)
+			}
+			log.Info("final scan", "bytes", sent)
+		}
 	}
 	appRunning <- struct{}{} // and a running app-consistent marker (its post hooks thaw the VMs)
 	final := a.Marker("crash", false)

@@ -236,3 +236,90 @@ func TestRecoveryPointsListing(t *testing.T) {
 		}
 	}
 }
+
+// jobQueue records the job messages the API sends.
+type jobQueue struct{ sent []replication.JobMessage }
+
+func (q *jobQueue) Send(_ context.Context, m replication.JobMessage) error {
+	q.sent = append(q.sent, m)
+	return nil
+}
+func (q *jobQueue) Schedule(_ context.Context, m replication.JobMessage, _ time.Time) (int64, error) {
+	return 0, q.Send(context.Background(), m)
+}
+func (q *jobQueue) CancelScheduled(context.Context, int64) error { return nil }
+func (q *jobQueue) Close(context.Context) error                  { return nil }
+
+func TestEnableIntoExistingTargetDisks(t *testing.T) {
+	srv, pages, _ := newTestAPI(t)
+	ctx := context.Background()
+	spec := `{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":1048576,"source":"agent"}]}],"target":{"disks":{"web/os":"orig/web-os"}}}`
+	status, body := call(t, srv, "PUT", "/api/v1/groups/back", spec)
+	if status != 409 || !strings.Contains(body, "target.disks[web/os]: orig/web-os does not exist") {
+		t.Fatalf("PUT onto a missing disk: %d %s", status, body)
+	}
+	orig := replication.DiskRef{Container: "orig", Name: "web-os"}
+	pages.EnsureContainer(ctx, "orig")
+	pages.Create(ctx, orig, 2<<20)
+	status, body = call(t, srv, "PUT", "/api/v1/groups/back", spec)
+	if status != 409 || !strings.Contains(body, "target.disks[web/os]: orig/web-os has 2097152 bytes, the spec says 1048576") {
+		t.Fatalf("PUT onto a disk of another size: %d %s", status, body)
+	}
+	pages.Delete(ctx, orig)
+	pages.Create(ctx, orig, 1<<20)
+	pages.WritePages(ctx, orig, 0, []byte(strings.Repeat("x", 512)))
+	if status, body = call(t, srv, "PUT", "/api/v1/groups/back", spec); status != 201 || !strings.Contains(body, `"web/os": "orig/web-os"`) {
+		t.Fatalf("PUT onto the original disk: %d %s", status, body)
+	}
+	if got, _ := pages.ReadRange(ctx, orig, "", 0, 512); string(got) != strings.Repeat("x", 512) {
+		t.Fatal("enabling replication into an existing disk changed it")
+	}
+	if _, err := pages.Size(ctx, replication.DiskRef{Container: "back-asr", Name: "web/os"}); err == nil {
+		t.Fatal("a new target disk was created besides the existing one")
+	}
+}
+
+func TestTheWayBackAndIdempotentFailoverRequests(t *testing.T) {
+	pages, state, q := memstore.NewPages(), memstore.NewState(), &jobQueue{}
+	a := &API{State: state, Pages: pages, Jobs: q, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(srv.Close)
+	if status, body := call(t, srv, "PUT", "/api/v1/groups/shop", goodSpec); status != 201 {
+		t.Fatalf("PUT: %d %s", status, body)
+	}
+	status, body := call(t, srv, "POST", "/api/v1/groups/shop/reprotect", "")
+	if status != 503 || !strings.Contains(body, "set StandbyPeerApi") {
+		t.Fatalf("reprotect without a peer: %d %s", status, body)
+	}
+	a.PeerConfigured = true
+	for path, want := range map[string]string{
+		"reprotect": "reprotect needs a committed failover; the group is InitialReplication",
+		"failback":  "failback needs a Reprotected group (replicating back); it is InitialReplication",
+	} {
+		if status, body := call(t, srv, "POST", "/api/v1/groups/shop/"+path, ""); status != 409 || !strings.Contains(body, want) {
+			t.Fatalf("%s: %d %s", path, status, body)
+		}
+	}
+	replication.UpdateGroup(context.Background(), state, "shop", func(r *replication.GroupRecord) error {
+		r.LastPointTime = time.Now()
+		return nil
+	})
+	id := strings.Repeat("ab", 16)
+	req := `{"type":"test","jobId":"` + id + `"}`
+	for i := 0; i < 2; i++ { // the same request twice: one job, answered twice
+		if status, body := call(t, srv, "POST", "/api/v1/groups/shop/failover", req); status != 202 || !strings.Contains(body, `"id": "`+id+`"`) {
+			t.Fatalf("request %d: %d %s", i, status, body)
+		}
+	}
+	if len(q.sent) != 1 {
+		t.Fatalf("%d job messages sent, want 1", len(q.sent))
+	}
+	status, body = call(t, srv, "POST", "/api/v1/groups/shop/failover", `{"type":"unplanned","jobId":"`+id+`"}`)
+	if status != 409 || !strings.Contains(body, "job "+id+" is a test job of group shop") {
+		t.Fatalf("another request with the id: %d %s", status, body)
+	}
+	status, body = call(t, srv, "POST", "/api/v1/groups/shop/failover", `{"type":"test","jobId":"XYZ"}`)
+	if status != 400 || !strings.Contains(body, `jobId \"XYZ\" is not 32 lowercase hex digits`) {
+		t.Fatalf("a bad job id: %d %s", status, body)
+	}
+}

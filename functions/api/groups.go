@@ -154,8 +154,12 @@ func (a *API) putGroup(w http.ResponseWriter, r *http.Request) {
 		ref := spec.TargetDisk(d.Key)
 		if _, existing := spec.Target.Disks[d.Key]; existing { // an original disk: it must be there, as large
 			size, err := a.Pages.Size(ctx, ref)
+			if errors.Is(err, replication.ErrNotFound) {
+				Problem(w, r, http.StatusConflict, "target disk missing", fmt.Sprintf("target.disks[%s]: %s does not exist", d.Key, ref))
+				return
+			}
 			if err != nil {
-				a.storeProblem(w, r, err, "target disk "+ref.String()+" (target.disks["+d.Key+"])")
+				a.storeProblem(w, r, err, "target disk "+ref.String())
 				return
 			}
 			if size != d.Spec.SizeBytes {

@@ -109,6 +109,10 @@ func TestTestFailoverAndCleanup(t *testing.T) {
 	if !bytes.Equal(got, bytes.Repeat([]byte{7}, 4096)) {
 		t.Fatal("the test disk is not the point's content")
 	}
+	if tpl, err := f.pages.GetBlob(ctx, replication.TemplateBlob("g1-test", "vm")); err != nil || string(tpl) != j.Result["template:vm"] ||
+		j.Result["templateUrl:vm"] != "https://memstore.invalid/g1-test/vm.template.json" {
+		t.Fatalf("the machine definition next to the disks: %v; result %v", err, j.Result)
+	}
 	holds, _, _ := replication.QueryAll[replication.PointHold](ctx, f.state, replication.HoldsTable, "g1")
 	if len(holds) != 1 || holds[0].RowKey != "rp-5" {
 		t.Fatalf("holds %+v", holds)
@@ -124,6 +128,9 @@ func TestTestFailoverAndCleanup(t *testing.T) {
 	}
 	if holds, _, _ := replication.QueryAll[replication.PointHold](ctx, f.state, replication.HoldsTable, "g1"); len(holds) != 0 {
 		t.Fatalf("holds after cleanup: %+v", holds)
+	}
+	if _, err := f.pages.GetBlob(ctx, replication.TemplateBlob("g1-test", "vm")); !errors.Is(err, replication.ErrNotFound) {
+		t.Fatalf("the machine definition after cleanup: %v", err)
 	}
 }
 

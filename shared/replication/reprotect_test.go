@@ -1,7 +1,9 @@
 package replication_test
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/standby-dr/standby/shared/replication"
 )
@@ -18,5 +20,110 @@ func TestPageBlobRef(t *testing.T) {
 	}
 	if _, err := replication.PageBlobRef("pageblob:https://acct.blob.core.windows.net/onlycontainer"); err == nil {
 		t.Error("a URL without a blob name was accepted")
+	}
+}
+
+func TestReverseSpec(t *testing.T) {
+	spec := replication.GroupSpec{
+		VMs: []replication.VMSpec{{Name: "web", Subnet: "prod/app", StaticIP: "10.0.0.4", Zone: "2", Disks: []replication.DiskSpec{
+			{Name: "os", SizeBytes: 1 << 20, Source: "pageblob:http://127.0.0.1:10000/devstoreaccount1/disks/web-os"}}}},
+		Network: replication.NetworkSpec{Mappings: []replication.NetworkMapping{{Source: "prod/app", Target: "dr/app", Test: "dr/test"}}},
+	}
+	spec.Normalize("g")
+	url := func(d replication.DiskRef) string { return "https://dr.blob.core.windows.net/" + d.String() }
+	rev, err := replication.ReverseSpec("g", spec, "g-failover", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := rev.VMs[0]
+	if vm.Disks[0].Source != "pageblob:https://dr.blob.core.windows.net/g-failover/web/os" || rev.Target.Disks["web/os"] != "disks/web-os" ||
+		rev.Target.Container != "disks" || vm.Subnet != "dr/app" || vm.StaticIP != "10.0.0.4" || vm.Zone != "2" {
+		t.Fatalf("reversed spec: %+v", rev)
+	}
+	if m := rev.Network.Mappings[0]; m != (replication.NetworkMapping{Source: "dr/app", Target: "prod/app"}) {
+		t.Fatalf("reversed mapping: %+v", m)
+	}
+	if got := rev.TargetDisk("web/os"); got.String() != "disks/web-os" {
+		t.Fatalf("target disk of web/os: %s", got)
+	}
+	spec.VMs[0].Disks[0].Source = "file:/dev/sdb"
+	_, err = replication.ReverseSpec("g", spec, "g-failover", url)
+	if err == nil || err.Error() != `vms[0].disks[0] (web/os): reprotect writes the original disks, which must be page blobs; the source is "file:/dev/sdb"` {
+		t.Fatalf("a file: source: %v", err)
+	}
+}
+
+func TestTargetDisksValidation(t *testing.T) {
+	for _, c := range []struct {
+		disks map[string]string
+		want  string
+	}{
+		{map[string]string{"web/data": "c1/x"}, "target.disks[web/data]: no such disk in the group (want vm/disk)"},
+		{map[string]string{"web/os": "Bad_Container/x"}, `target.disks[web/os]: "Bad_Container/x", want container/blob`},
+		{map[string]string{"web/os": "disks"}, `target.disks[web/os]: "disks", want container/blob`},
+	} {
+		spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "web", Disks: []replication.DiskSpec{{Name: "os", SizeBytes: 1 << 20, Source: "agent"}}}},
+			Target: replication.TargetSpec{Disks: c.disks}}
+		spec.Normalize("g")
+		if err := spec.Validate(); err == nil || err.Error() != c.want {
+			t.Errorf("%v: %v, want %s", c.disks, err, c.want)
+		}
+	}
+}
+
+// peerStub is the other site as a failback sees it: its job runs, then fails.
+type peerStub struct {
+	started []string
+	polls   int
+}
+
+func (p *peerStub) EnableGroup(context.Context, string, replication.GroupSpec) error { return nil }
+func (p *peerStub) GroupStatus(context.Context, string) (replication.PeerGroup, error) {
+	return replication.PeerGroup{}, nil
+}
+func (p *peerStub) StartFailover(_ context.Context, group, kind, id string) error {
+	p.started = append(p.started, group+" "+kind+" "+id)
+	return nil
+}
+func (p *peerStub) Job(context.Context, string) (replication.PeerJob, error) {
+	if p.polls++; p.polls < 3 {
+		return replication.PeerJob{State: replication.JobRunning, Current: "wait-source-drained: waiting for the agent to stop"}, nil
+	}
+	return replication.PeerJob{State: replication.JobFailed, Error: "step start-copies failed 10 times: storage unavailable"}, nil
+}
+
+// A failback whose peer job fails ends Failed at once with the peer's reason (no retries: they cannot
+// help), and the peer's job carries this job's id however often the step ran.
+func TestFailbackFailsWithThePeersReason(t *testing.T) {
+	ctx := context.Background()
+	f := newJobFixture(t)
+	peer := &peerStub{}
+	f.runner.Peer = peer
+	replication.UpdateGroup(ctx, f.state, "g1", func(r *replication.GroupRecord) error {
+		r.State = replication.StateReprotected
+		return nil
+	})
+	job, _ := replication.NewJob("g1", replication.JobFailback, "", time.Now())
+	replication.StartJob(ctx, f.state, f.q, job)
+	f.drain(t)
+	j := f.job(t, job.ID())
+	want := "step wait-peer-failover: the planned failover on the peer site failed: step start-copies failed 10 times: storage unavailable"
+	if j.State != replication.JobFailed || j.Error != want {
+		t.Fatalf("job %s: %q, want Failed: %q", j.State, j.Error, want)
+	}
+	for _, s := range peer.started {
+		if s != "g1 planned "+job.ID() {
+			t.Fatalf("peer failovers started: %v", peer.started)
+		}
+	}
+	if g, _ := replication.LoadGroup(ctx, f.state, "g1"); g.Record.State != replication.StateReprotected {
+		t.Fatalf("group state after a failed failback: %s", g.Record.State)
+	}
+	f.runner.Peer = nil
+	again, _ := replication.NewJob("g1", replication.JobFailback, "", time.Now())
+	replication.StartJob(ctx, f.state, f.q, again)
+	f.drain(t)
+	if j := f.job(t, again.ID()); j.Error != "step peer-planned-failover: no peer site is configured (set StandbyPeerApi to the other region's Standby API)" {
+		t.Fatalf("without a peer: %s %q", j.State, j.Error)
 	}
 }
