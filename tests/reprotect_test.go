@@ -66,7 +66,9 @@ func TestReprotectSendsOnlyDifferingBlocksAndFailbackRestoresTheOriginals(t *tes
 		t.Fatal(err)
 	}
 	vms := []string{"a", "b"}
-	original := func(vm string) replication.DiskRef { return replication.DiskRef{Container: origContainer, Name: vm + "-os"} }
+	original := func(vm string) replication.DiskRef {
+		return replication.DiskRef{Container: origContainer, Name: vm + "-os"}
+	}
 	failedOver := func(vm string) replication.DiskRef {
 		return replication.DiskRef{Container: replication.FailoverContainer(group), Name: vm + "/os"}
 	}

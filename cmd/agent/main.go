@@ -431,7 +431,7 @@ loop:
 	}
 	if scanner != nil {
 		scanning <- struct{}{} // let a running scan finish: its blocks belong before the final marker
-		if ctx.Err() == nil { // and find what was written since: the writers have stopped
+		if ctx.Err() == nil {  // and find what was written since: the writers have stopped
 			sent, err := scanner.Pass(ctx)
 			for try := 1; err != nil && try < 3; try++ {
 				log.Warn("final scan failed; trying again", "err", err)
