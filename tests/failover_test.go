@@ -195,11 +195,7 @@ func TestFailoverJobFaults(t *testing.T) {
 	}
 
 	// Kill the handler again and again while the failover's steps run: it still succeeds.
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
-		if pid := handlerPID(s.app.out.String()); pid > 0 {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
+	killHandlers(3*time.Second, s.app)
 	waitFor(t, 90*time.Second, "the failover to succeed despite the kills", func() bool {
 		_, _, body := s.app.call(t, "GET", "/api/v1/groups/"+group, "test-key", "")
 		return strings.Contains(body, `"state": "FailedOver"`)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -49,6 +50,17 @@ func differingBlocks(a, b []byte) int {
 		}
 	}
 	return n
+}
+
+// killHandlers kill -9s the apps' handlers every 400 ms for a while (devhost restarts them).
+func killHandlers(d time.Duration, apps ...*testApp) {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(400 * time.Millisecond) {
+		for _, app := range apps {
+			if pid := handlerPID(app.out.String()); pid > 0 {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}
 }
 
 // The way back, across both regions' deployments: the original disks are page blobs in the source
@@ -141,6 +153,7 @@ func TestReprotectSendsOnlyDifferingBlocksAndFailbackRestoresTheOriginals(t *tes
 		status, _, _ := rev.app.call(t, "GET", "/api/v1/groups/"+group, "test-key", "")
 		return status == 200
 	})
+	killHandlers(2*time.Second, fwd.app) // the job's steps resume after each kill
 	agentRev := startAgent(t, rev, "-group", group, "-state", t.TempDir(), "-scan-interval", "300ms", "-marker-interval", "1s")
 	var job jobView
 	waitFor(t, 2*time.Minute, "the reprotect job", func() bool {
@@ -168,7 +181,20 @@ func TestReprotectSendsOnlyDifferingBlocksAndFailbackRestoresTheOriginals(t *tes
 	// More writes while replicating back, then failback: the peer's planned failover.
 	writeBlock(t, target, failedOver("b"), 4)
 	writeBlock(t, target, failedOver("a"), 0)
-	fb := fwd.runJob(t, "/api/v1/groups/"+group+"/failback", "", 2*time.Minute)
+	status, header, body = fwd.app.call(t, "POST", "/api/v1/groups/"+group+"/failback", "test-key", "")
+	if status != 202 {
+		t.Fatalf("failback: %d %s", status, body)
+	}
+	killHandlers(2*time.Second, fwd.app, rev.app) // both sites' jobs resume after each kill
+	var fb jobView
+	waitFor(t, 2*time.Minute, "the failback job", func() bool {
+		_, _, body := fwd.app.call(t, "GET", header.Get("Location"), "test-key", "")
+		json.Unmarshal([]byte(body), &fb)
+		return fb.State == "Succeeded" || fb.State == "Failed"
+	})
+	if fb.State != "Succeeded" {
+		t.Fatalf("failback: %+v", fb)
+	}
 	agentRev.wait(t, 30*time.Second)
 	for _, vm := range vms {
 		want := readDisk(t, target, failedOver(vm))
