@@ -18,6 +18,13 @@ param namePrefix string = 'standby'
 @maxValue(32)
 param changePartitions int = 8
 
+@description('The other region\'s Standby API root (https://<app>.azurewebsites.net/api), for reprotect and failback. The reverse deployment is this template deployed in the source region with the regions swapped; each names the other here.')
+param peerApi string = ''
+
+@description('Function key of the peer\'s API.')
+@secure()
+param peerApiKey string = ''
+
 @description('NCRONTAB schedule of the cutpoints function.')
 param cutpointsSchedule string = '0 */1 * * * *'
 
@@ -163,6 +170,8 @@ resource app 'Microsoft.Web/sites@2023-12-01' = {
         { name: 'StandbyApplyConsumerGroup', value: applyGroup.name }
         { name: 'StandbyJobQueue', value: jobs.name }
         { name: 'StandbyCutpointsSchedule', value: cutpointsSchedule }
+        { name: 'StandbyPeerApi', value: peerApi }
+        { name: 'StandbyPeerApiKey', value: peerApiKey }
       ]
     }
   }
