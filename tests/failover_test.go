@@ -32,18 +32,30 @@ type jobView struct {
 
 func (s *stack) runJob(t *testing.T, path, body string, limit time.Duration) jobView {
 	t.Helper()
+	return s.awaitJob(t, s.postJob(t, path, body), limit)
+}
+
+// postJob starts a job and returns its location.
+func (s *stack) postJob(t *testing.T, path, body string) string {
+	t.Helper()
 	status, header, resp := s.app.call(t, "POST", path, "test-key", body)
 	if status != http.StatusAccepted {
 		t.Fatalf("POST %s: %d %s", path, status, resp)
 	}
+	return header.Get("Location")
+}
+
+// awaitJob waits for a job to end and fails the test unless it succeeded.
+func (s *stack) awaitJob(t *testing.T, location string, limit time.Duration) jobView {
+	t.Helper()
 	var job jobView
-	waitFor(t, limit, "job "+header.Get("Location"), func() bool {
-		_, _, body := s.app.call(t, "GET", header.Get("Location"), "test-key", "")
+	waitFor(t, limit, "job "+location, func() bool {
+		_, _, body := s.app.call(t, "GET", location, "test-key", "")
 		json.Unmarshal([]byte(body), &job)
 		return job.State == "Succeeded" || job.State == "Failed"
 	})
 	if job.State != "Succeeded" {
-		t.Fatalf("job %s: %+v", path, job)
+		t.Fatalf("job %s: %+v", location, job)
 	}
 	return job
 }

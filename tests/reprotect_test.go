@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -145,30 +144,19 @@ func TestReprotectSendsOnlyDifferingBlocksAndFailbackRestoresTheOriginals(t *tes
 	}
 
 	// Reprotect: the reversed group appears on the peer; the agent on the failed-over VMs replicates.
-	status, header, body := fwd.app.call(t, "POST", "/api/v1/groups/"+group+"/reprotect", "test-key", "")
-	if status != 202 {
-		t.Fatalf("reprotect: %d %s", status, body)
-	}
+	reprotect := fwd.postJob(t, "/api/v1/groups/"+group+"/reprotect", "")
 	waitFor(t, 30*time.Second, "the reversed group on the peer site", func() bool {
 		status, _, _ := rev.app.call(t, "GET", "/api/v1/groups/"+group, "test-key", "")
 		return status == 200
 	})
 	killHandlers(2*time.Second, fwd.app) // the job's steps resume after each kill
 	agentRev := startAgent(t, rev, "-group", group, "-state", t.TempDir(), "-scan-interval", "300ms", "-marker-interval", "1s")
-	var job jobView
-	waitFor(t, 2*time.Minute, "the reprotect job", func() bool {
-		_, _, body := fwd.app.call(t, "GET", header.Get("Location"), "test-key", "")
-		json.Unmarshal([]byte(body), &job)
-		return job.State == "Succeeded" || job.State == "Failed"
-	})
-	if job.State != "Succeeded" {
-		t.Fatalf("reprotect: %+v", job)
-	}
+	job := fwd.awaitJob(t, reprotect, 2*time.Minute)
 	if got := job.Result["blocksSent"]; got != strconv.Itoa(want) || job.Result["blocksCompared"] != strconv.Itoa(reprotectBlocks) {
 		t.Fatalf("reprotect sent %s of %s blocks, want %d of %d", got, job.Result["blocksCompared"], want, reprotectBlocks)
 	}
 	t.Logf("reprotect: %s", job.Steps[1].Outcome)
-	_, _, body = fwd.app.call(t, "GET", "/api/v1/groups/"+group, "test-key", "")
+	_, _, body := fwd.app.call(t, "GET", "/api/v1/groups/"+group, "test-key", "")
 	if !strings.Contains(body, `"state": "Reprotected"`) {
 		t.Fatalf("group after reprotect: %s", body)
 	}
@@ -181,20 +169,9 @@ func TestReprotectSendsOnlyDifferingBlocksAndFailbackRestoresTheOriginals(t *tes
 	// More writes while replicating back, then failback: the peer's planned failover.
 	writeBlock(t, target, failedOver("b"), 4)
 	writeBlock(t, target, failedOver("a"), 0)
-	status, header, body = fwd.app.call(t, "POST", "/api/v1/groups/"+group+"/failback", "test-key", "")
-	if status != 202 {
-		t.Fatalf("failback: %d %s", status, body)
-	}
+	failback := fwd.postJob(t, "/api/v1/groups/"+group+"/failback", "")
 	killHandlers(2*time.Second, fwd.app, rev.app) // both sites' jobs resume after each kill
-	var fb jobView
-	waitFor(t, 2*time.Minute, "the failback job", func() bool {
-		_, _, body := fwd.app.call(t, "GET", header.Get("Location"), "test-key", "")
-		json.Unmarshal([]byte(body), &fb)
-		return fb.State == "Succeeded" || fb.State == "Failed"
-	})
-	if fb.State != "Succeeded" {
-		t.Fatalf("failback: %+v", fb)
-	}
+	fb := fwd.awaitJob(t, failback, 2*time.Minute)
 	agentRev.wait(t, 30*time.Second)
 	for _, vm := range vms {
 		want := readDisk(t, target, failedOver(vm))
