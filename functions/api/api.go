@@ -191,6 +191,16 @@ func (a *API) postFailover(w http.ResponseWriter, r *http.Request) {
 		Problem(w, r, http.StatusBadRequest, "invalid field recoveryPoint", "a planned failover goes to the point the agent's final writes make; leave recoveryPoint out")
 		return
 	}
+	if req.Type == replication.JobTestFailover {
+		g, ok := a.loadGroup(w, r)
+		if !ok {
+			return
+		}
+		if err := g.Spec.CheckTestNetwork(); err != nil {
+			Problem(w, r, http.StatusConflict, "cannot run a test failover", err.Error())
+			return
+		}
+	}
 	if req.JobID != "" && !isJobID(req.JobID) {
 		Problem(w, r, http.StatusBadRequest, "invalid field jobId", fmt.Sprintf("jobId %q is not 32 lowercase hex digits", req.JobID))
 		return

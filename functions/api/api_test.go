@@ -318,6 +318,15 @@ func TestTheWayBackAndIdempotentFailoverRequests(t *testing.T) {
 	if status != 409 || !strings.Contains(body, "job "+id+" is a test job of group shop") {
 		t.Fatalf("another request with the id: %d %s", status, body)
 	}
+	noTest := `{"vms":[{"name":"web","subnet":"dr/app","disks":[{"name":"os","sizeBytes":1048576,"source":"agent"}]}],
+	  "network":{"mappings":[{"source":"dr/app","target":"prod/app"}]}}`
+	if status, body := call(t, srv, "PUT", "/api/v1/groups/back", noTest); status != 201 {
+		t.Fatalf("PUT a mapping without a test subnet: %d %s", status, body)
+	}
+	status, body = call(t, srv, "POST", "/api/v1/groups/back/failover", `{"type":"test"}`)
+	if status != 409 || !strings.Contains(body, "the network mapping of dr/app names no isolated test subnet: a test failover cannot place web") {
+		t.Fatalf("a drill without a test subnet: %d %s", status, body)
+	}
 	status, body = call(t, srv, "POST", "/api/v1/groups/shop/failover", `{"type":"test","jobId":"XYZ"}`)
 	if status != 400 || !strings.Contains(body, `jobId \"XYZ\" is not 32 lowercase hex digits`) {
 		t.Fatalf("a bad job id: %d %s", status, body)

@@ -94,6 +94,7 @@ type VMRecord struct {
 	Subnet   string     `json:"Subnet,omitempty"`
 	StaticIP string     `json:"StaticIP,omitempty"`
 	Zone     string     `json:"Zone,omitempty"`
+	AvSet    string     `json:"AvailabilitySet,omitempty"`
 }
 
 // MarkerRecord is a marker apply has reached: the snapshot of every disk of the group at that point
@@ -156,7 +157,7 @@ func LoadGroup(ctx context.Context, store StateStore, group string) (*Group, err
 	g.Spec = GroupSpec{Target: g.Record.Target, Policy: g.Record.Policy, Network: g.Record.Network}
 	for _, name := range g.Record.VMNames {
 		vm := vms[name]
-		g.Spec.VMs = append(g.Spec.VMs, VMSpec{Name: name, Disks: vm.Disks, Subnet: vm.Subnet, StaticIP: vm.StaticIP, Zone: vm.Zone})
+		g.Spec.VMs = append(g.Spec.VMs, VMSpec{Name: name, Disks: vm.Disks, Subnet: vm.Subnet, StaticIP: vm.StaticIP, Zone: vm.Zone, AvailabilitySet: vm.AvSet})
 	}
 	return g, nil
 }
@@ -165,7 +166,7 @@ func LoadGroup(ctx context.Context, store StateStore, group string) (*Group, err
 // only once complete (a crash in between leaves VM rows a retry overwrites).
 func CreateGroup(ctx context.Context, store StateStore, group string, spec GroupSpec, now time.Time) (*Group, error) {
 	for _, vm := range spec.VMs {
-		rec := VMRecord{Keys: Keys{PartitionKey: group, RowKey: vmRowPrefix + vm.Name}, Disks: vm.Disks, Subnet: vm.Subnet, StaticIP: vm.StaticIP, Zone: vm.Zone}
+		rec := VMRecord{Keys: Keys{PartitionKey: group, RowKey: vmRowPrefix + vm.Name}, Disks: vm.Disks, Subnet: vm.Subnet, StaticIP: vm.StaticIP, Zone: vm.Zone, AvSet: vm.AvailabilitySet}
 		if _, err := store.Upsert(ctx, GroupsTable, rec); err != nil {
 			return nil, err
 		}

@@ -556,7 +556,7 @@ func armTemplate(vm VMSpec, container string, network NetworkSpec, test bool) (s
 		target := m.Target
 		if test {
 			if m.Test == "" {
-				return "", fmt.Errorf("the network mapping of %s names no isolated test subnet: a test failover cannot place %s", vm.Subnet, vm.Name)
+				return "", noTestSubnet(vm)
 			}
 			target = m.Test
 		}
@@ -585,6 +585,12 @@ func armTemplate(vm VMSpec, container string, network NetworkSpec, test bool) (s
 			vmResource(vm, disks),
 		},
 	}
+	if vm.AvailabilitySet != "" { // every VM's deployment declares the set: deploying it again changes nothing
+		tpl["resources"] = append(tpl["resources"].([]any), map[string]any{"type": "Microsoft.Compute/availabilitySets",
+			"apiVersion": "2023-09-01", "name": vm.AvailabilitySet, "location": "[resourceGroup().location]",
+			"sku":        map[string]any{"name": "Classic"}, // the disks are page blobs (unmanaged)
+			"properties": map[string]any{"platformFaultDomainCount": 2, "platformUpdateDomainCount": 5}})
+	}
 	data, err := json.Marshal(tpl)
 	return string(data), err
 }
@@ -597,6 +603,11 @@ func vmResource(vm VMSpec, disks []map[string]any) map[string]any {
 			"networkProfile": map[string]any{"networkInterfaces": []any{map[string]any{"id": "[resourceId('Microsoft.Network/networkInterfaces', '" + vm.Name + "-nic')]"}}}}}
 	if vm.Zone != "" {
 		res["zones"] = []string{vm.Zone}
+	}
+	if vm.AvailabilitySet != "" {
+		res["dependsOn"] = []string{vm.Name + "-nic", vm.AvailabilitySet}
+		res["properties"].(map[string]any)["availabilitySet"] = map[string]any{
+			"id": "[resourceId('Microsoft.Compute/availabilitySets', '" + vm.AvailabilitySet + "')]"}
 	}
 	return res
 }

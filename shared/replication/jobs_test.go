@@ -308,6 +308,32 @@ func TestMachineDefinitionsFollowTheNetworkMapping(t *testing.T) {
 			}
 		}
 	}
+	// An availability set instead of a zone; a mapping without a test subnet fails a drill, saying why.
+	spec.VMs[0].Zone, spec.VMs[0].AvailabilitySet = "", "web-set"
+	spec.Network.Mappings[0].Test = ""
+	replication.DeleteGroupRows(ctx, f.state, "g1")
+	replication.CreateGroup(ctx, f.state, "g1", spec, time.Now())
+	replication.UpdateGroup(ctx, f.state, "g1", func(r *replication.GroupRecord) error { r.LastSourceTime = time.Now(); return nil })
+	job, _ := replication.NewJob("g1", replication.JobUnplannedFailover, "latestProcessed", time.Now())
+	replication.StartJob(ctx, f.state, f.q, job)
+	f.drain(t)
+	tpl := f.job(t, job.ID()).Result["template:vm"]
+	for _, want := range []string{`"availabilitySet":{"id":"[resourceId('Microsoft.Compute/availabilitySets', 'web-set')]"}`,
+		`"type":"Microsoft.Compute/availabilitySets"`, `"dependsOn":["vm-nic","web-set"]`} {
+		if !strings.Contains(tpl, want) {
+			t.Fatalf("template lacks %s:\n%s", want, tpl)
+		}
+	}
+	if strings.Contains(tpl, `"zones"`) {
+		t.Fatalf("a VM in an availability set got a zone:\n%s", tpl)
+	}
+	drill, _ := replication.NewJob("g1", replication.JobTestFailover, "latestProcessed", time.Now())
+	replication.StartJob(ctx, f.state, f.q, drill)
+	f.drain(t)
+	want := "step machine-definitions: the network mapping of prod-vnet/app names no isolated test subnet: a test failover cannot place vm"
+	if j := f.job(t, drill.ID()); j.State != replication.JobFailed || j.Error != want {
+		t.Fatalf("a drill without a test subnet: %s %q", j.State, j.Error)
+	}
 }
 
 func TestNetworkSpecValidation(t *testing.T) {
@@ -326,6 +352,8 @@ func TestNetworkSpecValidation(t *testing.T) {
 		{func(s *replication.GroupSpec) { s.Network.Mappings[0].Target = "nosubnet" }, `network.mappings[0].target: "nosubnet", want vnet/subnet`},
 		{func(s *replication.GroupSpec) { s.VMs[0].StaticIP = "10.0.0.300" }, `vms[0].staticIP: "10.0.0.300" is not an IPv4 address`},
 		{func(s *replication.GroupSpec) { s.VMs[0].Zone = "4" }, `vms[0].zone: "4", want 1, 2 or 3`},
+		{func(s *replication.GroupSpec) { s.VMs[0].AvailabilitySet = "set/1" }, `vms[0].availabilitySet: "set/1" must be 1-80 letters, digits, '.', '-' or '_'`},
+		{func(s *replication.GroupSpec) { s.VMs[0].AvailabilitySet, s.VMs[0].Zone = "set1", "1" }, `vms[0].availabilitySet: a VM is placed in a zone or an availability set, not both`},
 		{func(s *replication.GroupSpec) {
 			s.Network.Mappings = append(s.Network.Mappings, s.Network.Mappings[0])
 		}, `network.mappings[1].source: "v/s" is mapped twice`},

@@ -69,7 +69,7 @@ func ReverseSpec(group string, spec GroupSpec, failoverContainer string, url fun
 		rev.Network.Mappings = append(rev.Network.Mappings, NetworkMapping{Source: m.Target, Target: m.Source})
 	}
 	for i, vm := range spec.VMs {
-		rvm := VMSpec{Name: vm.Name, StaticIP: vm.StaticIP, Zone: vm.Zone}
+		rvm := VMSpec{Name: vm.Name, StaticIP: vm.StaticIP, Zone: vm.Zone, AvailabilitySet: vm.AvailabilitySet}
 		if m, ok := spec.Network.MappingFor(vm.Subnet); ok {
 			rvm.Subnet = m.Target
 		}

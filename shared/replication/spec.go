@@ -35,11 +35,29 @@ type VMSpec struct {
 	StaticIP string `json:"staticIP,omitempty"`
 	// Zone is the availability zone the failed-over VM is placed in ("1", "2" or "3").
 	Zone string `json:"zone,omitempty"`
+	// AvailabilitySet places the failed-over VM in this availability set of the target resource group
+	// (created by the first VM's deployment that names it); a VM has a zone or a set, not both.
+	AvailabilitySet string `json:"availabilitySet,omitempty"`
 }
 
 // NetworkSpec maps source subnets to target ones.
 type NetworkSpec struct {
 	Mappings []NetworkMapping `json:"mappings,omitempty"`
+}
+
+// CheckTestNetwork says why a test failover could not place the group's VMs (a mapping without an
+// isolated test subnet, as a reprotect's reversed mapping starts), or nil.
+func (s *GroupSpec) CheckTestNetwork() error {
+	for _, vm := range s.VMs {
+		if m, ok := s.Network.MappingFor(vm.Subnet); ok && m.Test == "" {
+			return noTestSubnet(vm)
+		}
+	}
+	return nil
+}
+
+func noTestSubnet(vm VMSpec) error {
+	return fmt.Errorf("the network mapping of %s names no isolated test subnet: a test failover cannot place %s", vm.Subnet, vm.Name)
 }
 
 // NetworkMapping maps a source "vnet/subnet" to the target region's, and to an isolated test subnet
@@ -127,9 +145,10 @@ func (p Policy) HealthThresholds() HealthThresholds {
 }
 
 var (
-	subnetName    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,79}/[A-Za-z0-9][A-Za-z0-9._-]{0,79}$`)
-	vmName        = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$`)
-	containerName = regexp.MustCompile(`^[a-z0-9]([a-z0-9]|-[a-z0-9]){2,62}$`)
+	subnetName          = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,79}/[A-Za-z0-9][A-Za-z0-9._-]{0,79}$`)
+	vmName              = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$`)
+	availabilitySetName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]{0,78}[A-Za-z0-9_])?$`)
+	containerName       = regexp.MustCompile(`^[a-z0-9]([a-z0-9]|-[a-z0-9]){2,62}$`)
 )
 
 // DiskKey names a disk within its group ("vm/disk"); it is also the target blob's name.
@@ -255,6 +274,12 @@ func (s *GroupSpec) Validate() error {
 		if vm.Zone != "" && vm.Zone != "1" && vm.Zone != "2" && vm.Zone != "3" {
 			return fmt.Errorf("%s.zone: %q, want 1, 2 or 3", at, vm.Zone)
 		}
+		if vm.AvailabilitySet != "" && !availabilitySetName.MatchString(vm.AvailabilitySet) {
+			return fmt.Errorf("%s.availabilitySet: %q must be 1-80 letters, digits, '.', '-' or '_'", at, vm.AvailabilitySet)
+		}
+		if vm.AvailabilitySet != "" && vm.Zone != "" {
+			return fmt.Errorf("%s.availabilitySet: a VM is placed in a zone or an availability set, not both", at)
+		}
 	}
 	if !containerName.MatchString(s.Target.Container) {
 		return fmt.Errorf("target.container: %q must be 3-63 lowercase letters, digits or single hyphens", s.Target.Container)
@@ -320,6 +345,7 @@ func (s *GroupSpec) Conflicts(other *GroupSpec) []string {
 		diff(fmt.Sprintf("vms[%d].subnet", i), a.Subnet, b.Subnet)
 		diff(fmt.Sprintf("vms[%d].staticIP", i), a.StaticIP, b.StaticIP)
 		diff(fmt.Sprintf("vms[%d].zone", i), a.Zone, b.Zone)
+		diff(fmt.Sprintf("vms[%d].availabilitySet", i), a.AvailabilitySet, b.AvailabilitySet)
 		for j := 0; j < len(a.Disks) && j < len(b.Disks); j++ {
 			diff(fmt.Sprintf("vms[%d].disks[%d].name", i, j), a.Disks[j].Name, b.Disks[j].Name)
 			diff(fmt.Sprintf("vms[%d].disks[%d].sizeBytes", i, j), a.Disks[j].SizeBytes, b.Disks[j].SizeBytes)
