@@ -19,7 +19,7 @@ import (
 
 func newTestAPI(t *testing.T) (*httptest.Server, *memstore.Pages, *memstore.State) {
 	pages, state := memstore.NewPages(), memstore.NewState()
-	a := &API{State: state, Pages: pages, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	a := &API{State: state, Pages: pages, Journal: memstore.NewJournal(), Log: slog.New(slog.DiscardHandler), Now: time.Now}
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
 	return srv, pages, state

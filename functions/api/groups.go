@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -131,7 +130,11 @@ func (a *API) putGroup(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil:
 		if conflicts := existing.Spec.Conflicts(&spec); len(conflicts) > 0 {
-			Problem(w, r, http.StatusConflict, "group exists with a different spec", strings.Join(conflicts, "; "))
+			detail := strings.Join(conflicts, "; ")
+			if existing.Record.State == replication.StateFailedBack {
+				detail = "the group failed back (its replication this way ended): DELETE it with keepData=false, then enable it again; " + detail
+			}
+			Problem(w, r, http.StatusConflict, "group exists with a different spec", detail)
 			return
 		}
 		if existing.Record.State == replication.StateDisabled {
@@ -268,6 +271,10 @@ func (a *API) deleteGroup(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !keep && a.Journal == nil {
+		Problem(w, r, http.StatusServiceUnavailable, "cache storage not configured", "removing a group's data removes its journal: set StandbyCacheStorage")
+		return
+	}
 	ctx, group := r.Context(), g.Record.PartitionKey
 	rec, err := replication.UpdateGroup(ctx, a.State, group, func(rec *replication.GroupRecord) error {
 		rec.State, rec.Reason, rec.UpdatedAt = replication.StateDisabled, "replication disabled by the operator", a.Now().UTC()
@@ -283,30 +290,12 @@ func (a *API) deleteGroup(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, groupView(g, a.Now()))
 		return
 	}
-	if err := removeGroupData(ctx, a.State, a.Pages, g); err != nil {
+	if err := replication.RemoveGroup(ctx, a.State, a.Pages, a.Journal, g); err != nil {
 		a.storeProblem(w, r, err, "removing the data of "+group)
 		return
 	}
 	a.Log.Info("group disabled, data removed", "group", group)
 	w.WriteHeader(http.StatusNoContent)
-}
-
-func removeGroupData(ctx context.Context, state replication.StateStore, pages replication.PageStore, g *replication.Group) error {
-	for _, d := range g.Spec.Disks() {
-		if err := pages.Delete(ctx, g.TargetDisk(d.Key)); err != nil {
-			return err
-		}
-	}
-	markers, err := replication.ListMarkers(ctx, state, g.Record.PartitionKey)
-	if err != nil {
-		return err
-	}
-	for _, m := range markers {
-		if err := state.Delete(ctx, replication.MarkersTable, m.PartitionKey, m.RowKey, ""); err != nil && !errors.Is(err, replication.ErrNotFound) {
-			return err
-		}
-	}
-	return replication.DeleteGroupRows(ctx, state, g.Record.PartitionKey)
 }
 
 // AgentReport is the agent's heartbeat.

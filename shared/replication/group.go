@@ -275,3 +275,57 @@ func RecordEvent(ctx context.Context, store StateStore, group, kind, message str
 	_, err := store.Upsert(ctx, EventsTable, e)
 	return err
 }
+
+// RemoveGroup deletes everything a group made: the target disks it created (with their snapshots), the
+// snapshots it took of existing disks it was given (target.disks: a reprotect's original disks, which
+// stay), its markers, recovery points, holds, history, journal, and last its rows. Each part is
+// idempotent, so a removal that stopped halfway is finished by running it again.
+func RemoveGroup(ctx context.Context, state StateStore, pages PageStore, journal JournalStore, g *Group) error {
+	group := g.Record.PartitionKey
+	markers, err := ListMarkers(ctx, state, group)
+	if err != nil {
+		return err
+	}
+	points, err := ListPoints(ctx, state, group)
+	if err != nil {
+		return err
+	}
+	for _, d := range g.Spec.Disks() {
+		ref := g.TargetDisk(d.Key)
+		if _, given := g.Spec.Target.Disks[d.Key]; !given {
+			if err := pages.Delete(ctx, ref); err != nil {
+				return err
+			}
+			continue
+		}
+		for _, m := range markers {
+			if snap := m.Snapshots[d.Key]; snap != "" {
+				if err := pages.DeleteSnapshot(ctx, ref, snap); err != nil {
+					return err
+				}
+			}
+		}
+		for _, p := range points {
+			if snap := p.Snapshots[d.Key]; snap != "" {
+				if err := pages.DeleteSnapshot(ctx, ref, snap); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if _, err := journal.Prune(ctx, group, math.MaxInt64, time.Now().Add(24*time.Hour)); err != nil {
+		return err
+	}
+	for _, table := range []string{MarkersTable, PointsTable, HoldsTable, EventsTable} {
+		rows, _, err := QueryAll[Keys](ctx, state, table, group)
+		if err != nil {
+			return err
+		}
+		for _, k := range rows {
+			if err := state.Delete(ctx, table, k.PartitionKey, k.RowKey, ""); err != nil && !errors.Is(err, ErrNotFound) {
+				return err
+			}
+		}
+	}
+	return DeleteGroupRows(ctx, state, group)
+}

@@ -1,10 +1,13 @@
 package replication_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"testing"
 	"time"
 
+	"github.com/standby-dr/standby/shared/memstore"
 	"github.com/standby-dr/standby/shared/replication"
 )
 
@@ -125,5 +128,60 @@ func TestFailbackFailsWithThePeersReason(t *testing.T) {
 	f.drain(t)
 	if j := f.job(t, again.ID()); j.Error != "step peer-planned-failover: no peer site is configured (set StandbyPeerApi to the other region's Standby API)" {
 		t.Fatalf("without a peer: %s %q", j.State, j.Error)
+	}
+}
+
+// Removing a reversed group's data leaves the original disks it was given (only its snapshots of them
+// go) and removes everything else it made: created disks, rows of every table, the journal.
+func TestRemoveGroupKeepsGivenDisks(t *testing.T) {
+	ctx := context.Background()
+	state, pages, journal := memstore.NewState(), memstore.NewPages(), memstore.NewJournal()
+	orig := replication.DiskRef{Container: "orig", Name: "a-os"}
+	pages.EnsureContainer(ctx, "orig")
+	pages.Create(ctx, orig, 1<<20)
+	pages.WritePages(ctx, orig, 0, bytes.Repeat([]byte{5}, 512))
+	spec := replication.GroupSpec{VMs: []replication.VMSpec{
+		{Name: "a", Disks: []replication.DiskSpec{{Name: "os", SizeBytes: 1 << 20, Source: "agent"}}},
+		{Name: "b", Disks: []replication.DiskSpec{{Name: "os", SizeBytes: 1 << 20, Source: "agent"}}}},
+		Target: replication.TargetSpec{Disks: map[string]string{"a/os": "orig/a-os"}}}
+	spec.Normalize("g")
+	g, err := replication.CreateGroup(ctx, state, "g", spec, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := g.TargetDisk("b/os")
+	pages.EnsureContainer(ctx, created.Container)
+	pages.Create(ctx, created, 1<<20)
+	snapA, _ := pages.Snapshot(ctx, orig)
+	snapB, _ := pages.Snapshot(ctx, created)
+	snaps := map[string]string{"a/os": snapA, "b/os": snapB}
+	state.Upsert(ctx, replication.MarkersTable, replication.MarkerRecord{Keys: replication.Keys{PartitionKey: "g", RowKey: "m1"}, Seq: 1, Snapshots: snaps})
+	state.Upsert(ctx, replication.PointsTable, replication.RecoveryPoint{Keys: replication.Keys{PartitionKey: "g", RowKey: "p1"}, ID: "rp-1", Snapshots: snaps})
+	state.Upsert(ctx, replication.HoldsTable, replication.PointHold{Keys: replication.Keys{PartitionKey: "g", RowKey: "rp-1"}})
+	replication.RecordEvent(ctx, state, "g", "health", "Normal", time.Now())
+	journal.Put(ctx, "g", 1, []byte("batch"))
+
+	if err := replication.RemoveGroup(ctx, state, pages, journal, g); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := pages.ReadRange(ctx, orig, "", 0, 512); err != nil || !bytes.Equal(got, bytes.Repeat([]byte{5}, 512)) {
+		t.Fatalf("the given disk after removal: %v", err)
+	}
+	if _, err := pages.ReadRange(ctx, orig, snapA, 0, 512); !errors.Is(err, replication.ErrNotFound) {
+		t.Fatalf("the group's snapshot of the given disk: %v, want ErrNotFound", err)
+	}
+	if _, err := pages.Size(ctx, created); !errors.Is(err, replication.ErrNotFound) {
+		t.Fatalf("the created disk: %v, want ErrNotFound", err)
+	}
+	for _, table := range []string{replication.GroupsTable, replication.MarkersTable, replication.PointsTable, replication.HoldsTable, replication.EventsTable} {
+		if rows, _, _ := replication.QueryAll[replication.Keys](ctx, state, table, "g"); len(rows) != 0 {
+			t.Errorf("%s keeps %d rows of the group", table, len(rows))
+		}
+	}
+	if seqs, _ := journal.List(ctx, "g"); len(seqs) != 0 {
+		t.Errorf("the journal keeps %v", seqs)
+	}
+	if err := replication.RemoveGroup(ctx, state, pages, journal, g); err != nil {
+		t.Fatalf("removing again: %v", err)
 	}
 }
