@@ -62,11 +62,12 @@ func killHandlers(d time.Duration, apps ...*testApp) {
 	}
 }
 
-// The way back, across both regions' deployments: the original disks are page blobs in the source
+// The round trip, across both regions' deployments: the original disks are page blobs in the source
 // region; a planned failover moves the group to the target region; the failed-over VMs write; reprotect
 // replicates back to the original disks sending only the blocks that differ (counted against the disks
-// themselves); failback (a planned failover on the peer site) returns the original disks to exactly the
-// failed-over disks' content, and the peer's failover copies too.
+// themselves); failback (a planned failover on the peer site) brings the VMs back onto the original
+// disks, holding exactly the failed-over disks' content; reprotect again resumes replication the first
+// way, again sending only the blocks that differ.
 func TestReprotectSendsOnlyDifferingBlocksAndFailbackRestoresTheOriginals(t *testing.T) {
 	fwd, rev := newSitePair(t, "*/1 * * * * *")
 	ctx := context.Background()
@@ -110,7 +111,8 @@ func TestReprotectSendsOnlyDifferingBlocksAndFailbackRestoresTheOriginals(t *tes
 	writeJSON(t, specFile, spec)
 
 	// Forward replication; the VMs write more; a planned failover (the agent's last scan finds those).
-	agentFwd := startAgent(t, fwd, "-group", group, "-spec", specFile, "-state", t.TempDir(), "-scan-interval", "300ms", "-marker-interval", "1s")
+	stateFwd := t.TempDir()
+	agentFwd := startAgent(t, fwd, "-group", group, "-spec", specFile, "-state", stateFwd, "-scan-interval", "300ms", "-marker-interval", "1s")
 	waitFor(t, 60*time.Second, "the group to be protected with a point", func() bool {
 		_, _, body := fwd.app.call(t, "GET", "/api/v1/groups/"+group, "test-key", "")
 		return strings.Contains(body, `"state": "Protected"`) && strings.Contains(body, `"lastRecoveryPoint"`)
@@ -173,14 +175,12 @@ func TestReprotectSendsOnlyDifferingBlocksAndFailbackRestoresTheOriginals(t *tes
 	killHandlers(2*time.Second, fwd.app, rev.app) // both sites' jobs resume after each kill
 	fb := fwd.awaitJob(t, failback, 2*time.Minute)
 	agentRev.wait(t, 30*time.Second)
+	if fb.Result["inPlace"] != "true" || fb.Result["container"] != origContainer {
+		t.Fatalf("failback did not come back onto the original disks: %v", fb.Result)
+	}
 	for _, vm := range vms {
-		want := readDisk(t, target, failedOver(vm))
-		if !bytes.Equal(readDisk(t, source, original(vm)), want) {
+		if !bytes.Equal(readDisk(t, source, original(vm)), readDisk(t, target, failedOver(vm))) {
 			t.Fatalf("after failback %s's original disk differs from the failed-over disk", vm)
-		}
-		copyRef := replication.DiskRef{Container: fb.Result["container"], Name: vm + "/os"}
-		if !bytes.Equal(readDisk(t, source, copyRef), want) {
-			t.Fatalf("after failback the peer's failover copy %s differs from the failed-over disk", copyRef)
 		}
 	}
 	_, _, body = fwd.app.call(t, "GET", "/api/v1/groups/"+group, "test-key", "")
@@ -194,5 +194,33 @@ func TestReprotectSendsOnlyDifferingBlocksAndFailbackRestoresTheOriginals(t *tes
 	if status, _, body := fwd.app.call(t, "POST", "/api/v1/groups/"+group+"/failback", "test-key", ""); status != 409 ||
 		!strings.Contains(body, "failback needs a Reprotected group (replicating back); it is FailedBack") {
 		t.Fatalf("a second failback: %d %s", status, body)
+	}
+
+	// Reprotect again: replication resumes the first way; the agent (its state kept across the round
+	// trip) compares the original disks with the replicas, which still hold the failover's point.
+	replica := func(vm string) replication.DiskRef { return replication.DiskRef{Container: group + "-asr", Name: vm + "/os"} }
+	want = 0
+	for _, vm := range vms {
+		want += differingBlocks(readDisk(t, target, replica(vm)), readDisk(t, source, original(vm)))
+	}
+	forward := fwd.postJob(t, "/api/v1/groups/"+group+"/reprotect", "")
+	waitFor(t, 30*time.Second, "the group to await a resync", func() bool {
+		_, _, body := fwd.app.call(t, "GET", "/api/v1/groups/"+group, "test-key", "")
+		return strings.Contains(body, `"state": "ResyncRequired"`)
+	})
+	startAgent(t, fwd, "-group", group, "-state", stateFwd, "-scan-interval", "300ms", "-marker-interval", "1s")
+	job = fwd.awaitJob(t, forward, 2*time.Minute)
+	if job.Result["blocksSent"] != strconv.Itoa(want) || job.Result["blocksCompared"] != strconv.Itoa(reprotectBlocks) {
+		t.Fatalf("reprotect after failback sent %s of %s blocks, want %d of %d", job.Result["blocksSent"], job.Result["blocksCompared"], want, reprotectBlocks)
+	}
+	t.Logf("reprotect after failback: %s", job.Steps[2].Outcome)
+	if status, _, body := rev.app.call(t, "GET", "/api/v1/groups/"+group, "test-key", ""); status != 404 {
+		t.Fatalf("the reversed group after reprotecting forward: %d %s", status, body)
+	}
+	writeBlock(t, source, original("b"), 5) // the VMs run at home again
+	for _, vm := range vms {
+		waitFor(t, 30*time.Second, vm+"'s replica to converge", func() bool {
+			return bytes.Equal(readDisk(t, target, replica(vm)), readDisk(t, source, original(vm)))
+		})
 	}
 }

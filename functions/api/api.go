@@ -224,11 +224,16 @@ func (a *API) postCommit(w http.ResponseWriter, r *http.Request) {
 	a.startJob(w, r, replication.JobCommit, "", "")
 }
 
-// postReprotect reverses replication: checked here (a peer site, a committed failover, original disks
-// that are page blobs) so that a request that cannot work is refused rather than queued.
+// postReprotect reverses replication after a committed failover — checked here (a peer site, original
+// disks that are page blobs) so that a request that cannot work is refused rather than queued — or,
+// after a failback, resumes it in the first direction.
 func (a *API) postReprotect(w http.ResponseWriter, r *http.Request) {
 	g, ok := a.loadGroup(w, r)
 	if !ok || !a.needPeer(w, r) {
+		return
+	}
+	if g.Record.State == replication.StateFailedBack {
+		a.startJob(w, r, replication.JobReprotectForward, "", "")
 		return
 	}
 	if g.Record.State == replication.StateCommitted {
@@ -353,7 +358,9 @@ func (a *API) startJob(w http.ResponseWriter, r *http.Request, jobType, point, j
 			return fmt.Errorf("%w: reprotect needs a committed failover; the group is %s", errState, rec.State)
 		case jobType == replication.JobFailback && rec.State != replication.StateReprotected:
 			return fmt.Errorf("%w: failback needs a Reprotected group (replicating back); it is %s", errState, rec.State)
-		case jobType == replication.JobReprotect || jobType == replication.JobFailback:
+		case jobType == replication.JobReprotectForward && rec.State != replication.StateFailedBack:
+			return fmt.Errorf("%w: the group is %s, no longer FailedBack", errState, rec.State)
+		case jobType == replication.JobReprotect || jobType == replication.JobFailback || jobType == replication.JobReprotectForward:
 		case jobType == replication.JobCommit && rec.State != replication.StateFailedOver:
 			return fmt.Errorf("%w: only a FailedOver group can be committed, it is %s", errState, rec.State)
 		case jobType == replication.JobChangePoint && rec.State != replication.StateFailedOver:

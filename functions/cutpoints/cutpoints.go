@@ -83,9 +83,8 @@ func (f *Function) tend(ctx context.Context, group string, now time.Time) ([]str
 	if err != nil {
 		return nil, err
 	}
-	switch g.Record.State {
-	case replication.StateDisabled, replication.StateFailedOver, replication.StateCommitted:
-		return nil, nil // replication has stopped: nothing to cut, and no RPO to rate
+	if g.Record.ReplicationStopped() {
+		return nil, nil // nothing to cut, and no RPO to rate
 	}
 	var logs []string
 	if f.Pages != nil {

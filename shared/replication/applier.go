@@ -81,10 +81,11 @@ func (a *Applier) applyGroup(ctx context.Context, group string, descs []Descript
 		known[d.Seq] = d
 	}
 	maxSeq := descs[len(descs)-1].Seq
-	switch g.Record.State {
-	case StateDisabled, StateFailedOver, StateCommitted:
+	if g.Record.ReplicationStopped() {
 		res.Stopped = strings.ToLower(g.Record.State)
 		return res, nil
+	}
+	switch g.Record.State {
 	case StateResyncRequired:
 		// Only a resync start gets the group going again: the stream before it no longer matters.
 		var start int64

@@ -87,6 +87,16 @@ type GroupRecord struct {
 	HealthReason       string `json:"HealthReason,omitempty"`
 }
 
+// ReplicationStopped reports whether the group's replication (this way) has stopped: disabled, failed
+// over, or running the other way. Apply writes nothing and cutpoints cuts nothing then.
+func (r *GroupRecord) ReplicationStopped() bool {
+	switch r.State {
+	case StateDisabled, StateFailedOver, StateCommitted, StateReprotected, StateFailedBack:
+		return true
+	}
+	return false
+}
+
 // VMRecord holds one VM's disks (a row per VM keeps every row far below Table storage's limits).
 type VMRecord struct {
 	Keys

@@ -133,6 +133,8 @@ func stepsOf(jobType string) ([]stepDef, error) {
 		return reprotectSteps, nil
 	case JobFailback:
 		return failbackSteps, nil
+	case JobReprotectForward:
+		return reprotectForwardSteps, nil
 	}
 	return nil, fmt.Errorf("job type %q is not supported", jobType)
 }
@@ -455,10 +457,24 @@ func (r *JobRunner) point(ctx context.Context, j *Job) (RecoveryPoint, error) {
 	return ChoosePoint(points, j.PointID, time.Time{})
 }
 
+// inPlace reports whether the job fails over onto the group's target disks themselves: a planned
+// failover of a group whose targets were given (a reprotected group's original disks) — failback. The
+// drained disks hold the final point exactly, and the VMs come back on their own disks.
+func inPlace(j *Job, g *Group) bool {
+	return j.Type == JobPlannedFailover && len(g.Spec.Target.Disks) == len(g.Spec.Disks())
+}
+
 func startCopies(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
 	p, err := r.point(ctx, j)
 	if err != nil {
 		return "", 0, err
+	}
+	if inPlace(j, g) {
+		if g.Record.Watermark != p.Seq {
+			return "", 0, permanentError{fmt.Errorf("the target disks are at sequence %d, not at the final point %s (%d): they cannot be failed over in place", g.Record.Watermark, p.ID, p.Seq)}
+		}
+		j.Container = g.Spec.Target.Container
+		return fmt.Sprintf("in place: the original disks hold %s; nothing to copy", p.ID), 0, nil
 	}
 	j.Container = TestContainer(j.Group)
 	if j.Type != JobTestFailover {
@@ -480,6 +496,9 @@ func (r *JobRunner) testDisks(g *Group, container string) map[string]DiskRef {
 }
 
 func waitCopies(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+	if inPlace(j, g) {
+		return "nothing copied", 0, nil
+	}
 	done, err := r.Restorer.CopiesDone(ctx, r.testDisks(g, j.Container))
 	if err != nil {
 		return "", 0, err
@@ -518,9 +537,14 @@ func machineDefinitions(ctx context.Context, r *JobRunner, j *Job, g *Group) (st
 	if t, ok := j.Work["effectiveTime"]; ok {
 		j.Result["effectiveTime"] = t
 	}
+	disk := func(key string) DiskRef { return DiskRef{Container: j.Container, Name: key} }
+	if inPlace(j, g) {
+		disk = g.TargetDisk
+		j.Result["inPlace"] = "true"
+	}
 	inline := 0
 	for _, vm := range g.Spec.VMs {
-		tpl, err := armTemplate(vm, j.Container, g.Spec.Network, j.Type == JobTestFailover)
+		tpl, err := armTemplate(vm, disk, g.Spec.Network, j.Type == JobTestFailover)
 		if err != nil {
 			return "", 0, permanentError{err}
 		}
@@ -550,7 +574,7 @@ func TemplateBlob(container, vm string) DiskRef {
 
 // armTemplate is a VM's deployment: a NIC in the mapped target subnet (the isolated test subnet for a
 // test failover) keeping the VM's static IP, the VM in its zone, the materialized disks attached.
-func armTemplate(vm VMSpec, container string, network NetworkSpec, test bool) (string, error) {
+func armTemplate(vm VMSpec, disk func(key string) DiskRef, network NetworkSpec, test bool) (string, error) {
 	subnet := map[string]any{"type": "string"}
 	if m, ok := network.MappingFor(vm.Subnet); ok {
 		target := m.Target
@@ -570,7 +594,7 @@ func armTemplate(vm VMSpec, container string, network NetworkSpec, test bool) (s
 	var disks []map[string]any
 	for i, d := range vm.Disks {
 		disks = append(disks, map[string]any{"lun": i, "name": vm.Name + "-" + d.Name, "createOption": "Attach",
-			"vhdUri":     fmt.Sprintf("[concat(parameters('storageBlobEndpoint'), '%s/%s')]", container, DiskKey(vm.Name, d.Name)),
+			"vhdUri":     fmt.Sprintf("[concat(parameters('storageBlobEndpoint'), '%s')]", disk(DiskKey(vm.Name, d.Name))),
 			"diskSizeGB": (d.SizeBytes + 1<<30 - 1) >> 30})
 	}
 	tpl := map[string]any{

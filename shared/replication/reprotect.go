@@ -27,6 +27,8 @@ const (
 const (
 	JobReprotect = "reprotect"
 	JobFailback  = "failback"
+	// JobReprotectForward is a reprotect after a failback: replication resumes in the first direction.
+	JobReprotectForward = "reprotect-forward"
 )
 
 // PeerSite is the Standby deployment in the other region, seen through its API. Errors wrap
@@ -37,6 +39,9 @@ type PeerSite interface {
 	GroupStatus(ctx context.Context, group string) (PeerGroup, error)
 	// StartFailover queues a failover job with the given id on the peer; the same id again finds it.
 	StartFailover(ctx context.Context, group, failoverType, jobID string) error
+	// RemoveGroup disables the group on the peer and removes its data but the disks it was given
+	// (idempotent: a group already gone is fine).
+	RemoveGroup(ctx context.Context, group string) error
 	Job(ctx context.Context, id string) (PeerJob, error)
 }
 
@@ -116,6 +121,12 @@ var reprotectSteps = []stepDef{
 	{"mark-reprotected", markReprotected},
 }
 
+var reprotectForwardSteps = []stepDef{
+	{"retire-peer-group", retirePeerGroup},
+	{"resume-protection", resumeProtection},
+	{"wait-protected", waitProtected},
+}
+
 var failbackSteps = []stepDef{
 	{"peer-planned-failover", peerPlannedFailover},
 	{"wait-peer-failover", waitPeerFailover},
@@ -155,7 +166,7 @@ func waitPeerProtected(ctx context.Context, r *JobRunner, j *Job, g *Group) (str
 	if err != nil {
 		return "", 0, permanent(err)
 	}
-	if pg.State != StateProtected {
+	if pg.State != StateProtected || pg.BlocksCompared < g.Spec.Blocks() { // the agent's final count may come a heartbeat later
 		pct := 0.0
 		if pg.SyncTotalBytes > 0 {
 			pct = 100 * float64(pg.SyncDoneBytes) / float64(pg.SyncTotalBytes)
@@ -216,4 +227,54 @@ func markFailedBack(ctx context.Context, r *JobRunner, j *Job, g *Group) (string
 		return nil
 	})
 	return "group state FailedBack", 0, err
+}
+
+func retirePeerGroup(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+	if r.Peer == nil {
+		return "", 0, errNoPeer
+	}
+	if err := r.Peer.RemoveGroup(ctx, j.Group); err != nil {
+		return "", 0, permanent(fmt.Errorf("removing the reversed group from the peer site: %w", err))
+	}
+	return "the reversed group is removed from the peer site; the original disks stay", 0, nil
+}
+
+// resumeProtection restarts replication this way: the agent on the VMs (back on their original disks)
+// is told to resync, comparing block checksums with the replicas, which still hold the failover's point.
+func resumeProtection(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+	failover := g.Record.FailoverJob
+	if _, err := UpdateGroup(ctx, r.State, j.Group, func(rec *GroupRecord) error {
+		if rec.State != StateFailedBack {
+			return ErrUnchanged // done before the message came again
+		}
+		rec.State, rec.UpdatedAt = StateResyncRequired, r.Now().UTC()
+		rec.Reason = "reprotected after failback: the agent compares the disks with the replicas and sends the blocks that differ"
+		rec.StopRequested, rec.AgentStoppedSeq, rec.FailoverJob = false, 0, ""
+		rec.BaselineBlocks, rec.BaselineBlocksSent = 0, 0
+		return nil
+	}); err != nil {
+		return "", 0, err
+	}
+	// The failover's point needs no hold any more: retention may prune it.
+	holds, _, err := QueryAll[PointHold](ctx, r.State, HoldsTable, j.Group)
+	if err != nil {
+		return "", 0, err
+	}
+	for _, h := range holds {
+		if failover != "" && h.Job == failover {
+			if err := r.State.Delete(ctx, HoldsTable, h.PartitionKey, h.RowKey, ""); err != nil && !errors.Is(err, ErrNotFound) {
+				return "", 0, err
+			}
+		}
+	}
+	return "group state ResyncRequired: the agent resyncs by checksum", 0, nil
+}
+
+func waitProtected(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+	rec := g.Record
+	if rec.State != StateProtected || rec.BaselineBlocks < g.Spec.Blocks() {
+		return fmt.Sprintf("%s: %d of %d blocks compared, %d sent", rec.State, rec.BaselineBlocks, g.Spec.Blocks(), rec.BaselineBlocksSent), 2 * time.Second, nil
+	}
+	j.Result = map[string]string{"blocksSent": strconv.FormatInt(rec.BaselineBlocksSent, 10), "blocksCompared": strconv.FormatInt(rec.BaselineBlocks, 10)}
+	return fmt.Sprintf("Protected: %d of %d blocks differed and were sent", rec.BaselineBlocksSent, rec.BaselineBlocks), 0, nil
 }

@@ -84,6 +84,7 @@ func (p *peerStub) EnableGroup(context.Context, string, replication.GroupSpec) e
 func (p *peerStub) GroupStatus(context.Context, string) (replication.PeerGroup, error) {
 	return replication.PeerGroup{}, nil
 }
+func (p *peerStub) RemoveGroup(context.Context, string) error { return nil }
 func (p *peerStub) StartFailover(_ context.Context, group, kind, id string) error {
 	p.started = append(p.started, group+" "+kind+" "+id)
 	return nil

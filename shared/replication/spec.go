@@ -165,6 +165,15 @@ func (s *GroupSpec) Disks() []DiskRefSpec {
 	return out
 }
 
+// Blocks is how many BlockSize blocks the group's disks have (a checksum sync compares each once).
+func (s *GroupSpec) Blocks() int64 {
+	var n int64
+	for _, d := range s.Disks() {
+		n += (d.Spec.SizeBytes + BlockSize - 1) / BlockSize
+	}
+	return n
+}
+
 // DiskRefSpec is a disk with its key.
 type DiskRefSpec struct {
 	Key  string

@@ -173,6 +173,16 @@ func (p Peer) StartFailover(ctx context.Context, group, failoverType, jobID stri
 	return peerError(err)
 }
 
+// RemoveGroup disables the group on the peer, removing its data (a group already gone is fine).
+func (p Peer) RemoveGroup(ctx context.Context, group string) error {
+	_, err := p.Client.Do(ctx, http.MethodDelete, "/v1/groups/"+group+"?keepData=false", nil, nil)
+	var e *Error
+	if errors.As(err, &e) && e.Status == http.StatusNotFound {
+		return nil
+	}
+	return peerError(err)
+}
+
 // Job reads a job on the peer.
 func (p Peer) Job(ctx context.Context, id string) (replication.PeerJob, error) {
 	j, err := p.Client.Job(ctx, id)
