@@ -198,7 +198,9 @@ func TestReprotectSendsOnlyDifferingBlocksAndFailbackRestoresTheOriginals(t *tes
 
 	// Reprotect again: replication resumes the first way; the agent (its state kept across the round
 	// trip) compares the original disks with the replicas, which still hold the failover's point.
-	replica := func(vm string) replication.DiskRef { return replication.DiskRef{Container: group + "-asr", Name: vm + "/os"} }
+	replica := func(vm string) replication.DiskRef {
+		return replication.DiskRef{Container: group + "-asr", Name: vm + "/os"}
+	}
 	want = 0
 	for _, vm := range vms {
 		want += differingBlocks(readDisk(t, target, replica(vm)), readDisk(t, source, original(vm)))
