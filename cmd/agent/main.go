@@ -224,7 +224,7 @@ func runCmd(args []string) error {
 	for _, d := range spec.Disks() {
 		sizes[d.Key] = d.Spec.SizeBytes
 	}
-	cfg := agent.Config{Group: c.group, Disks: spec.Disks(), Journal: j, Publisher: pub, StateDir: c.state,
+	cfg := agent.Config{Group: c.group, Disks: spec.Disks(), Journal: j, Publisher: pub, StateDir: c.state, SeqFloor: max(view.Watermark, view.AgentSeq),
 		MaxBatchBytes: *batchBytes, MaxBatchDelay: *batchDelay, Compress: *compress, Log: base}
 	for _, d := range spec.Disks() {
 		if strings.HasPrefix(d.Spec.Source, "pageblob:") && cfg.SourcePages == nil {

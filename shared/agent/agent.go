@@ -32,7 +32,12 @@ type Config struct {
 	// SourcePages is the source account's page store, for pageblob: disks.
 	SourcePages replication.PageStore
 	// StateDir keeps the agent's sequence state (and the source files of "agent" disks).
-	StateDir      string
+	StateDir string
+	// SeqFloor is the highest sequence the group is known to have (its watermark, the agent sequence the
+	// API last saw). A state behind it was lost or restored from an old copy: the agent numbers on from
+	// the floor (apply would skip lower numbers as duplicates) and reports itself dirty, so that a
+	// checksum resync recovers the writes that may be missing.
+	SeqFloor      int64
 	MaxBatchBytes int
 	MaxBatchDelay time.Duration
 	Compress      bool
@@ -184,9 +189,15 @@ func Open(ctx context.Context, cfg Config) (*Agent, bool, error) {
 		st.Published = seq
 		cfg.Log.Info("descriptor re-sent after restart", "seq", seq)
 	}
+	dirty := !fresh && !st.Clean
+	if next <= cfg.SeqFloor {
+		cfg.Log.Warn("the agent's state is behind the group's sequence: it was lost or is an old copy; numbering on from the group's and resyncing",
+			"group", cfg.Group, "seq", next, "groupSeq", cfg.SeqFloor)
+		next, dirty = cfg.SeqFloor+1, true
+		st.Published = max(st.Published, cfg.SeqFloor)
+	}
 	a.nextSeq = next
 	a.stats.LastPublished = st.Published
-	dirty := !fresh && !st.Clean
 	if err := a.saveState(state{NextSeq: next, Published: st.Published, Clean: false}); err != nil {
 		return nil, false, err
 	}

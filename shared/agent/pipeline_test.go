@@ -53,6 +53,8 @@ type pipeline struct {
 	pub     *chanPublisher
 	applier *replication.Applier
 	truth   map[int64]map[string]string // marker seq → disk → sha256
+	// seqFloor is what the API would tell an agent about the group's sequence.
+	seqFloor int64
 }
 
 func newPipeline(t *testing.T, vms, disks int, size int64) *pipeline {
@@ -86,7 +88,7 @@ func newPipeline(t *testing.T, vms, disks int, size int64) *pipeline {
 
 func (p *pipeline) openAgent(dir string) (*Agent, bool) {
 	a, dirty, err := Open(context.Background(), Config{Group: p.group, Disks: p.spec.Disks(), Journal: p.journal, Publisher: p.pub,
-		StateDir: dir, MaxBatchBytes: 256 << 10, MaxBatchDelay: 5 * time.Millisecond, Compress: true, Log: slog.New(slog.DiscardHandler),
+		StateDir: dir, SeqFloor: p.seqFloor, MaxBatchBytes: 256 << 10, MaxBatchDelay: 5 * time.Millisecond, Compress: true, Log: slog.New(slog.DiscardHandler),
 		OnMarker: func(seq int64, _ string, files map[string]*os.File) {
 			sums := map[string]string{}
 			for key, f := range files {
@@ -464,5 +466,41 @@ func TestPageBlobSource(t *testing.T) {
 	got, _ := p.pages.ReadRange(ctx, g.TargetDisk("vm0/disk0"), "", 0, 4<<20)
 	if !bytes.Equal(got, want) {
 		t.Fatal("target differs from the source page blob")
+	}
+}
+
+// An agent whose state was lost (a reinstalled VM, an old backup of its directory) must not number from
+// 1 again: apply would skip those batches as duplicates. Told the group's sequence, it numbers on from
+// there, reports itself dirty, and its checksum resync brings the target to the source.
+func TestAgentWithLostStateNumbersOnAndResyncs(t *testing.T) {
+	rng := rand.New(rand.NewSource(11))
+	p := newPipeline(t, 1, 2, 4<<20)
+	ctx := context.Background()
+	a, _ := p.openAgent(t.TempDir())
+	randomWrites(t, a, rng, p.spec, 30)
+	if _, _, err := a.Sync(ctx, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	waitPublished(t, a)
+	a.Close(ctx)
+	p.drain(rng)
+	p.journal.Prune(ctx, p.group, a.NextSeq(), time.Now().Add(time.Hour)) // applied batches age out
+	g, _ := replication.LoadGroup(ctx, p.state, p.group)
+	p.seqFloor = g.Record.Watermark
+
+	dir := t.TempDir() // the state is gone (and with it this test's "agent" disks: they start empty)
+	b, dirty := p.openAgent(dir)
+	if !dirty || b.NextSeq() != p.seqFloor+1 {
+		t.Fatalf("an agent without its state: dirty %v, next sequence %d; want dirty and %d", dirty, b.NextSeq(), p.seqFloor+1)
+	}
+	if _, _, err := b.Sync(ctx, func(ctx context.Context, disk string) ([]string, error) { return targetHashes(p, disk) }, true); err != nil {
+		t.Fatal(err)
+	}
+	waitPublished(t, b)
+	b.Close(ctx)
+	p.drain(rng)
+	p.verify(dir)
+	if g, _ := replication.LoadGroup(ctx, p.state, p.group); g.Record.State != replication.StateProtected {
+		t.Fatalf("after the resync: %s (%s)", g.Record.State, g.Record.Reason)
 	}
 }
