@@ -361,6 +361,17 @@ func (a *API) startJob(w http.ResponseWriter, r *http.Request, jobType, point, j
 		case jobType == replication.JobReprotectForward && rec.State != replication.StateFailedBack:
 			return fmt.Errorf("%w: the group is %s, no longer FailedBack", errState, rec.State)
 		case jobType == replication.JobReprotect || jobType == replication.JobFailback || jobType == replication.JobReprotectForward:
+			if rec.WayBackJob != "" {
+				var running replication.Job
+				_, err := a.State.Get(r.Context(), replication.JobsTable, rec.WayBackJob, replication.JobRow, &running)
+				if err != nil && !errors.Is(err, replication.ErrNotFound) {
+					return err
+				}
+				if err == nil && !running.Terminal() {
+					return fmt.Errorf("%w: %s job %s is %s", errState, running.Type, rec.WayBackJob, running.State)
+				}
+			}
+			rec.WayBackJob = job.ID()
 		case jobType == replication.JobCommit && rec.State != replication.StateFailedOver:
 			return fmt.Errorf("%w: only a FailedOver group can be committed, it is %s", errState, rec.State)
 		case jobType == replication.JobChangePoint && rec.State != replication.StateFailedOver:

@@ -301,7 +301,22 @@ func TestTheWayBackAndIdempotentFailoverRequests(t *testing.T) {
 		}
 	}
 	replication.UpdateGroup(context.Background(), state, "shop", func(r *replication.GroupRecord) error {
-		r.LastPointTime = time.Now()
+		r.State = replication.StateReprotected
+		return nil
+	})
+	status, body = call(t, srv, "POST", "/api/v1/groups/shop/failback", "")
+	if status != 202 {
+		t.Fatalf("failback: %d %s", status, body)
+	}
+	var first JobView
+	json.Unmarshal([]byte(body), &first)
+	status, body = call(t, srv, "POST", "/api/v1/groups/shop/failback", "")
+	if status != 409 || !strings.Contains(body, "failback job "+first.ID+" is Queued") {
+		t.Fatalf("a second failback while the first is queued: %d %s", status, body)
+	}
+	q.sent = nil
+	replication.UpdateGroup(context.Background(), state, "shop", func(r *replication.GroupRecord) error {
+		r.State, r.LastPointTime = replication.StateProtected, time.Now()
 		return nil
 	})
 	id := strings.Repeat("ab", 16)

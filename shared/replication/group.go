@@ -81,6 +81,8 @@ type GroupRecord struct {
 	AgentStoppedSeq int64 `json:"AgentStoppedSeq"`
 	// FailoverJob is the failover the group is in (or was committed from).
 	FailoverJob string `json:"FailoverJob,omitempty"`
+	// WayBackJob is the last reprotect or failback job: one runs at a time.
+	WayBackJob string `json:"WayBackJob,omitempty"`
 	// ActiveTestFailover is the test failover job whose disks exist until a cleanup.
 	ActiveTestFailover string `json:"ActiveTestFailover,omitempty"`
 	Health             string `json:"Health,omitempty"`
