@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -503,4 +504,47 @@ func TestAgentWithLostStateNumbersOnAndResyncs(t *testing.T) {
 	if g, _ := replication.LoadGroup(ctx, p.state, p.group); g.Record.State != replication.StateProtected {
 		t.Fatalf("after the resync: %s (%s)", g.Record.State, g.Record.Reason)
 	}
+}
+
+// When Event Hubs moves a partition, a second apply instance takes the group over: it takes the target
+// disks' leases, and the first instance's next write is refused (it cannot land an older write after a
+// newer one); its retry takes the leases back. The target ends identical to the source.
+func TestApplyInstancesFenceEachOther(t *testing.T) {
+	rng := rand.New(rand.NewSource(12))
+	p := newPipeline(t, 1, 2, 4<<20)
+	ctx := context.Background()
+	dir := t.TempDir()
+	a, _ := p.openAgent(dir)
+	if _, _, err := a.Sync(ctx, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	randomWrites(t, a, rng, p.spec, 20)
+	a.Flush()
+	waitPublished(t, a)
+	first := p.applier
+	p.drain(rng)
+
+	second := &replication.Applier{State: p.state, Pages: p.pages, Journal: p.journal, Log: slog.New(slog.DiscardHandler), Now: time.Now, Parallelism: 4}
+	randomWrites(t, a, rng, p.spec, 20)
+	a.Flush()
+	waitPublished(t, a)
+	p.applier = second // the partition moved
+	p.drain(rng)
+
+	randomWrites(t, a, rng, p.spec, 20)
+	a.Marker("crash", false)
+	waitPublished(t, a)
+	descs := p.pub.take()
+	_, err := first.Apply(ctx, descs) // the old owner, still running
+	if err == nil || !strings.Contains(err.Error(), "a write was refused: another instance may have taken the group over") {
+		t.Fatalf("the instance taken over wrote on: %v", err)
+	}
+	if _, err := first.Apply(ctx, descs); err != nil { // its retry takes the group back
+		t.Fatalf("the retry: %v", err)
+	}
+	if _, err := second.Apply(ctx, descs); err != nil { // duplicates: nothing to write, nothing refused
+		t.Fatal(err)
+	}
+	a.Close(ctx)
+	p.verify(dir)
 }

@@ -32,6 +32,42 @@ type disk struct {
 	pages map[int64][]byte
 	snaps map[string]map[int64][]byte
 	copy  *replication.CopyState
+	// lease is the active writer's lease id until leaseEnd.
+	lease    string
+	leaseEnd time.Time
+}
+
+// fenced says why a write or delete under ctx may not touch the disk (a lease it does not carry, or
+// carries one the disk has not got), as blob storage answers it.
+func (dk *disk) fenced(ctx context.Context, d replication.DiskRef) error {
+	held := dk.lease != "" && time.Now().Before(dk.leaseEnd)
+	switch id := replication.LeaseOf(ctx); {
+	case held && id != dk.lease:
+		return fmt.Errorf("%s is leased by another writer: %w", d, replication.ErrConflict)
+	case !held && id != "":
+		return fmt.Errorf("%s has no active lease for %s: %w", d, id, replication.ErrConflict)
+	}
+	return nil
+}
+
+func (p *Pages) AcquireLease(_ context.Context, d replication.DiskRef, id string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	dk, err := p.get(d)
+	if err != nil {
+		return err
+	}
+	dk.lease, dk.leaseEnd = id, time.Now().Add(replication.LeaseDuration)
+	return nil
+}
+
+func (p *Pages) BreakLease(_ context.Context, d replication.DiskRef) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if dk, ok := p.disks[d.String()]; ok {
+		dk.lease = ""
+	}
+	return nil
 }
 
 // NewPages returns an empty page store.
@@ -87,15 +123,20 @@ func (p *Pages) Size(_ context.Context, d replication.DiskRef) (int64, error) {
 	return dk.size, nil
 }
 
-func (p *Pages) Delete(_ context.Context, d replication.DiskRef) error {
+func (p *Pages) Delete(ctx context.Context, d replication.DiskRef) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if dk, ok := p.disks[d.String()]; ok {
+		if err := dk.fenced(ctx, d); err != nil {
+			return err
+		}
+	}
 	delete(p.disks, d.String())
 	delete(p.docs, d.String())
 	return nil
 }
 
-func (p *Pages) WritePages(_ context.Context, d replication.DiskRef, offset int64, data []byte) error {
+func (p *Pages) WritePages(ctx context.Context, d replication.DiskRef, offset int64, data []byte) error {
 	if err := checkRange(offset, int64(len(data))); err != nil {
 		return err
 	}
@@ -108,6 +149,9 @@ func (p *Pages) WritePages(_ context.Context, d replication.DiskRef, offset int6
 	if err != nil {
 		return err
 	}
+	if err := dk.fenced(ctx, d); err != nil {
+		return err
+	}
 	if offset+int64(len(data)) > dk.size {
 		return fmt.Errorf("write past the end of %s: %w", d, replication.ErrInvalid)
 	}
@@ -117,7 +161,7 @@ func (p *Pages) WritePages(_ context.Context, d replication.DiskRef, offset int6
 	return nil
 }
 
-func (p *Pages) ClearPages(_ context.Context, d replication.DiskRef, offset, length int64) error {
+func (p *Pages) ClearPages(ctx context.Context, d replication.DiskRef, offset, length int64) error {
 	if err := checkRange(offset, length); err != nil {
 		return err
 	}
@@ -125,6 +169,9 @@ func (p *Pages) ClearPages(_ context.Context, d replication.DiskRef, offset, len
 	defer p.mu.Unlock()
 	dk, err := p.get(d)
 	if err != nil {
+		return err
+	}
+	if err := dk.fenced(ctx, d); err != nil {
 		return err
 	}
 	for i := int64(0); i < length; i += replication.PageSize {

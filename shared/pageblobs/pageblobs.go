@@ -9,6 +9,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
@@ -16,6 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/lease"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/pageblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 	"github.com/standby-dr/standby/shared/azconn"
@@ -116,7 +118,7 @@ func (s *Store) Size(ctx context.Context, d replication.DiskRef) (int64, error) 
 // Delete removes the blob with its snapshots; a missing blob is not an error.
 func (s *Store) Delete(ctx context.Context, d replication.DiskRef) error {
 	include := blob.DeleteSnapshotsOptionTypeInclude
-	_, err := s.page(d).Delete(ctx, &blob.DeleteOptions{DeleteSnapshots: &include})
+	_, err := s.page(d).Delete(ctx, &blob.DeleteOptions{DeleteSnapshots: &include, AccessConditions: leaseConditions(ctx)})
 	if bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound) {
 		return nil
 	}
@@ -132,7 +134,7 @@ func (s *Store) WritePages(ctx context.Context, d replication.DiskRef, offset in
 		return fmt.Errorf("write of %d bytes exceeds 4 MiB: %w", len(data), replication.ErrInvalid)
 	}
 	_, err := s.page(d).UploadPages(ctx, streaming.NopCloser(bytes.NewReader(data)),
-		blob.HTTPRange{Offset: offset, Count: int64(len(data))}, nil)
+		blob.HTTPRange{Offset: offset, Count: int64(len(data))}, &pageblob.UploadPagesOptions{AccessConditions: leaseConditions(ctx)})
 	return azconn.Translate(err, fmt.Sprintf("writing %d bytes at %d of %s", len(data), offset, d))
 }
 
@@ -141,7 +143,7 @@ func (s *Store) ClearPages(ctx context.Context, d replication.DiskRef, offset, l
 	if err := checkRange(offset, length); err != nil {
 		return err
 	}
-	_, err := s.page(d).ClearPages(ctx, blob.HTTPRange{Offset: offset, Count: length}, nil)
+	_, err := s.page(d).ClearPages(ctx, blob.HTTPRange{Offset: offset, Count: length}, &pageblob.ClearPagesOptions{AccessConditions: leaseConditions(ctx)})
 	return azconn.Translate(err, fmt.Sprintf("clearing %d bytes at %d of %s", length, offset, d))
 }
 
@@ -335,6 +337,46 @@ func (s *Store) CopyStatus(ctx context.Context, dst replication.DiskRef) (replic
 		}
 	}
 	return st, nil
+}
+
+// leaseConditions carry the context's lease (replication.WithLease), if any.
+func leaseConditions(ctx context.Context) *blob.AccessConditions {
+	id := replication.LeaseOf(ctx)
+	if id == "" {
+		return nil
+	}
+	return &blob.AccessConditions{LeaseAccessConditions: &blob.LeaseAccessConditions{LeaseID: &id}}
+}
+
+// AcquireLease takes the disk's lease for id (renewing it when id holds it), breaking another's.
+func (s *Store) AcquireLease(ctx context.Context, d replication.DiskRef, id string) error {
+	lc, err := lease.NewBlobClient(s.page(d), &lease.BlobClientOptions{LeaseID: &id})
+	if err != nil {
+		return err
+	}
+	duration := int32(replication.LeaseDuration / time.Second)
+	_, err = lc.AcquireLease(ctx, duration, nil)
+	if bloberror.HasCode(err, bloberror.LeaseAlreadyPresent) { // another writer's: take over, fencing it
+		zero := int32(0)
+		if _, err = lc.BreakLease(ctx, &lease.BlobBreakOptions{BreakPeriod: &zero}); err == nil {
+			_, err = lc.AcquireLease(ctx, duration, nil)
+		}
+	}
+	return azconn.Translate(err, "leasing "+d.String())
+}
+
+// BreakLease ends the disk's lease at once.
+func (s *Store) BreakLease(ctx context.Context, d replication.DiskRef) error {
+	lc, err := lease.NewBlobClient(s.page(d), nil)
+	if err != nil {
+		return err
+	}
+	zero := int32(0)
+	_, err = lc.BreakLease(ctx, &lease.BlobBreakOptions{BreakPeriod: &zero})
+	if err == nil || bloberror.HasCode(err, bloberror.LeaseNotPresentWithLeaseOperation, bloberror.BlobNotFound, bloberror.ContainerNotFound) {
+		return nil
+	}
+	return azconn.Translate(err, "breaking the lease of "+d.String())
 }
 
 // URL is the disk's blob URL.

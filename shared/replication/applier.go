@@ -29,6 +29,52 @@ type Applier struct {
 	Log         *slog.Logger
 	Now         func() time.Time
 	Parallelism int
+
+	leaseOnce sync.Once
+	leaseID   string // this applier's lease on the target disks it writes
+	leaseMu   sync.Mutex
+	leased    map[string]time.Time // group → when its disks' leases were last taken or renewed
+}
+
+// fence makes this applier the group's only writer. Event Hubs moves a partition between instances
+// while its old owner may still be in the middle of a write set; without a fence that owner could land
+// an older write on a block after a newer one. Holding the lease of every target disk (taken over from
+// any other holder, renewed well before it lapses) makes the other instance's next write fail instead.
+// Whatever it wrote before that belongs to the write set being redone, so nothing older survives. The
+// returned context carries the lease to the writes.
+func (a *Applier) fence(ctx context.Context, g *Group) (context.Context, error) {
+	a.leaseOnce.Do(func() { a.leaseID, a.leased = NewLeaseID(), map[string]time.Time{} })
+	group := g.Record.PartitionKey
+	a.leaseMu.Lock()
+	at, held := a.leased[group]
+	a.leaseMu.Unlock()
+	if !held || time.Since(at) > LeaseDuration/3 {
+		start := time.Now()
+		eg, ectx := errgroup.WithContext(ctx)
+		eg.SetLimit(max(1, a.Parallelism))
+		for _, d := range g.Spec.Disks() {
+			ref := g.TargetDisk(d.Key)
+			eg.Go(func() error { return a.Pages.AcquireLease(ectx, ref, a.leaseID) })
+		}
+		if err := eg.Wait(); err != nil {
+			return ctx, err
+		}
+		a.leaseMu.Lock()
+		a.leased[group] = start
+		a.leaseMu.Unlock()
+		if !held {
+			a.Log.Info("leased the target disks", "group", group, "disks", len(g.Spec.Disks()))
+		}
+	}
+	return WithLease(ctx, a.leaseID), nil
+}
+
+// unfence forgets the group's leases after a write was refused: another writer took them, or they
+// lapsed. The retry takes them again.
+func (a *Applier) unfence(group string) {
+	a.leaseMu.Lock()
+	delete(a.leased, group)
+	a.leaseMu.Unlock()
 }
 
 // ApplyResult says what one Apply did for one group.
@@ -114,6 +160,10 @@ func (a *Applier) applyGroup(ctx context.Context, group string, descs []Descript
 	res.From, res.To = from, g.Record.Watermark
 	if maxSeq < from {
 		return res, nil // all duplicates
+	}
+	ctx, err = a.fence(ctx, g)
+	if err != nil {
+		return res, err
 	}
 	ws := NewWriteSet()
 	var firstSource, lastSource time.Time // of the batches in the write set
@@ -243,6 +293,10 @@ func (a *Applier) commit(ctx context.Context, g *Group, ws *WriteSet, through in
 	}
 	start := time.Now()
 	stats, err := ws.Flush(ctx, a.Pages, g.TargetDisk, a.Parallelism)
+	if errors.Is(err, ErrConflict) {
+		a.unfence(g.Record.PartitionKey)
+		return fmt.Errorf("a write was refused: another instance may have taken the group over (the retry takes it back): %w", err)
+	}
 	if err != nil {
 		return err
 	}

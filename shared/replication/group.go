@@ -305,11 +305,15 @@ func RemoveGroup(ctx context.Context, state StateStore, pages PageStore, journal
 	for _, d := range g.Spec.Disks() {
 		ref := g.TargetDisk(d.Key)
 		if _, given := g.Spec.Target.Disks[d.Key]; !given {
+			if err := pages.BreakLease(ctx, ref); err != nil { // apply's
+				return err
+			}
 			if err := pages.Delete(ctx, ref); err != nil {
 				return err
 			}
 			continue
 		}
+		// A given disk's lease is left to lapse: by now it may be a VM's (attached after a failback).
 		for _, m := range markers {
 			if snap := m.Snapshots[d.Key]; snap != "" {
 				if err := pages.DeleteSnapshot(ctx, ref, snap); err != nil {

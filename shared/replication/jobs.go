@@ -353,7 +353,16 @@ func markFailedOver(ctx context.Context, r *JobRunner, j *Job, g *Group) (string
 		rec.UpdatedAt = r.Now().UTC()
 		return nil
 	})
-	return "group state FailedOver", 0, err
+	if err != nil || !inPlace(j, g) {
+		return "group state FailedOver", 0, err
+	}
+	// Apply has stopped (the group is FailedOver): its leases go, so the VMs can attach their disks.
+	for _, d := range g.Spec.Disks() {
+		if err := r.Pages.BreakLease(ctx, g.TargetDisk(d.Key)); err != nil {
+			return "", 0, err
+		}
+	}
+	return "group state FailedOver; the disks' apply leases are broken for the VMs to attach them", 0, nil
 }
 
 // deleteOtherPoints removes every recovery point but the one the failover used (snapshots, then rows).

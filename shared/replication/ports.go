@@ -2,6 +2,8 @@ package replication
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
@@ -112,6 +114,12 @@ type PageStore interface {
 	CopyStatus(ctx context.Context, dst DiskRef) (CopyState, error)
 	// URL is the disk's address, as a pageblob: source names it (reprotect replicates from it).
 	URL(disk DiskRef) string
+	// AcquireLease makes id the disk's writer for LeaseDuration (or renews it), breaking another
+	// writer's lease: while a lease is active, writes and deletes must carry its id (WithLease) or fail
+	// with ErrConflict, so a writer that was taken over is fenced from its next write on. BreakLease ends
+	// any lease at once (nothing to break is fine).
+	AcquireLease(ctx context.Context, disk DiskRef, id string) error
+	BreakLease(ctx context.Context, disk DiskRef) error
 	// PutBlob writes a small document next to the disks (a machine definition), replacing any; GetBlob
 	// reads it back (ErrNotFound when missing); Delete removes it.
 	PutBlob(ctx context.Context, ref DiskRef, data []byte, contentType string) error
@@ -218,3 +226,28 @@ func Mutate[T any](ctx context.Context, store StateStore, table, partitionKey, r
 
 // ErrUnchanged tells Mutate that the change needs no write.
 var ErrUnchanged = errors.New("unchanged")
+
+// LeaseDuration is how long a disk lease lasts unless renewed (the longest finite blob lease).
+const LeaseDuration = 60 * time.Second
+
+type leaseKey struct{}
+
+// WithLease makes the page store's writes under ctx carry the lease id.
+func WithLease(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, leaseKey{}, id)
+}
+
+// LeaseOf is the lease id the context's writes carry ("" for none).
+func LeaseOf(ctx context.Context) string {
+	id, _ := ctx.Value(leaseKey{}).(string)
+	return id
+}
+
+// NewLeaseID returns a fresh lease id (a random UUID, the form blob leases take).
+func NewLeaseID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6], b[8] = b[6]&0x0f|0x40, b[8]&0x3f|0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}

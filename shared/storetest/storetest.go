@@ -197,6 +197,61 @@ func RunPageStore(t *testing.T, store replication.PageStore, container string) {
 			t.Fatalf("reading a deleted document: err = %v, want ErrNotFound", err)
 		}
 	})
+	t.Run("LeasesFenceWriters", func(t *testing.T) {
+		d := replication.DiskRef{Container: container, Name: "leased-disk"}
+		if err := store.Create(ctx, d, 1<<20); err != nil {
+			t.Fatal(err)
+		}
+		page := bytes.Repeat([]byte{3}, 512)
+		a, b := replication.NewLeaseID(), replication.NewLeaseID()
+		withA, withB := replication.WithLease(ctx, a), replication.WithLease(ctx, b)
+		if err := store.WritePages(withA, d, 0, page); !errors.Is(err, replication.ErrConflict) {
+			t.Fatalf("a write carrying a lease the disk has not got: %v, want ErrConflict", err)
+		}
+		if err := store.AcquireLease(ctx, d, a); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.WritePages(ctx, d, 0, page); !errors.Is(err, replication.ErrConflict) {
+			t.Fatalf("a write without the lease: %v, want ErrConflict", err)
+		}
+		if err := store.WritePages(withA, d, 0, page); err != nil {
+			t.Fatalf("the lease holder's write: %v", err)
+		}
+		if err := store.AcquireLease(ctx, d, a); err != nil {
+			t.Fatalf("renewing: %v", err)
+		}
+		snap, err := store.Snapshot(ctx, d)
+		if err != nil {
+			t.Fatalf("a snapshot of a leased disk: %v", err)
+		}
+		if err := store.AcquireLease(ctx, d, b); err != nil { // b takes over
+			t.Fatalf("taking the lease over: %v", err)
+		}
+		if err := store.ClearPages(withA, d, 0, 512); !errors.Is(err, replication.ErrConflict) {
+			t.Fatalf("a write of the writer taken over: %v, want ErrConflict (fenced)", err)
+		}
+		if err := store.ClearPages(withB, d, 0, 512); err != nil {
+			t.Fatalf("the new holder's write: %v", err)
+		}
+		if err := store.DeleteSnapshot(ctx, d, snap); err != nil {
+			t.Fatalf("deleting a snapshot of a leased disk: %v", err)
+		}
+		if err := store.Delete(ctx, d); !errors.Is(err, replication.ErrConflict) {
+			t.Fatalf("deleting a leased disk without its lease: %v, want ErrConflict", err)
+		}
+		if err := store.BreakLease(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.BreakLease(ctx, d); err != nil {
+			t.Fatalf("breaking no lease: %v", err)
+		}
+		if err := store.WritePages(ctx, d, 0, page); err != nil {
+			t.Fatalf("a write after the break: %v", err)
+		}
+		if err := store.Delete(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	})
 	t.Run("DeleteSnapshotAndDisk", func(t *testing.T) {
 		if err := store.DeleteSnapshot(ctx, disk, snap); err != nil {
 			t.Fatal(err)
