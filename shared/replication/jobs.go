@@ -266,6 +266,14 @@ func (r *JobRunner) Run(ctx context.Context, msg StepMessage, deliveries int64) 
 	return sendStep(ctx, r.Jobs, j, j.Next, time.Time{})
 }
 
+// poll is how long a waiting step waits before it looks again: briskly at first (a failover's RTO is
+// made of these waits), then backing off towards a minute for waits that last (an agent not started
+// yet, a long first sync), so that a job waiting for hours sends few messages.
+func (r *JobRunner) poll(j *Job, first time.Duration) time.Duration {
+	waited := r.Now().Sub(j.Steps[j.Next].Started)
+	return min(max(first, waited/20), time.Minute)
+}
+
 // failOrRetry returns the error (the queue redelivers the message) unless this was the last delivery,
 // in which case the job ends Failed with the reason (the queue dead-letters the message).
 func (r *JobRunner) failOrRetry(ctx context.Context, j *Job, etag ETag, step string, cause error, deliveries int64) error {
@@ -331,17 +339,17 @@ func stopSource(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, ti
 func waitDrained(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
 	rec := g.Record
 	if rec.AgentStoppedSeq == 0 {
-		return "waiting for the agent to stop", 2 * time.Second, nil
+		return "waiting for the agent to stop", r.poll(j, 2*time.Second), nil
 	}
 	if rec.Watermark < rec.AgentStoppedSeq {
-		return fmt.Sprintf("applying: watermark %d of %d", rec.Watermark, rec.AgentStoppedSeq), time.Second, nil
+		return fmt.Sprintf("applying: watermark %d of %d", rec.Watermark, rec.AgentStoppedSeq), r.poll(j, time.Second), nil
 	}
 	points, err := ListPoints(ctx, r.State, j.Group)
 	if err != nil {
 		return "", 0, err
 	}
 	if len(points) == 0 || points[0].Seq < rec.AgentStoppedSeq {
-		return "waiting for the final recovery point", time.Second, nil
+		return "waiting for the final recovery point", r.poll(j, time.Second), nil
 	}
 	j.RecoveryPoint = points[0].ID // fail over to exactly the final point
 	return fmt.Sprintf("drained: final sequence %d is point %s", rec.AgentStoppedSeq, points[0].ID), 0, nil
@@ -513,7 +521,7 @@ func waitCopies(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, ti
 		return "", 0, err
 	}
 	if !done {
-		return "copies pending", 2 * time.Second, nil
+		return "copies pending", r.poll(j, 2*time.Second), nil
 	}
 	return "copies complete", 0, nil
 }

@@ -105,12 +105,21 @@ type permanentError struct{ error }
 
 func (e permanentError) Unwrap() error { return e.error }
 
-// permanent marks refusals (conflicts, invalid requests) as permanent; other errors are retried.
-func permanent(err error) error {
+// peerPatience is how long a step keeps trying a peer site that does not answer: it may be the region
+// that is recovering.
+const peerPatience = 30 * time.Minute
+
+// peerFailed handles a peer call's error: a refusal (conflict, invalid request, not found) fails the job
+// with it; anything else (unreachable, 5xx) is tried again, backing off, for peerPatience.
+func (r *JobRunner) peerFailed(j *Job, what string, err error) (string, time.Duration, error) {
+	err = fmt.Errorf("%s: %w", what, err)
 	if errors.Is(err, ErrConflict) || errors.Is(err, ErrInvalid) || errors.Is(err, ErrNotFound) {
-		return permanentError{err}
+		return "", 0, permanentError{err}
 	}
-	return err
+	if r.Now().Sub(j.Steps[j.Next].Started) > peerPatience {
+		return "", 0, permanentError{fmt.Errorf("the peer site did not answer for %s: %w", peerPatience, err)}
+	}
+	return fmt.Sprintf("the peer site does not answer, trying again: %v", err), r.poll(j, 5*time.Second), nil
 }
 
 var errNoPeer = permanentError{errors.New("no peer site is configured (set StandbyPeerApi to the other region's Standby API)")}
@@ -151,7 +160,7 @@ func enableOnPeer(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, 
 		return "", 0, permanentError{err}
 	}
 	if err := r.Peer.EnableGroup(ctx, j.Group, rev); err != nil {
-		return "", 0, permanent(fmt.Errorf("enabling the reversed group on the peer site: %w", err))
+		return r.peerFailed(j, "enabling the reversed group on the peer site", err)
 	}
 	return fmt.Sprintf("reversed group enabled on the peer site: %d disks from %s back to the original disks", len(rev.Disks()), g.Record.FailoverJob), 0, nil
 }
@@ -164,14 +173,14 @@ func waitPeerProtected(ctx context.Context, r *JobRunner, j *Job, g *Group) (str
 	}
 	pg, err := r.Peer.GroupStatus(ctx, j.Group)
 	if err != nil {
-		return "", 0, permanent(err)
+		return r.peerFailed(j, "reading the reversed group on the peer site", err)
 	}
 	if pg.State != StateProtected || pg.BlocksCompared < g.Spec.Blocks() { // the agent's final count may come a heartbeat later
 		pct := 0.0
 		if pg.SyncTotalBytes > 0 {
 			pct = 100 * float64(pg.SyncDoneBytes) / float64(pg.SyncTotalBytes)
 		}
-		return fmt.Sprintf("peer group %s: %.0f%% compared, %d blocks sent", pg.State, pct, pg.BlocksSent), 2 * time.Second, nil
+		return fmt.Sprintf("peer group %s: %.0f%% compared, %d blocks sent", pg.State, pct, pg.BlocksSent), r.poll(j, 2*time.Second), nil
 	}
 	j.Work["blocksSent"], j.Work["blocksCompared"] = strconv.FormatInt(pg.BlocksSent, 10), strconv.FormatInt(pg.BlocksCompared, 10)
 	return fmt.Sprintf("peer group Protected: %d of %d blocks differed and were sent", pg.BlocksSent, pg.BlocksCompared), 0, nil
@@ -193,7 +202,7 @@ func peerPlannedFailover(ctx context.Context, r *JobRunner, j *Job, g *Group) (s
 	}
 	// The peer's job takes this job's id: a retry of this step finds it instead of starting another.
 	if err := r.Peer.StartFailover(ctx, j.Group, JobPlannedFailover, j.ID()); err != nil {
-		return "", 0, permanent(fmt.Errorf("starting the planned failover on the peer site: %w", err))
+		return r.peerFailed(j, "starting the planned failover on the peer site", err)
 	}
 	return "planned failover job " + j.ID() + " queued on the peer site", 0, nil
 }
@@ -204,7 +213,7 @@ func waitPeerFailover(ctx context.Context, r *JobRunner, j *Job, g *Group) (stri
 	}
 	pj, err := r.Peer.Job(ctx, j.ID())
 	if err != nil {
-		return "", 0, permanent(err)
+		return r.peerFailed(j, "reading the planned failover on the peer site", err)
 	}
 	switch pj.State {
 	case JobSucceeded:
@@ -217,7 +226,7 @@ func waitPeerFailover(ctx context.Context, r *JobRunner, j *Job, g *Group) (stri
 	case JobFailed:
 		return "", 0, permanentError{fmt.Errorf("the planned failover on the peer site failed: %s", pj.Error)}
 	}
-	return fmt.Sprintf("peer job %s: %s", pj.State, pj.Current), 2 * time.Second, nil
+	return fmt.Sprintf("peer job %s: %s", pj.State, pj.Current), r.poll(j, 2*time.Second), nil
 }
 
 func markFailedBack(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
@@ -234,7 +243,7 @@ func retirePeerGroup(ctx context.Context, r *JobRunner, j *Job, g *Group) (strin
 		return "", 0, errNoPeer
 	}
 	if err := r.Peer.RemoveGroup(ctx, j.Group); err != nil {
-		return "", 0, permanent(fmt.Errorf("removing the reversed group from the peer site: %w", err))
+		return r.peerFailed(j, "removing the reversed group from the peer site", err)
 	}
 	return "the reversed group is removed from the peer site; the original disks stay", 0, nil
 }
@@ -273,7 +282,7 @@ func resumeProtection(ctx context.Context, r *JobRunner, j *Job, g *Group) (stri
 func waitProtected(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
 	rec := g.Record
 	if rec.State != StateProtected || rec.BaselineBlocks < g.Spec.Blocks() {
-		return fmt.Sprintf("%s: %d of %d blocks compared, %d sent", rec.State, rec.BaselineBlocks, g.Spec.Blocks(), rec.BaselineBlocksSent), 2 * time.Second, nil
+		return fmt.Sprintf("%s: %d of %d blocks compared, %d sent", rec.State, rec.BaselineBlocks, g.Spec.Blocks(), rec.BaselineBlocksSent), r.poll(j, 2*time.Second), nil
 	}
 	j.Result = map[string]string{"blocksSent": strconv.FormatInt(rec.BaselineBlocksSent, 10), "blocksCompared": strconv.FormatInt(rec.BaselineBlocks, 10)}
 	return fmt.Sprintf("Protected: %d of %d blocks differed and were sent", rec.BaselineBlocksSent, rec.BaselineBlocks), 0, nil

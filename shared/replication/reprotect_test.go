@@ -186,3 +186,41 @@ func TestRemoveGroupKeepsGivenDisks(t *testing.T) {
 		t.Fatalf("removing again: %v", err)
 	}
 }
+
+// unreachablePeer is a peer site whose region is down.
+type unreachablePeer struct{ peerStub }
+
+func (unreachablePeer) StartFailover(context.Context, string, string, string) error {
+	return errors.New("dial tcp 10.0.0.1:443: connect: connection refused")
+}
+
+// A peer site that does not answer is tried again, backing off, for half an hour (its region may be
+// recovering), then the job fails saying so. Refusals fail it at once (TestFailbackFailsWithThePeersReason).
+func TestPeerSiteThatDoesNotAnswer(t *testing.T) {
+	ctx := context.Background()
+	f := newJobFixture(t)
+	f.runner.Peer = &unreachablePeer{}
+	clock := time.Now()
+	f.runner.Now = func() time.Time { clock = clock.Add(4 * time.Minute); return clock }
+	replication.UpdateGroup(ctx, f.state, "g1", func(r *replication.GroupRecord) error {
+		r.State = replication.StateReprotected
+		return nil
+	})
+	job, _ := replication.NewJob("g1", replication.JobFailback, "", time.Now())
+	replication.StartJob(ctx, f.state, f.q, job)
+	step, _ := replication.DecodeStepMessage(f.q.msgs[0].Body)
+	f.q.msgs = nil
+	if err := f.runner.Run(ctx, step, 1); err != nil {
+		t.Fatal(err)
+	}
+	j := f.job(t, job.ID())
+	if j.State != replication.JobRunning || len(f.q.msgs) != 1 ||
+		j.Steps[0].Outcome != "the peer site does not answer, trying again: starting the planned failover on the peer site: dial tcp 10.0.0.1:443: connect: connection refused" {
+		t.Fatalf("after the first try: %s, %d messages, outcome %q", j.State, len(f.q.msgs), j.Steps[0].Outcome)
+	}
+	f.drain(t)
+	want := "step peer-planned-failover: the peer site did not answer for 30m0s: starting the planned failover on the peer site: dial tcp 10.0.0.1:443: connect: connection refused"
+	if j := f.job(t, job.ID()); j.State != replication.JobFailed || j.Error != want {
+		t.Fatalf("after half an hour: %s %q", j.State, j.Error)
+	}
+}
