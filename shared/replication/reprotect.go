@@ -176,6 +176,9 @@ func waitPeerProtected(ctx context.Context, r *JobRunner, j *Job, g *Group) (str
 		return r.peerFailed(j, "reading the reversed group on the peer site", err)
 	}
 	if pg.State != StateProtected || pg.BlocksCompared < g.Spec.Blocks() { // the agent's final count may come a heartbeat later
+		if pg.SyncTotalBytes == 0 {
+			return fmt.Sprintf("peer group %s: waiting for the agent on the failed-over VMs to start (agent run -group %s against the peer's API)", pg.State, j.Group), r.poll(j, 2*time.Second), nil
+		}
 		pct := 0.0
 		if pg.SyncTotalBytes > 0 {
 			pct = 100 * float64(pg.SyncDoneBytes) / float64(pg.SyncTotalBytes)
@@ -281,6 +284,9 @@ func resumeProtection(ctx context.Context, r *JobRunner, j *Job, g *Group) (stri
 
 func waitProtected(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
 	rec := g.Record
+	if rec.State == StateResyncRequired {
+		return fmt.Sprintf("ResyncRequired: waiting for the agent on the VMs, back on their own disks, to resync (agent run -group %s)", j.Group), r.poll(j, 2*time.Second), nil
+	}
 	if rec.State != StateProtected || rec.BaselineBlocks < g.Spec.Blocks() {
 		return fmt.Sprintf("%s: %d of %d blocks compared, %d sent", rec.State, rec.BaselineBlocks, g.Spec.Blocks(), rec.BaselineBlocksSent), r.poll(j, 2*time.Second), nil
 	}
