@@ -35,7 +35,7 @@ func (a *Agent) readBlobBlock(ctx context.Context, ref replication.DiskRef, snap
 // change scan.
 func (a *Agent) syncPageBlob(ctx context.Context, d replication.DiskRefSpec, hashes []string, compare bool) (int64, error) {
 	ref := a.blobs[d.Key]
-	snap, err := a.cfg.SourcePages.Snapshot(ctx, ref)
+	snap, err := a.cfg.SourcePages.Snapshot(ctx, ref, "")
 	if err != nil {
 		return 0, err
 	}
@@ -88,7 +88,7 @@ func (a *Agent) base(key string) string {
 func (a *Agent) scanPageBlob(ctx context.Context, d replication.DiskRefSpec) (int64, error) {
 	ref := a.blobs[d.Key]
 	prev := a.base(d.Key)
-	snap, err := a.cfg.SourcePages.Snapshot(ctx, ref)
+	snap, err := a.cfg.SourcePages.Snapshot(ctx, ref, "")
 	if err != nil {
 		return 0, err
 	}

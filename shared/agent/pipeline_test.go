@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand"
@@ -547,4 +548,59 @@ func TestApplyInstancesFenceEachOther(t *testing.T) {
 	}
 	a.Close(ctx)
 	p.verify(dir)
+}
+
+// flakyMarkers fails the first marker record insert, after or before doing it.
+type flakyMarkers struct {
+	*memstore.State
+	failed, afterWrite bool
+}
+
+func (f *flakyMarkers) Insert(ctx context.Context, table string, entity any) (replication.ETag, error) {
+	if table != replication.MarkersTable || f.failed {
+		return f.State.Insert(ctx, table, entity)
+	}
+	f.failed = true
+	if f.afterWrite {
+		f.State.Insert(ctx, table, entity)
+	}
+	return "", fmt.Errorf("inserting the marker: %w", replication.ErrUnavailable)
+}
+
+// A failure between a marker's snapshots and its record (the record not written, or written without
+// the answer arriving) leaves no snapshot behind: the retry records one snapshot per disk and deletes
+// the rest, and the marker's snapshots are the source at that marker.
+func TestInterruptedMarkerLeavesNoSnapshots(t *testing.T) {
+	for _, afterWrite := range []bool{false, true} {
+		p := newPipeline(t, 1, 2, 4<<20)
+		ctx := context.Background()
+		flaky := &flakyMarkers{State: p.state, afterWrite: afterWrite}
+		p.applier.State = flaky
+		dir := t.TempDir()
+		a, _ := p.openAgent(dir)
+		if _, _, err := a.Sync(ctx, nil, false); err != nil {
+			t.Fatal(err)
+		}
+		waitPublished(t, a)
+		descs := p.pub.take()
+		if _, err := p.applier.Apply(ctx, descs); !errors.Is(err, replication.ErrUnavailable) {
+			t.Fatalf("the first attempt: %v", err)
+		}
+		if _, err := p.applier.Apply(ctx, descs); err != nil {
+			t.Fatalf("the retry: %v", err)
+		}
+		a.Close(ctx)
+		g, _ := replication.LoadGroup(ctx, p.state, p.group)
+		markers, _ := replication.ListMarkers(ctx, p.state, p.group)
+		if len(markers) != 1 || g.Record.MarkerPending != 0 {
+			t.Fatalf("afterWrite %v: %d markers, pending %d", afterWrite, len(markers), g.Record.MarkerPending)
+		}
+		for _, d := range p.spec.Disks() {
+			snaps, _ := p.pages.TaggedSnapshots(ctx, g.TargetDisk(d.Key), replication.MarkerTag(&g.Record, markers[0].Seq))
+			if len(snaps) != 1 || snaps[0] != markers[0].Snapshots[d.Key] {
+				t.Fatalf("afterWrite %v: %s keeps snapshots %v, the marker names %s", afterWrite, d.Key, snaps, markers[0].Snapshots[d.Key])
+			}
+		}
+		p.verify(dir)
+	}
 }

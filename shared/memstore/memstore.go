@@ -31,6 +31,7 @@ type disk struct {
 	size  int64
 	pages map[int64][]byte
 	snaps map[string]map[int64][]byte
+	tags  map[string]string // snapshot → tag
 	copy  *replication.CopyState
 	// lease is the active writer's lease id until leaseEnd.
 	lease    string
@@ -266,7 +267,7 @@ func (p *Pages) ChangedRanges(_ context.Context, d replication.DiskRef, snapshot
 	return replication.MergeRanges(changed), nil
 }
 
-func (p *Pages) Snapshot(_ context.Context, d replication.DiskRef) (string, error) {
+func (p *Pages) Snapshot(_ context.Context, d replication.DiskRef, tag string) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	dk, err := p.get(d)
@@ -280,7 +281,30 @@ func (p *Pages) Snapshot(_ context.Context, d replication.DiskRef) (string, erro
 		snap[k] = v // pages are never modified in place, so sharing them is safe
 	}
 	dk.snaps[id] = snap
+	if tag != "" {
+		if dk.tags == nil {
+			dk.tags = map[string]string{}
+		}
+		dk.tags[id] = tag
+	}
 	return id, nil
+}
+
+func (p *Pages) TaggedSnapshots(_ context.Context, d replication.DiskRef, tag string) ([]string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	dk, err := p.get(d)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for id := range dk.snaps {
+		if dk.tags[id] == tag {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 func (p *Pages) DeleteSnapshot(_ context.Context, d replication.DiskRef, snapshot string) error {

@@ -17,6 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/lease"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/pageblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
@@ -227,12 +228,43 @@ func (s *Store) ChangedRanges(ctx context.Context, d replication.DiskRef, snapsh
 }
 
 // Snapshot takes a snapshot and returns its id.
-func (s *Store) Snapshot(ctx context.Context, d replication.DiskRef) (string, error) {
-	resp, err := s.page(d).CreateSnapshot(ctx, nil)
+func (s *Store) Snapshot(ctx context.Context, d replication.DiskRef, tag string) (string, error) {
+	var opts *blob.CreateSnapshotOptions
+	if tag != "" {
+		opts = &blob.CreateSnapshotOptions{Metadata: map[string]*string{tagMeta: &tag}}
+	}
+	resp, err := s.page(d).CreateSnapshot(ctx, opts)
 	if err != nil {
 		return "", azconn.Translate(err, "snapshotting "+d.String())
 	}
 	return *resp.Snapshot, nil
+}
+
+// tagMeta is the metadata name of a snapshot's tag.
+const tagMeta = "standbytag"
+
+// TaggedSnapshots lists the disk's snapshots whose tag is tag.
+func (s *Store) TaggedSnapshots(ctx context.Context, d replication.DiskRef, tag string) ([]string, error) {
+	pager := s.svc.NewContainerClient(d.Container).NewListBlobsFlatPager(&container.ListBlobsFlatOptions{
+		Prefix: &d.Name, Include: container.ListBlobsInclude{Snapshots: true, Metadata: true}})
+	var out []string
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return nil, azconn.Translate(err, "listing the snapshots of "+d.String())
+		}
+		for _, item := range page.Segment.BlobItems {
+			if item.Name == nil || *item.Name != d.Name || item.Snapshot == nil || *item.Snapshot == "" {
+				continue
+			}
+			for k, v := range item.Metadata {
+				if strings.EqualFold(k, tagMeta) && v != nil && *v == tag {
+					out = append(out, *item.Snapshot)
+				}
+			}
+		}
+	}
+	return out, nil
 }
 
 // DeleteSnapshot deletes one snapshot; a missing one is not an error.

@@ -353,12 +353,30 @@ func (a *Applier) marker(ctx context.Context, g *Group, b *Batch) error {
 	}
 	rec := MarkerRecord{Keys: Keys{PartitionKey: group, RowKey: SeqKey(b.Seq)}, Seq: b.Seq, Consistency: b.Consistency,
 		Baseline: b.Baseline, SourceTime: b.SourceTime, Snapshots: map[string]string{}}
+	// Snapshots carry the marker's tag (this group's, not a namesake's): an attempt that finds the marker
+	// pending — a crash came between snapshots and record, or another instance is at it too — deletes
+	// the tagged snapshots the record does not name once the record stands. A marker record is written
+	// once (Insert), so no snapshot deleted that way can ever be named by one.
+	tag := MarkerTag(&g.Record, b.Seq)
+	sweep := g.Record.MarkerPending == b.Seq
 	var existing MarkerRecord
-	if _, err := a.State.Get(ctx, MarkersTable, group, rec.RowKey, &existing); err == nil {
-		rec = existing // snapshotted before a crash: keep those snapshots
-	} else if !errors.Is(err, ErrNotFound) {
+	_, err := a.State.Get(ctx, MarkersTable, group, rec.RowKey, &existing)
+	switch {
+	case err == nil:
+		rec = existing // snapshotted and recorded before a crash: keep those snapshots
+	case !errors.Is(err, ErrNotFound):
 		return err
-	} else {
+	default:
+		if !sweep {
+			updated, err := UpdateGroup(ctx, a.State, group, func(r *GroupRecord) error {
+				r.MarkerPending = b.Seq
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			g.Record = updated
+		}
 		// No write is in flight (apply is between write sets), so the snapshots can be taken in
 		// parallel and still show one stream position.
 		var mu sync.Mutex
@@ -366,7 +384,7 @@ func (a *Applier) marker(ctx context.Context, g *Group, b *Batch) error {
 		eg.SetLimit(max(a.Parallelism, 1))
 		for _, d := range g.Spec.Disks() {
 			eg.Go(func() error {
-				snap, err := a.Pages.Snapshot(ectx, g.TargetDisk(d.Key))
+				snap, err := a.Pages.Snapshot(ectx, g.TargetDisk(d.Key), tag)
 				if err != nil {
 					return err
 				}
@@ -377,14 +395,34 @@ func (a *Applier) marker(ctx context.Context, g *Group, b *Batch) error {
 			})
 		}
 		if err := eg.Wait(); err != nil {
+			for key, snap := range rec.Snapshots { // the retry takes them all again
+				a.Pages.DeleteSnapshot(ctx, g.TargetDisk(key), snap)
+			}
 			return err
 		}
 		rec.AppliedAt = a.Now().UTC()
-		if _, err := a.State.Upsert(ctx, MarkersTable, rec); err != nil {
+		_, err := a.State.Insert(ctx, MarkersTable, rec)
+		if errors.Is(err, ErrConflict) { // another instance recorded it first: its snapshots stand
+			for key, snap := range rec.Snapshots {
+				if err := a.Pages.DeleteSnapshot(ctx, g.TargetDisk(key), snap); err != nil {
+					return err
+				}
+			}
+			if _, err := a.State.Get(ctx, MarkersTable, group, rec.RowKey, &existing); err != nil {
+				return err
+			}
+			rec, sweep = existing, true
+		} else if err != nil {
+			return err // it may have been written all the same: the retry finds out, and sweeps
+		}
+	}
+	if sweep {
+		if err := a.sweepMarker(ctx, g, rec, tag); err != nil {
 			return err
 		}
 	}
 	if err := a.advancePast(ctx, g, b.Seq, func(r *GroupRecord) {
+		r.MarkerPending = 0
 		r.LastMarkerSeq, r.LastMarkerTime, r.LastMarkerKind = b.Seq, b.SourceTime, b.Consistency
 		r.LastSourceTime = b.SourceTime
 		if b.Baseline && (r.State == StateInitialReplication || r.State == StateResyncing) {
@@ -394,6 +432,38 @@ func (a *Applier) marker(ctx context.Context, g *Group, b *Batch) error {
 		return err
 	}
 	a.Log.Info("marker", "group", group, "seq", b.Seq, "consistency", b.Consistency, "baseline", b.Baseline, "disks", len(rec.Snapshots))
+	return nil
+}
+
+// MarkerTag labels the snapshots of a group's marker: the group's name and creation time (so a namesake
+// created later never matches) and the marker's sequence.
+func MarkerTag(r *GroupRecord, seq int64) string {
+	return fmt.Sprintf("%s/%d/%d", r.PartitionKey, r.CreatedAt.UnixNano(), seq)
+}
+
+// sweepMarker deletes the snapshots with the marker's tag that its record does not name: what an
+// interrupted or concurrent attempt left. Without it every such crash would leak a snapshot per disk.
+func (a *Applier) sweepMarker(ctx context.Context, g *Group, rec MarkerRecord, tag string) error {
+	left := 0
+	for _, d := range g.Spec.Disks() {
+		ref := g.TargetDisk(d.Key)
+		snaps, err := a.Pages.TaggedSnapshots(ctx, ref, tag)
+		if err != nil {
+			return err
+		}
+		for _, snap := range snaps {
+			if snap == rec.Snapshots[d.Key] {
+				continue
+			}
+			if err := a.Pages.DeleteSnapshot(ctx, ref, snap); err != nil {
+				return err
+			}
+			left++
+		}
+	}
+	if left > 0 {
+		a.Log.Warn("deleted the snapshots an interrupted marker left", "group", g.Record.PartitionKey, "seq", rec.Seq, "snapshots", left)
+	}
 	return nil
 }
 

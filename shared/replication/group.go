@@ -54,6 +54,9 @@ type GroupRecord struct {
 	LastMarkerSeq  int64     `json:"LastMarkerSeq"`
 	LastMarkerTime time.Time `json:"LastMarkerTime"`
 	LastMarkerKind string    `json:"LastMarkerKind,omitempty"`
+	// MarkerPending is the marker whose snapshots are being taken: an attempt that finds it set knows
+	// an earlier one may have left snapshots it never recorded (they carry the marker's tag).
+	MarkerPending int64 `json:"MarkerPending"`
 
 	// Agent reports (heartbeats through the API).
 	AgentSeq        int64     `json:"AgentSeq"`

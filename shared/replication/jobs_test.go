@@ -46,7 +46,7 @@ func newJobFixture(t *testing.T) *jobFixture {
 	f.g, _ = replication.CreateGroup(ctx, f.state, "g1", spec, time.Now())
 	f.pages.Create(ctx, f.g.TargetDisk("vm/d"), 1<<20)
 	f.pages.WritePages(ctx, f.g.TargetDisk("vm/d"), 0, bytes.Repeat([]byte{7}, 4096))
-	snap, _ := f.pages.Snapshot(ctx, f.g.TargetDisk("vm/d"))
+	snap, _ := f.pages.Snapshot(ctx, f.g.TargetDisk("vm/d"), "")
 	f.pages.WritePages(ctx, f.g.TargetDisk("vm/d"), 0, bytes.Repeat([]byte{8}, 4096)) // after the point
 	f.point = replication.RecoveryPoint{Keys: replication.Keys{PartitionKey: "g1", RowKey: "x"}, ID: "rp-5", Kind: "crash", Seq: 5,
 		SourceTime: time.Now().Add(-time.Minute), Snapshots: map[string]string{"vm/d": snap}, Sizes: map[string]int64{"vm/d": 1 << 20}}
@@ -176,7 +176,7 @@ func TestUnplannedFailoverThenCommit(t *testing.T) {
 	// A second, older point: commit must delete it and keep the one failed over to.
 	older := f.point
 	older.ID, older.Seq, older.RowKey, older.SourceTime = "rp-2", 2, "y", f.point.SourceTime.Add(-time.Hour)
-	oldSnap, _ := f.pages.Snapshot(ctx, f.g.TargetDisk("vm/d"))
+	oldSnap, _ := f.pages.Snapshot(ctx, f.g.TargetDisk("vm/d"), "")
 	older.Snapshots = map[string]string{"vm/d": oldSnap}
 	f.state.Upsert(ctx, replication.PointsTable, older)
 	job, _ := replication.NewJob("g1", replication.JobUnplannedFailover, "latestProcessed", time.Now())
@@ -252,7 +252,7 @@ func TestChangeRecoveryPointThenCommitKeepsTheNewPoint(t *testing.T) {
 	older := f.point
 	older.ID, older.Seq, older.RowKey, older.SourceTime = "rp-2", 2, "y", f.point.SourceTime.Add(-time.Hour)
 	f.pages.WritePages(ctx, f.g.TargetDisk("vm/d"), 0, bytes.Repeat([]byte{2}, 4096))
-	oldSnap, _ := f.pages.Snapshot(ctx, f.g.TargetDisk("vm/d"))
+	oldSnap, _ := f.pages.Snapshot(ctx, f.g.TargetDisk("vm/d"), "")
 	older.Snapshots = map[string]string{"vm/d": oldSnap}
 	f.state.Upsert(ctx, replication.PointsTable, older)
 	for _, step := range []struct{ typ, point string }{{replication.JobUnplannedFailover, "latest"}, {replication.JobChangePoint, "rp-2"}, {replication.JobCommit, ""}} {

@@ -106,7 +106,10 @@ type PageStore interface {
 	// order. It may over-report (Azurite returns every allocated range): callers that need precision
 	// compare content.
 	ChangedRanges(ctx context.Context, disk DiskRef, snapshot, prevSnapshot string) ([]PageRange, error)
-	Snapshot(ctx context.Context, disk DiskRef) (string, error)
+	// Snapshot takes a snapshot of the disk, labelled with tag unless it is empty; TaggedSnapshots lists
+	// the disk's snapshots with that label (apply finds the ones a crash left unrecorded this way).
+	Snapshot(ctx context.Context, disk DiskRef, tag string) (string, error)
+	TaggedSnapshots(ctx context.Context, disk DiskRef, tag string) ([]string, error)
 	DeleteSnapshot(ctx context.Context, disk DiskRef, snapshot string) error
 	// StartCopy begins a server-side copy of src's snapshot into a new page blob dst and returns at once;
 	// poll CopyStatus until the status is no longer "pending".

@@ -153,8 +153,8 @@ func TestRemoveGroupKeepsGivenDisks(t *testing.T) {
 	created := g.TargetDisk("b/os")
 	pages.EnsureContainer(ctx, created.Container)
 	pages.Create(ctx, created, 1<<20)
-	snapA, _ := pages.Snapshot(ctx, orig)
-	snapB, _ := pages.Snapshot(ctx, created)
+	snapA, _ := pages.Snapshot(ctx, orig, "")
+	snapB, _ := pages.Snapshot(ctx, created, "")
 	snaps := map[string]string{"a/os": snapA, "b/os": snapB}
 	state.Upsert(ctx, replication.MarkersTable, replication.MarkerRecord{Keys: replication.Keys{PartitionKey: "g", RowKey: "m1"}, Seq: 1, Snapshots: snaps})
 	state.Upsert(ctx, replication.PointsTable, replication.RecoveryPoint{Keys: replication.Keys{PartitionKey: "g", RowKey: "p1"}, ID: "rp-1", Snapshots: snaps})

@@ -89,7 +89,7 @@ func RunPageStore(t *testing.T, store replication.PageStore, container string) {
 	var snap string
 	t.Run("SnapshotIsImmutable", func(t *testing.T) {
 		var err error
-		if snap, err = store.Snapshot(ctx, disk); err != nil || snap == "" {
+		if snap, err = store.Snapshot(ctx, disk, ""); err != nil || snap == "" {
 			t.Fatalf("snapshot = %q, %v", snap, err)
 		}
 		if err := store.ClearPages(ctx, disk, 0, 1<<20); err != nil {
@@ -116,7 +116,23 @@ func RunPageStore(t *testing.T, store replication.PageStore, container string) {
 		}
 	})
 	t.Run("ChangedRangesCoverEveryChange", func(t *testing.T) {
-		later, err := store.Snapshot(ctx, disk)
+		tagged, err := store.Snapshot(ctx, disk, "g1/17/42")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := store.TaggedSnapshots(ctx, disk, "g1/17/42"); err != nil || len(got) != 1 || got[0] != tagged {
+			t.Fatalf("snapshots tagged g1/17/42: %v, %v; want [%s]", got, err, tagged)
+		}
+		if got, err := store.TaggedSnapshots(ctx, disk, "g1/17/4"); err != nil || len(got) != 0 {
+			t.Fatalf("snapshots tagged g1/17/4: %v, %v; want none", got, err)
+		}
+		if err := store.DeleteSnapshot(ctx, disk, tagged); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := store.TaggedSnapshots(ctx, disk, "g1/17/42"); len(got) != 0 {
+			t.Fatalf("a deleted tagged snapshot is still listed: %v", got)
+		}
+		later, err := store.Snapshot(ctx, disk, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -220,7 +236,7 @@ func RunPageStore(t *testing.T, store replication.PageStore, container string) {
 		if err := store.AcquireLease(ctx, d, a); err != nil {
 			t.Fatalf("renewing: %v", err)
 		}
-		snap, err := store.Snapshot(ctx, d)
+		snap, err := store.Snapshot(ctx, d, "")
 		if err != nil {
 			t.Fatalf("a snapshot of a leased disk: %v", err)
 		}
