@@ -161,10 +161,6 @@ func (a *Applier) applyGroup(ctx context.Context, group string, descs []Descript
 	if maxSeq < from {
 		return res, nil // all duplicates
 	}
-	ctx, err = a.fence(ctx, g)
-	if err != nil {
-		return res, err
-	}
 	ws := NewWriteSet()
 	var firstSource, lastSource time.Time // of the batches in the write set
 	fetch := a.prefetch(ctx, group, from, maxSeq)
@@ -292,7 +288,14 @@ func (a *Applier) commit(ctx context.Context, g *Group, ws *WriteSet, through in
 		return nil
 	}
 	start := time.Now()
-	stats, err := ws.Flush(ctx, a.Pages, g.TargetDisk, a.Parallelism)
+	writeCtx := ctx
+	if !ws.Empty() {
+		var err error
+		if writeCtx, err = a.fence(ctx, g); err != nil {
+			return err
+		}
+	}
+	stats, err := ws.Flush(writeCtx, a.Pages, g.TargetDisk, a.Parallelism)
 	if errors.Is(err, ErrConflict) {
 		a.unfence(g.Record.PartitionKey)
 		return fmt.Errorf("a write was refused: another instance may have taken the group over (the retry takes it back): %w", err)
