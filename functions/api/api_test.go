@@ -122,9 +122,22 @@ func TestNetworkMappingInTheGroup(t *testing.T) {
 			t.Fatalf("GET lacks %s: %s", want, body)
 		}
 	}
-	changed := strings.Replace(spec, `"test":"drtest/app"`, `"test":"other/app"`, 1)
-	if status, body := call(t, srv, "PUT", "/api/v1/groups/net", changed); status != 409 || !strings.Contains(body, "network.mappings[0]") {
+	// Placement changes in place (replication never reads it); anything else with it is a conflict.
+	changed := strings.Replace(strings.Replace(spec, `"test":"drtest/app"`, `"test":"other/app"`, 1), `"zone":"1"`, `"availabilitySet":"web-set"`, 1)
+	if status, body := call(t, srv, "PUT", "/api/v1/groups/net", changed); status != 200 ||
+		!strings.Contains(body, `"test": "other/app"`) || !strings.Contains(body, `"availabilitySet": "web-set"`) || strings.Contains(body, `"zone"`) {
 		t.Fatalf("a changed mapping: %d %s", status, body)
+	}
+	if _, body := call(t, srv, "GET", "/api/v1/groups/net", ""); !strings.Contains(body, `"test": "other/app"`) || !strings.Contains(body, `"availabilitySet": "web-set"`) {
+		t.Fatalf("GET after the change: %s", body)
+	}
+	both := strings.Replace(changed, `"sizeBytes":1048576`, `"sizeBytes":2097152`, 1)
+	if status, body := call(t, srv, "PUT", "/api/v1/groups/net", both); status != 409 || !strings.Contains(body, "vms[0].disks[0].sizeBytes: 1048576, requested 2097152") {
+		t.Fatalf("a placement change with a disk change: %d %s", status, body)
+	}
+	bad := strings.Replace(changed, `"test":"other/app"`, `"test":"dr/app"`, 1)
+	if status, body := call(t, srv, "PUT", "/api/v1/groups/net", bad); status != 400 || !strings.Contains(body, "is the production subnet") {
+		t.Fatalf("an invalid mapping: %d %s", status, body)
 	}
 }
 

@@ -129,6 +129,16 @@ func (a *API) putGroup(w http.ResponseWriter, r *http.Request) {
 	existing, err := replication.LoadGroup(ctx, a.State, group)
 	switch {
 	case err == nil:
+		if conflicts := existing.Spec.Conflicts(&spec); len(conflicts) > 0 && existing.Spec.OnlyPlacementDiffers(&spec) {
+			g, err := replication.UpdatePlacement(ctx, a.State, group, spec, a.Now().UTC())
+			if err != nil {
+				a.storeProblem(w, r, err, "group "+group)
+				return
+			}
+			a.Log.Info("group placement changed", "group", group, "changes", strings.Join(conflicts, "; "))
+			writeJSON(w, http.StatusOK, groupView(g, a.Now()))
+			return
+		}
 		if conflicts := existing.Spec.Conflicts(&spec); len(conflicts) > 0 {
 			detail := strings.Join(conflicts, "; ")
 			if existing.Record.State == replication.StateFailedBack {

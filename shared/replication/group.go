@@ -92,6 +92,32 @@ type GroupRecord struct {
 	HealthReason       string `json:"HealthReason,omitempty"`
 }
 
+func putVMRows(ctx context.Context, store StateStore, group string, spec GroupSpec) error {
+	for _, vm := range spec.VMs {
+		rec := VMRecord{Keys: Keys{PartitionKey: group, RowKey: vmRowPrefix + vm.Name}, Disks: vm.Disks, Subnet: vm.Subnet, StaticIP: vm.StaticIP, Zone: vm.Zone, AvSet: vm.AvailabilitySet}
+		if _, err := store.Upsert(ctx, GroupsTable, rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// UpdatePlacement changes where failovers place the group's VMs — the network mapping and each VM's
+// subnet, static IP, zone or availability set — which replication itself never reads. The VM rows
+// first, then the state row: a reader sees the new mapping only once every VM's placement matches it.
+func UpdatePlacement(ctx context.Context, store StateStore, group string, spec GroupSpec, now time.Time) (*Group, error) {
+	if err := putVMRows(ctx, store, group, spec); err != nil {
+		return nil, err
+	}
+	if _, err := UpdateGroup(ctx, store, group, func(r *GroupRecord) error {
+		r.Network, r.UpdatedAt = spec.Network, now
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return LoadGroup(ctx, store, group)
+}
+
 // ReplicationStopped reports whether the group's replication (this way) has stopped: disabled, failed
 // over, or running the other way. Apply writes nothing and cutpoints cuts nothing then.
 func (r *GroupRecord) ReplicationStopped() bool {
@@ -180,11 +206,8 @@ func LoadGroup(ctx context.Context, store StateStore, group string) (*Group, err
 // CreateGroup writes a new group's rows: the VM rows first, the state row last, so a group is visible
 // only once complete (a crash in between leaves VM rows a retry overwrites).
 func CreateGroup(ctx context.Context, store StateStore, group string, spec GroupSpec, now time.Time) (*Group, error) {
-	for _, vm := range spec.VMs {
-		rec := VMRecord{Keys: Keys{PartitionKey: group, RowKey: vmRowPrefix + vm.Name}, Disks: vm.Disks, Subnet: vm.Subnet, StaticIP: vm.StaticIP, Zone: vm.Zone, AvSet: vm.AvailabilitySet}
-		if _, err := store.Upsert(ctx, GroupsTable, rec); err != nil {
-			return nil, err
-		}
+	if err := putVMRows(ctx, store, group, spec); err != nil {
+		return nil, err
 	}
 	rec := GroupRecord{Keys: Keys{PartitionKey: group, RowKey: stateRow}, Target: spec.Target, Policy: spec.Policy, Network: spec.Network,
 		State: StateInitialReplication, CreatedAt: now, UpdatedAt: now}

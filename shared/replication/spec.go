@@ -325,6 +325,21 @@ func (s *GroupSpec) Validate() error {
 	return nil
 }
 
+// OnlyPlacementDiffers reports whether two specs differ only in where failovers place the VMs (the
+// network mapping, a VM's subnet, static IP, zone or availability set): that changes in place.
+func (s *GroupSpec) OnlyPlacementDiffers(other *GroupSpec) bool {
+	strip := func(spec GroupSpec) GroupSpec {
+		spec.Network = NetworkSpec{}
+		spec.VMs = append([]VMSpec(nil), spec.VMs...)
+		for i := range spec.VMs {
+			spec.VMs[i].Subnet, spec.VMs[i].StaticIP, spec.VMs[i].Zone, spec.VMs[i].AvailabilitySet = "", "", "", ""
+		}
+		return spec
+	}
+	a, b := strip(*s), strip(*other)
+	return len(a.Conflicts(&b)) == 0
+}
+
 // Conflicts lists what differs between two normalized specs, field by field ("" when equal).
 func (s *GroupSpec) Conflicts(other *GroupSpec) []string {
 	var out []string
