@@ -380,7 +380,9 @@ func leaseConditions(ctx context.Context) *blob.AccessConditions {
 	return &blob.AccessConditions{LeaseAccessConditions: &blob.LeaseAccessConditions{LeaseID: &id}}
 }
 
-// AcquireLease takes the disk's lease for id (renewing it when id holds it), breaking another's.
+// AcquireLease takes the disk's lease for id (renewing it when id holds it), breaking another writer's.
+// An infinite lease is never broken: it is not a writer's (they take 60 s leases) but, most likely, a
+// VM's that has the disk attached.
 func (s *Store) AcquireLease(ctx context.Context, d replication.DiskRef, id string) error {
 	lc, err := lease.NewBlobClient(s.page(d), &lease.BlobClientOptions{LeaseID: &id})
 	if err != nil {
@@ -388,6 +390,15 @@ func (s *Store) AcquireLease(ctx context.Context, d replication.DiskRef, id stri
 	}
 	duration := int32(replication.LeaseDuration / time.Second)
 	_, err = lc.AcquireLease(ctx, duration, nil)
+	if bloberror.HasCode(err, bloberror.LeaseAlreadyPresent) {
+		props, perr := s.page(d).GetProperties(ctx, nil)
+		if perr != nil {
+			return azconn.Translate(perr, "reading the lease of "+d.String())
+		}
+		if props.LeaseDuration != nil && *props.LeaseDuration == lease.DurationTypeInfinite {
+			return fmt.Errorf("%s holds an infinite lease (is it attached to a VM?): it is not taken over: %w", d, replication.ErrConflict)
+		}
+	}
 	if bloberror.HasCode(err, bloberror.LeaseAlreadyPresent) { // another writer's: take over, fencing it
 		zero := int32(0)
 		if _, err = lc.BreakLease(ctx, &lease.BlobBreakOptions{BreakPeriod: &zero}); err == nil {
@@ -397,8 +408,22 @@ func (s *Store) AcquireLease(ctx context.Context, d replication.DiskRef, id stri
 	return azconn.Translate(err, "leasing "+d.String())
 }
 
-// BreakLease ends the disk's lease at once.
+// BreakLease ends a writer's lease on the disk at once; an infinite lease (a VM's) is left alone and
+// reported.
 func (s *Store) BreakLease(ctx context.Context, d replication.DiskRef) error {
+	props, err := s.page(d).GetProperties(ctx, nil)
+	if bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound) {
+		return nil
+	}
+	if err != nil {
+		return azconn.Translate(err, "reading the lease of "+d.String())
+	}
+	if props.LeaseState == nil || *props.LeaseState != lease.StateTypeLeased {
+		return nil
+	}
+	if props.LeaseDuration != nil && *props.LeaseDuration == lease.DurationTypeInfinite {
+		return fmt.Errorf("%s holds an infinite lease (is it attached to a VM?): it is not broken: %w", d, replication.ErrConflict)
+	}
 	lc, err := lease.NewBlobClient(s.page(d), nil)
 	if err != nil {
 		return err

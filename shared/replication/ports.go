@@ -120,7 +120,8 @@ type PageStore interface {
 	// AcquireLease makes id the disk's writer for LeaseDuration (or renews it), breaking another
 	// writer's lease: while a lease is active, writes and deletes must carry its id (WithLease) or fail
 	// with ErrConflict, so a writer that was taken over is fenced from its next write on. BreakLease ends
-	// any lease at once (nothing to break is fine).
+	// a writer's lease at once (nothing to break is fine). Neither touches an infinite lease — a VM's on
+	// a disk it has attached — they answer ErrConflict instead.
 	AcquireLease(ctx context.Context, disk DiskRef, id string) error
 	BreakLease(ctx context.Context, disk DiskRef) error
 	// PutBlob writes a small document next to the disks (a machine definition), replacing any; GetBlob
