@@ -504,7 +504,8 @@ func startCopies(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, t
 	return fmt.Sprintf("%d server-side copies into %s", len(res.Disks), j.Container), 0, nil
 }
 
-func (r *JobRunner) testDisks(g *Group, container string) map[string]DiskRef {
+// materializedDisks are the disks a test failover or a failover makes in container.
+func (r *JobRunner) materializedDisks(g *Group, container string) map[string]DiskRef {
 	disks := map[string]DiskRef{}
 	for _, d := range g.Spec.Disks() {
 		disks[d.Key] = DiskRef{Container: container, Name: d.Key}
@@ -516,7 +517,7 @@ func waitCopies(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, ti
 	if inPlace(j, g) {
 		return "nothing copied", 0, nil
 	}
-	done, err := r.Restorer.CopiesDone(ctx, r.testDisks(g, j.Container))
+	done, err := r.Restorer.CopiesDone(ctx, r.materializedDisks(g, j.Container))
 	if err != nil {
 		return "", 0, err
 	}
@@ -536,7 +537,7 @@ func replayJournal(ctx context.Context, r *JobRunner, j *Job, g *Group) (string,
 	if err != nil {
 		return "", 0, err
 	}
-	res := RestoreResult{Point: p, Disks: r.testDisks(g, j.Container), LastSeq: p.Seq, EffectiveAt: p.SourceTime}
+	res := RestoreResult{Point: p, Disks: r.materializedDisks(g, j.Container), LastSeq: p.Seq, EffectiveAt: p.SourceTime}
 	res, err = r.Restorer.Replay(ctx, g, res, t)
 	if err != nil {
 		return "", 0, err
@@ -655,7 +656,7 @@ func vmResource(vm VMSpec, disks []map[string]any) map[string]any {
 
 func deleteTestDisks(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
 	container := TestContainer(j.Group)
-	for _, ref := range r.testDisks(g, container) {
+	for _, ref := range r.materializedDisks(g, container) {
 		if err := r.Pages.Delete(ctx, ref); err != nil {
 			return "", 0, err
 		}
@@ -670,20 +671,29 @@ func deleteTestDisks(ctx context.Context, r *JobRunner, j *Job, g *Group) (strin
 
 // releaseTestHolds releases the points test failover jobs hold.
 func releaseTestHolds(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
-	holds, _, err := QueryAll[PointHold](ctx, r.State, HoldsTable, j.Group)
+	released, err := r.releaseHolds(ctx, j.Group, func(h PointHold) bool {
+		var holder Job
+		_, err := r.State.Get(ctx, JobsTable, h.Job, JobRow, &holder)
+		return err != nil || holder.Type == JobTestFailover
+	})
+	return fmt.Sprintf("%d holds released", released), 0, err
+}
+
+// releaseHolds deletes the group's holds that release says go, and counts them.
+func (r *JobRunner) releaseHolds(ctx context.Context, group string, release func(PointHold) bool) (int, error) {
+	holds, _, err := QueryAll[PointHold](ctx, r.State, HoldsTable, group)
 	if err != nil {
-		return "", 0, err
+		return 0, err
 	}
 	released := 0
 	for _, h := range holds {
-		var holder Job
-		if _, err := r.State.Get(ctx, JobsTable, h.Job, JobRow, &holder); err == nil && holder.Type != JobTestFailover {
+		if !release(h) {
 			continue
 		}
 		if err := r.State.Delete(ctx, HoldsTable, h.PartitionKey, h.RowKey, ""); err != nil && !errors.Is(err, ErrNotFound) {
-			return "", 0, err
+			return released, err
 		}
 		released++
 	}
-	return fmt.Sprintf("%d holds released", released), 0, nil
+	return released, nil
 }

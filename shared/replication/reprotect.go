@@ -125,21 +125,31 @@ func (r *JobRunner) peerFailed(j *Job, what string, err error) (string, time.Dur
 var errNoPeer = permanentError{errors.New("no peer site is configured (set StandbyPeerApi to the other region's Standby API)")}
 
 var reprotectSteps = []stepDef{
-	{"enable-on-peer", enableOnPeer},
-	{"wait-peer-protected", waitPeerProtected},
+	{"enable-on-peer", withPeer(enableOnPeer)},
+	{"wait-peer-protected", withPeer(waitPeerProtected)},
 	{"mark-reprotected", markReprotected},
 }
 
 var reprotectForwardSteps = []stepDef{
-	{"retire-peer-group", retirePeerGroup},
+	{"retire-peer-group", withPeer(retirePeerGroup)},
 	{"resume-protection", resumeProtection},
 	{"wait-protected", waitProtected},
 }
 
 var failbackSteps = []stepDef{
-	{"peer-planned-failover", peerPlannedFailover},
-	{"wait-peer-failover", waitPeerFailover},
+	{"peer-planned-failover", withPeer(peerPlannedFailover)},
+	{"wait-peer-failover", withPeer(waitPeerFailover)},
 	{"mark-failed-back", markFailedBack},
+}
+
+// withPeer fails a step that talks to the peer site at once when none is configured.
+func withPeer(run stepFunc) stepFunc {
+	return func(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+		if r.Peer == nil {
+			return "", 0, errNoPeer
+		}
+		return run(ctx, r, j, g)
+	}
 }
 
 // reverseSpecOf is the group's reversed spec: sources are the disks of the failover that was committed.
@@ -152,9 +162,6 @@ func (r *JobRunner) reverseSpecOf(ctx context.Context, g *Group) (GroupSpec, err
 }
 
 func enableOnPeer(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
-	if r.Peer == nil {
-		return "", 0, errNoPeer
-	}
 	rev, err := r.reverseSpecOf(ctx, g)
 	if err != nil {
 		return "", 0, permanentError{err}
@@ -168,9 +175,6 @@ func enableOnPeer(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, 
 // waitPeerProtected polls the peer until its agent's first sync (a checksum comparison with the
 // original disks) is applied and the reversed group is Protected.
 func waitPeerProtected(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
-	if r.Peer == nil {
-		return "", 0, errNoPeer
-	}
 	pg, err := r.Peer.GroupStatus(ctx, j.Group)
 	if err != nil {
 		return r.peerFailed(j, "reading the reversed group on the peer site", err)
@@ -179,18 +183,19 @@ func waitPeerProtected(ctx context.Context, r *JobRunner, j *Job, g *Group) (str
 		if pg.SyncTotalBytes == 0 {
 			return fmt.Sprintf("peer group %s: waiting for the agent on the failed-over VMs to start (agent run -group %s against the peer's API)", pg.State, j.Group), r.poll(j, 2*time.Second), nil
 		}
-		pct := 0.0
-		if pg.SyncTotalBytes > 0 {
-			pct = 100 * float64(pg.SyncDoneBytes) / float64(pg.SyncTotalBytes)
-		}
+		pct := 100 * float64(pg.SyncDoneBytes) / float64(pg.SyncTotalBytes)
 		return fmt.Sprintf("peer group %s: %.0f%% compared, %d blocks sent", pg.State, pct, pg.BlocksSent), r.poll(j, 2*time.Second), nil
 	}
-	j.Work["blocksSent"], j.Work["blocksCompared"] = strconv.FormatInt(pg.BlocksSent, 10), strconv.FormatInt(pg.BlocksCompared, 10)
+	j.Result = blockCounts(pg.BlocksSent, pg.BlocksCompared)
 	return fmt.Sprintf("peer group Protected: %d of %d blocks differed and were sent", pg.BlocksSent, pg.BlocksCompared), 0, nil
 }
 
+// blockCounts is a checksum sync's outcome as a job result.
+func blockCounts(sent, compared int64) map[string]string {
+	return map[string]string{"blocksSent": strconv.FormatInt(sent, 10), "blocksCompared": strconv.FormatInt(compared, 10)}
+}
+
 func markReprotected(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
-	j.Result = map[string]string{"blocksSent": j.Work["blocksSent"], "blocksCompared": j.Work["blocksCompared"]}
 	_, err := UpdateGroup(ctx, r.State, j.Group, func(rec *GroupRecord) error {
 		rec.State, rec.UpdatedAt = StateReprotected, r.Now().UTC()
 		rec.Reason = fmt.Sprintf("replicating back to the original disks through the peer site (reprotect job %s)", j.ID())
@@ -200,9 +205,6 @@ func markReprotected(ctx context.Context, r *JobRunner, j *Job, g *Group) (strin
 }
 
 func peerPlannedFailover(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
-	if r.Peer == nil {
-		return "", 0, errNoPeer
-	}
 	// The peer's job takes this job's id: a retry of this step finds it instead of starting another.
 	if err := r.Peer.StartFailover(ctx, j.Group, JobPlannedFailover, j.ID()); err != nil {
 		return r.peerFailed(j, "starting the planned failover on the peer site", err)
@@ -211,9 +213,6 @@ func peerPlannedFailover(ctx context.Context, r *JobRunner, j *Job, g *Group) (s
 }
 
 func waitPeerFailover(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
-	if r.Peer == nil {
-		return "", 0, errNoPeer
-	}
 	pj, err := r.Peer.Job(ctx, j.ID())
 	if err != nil {
 		return r.peerFailed(j, "reading the planned failover on the peer site", err)
@@ -242,9 +241,6 @@ func markFailedBack(ctx context.Context, r *JobRunner, j *Job, g *Group) (string
 }
 
 func retirePeerGroup(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
-	if r.Peer == nil {
-		return "", 0, errNoPeer
-	}
 	if err := r.Peer.RemoveGroup(ctx, j.Group); err != nil {
 		return r.peerFailed(j, "removing the reversed group from the peer site", err)
 	}
@@ -254,7 +250,13 @@ func retirePeerGroup(ctx context.Context, r *JobRunner, j *Job, g *Group) (strin
 // resumeProtection restarts replication this way: the agent on the VMs (back on their original disks)
 // is told to resync, comparing block checksums with the replicas, which still hold the failover's point.
 func resumeProtection(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
-	failover := g.Record.FailoverJob
+	// The failover's point needs no hold any more: retention may prune it. Released before the group
+	// forgets which job that was, so that a redelivered message still finds them.
+	if failover := g.Record.FailoverJob; failover != "" {
+		if _, err := r.releaseHolds(ctx, j.Group, func(h PointHold) bool { return h.Job == failover }); err != nil {
+			return "", 0, err
+		}
+	}
 	if _, err := UpdateGroup(ctx, r.State, j.Group, func(rec *GroupRecord) error {
 		if rec.State != StateFailedBack {
 			return ErrUnchanged // done before the message came again
@@ -267,18 +269,6 @@ func resumeProtection(ctx context.Context, r *JobRunner, j *Job, g *Group) (stri
 	}); err != nil {
 		return "", 0, err
 	}
-	// The failover's point needs no hold any more: retention may prune it.
-	holds, _, err := QueryAll[PointHold](ctx, r.State, HoldsTable, j.Group)
-	if err != nil {
-		return "", 0, err
-	}
-	for _, h := range holds {
-		if failover != "" && h.Job == failover {
-			if err := r.State.Delete(ctx, HoldsTable, h.PartitionKey, h.RowKey, ""); err != nil && !errors.Is(err, ErrNotFound) {
-				return "", 0, err
-			}
-		}
-	}
 	return "group state ResyncRequired: the agent resyncs by checksum", 0, nil
 }
 
@@ -290,6 +280,6 @@ func waitProtected(ctx context.Context, r *JobRunner, j *Job, g *Group) (string,
 	if rec.State != StateProtected || rec.BaselineBlocks < g.Spec.Blocks() {
 		return fmt.Sprintf("%s: %d of %d blocks compared, %d sent", rec.State, rec.BaselineBlocks, g.Spec.Blocks(), rec.BaselineBlocksSent), r.poll(j, 2*time.Second), nil
 	}
-	j.Result = map[string]string{"blocksSent": strconv.FormatInt(rec.BaselineBlocksSent, 10), "blocksCompared": strconv.FormatInt(rec.BaselineBlocks, 10)}
+	j.Result = blockCounts(rec.BaselineBlocksSent, rec.BaselineBlocks)
 	return fmt.Sprintf("Protected: %d of %d blocks differed and were sent", rec.BaselineBlocksSent, rec.BaselineBlocks), 0, nil
 }
