@@ -604,3 +604,63 @@ func TestInterruptedMarkerLeavesNoSnapshots(t *testing.T) {
 		p.verify(dir)
 	}
 }
+
+// rivalMarkers records each marker first, as another apply instance at the same marker would: its own
+// snapshots, with the marker's tag, under the record.
+type rivalMarkers struct {
+	*memstore.State
+	pages *memstore.Pages
+	rival map[string]string // disk → the rival's snapshot
+}
+
+func (f *rivalMarkers) Insert(ctx context.Context, table string, entity any) (replication.ETag, error) {
+	if m, ok := entity.(replication.MarkerRecord); ok && table == replication.MarkersTable && f.rival == nil {
+		g, err := replication.LoadGroup(ctx, f.State, m.PartitionKey)
+		if err != nil {
+			return "", err
+		}
+		f.rival = map[string]string{}
+		for key := range m.Snapshots {
+			if f.rival[key], err = f.pages.Snapshot(ctx, g.TargetDisk(key), replication.MarkerTag(&g.Record, m.Seq)); err != nil {
+				return "", err
+			}
+		}
+		theirs := m
+		theirs.Snapshots = f.rival
+		if _, err := f.State.Insert(ctx, table, theirs); err != nil {
+			return "", err
+		}
+	}
+	return f.State.Insert(ctx, table, entity)
+}
+
+// Two instances at one marker: the first record stands, and the one that lost deletes its own
+// snapshots, so each disk keeps exactly the recorded one.
+func TestConcurrentMarkerKeepsTheFirstRecord(t *testing.T) {
+	p := newPipeline(t, 1, 2, 4<<20)
+	ctx := context.Background()
+	rival := &rivalMarkers{State: p.state, pages: p.pages}
+	p.applier.State = rival
+	dir := t.TempDir()
+	a, _ := p.openAgent(dir)
+	if _, _, err := a.Sync(ctx, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	waitPublished(t, a)
+	if _, err := p.applier.Apply(ctx, p.pub.take()); err != nil {
+		t.Fatal(err)
+	}
+	a.Close(ctx)
+	g, _ := replication.LoadGroup(ctx, p.state, p.group)
+	markers, _ := replication.ListMarkers(ctx, p.state, p.group)
+	if len(markers) != 1 || g.Record.MarkerPending != 0 {
+		t.Fatalf("%d markers, pending %d", len(markers), g.Record.MarkerPending)
+	}
+	for _, d := range p.spec.Disks() {
+		snaps, _ := p.pages.TaggedSnapshots(ctx, g.TargetDisk(d.Key), replication.MarkerTag(&g.Record, markers[0].Seq))
+		if len(snaps) != 1 || snaps[0] != rival.rival[d.Key] || markers[0].Snapshots[d.Key] != rival.rival[d.Key] {
+			t.Fatalf("%s keeps snapshots %v; the rival's is %s, the record names %s", d.Key, snaps, rival.rival[d.Key], markers[0].Snapshots[d.Key])
+		}
+	}
+	p.verify(dir)
+}

@@ -398,19 +398,11 @@ func (a *Applier) marker(ctx context.Context, g *Group, b *Batch) error {
 			})
 		}
 		if err := eg.Wait(); err != nil {
-			for key, snap := range rec.Snapshots { // the retry takes them all again
-				a.Pages.DeleteSnapshot(ctx, g.TargetDisk(key), snap)
-			}
-			return err
+			return err // the retry finds the marker pending: its sweep deletes what was taken
 		}
 		rec.AppliedAt = a.Now().UTC()
 		_, err := a.State.Insert(ctx, MarkersTable, rec)
-		if errors.Is(err, ErrConflict) { // another instance recorded it first: its snapshots stand
-			for key, snap := range rec.Snapshots {
-				if err := a.Pages.DeleteSnapshot(ctx, g.TargetDisk(key), snap); err != nil {
-					return err
-				}
-			}
+		if errors.Is(err, ErrConflict) { // another instance recorded it first: its snapshots stand, the sweep takes these
 			if _, err := a.State.Get(ctx, MarkersTable, group, rec.RowKey, &existing); err != nil {
 				return err
 			}
