@@ -361,15 +361,11 @@ func (a *API) startJob(w http.ResponseWriter, r *http.Request, jobType, point, j
 		case jobType == replication.JobReprotectForward && rec.State != replication.StateFailedBack:
 			return fmt.Errorf("%w: the group is %s, no longer FailedBack", errState, rec.State)
 		case jobType == replication.JobReprotect || jobType == replication.JobFailback || jobType == replication.JobReprotectForward:
-			if rec.WayBackJob != "" {
-				var running replication.Job
-				_, err := a.State.Get(r.Context(), replication.JobsTable, rec.WayBackJob, replication.JobRow, &running)
-				if err != nil && !errors.Is(err, replication.ErrNotFound) {
-					return err
+			if busy, err := a.claimedBy(r.Context(), rec.WayBackJob, (*replication.Job).Terminal); err != nil || busy != nil {
+				if busy != nil {
+					err = fmt.Errorf("%w: %s job %s is %s", errState, busy.Type, busy.ID(), busy.State)
 				}
-				if err == nil && !running.Terminal() {
-					return fmt.Errorf("%w: %s job %s is %s", errState, running.Type, rec.WayBackJob, running.State)
-				}
+				return err
 			}
 			rec.WayBackJob = job.ID()
 		case jobType == replication.JobCommit && rec.State != replication.StateFailedOver:
@@ -377,15 +373,13 @@ func (a *API) startJob(w http.ResponseWriter, r *http.Request, jobType, point, j
 		case jobType == replication.JobChangePoint && rec.State != replication.StateFailedOver:
 			return fmt.Errorf("%w: the recovery point of a failover can change until it is committed; the group is %s", errState, rec.State)
 		case jobType == replication.JobPlannedFailover || jobType == replication.JobUnplannedFailover:
-			if rec.FailoverJob != "" {
-				var running replication.Job
-				_, err := a.State.Get(r.Context(), replication.JobsTable, rec.FailoverJob, replication.JobRow, &running)
-				if err != nil && !errors.Is(err, replication.ErrNotFound) {
-					return err
+			// Only a failed failover frees the claim: a group once failed over stays claimed.
+			failed := func(j *replication.Job) bool { return j.State == replication.JobFailed }
+			if busy, err := a.claimedBy(r.Context(), rec.FailoverJob, failed); err != nil || busy != nil {
+				if busy != nil {
+					err = fmt.Errorf("%w: failover job %s is %s", errState, busy.ID(), busy.State)
 				}
-				if err == nil && running.State != replication.JobFailed {
-					return fmt.Errorf("%w: failover job %s is %s", errState, rec.FailoverJob, running.State)
-				}
+				return err
 			}
 			rec.FailoverJob = job.ID() // one failover at a time: a concurrent request finds this one
 		case jobType == replication.JobCommit || jobType == replication.JobChangePoint:
@@ -421,6 +415,23 @@ func (a *API) startJob(w http.ResponseWriter, r *http.Request, jobType, point, j
 	a.Log.Info("job queued", "job", job.ID(), "group", job.Group, "type", jobType)
 	w.Header().Set("Location", "/api/v1/jobs/"+job.ID())
 	writeJSON(w, http.StatusAccepted, jobView(job))
+}
+
+// claimedBy returns the job a group's claim names until released says the claim is free (nil when there
+// is no claim, it is released, or it is stale: its request failed before the job was queued).
+func (a *API) claimedBy(ctx context.Context, id string, released func(*replication.Job) bool) (*replication.Job, error) {
+	if id == "" {
+		return nil, nil
+	}
+	var job replication.Job
+	_, err := a.State.Get(ctx, replication.JobsTable, id, replication.JobRow, &job)
+	if errors.Is(err, replication.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil || released(&job) {
+		return nil, err
+	}
+	return &job, nil
 }
 
 // existingJob answers a retried request with the job recorded under its id, or 409 when that id is

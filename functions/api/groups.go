@@ -129,7 +129,8 @@ func (a *API) putGroup(w http.ResponseWriter, r *http.Request) {
 	existing, err := replication.LoadGroup(ctx, a.State, group)
 	switch {
 	case err == nil:
-		if conflicts := existing.Spec.Conflicts(&spec); len(conflicts) > 0 && existing.Spec.OnlyPlacementDiffers(&spec) {
+		conflicts := existing.Spec.Conflicts(&spec)
+		if len(conflicts) > 0 && existing.Spec.OnlyPlacementDiffers(&spec) {
 			g, err := replication.UpdatePlacement(ctx, a.State, group, spec, a.Now().UTC())
 			if err != nil {
 				a.storeProblem(w, r, err, "group "+group)
@@ -139,7 +140,7 @@ func (a *API) putGroup(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, groupView(g, a.Now()))
 			return
 		}
-		if conflicts := existing.Spec.Conflicts(&spec); len(conflicts) > 0 {
+		if len(conflicts) > 0 {
 			detail := strings.Join(conflicts, "; ")
 			if existing.Record.State == replication.StateFailedBack {
 				detail = "the group failed back (its replication this way ended): DELETE it with keepData=false, then enable it again; " + detail
@@ -165,7 +166,7 @@ func (a *API) putGroup(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, d := range spec.Disks() {
 		ref := spec.TargetDisk(d.Key)
-		if _, existing := spec.Target.Disks[d.Key]; existing { // an original disk: it must be there, as large
+		if _, given := spec.Target.Disks[d.Key]; given { // an original disk: it must be there, as large
 			size, err := a.Pages.Size(ctx, ref)
 			if errors.Is(err, replication.ErrNotFound) {
 				Problem(w, r, http.StatusConflict, "target disk missing", fmt.Sprintf("target.disks[%s]: %s does not exist", d.Key, ref))
