@@ -38,13 +38,7 @@ func verify(ctx context.Context, c common, view api.GroupView, truthFile string)
 	spec := replication.GroupSpec{VMs: view.VMs, Target: view.Target, Policy: view.Policy}
 	failures := 0
 	for _, d := range spec.Disks() {
-		src, err := os.Open(sourcePath(c, d))
-		if err != nil {
-			return err
-		}
-		ref := replication.DiskRef{Container: spec.Target.Container, Name: d.Key}
-		same, err := compareDisk(ctx, pages, ref, "", src, d.Spec.SizeBytes)
-		src.Close()
+		same, err := sameAsSource(ctx, c, pages, spec.TargetDisk(d.Key), d)
 		if err != nil {
 			return err
 		}
@@ -76,7 +70,7 @@ func verify(ctx context.Context, c common, view api.GroupView, truthFile string)
 					failures++
 					continue
 				}
-				got, err := hashDisk(ctx, pages, replication.DiskRef{Container: spec.Target.Container, Name: key}, snap, sizeOf(spec, key))
+				got, err := hashDisk(ctx, pages, spec.TargetDisk(key), snap, sizeOf(spec, key))
 				if err != nil {
 					return err
 				}
@@ -97,6 +91,16 @@ func verify(ctx context.Context, c common, view api.GroupView, truthFile string)
 	}
 	fmt.Println("verified: every target disk and every marker snapshot is byte-identical to the source")
 	return nil
+}
+
+// sameAsSource compares a disk (target or materialized) with its source file, byte for byte.
+func sameAsSource(ctx context.Context, c common, pages replication.PageStore, ref replication.DiskRef, d replication.DiskRefSpec) (bool, error) {
+	src, err := os.Open(sourcePath(c, d))
+	if err != nil {
+		return false, err
+	}
+	defer src.Close()
+	return compareDisk(ctx, pages, ref, "", src, d.Spec.SizeBytes)
 }
 
 func sourcePath(c common, d replication.DiskRefSpec) string {
@@ -194,16 +198,8 @@ func verifyContainer(ctx context.Context, c common, view api.GroupView, containe
 				return err
 			}
 			same = got == truth.Disks[d.Key]
-		} else {
-			src, err := os.Open(sourcePath(c, d))
-			if err != nil {
-				return err
-			}
-			same, err = compareDisk(ctx, pages, ref, "", src, d.Spec.SizeBytes)
-			src.Close()
-			if err != nil {
-				return err
-			}
+		} else if same, err = sameAsSource(ctx, c, pages, ref, d); err != nil {
+			return err
 		}
 		status := "identical"
 		if !same {

@@ -340,18 +340,19 @@ func RemoveGroup(ctx context.Context, state StateStore, pages PageStore, journal
 			continue
 		}
 		// A given disk's lease is left to lapse: by now it may be a VM's (attached after a failback).
+		var snaps []string
 		for _, m := range markers {
-			if snap := m.Snapshots[d.Key]; snap != "" {
-				if err := pages.DeleteSnapshot(ctx, ref, snap); err != nil {
-					return err
-				}
-			}
+			snaps = append(snaps, m.Snapshots[d.Key])
 		}
 		for _, p := range points {
-			if snap := p.Snapshots[d.Key]; snap != "" {
-				if err := pages.DeleteSnapshot(ctx, ref, snap); err != nil {
-					return err
-				}
+			snaps = append(snaps, p.Snapshots[d.Key])
+		}
+		for _, snap := range snaps {
+			if snap == "" {
+				continue
+			}
+			if err := pages.DeleteSnapshot(ctx, ref, snap); err != nil {
+				return err
 			}
 		}
 	}
