@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/standby-dr/standby/shared/failover"
 	"github.com/standby-dr/standby/shared/pageblobs"
 	"github.com/standby-dr/standby/shared/replication"
 	"github.com/standby-dr/standby/shared/testenv"
@@ -82,7 +83,7 @@ func TestReprotectSendsOnlyDifferingBlocksAndFailbackRestoresTheOriginals(t *tes
 		return replication.DiskRef{Container: origContainer, Name: vm + "-os"}
 	}
 	failedOver := func(vm string) replication.DiskRef {
-		return replication.DiskRef{Container: replication.FailoverContainer(group), Name: vm + "/os"}
+		return replication.DiskRef{Container: failover.FailoverContainer(group), Name: vm + "/os"}
 	}
 	type diskJSON struct {
 		Name      string `json:"name"`

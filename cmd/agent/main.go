@@ -22,9 +22,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/standby-dr/standby/functions/api"
-	"github.com/standby-dr/standby/functions/api/client"
 	"github.com/standby-dr/standby/shared/agent"
+	"github.com/standby-dr/standby/shared/apiclient"
+	"github.com/standby-dr/standby/shared/apiv1"
 	"github.com/standby-dr/standby/shared/azconn"
 	"github.com/standby-dr/standby/shared/eventhubs"
 	"github.com/standby-dr/standby/shared/journal"
@@ -186,7 +186,7 @@ func runCmd(args []string) error {
 	log := base.With("group", c.group)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cl := client.New(c.api, c.key)
+	cl := apiclient.New(c.api, c.key)
 	if *specFile != "" {
 		data, err := os.ReadFile(*specFile)
 		if err != nil {
@@ -531,7 +531,7 @@ func verifyCmd(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	cl := client.New(c.api, c.key)
+	cl := apiclient.New(c.api, c.key)
 	if *container != "" {
 		view, err := cl.Group(ctx, c.group)
 		if err != nil {
@@ -548,7 +548,7 @@ func verifyCmd(args []string) error {
 	}
 	json.Unmarshal(data, &st)
 	start := time.Now()
-	var view api.GroupView
+	var view apiv1.GroupView
 	for {
 		view, err = cl.Group(ctx, c.group)
 		if err != nil {
@@ -570,7 +570,7 @@ func verifyCmd(args []string) error {
 	return verify(ctx, c, view, *truthFile)
 }
 
-func apiReport(st agent.Stats) api.AgentReport {
-	return api.AgentReport{Seq: st.LastPublished, BaselineDoneBytes: st.BaselineDone, BaselineTotalBytes: st.BaselineTotal,
+func apiReport(st agent.Stats) apiv1.AgentReport {
+	return apiv1.AgentReport{Seq: st.LastPublished, BaselineDoneBytes: st.BaselineDone, BaselineTotalBytes: st.BaselineTotal,
 		BaselineRateBps: st.BaselineRate, BaselineBlocks: st.BaselineBlocks, BaselineBlocksSent: st.BaselineBlocksSent}
 }

@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/standby-dr/standby/functions/api"
+	"github.com/standby-dr/standby/shared/apiv1"
 	"github.com/standby-dr/standby/shared/azconn"
 	"github.com/standby-dr/standby/shared/replication"
 	"github.com/standby-dr/standby/shared/tables"
@@ -22,7 +22,7 @@ import (
 // verify compares, byte for byte, every target disk with its source and every marker snapshot named in
 // the ground truth with the sha256 recorded at that marker. It reads the target storage directly: it is
 // the proof step of tests and the demo, not part of the agent's outbound-only path.
-func verify(ctx context.Context, c common, view api.GroupView, truthFile string) error {
+func verify(ctx context.Context, c common, view apiv1.GroupView, truthFile string) error {
 	pages, err := pageStore("StandbyTargetStorage")
 	if err != nil {
 		return err
@@ -171,7 +171,7 @@ func readTruth(path string) (map[int64]Truth, error) {
 
 // verifyContainer compares the disks materialized in a container (by a test failover or a failover)
 // with the sources, or with the ground truth at marker seq.
-func verifyContainer(ctx context.Context, c common, view api.GroupView, container, truthFile string, seq int64) error {
+func verifyContainer(ctx context.Context, c common, view apiv1.GroupView, container, truthFile string, seq int64) error {
 	pages, err := pageStore("StandbyTargetStorage")
 	if err != nil {
 		return err

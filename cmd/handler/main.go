@@ -22,12 +22,14 @@ import (
 	"time"
 
 	"github.com/standby-dr/standby/functions/api"
-	"github.com/standby-dr/standby/functions/api/client"
 	"github.com/standby-dr/standby/functions/apply"
 	"github.com/standby-dr/standby/functions/cutpoints"
 	"github.com/standby-dr/standby/functions/failover"
+	"github.com/standby-dr/standby/shared/apiclient"
+	"github.com/standby-dr/standby/shared/apiv1"
 	"github.com/standby-dr/standby/shared/azconn"
 	"github.com/standby-dr/standby/shared/eventhubs"
+	jobs "github.com/standby-dr/standby/shared/failover"
 	"github.com/standby-dr/standby/shared/funcproto"
 	"github.com/standby-dr/standby/shared/journal"
 	"github.com/standby-dr/standby/shared/local"
@@ -77,12 +79,12 @@ func newLogger(level string) *slog.Logger {
 
 // deps are the handler's dependencies, each nil when not configured.
 type deps struct {
-	deadLetters func(ctx context.Context, max int) ([]api.DeadLetterView, error)
+	deadLetters func(ctx context.Context, max int) ([]apiv1.DeadLetterView, error)
 	state       replication.StateStore
 	pages       replication.PageStore
 	journal     replication.JournalStore
 	jobs        replication.JobSender
-	peer        replication.PeerSite
+	peer        jobs.PeerSite
 	probes      []api.Probe
 	closer      []func()
 }
@@ -153,7 +155,7 @@ func buildDeps(ctx context.Context, getenv func(string) string, log *slog.Logger
 	}
 	// The other region's deployment: reachable only when needed (it may be the region that is down).
 	if base := strings.TrimSpace(getenv(settingPeerAPI)); base != "" {
-		d.peer = client.Peer{Client: client.New(base, getenv(settingPeerKey))}
+		d.peer = apiclient.Peer{Client: apiclient.New(base, getenv(settingPeerKey))}
 	}
 	// Change stream.
 	hub := orDefault(getenv(settingHub), "changes")
@@ -188,11 +190,11 @@ func buildDeps(ctx context.Context, getenv func(string) string, log *slog.Logger
 		} else {
 			d.closer = append(d.closer, func() { b.Close() })
 			d.jobs = local.NewJobSender(b, queue)
-			d.deadLetters = func(ctx context.Context, max int) ([]api.DeadLetterView, error) {
+			d.deadLetters = func(ctx context.Context, max int) ([]apiv1.DeadLetterView, error) {
 				msgs, err := b.DeadLetters(ctx, queue, max)
-				out := make([]api.DeadLetterView, len(msgs))
+				out := make([]apiv1.DeadLetterView, len(msgs))
 				for i, m := range msgs {
-					out[i] = api.DeadLetterView{MessageID: m.MessageID, SessionID: m.SessionID, Reason: m.DeadLetterReason,
+					out[i] = apiv1.DeadLetterView{MessageID: m.MessageID, SessionID: m.SessionID, Reason: m.DeadLetterReason,
 						Description: m.DeadLetterDescription, Deliveries: m.DeliveryCount, Body: string(m.Body)}
 				}
 				return out, err
@@ -208,11 +210,11 @@ func buildDeps(ctx context.Context, getenv func(string) string, log *slog.Logger
 		d.probes = append(d.probes, fail("servicebus", err))
 	} else {
 		d.jobs = sender
-		d.deadLetters = func(ctx context.Context, max int) ([]api.DeadLetterView, error) {
+		d.deadLetters = func(ctx context.Context, max int) ([]apiv1.DeadLetterView, error) {
 			dls, err := servicebus.PeekDeadLetters(ctx, client, queue, max)
-			out := make([]api.DeadLetterView, len(dls))
+			out := make([]apiv1.DeadLetterView, len(dls))
 			for i, m := range dls {
-				out[i] = api.DeadLetterView{MessageID: m.MessageID, SessionID: m.SessionID, Reason: m.Reason, Description: m.Description,
+				out[i] = apiv1.DeadLetterView{MessageID: m.MessageID, SessionID: m.SessionID, Reason: m.Reason, Description: m.Description,
 					Deliveries: int(m.Deliveries), Body: string(m.Body)}
 			}
 			return out, err
@@ -247,7 +249,7 @@ func routes(d *deps, log *slog.Logger) http.Handler {
 			log.Warn("ignoring an invalid StandbyJobMaxDeliveryCount", "value", os.Getenv(settingMaxDelivery))
 			maxDeliveries = 10
 		}
-		failFn.Runner = &replication.JobRunner{State: d.state, Pages: d.pages, Journal: d.journal, Jobs: d.jobs, Log: log.With("function", "failover"),
+		failFn.Runner = &jobs.JobRunner{State: d.state, Pages: d.pages, Journal: d.journal, Jobs: d.jobs, Log: log.With("function", "failover"),
 			Now: now, MaxDeliveries: maxDeliveries, Peer: d.peer,
 			Restorer: &replication.Restorer{State: d.state, Pages: d.pages, Journal: d.journal, Parallelism: 8}}
 	}

@@ -23,8 +23,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/standby-dr/standby/functions/api"
-	"github.com/standby-dr/standby/functions/api/client"
+	"github.com/standby-dr/standby/shared/apiclient"
+	"github.com/standby-dr/standby/shared/apiv1"
 )
 
 func main() {
@@ -68,7 +68,7 @@ func run(args []string) error {
 		return pos[0], nil
 	}
 	ctx := context.Background()
-	cl := client.New(env("STANDBY_API", "http://127.0.0.1:7071/api"), os.Getenv("STANDBY_API_KEY"))
+	cl := apiclient.New(env("STANDBY_API", "http://127.0.0.1:7071/api"), os.Getenv("STANDBY_API_KEY"))
 	show := func(path string) error {
 		var v any
 		if _, err := cl.Do(ctx, http.MethodGet, path, nil, &v); err != nil {
@@ -81,7 +81,7 @@ func run(args []string) error {
 	switch cmd {
 	case "groups":
 		var list struct {
-			Groups []api.GroupView `json:"groups"`
+			Groups []apiv1.GroupView `json:"groups"`
 		}
 		if _, err := cl.Do(ctx, http.MethodGet, "/v1/groups", nil, &list); err != nil {
 			return err
@@ -113,11 +113,11 @@ func run(args []string) error {
 			"reprotect": "reprotect", "failback": "failback"}[cmd]
 		switch cmd {
 		case "failover":
-			body = api.FailoverRequest{Type: *jobType, RecoveryPoint: *point}
+			body = apiv1.FailoverRequest{Type: *jobType, RecoveryPoint: *point}
 		case "change-point":
-			body = api.ChangePointRequest{RecoveryPoint: *point}
+			body = apiv1.ChangePointRequest{RecoveryPoint: *point}
 		}
-		var job api.JobView
+		var job apiv1.JobView
 		if _, err := cl.Do(ctx, http.MethodPost, path, body, &job); err != nil {
 			return err
 		}
@@ -140,7 +140,7 @@ func run(args []string) error {
 }
 
 // follow prints each step as it progresses until the job ends; a failed job is an error.
-func follow(ctx context.Context, cl *client.Client, id string) error {
+func follow(ctx context.Context, cl *apiclient.Client, id string) error {
 	start := time.Now()
 	seen := map[string]string{}
 	for {

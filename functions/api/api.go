@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/standby-dr/standby/shared/apiv1"
+	"github.com/standby-dr/standby/shared/failover"
 	"github.com/standby-dr/standby/shared/replication"
 )
 
@@ -27,7 +29,7 @@ type Probe struct {
 // API is the api function.
 type API struct {
 	// DeadLetters reads the job queue's dead-letter queue (nil: not configured).
-	DeadLetters func(ctx context.Context, max int) ([]DeadLetterView, error)
+	DeadLetters func(ctx context.Context, max int) ([]apiv1.DeadLetterView, error)
 	State       replication.StateStore
 	Pages       replication.PageStore
 	Journal     replication.JournalStore
@@ -85,18 +87,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.Encode(v)
 }
 
-// DependencyHealth is one dependency's line in the health report.
-type DependencyHealth struct {
-	Name      string `json:"name"`
-	Reachable bool   `json:"reachable"`
-	LatencyMs int64  `json:"latencyMs"`
-	Error     string `json:"error,omitempty"`
-}
-
 func (a *API) health(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	report := make([]DependencyHealth, len(a.Probes))
+	report := make([]apiv1.DependencyHealth, len(a.Probes))
 	var wg sync.WaitGroup
 	for i, p := range a.Probes {
 		wg.Add(1)
@@ -109,7 +103,7 @@ func (a *API) health(w http.ResponseWriter, r *http.Request) {
 			} else {
 				err = p.Check(ctx)
 			}
-			report[i] = DependencyHealth{Name: p.Name, Reachable: err == nil, LatencyMs: time.Since(start).Milliseconds()}
+			report[i] = apiv1.DependencyHealth{Name: p.Name, Reachable: err == nil, LatencyMs: time.Since(start).Milliseconds()}
 			if err != nil {
 				report[i].Error = err.Error()
 			}
@@ -139,15 +133,6 @@ func (a *API) storeProblem(w http.ResponseWriter, r *http.Request, err error, wh
 	}
 }
 
-// FailoverRequest is the body of POST /groups/{group}/failover.
-type FailoverRequest struct {
-	Type          string `json:"type"`
-	RecoveryPoint string `json:"recoveryPoint"`
-	// JobID, when given (32 hex digits), makes the request idempotent: the job gets this id, and the
-	// same request again answers the job it made (a peer site's failback retries with it).
-	JobID string `json:"jobId,omitempty"`
-}
-
 const maxBody = 1 << 20
 
 func decodeBody(r *http.Request, into any) error {
@@ -173,7 +158,7 @@ func (a *API) postFailover(w http.ResponseWriter, r *http.Request) {
 	if _, ok := groupName(w, r); !ok {
 		return
 	}
-	var req FailoverRequest
+	var req apiv1.FailoverRequest
 	if err := decodeBody(r, &req); err != nil {
 		Problem(w, r, http.StatusBadRequest, "invalid body", err.Error())
 		return
@@ -191,7 +176,7 @@ func (a *API) postFailover(w http.ResponseWriter, r *http.Request) {
 		Problem(w, r, http.StatusBadRequest, "invalid field recoveryPoint", "a planned failover goes to the point the agent's final writes make; leave recoveryPoint out")
 		return
 	}
-	if req.Type == replication.JobTestFailover {
+	if req.Type == failover.JobTestFailover {
 		g, ok := a.loadGroup(w, r)
 		if !ok {
 			return
@@ -221,7 +206,7 @@ func isJobID(s string) bool {
 }
 
 func (a *API) postCommit(w http.ResponseWriter, r *http.Request) {
-	a.startJob(w, r, replication.JobCommit, "", "")
+	a.startJob(w, r, failover.JobCommit, "", "")
 }
 
 // postReprotect reverses replication after a committed failover — checked here (a peer site, original
@@ -233,26 +218,26 @@ func (a *API) postReprotect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if g.Record.State == replication.StateFailedBack {
-		a.startJob(w, r, replication.JobReprotectForward, "", "")
+		a.startJob(w, r, failover.JobReprotectForward, "", "")
 		return
 	}
 	if g.Record.State == replication.StateCommitted {
-		var failover replication.Job
-		if _, err := a.State.Get(r.Context(), replication.JobsTable, g.Record.FailoverJob, replication.JobRow, &failover); err != nil {
+		var fo failover.Job
+		if _, err := a.State.Get(r.Context(), failover.JobsTable, g.Record.FailoverJob, failover.JobRow, &fo); err != nil {
 			a.storeProblem(w, r, err, "failover job "+g.Record.FailoverJob)
 			return
 		}
-		if _, err := replication.ReverseSpec(g.Record.PartitionKey, g.Spec, failover.Container, a.Pages.URL); err != nil {
+		if _, err := failover.ReverseSpec(g.Record.PartitionKey, g.Spec, fo.Container, a.Pages.URL); err != nil {
 			Problem(w, r, http.StatusConflict, "cannot reprotect", err.Error())
 			return
 		}
 	}
-	a.startJob(w, r, replication.JobReprotect, "", "")
+	a.startJob(w, r, failover.JobReprotect, "", "")
 }
 
 func (a *API) postFailback(w http.ResponseWriter, r *http.Request) {
 	if a.needPeer(w, r) {
-		a.startJob(w, r, replication.JobFailback, "", "")
+		a.startJob(w, r, failover.JobFailback, "", "")
 	}
 }
 
@@ -264,13 +249,8 @@ func (a *API) needPeer(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// ChangePointRequest is the body of POST /groups/{group}/change-recovery-point.
-type ChangePointRequest struct {
-	RecoveryPoint string `json:"recoveryPoint"`
-}
-
 func (a *API) postChangePoint(w http.ResponseWriter, r *http.Request) {
-	var req ChangePointRequest
+	var req apiv1.ChangePointRequest
 	if err := decodeBody(r, &req); err != nil {
 		Problem(w, r, http.StatusBadRequest, "invalid body", err.Error())
 		return
@@ -279,17 +259,7 @@ func (a *API) postChangePoint(w http.ResponseWriter, r *http.Request) {
 		Problem(w, r, http.StatusBadRequest, "invalid field recoveryPoint", "recoveryPoint is required")
 		return
 	}
-	a.startJob(w, r, replication.JobChangePoint, req.RecoveryPoint, "")
-}
-
-// DeadLetterView is a dead-lettered job message.
-type DeadLetterView struct {
-	MessageID   string `json:"messageId"`
-	SessionID   string `json:"group"`
-	Reason      string `json:"reason"`
-	Description string `json:"description"`
-	Deliveries  int    `json:"deliveries"`
-	Body        string `json:"body"`
+	a.startJob(w, r, failover.JobChangePoint, req.RecoveryPoint, "")
 }
 
 func (a *API) getDeadLetters(w http.ResponseWriter, r *http.Request) {
@@ -303,13 +273,13 @@ func (a *API) getDeadLetters(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if dls == nil {
-		dls = []DeadLetterView{}
+		dls = []apiv1.DeadLetterView{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"deadLetters": dls})
 }
 
 func (a *API) postCleanupTest(w http.ResponseWriter, r *http.Request) {
-	a.startJob(w, r, replication.JobCleanupTest, "", "")
+	a.startJob(w, r, failover.JobCleanupTest, "", "")
 }
 
 // startJob validates the job against the group's state, records it and queues its first step. With a
@@ -324,7 +294,7 @@ func (a *API) startJob(w http.ResponseWriter, r *http.Request, jobType, point, j
 		return
 	}
 	now := a.Now().UTC()
-	job, err := replication.NewJob(g.Record.PartitionKey, jobType, point, now)
+	job, err := failover.NewJob(g.Record.PartitionKey, jobType, point, now)
 	if err != nil {
 		Problem(w, r, http.StatusBadRequest, "invalid job", err.Error())
 		return
@@ -334,7 +304,7 @@ func (a *API) startJob(w http.ResponseWriter, r *http.Request, jobType, point, j
 	}
 	// The job row first, then the group's claim on it: a claim always names a recorded job, so a claim
 	// naming a missing job is stale (its request failed), and two concurrent requests cannot both win.
-	if _, err := a.State.Insert(r.Context(), replication.JobsTable, job); err != nil {
+	if _, err := a.State.Insert(r.Context(), failover.JobsTable, job); err != nil {
 		if jobID != "" && errors.Is(err, replication.ErrConflict) {
 			a.existingJob(w, r, jobID, g.Record.PartitionKey, jobType)
 			return
@@ -346,35 +316,35 @@ func (a *API) startJob(w http.ResponseWriter, r *http.Request, jobType, point, j
 		failedOver := rec.State == replication.StateFailedOver || rec.State == replication.StateCommitted ||
 			rec.State == replication.StateReprotected || rec.State == replication.StateFailedBack
 		switch {
-		case (jobType == replication.JobPlannedFailover || jobType == replication.JobUnplannedFailover) && failedOver:
+		case (jobType == failover.JobPlannedFailover || jobType == failover.JobUnplannedFailover) && failedOver:
 			return fmt.Errorf("%w: the group is %s already", errState, rec.State)
-		case jobType == replication.JobPlannedFailover && rec.State != replication.StateProtected:
+		case jobType == failover.JobPlannedFailover && rec.State != replication.StateProtected:
 			return fmt.Errorf("%w: a planned failover needs a Protected group, it is %s", errState, rec.State)
-		case jobType == replication.JobUnplannedFailover && rec.LastPointTime.IsZero():
+		case jobType == failover.JobUnplannedFailover && rec.LastPointTime.IsZero():
 			return fmt.Errorf("%w: the group has no recovery point to fail over to (state %s)", errState, rec.State)
-		case jobType == replication.JobReprotect && rec.State == replication.StateFailedOver:
+		case jobType == failover.JobReprotect && rec.State == replication.StateFailedOver:
 			return fmt.Errorf("%w: reprotect needs a committed failover; the group is FailedOver: commit it first", errState)
-		case jobType == replication.JobReprotect && rec.State != replication.StateCommitted:
+		case jobType == failover.JobReprotect && rec.State != replication.StateCommitted:
 			return fmt.Errorf("%w: reprotect needs a committed failover; the group is %s", errState, rec.State)
-		case jobType == replication.JobFailback && rec.State != replication.StateReprotected:
+		case jobType == failover.JobFailback && rec.State != replication.StateReprotected:
 			return fmt.Errorf("%w: failback needs a Reprotected group (replicating back); it is %s", errState, rec.State)
-		case jobType == replication.JobReprotectForward && rec.State != replication.StateFailedBack:
+		case jobType == failover.JobReprotectForward && rec.State != replication.StateFailedBack:
 			return fmt.Errorf("%w: the group is %s, no longer FailedBack", errState, rec.State)
-		case jobType == replication.JobReprotect || jobType == replication.JobFailback || jobType == replication.JobReprotectForward:
-			if busy, err := a.claimedBy(r.Context(), rec.WayBackJob, (*replication.Job).Terminal); err != nil || busy != nil {
+		case jobType == failover.JobReprotect || jobType == failover.JobFailback || jobType == failover.JobReprotectForward:
+			if busy, err := a.claimedBy(r.Context(), rec.WayBackJob, (*failover.Job).Terminal); err != nil || busy != nil {
 				if busy != nil {
 					err = fmt.Errorf("%w: %s job %s is %s", errState, busy.Type, busy.ID(), busy.State)
 				}
 				return err
 			}
 			rec.WayBackJob = job.ID()
-		case jobType == replication.JobCommit && rec.State != replication.StateFailedOver:
+		case jobType == failover.JobCommit && rec.State != replication.StateFailedOver:
 			return fmt.Errorf("%w: only a FailedOver group can be committed, it is %s", errState, rec.State)
-		case jobType == replication.JobChangePoint && rec.State != replication.StateFailedOver:
+		case jobType == failover.JobChangePoint && rec.State != replication.StateFailedOver:
 			return fmt.Errorf("%w: the recovery point of a failover can change until it is committed; the group is %s", errState, rec.State)
-		case jobType == replication.JobPlannedFailover || jobType == replication.JobUnplannedFailover:
+		case jobType == failover.JobPlannedFailover || jobType == failover.JobUnplannedFailover:
 			// Only a failed failover frees the claim: a group once failed over stays claimed.
-			failed := func(j *replication.Job) bool { return j.State == replication.JobFailed }
+			failed := func(j *failover.Job) bool { return j.State == failover.JobFailed }
 			if busy, err := a.claimedBy(r.Context(), rec.FailoverJob, failed); err != nil || busy != nil {
 				if busy != nil {
 					err = fmt.Errorf("%w: failover job %s is %s", errState, busy.ID(), busy.State)
@@ -382,14 +352,14 @@ func (a *API) startJob(w http.ResponseWriter, r *http.Request, jobType, point, j
 				return err
 			}
 			rec.FailoverJob = job.ID() // one failover at a time: a concurrent request finds this one
-		case jobType == replication.JobCommit || jobType == replication.JobChangePoint:
-		case jobType == replication.JobTestFailover && rec.ActiveTestFailover != "":
+		case jobType == failover.JobCommit || jobType == failover.JobChangePoint:
+		case jobType == failover.JobTestFailover && rec.ActiveTestFailover != "":
 			return fmt.Errorf("%w: test failover %s is active: clean it up first", errState, rec.ActiveTestFailover)
-		case jobType == replication.JobTestFailover && rec.LastPointTime.IsZero():
+		case jobType == failover.JobTestFailover && rec.LastPointTime.IsZero():
 			return fmt.Errorf("%w: the group has no recovery point yet (state %s)", errState, rec.State)
-		case jobType == replication.JobCleanupTest && rec.ActiveTestFailover == "":
+		case jobType == failover.JobCleanupTest && rec.ActiveTestFailover == "":
 			return fmt.Errorf("%w: no test failover to clean up", errState)
-		case jobType == replication.JobTestFailover:
+		case jobType == failover.JobTestFailover:
 			rec.ActiveTestFailover = job.ID()
 		default:
 			rec.ActiveTestFailover = ""
@@ -397,7 +367,7 @@ func (a *API) startJob(w http.ResponseWriter, r *http.Request, jobType, point, j
 		return nil
 	})
 	if err != nil {
-		a.State.Delete(r.Context(), replication.JobsTable, job.ID(), replication.JobRow, "") // never queued
+		a.State.Delete(r.Context(), failover.JobsTable, job.ID(), failover.JobRow, "") // never queued
 	}
 
 	if errors.Is(err, errState) {
@@ -408,23 +378,23 @@ func (a *API) startJob(w http.ResponseWriter, r *http.Request, jobType, point, j
 		a.storeProblem(w, r, err, "group "+g.Record.PartitionKey)
 		return
 	}
-	if err := replication.QueueJob(r.Context(), a.Jobs, job); err != nil {
+	if err := failover.QueueJob(r.Context(), a.Jobs, job); err != nil {
 		a.storeProblem(w, r, err, "job "+job.ID())
 		return
 	}
 	a.Log.Info("job queued", "job", job.ID(), "group", job.Group, "type", jobType)
 	w.Header().Set("Location", "/api/v1/jobs/"+job.ID())
-	writeJSON(w, http.StatusAccepted, jobView(job))
+	writeJSON(w, http.StatusAccepted, apiv1.NewJobView(job))
 }
 
 // claimedBy returns the job a group's claim names until released says the claim is free (nil when there
 // is no claim, it is released, or it is stale: its request failed before the job was queued).
-func (a *API) claimedBy(ctx context.Context, id string, released func(*replication.Job) bool) (*replication.Job, error) {
+func (a *API) claimedBy(ctx context.Context, id string, released func(*failover.Job) bool) (*failover.Job, error) {
 	if id == "" {
 		return nil, nil
 	}
-	var job replication.Job
-	_, err := a.State.Get(ctx, replication.JobsTable, id, replication.JobRow, &job)
+	var job failover.Job
+	_, err := a.State.Get(ctx, failover.JobsTable, id, failover.JobRow, &job)
 	if errors.Is(err, replication.ErrNotFound) {
 		return nil, nil
 	}
@@ -437,8 +407,8 @@ func (a *API) claimedBy(ctx context.Context, id string, released func(*replicati
 // existingJob answers a retried request with the job recorded under its id, or 409 when that id is
 // another group's or another type's job.
 func (a *API) existingJob(w http.ResponseWriter, r *http.Request, id, group, jobType string) {
-	var job replication.Job
-	if _, err := a.State.Get(r.Context(), replication.JobsTable, id, replication.JobRow, &job); err != nil {
+	var job failover.Job
+	if _, err := a.State.Get(r.Context(), failover.JobsTable, id, failover.JobRow, &job); err != nil {
 		a.storeProblem(w, r, err, "job "+id)
 		return
 	}
@@ -447,27 +417,7 @@ func (a *API) existingJob(w http.ResponseWriter, r *http.Request, id, group, job
 		return
 	}
 	w.Header().Set("Location", "/api/v1/jobs/"+job.ID())
-	writeJSON(w, http.StatusAccepted, jobView(job))
-}
-
-// JobView is a job as the API shows it.
-type JobView struct {
-	ID            string                `json:"id"`
-	Group         string                `json:"group"`
-	Type          string                `json:"type"`
-	RecoveryPoint string                `json:"recoveryPoint,omitempty"`
-	State         string                `json:"state"`
-	Steps         []replication.JobStep `json:"steps"`
-	Point         string                `json:"point,omitempty"`
-	Result        map[string]string     `json:"result,omitempty"`
-	Error         string                `json:"error,omitempty"`
-	CreatedAt     time.Time             `json:"createdAt"`
-	UpdatedAt     time.Time             `json:"updatedAt"`
-}
-
-func jobView(j replication.Job) JobView {
-	return JobView{ID: j.ID(), Group: j.Group, Type: j.Type, RecoveryPoint: j.RecoveryPoint, State: j.State, Steps: j.Steps,
-		Point: j.PointID, Result: j.Result, Error: j.Error, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
+	writeJSON(w, http.StatusAccepted, apiv1.NewJobView(job))
 }
 
 func (a *API) getJob(w http.ResponseWriter, r *http.Request) {
@@ -480,10 +430,10 @@ func (a *API) getJob(w http.ResponseWriter, r *http.Request) {
 		Problem(w, r, http.StatusServiceUnavailable, "state store not configured", "set StandbyTargetStorage")
 		return
 	}
-	var job replication.Job
-	if _, err := a.State.Get(r.Context(), replication.JobsTable, id, replication.JobRow, &job); err != nil {
+	var job failover.Job
+	if _, err := a.State.Get(r.Context(), failover.JobsTable, id, failover.JobRow, &job); err != nil {
 		a.storeProblem(w, r, err, "job "+id)
 		return
 	}
-	writeJSON(w, http.StatusOK, jobView(job))
+	writeJSON(w, http.StatusOK, apiv1.NewJobView(job))
 }

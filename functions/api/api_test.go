@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/standby-dr/standby/shared/apiv1"
 	"github.com/standby-dr/standby/shared/memstore"
 	"github.com/standby-dr/standby/shared/replication"
 )
@@ -67,7 +68,7 @@ func TestEnableReplication(t *testing.T) {
 	}
 	status, body = call(t, srv, "GET", "/api/v1/groups", "")
 	var list struct {
-		Groups []GroupView `json:"groups"`
+		Groups []apiv1.GroupView `json:"groups"`
 	}
 	json.Unmarshal([]byte(body), &list)
 	if status != 200 || len(list.Groups) != 1 || list.Groups[0].Group != "shop" {
@@ -210,7 +211,7 @@ func TestRecoveryPointsListing(t *testing.T) {
 	for seq := int64(11); seq <= 52; seq++ {
 		journal.Put(ctx, "shop", seq, []byte("x"))
 	}
-	var page PointsPage
+	var page apiv1.PointsPage
 	_, body := call(t, srv, "GET", "/api/v1/groups/shop/recovery-points?limit=2", "")
 	json.Unmarshal([]byte(body), &page)
 	if len(page.Points) != 2 || page.Points[0].ID != "rp-50" || page.Points[1].ID != "rp-40" || page.Next != "40" ||
@@ -321,7 +322,7 @@ func TestTheWayBackAndIdempotentFailoverRequests(t *testing.T) {
 	if status != 202 {
 		t.Fatalf("failback: %d %s", status, body)
 	}
-	var first JobView
+	var first apiv1.JobView
 	json.Unmarshal([]byte(body), &first)
 	status, body = call(t, srv, "POST", "/api/v1/groups/shop/failback", "")
 	if status != 409 || !strings.Contains(body, "failback job "+first.ID+" is Queued") {

@@ -5,93 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
+	"github.com/standby-dr/standby/shared/apiv1"
 	"github.com/standby-dr/standby/shared/replication"
 )
-
-// GroupView is a group as the API shows it.
-type GroupView struct {
-	Group              string                  `json:"group"`
-	State              string                  `json:"state"`
-	Reason             string                  `json:"reason,omitempty"`
-	VMs                []replication.VMSpec    `json:"vms"`
-	Target             replication.TargetSpec  `json:"target"`
-	Policy             replication.Policy      `json:"policy"`
-	Network            replication.NetworkSpec `json:"network"`
-	Watermark          int64                   `json:"watermark"`
-	AgentSeq           int64                   `json:"agentSeq"`
-	PendingBatches     int64                   `json:"pendingBatches"`
-	RPOSeconds         float64                 `json:"rpoSeconds"`
-	LastSourceTime     time.Time               `json:"lastSourceTime"`
-	LastAppliedAt      time.Time               `json:"lastAppliedAt"`
-	ApplyBytesPerSec   float64                 `json:"applyBytesPerSecond"`
-	BytesApplied       int64                   `json:"bytesApplied"`
-	BatchesApplied     int64                   `json:"batchesApplied"`
-	Health             string                  `json:"health,omitempty"`
-	HealthReason       string                  `json:"healthReason,omitempty"`
-	LastPointTime      *time.Time              `json:"lastRecoveryPoint,omitempty"`
-	LastAppPointTime   *time.Time              `json:"lastAppConsistentPoint,omitempty"`
-	Retention          *RetentionView          `json:"retentionWindow,omitempty"`
-	InitialReplication *BaselineView           `json:"initialReplication,omitempty"`
-	LastMarker         *MarkerView             `json:"lastMarker,omitempty"`
-	CreatedAt          time.Time               `json:"createdAt"`
-}
-
-// RetentionView is what the group's retention keeps: the policy and the points it holds now.
-type RetentionView struct {
-	Hours       int        `json:"hours"`
-	Points      int        `json:"points"`
-	OldestPoint *time.Time `json:"oldestPoint,omitempty"`
-	NewestPoint *time.Time `json:"newestPoint,omitempty"`
-}
-
-// BaselineView is initial replication (or resync) progress as the agent reports it.
-type BaselineView struct {
-	DoneBytes  int64   `json:"doneBytes"`
-	TotalBytes int64   `json:"totalBytes"`
-	Percent    float64 `json:"percent"`
-	RateBps    float64 `json:"rateBytesPerSecond"`
-	ETASeconds float64 `json:"etaSeconds"`
-	// BlocksCompared and BlocksSent: a checksum sync sends only the blocks that differ.
-	BlocksCompared int64 `json:"blocksCompared"`
-	BlocksSent     int64 `json:"blocksSent"`
-}
-
-// MarkerView is the last marker applied.
-type MarkerView struct {
-	Seq         int64     `json:"seq"`
-	Consistency string    `json:"consistency"`
-	SourceTime  time.Time `json:"sourceTime"`
-}
-
-func groupView(g *replication.Group, now time.Time) GroupView {
-	r := g.Record
-	v := GroupView{Group: r.PartitionKey, State: r.State, Reason: r.Reason, VMs: g.Spec.VMs, Target: r.Target, Policy: r.Policy, Network: r.Network,
-		Watermark: r.Watermark, AgentSeq: r.AgentSeq, LastSourceTime: r.LastSourceTime, LastAppliedAt: r.LastAppliedAt,
-		ApplyBytesPerSec: r.ApplyBytesPerSecond, BytesApplied: r.BytesApplied, BatchesApplied: r.BatchesApplied, CreatedAt: r.CreatedAt}
-	v.PendingBatches = r.Pending()
-	v.RPOSeconds = r.RPO(now).Seconds()
-	v.Health, v.HealthReason = r.Health, r.HealthReason
-	if !r.LastPointTime.IsZero() {
-		v.LastPointTime = &r.LastPointTime
-	}
-	if !r.LastAppPointTime.IsZero() {
-		v.LastAppPointTime = &r.LastAppPointTime
-	}
-	if r.BaselineTotal > 0 {
-		b := &BaselineView{DoneBytes: r.BaselineDone, TotalBytes: r.BaselineTotal, RateBps: r.BaselineRateBps,
-			Percent: 100 * float64(r.BaselineDone) / float64(r.BaselineTotal), BlocksCompared: r.BaselineBlocks, BlocksSent: r.BaselineBlocksSent}
-		if r.BaselineRateBps > 0 {
-			b.ETASeconds = float64(r.BaselineTotal-r.BaselineDone) / r.BaselineRateBps
-		}
-		v.InitialReplication = b
-	}
-	if r.LastMarkerSeq > 0 {
-		v.LastMarker = &MarkerView{Seq: r.LastMarkerSeq, Consistency: r.LastMarkerKind, SourceTime: r.LastMarkerTime}
-	}
-	return v
-}
 
 func (a *API) needState(w http.ResponseWriter, r *http.Request) bool {
 	if a.State == nil || a.Pages == nil {
@@ -137,7 +54,7 @@ func (a *API) putGroup(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			a.Log.Info("group placement changed", "group", group, "changes", strings.Join(conflicts, "; "))
-			writeJSON(w, http.StatusOK, groupView(g, a.Now()))
+			writeJSON(w, http.StatusOK, apiv1.NewGroupView(g, a.Now()))
 			return
 		}
 		if len(conflicts) > 0 {
@@ -152,7 +69,7 @@ func (a *API) putGroup(w http.ResponseWriter, r *http.Request) {
 			Problem(w, r, http.StatusConflict, "group is disabled", "delete it with keepData=false before enabling it again")
 			return
 		}
-		writeJSON(w, http.StatusOK, groupView(existing, a.Now()))
+		writeJSON(w, http.StatusOK, apiv1.NewGroupView(existing, a.Now()))
 		return
 	case !errors.Is(err, replication.ErrNoGroup):
 		a.storeProblem(w, r, err, "group "+group)
@@ -206,7 +123,7 @@ func (a *API) putGroup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.Log.Info("group enabled", "group", group, "vms", len(spec.VMs), "disks", len(spec.Disks()))
-	writeJSON(w, http.StatusCreated, groupView(g, a.Now()))
+	writeJSON(w, http.StatusCreated, apiv1.NewGroupView(g, a.Now()))
 }
 
 // loadGroup resolves the request's group, answering the problem itself when it cannot.
@@ -228,13 +145,13 @@ func (a *API) getGroup(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	v := groupView(g, a.Now())
+	v := apiv1.NewGroupView(g, a.Now())
 	points, err := replication.ListPoints(r.Context(), a.State, g.Record.PartitionKey)
 	if err != nil {
 		a.storeProblem(w, r, err, "recovery points")
 		return
 	}
-	v.Retention = &RetentionView{Hours: g.Record.Policy.RetentionHours, Points: len(points)}
+	v.Retention = &apiv1.RetentionView{Hours: g.Record.Policy.RetentionHours, Points: len(points)}
 	if n := len(points); n > 0 { // newest first
 		v.Retention.NewestPoint, v.Retention.OldestPoint = &points[0].SourceTime, &points[n-1].SourceTime
 	}
@@ -250,7 +167,7 @@ func (a *API) listGroups(w http.ResponseWriter, r *http.Request) {
 		a.storeProblem(w, r, err, "groups")
 		return
 	}
-	out := []GroupView{}
+	out := []apiv1.GroupView{}
 	for _, name := range names {
 		g, err := replication.LoadGroup(r.Context(), a.State, name)
 		if errors.Is(err, replication.ErrNoGroup) {
@@ -260,7 +177,7 @@ func (a *API) listGroups(w http.ResponseWriter, r *http.Request) {
 			a.storeProblem(w, r, err, "group "+name)
 			return
 		}
-		out = append(out, groupView(g, a.Now()))
+		out = append(out, apiv1.NewGroupView(g, a.Now()))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"groups": out})
 }
@@ -298,7 +215,7 @@ func (a *API) deleteGroup(w http.ResponseWriter, r *http.Request) {
 	g.Record = rec
 	if keep {
 		a.Log.Info("group disabled, data kept", "group", group)
-		writeJSON(w, http.StatusOK, groupView(g, a.Now()))
+		writeJSON(w, http.StatusOK, apiv1.NewGroupView(g, a.Now()))
 		return
 	}
 	if err := replication.RemoveGroup(ctx, a.State, a.Pages, a.Journal, g); err != nil {
@@ -309,40 +226,12 @@ func (a *API) deleteGroup(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// AgentReport is the agent's heartbeat.
-type AgentReport struct {
-	Seq int64 `json:"seq"`
-	// Stopped: the agent stopped taking writes as told (planned failover) and Seq is its last.
-	Stopped            bool    `json:"stopped"`
-	BaselineDoneBytes  int64   `json:"baselineDoneBytes"`
-	BaselineTotalBytes int64   `json:"baselineTotalBytes"`
-	BaselineRateBps    float64 `json:"baselineRateBytesPerSecond"`
-	// The sync's blocks compared so far and those found different and sent.
-	BaselineBlocks     int64 `json:"baselineBlocks"`
-	BaselineBlocksSent int64 `json:"baselineBlocksSent"`
-}
-
-// AgentInstructions is the heartbeat's answer: what the agent must do.
-type AgentInstructions struct {
-	State     string `json:"state"`
-	Reason    string `json:"reason,omitempty"`
-	Watermark int64  `json:"watermark"`
-	// Resync asks for a checksum resync starting with a resync batch (the group stopped at a gap).
-	Resync bool `json:"resync"`
-	// Stop asks the agent to stop taking writes, flush, mark the end and report (planned failover).
-	Stop bool `json:"stop"`
-	// MarkerRequestedAt, when set, asks for a crash-consistent marker (once per distinct time).
-	MarkerRequestedAt *time.Time `json:"markerRequestedAt,omitempty"`
-	// AppMarkerRequestedAt asks for an app-consistent marker: hooks, marker, hooks (once per time).
-	AppMarkerRequestedAt *time.Time `json:"appMarkerRequestedAt,omitempty"`
-}
-
 func (a *API) postAgent(w http.ResponseWriter, r *http.Request) {
 	group, ok := groupName(w, r)
 	if !ok || !a.needState(w, r) {
 		return
 	}
-	var rep AgentReport
+	var rep apiv1.AgentReport
 	if err := decodeBody(r, &rep); err != nil {
 		Problem(w, r, http.StatusBadRequest, "invalid body", err.Error())
 		return
@@ -366,7 +255,7 @@ func (a *API) postAgent(w http.ResponseWriter, r *http.Request) {
 		a.storeProblem(w, r, err, "group "+group)
 		return
 	}
-	in := AgentInstructions{State: rec.State, Reason: rec.Reason, Watermark: rec.Watermark, Resync: rec.State == replication.StateResyncRequired,
+	in := apiv1.AgentInstructions{State: rec.State, Reason: rec.Reason, Watermark: rec.Watermark, Resync: rec.State == replication.StateResyncRequired,
 		Stop: rec.StopRequested}
 	if rec.MarkerRequestedAt.After(rec.LastMarkerTime) {
 		in.MarkerRequestedAt = &rec.MarkerRequestedAt
@@ -408,12 +297,6 @@ var errState = errors.New("conflicting state")
 // stateDetail is a state conflict's reason without the sentinel's words.
 func stateDetail(err error) string { return strings.TrimPrefix(err.Error(), errState.Error()+": ") }
 
-// DiskHashes is a disk's block checksums on the target (for the agent's checksum resync).
-type DiskHashes struct {
-	BlockSize int64    `json:"blockSize"`
-	Hashes    []string `json:"hashes"`
-}
-
 func (a *API) getDiskHashes(w http.ResponseWriter, r *http.Request) {
 	g, ok := a.loadGroup(w, r)
 	if !ok {
@@ -438,7 +321,7 @@ func (a *API) getDiskHashes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	bs := int64(replication.BlockSize)
-	out := DiskHashes{BlockSize: bs, Hashes: make([]string, (size+bs-1)/bs)}
+	out := apiv1.DiskHashes{BlockSize: bs, Hashes: make([]string, (size+bs-1)/bs)}
 	ri := 0
 	for i := range out.Hashes {
 		start, end := int64(i)*bs, min(int64(i+1)*bs, size)
@@ -458,25 +341,12 @@ func (a *API) getDiskHashes(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// EventReport is an event the agent reports (a failed app-consistency hook).
-type EventReport struct {
-	Kind    string `json:"kind"`
-	Message string `json:"message"`
-}
-
-// EventView is one entry of a group's history.
-type EventView struct {
-	Time    time.Time `json:"time"`
-	Kind    string    `json:"kind"`
-	Message string    `json:"message"`
-}
-
 func (a *API) postEvent(w http.ResponseWriter, r *http.Request) {
 	g, ok := a.loadGroup(w, r)
 	if !ok {
 		return
 	}
-	var ev EventReport
+	var ev apiv1.EventReport
 	if err := decodeBody(r, &ev); err != nil {
 		Problem(w, r, http.StatusBadRequest, "invalid body", err.Error())
 		return
@@ -502,9 +372,9 @@ func (a *API) getEvents(w http.ResponseWriter, r *http.Request) {
 		a.storeProblem(w, r, err, "events")
 		return
 	}
-	out := []EventView{}
+	out := []apiv1.EventView{}
 	for _, e := range events {
-		out = append(out, EventView{Time: e.Time, Kind: e.Kind, Message: e.Message})
+		out = append(out, apiv1.EventView{Time: e.Time, Kind: e.Kind, Message: e.Message})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"group": g.Record.PartitionKey, "events": out})
 }

@@ -6,41 +6,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/standby-dr/standby/shared/apiv1"
 	"github.com/standby-dr/standby/shared/replication"
 )
-
-// PointView is a recovery point as the API shows it.
-type PointView struct {
-	ID         string          `json:"id"`
-	Kind       string          `json:"kind"`
-	SourceTime time.Time       `json:"sourceTime"`
-	Seq        int64           `json:"seq"`
-	Disks      []PointDiskView `json:"disks"`
-	CreatedAt  time.Time       `json:"createdAt"`
-}
-
-// PointDiskView is one disk of a point.
-type PointDiskView struct {
-	Disk      string `json:"disk"`
-	Snapshot  string `json:"snapshot"`
-	SizeBytes int64  `json:"sizeBytes"`
-}
-
-// PointsPage is GET /groups/{group}/recovery-points.
-type PointsPage struct {
-	Group  string      `json:"group"`
-	Points []PointView `json:"points"`
-	// Next continues the listing (pass it as ?after=).
-	Next string `json:"next,omitempty"`
-	// Window is what can be restored: from the oldest point to the newest applied write; JournalCovers
-	// says whether the journal holds every batch in between (any point in time, not only the points).
-	Window struct {
-		From          *time.Time `json:"from,omitempty"`
-		To            *time.Time `json:"to,omitempty"`
-		JournalCovers bool       `json:"journalCovers"`
-		Reason        string     `json:"reason,omitempty"`
-	} `json:"restorableWindow"`
-}
 
 func queryTime(r *http.Request, name string) (time.Time, error) {
 	v := r.URL.Query().Get(name)
@@ -95,7 +63,7 @@ func (a *API) getPoints(w http.ResponseWriter, r *http.Request) {
 		a.storeProblem(w, r, err, "recovery points")
 		return
 	}
-	page := PointsPage{Group: g.Record.PartitionKey, Points: []PointView{}}
+	page := apiv1.PointsPage{Group: g.Record.PartitionKey, Points: []apiv1.PointView{}}
 	for _, p := range points { // newest first
 		if after >= 0 && p.Seq >= after {
 			continue
@@ -107,9 +75,9 @@ func (a *API) getPoints(w http.ResponseWriter, r *http.Request) {
 			page.Next = strconv.FormatInt(page.Points[limit-1].Seq, 10)
 			break
 		}
-		v := PointView{ID: p.ID, Kind: p.Kind, SourceTime: p.SourceTime, Seq: p.Seq, CreatedAt: p.CreatedAt}
+		v := apiv1.PointView{ID: p.ID, Kind: p.Kind, SourceTime: p.SourceTime, Seq: p.Seq, CreatedAt: p.CreatedAt}
 		for _, d := range g.Spec.Disks() {
-			v.Disks = append(v.Disks, PointDiskView{Disk: d.Key, Snapshot: p.Snapshots[d.Key], SizeBytes: p.Sizes[d.Key]})
+			v.Disks = append(v.Disks, apiv1.PointDiskView{Disk: d.Key, Snapshot: p.Snapshots[d.Key], SizeBytes: p.Sizes[d.Key]})
 		}
 		page.Points = append(page.Points, v)
 	}

@@ -1,5 +1,5 @@
 // Package failover is the Service Bus-triggered function that runs failover jobs, one step per message,
-// one job per group at a time (session id = group): replication.JobRunner does the work.
+// one job per group at a time (session id = group): jobs.JobRunner does the work.
 package failover
 
 import (
@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 
+	jobs "github.com/standby-dr/standby/shared/failover"
 	"github.com/standby-dr/standby/shared/funcproto"
-	"github.com/standby-dr/standby/shared/replication"
 )
 
 // Binding is the trigger's name in function.json.
@@ -16,7 +16,7 @@ const Binding = "job"
 
 // Function is the failover function.
 type Function struct {
-	Runner *replication.JobRunner // nil when storage or the queue is not configured
+	Runner *jobs.JobRunner // nil when storage or the queue is not configured
 }
 
 // Invoke runs the step the message names. An error answers 500: the host abandons the message and the
@@ -26,7 +26,7 @@ func (f *Function) Invoke(ctx context.Context, req *funcproto.InvokeRequest) (*f
 	if err != nil {
 		return nil, &funcproto.BadInput{Reason: err.Error()}
 	}
-	step, err := replication.DecodeStepMessage(msg.Body)
+	step, err := jobs.DecodeStepMessage(msg.Body)
 	if err != nil {
 		return nil, &funcproto.BadInput{Reason: err.Error()}
 	}

@@ -21,6 +21,15 @@ const (
 	StateCommitted          = "Committed"  // failover finalized: the other recovery points are gone
 )
 
+// States after a failover.
+const (
+	// StateReprotected: replication runs backwards, from the failover disks to the original disks,
+	// through the peer site.
+	StateReprotected = "Reprotected"
+	// StateFailedBack: the peer site failed the group back over to the original region.
+	StateFailedBack = "FailedBack"
+)
+
 // Tables of the replication state (target region).
 const (
 	GroupsTable  = "groups"

@@ -50,13 +50,14 @@ type NetworkSpec struct {
 func (s *GroupSpec) CheckTestNetwork() error {
 	for _, vm := range s.VMs {
 		if m, ok := s.Network.MappingFor(vm.Subnet); ok && m.Test == "" {
-			return noTestSubnet(vm)
+			return NoTestSubnet(vm)
 		}
 	}
 	return nil
 }
 
-func noTestSubnet(vm VMSpec) error {
+// NoTestSubnet says a VM cannot be placed by a test failover.
+func NoTestSubnet(vm VMSpec) error {
 	return fmt.Errorf("the network mapping of %s names no isolated test subnet: a test failover cannot place %s", vm.Subnet, vm.Name)
 }
 

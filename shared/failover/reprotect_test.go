@@ -1,4 +1,4 @@
-package replication_test
+package failover_test
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/standby-dr/standby/shared/failover"
 	"github.com/standby-dr/standby/shared/memstore"
 	"github.com/standby-dr/standby/shared/replication"
 )
@@ -34,7 +35,7 @@ func TestReverseSpec(t *testing.T) {
 	}
 	spec.Normalize("g")
 	url := func(d replication.DiskRef) string { return "https://dr.blob.core.windows.net/" + d.String() }
-	rev, err := replication.ReverseSpec("g", spec, "g-failover", url)
+	rev, err := failover.ReverseSpec("g", spec, "g-failover", url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func TestReverseSpec(t *testing.T) {
 		t.Fatalf("target disk of web/os: %s", got)
 	}
 	spec.VMs[0].Disks[0].Source = "file:/dev/sdb"
-	_, err = replication.ReverseSpec("g", spec, "g-failover", url)
+	_, err = failover.ReverseSpec("g", spec, "g-failover", url)
 	if err == nil || err.Error() != `vms[0].disks[0] (web/os): reprotect writes the original disks, which must be page blobs; the source is "file:/dev/sdb"` {
 		t.Fatalf("a file: source: %v", err)
 	}
@@ -81,19 +82,19 @@ type peerStub struct {
 }
 
 func (p *peerStub) EnableGroup(context.Context, string, replication.GroupSpec) error { return nil }
-func (p *peerStub) GroupStatus(context.Context, string) (replication.PeerGroup, error) {
-	return replication.PeerGroup{}, nil
+func (p *peerStub) GroupStatus(context.Context, string) (failover.PeerGroup, error) {
+	return failover.PeerGroup{}, nil
 }
 func (p *peerStub) RemoveGroup(context.Context, string) error { return nil }
 func (p *peerStub) StartFailover(_ context.Context, group, kind, id string) error {
 	p.started = append(p.started, group+" "+kind+" "+id)
 	return nil
 }
-func (p *peerStub) Job(context.Context, string) (replication.PeerJob, error) {
+func (p *peerStub) Job(context.Context, string) (failover.PeerJob, error) {
 	if p.polls++; p.polls < 3 {
-		return replication.PeerJob{State: replication.JobRunning, Current: "wait-source-drained: waiting for the agent to stop"}, nil
+		return failover.PeerJob{State: failover.JobRunning, Current: "wait-source-drained: waiting for the agent to stop"}, nil
 	}
-	return replication.PeerJob{State: replication.JobFailed, Error: "step start-copies failed 10 times: storage unavailable"}, nil
+	return failover.PeerJob{State: failover.JobFailed, Error: "step start-copies failed 10 times: storage unavailable"}, nil
 }
 
 // A failback whose peer job fails ends Failed at once with the peer's reason (no retries: they cannot
@@ -107,12 +108,12 @@ func TestFailbackFailsWithThePeersReason(t *testing.T) {
 		r.State = replication.StateReprotected
 		return nil
 	})
-	job, _ := replication.NewJob("g1", replication.JobFailback, "", time.Now())
-	replication.StartJob(ctx, f.state, f.q, job)
+	job, _ := failover.NewJob("g1", failover.JobFailback, "", time.Now())
+	failover.StartJob(ctx, f.state, f.q, job)
 	f.drain(t)
 	j := f.job(t, job.ID())
 	want := "step wait-peer-failover: the planned failover on the peer site failed: step start-copies failed 10 times: storage unavailable"
-	if j.State != replication.JobFailed || j.Error != want {
+	if j.State != failover.JobFailed || j.Error != want {
 		t.Fatalf("job %s: %q, want Failed: %q", j.State, j.Error, want)
 	}
 	for _, s := range peer.started {
@@ -124,8 +125,8 @@ func TestFailbackFailsWithThePeersReason(t *testing.T) {
 		t.Fatalf("group state after a failed failback: %s", g.Record.State)
 	}
 	f.runner.Peer = nil
-	again, _ := replication.NewJob("g1", replication.JobFailback, "", time.Now())
-	replication.StartJob(ctx, f.state, f.q, again)
+	again, _ := failover.NewJob("g1", failover.JobFailback, "", time.Now())
+	failover.StartJob(ctx, f.state, f.q, again)
 	f.drain(t)
 	if j := f.job(t, again.ID()); j.Error != "step peer-planned-failover: no peer site is configured (set StandbyPeerApi to the other region's Standby API)" {
 		t.Fatalf("without a peer: %s %q", j.State, j.Error)
@@ -206,21 +207,21 @@ func TestPeerSiteThatDoesNotAnswer(t *testing.T) {
 		r.State = replication.StateReprotected
 		return nil
 	})
-	job, _ := replication.NewJob("g1", replication.JobFailback, "", time.Now())
-	replication.StartJob(ctx, f.state, f.q, job)
-	step, _ := replication.DecodeStepMessage(f.q.msgs[0].Body)
+	job, _ := failover.NewJob("g1", failover.JobFailback, "", time.Now())
+	failover.StartJob(ctx, f.state, f.q, job)
+	step, _ := failover.DecodeStepMessage(f.q.msgs[0].Body)
 	f.q.msgs = nil
 	if err := f.runner.Run(ctx, step, 1); err != nil {
 		t.Fatal(err)
 	}
 	j := f.job(t, job.ID())
-	if j.State != replication.JobRunning || len(f.q.msgs) != 1 ||
+	if j.State != failover.JobRunning || len(f.q.msgs) != 1 ||
 		j.Steps[0].Outcome != "the peer site does not answer, trying again: starting the planned failover on the peer site: dial tcp 10.0.0.1:443: connect: connection refused" {
 		t.Fatalf("after the first try: %s, %d messages, outcome %q", j.State, len(f.q.msgs), j.Steps[0].Outcome)
 	}
 	f.drain(t)
 	want := "step peer-planned-failover: the peer site did not answer for 30m0s: starting the planned failover on the peer site: dial tcp 10.0.0.1:443: connect: connection refused"
-	if j := f.job(t, job.ID()); j.State != replication.JobFailed || j.Error != want {
+	if j := f.job(t, job.ID()); j.State != failover.JobFailed || j.Error != want {
 		t.Fatalf("after half an hour: %s %q", j.State, j.Error)
 	}
 }

@@ -1,4 +1,4 @@
-package replication
+package failover
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/standby-dr/standby/shared/replication"
 	"log/slog"
 	"strings"
 	"time"
@@ -15,7 +16,7 @@ import (
 
 // Jobs are explicit state machines in Table storage (Durable Functions does not serve custom handlers):
 // each job queue message names a job and the step to run; the failover function runs that one step,
-// records it with an ETag guard, and sends the message of the next step (or schedules a poll). Messages
+// records it with an replication.ETag guard, and sends the message of the next step (or schedules a poll). Messages
 // are at-least-once and every step is idempotent: a step is redone from scratch when its message comes
 // again, and a message for a step already done re-sends the next step's message and is acknowledged.
 
@@ -52,7 +53,7 @@ type JobStep struct {
 
 // Job is a job's row.
 type Job struct {
-	Keys
+	replication.Keys
 	Group         string    `json:"Group"`
 	Type          string    `json:"Type"`
 	RecoveryPoint string    `json:"RecoveryPoint"` // as requested
@@ -108,7 +109,7 @@ func NewJobID() string {
 
 // stepFunc runs one step. It returns wait > 0 to be called again after wait (a poll), an outcome for
 // the step's record, or an error (the message is retried; the last delivery fails the job).
-type stepFunc func(ctx context.Context, r *JobRunner, j *Job, g *Group) (outcome string, wait time.Duration, err error)
+type stepFunc func(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (outcome string, wait time.Duration, err error)
 
 type stepDef struct {
 	name string
@@ -145,7 +146,7 @@ func NewJob(group, jobType, point string, now time.Time) (Job, error) {
 	if err != nil {
 		return Job{}, err
 	}
-	j := Job{Keys: Keys{PartitionKey: NewJobID(), RowKey: JobRow}, Group: group, Type: jobType, RecoveryPoint: point,
+	j := Job{Keys: replication.Keys{PartitionKey: NewJobID(), RowKey: JobRow}, Group: group, Type: jobType, RecoveryPoint: point,
 		State: JobQueued, CreatedAt: now, UpdatedAt: now, Work: map[string]string{}}
 	for _, d := range defs {
 		j.Steps = append(j.Steps, JobStep{Name: d.name, State: "pending"})
@@ -154,7 +155,7 @@ func NewJob(group, jobType, point string, now time.Time) (Job, error) {
 }
 
 // StartJob records a new job and sends its first message.
-func StartJob(ctx context.Context, store StateStore, jobs JobSender, j Job) error {
+func StartJob(ctx context.Context, store replication.StateStore, jobs replication.JobSender, j Job) error {
 	if _, err := store.Insert(ctx, JobsTable, j); err != nil {
 		return err
 	}
@@ -162,13 +163,13 @@ func StartJob(ctx context.Context, store StateStore, jobs JobSender, j Job) erro
 }
 
 // QueueJob sends a recorded job's first message.
-func QueueJob(ctx context.Context, jobs JobSender, j Job) error {
+func QueueJob(ctx context.Context, jobs replication.JobSender, j Job) error {
 	return sendStep(ctx, jobs, j, 0, time.Time{})
 }
 
-func sendStep(ctx context.Context, jobs JobSender, j Job, step int, at time.Time) error {
+func sendStep(ctx context.Context, jobs replication.JobSender, j Job, step int, at time.Time) error {
 	body, _ := json.Marshal(StepMessage{Job: j.ID(), Step: step})
-	msg := JobMessage{MessageID: fmt.Sprintf("%s-%d", j.ID(), step), SessionID: j.Group, Body: body}
+	msg := replication.JobMessage{MessageID: fmt.Sprintf("%s-%d", j.ID(), step), SessionID: j.Group, Body: body}
 	if at.IsZero() {
 		return jobs.Send(ctx, msg)
 	}
@@ -179,11 +180,11 @@ func sendStep(ctx context.Context, jobs JobSender, j Job, step int, at time.Time
 
 // JobRunner runs job steps.
 type JobRunner struct {
-	State    StateStore
-	Pages    PageStore
-	Journal  JournalStore
-	Jobs     JobSender
-	Restorer *Restorer
+	State    replication.StateStore
+	Pages    replication.PageStore
+	Journal  replication.JournalStore
+	Jobs     replication.JobSender
+	Restorer *replication.Restorer
 	// Peer is the other region's deployment (reprotect, failback); nil when not configured.
 	Peer PeerSite
 	Log  *slog.Logger
@@ -196,7 +197,7 @@ type JobRunner struct {
 func (r *JobRunner) Run(ctx context.Context, msg StepMessage, deliveries int64) error {
 	var j Job
 	etag, err := r.State.Get(ctx, JobsTable, msg.Job, JobRow, &j)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, replication.ErrNotFound) {
 		r.Log.Warn("message for an unknown job dropped", "job", msg.Job)
 		return nil
 	}
@@ -221,7 +222,7 @@ func (r *JobRunner) Run(ctx context.Context, msg StepMessage, deliveries int64) 
 		return r.fail(ctx, &j, etag, err.Error())
 	}
 	def := defs[j.Next]
-	g, err := LoadGroup(ctx, r.State, j.Group)
+	g, err := replication.LoadGroup(ctx, r.State, j.Group)
 	if err != nil {
 		return r.failOrRetry(ctx, &j, etag, def.name, err, deliveries)
 	}
@@ -276,7 +277,7 @@ func (r *JobRunner) poll(j *Job, first time.Duration) time.Duration {
 
 // failOrRetry returns the error (the queue redelivers the message) unless this was the last delivery,
 // in which case the job ends Failed with the reason (the queue dead-letters the message).
-func (r *JobRunner) failOrRetry(ctx context.Context, j *Job, etag ETag, step string, cause error, deliveries int64) error {
+func (r *JobRunner) failOrRetry(ctx context.Context, j *Job, etag replication.ETag, step string, cause error, deliveries int64) error {
 	if r.MaxDeliveries > 0 && deliveries >= r.MaxDeliveries {
 		if err := r.fail(ctx, j, etag, fmt.Sprintf("step %s failed %d times: %v", step, deliveries, cause)); err != nil {
 			return err
@@ -285,7 +286,7 @@ func (r *JobRunner) failOrRetry(ctx context.Context, j *Job, etag ETag, step str
 	return cause
 }
 
-func (r *JobRunner) fail(ctx context.Context, j *Job, etag ETag, reason string) error {
+func (r *JobRunner) fail(ctx context.Context, j *Job, etag replication.ETag, reason string) error {
 	j.State, j.Error, j.UpdatedAt = JobFailed, reason, r.Now().UTC()
 	if j.Next < len(j.Steps) {
 		j.Steps[j.Next].State, j.Steps[j.Next].Ended, j.Steps[j.Next].Outcome = "failed", j.UpdatedAt, reason
@@ -323,10 +324,10 @@ var commitSteps = []stepDef{
 	{"mark-committed", markCommitted},
 }
 
-func stopSource(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
-	_, err := UpdateGroup(ctx, r.State, j.Group, func(rec *GroupRecord) error {
+func stopSource(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
+	_, err := replication.UpdateGroup(ctx, r.State, j.Group, func(rec *replication.GroupRecord) error {
 		if rec.StopRequested {
-			return ErrUnchanged
+			return replication.ErrUnchanged
 		}
 		rec.StopRequested, rec.AgentStoppedSeq = true, 0
 		return nil
@@ -336,7 +337,7 @@ func stopSource(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, ti
 
 // waitDrained polls until the agent has stopped, apply has applied its final sequence and a recovery
 // point stands at it.
-func waitDrained(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+func waitDrained(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
 	rec := g.Record
 	if rec.AgentStoppedSeq == 0 {
 		return "waiting for the agent to stop", r.poll(j, 2*time.Second), nil
@@ -344,7 +345,7 @@ func waitDrained(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, t
 	if rec.Watermark < rec.AgentStoppedSeq {
 		return fmt.Sprintf("applying: watermark %d of %d", rec.Watermark, rec.AgentStoppedSeq), r.poll(j, time.Second), nil
 	}
-	points, err := ListPoints(ctx, r.State, j.Group)
+	points, err := replication.ListPoints(ctx, r.State, j.Group)
 	if err != nil {
 		return "", 0, err
 	}
@@ -355,9 +356,9 @@ func waitDrained(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, t
 	return fmt.Sprintf("drained: final sequence %d is point %s", rec.AgentStoppedSeq, points[0].ID), 0, nil
 }
 
-func markFailedOver(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
-	_, err := UpdateGroup(ctx, r.State, j.Group, func(rec *GroupRecord) error {
-		rec.State, rec.Reason, rec.FailoverJob = StateFailedOver, fmt.Sprintf("failed over to %s by job %s", j.PointID, j.ID()), j.ID()
+func markFailedOver(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
+	_, err := replication.UpdateGroup(ctx, r.State, j.Group, func(rec *replication.GroupRecord) error {
+		rec.State, rec.Reason, rec.FailoverJob = replication.StateFailedOver, fmt.Sprintf("failed over to %s by job %s", j.PointID, j.ID()), j.ID()
 		rec.UpdatedAt = r.Now().UTC()
 		return nil
 	})
@@ -374,12 +375,12 @@ func markFailedOver(ctx context.Context, r *JobRunner, j *Job, g *Group) (string
 }
 
 // deleteOtherPoints removes every recovery point but the one the failover used (snapshots, then rows).
-func deleteOtherPoints(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+func deleteOtherPoints(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
 	var failover Job
 	if _, err := r.State.Get(ctx, JobsTable, g.Record.FailoverJob, JobRow, &failover); err != nil {
 		return "", 0, fmt.Errorf("the failover job %q: %w", g.Record.FailoverJob, err)
 	}
-	points, err := ListPoints(ctx, r.State, j.Group)
+	points, err := replication.ListPoints(ctx, r.State, j.Group)
 	if err != nil {
 		return "", 0, err
 	}
@@ -393,7 +394,7 @@ func deleteOtherPoints(ctx context.Context, r *JobRunner, j *Job, g *Group) (str
 				return "", 0, err
 			}
 		}
-		if err := r.State.Delete(ctx, PointsTable, p.PartitionKey, p.RowKey, ""); err != nil && !errors.Is(err, ErrNotFound) {
+		if err := r.State.Delete(ctx, replication.PointsTable, p.PartitionKey, p.RowKey, ""); err != nil && !errors.Is(err, replication.ErrNotFound) {
 			return "", 0, err
 		}
 		deleted++
@@ -401,9 +402,9 @@ func deleteOtherPoints(ctx context.Context, r *JobRunner, j *Job, g *Group) (str
 	return fmt.Sprintf("%d other points deleted; %s kept", deleted, failover.PointID), 0, nil
 }
 
-func markCommitted(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
-	_, err := UpdateGroup(ctx, r.State, j.Group, func(rec *GroupRecord) error {
-		rec.State, rec.Reason, rec.UpdatedAt = StateCommitted, "failover committed by job "+j.ID(), r.Now().UTC()
+func markCommitted(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
+	_, err := replication.UpdateGroup(ctx, r.State, j.Group, func(rec *replication.GroupRecord) error {
+		rec.State, rec.Reason, rec.UpdatedAt = replication.StateCommitted, "failover committed by job "+j.ID(), r.Now().UTC()
 		return nil
 	})
 	return "group state Committed", 0, err
@@ -418,26 +419,26 @@ var cleanupSteps = []stepDef{
 // newest point plus the journal up to the last applied write — the lowest RPO), latestProcessed (the
 // newest point — the lowest RTO), latestAppConsistent, a point id, or an RFC 3339 time (any point in
 // time).
-func resolvePoint(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
-	points, err := ListPoints(ctx, r.State, j.Group)
+func resolvePoint(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
+	points, err := replication.ListPoints(ctx, r.State, j.Group)
 	if err != nil {
 		return "", 0, err
 	}
-	var p RecoveryPoint
+	var p replication.RecoveryPoint
 	switch want := j.RecoveryPoint; {
 	case want == "latest":
 		// Everything apply has: the newest point before the last applied write, plus the journal up to
 		// that write.
 		if g.Record.LastSourceTime.IsZero() {
-			return "", 0, fmt.Errorf("%w: nothing applied yet", ErrNotRestorable)
+			return "", 0, fmt.Errorf("%w: nothing applied yet", replication.ErrNotRestorable)
 		}
 		at := g.Record.LastSourceTime
-		p, err = ChoosePoint(points, "", at)
+		p, err = replication.ChoosePoint(points, "", at)
 		j.Work["time"] = at.Format(time.RFC3339Nano)
 	case want == "latestProcessed" || want == "":
-		p, err = ChoosePoint(points, "", time.Now().Add(time.Hour))
+		p, err = replication.ChoosePoint(points, "", time.Now().Add(time.Hour))
 	case want == "latestAppConsistent":
-		err = fmt.Errorf("%w: no app-consistent recovery point", ErrNotRestorable)
+		err = fmt.Errorf("%w: no app-consistent recovery point", replication.ErrNotRestorable)
 		for _, cand := range points {
 			if cand.Kind == "app" {
 				p, err = cand, nil
@@ -445,13 +446,13 @@ func resolvePoint(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, 
 			}
 		}
 	case strings.HasPrefix(want, "rp-"):
-		p, err = ChoosePoint(points, want, time.Time{})
+		p, err = replication.ChoosePoint(points, want, time.Time{})
 	default:
 		at, perr := time.Parse(time.RFC3339Nano, want)
 		if perr != nil {
 			return "", 0, fmt.Errorf("recovery point %q: want latestProcessed, latestAppConsistent, a point id or an RFC 3339 time", want)
 		}
-		p, err = ChoosePoint(points, "", at)
+		p, err = replication.ChoosePoint(points, "", at)
 		j.Work["time"] = at.Format(time.RFC3339Nano)
 	}
 	if err != nil {
@@ -461,27 +462,27 @@ func resolvePoint(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, 
 	return fmt.Sprintf("%s (%s, %s)", p.ID, p.Kind, p.SourceTime.Format(time.RFC3339Nano)), 0, nil
 }
 
-func holdPoint(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
-	_, err := r.State.Upsert(ctx, HoldsTable, PointHold{Keys: Keys{PartitionKey: j.Group, RowKey: j.PointID}, Job: j.ID()})
+func holdPoint(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
+	_, err := r.State.Upsert(ctx, replication.HoldsTable, replication.PointHold{Keys: replication.Keys{PartitionKey: j.Group, RowKey: j.PointID}, Job: j.ID()})
 	return "retention will not prune " + j.PointID, 0, err
 }
 
-func (r *JobRunner) point(ctx context.Context, j *Job) (RecoveryPoint, error) {
-	points, err := ListPoints(ctx, r.State, j.Group)
+func (r *JobRunner) point(ctx context.Context, j *Job) (replication.RecoveryPoint, error) {
+	points, err := replication.ListPoints(ctx, r.State, j.Group)
 	if err != nil {
-		return RecoveryPoint{}, err
+		return replication.RecoveryPoint{}, err
 	}
-	return ChoosePoint(points, j.PointID, time.Time{})
+	return replication.ChoosePoint(points, j.PointID, time.Time{})
 }
 
 // inPlace reports whether the job fails over onto the group's target disks themselves: a planned
 // failover of a group whose targets were given (a reprotected group's original disks) — failback. The
 // drained disks hold the final point exactly, and the VMs come back on their own disks.
-func inPlace(j *Job, g *Group) bool {
+func inPlace(j *Job, g *replication.Group) bool {
 	return j.Type == JobPlannedFailover && len(g.Spec.Target.Disks) == len(g.Spec.Disks())
 }
 
-func startCopies(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+func startCopies(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
 	p, err := r.point(ctx, j)
 	if err != nil {
 		return "", 0, err
@@ -505,15 +506,15 @@ func startCopies(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, t
 }
 
 // materializedDisks are the disks a test failover or a failover makes in container.
-func (r *JobRunner) materializedDisks(g *Group, container string) map[string]DiskRef {
-	disks := map[string]DiskRef{}
+func (r *JobRunner) materializedDisks(g *replication.Group, container string) map[string]replication.DiskRef {
+	disks := map[string]replication.DiskRef{}
 	for _, d := range g.Spec.Disks() {
-		disks[d.Key] = DiskRef{Container: container, Name: d.Key}
+		disks[d.Key] = replication.DiskRef{Container: container, Name: d.Key}
 	}
 	return disks
 }
 
-func waitCopies(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+func waitCopies(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
 	if inPlace(j, g) {
 		return "nothing copied", 0, nil
 	}
@@ -527,7 +528,7 @@ func waitCopies(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, ti
 	return "copies complete", 0, nil
 }
 
-func replayJournal(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+func replayJournal(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
 	at, ok := j.Work["time"]
 	if !ok {
 		return "a recovery point: nothing to replay", 0, nil
@@ -537,7 +538,7 @@ func replayJournal(ctx context.Context, r *JobRunner, j *Job, g *Group) (string,
 	if err != nil {
 		return "", 0, err
 	}
-	res := RestoreResult{Point: p, Disks: r.materializedDisks(g, j.Container), LastSeq: p.Seq, EffectiveAt: p.SourceTime}
+	res := replication.RestoreResult{Point: p, Disks: r.materializedDisks(g, j.Container), LastSeq: p.Seq, EffectiveAt: p.SourceTime}
 	res, err = r.Restorer.Replay(ctx, g, res, t)
 	if err != nil {
 		return "", 0, err
@@ -550,12 +551,12 @@ func replayJournal(ctx context.Context, r *JobRunner, j *Job, g *Group) (string,
 // machineDefinitions writes, for each VM, an ARM template attaching its materialized disks next to the
 // disks (<vm>.template.json) for automation to deploy, and into the job's result while they fit well
 // inside a Table storage property (a 16-VM group of 64-disk VMs would not).
-func machineDefinitions(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+func machineDefinitions(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
 	j.Result = map[string]string{"container": j.Container, "point": j.PointID, "pointTime": j.PointTime.Format(time.RFC3339Nano)}
 	if t, ok := j.Work["effectiveTime"]; ok {
 		j.Result["effectiveTime"] = t
 	}
-	disk := func(key string) DiskRef { return DiskRef{Container: j.Container, Name: key} }
+	disk := func(key string) replication.DiskRef { return replication.DiskRef{Container: j.Container, Name: key} }
 	if inPlace(j, g) {
 		disk = g.TargetDisk
 		j.Result["inPlace"] = "true"
@@ -586,19 +587,19 @@ func machineDefinitions(ctx context.Context, r *JobRunner, j *Job, g *Group) (st
 const maxInlineTemplates = 16 << 10
 
 // TemplateBlob is where a VM's machine definition is written, next to its materialized disks.
-func TemplateBlob(container, vm string) DiskRef {
-	return DiskRef{Container: container, Name: vm + ".template.json"}
+func TemplateBlob(container, vm string) replication.DiskRef {
+	return replication.DiskRef{Container: container, Name: vm + ".template.json"}
 }
 
 // armTemplate is a VM's deployment: a NIC in the mapped target subnet (the isolated test subnet for a
 // test failover) keeping the VM's static IP, the VM in its zone, the materialized disks attached.
-func armTemplate(vm VMSpec, disk func(key string) DiskRef, network NetworkSpec, test bool) (string, error) {
+func armTemplate(vm replication.VMSpec, disk func(key string) replication.DiskRef, network replication.NetworkSpec, test bool) (string, error) {
 	subnet := map[string]any{"type": "string"}
 	if m, ok := network.MappingFor(vm.Subnet); ok {
 		target := m.Target
 		if test {
 			if m.Test == "" {
-				return "", noTestSubnet(vm)
+				return "", replication.NoTestSubnet(vm)
 			}
 			target = m.Test
 		}
@@ -612,7 +613,7 @@ func armTemplate(vm VMSpec, disk func(key string) DiskRef, network NetworkSpec, 
 	var disks []map[string]any
 	for i, d := range vm.Disks {
 		disks = append(disks, map[string]any{"lun": i, "name": vm.Name + "-" + d.Name, "createOption": "Attach",
-			"vhdUri":     fmt.Sprintf("[concat(parameters('storageBlobEndpoint'), '%s')]", disk(DiskKey(vm.Name, d.Name))),
+			"vhdUri":     fmt.Sprintf("[concat(parameters('storageBlobEndpoint'), '%s')]", disk(replication.DiskKey(vm.Name, d.Name))),
 			"diskSizeGB": (d.SizeBytes + 1<<30 - 1) >> 30})
 	}
 	tpl := map[string]any{
@@ -637,7 +638,7 @@ func armTemplate(vm VMSpec, disk func(key string) DiskRef, network NetworkSpec, 
 	return string(data), err
 }
 
-func vmResource(vm VMSpec, disks []map[string]any) map[string]any {
+func vmResource(vm replication.VMSpec, disks []map[string]any) map[string]any {
 	res := map[string]any{"type": "Microsoft.Compute/virtualMachines", "apiVersion": "2023-09-01", "name": vm.Name,
 		"location": "[resourceGroup().location]", "dependsOn": []string{vm.Name + "-nic"},
 		"properties": map[string]any{"hardwareProfile": map[string]any{"vmSize": "[parameters('vmSize')]"},
@@ -654,7 +655,7 @@ func vmResource(vm VMSpec, disks []map[string]any) map[string]any {
 	return res
 }
 
-func deleteTestDisks(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+func deleteTestDisks(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
 	container := TestContainer(j.Group)
 	for _, ref := range r.materializedDisks(g, container) {
 		if err := r.Pages.Delete(ctx, ref); err != nil {
@@ -670,8 +671,8 @@ func deleteTestDisks(ctx context.Context, r *JobRunner, j *Job, g *Group) (strin
 }
 
 // releaseTestHolds releases the points test failover jobs hold.
-func releaseTestHolds(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
-	released, err := r.releaseHolds(ctx, j.Group, func(h PointHold) bool {
+func releaseTestHolds(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
+	released, err := r.releaseHolds(ctx, j.Group, func(h replication.PointHold) bool {
 		var holder Job
 		_, err := r.State.Get(ctx, JobsTable, h.Job, JobRow, &holder)
 		return err != nil || holder.Type == JobTestFailover
@@ -680,8 +681,8 @@ func releaseTestHolds(ctx context.Context, r *JobRunner, j *Job, g *Group) (stri
 }
 
 // releaseHolds deletes the group's holds that release says go, and counts them.
-func (r *JobRunner) releaseHolds(ctx context.Context, group string, release func(PointHold) bool) (int, error) {
-	holds, _, err := QueryAll[PointHold](ctx, r.State, HoldsTable, group)
+func (r *JobRunner) releaseHolds(ctx context.Context, group string, release func(replication.PointHold) bool) (int, error) {
+	holds, _, err := replication.QueryAll[replication.PointHold](ctx, r.State, replication.HoldsTable, group)
 	if err != nil {
 		return 0, err
 	}
@@ -690,7 +691,7 @@ func (r *JobRunner) releaseHolds(ctx context.Context, group string, release func
 		if !release(h) {
 			continue
 		}
-		if err := r.State.Delete(ctx, HoldsTable, h.PartitionKey, h.RowKey, ""); err != nil && !errors.Is(err, ErrNotFound) {
+		if err := r.State.Delete(ctx, replication.HoldsTable, h.PartitionKey, h.RowKey, ""); err != nil && !errors.Is(err, replication.ErrNotFound) {
 			return released, err
 		}
 		released++

@@ -1,6 +1,6 @@
-// Package client talks to Standby's REST API (the agent's heartbeats and checksum reads, the operator
+// Package apiclient talks to Standby's REST API (the agent's heartbeats and checksum reads, the operator
 // CLI). Problem responses become errors that carry the title and detail.
-package client
+package apiclient
 
 import (
 	"bytes"
@@ -13,7 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/standby-dr/standby/functions/api"
+	"github.com/standby-dr/standby/shared/apiv1"
+	"github.com/standby-dr/standby/shared/failover"
 	"github.com/standby-dr/standby/shared/replication"
 )
 
@@ -81,29 +82,29 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) (in
 }
 
 // PutGroup enables replication of a group.
-func (c *Client) PutGroup(ctx context.Context, group string, spec replication.GroupSpec) (api.GroupView, int, error) {
-	var v api.GroupView
+func (c *Client) PutGroup(ctx context.Context, group string, spec replication.GroupSpec) (apiv1.GroupView, int, error) {
+	var v apiv1.GroupView
 	status, err := c.Do(ctx, http.MethodPut, "/v1/groups/"+group, spec, &v)
 	return v, status, err
 }
 
 // Group reads a group.
-func (c *Client) Group(ctx context.Context, group string) (api.GroupView, error) {
-	var v api.GroupView
+func (c *Client) Group(ctx context.Context, group string) (apiv1.GroupView, error) {
+	var v apiv1.GroupView
 	_, err := c.Do(ctx, http.MethodGet, "/v1/groups/"+group, nil, &v)
 	return v, err
 }
 
 // Heartbeat reports the agent's progress and returns its instructions.
-func (c *Client) Heartbeat(ctx context.Context, group string, rep api.AgentReport) (api.AgentInstructions, error) {
-	var in api.AgentInstructions
+func (c *Client) Heartbeat(ctx context.Context, group string, rep apiv1.AgentReport) (apiv1.AgentInstructions, error) {
+	var in apiv1.AgentInstructions
 	_, err := c.Do(ctx, http.MethodPost, "/v1/groups/"+group+"/agent", rep, &in)
 	return in, err
 }
 
 // DiskHashes reads a target disk's block checksums.
 func (c *Client) DiskHashes(ctx context.Context, group, disk string) ([]string, error) {
-	var h api.DiskHashes
+	var h apiv1.DiskHashes
 	if _, err := c.Do(ctx, http.MethodGet, "/v1/groups/"+group+"/disks/"+disk+"/hashes", nil, &h); err != nil {
 		return nil, err
 	}
@@ -115,13 +116,13 @@ func (c *Client) DiskHashes(ctx context.Context, group, disk string) ([]string, 
 
 // Event reports an event into the group's history.
 func (c *Client) Event(ctx context.Context, group, kind, message string) error {
-	_, err := c.Do(ctx, http.MethodPost, "/v1/groups/"+group+"/events", api.EventReport{Kind: kind, Message: message}, nil)
+	_, err := c.Do(ctx, http.MethodPost, "/v1/groups/"+group+"/events", apiv1.EventReport{Kind: kind, Message: message}, nil)
 	return err
 }
 
 // Job reads a job.
-func (c *Client) Job(ctx context.Context, id string) (api.JobView, error) {
-	var j api.JobView
+func (c *Client) Job(ctx context.Context, id string) (apiv1.JobView, error) {
+	var j apiv1.JobView
 	_, err := c.Do(ctx, http.MethodGet, "/v1/jobs/"+id, nil, &j)
 	return j, err
 }
@@ -129,7 +130,7 @@ func (c *Client) Job(ctx context.Context, id string) (api.JobView, error) {
 // Peer is the other region's Standby deployment as reprotect and failback see it.
 type Peer struct{ Client *Client }
 
-var _ replication.PeerSite = Peer{}
+var _ failover.PeerSite = Peer{}
 
 // peerError carries the peer's refusals as the domain's errors (which jobs do not retry).
 func peerError(err error) error {
@@ -155,12 +156,12 @@ func (p Peer) EnableGroup(ctx context.Context, group string, spec replication.Gr
 }
 
 // GroupStatus reads the group's state and first-sync counts on the peer.
-func (p Peer) GroupStatus(ctx context.Context, group string) (replication.PeerGroup, error) {
+func (p Peer) GroupStatus(ctx context.Context, group string) (failover.PeerGroup, error) {
 	v, err := p.Client.Group(ctx, group)
 	if err != nil {
-		return replication.PeerGroup{}, peerError(err)
+		return failover.PeerGroup{}, peerError(err)
 	}
-	pg := replication.PeerGroup{State: v.State, Reason: v.Reason}
+	pg := failover.PeerGroup{State: v.State, Reason: v.Reason}
 	if b := v.InitialReplication; b != nil {
 		pg.SyncDoneBytes, pg.SyncTotalBytes, pg.BlocksCompared, pg.BlocksSent = b.DoneBytes, b.TotalBytes, b.BlocksCompared, b.BlocksSent
 	}
@@ -169,7 +170,7 @@ func (p Peer) GroupStatus(ctx context.Context, group string) (replication.PeerGr
 
 // StartFailover queues a failover with the given job id on the peer (idempotent for the same id).
 func (p Peer) StartFailover(ctx context.Context, group, failoverType, jobID string) error {
-	_, err := p.Client.Do(ctx, http.MethodPost, "/v1/groups/"+group+"/failover", api.FailoverRequest{Type: failoverType, JobID: jobID}, nil)
+	_, err := p.Client.Do(ctx, http.MethodPost, "/v1/groups/"+group+"/failover", apiv1.FailoverRequest{Type: failoverType, JobID: jobID}, nil)
 	return peerError(err)
 }
 
@@ -184,12 +185,12 @@ func (p Peer) RemoveGroup(ctx context.Context, group string) error {
 }
 
 // Job reads a job on the peer.
-func (p Peer) Job(ctx context.Context, id string) (replication.PeerJob, error) {
+func (p Peer) Job(ctx context.Context, id string) (failover.PeerJob, error) {
 	j, err := p.Client.Job(ctx, id)
 	if err != nil {
-		return replication.PeerJob{}, peerError(err)
+		return failover.PeerJob{}, peerError(err)
 	}
-	pj := replication.PeerJob{State: j.State, Error: j.Error, Point: j.Point, Result: j.Result}
+	pj := failover.PeerJob{State: j.State, Error: j.Error, Point: j.Point, Result: j.Result}
 	for _, s := range j.Steps {
 		if s.State != "done" {
 			pj.Current = s.Name + ": " + s.Outcome

@@ -1,4 +1,4 @@
-package replication_test
+package failover_test
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/standby-dr/standby/shared/failover"
 	"github.com/standby-dr/standby/shared/memstore"
 	"github.com/standby-dr/standby/shared/replication"
 )
@@ -32,7 +33,7 @@ type jobFixture struct {
 	pages   *memstore.Pages
 	journal *memstore.Journal
 	q       *queue
-	runner  *replication.JobRunner
+	runner  *failover.JobRunner
 	g       *replication.Group
 	point   replication.RecoveryPoint
 }
@@ -55,7 +56,7 @@ func newJobFixture(t *testing.T) *jobFixture {
 		r.LastSourceTime = f.point.SourceTime.Add(time.Second)
 		return nil
 	})
-	f.runner = &replication.JobRunner{State: f.state, Pages: f.pages, Journal: f.journal, Jobs: f.q, Log: slog.New(slog.DiscardHandler),
+	f.runner = &failover.JobRunner{State: f.state, Pages: f.pages, Journal: f.journal, Jobs: f.q, Log: slog.New(slog.DiscardHandler),
 		Now: time.Now, MaxDeliveries: 3, Restorer: &replication.Restorer{State: f.state, Pages: f.pages, Journal: f.journal, Parallelism: 2}}
 	return f
 }
@@ -65,7 +66,7 @@ func (f *jobFixture) drain(t *testing.T) {
 	for len(f.q.msgs) > 0 {
 		m := f.q.msgs[0]
 		f.q.msgs = f.q.msgs[1:]
-		step, err := replication.DecodeStepMessage(m.Body)
+		step, err := failover.DecodeStepMessage(m.Body)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -77,9 +78,9 @@ func (f *jobFixture) drain(t *testing.T) {
 	}
 }
 
-func (f *jobFixture) job(t *testing.T, id string) replication.Job {
-	var j replication.Job
-	if _, err := f.state.Get(context.Background(), replication.JobsTable, id, replication.JobRow, &j); err != nil {
+func (f *jobFixture) job(t *testing.T, id string) failover.Job {
+	var j failover.Job
+	if _, err := f.state.Get(context.Background(), failover.JobsTable, id, failover.JobRow, &j); err != nil {
 		t.Fatal(err)
 	}
 	return j
@@ -88,16 +89,16 @@ func (f *jobFixture) job(t *testing.T, id string) replication.Job {
 func TestTestFailoverAndCleanup(t *testing.T) {
 	ctx := context.Background()
 	f := newJobFixture(t)
-	job, err := replication.NewJob("g1", replication.JobTestFailover, "latestProcessed", time.Now())
+	job, err := failover.NewJob("g1", failover.JobTestFailover, "latestProcessed", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := replication.StartJob(ctx, f.state, f.q, job); err != nil {
+	if err := failover.StartJob(ctx, f.state, f.q, job); err != nil {
 		t.Fatal(err)
 	}
 	f.drain(t)
 	j := f.job(t, job.ID())
-	if j.State != replication.JobSucceeded || j.PointID != "rp-5" || j.Result["container"] != "g1-test" || !strings.Contains(j.Result["template:vm"], `"vhdUri"`) {
+	if j.State != failover.JobSucceeded || j.PointID != "rp-5" || j.Result["container"] != "g1-test" || !strings.Contains(j.Result["template:vm"], `"vhdUri"`) {
 		t.Fatalf("job %+v", j)
 	}
 	for _, s := range j.Steps {
@@ -109,7 +110,7 @@ func TestTestFailoverAndCleanup(t *testing.T) {
 	if !bytes.Equal(got, bytes.Repeat([]byte{7}, 4096)) {
 		t.Fatal("the test disk is not the point's content")
 	}
-	if tpl, err := f.pages.GetBlob(ctx, replication.TemplateBlob("g1-test", "vm")); err != nil || string(tpl) != j.Result["template:vm"] ||
+	if tpl, err := f.pages.GetBlob(ctx, failover.TemplateBlob("g1-test", "vm")); err != nil || string(tpl) != j.Result["template:vm"] ||
 		j.Result["templateUrl:vm"] != "https://memstore.invalid/g1-test/vm.template.json" {
 		t.Fatalf("the machine definition next to the disks: %v; result %v", err, j.Result)
 	}
@@ -117,10 +118,10 @@ func TestTestFailoverAndCleanup(t *testing.T) {
 	if len(holds) != 1 || holds[0].RowKey != "rp-5" {
 		t.Fatalf("holds %+v", holds)
 	}
-	cleanup, _ := replication.NewJob("g1", replication.JobCleanupTest, "", time.Now())
-	replication.StartJob(ctx, f.state, f.q, cleanup)
+	cleanup, _ := failover.NewJob("g1", failover.JobCleanupTest, "", time.Now())
+	failover.StartJob(ctx, f.state, f.q, cleanup)
 	f.drain(t)
-	if j := f.job(t, cleanup.ID()); j.State != replication.JobSucceeded {
+	if j := f.job(t, cleanup.ID()); j.State != failover.JobSucceeded {
 		t.Fatalf("cleanup %+v", j)
 	}
 	if _, err := f.pages.Size(ctx, replication.DiskRef{Container: "g1-test", Name: "vm/d"}); !errors.Is(err, replication.ErrNotFound) {
@@ -129,7 +130,7 @@ func TestTestFailoverAndCleanup(t *testing.T) {
 	if holds, _, _ := replication.QueryAll[replication.PointHold](ctx, f.state, replication.HoldsTable, "g1"); len(holds) != 0 {
 		t.Fatalf("holds after cleanup: %+v", holds)
 	}
-	if _, err := f.pages.GetBlob(ctx, replication.TemplateBlob("g1-test", "vm")); !errors.Is(err, replication.ErrNotFound) {
+	if _, err := f.pages.GetBlob(ctx, failover.TemplateBlob("g1-test", "vm")); !errors.Is(err, replication.ErrNotFound) {
 		t.Fatalf("the machine definition after cleanup: %v", err)
 	}
 }
@@ -137,15 +138,15 @@ func TestTestFailoverAndCleanup(t *testing.T) {
 func TestFailingStepFailsTheJobOnTheLastDelivery(t *testing.T) {
 	ctx := context.Background()
 	f := newJobFixture(t)
-	job, _ := replication.NewJob("g1", replication.JobTestFailover, "rp-404", time.Now())
-	replication.StartJob(ctx, f.state, f.q, job)
-	step, _ := replication.DecodeStepMessage(f.q.msgs[0].Body)
+	job, _ := failover.NewJob("g1", failover.JobTestFailover, "rp-404", time.Now())
+	failover.StartJob(ctx, f.state, f.q, job)
+	step, _ := failover.DecodeStepMessage(f.q.msgs[0].Body)
 	for delivery := int64(1); delivery <= 3; delivery++ {
 		err := f.runner.Run(ctx, step, delivery)
 		if !errors.Is(err, replication.ErrNotRestorable) {
 			t.Fatalf("delivery %d: %v", delivery, err)
 		}
-		if j := f.job(t, job.ID()); (delivery < 3) != (j.State != replication.JobFailed) {
+		if j := f.job(t, job.ID()); (delivery < 3) != (j.State != failover.JobFailed) {
 			t.Fatalf("after delivery %d the job is %s", delivery, j.State)
 		}
 	}
@@ -164,7 +165,7 @@ func TestBadJobMessages(t *testing.T) {
 		`{"job":"0123456789abcdef0123456789abcdef","step":-1}`: "job message field step: -1 is negative",
 		`{"job":"0123456789abcdef0123456789abcdef","x":1}`:     `unknown field "x"`,
 	} {
-		if _, err := replication.DecodeStepMessage([]byte(body)); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := failover.DecodeStepMessage([]byte(body)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", body, err, want)
 		}
 	}
@@ -179,20 +180,20 @@ func TestUnplannedFailoverThenCommit(t *testing.T) {
 	oldSnap, _ := f.pages.Snapshot(ctx, f.g.TargetDisk("vm/d"), "")
 	older.Snapshots = map[string]string{"vm/d": oldSnap}
 	f.state.Upsert(ctx, replication.PointsTable, older)
-	job, _ := replication.NewJob("g1", replication.JobUnplannedFailover, "latestProcessed", time.Now())
-	replication.StartJob(ctx, f.state, f.q, job)
+	job, _ := failover.NewJob("g1", failover.JobUnplannedFailover, "latestProcessed", time.Now())
+	failover.StartJob(ctx, f.state, f.q, job)
 	f.drain(t)
 	j := f.job(t, job.ID())
 	g, _ := replication.LoadGroup(ctx, f.state, "g1")
-	if j.State != replication.JobSucceeded || g.Record.State != replication.StateFailedOver || g.Record.FailoverJob != job.ID() || j.Result["container"] != "g1-failover" {
+	if j.State != failover.JobSucceeded || g.Record.State != replication.StateFailedOver || g.Record.FailoverJob != job.ID() || j.Result["container"] != "g1-failover" {
 		t.Fatalf("job %s, group %s (%s)", j.State, g.Record.State, g.Record.Reason)
 	}
 	got, _ := f.pages.ReadRange(ctx, replication.DiskRef{Container: "g1-failover", Name: "vm/d"}, "", 0, 4096)
 	if !bytes.Equal(got, bytes.Repeat([]byte{7}, 4096)) {
 		t.Fatal("the failed-over disk is not the point's content")
 	}
-	commit, _ := replication.NewJob("g1", replication.JobCommit, "", time.Now())
-	replication.StartJob(ctx, f.state, f.q, commit)
+	commit, _ := failover.NewJob("g1", failover.JobCommit, "", time.Now())
+	failover.StartJob(ctx, f.state, f.q, commit)
 	f.drain(t)
 	points, _ := replication.ListPoints(ctx, f.state, "g1")
 	g, _ = replication.LoadGroup(ctx, f.state, "g1")
@@ -211,12 +212,12 @@ func TestPlannedFailoverWaitsForTheFinalPoint(t *testing.T) {
 		r.State, r.Watermark = replication.StateProtected, 5
 		return nil
 	})
-	job, _ := replication.NewJob("g1", replication.JobPlannedFailover, "latestProcessed", time.Now())
-	replication.StartJob(ctx, f.state, f.q, job)
+	job, _ := failover.NewJob("g1", failover.JobPlannedFailover, "latestProcessed", time.Now())
+	failover.StartJob(ctx, f.state, f.q, job)
 	run := func() {
 		m := f.q.msgs[0]
 		f.q.msgs = f.q.msgs[1:]
-		step, _ := replication.DecodeStepMessage(m.Body)
+		step, _ := failover.DecodeStepMessage(m.Body)
 		if err := f.runner.Run(ctx, step, 1); err != nil {
 			t.Fatal(err)
 		}
@@ -241,7 +242,7 @@ func TestPlannedFailoverWaitsForTheFinalPoint(t *testing.T) {
 	f.state.Upsert(ctx, replication.PointsTable, final)
 	f.drain(t)
 	j := f.job(t, job.ID())
-	if j.State != replication.JobSucceeded || j.PointID != "rp-9" {
+	if j.State != failover.JobSucceeded || j.PointID != "rp-9" {
 		t.Fatalf("planned failover: %s to %s (%s)", j.State, j.PointID, j.Error)
 	}
 }
@@ -255,17 +256,17 @@ func TestChangeRecoveryPointThenCommitKeepsTheNewPoint(t *testing.T) {
 	oldSnap, _ := f.pages.Snapshot(ctx, f.g.TargetDisk("vm/d"), "")
 	older.Snapshots = map[string]string{"vm/d": oldSnap}
 	f.state.Upsert(ctx, replication.PointsTable, older)
-	for _, step := range []struct{ typ, point string }{{replication.JobUnplannedFailover, "latest"}, {replication.JobChangePoint, "rp-2"}, {replication.JobCommit, ""}} {
-		job, err := replication.NewJob("g1", step.typ, step.point, time.Now())
+	for _, step := range []struct{ typ, point string }{{failover.JobUnplannedFailover, "latest"}, {failover.JobChangePoint, "rp-2"}, {failover.JobCommit, ""}} {
+		job, err := failover.NewJob("g1", step.typ, step.point, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
-		replication.StartJob(ctx, f.state, f.q, job)
+		failover.StartJob(ctx, f.state, f.q, job)
 		f.drain(t)
-		if j := f.job(t, job.ID()); j.State != replication.JobSucceeded {
+		if j := f.job(t, job.ID()); j.State != failover.JobSucceeded {
 			t.Fatalf("%s: %s %s", step.typ, j.State, j.Error)
 		}
-		if step.typ == replication.JobUnplannedFailover {
+		if step.typ == failover.JobUnplannedFailover {
 			if j := f.job(t, job.ID()); j.PointID != "rp-5" || j.Work["time"] == "" {
 				t.Fatalf("latest resolved to %s (work %v)", j.PointID, j.Work)
 			}
@@ -297,9 +298,9 @@ func TestMachineDefinitionsFollowTheNetworkMapping(t *testing.T) {
 	if loaded, _ := replication.LoadGroup(ctx, f.state, "g1"); loaded.Spec.VMs[0].StaticIP != "10.1.0.7" || len(loaded.Spec.Network.Mappings) != 1 {
 		t.Fatalf("the network spec did not survive the store: %+v", loaded.Spec)
 	}
-	for typ, subnet := range map[string]string{replication.JobTestFailover: "'dr-test-vnet', 'app'", replication.JobUnplannedFailover: "'dr-vnet', 'app'"} {
-		job, _ := replication.NewJob("g1", typ, "latestProcessed", time.Now())
-		replication.StartJob(ctx, f.state, f.q, job)
+	for typ, subnet := range map[string]string{failover.JobTestFailover: "'dr-test-vnet', 'app'", failover.JobUnplannedFailover: "'dr-vnet', 'app'"} {
+		job, _ := failover.NewJob("g1", typ, "latestProcessed", time.Now())
+		failover.StartJob(ctx, f.state, f.q, job)
 		f.drain(t)
 		tpl := f.job(t, job.ID()).Result["template:vm"]
 		for _, want := range []string{subnet, `"privateIPAddress":"10.1.0.7"`, `"privateIPAllocationMethod":"Static"`, `"zones":["2"]`} {
@@ -314,8 +315,8 @@ func TestMachineDefinitionsFollowTheNetworkMapping(t *testing.T) {
 	replication.DeleteGroupRows(ctx, f.state, "g1")
 	replication.CreateGroup(ctx, f.state, "g1", spec, time.Now())
 	replication.UpdateGroup(ctx, f.state, "g1", func(r *replication.GroupRecord) error { r.LastSourceTime = time.Now(); return nil })
-	job, _ := replication.NewJob("g1", replication.JobUnplannedFailover, "latestProcessed", time.Now())
-	replication.StartJob(ctx, f.state, f.q, job)
+	job, _ := failover.NewJob("g1", failover.JobUnplannedFailover, "latestProcessed", time.Now())
+	failover.StartJob(ctx, f.state, f.q, job)
 	f.drain(t)
 	tpl := f.job(t, job.ID()).Result["template:vm"]
 	for _, want := range []string{`"availabilitySet":{"id":"[resourceId('Microsoft.Compute/availabilitySets', 'web-set')]"}`,
@@ -327,11 +328,11 @@ func TestMachineDefinitionsFollowTheNetworkMapping(t *testing.T) {
 	if strings.Contains(tpl, `"zones"`) {
 		t.Fatalf("a VM in an availability set got a zone:\n%s", tpl)
 	}
-	drill, _ := replication.NewJob("g1", replication.JobTestFailover, "latestProcessed", time.Now())
-	replication.StartJob(ctx, f.state, f.q, drill)
+	drill, _ := failover.NewJob("g1", failover.JobTestFailover, "latestProcessed", time.Now())
+	failover.StartJob(ctx, f.state, f.q, drill)
 	f.drain(t)
 	want := "step machine-definitions: the network mapping of prod-vnet/app names no isolated test subnet: a test failover cannot place vm"
-	if j := f.job(t, drill.ID()); j.State != replication.JobFailed || j.Error != want {
+	if j := f.job(t, drill.ID()); j.State != failover.JobFailed || j.Error != want {
 		t.Fatalf("a drill without a test subnet: %s %q", j.State, j.Error)
 	}
 }

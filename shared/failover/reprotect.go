@@ -1,9 +1,10 @@
-package replication
+package failover
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/standby-dr/standby/shared/replication"
 	"strconv"
 	"time"
 )
@@ -14,28 +15,19 @@ import (
 // to the original disks. The forward deployment's jobs drive the reverse one through its API (PeerSite):
 // reprotect enables the reversed group there, failback runs a planned failover there.
 
-// States after a failover.
-const (
-	// StateReprotected: replication runs backwards, from the failover disks to the original disks,
-	// through the peer site.
-	StateReprotected = "Reprotected"
-	// StateFailedBack: the peer site failed the group back over to the original region.
-	StateFailedBack = "FailedBack"
-)
-
 // Job types of the way back.
 const (
 	JobReprotect = "reprotect"
 	JobFailback  = "failback"
-	// JobReprotectForward is a reprotect after a failback: replication resumes in the first direction.
+	// JobReprotectForward is a reprotect after a failback: replication.replication resumes in the first direction.
 	JobReprotectForward = "reprotect-forward"
 )
 
 // PeerSite is the Standby deployment in the other region, seen through its API. Errors wrap
-// ErrConflict, ErrInvalid or ErrNotFound when the peer refused the request; anything else may pass.
+// replication.ErrConflict, replication.ErrInvalid or replication.ErrNotFound when the peer refused the request; anything else may pass.
 type PeerSite interface {
-	// EnableGroup enables replication of the group on the peer (idempotent for the same spec).
-	EnableGroup(ctx context.Context, group string, spec GroupSpec) error
+	// EnableGroup enables replication.replication of the group on the peer (idempotent for the same spec).
+	EnableGroup(ctx context.Context, group string, spec replication.GroupSpec) error
 	GroupStatus(ctx context.Context, group string) (PeerGroup, error)
 	// StartFailover queues a failover job with the given id on the peer; the same id again finds it.
 	StartFailover(ctx context.Context, group, failoverType, jobID string) error
@@ -49,7 +41,7 @@ type PeerSite interface {
 type PeerGroup struct {
 	State  string
 	Reason string
-	// Initial replication as the peer's agent reports it: bytes compared and blocks sent.
+	// Initial replication.replication as the peer's agent reports it: bytes compared and blocks sent.
 	SyncDoneBytes, SyncTotalBytes int64
 	BlocksCompared, BlocksSent    int64
 }
@@ -66,36 +58,36 @@ type PeerJob struct {
 // failover container, at the addresses url gives) are the sources, the original disks are the targets
 // (so only the blocks that differ travel), and the network mapping points back. The original disks
 // must be page blobs: the reverse site writes them.
-func ReverseSpec(group string, spec GroupSpec, failoverContainer string, url func(DiskRef) string) (GroupSpec, error) {
-	rev := GroupSpec{Policy: spec.Policy, Target: TargetSpec{Disks: map[string]string{}}}
+func ReverseSpec(group string, spec replication.GroupSpec, failoverContainer string, url func(replication.DiskRef) string) (replication.GroupSpec, error) {
+	rev := replication.GroupSpec{Policy: spec.Policy, Target: replication.TargetSpec{Disks: map[string]string{}}}
 	for _, m := range spec.Network.Mappings {
 		// The source region's isolated test subnet is not known: test failovers of the reversed group
 		// are refused until the operator maps one.
-		rev.Network.Mappings = append(rev.Network.Mappings, NetworkMapping{Source: m.Target, Target: m.Source})
+		rev.Network.Mappings = append(rev.Network.Mappings, replication.NetworkMapping{Source: m.Target, Target: m.Source})
 	}
 	for i, vm := range spec.VMs {
-		rvm := VMSpec{Name: vm.Name, StaticIP: vm.StaticIP, Zone: vm.Zone, AvailabilitySet: vm.AvailabilitySet}
+		rvm := replication.VMSpec{Name: vm.Name, StaticIP: vm.StaticIP, Zone: vm.Zone, AvailabilitySet: vm.AvailabilitySet}
 		if m, ok := spec.Network.MappingFor(vm.Subnet); ok {
 			rvm.Subnet = m.Target
 		}
 		for j, d := range vm.Disks {
-			key := DiskKey(vm.Name, d.Name)
-			orig, err := PageBlobRef(d.Source)
+			key := replication.DiskKey(vm.Name, d.Name)
+			orig, err := replication.PageBlobRef(d.Source)
 			if err != nil {
-				return GroupSpec{}, fmt.Errorf("vms[%d].disks[%d] (%s): reprotect writes the original disks, which must be page blobs; the source is %q", i, j, key, d.Source)
+				return replication.GroupSpec{}, fmt.Errorf("vms[%d].disks[%d] (%s): reprotect writes the original disks, which must be page blobs; the source is %q", i, j, key, d.Source)
 			}
 			if rev.Target.Container == "" {
 				rev.Target.Container = orig.Container
 			}
 			rev.Target.Disks[key] = orig.String()
-			rvm.Disks = append(rvm.Disks, DiskSpec{Name: d.Name, SizeBytes: d.SizeBytes,
-				Source: "pageblob:" + url(DiskRef{Container: failoverContainer, Name: key})})
+			rvm.Disks = append(rvm.Disks, replication.DiskSpec{Name: d.Name, SizeBytes: d.SizeBytes,
+				Source: "pageblob:" + url(replication.DiskRef{Container: failoverContainer, Name: key})})
 		}
 		rev.VMs = append(rev.VMs, rvm)
 	}
 	rev.Normalize(group)
 	if err := rev.Validate(); err != nil {
-		return GroupSpec{}, fmt.Errorf("the reversed spec: %w", err)
+		return replication.GroupSpec{}, fmt.Errorf("the reversed spec: %w", err)
 	}
 	return rev, nil
 }
@@ -113,7 +105,7 @@ const peerPatience = 30 * time.Minute
 // with it; anything else (unreachable, 5xx) is tried again, backing off, for peerPatience.
 func (r *JobRunner) peerFailed(j *Job, what string, err error) (string, time.Duration, error) {
 	err = fmt.Errorf("%s: %w", what, err)
-	if errors.Is(err, ErrConflict) || errors.Is(err, ErrInvalid) || errors.Is(err, ErrNotFound) {
+	if errors.Is(err, replication.ErrConflict) || errors.Is(err, replication.ErrInvalid) || errors.Is(err, replication.ErrNotFound) {
 		return "", 0, permanentError{err}
 	}
 	if r.Now().Sub(j.Steps[j.Next].Started) > peerPatience {
@@ -144,7 +136,7 @@ var failbackSteps = []stepDef{
 
 // withPeer fails a step that talks to the peer site at once when none is configured.
 func withPeer(run stepFunc) stepFunc {
-	return func(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+	return func(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
 		if r.Peer == nil {
 			return "", 0, errNoPeer
 		}
@@ -153,15 +145,15 @@ func withPeer(run stepFunc) stepFunc {
 }
 
 // reverseSpecOf is the group's reversed spec: sources are the disks of the failover that was committed.
-func (r *JobRunner) reverseSpecOf(ctx context.Context, g *Group) (GroupSpec, error) {
+func (r *JobRunner) reverseSpecOf(ctx context.Context, g *replication.Group) (replication.GroupSpec, error) {
 	var failover Job
 	if _, err := r.State.Get(ctx, JobsTable, g.Record.FailoverJob, JobRow, &failover); err != nil {
-		return GroupSpec{}, fmt.Errorf("the failover job %q: %w", g.Record.FailoverJob, err)
+		return replication.GroupSpec{}, fmt.Errorf("the failover job %q: %w", g.Record.FailoverJob, err)
 	}
 	return ReverseSpec(g.Record.PartitionKey, g.Spec, failover.Container, r.Pages.URL)
 }
 
-func enableOnPeer(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+func enableOnPeer(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
 	rev, err := r.reverseSpecOf(ctx, g)
 	if err != nil {
 		return "", 0, permanentError{err}
@@ -174,12 +166,12 @@ func enableOnPeer(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, 
 
 // waitPeerProtected polls the peer until its agent's first sync (a checksum comparison with the
 // original disks) is applied and the reversed group is Protected.
-func waitPeerProtected(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+func waitPeerProtected(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
 	pg, err := r.Peer.GroupStatus(ctx, j.Group)
 	if err != nil {
 		return r.peerFailed(j, "reading the reversed group on the peer site", err)
 	}
-	if pg.State != StateProtected || pg.BlocksCompared < g.Spec.Blocks() { // the agent's final count may come a heartbeat later
+	if pg.State != replication.StateProtected || pg.BlocksCompared < g.Spec.Blocks() { // the agent's final count may come a heartbeat later
 		if pg.SyncTotalBytes == 0 {
 			return fmt.Sprintf("peer group %s: waiting for the agent on the failed-over VMs to start (agent run -group %s against the peer's API)", pg.State, j.Group), r.poll(j, 2*time.Second), nil
 		}
@@ -195,16 +187,16 @@ func blockCounts(sent, compared int64) map[string]string {
 	return map[string]string{"blocksSent": strconv.FormatInt(sent, 10), "blocksCompared": strconv.FormatInt(compared, 10)}
 }
 
-func markReprotected(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
-	_, err := UpdateGroup(ctx, r.State, j.Group, func(rec *GroupRecord) error {
-		rec.State, rec.UpdatedAt = StateReprotected, r.Now().UTC()
+func markReprotected(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
+	_, err := replication.UpdateGroup(ctx, r.State, j.Group, func(rec *replication.GroupRecord) error {
+		rec.State, rec.UpdatedAt = replication.StateReprotected, r.Now().UTC()
 		rec.Reason = fmt.Sprintf("replicating back to the original disks through the peer site (reprotect job %s)", j.ID())
 		return nil
 	})
 	return "group state Reprotected", 0, err
 }
 
-func peerPlannedFailover(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+func peerPlannedFailover(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
 	// The peer's job takes this job's id: a retry of this step finds it instead of starting another.
 	if err := r.Peer.StartFailover(ctx, j.Group, JobPlannedFailover, j.ID()); err != nil {
 		return r.peerFailed(j, "starting the planned failover on the peer site", err)
@@ -212,7 +204,7 @@ func peerPlannedFailover(ctx context.Context, r *JobRunner, j *Job, g *Group) (s
 	return "planned failover job " + j.ID() + " queued on the peer site", 0, nil
 }
 
-func waitPeerFailover(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+func waitPeerFailover(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
 	pj, err := r.Peer.Job(ctx, j.ID())
 	if err != nil {
 		return r.peerFailed(j, "reading the planned failover on the peer site", err)
@@ -231,37 +223,37 @@ func waitPeerFailover(ctx context.Context, r *JobRunner, j *Job, g *Group) (stri
 	return fmt.Sprintf("peer job %s: %s", pj.State, pj.Current), r.poll(j, 2*time.Second), nil
 }
 
-func markFailedBack(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
-	_, err := UpdateGroup(ctx, r.State, j.Group, func(rec *GroupRecord) error {
-		rec.State, rec.UpdatedAt = StateFailedBack, r.Now().UTC()
+func markFailedBack(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
+	_, err := replication.UpdateGroup(ctx, r.State, j.Group, func(rec *replication.GroupRecord) error {
+		rec.State, rec.UpdatedAt = replication.StateFailedBack, r.Now().UTC()
 		rec.Reason = fmt.Sprintf("failed back to the original region at %s by job %s", j.PointID, j.ID())
 		return nil
 	})
 	return "group state FailedBack", 0, err
 }
 
-func retirePeerGroup(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+func retirePeerGroup(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
 	if err := r.Peer.RemoveGroup(ctx, j.Group); err != nil {
 		return r.peerFailed(j, "removing the reversed group from the peer site", err)
 	}
 	return "the reversed group is removed from the peer site; the original disks stay", 0, nil
 }
 
-// resumeProtection restarts replication this way: the agent on the VMs (back on their original disks)
+// resumeProtection restarts replication.replication this way: the agent on the VMs (back on their original disks)
 // is told to resync, comparing block checksums with the replicas, which still hold the failover's point.
-func resumeProtection(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+func resumeProtection(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
 	// The failover's point needs no hold any more: retention may prune it. Released before the group
 	// forgets which job that was, so that a redelivered message still finds them.
 	if failover := g.Record.FailoverJob; failover != "" {
-		if _, err := r.releaseHolds(ctx, j.Group, func(h PointHold) bool { return h.Job == failover }); err != nil {
+		if _, err := r.releaseHolds(ctx, j.Group, func(h replication.PointHold) bool { return h.Job == failover }); err != nil {
 			return "", 0, err
 		}
 	}
-	if _, err := UpdateGroup(ctx, r.State, j.Group, func(rec *GroupRecord) error {
-		if rec.State != StateFailedBack {
-			return ErrUnchanged // done before the message came again
+	if _, err := replication.UpdateGroup(ctx, r.State, j.Group, func(rec *replication.GroupRecord) error {
+		if rec.State != replication.StateFailedBack {
+			return replication.ErrUnchanged // done before the message came again
 		}
-		rec.State, rec.UpdatedAt = StateResyncRequired, r.Now().UTC()
+		rec.State, rec.UpdatedAt = replication.StateResyncRequired, r.Now().UTC()
 		rec.Reason = "reprotected after failback: the agent compares the disks with the replicas and sends the blocks that differ"
 		rec.StopRequested, rec.AgentStoppedSeq, rec.FailoverJob = false, 0, ""
 		rec.BaselineBlocks, rec.BaselineBlocksSent = 0, 0
@@ -272,12 +264,12 @@ func resumeProtection(ctx context.Context, r *JobRunner, j *Job, g *Group) (stri
 	return "group state ResyncRequired: the agent resyncs by checksum", 0, nil
 }
 
-func waitProtected(ctx context.Context, r *JobRunner, j *Job, g *Group) (string, time.Duration, error) {
+func waitProtected(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
 	rec := g.Record
-	if rec.State == StateResyncRequired {
+	if rec.State == replication.StateResyncRequired {
 		return fmt.Sprintf("ResyncRequired: waiting for the agent on the VMs, back on their own disks, to resync (agent run -group %s)", j.Group), r.poll(j, 2*time.Second), nil
 	}
-	if rec.State != StateProtected || rec.BaselineBlocks < g.Spec.Blocks() {
+	if rec.State != replication.StateProtected || rec.BaselineBlocks < g.Spec.Blocks() {
 		return fmt.Sprintf("%s: %d of %d blocks compared, %d sent", rec.State, rec.BaselineBlocks, g.Spec.Blocks(), rec.BaselineBlocksSent), r.poll(j, 2*time.Second), nil
 	}
 	j.Result = blockCounts(rec.BaselineBlocksSent, rec.BaselineBlocks)

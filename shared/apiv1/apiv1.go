@@ -1,0 +1,228 @@
+// Package apiv1 holds the wire types of Standby's REST API (/api/v1): what the api function answers and
+// accepts, and what the operator CLI, the agent and the peer site send and read. Errors travel as RFC
+// 7807 problem+json documents.
+package apiv1
+
+import (
+	"time"
+
+	"github.com/standby-dr/standby/shared/failover"
+	"github.com/standby-dr/standby/shared/replication"
+)
+
+// DependencyHealth is one dependency's line in the health report.
+type DependencyHealth struct {
+	Name      string `json:"name"`
+	Reachable bool   `json:"reachable"`
+	LatencyMs int64  `json:"latencyMs"`
+	Error     string `json:"error,omitempty"`
+}
+
+// FailoverRequest is the body of POST /groups/{group}/failover.
+type FailoverRequest struct {
+	Type          string `json:"type"`
+	RecoveryPoint string `json:"recoveryPoint"`
+	// JobID, when given (32 hex digits), makes the request idempotent: the job gets this id, and the
+	// same request again answers the job it made (a peer site's failback retries with it).
+	JobID string `json:"jobId,omitempty"`
+}
+
+// ChangePointRequest is the body of POST /groups/{group}/change-recovery-point.
+type ChangePointRequest struct {
+	RecoveryPoint string `json:"recoveryPoint"`
+}
+
+// DeadLetterView is a dead-lettered job message.
+type DeadLetterView struct {
+	MessageID   string `json:"messageId"`
+	SessionID   string `json:"group"`
+	Reason      string `json:"reason"`
+	Description string `json:"description"`
+	Deliveries  int    `json:"deliveries"`
+	Body        string `json:"body"`
+}
+
+// JobView is a job as the API shows it.
+type JobView struct {
+	ID            string             `json:"id"`
+	Group         string             `json:"group"`
+	Type          string             `json:"type"`
+	RecoveryPoint string             `json:"recoveryPoint,omitempty"`
+	State         string             `json:"state"`
+	Steps         []failover.JobStep `json:"steps"`
+	Point         string             `json:"point,omitempty"`
+	Result        map[string]string  `json:"result,omitempty"`
+	Error         string             `json:"error,omitempty"`
+	CreatedAt     time.Time          `json:"createdAt"`
+	UpdatedAt     time.Time          `json:"updatedAt"`
+}
+
+// GroupView is a group as the API shows it.
+type GroupView struct {
+	Group              string                  `json:"group"`
+	State              string                  `json:"state"`
+	Reason             string                  `json:"reason,omitempty"`
+	VMs                []replication.VMSpec    `json:"vms"`
+	Target             replication.TargetSpec  `json:"target"`
+	Policy             replication.Policy      `json:"policy"`
+	Network            replication.NetworkSpec `json:"network"`
+	Watermark          int64                   `json:"watermark"`
+	AgentSeq           int64                   `json:"agentSeq"`
+	PendingBatches     int64                   `json:"pendingBatches"`
+	RPOSeconds         float64                 `json:"rpoSeconds"`
+	LastSourceTime     time.Time               `json:"lastSourceTime"`
+	LastAppliedAt      time.Time               `json:"lastAppliedAt"`
+	ApplyBytesPerSec   float64                 `json:"applyBytesPerSecond"`
+	BytesApplied       int64                   `json:"bytesApplied"`
+	BatchesApplied     int64                   `json:"batchesApplied"`
+	Health             string                  `json:"health,omitempty"`
+	HealthReason       string                  `json:"healthReason,omitempty"`
+	LastPointTime      *time.Time              `json:"lastRecoveryPoint,omitempty"`
+	LastAppPointTime   *time.Time              `json:"lastAppConsistentPoint,omitempty"`
+	Retention          *RetentionView          `json:"retentionWindow,omitempty"`
+	InitialReplication *BaselineView           `json:"initialReplication,omitempty"`
+	LastMarker         *MarkerView             `json:"lastMarker,omitempty"`
+	CreatedAt          time.Time               `json:"createdAt"`
+}
+
+// RetentionView is what the group's retention keeps: the policy and the points it holds now.
+type RetentionView struct {
+	Hours       int        `json:"hours"`
+	Points      int        `json:"points"`
+	OldestPoint *time.Time `json:"oldestPoint,omitempty"`
+	NewestPoint *time.Time `json:"newestPoint,omitempty"`
+}
+
+// BaselineView is initial replication (or resync) progress as the agent reports it.
+type BaselineView struct {
+	DoneBytes  int64   `json:"doneBytes"`
+	TotalBytes int64   `json:"totalBytes"`
+	Percent    float64 `json:"percent"`
+	RateBps    float64 `json:"rateBytesPerSecond"`
+	ETASeconds float64 `json:"etaSeconds"`
+	// BlocksCompared and BlocksSent: a checksum sync sends only the blocks that differ.
+	BlocksCompared int64 `json:"blocksCompared"`
+	BlocksSent     int64 `json:"blocksSent"`
+}
+
+// MarkerView is the last marker applied.
+type MarkerView struct {
+	Seq         int64     `json:"seq"`
+	Consistency string    `json:"consistency"`
+	SourceTime  time.Time `json:"sourceTime"`
+}
+
+// AgentReport is the agent's heartbeat.
+type AgentReport struct {
+	Seq int64 `json:"seq"`
+	// Stopped: the agent stopped taking writes as told (planned failover) and Seq is its last.
+	Stopped            bool    `json:"stopped"`
+	BaselineDoneBytes  int64   `json:"baselineDoneBytes"`
+	BaselineTotalBytes int64   `json:"baselineTotalBytes"`
+	BaselineRateBps    float64 `json:"baselineRateBytesPerSecond"`
+	// The sync's blocks compared so far and those found different and sent.
+	BaselineBlocks     int64 `json:"baselineBlocks"`
+	BaselineBlocksSent int64 `json:"baselineBlocksSent"`
+}
+
+// AgentInstructions is the heartbeat's answer: what the agent must do.
+type AgentInstructions struct {
+	State     string `json:"state"`
+	Reason    string `json:"reason,omitempty"`
+	Watermark int64  `json:"watermark"`
+	// Resync asks for a checksum resync starting with a resync batch (the group stopped at a gap).
+	Resync bool `json:"resync"`
+	// Stop asks the agent to stop taking writes, flush, mark the end and report (planned failover).
+	Stop bool `json:"stop"`
+	// MarkerRequestedAt, when set, asks for a crash-consistent marker (once per distinct time).
+	MarkerRequestedAt *time.Time `json:"markerRequestedAt,omitempty"`
+	// AppMarkerRequestedAt asks for an app-consistent marker: hooks, marker, hooks (once per time).
+	AppMarkerRequestedAt *time.Time `json:"appMarkerRequestedAt,omitempty"`
+}
+
+// DiskHashes is a disk's block checksums on the target (for the agent's checksum resync).
+type DiskHashes struct {
+	BlockSize int64    `json:"blockSize"`
+	Hashes    []string `json:"hashes"`
+}
+
+// EventReport is an event the agent reports (a failed app-consistency hook).
+type EventReport struct {
+	Kind    string `json:"kind"`
+	Message string `json:"message"`
+}
+
+// EventView is one entry of a group's history.
+type EventView struct {
+	Time    time.Time `json:"time"`
+	Kind    string    `json:"kind"`
+	Message string    `json:"message"`
+}
+
+// PointView is a recovery point as the API shows it.
+type PointView struct {
+	ID         string          `json:"id"`
+	Kind       string          `json:"kind"`
+	SourceTime time.Time       `json:"sourceTime"`
+	Seq        int64           `json:"seq"`
+	Disks      []PointDiskView `json:"disks"`
+	CreatedAt  time.Time       `json:"createdAt"`
+}
+
+// PointDiskView is one disk of a point.
+type PointDiskView struct {
+	Disk      string `json:"disk"`
+	Snapshot  string `json:"snapshot"`
+	SizeBytes int64  `json:"sizeBytes"`
+}
+
+// PointsPage is GET /groups/{group}/recovery-points.
+type PointsPage struct {
+	Group  string      `json:"group"`
+	Points []PointView `json:"points"`
+	// Next continues the listing (pass it as ?after=).
+	Next string `json:"next,omitempty"`
+	// Window is what can be restored: from the oldest point to the newest applied write; JournalCovers
+	// says whether the journal holds every batch in between (any point in time, not only the points).
+	Window struct {
+		From          *time.Time `json:"from,omitempty"`
+		To            *time.Time `json:"to,omitempty"`
+		JournalCovers bool       `json:"journalCovers"`
+		Reason        string     `json:"reason,omitempty"`
+	} `json:"restorableWindow"`
+}
+
+// NewJobView is a job as the API shows it.
+func NewJobView(j failover.Job) JobView {
+	return JobView{ID: j.ID(), Group: j.Group, Type: j.Type, RecoveryPoint: j.RecoveryPoint, State: j.State, Steps: j.Steps,
+		Point: j.PointID, Result: j.Result, Error: j.Error, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
+}
+
+// NewGroupView is a group as the API shows it (without its retention window).
+func NewGroupView(g *replication.Group, now time.Time) GroupView {
+	r := g.Record
+	v := GroupView{Group: r.PartitionKey, State: r.State, Reason: r.Reason, VMs: g.Spec.VMs, Target: r.Target, Policy: r.Policy, Network: r.Network,
+		Watermark: r.Watermark, AgentSeq: r.AgentSeq, LastSourceTime: r.LastSourceTime, LastAppliedAt: r.LastAppliedAt,
+		ApplyBytesPerSec: r.ApplyBytesPerSecond, BytesApplied: r.BytesApplied, BatchesApplied: r.BatchesApplied, CreatedAt: r.CreatedAt}
+	v.PendingBatches = r.Pending()
+	v.RPOSeconds = r.RPO(now).Seconds()
+	v.Health, v.HealthReason = r.Health, r.HealthReason
+	if !r.LastPointTime.IsZero() {
+		v.LastPointTime = &r.LastPointTime
+	}
+	if !r.LastAppPointTime.IsZero() {
+		v.LastAppPointTime = &r.LastAppPointTime
+	}
+	if r.BaselineTotal > 0 {
+		b := &BaselineView{DoneBytes: r.BaselineDone, TotalBytes: r.BaselineTotal, RateBps: r.BaselineRateBps,
+			Percent: 100 * float64(r.BaselineDone) / float64(r.BaselineTotal), BlocksCompared: r.BaselineBlocks, BlocksSent: r.BaselineBlocksSent}
+		if r.BaselineRateBps > 0 {
+			b.ETASeconds = float64(r.BaselineTotal-r.BaselineDone) / r.BaselineRateBps
+		}
+		v.InitialReplication = b
+	}
+	if r.LastMarkerSeq > 0 {
+		v.LastMarker = &MarkerView{Seq: r.LastMarkerSeq, Consistency: r.LastMarkerKind, SourceTime: r.LastMarkerTime}
+	}
+	return v
+}
