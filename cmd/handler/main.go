@@ -85,7 +85,7 @@ type deps struct {
 	journal     replication.JournalStore
 	jobs        replication.JobSender
 	peer        jobs.PeerSite
-	probes      []api.Probe
+	probes      []replication.Probe
 	closer      []func()
 }
 
@@ -121,9 +121,9 @@ func orDefault(v, def string) string {
 
 func buildDeps(ctx context.Context, getenv func(string) string, log *slog.Logger) *deps {
 	d := &deps{}
-	fail := func(name string, err error) api.Probe {
+	fail := func(name string, err error) replication.Probe {
 		log.Warn("dependency not available", "dependency", name, "err", err)
-		return api.Probe{Name: name, Check: func(context.Context) error { return err }}
+		return replication.Probe{Name: name, Check: func(context.Context) error { return err }}
 	}
 	// Target region storage: page blobs and tables.
 	if s, err := azconn.Lookup(getenv, settingTarget, "table"); err != nil {
@@ -133,7 +133,7 @@ func buildDeps(ctx context.Context, getenv func(string) string, log *slog.Logger
 	} else {
 		store := tables.New(svc)
 		d.state = store
-		d.probes = append(d.probes, api.Probe{Name: "target-tables", Check: store.Ping})
+		d.probes = append(d.probes, replication.Probe{Name: "target-tables", Check: store.Ping})
 	}
 	// Target disks (page blobs) and the cache journal (block blobs in the source region).
 	if s, err := azconn.Lookup(getenv, settingTarget, "blob"); err != nil {
@@ -143,7 +143,7 @@ func buildDeps(ctx context.Context, getenv func(string) string, log *slog.Logger
 	} else {
 		store := pageblobs.New(svc)
 		d.pages = store
-		d.probes = append(d.probes, api.Probe{Name: "target-blobs", Check: store.Ping})
+		d.probes = append(d.probes, replication.Probe{Name: "target-blobs", Check: store.Ping})
 	}
 	if s, err := azconn.Lookup(getenv, settingCache, "blob"); err != nil {
 		d.probes = append(d.probes, fail("cache-blobs", err))
@@ -151,7 +151,7 @@ func buildDeps(ctx context.Context, getenv func(string) string, log *slog.Logger
 		d.probes = append(d.probes, fail("cache-blobs", err))
 	} else {
 		d.journal = journal.New(svc, orDefault(getenv(settingJournal), "journal"))
-		d.probes = append(d.probes, api.Probe{Name: "cache-blobs", Check: pageblobs.New(svc).Ping})
+		d.probes = append(d.probes, replication.Probe{Name: "cache-blobs", Check: pageblobs.New(svc).Ping})
 	}
 	// The other region's deployment: reachable only when needed (it may be the region that is down).
 	if base := strings.TrimSpace(getenv(settingPeerAPI)); base != "" {
@@ -166,7 +166,7 @@ func buildDeps(ctx context.Context, getenv func(string) string, log *slog.Logger
 			d.probes = append(d.probes, fail("eventhubs", err))
 		} else {
 			d.closer = append(d.closer, func() { b.Close() })
-			d.probes = append(d.probes, api.Probe{Name: "eventhubs", Check: func(ctx context.Context) error {
+			d.probes = append(d.probes, replication.Probe{Name: "eventhubs", Check: func(ctx context.Context) error {
 				_, err := b.PartitionCount(ctx, hub)
 				return err
 			}})
@@ -175,7 +175,7 @@ func buildDeps(ctx context.Context, getenv func(string) string, log *slog.Logger
 		d.probes = append(d.probes, fail("eventhubs", err))
 	} else {
 		d.closer = append(d.closer, func() { pub.Close(context.Background()) })
-		d.probes = append(d.probes, api.Probe{Name: "eventhubs", Check: func(ctx context.Context) error {
+		d.probes = append(d.probes, replication.Probe{Name: "eventhubs", Check: func(ctx context.Context) error {
 			_, err := pub.Properties(ctx)
 			return err
 		}})
@@ -199,7 +199,7 @@ func buildDeps(ctx context.Context, getenv func(string) string, log *slog.Logger
 				}
 				return out, err
 			}
-			d.probes = append(d.probes, api.Probe{Name: "servicebus", Check: func(ctx context.Context) error {
+			d.probes = append(d.probes, replication.Probe{Name: "servicebus", Check: func(ctx context.Context) error {
 				_, err := b.Counts(ctx, queue)
 				return err
 			}})
@@ -220,7 +220,7 @@ func buildDeps(ctx context.Context, getenv func(string) string, log *slog.Logger
 			return out, err
 		}
 		d.closer = append(d.closer, func() { sender.Close(context.Background()); client.Close(context.Background()) })
-		d.probes = append(d.probes, api.Probe{Name: "servicebus", Check: func(ctx context.Context) error {
+		d.probes = append(d.probes, replication.Probe{Name: "servicebus", Check: func(ctx context.Context) error {
 			_, err := servicebus.PeekDeadLetters(ctx, client, queue, 1)
 			return err
 		}})
@@ -230,37 +230,36 @@ func buildDeps(ctx context.Context, getenv func(string) string, log *slog.Logger
 
 func routes(d *deps, log *slog.Logger) http.Handler {
 	now := time.Now
-	mux := http.NewServeMux()
-	applyFn := &apply.Function{State: d.state, Log: log.With("function", "apply")}
-	if d.state != nil && d.pages != nil && d.journal != nil {
-		parallelism, err := strconv.Atoi(orDefault(os.Getenv(settingParallel), "8"))
-		if err != nil || parallelism < 1 {
-			log.Warn("ignoring an invalid StandbyApplyParallelism", "value", os.Getenv(settingParallel))
-			parallelism = 8
-		}
-		applyFn.Applier = &replication.Applier{State: d.state, Pages: d.pages, Journal: d.journal, Log: log.With("function", "apply"),
-			Now: now, Parallelism: parallelism}
-	}
-	cutFn := &cutpoints.Function{State: d.state, Pages: d.pages, Journal: d.journal, Log: log.With("function", "cutpoints"), Now: now}
+	groups := &replication.Service{State: d.state, Pages: d.pages, Journal: d.journal, Log: log.With("function", "cutpoints"), Now: now}
+	applier := &replication.Applier{State: d.state, Pages: d.pages, Journal: d.journal, Log: log.With("function", "apply"), Now: now,
+		Parallelism: intSetting(log, settingParallel, 8)}
 	failFn := &failover.Function{}
 	if d.state != nil && d.pages != nil && d.jobs != nil {
-		maxDeliveries, err := strconv.ParseInt(orDefault(os.Getenv(settingMaxDelivery), "10"), 10, 64)
-		if err != nil || maxDeliveries < 1 {
-			log.Warn("ignoring an invalid StandbyJobMaxDeliveryCount", "value", os.Getenv(settingMaxDelivery))
-			maxDeliveries = 10
-		}
 		failFn.Runner = &jobs.JobRunner{State: d.state, Pages: d.pages, Journal: d.journal, Jobs: d.jobs, Log: log.With("function", "failover"),
-			Now: now, MaxDeliveries: maxDeliveries, Peer: d.peer,
+			Now: now, MaxDeliveries: int64(intSetting(log, settingMaxDelivery, 10)), Peer: d.peer,
 			Restorer: &replication.Restorer{State: d.state, Pages: d.pages, Journal: d.journal, Parallelism: 8}}
 	}
-	mux.Handle("POST /apply", funcproto.Handler(log, "apply", applyFn.Invoke))
-	mux.Handle("POST /cutpoints", funcproto.Handler(log, "cutpoints", cutFn.Invoke))
+	apiLog := log.With("function", "api")
+	apiFn := &api.API{Groups: &replication.Service{State: d.state, Pages: d.pages, Journal: d.journal, Log: apiLog, Now: now},
+		Jobs:        &jobs.Admission{State: d.state, Pages: d.pages, Jobs: d.jobs, PeerConfigured: d.peer != nil, Log: apiLog, Now: now},
+		DeadLetters: d.deadLetters, Probes: d.probes, Log: apiLog, Now: now}
+	mux := http.NewServeMux()
+	mux.Handle("POST /apply", funcproto.Handler(log, "apply", (&apply.Function{Applier: applier}).Invoke))
+	mux.Handle("POST /cutpoints", funcproto.Handler(log, "cutpoints", (&cutpoints.Function{Groups: groups}).Invoke))
 	mux.Handle("POST /failover", funcproto.Handler(log, "failover", failFn.Invoke))
-	apiFn := &api.API{DeadLetters: d.deadLetters, State: d.state, Pages: d.pages, Journal: d.journal, Jobs: d.jobs, Probes: d.probes,
-		PeerConfigured: d.peer != nil, Log: log.With("function", "api"), Now: now}
 	mux.Handle("/api/", apiFn.Handler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("no function at %s", r.URL.Path), http.StatusNotFound)
 	})
 	return mux
+}
+
+// intSetting is a positive whole-number setting, def when unset or invalid (which is logged).
+func intSetting(log *slog.Logger, name string, def int) int {
+	n, err := strconv.Atoi(orDefault(os.Getenv(name), strconv.Itoa(def)))
+	if err != nil || n < 1 {
+		log.Warn("ignoring an invalid setting", "setting", name, "value", os.Getenv(name))
+		return def
+	}
+	return n
 }

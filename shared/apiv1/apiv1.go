@@ -60,7 +60,7 @@ type JobView struct {
 // GroupView is a group as the API shows it.
 type GroupView struct {
 	Group              string                  `json:"group"`
-	State              string                  `json:"state"`
+	State              replication.State       `json:"state"`
 	Reason             string                  `json:"reason,omitempty"`
 	VMs                []replication.VMSpec    `json:"vms"`
 	Target             replication.TargetSpec  `json:"target"`
@@ -112,39 +112,12 @@ type MarkerView struct {
 	SourceTime  time.Time `json:"sourceTime"`
 }
 
-// AgentReport is the agent's heartbeat.
-type AgentReport struct {
-	Seq int64 `json:"seq"`
-	// Stopped: the agent stopped taking writes as told (planned failover) and Seq is its last.
-	Stopped            bool    `json:"stopped"`
-	BaselineDoneBytes  int64   `json:"baselineDoneBytes"`
-	BaselineTotalBytes int64   `json:"baselineTotalBytes"`
-	BaselineRateBps    float64 `json:"baselineRateBytesPerSecond"`
-	// The sync's blocks compared so far and those found different and sent.
-	BaselineBlocks     int64 `json:"baselineBlocks"`
-	BaselineBlocksSent int64 `json:"baselineBlocksSent"`
-}
-
-// AgentInstructions is the heartbeat's answer: what the agent must do.
-type AgentInstructions struct {
-	State     string `json:"state"`
-	Reason    string `json:"reason,omitempty"`
-	Watermark int64  `json:"watermark"`
-	// Resync asks for a checksum resync starting with a resync batch (the group stopped at a gap).
-	Resync bool `json:"resync"`
-	// Stop asks the agent to stop taking writes, flush, mark the end and report (planned failover).
-	Stop bool `json:"stop"`
-	// MarkerRequestedAt, when set, asks for a crash-consistent marker (once per distinct time).
-	MarkerRequestedAt *time.Time `json:"markerRequestedAt,omitempty"`
-	// AppMarkerRequestedAt asks for an app-consistent marker: hooks, marker, hooks (once per time).
-	AppMarkerRequestedAt *time.Time `json:"appMarkerRequestedAt,omitempty"`
-}
-
-// DiskHashes is a disk's block checksums on the target (for the agent's checksum resync).
-type DiskHashes struct {
-	BlockSize int64    `json:"blockSize"`
-	Hashes    []string `json:"hashes"`
-}
+// The agent's heartbeat, its answer and a disk's block hashes are the domain's own types.
+type (
+	AgentReport       = replication.AgentReport
+	AgentInstructions = replication.AgentInstructions
+	DiskHashes        = replication.DiskHashes
+)
 
 // EventReport is an event the agent reports (a failed app-consistency hook).
 type EventReport struct {
@@ -190,39 +163,4 @@ type PointsPage struct {
 		JournalCovers bool       `json:"journalCovers"`
 		Reason        string     `json:"reason,omitempty"`
 	} `json:"restorableWindow"`
-}
-
-// NewJobView is a job as the API shows it.
-func NewJobView(j failover.Job) JobView {
-	return JobView{ID: j.ID(), Group: j.Group, Type: j.Type, RecoveryPoint: j.RecoveryPoint, State: j.State, Steps: j.Steps,
-		Point: j.PointID, Result: j.Result, Error: j.Error, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
-}
-
-// NewGroupView is a group as the API shows it (without its retention window).
-func NewGroupView(g *replication.Group, now time.Time) GroupView {
-	r := g.Record
-	v := GroupView{Group: r.PartitionKey, State: r.State, Reason: r.Reason, VMs: g.Spec.VMs, Target: r.Target, Policy: r.Policy, Network: r.Network,
-		Watermark: r.Watermark, AgentSeq: r.AgentSeq, LastSourceTime: r.LastSourceTime, LastAppliedAt: r.LastAppliedAt,
-		ApplyBytesPerSec: r.ApplyBytesPerSecond, BytesApplied: r.BytesApplied, BatchesApplied: r.BatchesApplied, CreatedAt: r.CreatedAt}
-	v.PendingBatches = r.Pending()
-	v.RPOSeconds = r.RPO(now).Seconds()
-	v.Health, v.HealthReason = r.Health, r.HealthReason
-	if !r.LastPointTime.IsZero() {
-		v.LastPointTime = &r.LastPointTime
-	}
-	if !r.LastAppPointTime.IsZero() {
-		v.LastAppPointTime = &r.LastAppPointTime
-	}
-	if r.BaselineTotal > 0 {
-		b := &BaselineView{DoneBytes: r.BaselineDone, TotalBytes: r.BaselineTotal, RateBps: r.BaselineRateBps,
-			Percent: 100 * float64(r.BaselineDone) / float64(r.BaselineTotal), BlocksCompared: r.BaselineBlocks, BlocksSent: r.BaselineBlocksSent}
-		if r.BaselineRateBps > 0 {
-			b.ETASeconds = float64(r.BaselineTotal-r.BaselineDone) / r.BaselineRateBps
-		}
-		v.InitialReplication = b
-	}
-	if r.LastMarkerSeq > 0 {
-		v.LastMarker = &MarkerView{Seq: r.LastMarkerSeq, Consistency: r.LastMarkerKind, SourceTime: r.LastMarkerTime}
-	}
-	return v
 }

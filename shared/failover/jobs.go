@@ -16,7 +16,7 @@ import (
 
 // Jobs are explicit state machines in Table storage (Durable Functions does not serve custom handlers):
 // each job queue message names a job and the step to run; the failover function runs that one step,
-// records it with an replication.ETag guard, and sends the message of the next step (or schedules a poll). Messages
+// records it with an ETag guard, and sends the message of the next step (or schedules a poll). Messages
 // are at-least-once and every step is idempotent: a step is redone from scratch when its message comes
 // again, and a message for a step already done re-sends the next step's message and is acknowledged.
 
@@ -91,7 +91,7 @@ func DecodeStepMessage(data []byte) (StepMessage, error) {
 	if err := dec.Decode(&m); err != nil {
 		return m, fmt.Errorf("job message is not valid JSON of the job message shape: %w", err)
 	}
-	if len(m.Job) != 32 {
+	if !ValidJobID(m.Job) {
 		return m, fmt.Errorf("job message field job: %q is not a job id", m.Job)
 	}
 	if m.Step < 0 {
@@ -358,9 +358,8 @@ func waitDrained(ctx context.Context, r *JobRunner, j *Job, g *replication.Group
 
 func markFailedOver(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
 	_, err := replication.UpdateGroup(ctx, r.State, j.Group, func(rec *replication.GroupRecord) error {
-		rec.State, rec.Reason, rec.FailoverJob = replication.StateFailedOver, fmt.Sprintf("failed over to %s by job %s", j.PointID, j.ID()), j.ID()
-		rec.UpdatedAt = r.Now().UTC()
-		return nil
+		rec.FailoverJob = j.ID()
+		return rec.Move(replication.StateFailedOver, fmt.Sprintf("failed over to %s by job %s", j.PointID, j.ID()), r.Now().UTC())
 	})
 	if err != nil || !inPlace(j, g) {
 		return "group state FailedOver", 0, err
@@ -404,8 +403,7 @@ func deleteOtherPoints(ctx context.Context, r *JobRunner, j *Job, g *replication
 
 func markCommitted(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
 	_, err := replication.UpdateGroup(ctx, r.State, j.Group, func(rec *replication.GroupRecord) error {
-		rec.State, rec.Reason, rec.UpdatedAt = replication.StateCommitted, "failover committed by job "+j.ID(), r.Now().UTC()
-		return nil
+		return rec.Move(replication.StateCommitted, "failover committed by job "+j.ID(), r.Now().UTC())
 	})
 	return "group state Committed", 0, err
 }

@@ -19,14 +19,14 @@ import (
 const (
 	JobReprotect = "reprotect"
 	JobFailback  = "failback"
-	// JobReprotectForward is a reprotect after a failback: replication.replication resumes in the first direction.
+	// JobReprotectForward is a reprotect after a failback: replication resumes in the first direction.
 	JobReprotectForward = "reprotect-forward"
 )
 
 // PeerSite is the Standby deployment in the other region, seen through its API. Errors wrap
-// replication.ErrConflict, replication.ErrInvalid or replication.ErrNotFound when the peer refused the request; anything else may pass.
+// ErrConflict, ErrInvalid or ErrNotFound (shared/replication) when the peer refused the request; anything else may pass.
 type PeerSite interface {
-	// EnableGroup enables replication.replication of the group on the peer (idempotent for the same spec).
+	// EnableGroup enables replication of the group on the peer (idempotent for the same spec).
 	EnableGroup(ctx context.Context, group string, spec replication.GroupSpec) error
 	GroupStatus(ctx context.Context, group string) (PeerGroup, error)
 	// StartFailover queues a failover job with the given id on the peer; the same id again finds it.
@@ -39,9 +39,9 @@ type PeerSite interface {
 
 // PeerGroup is a group's state on the peer site.
 type PeerGroup struct {
-	State  string
+	State  replication.State
 	Reason string
-	// Initial replication.replication as the peer's agent reports it: bytes compared and blocks sent.
+	// Initial replication as the peer's agent reports it: bytes compared and blocks sent.
 	SyncDoneBytes, SyncTotalBytes int64
 	BlocksCompared, BlocksSent    int64
 }
@@ -189,9 +189,7 @@ func blockCounts(sent, compared int64) map[string]string {
 
 func markReprotected(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
 	_, err := replication.UpdateGroup(ctx, r.State, j.Group, func(rec *replication.GroupRecord) error {
-		rec.State, rec.UpdatedAt = replication.StateReprotected, r.Now().UTC()
-		rec.Reason = fmt.Sprintf("replicating back to the original disks through the peer site (reprotect job %s)", j.ID())
-		return nil
+		return rec.Move(replication.StateReprotected, fmt.Sprintf("replicating back to the original disks through the peer site (reprotect job %s)", j.ID()), r.Now().UTC())
 	})
 	return "group state Reprotected", 0, err
 }
@@ -225,9 +223,7 @@ func waitPeerFailover(ctx context.Context, r *JobRunner, j *Job, g *replication.
 
 func markFailedBack(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
 	_, err := replication.UpdateGroup(ctx, r.State, j.Group, func(rec *replication.GroupRecord) error {
-		rec.State, rec.UpdatedAt = replication.StateFailedBack, r.Now().UTC()
-		rec.Reason = fmt.Sprintf("failed back to the original region at %s by job %s", j.PointID, j.ID())
-		return nil
+		return rec.Move(replication.StateFailedBack, fmt.Sprintf("failed back to the original region at %s by job %s", j.PointID, j.ID()), r.Now().UTC())
 	})
 	return "group state FailedBack", 0, err
 }
@@ -239,7 +235,7 @@ func retirePeerGroup(ctx context.Context, r *JobRunner, j *Job, g *replication.G
 	return "the reversed group is removed from the peer site; the original disks stay", 0, nil
 }
 
-// resumeProtection restarts replication.replication this way: the agent on the VMs (back on their original disks)
+// resumeProtection restarts replication this way: the agent on the VMs (back on their original disks)
 // is told to resync, comparing block checksums with the replicas, which still hold the failover's point.
 func resumeProtection(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
 	// The failover's point needs no hold any more: retention may prune it. Released before the group
@@ -253,11 +249,9 @@ func resumeProtection(ctx context.Context, r *JobRunner, j *Job, g *replication.
 		if rec.State != replication.StateFailedBack {
 			return replication.ErrUnchanged // done before the message came again
 		}
-		rec.State, rec.UpdatedAt = replication.StateResyncRequired, r.Now().UTC()
-		rec.Reason = "reprotected after failback: the agent compares the disks with the replicas and sends the blocks that differ"
 		rec.StopRequested, rec.AgentStoppedSeq, rec.FailoverJob = false, 0, ""
 		rec.BaselineBlocks, rec.BaselineBlocksSent = 0, 0
-		return nil
+		return rec.Move(replication.StateResyncRequired, "reprotected after failback: the agent compares the disks with the replicas and sends the blocks that differ", r.Now().UTC())
 	}); err != nil {
 		return "", 0, err
 	}

@@ -128,7 +128,7 @@ func (a *Applier) applyGroup(ctx context.Context, group string, descs []Descript
 	}
 	maxSeq := descs[len(descs)-1].Seq
 	if g.Record.ReplicationStopped() {
-		res.Stopped = strings.ToLower(g.Record.State)
+		res.Stopped = strings.ToLower(string(g.Record.State))
 		return res, nil
 	}
 	switch g.Record.State {
@@ -148,8 +148,8 @@ func (a *Applier) applyGroup(ctx context.Context, group string, descs []Descript
 			if r.State != StateResyncRequired {
 				return ErrUnchanged
 			}
-			r.State, r.Reason, r.Watermark, r.UpdatedAt = StateResyncing, "", start, a.Now().UTC()
-			return nil
+			r.Watermark = start
+			return r.Move(StateResyncing, "", a.Now().UTC())
 		}); err != nil {
 			return res, err
 		}
@@ -213,7 +213,7 @@ func (a *Applier) applyGroup(ctx context.Context, group string, descs []Descript
 			ws, firstSource = NewWriteSet(), time.Time{}
 			if err := a.advancePast(ctx, g, seq, func(r *GroupRecord) {
 				if r.State == StateProtected {
-					r.State = StateResyncing
+					r.Move(StateResyncing, "", a.Now().UTC())
 				}
 			}); err != nil {
 				return res, err
@@ -421,7 +421,7 @@ func (a *Applier) marker(ctx context.Context, g *Group, b *Batch) error {
 		r.LastMarkerSeq, r.LastMarkerTime, r.LastMarkerKind = b.Seq, b.SourceTime, b.Consistency
 		r.LastSourceTime = b.SourceTime
 		if b.Baseline && (r.State == StateInitialReplication || r.State == StateResyncing) {
-			r.State, r.Reason = StateProtected, ""
+			r.Move(StateProtected, "", a.Now().UTC())
 		}
 	}); err != nil {
 		return err
@@ -484,11 +484,10 @@ func (a *Applier) advancePast(ctx context.Context, g *Group, seq int64, record f
 func (a *Applier) stop(ctx context.Context, g *Group, reason string, res *ApplyResult) error {
 	res.Stopped = reason
 	_, err := UpdateGroup(ctx, a.State, g.Record.PartitionKey, func(r *GroupRecord) error {
-		if r.State == StateResyncRequired {
-			return ErrUnchanged
+		if r.State == StateResyncRequired || !CanMove(r.State, StateResyncRequired) {
+			return ErrUnchanged // already stopped, or failed over or disabled meanwhile
 		}
-		r.State, r.Reason, r.UpdatedAt = StateResyncRequired, reason, a.Now().UTC()
-		return nil
+		return r.Move(StateResyncRequired, reason, a.Now().UTC())
 	})
 	a.Log.Warn("group stopped", "group", g.Record.PartitionKey, "reason", reason)
 	return err

@@ -46,6 +46,14 @@ func ValidGroupName(name string) error {
 	return nil
 }
 
+// CheckGroupName refuses a request naming a group outside the grammar (ErrInvalid).
+func CheckGroupName(name string) error {
+	if err := ValidGroupName(name); err != nil {
+		return fmt.Errorf("%w: invalid group name: %v", ErrInvalid, err)
+	}
+	return nil
+}
+
 // DecodeDescriptor parses and validates one descriptor; the error names the offending field.
 func DecodeDescriptor(data []byte) (Descriptor, error) {
 	var d Descriptor

@@ -21,3 +21,10 @@ var (
 	// ErrLockLost: a peek-lock or session lock expired or was taken by another receiver.
 	ErrLockLost = errors.New("lock lost")
 )
+
+var (
+	// ErrState: the request conflicts with the group's (or a job's) state; the message says why.
+	ErrState = errors.New("conflicts with the state")
+	// ErrNotConfigured: a dependency the request needs is not configured in this deployment.
+	ErrNotConfigured = errors.New("not configured")
+)

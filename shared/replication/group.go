@@ -10,26 +10,6 @@ import (
 	"time"
 )
 
-// Group states.
-const (
-	StateInitialReplication = "InitialReplication"
-	StateProtected          = "Protected"
-	StateResyncRequired     = "ResyncRequired"
-	StateResyncing          = "Resyncing"
-	StateDisabled           = "Disabled"
-	StateFailedOver         = "FailedOver" // the group runs from the target's failover disks
-	StateCommitted          = "Committed"  // failover finalized: the other recovery points are gone
-)
-
-// States after a failover.
-const (
-	// StateReprotected: replication runs backwards, from the failover disks to the original disks,
-	// through the peer site.
-	StateReprotected = "Reprotected"
-	// StateFailedBack: the peer site failed the group back over to the original region.
-	StateFailedBack = "FailedBack"
-)
-
 // Tables of the replication state (target region).
 const (
 	GroupsTable  = "groups"
@@ -46,7 +26,7 @@ type GroupRecord struct {
 	Network NetworkSpec `json:"Network"`
 	VMNames []string    `json:"VMNames"`
 
-	State     string    `json:"State"`
+	State     State     `json:"State"`
 	Reason    string    `json:"Reason,omitempty"`
 	CreatedAt time.Time `json:"CreatedAt"`
 	UpdatedAt time.Time `json:"UpdatedAt"`
@@ -125,16 +105,6 @@ func UpdatePlacement(ctx context.Context, store StateStore, group string, spec G
 		return nil, err
 	}
 	return LoadGroup(ctx, store, group)
-}
-
-// ReplicationStopped reports whether the group's replication (this way) has stopped: disabled, failed
-// over, or running the other way. Apply writes nothing and cutpoints cuts nothing then.
-func (r *GroupRecord) ReplicationStopped() bool {
-	switch r.State {
-	case StateDisabled, StateFailedOver, StateCommitted, StateReprotected, StateFailedBack:
-		return true
-	}
-	return false
 }
 
 // VMRecord holds one VM's disks (a row per VM keeps every row far below Table storage's limits).

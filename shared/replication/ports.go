@@ -255,3 +255,9 @@ func NewLeaseID() string {
 	h := hex.EncodeToString(b[:])
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
+
+// Probe checks one dependency for the health endpoint.
+type Probe struct {
+	Name  string
+	Check func(ctx context.Context) error // nil: the dependency is not configured
+}

@@ -1,4 +1,4 @@
-package cutpoints
+package replication_test
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/standby-dr/standby/shared/funcproto"
 	"github.com/standby-dr/standby/shared/memstore"
 	"github.com/standby-dr/standby/shared/replication"
 )
@@ -28,16 +27,15 @@ func TestTickPrunesAppliedBatchesOutsideTheWindow(t *testing.T) {
 		}
 		journal.Put(ctx, "g1", seq, []byte("x"))
 	}
-	f := &Function{State: state, Journal: journal, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}
-	req, _ := funcproto.DecodeRequest(strings.NewReader(`{"Data":{"timer":{"Schedule":{},"IsPastDue":false}}}`))
-	resp, err := f.Invoke(ctx, req)
+	f := &replication.Service{State: state, Journal: journal, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}
+	logs, err := f.Upkeep(ctx, replication.TimerRun{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	seqs, _ := journal.List(ctx, "g1")
 	// 1 and 3: applied and older than the window → pruned; 2: inside the window; 4, 5: not applied.
 	if len(seqs) != 3 || seqs[0] != 2 || seqs[1] != 4 || seqs[2] != 5 {
-		t.Fatalf("journal after the tick: %v, want [2 4 5] (logs %v)", seqs, resp.Logs)
+		t.Fatalf("journal after the tick: %v, want [2 4 5] (logs %v)", seqs, logs)
 	}
 }
 
@@ -53,9 +51,8 @@ func TestTickRequestsMarkersAndRatesHealth(t *testing.T) {
 		r.State, r.LastMarkerTime, r.LastSourceTime, r.LastPointTime = replication.StateProtected, now.Add(-6*time.Minute), now.Add(-20*time.Minute), now.Add(-6*time.Minute)
 		return nil
 	})
-	f := &Function{State: state, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}
-	req, _ := funcproto.DecodeRequest(strings.NewReader(`{"Data":{"timer":{"Schedule":{},"IsPastDue":false}}}`))
-	if _, err := f.Invoke(ctx, req); err != nil {
+	f := &replication.Service{State: state, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}
+	if _, err := f.Upkeep(ctx, replication.TimerRun{}); err != nil {
 		t.Fatal(err)
 	}
 	g, _ := replication.LoadGroup(ctx, state, "g1")
@@ -73,7 +70,7 @@ func TestTickRequestsMarkersAndRatesHealth(t *testing.T) {
 	// crash marker request is not repeated while the last one is pending.
 	later := now.Add(time.Hour)
 	f.Now = func() time.Time { return later }
-	f.Invoke(ctx, req)
+	f.Upkeep(ctx, replication.TimerRun{})
 	g, _ = replication.LoadGroup(ctx, state, "g1")
 	if g.Record.Health != replication.HealthCritical || !strings.Contains(g.Record.HealthReason, "no crash-consistent recovery point for 1h0m0s") ||
 		!g.Record.MarkerRequestedAt.Equal(now) {

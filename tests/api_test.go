@@ -1,4 +1,4 @@
-package api
+package tests
 
 import (
 	"context"
@@ -13,17 +13,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/standby-dr/standby/functions/api"
 	"github.com/standby-dr/standby/shared/apiv1"
+	"github.com/standby-dr/standby/shared/failover"
 	"github.com/standby-dr/standby/shared/memstore"
 	"github.com/standby-dr/standby/shared/replication"
 )
 
 func newTestAPI(t *testing.T) (*httptest.Server, *memstore.Pages, *memstore.State) {
 	pages, state := memstore.NewPages(), memstore.NewState()
-	a := &API{State: state, Pages: pages, Journal: memstore.NewJournal(), Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	a := newAPI(state, pages, memstore.NewJournal(), nil)
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
 	return srv, pages, state
+}
+
+// newAPI is the api function over in-memory stores (jobs: nil when the job queue is not configured).
+func newAPI(state replication.StateStore, pages replication.PageStore, journal replication.JournalStore, jobs replication.JobSender) *api.API {
+	log := slog.New(slog.DiscardHandler)
+	return &api.API{Groups: &replication.Service{State: state, Pages: pages, Journal: journal, Log: log, Now: time.Now},
+		Jobs: &failover.Admission{State: state, Pages: pages, Jobs: jobs, Log: log, Now: time.Now}, Log: log, Now: time.Now}
 }
 
 func call(t *testing.T, srv *httptest.Server, method, path, body string) (int, string) {
@@ -188,7 +197,7 @@ func TestDisableAndAgentReports(t *testing.T) {
 
 func TestRecoveryPointsListing(t *testing.T) {
 	pages, state, journal := memstore.NewPages(), memstore.NewState(), memstore.NewJournal()
-	a := &API{State: state, Pages: pages, Journal: journal, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	a := newAPI(state, pages, journal, nil)
 	srv := httptest.NewServer(a.Handler())
 	defer srv.Close()
 	ctx := context.Background()
@@ -295,7 +304,7 @@ func TestEnableIntoExistingTargetDisks(t *testing.T) {
 
 func TestTheWayBackAndIdempotentFailoverRequests(t *testing.T) {
 	pages, state, q := memstore.NewPages(), memstore.NewState(), &jobQueue{}
-	a := &API{State: state, Pages: pages, Jobs: q, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	a := newAPI(state, pages, nil, q)
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
 	if status, body := call(t, srv, "PUT", "/api/v1/groups/shop", goodSpec); status != 201 {
@@ -305,7 +314,7 @@ func TestTheWayBackAndIdempotentFailoverRequests(t *testing.T) {
 	if status != 503 || !strings.Contains(body, "set StandbyPeerApi") {
 		t.Fatalf("reprotect without a peer: %d %s", status, body)
 	}
-	a.PeerConfigured = true
+	a.Jobs.PeerConfigured = true
 	for path, want := range map[string]string{
 		"reprotect": "reprotect needs a committed failover; the group is InitialReplication",
 		"failback":  "failback needs a Reprotected group (replicating back); it is InitialReplication",

@@ -1,0 +1,208 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/standby-dr/standby/shared/apiv1"
+	"github.com/standby-dr/standby/shared/failover"
+	"github.com/standby-dr/standby/shared/replication"
+)
+
+func (a *API) putGroup(w http.ResponseWriter, r *http.Request) {
+	var spec replication.GroupSpec
+	if err := decode(r, &spec); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	g, outcome, err := a.Groups.Enable(r.Context(), r.PathValue("group"), spec)
+	status := http.StatusOK
+	if outcome == replication.Enabled {
+		status = http.StatusCreated
+	}
+	a.answer(w, r, status, groupView(g, a.Now()), err)
+}
+
+func groupView(g *replication.Group, now time.Time) *apiv1.GroupView {
+	if g == nil {
+		return nil
+	}
+	v := apiv1.NewGroupView(g, now)
+	return &v
+}
+
+func (a *API) getGroup(w http.ResponseWriter, r *http.Request) {
+	st, err := a.Groups.Status(r.Context(), r.PathValue("group"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.answer(w, r, http.StatusOK, apiv1.NewStatusView(st, a.Now()), nil)
+}
+
+func (a *API) listGroups(w http.ResponseWriter, r *http.Request) {
+	groups, err := a.Groups.Groups(r.Context())
+	out := []apiv1.GroupView{}
+	for _, g := range groups {
+		out = append(out, apiv1.NewGroupView(g, a.Now()))
+	}
+	a.answer(w, r, http.StatusOK, map[string]any{"groups": out}, err)
+}
+
+// deleteGroup disables replication: keepData=true (the default) keeps the target disks and recovery
+// state; keepData=false removes them (204).
+func (a *API) deleteGroup(w http.ResponseWriter, r *http.Request) {
+	var err error
+	keep := true
+	switch v := r.URL.Query().Get("keepData"); v {
+	case "", "true":
+	case "false":
+		keep = false
+	default:
+		err = fmt.Errorf("%w: keepData=%q, want true or false", replication.ErrInvalid, v)
+	}
+	var g *replication.Group
+	if err == nil {
+		g, err = a.Groups.Disable(r.Context(), r.PathValue("group"), keep)
+	}
+	if err == nil && g == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	a.answer(w, r, http.StatusOK, groupView(g, a.Now()), err)
+}
+
+func (a *API) postAgent(w http.ResponseWriter, r *http.Request) {
+	var rep apiv1.AgentReport
+	err := decode(r, &rep)
+	var in apiv1.AgentInstructions
+	if err == nil {
+		in, err = a.Groups.Heartbeat(r.Context(), r.PathValue("group"), rep)
+	}
+	a.answer(w, r, http.StatusOK, in, err)
+}
+
+func (a *API) postResync(w http.ResponseWriter, r *http.Request) {
+	group := r.PathValue("group")
+	rec, err := a.Groups.Resync(r.Context(), group)
+	a.answer(w, r, http.StatusAccepted, map[string]any{"group": group, "state": rec.State, "reason": rec.Reason}, err)
+}
+
+func (a *API) getDiskHashes(w http.ResponseWriter, r *http.Request) {
+	hashes, err := a.Groups.BlockHashes(r.Context(), r.PathValue("group"), r.PathValue("vm"), r.PathValue("disk"))
+	a.answer(w, r, http.StatusOK, hashes, err)
+}
+
+func (a *API) getPoints(w http.ResponseWriter, r *http.Request) {
+	q, err := pointQuery(r)
+	var listing replication.PointListing
+	if err == nil {
+		listing, err = a.Groups.Points(r.Context(), r.PathValue("group"), q)
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.answer(w, r, http.StatusOK, apiv1.NewPointsPage(listing), nil)
+}
+
+// pointQuery reads ?kind=&from=&to=&limit=&after= (times RFC 3339; after: a continuation this API gave).
+func pointQuery(r *http.Request) (replication.PointQuery, error) {
+	v := r.URL.Query()
+	q := replication.PointQuery{Kind: v.Get("kind"), Limit: 100, After: -1}
+	for name, into := range map[string]*time.Time{"from": &q.From, "to": &q.To} {
+		if s := v.Get(name); s != "" {
+			t, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				return q, fmt.Errorf("%w: %s=%q is not an RFC 3339 time", replication.ErrInvalid, name, s)
+			}
+			*into = t
+		}
+	}
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 1 || n > 1000 {
+			return q, fmt.Errorf("%w: limit=%q, want 1 to 1000", replication.ErrInvalid, s)
+		}
+		q.Limit = n
+	}
+	if s := v.Get("after"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return q, fmt.Errorf("%w: after=%q is not a continuation this API gave", replication.ErrInvalid, s)
+		}
+		q.After = n
+	}
+	return q, nil
+}
+
+func (a *API) postEvent(w http.ResponseWriter, r *http.Request) {
+	var ev apiv1.EventReport
+	err := decode(r, &ev)
+	if err == nil {
+		err = a.Groups.ReportEvent(r.Context(), r.PathValue("group"), ev.Kind, ev.Message)
+	}
+	if err == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	a.fail(w, r, err)
+}
+
+func (a *API) getEvents(w http.ResponseWriter, r *http.Request) {
+	group := r.PathValue("group")
+	events, err := a.Groups.Events(r.Context(), group)
+	a.answer(w, r, http.StatusOK, map[string]any{"group": group, "events": apiv1.NewEventViews(events)}, err)
+}
+
+func (a *API) postFailover(w http.ResponseWriter, r *http.Request) {
+	var req apiv1.FailoverRequest
+	if err := decode(r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	job, err := a.Jobs.StartFailover(r.Context(), failover.Request{Group: r.PathValue("group"), Type: req.Type, RecoveryPoint: req.RecoveryPoint, JobID: req.JobID})
+	a.jobAccepted(w, r, job, err)
+}
+
+func (a *API) postChangePoint(w http.ResponseWriter, r *http.Request) {
+	var req apiv1.ChangePointRequest
+	if err := decode(r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.startJob(w, r, failover.Request{Type: failover.JobChangePoint, RecoveryPoint: req.RecoveryPoint})
+}
+
+func (a *API) startJob(w http.ResponseWriter, r *http.Request, req failover.Request) {
+	req.Group = r.PathValue("group")
+	job, err := a.Jobs.Start(r.Context(), req)
+	a.jobAccepted(w, r, job, err)
+}
+
+// jobAccepted answers 202 with the job and its address.
+func (a *API) jobAccepted(w http.ResponseWriter, r *http.Request, job failover.Job, err error) {
+	if err == nil {
+		w.Header().Set("Location", "/api/v1/jobs/"+job.ID())
+	}
+	a.answer(w, r, http.StatusAccepted, apiv1.NewJobView(job), err)
+}
+
+func (a *API) getJob(w http.ResponseWriter, r *http.Request) {
+	job, err := a.Jobs.Job(r.Context(), r.PathValue("id"))
+	a.answer(w, r, http.StatusOK, apiv1.NewJobView(job), err)
+}
+
+func (a *API) getDeadLetters(w http.ResponseWriter, r *http.Request) {
+	if a.DeadLetters == nil {
+		a.fail(w, r, fmt.Errorf("%w: the job queue (set StandbyServiceBus)", replication.ErrNotConfigured))
+		return
+	}
+	dls, err := a.DeadLetters(r.Context(), 100)
+	if dls == nil {
+		dls = []apiv1.DeadLetterView{}
+	}
+	a.answer(w, r, http.StatusOK, map[string]any{"deadLetters": dls}, err)
+}

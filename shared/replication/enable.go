@@ -1,0 +1,238 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Service holds the use cases of replication that the api and cutpoints functions call: enabling,
+// disabling and resyncing groups, the agent's heartbeat, block hashes, recovery points and events, and
+// the timer's upkeep. Every one is idempotent and safe to run again after a crash.
+type Service struct {
+	State   StateStore
+	Pages   PageStore    // nil: not configured
+	Journal JournalStore // nil: not configured
+	Log     *slog.Logger
+	Now     func() time.Time
+}
+
+func (s *Service) now() time.Time { return s.Now().UTC() }
+
+// needStorage refuses a request when the target storage is not configured.
+func (s *Service) needStorage() error {
+	if s.State == nil || s.Pages == nil {
+		return fmt.Errorf("%w: the target storage (set StandbyTargetStorage)", ErrNotConfigured)
+	}
+	return nil
+}
+
+// EnableOutcome says what Enable did.
+type EnableOutcome int
+
+const (
+	Enabled          EnableOutcome = iota // a new group
+	AlreadyEnabled                        // the same spec again: nothing changed
+	PlacementChanged                      // only where failovers place the VMs changed
+)
+
+// Enable enables replication of a group with spec: the target disks first (sparse page blobs at the
+// source sizes), then the rows, so a group becomes visible only when its disks exist and a retry after
+// a crash finds the disks and goes on. The same spec again changes nothing; a spec that differs only in
+// placement is applied in place; any other difference is a conflict naming the fields.
+func (s *Service) Enable(ctx context.Context, group string, spec GroupSpec) (*Group, EnableOutcome, error) {
+	if err := CheckGroupName(group); err != nil {
+		return nil, 0, err
+	}
+	if err := s.needStorage(); err != nil {
+		return nil, 0, err
+	}
+	spec.Normalize(group)
+	if err := spec.Validate(); err != nil {
+		return nil, 0, fmt.Errorf("%w: invalid group spec: %v", ErrInvalid, err)
+	}
+	existing, err := LoadGroup(ctx, s.State, group)
+	if err == nil {
+		return s.enableExisting(ctx, existing, spec)
+	}
+	if !errors.Is(err, ErrNoGroup) {
+		return nil, 0, err
+	}
+	if err := s.Pages.EnsureContainer(ctx, spec.Target.Container); err != nil {
+		return nil, 0, err
+	}
+	for _, d := range spec.Disks() {
+		if err := s.ensureTargetDisk(ctx, &spec, d); err != nil {
+			return nil, 0, err
+		}
+	}
+	g, err := CreateGroup(ctx, s.State, group, spec, s.now())
+	if errors.Is(err, ErrConflict) { // a concurrent request enabled it first
+		existing, err := LoadGroup(ctx, s.State, group)
+		if err != nil {
+			return nil, 0, err
+		}
+		return s.enableExisting(ctx, existing, spec)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	s.Log.Info("group enabled", "group", group, "vms", len(spec.VMs), "disks", len(spec.Disks()))
+	return g, Enabled, nil
+}
+
+// enableExisting answers an Enable of a group that exists.
+func (s *Service) enableExisting(ctx context.Context, existing *Group, spec GroupSpec) (*Group, EnableOutcome, error) {
+	group := existing.Record.PartitionKey
+	conflicts := existing.Spec.Conflicts(&spec)
+	if len(conflicts) > 0 && existing.Spec.OnlyPlacementDiffers(&spec) {
+		g, err := UpdatePlacement(ctx, s.State, group, spec, s.now())
+		if err == nil {
+			s.Log.Info("group placement changed", "group", group, "changes", strings.Join(conflicts, "; "))
+		}
+		return g, PlacementChanged, err
+	}
+	if len(conflicts) > 0 {
+		detail := strings.Join(conflicts, "; ")
+		if existing.Record.State == StateFailedBack {
+			detail = "the group failed back (its replication this way ended): DELETE it with keepData=false, then enable it again; " + detail
+		}
+		return nil, 0, fmt.Errorf("%w: group exists with a different spec: %s", ErrConflict, detail)
+	}
+	if existing.Record.State == StateDisabled {
+		return nil, 0, fmt.Errorf("%w: group is disabled: delete it with keepData=false before enabling it again", ErrConflict)
+	}
+	return existing, AlreadyEnabled, nil
+}
+
+// ensureTargetDisk creates a disk's target page blob, or checks a given one (an original disk: it must
+// exist, as large as the source).
+func (s *Service) ensureTargetDisk(ctx context.Context, spec *GroupSpec, d DiskRefSpec) error {
+	ref := spec.TargetDisk(d.Key)
+	if _, given := spec.Target.Disks[d.Key]; given {
+		size, err := s.Pages.Size(ctx, ref)
+		if errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("%w: target disk missing: target.disks[%s]: %s does not exist", ErrConflict, d.Key, ref)
+		}
+		if err != nil {
+			return err
+		}
+		if size != d.Spec.SizeBytes {
+			return fmt.Errorf("%w: target disk differs: target.disks[%s]: %s has %d bytes, the spec says %d", ErrConflict, d.Key, ref, size, d.Spec.SizeBytes)
+		}
+		return nil
+	}
+	err := s.Pages.Create(ctx, ref, d.Spec.SizeBytes)
+	if errors.Is(err, ErrConflict) {
+		size, serr := s.Pages.Size(ctx, ref)
+		if serr == nil && size == d.Spec.SizeBytes {
+			return nil // made by an earlier attempt
+		}
+		return fmt.Errorf("%w: target disk exists: %s exists with %d bytes, the spec says %d", ErrConflict, ref, size, d.Spec.SizeBytes)
+	}
+	return err
+}
+
+// Load is one group, or ErrNoGroup.
+func (s *Service) Load(ctx context.Context, group string) (*Group, error) {
+	if err := CheckGroupName(group); err != nil {
+		return nil, err
+	}
+	if err := s.needStorage(); err != nil {
+		return nil, err
+	}
+	return LoadGroup(ctx, s.State, group)
+}
+
+// Disable stops replicating a group. keep (the operator's keepData) leaves the target disks and the
+// recovery state: the group stays visible as Disabled and apply drops its batches. Otherwise the group's
+// data goes too (RemoveGroup) and Disable returns a nil group.
+func (s *Service) Disable(ctx context.Context, group string, keep bool) (*Group, error) {
+	g, err := s.Load(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	if !keep && s.Journal == nil {
+		return nil, fmt.Errorf("%w: removing a group's data removes its journal: set StandbyCacheStorage", ErrNotConfigured)
+	}
+	rec, err := UpdateGroup(ctx, s.State, group, func(r *GroupRecord) error {
+		return r.Move(StateDisabled, "replication disabled by the operator", s.now())
+	})
+	if err != nil {
+		return nil, err
+	}
+	g.Record = rec
+	if keep {
+		s.Log.Info("group disabled, data kept", "group", group)
+		return g, nil
+	}
+	if err := RemoveGroup(ctx, s.State, s.Pages, s.Journal, g); err != nil {
+		return nil, fmt.Errorf("removing the data of %s: %w", group, err)
+	}
+	s.Log.Info("group disabled, data removed", "group", group)
+	return nil, nil
+}
+
+// Resync asks the agent for a checksum resync: the group stops at its watermark until the agent's
+// resync batch arrives. A group already waiting for one is left as it is.
+func (s *Service) Resync(ctx context.Context, group string) (GroupRecord, error) {
+	if _, err := s.Load(ctx, group); err != nil {
+		return GroupRecord{}, err
+	}
+	return UpdateGroup(ctx, s.State, group, func(r *GroupRecord) error {
+		if r.State == StateResyncRequired {
+			return ErrUnchanged
+		}
+		return r.Move(StateResyncRequired, "resync requested by the operator", s.now())
+	})
+}
+
+// GroupStatus is a group with what its retention holds now.
+type GroupStatus struct {
+	*Group
+	Points                   int
+	OldestPoint, NewestPoint time.Time
+}
+
+// Status is one group with its retention window.
+func (s *Service) Status(ctx context.Context, group string) (GroupStatus, error) {
+	g, err := s.Load(ctx, group)
+	if err != nil {
+		return GroupStatus{}, err
+	}
+	points, err := ListPoints(ctx, s.State, group)
+	if err != nil {
+		return GroupStatus{}, err
+	}
+	st := GroupStatus{Group: g, Points: len(points)}
+	if n := len(points); n > 0 { // newest first
+		st.NewestPoint, st.OldestPoint = points[0].SourceTime, points[n-1].SourceTime
+	}
+	return st, nil
+}
+
+// Groups lists every group.
+func (s *Service) Groups(ctx context.Context) ([]*Group, error) {
+	if err := s.needStorage(); err != nil {
+		return nil, err
+	}
+	names, err := GroupNames(ctx, s.State)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Group
+	for _, name := range names {
+		g, err := LoadGroup(ctx, s.State, name)
+		if errors.Is(err, ErrNoGroup) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}

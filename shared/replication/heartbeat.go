@@ -1,0 +1,136 @@
+package replication
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// AgentReport is the agent's heartbeat.
+type AgentReport struct {
+	Seq int64 `json:"seq"`
+	// Stopped: the agent stopped taking writes as told (planned failover) and Seq is its last.
+	Stopped            bool    `json:"stopped"`
+	BaselineDoneBytes  int64   `json:"baselineDoneBytes"`
+	BaselineTotalBytes int64   `json:"baselineTotalBytes"`
+	BaselineRateBps    float64 `json:"baselineRateBytesPerSecond"`
+	// The sync's blocks compared so far and those found different and sent.
+	BaselineBlocks     int64 `json:"baselineBlocks"`
+	BaselineBlocksSent int64 `json:"baselineBlocksSent"`
+}
+
+// AgentInstructions is the heartbeat's answer: what the agent must do.
+type AgentInstructions struct {
+	State     State  `json:"state"`
+	Reason    string `json:"reason,omitempty"`
+	Watermark int64  `json:"watermark"`
+	// Resync asks for a checksum resync starting with a resync batch (the group stopped at a gap).
+	Resync bool `json:"resync"`
+	// Stop asks the agent to stop taking writes, flush, mark the end and report (planned failover).
+	Stop bool `json:"stop"`
+	// MarkerRequestedAt, when set, asks for a crash-consistent marker (once per distinct time).
+	MarkerRequestedAt *time.Time `json:"markerRequestedAt,omitempty"`
+	// AppMarkerRequestedAt asks for an app-consistent marker: hooks, marker, hooks (once per time).
+	AppMarkerRequestedAt *time.Time `json:"appMarkerRequestedAt,omitempty"`
+}
+
+// DiskHashes is a disk's block checksums on the target (for the agent's checksum resync).
+type DiskHashes struct {
+	BlockSize int64    `json:"blockSize"`
+	Hashes    []string `json:"hashes"`
+}
+
+// Heartbeat records an agent's report and answers what the agent must do: the group's state and
+// watermark, a resync, a planned failover's stop, and the markers cutpoints asked for.
+func (s *Service) Heartbeat(ctx context.Context, group string, rep AgentReport) (AgentInstructions, error) {
+	if rep.Seq < 0 || rep.BaselineDoneBytes < 0 || rep.BaselineTotalBytes < rep.BaselineDoneBytes || rep.BaselineBlocksSent < 0 || rep.BaselineBlocks < rep.BaselineBlocksSent {
+		return AgentInstructions{}, fmt.Errorf("%w: invalid agent report: seq and counts must be non-negative, done bytes <= total and blocks sent <= blocks compared", ErrInvalid)
+	}
+	if _, err := s.Load(ctx, group); err != nil {
+		return AgentInstructions{}, err
+	}
+	now := s.now()
+	rec, err := UpdateGroup(ctx, s.State, group, func(g *GroupRecord) error {
+		g.AgentSeq = max(g.AgentSeq, rep.Seq)
+		g.AgentSeenAt = now
+		if rep.Stopped && g.StopRequested {
+			g.AgentStoppedSeq = rep.Seq
+		}
+		g.BaselineDone, g.BaselineTotal, g.BaselineRateBps = rep.BaselineDoneBytes, rep.BaselineTotalBytes, rep.BaselineRateBps
+		g.BaselineBlocks, g.BaselineBlocksSent = rep.BaselineBlocks, rep.BaselineBlocksSent
+		return nil
+	})
+	if err != nil {
+		return AgentInstructions{}, err
+	}
+	in := AgentInstructions{State: rec.State, Reason: rec.Reason, Watermark: rec.Watermark, Resync: rec.State == StateResyncRequired,
+		Stop: rec.StopRequested}
+	if rec.MarkerRequestedAt.After(rec.LastMarkerTime) {
+		in.MarkerRequestedAt = &rec.MarkerRequestedAt
+	}
+	if rec.AppMarkerRequestedAt.After(rec.LastAppPointTime) {
+		in.AppMarkerRequestedAt = &rec.AppMarkerRequestedAt
+	}
+	return in, nil
+}
+
+// BlockHashes are a target disk's block checksums (for the agent's checksum resync); blocks with
+// nothing allocated read as zeros and are left empty.
+func (s *Service) BlockHashes(ctx context.Context, group, vm, disk string) (DiskHashes, error) {
+	g, err := s.Load(ctx, group)
+	if err != nil {
+		return DiskHashes{}, err
+	}
+	key := DiskKey(vm, disk)
+	var size int64 = -1
+	for _, d := range g.Spec.Disks() {
+		if d.Key == key {
+			size = d.Spec.SizeBytes
+		}
+	}
+	if size < 0 {
+		return DiskHashes{}, fmt.Errorf("group %s has no disk %s: %w", group, key, ErrNotFound)
+	}
+	ref := g.TargetDisk(key)
+	ranges, err := s.Pages.AllocatedRanges(ctx, ref, "")
+	if err != nil {
+		return DiskHashes{}, err
+	}
+	bs := int64(BlockSize)
+	out := DiskHashes{BlockSize: bs, Hashes: make([]string, (size+bs-1)/bs)}
+	ri := 0
+	for i := range out.Hashes {
+		start, end := int64(i)*bs, min(int64(i+1)*bs, size)
+		for ri < len(ranges) && ranges[ri].End() <= start {
+			ri++
+		}
+		if ri == len(ranges) || ranges[ri].Offset >= end {
+			continue // nothing allocated in the block: it reads as zeros
+		}
+		data, err := s.Pages.ReadRange(ctx, ref, "", start, end-start)
+		if err != nil {
+			return DiskHashes{}, err
+		}
+		out.Hashes[i] = BlockHash(data)
+	}
+	return out, nil
+}
+
+// ReportEvent records an event the agent reports (a failed app-consistency hook) in the group's history.
+func (s *Service) ReportEvent(ctx context.Context, group, kind, message string) error {
+	if kind == "" || len(kind) > 64 || message == "" || len(message) > 4096 {
+		return fmt.Errorf("%w: invalid event: kind (1-64 characters) and message (1-4096 characters) are required", ErrInvalid)
+	}
+	if _, err := s.Load(ctx, group); err != nil {
+		return err
+	}
+	return RecordEvent(ctx, s.State, group, kind, message, s.now())
+}
+
+// Events is a group's history, newest first.
+func (s *Service) Events(ctx context.Context, group string) ([]Event, error) {
+	if _, err := s.Load(ctx, group); err != nil {
+		return nil, err
+	}
+	return ListEvents(ctx, s.State, group)
+}

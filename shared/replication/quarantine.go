@@ -1,0 +1,64 @@
+package replication
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// QuarantineTable keeps change-stream events that are not valid descriptors.
+const QuarantineTable = "quarantine"
+
+// QuarantineRecord is an event that is not a valid descriptor, with the reason.
+type QuarantineRecord struct {
+	Keys
+	Reason string `json:"Reason"`
+	Body   string `json:"Body"`
+}
+
+// StreamEvent is one event of a change-stream batch: its body and its sequence number in the partition.
+type StreamEvent struct {
+	SequenceNumber int64
+	Body           []byte
+}
+
+// ApplyEvents applies one batch of a change-stream partition: events that are not valid descriptors
+// are quarantined in Table storage with the reason (nothing invalid is applied), the rest are applied
+// in order. It returns a line per group, and per quarantined event.
+func (a *Applier) ApplyEvents(ctx context.Context, partition string, events []StreamEvent) ([]string, error) {
+	if a.State == nil || a.Pages == nil || a.Journal == nil {
+		return nil, fmt.Errorf("%w: apply needs the target storage and the cache journal (StandbyTargetStorage, StandbyCacheStorage)", ErrNotConfigured)
+	}
+	var descs []Descriptor
+	var logs []string
+	for _, ev := range events {
+		d, err := DecodeDescriptor(ev.Body)
+		if err != nil {
+			row := QuarantineRecord{Keys: Keys{PartitionKey: "partition-" + partition, RowKey: SeqKey(ev.SequenceNumber)},
+				Reason: err.Error(), Body: string(ev.Body[:min(len(ev.Body), 16<<10)])}
+			if _, qerr := a.State.Upsert(ctx, QuarantineTable, row); qerr != nil {
+				return nil, fmt.Errorf("quarantining event %d: %w", ev.SequenceNumber, qerr)
+			}
+			a.Log.Warn("event quarantined", "partition", partition, "hubSeq", ev.SequenceNumber, "err", err)
+			logs = append(logs, fmt.Sprintf("quarantined event %d: %v", ev.SequenceNumber, err))
+			continue
+		}
+		descs = append(descs, d)
+	}
+	if len(descs) == 0 {
+		return logs, nil
+	}
+	start := time.Now()
+	results, err := a.Apply(ctx, descs)
+	for _, r := range results {
+		line := fmt.Sprintf("group %s: applied %d..%d (%d bytes, %d markers) in %dms", r.Group, r.From, r.To, r.Bytes, r.Markers, time.Since(start).Milliseconds())
+		if r.From > r.To {
+			line = fmt.Sprintf("group %s: nothing new (watermark %d)", r.Group, r.To)
+		}
+		if r.Stopped != "" {
+			line += "; stopped: " + r.Stopped
+		}
+		logs = append(logs, line)
+	}
+	return logs, err
+}
