@@ -316,11 +316,11 @@ func (q *Queue) AcceptNextSession(ctx context.Context, wait time.Duration) (*Ses
 		}
 		return nil, nil
 	})
+	if err == nil && len(found) == 0 {
+		err = ErrNoSession
+	}
 	if err != nil {
 		return nil, err
-	}
-	if len(found) == 0 {
-		return nil, ErrNoSession
 	}
 	return found[0], nil
 }
