@@ -260,19 +260,6 @@ func TestRecoveryPointsListing(t *testing.T) {
 	}
 }
 
-// jobQueue records the job messages the API sends.
-type jobQueue struct{ sent []replication.JobMessage }
-
-func (q *jobQueue) Send(_ context.Context, m replication.JobMessage) error {
-	q.sent = append(q.sent, m)
-	return nil
-}
-func (q *jobQueue) Schedule(_ context.Context, m replication.JobMessage, _ time.Time) (int64, error) {
-	return 0, q.Send(context.Background(), m)
-}
-func (q *jobQueue) CancelScheduled(context.Context, int64) error { return nil }
-func (q *jobQueue) Close(context.Context) error                  { return nil }
-
 func TestEnableIntoExistingTargetDisks(t *testing.T) {
 	srv, pages, _ := newTestAPI(t)
 	ctx := context.Background()
@@ -303,7 +290,7 @@ func TestEnableIntoExistingTargetDisks(t *testing.T) {
 }
 
 func TestTheWayBackAndIdempotentFailoverRequests(t *testing.T) {
-	pages, state, q := memstore.NewPages(), memstore.NewState(), &jobQueue{}
+	pages, state, q := memstore.NewPages(), memstore.NewState(), memstore.NewQueue(memstore.QueueOptions{})
 	a := newAPI(state, pages, nil, q)
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
@@ -337,7 +324,7 @@ func TestTheWayBackAndIdempotentFailoverRequests(t *testing.T) {
 	if status != 409 || !strings.Contains(body, "failback job "+first.ID+" is Queued") {
 		t.Fatalf("a second failback while the first is queued: %d %s", status, body)
 	}
-	q.sent = nil
+	sent := len(q.Pending())
 	replication.UpdateGroup(context.Background(), state, "shop", func(r *replication.GroupRecord) error {
 		r.State, r.LastPointTime = replication.StateProtected, time.Now()
 		return nil
@@ -349,8 +336,8 @@ func TestTheWayBackAndIdempotentFailoverRequests(t *testing.T) {
 			t.Fatalf("request %d: %d %s", i, status, body)
 		}
 	}
-	if len(q.sent) != 1 {
-		t.Fatalf("%d job messages sent, want 1", len(q.sent))
+	if n := len(q.Pending()) - sent; n != 1 {
+		t.Fatalf("%d job messages sent, want 1", n)
 	}
 	status, body = call(t, srv, "POST", "/api/v1/groups/shop/failover", `{"type":"unplanned","jobId":"`+id+`"}`)
 	if status != 409 || !strings.Contains(body, "job "+id+" is a test job of group shop") {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand"
 	"os"
 	"strings"
@@ -18,33 +19,6 @@ import (
 	"github.com/standby-dr/standby/shared/replication"
 )
 
-// chanPublisher is the in-memory change stream of the one-process pipeline.
-type chanPublisher struct {
-	mu     sync.Mutex
-	events []replication.Descriptor
-}
-
-func (p *chanPublisher) Publish(_ context.Context, _ string, events []replication.ChangeEvent) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, e := range events {
-		d, err := replication.DecodeDescriptor(e.Body)
-		if err != nil {
-			return err
-		}
-		p.events = append(p.events, d)
-	}
-	return nil
-}
-func (p *chanPublisher) Close(context.Context) error { return nil }
-func (p *chanPublisher) take() []replication.Descriptor {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := p.events
-	p.events = nil
-	return out
-}
-
 type pipeline struct {
 	t       *testing.T
 	group   string
@@ -52,7 +26,7 @@ type pipeline struct {
 	pages   *memstore.Pages
 	state   *memstore.State
 	journal *memstore.Journal
-	pub     *chanPublisher
+	pub     *memstore.Hub // the change stream
 	applier *replication.Applier
 	truth   map[int64]map[string]string // marker seq → disk → sha256
 	// seqFloor is what the API would tell an agent about the group's sequence.
@@ -62,7 +36,7 @@ type pipeline struct {
 func newPipeline(t *testing.T, vms, disks int, size int64) *pipeline {
 	ctx := context.Background()
 	p := &pipeline{t: t, group: "g1", pages: memstore.NewPages(), state: memstore.NewState(), journal: memstore.NewJournal(),
-		pub: &chanPublisher{}, truth: map[int64]map[string]string{}}
+		pub: memstore.NewHub(4), truth: map[int64]map[string]string{}}
 	for v := 0; v < vms; v++ {
 		vm := replication.VMSpec{Name: fmt.Sprintf("vm%d", v)}
 		for d := 0; d < disks; d++ {
@@ -104,10 +78,32 @@ func (p *pipeline) openAgent(dir string) (*Agent, bool) {
 	return a, dirty
 }
 
+// take returns the descriptors published since the last take (the test's consumer group checkpoints
+// what it read).
+func (p *pipeline) take() []replication.Descriptor {
+	var out []replication.Descriptor
+	for part := range p.pub.PartitionCount() {
+		after, _ := p.pub.LoadCheckpoint("test", part)
+		events, err := p.pub.Read(context.Background(), part, after, math.MaxInt32, 0)
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		for _, e := range events {
+			d, err := replication.DecodeDescriptor(e.Body)
+			if err != nil {
+				p.t.Fatal(err)
+			}
+			out = append(out, d)
+			p.pub.Checkpoint("test", part, e.SequenceNumber)
+		}
+	}
+	return out
+}
+
 // drain applies what was published, delivered the way Event Hubs may deliver it: in small batches,
 // with duplicates and out of order within a batch.
 func (p *pipeline) drain(rng *rand.Rand) {
-	descs := p.pub.take()
+	descs := p.take()
 	for len(descs) > 0 {
 		n := min(len(descs), 1+rng.Intn(8))
 		batch := append([]replication.Descriptor(nil), descs[:n]...)
@@ -232,7 +228,7 @@ func TestLostDescriptorsAreRepairedFromTheJournal(t *testing.T) {
 	randomWrites(t, a, rng, p.spec, 60)
 	a.Marker("crash", true) // no initial replication here: the writes are the whole disk
 	a.Close(context.Background())
-	descs := p.pub.take()
+	descs := p.take()
 	// The host checkpointed past failed invocations: only the last descriptor arrives.
 	if _, err := p.applier.Apply(context.Background(), descs[len(descs)-1:]); err != nil {
 		t.Fatal(err)
@@ -329,7 +325,7 @@ func TestAgentRestartResendsUnpublishedDescriptors(t *testing.T) {
 	waitPublished(t, a)
 	// Simulate a crash after storing payloads but before publishing: forget the descriptors and roll
 	// the persisted "published" sequence back.
-	p.pub.take()
+	p.take()
 	st := state{NextSeq: a.NextSeq(), Published: 0}
 	data, _ := json.Marshal(st)
 	a.Close(ctx)
@@ -338,7 +334,7 @@ func TestAgentRestartResendsUnpublishedDescriptors(t *testing.T) {
 	if !dirty {
 		t.Fatal("restart after an unclean stop not reported")
 	}
-	if got := len(p.pub.take()); got == 0 {
+	if got := len(p.take()); got == 0 {
 		t.Fatal("no descriptor re-sent")
 	}
 	a2.Close(ctx)
@@ -535,7 +531,7 @@ func TestApplyInstancesFenceEachOther(t *testing.T) {
 	randomWrites(t, a, rng, p.spec, 20)
 	a.Marker("crash", false)
 	waitPublished(t, a)
-	descs := p.pub.take()
+	descs := p.take()
 	_, err := first.Apply(ctx, descs) // the old owner, still running
 	if err == nil || !strings.Contains(err.Error(), "a write was refused: another instance may have taken the group over") {
 		t.Fatalf("the instance taken over wrote on: %v", err)
@@ -582,7 +578,7 @@ func TestInterruptedMarkerLeavesNoSnapshots(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitPublished(t, a)
-		descs := p.pub.take()
+		descs := p.take()
 		if _, err := p.applier.Apply(ctx, descs); !errors.Is(err, replication.ErrUnavailable) {
 			t.Fatalf("the first attempt: %v", err)
 		}
@@ -647,7 +643,7 @@ func TestConcurrentMarkerKeepsTheFirstRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitPublished(t, a)
-	if _, err := p.applier.Apply(ctx, p.pub.take()); err != nil {
+	if _, err := p.applier.Apply(ctx, p.take()); err != nil {
 		t.Fatal(err)
 	}
 	a.Close(ctx)

@@ -14,25 +14,11 @@ import (
 	"github.com/standby-dr/standby/shared/replication"
 )
 
-// queue is an in-memory job queue: messages are run by hand, in order.
-type queue struct{ msgs []replication.JobMessage }
-
-func (q *queue) Send(_ context.Context, m replication.JobMessage) error {
-	q.msgs = append(q.msgs, m)
-	return nil
-}
-func (q *queue) Schedule(_ context.Context, m replication.JobMessage, _ time.Time) (int64, error) {
-	q.msgs = append(q.msgs, m)
-	return int64(len(q.msgs)), nil
-}
-func (q *queue) CancelScheduled(context.Context, int64) error { return nil }
-func (q *queue) Close(context.Context) error                  { return nil }
-
 type jobFixture struct {
 	state   *memstore.State
 	pages   *memstore.Pages
 	journal *memstore.Journal
-	q       *queue
+	q       *memstore.Queue
 	runner  *failover.JobRunner
 	g       *replication.Group
 	point   replication.RecoveryPoint
@@ -40,7 +26,9 @@ type jobFixture struct {
 
 func newJobFixture(t *testing.T) *jobFixture {
 	ctx := context.Background()
-	f := &jobFixture{state: memstore.NewState(), pages: memstore.NewPages(), journal: memstore.NewJournal(), q: &queue{}}
+	f := &jobFixture{state: memstore.NewState(), pages: memstore.NewPages(), journal: memstore.NewJournal(), q: memstore.NewQueue(memstore.QueueOptions{})}
+	// The tests run the steps by hand: the queue's clock runs a year ahead, so scheduled steps are due at once.
+	f.q.SetClock(func() time.Time { return time.Now().AddDate(1, 0, 0) })
 	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 1 << 20, Source: "agent"}}}}}
 	spec.Normalize("g1")
 	f.pages.EnsureContainer(ctx, spec.Target.Container)
@@ -61,15 +49,28 @@ func newJobFixture(t *testing.T) *jobFixture {
 	return f
 }
 
+// take receives and completes the queue's next message, which must be there.
+func (f *jobFixture) take(t *testing.T) failover.StepMessage {
+	t.Helper()
+	ctx := context.Background()
+	msgs, err := f.q.Receive(ctx, 1, 0)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("no message to take (%v)", err)
+	}
+	if err := f.q.Complete(ctx, msgs[0]); err != nil {
+		t.Fatal(err)
+	}
+	step, err := failover.DecodeStepMessage(msgs[0].Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return step
+}
+
 // drain runs queued messages until none is left; every message runs twice (at-least-once delivery).
 func (f *jobFixture) drain(t *testing.T) {
-	for len(f.q.msgs) > 0 {
-		m := f.q.msgs[0]
-		f.q.msgs = f.q.msgs[1:]
-		step, err := failover.DecodeStepMessage(m.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for len(f.q.Pending()) > 0 {
+		step := f.take(t)
 		for delivery := int64(1); delivery <= 2; delivery++ {
 			if err := f.runner.Run(context.Background(), step, delivery); err != nil {
 				t.Fatalf("step %d: %v", step.Step, err)
@@ -140,7 +141,7 @@ func TestFailingStepFailsTheJobOnTheLastDelivery(t *testing.T) {
 	f := newJobFixture(t)
 	job, _ := failover.NewJob("g1", failover.JobTestFailover, "rp-404", time.Now())
 	failover.StartJob(ctx, f.state, f.q, job)
-	step, _ := failover.DecodeStepMessage(f.q.msgs[0].Body)
+	step, _ := failover.DecodeStepMessage(f.q.Pending()[0].Body)
 	for delivery := int64(1); delivery <= 3; delivery++ {
 		err := f.runner.Run(ctx, step, delivery)
 		if !errors.Is(err, replication.ErrNotRestorable) {
@@ -215,9 +216,7 @@ func TestPlannedFailoverWaitsForTheFinalPoint(t *testing.T) {
 	job, _ := failover.NewJob("g1", failover.JobPlannedFailover, "latestProcessed", time.Now())
 	failover.StartJob(ctx, f.state, f.q, job)
 	run := func() {
-		m := f.q.msgs[0]
-		f.q.msgs = f.q.msgs[1:]
-		step, _ := failover.DecodeStepMessage(m.Body)
+		step := f.take(t)
 		if err := f.runner.Run(ctx, step, 1); err != nil {
 			t.Fatal(err)
 		}
@@ -227,7 +226,7 @@ func TestPlannedFailoverWaitsForTheFinalPoint(t *testing.T) {
 		t.Fatal("the agent was not told to stop")
 	}
 	run() // wait-source-drained: the agent has not stopped
-	if j := f.job(t, job.ID()); j.Next != 1 || len(f.q.msgs) != 1 {
+	if j := f.job(t, job.ID()); j.Next != 1 || len(f.q.Pending()) != 1 {
 		t.Fatalf("the job moved on before the agent stopped: next %d", j.Next)
 	}
 	// The agent stops at sequence 9; apply reaches it; the final point is promoted.

@@ -209,15 +209,14 @@ func TestPeerSiteThatDoesNotAnswer(t *testing.T) {
 	})
 	job, _ := failover.NewJob("g1", failover.JobFailback, "", time.Now())
 	failover.StartJob(ctx, f.state, f.q, job)
-	step, _ := failover.DecodeStepMessage(f.q.msgs[0].Body)
-	f.q.msgs = nil
+	step := f.take(t)
 	if err := f.runner.Run(ctx, step, 1); err != nil {
 		t.Fatal(err)
 	}
 	j := f.job(t, job.ID())
-	if j.State != failover.JobRunning || len(f.q.msgs) != 1 ||
+	if j.State != failover.JobRunning || len(f.q.Pending()) != 1 ||
 		j.Steps[0].Outcome != "the peer site does not answer, trying again: starting the planned failover on the peer site: dial tcp 10.0.0.1:443: connect: connection refused" {
-		t.Fatalf("after the first try: %s, %d messages, outcome %q", j.State, len(f.q.msgs), j.Steps[0].Outcome)
+		t.Fatalf("after the first try: %s, %d messages, outcome %q", j.State, len(f.q.Pending()), j.Steps[0].Outcome)
 	}
 	f.drain(t)
 	want := "step peer-planned-failover: the peer site did not answer for 30m0s: starting the planned failover on the peer site: dial tcp 10.0.0.1:443: connect: connection refused"

@@ -1,6 +1,6 @@
 // Package memstore holds in-memory implementations of the storage ports (PageStore, StateStore,
-// JournalStore), so the replication domain runs whole in one test process. They pass the same contract
-// suites as the Azure adapters (shared/storetest).
+// JournalStore) and the broker ports (ChangePublisher: Hub, JobSender: Queue), so the domain runs whole
+// in one test process. They pass the Azure adapters' contract suites (shared/storetest, shared/brokertest).
 package memstore
 
 import (
