@@ -15,16 +15,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
-	"strings"
-	"time"
 
 	"github.com/standby-dr/standby/shared/apiclient"
-	"github.com/standby-dr/standby/shared/apiv1"
 )
 
 func main() {
@@ -69,63 +64,21 @@ func run(args []string) error {
 	}
 	ctx := context.Background()
 	cl := apiclient.New(env("STANDBY_API", "http://127.0.0.1:7071/api"), os.Getenv("STANDBY_API_KEY"))
-	show := func(path string) error {
-		var v any
-		if _, err := cl.Do(ctx, http.MethodGet, path, nil, &v); err != nil {
-			return err
-		}
-		out, _ := json.MarshalIndent(v, "", "  ")
-		fmt.Println(string(out))
-		return nil
-	}
 	switch cmd {
 	case "groups":
-		var list struct {
-			Groups []apiv1.GroupView `json:"groups"`
-		}
-		if _, err := cl.Do(ctx, http.MethodGet, "/v1/groups", nil, &list); err != nil {
-			return err
-		}
-		fmt.Printf("%-24s %-18s %-9s %10s %8s  %s\n", "GROUP", "STATE", "HEALTH", "RPO", "PENDING", "LAST POINT")
-		for _, g := range list.Groups {
-			last := "-"
-			if g.LastPointTime != nil {
-				last = g.LastPointTime.Format(time.RFC3339)
-			}
-			fmt.Printf("%-24s %-18s %-9s %9.1fs %8d  %s\n", g.Group, g.State, g.Health, g.RPOSeconds, g.PendingBatches, last)
-		}
-		return nil
+		return listGroups(ctx, cl)
 	case "status", "points", "events":
 		group, err := arg()
 		if err != nil {
 			return err
 		}
-		path := map[string]string{"status": "", "points": "/recovery-points", "events": "/events"}[cmd]
-		return show("/v1/groups/" + group + path)
+		return show(ctx, cl, "/v1/groups/"+group+map[string]string{"status": "", "points": "/recovery-points", "events": "/events"}[cmd])
 	case "failover", "commit", "cleanup-test", "change-point", "reprotect", "failback":
 		group, err := arg()
 		if err != nil {
 			return err
 		}
-		var body any
-		path := "/v1/groups/" + group + "/" + map[string]string{"failover": "failover", "commit": "commit",
-			"cleanup-test": "cleanup-test-failover", "change-point": "change-recovery-point",
-			"reprotect": "reprotect", "failback": "failback"}[cmd]
-		switch cmd {
-		case "failover":
-			body = apiv1.FailoverRequest{Type: *jobType, RecoveryPoint: *point}
-		case "change-point":
-			body = apiv1.ChangePointRequest{RecoveryPoint: *point}
-		}
-		var job apiv1.JobView
-		if _, err := cl.Do(ctx, http.MethodPost, path, body, &job); err != nil {
-			return err
-		}
-		fmt.Printf("job %s (%s) queued\n", job.ID, job.Type)
-		if *wait {
-			return follow(ctx, cl, job.ID)
-		}
-		return nil
+		return startJob(ctx, cl, cmd, group, *jobType, *point, *wait)
 	case "job":
 		id, err := arg()
 		if err != nil {
@@ -134,41 +87,7 @@ func run(args []string) error {
 		if *wait {
 			return follow(ctx, cl, id)
 		}
-		return show("/v1/jobs/" + id)
+		return show(ctx, cl, "/v1/jobs/"+id)
 	}
 	return fmt.Errorf("unknown command %q", cmd)
-}
-
-// follow prints each step as it progresses until the job ends; a failed job is an error.
-func follow(ctx context.Context, cl *apiclient.Client, id string) error {
-	start := time.Now()
-	seen := map[string]string{}
-	for {
-		job, err := cl.Job(ctx, id)
-		if err != nil {
-			return err
-		}
-		for _, s := range job.Steps {
-			key := s.State + s.Outcome
-			if seen[s.Name] != key && s.State != "pending" {
-				seen[s.Name] = key
-				fmt.Printf("%7.1fs  %-22s %-8s %s\n", time.Since(start).Seconds(), s.Name, s.State, s.Outcome)
-			}
-		}
-		switch job.State {
-		case "Succeeded":
-			fmt.Printf("job %s succeeded in %.1fs", id, time.Since(start).Seconds())
-			if c := job.Result["container"]; c != "" {
-				fmt.Printf(": disks in %s from %s", c, job.Point)
-			}
-			if n := job.Result["blocksSent"]; n != "" {
-				fmt.Printf(": %s of %s blocks differed and were sent", n, job.Result["blocksCompared"])
-			}
-			fmt.Println()
-			return nil
-		case "Failed":
-			return fmt.Errorf("job %s failed: %s", id, strings.TrimSpace(job.Error))
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
 }

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 )
 
 // Applier applies a group's change stream to its target disks, in sequence order.
@@ -34,47 +32,6 @@ type Applier struct {
 	leaseID   string // this applier's lease on the target disks it writes
 	leaseMu   sync.Mutex
 	leased    map[string]time.Time // group → when its disks' leases were last taken or renewed
-}
-
-// fence makes this applier the group's only writer. Event Hubs moves a partition between instances
-// while its old owner may still be in the middle of a write set; without a fence that owner could land
-// an older write on a block after a newer one. Holding the lease of every target disk (taken over from
-// any other holder, renewed well before it lapses) makes the other instance's next write fail instead.
-// Whatever it wrote before that belongs to the write set being redone, so nothing older survives. The
-// returned context carries the lease to the writes.
-func (a *Applier) fence(ctx context.Context, g *Group) (context.Context, error) {
-	a.leaseOnce.Do(func() { a.leaseID, a.leased = NewLeaseID(), map[string]time.Time{} })
-	group := g.Record.PartitionKey
-	a.leaseMu.Lock()
-	at, held := a.leased[group]
-	a.leaseMu.Unlock()
-	if !held || time.Since(at) > LeaseDuration/3 {
-		start := time.Now()
-		eg, ectx := errgroup.WithContext(ctx)
-		eg.SetLimit(max(1, a.Parallelism))
-		for _, d := range g.Spec.Disks() {
-			ref := g.TargetDisk(d.Key)
-			eg.Go(func() error { return a.Pages.AcquireLease(ectx, ref, a.leaseID) })
-		}
-		if err := eg.Wait(); err != nil {
-			return ctx, err
-		}
-		a.leaseMu.Lock()
-		a.leased[group] = start
-		a.leaseMu.Unlock()
-		if !held {
-			a.Log.Info("leased the target disks", "group", group, "disks", len(g.Spec.Disks()))
-		}
-	}
-	return WithLease(ctx, a.leaseID), nil
-}
-
-// unfence forgets the group's leases after a write was refused: another writer took them, or they
-// lapsed. The retry takes them again.
-func (a *Applier) unfence(group string) {
-	a.leaseMu.Lock()
-	delete(a.leased, group)
-	a.leaseMu.Unlock()
 }
 
 // ApplyResult says what one Apply did for one group.
@@ -131,97 +88,132 @@ func (a *Applier) applyGroup(ctx context.Context, group string, descs []Descript
 		res.Stopped = strings.ToLower(string(g.Record.State))
 		return res, nil
 	}
-	switch g.Record.State {
-	case StateResyncRequired:
+	if g.Record.State == StateResyncRequired {
 		// Only a resync start gets the group going again: the stream before it no longer matters.
-		var start int64
-		for _, d := range descs {
-			if d.Kind == KindResync && d.Seq > g.Record.Watermark {
-				start = d.Seq
-			}
-		}
+		start := resyncStart(descs, g.Record.Watermark)
 		if start == 0 {
 			res.Stopped = "resync required: " + g.Record.Reason
 			return res, nil
 		}
-		if _, err := UpdateGroup(ctx, a.State, group, func(r *GroupRecord) error {
-			if r.State != StateResyncRequired {
-				return ErrUnchanged
-			}
-			r.Watermark = start
-			return r.Move(StateResyncing, "", a.Now().UTC())
-		}); err != nil {
+		if err := a.startResync(ctx, g, start); err != nil {
 			return res, err
 		}
 		log.Info("resync started", "seq", start)
-		g.Record.Watermark = start
 	}
 	from := g.Record.Watermark + 1
 	res.From, res.To = from, g.Record.Watermark
 	if maxSeq < from {
 		return res, nil // all duplicates
 	}
-	ws := NewWriteSet()
-	var firstSource, lastSource time.Time // of the batches in the write set
-	fetch := a.prefetch(ctx, group, from, maxSeq)
-	for seq := from; seq <= maxSeq; seq++ {
+	return res, a.applyRange(ctx, g, from, maxSeq, known, &res)
+}
+
+// resyncStart is the newest resync batch among descs past the watermark (0: none).
+func resyncStart(descs []Descriptor, watermark int64) int64 {
+	var start int64
+	for _, d := range descs {
+		if d.Kind == KindResync && d.Seq > watermark {
+			start = d.Seq
+		}
+	}
+	return start
+}
+
+// startResync moves a group that waits for a resync to Resyncing, its watermark at the resync batch.
+func (a *Applier) startResync(ctx context.Context, g *Group, start int64) error {
+	_, err := UpdateGroup(ctx, a.State, g.Record.PartitionKey, func(r *GroupRecord) error {
+		if r.State != StateResyncRequired {
+			return ErrUnchanged
+		}
+		r.Watermark = start
+		return r.Move(StateResyncing, "", a.Now().UTC())
+	})
+	if err == nil {
+		g.Record.Watermark = start
+	}
+	return err
+}
+
+// pending is the write set being gathered since the last commit, with its batches' source times.
+type pending struct {
+	ws          *WriteSet
+	first, last time.Time
+}
+
+func (p *pending) add(b *Batch) {
+	p.ws.AddBatch(b)
+	if p.first.IsZero() {
+		p.first = b.SourceTime
+	}
+	p.last = b.SourceTime
+}
+
+// flush commits the pending write set through sequence through and starts a new one.
+func (a *Applier) flush(ctx context.Context, g *Group, p *pending, through int64, res *ApplyResult) error {
+	err := a.commit(ctx, g, p.ws, through, p.first, p.last, res)
+	*p = pending{ws: NewWriteSet()}
+	return err
+}
+
+// applyRange applies the batches from..to, read from the journal, writing them in write sets between
+// markers; a batch missing from the journal or corrupt stops the group at it.
+func (a *Applier) applyRange(ctx context.Context, g *Group, from, to int64, known map[int64]Descriptor, res *ApplyResult) error {
+	group := g.Record.PartitionKey
+	p := &pending{ws: NewWriteSet()}
+	fetch := a.prefetch(ctx, group, from, to)
+	for seq := from; seq <= to; seq++ {
 		payload, err := fetch(seq)
 		if errors.Is(err, ErrNotFound) {
-			if err := a.commit(ctx, g, ws, seq-1, firstSource, lastSource, &res); err != nil {
-				return res, err
+			if err := a.flush(ctx, g, p, seq-1, res); err != nil {
+				return err
 			}
-			return res, a.stop(ctx, g, fmt.Sprintf("batch %d is missing from the journal: resync needed", seq), &res)
+			return a.stop(ctx, g, fmt.Sprintf("batch %d is missing from the journal: resync needed", seq), res)
 		}
 		if err != nil {
-			return res, err
+			return err
 		}
 		b, err := a.verify(payload, group, seq, known)
 		if err != nil {
-			log.Error("corrupt batch quarantined", "seq", seq, "err", err)
+			a.Log.Error("corrupt batch quarantined", "group", group, "seq", seq, "err", err)
 			if qerr := a.Journal.Quarantine(ctx, group, seq, payload, err.Error()); qerr != nil {
-				return res, qerr
+				return qerr
 			}
-			if err := a.commit(ctx, g, ws, seq-1, firstSource, lastSource, &res); err != nil {
-				return res, err
+			if err := a.flush(ctx, g, p, seq-1, res); err != nil {
+				return err
 			}
-			return res, a.stop(ctx, g, fmt.Sprintf("batch %d was corrupt and is quarantined (%v): resync needed", seq, err), &res)
+			return a.stop(ctx, g, fmt.Sprintf("batch %d was corrupt and is quarantined (%v): resync needed", seq, err), res)
 		}
-		switch b.Kind {
-		case KindBatch:
-			ws.AddBatch(b)
-			if firstSource.IsZero() {
-				firstSource = b.SourceTime
-			}
-			lastSource = b.SourceTime
+		if b.Kind == KindBatch {
+			p.add(b)
 			res.Bytes += b.Bytes()
-		case KindMarker:
-			if err := a.commit(ctx, g, ws, seq-1, firstSource, lastSource, &res); err != nil {
-				return res, err
-			}
-			ws, firstSource = NewWriteSet(), time.Time{}
-			if err := a.marker(ctx, g, b); err != nil {
-				return res, err
-			}
+			continue
+		}
+		if err := a.flush(ctx, g, p, seq-1, res); err != nil {
+			return err
+		}
+		if err := a.control(ctx, g, b); err != nil {
+			return err
+		}
+		res.To = seq
+		if b.Kind == KindMarker {
 			res.Markers++
-			res.To = seq
-		case KindResync:
-			// A resync the agent started on its own (after an unclean stop): the target is incomplete
-			// until its baseline marker, so no marker before it may become a recovery point.
-			if err := a.commit(ctx, g, ws, seq-1, firstSource, lastSource, &res); err != nil {
-				return res, err
-			}
-			ws, firstSource = NewWriteSet(), time.Time{}
-			if err := a.advancePast(ctx, g, seq, func(r *GroupRecord) {
-				if r.State == StateProtected {
-					r.Move(StateResyncing, "", a.Now().UTC())
-				}
-			}); err != nil {
-				return res, err
-			}
-			res.To = seq
 		}
 	}
-	return res, a.commit(ctx, g, ws, maxSeq, firstSource, lastSource, &res)
+	return a.flush(ctx, g, p, to, res)
+}
+
+// control applies a marker or a resync start. A resync the agent started on its own (after an unclean
+// stop) leaves the target incomplete until its baseline marker, so no marker before it may become a
+// recovery point.
+func (a *Applier) control(ctx context.Context, g *Group, b *Batch) error {
+	if b.Kind == KindMarker {
+		return a.marker(ctx, g, b)
+	}
+	return a.advancePast(ctx, g, b.Seq, func(r *GroupRecord) {
+		if r.State == StateProtected {
+			r.Move(StateResyncing, "", a.Now().UTC())
+		}
+	})
 }
 
 // prefetchDepth is how many journal reads run ahead of the batch being applied.
@@ -338,128 +330,6 @@ func rpoMs(source, now time.Time) int64 {
 		return 0
 	}
 	return max(0, now.Sub(source).Milliseconds())
-}
-
-// marker snapshots every disk of the group (the state is a prefix of the ordered write stream, so the
-// snapshots are crash-consistent across all disks and VMs), records the marker and moves the watermark
-// past it. During initial replication or a resync the target is not yet a complete copy, so only the
-// baseline marker that ends it is snapshotted; earlier markers just move the watermark.
-func (a *Applier) marker(ctx context.Context, g *Group, b *Batch) error {
-	group := g.Record.PartitionKey
-	incomplete := g.Record.State == StateInitialReplication || g.Record.State == StateResyncing
-	if incomplete && !b.Baseline {
-		err := a.advancePast(ctx, g, b.Seq, func(r *GroupRecord) { r.LastSourceTime = b.SourceTime })
-		if err == nil {
-			a.Log.Info("marker during a baseline: not a recovery point", "group", group, "seq", b.Seq, "state", g.Record.State)
-		}
-		return err
-	}
-	rec := MarkerRecord{Keys: Keys{PartitionKey: group, RowKey: SeqKey(b.Seq)}, Seq: b.Seq, Consistency: b.Consistency,
-		Baseline: b.Baseline, SourceTime: b.SourceTime, Snapshots: map[string]string{}}
-	// Snapshots carry the marker's tag (this group's, not a namesake's): an attempt that finds the marker
-	// pending — a crash came between snapshots and record, or another instance is at it too — deletes
-	// the tagged snapshots the record does not name once the record stands. A marker record is written
-	// once (Insert), so no snapshot deleted that way can ever be named by one.
-	tag := MarkerTag(&g.Record, b.Seq)
-	sweep := g.Record.MarkerPending == b.Seq
-	var existing MarkerRecord
-	_, err := a.State.Get(ctx, MarkersTable, group, rec.RowKey, &existing)
-	switch {
-	case err == nil:
-		rec = existing // snapshotted and recorded before a crash: keep those snapshots
-	case !errors.Is(err, ErrNotFound):
-		return err
-	default:
-		if !sweep {
-			updated, err := UpdateGroup(ctx, a.State, group, func(r *GroupRecord) error {
-				r.MarkerPending = b.Seq
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			g.Record = updated
-		}
-		// No write is in flight (apply is between write sets), so the snapshots can be taken in
-		// parallel and still show one stream position.
-		var mu sync.Mutex
-		eg, ectx := errgroup.WithContext(ctx)
-		eg.SetLimit(max(a.Parallelism, 1))
-		for _, d := range g.Spec.Disks() {
-			eg.Go(func() error {
-				snap, err := a.Pages.Snapshot(ectx, g.TargetDisk(d.Key), tag)
-				if err != nil {
-					return err
-				}
-				mu.Lock()
-				rec.Snapshots[d.Key] = snap
-				mu.Unlock()
-				return nil
-			})
-		}
-		if err := eg.Wait(); err != nil {
-			return err // the retry finds the marker pending: its sweep deletes what was taken
-		}
-		rec.AppliedAt = a.Now().UTC()
-		_, err := a.State.Insert(ctx, MarkersTable, rec)
-		if errors.Is(err, ErrConflict) { // another instance recorded it first: its snapshots stand, the sweep takes these
-			if _, err := a.State.Get(ctx, MarkersTable, group, rec.RowKey, &existing); err != nil {
-				return err
-			}
-			rec, sweep = existing, true
-		} else if err != nil {
-			return err // it may have been written all the same: the retry finds out, and sweeps
-		}
-	}
-	if sweep {
-		if err := a.sweepMarker(ctx, g, rec, tag); err != nil {
-			return err
-		}
-	}
-	if err := a.advancePast(ctx, g, b.Seq, func(r *GroupRecord) {
-		r.MarkerPending = 0
-		r.LastMarkerSeq, r.LastMarkerTime, r.LastMarkerKind = b.Seq, b.SourceTime, b.Consistency
-		r.LastSourceTime = b.SourceTime
-		if b.Baseline && (r.State == StateInitialReplication || r.State == StateResyncing) {
-			r.Move(StateProtected, "", a.Now().UTC())
-		}
-	}); err != nil {
-		return err
-	}
-	a.Log.Info("marker", "group", group, "seq", b.Seq, "consistency", b.Consistency, "baseline", b.Baseline, "disks", len(rec.Snapshots))
-	return nil
-}
-
-// MarkerTag labels the snapshots of a group's marker: the group's name and creation time (so a namesake
-// created later never matches) and the marker's sequence.
-func MarkerTag(r *GroupRecord, seq int64) string {
-	return fmt.Sprintf("%s/%d/%d", r.PartitionKey, r.CreatedAt.UnixNano(), seq)
-}
-
-// sweepMarker deletes the snapshots with the marker's tag that its record does not name: what an
-// interrupted or concurrent attempt left. Without it every such crash would leak a snapshot per disk.
-func (a *Applier) sweepMarker(ctx context.Context, g *Group, rec MarkerRecord, tag string) error {
-	left := 0
-	for _, d := range g.Spec.Disks() {
-		ref := g.TargetDisk(d.Key)
-		snaps, err := a.Pages.TaggedSnapshots(ctx, ref, tag)
-		if err != nil {
-			return err
-		}
-		for _, snap := range snaps {
-			if snap == rec.Snapshots[d.Key] {
-				continue
-			}
-			if err := a.Pages.DeleteSnapshot(ctx, ref, snap); err != nil {
-				return err
-			}
-			left++
-		}
-	}
-	if left > 0 {
-		a.Log.Warn("deleted the snapshots an interrupted marker left", "group", g.Record.PartitionKey, "seq", rec.Seq, "snapshots", left)
-	}
-	return nil
 }
 
 // advancePast moves the watermark past one stream item (a marker or a resync start), letting record
