@@ -42,16 +42,16 @@ type RetryContext struct {
 }
 
 // SystemProperties is one entry of Metadata.SystemPropertiesArray: an event's broker properties, under
-// their AMQP names and again under the SDK's.
+// the SDK's names and again under their AMQP names (fields in key order, as a JSON object's keys sort).
 type SystemProperties struct {
-	XOptSequenceNumber int64  `json:"x-opt-sequence-number"`
-	XOptOffset         string `json:"x-opt-offset"`
-	XOptEnqueuedTime   string `json:"x-opt-enqueued-time"`
-	XOptPartitionKey   string `json:"x-opt-partition-key"`
-	SequenceNumber     int64  `json:"SequenceNumber"`
+	EnqueuedTimeUtc    string `json:"EnqueuedTimeUtc"`
 	Offset             string `json:"Offset"`
 	PartitionKey       string `json:"PartitionKey"`
-	EnqueuedTimeUtc    string `json:"EnqueuedTimeUtc"`
+	SequenceNumber     int64  `json:"SequenceNumber"`
+	XOptEnqueuedTime   string `json:"x-opt-enqueued-time"`
+	XOptOffset         string `json:"x-opt-offset"`
+	XOptPartitionKey   string `json:"x-opt-partition-key"`
+	XOptSequenceNumber int64  `json:"x-opt-sequence-number"`
 }
 
 // eventArrays are the per-event metadata arrays the decoder reads, in the order it reads them.
@@ -63,14 +63,8 @@ var eventArrays = []struct {
 		e.SequenceNumber, err = Int(v)
 		return err
 	}},
-	{"OffsetArray", func(e *EventHubEvent, v json.RawMessage) (err error) {
-		e.Offset, err = String(v)
-		return err
-	}},
-	{"PartitionKeyArray", func(e *EventHubEvent, v json.RawMessage) (err error) {
-		e.PartitionKey, err = String(v)
-		return err
-	}},
+	{"OffsetArray", setString(func(e *EventHubEvent) *string { return &e.Offset })},
+	{"PartitionKeyArray", setString(func(e *EventHubEvent) *string { return &e.PartitionKey })},
 	{"EnqueuedTimeUtcArray", func(e *EventHubEvent, v json.RawMessage) (err error) {
 		e.EnqueuedTime, err = Time(v)
 		return err
@@ -81,6 +75,14 @@ var eventArrays = []struct {
 		}
 		return json.Unmarshal(v, &e.Properties)
 	}},
+}
+
+// setString decodes an array entry with String into the event's field.
+func setString(field func(*EventHubEvent) *string) func(*EventHubEvent, json.RawMessage) error {
+	return func(e *EventHubEvent, v json.RawMessage) (err error) {
+		*field(e), err = String(v)
+		return err
+	}
 }
 
 // DecodeEventHubBatch decodes the trigger named binding of an Event Hubs invocation.

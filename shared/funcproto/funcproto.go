@@ -53,6 +53,11 @@ func randGUID() string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
+// The builders (New*Request) produce what the Functions host sends a custom handler, quirks included:
+// string values JSON-encoded a second time, and metadata arrays as JSON text inside a string. testdata
+// holds the reference shapes they are checked against (devhost's TestPayloadsMatchTheHostShapes), and
+// the tests here decode what they build.
+
 // newRequest starts the request the host sends function at now: no Data yet, Metadata.sys.
 func newRequest(function string, now time.Time) *InvokeRequest {
 	return &InvokeRequest{Data: map[string]json.RawMessage{}, Metadata: map[string]json.RawMessage{"sys": rawJSON(NewSys(function, now))}}
