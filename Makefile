@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: build demo test test-unit bench fuzz vet clean stop
+.PHONY: build demo test test-unit bench fuzz vet check-tracked clean stop
 
 build:
 	$(GO) build -o bin/handler ./cmd/handler
@@ -16,13 +16,29 @@ demo: build
 
 # Every test: unit and contract tests (race detector on the concurrent packages), then the cross-process
 # end-to-end and fault tests in tests/. Azurite is started first and stopped after.
-test: build vet
+test: build vet check-tracked
 	scripts/azurite.sh start
 	STANDBY_REQUIRE_AZURITE=1 $(GO) test -count=1 -race -timeout 30m ./... ; status=$$?; scripts/azurite.sh stop; exit $$status
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || (gofmt -l . ; echo "gofmt needed"; exit 1)
 	$(GO) vet ./...
+
+# No tracked file may be an executable build output: ELF, Mach-O (thin or fat) or PE, told by its first
+# bytes (head and od only, so it runs on a fresh machine). Built binaries go to bin/, which git ignores.
+check-tracked:
+	@bad=$$(git ls-files -z | while IFS= read -r -d '' f; do \
+	  [[ -f $$f && ! -L $$f ]] || continue; \
+	  case $$(head -c4 -- "$$f" | od -An -tx1 | tr -d ' \n') in \
+	    7f454c46|feedface|feedfacf|cefaedfe|cffaedfe|cafebabe|4d5a*) printf '  %s\n' "$$f" ;; \
+	  esac; \
+	done); \
+	if [[ -n $$bad ]]; then \
+	  echo "check-tracked: these tracked files are executable build outputs (ELF, Mach-O or PE):"; \
+	  echo "$$bad"; \
+	  echo "Untrack them with 'git rm --cached <file>'; build into bin/ (make build), which .gitignore keeps out."; \
+	  exit 1; \
+	fi
 
 # The benchmarks write gigabytes into Azurite: they start from empty storage and leave none behind.
 bench: build

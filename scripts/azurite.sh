@@ -42,14 +42,33 @@ start_one() {
   exit 1
 }
 
+# ours reports whether pid is the Azurite this checkout started for region (a pid file can outlive its
+# process, and the pid can since have gone to another program).
+ours() {
+  local pid=$1 region=$2
+  kill -0 "$pid" 2>/dev/null && [[ $(ps -o args= -p "$pid" 2>/dev/null) == *"--location $state/azurite-$region "* ]]
+}
+
+# stop_one stops only the process its pid file names: another checkout's Azurite (same ports, same
+# relative --location) is never touched. Ports still held afterwards are reported, not freed.
 stop_one() {
-  local region=$1 pidfile=$state/azurite-$1.pid
-  # By pid file, and by command line: an instance whose pid file is gone still holds the ports.
-  [[ -f $pidfile ]] && kill "$(cat "$pidfile")" 2>/dev/null || true
-  pkill -f -- "--location $state/azurite-$region " 2>/dev/null || true
-  for _ in $(seq 1 50); do pgrep -f -- "--location $state/azurite-$region " >/dev/null || break; sleep 0.1; done
+  local region=$1 blob=$2 table=$3 pidfile=$state/azurite-$1.pid pid=""
+  [[ -f $pidfile ]] && pid=$(cat "$pidfile")
+  if [[ -n $pid ]] && ours "$pid" "$region"; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do ours "$pid" "$region" || break; sleep 0.1; done
+    if ours "$pid" "$region"; then
+      kill -KILL "$pid" 2>/dev/null || true
+      for _ in $(seq 1 20); do ours "$pid" "$region" || break; sleep 0.1; done
+    fi
+    echo "azurite: $region stopped (pid $pid)"
+  else
+    echo "azurite: $region not running from this checkout"
+  fi
   rm -f "$pidfile"
-  echo "azurite: $region stopped"
+  if port_open "$blob" || port_open "$table"; then
+    echo "azurite: $region: port $blob or $table is still held by a process this script did not start; left running" >&2
+  fi
 }
 
 case "${1:-}" in
@@ -59,7 +78,7 @@ case "${1:-}" in
     start_one source 10000 10001 10002
     start_one target 10010 10011 10012
     ;;
-  stop) stop_one source; stop_one target ;;
-  reset) stop_one source; stop_one target; rm -rf "$state"/azurite-* ;;
+  stop) stop_one source 10000 10002; stop_one target 10010 10012 ;;
+  reset) stop_one source 10000 10002; stop_one target 10010 10012; rm -rf "$state"/azurite-* ;;
   *) echo "usage: $0 install|start|stop|reset" >&2; exit 2 ;;
 esac

@@ -65,71 +65,6 @@ type HostConfig struct {
 	sessionIdle     time.Duration
 }
 
-// Binding is one binding of a function.json, with the properties devhost uses (after %Setting% expansion).
-type Binding struct {
-	Type              string   `json:"type"`
-	Direction         string   `json:"direction"`
-	Name              string   `json:"name"`
-	Schedule          string   `json:"schedule"`
-	RunOnStartup      bool     `json:"runOnStartup"`
-	UseMonitor        *bool    `json:"useMonitor"`
-	EventHubName      string   `json:"eventHubName"`
-	Connection        string   `json:"connection"`
-	ConsumerGroup     string   `json:"consumerGroup"`
-	Cardinality       string   `json:"cardinality"`
-	DataType          string   `json:"dataType"`
-	QueueName         string   `json:"queueName"`
-	IsSessionsEnabled bool     `json:"isSessionsEnabled"`
-	AutoComplete      *bool    `json:"autoComplete"`
-	AuthLevel         string   `json:"authLevel"`
-	Route             string   `json:"route"`
-	Methods           []string `json:"methods"`
-}
-
-// Retry is a function.json retry policy.
-type Retry struct {
-	Strategy        string `json:"strategy"`
-	MaxRetryCount   int    `json:"maxRetryCount"`
-	DelayInterval   string `json:"delayInterval"`
-	MinimumInterval string `json:"minimumInterval"`
-	MaximumInterval string `json:"maximumInterval"`
-
-	delay, min, max time.Duration
-}
-
-// Delay is the wait before retry number attempt (1-based).
-func (r *Retry) Delay(attempt int) time.Duration {
-	if r.Strategy == "fixedDelay" {
-		return r.delay
-	}
-	d := r.min
-	for i := 1; i < attempt && d < r.max; i++ {
-		d *= 2
-	}
-	if d > r.max {
-		d = r.max
-	}
-	return d
-}
-
-// Allows reports whether retry number attempt (1-based) is allowed; -1 means retry forever.
-func (r *Retry) Allows(attempt int) bool {
-	return r != nil && (r.MaxRetryCount == -1 || attempt <= r.MaxRetryCount)
-}
-
-// Function is one function of the app.
-type Function struct {
-	Name     string
-	File     string
-	Bindings []Binding `json:"bindings"`
-	Retry    *Retry    `json:"retry"`
-	Disabled bool      `json:"disabled"`
-
-	Trigger  *Binding
-	schedule *Schedule
-	route    *regexp.Regexp
-}
-
 // LocalSettings is local.settings.json.
 type LocalSettings struct {
 	IsEncrypted bool                       `json:"IsEncrypted"`
@@ -178,33 +113,8 @@ func asType[T error](err error, target *T) bool {
 func LoadApp(root string, environ []string) (*App, error) {
 	app := &App{Root: root, Values: map[string]string{}}
 	// local.settings.json first: function.json expansion needs its Values.
-	settingsFile := filepath.Join(root, "local.settings.json")
-	if data, err := os.ReadFile(settingsFile); err == nil {
-		var ls LocalSettings
-		if err := decodeStrict("local.settings.json", data, &ls); err != nil {
-			return nil, err
-		}
-		if ls.IsEncrypted {
-			return nil, errField("local.settings.json", "IsEncrypted", "encrypted settings are not supported locally; set it to false")
-		}
-		for k, raw := range ls.Values {
-			var s string
-			if err := json.Unmarshal(raw, &s); err != nil {
-				return nil, errField("local.settings.json", "Values."+k, "must be a string, got %s", raw)
-			}
-			app.Values[k] = s
-		}
-		app.HTTPPort = ls.Host.LocalHTTPPort
-	} else if !os.IsNotExist(err) {
+	if err := app.loadSettings(environ); err != nil {
 		return nil, err
-	}
-	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "Standby") {
-			app.Values[k] = v
-		}
-	}
-	if app.HTTPPort == 0 {
-		app.HTTPPort = 7071
 	}
 
 	data, err := os.ReadFile(filepath.Join(root, "host.json"))
@@ -239,6 +149,39 @@ func LoadApp(root string, environ []string) (*App, error) {
 		app.Functions = append(app.Functions, fn)
 	}
 	return app, nil
+}
+
+// loadSettings reads local.settings.json (optional), then the process environment's Standby* values.
+func (app *App) loadSettings(environ []string) error {
+	settingsFile := filepath.Join(app.Root, "local.settings.json")
+	if data, err := os.ReadFile(settingsFile); err == nil {
+		var ls LocalSettings
+		if err := decodeStrict("local.settings.json", data, &ls); err != nil {
+			return err
+		}
+		if ls.IsEncrypted {
+			return errField("local.settings.json", "IsEncrypted", "encrypted settings are not supported locally; set it to false")
+		}
+		for k, raw := range ls.Values {
+			var s string
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return errField("local.settings.json", "Values."+k, "must be a string, got %s", raw)
+			}
+			app.Values[k] = s
+		}
+		app.HTTPPort = ls.Host.LocalHTTPPort
+	} else if !os.IsNotExist(err) {
+		return err
+	}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "Standby") {
+			app.Values[k] = v
+		}
+	}
+	if app.HTTPPort == 0 {
+		app.HTTPPort = 7071
+	}
+	return nil
 }
 
 func parseDuration(file, field, s string, def time.Duration) (time.Duration, error) {
@@ -318,127 +261,6 @@ func (a *App) expand(file, field, s string) (string, error) {
 	return out, nil
 }
 
-func (fn *Function) validate(app *App) error {
-	f := fn.File
-	triggers := 0
-	for i := range fn.Bindings {
-		b := &fn.Bindings[i]
-		at := fmt.Sprintf("bindings[%d]", i)
-		if b.Type == "" {
-			return errField(f, at+".type", "missing")
-		}
-		if b.Name == "" {
-			return errField(f, at+".name", "missing")
-		}
-		if b.Direction != "in" && b.Direction != "out" && b.Direction != "inout" {
-			return errField(f, at+".direction", "%q, want in or out", b.Direction)
-		}
-		for field, p := range map[string]*string{"schedule": &b.Schedule, "eventHubName": &b.EventHubName, "consumerGroup": &b.ConsumerGroup,
-			"queueName": &b.QueueName, "route": &b.Route} {
-			v, err := app.expand(f, at+"."+field, *p)
-			if err != nil {
-				return err
-			}
-			*p = v
-		}
-		switch b.Type {
-		case "timerTrigger":
-			if b.Schedule == "" {
-				return errField(f, at+".schedule", "missing")
-			}
-			s, err := ParseSchedule(b.Schedule)
-			if err != nil {
-				return errField(f, at+".schedule", "%v", err)
-			}
-			fn.schedule = s
-		case "eventHubTrigger":
-			if b.EventHubName == "" {
-				return errField(f, at+".eventHubName", "missing")
-			}
-			if b.Connection == "" {
-				return errField(f, at+".connection", "missing")
-			}
-			if b.ConsumerGroup == "" {
-				b.ConsumerGroup = "$Default"
-			}
-			if b.Cardinality == "" {
-				b.Cardinality = "one"
-			}
-			if b.Cardinality != "one" && b.Cardinality != "many" {
-				return errField(f, at+".cardinality", "%q, want one or many", b.Cardinality)
-			}
-		case "serviceBusTrigger":
-			if b.QueueName == "" {
-				return errField(f, at+".queueName", "missing (topics are not supported locally)")
-			}
-			if b.Connection == "" {
-				return errField(f, at+".connection", "missing")
-			}
-		case "httpTrigger":
-			switch b.AuthLevel {
-			case "anonymous", "function", "admin":
-			default:
-				return errField(f, at+".authLevel", "%q, want anonymous, function or admin", b.AuthLevel)
-			}
-			if b.Route == "" {
-				b.Route = fn.Name
-			}
-			re, err := routeRegexp(b.Route)
-			if err != nil {
-				return errField(f, at+".route", "%v", err)
-			}
-			fn.route = re
-		case "http", "serviceBus", "eventHub":
-			if b.Direction != "out" {
-				return errField(f, at+".direction", "a %s binding must be out", b.Type)
-			}
-			if b.Type == "serviceBus" && b.QueueName == "" {
-				return errField(f, at+".queueName", "missing")
-			}
-			if b.Type == "eventHub" && b.EventHubName == "" {
-				return errField(f, at+".eventHubName", "missing")
-			}
-		default:
-			return errField(f, at+".type", "%q is not supported by devhost", b.Type)
-		}
-		if strings.HasSuffix(b.Type, "Trigger") {
-			triggers++
-			fn.Trigger = b
-		}
-	}
-	if triggers != 1 {
-		return errField(f, "bindings", "%d triggers, want exactly one", triggers)
-	}
-	if r := fn.Retry; r != nil {
-		var err error
-		switch r.Strategy {
-		case "fixedDelay":
-			if r.delay, err = parseDuration(f, "retry.delayInterval", r.DelayInterval, 0); err != nil {
-				return err
-			}
-			if r.DelayInterval == "" {
-				return errField(f, "retry.delayInterval", "missing for fixedDelay")
-			}
-		case "exponentialBackoff":
-			if r.min, err = parseDuration(f, "retry.minimumInterval", r.MinimumInterval, 0); err != nil {
-				return err
-			}
-			if r.max, err = parseDuration(f, "retry.maximumInterval", r.MaximumInterval, 0); err != nil {
-				return err
-			}
-			if r.min <= 0 || r.max < r.min {
-				return errField(f, "retry", "exponentialBackoff needs 0 < minimumInterval <= maximumInterval")
-			}
-		default:
-			return errField(f, "retry.strategy", "%q, want fixedDelay or exponentialBackoff", r.Strategy)
-		}
-		if r.MaxRetryCount < -1 {
-			return errField(f, "retry.maxRetryCount", "%d, want -1 (forever) or more", r.MaxRetryCount)
-		}
-	}
-	return nil
-}
-
 // ParseTimeSpan parses a .NET TimeSpan as host.json and function.json write them: [d.]hh:mm:ss[.fff].
 func ParseTimeSpan(s string) (time.Duration, error) {
 	days := 0
@@ -462,34 +284,4 @@ func ParseTimeSpan(s string) (time.Duration, error) {
 	}
 	return time.Duration(days)*24*time.Hour + time.Duration(h)*time.Hour + time.Duration(m)*time.Minute +
 		time.Duration(sec*float64(time.Second)), nil
-}
-
-// routeRegexp compiles a Functions route template: literal segments, {name}, {name:constraint}
-// (constraint ignored) and a trailing catch-all {*name}.
-func routeRegexp(route string) (*regexp.Regexp, error) {
-	var b strings.Builder
-	b.WriteString("^")
-	for i, seg := range strings.Split(strings.Trim(route, "/"), "/") {
-		if i > 0 {
-			b.WriteString("/")
-		}
-		switch {
-		case strings.HasPrefix(seg, "{*") && strings.HasSuffix(seg, "}"):
-			b.WriteString("(?P<" + sanitize(seg[2:len(seg)-1]) + ">.*)")
-		case strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}"):
-			name, _, _ := strings.Cut(strings.TrimSuffix(strings.TrimPrefix(seg, "{"), "}"), ":")
-			name = strings.TrimSuffix(name, "?")
-			b.WriteString("(?P<" + sanitize(name) + ">[^/]+)")
-		case strings.ContainsAny(seg, "{}"):
-			return nil, fmt.Errorf("segment %q mixes text and parameters, which devhost does not support", seg)
-		default:
-			b.WriteString(regexp.QuoteMeta(seg))
-		}
-	}
-	b.WriteString("/?$")
-	return regexp.Compile(b.String())
-}
-
-func sanitize(name string) string {
-	return regexp.MustCompile(`[^A-Za-z0-9_]`).ReplaceAllString(name, "_")
 }

@@ -10,10 +10,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -84,19 +81,8 @@ func runCmd(args []string) error {
 	host := NewHost(app, sup, log, state, os.Stdout)
 	defer host.Close()
 	// Declare the entities in every broker file the app's connections name.
-	for _, fn := range app.Functions {
-		for _, b := range fn.Bindings {
-			if b.Connection == "" {
-				continue
-			}
-			br, err := host.broker(b.Connection)
-			if err != nil {
-				return fmt.Errorf("%s: %w", fn.File, err)
-			}
-			if err := br.Apply(context.Background(), cfg); err != nil {
-				return fmt.Errorf("%s: %w", cfgPath, err)
-			}
-		}
+	if err := host.DeclareEntities(context.Background(), cfg, cfgPath); err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -106,34 +92,6 @@ func runCmd(args []string) error {
 	stop()
 	<-supDone
 	return err
-}
-
-// brokerPath finds the embedded broker file from the app's connection settings.
-func brokerPath(appDir, explicit string) (string, error) {
-	if explicit != "" {
-		return explicit, nil
-	}
-	data, err := os.ReadFile(filepath.Join(appDir, "local.settings.json"))
-	if err != nil {
-		return "", fmt.Errorf("no -broker given and no local.settings.json: %w", err)
-	}
-	var ls struct{ Values map[string]string }
-	if err := json.Unmarshal(data, &ls); err != nil {
-		return "", fmt.Errorf("local.settings.json: %w", err)
-	}
-	for _, name := range []string{"StandbyEventHubs", "StandbyServiceBus"} {
-		if v := ls.Values[name]; local.IsConnection(v) {
-			p, err := local.PathFromConnection(v)
-			if err != nil {
-				return "", err
-			}
-			if !filepath.IsAbs(p) {
-				p = filepath.Join(appDir, p)
-			}
-			return p, nil
-		}
-	}
-	return "", errors.New("local.settings.json names no embedded broker connection")
 }
 
 func brokerCmd(cmd string, args []string) error {
@@ -161,42 +119,10 @@ func brokerCmd(cmd string, args []string) error {
 	ctx := context.Background()
 	switch cmd {
 	case "publish":
-		var events []local.Event
-		if *body != "" {
-			events = append(events, local.Event{Body: []byte(*body)})
-		} else {
-			sc := bufio.NewScanner(os.Stdin)
-			sc.Buffer(make([]byte, 1<<20), local.MaxEventBytes+1)
-			for sc.Scan() {
-				if line := strings.TrimSpace(sc.Text()); line != "" {
-					events = append(events, local.Event{Body: []byte(line)})
-				}
-			}
-		}
-		stored, err := br.Publish(ctx, *hub, *key, events)
-		if err != nil {
-			return err
-		}
-		for _, e := range stored {
-			fmt.Printf("published to %s partition %d sequence %d\n", *hub, e.Partition, e.SequenceNumber)
-		}
+		return publish(ctx, br, *hub, *key, *body)
 	case "send":
-		if *body == "" {
-			return errors.New("send needs -body")
-		}
-		if err := br.Send(ctx, *queue, local.Message{MessageID: *id, SessionID: *session, Body: []byte(*body)}); err != nil {
-			return err
-		}
-		fmt.Printf("sent to %s (session %q)\n", *queue, *session)
-	case "deadletters":
-		msgs, err := br.DeadLetters(ctx, *queue, 1000)
-		if err != nil {
-			return err
-		}
-		for _, m := range msgs {
-			fmt.Printf("%d\t%s\tsession=%s\tdeliveries=%d\t%s: %s\t%s\n", m.SequenceNumber, m.MessageID, m.SessionID, m.DeliveryCount, m.DeadLetterReason, m.DeadLetterDescription, m.Body)
-		}
-		fmt.Printf("%d dead-lettered message(s) in %s\n", len(msgs), *queue)
+		return send(ctx, br, *queue, *session, *id, *body)
+	default:
+		return deadletters(ctx, br, *queue)
 	}
-	return nil
 }

@@ -1,6 +1,7 @@
 // Package funcproto is the Azure Functions custom-handler wire protocol: the invocation request the host
 // POSTs to /{functionName}, the response it expects back, and decoders for the trigger payloads Standby
-// uses (Event Hubs batches, Service Bus messages, timers).
+// uses (Event Hubs batches, Service Bus messages, timers), and, for devhost (which plays the host
+// locally), the builders of those same payloads: one definition of each wire shape serves both sides.
 //
 // The real host encodes string values inconsistently: a string trigger value or metadata value often
 // arrives JSON-encoded twice ("\"abc\""), and metadata arrays arrive as JSON text inside a string. The
@@ -10,6 +11,8 @@ package funcproto
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,6 +39,50 @@ type Sys struct {
 	MethodName string    `json:"MethodName"`
 	UtcNow     time.Time `json:"UtcNow"`
 	RandGuid   string    `json:"RandGuid"`
+}
+
+// NewSys is Metadata.sys of an invocation of function at now, with a fresh RandGuid.
+func NewSys(function string, now time.Time) Sys {
+	return Sys{MethodName: function, UtcNow: now.UTC(), RandGuid: randGUID()}
+}
+
+func randGUID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// The builders (New*Request) produce what the Functions host sends a custom handler, quirks included:
+// string values JSON-encoded a second time, and metadata arrays as JSON text inside a string. testdata
+// holds the reference shapes they are checked against (devhost's TestPayloadsMatchTheHostShapes), and
+// the tests here decode what they build.
+
+// newRequest starts the request the host sends function at now: no Data yet, Metadata.sys.
+func newRequest(function string, now time.Time) *InvokeRequest {
+	return &InvokeRequest{Data: map[string]json.RawMessage{}, Metadata: map[string]json.RawMessage{"sys": rawJSON(NewSys(function, now))}}
+}
+
+// rawJSON is v as JSON.
+func rawJSON(v any) json.RawMessage {
+	data, _ := json.Marshal(v)
+	return data
+}
+
+// jsonText is v's JSON text inside a JSON string: how the host sends string values (JSON-encoded a
+// second time) and metadata arrays.
+func jsonText(v any) json.RawMessage { return rawJSON(string(rawJSON(v))) }
+
+// timeText is a time as the host writes it: UTC, RFC 3339 with the fraction it has.
+func timeText(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// data is Data[binding], the trigger's value; an error names it when it is missing.
+func data(req *InvokeRequest, binding string) (json.RawMessage, error) {
+	raw, ok := req.Data[binding]
+	if !ok {
+		return nil, fmt.Errorf("Data.%s is missing", binding)
+	}
+	return raw, nil
 }
 
 // MaxRequestBytes bounds an invocation body: an Event Hubs batch of 1 MB events, plus encoding overhead.
@@ -117,6 +164,15 @@ func Int(raw json.RawMessage) (int64, error) {
 		return 0, fmt.Errorf("expected an integer, got %q", s)
 	}
 	return n, nil
+}
+
+// Time decodes an RFC 3339 time that may be JSON-encoded once or twice; empty is the zero time.
+func Time(raw json.RawMessage) (time.Time, error) {
+	s, err := String(raw)
+	if err != nil || s == "" {
+		return time.Time{}, err
+	}
+	return time.Parse(time.RFC3339Nano, s)
 }
 
 // Array decodes a metadata array that may be a JSON array or JSON text of one inside a string.
