@@ -5,7 +5,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -122,13 +121,8 @@ func decode(r *http.Request, into any) error {
 	if len(data) > maxBody {
 		return fmt.Errorf("%w: body exceeds %d bytes", replication.ErrInvalid, maxBody)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(into); err != nil {
-		return fmt.Errorf("%w: body is not valid JSON of the expected shape: %v", replication.ErrInvalid, err)
-	}
-	if dec.More() {
-		return fmt.Errorf("%w: body has trailing data after the JSON object", replication.ErrInvalid)
+	if err := replication.DecodeJSON(data, into, "body", "the expected shape"); err != nil {
+		return fmt.Errorf("%w: %v", replication.ErrInvalid, err)
 	}
 	return nil
 }

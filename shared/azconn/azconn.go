@@ -99,3 +99,22 @@ func Translate(err error, what string) error {
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
+
+// Connect builds an SDK client from a resolved setting: from its connection string when it has one,
+// else with the default Azure credential (identity-based settings). Errors name the setting.
+func Connect[T any](s Setting, fromConnectionString func(string) (T, error), withCredential func(azcore.TokenCredential) (T, error)) (T, error) {
+	var c T
+	var err error
+	if s.ConnectionString != "" {
+		c, err = fromConnectionString(s.ConnectionString)
+	} else {
+		var cred azcore.TokenCredential
+		if cred, err = Credential(); err == nil {
+			c, err = withCredential(cred)
+		}
+	}
+	if err != nil {
+		return c, fmt.Errorf("%s: %w", s.Name, err)
+	}
+	return c, nil
+}

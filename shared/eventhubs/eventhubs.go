@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azeventhubs/v2"
 	"github.com/standby-dr/standby/shared/azconn"
 	"github.com/standby-dr/standby/shared/replication"
@@ -19,21 +20,13 @@ type Publisher struct {
 
 // NewPublisher connects to the hub named by a resolved connection setting.
 func NewPublisher(s azconn.Setting, hub string) (*Publisher, error) {
-	var (
-		p   *azeventhubs.ProducerClient
-		err error
-	)
-	if s.ConnectionString != "" {
-		p, err = azeventhubs.NewProducerClientFromConnectionString(s.ConnectionString, hub, nil)
-	} else {
-		cred, cerr := azconn.Credential()
-		if cerr != nil {
-			return nil, fmt.Errorf("%s: %w", s.Name, cerr)
-		}
-		p, err = azeventhubs.NewProducerClient(s.Namespace, hub, cred, nil)
-	}
+	p, err := azconn.Connect(s, func(cs string) (*azeventhubs.ProducerClient, error) {
+		return azeventhubs.NewProducerClientFromConnectionString(cs, hub, nil)
+	}, func(cred azcore.TokenCredential) (*azeventhubs.ProducerClient, error) {
+		return azeventhubs.NewProducerClient(s.Namespace, hub, cred, nil)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: event hub %s: %w", s.Name, hub, err)
+		return nil, fmt.Errorf("event hub %s: %w", hub, err)
 	}
 	return &Publisher{producer: p}, nil
 }

@@ -5,7 +5,6 @@
 package failover
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -90,10 +89,8 @@ type StepMessage struct {
 // DecodeStepMessage parses a job queue message; the error names the field.
 func DecodeStepMessage(data []byte) (StepMessage, error) {
 	var m StepMessage
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&m); err != nil {
-		return m, fmt.Errorf("job message is not valid JSON of the job message shape: %w", err)
+	if err := replication.DecodeJSON(data, &m, "job message", "the job message shape"); err != nil {
+		return m, err
 	}
 	if !ValidJobID(m.Job) {
 		return m, fmt.Errorf("job message field job: %q is not a job id", m.Job)

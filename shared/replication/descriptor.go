@@ -57,15 +57,24 @@ func CheckGroupName(name string) error {
 // DecodeDescriptor parses and validates one descriptor; the error names the offending field.
 func DecodeDescriptor(data []byte) (Descriptor, error) {
 	var d Descriptor
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&d); err != nil {
-		return d, fmt.Errorf("descriptor is not valid JSON of the descriptor shape: %w", err)
-	}
-	if dec.More() {
-		return d, fmt.Errorf("descriptor has trailing data after the JSON object")
+	if err := DecodeJSON(data, &d, "descriptor", "the descriptor shape"); err != nil {
+		return d, err
 	}
 	return d, d.Validate()
+}
+
+// DecodeJSON decodes one JSON object of into's shape, refusing unknown fields and trailing data. The
+// error says what (a descriptor, a body) is not valid JSON of which shape.
+func DecodeJSON(data []byte, into any, what, shape string) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(into); err != nil {
+		return fmt.Errorf("%s is not valid JSON of %s: %w", what, shape, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%s has trailing data after the JSON object", what)
+	}
+	return nil
 }
 
 // Validate checks the descriptor's fields.

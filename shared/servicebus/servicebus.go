@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/standby-dr/standby/shared/azconn"
 	"github.com/standby-dr/standby/shared/replication"
@@ -16,18 +17,11 @@ import (
 
 // NewClient connects to the namespace named by a resolved connection setting.
 func NewClient(s azconn.Setting) (*azservicebus.Client, error) {
-	if s.ConnectionString != "" {
-		c, err := azservicebus.NewClientFromConnectionString(s.ConnectionString, nil)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", s.Name, err)
-		}
-		return c, nil
-	}
-	cred, err := azconn.Credential()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s.Name, err)
-	}
-	return azservicebus.NewClient(s.Namespace, cred, nil)
+	return azconn.Connect(s, func(cs string) (*azservicebus.Client, error) {
+		return azservicebus.NewClientFromConnectionString(cs, nil)
+	}, func(cred azcore.TokenCredential) (*azservicebus.Client, error) {
+		return azservicebus.NewClient(s.Namespace, cred, nil)
+	})
 }
 
 // Sender sends job messages to one queue.

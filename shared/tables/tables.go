@@ -23,18 +23,11 @@ func New(svc *aztables.ServiceClient) *Store { return &Store{svc: svc} }
 // ServiceClient builds a Table service client from a resolved connection setting.
 func ServiceClient(s azconn.Setting) (*aztables.ServiceClient, error) {
 	opts := &aztables.ClientOptions{ClientOptions: azconn.ClientOptions()}
-	if s.ConnectionString != "" {
-		c, err := aztables.NewServiceClientFromConnectionString(s.ConnectionString, opts)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", s.Name, err)
-		}
-		return c, nil
-	}
-	cred, err := azconn.Credential()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s.Name, err)
-	}
-	return aztables.NewServiceClient(s.ServiceURI, cred, opts)
+	return azconn.Connect(s, func(cs string) (*aztables.ServiceClient, error) {
+		return aztables.NewServiceClientFromConnectionString(cs, opts)
+	}, func(cred azcore.TokenCredential) (*aztables.ServiceClient, error) {
+		return aztables.NewServiceClient(s.ServiceURI, cred, opts)
+	})
 }
 
 // EnsureTable creates the table when missing.
