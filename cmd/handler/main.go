@@ -85,7 +85,7 @@ type deps struct {
 	journal     replication.JournalStore
 	jobs        replication.JobSender
 	peer        jobs.PeerSite
-	probes      []api.Probe
+	probes      []replication.Probe
 	closer      []func()
 }
 
@@ -121,9 +121,9 @@ func orDefault(v, def string) string {
 
 func buildDeps(ctx context.Context, getenv func(string) string, log *slog.Logger) *deps {
 	d := &deps{}
-	fail := func(name string, err error) api.Probe {
+	fail := func(name string, err error) replication.Probe {
 		log.Warn("dependency not available", "dependency", name, "err", err)
-		return api.Probe{Name: name, Check: func(context.Context) error { return err }}
+		return replication.Probe{Name: name, Check: func(context.Context) error { return err }}
 	}
 	// Target region storage: page blobs and tables.
 	if s, err := azconn.Lookup(getenv, settingTarget, "table"); err != nil {
@@ -133,7 +133,7 @@ func buildDeps(ctx context.Context, getenv func(string) string, log *slog.Logger
 	} else {
 		store := tables.New(svc)
 		d.state = store
-		d.probes = append(d.probes, api.Probe{Name: "target-tables", Check: store.Ping})
+		d.probes = append(d.probes, replication.Probe{Name: "target-tables", Check: store.Ping})
 	}
 	// Target disks (page blobs) and the cache journal (block blobs in the source region).
 	if s, err := azconn.Lookup(getenv, settingTarget, "blob"); err != nil {
@@ -143,7 +143,7 @@ func buildDeps(ctx context.Context, getenv func(string) string, log *slog.Logger
 	} else {
 		store := pageblobs.New(svc)
 		d.pages = store
-		d.probes = append(d.probes, api.Probe{Name: "target-blobs", Check: store.Ping})
+		d.probes = append(d.probes, replication.Probe{Name: "target-blobs", Check: store.Ping})
 	}
 	if s, err := azconn.Lookup(getenv, settingCache, "blob"); err != nil {
 		d.probes = append(d.probes, fail("cache-blobs", err))
@@ -151,7 +151,7 @@ func buildDeps(ctx context.Context, getenv func(string) string, log *slog.Logger
 		d.probes = append(d.probes, fail("cache-blobs", err))
 	} else {
 		d.journal = journal.New(svc, orDefault(getenv(settingJournal), "journal"))
-		d.probes = append(d.probes, api.Probe{Name: "cache-blobs", Check: pageblobs.New(svc).Ping})
+		d.probes = append(d.probes, replication.Probe{Name: "cache-blobs", Check: pageblobs.New(svc).Ping})
 	}
 	// The other region's deployment: reachable only when needed (it may be the region that is down).
 	if base := strings.TrimSpace(getenv(settingPeerAPI)); base != "" {
@@ -166,7 +166,7 @@ func buildDeps(ctx context.Context, getenv func(string) string, log *slog.Logger
 			d.probes = append(d.probes, fail("eventhubs", err))
 		} else {
 			d.closer = append(d.closer, func() { b.Close() })
-			d.probes = append(d.probes, api.Probe{Name: "eventhubs", Check: func(ctx context.Context) error {
+			d.probes = append(d.probes, replication.Probe{Name: "eventhubs", Check: func(ctx context.Context) error {
 				_, err := b.PartitionCount(ctx, hub)
 				return err
 			}})
@@ -175,7 +175,7 @@ func buildDeps(ctx context.Context, getenv func(string) string, log *slog.Logger
 		d.probes = append(d.probes, fail("eventhubs", err))
 	} else {
 		d.closer = append(d.closer, func() { pub.Close(context.Background()) })
-		d.probes = append(d.probes, api.Probe{Name: "eventhubs", Check: func(ctx context.Context) error {
+		d.probes = append(d.probes, replication.Probe{Name: "eventhubs", Check: func(ctx context.Context) error {
 			_, err := pub.Properties(ctx)
 			return err
 		}})
@@ -199,7 +199,7 @@ func buildDeps(ctx context.Context, getenv func(string) string, log *slog.Logger
 				}
 				return out, err
 			}
-			d.probes = append(d.probes, api.Probe{Name: "servicebus", Check: func(ctx context.Context) error {
+			d.probes = append(d.probes, replication.Probe{Name: "servicebus", Check: func(ctx context.Context) error {
 				_, err := b.Counts(ctx, queue)
 				return err
 			}})
@@ -220,7 +220,7 @@ func buildDeps(ctx context.Context, getenv func(string) string, log *slog.Logger
 			return out, err
 		}
 		d.closer = append(d.closer, func() { sender.Close(context.Background()); client.Close(context.Background()) })
-		d.probes = append(d.probes, api.Probe{Name: "servicebus", Check: func(ctx context.Context) error {
+		d.probes = append(d.probes, replication.Probe{Name: "servicebus", Check: func(ctx context.Context) error {
 			_, err := servicebus.PeekDeadLetters(ctx, client, queue, 1)
 			return err
 		}})

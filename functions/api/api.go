@@ -20,12 +20,6 @@ import (
 	"github.com/standby-dr/standby/shared/replication"
 )
 
-// Probe checks one dependency for the health endpoint.
-type Probe struct {
-	Name  string
-	Check func(ctx context.Context) error // nil: the dependency is not configured
-}
-
 // API is the api function.
 type API struct {
 	// DeadLetters reads the job queue's dead-letter queue (nil: not configured).
@@ -36,7 +30,7 @@ type API struct {
 	Jobs        replication.JobSender
 	// PeerConfigured: the other region's deployment is known (reprotect and failback need it).
 	PeerConfigured bool
-	Probes         []Probe
+	Probes         []replication.Probe
 	Log            *slog.Logger
 	Now            func() time.Time
 }

@@ -414,13 +414,10 @@ func (a *Agent) sender(ctx context.Context) {
 }
 
 func (a *Agent) publish(ctx context.Context, b *replication.Batch, payload []byte) error {
-	d := replication.DescriptorFor(b, BlobName(b.Group, b.Seq), payload)
+	d := replication.DescriptorFor(b, replication.BatchBlobName(b.Group, b.Seq), payload)
 	body, _ := json.Marshal(d)
 	return a.cfg.Publisher.Publish(ctx, b.Group, []replication.ChangeEvent{{Body: body, Properties: map[string]string{"kind": b.Kind}}})
 }
-
-// BlobName is the journal name a descriptor points at.
-func BlobName(group string, seq int64) string { return fmt.Sprintf("%s/%020d.batch", group, seq) }
 
 func retry(ctx context.Context, log *slog.Logger, what string, fn func() error) error {
 	delay := 100 * time.Millisecond
