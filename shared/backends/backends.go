@@ -134,32 +134,31 @@ func SourcePages(getenv func(string) string) (replication.PageStore, error) {
 
 // PageStore is the page store of the account a connection setting names.
 func PageStore(getenv func(string) string, setting string) (*pageblobs.Store, error) {
-	svc, err := blobService(getenv, setting)
-	if err != nil {
-		return nil, err
-	}
-	return pageblobs.New(svc), nil
+	return open(getenv, setting, "blob", pageblobs.ServiceClient, pageblobs.New)
 }
 
 // StateStore is the table store of the account a connection setting names.
 func StateStore(getenv func(string) string, setting string) (*tables.Store, error) {
-	s, err := azconn.Lookup(getenv, setting, "table")
-	if err != nil {
-		return nil, err
-	}
-	svc, err := tables.ServiceClient(s)
-	if err != nil {
-		return nil, err
-	}
-	return tables.New(svc), nil
+	return open(getenv, setting, "table", tables.ServiceClient, tables.New)
 }
 
 func blobService(getenv func(string) string, setting string) (*service.Client, error) {
-	s, err := azconn.Lookup(getenv, setting, "blob")
+	return open(getenv, setting, "blob", pageblobs.ServiceClient, func(c *service.Client) *service.Client { return c })
+}
+
+// open resolves a storage setting for the service ("blob", "table"), builds the service client and the
+// store over it.
+func open[C, S any](getenv func(string) string, setting, svc string, client func(azconn.Setting) (C, error), store func(C) S) (S, error) {
+	var zero S
+	s, err := azconn.Lookup(getenv, setting, svc)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	return pageblobs.ServiceClient(s)
+	c, err := client(s)
+	if err != nil {
+		return zero, err
+	}
+	return store(c), nil
 }
 
 func newJournal(getenv func(string) string, svc *service.Client) *journal.Store {
