@@ -9,6 +9,7 @@ build:
 	$(GO) build -o bin/handler ./cmd/handler
 	$(GO) build -o bin/devhost ./cmd/devhost
 	$(GO) build -o bin/agent ./cmd/agent
+	$(GO) build -o bin/verify ./cmd/verify
 	$(GO) build -o bin/standby ./cmd/standby
 
 demo: build

@@ -47,7 +47,7 @@ echo; echo "== 5. A test failover drill to the newest point while replication go
 bin/standby failover $group --type test --point latestProcessed --wait | tee .local/test-failover.txt
 test_job=$(awk '/queued/{print $2; exit}' .local/test-failover.txt)
 point_seq=$(bin/standby job "$test_job" | awk -F'"' '/"point"/{sub(/rp-/, "", $4); print $4; exit}')
-bin/agent verify -group $group -settings local.settings.json -state .local/agent -container $group-test -truth .local/truth.jsonl -seq "$point_seq"
+bin/verify -group $group -settings local.settings.json -state .local/agent -container $group-test -truth .local/truth.jsonl -seq "$point_seq"
 bin/standby cleanup-test $group --wait
 
 echo; echo "== 6. A planned failover: the agent stops taking writes and flushes; the job waits for the final point"
@@ -55,14 +55,14 @@ bin/standby failover $group --type planned --wait | tee .local/planned.txt
 wait $agent_pid
 cat .local/agent-summary.json
 echo "-- zero data loss: every failed-over disk against its source, byte for byte"
-bin/agent verify -group $group -settings local.settings.json -state .local/agent -container $group-failover
+bin/verify -group $group -settings local.settings.json -state .local/agent -container $group-failover
 
 echo; echo "== 7. Group status (GET /api/v1/groups/$group)"
 api http://127.0.0.1:7071/api/v1/groups/$group > .local/group.json
 grep -vE '"(name|sizeBytes|source)"|^ +[]{}[]+,?$|"(vms|disks)": \[' .local/group.json
 
 echo; echo "== 8. Proof: convergence, then byte-for-byte comparison of disks and marker snapshots"
-bin/agent verify -group $group -settings local.settings.json -state .local/agent -truth .local/truth.jsonl
+bin/verify -group $group -settings local.settings.json -state .local/agent -truth .local/truth.jsonl
 
 echo; echo "== 9. Recovery points cutpoints promoted from the markers (GET /api/v1/groups/$group/recovery-points)"
 api "http://127.0.0.1:7071/api/v1/groups/$group/recovery-points?limit=3" > .local/points.json

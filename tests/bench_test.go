@@ -243,7 +243,7 @@ func applyTime(b *testing.B, size int64) time.Duration {
 			b.Fatal(err)
 		}
 		mu.Lock()
-		descs = append(descs, replication.DescriptorFor(bt, agent.BlobName(group, bt.Seq), payload))
+		descs = append(descs, replication.DescriptorFor(bt, replication.BatchBlobName(group, bt.Seq), payload))
 		mu.Unlock()
 	}
 	applier := &replication.Applier{State: state, Pages: pages, Journal: j, Log: slog.New(slog.DiscardHandler), Now: time.Now, Parallelism: 8}

@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binDir = dir
-	for name, pkg := range map[string]string{"handler": "../cmd/handler", "devhost": "../cmd/devhost", "agent": "../cmd/agent", "standby": "../cmd/standby", "testhandler": "./testhandler"} {
+	for name, pkg := range map[string]string{"handler": "../cmd/handler", "devhost": "../cmd/devhost", "agent": "../cmd/agent", "verify": "../cmd/verify", "standby": "../cmd/standby", "testhandler": "./testhandler"} {
 		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg).CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", name, err, out)

@@ -122,7 +122,7 @@ func lastLines(s string, n int) string {
 
 func verifyGroup(t *testing.T, s *stack, group, state, truth string) string {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "agent"), "verify", "-group", group, "-state", state, "-truth", truth, "-timeout", "3m")
+	cmd := exec.Command(filepath.Join(binDir, "verify"), "-group", group, "-state", state, "-truth", truth, "-timeout", "3m")
 	cmd.Env = s.env()
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "verified: every target disk and every marker snapshot is byte-identical") {

@@ -25,18 +25,10 @@ import (
 	"github.com/standby-dr/standby/functions/apply"
 	"github.com/standby-dr/standby/functions/cutpoints"
 	"github.com/standby-dr/standby/functions/failover"
-	"github.com/standby-dr/standby/shared/apiclient"
-	"github.com/standby-dr/standby/shared/apiv1"
-	"github.com/standby-dr/standby/shared/azconn"
-	"github.com/standby-dr/standby/shared/eventhubs"
+	"github.com/standby-dr/standby/shared/backends"
 	jobs "github.com/standby-dr/standby/shared/failover"
 	"github.com/standby-dr/standby/shared/funcproto"
-	"github.com/standby-dr/standby/shared/journal"
-	"github.com/standby-dr/standby/shared/local"
-	"github.com/standby-dr/standby/shared/pageblobs"
 	"github.com/standby-dr/standby/shared/replication"
-	"github.com/standby-dr/standby/shared/servicebus"
-	"github.com/standby-dr/standby/shared/tables"
 )
 
 func main() {
@@ -52,8 +44,8 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	deps := buildDeps(ctx, os.Getenv, log)
-	defer deps.close()
+	deps := backends.Open(ctx, os.Getenv, log)
+	defer deps.Close()
 	srv := &http.Server{Addr: net.JoinHostPort("127.0.0.1", port), Handler: routes(deps, log), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
@@ -77,172 +69,43 @@ func newLogger(level string) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
 }
 
-// deps are the handler's dependencies, each nil when not configured.
-type deps struct {
-	deadLetters func(ctx context.Context, max int) ([]apiv1.DeadLetterView, error)
-	state       replication.StateStore
-	pages       replication.PageStore
-	journal     replication.JournalStore
-	jobs        replication.JobSender
-	peer        jobs.PeerSite
-	probes      []replication.Probe
-	closer      []func()
-}
-
-func (d *deps) close() {
-	for _, c := range d.closer {
-		c()
-	}
-}
-
-// Setting names (documented in the README's configuration reference).
+// Settings only the handler reads (documented in the README's configuration reference).
 const (
-	settingTarget    = "StandbyTargetStorage"
-	settingCache     = "StandbyCacheStorage"
-	settingEventHubs = "StandbyEventHubs"
-	settingHub       = "StandbyChangeHub"
-	settingSB        = "StandbyServiceBus"
-	settingQueue     = "StandbyJobQueue"
-	settingJournal   = "StandbyJournalContainer"
-	settingParallel  = "StandbyApplyParallelism"
-	// settingPeerAPI is the other region's Standby API root (reprotect, failback), settingPeerKey its key.
-	settingPeerAPI = "StandbyPeerApi"
-	settingPeerKey = "StandbyPeerApiKey"
+	settingParallel = "StandbyApplyParallelism"
 	// settingMaxDelivery is the job queue's MaxDeliveryCount: a step failing on that delivery fails its job.
 	settingMaxDelivery = "StandbyJobMaxDeliveryCount"
 )
 
-func orDefault(v, def string) string {
+// intSetting is a positive integer setting, def when it is unset or invalid.
+func intSetting(log *slog.Logger, name string, def int64) int64 {
+	v := os.Getenv(name)
 	if strings.TrimSpace(v) == "" {
 		return def
 	}
-	return v
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 {
+		log.Warn("ignoring an invalid "+name, "value", v)
+		return def
+	}
+	return n
 }
 
-func buildDeps(ctx context.Context, getenv func(string) string, log *slog.Logger) *deps {
-	d := &deps{}
-	fail := func(name string, err error) replication.Probe {
-		log.Warn("dependency not available", "dependency", name, "err", err)
-		return replication.Probe{Name: name, Check: func(context.Context) error { return err }}
-	}
-	// Target region storage: page blobs and tables.
-	if s, err := azconn.Lookup(getenv, settingTarget, "table"); err != nil {
-		d.probes = append(d.probes, fail("target-tables", err))
-	} else if svc, err := tables.ServiceClient(s); err != nil {
-		d.probes = append(d.probes, fail("target-tables", err))
-	} else {
-		store := tables.New(svc)
-		d.state = store
-		d.probes = append(d.probes, replication.Probe{Name: "target-tables", Check: store.Ping})
-	}
-	// Target disks (page blobs) and the cache journal (block blobs in the source region).
-	if s, err := azconn.Lookup(getenv, settingTarget, "blob"); err != nil {
-		d.probes = append(d.probes, fail("target-blobs", err))
-	} else if svc, err := pageblobs.ServiceClient(s); err != nil {
-		d.probes = append(d.probes, fail("target-blobs", err))
-	} else {
-		store := pageblobs.New(svc)
-		d.pages = store
-		d.probes = append(d.probes, replication.Probe{Name: "target-blobs", Check: store.Ping})
-	}
-	if s, err := azconn.Lookup(getenv, settingCache, "blob"); err != nil {
-		d.probes = append(d.probes, fail("cache-blobs", err))
-	} else if svc, err := pageblobs.ServiceClient(s); err != nil {
-		d.probes = append(d.probes, fail("cache-blobs", err))
-	} else {
-		d.journal = journal.New(svc, orDefault(getenv(settingJournal), "journal"))
-		d.probes = append(d.probes, replication.Probe{Name: "cache-blobs", Check: pageblobs.New(svc).Ping})
-	}
-	// The other region's deployment: reachable only when needed (it may be the region that is down).
-	if base := strings.TrimSpace(getenv(settingPeerAPI)); base != "" {
-		d.peer = apiclient.Peer{Client: apiclient.New(base, getenv(settingPeerKey))}
-	}
-	// Change stream.
-	hub := orDefault(getenv(settingHub), "changes")
-	if s, err := azconn.Lookup(getenv, settingEventHubs, ""); err != nil {
-		d.probes = append(d.probes, fail("eventhubs", err))
-	} else if local.IsConnection(s.ConnectionString) {
-		if b, err := local.OpenConnection(s.ConnectionString); err != nil {
-			d.probes = append(d.probes, fail("eventhubs", err))
-		} else {
-			d.closer = append(d.closer, func() { b.Close() })
-			d.probes = append(d.probes, replication.Probe{Name: "eventhubs", Check: func(ctx context.Context) error {
-				_, err := b.PartitionCount(ctx, hub)
-				return err
-			}})
-		}
-	} else if pub, err := eventhubs.NewPublisher(s, hub); err != nil {
-		d.probes = append(d.probes, fail("eventhubs", err))
-	} else {
-		d.closer = append(d.closer, func() { pub.Close(context.Background()) })
-		d.probes = append(d.probes, replication.Probe{Name: "eventhubs", Check: func(ctx context.Context) error {
-			_, err := pub.Properties(ctx)
-			return err
-		}})
-	}
-	// Job queue.
-	queue := orDefault(getenv(settingQueue), "jobs")
-	if s, err := azconn.Lookup(getenv, settingSB, ""); err != nil {
-		d.probes = append(d.probes, fail("servicebus", err))
-	} else if local.IsConnection(s.ConnectionString) {
-		if b, err := local.OpenConnection(s.ConnectionString); err != nil {
-			d.probes = append(d.probes, fail("servicebus", err))
-		} else {
-			d.closer = append(d.closer, func() { b.Close() })
-			d.jobs = local.NewJobSender(b, queue)
-			d.deadLetters = func(ctx context.Context, max int) ([]apiv1.DeadLetterView, error) {
-				msgs, err := b.DeadLetters(ctx, queue, max)
-				out := make([]apiv1.DeadLetterView, len(msgs))
-				for i, m := range msgs {
-					out[i] = apiv1.DeadLetterView{MessageID: m.MessageID, SessionID: m.SessionID, Reason: m.DeadLetterReason,
-						Description: m.DeadLetterDescription, Deliveries: m.DeliveryCount, Body: string(m.Body)}
-				}
-				return out, err
-			}
-			d.probes = append(d.probes, replication.Probe{Name: "servicebus", Check: func(ctx context.Context) error {
-				_, err := b.Counts(ctx, queue)
-				return err
-			}})
-		}
-	} else if client, err := servicebus.NewClient(s); err != nil {
-		d.probes = append(d.probes, fail("servicebus", err))
-	} else if sender, err := servicebus.NewSender(client, queue); err != nil {
-		d.probes = append(d.probes, fail("servicebus", err))
-	} else {
-		d.jobs = sender
-		d.deadLetters = func(ctx context.Context, max int) ([]apiv1.DeadLetterView, error) {
-			dls, err := servicebus.PeekDeadLetters(ctx, client, queue, max)
-			out := make([]apiv1.DeadLetterView, len(dls))
-			for i, m := range dls {
-				out[i] = apiv1.DeadLetterView{MessageID: m.MessageID, SessionID: m.SessionID, Reason: m.Reason, Description: m.Description,
-					Deliveries: int(m.Deliveries), Body: string(m.Body)}
-			}
-			return out, err
-		}
-		d.closer = append(d.closer, func() { sender.Close(context.Background()); client.Close(context.Background()) })
-		d.probes = append(d.probes, replication.Probe{Name: "servicebus", Check: func(ctx context.Context) error {
-			_, err := servicebus.PeekDeadLetters(ctx, client, queue, 1)
-			return err
-		}})
-	}
-	return d
-}
-
-func routes(d *deps, log *slog.Logger) http.Handler {
+// routes wires the four functions to the backends; a function whose dependencies are missing answers 500.
+func routes(d *backends.Backends, log *slog.Logger) http.Handler {
 	now := time.Now
-	groups := &replication.Service{State: d.state, Pages: d.pages, Journal: d.journal, Log: log.With("function", "cutpoints"), Now: now}
-	applier := &replication.Applier{State: d.state, Pages: d.pages, Journal: d.journal, Log: log.With("function", "apply"), Now: now,
-		Parallelism: intSetting(log, settingParallel, 8)}
+	groups := &replication.Service{State: d.State, Pages: d.Pages, Journal: d.Journal, Log: log.With("function", "cutpoints"), Now: now}
+	applier := &replication.Applier{State: d.State, Pages: d.Pages, Journal: d.Journal, Log: log.With("function", "apply"), Now: now,
+		Parallelism: int(intSetting(log, settingParallel, 8))}
 	failFn := &failover.Function{}
-	if d.state != nil && d.pages != nil && d.jobs != nil {
-		failFn.Runner = &jobs.JobRunner{State: d.state, Pages: d.pages, Journal: d.journal, Jobs: d.jobs, Log: log.With("function", "failover"),
-			Now: now, MaxDeliveries: int64(intSetting(log, settingMaxDelivery, 10)), Peer: d.peer,
-			Restorer: &replication.Restorer{State: d.state, Pages: d.pages, Journal: d.journal, Parallelism: 8}}
+	if d.State != nil && d.Pages != nil && d.Jobs != nil {
+		failFn.Runner = &jobs.JobRunner{State: d.State, Pages: d.Pages, Journal: d.Journal, Jobs: d.Jobs, Log: log.With("function", "failover"),
+			Now: now, MaxDeliveries: intSetting(log, settingMaxDelivery, 10), Peer: d.Peer,
+			Restorer: &replication.Restorer{State: d.State, Pages: d.Pages, Journal: d.Journal, Parallelism: 8}}
 	}
 	apiLog := log.With("function", "api")
-	apiFn := &api.API{Groups: &replication.Service{State: d.state, Pages: d.pages, Journal: d.journal, Log: apiLog, Now: now},
-		Jobs:        &jobs.Admission{State: d.state, Pages: d.pages, Jobs: d.jobs, PeerConfigured: d.peer != nil, Log: apiLog, Now: now},
-		DeadLetters: d.deadLetters, Probes: d.probes, Log: apiLog, Now: now}
+	apiFn := &api.API{Groups: &replication.Service{State: d.State, Pages: d.Pages, Journal: d.Journal, Log: apiLog, Now: now},
+		Jobs:        &jobs.Admission{State: d.State, Pages: d.Pages, Jobs: d.Jobs, PeerConfigured: d.Peer != nil, Log: apiLog, Now: now},
+		DeadLetters: d.DeadLetters, Probes: d.Probes, Log: apiLog, Now: now}
 	mux := http.NewServeMux()
 	mux.Handle("POST /apply", funcproto.Handler(log, "apply", (&apply.Function{Applier: applier}).Invoke))
 	mux.Handle("POST /cutpoints", funcproto.Handler(log, "cutpoints", (&cutpoints.Function{Groups: groups}).Invoke))
@@ -252,14 +115,4 @@ func routes(d *deps, log *slog.Logger) http.Handler {
 		http.Error(w, fmt.Sprintf("no function at %s", r.URL.Path), http.StatusNotFound)
 	})
 	return mux
-}
-
-// intSetting is a positive whole-number setting, def when unset or invalid (which is logged).
-func intSetting(log *slog.Logger, name string, def int) int {
-	n, err := strconv.Atoi(orDefault(os.Getenv(name), strconv.Itoa(def)))
-	if err != nil || n < 1 {
-		log.Warn("ignoring an invalid setting", "setting", name, "value", os.Getenv(name))
-		return def
-	}
-	return n
 }

@@ -7,12 +7,8 @@ package agent
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -89,25 +85,6 @@ type Stats struct {
 	syncStart          time.Time
 }
 
-// state is what the agent persists: the next sequence number, the last one published, and whether it
-// stopped cleanly (if not, writes in flight may be lost and a resync compares the disks).
-type state struct {
-	NextSeq   int64 `json:"nextSeq"`
-	Published int64 `json:"published"`
-	Clean     bool  `json:"clean"`
-}
-
-func (a *Agent) statePath() string { return filepath.Join(a.cfg.StateDir, a.cfg.Group+".state.json") }
-
-func (a *Agent) saveState(s state) error {
-	data, _ := json.Marshal(s)
-	tmp := a.statePath() + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, a.statePath())
-}
-
 // Open opens the source disks and resumes the stream where the last run left it: descriptors of
 // payloads stored but not published are published again (apply skips duplicates). It reports whether
 // the last run stopped uncleanly, in which case the caller should resync.
@@ -127,40 +104,13 @@ func Open(ctx context.Context, cfg Config) (*Agent, bool, error) {
 	}
 	a := &Agent{cfg: cfg, files: map[string]*os.File{}, sizes: map[string]int64{}, blobs: map[string]replication.DiskRef{},
 		bases: map[string]string{}, queue: make(chan *replication.Batch, 32), sendErr: make(chan error, 1), done: make(chan struct{})}
-	for _, d := range cfg.Disks {
-		if strings.HasPrefix(d.Spec.Source, "pageblob:") {
-			ref, err := replication.PageBlobRef(d.Spec.Source)
-			if err != nil {
-				a.closeFiles()
-				return nil, false, fmt.Errorf("disk %s: %w", d.Key, err)
-			}
-			if cfg.SourcePages == nil {
-				a.closeFiles()
-				return nil, false, fmt.Errorf("disk %s: a pageblob: source needs the source account (StandbySourceStorage)", d.Key)
-			}
-			a.blobs[d.Key] = ref
-			if snap, err := os.ReadFile(a.snapshotFile(d.Key)); err == nil {
-				a.bases[d.Key] = strings.TrimSpace(string(snap))
-			}
-			continue
-		}
-		f, err := openSource(cfg.StateDir, cfg.Group, d)
-		if err != nil {
-			a.closeFiles()
-			return nil, false, err
-		}
-		a.files[d.Key], a.sizes[d.Key] = f, d.Spec.SizeBytes
-	}
-	var st state
-	data, err := os.ReadFile(a.statePath())
-	fresh := errors.Is(err, os.ErrNotExist)
-	if err != nil && !fresh {
+	if err := a.openDisks(); err != nil {
+		a.closeFiles()
 		return nil, false, err
 	}
-	if !fresh {
-		if err := json.Unmarshal(data, &st); err != nil {
-			return nil, false, fmt.Errorf("agent state %s: %w", a.statePath(), err)
-		}
+	st, fresh, err := a.loadState()
+	if err != nil {
+		return nil, false, err
 	}
 	// Whatever the journal holds past what was published gets its descriptor (again).
 	stored, err := cfg.Journal.List(ctx, cfg.Group)
@@ -204,6 +154,33 @@ func Open(ctx context.Context, cfg Config) (*Agent, bool, error) {
 	go a.sender(ctx)
 	go a.ticker(ctx)
 	return a, dirty, nil
+}
+
+// openDisks opens the source disks: files, or the source account's page blobs with the snapshot each
+// one's next change scan starts from. On an error the caller closes what was opened.
+func (a *Agent) openDisks() error {
+	for _, d := range a.cfg.Disks {
+		if strings.HasPrefix(d.Spec.Source, "pageblob:") {
+			ref, err := replication.PageBlobRef(d.Spec.Source)
+			if err != nil {
+				return fmt.Errorf("disk %s: %w", d.Key, err)
+			}
+			if a.cfg.SourcePages == nil {
+				return fmt.Errorf("disk %s: a pageblob: source needs the source account (StandbySourceStorage)", d.Key)
+			}
+			a.blobs[d.Key] = ref
+			if snap, err := os.ReadFile(a.snapshotFile(d.Key)); err == nil {
+				a.bases[d.Key] = strings.TrimSpace(string(snap))
+			}
+			continue
+		}
+		f, err := openSource(a.cfg.StateDir, a.cfg.Group, d)
+		if err != nil {
+			return err
+		}
+		a.files[d.Key], a.sizes[d.Key] = f, d.Spec.SizeBytes
+	}
+	return nil
 }
 
 // openSource opens a disk's source: the file of a file: source, or a file the agent keeps for an
@@ -355,92 +332,6 @@ func (a *Agent) ticker(ctx context.Context) {
 	}
 }
 
-// uploadsInFlight bounds the payload uploads the sender runs at once.
-const uploadsInFlight = 4
-
-// sender stores sealed batches (several uploads in flight) and publishes their descriptors strictly in
-// sequence order, each only once its own payload is stored; every step is retried until it goes through.
-func (a *Agent) sender(ctx context.Context) {
-	defer close(a.done)
-	type upload struct {
-		b       *replication.Batch
-		payload []byte
-		stored  chan error
-	}
-	inOrder := make(chan *upload, uploadsInFlight)
-	slots := make(chan struct{}, uploadsInFlight)
-	go func() {
-		defer close(inOrder)
-		for b := range a.queue {
-			payload, err := replication.EncodeBatch(b, a.cfg.Compress)
-			u := &upload{b: b, payload: payload, stored: make(chan error, 1)}
-			if err != nil { // a bug, not an outage: stop rather than skip a sequence number
-				u.stored <- fmt.Errorf("encoding batch %d: %w", b.Seq, err)
-			} else {
-				slots <- struct{}{}
-				go func() {
-					defer func() { <-slots }()
-					u.stored <- retry(ctx, a.cfg.Log, "storing batch", func() error { return a.cfg.Journal.Put(ctx, a.cfg.Group, b.Seq, payload) })
-				}()
-			}
-			inOrder <- u
-		}
-	}()
-	failed := false
-	for u := range inOrder {
-		err := <-u.stored
-		if failed {
-			continue // drain
-		}
-		if err == nil {
-			err = retry(ctx, a.cfg.Log, "publishing descriptor", func() error { return a.publish(ctx, u.b, u.payload) })
-		}
-		if err != nil {
-			failed = true
-			a.cfg.Log.Error("sending stopped", "seq", u.b.Seq, "err", err)
-			select {
-			case a.sendErr <- err:
-			default:
-			}
-			continue
-		}
-		a.statsMu.Lock()
-		a.stats.LastPublished = u.b.Seq
-		a.stats.Batches++
-		a.stats.PublishedBytes += int64(len(u.payload))
-		a.statsMu.Unlock()
-		a.saveState(state{NextSeq: u.b.Seq + 1, Published: u.b.Seq})
-	}
-}
-
-func (a *Agent) publish(ctx context.Context, b *replication.Batch, payload []byte) error {
-	d := replication.DescriptorFor(b, BlobName(b.Group, b.Seq), payload)
-	body, _ := json.Marshal(d)
-	return a.cfg.Publisher.Publish(ctx, b.Group, []replication.ChangeEvent{{Body: body, Properties: map[string]string{"kind": b.Kind}}})
-}
-
-// BlobName is the journal name a descriptor points at.
-func BlobName(group string, seq int64) string { return fmt.Sprintf("%s/%020d.batch", group, seq) }
-
-func retry(ctx context.Context, log *slog.Logger, what string, fn func() error) error {
-	delay := 100 * time.Millisecond
-	for {
-		err := fn()
-		if err == nil {
-			return nil
-		}
-		log.Warn(what+" failed; retrying", "err", err, "delay", delay)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(delay):
-		}
-		if delay < 5*time.Second {
-			delay *= 2
-		}
-	}
-}
-
 // Close seals what is open, waits until everything is published and records a clean stop.
 func (a *Agent) Close(ctx context.Context) error {
 	a.mu.Lock()
@@ -488,13 +379,4 @@ func (a *Agent) NextSeq() int64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.nextSeq
-}
-
-// HashFile returns the sha256 of a whole disk file (ground truth for tests and the demo).
-func HashFile(f *os.File, size int64) (string, error) {
-	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(f, 0, size)); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

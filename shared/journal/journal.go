@@ -34,12 +34,9 @@ func New(svc *service.Client, containerName string) *Store {
 		quarantine: svc.NewContainerClient(containerName + "-quarantine")}
 }
 
-// BlobName is where a batch payload lives: sequence numbers zero-padded so names sort in order.
-func BlobName(group string, seq int64) string { return fmt.Sprintf("%s/%020d.batch", group, seq) }
-
 // Put uploads the payload (overwriting the same batch is harmless: its content is the same).
 func (s *Store) Put(ctx context.Context, group string, seq int64, payload []byte) error {
-	return azconn.Translate(upload(ctx, s.container, BlobName(group, seq), payload, nil), fmt.Sprintf("storing batch %d of %s", seq, group))
+	return azconn.Translate(upload(ctx, s.container, replication.BatchBlobName(group, seq), payload, nil), fmt.Sprintf("storing batch %d of %s", seq, group))
 }
 
 // Quarantine stores a payload that failed verification in the quarantine container, with the reason
@@ -49,7 +46,7 @@ func (s *Store) Quarantine(ctx context.Context, group string, seq int64, payload
 		reason = reason[:1024]
 	}
 	meta := map[string]*string{"reason": &reason}
-	return azconn.Translate(upload(ctx, s.quarantine, BlobName(group, seq), payload, meta), fmt.Sprintf("quarantining batch %d of %s", seq, group))
+	return azconn.Translate(upload(ctx, s.quarantine, replication.BatchBlobName(group, seq), payload, meta), fmt.Sprintf("quarantining batch %d of %s", seq, group))
 }
 
 // upload writes a block blob, creating the container on first use.
@@ -70,7 +67,7 @@ func upload(ctx context.Context, c *container.Client, name string, payload []byt
 
 // Get downloads a payload; a missing batch → ErrNotFound.
 func (s *Store) Get(ctx context.Context, group string, seq int64) ([]byte, error) {
-	resp, err := s.container.NewBlobClient(BlobName(group, seq)).DownloadStream(ctx, nil)
+	resp, err := s.container.NewBlobClient(replication.BatchBlobName(group, seq)).DownloadStream(ctx, nil)
 	if err != nil {
 		return nil, azconn.Translate(err, fmt.Sprintf("reading batch %d of %s", seq, group))
 	}
@@ -84,7 +81,7 @@ func (s *Store) Get(ctx context.Context, group string, seq int64) ([]byte, error
 
 // Delete removes a payload; deleting a missing one succeeds.
 func (s *Store) Delete(ctx context.Context, group string, seq int64) error {
-	_, err := s.container.NewBlobClient(BlobName(group, seq)).Delete(ctx, nil)
+	_, err := s.container.NewBlobClient(replication.BatchBlobName(group, seq)).Delete(ctx, nil)
 	if bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound) {
 		return nil
 	}

@@ -147,6 +147,16 @@ type JournalStore interface {
 	Prune(ctx context.Context, group string, throughSeq int64, olderThan time.Time) (int, error)
 }
 
+// BatchBlobName is where a batch payload lives in the journal, and the name its descriptor points at:
+// sequence numbers zero-padded so names sort in order.
+func BatchBlobName(group string, seq int64) string { return fmt.Sprintf("%s/%020d.batch", group, seq) }
+
+// Probe checks one dependency for the health endpoint.
+type Probe struct {
+	Name  string
+	Check func(ctx context.Context) error // nil: the dependency is not configured
+}
+
 // StateStore is the pipeline's state: Table storage in Azure and in Azurite alike.
 //
 // Entities are typed Go structs that embed Keys; fields must be JSON-encodable. Nested values (slices,
@@ -254,10 +264,4 @@ func NewLeaseID() string {
 	b[6], b[8] = b[6]&0x0f|0x40, b[8]&0x3f|0x80
 	h := hex.EncodeToString(b[:])
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}
-
-// Probe checks one dependency for the health endpoint.
-type Probe struct {
-	Name  string
-	Check func(ctx context.Context) error // nil: the dependency is not configured
 }

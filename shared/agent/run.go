@@ -1,0 +1,240 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/standby-dr/standby/shared/apiv1"
+	"github.com/standby-dr/standby/shared/replication"
+)
+
+// API is what a running agent asks of the Standby API (*apiclient.Client satisfies it).
+type API interface {
+	PutGroup(ctx context.Context, group string, spec replication.GroupSpec) (apiv1.GroupView, int, error)
+	Group(ctx context.Context, group string) (apiv1.GroupView, error)
+	Heartbeat(ctx context.Context, group string, rep apiv1.AgentReport) (apiv1.AgentInstructions, error)
+	DiskHashes(ctx context.Context, group, disk string) ([]string, error)
+	Event(ctx context.Context, group, kind, message string) error
+}
+
+// RunConfig configures a run of the agent (the options of agent run).
+type RunConfig struct {
+	Group string
+	API   API
+	// Spec, when set, enables replication with it (PUT) before the run starts.
+	Spec *replication.GroupSpec
+	// Connect opens the journal and the change stream, once the group is read; close releases them.
+	Connect func() (j replication.JournalStore, p replication.ChangePublisher, close func(), err error)
+	// SourcePages opens the source account; it is called only when a disk is a pageblob: one.
+	SourcePages func() (replication.PageStore, error)
+	StateDir    string
+	// WorkloadRate runs the workload generator (seeded with Seed) at this many MB/s (0: off).
+	WorkloadRate float64
+	Seed         int64
+	// Duration stops the run after this long (0: when ctx ends or a planned failover stops it).
+	Duration time.Duration
+	// MarkerInterval inserts a crash-consistent marker this often (0: off); AppMarkerInterval takes an
+	// app-consistent one this often (0: only when cutpoints asks).
+	MarkerInterval, AppMarkerInterval time.Duration
+	// TruthFile, when set, gets a Truth line appended at each marker.
+	TruthFile  string
+	BatchBytes int
+	BatchDelay time.Duration
+	Compress   bool
+	// PreHooks and PostHooks map a VM to the command run before (freeze) and after (thaw) an
+	// app-consistent marker; each may run HookTimeout at most.
+	PreHooks, PostHooks map[string]string
+	HookTimeout         time.Duration
+	// ScanInterval hashes file: disks this often to find writes other processes make (0: off;
+	// negative: 5 s, or off with the workload, which writes through the write API).
+	ScanInterval time.Duration
+	Log          *slog.Logger
+	// Progress shows the baseline's progress at each heartbeat while it runs (nil: not shown).
+	Progress func(log *slog.Logger, st Stats)
+}
+
+// Summary is what a run did (its JSON is agent run's output).
+type Summary struct {
+	Batches        int64   `json:"batches"`
+	BytesWritten   int64   `json:"bytesWritten"`
+	FinalMarker    int64   `json:"finalMarker"`
+	Group          string  `json:"group"`
+	LastPublished  int64   `json:"lastPublished"`
+	Markers        int64   `json:"markers"`
+	PublishedBytes int64   `json:"publishedBytes"`
+	Seconds        float64 `json:"seconds"`
+	WorkloadMBps   float64 `json:"workloadMBps"`
+	WorkloadWrites int64   `json:"workloadWrites"`
+	Writes         int64   `json:"writes"`
+}
+
+// syncRequest asks for a sync: it either copies everything non-zero (the first baseline: the target is
+// all zeros) or compares checksums with the target (after an unclean stop, or a resync when the group
+// stopped at a gap).
+type syncRequest struct{ resync, compare bool }
+
+// runner is one run's state; only the loop's goroutine touches its fields after the start.
+type runner struct {
+	cfg   RunConfig
+	log   *slog.Logger
+	a     *Agent
+	view  apiv1.GroupView
+	spec  replication.GroupSpec
+	hooks Hooks
+
+	scanner    *Scanner
+	scanning   chan struct{} // holds a token while a scan pass runs
+	appRunning chan struct{} // holds a token while an app-consistent marker is taken
+	syncs      chan syncRequest
+	syncDone   chan error
+	syncing    bool
+
+	runCtx  context.Context // ends the loop: the duration, ctx, or a planned failover's stop
+	stopRun context.CancelFunc
+	stopped bool // everything up to the final marker is published
+
+	markerHonored, appHonored time.Time // the last requests put into the stream
+
+	tickers                                  []*time.Ticker
+	scanTick, markerTick, appTick, heartbeat <-chan time.Time
+}
+
+// Run replicates the group until the duration passes, ctx ends or a planned failover stops it: the
+// first sync, writes (the workload's, or other processes' found by scanning), markers, heartbeats and
+// what they ask for; then a final scan, a final marker and a last report. It returns the summary.
+func Run(ctx context.Context, cfg RunConfig) (Summary, error) {
+	r := &runner{cfg: cfg, log: cfg.Log.With("group", cfg.Group), scanning: make(chan struct{}, 1),
+		appRunning: make(chan struct{}, 1), syncs: make(chan syncRequest, 1), syncDone: make(chan error, 1)}
+	defer r.stopTickers()
+	if err := r.readGroup(ctx); err != nil {
+		return Summary{}, err
+	}
+	j, pub, closeStores, err := cfg.Connect()
+	if err != nil {
+		return Summary{}, err
+	}
+	defer closeStores()
+	dirty, closeTruth, err := r.open(ctx, j, pub)
+	defer closeTruth()
+	if err != nil {
+		return Summary{}, err
+	}
+	// Writes other processes make to file: disks are found by hashing blocks; the first pass only
+	// learns the disks and runs before any baseline reads them, so nothing falls between the two.
+	if err := r.startScanning(ctx); err != nil {
+		return Summary{}, err
+	}
+	r.queueFirstSync(dirty)
+	return r.run(ctx)
+}
+
+// readGroup enables replication when asked to, and reads the group.
+func (r *runner) readGroup(ctx context.Context) error {
+	if r.cfg.Spec != nil {
+		_, status, err := r.cfg.API.PutGroup(ctx, r.cfg.Group, *r.cfg.Spec)
+		if err != nil {
+			return fmt.Errorf("enabling replication: %w", err)
+		}
+		r.log.Info("replication enabled", "status", status)
+	}
+	view, err := r.cfg.API.Group(ctx, r.cfg.Group)
+	if err != nil {
+		return fmt.Errorf("reading the group: %w", err)
+	}
+	r.view, r.spec = view, replication.GroupSpec{VMs: view.VMs, Target: view.Target, Policy: view.Policy}
+	return nil
+}
+
+// open opens the ground-truth file (closeTruth closes it; it is never nil) and the agent.
+func (r *runner) open(ctx context.Context, j replication.JournalStore, pub replication.ChangePublisher) (dirty bool, closeTruth func(), err error) {
+	closeTruth = func() {}
+	cfg := Config{Group: r.cfg.Group, Disks: r.spec.Disks(), Journal: j, Publisher: pub, StateDir: r.cfg.StateDir,
+		SeqFloor: max(r.view.Watermark, r.view.AgentSeq), MaxBatchBytes: r.cfg.BatchBytes, MaxBatchDelay: r.cfg.BatchDelay,
+		Compress: r.cfg.Compress, Log: r.cfg.Log}
+	if r.cfg.TruthFile != "" {
+		f, err := os.OpenFile(r.cfg.TruthFile, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			return false, closeTruth, err
+		}
+		closeTruth = func() { f.Close() }
+		sizes := map[string]int64{}
+		for _, d := range cfg.Disks {
+			sizes[d.Key] = d.Spec.SizeBytes
+		}
+		cfg.OnMarker = truthRecorder(f, sizes)
+	}
+	for _, d := range cfg.Disks {
+		if strings.HasPrefix(d.Spec.Source, "pageblob:") && cfg.SourcePages == nil && r.cfg.SourcePages != nil {
+			if cfg.SourcePages, err = r.cfg.SourcePages(); err != nil {
+				return false, closeTruth, err
+			}
+		}
+	}
+	r.a, dirty, err = Open(ctx, cfg)
+	return dirty, closeTruth, err
+}
+
+// startScanning takes the scanner's first pass and starts its ticker, when scanning is on.
+func (r *runner) startScanning(ctx context.Context) error {
+	every := r.cfg.ScanInterval
+	if every < 0 {
+		every = 5 * time.Second
+		if r.cfg.WorkloadRate > 0 {
+			every = 0 // the workload writes through the write API: nothing to find
+		}
+	}
+	if every <= 0 {
+		return nil
+	}
+	r.scanner = r.a.NewScanner()
+	if _, err := r.scanner.Pass(ctx); err != nil {
+		return err
+	}
+	r.scanTick = r.ticker(every)
+	return nil
+}
+
+// queueFirstSync asks for the baseline of a new group, or a checksum resync after an unclean stop.
+func (r *runner) queueFirstSync(dirty bool) {
+	switch {
+	case r.view.State == replication.StateInitialReplication && r.a.NextSeq() == 1:
+		// Targets that already hold a copy (a reprotect's original disks) are compared block by block.
+		r.syncs <- syncRequest{compare: len(r.view.Target.Disks) > 0}
+	case dirty:
+		r.log.Warn("the last run stopped uncleanly: writes may have been lost; comparing checksums with the target")
+		r.syncs <- syncRequest{compare: true, resync: true}
+	}
+}
+
+// ticker ticks every so often (a nil channel, which never fires, when every is not positive).
+func (r *runner) ticker(every time.Duration) <-chan time.Time {
+	if every <= 0 {
+		return nil
+	}
+	t := time.NewTicker(every)
+	r.tickers = append(r.tickers, t)
+	return t.C
+}
+
+func (r *runner) stopTickers() {
+	for _, t := range r.tickers {
+		t.Stop()
+	}
+}
+
+func (r *runner) summary(final int64, ws WorkloadStats, elapsed float64) Summary {
+	st := r.a.Stats()
+	return Summary{Group: r.cfg.Group, FinalMarker: final, LastPublished: st.LastPublished, Writes: st.Writes, BytesWritten: st.BytesWritten,
+		Batches: st.Batches, Markers: st.Markers, PublishedBytes: st.PublishedBytes, Seconds: elapsed, WorkloadWrites: ws.Writes,
+		WorkloadMBps: float64(ws.Bytes) / (1 << 20) / elapsed}
+}
+
+// apiReport is the heartbeat's report of the agent's counters.
+func apiReport(st Stats) apiv1.AgentReport {
+	return apiv1.AgentReport{Seq: st.LastPublished, BaselineDoneBytes: st.BaselineDone, BaselineTotalBytes: st.BaselineTotal,
+		BaselineRateBps: st.BaselineRate, BaselineBlocks: st.BaselineBlocks, BaselineBlocksSent: st.BaselineBlocksSent}
+}

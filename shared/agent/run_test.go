@@ -1,0 +1,94 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/standby-dr/standby/shared/apiv1"
+	"github.com/standby-dr/standby/shared/memstore"
+	"github.com/standby-dr/standby/shared/replication"
+)
+
+// fakeAPI answers a run's API calls: a group in initial replication, and a stop on the second heartbeat.
+type fakeAPI struct {
+	mu      sync.Mutex
+	view    apiv1.GroupView
+	reports []apiv1.AgentReport
+	put     int
+}
+
+func (f *fakeAPI) PutGroup(_ context.Context, _ string, spec replication.GroupSpec) (apiv1.GroupView, int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.put++
+	f.view.VMs = spec.VMs
+	return f.view, 201, nil
+}
+
+func (f *fakeAPI) Group(context.Context, string) (apiv1.GroupView, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.view, nil
+}
+
+func (f *fakeAPI) Heartbeat(_ context.Context, _ string, rep apiv1.AgentReport) (apiv1.AgentInstructions, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reports = append(f.reports, rep)
+	return apiv1.AgentInstructions{Stop: len(f.reports) >= 2}, nil
+}
+
+func (f *fakeAPI) DiskHashes(context.Context, string, string) ([]string, error) { return nil, nil }
+
+func (f *fakeAPI) Event(context.Context, string, string, string) error { return nil }
+
+// A run with the workload and markers: enabled through the API, stopped by a planned failover's
+// heartbeat answer, everything up to the final marker published, the stop reported, the ground truth
+// written at every marker, and the summary in the JSON form agent run prints.
+func TestRunStopsOnPlannedFailover(t *testing.T) {
+	dir := t.TempDir()
+	api := &fakeAPI{view: apiv1.GroupView{State: replication.StateInitialReplication}}
+	journal, pub := memstore.NewJournal(), memstore.NewHub(4)
+	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 1 << 20, Source: "agent"}}}}}
+	closed := false
+	cfg := RunConfig{Group: "g", API: api, Spec: &spec, StateDir: dir, WorkloadRate: 1, Seed: 1, Duration: time.Minute,
+		MarkerInterval: 100 * time.Millisecond, TruthFile: filepath.Join(dir, "truth.jsonl"), BatchBytes: 1 << 20,
+		BatchDelay: 10 * time.Millisecond, ScanInterval: -1, Log: slog.New(slog.DiscardHandler),
+		Connect: func() (replication.JournalStore, replication.ChangePublisher, func(), error) {
+			return journal, pub, func() { closed = true }, nil
+		}}
+	summary, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if api.put != 1 || !closed {
+		t.Fatalf("put %d times, stores closed %v", api.put, closed)
+	}
+	last := api.reports[len(api.reports)-1]
+	if !last.Stopped || last.Seq != summary.FinalMarker || summary.LastPublished != summary.FinalMarker {
+		t.Fatalf("last report %+v, summary %+v", last, summary)
+	}
+	if summary.Markers < 2 || summary.WorkloadWrites == 0 || summary.Seconds < 1 || summary.Seconds > 30 {
+		t.Fatalf("summary %+v", summary)
+	}
+	truths, err := ReadTruth(cfg.TruthFile)
+	if err != nil || len(truths) == 0 {
+		t.Fatalf("ground truth: %d records, %v", len(truths), err)
+	}
+	if published, err := PublishedSeq(dir, "g"); err != nil || published != summary.FinalMarker {
+		t.Fatalf("state says %d published (%v), final marker %d", published, err, summary.FinalMarker)
+	}
+	// The summary line is what a map of the same names printed (sorted keys).
+	line, _ := json.Marshal(summary)
+	var m map[string]any
+	json.Unmarshal(line, &m)
+	again, _ := json.Marshal(m)
+	if string(line) != string(again) || len(m) != 11 {
+		t.Fatalf("summary line %s, as a map %s", line, again)
+	}
+}

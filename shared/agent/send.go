@@ -1,0 +1,94 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/standby-dr/standby/shared/replication"
+)
+
+// uploadsInFlight bounds the payload uploads the sender runs at once.
+const uploadsInFlight = 4
+
+// sender stores sealed batches (several uploads in flight) and publishes their descriptors strictly in
+// sequence order, each only once its own payload is stored; every step is retried until it goes through.
+func (a *Agent) sender(ctx context.Context) {
+	defer close(a.done)
+	type upload struct {
+		b       *replication.Batch
+		payload []byte
+		stored  chan error
+	}
+	inOrder := make(chan *upload, uploadsInFlight)
+	slots := make(chan struct{}, uploadsInFlight)
+	go func() {
+		defer close(inOrder)
+		for b := range a.queue {
+			payload, err := replication.EncodeBatch(b, a.cfg.Compress)
+			u := &upload{b: b, payload: payload, stored: make(chan error, 1)}
+			if err != nil { // a bug, not an outage: stop rather than skip a sequence number
+				u.stored <- fmt.Errorf("encoding batch %d: %w", b.Seq, err)
+			} else {
+				slots <- struct{}{}
+				go func() {
+					defer func() { <-slots }()
+					u.stored <- retry(ctx, a.cfg.Log, "storing batch", func() error { return a.cfg.Journal.Put(ctx, a.cfg.Group, b.Seq, payload) })
+				}()
+			}
+			inOrder <- u
+		}
+	}()
+	failed := false
+	for u := range inOrder {
+		err := <-u.stored
+		if failed {
+			continue // drain
+		}
+		if err == nil {
+			err = retry(ctx, a.cfg.Log, "publishing descriptor", func() error { return a.publish(ctx, u.b, u.payload) })
+		}
+		if err != nil {
+			failed = true
+			a.cfg.Log.Error("sending stopped", "seq", u.b.Seq, "err", err)
+			select {
+			case a.sendErr <- err:
+			default:
+			}
+			continue
+		}
+		a.statsMu.Lock()
+		a.stats.LastPublished = u.b.Seq
+		a.stats.Batches++
+		a.stats.PublishedBytes += int64(len(u.payload))
+		a.statsMu.Unlock()
+		a.saveState(state{NextSeq: u.b.Seq + 1, Published: u.b.Seq})
+	}
+}
+
+func (a *Agent) publish(ctx context.Context, b *replication.Batch, payload []byte) error {
+	d := replication.DescriptorFor(b, replication.BatchBlobName(b.Group, b.Seq), payload)
+	body, _ := json.Marshal(d)
+	return a.cfg.Publisher.Publish(ctx, b.Group, []replication.ChangeEvent{{Body: body, Properties: map[string]string{"kind": b.Kind}}})
+}
+
+func retry(ctx context.Context, log *slog.Logger, what string, fn func() error) error {
+	delay := 100 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		log.Warn(what+" failed; retrying", "err", err, "delay", delay)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		if delay < 5*time.Second {
+			delay *= 2
+		}
+	}
+}

@@ -1,0 +1,173 @@
+// Package backends turns connection settings into ports, for every binary: the handler, the agent and
+// verify. It chooses, per dependency, the Azure adapter or — for a setting UseEmbeddedBroker=true;Path=…
+// — the embedded broker. Functions never import it (it pulls in the Azure SDK); the mains wire its ports
+// into them.
+package backends
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
+	"github.com/standby-dr/standby/shared/apiclient"
+	"github.com/standby-dr/standby/shared/apiv1"
+	"github.com/standby-dr/standby/shared/azconn"
+	"github.com/standby-dr/standby/shared/failover"
+	"github.com/standby-dr/standby/shared/journal"
+	"github.com/standby-dr/standby/shared/pageblobs"
+	"github.com/standby-dr/standby/shared/replication"
+	"github.com/standby-dr/standby/shared/tables"
+)
+
+// Setting names (documented in the README's configuration reference).
+const (
+	SettingTarget    = "StandbyTargetStorage"
+	SettingCache     = "StandbyCacheStorage"
+	SettingSource    = "StandbySourceStorage"
+	SettingEventHubs = "StandbyEventHubs"
+	SettingHub       = "StandbyChangeHub"
+	SettingSB        = "StandbyServiceBus"
+	SettingQueue     = "StandbyJobQueue"
+	SettingJournal   = "StandbyJournalContainer"
+	// SettingPeerAPI is the other region's Standby API root (reprotect, failback), SettingPeerKey its key.
+	SettingPeerAPI = "StandbyPeerApi"
+	SettingPeerKey = "StandbyPeerApiKey"
+)
+
+// Backends are the ports the settings configure, each nil when not configured (or not reachable).
+type Backends struct {
+	State   replication.StateStore
+	Pages   replication.PageStore
+	Journal replication.JournalStore
+	Jobs    replication.JobSender
+	// Publisher writes the change stream (the agent's side of it).
+	Publisher replication.ChangePublisher
+	// Peer is the other region's deployment (nil when StandbyPeerApi is not set).
+	Peer failover.PeerSite
+	// DeadLetters reads the job queue's dead-letter queue.
+	DeadLetters func(ctx context.Context, max int) ([]apiv1.DeadLetterView, error)
+	// Probes check every dependency for the health endpoint; one whose setting is missing or wrong
+	// answers with that error.
+	Probes []replication.Probe
+	closer []func()
+}
+
+// Close releases the connections the backends hold.
+func (b *Backends) Close() {
+	for _, c := range b.closer {
+		c()
+	}
+}
+
+// Open builds every port the handler uses. It does not fail: a dependency that is not configured or
+// whose client cannot be built is logged, left nil, and reported by its probe.
+func Open(ctx context.Context, getenv func(string) string, log *slog.Logger) *Backends {
+	b := &Backends{}
+	add := func(name string, check func(context.Context) error, err error) {
+		if err != nil {
+			log.Warn("dependency not available", "dependency", name, "err", err)
+			check = func(context.Context) error { return err }
+		}
+		b.Probes = append(b.Probes, replication.Probe{Name: name, Check: check})
+	}
+	// Target region storage: tables (state) and page blobs (disks).
+	if store, err := StateStore(getenv, SettingTarget); err != nil {
+		add("target-tables", nil, err)
+	} else {
+		b.State = store
+		add("target-tables", store.Ping, nil)
+	}
+	if store, err := PageStore(getenv, SettingTarget); err != nil {
+		add("target-blobs", nil, err)
+	} else {
+		b.Pages = store
+		add("target-blobs", store.Ping, nil)
+	}
+	// The cache journal (block blobs in the source region).
+	if svc, err := blobService(getenv, SettingCache); err != nil {
+		add("cache-blobs", nil, err)
+	} else {
+		b.Journal = newJournal(getenv, svc)
+		add("cache-blobs", pageblobs.New(svc).Ping, nil)
+	}
+	// The other region's deployment: reachable only when needed (it may be the region that is down).
+	if base := strings.TrimSpace(getenv(SettingPeerAPI)); base != "" {
+		b.Peer = apiclient.Peer{Client: apiclient.New(base, getenv(SettingPeerKey))}
+	}
+	if s, err := openStream(getenv); err != nil {
+		add("eventhubs", nil, err)
+	} else {
+		b.Publisher, b.closer = s.publisher, append(b.closer, s.close)
+		add("eventhubs", s.check, nil)
+	}
+	if q, err := openQueue(getenv); err != nil {
+		add("servicebus", nil, err)
+	} else {
+		b.Jobs, b.DeadLetters, b.closer = q.sender, q.deadLetters, append(b.closer, q.close)
+		add("servicebus", q.check, nil)
+	}
+	return b
+}
+
+// OpenAgent builds what the agent writes to: the journal in the cache account and the change stream.
+func OpenAgent(getenv func(string) string) (*Backends, error) {
+	svc, err := blobService(getenv, SettingCache)
+	if err != nil {
+		return nil, err
+	}
+	s, err := openStream(getenv)
+	if err != nil {
+		return nil, err
+	}
+	return &Backends{Journal: newJournal(getenv, svc), Publisher: s.publisher, closer: []func(){s.close}}, nil
+}
+
+// SourcePages is the source account holding pageblob: disks (StandbySourceStorage, else the cache account).
+func SourcePages(getenv func(string) string) (replication.PageStore, error) {
+	name := SettingSource
+	if getenv(name) == "" && getenv(name+"__blobServiceUri") == "" && getenv(name+"__serviceUri") == "" {
+		name = SettingCache
+	}
+	return PageStore(getenv, name)
+}
+
+// PageStore is the page store of the account a connection setting names.
+func PageStore(getenv func(string) string, setting string) (*pageblobs.Store, error) {
+	return open(getenv, setting, "blob", pageblobs.ServiceClient, pageblobs.New)
+}
+
+// StateStore is the table store of the account a connection setting names.
+func StateStore(getenv func(string) string, setting string) (*tables.Store, error) {
+	return open(getenv, setting, "table", tables.ServiceClient, tables.New)
+}
+
+func blobService(getenv func(string) string, setting string) (*service.Client, error) {
+	return open(getenv, setting, "blob", pageblobs.ServiceClient, func(c *service.Client) *service.Client { return c })
+}
+
+// open resolves a storage setting for the service ("blob", "table"), builds the service client and the
+// store over it.
+func open[C, S any](getenv func(string) string, setting, svc string, client func(azconn.Setting) (C, error), store func(C) S) (S, error) {
+	var zero S
+	s, err := azconn.Lookup(getenv, setting, svc)
+	if err != nil {
+		return zero, err
+	}
+	c, err := client(s)
+	if err != nil {
+		return zero, err
+	}
+	return store(c), nil
+}
+
+func newJournal(getenv func(string) string, svc *service.Client) *journal.Store {
+	return journal.New(svc, orDefault(getenv(SettingJournal), "journal"))
+}
+
+func orDefault(v, def string) string {
+	if strings.TrimSpace(v) == "" {
+		return def
+	}
+	return v
+}

@@ -1,0 +1,120 @@
+package backends
+
+import (
+	"context"
+
+	"github.com/standby-dr/standby/shared/apiv1"
+	"github.com/standby-dr/standby/shared/azconn"
+	"github.com/standby-dr/standby/shared/eventhubs"
+	"github.com/standby-dr/standby/shared/local"
+	"github.com/standby-dr/standby/shared/replication"
+	"github.com/standby-dr/standby/shared/servicebus"
+)
+
+// conn is an open messaging connection: its health check and how to release it.
+type conn struct {
+	check func(context.Context) error
+	close func()
+}
+
+// stream is the change stream: Event Hubs, or the embedded broker.
+type stream struct {
+	publisher replication.ChangePublisher
+	conn
+}
+
+// queue is the job queue: Service Bus, or the embedded broker.
+type queue struct {
+	sender      replication.JobSender
+	deadLetters func(ctx context.Context, max int) ([]apiv1.DeadLetterView, error)
+	conn
+}
+
+// openMessaging opens a messaging setting's side: the embedded broker's when it names that, Azure's otherwise.
+func openMessaging[T any](getenv func(string) string, setting string, onLocal func(*local.Broker) T, onAzure func(azconn.Setting) (T, error)) (T, error) {
+	var zero T
+	s, err := azconn.Lookup(getenv, setting, "")
+	if err != nil {
+		return zero, err
+	}
+	if !local.IsConnection(s.ConnectionString) {
+		return onAzure(s)
+	}
+	b, err := local.OpenConnection(s.ConnectionString)
+	if err != nil {
+		return zero, err
+	}
+	return onLocal(b), nil
+}
+
+func openStream(getenv func(string) string) (stream, error) {
+	hub := orDefault(getenv(SettingHub), "changes")
+	return openMessaging(getenv, SettingEventHubs, func(b *local.Broker) stream { return localStream(b, hub) },
+		func(s azconn.Setting) (stream, error) { return azureStream(s, hub) })
+}
+
+func localStream(b *local.Broker, hub string) stream {
+	return stream{local.NewChangePublisher(b, hub), conn{close: func() { b.Close() }, check: func(ctx context.Context) error {
+		_, err := b.PartitionCount(ctx, hub)
+		return err
+	}}}
+}
+
+func azureStream(s azconn.Setting, hub string) (stream, error) {
+	p, err := eventhubs.NewPublisher(s, hub)
+	if err != nil {
+		return stream{}, err
+	}
+	return stream{p, conn{close: func() { p.Close(context.Background()) }, check: func(ctx context.Context) error {
+		_, err := p.Properties(ctx)
+		return err
+	}}}, nil
+}
+
+func openQueue(getenv func(string) string) (queue, error) {
+	name := orDefault(getenv(SettingQueue), "jobs")
+	return openMessaging(getenv, SettingSB, func(b *local.Broker) queue { return localQueue(b, name) },
+		func(s azconn.Setting) (queue, error) { return azureQueue(s, name) })
+}
+
+func azureQueue(s azconn.Setting, name string) (queue, error) {
+	client, err := servicebus.NewClient(s)
+	if err != nil {
+		return queue{}, err
+	}
+	sender, err := servicebus.NewSender(client, name)
+	if err != nil {
+		return queue{}, err
+	}
+	deadLetters := func(ctx context.Context, max int) ([]apiv1.DeadLetterView, error) {
+		dls, err := servicebus.PeekDeadLetters(ctx, client, name, max)
+		out := make([]apiv1.DeadLetterView, len(dls))
+		for i, m := range dls {
+			out[i] = apiv1.DeadLetterView{MessageID: m.MessageID, SessionID: m.SessionID, Reason: m.Reason, Description: m.Description,
+				Deliveries: int(m.Deliveries), Body: string(m.Body)}
+		}
+		return out, err
+	}
+	return queue{sender, deadLetters, conn{
+		close: func() { sender.Close(context.Background()); client.Close(context.Background()) },
+		check: func(ctx context.Context) error {
+			_, err := servicebus.PeekDeadLetters(ctx, client, name, 1)
+			return err
+		}}}, nil
+}
+
+func localQueue(b *local.Broker, name string) queue {
+	deadLetters := func(ctx context.Context, max int) ([]apiv1.DeadLetterView, error) {
+		msgs, err := b.DeadLetters(ctx, name, max)
+		out := make([]apiv1.DeadLetterView, len(msgs))
+		for i, m := range msgs {
+			out[i] = apiv1.DeadLetterView{MessageID: m.MessageID, SessionID: m.SessionID, Reason: m.DeadLetterReason,
+				Description: m.DeadLetterDescription, Deliveries: m.DeliveryCount, Body: string(m.Body)}
+		}
+		return out, err
+	}
+	return queue{local.NewJobSender(b, name), deadLetters, conn{close: func() { b.Close() }, check: func(ctx context.Context) error {
+		_, err := b.Counts(ctx, name)
+		return err
+	}}}
+}
