@@ -78,6 +78,18 @@ func (p *Pages) get(d replication.DiskRef) (*disk, error) {
 	return dk, nil
 }
 
+// writable returns the disk a write under ctx may change (it exists and the write is not fenced).
+func (p *Pages) writable(ctx context.Context, d replication.DiskRef) (*disk, error) {
+	dk, err := p.get(d)
+	if err != nil {
+		return nil, err
+	}
+	if err := dk.fenced(ctx, d); err != nil {
+		return nil, err
+	}
+	return dk, nil
+}
+
 func checkRange(offset, length int64) error {
 	if offset < 0 || length <= 0 || offset%replication.PageSize != 0 || length%replication.PageSize != 0 {
 		return fmt.Errorf("range [%d, +%d) is not 512-byte aligned: %w", offset, length, replication.ErrInvalid)
@@ -140,11 +152,8 @@ func (p *Pages) WritePages(ctx context.Context, d replication.DiskRef, offset in
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	dk, err := p.get(d)
+	dk, err := p.writable(ctx, d)
 	if err != nil {
-		return err
-	}
-	if err := dk.fenced(ctx, d); err != nil {
 		return err
 	}
 	if offset+int64(len(data)) > dk.size {
@@ -162,11 +171,8 @@ func (p *Pages) ClearPages(ctx context.Context, d replication.DiskRef, offset, l
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	dk, err := p.get(d)
+	dk, err := p.writable(ctx, d)
 	if err != nil {
-		return err
-	}
-	if err := dk.fenced(ctx, d); err != nil {
 		return err
 	}
 	for i := int64(0); i < length; i += replication.PageSize {

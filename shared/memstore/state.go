@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -126,11 +128,7 @@ func (s *State) Delete(_ context.Context, table, pk, rk string, ifMatch replicat
 func (s *State) Query(ctx context.Context, table, pk string, visit func(decode func(any) error, etag replication.ETag) error) error {
 	s.mu.Lock()
 	rows := s.row(table, pk)
-	keys := make([]string, 0, len(rows))
-	for k := range rows {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(rows))
 	snapshot := make([]entity, len(keys))
 	for i, k := range keys {
 		snapshot[i] = rows[k]
