@@ -83,15 +83,31 @@ func (f *queueSuite) receiveOne(t *testing.T, s Session, wait time.Duration) (Qu
 	return msgs[0], true
 }
 
+// accept takes the session, failing the subtest when it cannot.
+func (f *queueSuite) accept(t *testing.T, session string) Session {
+	t.Helper()
+	s, err := f.q.AcceptSession(f.ctx, session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// holding sends a new session one message, id <session>-<body>, and takes the session.
+func (f *queueSuite) holding(t *testing.T, body string) (s Session, id string) {
+	t.Helper()
+	session := runID()
+	id = session + "-" + body
+	f.send(t, session, id, body)
+	return f.accept(t, session), id
+}
+
 func (f *queueSuite) fifoWithinSession(t *testing.T) {
 	session := runID()
 	for i := 0; i < 5; i++ {
 		f.send(t, session, fmt.Sprintf("%s-%d", session, i), fmt.Sprintf("step %d", i))
 	}
-	s, err := f.q.AcceptSession(f.ctx, session)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := f.accept(t, session)
 	defer s.Close(f.ctx)
 	for i := 0; i < 5; i++ {
 		m, ok := f.receiveOne(t, s, 5*time.Second)
@@ -113,10 +129,7 @@ func (f *queueSuite) fifoWithinSession(t *testing.T) {
 func (f *queueSuite) sessionIsExclusive(t *testing.T) {
 	session := runID()
 	f.send(t, session, session+"-a", "a")
-	s, err := f.q.AcceptSession(f.ctx, session)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := f.accept(t, session)
 	defer s.Close(f.ctx)
 	if other, err := f.q.AcceptSession(f.ctx, session); err == nil {
 		other.Close(f.ctx)
@@ -134,13 +147,7 @@ func (f *queueSuite) sessionIsExclusive(t *testing.T) {
 }
 
 func (f *queueSuite) abandonRedeliversThenDeadLetters(t *testing.T) {
-	session := runID()
-	id := session + "-poison"
-	f.send(t, session, id, "poison")
-	s, err := f.q.AcceptSession(f.ctx, session)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, id := f.holding(t, "poison")
 	defer s.Close(f.ctx)
 	for i := 1; i <= f.q.MaxDeliveryCount(); i++ {
 		m, ok := f.receiveOne(t, s, 5*time.Second)
@@ -164,13 +171,7 @@ func (f *queueSuite) abandonRedeliversThenDeadLetters(t *testing.T) {
 }
 
 func (f *queueSuite) explicitDeadLetterKeepsReason(t *testing.T) {
-	session := runID()
-	id := session + "-bad"
-	f.send(t, session, id, "bad")
-	s, err := f.q.AcceptSession(f.ctx, session)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, id := f.holding(t, "bad")
 	defer s.Close(f.ctx)
 	m, ok := f.receiveOne(t, s, 5*time.Second)
 	if !ok {
@@ -187,10 +188,7 @@ func (f *queueSuite) explicitDeadLetterKeepsReason(t *testing.T) {
 func (f *queueSuite) lockExpiryRedelivers(t *testing.T) {
 	session := runID()
 	f.send(t, session, session+"-x", "x")
-	s, err := f.q.AcceptSession(f.ctx, session)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := f.accept(t, session)
 	m, ok := f.receiveOne(t, s, 5*time.Second)
 	if !ok {
 		t.Fatal("nothing received")
@@ -230,10 +228,7 @@ func (f *queueSuite) scheduledInvisibleUntilDue(t *testing.T) {
 	if err := f.q.Sender().CancelScheduled(f.ctx, cancelled); !errors.Is(err, replication.ErrNotFound) {
 		t.Fatalf("cancelling twice: err = %v, want ErrNotFound", err)
 	}
-	s, err := f.q.AcceptSession(f.ctx, session)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := f.accept(t, session)
 	defer s.Close(f.ctx)
 	if m, ok := f.receiveOne(t, s, 500*time.Millisecond); ok {
 		t.Fatalf("scheduled message %q visible before it is due", m.Body)
@@ -265,10 +260,7 @@ func (f *queueSuite) duplicateDetection(t *testing.T) {
 	session := runID()
 	f.send(t, session, session+"-dup", "first")
 	f.send(t, session, session+"-dup", "second")
-	s, err := f.q.AcceptSession(f.ctx, session)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := f.accept(t, session)
 	defer s.Close(f.ctx)
 	m, ok := f.receiveOne(t, s, 5*time.Second)
 	if !ok || string(m.Body) != "first" {
@@ -284,10 +276,7 @@ func (f *queueSuite) otherSessionsProceed(t *testing.T) {
 	a, b := runID()+"-a", runID()+"-b"
 	f.send(t, a, a+"-1", "a1")
 	f.send(t, b, b+"-1", "b1")
-	sa, err := f.q.AcceptSession(f.ctx, a)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sa := f.accept(t, a)
 	defer sa.Close(f.ctx)
 	sb, err := f.q.AcceptSession(f.ctx, b)
 	if err != nil {
