@@ -188,38 +188,72 @@ var ErrCorrupt = errors.New("corrupt batch payload")
 
 // DecodeBatch parses and verifies a payload. Every error wraps ErrCorrupt and says what is wrong.
 func DecodeBatch(data []byte) (*Batch, error) {
-	corrupt := func(format string, args ...any) (*Batch, error) {
-		return nil, fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, args...))
+	body, err := decodeHeader(data)
+	if err != nil {
+		return nil, err
 	}
+	r := &reader{data: body}
+	b, err := decodeMeta(r)
+	if err != nil {
+		return nil, err
+	}
+	if b.Extents, err = decodeExtents(r, len(body)); err != nil {
+		return nil, err
+	}
+	if r.err != nil {
+		return nil, corrupt("%v", r.err)
+	}
+	if r.off != len(body) {
+		return nil, corrupt("%d trailing bytes", len(body)-r.off)
+	}
+	if err := b.validate(); err != nil {
+		return nil, corrupt("%v", err)
+	}
+	return b, nil
+}
+
+// corrupt is an error of DecodeBatch: ErrCorrupt and what is wrong.
+func corrupt(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, args...))
+}
+
+// decodeHeader checks the payload's header and returns the body it describes, decompressed and
+// checked against the header's length and CRC64.
+func decodeHeader(data []byte) ([]byte, error) {
 	if len(data) < headerSize {
-		return corrupt("%d bytes is shorter than the %d-byte header", len(data), headerSize)
+		return nil, corrupt("%d bytes is shorter than the %d-byte header", len(data), headerSize)
 	}
 	if string(data[:4]) != batchMagic {
-		return corrupt("bad magic %q", data[:4])
+		return nil, corrupt("bad magic %q", data[:4])
 	}
 	flags := data[4]
 	if flags&^flagZstd != 0 {
-		return corrupt("unknown flags %#x", flags)
+		return nil, corrupt("unknown flags %#x", flags)
 	}
 	bodyLen := binary.BigEndian.Uint64(data[5:13])
 	wantCRC := binary.BigEndian.Uint64(data[13:21])
 	if bodyLen > maxBatchBody {
-		return corrupt("body length %d exceeds %d", bodyLen, maxBatchBody)
+		return nil, corrupt("body length %d exceeds %d", bodyLen, maxBatchBody)
 	}
 	body := data[headerSize:]
 	if flags&flagZstd != 0 {
 		var err error
 		if body, err = zstdDecoder.DecodeAll(body, make([]byte, 0, bodyLen)); err != nil {
-			return corrupt("decompressing: %v", err)
+			return nil, corrupt("decompressing: %v", err)
 		}
 	}
 	if uint64(len(body)) != bodyLen {
-		return corrupt("body is %d bytes, header says %d", len(body), bodyLen)
+		return nil, corrupt("body is %d bytes, header says %d", len(body), bodyLen)
 	}
 	if got := CRC64(body); got != wantCRC {
-		return corrupt("body CRC64 %016x, header says %016x", got, wantCRC)
+		return nil, corrupt("body CRC64 %016x, header says %016x", got, wantCRC)
 	}
-	r := &reader{data: body}
+	return body, nil
+}
+
+// decodeMeta reads the body's fields before the extents: group, sequence, kind, consistency, flags
+// and source time.
+func decodeMeta(r *reader) (*Batch, error) {
 	b := &Batch{}
 	b.Group = r.str()
 	b.Seq = r.i64()
@@ -231,7 +265,7 @@ func DecodeBatch(data []byte) (*Batch, error) {
 	case 3:
 		b.Kind = KindResync
 	default:
-		return corrupt("unknown batch kind")
+		return nil, corrupt("unknown batch kind")
 	}
 	switch r.u8() {
 	case 0:
@@ -240,20 +274,27 @@ func DecodeBatch(data []byte) (*Batch, error) {
 	case 2:
 		b.Consistency = "app"
 	default:
-		return corrupt("unknown consistency")
+		return nil, corrupt("unknown consistency")
 	}
 	switch r.u8() {
 	case 0:
 	case 1:
 		b.Baseline = true
 	default:
-		return corrupt("unknown batch flags")
+		return nil, corrupt("unknown batch flags")
 	}
 	b.SourceTime = time.Unix(0, r.i64()).UTC()
+	return b, nil
+}
+
+// decodeExtents reads the extent count and the extents of a body of bodyLen bytes, checking each
+// extent's data against its CRC64; it stops at the reader's first error, which the caller reports.
+func decodeExtents(r *reader, bodyLen int) ([]Extent, error) {
 	n := r.u32()
-	if r.err == nil && uint64(n) > uint64(len(body))/27 { // each extent takes at least 27 bytes
-		return corrupt("%d extents cannot fit in %d bytes", n, len(body))
+	if r.err == nil && uint64(n) > uint64(bodyLen)/27 { // each extent takes at least 27 bytes
+		return nil, corrupt("%d extents cannot fit in %d bytes", n, bodyLen)
 	}
+	var out []Extent
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		var e Extent
 		e.Disk = r.str()
@@ -262,30 +303,21 @@ func DecodeBatch(data []byte) (*Batch, error) {
 		flags := r.u8()
 		crc := r.u64()
 		if flags > 1 {
-			return corrupt("extent %d: unknown flags %#x", i, flags)
+			return nil, corrupt("extent %d: unknown flags %#x", i, flags)
 		}
 		e.Zero = flags == 1
 		if !e.Zero {
 			if e.Length < 0 || e.Length > maxExtentLength {
-				return corrupt("extent %d: length %d", i, e.Length)
+				return nil, corrupt("extent %d: length %d", i, e.Length)
 			}
 			e.Data = r.bytes(int(e.Length))
 			if r.err == nil && CRC64(e.Data) != crc {
-				return corrupt("extent %d (%s at %d): CRC64 mismatch", i, e.Disk, e.Offset)
+				return nil, corrupt("extent %d (%s at %d): CRC64 mismatch", i, e.Disk, e.Offset)
 			}
 		}
-		b.Extents = append(b.Extents, e)
+		out = append(out, e)
 	}
-	if r.err != nil {
-		return corrupt("%v", r.err)
-	}
-	if r.off != len(body) {
-		return corrupt("%d trailing bytes", len(body)-r.off)
-	}
-	if err := b.validate(); err != nil {
-		return corrupt("%v", err)
-	}
-	return b, nil
+	return out, nil
 }
 
 type reader struct {

@@ -211,6 +211,16 @@ func (s *GroupSpec) Normalize(group string) {
 
 // Validate checks every field; the error names the field by its JSON path.
 func (s *GroupSpec) Validate() error {
+	for _, check := range []func() error{s.validateVMs, s.Network.validate, s.validatePlacement, s.validateTarget, s.Policy.validate} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateVMs checks the VMs' names and their disks.
+func (s *GroupSpec) validateVMs() error {
 	if len(s.VMs) < 1 || len(s.VMs) > MaxVMsPerGroup {
 		return fmt.Errorf("vms: a group has 1 to %d VMs, got %d", MaxVMsPerGroup, len(s.VMs))
 	}
@@ -224,34 +234,47 @@ func (s *GroupSpec) Validate() error {
 			return fmt.Errorf("%s.name: %q appears twice", at, vm.Name)
 		}
 		seenVM[vm.Name] = true
-		if len(vm.Disks) < 1 || len(vm.Disks) > MaxDisksPerVM {
-			return fmt.Errorf("%s.disks: a VM has 1 to %d disks, got %d", at, MaxDisksPerVM, len(vm.Disks))
-		}
-		seenDisk := map[string]bool{}
-		for j, d := range vm.Disks {
-			at := fmt.Sprintf("%s.disks[%d]", at, j)
-			if !vmName.MatchString(d.Name) {
-				return fmt.Errorf("%s.name: %q must be 1-64 lowercase letters, digits or hyphens", at, d.Name)
-			}
-			if seenDisk[d.Name] {
-				return fmt.Errorf("%s.name: %q appears twice in %s", at, d.Name, vm.Name)
-			}
-			seenDisk[d.Name] = true
-			if d.SizeBytes <= 0 || d.SizeBytes%PageSize != 0 || d.SizeBytes > MaxDiskSize {
-				return fmt.Errorf("%s.sizeBytes: %d must be a positive multiple of 512 up to 8 TiB", at, d.SizeBytes)
-			}
-			kind, rest, _ := strings.Cut(d.Source, ":")
-			switch {
-			case d.Source == "agent":
-			case kind == "file" && rest != "":
-			case kind == "pageblob" && (strings.HasPrefix(rest, "https://") || strings.HasPrefix(rest, "http://")):
-			default:
-				return fmt.Errorf("%s.source: %q, want file:<path>, pageblob:<url> or agent", at, d.Source)
-			}
+		if err := vm.validateDisks(at); err != nil {
+			return err
 		}
 	}
+	return nil
+}
+
+// validateDisks checks the disks of the VM at (its JSON path).
+func (vm VMSpec) validateDisks(at string) error {
+	if len(vm.Disks) < 1 || len(vm.Disks) > MaxDisksPerVM {
+		return fmt.Errorf("%s.disks: a VM has 1 to %d disks, got %d", at, MaxDisksPerVM, len(vm.Disks))
+	}
+	seenDisk := map[string]bool{}
+	for j, d := range vm.Disks {
+		at := fmt.Sprintf("%s.disks[%d]", at, j)
+		if !vmName.MatchString(d.Name) {
+			return fmt.Errorf("%s.name: %q must be 1-64 lowercase letters, digits or hyphens", at, d.Name)
+		}
+		if seenDisk[d.Name] {
+			return fmt.Errorf("%s.name: %q appears twice in %s", at, d.Name, vm.Name)
+		}
+		seenDisk[d.Name] = true
+		if d.SizeBytes <= 0 || d.SizeBytes%PageSize != 0 || d.SizeBytes > MaxDiskSize {
+			return fmt.Errorf("%s.sizeBytes: %d must be a positive multiple of 512 up to 8 TiB", at, d.SizeBytes)
+		}
+		kind, rest, _ := strings.Cut(d.Source, ":")
+		switch {
+		case d.Source == "agent":
+		case kind == "file" && rest != "":
+		case kind == "pageblob" && (strings.HasPrefix(rest, "https://") || strings.HasPrefix(rest, "http://")):
+		default:
+			return fmt.Errorf("%s.source: %q, want file:<path>, pageblob:<url> or agent", at, d.Source)
+		}
+	}
+	return nil
+}
+
+// validate checks the network mappings.
+func (n NetworkSpec) validate() error {
 	seenSource := map[string]bool{}
-	for i, m := range s.Network.Mappings {
+	for i, m := range n.Mappings {
 		at := fmt.Sprintf("network.mappings[%d]", i)
 		for field, v := range map[string]string{"source": m.Source, "target": m.Target, "test": m.Test} {
 			if !subnetName.MatchString(v) && (field != "test" || v != "") {
@@ -266,6 +289,12 @@ func (s *GroupSpec) Validate() error {
 		}
 		seenSource[m.Source] = true
 	}
+	return nil
+}
+
+// validatePlacement checks where failovers place each VM: subnet (mapped), static IP, zone or
+// availability set.
+func (s *GroupSpec) validatePlacement() error {
 	for i, vm := range s.VMs {
 		at := fmt.Sprintf("vms[%d]", i)
 		if vm.Subnet != "" {
@@ -291,6 +320,11 @@ func (s *GroupSpec) Validate() error {
 			return fmt.Errorf("%s.availabilitySet: a VM is placed in a zone or an availability set, not both", at)
 		}
 	}
+	return nil
+}
+
+// validateTarget checks the target container and the existing blobs named for the group's disks.
+func (s *GroupSpec) validateTarget() error {
 	if !containerName.MatchString(s.Target.Container) {
 		return fmt.Errorf("target.container: %q must be 3-63 lowercase letters, digits or single hyphens", s.Target.Container)
 	}
@@ -308,7 +342,11 @@ func (s *GroupSpec) Validate() error {
 			return fmt.Errorf("target.disks[%s]: %q, want container/blob", key, at)
 		}
 	}
-	p := s.Policy
+	return nil
+}
+
+// validate checks the policy's intervals, retention and thresholds.
+func (p Policy) validate() error {
 	switch {
 	case p.CrashConsistentIntervalSeconds < 30:
 		return fmt.Errorf("policy.crashConsistentIntervalSeconds: %d, the minimum is 30", p.CrashConsistentIntervalSeconds)
