@@ -77,18 +77,21 @@ var problems = []struct {
 	title  string
 }{
 	{replication.ErrInvalid, http.StatusBadRequest, "invalid request"},
+	{replication.ErrNoGroup, http.StatusNotFound, "not found"},
 	{replication.ErrNotFound, http.StatusNotFound, "not found"},
-	{replication.ErrState, http.StatusConflict, "conflicts with the state"},
+	{replication.ErrState, http.StatusConflict, "conflicts with the group's state"},
 	{replication.ErrConflict, http.StatusConflict, "conflict"},
 	{replication.ErrNotConfigured, http.StatusServiceUnavailable, "not configured"},
 	{replication.ErrUnavailable, http.StatusServiceUnavailable, "storage unavailable"},
 }
 
-// fail answers a domain call's error: its class's status, the message without the class's own words.
+// fail answers a domain call's error: its class's status, the message without the class's own words
+// (before or after it).
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	for _, p := range problems {
 		if errors.Is(err, p.err) {
-			Problem(w, r, p.status, p.title, strings.TrimPrefix(err.Error(), p.err.Error()+": "))
+			detail := strings.TrimPrefix(err.Error(), p.err.Error()+": ")
+			Problem(w, r, p.status, p.title, strings.TrimSuffix(detail, ": "+p.err.Error()))
 			return
 		}
 	}

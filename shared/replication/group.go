@@ -172,7 +172,7 @@ func LoadGroup(ctx context.Context, store StateStore, group string) (*Group, err
 		return nil, err
 	}
 	if !found {
-		return nil, fmt.Errorf("group %s: %w", group, ErrNoGroup)
+		return nil, fmt.Errorf("group %s does not exist: %w", group, ErrNoGroup)
 	}
 	g.Spec = GroupSpec{Target: g.Record.Target, Policy: g.Record.Policy, Network: g.Record.Network}
 	for _, name := range g.Record.VMNames {
@@ -204,7 +204,7 @@ func CreateGroup(ctx context.Context, store StateStore, group string, spec Group
 func UpdateGroup(ctx context.Context, store StateStore, group string, change func(*GroupRecord) error) (GroupRecord, error) {
 	return Mutate(ctx, store, GroupsTable, group, stateRow, func(r *GroupRecord, found bool) error {
 		if !found {
-			return fmt.Errorf("group %s: %w", group, ErrNoGroup)
+			return fmt.Errorf("group %s does not exist: %w", group, ErrNoGroup)
 		}
 		return change(r)
 	})

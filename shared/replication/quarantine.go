@@ -27,7 +27,7 @@ type StreamEvent struct {
 // in order. It returns a line per group, and per quarantined event.
 func (a *Applier) ApplyEvents(ctx context.Context, partition string, events []StreamEvent) ([]string, error) {
 	if a.State == nil || a.Pages == nil || a.Journal == nil {
-		return nil, fmt.Errorf("%w: apply needs the target storage and the cache journal (StandbyTargetStorage, StandbyCacheStorage)", ErrNotConfigured)
+		return nil, fmt.Errorf("apply: target storage or the cache journal is not configured (StandbyTargetStorage, StandbyCacheStorage): %w", ErrNotConfigured)
 	}
 	var descs []Descriptor
 	var logs []string
