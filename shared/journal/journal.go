@@ -90,54 +90,54 @@ func (s *Store) Delete(ctx context.Context, group string, seq int64) error {
 
 // List returns the group's stored sequence numbers in ascending order.
 func (s *Store) List(ctx context.Context, group string) ([]int64, error) {
-	prefix := group + "/"
-	pager := s.container.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &prefix})
 	var out []int64
-	for pager.More() {
-		page, err := pager.NextPage(ctx)
-		if bloberror.HasCode(err, bloberror.ContainerNotFound) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, azconn.Translate(err, "listing the journal of "+group)
-		}
-		for _, item := range page.Segment.BlobItems {
-			name := strings.TrimSuffix(strings.TrimPrefix(*item.Name, prefix), ".batch")
-			if seq, err := strconv.ParseInt(name, 10, 64); err == nil {
-				out = append(out, seq)
-			}
-		}
-	}
+	err := s.eachBatch(ctx, group, func(seq int64, _ *container.BlobItem) error {
+		out = append(out, seq)
+		return nil
+	})
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out, nil
+	return out, err
 }
 
 // Prune deletes the group's batches up to throughSeq last modified before olderThan.
 func (s *Store) Prune(ctx context.Context, group string, throughSeq int64, olderThan time.Time) (int, error) {
+	n := 0
+	err := s.eachBatch(ctx, group, func(seq int64, item *container.BlobItem) error {
+		if seq > throughSeq || item.Properties == nil || item.Properties.LastModified == nil || !item.Properties.LastModified.Before(olderThan) {
+			return nil
+		}
+		if err := s.Delete(ctx, group, seq); err != nil {
+			return err
+		}
+		n++
+		return nil
+	})
+	return n, err
+}
+
+// eachBatch visits the group's batch blobs (none when the container does not exist yet).
+func (s *Store) eachBatch(ctx context.Context, group string, visit func(seq int64, item *container.BlobItem) error) error {
 	prefix := group + "/"
 	pager := s.container.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &prefix})
-	n := 0
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
 		if bloberror.HasCode(err, bloberror.ContainerNotFound) {
-			return n, nil
+			return nil
 		}
 		if err != nil {
-			return n, azconn.Translate(err, "listing the journal of "+group)
+			return azconn.Translate(err, "listing the journal of "+group)
 		}
 		for _, item := range page.Segment.BlobItems {
 			seq, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(*item.Name, prefix), ".batch"), 10, 64)
-			if err != nil || seq > throughSeq || item.Properties == nil || item.Properties.LastModified == nil ||
-				!item.Properties.LastModified.Before(olderThan) {
-				continue
+			if err != nil {
+				continue // not a batch
 			}
-			if err := s.Delete(ctx, group, seq); err != nil {
-				return n, err
+			if err := visit(seq, item); err != nil {
+				return err
 			}
-			n++
 		}
 	}
-	return n, nil
+	return nil
 }
 
 var _ replication.JournalStore = (*Store)(nil)

@@ -90,13 +90,6 @@ func (p *Pages) writable(ctx context.Context, d replication.DiskRef) (*disk, err
 	return dk, nil
 }
 
-func checkRange(offset, length int64) error {
-	if offset < 0 || length <= 0 || offset%replication.PageSize != 0 || length%replication.PageSize != 0 {
-		return fmt.Errorf("range [%d, +%d) is not 512-byte aligned: %w", offset, length, replication.ErrInvalid)
-	}
-	return nil
-}
-
 func (p *Pages) EnsureContainer(_ context.Context, c string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -144,7 +137,7 @@ func (p *Pages) Delete(ctx context.Context, d replication.DiskRef) error {
 }
 
 func (p *Pages) WritePages(ctx context.Context, d replication.DiskRef, offset int64, data []byte) error {
-	if err := checkRange(offset, int64(len(data))); err != nil {
+	if err := replication.CheckPageRange(offset, int64(len(data))); err != nil {
 		return err
 	}
 	if len(data) > replication.MaxPageWrite {
@@ -166,7 +159,7 @@ func (p *Pages) WritePages(ctx context.Context, d replication.DiskRef, offset in
 }
 
 func (p *Pages) ClearPages(ctx context.Context, d replication.DiskRef, offset, length int64) error {
-	if err := checkRange(offset, length); err != nil {
+	if err := replication.CheckPageRange(offset, length); err != nil {
 		return err
 	}
 	p.mu.Lock()

@@ -40,20 +40,13 @@ func New(svc *service.Client) *Store {
 // ServiceClient builds a blob service client from a resolved connection setting.
 func ServiceClient(s azconn.Setting) (*service.Client, error) {
 	opts := &azblob.ClientOptions{ClientOptions: azconn.ClientOptions()}
-	if s.ConnectionString != "" {
-		c, err := azblob.NewClientFromConnectionString(s.ConnectionString, opts)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", s.Name, err)
-		}
-		return c.ServiceClient(), nil
-	}
-	cred, err := azconn.Credential()
+	c, err := azconn.Connect(s, func(cs string) (*azblob.Client, error) {
+		return azblob.NewClientFromConnectionString(cs, opts)
+	}, func(cred azcore.TokenCredential) (*azblob.Client, error) {
+		return azblob.NewClient(s.ServiceURI, cred, opts)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s.Name, err)
-	}
-	c, err := azblob.NewClient(s.ServiceURI, cred, opts)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s.Name, err)
+		return nil, err
 	}
 	return c.ServiceClient(), nil
 }
@@ -74,13 +67,6 @@ func (s *Store) snapshotClient(d replication.DiskRef, snapshot string) (*pageblo
 		return pb, nil
 	}
 	return pb.WithSnapshot(snapshot)
-}
-
-func checkRange(offset, length int64) error {
-	if offset < 0 || length <= 0 || offset%replication.PageSize != 0 || length%replication.PageSize != 0 {
-		return fmt.Errorf("range [%d, +%d) is not 512-byte aligned: %w", offset, length, replication.ErrInvalid)
-	}
-	return nil
 }
 
 // EnsureContainer creates the container when missing.
@@ -124,7 +110,7 @@ func (s *Store) Delete(ctx context.Context, d replication.DiskRef) error {
 
 // WritePages writes data at offset in one Put Page call.
 func (s *Store) WritePages(ctx context.Context, d replication.DiskRef, offset int64, data []byte) error {
-	if err := checkRange(offset, int64(len(data))); err != nil {
+	if err := replication.CheckPageRange(offset, int64(len(data))); err != nil {
 		return err
 	}
 	if len(data) > replication.MaxPageWrite {
@@ -137,7 +123,7 @@ func (s *Store) WritePages(ctx context.Context, d replication.DiskRef, offset in
 
 // ClearPages deallocates a range: it reads as zeros and costs nothing to store.
 func (s *Store) ClearPages(ctx context.Context, d replication.DiskRef, offset, length int64) error {
-	if err := checkRange(offset, length); err != nil {
+	if err := replication.CheckPageRange(offset, length); err != nil {
 		return err
 	}
 	_, err := s.page(d).ClearPages(ctx, blob.HTTPRange{Offset: offset, Count: length}, &pageblob.ClearPagesOptions{AccessConditions: leaseConditions(ctx)})

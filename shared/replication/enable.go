@@ -199,11 +199,7 @@ type GroupStatus struct {
 
 // Status is one group with its retention window.
 func (s *Service) Status(ctx context.Context, group string) (GroupStatus, error) {
-	g, err := s.Load(ctx, group)
-	if err != nil {
-		return GroupStatus{}, err
-	}
-	points, err := ListPoints(ctx, s.State, group)
+	g, points, err := s.loadWithPoints(ctx, group)
 	if err != nil {
 		return GroupStatus{}, err
 	}
@@ -212,6 +208,16 @@ func (s *Service) Status(ctx context.Context, group string) (GroupStatus, error)
 		st.NewestPoint, st.OldestPoint = points[0].SourceTime, points[n-1].SourceTime
 	}
 	return st, nil
+}
+
+// loadWithPoints is one group and its recovery points, newest first.
+func (s *Service) loadWithPoints(ctx context.Context, group string) (*Group, []RecoveryPoint, error) {
+	g, err := s.Load(ctx, group)
+	if err != nil {
+		return nil, nil, err
+	}
+	points, err := ListPoints(ctx, s.State, group)
+	return g, points, err
 }
 
 // Groups lists every group.

@@ -60,6 +60,14 @@ type PageRange struct {
 	Length int64
 }
 
+// CheckPageRange refuses a range that is not page-aligned, or empty (ErrInvalid), as the service does.
+func CheckPageRange(offset, length int64) error {
+	if offset < 0 || length <= 0 || offset%PageSize != 0 || length%PageSize != 0 {
+		return fmt.Errorf("range [%d, +%d) is not 512-byte aligned: %w", offset, length, ErrInvalid)
+	}
+	return nil
+}
+
 // End is the first byte after the range.
 func (r PageRange) End() int64 { return r.Offset + r.Length }
 

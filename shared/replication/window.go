@@ -51,11 +51,7 @@ func (s *Service) Points(ctx context.Context, group string, q PointQuery) (Point
 	if err := q.Validate(); err != nil {
 		return PointListing{}, err
 	}
-	g, err := s.Load(ctx, group)
-	if err != nil {
-		return PointListing{}, err
-	}
-	points, err := ListPoints(ctx, s.State, group)
+	g, points, err := s.loadWithPoints(ctx, group)
 	if err != nil {
 		return PointListing{}, err
 	}
