@@ -53,8 +53,8 @@ func (a *Admission) Start(ctx context.Context, req Request) (Job, error) {
 	if err := req.normalize(); err != nil {
 		return Job{}, err
 	}
-	if a.State == nil || a.Pages == nil || a.Jobs == nil {
-		return Job{}, fmt.Errorf("%w: the job queue and target storage (set StandbyServiceBus and StandbyTargetStorage)", replication.ErrNotConfigured)
+	if a.State == nil || a.Pages == nil {
+		return Job{}, fmt.Errorf("%w: the target storage (set StandbyTargetStorage)", replication.ErrNotConfigured)
 	}
 	g, err := replication.LoadGroup(ctx, a.State, req.Group)
 	if err != nil {
@@ -62,6 +62,9 @@ func (a *Admission) Start(ctx context.Context, req Request) (Job, error) {
 	}
 	if err := a.precheck(ctx, g, &req); err != nil {
 		return Job{}, err
+	}
+	if a.Jobs == nil {
+		return Job{}, fmt.Errorf("%w: the job queue (set StandbyServiceBus)", replication.ErrNotConfigured)
 	}
 	job, err := NewJob(req.Group, req.Type, req.RecoveryPoint, a.Now().UTC())
 	if err != nil {

@@ -235,8 +235,10 @@ func (r *JobRunner) Run(ctx context.Context, msg StepMessage, deliveries int64) 
 	step.State, step.Tries = "running", step.Tries+1
 	j.State = JobRunning
 	outcome, wait, err := def.run(ctx, r, &j, g)
+	// A permanent error, or the group's life cycle refusing the step's state change (the group was
+	// disabled or moved on meanwhile), fails the job at once: redelivery cannot change either.
 	var perm permanentError
-	if errors.As(err, &perm) {
+	if errors.As(err, &perm) || errors.Is(err, replication.ErrState) {
 		log.Warn("job step failed for good", "step", def.name, "err", err)
 		return r.fail(ctx, &j, etag, fmt.Sprintf("step %s: %v", def.name, err))
 	}

@@ -369,3 +369,29 @@ func TestNetworkSpecValidation(t *testing.T) {
 		t.Fatal("a valid network spec was refused")
 	}
 }
+
+// A step whose state change the group's life cycle refuses fails the job on its first delivery: the
+// group went on without it (here, a committed group cannot fail over again behind the job's back).
+func TestAStepTheLifeCycleRefusesFailsTheJobAtOnce(t *testing.T) {
+	f := newJobFixture(t)
+	ctx := context.Background()
+	job, _ := failover.NewJob("g1", failover.JobUnplannedFailover, "latestProcessed", time.Now())
+	if err := failover.StartJob(ctx, f.state, f.q, job); err != nil {
+		t.Fatal(err)
+	}
+	replication.UpdateGroup(ctx, f.state, "g1", func(r *replication.GroupRecord) error {
+		r.State = replication.StateCommitted // as if another failover had been committed meanwhile
+		return nil
+	})
+	for len(f.q.Pending()) > 0 {
+		step := f.take(t)
+		if err := f.runner.Run(ctx, step, 1); err != nil {
+			t.Fatalf("step %d: %v", step.Step, err)
+		}
+	}
+	var got failover.Job
+	f.state.Get(ctx, failover.JobsTable, job.ID(), failover.JobRow, &got)
+	if got.State != failover.JobFailed || !strings.Contains(got.Error, "mark-failed-over") || !strings.Contains(got.Error, "cannot become FailedOver") {
+		t.Fatalf("job %s: %q", got.State, got.Error)
+	}
+}

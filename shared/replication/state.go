@@ -11,7 +11,7 @@ import (
 //
 //	InitialReplication ─► Protected ◄─► ResyncRequired ─► Resyncing ─► Protected   (replicating this way)
 //	any of those ─► FailedOver ─► Committed ─► Reprotected ─► FailedBack ─► ResyncRequired
-//	any state ─► Disabled (the operator's DELETE; the group's rows may then be removed)
+//	any state ─► Disabled (the operator's DELETE; the group's rows may then be removed) ─► FailedOver
 type State string
 
 // Group states.
@@ -44,6 +44,8 @@ var transitions = map[State][]State{
 	StateCommitted:          {StateReprotected},
 	StateReprotected:        {StateFailedBack},
 	StateFailedBack:         {StateResyncRequired},
+	// A group disabled with its data kept still has its recovery points: it can be failed over to one.
+	StateDisabled: {StateFailedOver},
 }
 
 // CanMove reports whether a group in state from may move to state to.
