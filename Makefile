@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: build demo test test-unit bench fuzz vet check-tracked clean stop
+.PHONY: build package demo test test-unit bench fuzz vet check-tracked clean stop
 
 build:
 	$(GO) build -o bin/handler ./cmd/handler
@@ -12,12 +12,17 @@ build:
 	$(GO) build -o bin/verify ./cmd/verify
 	$(GO) build -o bin/standby ./cmd/standby
 
-demo: build
+# The deployable app: dist/app (host.json, <function>/function.json at the root, bin/handler static
+# linux/amd64) and dist/standby-app.zip. devhost runs dist/app, so the demo and the tests run what ships.
+package:
+	scripts/package.sh dist
+
+demo: build package
 	scripts/demo.sh
 
 # Every test: unit and contract tests (race detector on the concurrent packages), then the cross-process
 # end-to-end and fault tests in tests/. Azurite is started first and stopped after.
-test: build vet check-tracked
+test: build package vet check-tracked
 	scripts/azurite.sh start
 	STANDBY_REQUIRE_AZURITE=1 $(GO) test -count=1 -race -timeout 30m ./... ; status=$$?; scripts/azurite.sh stop; exit $$status
 
@@ -54,4 +59,4 @@ stop:
 	scripts/devhost.sh stop; scripts/azurite.sh stop
 
 clean: stop
-	rm -rf bin .local
+	rm -rf bin dist .local

@@ -20,7 +20,10 @@ case "${1:-}" in
     if port_open; then
       echo "devhost: port 7071 is held by a process this script did not start; stop that one first" >&2; exit 1
     fi
-    nohup bin/devhost run >"$state/devhost.out" 2>"$state/devhost.log" &
+    [[ -f dist/app/host.json ]] || scripts/package.sh dist >/dev/null
+    # The staged app (what ships), with the repository's local settings, broker entities and state.
+    nohup bin/devhost run -app dist/app -settings local.settings.json -broker-config "$PWD/infra/local/broker.json" \
+      -state "$PWD/$state/devhost" >"$state/devhost.out" 2>"$state/devhost.log" &
     echo $! >$state/devhost.pid
     for _ in $(seq 1 100); do
       if port_open; then echo "devhost: started (pid $(cat $state/devhost.pid)), http://127.0.0.1:7071"; exit 0; fi

@@ -1,10 +1,13 @@
 package tests
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
+	"debug/elf"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -142,7 +145,7 @@ func TestFunctionsThroughTheirTriggers(t *testing.T) {
 // invocations with 400 and the reason before touching anything.
 func TestHandlerWithoutDependenciesAndMalformedInvocations(t *testing.T) {
 	port := freePort(t)
-	cmd := exec.Command(filepath.Join(binDir, "handler"))
+	cmd := exec.Command(filepath.Join(stagedApp, "bin", "handler"))
 	cmd.Env = []string{fmt.Sprintf("FUNCTIONS_CUSTOMHANDLER_PORT=%d", port), "PATH=" + os.Getenv("PATH")}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -211,13 +214,62 @@ func TestDevhostRefusesMalformedConfig(t *testing.T) {
 	app := newApp(t, appSpec{handler: "testhandler", functions: map[string]string{"events": strings.Replace(eventsFunction, `"maxRetryCount": 3`, `"maxRetryCount": "three"`, 1)},
 		broker: faultBroker})
 	out, err := execOutput(filepath.Join(binDir, "devhost"), "run", "-app", app.dir, "-broker-config", "broker.json")
-	if err == nil || !strings.Contains(out, "functions/events/function.json: retry.maxRetryCount: wrong type") {
+	if err == nil || !strings.Contains(out, "events/function.json: retry.maxRetryCount: wrong type") {
 		t.Fatalf("devhost with a malformed function.json: %v\n%s", err, out)
 	}
-	os.WriteFile(filepath.Join(app.dir, "functions/events/function.json"), []byte(eventsFunction), 0o644)
+	os.WriteFile(filepath.Join(app.dir, "events/function.json"), []byte(eventsFunction), 0o644)
 	os.WriteFile(filepath.Join(app.dir, "broker.json"), []byte(`{"queues":[{"name":"jobs","maxDeliveryCount":-1}]}`), 0o644)
 	out, err = execOutput(filepath.Join(binDir, "devhost"), "run", "-app", app.dir, "-broker-config", "broker.json")
 	if err == nil || !strings.Contains(out, "broker.json: queues[0].maxDeliveryCount: -1 must be at least 1") {
 		t.Fatalf("devhost with a malformed broker config: %v\n%s", err, out)
+	}
+}
+
+// make package stages what Azure deploys: the zip holds host.json, the four <function>/function.json at
+// its root and a static linux/amd64 bin/handler with its exec bit.
+func TestPackageIsWhatTheHostLoads(t *testing.T) {
+	zr, err := zip.OpenReader(filepath.Join(filepath.Dir(stagedApp), "standby-app.zip"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	entries := map[string]*zip.File{}
+	for _, f := range zr.File {
+		entries[f.Name] = f
+	}
+	for _, name := range []string{"host.json", "api/function.json", "apply/function.json", "cutpoints/function.json", "failover/function.json", "bin/handler"} {
+		if entries[name] == nil {
+			t.Errorf("%s is not in the zip (it has %d entries)", name, len(entries))
+		}
+	}
+	for name := range entries {
+		if strings.HasPrefix(name, "functions/") || name == "local.settings.json" {
+			t.Errorf("%s is in the zip: the host loads functions from the root, and local settings never ship", name)
+		}
+	}
+	h := entries["bin/handler"]
+	if h == nil {
+		return
+	}
+	if h.Mode()&0o111 == 0 {
+		t.Errorf("bin/handler mode %v: no exec bit", h.Mode())
+	}
+	rc, err := h.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(rc)
+	rc.Close()
+	exe, err := elf.NewFile(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("bin/handler is not an ELF file: %v", err)
+	}
+	if exe.Machine != elf.EM_X86_64 || exe.Class != elf.ELFCLASS64 {
+		t.Errorf("bin/handler is %v %v, want x86-64", exe.Class, exe.Machine)
+	}
+	for _, p := range exe.Progs {
+		if p.Type == elf.PT_INTERP || p.Type == elf.PT_DYNAMIC {
+			t.Errorf("bin/handler is dynamically linked (%v): the Functions image may lack its libc", p.Type)
+		}
 	}
 }

@@ -25,13 +25,22 @@ import (
 
 var binDir string
 
+// stagedApp is the function app as make package stages it (host.json, <function>/function.json, the
+// static linux/amd64 bin/handler): the tests run what ships.
+var stagedApp string
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "standby-tests-bin")
 	if err != nil {
 		panic(err)
 	}
 	binDir = dir
-	for name, pkg := range map[string]string{"handler": "../cmd/handler", "devhost": "../cmd/devhost", "agent": "../cmd/agent", "verify": "../cmd/verify", "standby": "../cmd/standby", "testhandler": "./testhandler"} {
+	if out, err := exec.Command("../scripts/package.sh", filepath.Join(dir, "dist")).CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "packaging the app: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	stagedApp = filepath.Join(dir, "dist", "app")
+	for name, pkg := range map[string]string{"devhost": "../cmd/devhost", "agent": "../cmd/agent", "verify": "../cmd/verify", "standby": "../cmd/standby", "testhandler": "./testhandler"} {
 		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg).CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", name, err, out)
@@ -84,19 +93,24 @@ func writeJSON(t testing.TB, path string, v any) {
 	}
 }
 
-// newApp writes the app (the repository's host.json with the handler swapped in) and returns its dir.
+// newApp writes the app (the staged host.json, with the handler swapped in when the spec names another
+// than the staged one) and returns its dir.
 func newApp(t testing.TB, spec appSpec) *testApp {
 	t.Helper()
 	dir := t.TempDir()
 	var host map[string]any
-	data, _ := os.ReadFile("../host.json")
+	data, _ := os.ReadFile(filepath.Join(stagedApp, "host.json"))
 	json.Unmarshal(data, &host)
-	host["customHandler"].(map[string]any)["description"].(map[string]any)["defaultExecutablePath"] = filepath.Join(binDir, spec.handler)
+	handler := filepath.Join(binDir, spec.handler)
+	if spec.handler == "handler" {
+		handler = filepath.Join(stagedApp, "bin", "handler")
+	}
+	host["customHandler"].(map[string]any)["description"].(map[string]any)["defaultExecutablePath"] = handler
 	host["customHandler"].(map[string]any)["enableForwardingHttpRequest"] = !spec.noForwarding
 	writeJSON(t, filepath.Join(dir, "host.json"), host)
 	for name, fj := range spec.functions {
-		os.MkdirAll(filepath.Join(dir, "functions", name), 0o755)
-		if err := os.WriteFile(filepath.Join(dir, "functions", name, "function.json"), []byte(fj), 0o644); err != nil {
+		os.MkdirAll(filepath.Join(dir, name), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, name, "function.json"), []byte(fj), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -128,7 +142,7 @@ func (a *testApp) setValues(t testing.TB, values map[string]string) {
 }
 
 func repoFunction(t testing.TB, name string) string {
-	data, err := os.ReadFile(filepath.Join("..", "functions", name, "function.json"))
+	data, err := os.ReadFile(filepath.Join(stagedApp, name, "function.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/standby-dr/standby/shared/local"
 )
 
 // App is a function app as devhost loads it: host.json, every functions/*/function.json and
@@ -110,10 +112,14 @@ func asType[T error](err error, target *T) bool {
 
 // LoadApp loads and validates the app at root. Process environment values override local settings,
 // as in the real host.
-func LoadApp(root string, environ []string) (*App, error) {
+// settingsFile is the local.settings.json to read ("": the one at the app's root, as Core Tools reads it).
+func LoadApp(root, settingsFile string, environ []string) (*App, error) {
 	app := &App{Root: root, Values: map[string]string{}}
+	if settingsFile == "" {
+		settingsFile = filepath.Join(root, "local.settings.json")
+	}
 	// local.settings.json first: function.json expansion needs its Values.
-	if err := app.loadSettings(environ); err != nil {
+	if err := app.loadSettings(settingsFile, environ); err != nil {
 		return nil, err
 	}
 
@@ -128,10 +134,9 @@ func LoadApp(root string, environ []string) (*App, error) {
 		return nil, err
 	}
 
-	files, _ := filepath.Glob(filepath.Join(root, "functions", "*", "function.json"))
-	sort.Strings(files)
-	if len(files) == 0 {
-		return nil, fmt.Errorf("no functions/*/function.json under %s", root)
+	files, err := functionFiles(root)
+	if err != nil {
+		return nil, err
 	}
 	for _, file := range files {
 		rel, _ := filepath.Rel(root, file)
@@ -151,9 +156,40 @@ func LoadApp(root string, environ []string) (*App, error) {
 	return app, nil
 }
 
+// functionNameRule is the host's rule for function names (folder names): Utility.FunctionNameValidationRegex,
+// Azure/azure-functions-host@89dc438d4 src/WebJobs.Script/Utility.cs:59.
+var functionNameRule = regexp.MustCompile(`(?i)^[a-z][a-z0-9_\-]{0,127}$`)
+
+// functionFiles finds the app's functions as the host does: every direct child folder of the script
+// root that holds a function.json is a function named after the folder
+// (HostFunctionMetadataProvider.ReadFunctionsMetadata/ReadFunctionMetadata, Azure/azure-functions-host@89dc438d4
+// src/WebJobs.Script/Host/HostFunctionMetadataProvider.cs:73-107). Nothing deeper is looked at: a
+// functions/<name>/function.json below the root is not a function.
+func functionFiles(root string) ([]string, error) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil, err
+	}
+	var files []string
+	for _, e := range entries {
+		file := filepath.Join(root, e.Name(), "function.json")
+		if _, err := os.Stat(file); !e.IsDir() || err != nil {
+			continue // not a function directory
+		}
+		if !functionNameRule.MatchString(e.Name()) || strings.EqualFold(e.Name(), "host") {
+			return nil, fmt.Errorf("'%s' is not a valid function name.", e.Name())
+		}
+		files = append(files, file)
+	}
+	sort.Strings(files)
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no <name>/function.json under %s: the host loads a function from each folder at the app's root (make package stages them in dist/app)", root)
+	}
+	return files, nil
+}
+
 // loadSettings reads local.settings.json (optional), then the process environment's Standby* values.
-func (app *App) loadSettings(environ []string) error {
-	settingsFile := filepath.Join(app.Root, "local.settings.json")
+func (app *App) loadSettings(settingsFile string, environ []string) error {
 	if data, err := os.ReadFile(settingsFile); err == nil {
 		var ls LocalSettings
 		if err := decodeStrict("local.settings.json", data, &ls); err != nil {
@@ -167,15 +203,18 @@ func (app *App) loadSettings(environ []string) error {
 			if err := json.Unmarshal(raw, &s); err != nil {
 				return errField("local.settings.json", "Values."+k, "must be a string, got %s", raw)
 			}
-			app.Values[k] = s
+			// A relative embedded-broker path is the settings file's: the handler runs in the app's
+			// folder and the agent elsewhere, and all must open the same broker.
+			app.Values[k] = local.AnchorConnection(s, filepath.Dir(settingsFile))
 		}
 		app.HTTPPort = ls.Host.LocalHTTPPort
 	} else if !os.IsNotExist(err) {
 		return err
 	}
+	cwd, _ := os.Getwd()
 	for _, kv := range environ {
 		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "Standby") {
-			app.Values[k] = v
+			app.Values[k] = local.AnchorConnection(v, cwd)
 		}
 	}
 	if app.HTTPPort == 0 {

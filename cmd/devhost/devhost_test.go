@@ -32,13 +32,13 @@ func copyApp(t *testing.T) string {
 	copyFile("../../infra/local/local.settings.json", filepath.Join(dir, "local.settings.json"))
 	files, _ := filepath.Glob("../../functions/*/function.json")
 	for _, f := range files {
-		copyFile(f, filepath.Join(dir, "functions", filepath.Base(filepath.Dir(f)), "function.json"))
+		copyFile(f, filepath.Join(dir, filepath.Base(filepath.Dir(f)), "function.json"))
 	}
 	return dir
 }
 
 func TestLoadsTheRepositoryApp(t *testing.T) {
-	app, err := LoadApp(copyApp(t), nil)
+	app, err := LoadApp(copyApp(t), "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,12 +66,12 @@ func TestBadConfigNamesFileAndField(t *testing.T) {
 		{"host.json", `"maxEventBatchSize": 64`, `"maxEventBatchSize": 0.5`, "host.json: extensions.eventHubs.maxEventBatchSize: wrong type"},
 		{"host.json", `"maxAutoLockRenewalDuration": "00:10:00"`, `"maxAutoLockRenewalDuration": "ten minutes"`, "host.json: extensions.serviceBus.maxAutoLockRenewalDuration"},
 		{"host.json", `"version": "2.0",`, `"version": "2.0"`, "host.json: line 3: invalid JSON"},
-		{"functions/apply/function.json", `"eventHubName": "%StandbyChangeHub%",`, ``, "functions/apply/function.json: bindings[0].eventHubName: missing"},
-		{"functions/apply/function.json", `%StandbyChangeHub%`, `%NoSuchSetting%`, "functions/apply/function.json: bindings[0].eventHubName: refers to app setting %NoSuchSetting%"},
-		{"functions/apply/function.json", `"exponentialBackoff"`, `"sometimes"`, `functions/apply/function.json: retry.strategy: "sometimes"`},
-		{"functions/apply/function.json", `"cardinality": "many"`, `"cardinality": "all"`, `bindings[0].cardinality: "all", want one or many`},
-		{"functions/api/function.json", `"authLevel": "function"`, `"authLevel": "secret"`, `functions/api/function.json: bindings[0].authLevel: "secret"`},
-		{"functions/failover/function.json", `"queueName": "%StandbyJobQueue%",`, ``, "functions/failover/function.json: bindings[0].queueName: missing"},
+		{"apply/function.json", `"eventHubName": "%StandbyChangeHub%",`, ``, "apply/function.json: bindings[0].eventHubName: missing"},
+		{"apply/function.json", `%StandbyChangeHub%`, `%NoSuchSetting%`, "apply/function.json: bindings[0].eventHubName: refers to app setting %NoSuchSetting%"},
+		{"apply/function.json", `"exponentialBackoff"`, `"sometimes"`, `apply/function.json: retry.strategy: "sometimes"`},
+		{"apply/function.json", `"cardinality": "many"`, `"cardinality": "all"`, `bindings[0].cardinality: "all", want one or many`},
+		{"api/function.json", `"authLevel": "function"`, `"authLevel": "secret"`, `api/function.json: bindings[0].authLevel: "secret"`},
+		{"failover/function.json", `"queueName": "%StandbyJobQueue%",`, ``, "failover/function.json: bindings[0].queueName: missing"},
 		{"local.settings.json", `"STANDBY_LOG_LEVEL": "info"`, `"STANDBY_LOG_LEVEL": 3`, "local.settings.json: Values.STANDBY_LOG_LEVEL: must be a string"},
 		{"local.settings.json", `"IsEncrypted": false`, `"IsEncrypted": true`, "local.settings.json: IsEncrypted"},
 	}
@@ -83,7 +83,7 @@ func TestBadConfigNamesFileAndField(t *testing.T) {
 			t.Fatalf("%s does not contain %q", c.file, c.from)
 		}
 		os.WriteFile(path, []byte(strings.Replace(string(data), c.from, c.to, 1)), 0o644)
-		if _, err := LoadApp(dir, nil); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := LoadApp(dir, "", nil); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s with %q: err = %v, want %q", c.file, c.to, err, c.want)
 		}
 	}
@@ -92,7 +92,7 @@ func TestBadConfigNamesFileAndField(t *testing.T) {
 	path := filepath.Join(dir, "local.settings.json")
 	data, _ := os.ReadFile(path)
 	os.WriteFile(path, []byte(strings.Replace(string(data), `"*/10 * * * * *"`, `"*/10 * * * *"`, 1)), 0o644)
-	if _, err := LoadApp(dir, nil); err == nil || !strings.Contains(err.Error(), "functions/cutpoints/function.json: bindings[0].schedule") ||
+	if _, err := LoadApp(dir, "", nil); err == nil || !strings.Contains(err.Error(), "cutpoints/function.json: bindings[0].schedule") ||
 		!strings.Contains(err.Error(), "has 5 fields") {
 		t.Errorf("five-field schedule: err = %v", err)
 	}
@@ -222,5 +222,25 @@ func TestRetryPolicy(t *testing.T) {
 	forever := &Retry{Strategy: "fixedDelay", MaxRetryCount: -1, delay: time.Second}
 	if !forever.Allows(1000) || forever.Delay(7) != time.Second {
 		t.Fatal("maxRetryCount -1 must retry forever at the fixed delay")
+	}
+}
+
+// The host loads a function from each folder at the app's root that holds a function.json, and from
+// nowhere else; a folder name outside its grammar is refused.
+func TestFunctionsAreTheFoldersAtTheAppRoot(t *testing.T) {
+	dir := copyApp(t)
+	os.MkdirAll(filepath.Join(dir, "functions"), 0o755)
+	for _, name := range []string{"api", "apply", "cutpoints", "failover"} {
+		if err := os.Rename(filepath.Join(dir, name), filepath.Join(dir, "functions", name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := LoadApp(dir, "", nil); err == nil || !strings.Contains(err.Error(), "no <name>/function.json under") {
+		t.Errorf("functions/<name>/function.json loaded: %v", err)
+	}
+	dir = copyApp(t)
+	os.Rename(filepath.Join(dir, "api"), filepath.Join(dir, "2api"))
+	if _, err := LoadApp(dir, "", nil); err == nil || !strings.Contains(err.Error(), "'2api' is not a valid function name.") {
+		t.Errorf("a folder named 2api: %v", err)
 	}
 }

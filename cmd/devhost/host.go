@@ -47,8 +47,8 @@ func (h *Host) broker(setting string) (*local.Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connection setting %s: %w", setting, err)
 	}
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(h.App.Root, path)
+	if !filepath.IsAbs(path) { // set in the environment: the working directory's, as for any process
+		path, _ = filepath.Abs(path)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()

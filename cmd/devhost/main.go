@@ -46,7 +46,8 @@ func main() {
 
 func runCmd(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	appDir := fs.String("app", ".", "the function app's root (host.json)")
+	appDir := fs.String("app", ".", "the function app's root (host.json, <function>/function.json, as make package stages it in dist/app)")
+	settings := fs.String("settings", "", "the local.settings.json to use (default: the one at the app's root)")
 	brokerConfig := fs.String("broker-config", "infra/local/broker.json", "entities to declare in the embedded broker (relative to -app)")
 	stateDir := fs.String("state", ".local/devhost", "where timer schedule status is kept (relative to -app)")
 	port := fs.Int("port", 0, "HTTP port (default: local.settings.json Host.LocalHttpPort, else 7071)")
@@ -55,7 +56,7 @@ func runCmd(args []string) error {
 	}
 	root, _ := filepath.Abs(*appDir)
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("component", "devhost")
-	app, err := LoadApp(root, os.Environ())
+	app, err := LoadApp(root, *settings, os.Environ())
 	if err != nil {
 		return err
 	}

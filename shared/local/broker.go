@@ -56,6 +56,17 @@ func PathFromConnection(value string) (string, error) {
 	return "", errors.New("embedded broker connection has no Path=")
 }
 
+// AnchorConnection makes a relative Path of an embedded-broker connection setting absolute against dir
+// (where the settings that name it live), so that every process reading the setting — devhost, the
+// handler it starts in the app's folder, the agent — opens the same file. Other values pass as they are.
+func AnchorConnection(value, dir string) string {
+	path, err := PathFromConnection(value)
+	if err != nil || filepath.IsAbs(path) {
+		return value
+	}
+	return ConnectionPrefix + ";Path=" + filepath.Join(dir, path)
+}
+
 // Broker is a handle on the broker file. It is safe for concurrent use, also across processes.
 type Broker struct {
 	db  *sql.DB
