@@ -21,7 +21,7 @@ const eventsFunction = `{
 
 const jobsFunction = `{
   "bindings": [{"type": "serviceBusTrigger", "direction": "in", "name": "job", "queueName": "jobs",
-    "connection": "StandbyServiceBus", "isSessionsEnabled": true, "autoComplete": true}]
+    "connection": "StandbyServiceBus", "isSessionsEnabled": true, "autoCompleteMessages": true}]
 }`
 
 var faultBroker = local.Config{
@@ -170,5 +170,54 @@ func TestHTTPWithoutForwardingAndOutputBindings(t *testing.T) {
 	msgs, err := br.Receive(context.Background(), "outbox", 10, 5*time.Second)
 	if err != nil || len(msgs) != 2 || string(msgs[0].Body) != `{"echoed":"hello"}` || string(msgs[1].Body) != "second" {
 		t.Fatalf("outbox: %v %+v", err, msgs)
+	}
+}
+
+// An invocation that outlives functionTimeout makes devhost restart the handler, as the host does: every
+// invocation in flight fails with it, of every function, and each trigger's own rules bring its work
+// back — the Event Hubs batch under its retry policy, the Service Bus message by abandon and
+// redelivery. Nothing is lost.
+func TestFunctionTimeoutRestartsTheHandlerAndNothingIsLost(t *testing.T) {
+	app := newApp(t, appSpec{handler: "testhandler", functions: map[string]string{"events": eventsFunction, "jobs": jobsFunction},
+		broker: faultBroker, functionTimeout: "00:00:03"})
+	control := t.TempDir()
+	for _, f := range []string{"hang-once", "jobs-ok", "jobs-sleep-once"} {
+		os.WriteFile(filepath.Join(control, f), nil, 0o644)
+	}
+	app.start(t, "TESTHANDLER_DIR="+control)
+	br := app.broker(t)
+	ctx := context.Background()
+	if err := br.Send(ctx, "jobs", local.Message{MessageID: "step-1", SessionID: "g1", Body: []byte(`{"step":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the job message to be in flight", func() bool { return len(readInvocations(t, control)) >= 1 })
+	if _, err := br.Publish(ctx, "changes", "g1", []local.Event{{Body: []byte("a")}}); err != nil {
+		t.Fatal(err)
+	}
+	var eventsDone, jobDone []invocation
+	waitFor(t, 60*time.Second, "both to be done after the restart", func() bool {
+		eventsDone, jobDone = nil, nil
+		for _, inv := range readInvocations(t, control) {
+			switch {
+			case inv.Function == "events" && inv.Phase == "end":
+				eventsDone = append(eventsDone, inv)
+			case inv.Function == "jobs" && inv.Phase == "end":
+				jobDone = append(jobDone, inv)
+			}
+		}
+		return len(eventsDone) == 1 && len(jobDone) == 1
+	})
+	first := readInvocations(t, control)[0].PID
+	if eventsDone[0].PID == first || jobDone[0].PID == first {
+		t.Errorf("the work finished on the first handler (pid %d): it was not restarted", first)
+	}
+	if eventsDone[0].RetryCount < 1 || jobDone[0].DeliveryCount < 2 {
+		t.Errorf("events retry %d, job delivery %d: each should have come back by its trigger's rule", eventsDone[0].RetryCount, jobDone[0].DeliveryCount)
+	}
+	if dls, _ := br.DeadLetters(ctx, "jobs", 10); len(dls) != 0 {
+		t.Errorf("dead letters: %+v", dls)
+	}
+	if !strings.Contains(app.out.String(), "outlived functionTimeout") {
+		t.Errorf("devhost did not say why it restarted the handler:\n%s", app.out.String())
 	}
 }

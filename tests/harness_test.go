@@ -70,6 +70,8 @@ type appSpec struct {
 	broker    local.Config
 	// noForwarding turns enableForwardingHttpRequest off: HTTP requests travel as Data.req.
 	noForwarding bool
+	// functionTimeout replaces host.json's (a .NET TimeSpan, e.g. "00:00:03").
+	functionTimeout string
 }
 
 // testApp is a running devhost with its app directory.
@@ -107,6 +109,9 @@ func newApp(t testing.TB, spec appSpec) *testApp {
 	}
 	host["customHandler"].(map[string]any)["description"].(map[string]any)["defaultExecutablePath"] = handler
 	host["customHandler"].(map[string]any)["enableForwardingHttpRequest"] = !spec.noForwarding
+	if spec.functionTimeout != "" {
+		host["functionTimeout"] = spec.functionTimeout
+	}
 	writeJSON(t, filepath.Join(dir, "host.json"), host)
 	for name, fj := range spec.functions {
 		os.MkdirAll(filepath.Join(dir, name), 0o755)

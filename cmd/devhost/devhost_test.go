@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/standby-dr/standby/shared/funcproto"
 	"github.com/standby-dr/standby/shared/local"
 )
 
@@ -126,8 +128,31 @@ func TestNCRONTAB(t *testing.T) {
 	}
 }
 
-// shape describes a JSON value's structure: object keys, array element shapes, and whether a string
-// holds JSON text (which the host uses for double-encoded values).
+// timeLayout names the host's time layout a string is written in ("" when it is no time): zone-less
+// (.NET DateTime of kind Unspecified, or through the converter), with an offset (Local, DateTimeOffset)
+// or Z (Utc); with a fraction or whole seconds.
+var timeLayout = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,7})?(Z|[+-]\d\d:\d\d)?$`)
+
+func timeShape(s string) string {
+	m := timeLayout.FindStringSubmatch(s)
+	if m == nil {
+		return ""
+	}
+	out := "time"
+	if m[1] != "" {
+		out += ".fraction"
+	}
+	switch {
+	case m[2] == "Z":
+		out += "+Z"
+	case m[2] != "":
+		out += "+offset"
+	}
+	return out
+}
+
+// shape describes a JSON value's structure: object keys, array element shapes, whether a string holds
+// JSON text (how the host sends strings, numbers and arrays) and, for times, their layout.
 func shape(v any) string {
 	switch x := v.(type) {
 	case map[string]any:
@@ -147,11 +172,12 @@ func shape(v any) string {
 		}
 		return "[" + shape(x[0]) + "]"
 	case string:
+		if t := timeShape(x); t != "" {
+			return t
+		}
 		var inner any
 		if json.Unmarshal([]byte(x), &inner) == nil {
-			if _, isNum := inner.(float64); !isNum {
-				return "json(" + shape(inner) + ")"
-			}
+			return "json(" + shape(inner) + ")"
 		}
 		return "string"
 	case float64:
@@ -187,22 +213,46 @@ func fixtureShape(t *testing.T, name string) string {
 }
 
 func TestPayloadsMatchTheHostShapes(t *testing.T) {
-	now := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	now := time.Date(2026, 11, 20, 10, 0, 0, 512345600, time.UTC)
+	enqueued := time.Date(2026, 11, 20, 10, 0, 0, 123e6, time.UTC)
 	b := &Binding{Name: "events", EventHubName: "changes", ConsumerGroup: "apply", Cardinality: "many"}
 	events := []local.StoredEvent{
-		{SequenceNumber: 17, Offset: 0, EnqueuedTime: now, PartitionKey: "g1", Body: []byte(`{"group":"g1","seq":1}`), Properties: map[string]string{"kind": "batch"}},
-		{SequenceNumber: 18, Offset: 64, EnqueuedTime: now, PartitionKey: "g1", Body: []byte(`{"group":"g1","seq":2}`)},
+		{SequenceNumber: 17, Offset: 0, EnqueuedTime: enqueued, PartitionKey: "g1", Body: []byte(`{"group":"g1","seq":1}`), Properties: map[string]string{"kind": "batch"}},
+		{SequenceNumber: 18, Offset: 64, EnqueuedTime: enqueued, PartitionKey: "g1", Body: []byte(`{"group":"g1","seq":2}`)},
 	}
-	if got, want := shapeOf(t, eventHubPayload("apply", "events", b, "localhost", 1, events, nil, now)), fixtureShape(t, "eventhub-many.json"); got != want {
-		t.Errorf("Event Hubs payload shape\n got %s\nwant %s", got, want)
+	compare := func(what string, got *funcproto.InvokeRequest, fixture string) {
+		t.Helper()
+		if g, w := shapeOf(t, got), fixtureShape(t, fixture); g != w {
+			t.Errorf("%s: devhost's payload differs from %s\n got %s\nwant %s", what, fixture, g, w)
+		}
 	}
-	msg := local.ReceivedMessage{Message: local.Message{MessageID: "m1", SessionID: "g1", Body: []byte(`{"job":"0123456789abcdef0123456789abcdef","group":"g1","type":"test"}`),
+	compare("Event Hubs, first attempt", eventHubPayload("apply", "events", b, "localhost", 1, events, funcproto.NewRetryContext(0, 8, 0), now), "eventhub-many.json")
+	compare("Event Hubs, a retry", eventHubPayload("apply", "events", b, "localhost", 0, events[1:], funcproto.NewRetryContext(2, 8, 500), now), "eventhub-many-retry.json")
+	msg := local.ReceivedMessage{Message: local.Message{MessageID: "m1", SessionID: "g1", Body: []byte(`{"job":"0123456789abcdef0123456789abcdef","step":3}`),
 		Properties: map[string]string{"step": "start"}}, SequenceNumber: 7, LockToken: "t", DeliveryCount: 2, EnqueuedTime: now, LockedUntil: now}
-	if got, want := shapeOf(t, serviceBusPayload("failover", "job", msg, now)), fixtureShape(t, "servicebus-session.json"); got != want {
-		t.Errorf("Service Bus payload shape\n got %s\nwant %s", got, want)
-	}
-	if got, want := shapeOf(t, timerPayload("cutpoints", "timer", now, now, false, now)), fixtureShape(t, "timer.json"); got != want {
-		t.Errorf("timer payload shape\n got %s\nwant %s", got, want)
+	compare("Service Bus", serviceBusPayload("failover", "job", msg, now), "servicebus-session.json")
+	status := &funcproto.ScheduleStatus{Last: now, Next: now.Truncate(time.Minute).Add(time.Minute), LastUpdated: now}
+	compare("timer", timerPayload("cutpoints", "timer", status, false, now), "timer.json")
+	compare("timer without a monitor", timerPayload("cutpoints", "timer", nil, false, now), "timer-nomonitor.json")
+}
+
+// The comparison sees what the host would not send: a time with a Z where the host writes none, a
+// count as a number, a key the host leaves out.
+func TestPayloadShapesTellTheHostsFormsApart(t *testing.T) {
+	for a, b := range map[string]string{
+		`{"EnqueuedTimeUtc":"2026-11-20T10:00:00Z"}`:  `{"EnqueuedTimeUtc":"2026-11-20T10:00:00"}`,
+		`{"EnqueuedTimeUtc":"2026-11-20T10:00:00.5"}`: `{"EnqueuedTimeUtc":"2026-11-20T10:00:00"}`,
+		`{"DeliveryCount":2}`:                         `{"DeliveryCount":"2"}`,
+		`{"MessageId":"m1"}`:                          `{"MessageId":"\"m1\""}`,
+		`{"sys":{},"timer":{}}`:                       `{"sys":{}}`,
+		`{"a":"[\"2026-11-20T10:00:00.1Z\"]"}`:        `{"a":"[\"2026-11-20T10:00:00.1\"]"}`,
+	} {
+		var x, y any
+		json.Unmarshal([]byte(a), &x)
+		json.Unmarshal([]byte(b), &y)
+		if shape(x) == shape(y) {
+			t.Errorf("%s and %s have the same shape %s", a, b, shape(x))
+		}
 	}
 }
 

@@ -125,12 +125,14 @@ func (h *Host) runPartition(ctx context.Context, fn *Function, br *local.Broker,
 func (h *Host) deliverBatch(ctx context.Context, fn *Function, partition int, events []local.StoredEvent) bool {
 	t := fn.Trigger
 	log := h.Log.With("function", fn.Name, "partition", partition)
-	var retry *funcproto.RetryContext
+	status := 0
 	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
-			retry = &funcproto.RetryContext{RetryCount: attempt, MaxRetryCount: fn.Retry.MaxRetryCount}
+		var retry *funcproto.RetryContext // on every attempt under a retry policy, the first included
+		if fn.Retry != nil {
+			retry = funcproto.NewRetryContext(attempt, fn.Retry.MaxRetryCount, status)
 		}
-		status, _, err := h.invoke(ctx, fn, eventHubPayload(fn.Name, t.Name, t, "localhost", partition, events, retry, time.Now()))
+		var err error
+		status, _, err = h.invoke(ctx, fn, eventHubPayload(fn.Name, t.Name, t, "localhost", partition, events, retry, time.Now()))
 		if ctx.Err() != nil {
 			return false
 		}
@@ -170,8 +172,6 @@ func eventHubPayload(function, binding string, b *Binding, namespace string, par
 		batch.Events[i] = funcproto.EventHubEvent{Body: e.Body, SequenceNumber: e.SequenceNumber, Offset: strconv.FormatInt(e.Offset, 10),
 			EnqueuedTime: e.EnqueuedTime, PartitionKey: e.PartitionKey, Properties: props}
 	}
-	if retry != nil {
-		batch.RetryCount, batch.MaxRetryCount = retry.RetryCount, retry.MaxRetryCount
-	}
+	batch.Retry = retry
 	return funcproto.NewEventHubRequest(function, binding, b.Cardinality == "one", batch, now)
 }

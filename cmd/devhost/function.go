@@ -12,23 +12,26 @@ import (
 
 // Binding is one binding of a function.json, with the properties devhost uses (after %Setting% expansion).
 type Binding struct {
-	Type              string   `json:"type"`
-	Direction         string   `json:"direction"`
-	Name              string   `json:"name"`
-	Schedule          string   `json:"schedule"`
-	RunOnStartup      bool     `json:"runOnStartup"`
-	UseMonitor        *bool    `json:"useMonitor"`
-	EventHubName      string   `json:"eventHubName"`
-	Connection        string   `json:"connection"`
-	ConsumerGroup     string   `json:"consumerGroup"`
-	Cardinality       string   `json:"cardinality"`
-	DataType          string   `json:"dataType"`
-	QueueName         string   `json:"queueName"`
-	IsSessionsEnabled bool     `json:"isSessionsEnabled"`
-	AutoComplete      *bool    `json:"autoComplete"`
-	AuthLevel         string   `json:"authLevel"`
-	Route             string   `json:"route"`
-	Methods           []string `json:"methods"`
+	Type              string `json:"type"`
+	Direction         string `json:"direction"`
+	Name              string `json:"name"`
+	Schedule          string `json:"schedule"`
+	RunOnStartup      bool   `json:"runOnStartup"`
+	UseMonitor        *bool  `json:"useMonitor"`
+	EventHubName      string `json:"eventHubName"`
+	Connection        string `json:"connection"`
+	ConsumerGroup     string `json:"consumerGroup"`
+	Cardinality       string `json:"cardinality"`
+	DataType          string `json:"dataType"`
+	QueueName         string `json:"queueName"`
+	IsSessionsEnabled bool   `json:"isSessionsEnabled"`
+	// AutoCompleteMessages is the v5 extension's per-function setting (ServiceBusTriggerAttribute
+	// .AutoCompleteMessages); AutoComplete, the v4 name, is only read to refuse it (v5 ignores it).
+	AutoCompleteMessages *bool    `json:"autoCompleteMessages"`
+	AutoComplete         *bool    `json:"autoComplete"`
+	AuthLevel            string   `json:"authLevel"`
+	Route                string   `json:"route"`
+	Methods              []string `json:"methods"`
 }
 
 // Retry is a function.json retry policy.

@@ -22,6 +22,10 @@ type Host struct {
 	Log      *slog.Logger
 	StateDir string
 	Out      io.Writer // the invocation log a person reads
+	// HTTPCap is how long a caller waits for an HTTP-triggered function: 230 s in Azure whatever
+	// functionTimeout says, the idle timeout of its load balancer (MicrosoftDocs/azure-docs@4564cc65,
+	// includes/functions-timeout-duration.md:23-24).
+	HTTPCap time.Duration
 
 	client  *http.Client
 	mu      sync.Mutex
@@ -30,8 +34,8 @@ type Host struct {
 
 // NewHost prepares a host; brokers open lazily from the connection settings.
 func NewHost(app *App, sup *Supervisor, log *slog.Logger, stateDir string, out io.Writer) *Host {
-	return &Host{App: app, Sup: sup, Log: log, StateDir: stateDir, Out: out,
-		client: &http.Client{Timeout: app.Host.functionTimeout}, brokers: map[string]*local.Broker{}}
+	return &Host{App: app, Sup: sup, Log: log, StateDir: stateDir, Out: out, HTTPCap: 230 * time.Second,
+		client: &http.Client{Timeout: app.Host.functionTimeout + time.Minute}, brokers: map[string]*local.Broker{}}
 }
 
 // broker opens the embedded broker a connection setting names.

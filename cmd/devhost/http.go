@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -79,6 +80,10 @@ func (h *Host) frontDoor(fns []*Function) http.Handler {
 	target, _ := url.Parse(h.Sup.BaseURL())
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	proxy.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		if errors.Is(err, context.DeadlineExceeded) { // the status Azure's front end answers is not documented
+			http.Error(w, fmt.Sprintf("no response within %s: Azure ends an HTTP-triggered call after 230 seconds whatever functionTimeout says", h.HTTPCap), http.StatusGatewayTimeout)
+			return
+		}
 		http.Error(w, "the handler did not answer: "+err.Error(), http.StatusBadGateway)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -128,7 +133,13 @@ func (h *Host) serveFunction(w http.ResponseWriter, r *http.Request, fn *Functio
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.HTTPCap)
+	defer cancel()
+	r = r.WithContext(ctx)
 	if h.App.Host.CustomHandler.EnableForwardingHttpRequest {
+		// Forwarded as it came, with the host's own headers (DefaultHttpWorkerService.cs:98,161-166).
+		r.Header.Set("X-Azure-Functions-InvocationId", randomID())
+		r.Header.Set("X-Azure-Functions-HostVersion", HostVersion)
 		proxy.ServeHTTP(rec, r)
 	} else {
 		h.invokeHTTP(rec, r, fn)

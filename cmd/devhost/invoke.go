@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,7 +15,16 @@ import (
 	"github.com/standby-dr/standby/shared/local"
 )
 
-// invoke POSTs one invocation to the handler and returns its status and response.
+// HostVersion is the Functions host version devhost follows (the source it was read from).
+const HostVersion = "4.1037.0"
+
+// invoke POSTs one invocation to the handler as the host does (DefaultHttpWorkerService.cs:161-166,
+// 179-261 of Azure/azure-functions-host@89dc438d) and returns its status and response:
+//   - headers X-Azure-Functions-InvocationId, X-Azure-Functions-HostVersion and User-Agent;
+//   - a non-2xx answer fails the invocation, and its body (Logs, Outputs) is never read;
+//   - a 2xx answer must be a JSON invocation response, else the invocation fails;
+//   - an invocation that outlives functionTimeout restarts the handler, failing every invocation in
+//     flight; the host's HTTP client itself waits a minute longer (l.39-49).
 func (h *Host) invoke(ctx context.Context, fn *Function, payload *funcproto.InvokeRequest) (int, *funcproto.InvokeResponse, error) {
 	readyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err := h.Sup.WaitReady(readyCtx)
@@ -26,25 +37,48 @@ func (h *Host) invoke(ctx context.Context, fn *Function, payload *funcproto.Invo
 		return 0, nil, err
 	}
 	start := time.Now()
+	invocation := randomID()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, h.Sup.BaseURL()+"/"+fn.Name, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	req.Header.Set("X-Azure-Functions-InvocationId", invocation)
+	req.Header.Set("X-Azure-Functions-HostVersion", HostVersion)
+	req.Header.Set("User-Agent", "Azure-Functions-Host/"+HostVersion)
+	timeout := time.AfterFunc(h.App.Host.functionTimeout, func() {
+		h.Sup.Restart(fmt.Sprintf("invocation %s of %s outlived functionTimeout (%s)", invocation, fn.Name, h.App.Host.functionTimeout))
+	})
 	resp, err := h.client.Do(req)
+	timeout.Stop()
 	if err != nil {
 		h.logInvocation(fn, 0, time.Since(start), err)
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		h.logInvocation(fn, resp.StatusCode, time.Since(start), nil) // the body is not read: its Logs are lost
+		return resp.StatusCode, nil, nil
+	}
 	data, _ := io.ReadAll(resp.Body)
 	var out funcproto.InvokeResponse
-	json.Unmarshal(data, &out)
+	if err := json.Unmarshal(data, &out); err != nil {
+		err = fmt.Errorf("invalid invocation response (status %d): %v", resp.StatusCode, err)
+		h.logInvocation(fn, resp.StatusCode, time.Since(start), err)
+		return 0, nil, err
+	}
 	for _, line := range out.Logs {
 		fmt.Fprintf(h.Out, "[%s] %s\n", fn.Name, line)
 	}
 	h.logInvocation(fn, resp.StatusCode, time.Since(start), nil)
-	if resp.StatusCode/100 == 2 {
-		h.publishOutputs(ctx, fn, out.Outputs)
-	}
+	h.publishOutputs(ctx, fn, out.Outputs)
 	return resp.StatusCode, &out, nil
+}
+
+// randomID is a fresh GUID in .NET's "D" form.
+func randomID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6], b[8] = b[6]&0x0f|0x40, b[8]&0x3f|0x80
+	x := hex.EncodeToString(b[:])
+	return x[:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:]
 }
 
 func (h *Host) logInvocation(fn *Function, status int, d time.Duration, err error) {

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/standby-dr/standby/shared/local"
 )
@@ -50,6 +51,7 @@ func runCmd(args []string) error {
 	settings := fs.String("settings", "", "the local.settings.json to use (default: the one at the app's root)")
 	brokerConfig := fs.String("broker-config", "infra/local/broker.json", "entities to declare in the embedded broker (relative to -app)")
 	stateDir := fs.String("state", ".local/devhost", "where timer schedule status is kept (relative to -app)")
+	httpCap := fs.Duration("http-cap", 230*time.Second, "how long an HTTP-triggered call may take before the caller gets 504 (Azure's front end: 230 s)")
 	port := fs.Int("port", 0, "HTTP port (default: local.settings.json Host.LocalHttpPort, else 7071)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -80,6 +82,7 @@ func runCmd(args []string) error {
 		state = filepath.Join(root, state)
 	}
 	host := NewHost(app, sup, log, state, os.Stdout)
+	host.HTTPCap = *httpCap
 	defer host.Close()
 	// Declare the entities in every broker file the app's connections name.
 	if err := host.DeclareEntities(context.Background(), cfg, cfgPath); err != nil {

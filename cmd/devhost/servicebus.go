@@ -21,7 +21,24 @@ func validateServiceBus(fn *Function, b *Binding, at string) error {
 	if b.Connection == "" {
 		return errField(fn.File, at+".connection", "missing")
 	}
+	if b.AutoComplete != nil { // the real host would silently ignore it, and complete messages anyway
+		return errField(fn.File, at+".autoComplete", "not a property of the Service Bus extension v5, which ignores it: use autoCompleteMessages")
+	}
 	return nil
+}
+
+// autoComplete says whether a message is completed after a successful invocation: the function's
+// autoCompleteMessages, else host.json's extensions.serviceBus.autoCompleteMessages, else true
+// (ServiceBusOptions.AutoCompleteMessages default: Azure/azure-sdk-for-net
+// sdk/servicebus/Microsoft.Azure.WebJobs.Extensions.ServiceBus/src/Config/ServiceBusOptions.cs:65-69).
+func (h *Host) autoComplete(b *Binding) bool {
+	if b.AutoCompleteMessages != nil {
+		return *b.AutoCompleteMessages
+	}
+	if v := h.App.Host.Extensions.ServiceBus.AutoCompleteMessages; v != nil {
+		return *v
+	}
+	return true
 }
 
 func (h *Host) describeServiceBus(fn *Function) string {
@@ -91,7 +108,9 @@ func (h *Host) runQueueWorker(ctx context.Context, fn *Function, br *local.Broke
 }
 
 // handleMessage invokes the function with one message, renewing its lock (and its session's) during the
-// call, then completes it on 2xx (when autoComplete) and abandons it otherwise.
+// call, then completes it on 2xx (when autoCompleteMessages) and abandons it otherwise: the extension
+// rethrows a failed invocation's exception and the processor abandons the unsettled message
+// (…/src/Primitives/MessageProcessor.cs:64-87 of the extension).
 func (h *Host) handleMessage(ctx context.Context, fn *Function, br *local.Broker, lock time.Duration, m local.ReceivedMessage, renewSession func(context.Context) error) {
 	t := fn.Trigger
 	log := h.Log.With("function", fn.Name)
@@ -116,7 +135,7 @@ func (h *Host) handleMessage(ctx context.Context, fn *Function, br *local.Broker
 		return // stopping: the lock expires and the message is redelivered
 	}
 	if err == nil && status/100 == 2 {
-		if t.AutoComplete == nil || *t.AutoComplete {
+		if h.autoComplete(t) {
 			if err := br.Complete(ctx, t.QueueName, m.LockToken); err != nil {
 				log.Error("completing message", "messageId", m.MessageID, "err", err)
 			}
@@ -138,7 +157,7 @@ func serviceBusPayload(function, binding string, m local.ReceivedMessage, now ti
 	}
 	return funcproto.NewServiceBusRequest(function, binding, &funcproto.ServiceBusMessage{
 		Body: m.Body, MessageID: m.MessageID, SessionID: m.SessionID, DeliveryCount: int64(m.DeliveryCount), EnqueuedTime: m.EnqueuedTime,
-		ApplicationProperties: props, SequenceNumber: m.SequenceNumber, LockToken: m.LockToken, LockedUntil: m.LockedUntil,
-		ExpiresAt: m.EnqueuedTime.Add(14 * 24 * time.Hour),
+		ApplicationProperties: props, SequenceNumber: m.SequenceNumber, LockToken: m.LockToken, SessionLockedUntil: m.LockedUntil,
+		ExpiresAt: m.EnqueuedTime.Add(14 * 24 * time.Hour), Namespace: "localhost",
 	}, now)
 }

@@ -61,7 +61,9 @@ func NewSupervisor(app *App, log *slog.Logger) (*Supervisor, error) {
 	for k, v := range app.Values {
 		env = append(env, k+"="+v)
 	}
-	env = append(env, "FUNCTIONS_CUSTOMHANDLER_PORT="+strconv.Itoa(port))
+	// The variables the host sets for the handler (HttpWorkerProcess.cs:58-62).
+	env = append(env, "FUNCTIONS_CUSTOMHANDLER_PORT="+strconv.Itoa(port), "FUNCTIONS_HTTPWORKER_PORT="+strconv.Itoa(port),
+		"FUNCTIONS_CUSTOMHANDLER_WORKER_ID="+randomID(), "FUNCTIONS_HTTPWORKER_ID="+randomID(), "FUNCTIONS_APP_ROOT_PATH="+app.Root)
 	return &Supervisor{Path: path, Args: desc.Arguments, Dir: dir, Env: env, Port: port, Log: log}, nil
 }
 
@@ -113,6 +115,21 @@ func (s *Supervisor) Run(ctx context.Context) {
 		if backoff < 5*time.Second {
 			backoff *= 2
 		}
+	}
+}
+
+// Restart kills the running handler (the loop in Run starts a new one), as the host does when an
+// invocation outlives functionTimeout: it disposes of the one HTTP worker channel, which kills the
+// process and fails every invocation in flight, of every function (Azure/azure-functions-host@89dc438d,
+// src/WebJobs.Script.WebHost/WebScriptHostExceptionHandler.cs:28-65,
+// src/WebJobs.Script/Workers/Http/HttpFunctionInvocationDispatcher.cs:131-157,209-214,
+// src/WebJobs.Script/Workers/ProcessManagement/WorkerProcess.cs:254-269).
+func (s *Supervisor) Restart(reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil {
+		s.Log.Warn("restarting the handler", "reason", reason, "pid", s.proc.Pid)
+		s.proc.Kill()
 	}
 }
 

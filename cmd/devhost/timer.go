@@ -45,7 +45,11 @@ func (h *Host) runTimer(ctx context.Context, fn *Function) {
 	fire := func(scheduled time.Time, pastDue bool) {
 		now := time.Now()
 		next := fn.schedule.Next(now)
-		h.invoke(ctx, fn, timerPayload(fn.Name, fn.Trigger.Name, status.Last, next, pastDue, now))
+		var sent *funcproto.ScheduleStatus // none without a schedule monitor, as the host sends
+		if monitor {
+			sent = &funcproto.ScheduleStatus{Last: status.Last, Next: next, LastUpdated: now}
+		}
+		h.invoke(ctx, fn, timerPayload(fn.Name, fn.Trigger.Name, sent, pastDue, now))
 		status = funcproto.ScheduleStatus{Last: scheduled, Next: next, LastUpdated: now}
 		if monitor {
 			os.MkdirAll(filepath.Dir(h.timerStatusFile(fn)), 0o755)
@@ -71,9 +75,9 @@ func (h *Host) runTimer(ctx context.Context, fn *Function) {
 	}
 }
 
-// timerPayload is the invocation of a timer firing: the value as Data and Metadata (see funcproto).
-func timerPayload(function, binding string, last, next time.Time, pastDue bool, now time.Time) *funcproto.InvokeRequest {
-	v := funcproto.TimerInfo{IsPastDue: pastDue, ScheduleStatus: &funcproto.ScheduleStatus{Last: last, Next: next, LastUpdated: now}}
+// timerPayload is the invocation of a timer firing (the wire shape is funcproto's).
+func timerPayload(function, binding string, status *funcproto.ScheduleStatus, pastDue bool, now time.Time) *funcproto.InvokeRequest {
+	v := funcproto.TimerInfo{IsPastDue: pastDue, ScheduleStatus: status}
 	v.Schedule.AdjustForDST = true
 	return funcproto.NewTimerRequest(function, binding, v, now)
 }

@@ -90,9 +90,29 @@ func (a *API) postResync(w http.ResponseWriter, r *http.Request) {
 	a.answer(w, r, http.StatusAccepted, map[string]any{"group": group, "state": rec.State, "reason": rec.Reason}, err)
 }
 
+// getDiskHashes answers a page of a disk's block hashes: ?from= (default 0) and ?count= (default and
+// at most replication.MaxHashBlocks); the answer's next continues.
 func (a *API) getDiskHashes(w http.ResponseWriter, r *http.Request) {
-	hashes, err := a.Groups.BlockHashes(r.Context(), r.PathValue("group"), r.PathValue("vm"), r.PathValue("disk"))
+	from, count := int64Query(r, "from", 0), int64Query(r, "count", replication.MaxHashBlocks)
+	if from == nil || count == nil {
+		a.fail(w, r, fmt.Errorf("%w: from and count are whole numbers", replication.ErrInvalid))
+		return
+	}
+	hashes, err := a.Groups.BlockHashes(r.Context(), r.PathValue("group"), r.PathValue("vm"), r.PathValue("disk"), *from, *count)
 	a.answer(w, r, http.StatusOK, hashes, err)
+}
+
+// int64Query is a whole-number query parameter, def when absent, nil when not a number.
+func int64Query(r *http.Request, name string, def int64) *int64 {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return &def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return nil
+	}
+	return &n
 }
 
 func (a *API) getPoints(w http.ResponseWriter, r *http.Request) {

@@ -102,16 +102,27 @@ func (c *Client) Heartbeat(ctx context.Context, group string, rep apiv1.AgentRep
 	return in, err
 }
 
-// DiskHashes reads a target disk's block checksums.
+// DiskHashes reads a target disk's block checksums, page by page.
 func (c *Client) DiskHashes(ctx context.Context, group, disk string) ([]string, error) {
-	var h apiv1.DiskHashes
-	if _, err := c.Do(ctx, http.MethodGet, "/v1/groups/"+group+"/disks/"+disk+"/hashes", nil, &h); err != nil {
-		return nil, err
+	var hashes []string
+	for from := int64(0); ; {
+		var h apiv1.DiskHashes
+		path := fmt.Sprintf("/v1/groups/%s/disks/%s/hashes?from=%d", group, disk, from)
+		if _, err := c.Do(ctx, http.MethodGet, path, nil, &h); err != nil {
+			return nil, err
+		}
+		if h.BlockSize != replication.BlockSize {
+			return nil, fmt.Errorf("target hashes use %d-byte blocks, the agent %d", h.BlockSize, replication.BlockSize)
+		}
+		if h.From != from || (h.Next != nil && *h.Next <= from) {
+			return nil, fmt.Errorf("target hashes: asked from block %d, got a page from %d continuing at %v", from, h.From, h.Next)
+		}
+		hashes = append(hashes, h.Hashes...)
+		if h.Next == nil {
+			return hashes, nil
+		}
+		from = *h.Next
 	}
-	if h.BlockSize != replication.BlockSize {
-		return nil, fmt.Errorf("target hashes use %d-byte blocks, the agent %d", h.BlockSize, replication.BlockSize)
-	}
-	return h.Hashes, nil
 }
 
 // Event reports an event into the group's history.

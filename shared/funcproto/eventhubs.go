@@ -3,15 +3,18 @@ package funcproto
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 )
 
-// PartitionContext is Metadata.PartitionContext of an Event Hubs invocation.
+// PartitionContext is Metadata.PartitionContext (and TriggerPartitionContext) of an Event Hubs
+// invocation: the extension's TriggerPartitionContext object, its public properties in declaration order.
 type PartitionContext struct {
-	ConsumerGroup           string `json:"ConsumerGroup"`
-	EventHubName            string `json:"EventHubName"`
-	FullyQualifiedNamespace string `json:"FullyQualifiedNamespace"`
-	PartitionID             string `json:"PartitionId"`
+	IsCheckpointingAfterInvocation bool   `json:"IsCheckpointingAfterInvocation"`
+	FullyQualifiedNamespace        string `json:"FullyQualifiedNamespace"`
+	EventHubName                   string `json:"EventHubName"`
+	ConsumerGroup                  string `json:"ConsumerGroup"`
+	PartitionID                    string `json:"PartitionId"`
 }
 
 // EventHubEvent is one event of a batch with its system metadata.
@@ -28,30 +31,52 @@ type EventHubEvent struct {
 type EventHubBatch struct {
 	Partition PartitionContext
 	Events    []EventHubEvent
-	// RetryCount and MaxRetryCount are Metadata.RetryContext's when the host retries the batch under a
-	// retry policy (RetryCount 0 on a first attempt, which carries no RetryContext).
-	RetryCount    int
-	MaxRetryCount int
+	// Retry is Metadata.RetryContext: present on every attempt, the first included (RetryCount 0), when
+	// the function has a retry policy; nil without one.
+	Retry *RetryContext
 }
 
-// RetryContext is Metadata.RetryContext, present on retried invocations.
+// RetryContext is Metadata.RetryContext. The SDK's retry loop makes it before the first attempt and
+// counts up on each retry, with the failure in Exception (Azure/azure-webjobs-sdk@f79ea0bf,
+// src/Microsoft.Azure.WebJobs.Host/Executors/FunctionExecutorExtensions.cs:39-49,71-72); the host copies
+// it into Metadata as an object (ScriptInvocationContextExtensions.cs:84-96), the RetryContext class's
+// public properties included (Instance, State: src/Microsoft.Azure.WebJobs.Host/RetryContext.cs:14-42).
+// Exception is a serialised .NET exception (an object) on retries: kept as it came, never interpreted.
 type RetryContext struct {
-	RetryCount    int    `json:"RetryCount"`
-	MaxRetryCount int    `json:"MaxRetryCount"`
-	Exception     string `json:"Exception,omitempty"`
+	RetryCount    int             `json:"RetryCount"`
+	MaxRetryCount int             `json:"MaxRetryCount"`
+	Exception     json.RawMessage `json:"Exception"`
+	Instance      json.RawMessage `json:"Instance"`
+	State         map[string]any  `json:"State"`
 }
 
-// SystemProperties is one entry of Metadata.SystemPropertiesArray: an event's broker properties, under
-// the SDK's names and again under their AMQP names (fields in key order, as a JSON object's keys sort).
+// NewRetryContext is the RetryContext of attempt (0: the first) under a policy of maxRetries; a retry
+// carries the failure the host saw, an HttpRequestException from EnsureSuccessStatusCode.
+func NewRetryContext(attempt, maxRetries, lastStatus int) *RetryContext {
+	rc := &RetryContext{RetryCount: attempt, MaxRetryCount: maxRetries, Exception: json.RawMessage("null"), Instance: json.RawMessage("null"), State: map[string]any{}}
+	if attempt > 0 {
+		// A serialised System.Exception (its ISerializable fields; the exact set is inferred).
+		rc.Exception = rawJSON(map[string]any{"ClassName": "System.Net.Http.HttpRequestException",
+			"Message": fmt.Sprintf("Response status code does not indicate success: %d.", lastStatus),
+			"Data": nil, "InnerException": nil, "HelpURL": nil, "StackTraceString": nil, "HResult": -2146233088})
+	}
+	return rc
+}
+
+// SystemProperties is one entry of Metadata.SystemPropertiesArray: the event's AMQP system properties,
+// then what the extension adds — SequenceNumber, Offset (a number), OffsetString, PartitionKey and
+// EnqueuedTimeUtc (kind Unspecified: no zone) (sdk/eventhub/Microsoft.Azure.WebJobs.Extensions.EventHubs/
+// src/Triggers/EventHubTriggerBindingStrategy.cs:169-193 of Azure/azure-sdk-for-net).
 type SystemProperties struct {
-	EnqueuedTimeUtc    string `json:"EnqueuedTimeUtc"`
-	Offset             string `json:"Offset"`
-	PartitionKey       string `json:"PartitionKey"`
-	SequenceNumber     int64  `json:"SequenceNumber"`
-	XOptEnqueuedTime   string `json:"x-opt-enqueued-time"`
-	XOptOffset         string `json:"x-opt-offset"`
-	XOptPartitionKey   string `json:"x-opt-partition-key"`
 	XOptSequenceNumber int64  `json:"x-opt-sequence-number"`
+	XOptOffset         string `json:"x-opt-offset"`
+	XOptEnqueuedTime   string `json:"x-opt-enqueued-time"`
+	XOptPartitionKey   string `json:"x-opt-partition-key,omitempty"`
+	SequenceNumber     int64  `json:"SequenceNumber"`
+	Offset             int64  `json:"Offset"`
+	OffsetString       string `json:"OffsetString"`
+	PartitionKey       string `json:"PartitionKey,omitempty"`
+	EnqueuedTimeUtc    string `json:"EnqueuedTimeUtc"`
 }
 
 // eventArrays are the per-event metadata arrays the decoder reads, in the order it reads them.
@@ -109,11 +134,10 @@ func DecodeEventHubBatch(req *InvokeRequest, binding string) (*EventHubBatch, er
 		}
 	}
 	if raw, ok := req.Metadata["RetryContext"]; ok {
-		var rc RetryContext
-		if err := Object(raw, &rc); err != nil {
+		batch.Retry = &RetryContext{}
+		if err := Object(raw, batch.Retry); err != nil {
 			return nil, fmt.Errorf("Metadata.RetryContext: %w", err)
 		}
-		batch.RetryCount, batch.MaxRetryCount = rc.RetryCount, rc.MaxRetryCount
 	}
 	for _, a := range eventArrays {
 		if err := fillArray(req, a.name, batch.Events, a.set); err != nil {
@@ -146,37 +170,60 @@ func fillArray(req *InvokeRequest, name string, events []EventHubEvent, set func
 }
 
 // NewEventHubRequest is the request the host sends function for batch under trigger binding, the inverse
-// of DecodeEventHubBatch: Data the bodies as JSON text of an array of strings (with cardinality one and
-// a single event, that body JSON-encoded twice), the per-event metadata arrays as JSON text, and a
-// RetryContext when RetryCount is above 0.
+// of DecodeEventHubBatch. Cardinality many: Data the bodies as JSON text of an array of strings, and per
+// event the metadata arrays, each as JSON text (EventHubTriggerBindingStrategy.cs GetBindingData and
+// the *Array contract, l.49-135). Cardinality one (and a single event): the body JSON-encoded twice and
+// the same values under singular names, each through the host's converter (l.137-154). Both carry
+// PartitionContext twice (also as TriggerPartitionContext, l.52,83-84) and, under a retry policy,
+// batch.Retry.
 func NewEventHubRequest(function, binding string, cardinalityOne bool, batch *EventHubBatch, now time.Time) *InvokeRequest {
 	n := len(batch.Events)
-	bodies, keys, offsets, times := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	bodies, keys, offsets, times := make([]string, n), make([]*string, n), make([]string, n), make([]string, n)
 	seqs, props, sys := make([]int64, n), make([]map[string]any, n), make([]SystemProperties, n)
 	for i, e := range batch.Events {
-		bodies[i], keys[i], offsets[i], seqs[i] = string(e.Body), e.PartitionKey, e.Offset, e.SequenceNumber
-		times[i] = timeText(e.EnqueuedTime)
+		bodies[i], offsets[i], seqs[i] = string(e.Body), e.Offset, e.SequenceNumber
+		if e.PartitionKey != "" {
+			keys[i] = &batch.Events[i].PartitionKey
+		}
+		times[i] = hostTime(e.EnqueuedTime, layoutUnspecified)
 		props[i] = e.Properties
 		if props[i] == nil {
 			props[i] = map[string]any{}
 		}
-		sys[i] = SystemProperties{XOptSequenceNumber: e.SequenceNumber, XOptOffset: e.Offset, XOptEnqueuedTime: times[i],
-			XOptPartitionKey: e.PartitionKey, SequenceNumber: e.SequenceNumber, Offset: e.Offset, PartitionKey: e.PartitionKey, EnqueuedTimeUtc: times[i]}
+		offset, _ := strconv.ParseInt(e.Offset, 10, 64)
+		sys[i] = SystemProperties{XOptSequenceNumber: e.SequenceNumber, XOptOffset: e.Offset, XOptEnqueuedTime: hostTime(e.EnqueuedTime, layoutUTC),
+			XOptPartitionKey: e.PartitionKey, SequenceNumber: e.SequenceNumber, Offset: offset, OffsetString: e.Offset,
+			PartitionKey: e.PartitionKey, EnqueuedTimeUtc: times[i]}
 	}
 	req := newRequest(function, now)
-	req.Data[binding] = jsonText(bodies) // cardinality many: a JSON array of strings, itself sent as a string
+	partition := batch.Partition
+	partition.IsCheckpointingAfterInvocation = true
+	req.Metadata["PartitionContext"] = rawJSON(partition)
+	req.Metadata["TriggerPartitionContext"] = req.Metadata["PartitionContext"]
+	if batch.Retry != nil {
+		req.Metadata["RetryContext"] = rawJSON(batch.Retry)
+	}
 	if cardinalityOne && n == 1 {
 		req.Data[binding] = jsonText(bodies[0])
+		e := batch.Events[0]
+		if e.PartitionKey != "" {
+			req.Metadata["PartitionKey"] = jsonText(e.PartitionKey)
+		}
+		req.Metadata["Offset"] = jsonText(e.Offset)
+		req.Metadata["OffsetString"] = jsonText(e.Offset)
+		req.Metadata["SequenceNumber"] = jsonText(e.SequenceNumber)
+		req.Metadata["EnqueuedTimeUtc"] = rawJSON(hostTime(e.EnqueuedTime, layoutDateTime))
+		req.Metadata["Properties"] = rawJSON(props[0])
+		req.Metadata["SystemProperties"] = rawJSON(sys[0])
+		return req
 	}
-	req.Metadata["PartitionContext"] = rawJSON(batch.Partition)
+	req.Data[binding] = jsonText(bodies) // a JSON array of strings, itself sent as a string
 	req.Metadata["PartitionKeyArray"] = jsonText(keys)
 	req.Metadata["OffsetArray"] = jsonText(offsets)
+	req.Metadata["OffsetStringArray"] = jsonText(offsets)
 	req.Metadata["SequenceNumberArray"] = jsonText(seqs)
 	req.Metadata["EnqueuedTimeUtcArray"] = jsonText(times)
 	req.Metadata["PropertiesArray"] = jsonText(props)
 	req.Metadata["SystemPropertiesArray"] = jsonText(sys)
-	if batch.RetryCount > 0 {
-		req.Metadata["RetryContext"] = rawJSON(RetryContext{RetryCount: batch.RetryCount, MaxRetryCount: batch.MaxRetryCount})
-	}
 	return req
 }

@@ -53,14 +53,24 @@ func randGUID() string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
-// The builders (New*Request) produce what the Functions host sends a custom handler, quirks included:
-// string values JSON-encoded a second time, and metadata arrays as JSON text inside a string. testdata
-// holds the reference shapes they are checked against (devhost's TestPayloadsMatchTheHostShapes), and
-// the tests here decode what they build.
+// The builders (New*Request) produce what the Functions host sends a custom handler, quirks included.
+// The host's converter (ScriptInvocationContextExtensions.GetHttpScriptInvocationContextValue,
+// Azure/azure-functions-host@89dc438d, src/WebJobs.Script/Workers/MessageExtensions/
+// ScriptInvocationContextExtensions.cs:56-82) writes every value that does not serialise to a JSON
+// object with JsonConvert.SerializeObject, so strings arrive JSON-encoded a second time ("\"abc\""),
+// numbers as strings ("4") and arrays as JSON text inside a string; objects arrive as objects; DateTimes
+// are special (dotnet.go). testdata holds the reference requests, each field with its source line
+// (testdata/README.md); devhost's TestPayloadsMatchTheHostShapes compares the builders' output with them
+// key by key and format by format, and the tests here decode both.
 
-// newRequest starts the request the host sends function at now: no Data yet, Metadata.sys.
+// newRequest starts the request the host sends function at now: no Data yet, Metadata.sys — the
+// SystemBindingData object (MethodName = the function's name, UtcNow of kind Utc, RandGuid) every
+// invocation carries (Azure/azure-webjobs-sdk@f79ea0bf, src/Microsoft.Azure.WebJobs.Host/Bindings/
+// SystemBindingData.cs:17-46, added in FunctionBinding.cs:55-60).
 func newRequest(function string, now time.Time) *InvokeRequest {
-	return &InvokeRequest{Data: map[string]json.RawMessage{}, Metadata: map[string]json.RawMessage{"sys": rawJSON(NewSys(function, now))}}
+	sys := NewSys(function, now)
+	return &InvokeRequest{Data: map[string]json.RawMessage{}, Metadata: map[string]json.RawMessage{
+		"sys": rawJSON(map[string]string{"MethodName": sys.MethodName, "UtcNow": hostTime(sys.UtcNow, layoutUTC), "RandGuid": sys.RandGuid})}}
 }
 
 // rawJSON is v as JSON.
@@ -72,9 +82,6 @@ func rawJSON(v any) json.RawMessage {
 // jsonText is v's JSON text inside a JSON string: how the host sends string values (JSON-encoded a
 // second time) and metadata arrays.
 func jsonText(v any) json.RawMessage { return rawJSON(string(rawJSON(v))) }
-
-// timeText is a time as the host writes it: UTC, RFC 3339 with the fraction it has.
-func timeText(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 // data is Data[binding], the trigger's value; an error names it when it is missing.
 func data(req *InvokeRequest, binding string) (json.RawMessage, error) {
@@ -166,13 +173,14 @@ func Int(raw json.RawMessage) (int64, error) {
 	return n, nil
 }
 
-// Time decodes an RFC 3339 time that may be JSON-encoded once or twice; empty is the zero time.
+// Time decodes a time in any form the host writes (with or without a zone; see dotnet.go), JSON-encoded
+// once or twice; empty is the zero time.
 func Time(raw json.RawMessage) (time.Time, error) {
 	s, err := String(raw)
 	if err != nil || s == "" {
 		return time.Time{}, err
 	}
-	return time.Parse(time.RFC3339Nano, s)
+	return parseHostTime(s)
 }
 
 // Array decodes a metadata array that may be a JSON array or JSON text of one inside a string.

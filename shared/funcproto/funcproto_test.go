@@ -58,8 +58,9 @@ func TestDecodeServiceBusMessageBothForms(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if !strings.HasPrefix(string(m.Body), `{"job":"0123456789abcdef0123456789abcdef"`) || m.MessageID != "0123456789abcdef0123456789abcdef-start" ||
-			m.SessionID != "g1" || m.DeliveryCount != 2 || m.ApplicationProperties["step"] != "start" || m.EnqueuedTime.IsZero() {
+		if !strings.HasPrefix(string(m.Body), `{"job":"0123456789abcdef0123456789abcdef"`) || m.MessageID != "0123456789abcdef0123456789abcdef-3" ||
+			m.SessionID != "g1" || m.DeliveryCount != 2 || m.ApplicationProperties["step"] != "start" ||
+			!m.EnqueuedTime.Equal(time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)) {
 			t.Fatalf("%s: decoded %+v (body %s)", name, m, m.Body)
 		}
 	}
@@ -67,8 +68,39 @@ func TestDecodeServiceBusMessageBothForms(t *testing.T) {
 
 func TestDecodeTimer(t *testing.T) {
 	timer, err := DecodeTimer(load(t, "timer.json"), "timer")
-	if err != nil || timer.IsPastDue || timer.ScheduleStatus == nil || timer.ScheduleStatus.Next.Minute() != 1 {
+	if err != nil || timer.IsPastDue || timer.ScheduleStatus == nil || !timer.ScheduleStatus.Next.Equal(time.Date(2026, 11, 20, 10, 1, 0, 0, time.UTC)) {
 		t.Fatalf("timer = %+v, %v", timer, err)
+	}
+	timer, err = DecodeTimer(load(t, "timer-nomonitor.json"), "timer")
+	if err != nil || timer.ScheduleStatus != nil || !timer.Schedule.AdjustForDST {
+		t.Fatalf("timer without a monitor = %+v, %v", timer, err)
+	}
+}
+
+// A retried batch carries the host's exception as an object; the first attempt a RetryContext too.
+func TestDecodeEventHubRetries(t *testing.T) {
+	b, err := DecodeEventHubBatch(load(t, "eventhub-many-retry.json"), "events")
+	if err != nil || b.Retry == nil || b.Retry.RetryCount != 2 || b.Retry.MaxRetryCount != 8 || len(b.Events) != 1 ||
+		!b.Events[0].EnqueuedTime.Equal(time.Date(2026, 11, 20, 10, 0, 0, 100e6, time.UTC)) {
+		t.Fatalf("retried batch = %+v, %v", b, err)
+	}
+	if b, err := DecodeEventHubBatch(load(t, "eventhub-many.json"), "events"); err != nil || b.Retry == nil || b.Retry.RetryCount != 0 {
+		t.Fatalf("first attempt = %+v, %v", b, err)
+	}
+}
+
+// Every time form the host writes decodes, zone-less ones as UTC; anything else is a precise error.
+func TestHostTimeForms(t *testing.T) {
+	want := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	for _, s := range []string{"2026-11-20T10:00:00", "2026-11-20T10:00:00.0000000", "2026-11-20T10:00:00+00:00", "2026-11-20T10:00:00Z",
+		"2026-11-20T11:00:00+01:00", `"2026-11-20T10:00:00"`} {
+		got, err := Time(json.RawMessage(`"` + strings.ReplaceAll(s, `"`, `\"`) + `"`))
+		if err != nil || !got.Equal(want) {
+			t.Errorf("%s: %v, %v", s, got, err)
+		}
+	}
+	if _, err := Time(json.RawMessage(`"20/11/2026 10:00:00"`)); err == nil || !strings.Contains(err.Error(), "not a time the Functions host writes") {
+		t.Errorf("a culture's G format: %v", err)
 	}
 }
 
@@ -103,7 +135,7 @@ func TestMalformedInvocationsNameTheProblem(t *testing.T) {
 }
 
 func FuzzDecodeRequest(f *testing.F) {
-	for _, name := range []string{"eventhub-many.json", "servicebus-session.json", "timer.json"} {
+	for _, name := range []string{"eventhub-many.json", "eventhub-many-retry.json", "servicebus-session.json", "timer.json", "timer-nomonitor.json"} {
 		data, _ := os.ReadFile("testdata/" + name)
 		f.Add(data)
 	}

@@ -9,9 +9,11 @@ import (
 	"time"
 )
 
-// InvokeFunc runs one invocation. Returning an error of type *BadInput answers 400 (the host will not
-// get a different answer by retrying); any other error answers 500, which makes the host apply its
-// retry policy (Event Hubs) or abandon the message (Service Bus).
+// InvokeFunc runs one invocation. Returning an error of type *BadInput answers 400, any other error
+// 500. The host treats both alike (EnsureSuccessStatusCode, DefaultHttpWorkerService.cs:194 of
+// Azure/azure-functions-host@89dc438d): it applies the retry policy (Event Hubs) or abandons the message
+// (Service Bus), and never reads the body, so the error's text reaches only the handler's own log —
+// which is why every failure is logged here before it is answered.
 type InvokeFunc func(ctx context.Context, req *InvokeRequest) (*InvokeResponse, error)
 
 // BadInput is an invocation the function cannot process as sent.

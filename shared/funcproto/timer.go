@@ -35,13 +35,23 @@ func DecodeTimer(req *InvokeRequest, binding string) (*TimerInfo, error) {
 }
 
 // NewTimerRequest is the request the host sends function for a timer firing, the inverse of
-// DecodeTimer: the value (times in UTC) both as Data and as Metadata under the trigger binding's name.
+// DecodeTimer. Data is the TimerInfo object (Azure/azure-webjobs-sdk-extensions@2e7550f7,
+// src/WebJobs.Extensions/Extensions/Timers/TimerInfo.cs:15-48) with the schedule monitor's times, which
+// the listener keeps as local times (Listener/TimerListener.cs:336-341: "+00:00" on a UTC instance),
+// and a null ScheduleStatus when there is no monitor (l.284-289). Metadata holds sys alone: the
+// trigger's only binding-data key, TimerTrigger, ends in "trigger", which the host leaves out
+// (ScriptInvocationContextExtensions.cs:32-36).
 func NewTimerRequest(function, binding string, timer TimerInfo, now time.Time) *InvokeRequest {
+	type status struct{ Last, Next, LastUpdated string }
+	wire := struct {
+		Schedule       any     `json:"Schedule"`
+		ScheduleStatus *status `json:"ScheduleStatus"`
+		IsPastDue      bool    `json:"IsPastDue"`
+	}{Schedule: timer.Schedule, IsPastDue: timer.IsPastDue}
 	if s := timer.ScheduleStatus; s != nil {
-		timer.ScheduleStatus = &ScheduleStatus{Last: s.Last.UTC(), Next: s.Next.UTC(), LastUpdated: s.LastUpdated.UTC()}
+		wire.ScheduleStatus = &status{hostTime(s.Last, layoutLocal), hostTime(s.Next, layoutLocal), hostTime(s.LastUpdated, layoutLocal)}
 	}
 	req := newRequest(function, now)
-	req.Data[binding] = rawJSON(timer)
-	req.Metadata[binding] = req.Data[binding]
+	req.Data[binding] = rawJSON(wire)
 	return req
 }

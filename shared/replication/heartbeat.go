@@ -34,11 +34,20 @@ type AgentInstructions struct {
 	AppMarkerRequestedAt *time.Time `json:"appMarkerRequestedAt,omitempty"`
 }
 
-// DiskHashes is a disk's block checksums on the target (for the agent's checksum resync).
+// DiskHashes is one page of a disk's block checksums on the target (for the agent's checksum resync):
+// the blocks From to From+len(Hashes)-1 of Blocks. Next is the first block of the next page (absent on
+// the last): a 4 TiB disk has four million blocks, far more than one call may read within Azure's 230 s
+// cap on an HTTP-triggered call.
 type DiskHashes struct {
 	BlockSize int64    `json:"blockSize"`
+	Blocks    int64    `json:"blocks"`
+	From      int64    `json:"from"`
 	Hashes    []string `json:"hashes"`
+	Next      *int64   `json:"next,omitempty"`
 }
+
+// MaxHashBlocks bounds one page of block hashes: 1 GiB read from the target, seconds at page-blob speed.
+const MaxHashBlocks = 1024
 
 // Heartbeat records an agent's report and answers what the agent must do: the group's state and
 // watermark, a resync, a planned failover's stop, and the markers cutpoints asked for.
@@ -74,9 +83,9 @@ func (s *Service) Heartbeat(ctx context.Context, group string, rep AgentReport) 
 	return in, nil
 }
 
-// BlockHashes are a target disk's block checksums (for the agent's checksum resync); blocks with
-// nothing allocated read as zeros and are left empty.
-func (s *Service) BlockHashes(ctx context.Context, group, vm, disk string) (DiskHashes, error) {
+// BlockHashes are count block checksums of a target disk from block from (for the agent's checksum
+// resync); blocks with nothing allocated read as zeros and are left empty.
+func (s *Service) BlockHashes(ctx context.Context, group, vm, disk string, from, count int64) (DiskHashes, error) {
 	g, err := s.Load(ctx, group)
 	if err != nil {
 		return DiskHashes{}, err
@@ -91,16 +100,24 @@ func (s *Service) BlockHashes(ctx context.Context, group, vm, disk string) (Disk
 	if size < 0 {
 		return DiskHashes{}, fmt.Errorf("group %s has no disk %s: %w", group, key, ErrNotFound)
 	}
+	bs := int64(BlockSize)
+	blocks := (size + bs - 1) / bs
+	if from < 0 || from > blocks || count < 1 || count > MaxHashBlocks {
+		return DiskHashes{}, fmt.Errorf("%w: from=%d and count=%d: want 0 <= from <= %d blocks and 1 <= count <= %d", ErrInvalid, from, count, blocks, MaxHashBlocks)
+	}
 	ref := g.TargetDisk(key)
 	ranges, err := s.Pages.AllocatedRanges(ctx, ref, "")
 	if err != nil {
 		return DiskHashes{}, err
 	}
-	bs := int64(BlockSize)
-	out := DiskHashes{BlockSize: bs, Hashes: make([]string, (size+bs-1)/bs)}
+	out := DiskHashes{BlockSize: bs, Blocks: blocks, From: from, Hashes: make([]string, min(count, blocks-from))}
+	if next := from + int64(len(out.Hashes)); next < blocks {
+		out.Next = &next
+	}
 	ri := 0
 	for i := range out.Hashes {
-		start, end := int64(i)*bs, min(int64(i+1)*bs, size)
+		block := from + int64(i)
+		start, end := block*bs, min((block+1)*bs, size)
 		for ri < len(ranges) && ranges[ri].End() <= start {
 			ri++
 		}

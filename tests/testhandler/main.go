@@ -1,7 +1,8 @@
 // Command testhandler is a custom handler for devhost's fault tests: it records every invocation it
 // receives (with its own pid) to $TESTHANDLER_DIR/invocations.jsonl, hangs during one Event Hubs
 // invocation when $TESTHANDLER_DIR/hang-once exists (so a test can kill -9 it mid-invocation), and
-// fails every Service Bus invocation with 500 (so a test can watch redelivery and dead-lettering).
+// fails every Service Bus invocation with 500 (so a test can watch redelivery and dead-lettering) unless
+// $TESTHANDLER_DIR/jobs-ok exists; then it succeeds, after hanging once when jobs-sleep-once exists.
 package main
 
 import (
@@ -55,7 +56,10 @@ func main() {
 			http.Error(w, err.Error(), 400)
 			return
 		}
-		rec := record{Function: "events", Phase: "start", RetryCount: batch.RetryCount}
+		rec := record{Function: "events", Phase: "start"}
+		if batch.Retry != nil {
+			rec.RetryCount = batch.Retry.RetryCount
+		}
 		for _, e := range batch.Events {
 			rec.Seqs = append(rec.Seqs, e.SequenceNumber)
 		}
@@ -78,8 +82,18 @@ func main() {
 			http.Error(w, err.Error(), 400)
 			return
 		}
-		write(dir, record{Function: "jobs", Phase: "start", MessageID: msg.MessageID, DeliveryCount: msg.DeliveryCount})
-		http.Error(w, `{"Logs":["this step always fails"]}`, 500)
+		rec := record{Function: "jobs", Phase: "start", MessageID: msg.MessageID, DeliveryCount: msg.DeliveryCount}
+		write(dir, rec)
+		if _, err := os.Stat(filepath.Join(dir, "jobs-ok")); err != nil {
+			http.Error(w, `{"Logs":["this step always fails"]}`, 500)
+			return
+		}
+		if os.Remove(filepath.Join(dir, "jobs-sleep-once")) == nil {
+			time.Sleep(time.Minute)
+		}
+		rec.Phase = "end"
+		write(dir, rec)
+		w.Write([]byte(`{"Outputs":{},"Logs":["done"]}`))
 	})
 	// echo is an HTTP function behind a host that does not forward requests: it answers through
 	// Outputs.res and also emits a queue message through a serviceBus output binding.

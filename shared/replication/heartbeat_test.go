@@ -1,0 +1,39 @@
+package replication_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/standby-dr/standby/shared/memstore"
+	"github.com/standby-dr/standby/shared/replication"
+)
+
+// Block hashes come in pages, so that no call reads more than a page's blocks whatever the disk's size.
+func TestBlockHashesComeInPages(t *testing.T) {
+	ctx := context.Background()
+	state, pages := memstore.NewState(), memstore.NewPages()
+	s := &replication.Service{State: state, Pages: pages, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 3<<20 - 512, Source: "agent"}}}}}
+	if _, _, err := s.Enable(ctx, "g1", spec); err != nil {
+		t.Fatal(err)
+	}
+	g, _ := s.Load(ctx, "g1")
+	pages.WritePages(ctx, g.TargetDisk("vm/d"), 2<<20, bytes.Repeat([]byte{9}, 4096))
+	first, err := s.BlockHashes(ctx, "g1", "vm", "d", 0, 2)
+	if err != nil || first.Blocks != 3 || first.From != 0 || len(first.Hashes) != 2 || first.Next == nil || *first.Next != 2 || first.Hashes[0] != "" {
+		t.Fatalf("first page = %+v, %v", first, err)
+	}
+	last, err := s.BlockHashes(ctx, "g1", "vm", "d", *first.Next, 2)
+	if err != nil || len(last.Hashes) != 1 || last.Next != nil || last.Hashes[0] == "" {
+		t.Fatalf("last page = %+v, %v", last, err)
+	}
+	for _, c := range [][2]int64{{0, 0}, {0, replication.MaxHashBlocks + 1}, {-1, 1}, {4, 1}} {
+		if _, err := s.BlockHashes(ctx, "g1", "vm", "d", c[0], c[1]); !errors.Is(err, replication.ErrInvalid) {
+			t.Errorf("from %d count %d: %v", c[0], c[1], err)
+		}
+	}
+}
