@@ -58,7 +58,7 @@ func NewRetryContext(attempt, maxRetries, lastStatus int) *RetryContext {
 		// A serialised System.Exception (its ISerializable fields; the exact set is inferred).
 		rc.Exception = rawJSON(map[string]any{"ClassName": "System.Net.Http.HttpRequestException",
 			"Message": fmt.Sprintf("Response status code does not indicate success: %d.", lastStatus),
-			"Data": nil, "InnerException": nil, "HelpURL": nil, "StackTraceString": nil, "HResult": -2146233088})
+			"Data":    nil, "InnerException": nil, "HelpURL": nil, "StackTraceString": nil, "HResult": -2146233088})
 	}
 	return rc
 }
