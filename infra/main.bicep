@@ -1,12 +1,21 @@
-// Standby: everything the pipeline needs in Azure. Deploy at resource-group scope in the target region:
+// Standby: everything the pipeline needs in Azure. Deploy at resource-group scope in the target region,
+// with azd (`azd up` in infra/, see the README's "Deploy to Azure") or directly:
 //   az deployment group create -g <rg> -f infra/main.bicep -p sourceLocation=<source region>
-// The function app uses its managed identity for every dependency (identity-based connection settings),
-// so no key or connection string is stored in app settings.
+// The function app (Flex Consumption, custom handler) uses its system-assigned managed identity for every
+// dependency (identity-based connection settings), so no key or connection string is stored in app
+// settings; the peer site's API key is a Key Vault reference. The agent on the source VMs uses the
+// user-assigned identity `agent`, which may only send to the change hub and write the journal container.
+//
+// Type-checked without a Bicep compiler: `go test ./shared/armtypes/` reads every resource below and
+// checks it against the published type definitions (../shared/reference/azure-types). Only GA apiVersions
+// present there are used. No DNS suffix is written here: endpoints come from environment() and from the
+// resources' own properties.
 
-@description('Target region: functions, target disks, snapshots, state, Event Hubs, Service Bus.')
+@description('Target region: functions, target disks, snapshots, state, Event Hubs, Service Bus, Key Vault.')
 param location string = resourceGroup().location
 
 @description('Source region: the cache storage account the agent writes the change journal to.')
+@metadata({ azd: { type: 'location' } })
 param sourceLocation string
 
 @description('Short prefix for resource names (lowercase letters and digits).')
@@ -21,18 +30,50 @@ param changePartitions int = 8
 @description('The other region\'s Standby API root (https://<app>.azurewebsites.net/api), for reprotect and failback. The reverse deployment is this template deployed in the source region with the regions swapped; each names the other here.')
 param peerApi string = ''
 
-@description('Function key of the peer\'s API.')
+@description('Function key of the peer\'s API (stored in this deployment\'s Key Vault; the app reads it through a Key Vault reference).')
 @secure()
 param peerApiKey string = ''
 
 @description('NCRONTAB schedule of the cutpoints function.')
 param cutpointsSchedule string = '0 */1 * * * *'
 
+@description('Flex Consumption: memory per instance (MB).')
+@allowed([512, 2048, 4096])
+param instanceMemoryMB int = 2048
+
+@description('Flex Consumption: most instances the app scales out to.')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Optional: an operator (user object id) given Key Vault Secrets Officer on the vault, to set or rotate the peer key. azd passes the signed-in user (AZURE_PRINCIPAL_ID).')
+param operatorPrincipalId string = ''
+
 var suffix = uniqueString(resourceGroup().id)
 var cacheName = take('${namePrefix}cache${suffix}', 24)
 var targetName = take('${namePrefix}tgt${suffix}', 24)
 var funcStorageName = take('${namePrefix}fn${suffix}', 24)
+var appName = '${namePrefix}-func-${suffix}'
+var peerKeySecret = 'peer-api-key'
+var jobMaxDeliveryCount = 10
 
+// Built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
+var roles = {
+  blobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b' // Storage Blob Data Owner
+  blobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe' // Storage Blob Data Contributor
+  queueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88' // Storage Queue Data Contributor
+  tableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3' // Storage Table Data Contributor
+  eventHubsDataSender: '2b629674-e913-4c01-ae53-ef4638d8f975' // Azure Event Hubs Data Sender
+  eventHubsDataReceiver: 'a638d3c7-ab3a-418d-83e6-5f17a39d4fde' // Azure Event Hubs Data Receiver
+  serviceBusDataSender: '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39' // Azure Service Bus Data Sender
+  serviceBusDataReceiver: '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0' // Azure Service Bus Data Receiver
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6' // Key Vault Secrets User
+  keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7' // Key Vault Secrets Officer
+}
+
+// --- Storage -------------------------------------------------------------------------------------------
+
+// Cache account (source region): the change journal the agent writes and apply reads.
 resource cache 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: cacheName
   location: sourceLocation
@@ -54,8 +95,17 @@ resource cacheBlobs 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' 
 resource journal 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
   parent: cacheBlobs
   name: 'journal'
+  properties: { publicAccess: 'None' }
 }
 
+// Payloads that failed verification (StandbyJournalContainer + '-quarantine'); written by apply only.
+resource journalQuarantine 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: cacheBlobs
+  name: 'journal-quarantine'
+  properties: { publicAccess: 'None' }
+}
+
+// Target account (target region): target disks (page blobs), snapshots, state tables.
 resource target 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: targetName
   location: location
@@ -69,6 +119,8 @@ resource target 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   }
 }
 
+// The Functions host's own account (AzureWebJobsStorage: leases, checkpoints, timers) and the Flex
+// Consumption deployment container.
 resource funcStorage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: funcStorageName
   location: location
@@ -77,9 +129,23 @@ resource funcStorage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   properties: {
     minimumTlsVersion: 'TLS1_2'
     allowBlobPublicAccess: false
+    allowSharedKeyAccess: false
     supportsHttpsTrafficOnly: true
   }
 }
+
+resource funcBlobs 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: funcStorage
+  name: 'default'
+}
+
+resource deployments 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: funcBlobs
+  name: 'deployments'
+  properties: { publicAccess: 'None' }
+}
+
+// --- Messaging -----------------------------------------------------------------------------------------
 
 resource eventHubs 'Microsoft.EventHub/namespaces@2024-01-01' = {
   name: '${namePrefix}-eh-${suffix}'
@@ -102,20 +168,20 @@ resource applyGroup 'Microsoft.EventHub/namespaces/eventhubs/consumergroups@2024
   name: 'apply'
 }
 
-resource serviceBus 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' = {
+resource serviceBus 'Microsoft.ServiceBus/namespaces@2024-01-01' = {
   name: '${namePrefix}-sb-${suffix}'
   location: location
   sku: { name: 'Standard', tier: 'Standard' }
   properties: { disableLocalAuth: true, minimumTlsVersion: '1.2' }
 }
 
-resource jobs 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview' = {
+resource jobs 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = {
   parent: serviceBus
   name: 'jobs'
   properties: {
     requiresSession: true
     lockDuration: 'PT1M'
-    maxDeliveryCount: 10
+    maxDeliveryCount: jobMaxDeliveryCount
     requiresDuplicateDetection: true
     duplicateDetectionHistoryTimeWindow: 'PT10M'
     deadLetteringOnMessageExpiration: true
@@ -123,109 +189,173 @@ resource jobs 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview' = {
   }
 }
 
-resource logs 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
-  name: '${namePrefix}-logs-${suffix}'
+// serviceBusEndpoint is https://<namespace FQDN>:443/ — the FQDN is its host.
+var eventHubsHost = split(split(eventHubs.properties.serviceBusEndpoint, '/')[2], ':')[0]
+var serviceBusHost = split(split(serviceBus.properties.serviceBusEndpoint, '/')[2], ':')[0]
+
+// --- Key Vault (the peer site's API key) ---------------------------------------------------------------
+
+resource vault 'Microsoft.KeyVault/vaults@2025-05-01' = {
+  name: take('${namePrefix}-kv-${suffix}', 24)
   location: location
-  properties: { sku: { name: 'PerGB2018' }, retentionInDays: 30 }
+  properties: {
+    tenantId: subscription().tenantId
+    sku: { family: 'A', name: 'standard' }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    softDeleteRetentionInDays: 7
+  }
 }
 
-resource insights 'Microsoft.Insights/components@2020-02-02' = {
-  name: '${namePrefix}-ai-${suffix}'
-  location: location
-  kind: 'web'
-  properties: { Application_Type: 'web', WorkspaceResourceId: logs.id }
+resource peerKey 'Microsoft.KeyVault/vaults/secrets@2025-05-01' = if (!empty(peerApiKey)) {
+  parent: vault
+  name: peerKeySecret
+  properties: { value: peerApiKey, contentType: 'Standby peer API function key' }
 }
 
-resource plan 'Microsoft.Web/serverfarms@2023-12-01' = {
+// --- Function app (Flex Consumption, Linux, custom handler) --------------------------------------------
+
+resource plan 'Microsoft.Web/serverfarms@2024-11-01' = {
   name: '${namePrefix}-plan-${suffix}'
   location: location
-  sku: { name: 'EP1', tier: 'ElasticPremium' }
-  kind: 'elastic'
-  properties: { reserved: true, maximumElasticWorkerCount: 20 }
+  sku: { name: 'FC1', tier: 'FlexConsumption' }
+  kind: 'functionapp'
+  properties: { reserved: true }
 }
 
-resource app 'Microsoft.Web/sites@2023-12-01' = {
-  name: '${namePrefix}-func-${suffix}'
+resource app 'Microsoft.Web/sites@2024-11-01' = {
+  name: appName
   location: location
   kind: 'functionapp,linux'
+  tags: { 'azd-service-name': 'functions' } // azure.yaml's service name: azd deploys the package here
   identity: { type: 'SystemAssigned' }
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${funcStorage.properties.primaryEndpoints.blob}${deployments.name}'
+          authentication: { type: 'SystemAssignedIdentity' }
+        }
+      }
+      runtime: { name: 'custom', version: '1.0' }
+      scaleAndConcurrency: {
+        instanceMemoryMB: instanceMemoryMB
+        maximumInstanceCount: maximumInstanceCount
+      }
+    }
     siteConfig: {
-      linuxFxVersion: ''
       minTlsVersion: '1.2'
       ftpsState: 'Disabled'
+      // Flex Consumption sets the runtime in functionAppConfig: no FUNCTIONS_WORKER_RUNTIME or
+      // FUNCTIONS_EXTENSION_VERSION here (the platform refuses them).
       appSettings: [
-        { name: 'FUNCTIONS_EXTENSION_VERSION', value: '~4' }
-        { name: 'FUNCTIONS_WORKER_RUNTIME', value: 'custom' }
         { name: 'AzureWebJobsStorage__accountName', value: funcStorage.name }
-        { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: insights.properties.ConnectionString }
+        { name: 'AzureWebJobsStorage__credential', value: 'managedidentity' }
         { name: 'StandbyTargetStorage__blobServiceUri', value: target.properties.primaryEndpoints.blob }
         { name: 'StandbyTargetStorage__tableServiceUri', value: target.properties.primaryEndpoints.table }
         { name: 'StandbyCacheStorage__blobServiceUri', value: cache.properties.primaryEndpoints.blob }
-        { name: 'StandbyEventHubs__fullyQualifiedNamespace', value: '${eventHubs.name}.servicebus.windows.net' }
-        { name: 'StandbyServiceBus__fullyQualifiedNamespace', value: '${serviceBus.name}.servicebus.windows.net' }
+        { name: 'StandbyJournalContainer', value: journal.name }
+        { name: 'StandbyEventHubs__fullyQualifiedNamespace', value: eventHubsHost }
         { name: 'StandbyChangeHub', value: changes.name }
         { name: 'StandbyApplyConsumerGroup', value: applyGroup.name }
+        { name: 'StandbyServiceBus__fullyQualifiedNamespace', value: serviceBusHost }
         { name: 'StandbyJobQueue', value: jobs.name }
+        { name: 'StandbyJobMaxDeliveryCount', value: string(jobMaxDeliveryCount) }
         { name: 'StandbyCutpointsSchedule', value: cutpointsSchedule }
         { name: 'StandbyPeerApi', value: peerApi }
-        { name: 'StandbyPeerApiKey', value: peerApiKey }
+        {
+          name: 'StandbyPeerApiKey'
+          value: empty(peerApiKey) ? '' : '@Microsoft.KeyVault(SecretUri=${vault.properties.vaultUri}secrets/${peerKeySecret})'
+        }
       ]
     }
   }
 }
 
-// Built-in role definition ids.
-var roles = {
-  blobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
-  blobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
-  tableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
-  queueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
-  eventHubsDataSender: '2b629674-e913-4c01-ae53-ef4638d8f975'
-  eventHubsDataReceiver: 'a638d3c7-ab3a-418d-83e6-5f17a39d4fde'
-  serviceBusDataSender: '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39'
-  serviceBusDataReceiver: '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'
-}
+// --- Role assignments: the function app's identity -----------------------------------------------------
 
-resource targetBlobRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  scope: target
-  name: guid(target.id, app.id, roles.blobDataContributor)
-  properties: { principalId: app.identity.principalId, principalType: 'ServicePrincipal', roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.blobDataContributor) }
-}
-
-resource targetTableRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  scope: target
-  name: guid(target.id, app.id, roles.tableDataContributor)
-  properties: { principalId: app.identity.principalId, principalType: 'ServicePrincipal', roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.tableDataContributor) }
-}
-
-resource cacheBlobRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  scope: cache
-  name: guid(cache.id, app.id, roles.blobDataContributor)
-  properties: { principalId: app.identity.principalId, principalType: 'ServicePrincipal', roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.blobDataContributor) }
-}
-
+// The Functions host on its own account: blobs (leases, Event Hubs checkpoints, the deployment package),
+// queues and tables.
 resource funcStorageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for role in [roles.blobDataOwner, roles.queueDataContributor, roles.tableDataContributor]: {
   scope: funcStorage
   name: guid(funcStorage.id, app.id, role)
   properties: { principalId: app.identity.principalId, principalType: 'ServicePrincipal', roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role) }
 }]
 
-resource eventHubsRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for role in [roles.eventHubsDataSender, roles.eventHubsDataReceiver]: {
-  scope: eventHubs
-  name: guid(eventHubs.id, app.id, role)
+// Target disks, snapshots and state.
+resource targetRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for role in [roles.blobDataContributor, roles.tableDataContributor]: {
+  scope: target
+  name: guid(target.id, app.id, role)
   properties: { principalId: app.identity.principalId, principalType: 'ServicePrincipal', roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role) }
 }]
 
-resource serviceBusRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for role in [roles.serviceBusDataSender, roles.serviceBusDataReceiver]: {
-  scope: serviceBus
-  name: guid(serviceBus.id, app.id, role)
+// The journal: read, quarantine, prune.
+resource cacheRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  scope: cache
+  name: guid(cache.id, app.id, roles.blobDataContributor)
+  properties: { principalId: app.identity.principalId, principalType: 'ServicePrincipal', roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.blobDataContributor) }
+}
+
+// apply's trigger reads the change hub (checkpoints go to AzureWebJobsStorage blobs, so no Data Owner).
+resource changesReceiverRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  scope: changes
+  name: guid(changes.id, app.id, roles.eventHubsDataReceiver)
+  properties: { principalId: app.identity.principalId, principalType: 'ServicePrincipal', roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.eventHubsDataReceiver) }
+}
+
+// The API sends jobs, the failover trigger receives them, the API peeks the dead-letter queue.
+resource jobsRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for role in [roles.serviceBusDataSender, roles.serviceBusDataReceiver]: {
+  scope: jobs
+  name: guid(jobs.id, app.id, role)
   properties: { principalId: app.identity.principalId, principalType: 'ServicePrincipal', roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role) }
 }]
+
+// The Key Vault reference of StandbyPeerApiKey.
+resource vaultSecretsUserRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  scope: vault
+  name: guid(vault.id, app.id, roles.keyVaultSecretsUser)
+  properties: { principalId: app.identity.principalId, principalType: 'ServicePrincipal', roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser) }
+}
+
+resource vaultOperatorRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
+  scope: vault
+  name: guid(vault.id, operatorPrincipalId, roles.keyVaultSecretsOfficer)
+  properties: { principalId: operatorPrincipalId, roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer) }
+}
+
+// --- The agent's identity ------------------------------------------------------------------------------
+
+// Assign it to each source VM and run the agent with AZURE_CLIENT_ID = its client id. It may only send
+// to the change hub and write the journal container.
+resource agent 'Microsoft.ManagedIdentity/userAssignedIdentities@2024-11-30' = {
+  name: '${namePrefix}-agent-${suffix}'
+  location: sourceLocation
+}
+
+resource agentSenderRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  scope: changes
+  name: guid(changes.id, agent.id, roles.eventHubsDataSender)
+  properties: { principalId: agent.properties.principalId, principalType: 'ServicePrincipal', roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.eventHubsDataSender) }
+}
+
+resource agentJournalRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  scope: journal
+  name: guid(journal.id, agent.id, roles.blobDataContributor)
+  properties: { principalId: agent.properties.principalId, principalType: 'ServicePrincipal', roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.blobDataContributor) }
+}
+
+// --- Outputs: what an operator needs to call the API and start an agent --------------------------------
 
 output functionAppName string = app.name
-output apiBaseUrl string = 'https://${app.properties.defaultHostName}/api/v1'
-output cacheAccount string = cache.name
-output eventHubsNamespace string = '${eventHubs.name}.servicebus.windows.net'
+output functionAppUrl string = 'https://${app.properties.defaultHostName}'
+output apiBaseUrl string = 'https://${app.properties.defaultHostName}/api'
+output agentIdentityClientId string = agent.properties.clientId
+output agentIdentityResourceId string = agent.id
+output cacheBlobEndpoint string = cache.properties.primaryEndpoints.blob
+output eventHubsNamespace string = eventHubsHost
+output changeHub string = changes.name
+output journalContainer string = journal.name
+output keyVaultName string = vault.name

@@ -51,10 +51,13 @@ func ServiceClient(s azconn.Setting) (*service.Client, error) {
 	return c.ServiceClient(), nil
 }
 
-// Ping checks that the Blob service answers (the health check).
+// Ping checks that the Blob service answers (the health check): it lists one container. That needs
+// only Microsoft.Storage/storageAccounts/blobServices/containers/read, which every Storage Blob Data
+// role grants; Get Blob Service Properties (blobServices/read) is not in those roles.
 func (s *Store) Ping(ctx context.Context) error {
-	_, err := s.svc.GetProperties(ctx, nil)
-	return azconn.Translate(err, "reading blob service properties")
+	max := int32(1)
+	_, err := s.svc.NewListContainersPager(&service.ListContainersOptions{MaxResults: &max}).NextPage(ctx)
+	return azconn.Translate(err, "listing containers")
 }
 
 func (s *Store) page(d replication.DiskRef) *pageblob.Client {

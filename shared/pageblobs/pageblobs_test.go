@@ -67,3 +67,10 @@ func TestAnInfiniteLeaseIsNotTakenOver(t *testing.T) {
 	lc.ReleaseLease(ctx, nil)
 	store.Delete(ctx, d)
 }
+
+// The health check lists one container (an operation the Storage Blob Data roles allow).
+func TestPing(t *testing.T) {
+	if err := pageblobs.New(testenv.BlobService(t, "target")).Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}

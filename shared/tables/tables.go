@@ -44,7 +44,9 @@ func isTableNotFound(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "TableNotFound")
 }
 
-// Ping checks that the Table service answers (the health check).
+// Ping checks that the Table service answers (the health check): it queries one table (Query Tables
+// with $top=1). That needs only Microsoft.Storage/storageAccounts/tableServices/tables/read, which
+// Storage Table Data Reader and Contributor grant; Get Table Service Properties is not in those roles.
 func (s *Store) Ping(ctx context.Context) error {
 	pager := s.svc.NewListTablesPager(&aztables.ListTablesOptions{Top: ptr(int32(1))})
 	_, err := pager.NextPage(ctx)

@@ -1,6 +1,7 @@
 package tables_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/standby-dr/standby/shared/storetest"
@@ -10,4 +11,11 @@ import (
 
 func TestStateStoreContractAzurite(t *testing.T) {
 	storetest.RunStateStore(t, tables.New(testenv.TableService(t, "target")), testenv.Unique("state"))
+}
+
+// The health check queries one table (an operation the Storage Table Data roles allow).
+func TestPing(t *testing.T) {
+	if err := tables.New(testenv.TableService(t, "target")).Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
