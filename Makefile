@@ -24,7 +24,7 @@ demo: build package
 # end-to-end and fault tests in tests/. Azurite is started first and stopped after.
 test: build package vet check-tracked
 	scripts/azurite.sh start
-	STANDBY_REQUIRE_AZURITE=1 $(GO) test -count=1 -race -timeout 30m ./... ; status=$$?; scripts/azurite.sh stop; exit $$status
+	STANDBY_REQUIRE_AZURITE=1 STANDBY_REQUIRE_TYPES=1 $(GO) test -count=1 -race -timeout 30m ./... ; status=$$?; scripts/azurite.sh stop; exit $$status
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || (gofmt -l . ; echo "gofmt needed"; exit 1)
