@@ -184,6 +184,18 @@ func TestHandlerWithoutDependenciesAndMalformedInvocations(t *testing.T) {
 			t.Errorf("POST %s %s: %d %q, want 400 with %q", c.path, c.body, status, logs, c.want)
 		}
 	}
+	// The real host's requests (the fixtures, written from its source) decode in the shipped handler: each
+	// gets past decoding to the dependency it lacks (500), never a 400.
+	for fixture, path := range map[string]string{"eventhub-many.json": "/apply", "eventhub-many-retry.json": "/apply",
+		"servicebus-session.json": "/failover", "timer.json": "/cutpoints", "timer-nomonitor.json": "/cutpoints"} {
+		body, err := os.ReadFile(filepath.Join("..", "shared", "funcproto", "testdata", fixture))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status, logs := post(path, string(body)); status != 500 || !strings.Contains(logs, "not configured") {
+			t.Errorf("the host's %s: %d %q, want 500 for the missing storage", fixture, status, logs)
+		}
+	}
 	// A well-formed invocation that needs storage gets 500 with the reason.
 	status, logs := post("/apply", `{"Data":{"events":"[]"}}`)
 	if status != 500 || !strings.Contains(logs, "apply: target storage or the cache journal is not configured (StandbyTargetStorage, StandbyCacheStorage)") {
