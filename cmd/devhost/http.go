@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/standby-dr/standby/shared/funcproto"
 )
 
@@ -138,7 +139,7 @@ func (h *Host) serveFunction(w http.ResponseWriter, r *http.Request, fn *Functio
 	r = r.WithContext(ctx)
 	if h.App.Host.CustomHandler.EnableForwardingHttpRequest {
 		// Forwarded as it came, with the host's own headers (DefaultHttpWorkerService.cs:98,161-166).
-		r.Header.Set("X-Azure-Functions-InvocationId", randomID())
+		r.Header.Set("X-Azure-Functions-InvocationId", uuid.NewString())
 		r.Header.Set("X-Azure-Functions-HostVersion", HostVersion)
 		proxy.ServeHTTP(rec, r)
 	} else {

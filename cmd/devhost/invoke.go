@@ -3,14 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/standby-dr/standby/shared/funcproto"
 	"github.com/standby-dr/standby/shared/local"
 )
@@ -37,7 +36,7 @@ func (h *Host) invoke(ctx context.Context, fn *Function, payload *funcproto.Invo
 		return 0, nil, err
 	}
 	start := time.Now()
-	invocation := randomID()
+	invocation := uuid.NewString()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, h.Sup.BaseURL()+"/"+fn.Name, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	req.Header.Set("X-Azure-Functions-InvocationId", invocation)
@@ -70,15 +69,6 @@ func (h *Host) invoke(ctx context.Context, fn *Function, payload *funcproto.Invo
 	h.logInvocation(fn, resp.StatusCode, time.Since(start), nil)
 	h.publishOutputs(ctx, fn, out.Outputs)
 	return resp.StatusCode, &out, nil
-}
-
-// randomID is a fresh GUID in .NET's "D" form.
-func randomID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6], b[8] = b[6]&0x0f|0x40, b[8]&0x3f|0x80
-	x := hex.EncodeToString(b[:])
-	return x[:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:]
 }
 
 func (h *Host) logInvocation(fn *Function, status int, d time.Duration, err error) {

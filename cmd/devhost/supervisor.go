@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Supervisor runs the custom handler as the Functions host does: on a port it picks, with the app
@@ -63,7 +65,7 @@ func NewSupervisor(app *App, log *slog.Logger) (*Supervisor, error) {
 	}
 	// The variables the host sets for the handler (HttpWorkerProcess.cs:58-62).
 	env = append(env, "FUNCTIONS_CUSTOMHANDLER_PORT="+strconv.Itoa(port), "FUNCTIONS_HTTPWORKER_PORT="+strconv.Itoa(port),
-		"FUNCTIONS_CUSTOMHANDLER_WORKER_ID="+randomID(), "FUNCTIONS_HTTPWORKER_ID="+randomID(), "FUNCTIONS_APP_ROOT_PATH="+app.Root)
+		"FUNCTIONS_CUSTOMHANDLER_WORKER_ID="+uuid.NewString(), "FUNCTIONS_HTTPWORKER_ID="+uuid.NewString(), "FUNCTIONS_APP_ROOT_PATH="+app.Root)
 	return &Supervisor{Path: path, Args: desc.Arguments, Dir: dir, Env: env, Port: port, Log: log}, nil
 }
 

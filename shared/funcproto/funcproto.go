@@ -11,14 +11,14 @@ package funcproto
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // InvokeRequest is the body the host POSTs to the handler for a non-forwarded invocation.
@@ -43,14 +43,7 @@ type Sys struct {
 
 // NewSys is Metadata.sys of an invocation of function at now, with a fresh RandGuid.
 func NewSys(function string, now time.Time) Sys {
-	return Sys{MethodName: function, UtcNow: now.UTC(), RandGuid: randGUID()}
-}
-
-func randGUID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+	return Sys{MethodName: function, UtcNow: now.UTC(), RandGuid: uuid.NewString()}
 }
 
 // The builders (New*Request) produce what the Functions host sends a custom handler, quirks included.

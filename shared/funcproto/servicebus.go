@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // ServiceBusMessage is a Service Bus trigger invocation's message. DecodeServiceBusMessage fills Body
@@ -103,7 +105,7 @@ func NewServiceBusRequest(function, binding string, msg *ServiceBusMessage, now 
 		"MessageSession":        rawJSON(actions),
 		"ReceiveActions":        rawJSON(map[string]any{}),
 		"Client": rawJSON(map[string]any{"FullyQualifiedNamespace": msg.Namespace, "IsClosed": false, "TransportType": 0,
-			"Identifier": msg.Namespace + "-" + randGUID()}),
+			"Identifier": msg.Namespace + "-" + uuid.NewString()}),
 	} {
 		req.Metadata[name] = v
 	}

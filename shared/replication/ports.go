@@ -2,12 +2,12 @@ package replication
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // ETag is an opaque entity version used for optimistic concurrency. The empty ETag means "unconditional".
@@ -266,10 +266,4 @@ func LeaseOf(ctx context.Context) string {
 }
 
 // NewLeaseID returns a fresh lease id (a random UUID, the form blob leases take).
-func NewLeaseID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6], b[8] = b[6]&0x0f|0x40, b[8]&0x3f|0x80
-	h := hex.EncodeToString(b[:])
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}
+func NewLeaseID() string { return uuid.NewString() }
