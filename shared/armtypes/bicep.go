@@ -175,17 +175,8 @@ func (r *bicepReader) object(typ string) (map[string]any, error) {
 	r.i++ // {
 	m := map[string]any{}
 	for {
-		r.skipWS()
-		for r.peek(",") {
-			r.i++
-			r.skipWS()
-		}
-		if r.eof() {
-			return nil, r.errf("unterminated object")
-		}
-		if r.peek("}") {
-			r.i++
-			return m, nil
+		if done, err := r.nextEntry("}", "object"); done || err != nil {
+			return m, err
 		}
 		var key string
 		if r.peek("'") {
@@ -232,6 +223,24 @@ func (r *bicepReader) object(typ string) (map[string]any, error) {
 	}
 }
 
+// nextEntry moves to the next entry of an object or array (entries are separated by newlines or
+// commas) and reports whether the closing bracket ended it instead.
+func (r *bicepReader) nextEntry(closing, what string) (bool, error) {
+	r.skipWS()
+	for r.peek(",") {
+		r.i++
+		r.skipWS()
+	}
+	if r.eof() {
+		return false, r.errf("unterminated %s", what)
+	}
+	if r.peek(closing) {
+		r.i++
+		return true, nil
+	}
+	return false, nil
+}
+
 // array reads `[ a b … ]` (newline- or comma-separated) or a `[for … : value]` loop, which reads as a
 // one-element array of its body.
 func (r *bicepReader) array() ([]any, error) {
@@ -263,17 +272,8 @@ func (r *bicepReader) array() ([]any, error) {
 	}
 	a := []any{}
 	for {
-		r.skipWS()
-		for r.peek(",") {
-			r.i++
-			r.skipWS()
-		}
-		if r.eof() {
-			return nil, r.errf("unterminated array")
-		}
-		if r.peek("]") {
-			r.i++
-			return a, nil
+		if done, err := r.nextEntry("]", "array"); done || err != nil {
+			return a, err
 		}
 		v, err := r.value()
 		if err != nil {

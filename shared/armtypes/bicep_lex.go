@@ -57,34 +57,23 @@ func (r *bicepReader) ident() string {
 
 // forHeader skips `for x in y:` up to and including the colon at depth 0.
 func (r *bicepReader) forHeader() error {
-	depth := 0
-	for !r.eof() {
-		switch c := r.s[r.i]; c {
-		case '\'':
-			if _, err := r.str(); err != nil {
-				return err
-			}
-			continue
-		case '(', '[', '{':
-			depth++
-		case ')', ']', '}':
-			depth--
-		case ':':
-			if depth == 0 {
-				r.i++
-				return nil
-			}
-		}
-		r.i++
-	}
-	return r.errf("unterminated for loop")
+	return r.scan("unterminated for loop", func(c byte, depth int) bool { return c == ':' && depth == 0 })
 }
 
 // skipBalanced skips a bracketed group starting at the current ( [ or {.
 func (r *bicepReader) skipBalanced() error {
+	return r.scan("unbalanced brackets", func(c byte, depth int) bool {
+		return (c == ')' || c == ']' || c == '}') && depth == 0
+	})
+}
+
+// scan walks on past strings, keeping the bracket depth, until stop says the character just passed
+// (at the depth after it) ends the walk.
+func (r *bicepReader) scan(unterminated string, stop func(c byte, depth int) bool) error {
 	depth := 0
 	for !r.eof() {
-		switch r.s[r.i] {
+		c := r.s[r.i]
+		switch c {
 		case '\'':
 			if _, err := r.str(); err != nil {
 				return err
@@ -94,14 +83,13 @@ func (r *bicepReader) skipBalanced() error {
 			depth++
 		case ')', ']', '}':
 			depth--
-			if depth == 0 {
-				r.i++
-				return nil
-			}
 		}
 		r.i++
+		if stop(c, depth) {
+			return nil
+		}
 	}
-	return r.errf("unbalanced brackets")
+	return r.errf("%s", unterminated)
 }
 
 // expr reads an expression up to a newline, comma or closing bracket at depth 0.
