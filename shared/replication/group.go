@@ -83,7 +83,7 @@ type GroupRecord struct {
 
 func putVMRows(ctx context.Context, store StateStore, group string, spec GroupSpec) error {
 	for _, vm := range spec.VMs {
-		rec := VMRecord{Keys: Keys{PartitionKey: group, RowKey: vmRowPrefix + vm.Name}, Disks: vm.Disks, Subnet: vm.Subnet, StaticIP: vm.StaticIP, Zone: vm.Zone, AvSet: vm.AvailabilitySet}
+		rec := VMRecord{Keys: Keys{PartitionKey: group, RowKey: vmRowPrefix + vm.Name}, Disks: vm.Disks, Subnet: vm.Subnet, StaticIP: vm.StaticIP, Zone: vm.Zone, AvSet: vm.AvailabilitySet, Size: vm.Size}
 		if _, err := store.Upsert(ctx, GroupsTable, rec); err != nil {
 			return err
 		}
@@ -115,6 +115,7 @@ type VMRecord struct {
 	StaticIP string     `json:"StaticIP,omitempty"`
 	Zone     string     `json:"Zone,omitempty"`
 	AvSet    string     `json:"AvailabilitySet,omitempty"`
+	Size     string     `json:"Size,omitempty"`
 }
 
 // MarkerRecord is a marker apply has reached: the snapshot of every disk of the group at that point
@@ -177,7 +178,7 @@ func LoadGroup(ctx context.Context, store StateStore, group string) (*Group, err
 	g.Spec = GroupSpec{Target: g.Record.Target, Policy: g.Record.Policy, Network: g.Record.Network}
 	for _, name := range g.Record.VMNames {
 		vm := vms[name]
-		g.Spec.VMs = append(g.Spec.VMs, VMSpec{Name: name, Disks: vm.Disks, Subnet: vm.Subnet, StaticIP: vm.StaticIP, Zone: vm.Zone, AvailabilitySet: vm.AvSet})
+		g.Spec.VMs = append(g.Spec.VMs, VMSpec{Name: name, Disks: vm.Disks, Subnet: vm.Subnet, StaticIP: vm.StaticIP, Zone: vm.Zone, AvailabilitySet: vm.AvSet, Size: vm.Size})
 	}
 	return g, nil
 }

@@ -38,6 +38,8 @@ type VMSpec struct {
 	// AvailabilitySet places the failed-over VM in this availability set of the target resource group
 	// (created by the first VM's deployment that names it); a VM has a zone or a set, not both.
 	AvailabilitySet string `json:"availabilitySet,omitempty"`
+	// Size is the failed-over VM's Azure size (machine.go: default and grammar).
+	Size string `json:"size,omitempty"`
 }
 
 // NetworkSpec maps source subnets to target ones.
@@ -86,6 +88,14 @@ type DiskSpec struct {
 	Name      string `json:"name"`
 	SizeBytes int64  `json:"sizeBytes"`
 	Source    string `json:"source"`
+	// What the failed-over VM needs of the disk (machine.go): its role (exactly one "os" disk per VM), and
+	// for the OS disk the OS type, Hyper-V generation and security type, which must match the source or
+	// the VM will not boot; every disk's managed-disk SKU.
+	Role             string `json:"role,omitempty"`
+	OSType           string `json:"osType,omitempty"`
+	HyperVGeneration string `json:"hyperVGeneration,omitempty"`
+	SecurityType     string `json:"securityType,omitempty"`
+	SKU              string `json:"sku,omitempty"`
 }
 
 // TargetSpec says where the replicas live in the target region's storage account.
@@ -188,6 +198,9 @@ func (s *GroupSpec) Normalize(group string) {
 	if s.Target.Container == "" {
 		s.Target.Container = group + "-asr"
 	}
+	for i := range s.VMs {
+		s.VMs[i].normalizeMachine()
+	}
 	if s.Policy.CrashConsistentIntervalSeconds == 0 {
 		s.Policy.CrashConsistentIntervalSeconds = 300
 	}
@@ -235,6 +248,9 @@ func (s *GroupSpec) validateVMs() error {
 		}
 		seenVM[vm.Name] = true
 		if err := vm.validateDisks(at); err != nil {
+			return err
+		}
+		if err := vm.validateMachine(at); err != nil {
 			return err
 		}
 	}
@@ -371,6 +387,7 @@ func (s *GroupSpec) OnlyPlacementDiffers(other *GroupSpec) bool {
 		spec.Network = NetworkSpec{}
 		spec.VMs = append([]VMSpec(nil), spec.VMs...)
 		for i := range spec.VMs {
+			spec.VMs[i] = spec.VMs[i].withoutMachine()
 			spec.VMs[i].Subnet, spec.VMs[i].StaticIP, spec.VMs[i].Zone, spec.VMs[i].AvailabilitySet = "", "", "", ""
 		}
 		return spec
@@ -409,6 +426,7 @@ func (s *GroupSpec) Conflicts(other *GroupSpec) []string {
 		diff(fmt.Sprintf("vms[%d].staticIP", i), a.StaticIP, b.StaticIP)
 		diff(fmt.Sprintf("vms[%d].zone", i), a.Zone, b.Zone)
 		diff(fmt.Sprintf("vms[%d].availabilitySet", i), a.AvailabilitySet, b.AvailabilitySet)
+		machineConflicts(a, b, i, diff)
 		for j := 0; j < len(a.Disks) && j < len(b.Disks); j++ {
 			diff(fmt.Sprintf("vms[%d].disks[%d].name", i, j), a.Disks[j].Name, b.Disks[j].Name)
 			diff(fmt.Sprintf("vms[%d].disks[%d].sizeBytes", i, j), a.Disks[j].SizeBytes, b.Disks[j].SizeBytes)

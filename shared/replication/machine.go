@@ -1,0 +1,154 @@
+package replication
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+)
+
+// What a failed-over VM needs of its spec besides the bytes of its disks: its size, which disk boots,
+// and the properties the OS disk must keep to boot (Microsoft.Compute/disks: osType, hyperVGeneration,
+// securityProfile; Microsoft.Compute/virtualMachines: securityProfile.securityType).
+const (
+	DiskRoleOS   = "os"
+	DiskRoleData = "data"
+
+	DefaultVMSize           = "Standard_D2s_v5"
+	DefaultOSType           = "Linux"
+	DefaultHyperVGeneration = "V1"
+	DefaultSecurityType     = "Standard"
+	DefaultDiskSKU          = "Standard_LRS"
+)
+
+var (
+	osTypes           = []string{"Linux", "Windows"}
+	hyperVGenerations = []string{"V1", "V2"}
+	securityTypes     = []string{"Standard", "TrustedLaunch"}
+	// diskSKUs are DiskSku.name's values (reference type definitions, microsoft.compute_2025-01-02.md).
+	diskSKUs = []string{"Standard_LRS", "Premium_LRS", "StandardSSD_LRS", "UltraSSD_LRS", "Premium_ZRS", "StandardSSD_ZRS", "PremiumV2_LRS"}
+	// vmSizeName is an Azure VM size's form (Standard_D2s_v5, Basic_A1).
+	vmSizeName = regexp.MustCompile(`^(Standard|Basic)_[A-Za-z0-9_]{1,60}$`)
+)
+
+// normalizeMachine fills what the spec leaves out: the first disk boots unless a role is given, and
+// the OS disk's properties and every SKU take their defaults.
+func (vm *VMSpec) normalizeMachine() {
+	if vm.Size == "" {
+		vm.Size = DefaultVMSize
+	}
+	roles := false
+	for _, d := range vm.Disks {
+		roles = roles || d.Role != ""
+	}
+	for j := range vm.Disks {
+		d := &vm.Disks[j]
+		if !roles {
+			d.Role = DiskRoleData
+			if j == 0 {
+				d.Role = DiskRoleOS
+			}
+		}
+		if d.SKU == "" {
+			d.SKU = DefaultDiskSKU
+		}
+		if d.Role != DiskRoleOS {
+			continue
+		}
+		if d.OSType == "" {
+			d.OSType = DefaultOSType
+		}
+		if d.HyperVGeneration == "" {
+			d.HyperVGeneration = DefaultHyperVGeneration
+		}
+		if d.SecurityType == "" {
+			d.SecurityType = DefaultSecurityType
+		}
+	}
+}
+
+// validateMachine checks the VM at (its JSON path) can be brought up: a size, exactly one OS disk with
+// an OS type, generation and security type it can boot with, a SKU per disk.
+func (vm VMSpec) validateMachine(at string) error {
+	if !vmSizeName.MatchString(vm.Size) {
+		return fmt.Errorf("%s.size: %q is not an Azure VM size (e.g. %s)", at, vm.Size, DefaultVMSize)
+	}
+	osDisks := 0
+	for j, d := range vm.Disks {
+		at := fmt.Sprintf("%s.disks[%d]", at, j)
+		if err := d.validateMachine(at); err != nil {
+			return err
+		}
+		if d.Role == DiskRoleOS {
+			osDisks++
+		}
+	}
+	if osDisks != 1 {
+		return fmt.Errorf("%s.disks: a VM boots from exactly one disk with role %q, it has %d", at, DiskRoleOS, osDisks)
+	}
+	return nil
+}
+
+func (d DiskSpec) validateMachine(at string) error {
+	oneOf := func(field, v string, allowed []string) error {
+		if !slices.Contains(allowed, v) {
+			return fmt.Errorf("%s.%s: %q, want one of %v", at, field, v, allowed)
+		}
+		return nil
+	}
+	if err := oneOf("role", d.Role, []string{DiskRoleOS, DiskRoleData}); err != nil {
+		return err
+	}
+	if err := oneOf("sku", d.SKU, diskSKUs); err != nil {
+		return err
+	}
+	if d.Role == DiskRoleData {
+		if d.OSType != "" || d.HyperVGeneration != "" || d.SecurityType != "" {
+			return fmt.Errorf("%s: osType, hyperVGeneration and securityType belong to the OS disk, this is a data disk", at)
+		}
+		return nil
+	}
+	for _, c := range []struct {
+		field, v string
+		allowed  []string
+	}{{"osType", d.OSType, osTypes}, {"hyperVGeneration", d.HyperVGeneration, hyperVGenerations}, {"securityType", d.SecurityType, securityTypes}} {
+		if err := oneOf(c.field, c.v, c.allowed); err != nil {
+			return err
+		}
+	}
+	if d.SecurityType == "TrustedLaunch" && d.HyperVGeneration != "V2" {
+		return fmt.Errorf("%s.securityType: TrustedLaunch needs hyperVGeneration V2 (UEFI), this disk is %s", at, d.HyperVGeneration)
+	}
+	return nil
+}
+
+// OSDisk is the disk the VM boots from.
+func (vm VMSpec) OSDisk() DiskSpec {
+	for _, d := range vm.Disks {
+		if d.Role == DiskRoleOS {
+			return d
+		}
+	}
+	return vm.Disks[0] // a spec stored before roles: the first disk boots
+}
+
+// machineConflicts lists what differs in what the VMs are brought up as; it changes in place, as
+// placement does: replication never reads it.
+func machineConflicts(a, b VMSpec, vm int, diff func(path string, x, y any)) {
+	diff(fmt.Sprintf("vms[%d].size", vm), a.Size, b.Size)
+	for j := 0; j < len(a.Disks) && j < len(b.Disks); j++ {
+		x, y := a.Disks[j], b.Disks[j]
+		x.Name, x.SizeBytes, x.Source, y.Name, y.SizeBytes, y.Source = "", 0, "", "", 0, ""
+		diff(fmt.Sprintf("vms[%d].disks[%d] (role, osType, hyperVGeneration, securityType, sku)", vm, j), x, y)
+	}
+}
+
+// withoutMachine is the VM without what machineConflicts compares.
+func (vm VMSpec) withoutMachine() VMSpec {
+	vm.Size = ""
+	vm.Disks = slices.Clone(vm.Disks)
+	for j := range vm.Disks {
+		d := &vm.Disks[j]
+		d.Role, d.OSType, d.HyperVGeneration, d.SecurityType, d.SKU = "", "", "", "", ""
+	}
+	return vm
+}

@@ -1,0 +1,60 @@
+package replication_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/standby-dr/standby/shared/replication"
+)
+
+func machineSpec(disks ...replication.DiskSpec) replication.GroupSpec {
+	for i := range disks {
+		disks[i].Name, disks[i].SizeBytes, disks[i].Source = []string{"os", "data", "logs"}[i], 1<<20, "agent"
+	}
+	return replication.GroupSpec{VMs: []replication.VMSpec{{Name: "web", Disks: disks}}}
+}
+
+func TestMachineDefaultsAndRefusals(t *testing.T) {
+	spec := machineSpec(replication.DiskSpec{}, replication.DiskSpec{})
+	spec.Normalize("g1")
+	if err := spec.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	vm := spec.VMs[0]
+	if os := vm.OSDisk(); os.Name != "os" || os.OSType != "Linux" || os.HyperVGeneration != "V1" || os.SecurityType != "Standard" ||
+		vm.Disks[1].Role != "data" || vm.Disks[1].SKU != "Standard_LRS" || vm.Size != "Standard_D2s_v5" {
+		t.Fatalf("defaults: %+v", vm)
+	}
+	for want, disks := range map[string][]replication.DiskSpec{
+		"vms[0].disks: a VM boots from exactly one disk with role \"os\", it has 2":        {{Role: "os"}, {Role: "os"}},
+		"vms[0].disks: a VM boots from exactly one disk with role \"os\", it has 0":        {{Role: "data"}},
+		"vms[0].disks[0].securityType: TrustedLaunch needs hyperVGeneration V2":            {{Role: "os", SecurityType: "TrustedLaunch", HyperVGeneration: "V1"}},
+		"vms[0].disks[1]: osType, hyperVGeneration and securityType belong to the OS disk": {{Role: "os"}, {Role: "data", OSType: "Linux"}},
+		"vms[0].disks[0].sku: \"Gold_LRS\"":                                                {{SKU: "Gold_LRS"}},
+		"vms[0].disks[0].osType: \"Solaris\"":                                              {{OSType: "Solaris"}},
+		"vms[0].disks[0].role: \"boot\"":                                                   {{Role: "boot"}},
+	} {
+		spec := machineSpec(disks...)
+		spec.Normalize("g1")
+		if err := spec.Validate(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%+v: %v, want %q", disks, err, want)
+		}
+	}
+	spec = machineSpec(replication.DiskSpec{})
+	spec.VMs[0].Size = "huge"
+	spec.Normalize("g1")
+	if err := spec.Validate(); err == nil || !strings.Contains(err.Error(), `vms[0].size: "huge" is not an Azure VM size`) {
+		t.Errorf("size: %v", err)
+	}
+}
+
+// What a VM is brought up as changes in place, like its placement: replication never reads it.
+func TestMachineChangesInPlace(t *testing.T) {
+	a, b := machineSpec(replication.DiskSpec{}), machineSpec(replication.DiskSpec{SKU: "Premium_LRS"})
+	b.VMs[0].Size = "Standard_E4s_v5"
+	a.Normalize("g1")
+	b.Normalize("g1")
+	if c := a.Conflicts(&b); len(c) != 2 || !a.OnlyPlacementDiffers(&b) {
+		t.Fatalf("conflicts %v, placement only %v", c, a.OnlyPlacementDiffers(&b))
+	}
+}
