@@ -190,6 +190,8 @@ type JobRunner struct {
 	Peer PeerSite
 	Log  *slog.Logger
 	Now  func() time.Time
+	// StorageAccountID is the target storage account's resource id: managed disks import its VHDs.
+	StorageAccountID string
 	// MaxDeliveries is the queue's MaxDeliveryCount: a step failing on its last delivery fails the job.
 	MaxDeliveries int64
 }

@@ -99,7 +99,7 @@ func TestTestFailoverAndCleanup(t *testing.T) {
 	}
 	f.drain(t)
 	j := f.job(t, job.ID())
-	if j.State != failover.JobSucceeded || j.PointID != "rp-5" || j.Result["container"] != "g1-test" || !strings.Contains(j.Result["template:vm"], `"vhdUri"`) {
+	if j.State != failover.JobSucceeded || j.PointID != "rp-5" || j.Result["container"] != "g1-test" || !strings.Contains(j.Result["template:vm"], `"createOption":"Import"`) {
 		t.Fatalf("job %+v", j)
 	}
 	for _, s := range j.Steps {
@@ -297,12 +297,13 @@ func TestMachineDefinitionsFollowTheNetworkMapping(t *testing.T) {
 	if loaded, _ := replication.LoadGroup(ctx, f.state, "g1"); loaded.Spec.VMs[0].StaticIP != "10.1.0.7" || len(loaded.Spec.Network.Mappings) != 1 {
 		t.Fatalf("the network spec did not survive the store: %+v", loaded.Spec)
 	}
-	for typ, subnet := range map[string]string{failover.JobTestFailover: "'dr-test-vnet', 'app'", failover.JobUnplannedFailover: "'dr-vnet', 'app'"} {
+	for typ, subnet := range map[string]string{failover.JobTestFailover: `"vnetName":{"value":"dr-test-vnet"}`, failover.JobUnplannedFailover: `"vnetName":{"value":"dr-vnet"}`} {
 		job, _ := failover.NewJob("g1", typ, "latestProcessed", time.Now())
 		failover.StartJob(ctx, f.state, f.q, job)
 		f.drain(t)
 		tpl := f.job(t, job.ID()).Result["template:vm"]
-		for _, want := range []string{subnet, `"privateIPAddress":"10.1.0.7"`, `"privateIPAllocationMethod":"Static"`, `"zones":["2"]`} {
+		for _, want := range []string{subnet, `"subnetName":{"value":"app"}`, `"privateIPAddress":{"value":"10.1.0.7"}`, `"privateIPAllocationMethod":"Static"`,
+			`"zone":{"value":"2"}`, `"zones":["[parameters('zone')]"]`} {
 			if !strings.Contains(tpl, want) {
 				t.Fatalf("%s template lacks %s:\n%s", typ, want, tpl)
 			}
@@ -318,8 +319,8 @@ func TestMachineDefinitionsFollowTheNetworkMapping(t *testing.T) {
 	failover.StartJob(ctx, f.state, f.q, job)
 	f.drain(t)
 	tpl := f.job(t, job.ID()).Result["template:vm"]
-	for _, want := range []string{`"availabilitySet":{"id":"[resourceId('Microsoft.Compute/availabilitySets', 'web-set')]"}`,
-		`"type":"Microsoft.Compute/availabilitySets"`, `"dependsOn":["vm-nic","web-set"]`} {
+	for _, want := range []string{`"availabilitySet":{"id":"[resourceId('Microsoft.Compute/availabilitySets', parameters('availabilitySetName'))]"}`,
+		`"type":"Microsoft.Compute/availabilitySets"`, `"availabilitySetName":{"value":"web-set"}`, `"sku":{"name":"Aligned"}`} {
 		if !strings.Contains(tpl, want) {
 			t.Fatalf("template lacks %s:\n%s", want, tpl)
 		}
