@@ -192,6 +192,10 @@ type JobRunner struct {
 	Now  func() time.Time
 	// StorageAccountID is the target storage account's resource id: managed disks import its VHDs.
 	StorageAccountID string
+	// Compute brings the failed-over VMs up (nil: not configured; the machine definitions are the outcome).
+	Compute Compute
+	// BootTimeout is how long a VM has to report healthy (0: VMBootTimeout).
+	BootTimeout time.Duration
 	// MaxDeliveries is the queue's MaxDeliveryCount: a step failing on its last delivery fails the job.
 	MaxDeliveries int64
 }

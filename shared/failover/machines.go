@@ -68,7 +68,7 @@ type DeploymentRequest struct {
 // machineDeployment is a VM's deployment for the job: its disks the job's materialized copies, its
 // subnet the mapping's target (the isolated test subnet for a drill; "" without a mapping).
 func (r *JobRunner) machineDeployment(j *Job, g *replication.Group, vm replication.VMSpec, disk func(string) replication.DiskRef) (DeploymentRequest, error) {
-	plan := MachinePlan{VM: vm, StorageAccountID: r.StorageAccountID, Suffix: j.ID()[:8],
+	plan := MachinePlan{VM: vm, StorageAccountID: r.StorageAccountID, Suffix: j.ID()[:8], Isolated: j.Type == JobTestFailover,
 		DiskURL: func(key string) string { return r.Pages.URL(disk(key)) }}
 	if m, ok := g.Spec.Network.MappingFor(vm.Subnet); ok {
 		plan.Subnet = m.Target

@@ -14,7 +14,7 @@ func TestContainer(group string) string     { return group + "-test" }
 func FailoverContainer(group string) string { return group + "-failover" }
 
 // materialize is the part every failover shares: a point chosen and held, its disks copied (and the
-// journal replayed for a time), machine definitions written.
+// journal replayed for a time), machine definitions written, the VMs brought up from them.
 var materialize = []stepDef{
 	{"resolve-point", resolvePoint},
 	{"hold-point", holdPoint},
@@ -22,6 +22,8 @@ var materialize = []stepDef{
 	{"wait-copies", waitCopies},
 	{"replay-journal", replayJournal},
 	{"machine-definitions", machineDefinitions},
+	{"deploy-vms", deployVMs},
+	{"wait-vms", waitVMs},
 }
 
 // unplannedSteps: the source is gone; nothing here touches it.
@@ -122,6 +124,7 @@ func markCommitted(ctx context.Context, r *JobRunner, j *Job, g *replication.Gro
 }
 
 var cleanupSteps = []stepDef{
+	{"delete-test-vms", deleteTestVMs},
 	{"delete-test-disks", deleteTestDisks},
 	{"release-holds", releaseTestHolds},
 }

@@ -38,6 +38,9 @@ type MachinePlan struct {
 	DiskURL func(key string) string
 	// Subnet is the target subnet: "vnet/subnet" of the deployment's resource group, or a full id.
 	Subnet string
+	// Isolated marks a test failover's VM: its NIC is tagged so, and a network that honours the tag (the
+	// local compute's) gives it none; in Azure the isolated test subnet does that.
+	Isolated bool
 	// Suffix makes the resource names of one job's VMs distinct from another's (a test failover's VMs
 	// run beside production ones): the job id's first eight digits.
 	Suffix string
@@ -137,6 +140,10 @@ func nic(vm replication.VMSpec, p MachinePlan, param func(string, any) string) m
 	if vm.StaticIP != "" {
 		ip["privateIPAllocationMethod"], ip["privateIPAddress"] = "Static", param("privateIPAddress", vm.StaticIP)
 	}
-	return map[string]any{"type": "Microsoft.Network/networkInterfaces", "apiVersion": apiNetwork, "name": "[parameters('nicName')]",
+	res := map[string]any{"type": "Microsoft.Network/networkInterfaces", "apiVersion": apiNetwork, "name": "[parameters('nicName')]",
 		"location": exprRGPlace, "properties": map[string]any{"ipConfigurations": []any{map[string]any{"name": "ipconfig1", "properties": ip}}}}
+	if p.Isolated {
+		res["tags"] = map[string]any{"standby-isolated": "true"}
+	}
+	return res
 }

@@ -152,3 +152,23 @@ func (vm VMSpec) withoutMachine() VMSpec {
 	}
 	return vm
 }
+
+// resourceGroupName is Azure's resource-group grammar: 1-90 letters, digits, underscores, hyphens,
+// periods and parentheses, not ending in a period.
+var resourceGroupName = regexp.MustCompile(`^[-\w._()]{0,89}[-\w_()]$`)
+
+// ResourceGroupName is where the group's failed-over VMs come up: the spec's, else the group's name
+// with "-asr", as Site Recovery names the recovery resource group.
+func (t TargetSpec) ResourceGroupName(group string) string {
+	if t.ResourceGroup != "" {
+		return t.ResourceGroup
+	}
+	return group + "-asr"
+}
+
+func (t TargetSpec) validateResourceGroup() error {
+	if t.ResourceGroup != "" && !resourceGroupName.MatchString(t.ResourceGroup) {
+		return fmt.Errorf("target.resourceGroup: %q is not a resource group name (1-90 letters, digits, _ - . ( ), not ending in .)", t.ResourceGroup)
+	}
+	return nil
+}

@@ -106,6 +106,8 @@ type TargetSpec struct {
 	// of new ones in Container — a reprotect's original disks. The first sync then compares block
 	// checksums with them and sends only the blocks that differ.
 	Disks map[string]string `json:"disks,omitempty"`
+	// ResourceGroup is where failed-over VMs come up (machine.go: default and grammar).
+	ResourceGroup string `json:"resourceGroup,omitempty"`
 }
 
 // TargetDisk is where a disk's replica lives: the existing blob the spec names, else Container/key.
@@ -224,7 +226,7 @@ func (s *GroupSpec) Normalize(group string) {
 
 // Validate checks every field; the error names the field by its JSON path.
 func (s *GroupSpec) Validate() error {
-	for _, check := range []func() error{s.validateVMs, s.Network.validate, s.validatePlacement, s.validateTarget, s.Policy.validate} {
+	for _, check := range []func() error{s.validateVMs, s.Network.validate, s.validatePlacement, s.validateTarget, s.Target.validateResourceGroup, s.Policy.validate} {
 		if err := check(); err != nil {
 			return err
 		}
@@ -384,7 +386,7 @@ func (p Policy) validate() error {
 // network mapping, a VM's subnet, static IP, zone or availability set): that changes in place.
 func (s *GroupSpec) OnlyPlacementDiffers(other *GroupSpec) bool {
 	strip := func(spec GroupSpec) GroupSpec {
-		spec.Network = NetworkSpec{}
+		spec.Network, spec.Target.ResourceGroup = NetworkSpec{}, ""
 		spec.VMs = append([]VMSpec(nil), spec.VMs...)
 		for i := range spec.VMs {
 			spec.VMs[i] = spec.VMs[i].withoutMachine()
@@ -406,6 +408,7 @@ func (s *GroupSpec) Conflicts(other *GroupSpec) []string {
 	}
 	diff("target.container", s.Target.Container, other.Target.Container)
 	diff("target.disks", fmt.Sprint(s.Target.Disks), fmt.Sprint(other.Target.Disks))
+	diff("target.resourceGroup", s.Target.ResourceGroup, other.Target.ResourceGroup)
 	diff("policy.crashConsistentIntervalSeconds", s.Policy.CrashConsistentIntervalSeconds, other.Policy.CrashConsistentIntervalSeconds)
 	diff("policy.appConsistentIntervalSeconds", s.Policy.AppConsistentIntervalSeconds, other.Policy.AppConsistentIntervalSeconds)
 	diff("policy.retentionHours", s.Policy.RetentionHours, other.Policy.RetentionHours)

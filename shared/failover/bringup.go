@@ -1,0 +1,138 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/standby-dr/standby/shared/replication"
+)
+
+// The bring-up steps end a failover with the VMs running: each VM's deployment (its managed disks
+// imported from the point's VHD copies, its NIC, the VM) goes to the Compute port under a name the job
+// fixes, so a redelivered step finds what an earlier delivery started; the next step polls until every
+// VM's guest reports healthy. Without a Compute port (not configured) the machine definitions next to
+// the disks are the outcome, for automation to deploy.
+
+func deployVMs(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
+	if r.Compute == nil {
+		return "no compute configured: the machine definitions next to the disks are for automation to deploy", 0, nil
+	}
+	disk := func(key string) replication.DiskRef { return replication.DiskRef{Container: j.Container, Name: key} }
+	if inPlace(j, g) {
+		disk = g.TargetDisk
+	}
+	rg := resourceGroupOf(g)
+	for _, vm := range g.Spec.VMs {
+		if _, mapped := g.Spec.Network.MappingFor(vm.Subnet); !mapped {
+			return "", 0, permanentError{fmt.Errorf("%s has no network mapping for its subnet %q: it has nowhere to attach", vm.Name, vm.Subnet)}
+		}
+		req, err := r.machineDeployment(j, g, vm, disk)
+		if err != nil {
+			return "", 0, permanentError{err}
+		}
+		err = r.Compute.Deploy(ctx, rg, deploymentName(j, vm.Name), req)
+		if errors.Is(err, replication.ErrInvalid) {
+			return "", 0, permanentError{fmt.Errorf("the deployment of %s was refused: %w", vm.Name, err)}
+		}
+		if err != nil {
+			return "", 0, err
+		}
+	}
+	return fmt.Sprintf("%d deployments started in resource group %s", len(g.Spec.VMs), rg), 0, nil
+}
+
+func waitVMs(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
+	if r.Compute == nil {
+		return "no compute configured", 0, nil
+	}
+	rg := resourceGroupOf(g)
+	var waiting []string
+	for _, vm := range g.Spec.VMs {
+		d, err := r.Compute.Deployment(ctx, rg, deploymentName(j, vm.Name))
+		if err != nil {
+			return "", 0, err
+		}
+		if d.State == DeploymentFailed {
+			return "", 0, permanentError{fmt.Errorf("the deployment of %s failed: %s", vm.Name, d.Error)}
+		}
+		st, err := r.Compute.VM(ctx, rg, vmName(j, vm.Name))
+		if d.State == DeploymentRunning || errors.Is(err, replication.ErrNotFound) {
+			waiting = append(waiting, vm.Name+" (deploying)")
+			continue
+		}
+		if err != nil {
+			return "", 0, err
+		}
+		if !st.Healthy {
+			if r.Now().Sub(j.Steps[j.Next].Started) > r.bootTimeout() {
+				return "", 0, permanentError{fmt.Errorf("%s did not report healthy within %s (%s): %s", vm.Name, r.bootTimeout(), st.PowerState, st.Detail)}
+			}
+			waiting = append(waiting, vm.Name+" ("+st.PowerState+")")
+			continue
+		}
+		if j.Result == nil {
+			j.Result = map[string]string{}
+		}
+		j.Result["vm:"+vm.Name] = st.ID + " " + st.PowerState + " healthy"
+	}
+	if len(waiting) > 0 {
+		return "waiting for " + strings.Join(waiting, ", "), r.poll(j, time.Second), nil
+	}
+	return fmt.Sprintf("%d VMs running and healthy in %s", len(g.Spec.VMs), rg), 0, nil
+}
+
+func (r *JobRunner) bootTimeout() time.Duration {
+	if r.BootTimeout > 0 {
+		return r.BootTimeout
+	}
+	return VMBootTimeout
+}
+
+// deleteTestVMs removes what the group's test failovers deployed: each deployment's VM, NIC and disks.
+func deleteTestVMs(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
+	if r.Compute == nil {
+		return "no compute configured", 0, nil
+	}
+	holds, _, err := replication.QueryAll[replication.PointHold](ctx, r.State, replication.HoldsTable, j.Group)
+	if err != nil {
+		return "", 0, err
+	}
+	rg, deleted := resourceGroupOf(g), 0
+	for _, h := range holds {
+		var test Job
+		if _, err := r.State.Get(ctx, JobsTable, h.Job, JobRow, &test); err != nil || test.Type != JobTestFailover {
+			continue
+		}
+		for _, vm := range g.Spec.VMs {
+			d, err := r.Compute.Deployment(ctx, rg, deploymentName(&test, vm.Name))
+			if errors.Is(err, replication.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return "", 0, err
+			}
+			ids := append([]string(nil), d.Resources...)
+			sort.Slice(ids, func(a, b int) bool { return removalOrder(ids[a]) < removalOrder(ids[b]) })
+			if err := r.Compute.Delete(ctx, rg, ids); err != nil {
+				return "", 0, err
+			}
+			deleted += len(ids)
+		}
+	}
+	return fmt.Sprintf("%d test resources deleted (VMs, NICs, disks)", deleted), 0, nil
+}
+
+// removalOrder deletes a VM before the NIC and disks it holds.
+func removalOrder(id string) int {
+	switch {
+	case strings.Contains(id, "/virtualMachines/"):
+		return 0
+	case strings.Contains(id, "/networkInterfaces/"):
+		return 1
+	}
+	return 2
+}
