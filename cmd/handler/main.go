@@ -99,7 +99,7 @@ func routes(d *backends.Backends, log *slog.Logger) http.Handler {
 	failFn := &failover.Function{}
 	if d.State != nil && d.Pages != nil && d.Jobs != nil {
 		failFn.Runner = &jobs.JobRunner{State: d.State, Pages: d.Pages, Journal: d.Journal, Jobs: d.Jobs, Log: log.With("function", "failover"),
-			Now: now, MaxDeliveries: intSetting(log, settingMaxDelivery, 10), Peer: d.Peer,
+			Now: now, MaxDeliveries: intSetting(log, settingMaxDelivery, 10), Peer: d.Peer, Compute: d.Compute, StorageAccountID: d.TargetAccountID,
 			Restorer: &replication.Restorer{State: d.State, Pages: d.Pages, Journal: d.Journal, Parallelism: 8}}
 	}
 	apiLog := log.With("function", "api")

@@ -47,6 +47,10 @@ type Backends struct {
 	Peer failover.PeerSite
 	// DeadLetters reads the job queue's dead-letter queue.
 	DeadLetters func(ctx context.Context, max int) ([]apiv1.DeadLetterView, error)
+	// Compute brings failed-over VMs up (nil when StandbyCompute is not set); TargetAccountID is the
+	// target storage account's resource id, which managed disks import from.
+	Compute         failover.Compute
+	TargetAccountID string
 	// Probes check every dependency for the health endpoint; one whose setting is missing or wrong
 	// answers with that error.
 	Probes []replication.Probe
@@ -90,6 +94,11 @@ func Open(ctx context.Context, getenv func(string) string, log *slog.Logger) *Ba
 	} else {
 		b.Journal = newJournal(getenv, svc)
 		add("cache-blobs", pageblobs.New(svc).Ping, nil)
+	}
+	if compute, accountID, err := OpenCompute(getenv, b.Pages, log); err != nil {
+		add("compute", nil, err)
+	} else {
+		b.Compute, b.TargetAccountID = compute, accountID
 	}
 	// The other region's deployment: reachable only when needed (it may be the region that is down).
 	if base := strings.TrimSpace(getenv(SettingPeerAPI)); base != "" {

@@ -61,7 +61,7 @@ func (c *Compute) checkImport(ctx context.Context, r resource) error {
 	if err != nil {
 		return fmt.Errorf("properties.creationData.sourceUri: %s is not a fixed VHD: %v", ref, err)
 	}
-	if f.CurrentSize != virtual {
+	if f.CurrentSize != uint64(virtual) {
 		return fmt.Errorf("properties.creationData.sourceUri: %s: the footer says %d bytes, the blob holds %d before it", ref, f.CurrentSize, virtual)
 	}
 	return nil
