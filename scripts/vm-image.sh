@@ -21,7 +21,8 @@ guest_hostname=${STANDBY_VM_HOSTNAME:-standby-vm}
 disk_mib=64
 # The modules the initramfs must load to mount an ext4 root on a virtio disk; whichever the kernel has
 # built in (ext4 and crc32c in Debian's cloud kernel) are skipped, the rest come with their dependencies.
-needed_modules=(virtio_pci virtio_blk ext4 crc32c_generic)
+# virtio_net is for machines booted with user-mode networking (the guest gets eth0; it configures nothing).
+needed_modules=(virtio_pci virtio_blk ext4 crc32c_generic virtio_net)
 started=$(date +%s%N)
 
 say() { echo "vm-image: $*"; }
@@ -104,13 +105,18 @@ build_initrd() { # build_initrd <kernel> <staging> <output>
   cat >"$dir/init" <<'EOF'
 #!/bin/sh
 # The "hypervisor's" initramfs: load the virtio disk driver, mount the OS disk named by root= and hand
-# over to the disk's own /sbin/init. Any failure ends this init, so the kernel panics and (panic=-1 with
-# QEMU's -no-reboot) the machine stops.
+# over to the disk's own /sbin/init. On a failure it says why on the console (the last line of the serial
+# log) and powers the machine off (QEMU's -no-reboot ends QEMU); if it died instead, the kernel would
+# panic, and panic=-1 with -no-reboot would end QEMU too, after a stack trace.
 export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-fail() { echo "STANDBY-INITRD-FAIL: $*"; exit 1; }
+fail() {
+  echo "STANDBY-INITRD-FAIL: $*"
+  poweroff -f
+  exit 1
+}
 while read -r ko; do
   [ -n "$ko" ] && insmod "/lib/modules/$ko" || fail "insmod $ko"
 done </lib/modules/load-order
