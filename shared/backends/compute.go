@@ -17,10 +17,10 @@ import (
 // Compute settings: where failed-over VMs come up, and the target account's resource id (managed disks
 // import its VHDs).
 const (
-	SettingCompute          = "StandbyCompute"
-	SettingTargetAccountID  = "StandbyTargetStorageAccountId"
-	localComputePrefix      = "UseLocalCompute=true"
-	defaultLocalAccountID   = "/subscriptions/local/resourceGroups/local/providers/Microsoft.Storage/storageAccounts/devstoreaccount1"
+	SettingCompute         = "StandbyCompute"
+	SettingTargetAccountID = "StandbyTargetStorageAccountId"
+	localComputePrefix     = "UseLocalCompute=true"
+	defaultLocalAccountID  = "/subscriptions/local/resourceGroups/local/providers/Microsoft.Storage/storageAccounts/devstoreaccount1"
 )
 
 // OpenCompute is the Compute port the settings name: "UseLocalCompute=true;Dir=…;Images=…;Types=…"

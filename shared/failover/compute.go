@@ -57,4 +57,6 @@ func deploymentName(j *Job, vm string) string { return fmt.Sprintf("standby-%s-%
 func vmName(j *Job, vm string) string { return vm + "-" + j.ID()[:8] }
 
 // resourceGroupOf is where a group's VMs come up.
-func resourceGroupOf(g *replication.Group) string { return g.Spec.Target.ResourceGroupName(g.Record.PartitionKey) }
+func resourceGroupOf(g *replication.Group) string {
+	return g.Spec.Target.ResourceGroupName(g.Record.PartitionKey)
+}

@@ -3,7 +3,6 @@ package localcompute
 import (
 	"context"
 	"fmt"
-	"slices"
 
 	"github.com/standby-dr/standby/shared/failover"
 	"github.com/standby-dr/standby/shared/replication"
@@ -146,5 +145,3 @@ func dig(v any, path ...any) any {
 	}
 	return v
 }
-
-var _ = slices.Contains[[]string]
