@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: build package demo test test-unit bench fuzz vet check-tracked clean stop
+.PHONY: build package vm-image demo test test-unit bench fuzz vet check-tracked clean stop
 
 build:
 	$(GO) build -o bin/handler ./cmd/handler
@@ -17,14 +17,19 @@ build:
 package:
 	scripts/package.sh dist
 
+# The bootable VM image of the local compute (a Debian cloud kernel, a virtio initramfs, an ext4 OS disk
+# with busybox), cached under .local/vm; installs QEMU and the kernel with apt-get when missing.
+vm-image:
+	scripts/vm-image.sh
+
 demo: build package
 	scripts/demo.sh
 
 # Every test: unit and contract tests (race detector on the concurrent packages), then the cross-process
 # end-to-end and fault tests in tests/. Azurite is started first and stopped after.
-test: build package vet check-tracked
+test: build package vm-image vet check-tracked
 	scripts/azurite.sh start
-	STANDBY_REQUIRE_AZURITE=1 STANDBY_REQUIRE_TYPES=1 $(GO) test -count=1 -race -timeout 30m ./... ; status=$$?; scripts/azurite.sh stop; exit $$status
+	STANDBY_REQUIRE_AZURITE=1 STANDBY_REQUIRE_TYPES=1 STANDBY_REQUIRE_QEMU=1 $(GO) test -count=1 -race -timeout 30m ./... ; status=$$?; scripts/azurite.sh stop; exit $$status
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || (gofmt -l . ; echo "gofmt needed"; exit 1)

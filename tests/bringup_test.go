@@ -1,0 +1,98 @@
+package tests
+
+import (
+	"bytes"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/standby-dr/standby/shared/localcompute"
+	"github.com/standby-dr/standby/shared/qemu"
+	"github.com/standby-dr/standby/shared/replication"
+	"github.com/standby-dr/standby/shared/testenv"
+)
+
+// vmImages are scripts/vm-image.sh's outputs (make test builds them first).
+func vmImages(t *testing.T) qemu.Images {
+	t.Helper()
+	images, err := qemu.LoadImages(filepath.Join("..", qemu.DefaultImageDir))
+	if err == nil {
+		images.Dir, _ = filepath.Abs(images.Dir)
+		images, err = qemu.LoadImages(images.Dir)
+	}
+	if err != nil {
+		if os.Getenv("STANDBY_REQUIRE_QEMU") != "" {
+			t.Fatal(err)
+		}
+		t.Skipf("%v: run scripts/vm-image.sh (make test does)", err)
+	}
+	return images
+}
+
+// A test failover ends with the VM running: the OS disk — a bootable image, replicated through the
+// whole pipeline — is copied from the recovery point into a fixed VHD, the local compute imports it as
+// a managed disk and boots the VM with QEMU in no network, and the guest reports healthy on its own
+// serial console. Cleanup deletes the VM, its NIC and its disks.
+func TestTestFailoverBootsTheVM(t *testing.T) {
+	images := vmImages(t)
+	types, _ := filepath.Abs(filepath.Join("..", "..", "shared", "reference", "azure-types"))
+	computeDir := t.TempDir()
+	s := defineStack(t, "*/1 * * * * *", testenv.Storage(t, "target"), testenv.Storage(t, "target"), testenv.Storage(t, "source"))
+	s.app.setValues(t, map[string]string{"StandbyCompute": "UseLocalCompute=true;Dir=" + computeDir + ";Images=" + images.Dir + ";Types=" + types})
+	s.app.start(t)
+	t.Cleanup(func() { localcompute.StopAll(computeDir, localcompute.QEMU{}) })
+
+	group := testenv.Unique("boot")
+	image, err := os.ReadFile(images.OS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := int64(len(image))
+	status, _, body := s.app.call(t, "PUT", "/api/v1/groups/"+group, "test-key", `{"vms":[{"name":"web","subnet":"src/app",
+		"disks":[{"name":"os","sizeBytes":`+itoa(int(size))+`,"source":"agent","role":"os","osType":"Linux"}]}],
+		"network":{"mappings":[{"source":"src/app","target":"dr/app","test":"drtest/app"}]}}`)
+	if status != http.StatusCreated {
+		t.Fatalf("PUT: %d %s", status, body)
+	}
+	a := s.agent(t, group, []replication.DiskRefSpec{{Key: "web/os", VM: "web", Spec: replication.DiskSpec{Name: "os", SizeBytes: size, Source: "agent"}}})
+	zero := make([]byte, 1<<20)
+	for off := int64(0); off < size; off += 1 << 20 {
+		if block := image[off : off+1<<20]; !bytes.Equal(block, zero) {
+			if err := a.Write("web/os", off, block); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	a.Marker("crash", true)
+	waitFor(t, 60*time.Second, "the baseline's recovery point", func() bool {
+		_, _, body := s.app.call(t, "GET", "/api/v1/groups/"+group+"/recovery-points", "test-key", "")
+		return strings.Contains(body, `"kind": "crash"`)
+	})
+
+	job := s.runJob(t, "/api/v1/groups/"+group+"/failover", `{"type":"test"}`, 4*time.Minute)
+	if !strings.Contains(job.Result["vm:web"], "running healthy") {
+		t.Fatalf("the test VM: %q (result %v)", job.Result["vm:web"], job.Result)
+	}
+	logs, _ := filepath.Glob(filepath.Join(computeDir, group+"-asr", "vms", "*", "serial.log"))
+	if len(logs) != 1 {
+		t.Fatalf("serial logs: %v", logs)
+	}
+	serial, _ := os.ReadFile(logs[0])
+	if !strings.Contains(string(serial), qemu.Healthy+" host=standby-vm disks=/dev/vda") {
+		t.Fatalf("the guest's console does not say it is up:\n%s", serial)
+	}
+	deployments, _ := filepath.Glob(filepath.Join(computeDir, group+"-asr", "deployments", "*.json"))
+	if len(deployments) != 1 {
+		t.Fatalf("deployments kept: %v", deployments)
+	}
+
+	s.runJob(t, "/api/v1/groups/"+group+"/cleanup-test-failover", "", 2*time.Minute)
+	for _, kind := range []string{"vms/*", "disks/*.img", "networkInterfaces/*.json"} {
+		if left, _ := filepath.Glob(filepath.Join(computeDir, group+"-asr", kind)); len(left) != 0 {
+			t.Errorf("cleanup left %v", left)
+		}
+	}
+}
