@@ -6,11 +6,13 @@
 #   os.img         a raw 64 MiB disk, ext4 with no partition table (the guest's /dev/vda): busybox and an
 #                  /sbin/init that prints "STANDBY-GUEST-UP host=<hostname> disks=<...>" on ttyS0
 #   kernel-version the kernel's version
+#   guest-hostname the guest's hostname (its /etc/hostname)
 # Direct kernel boot: the kernel and initramfs are the "hypervisor's" boot files (as Azure's boot path is
 # the platform's), the root filesystem is on the disk, which is the VM's OS disk - the disk a failover
 # replicates and boots. No bootloader, no partition table, no root mounts or loop devices: mke2fs -d
 # populates the filesystem from a directory, so it runs in CI as an ordinary root process.
-# Idempotent: nothing is rebuilt while the outputs exist and are newer than this script. Missing tools are
+# Idempotent: nothing is rebuilt while the outputs exist, are newer than this script and have the asked
+# hostname (a newer cloud kernel is picked up after `rm -r .local/vm`). Missing tools are
 # installed with apt-get (STANDBY_VM_NO_INSTALL=1 fails instead). STANDBY_VM_HOSTNAME sets the guest's
 # /etc/hostname (default standby-vm).
 set -euo pipefail
@@ -29,9 +31,10 @@ say() { echo "vm-image: $*"; }
 
 fresh() { # every output exists and is newer than this script
   local f
-  for f in vmlinuz initrd.img os.img kernel-version; do
+  for f in vmlinuz initrd.img os.img kernel-version guest-hostname; do
     [[ -s $out/$f && $out/$f -nt $script ]] || return 1
   done
+  [[ $(cat "$out/guest-hostname") == "$guest_hostname" ]]
 }
 
 install_missing() {
@@ -53,7 +56,12 @@ install_missing() {
   say "installing ${pkgs[*]}"
   local sudo=()
   ((EUID == 0)) || sudo=(sudo)
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${pkgs[@]}" >/dev/null
+  local apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get)
+  if ! "${apt[@]}" install -y --no-install-recommends "${pkgs[@]}" >/dev/null; then
+    say "apt-get install failed: updating the package lists and trying again"
+    "${apt[@]}" update >/dev/null
+    "${apt[@]}" install -y --no-install-recommends "${pkgs[@]}" >/dev/null
+  fi
 }
 
 # busybox-static's /bin/busybox is statically linked (the guest has no libc); Debian's busybox package
@@ -209,9 +217,10 @@ main() {
   build_initrd "$kernel" "$staging" "$staging/initrd.img"
   build_os "$staging" "$staging/os.img"
   echo "$kernel" >"$staging/kernel-version"
-  local f
-  for f in vmlinuz initrd.img os.img kernel-version; do mv -f "$staging/$f" "$out/$f"; done
-  for f in vmlinuz initrd.img os.img kernel-version; do
+  echo "$guest_hostname" >"$staging/guest-hostname"
+  local f outputs=(vmlinuz initrd.img os.img kernel-version guest-hostname)
+  for f in "${outputs[@]}"; do mv -f "$staging/$f" "$out/$f"; done
+  for f in "${outputs[@]}"; do
     say "$(printf '%-14s %8s' "$f" "$(du -h "$out/$f" | cut -f1)")  $out/$f"
   done
   say "kernel $kernel, guest hostname $guest_hostname, built in $(( ($(date +%s%N) - started) / 1000000 )) ms"
