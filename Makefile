@@ -54,6 +54,7 @@ bench: build
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeDescriptor -fuzztime 30s ./shared/replication
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRequest -fuzztime 30s ./shared/funcproto
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./shared/vhd
 
 stop:
 	scripts/devhost.sh stop; scripts/azurite.sh stop
