@@ -107,7 +107,7 @@ func TestTestFailoverAndCleanup(t *testing.T) {
 			t.Fatalf("step %+v", s)
 		}
 	}
-	got, _ := f.pages.ReadRange(ctx, replication.DiskRef{Container: "g1-test", Name: "vm/d"}, "", 0, 4096)
+	got, _ := f.pages.ReadRange(ctx, replication.DiskIn("g1-test", "vm/d"), "", 0, 4096)
 	if !bytes.Equal(got, bytes.Repeat([]byte{7}, 4096)) {
 		t.Fatal("the test disk is not the point's content")
 	}
@@ -125,7 +125,7 @@ func TestTestFailoverAndCleanup(t *testing.T) {
 	if j := f.job(t, cleanup.ID()); j.State != failover.JobSucceeded {
 		t.Fatalf("cleanup %+v", j)
 	}
-	if _, err := f.pages.Size(ctx, replication.DiskRef{Container: "g1-test", Name: "vm/d"}); !errors.Is(err, replication.ErrNotFound) {
+	if _, err := f.pages.Size(ctx, replication.DiskIn("g1-test", "vm/d")); !errors.Is(err, replication.ErrNotFound) {
 		t.Fatalf("test disk after cleanup: %v", err)
 	}
 	if holds, _, _ := replication.QueryAll[replication.PointHold](ctx, f.state, replication.HoldsTable, "g1"); len(holds) != 0 {
@@ -189,7 +189,7 @@ func TestUnplannedFailoverThenCommit(t *testing.T) {
 	if j.State != failover.JobSucceeded || g.Record.State != replication.StateFailedOver || g.Record.FailoverJob != job.ID() || j.Result["container"] != "g1-failover" {
 		t.Fatalf("job %s, group %s (%s)", j.State, g.Record.State, g.Record.Reason)
 	}
-	got, _ := f.pages.ReadRange(ctx, replication.DiskRef{Container: "g1-failover", Name: "vm/d"}, "", 0, 4096)
+	got, _ := f.pages.ReadRange(ctx, replication.DiskIn("g1-failover", "vm/d"), "", 0, 4096)
 	if !bytes.Equal(got, bytes.Repeat([]byte{7}, 4096)) {
 		t.Fatal("the failed-over disk is not the point's content")
 	}
@@ -271,7 +271,7 @@ func TestChangeRecoveryPointThenCommitKeepsTheNewPoint(t *testing.T) {
 			}
 		}
 	}
-	got, _ := f.pages.ReadRange(ctx, replication.DiskRef{Container: "g1-failover", Name: "vm/d"}, "", 0, 4096)
+	got, _ := f.pages.ReadRange(ctx, replication.DiskIn("g1-failover", "vm/d"), "", 0, 4096)
 	if !bytes.Equal(got, bytes.Repeat([]byte{2}, 4096)) {
 		t.Fatal("the failover disk is not the changed point's content")
 	}
@@ -338,7 +338,7 @@ func TestMachineDefinitionsFollowTheNetworkMapping(t *testing.T) {
 
 func TestNetworkSpecValidation(t *testing.T) {
 	base := func() replication.GroupSpec {
-		s := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Subnet: "v/s", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 512, Source: "agent"}}}},
+		s := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Subnet: "v/s", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 1 << 20, Source: "agent"}}}},
 			Network: replication.NetworkSpec{Mappings: []replication.NetworkMapping{{Source: "v/s", Target: "t/s", Test: "x/s"}}}}
 		s.Normalize("g")
 		return s

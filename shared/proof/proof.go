@@ -154,7 +154,7 @@ func (p *Prover) Container(ctx context.Context, pages replication.PageStore, vie
 	}
 	failures := 0
 	for _, d := range spec.Disks() {
-		ref := replication.DiskRef{Container: container, Name: d.Key}
+		ref := replication.DiskIn(container, d.Key)
 		var same bool
 		var err error
 		if seq > 0 {
