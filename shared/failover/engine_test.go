@@ -33,7 +33,7 @@ func newJobFixture(t *testing.T) *jobFixture {
 	spec.Normalize("g1")
 	f.pages.EnsureContainer(ctx, spec.Target.Container)
 	f.g, _ = replication.CreateGroup(ctx, f.state, "g1", spec, time.Now())
-	f.pages.Create(ctx, f.g.TargetDisk("vm/d"), 1<<20)
+	replication.CreateFixedVHD(ctx, f.pages, f.g.TargetDisk("vm/d"), 1<<20, time.Now())
 	f.pages.WritePages(ctx, f.g.TargetDisk("vm/d"), 0, bytes.Repeat([]byte{7}, 4096))
 	snap, _ := f.pages.Snapshot(ctx, f.g.TargetDisk("vm/d"), "")
 	f.pages.WritePages(ctx, f.g.TargetDisk("vm/d"), 0, bytes.Repeat([]byte{8}, 4096)) // after the point
@@ -110,6 +110,13 @@ func TestTestFailoverAndCleanup(t *testing.T) {
 	got, _ := f.pages.ReadRange(ctx, replication.DiskIn("g1-test", "vm/d"), "", 0, 4096)
 	if !bytes.Equal(got, bytes.Repeat([]byte{7}, 4096)) {
 		t.Fatal("the test disk is not the point's content")
+	}
+	// The copy is an importable fixed VHD: its last 512 bytes are the footer of a disk of its size.
+	if err := replication.CheckFixedVHD(ctx, f.pages, replication.DiskIn("g1-test", "vm/d"), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(j.Result["template:vm"], "g1-test/vm/d.vhd") {
+		t.Fatalf("the machine definition attaches another blob: %s", j.Result["template:vm"])
 	}
 	if tpl, err := f.pages.GetBlob(ctx, failover.TemplateBlob("g1-test", "vm")); err != nil || string(tpl) != j.Result["template:vm"] ||
 		j.Result["templateUrl:vm"] != "https://memstore.invalid/g1-test/vm.template.json" {
