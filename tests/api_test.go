@@ -18,6 +18,7 @@ import (
 	"github.com/standby-dr/standby/shared/failover"
 	"github.com/standby-dr/standby/shared/memstore"
 	"github.com/standby-dr/standby/shared/replication"
+	"github.com/standby-dr/standby/shared/vhd"
 )
 
 func newTestAPI(t *testing.T) (*httptest.Server, *memstore.Pages, *memstore.State) {
@@ -59,13 +60,19 @@ func TestEnableReplication(t *testing.T) {
 	if status != 201 || !strings.Contains(body, `"state": "InitialReplication"`) || !strings.Contains(body, `"container": "shop-asr"`) {
 		t.Fatalf("PUT: %d %s", status, body)
 	}
-	for _, d := range []string{"web/os", "db/os", "db/data"} {
+	for _, d := range []string{"web/os.vhd", "db/os.vhd", "db/data.vhd"} {
 		if _, err := pages.Size(context.Background(), replication.DiskRef{Container: "shop-asr", Name: d}); err != nil {
 			t.Fatalf("target disk %s not created: %v", d, err)
 		}
 	}
-	if size, _ := pages.Size(context.Background(), replication.DiskRef{Container: "shop-asr", Name: "db/data"}); size != 2<<20 {
-		t.Fatalf("db/data target is %d bytes, want the source size", size)
+	// Each replica is a fixed VHD: the source's size, then a footer that says so.
+	data := replication.DiskRef{Container: "shop-asr", Name: "db/data.vhd"}
+	if size, _ := pages.Size(context.Background(), data); size != 2<<20+512 {
+		t.Fatalf("db/data target is %d bytes, want the source size and a VHD footer", size)
+	}
+	tail, _ := pages.ReadRange(context.Background(), data, "", 2<<20, 512)
+	if f, err := vhd.Parse(tail); err != nil || f.CurrentSize != 2<<20 || f.DiskType != vhd.DiskTypeFixed {
+		t.Fatalf("db/data target's footer: %+v, %v", f, err)
 	}
 	if status, _ := call(t, srv, "PUT", "/api/v1/groups/shop", goodSpec); status != 200 {
 		t.Fatalf("re-PUT of the same spec: %d, want 200", status)
@@ -89,20 +96,22 @@ func TestInvalidGroupSpecsNameTheField(t *testing.T) {
 	srv, _, state := newTestAPI(t)
 	cases := []struct{ body, want string }{
 		{`{"vms":[]}`, "vms: a group has 1 to 16 VMs, got 0"},
-		{`{"vms":[{"name":"Web","disks":[{"name":"os","sizeBytes":512,"source":"agent"}]}]}`, `vms[0].name: \"Web\"`},
+		{`{"vms":[{"name":"Web","disks":[{"name":"os","sizeBytes":1048576,"source":"agent"}]}]}`, `vms[0].name: \"Web\"`},
 		{`{"vms":[{"name":"web","disks":[]}]}`, "vms[0].disks: a VM has 1 to 64 disks, got 0"},
-		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":1000,"source":"agent"}]}]}`, "vms[0].disks[0].sizeBytes: 1000 must be a positive multiple of 512 up to 8 TiB"},
+		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":1000,"source":"agent"}]}]}`, "vms[0].disks[0].sizeBytes: 1000 must be a positive whole number of MiB up to 8 TiB"},
+		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":1048064,"source":"agent"}]}]}`, "vms[0].disks[0].sizeBytes: 1048064 must be a positive whole number of MiB"},
+		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":8796093022208,"source":"agent"}]}]}`, "vms[0].disks[0].sizeBytes: 8796093022208"},
 		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":8796093022720,"source":"agent"}]}]}`, "vms[0].disks[0].sizeBytes: 8796093022720"},
-		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":512,"source":"ftp://x"}]}]}`, `vms[0].disks[0].source: \"ftp://x\", want file:<path>, pageblob:<url> or agent`},
-		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":512,"source":"agent"},{"name":"os","sizeBytes":512,"source":"agent"}]}]}`, `vms[0].disks[1].name: \"os\" appears twice`},
-		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":512,"source":"agent"}]}],"policy":{"crashConsistentIntervalSeconds":10}}`, "policy.crashConsistentIntervalSeconds: 10, the minimum is 30"},
-		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":512,"source":"agent"}]}],"policy":{"appConsistentIntervalSeconds":60}}`, "policy.appConsistentIntervalSeconds: 60, want 0 (off) or at least 900"},
-		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":512,"source":"agent"}]}],"policy":{"retentionHours":400}}`, "policy.retentionHours: 400 is outside 0..360"},
-		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":512,"source":"agent"}]}],"target":{"container":"A_B"}}`, `target.container: \"A_B\"`},
-		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":512,"source":"agent"}]}],"policy":{"rpoWarningMinutes":40}}`, "policy.rpoCriticalMinutes: 30 must exceed rpoWarningMinutes 40"},
+		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":1048576,"source":"ftp://x"}]}]}`, `vms[0].disks[0].source: \"ftp://x\", want file:<path>, pageblob:<url> or agent`},
+		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":1048576,"source":"agent"},{"name":"os","sizeBytes":1048576,"source":"agent"}]}]}`, `vms[0].disks[1].name: \"os\" appears twice`},
+		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":1048576,"source":"agent"}]}],"policy":{"crashConsistentIntervalSeconds":10}}`, "policy.crashConsistentIntervalSeconds: 10, the minimum is 30"},
+		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":1048576,"source":"agent"}]}],"policy":{"appConsistentIntervalSeconds":60}}`, "policy.appConsistentIntervalSeconds: 60, want 0 (off) or at least 900"},
+		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":1048576,"source":"agent"}]}],"policy":{"retentionHours":400}}`, "policy.retentionHours: 400 is outside 0..360"},
+		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":1048576,"source":"agent"}]}],"target":{"container":"A_B"}}`, `target.container: \"A_B\"`},
+		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":1048576,"source":"agent"}]}],"policy":{"rpoWarningMinutes":40}}`, "policy.rpoCriticalMinutes: 30 must exceed rpoWarningMinutes 40"},
 		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":"big","source":"agent"}]}]}`, "body is not valid JSON of the expected shape"},
 		{`{"vms":[],"color":"red"}`, `unknown field \"color\"`},
-		{`{"vms":[{"name":"web","subnet":"v/s","disks":[{"name":"os","sizeBytes":512,"source":"agent"}]}]}`, `vms[0].subnet: \"v/s\" has no network mapping`},
+		{`{"vms":[{"name":"web","subnet":"v/s","disks":[{"name":"os","sizeBytes":1048576,"source":"agent"}]}]}`, `vms[0].subnet: \"v/s\" has no network mapping`},
 	}
 	for _, c := range cases {
 		status, body := call(t, srv, "PUT", "/api/v1/groups/g1", c.body)
@@ -181,13 +190,13 @@ func TestDisableAndAgentReports(t *testing.T) {
 	if status, body := call(t, srv, "DELETE", "/api/v1/groups/shop", ""); status != 200 || !strings.Contains(body, `"state": "Disabled"`) {
 		t.Fatalf("disable keeping data: %d %s", status, body)
 	}
-	if _, err := pages.Size(context.Background(), replication.DiskRef{Container: "shop-asr", Name: "web/os"}); err != nil {
+	if _, err := pages.Size(context.Background(), replication.DiskRef{Container: "shop-asr", Name: "web/os.vhd"}); err != nil {
 		t.Fatal("keepData=true removed a disk")
 	}
 	if status, _ := call(t, srv, "DELETE", "/api/v1/groups/shop?keepData=false", ""); status != 204 {
 		t.Fatalf("disable removing data: %d", status)
 	}
-	if _, err := pages.Size(context.Background(), replication.DiskRef{Container: "shop-asr", Name: "web/os"}); err == nil {
+	if _, err := pages.Size(context.Background(), replication.DiskRef{Container: "shop-asr", Name: "web/os.vhd"}); err == nil {
 		t.Fatal("keepData=false kept the disks")
 	}
 	if status, _ := call(t, srv, "GET", "/api/v1/groups/shop", ""); status != 404 {
@@ -272,11 +281,17 @@ func TestEnableIntoExistingTargetDisks(t *testing.T) {
 	pages.EnsureContainer(ctx, "orig")
 	pages.Create(ctx, orig, 2<<20)
 	status, body = call(t, srv, "PUT", "/api/v1/groups/back", spec)
-	if status != 409 || !strings.Contains(body, "target.disks[web/os]: orig/web-os has 2097152 bytes, the spec says 1048576") {
+	if status != 409 || !strings.Contains(body, "target.disks[web/os]: orig/web-os has 2097152 bytes, a fixed VHD of the disk's 1048576 bytes has 1049088") {
 		t.Fatalf("PUT onto a disk of another size: %d %s", status, body)
 	}
 	pages.Delete(ctx, orig)
-	pages.Create(ctx, orig, 1<<20)
+	pages.Create(ctx, orig, 1<<20+512) // the right size, but a raw image: no VHD footer
+	status, body = call(t, srv, "PUT", "/api/v1/groups/back", spec)
+	if status != 409 || !strings.Contains(body, "target.disks[web/os]: orig/web-os has no fixed VHD footer after its 1048576 bytes") {
+		t.Fatalf("PUT onto a disk without a VHD footer: %d %s", status, body)
+	}
+	pages.Delete(ctx, orig)
+	replication.CreateFixedVHD(ctx, pages, orig, 1<<20, time.Now())
 	pages.WritePages(ctx, orig, 0, []byte(strings.Repeat("x", 512)))
 	if status, body = call(t, srv, "PUT", "/api/v1/groups/back", spec); status != 201 || !strings.Contains(body, `"web/os": "orig/web-os"`) {
 		t.Fatalf("PUT onto the original disk: %d %s", status, body)
@@ -284,7 +299,7 @@ func TestEnableIntoExistingTargetDisks(t *testing.T) {
 	if got, _ := pages.ReadRange(ctx, orig, "", 0, 512); string(got) != strings.Repeat("x", 512) {
 		t.Fatal("enabling replication into an existing disk changed it")
 	}
-	if _, err := pages.Size(ctx, replication.DiskRef{Container: "back-asr", Name: "web/os"}); err == nil {
+	if _, err := pages.Size(ctx, replication.DiskRef{Container: "back-asr", Name: "web/os.vhd"}); err == nil {
 		t.Fatal("a new target disk was created besides the existing one")
 	}
 }

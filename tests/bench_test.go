@@ -223,7 +223,7 @@ func applyTime(b *testing.B, size int64) time.Duration {
 	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm0", Disks: []replication.DiskSpec{disks[0].Spec}}}}
 	spec.Normalize(group)
 	pages.EnsureContainer(ctx, spec.Target.Container)
-	if err := pages.Create(ctx, replication.DiskRef{Container: spec.Target.Container, Name: disks[0].Key}, size); err != nil {
+	if err := replication.CreateFixedVHD(ctx, pages, spec.TargetDisk(disks[0].Key), size, time.Now()); err != nil {
 		b.Fatal(err)
 	}
 	if _, err := replication.CreateGroup(ctx, state, group, spec, time.Now()); err != nil {
@@ -345,7 +345,7 @@ func BenchmarkFigure_rto(b *testing.B) {
 	pages.EnsureContainer(ctx, container)
 	start := time.Now()
 	for key, snap := range p.Snapshots {
-		if err := pages.StartCopy(ctx, replication.DiskRef{Container: group + "-asr", Name: key}, snap, replication.DiskRef{Container: container, Name: key}); err != nil {
+		if err := pages.StartCopy(ctx, replication.DiskIn(group+"-asr", key), snap, replication.DiskRef{Container: container, Name: key}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -78,9 +78,13 @@ func compareWithSources(t *testing.T, spec, container string) {
 	for _, vm := range sp.VMs {
 		for _, d := range vm.Disks {
 			src, _ := os.ReadFile(strings.TrimPrefix(d.Source, "file:"))
-			got, err := pages.ReadRange(context.Background(), replication.DiskRef{Container: container, Name: vm.Name + "/" + d.Name}, "", 0, d.SizeBytes)
+			ref := replication.DiskIn(container, vm.Name+"/"+d.Name)
+			got, err := pages.ReadRange(context.Background(), ref, "", 0, d.SizeBytes)
 			if err != nil || !bytes.Equal(got, src) {
 				t.Fatalf("failed-over disk %s/%s differs from its source (err %v)", vm.Name, d.Name, err)
+			}
+			if err := replication.CheckFixedVHD(context.Background(), pages, ref, d.SizeBytes); err != nil {
+				t.Fatalf("failed-over disk %s/%s is not an importable fixed VHD: %v", vm.Name, d.Name, err)
 			}
 		}
 	}
@@ -145,7 +149,7 @@ func TestUnplannedFailoverAfterTheSourceDied(t *testing.T) {
 	}
 	pages := pageblobs.New(testenv.BlobService(t, "target"))
 	for key, sum := range want {
-		got, err := pages.ReadRange(context.Background(), replication.DiskRef{Container: group + "-failover", Name: key}, "", 0, diskSize)
+		got, err := pages.ReadRange(context.Background(), replication.DiskIn(group+"-failover", key), "", 0, diskSize)
 		if err != nil || sha256hex(got) != sum {
 			t.Fatalf("failed-over %s differs from the ground truth at %s (err %v)", key, newest.ID, err)
 		}

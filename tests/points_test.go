@@ -110,11 +110,11 @@ func TestPointsAreCrashConsistentAcrossVMs(t *testing.T) {
 		for _, d := range pt.Disks {
 			snaps[d.Disk] = d.Snapshot
 		}
-		ad, err := pages.ReadRange(ctx, replication.DiskRef{Container: group + "-asr", Name: "a/d"}, snaps["a/d"], 0, 4<<20)
+		ad, err := pages.ReadRange(ctx, replication.DiskIn(group+"-asr", "a/d"), snaps["a/d"], 0, 4<<20)
 		if err != nil {
 			t.Fatal(err)
 		}
-		bd, err := pages.ReadRange(ctx, replication.DiskRef{Container: group + "-asr", Name: "b/d"}, snaps["b/d"], 0, 4<<20)
+		bd, err := pages.ReadRange(ctx, replication.DiskIn(group+"-asr", "b/d"), snaps["b/d"], 0, 4<<20)
 		if err != nil {
 			t.Fatal(err)
 		}

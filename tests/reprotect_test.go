@@ -83,7 +83,7 @@ func TestReprotectSendsOnlyDifferingBlocksAndFailbackRestoresTheOriginals(t *tes
 		return replication.DiskRef{Container: origContainer, Name: vm + "-os"}
 	}
 	failedOver := func(vm string) replication.DiskRef {
-		return replication.DiskRef{Container: failover.FailoverContainer(group), Name: vm + "/os"}
+		return replication.DiskIn(failover.FailoverContainer(group), vm+"/os")
 	}
 	type diskJSON struct {
 		Name      string `json:"name"`
@@ -97,7 +97,8 @@ func TestReprotectSendsOnlyDifferingBlocksAndFailbackRestoresTheOriginals(t *tes
 		} `json:"vms"`
 	}
 	for _, vm := range vms {
-		if err := source.Create(ctx, original(vm), reprotectDiskSize); err != nil {
+		// The original disks are what Azure VMs' unmanaged disks are: fixed VHDs (reprotect writes them).
+		if err := replication.CreateFixedVHD(ctx, source, original(vm), reprotectDiskSize, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		for _, b := range []int{0, 3, 5} {
@@ -183,6 +184,14 @@ func TestReprotectSendsOnlyDifferingBlocksAndFailbackRestoresTheOriginals(t *tes
 		if !bytes.Equal(readDisk(t, source, original(vm)), readDisk(t, target, failedOver(vm))) {
 			t.Fatalf("after failback %s's original disk differs from the failed-over disk", vm)
 		}
+		for _, check := range []struct {
+			pages *pageblobs.Store
+			ref   replication.DiskRef
+		}{{source, original(vm)}, {target, failedOver(vm)}} { // both still importable fixed VHDs
+			if err := replication.CheckFixedVHD(ctx, check.pages, check.ref, reprotectDiskSize); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	_, _, body = fwd.app.call(t, "GET", "/api/v1/groups/"+group, "test-key", "")
 	if !strings.Contains(body, `"state": "FailedBack"`) {
@@ -200,7 +209,7 @@ func TestReprotectSendsOnlyDifferingBlocksAndFailbackRestoresTheOriginals(t *tes
 	// Reprotect again: replication resumes the first way; the agent (its state kept across the round
 	// trip) compares the original disks with the replicas, which still hold the failover's point.
 	replica := func(vm string) replication.DiskRef {
-		return replication.DiskRef{Container: group + "-asr", Name: vm + "/os"}
+		return replication.DiskIn(group+"-asr", vm+"/os")
 	}
 	want = 0
 	for _, vm := range vms {

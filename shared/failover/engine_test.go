@@ -33,7 +33,7 @@ func newJobFixture(t *testing.T) *jobFixture {
 	spec.Normalize("g1")
 	f.pages.EnsureContainer(ctx, spec.Target.Container)
 	f.g, _ = replication.CreateGroup(ctx, f.state, "g1", spec, time.Now())
-	f.pages.Create(ctx, f.g.TargetDisk("vm/d"), 1<<20)
+	replication.CreateFixedVHD(ctx, f.pages, f.g.TargetDisk("vm/d"), 1<<20, time.Now())
 	f.pages.WritePages(ctx, f.g.TargetDisk("vm/d"), 0, bytes.Repeat([]byte{7}, 4096))
 	snap, _ := f.pages.Snapshot(ctx, f.g.TargetDisk("vm/d"), "")
 	f.pages.WritePages(ctx, f.g.TargetDisk("vm/d"), 0, bytes.Repeat([]byte{8}, 4096)) // after the point
@@ -107,9 +107,16 @@ func TestTestFailoverAndCleanup(t *testing.T) {
 			t.Fatalf("step %+v", s)
 		}
 	}
-	got, _ := f.pages.ReadRange(ctx, replication.DiskRef{Container: "g1-test", Name: "vm/d"}, "", 0, 4096)
+	got, _ := f.pages.ReadRange(ctx, replication.DiskIn("g1-test", "vm/d"), "", 0, 4096)
 	if !bytes.Equal(got, bytes.Repeat([]byte{7}, 4096)) {
 		t.Fatal("the test disk is not the point's content")
+	}
+	// The copy is an importable fixed VHD: its last 512 bytes are the footer of a disk of its size.
+	if err := replication.CheckFixedVHD(ctx, f.pages, replication.DiskIn("g1-test", "vm/d"), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(j.Result["template:vm"], "g1-test/vm/d.vhd") {
+		t.Fatalf("the machine definition attaches another blob: %s", j.Result["template:vm"])
 	}
 	if tpl, err := f.pages.GetBlob(ctx, failover.TemplateBlob("g1-test", "vm")); err != nil || string(tpl) != j.Result["template:vm"] ||
 		j.Result["templateUrl:vm"] != "https://memstore.invalid/g1-test/vm.template.json" {
@@ -125,7 +132,7 @@ func TestTestFailoverAndCleanup(t *testing.T) {
 	if j := f.job(t, cleanup.ID()); j.State != failover.JobSucceeded {
 		t.Fatalf("cleanup %+v", j)
 	}
-	if _, err := f.pages.Size(ctx, replication.DiskRef{Container: "g1-test", Name: "vm/d"}); !errors.Is(err, replication.ErrNotFound) {
+	if _, err := f.pages.Size(ctx, replication.DiskIn("g1-test", "vm/d")); !errors.Is(err, replication.ErrNotFound) {
 		t.Fatalf("test disk after cleanup: %v", err)
 	}
 	if holds, _, _ := replication.QueryAll[replication.PointHold](ctx, f.state, replication.HoldsTable, "g1"); len(holds) != 0 {
@@ -189,7 +196,7 @@ func TestUnplannedFailoverThenCommit(t *testing.T) {
 	if j.State != failover.JobSucceeded || g.Record.State != replication.StateFailedOver || g.Record.FailoverJob != job.ID() || j.Result["container"] != "g1-failover" {
 		t.Fatalf("job %s, group %s (%s)", j.State, g.Record.State, g.Record.Reason)
 	}
-	got, _ := f.pages.ReadRange(ctx, replication.DiskRef{Container: "g1-failover", Name: "vm/d"}, "", 0, 4096)
+	got, _ := f.pages.ReadRange(ctx, replication.DiskIn("g1-failover", "vm/d"), "", 0, 4096)
 	if !bytes.Equal(got, bytes.Repeat([]byte{7}, 4096)) {
 		t.Fatal("the failed-over disk is not the point's content")
 	}
@@ -271,7 +278,7 @@ func TestChangeRecoveryPointThenCommitKeepsTheNewPoint(t *testing.T) {
 			}
 		}
 	}
-	got, _ := f.pages.ReadRange(ctx, replication.DiskRef{Container: "g1-failover", Name: "vm/d"}, "", 0, 4096)
+	got, _ := f.pages.ReadRange(ctx, replication.DiskIn("g1-failover", "vm/d"), "", 0, 4096)
 	if !bytes.Equal(got, bytes.Repeat([]byte{2}, 4096)) {
 		t.Fatal("the failover disk is not the changed point's content")
 	}
@@ -339,7 +346,7 @@ func TestMachineDefinitionsFollowTheNetworkMapping(t *testing.T) {
 
 func TestNetworkSpecValidation(t *testing.T) {
 	base := func() replication.GroupSpec {
-		s := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Subnet: "v/s", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 512, Source: "agent"}}}},
+		s := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Subnet: "v/s", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 1 << 20, Source: "agent"}}}},
 			Network: replication.NetworkSpec{Mappings: []replication.NetworkMapping{{Source: "v/s", Target: "t/s", Test: "x/s"}}}}
 		s.Normalize("g")
 		return s

@@ -17,7 +17,7 @@ func machineDefinitions(ctx context.Context, r *JobRunner, j *Job, g *replicatio
 	if t, ok := j.Work["effectiveTime"]; ok {
 		j.Result["effectiveTime"] = t
 	}
-	disk := func(key string) replication.DiskRef { return replication.DiskRef{Container: j.Container, Name: key} }
+	disk := func(key string) replication.DiskRef { return replication.DiskIn(j.Container, key) }
 	if inPlace(j, g) {
 		disk = g.TargetDisk
 		j.Result["inPlace"] = "true"

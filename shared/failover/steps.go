@@ -163,7 +163,7 @@ func startCopies(ctx context.Context, r *JobRunner, j *Job, g *replication.Group
 func (r *JobRunner) materializedDisks(g *replication.Group, container string) map[string]replication.DiskRef {
 	disks := map[string]replication.DiskRef{}
 	for _, d := range g.Spec.Disks() {
-		disks[d.Key] = replication.DiskRef{Container: container, Name: d.Key}
+		disks[d.Key] = replication.DiskIn(container, d.Key)
 	}
 	return disks
 }

@@ -50,7 +50,7 @@ func ReverseSpec(group string, spec replication.GroupSpec, failoverContainer str
 			}
 			rev.Target.Disks[key] = orig.String()
 			rvm.Disks = append(rvm.Disks, replication.DiskSpec{Name: d.Name, SizeBytes: d.SizeBytes,
-				Source: "pageblob:" + url(replication.DiskRef{Container: failoverContainer, Name: key})})
+				Source: "pageblob:" + url(replication.DiskIn(failoverContainer, key))})
 		}
 		rev.VMs = append(rev.VMs, rvm)
 	}

@@ -40,7 +40,7 @@ func TestReverseSpec(t *testing.T) {
 		t.Fatal(err)
 	}
 	vm := rev.VMs[0]
-	if vm.Disks[0].Source != "pageblob:https://dr.blob.core.windows.net/g-failover/web/os" || rev.Target.Disks["web/os"] != "disks/web-os" ||
+	if vm.Disks[0].Source != "pageblob:https://dr.blob.core.windows.net/g-failover/web/os.vhd" || rev.Target.Disks["web/os"] != "disks/web-os" ||
 		rev.Target.Container != "disks" || vm.Subnet != "dr/app" || vm.StaticIP != "10.0.0.4" || vm.Zone != "2" {
 		t.Fatalf("reversed spec: %+v", rev)
 	}

@@ -1,7 +1,8 @@
 // Package proof is the byte-for-byte proof that replication worked, used by the demo and the tests
 // (bin/verify): it waits until the target has applied everything the agent published, then compares
-// every target disk with its source and every marker snapshot named in the ground truth with the sha256
-// the agent recorded at that marker; or it compares the disks a test failover or a failover
+// every target disk with its source (over the disk's virtual size) and every marker snapshot named in
+// the ground truth with the sha256 the agent recorded at that marker, and checks that each is still a
+// fixed VHD (its footer intact); or it compares the disks a test failover or a failover
 // materialized in a container. It reads the target storage directly, so it is no part of the agent's
 // outbound-only path.
 package proof
@@ -11,6 +12,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -68,14 +70,16 @@ func (p *Prover) Target(ctx context.Context, pages replication.PageStore, state 
 	spec := replication.GroupSpec{VMs: view.VMs, Target: view.Target, Policy: view.Policy}
 	failures := 0
 	for _, d := range spec.Disks() {
-		same, err := p.sameAsSource(ctx, pages, spec.TargetDisk(d.Key), d)
+		ref := spec.TargetDisk(d.Key)
+		same, err := p.sameAsSource(ctx, pages, ref, d)
 		if err != nil {
 			return err
 		}
-		status := "identical"
-		if !same {
-			status, failures = "DIFFERENT", failures+1
+		status, failed, err := verdict(ctx, pages, ref, d.Spec.SizeBytes, same)
+		if err != nil {
+			return err
 		}
+		failures += failed
 		fmt.Fprintf(p.Out, "disk %-14s %5d MiB  target %s\n", d.Key, d.Spec.SizeBytes>>20, status)
 	}
 	if truthFile != "" {
@@ -88,7 +92,7 @@ func (p *Prover) Target(ctx context.Context, pages replication.PageStore, state 
 	if failures > 0 {
 		return fmt.Errorf("%d differences", failures)
 	}
-	fmt.Fprintln(p.Out, "verified: every target disk and every marker snapshot is byte-identical to the source")
+	fmt.Fprintln(p.Out, "verified: every target disk and every marker snapshot is byte-identical to the source; every target disk is a fixed VHD")
 	return nil
 }
 
@@ -123,6 +127,12 @@ func (p *Prover) markers(ctx context.Context, pages replication.PageStore, state
 				fmt.Fprintf(p.Out, "marker %d: snapshot of %s DIFFERS from the ground truth\n", m.Seq, key)
 				failures++
 			}
+			if _, err := replication.ReadFooter(ctx, pages, spec.TargetDisk(key), snap, sizeOf(spec, key)); errors.Is(err, replication.ErrConflict) {
+				fmt.Fprintf(p.Out, "marker %d: snapshot of %s: VHD footer BROKEN: %v\n", m.Seq, key, err)
+				failures++
+			} else if err != nil {
+				return 0, err
+			}
 		}
 		checked++
 	}
@@ -154,7 +164,7 @@ func (p *Prover) Container(ctx context.Context, pages replication.PageStore, vie
 	}
 	failures := 0
 	for _, d := range spec.Disks() {
-		ref := replication.DiskRef{Container: container, Name: d.Key}
+		ref := replication.DiskIn(container, d.Key)
 		var same bool
 		var err error
 		if seq > 0 {
@@ -167,10 +177,11 @@ func (p *Prover) Container(ctx context.Context, pages replication.PageStore, vie
 		if err != nil {
 			return err
 		}
-		status := "identical"
-		if !same {
-			status, failures = "DIFFERENT", failures+1
+		status, failed, err := verdict(ctx, pages, ref, d.Spec.SizeBytes, same)
+		if err != nil {
+			return err
 		}
+		failures += failed
 		fmt.Fprintf(p.Out, "disk %-14s in %s: %s to %s\n", d.Key, container, status, against)
 	}
 	if failures > 0 {
@@ -191,6 +202,21 @@ func (p *Prover) sameAsSource(ctx context.Context, pages replication.PageStore, 
 	}
 	defer src.Close()
 	return compareDisk(ctx, pages, ref, "", src, d.Spec.SizeBytes)
+}
+
+// verdict is a disk's line of the proof: its content (same as the source or the ground truth, over the
+// virtual size), then whether it is still a fixed VHD of that size (its footer intact), with the
+// failures counted.
+func verdict(ctx context.Context, pages replication.PageStore, ref replication.DiskRef, size int64, same bool) (string, int, error) {
+	status, failures := "identical", 0
+	if !same {
+		status, failures = "DIFFERENT", 1
+	}
+	err := replication.CheckFixedVHD(ctx, pages, ref, size)
+	if errors.Is(err, replication.ErrConflict) {
+		return status + "; VHD footer BROKEN: " + err.Error(), failures + 1, nil
+	}
+	return status, failures, err
 }
 
 func sizeOf(spec replication.GroupSpec, key string) int64 {

@@ -172,7 +172,7 @@ func (a *Applier) applyRange(ctx context.Context, g *Group, from, to int64, know
 		if err != nil {
 			return err
 		}
-		b, err := a.verify(payload, group, seq, known)
+		b, err := a.verify(payload, g, seq, known)
 		if err != nil {
 			a.Log.Error("corrupt batch quarantined", "group", group, "seq", seq, "err", err)
 			if qerr := a.Journal.Quarantine(ctx, group, seq, payload, err.Error()); qerr != nil {
@@ -256,8 +256,10 @@ func (a *Applier) prefetch(ctx context.Context, group string, from, to int64) fu
 	}
 }
 
-// verify checks a payload against its descriptor (when one came) and decodes it.
-func (a *Applier) verify(payload []byte, group string, seq int64, known map[int64]Descriptor) (*Batch, error) {
+// verify checks a payload against its descriptor (when one came), decodes it and checks that its
+// writes fall within the group's disks.
+func (a *Applier) verify(payload []byte, g *Group, seq int64, known map[int64]Descriptor) (*Batch, error) {
+	group := g.Record.PartitionKey
 	if d, ok := known[seq]; ok && d.CRC64 != "" {
 		if got := fmt.Sprintf("%016x", CRC64(payload)); got != d.CRC64 {
 			return nil, fmt.Errorf("%w: payload CRC64 %s, descriptor says %s", ErrCorrupt, got, d.CRC64)
@@ -269,6 +271,9 @@ func (a *Applier) verify(payload []byte, group string, seq int64, known map[int6
 	}
 	if b.Group != group || b.Seq != seq {
 		return nil, fmt.Errorf("%w: the payload stored as %s/%d says %s/%d", ErrCorrupt, group, seq, b.Group, b.Seq)
+	}
+	if b.Kind == KindBatch {
+		return b, g.CheckExtents(b)
 	}
 	return b, nil
 }

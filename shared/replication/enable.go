@@ -39,8 +39,8 @@ const (
 	PlacementChanged                      // only where failovers place the VMs changed
 )
 
-// Enable enables replication of a group with spec: the target disks first (sparse page blobs at the
-// source sizes), then the rows, so a group becomes visible only when its disks exist and a retry after
+// Enable enables replication of a group with spec: the target disks first (sparse page blobs, fixed
+// VHDs of the source sizes), then the rows, so a group becomes visible only when its disks exist and a retry after
 // a crash finds the disks and goes on. The same spec again changes nothing; a spec that differs only in
 // placement is applied in place; any other difference is a conflict naming the fields.
 func (s *Service) Enable(ctx context.Context, group string, spec GroupSpec) (*Group, EnableOutcome, error) {
@@ -108,30 +108,23 @@ func (s *Service) enableExisting(ctx context.Context, existing *Group, spec Grou
 	return existing, AlreadyEnabled, nil
 }
 
-// ensureTargetDisk creates a disk's target page blob, or checks a given one (an original disk: it must
-// exist, as large as the source).
+// ensureTargetDisk creates a disk's target page blob, a fixed VHD of the disk's size, or checks a given
+// one (an original disk: it must exist and be a fixed VHD of the disk's size).
 func (s *Service) ensureTargetDisk(ctx context.Context, spec *GroupSpec, d DiskRefSpec) error {
 	ref := spec.TargetDisk(d.Key)
 	if _, given := spec.Target.Disks[d.Key]; given {
-		size, err := s.Pages.Size(ctx, ref)
+		err := CheckFixedVHD(ctx, s.Pages, ref, d.Spec.SizeBytes)
 		if errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("%w: target disk missing: target.disks[%s]: %s does not exist", ErrConflict, d.Key, ref)
 		}
-		if err != nil {
-			return err
+		if errors.Is(err, ErrConflict) {
+			return fmt.Errorf("%w: target disk differs: target.disks[%s]: %v", ErrConflict, d.Key, err)
 		}
-		if size != d.Spec.SizeBytes {
-			return fmt.Errorf("%w: target disk differs: target.disks[%s]: %s has %d bytes, the spec says %d", ErrConflict, d.Key, ref, size, d.Spec.SizeBytes)
-		}
-		return nil
+		return err
 	}
-	err := s.Pages.Create(ctx, ref, d.Spec.SizeBytes)
+	err := ensureFixedVHD(ctx, s.Pages, ref, d.Spec.SizeBytes, s.now())
 	if errors.Is(err, ErrConflict) {
-		size, serr := s.Pages.Size(ctx, ref)
-		if serr == nil && size == d.Spec.SizeBytes {
-			return nil // made by an earlier attempt
-		}
-		return fmt.Errorf("%w: target disk exists: %s exists with %d bytes, the spec says %d", ErrConflict, ref, size, d.Spec.SizeBytes)
+		return fmt.Errorf("%w: target disk exists: %v", ErrConflict, err)
 	}
 	return err
 }

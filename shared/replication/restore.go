@@ -93,7 +93,7 @@ func (r *Restorer) StartCopies(ctx context.Context, g *Group, p RecoveryPoint, c
 		return res, err
 	}
 	for _, d := range g.Spec.Disks() {
-		dst := DiskRef{Container: container, Name: d.Key}
+		dst := DiskIn(container, d.Key)
 		if err := r.Pages.Delete(ctx, dst); err != nil { // a half-done earlier attempt
 			return res, err
 		}
@@ -143,6 +143,9 @@ func (r *Restorer) Replay(ctx context.Context, g *Group, res RestoreResult, at t
 			break
 		}
 		if b.Kind == KindBatch {
+			if err := g.CheckExtents(b); err != nil {
+				return res, fmt.Errorf("batch %d: %w", seq, err)
+			}
 			ws.AddBatch(b)
 		}
 		res.Replayed++

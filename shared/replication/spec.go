@@ -110,13 +110,14 @@ type TargetSpec struct {
 	ResourceGroup string `json:"resourceGroup,omitempty"`
 }
 
-// TargetDisk is where a disk's replica lives: the existing blob the spec names, else Container/key.
+// TargetDisk is where a disk's replica lives: the existing blob the spec names, else Container/key.vhd
+// (BlobName: every replica is a fixed VHD).
 func (s *GroupSpec) TargetDisk(key string) DiskRef {
 	if at, ok := s.Target.Disks[key]; ok {
 		container, name, _ := strings.Cut(at, "/")
 		return DiskRef{Container: container, Name: name}
 	}
-	return DiskRef{Container: s.Target.Container, Name: key}
+	return DiskIn(s.Target.Container, key)
 }
 
 // PageBlobRef turns a pageblob: source URL into the blob's container and name. Path-style URLs of the
@@ -164,7 +165,7 @@ var (
 	containerName       = regexp.MustCompile(`^[a-z0-9]([a-z0-9]|-[a-z0-9]){2,62}$`)
 )
 
-// DiskKey names a disk within its group ("vm/disk"); it is also the target blob's name.
+// DiskKey names a disk within its group ("vm/disk"); the target blob's name is BlobName(key).
 func DiskKey(vm, disk string) string { return vm + "/" + disk }
 
 // Disks lists the group's disks as keys with their specs, in spec order.
@@ -274,8 +275,8 @@ func (vm VMSpec) validateDisks(at string) error {
 			return fmt.Errorf("%s.name: %q appears twice in %s", at, d.Name, vm.Name)
 		}
 		seenDisk[d.Name] = true
-		if d.SizeBytes <= 0 || d.SizeBytes%PageSize != 0 || d.SizeBytes > MaxDiskSize {
-			return fmt.Errorf("%s.sizeBytes: %d must be a positive multiple of 512 up to 8 TiB", at, d.SizeBytes)
+		if d.SizeBytes <= 0 || d.SizeBytes%(1<<20) != 0 || d.SizeBytes > MaxVirtualSize {
+			return fmt.Errorf("%s.sizeBytes: %d must be a positive whole number of MiB up to 8 TiB less 1 MiB (its replica is a fixed VHD, with a 512-byte footer)", at, d.SizeBytes)
 		}
 		kind, rest, _ := strings.Cut(d.Source, ":")
 		switch {

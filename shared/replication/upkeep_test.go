@@ -15,7 +15,7 @@ func TestTickPrunesAppliedBatchesOutsideTheWindow(t *testing.T) {
 	ctx := context.Background()
 	state, journal := memstore.NewState(), memstore.NewJournal()
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 512, Source: "agent"}}}},
+	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 1 << 20, Source: "agent"}}}},
 		Policy: replication.Policy{JournalWindowMinutes: 60}}
 	spec.Normalize("g1")
 	replication.CreateGroup(ctx, state, "g1", spec, now)
@@ -43,7 +43,7 @@ func TestTickRequestsMarkersAndRatesHealth(t *testing.T) {
 	ctx := context.Background()
 	state := memstore.NewState()
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 512, Source: "agent"}}}},
+	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 1 << 20, Source: "agent"}}}},
 		Policy: replication.Policy{CrashConsistentIntervalSeconds: 300, AppConsistentIntervalSeconds: 3600}}
 	spec.Normalize("g1")
 	replication.CreateGroup(ctx, state, "g1", spec, now)
