@@ -21,7 +21,7 @@ func deployVMs(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) 
 	if r.Compute == nil {
 		return "no compute configured: the machine definitions next to the disks are for automation to deploy", 0, nil
 	}
-	disk := func(key string) replication.DiskRef { return replication.DiskRef{Container: j.Container, Name: key} }
+	disk := func(key string) replication.DiskRef { return replication.DiskIn(j.Container, key) }
 	if inPlace(j, g) {
 		disk = g.TargetDisk
 	}
