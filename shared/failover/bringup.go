@@ -67,6 +67,9 @@ func waitVMs(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (s
 		if err != nil {
 			return "", 0, err
 		}
+		if !st.Healthy && st.PowerState == "stopped" {
+			return "", 0, permanentError{fmt.Errorf("%s stopped before it reported healthy: %s", vm.Name, st.Detail)}
+		}
 		if !st.Healthy {
 			if r.Now().Sub(j.Steps[j.Next].Started) > r.bootTimeout() {
 				return "", 0, permanentError{fmt.Errorf("%s did not report healthy within %s (%s): %s", vm.Name, r.bootTimeout(), st.PowerState, st.Detail)}
