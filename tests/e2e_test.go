@@ -99,7 +99,7 @@ func TestFunctionsThroughTheirTriggers(t *testing.T) {
 		json.Unmarshal([]byte(body), &job)
 		return job.State == "Succeeded" || job.State == "Failed"
 	})
-	if job.State != "Succeeded" || job.Group != group || job.Point != replication.PointID(marker) || len(job.Steps) != 6 ||
+	if job.State != "Succeeded" || job.Group != group || job.Point != replication.PointID(marker) || len(job.Steps) != 8 ||
 		job.Result["container"] != group+"-test" {
 		t.Fatalf("job = %+v", job)
 	}
