@@ -104,29 +104,55 @@ func deleteTestVMs(ctx context.Context, r *JobRunner, j *Job, g *replication.Gro
 	if err != nil {
 		return "", 0, err
 	}
-	rg, deleted := resourceGroupOf(g), 0
+	deleted := 0
 	for _, h := range holds {
 		var test Job
 		if _, err := r.State.Get(ctx, JobsTable, h.Job, JobRow, &test); err != nil || test.Type != JobTestFailover {
 			continue
 		}
-		for _, vm := range g.Spec.VMs {
-			d, err := r.Compute.Deployment(ctx, rg, deploymentName(&test, vm.Name))
-			if errors.Is(err, replication.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return "", 0, err
-			}
-			ids := append([]string(nil), d.Resources...)
-			sort.Slice(ids, func(a, b int) bool { return removalOrder(ids[a]) < removalOrder(ids[b]) })
-			if err := r.Compute.Delete(ctx, rg, ids); err != nil {
-				return "", 0, err
-			}
-			deleted += len(ids)
+		n, err := r.deleteVMsOf(ctx, g, &test)
+		if err != nil {
+			return "", 0, err
 		}
+		deleted += n
 	}
 	return fmt.Sprintf("%d test resources deleted (VMs, NICs, disks)", deleted), 0, nil
+}
+
+// deletePreviousVMs removes the VMs the failover being changed brought up, before the new point's come
+// up: a change of recovery point re-creates the VMs, it does not add to them.
+func deletePreviousVMs(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
+	if r.Compute == nil || g.Record.FailoverJob == "" || g.Record.FailoverJob == j.ID() {
+		return "nothing to remove", 0, nil
+	}
+	previous, err := LoadJob(ctx, r.State, g.Record.FailoverJob)
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := r.deleteVMsOf(ctx, g, &previous)
+	return fmt.Sprintf("%d resources of job %s deleted (VMs, NICs, disks)", n, previous.ID()), 0, err
+}
+
+// deleteVMsOf deletes what a job's deployments made, a VM before its NIC and disks; deployments
+// already gone are fine.
+func (r *JobRunner) deleteVMsOf(ctx context.Context, g *replication.Group, job *Job) (int, error) {
+	rg, deleted := resourceGroupOf(g), 0
+	for _, vm := range g.Spec.VMs {
+		d, err := r.Compute.Deployment(ctx, rg, deploymentName(job, vm.Name))
+		if errors.Is(err, replication.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return deleted, err
+		}
+		ids := append([]string(nil), d.Resources...)
+		sort.Slice(ids, func(a, b int) bool { return removalOrder(ids[a]) < removalOrder(ids[b]) })
+		if err := r.Compute.Delete(ctx, rg, ids); err != nil {
+			return deleted, err
+		}
+		deleted += len(ids)
+	}
+	return deleted, nil
 }
 
 // removalOrder deletes a VM before the NIC and disks it holds.

@@ -121,3 +121,25 @@ func TestBringUpFailuresNameTheCause(t *testing.T) {
 		t.Errorf("a VM that never came up: %s %q", j.State, j.Error)
 	}
 }
+
+// A change of recovery point re-creates the VMs: the failover's go, the new point's come up, one per
+// source VM.
+func TestChangePointRecreatesTheVMs(t *testing.T) {
+	f := newJobFixture(t)
+	l := withCompute(t, f, func() (bool, bool) { return true, true })
+	ctx := context.Background()
+	for _, typ := range []string{failover.JobUnplannedFailover, failover.JobChangePoint} {
+		job, _ := failover.NewJob("g1", typ, "rp-5", time.Now())
+		failover.StartJob(ctx, f.state, f.q, job)
+		if typ == failover.JobUnplannedFailover { // the admission's claim, which the change of point finds
+			replication.UpdateGroup(ctx, f.state, "g1", func(r *replication.GroupRecord) error { r.FailoverJob = job.ID(); return nil })
+		}
+		f.drain(t)
+		if j := f.job(t, job.ID()); j.State != failover.JobSucceeded {
+			t.Fatalf("%s: %s %q", typ, j.State, j.Error)
+		}
+	}
+	if l.started != 2 || !l.stopped[1] || l.stopped[2] {
+		t.Fatalf("started %d, stopped %v: want the failover's VM replaced by the new point's", l.started, l.stopped)
+	}
+}

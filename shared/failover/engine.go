@@ -130,7 +130,7 @@ func stepsOf(jobType string) ([]stepDef, error) {
 	case JobCommit:
 		return commitSteps, nil
 	case JobChangePoint:
-		return unplannedSteps, nil // the failover disks are made again from the new point
+		return changePointSteps, nil // the failover disks and VMs are made again from the new point
 	case JobReprotect:
 		return reprotectSteps, nil
 	case JobFailback:

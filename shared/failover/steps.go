@@ -29,6 +29,9 @@ var materialize = []stepDef{
 // unplannedSteps: the source is gone; nothing here touches it.
 var unplannedSteps = append(append([]stepDef{}, materialize...), stepDef{"mark-failed-over", markFailedOver})
 
+// changePointSteps make the failover disks and VMs again from another point: the previous VMs go first.
+var changePointSteps = append([]stepDef{{"delete-previous-vms", deletePreviousVMs}}, unplannedSteps...)
+
 // plannedSteps: the agent stops taking writes and flushes, the job waits until apply has everything and
 // a point marks the agent's final sequence, then fails over to that point: nothing acknowledged is lost.
 var plannedSteps = append(append([]stepDef{{"stop-source", stopSource}, {"wait-source-drained", waitDrained}}, materialize...),
