@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -88,6 +89,9 @@ func TestTestFailoverBootsTheVM(t *testing.T) {
 	if len(deployments) != 1 {
 		t.Fatalf("deployments kept: %v", deployments)
 	}
+	if !bootedIsolated(t, filepath.Dir(logs[0])) {
+		t.Fatal("the drill's VM had a network")
+	}
 
 	s.runJob(t, "/api/v1/groups/"+group+"/cleanup-test-failover", "", 2*time.Minute)
 	for _, kind := range []string{"vms/*", "disks/*.img", "networkInterfaces/*.json"} {
@@ -95,4 +99,26 @@ func TestTestFailoverBootsTheVM(t *testing.T) {
 			t.Errorf("cleanup left %v", left)
 		}
 	}
+
+	// The source region is lost: the unplanned failover brings the VM up on the production network.
+	job = s.runJob(t, "/api/v1/groups/"+group+"/failover", `{"type":"unplanned"}`, 4*time.Minute)
+	if !strings.Contains(job.Result["vm:web"], "running healthy") {
+		t.Fatalf("the failed-over VM: %q", job.Result["vm:web"])
+	}
+	vms, _ := filepath.Glob(filepath.Join(computeDir, group+"-asr", "vms", "*"))
+	if len(vms) != 1 || bootedIsolated(t, vms[0]) {
+		t.Fatalf("failed-over VMs %v: want one, on the network", vms)
+	}
+}
+
+// bootedIsolated says whether the local compute booted the VM in dir without a network.
+func bootedIsolated(t *testing.T, dir string) bool {
+	var vm struct {
+		Spec struct{ Isolated bool } `json:"spec"`
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "vm.json"))
+	if err != nil || json.Unmarshal(data, &vm) != nil {
+		t.Fatalf("%s: %v", dir, err)
+	}
+	return vm.Spec.Isolated
 }
