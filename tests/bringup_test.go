@@ -17,7 +17,7 @@ import (
 )
 
 // vmImages are scripts/vm-image.sh's outputs (make test builds them first).
-func vmImages(t *testing.T) qemu.Images {
+func vmImages(t testing.TB) qemu.Images {
 	t.Helper()
 	images, err := qemu.LoadImages(filepath.Join("..", qemu.DefaultImageDir))
 	if err == nil {
@@ -33,18 +33,26 @@ func vmImages(t *testing.T) qemu.Images {
 	return images
 }
 
+// newComputeStack is a stack whose failovers bring the VMs up on the local compute (QEMU), which keeps
+// its state in the returned directory; every VM it started is stopped when the test ends.
+func newComputeStack(t testing.TB, schedule string) (*stack, string, qemu.Images) {
+	t.Helper()
+	images := vmImages(t)
+	types, _ := filepath.Abs(filepath.Join("..", "..", "shared", "reference", "azure-types"))
+	computeDir := t.TempDir()
+	s := defineStack(t, schedule, testenv.Storage(t, "target"), testenv.Storage(t, "target"), testenv.Storage(t, "source"))
+	s.app.setValues(t, map[string]string{"StandbyCompute": "UseLocalCompute=true;Dir=" + computeDir + ";Images=" + images.Dir + ";Types=" + types})
+	s.app.start(t)
+	t.Cleanup(func() { localcompute.StopAll(computeDir, localcompute.QEMU{}) })
+	return s, computeDir, images
+}
+
 // A test failover ends with the VM running: the OS disk — a bootable image, replicated through the
 // whole pipeline — is copied from the recovery point into a fixed VHD, the local compute imports it as
 // a managed disk and boots the VM with QEMU in no network, and the guest reports healthy on its own
 // serial console. Cleanup deletes the VM, its NIC and its disks.
 func TestTestFailoverBootsTheVM(t *testing.T) {
-	images := vmImages(t)
-	types, _ := filepath.Abs(filepath.Join("..", "..", "shared", "reference", "azure-types"))
-	computeDir := t.TempDir()
-	s := defineStack(t, "*/1 * * * * *", testenv.Storage(t, "target"), testenv.Storage(t, "target"), testenv.Storage(t, "source"))
-	s.app.setValues(t, map[string]string{"StandbyCompute": "UseLocalCompute=true;Dir=" + computeDir + ";Images=" + images.Dir + ";Types=" + types})
-	s.app.start(t)
-	t.Cleanup(func() { localcompute.StopAll(computeDir, localcompute.QEMU{}) })
+	s, computeDir, images := newComputeStack(t, "*/1 * * * * *")
 
 	group := testenv.Unique("boot")
 	image, err := os.ReadFile(images.OS)
