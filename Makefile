@@ -22,7 +22,7 @@ package:
 vm-image:
 	scripts/vm-image.sh
 
-demo: build package
+demo: build package vm-image
 	scripts/demo.sh
 
 # Every test: unit and contract tests (race detector on the concurrent packages), then the cross-process

@@ -58,6 +58,7 @@ func runCmd(args []string) error {
 	fs.DurationVar(&cfg.BatchDelay, "batch-delay", 50*time.Millisecond, "seal a batch after this long")
 	fs.BoolVar(&cfg.Compress, "compress", false, "zstd-compress payloads")
 	fs.Int64Var(&cfg.Seed, "seed", time.Now().UnixNano(), "workload seed")
+	fs.BoolVar(&cfg.WorkloadDataOnly, "workload-data-only", false, "keep the workload off the OS disks (their VMs stay bootable)")
 	fs.Var(&preHooks, "pre-hook", "VM=command run before an app-consistent marker (freeze); repeat per VM")
 	fs.Var(&postHooks, "post-hook", "VM=command run after it (thaw); runs even when a pre hook failed")
 	fs.DurationVar(&cfg.HookTimeout, "hook-timeout", 30*time.Second, "longest a hook may run before it is killed")

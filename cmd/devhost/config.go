@@ -190,6 +190,10 @@ func functionFiles(root string) ([]string, error) {
 
 // loadSettings reads local.settings.json (optional), then the process environment's Standby* values.
 func (app *App) loadSettings(settingsFile string, environ []string) error {
+	settingsDir, err := filepath.Abs(filepath.Dir(settingsFile))
+	if err != nil {
+		return err
+	}
 	if data, err := os.ReadFile(settingsFile); err == nil {
 		var ls LocalSettings
 		if err := decodeStrict("local.settings.json", data, &ls); err != nil {
@@ -205,7 +209,7 @@ func (app *App) loadSettings(settingsFile string, environ []string) error {
 			}
 			// A relative embedded-broker path is the settings file's: the handler runs in the app's
 			// folder and the agent elsewhere, and all must open the same broker.
-			app.Values[k] = local.AnchorConnection(s, filepath.Dir(settingsFile))
+			app.Values[k] = local.AnchorConnection(s, settingsDir)
 		}
 		app.HTTPPort = ls.Host.LocalHTTPPort
 	} else if !os.IsNotExist(err) {

@@ -294,3 +294,20 @@ func TestFunctionsAreTheFoldersAtTheAppRoot(t *testing.T) {
 		t.Errorf("a folder named 2api: %v", err)
 	}
 }
+
+// A relative broker path in a settings file named by a relative path is the settings file's folder's,
+// made absolute: the handler runs in the app's folder and must open the same broker as the agent.
+func TestRelativeBrokerPathsAreAnchoredToTheSettingsFile(t *testing.T) {
+	app := copyApp(t)
+	work := t.TempDir()
+	data, _ := os.ReadFile(filepath.Join(app, "local.settings.json"))
+	os.WriteFile(filepath.Join(work, "local.settings.json"), data, 0o644)
+	t.Chdir(work)
+	loaded, err := LoadApp(app, "local.settings.json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := loaded.Values["StandbyEventHubs"], "UseEmbeddedBroker=true;Path="+filepath.Join(work, ".local", "broker.db"); got != want {
+		t.Fatalf("StandbyEventHubs = %q, want %q", got, want)
+	}
+}

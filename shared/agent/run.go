@@ -34,6 +34,9 @@ type RunConfig struct {
 	StateDir    string
 	// WorkloadRate runs the workload generator (seeded with Seed) at this many MB/s (0: off).
 	WorkloadRate float64
+	// WorkloadDataOnly keeps the workload off the OS disks (role "os"), so a VM's bootable disk stays
+	// bootable while its data disks churn.
+	WorkloadDataOnly bool
 	Seed         int64
 	// Duration stops the run after this long (0: when ctx ends or a planned failover stops it).
 	Duration time.Duration

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/standby-dr/standby/shared/replication"
 )
 
 // run runs the loop until the run ends, then finishes: the final scan, marker and report.
@@ -42,7 +44,7 @@ func (r *runner) startWorkload() <-chan WorkloadStats {
 	done := make(chan WorkloadStats, 1)
 	if r.cfg.WorkloadRate > 0 {
 		go func() {
-			st, err := (&Workload{Agent: r.a, Disks: r.spec.Disks(), BytesPerSecond: r.cfg.WorkloadRate * (1 << 20), Seed: r.cfg.Seed}).Run(r.runCtx)
+			st, err := (&Workload{Agent: r.a, Disks: r.workloadDisks(), BytesPerSecond: r.cfg.WorkloadRate * (1 << 20), Seed: r.cfg.Seed}).Run(r.runCtx)
 			if err != nil {
 				r.log.Error("workload stopped", "err", err)
 			}
@@ -218,4 +220,15 @@ func (r *runner) finalScan(ctx context.Context) error {
 	}
 	r.log.Info("final scan", "bytes", sent)
 	return nil
+}
+
+// workloadDisks are the disks the workload writes: every one, or the data disks alone.
+func (r *runner) workloadDisks() []replication.DiskRefSpec {
+	var disks []replication.DiskRefSpec
+	for _, d := range r.spec.Disks() {
+		if !r.cfg.WorkloadDataOnly || d.Spec.Role != replication.DiskRoleOS {
+			disks = append(disks, d)
+		}
+	}
+	return disks
 }

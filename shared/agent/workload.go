@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"math/rand"
 	"time"
 
@@ -26,6 +27,9 @@ type WorkloadStats struct {
 
 // Run writes until ctx ends.
 func (w *Workload) Run(ctx context.Context) (WorkloadStats, error) {
+	if len(w.Disks) == 0 {
+		return WorkloadStats{}, errors.New("the workload has no disk to write (every disk is an OS disk)")
+	}
 	rng := rand.New(rand.NewSource(w.Seed))
 	var st WorkloadStats
 	start := time.Now()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/standby-dr/standby/shared/armtypes"
 	"github.com/standby-dr/standby/shared/failover"
+	"github.com/standby-dr/standby/shared/local"
 	"github.com/standby-dr/standby/shared/localcompute"
 	"github.com/standby-dr/standby/shared/qemu"
 	"github.com/standby-dr/standby/shared/replication"
@@ -19,7 +20,6 @@ import (
 const (
 	SettingCompute         = "StandbyCompute"
 	SettingTargetAccountID = "StandbyTargetStorageAccountId"
-	localComputePrefix     = "UseLocalCompute=true"
 	defaultLocalAccountID  = "/subscriptions/local/resourceGroups/local/providers/Microsoft.Storage/storageAccounts/devstoreaccount1"
 )
 
@@ -33,8 +33,8 @@ func OpenCompute(getenv func(string) string, pages replication.PageStore, log *s
 	if value == "" {
 		return nil, accountID, nil
 	}
-	if !strings.HasPrefix(value, localComputePrefix) {
-		return nil, accountID, fmt.Errorf("%s: only the local compute (%s;Dir=…;Images=…;Types=…) is available: Azure Resource Manager is reached by no adapter yet", SettingCompute, localComputePrefix)
+	if !strings.HasPrefix(value, local.ComputePrefix) {
+		return nil, accountID, fmt.Errorf("%s: only the local compute (%s;Dir=…;Images=…;Types=…) is available: Azure Resource Manager is reached by no adapter yet", SettingCompute, local.ComputePrefix)
 	}
 	opts := map[string]string{}
 	for _, part := range strings.Split(value, ";")[1:] {

@@ -56,15 +56,30 @@ func PathFromConnection(value string) (string, error) {
 	return "", errors.New("embedded broker connection has no Path=")
 }
 
-// AnchorConnection makes a relative Path of an embedded-broker connection setting absolute against dir
-// (where the settings that name it live), so that every process reading the setting — devhost, the
-// handler it starts in the app's folder, the agent — opens the same file. Other values pass as they are.
+// ComputePrefix marks a connection setting that selects the local compute (shared/localcompute), e.g.
+// "UseLocalCompute=true;Dir=.local/compute;Images=.local/vm;Types=../shared/reference/azure-types".
+const ComputePrefix = "UseLocalCompute=true"
+
+// anchoredKeys are the options of the local stand-ins' connection settings that name files.
+var anchoredKeys = map[string]bool{"path": true, "dir": true, "images": true, "types": true}
+
+// AnchorConnection makes the relative file paths of a local stand-in's connection setting (the
+// embedded broker's Path, the local compute's Dir, Images and Types) absolute against dir, where the
+// settings that name them live, so that every process reading the setting — devhost, the handler it
+// starts in the app's folder, the agent — opens the same files. Other values pass as they are.
 func AnchorConnection(value, dir string) string {
-	path, err := PathFromConnection(value)
-	if err != nil || filepath.IsAbs(path) {
+	trimmed := strings.TrimSpace(value)
+	if !strings.HasPrefix(trimmed, ConnectionPrefix) && !strings.HasPrefix(trimmed, ComputePrefix) {
 		return value
 	}
-	return ConnectionPrefix + ";Path=" + filepath.Join(dir, path)
+	parts := strings.Split(trimmed, ";")
+	for i, part := range parts[1:] {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if ok && anchoredKeys[strings.ToLower(k)] && v != "" && !filepath.IsAbs(v) {
+			parts[i+1] = k + "=" + filepath.Join(dir, v)
+		}
+	}
+	return strings.Join(parts, ";")
 }
 
 // Broker is a handle on the broker file. It is safe for concurrent use, also across processes.

@@ -42,9 +42,9 @@ func (vm *VMSpec) normalizeMachine() {
 	}
 	for j := range vm.Disks {
 		d := &vm.Disks[j]
-		if !roles {
+		if d.Role == "" { // given for none: the first disk boots; given for some: the others hold data
 			d.Role = DiskRoleData
-			if j == 0 {
+			if j == 0 && !roles {
 				d.Role = DiskRoleOS
 			}
 		}
