@@ -37,7 +37,7 @@ type RunConfig struct {
 	// WorkloadDataOnly keeps the workload off the OS disks (role "os"), so a VM's bootable disk stays
 	// bootable while its data disks churn.
 	WorkloadDataOnly bool
-	Seed         int64
+	Seed             int64
 	// Duration stops the run after this long (0: when ctx ends or a planned failover stops it).
 	Duration time.Duration
 	// MarkerInterval inserts a crash-consistent marker this often (0: off); AppMarkerInterval takes an
