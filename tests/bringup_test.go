@@ -130,3 +130,34 @@ func bootedIsolated(t *testing.T, dir string) bool {
 	}
 	return vm.Spec.Isolated
 }
+
+// A planned failover loses nothing and ends with the VMs running: the agent on the source stops taking
+// writes and flushes, the job fails over to its final point and boots the VM from it.
+func TestPlannedFailoverBootsTheVMsAndLosesNothing(t *testing.T) {
+	s, _, images := newComputeStack(t, "*/1 * * * * *")
+	dir := t.TempDir()
+	osDisk, dataDisk := filepath.Join(dir, "web-os.img"), filepath.Join(dir, "web-data.img")
+	image, err := os.ReadFile(images.OS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(osDisk, image, 0o644)
+	os.WriteFile(dataDisk, make([]byte, 8<<20), 0o644)
+	spec := filepath.Join(dir, "spec.json")
+	os.WriteFile(spec, []byte(`{"vms":[{"name":"web","subnet":"src/app","disks":[
+		{"name":"os","sizeBytes":`+itoa(len(image))+`,"source":"file:`+osDisk+`","role":"os"},
+		{"name":"data","sizeBytes":8388608,"source":"file:`+dataDisk+`"}]}],
+		"network":{"mappings":[{"source":"src/app","target":"dr/app","test":"drtest/app"}]},"policy":{"crashConsistentIntervalSeconds":60}}`), 0o644)
+	group := testenv.Unique("planned")
+	p := startAgent(t, s, "-group", group, "-spec", spec, "-state", t.TempDir(), "-workload-rate", "2", "-workload-data-only", "-duration", "2m")
+	waitFor(t, 60*time.Second, "the group to be protected with a point", func() bool {
+		_, _, body := s.app.call(t, "GET", "/api/v1/groups/"+group, "test-key", "")
+		return strings.Contains(body, `"state": "Protected"`) && strings.Contains(body, `"lastRecoveryPoint"`)
+	})
+	job := s.runJob(t, "/api/v1/groups/"+group+"/failover", `{"type":"planned"}`, 4*time.Minute)
+	p.wait(t, 30*time.Second)
+	if !strings.Contains(job.Result["vm:web"], "running healthy") {
+		t.Fatalf("the failed-over VM: %q", job.Result["vm:web"])
+	}
+	compareWithSources(t, spec, group+"-failover")
+}
