@@ -135,15 +135,9 @@ func (r *bicepReader) resourceValue(typ string) (map[string]any, error) {
 	case r.peek("{"):
 		return r.object(typ)
 	case r.keyword("if"):
-		r.i += 2
-		r.skipWS()
-		if !r.peek("(") {
-			return nil, r.errf("want '(' after if")
-		}
-		if err := r.skipBalanced(); err != nil {
+		if err := r.skipCondition(); err != nil {
 			return nil, err
 		}
-		r.skipWS()
 		return r.resourceValue(typ)
 	case r.peek("["):
 		r.i++
@@ -151,20 +145,11 @@ func (r *bicepReader) resourceValue(typ string) (map[string]any, error) {
 		if !r.keyword("for") {
 			return nil, r.errf("want a for loop")
 		}
-		if err := r.forHeader(); err != nil {
-			return nil, err
-		}
-		r.skipWS()
-		body, err := r.resourceValue(typ)
+		body, err := r.loopBody(func() (any, error) { return r.resourceValue(typ) })
 		if err != nil {
 			return nil, err
 		}
-		r.skipWS()
-		if !r.peek("]") {
-			return nil, r.errf("want ']' closing the loop")
-		}
-		r.i++
-		return body, nil
+		return body.(map[string]any), nil
 	}
 	return nil, r.errf("want a resource body")
 }
@@ -241,33 +226,55 @@ func (r *bicepReader) nextEntry(closing, what string) (bool, error) {
 	return false, nil
 }
 
+// skipCondition skips an `if (…)` condition, when one comes next.
+func (r *bicepReader) skipCondition() error {
+	if !r.keyword("if") {
+		return nil
+	}
+	r.i += 2
+	r.skipWS()
+	if !r.peek("(") {
+		return r.errf("want '(' after if")
+	}
+	if err := r.skipBalanced(); err != nil {
+		return err
+	}
+	r.skipWS()
+	return nil
+}
+
+// loopBody reads the rest of `[for x in y: [if (…)] body]` once "[for" is next: the header, the
+// condition, the body (read by body) and the closing bracket.
+func (r *bicepReader) loopBody(body func() (any, error)) (any, error) {
+	if err := r.forHeader(); err != nil {
+		return nil, err
+	}
+	r.skipWS()
+	if err := r.skipCondition(); err != nil {
+		return nil, err
+	}
+	v, err := body()
+	if err != nil {
+		return nil, err
+	}
+	r.skipWS()
+	if !r.peek("]") {
+		return nil, r.errf("want ']' closing the loop")
+	}
+	r.i++
+	return v, nil
+}
+
 // array reads `[ a b … ]` (newline- or comma-separated) or a `[for … : value]` loop, which reads as a
 // one-element array of its body.
 func (r *bicepReader) array() ([]any, error) {
 	r.i++ // [
 	r.skipWS()
 	if r.keyword("for") {
-		if err := r.forHeader(); err != nil {
-			return nil, err
-		}
-		r.skipWS()
-		if r.keyword("if") {
-			r.i += 2
-			r.skipWS()
-			if err := r.skipBalanced(); err != nil {
-				return nil, err
-			}
-			r.skipWS()
-		}
-		v, err := r.value()
+		v, err := r.loopBody(r.value)
 		if err != nil {
 			return nil, err
 		}
-		r.skipWS()
-		if !r.peek("]") {
-			return nil, r.errf("want ']' closing the loop")
-		}
-		r.i++
 		return []any{v}, nil
 	}
 	a := []any{}
