@@ -44,10 +44,7 @@ const (
 // a crash finds the disks and goes on. The same spec again changes nothing; a spec that differs only in
 // placement is applied in place; any other difference is a conflict naming the fields.
 func (s *Service) Enable(ctx context.Context, group string, spec GroupSpec) (*Group, EnableOutcome, error) {
-	if err := CheckGroupName(group); err != nil {
-		return nil, 0, err
-	}
-	if err := s.needStorage(); err != nil {
+	if err := s.admissible(group); err != nil {
 		return nil, 0, err
 	}
 	spec.Normalize(group)
@@ -131,13 +128,19 @@ func (s *Service) ensureTargetDisk(ctx context.Context, spec *GroupSpec, d DiskR
 
 // Load is one group, or ErrNoGroup.
 func (s *Service) Load(ctx context.Context, group string) (*Group, error) {
-	if err := CheckGroupName(group); err != nil {
-		return nil, err
-	}
-	if err := s.needStorage(); err != nil {
+	if err := s.admissible(group); err != nil {
 		return nil, err
 	}
 	return LoadGroup(ctx, s.State, group)
+}
+
+// admissible refuses a request naming a group outside the grammar, or made while the storage is not
+// configured.
+func (s *Service) admissible(group string) error {
+	if err := CheckGroupName(group); err != nil {
+		return err
+	}
+	return s.needStorage()
 }
 
 // Disable stops replicating a group. keep (the operator's keepData) leaves the target disks and the
@@ -172,7 +175,7 @@ func (s *Service) Disable(ctx context.Context, group string, keep bool) (*Group,
 // Resync asks the agent for a checksum resync: the group stops at its watermark until the agent's
 // resync batch arrives. A group already waiting for one is left as it is.
 func (s *Service) Resync(ctx context.Context, group string) (GroupRecord, error) {
-	if _, err := s.Load(ctx, group); err != nil {
+	if err := s.admissible(group); err != nil { // UpdateGroup answers ErrNoGroup for a missing one
 		return GroupRecord{}, err
 	}
 	return UpdateGroup(ctx, s.State, group, func(r *GroupRecord) error {

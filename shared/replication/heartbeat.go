@@ -55,7 +55,7 @@ func (s *Service) Heartbeat(ctx context.Context, group string, rep AgentReport) 
 	if rep.Seq < 0 || rep.BaselineDoneBytes < 0 || rep.BaselineTotalBytes < rep.BaselineDoneBytes || rep.BaselineBlocksSent < 0 || rep.BaselineBlocks < rep.BaselineBlocksSent {
 		return AgentInstructions{}, fmt.Errorf("%w: invalid agent report: seq and counts must be non-negative, done bytes <= total and blocks sent <= blocks compared", ErrInvalid)
 	}
-	if _, err := s.Load(ctx, group); err != nil {
+	if err := s.admissible(group); err != nil { // UpdateGroup answers ErrNoGroup for a missing one
 		return AgentInstructions{}, err
 	}
 	now := s.now()
