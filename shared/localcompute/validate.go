@@ -50,9 +50,16 @@ func evaluate(rg string, req failover.DeploymentRequest) ([]resource, error) {
 }
 
 // check refuses what the resource providers would refuse: a property the published type definitions
-// do not have (or a required one missing), then the rules behind them — a VM boots from exactly one
-// managed OS disk attached with its OS type (unmanaged disks are retired), its disks in its zone, an
-// availability set of managed-disk VMs is Aligned, an imported disk is a fixed VHD.
+// do not have (or a required one missing), then the rules behind them, each from the definitions' own
+// words (../shared/reference/azure-types) or Azure's announcements:
+//   - a VM boots from one managed OS disk attached with its OS type (OSDisk.osType: "the type of the OS
+//     that is included in the disk if creating a VM from ... a specialized VHD", microsoft.compute_2025-
+//     04-01.md:824); unmanaged disks (OSDisk.vhd) are retired since 31 March 2026;
+//   - its disks are in its zone;
+//   - an availability set of managed-disk VMs is Aligned ("Use 'Aligned' for virtual machines with
+//     managed disks", microsoft.compute_2025-04-01.md:12);
+//   - an imported disk names its storage account ("Required if createOption is Import",
+//     microsoft.compute_2025-01-02.md:154) and is a fixed VHD (provision.go).
 func (c *Compute) check(ctx context.Context, rs []resource) error {
 	byID := map[string]resource{}
 	for _, r := range rs {
