@@ -251,7 +251,7 @@ func (a *Agent) WriteSeq(disk string, offset int64, data []byte) (int64, error) 
 // appendLocked adds an extent to the open batch (a zero extent when the data is all zeros) and returns
 // the batch's sequence number, given when the batch opens.
 func (a *Agent) appendLocked(e replication.Extent) int64 {
-	if !e.Zero && allZero(e.Data) {
+	if !e.Zero && replication.IsZero(e.Data) {
 		e.Zero, e.Data = true, nil
 	}
 	if a.cur == nil {
@@ -265,15 +265,6 @@ func (a *Agent) appendLocked(e replication.Extent) int64 {
 		a.sealLocked()
 	}
 	return seq
-}
-
-func allZero(b []byte) bool {
-	for _, v := range b {
-		if v != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // sealLocked closes the open batch: it gets its source time and joins the send queue (which blocks when

@@ -16,11 +16,21 @@ import (
 // deploying the same name again with the same request changes nothing (deployments are idempotent
 // by name). Deployment and VM report progress (ErrNotFound when there is none of that name); Delete
 // removes resources by id and succeeds for ids already gone.
+//
+// EnsureResourceGroup creates a resource group in the compute's region when it is missing (an existing
+// one is used as it is) and returns its id. Exists reports whether a resource, named by its full id,
+// exists. ExportDisk grants read access to a managed disk for the given time and returns the address
+// its fixed VHD is read or copied from (a SAS URL in Azure); EndExport revokes it (and succeeds when
+// there is nothing to revoke).
 type Compute interface {
+	EnsureResourceGroup(ctx context.Context, name string) (string, error)
 	Deploy(ctx context.Context, resourceGroup, name string, req DeploymentRequest) error
 	Deployment(ctx context.Context, resourceGroup, name string) (DeploymentStatus, error)
 	VM(ctx context.Context, resourceGroup, name string) (VMStatus, error)
+	Exists(ctx context.Context, id string) (bool, error)
 	Delete(ctx context.Context, resourceGroup string, ids []string) error
+	ExportDisk(ctx context.Context, diskID string, valid time.Duration) (string, error)
+	EndExport(ctx context.Context, diskID string) error
 }
 
 // DeploymentStatus is a deployment's provisioning state: Running, Succeeded or Failed (with Error),

@@ -75,6 +75,9 @@ func (c *Compute) path(rg string, parts ...string) string {
 func (c *Compute) Deploy(ctx context.Context, rg, name string, req failover.DeploymentRequest) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.resourceGroupExists(rg); err != nil {
+		return err
+	}
 	rs, err := evaluate(rg, req)
 	if err == nil {
 		err = c.check(ctx, rs)
@@ -157,7 +160,7 @@ func (c *Compute) Delete(_ context.Context, rg string, ids []string) error {
 			if err := os.RemoveAll(c.path(rg, "vms", name)); err != nil {
 				return err
 			}
-		case "disks", "networkInterfaces", "availabilitySets":
+		case "disks", "networkInterfaces", "availabilitySets", "virtualNetworks":
 			for _, f := range []string{name + ".img", name + ".json"} {
 				if err := os.Remove(c.path(rg, kind, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
 					return err

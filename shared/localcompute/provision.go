@@ -14,7 +14,9 @@ func (c *Compute) provision(ctx context.Context, rg string, r resource) error {
 	switch r.Type {
 	case "Microsoft.Compute/disks":
 		return c.importDisk(ctx, rg, r)
-	case "Microsoft.Network/networkInterfaces", "Microsoft.Compute/availabilitySets":
+	case "Microsoft.Network/virtualNetworks/subnets":
+		return c.provisionSubnet(r)
+	case "Microsoft.Network/networkInterfaces", "Microsoft.Compute/availabilitySets", "Microsoft.Network/virtualNetworks":
 		kind, name := kindAndName(r.ID)
 		return writeJSON(c.path(rg, kind, name+".json"), r.Body)
 	case "Microsoft.Compute/virtualMachines":

@@ -3,6 +3,7 @@ package localcompute
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/standby-dr/standby/shared/failover"
 	"github.com/standby-dr/standby/shared/replication"
@@ -41,7 +42,7 @@ func evaluate(rg string, req failover.DeploymentRequest) ([]resource, error) {
 		r.Type, _ = body["type"].(string)
 		r.APIVersion, _ = body["apiVersion"].(string)
 		r.Name, _ = body["name"].(string)
-		if r.ID, err = ResourceID(rg, r.Type, r.Name); err != nil {
+		if r.ID, err = ResourceID(rg, r.Type, strings.Split(r.Name, "/")...); err != nil { // a child's name is "parent/child"
 			return nil, fmt.Errorf("resources[%d]: %w", i, err)
 		}
 		out = append(out, r)
@@ -75,7 +76,7 @@ func (c *Compute) check(ctx context.Context, rs []resource) error {
 		var err error
 		switch r.Type {
 		case "Microsoft.Compute/virtualMachines":
-			err = checkVM(r, byID)
+			err = c.checkVM(r, byID)
 		case "Microsoft.Compute/availabilitySets":
 			if name, _ := dig(r.Body, "sku", "name").(string); name != "Aligned" {
 				err = fmt.Errorf("sku.name: %q: VMs with managed disks need an Aligned availability set", name)
@@ -83,11 +84,13 @@ func (c *Compute) check(ctx context.Context, rs []resource) error {
 		case "Microsoft.Compute/disks":
 			err = c.checkImport(ctx, r)
 		case "Microsoft.Network/networkInterfaces":
-			if id, _ := dig(r.Body, "properties", "ipConfigurations", 0, "properties", "subnet", "id").(string); id == "" {
-				err = fmt.Errorf("properties.ipConfigurations[0].properties.subnet.id: required")
-			}
+			err = c.checkNIC(r, byID)
+		case "Microsoft.Network/virtualNetworks":
+			err = checkVNet(r)
+		case "Microsoft.Network/virtualNetworks/subnets":
+			err = c.checkSubnet(r, byID)
 		default:
-			err = fmt.Errorf("type: the local compute deploys disks, NICs, availability sets and VMs, not %s", r.Type)
+			err = fmt.Errorf("type: the local compute deploys disks, NICs, virtual networks, subnets, availability sets and VMs, not %s", r.Type)
 		}
 		if err != nil {
 			return fmt.Errorf("%w: %s: %v", replication.ErrInvalid, at, err)
@@ -97,7 +100,7 @@ func (c *Compute) check(ctx context.Context, rs []resource) error {
 }
 
 // checkVM applies the Compute provider's rules of a VM's disks.
-func checkVM(r resource, byID map[string]resource) error {
+func (c *Compute) checkVM(r resource, byID map[string]resource) error {
 	os, _ := dig(r.Body, "properties", "storageProfile", "osDisk").(map[string]any)
 	if os == nil {
 		return fmt.Errorf("properties.storageProfile.osDisk: required (Required parameter 'osDisk' is missing)")
@@ -132,7 +135,7 @@ func checkVM(r resource, byID map[string]resource) error {
 	if set, _ := dig(r.Body, "properties", "availabilitySet", "id").(string); set != "" && r.Body["zones"] != nil {
 		return fmt.Errorf("zones: a VM in an availability set has no zone")
 	}
-	return nil
+	return c.checkReference(r, byID, "properties.availabilitySet.id", dig(r.Body, "properties", "availabilitySet", "id"))
 }
 
 // dig walks a decoded JSON value by keys and indexes (nil when a step is missing).

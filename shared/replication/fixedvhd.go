@@ -102,7 +102,7 @@ func ensureFixedVHD(ctx context.Context, pages PageStore, ref DiskRef, size int6
 		if err != nil {
 			return err
 		}
-		if isZero(tail) {
+		if IsZero(tail) {
 			footer, err := newFooter(ref, size, now)
 			if err != nil {
 				return err

@@ -124,9 +124,9 @@ func (w *WriteSet) ops() []pageOp {
 			}
 			// Split the data at page granularity into zero and non-zero runs.
 			for p := int64(0); p < e.Length; {
-				zero := isZero(e.Data[p : p+PageSize])
+				zero := IsZero(e.Data[p : p+PageSize])
 				q := p + PageSize
-				for q < e.Length && isZero(e.Data[q:q+PageSize]) == zero && (zero || q-p < MaxPageWrite) {
+				for q < e.Length && IsZero(e.Data[q:q+PageSize]) == zero && (zero || q-p < MaxPageWrite) {
 					q += PageSize
 				}
 				add(e.Offset+p, e.Data[p:q], zero, q-p)
@@ -144,14 +144,15 @@ const BlockSize = 1 << 20
 // BlockHash is a block's checksum as source and target compare them: "" for an all-zero block (what a
 // never-written page blob range reads as, so the target need not read it), else the hex sha256.
 func BlockHash(block []byte) string {
-	if isZero(block) {
+	if IsZero(block) {
 		return ""
 	}
 	sum := sha256.Sum256(block)
 	return hex.EncodeToString(sum[:])
 }
 
-func isZero(b []byte) bool {
+// IsZero reports whether every byte of b is zero (a never-written page reads so).
+func IsZero(b []byte) bool {
 	for _, v := range b {
 		if v != 0 {
 			return false

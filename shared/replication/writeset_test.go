@@ -65,7 +65,7 @@ func TestWriteSetMatchesWritingEveryExtentInOrder(t *testing.T) {
 				if int64(len(op.data)) != op.length || op.length > MaxPageWrite {
 					t.Fatalf("bad write op of %d bytes (length %d)", len(op.data), op.length)
 				}
-				if isZero(op.data[:PageSize]) {
+				if IsZero(op.data[:PageSize]) {
 					t.Fatalf("a write starts with a zero page: zero pages must be cleared")
 				}
 				copy(d.data[op.offset:op.offset+op.length], op.data)
