@@ -365,7 +365,7 @@ func BenchmarkFigure_rto(b *testing.B) {
 // withNetwork puts every VM of a bench spec in a mapped subnet (bring-up needs one).
 func withNetwork(spec string) string {
 	spec = strings.ReplaceAll(spec, `{"name":"vm`, `{"subnet":"src/app","name":"vm`)
-	return strings.TrimSuffix(spec, "}") + `,"network":{"mappings":[{"source":"src/app","target":"dr/app","test":"drtest/app"}]}}`
+	return strings.TrimSuffix(spec, "}") + `,"network":{"mappings":[{"source":"src/app","target":"dr/app","test":"drtest/app","targetPrefix":"10.2.0.0/24","testPrefix":"10.3.0.0/24"}]}}`
 }
 
 // writeNonZero writes data's non-zero MiB blocks to the agent's disk.

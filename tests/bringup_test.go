@@ -62,9 +62,14 @@ func TestTestFailoverBootsTheVM(t *testing.T) {
 	size := int64(len(image))
 	status, _, body := s.app.call(t, "PUT", "/api/v1/groups/"+group, "test-key", `{"vms":[{"name":"web","subnet":"src/app",
 		"disks":[{"name":"os","sizeBytes":`+itoa(int(size))+`,"source":"agent","role":"os","osType":"Linux"}]}],
-		"network":{"mappings":[{"source":"src/app","target":"dr/app","test":"drtest/app"}]}}`)
+		"network":{"mappings":[{"source":"src/app","target":"dr/app","test":"drtest/app","targetPrefix":"10.2.0.0/24","testPrefix":"10.3.0.0/24"}]}}`)
 	if status != http.StatusCreated {
 		t.Fatalf("PUT: %d %s", status, body)
+	}
+	// Enable made the recovery resource group, the production and the isolated networks.
+	vnets, _ := filepath.Glob(filepath.Join(computeDir, group+"-asr", "virtualNetworks", "*.json"))
+	if !strings.Contains(body, `"state": "Succeeded"`) || !strings.Contains(body, `"dr/app": "/subscriptions/local/resourceGroups/`+group+`-asr/providers/Microsoft.Network/virtualNetworks/dr/subnets/app"`) || len(vnets) != 2 {
+		t.Fatalf("target resources: %v\n%s", vnets, body)
 	}
 	a := s.agent(t, group, []replication.DiskRefSpec{{Key: "web/os", VM: "web", Spec: replication.DiskSpec{Name: "os", SizeBytes: size, Source: "agent"}}})
 	zero := make([]byte, 1<<20)
@@ -93,7 +98,7 @@ func TestTestFailoverBootsTheVM(t *testing.T) {
 	if !strings.Contains(string(serial), qemu.Healthy+" host=standby-vm disks=/dev/vda") {
 		t.Fatalf("the guest's console does not say it is up:\n%s", serial)
 	}
-	deployments, _ := filepath.Glob(filepath.Join(computeDir, group+"-asr", "deployments", "*.json"))
+	deployments, _ := filepath.Glob(filepath.Join(computeDir, group+"-asr", "deployments", "standby-*-web.json"))
 	if len(deployments) != 1 {
 		t.Fatalf("deployments kept: %v", deployments)
 	}
@@ -147,7 +152,7 @@ func TestPlannedFailoverBootsTheVMsAndLosesNothing(t *testing.T) {
 	os.WriteFile(spec, []byte(`{"vms":[{"name":"web","subnet":"src/app","disks":[
 		{"name":"os","sizeBytes":`+itoa(len(image))+`,"source":"file:`+osDisk+`","role":"os"},
 		{"name":"data","sizeBytes":8388608,"source":"file:`+dataDisk+`"}]}],
-		"network":{"mappings":[{"source":"src/app","target":"dr/app","test":"drtest/app"}]},"policy":{"crashConsistentIntervalSeconds":60}}`), 0o644)
+		"network":{"mappings":[{"source":"src/app","target":"dr/app","test":"drtest/app","targetPrefix":"10.2.0.0/24","testPrefix":"10.3.0.0/24"}]},"policy":{"crashConsistentIntervalSeconds":60}}`), 0o644)
 	group := testenv.Unique("planned")
 	p := startAgent(t, s, "-group", group, "-spec", spec, "-state", t.TempDir(), "-workload-rate", "2", "-workload-data-only", "-duration", "2m")
 	waitFor(t, 60*time.Second, "the group to be protected with a point", func() bool {

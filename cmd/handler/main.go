@@ -93,7 +93,7 @@ func intSetting(log *slog.Logger, name string, def int64) int64 {
 // routes wires the four functions to the backends; a function whose dependencies are missing answers 500.
 func routes(d *backends.Backends, log *slog.Logger) http.Handler {
 	now := time.Now
-	groups := &replication.Service{State: d.State, Pages: d.Pages, Journal: d.Journal, Log: log.With("function", "cutpoints"), Now: now}
+	groups := &replication.Service{State: d.State, Pages: d.Pages, Journal: d.Journal, Targets: d.Targets(), Log: log.With("function", "cutpoints"), Now: now}
 	applier := &replication.Applier{State: d.State, Pages: d.Pages, Journal: d.Journal, Log: log.With("function", "apply"), Now: now,
 		Parallelism: int(intSetting(log, settingParallel, 8))}
 	failFn := &failover.Function{}
@@ -103,7 +103,7 @@ func routes(d *backends.Backends, log *slog.Logger) http.Handler {
 			Restorer: &replication.Restorer{State: d.State, Pages: d.Pages, Journal: d.Journal, Parallelism: 8}}
 	}
 	apiLog := log.With("function", "api")
-	apiFn := &api.API{Groups: &replication.Service{State: d.State, Pages: d.Pages, Journal: d.Journal, Log: apiLog, Now: now},
+	apiFn := &api.API{Groups: &replication.Service{State: d.State, Pages: d.Pages, Journal: d.Journal, Targets: d.Targets(), Log: apiLog, Now: now},
 		Jobs:        &jobs.Admission{State: d.State, Pages: d.Pages, Jobs: d.Jobs, PeerConfigured: d.Peer != nil, Log: apiLog, Now: now},
 		DeadLetters: d.DeadLetters, Probes: d.Probes, Log: apiLog, Now: now}
 	mux := http.NewServeMux()

@@ -59,30 +59,32 @@ type JobView struct {
 
 // GroupView is a group as the API shows it.
 type GroupView struct {
-	Group              string                  `json:"group"`
-	State              replication.State       `json:"state"`
-	Reason             string                  `json:"reason,omitempty"`
-	VMs                []replication.VMSpec    `json:"vms"`
-	Target             replication.TargetSpec  `json:"target"`
-	Policy             replication.Policy      `json:"policy"`
-	Network            replication.NetworkSpec `json:"network"`
-	Watermark          int64                   `json:"watermark"`
-	AgentSeq           int64                   `json:"agentSeq"`
-	PendingBatches     int64                   `json:"pendingBatches"`
-	RPOSeconds         float64                 `json:"rpoSeconds"`
-	LastSourceTime     time.Time               `json:"lastSourceTime"`
-	LastAppliedAt      time.Time               `json:"lastAppliedAt"`
-	ApplyBytesPerSec   float64                 `json:"applyBytesPerSecond"`
-	BytesApplied       int64                   `json:"bytesApplied"`
-	BatchesApplied     int64                   `json:"batchesApplied"`
-	Health             string                  `json:"health,omitempty"`
-	HealthReason       string                  `json:"healthReason,omitempty"`
-	LastPointTime      *time.Time              `json:"lastRecoveryPoint,omitempty"`
-	LastAppPointTime   *time.Time              `json:"lastAppConsistentPoint,omitempty"`
-	Retention          *RetentionView          `json:"retentionWindow,omitempty"`
-	InitialReplication *BaselineView           `json:"initialReplication,omitempty"`
-	LastMarker         *MarkerView             `json:"lastMarker,omitempty"`
-	CreatedAt          time.Time               `json:"createdAt"`
+	Group   string                  `json:"group"`
+	State   replication.State       `json:"state"`
+	Reason  string                  `json:"reason,omitempty"`
+	VMs     []replication.VMSpec    `json:"vms"`
+	Target  replication.TargetSpec  `json:"target"`
+	Policy  replication.Policy      `json:"policy"`
+	Network replication.NetworkSpec `json:"network"`
+	// TargetResources are the target region's resources made on enable (none without a compute).
+	TargetResources    *replication.TargetResources `json:"targetResources,omitempty"`
+	Watermark          int64                        `json:"watermark"`
+	AgentSeq           int64                        `json:"agentSeq"`
+	PendingBatches     int64                        `json:"pendingBatches"`
+	RPOSeconds         float64                      `json:"rpoSeconds"`
+	LastSourceTime     time.Time                    `json:"lastSourceTime"`
+	LastAppliedAt      time.Time                    `json:"lastAppliedAt"`
+	ApplyBytesPerSec   float64                      `json:"applyBytesPerSecond"`
+	BytesApplied       int64                        `json:"bytesApplied"`
+	BatchesApplied     int64                        `json:"batchesApplied"`
+	Health             string                       `json:"health,omitempty"`
+	HealthReason       string                       `json:"healthReason,omitempty"`
+	LastPointTime      *time.Time                   `json:"lastRecoveryPoint,omitempty"`
+	LastAppPointTime   *time.Time                   `json:"lastAppConsistentPoint,omitempty"`
+	Retention          *RetentionView               `json:"retentionWindow,omitempty"`
+	InitialReplication *BaselineView                `json:"initialReplication,omitempty"`
+	LastMarker         *MarkerView                  `json:"lastMarker,omitempty"`
+	CreatedAt          time.Time                    `json:"createdAt"`
 }
 
 // RetentionView is what the group's retention keeps: the policy and the points it holds now.

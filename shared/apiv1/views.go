@@ -22,6 +22,9 @@ func NewGroupView(g *replication.Group, now time.Time) GroupView {
 		Watermark: r.Watermark, AgentSeq: r.AgentSeq, LastSourceTime: r.LastSourceTime, LastAppliedAt: r.LastAppliedAt,
 		ApplyBytesPerSec: r.ApplyBytesPerSecond, BytesApplied: r.BytesApplied, BatchesApplied: r.BatchesApplied, CreatedAt: r.CreatedAt}
 	v.PendingBatches = r.Pending()
+	if r.Resources.ResourceGroupID != "" {
+		v.TargetResources = &r.Resources
+	}
 	v.RPOSeconds = r.RPO(now).Seconds()
 	v.Health, v.HealthReason = r.Health, r.HealthReason
 	if !r.LastPointTime.IsZero() {

@@ -66,3 +66,11 @@ func OpenCompute(getenv func(string) string, pages replication.PageStore, log *s
 	return &localcompute.Compute{Dir: opts["Dir"], Types: types, Pages: pages, Launcher: localcompute.QEMU{Images: images},
 		Log: log.With("component", "localcompute")}, accountID, nil
 }
+
+// Targets is the target-resource provisioner on the configured compute (nil without one).
+func (b *Backends) Targets() replication.TargetProvisioner {
+	if b.Compute == nil {
+		return nil
+	}
+	return failover.TargetSite{Compute: b.Compute}
+}

@@ -25,6 +25,9 @@ func deployVMs(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) 
 	if inPlace(j, g) {
 		disk = g.TargetDisk
 	}
+	if wait, err := r.targetsReady(ctx, j, g); wait != "" || err != nil {
+		return wait, r.poll(j, 2*time.Second), err
+	}
 	rg := resourceGroupOf(g)
 	for _, vm := range g.Spec.VMs {
 		if _, mapped := g.Spec.Network.MappingFor(vm.Subnet); !mapped {
@@ -43,6 +46,36 @@ func deployVMs(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) 
 		}
 	}
 	return fmt.Sprintf("%d deployments started in resource group %s", len(g.Spec.VMs), rg), 0, nil
+}
+
+// targetsReady sees that the group's target resources are in place before a VM attaches to them: made on
+// enable, or made now for a group enabled before there was a compute (or whose deployment failed then).
+// It says what it waits for while their deployment runs.
+func (r *JobRunner) targetsReady(ctx context.Context, j *Job, g *replication.Group) (string, error) {
+	res := g.Record.Resources
+	if res.State == replication.TargetsSucceeded {
+		return "", nil
+	}
+	res, err := TargetSite{Compute: r.Compute}.Provision(ctx, j.Group, g.Spec)
+	if errors.Is(err, replication.ErrInvalid) {
+		return "", permanentError{fmt.Errorf("the target resources: %w", err)}
+	}
+	if err != nil {
+		return "", err
+	}
+	if _, err := replication.UpdateGroup(ctx, r.State, j.Group, func(rec *replication.GroupRecord) error {
+		rec.Resources = res
+		return nil
+	}); err != nil {
+		return "", err
+	}
+	switch res.State {
+	case replication.TargetsFailed:
+		return "", permanentError{fmt.Errorf("the target resources' deployment %s failed: %s", res.Deployment, res.Error)}
+	case replication.TargetsRunning:
+		return "waiting for the target resources' deployment " + res.Deployment, nil
+	}
+	return "", nil
 }
 
 func waitVMs(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {

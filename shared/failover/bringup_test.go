@@ -50,7 +50,8 @@ func withCompute(t *testing.T, f *jobFixture, health func() (bool, bool)) *launc
 	ctx := context.Background()
 	spec := f.g.Spec
 	spec.VMs[0].Subnet = "src/app"
-	spec.Network = replication.NetworkSpec{Mappings: []replication.NetworkMapping{{Source: "src/app", Target: "dr/app", Test: "drtest/app"}}}
+	spec.Network = replication.NetworkSpec{Mappings: []replication.NetworkMapping{{Source: "src/app", Target: "dr/app", Test: "drtest/app",
+		TargetPrefix: "10.2.0.0/24", TestPrefix: "10.3.0.0/24"}}}
 	replication.DeleteGroupRows(ctx, f.state, "g1")
 	f.g, _ = replication.CreateGroup(ctx, f.state, "g1", spec, time.Now())
 	replication.UpdateGroup(ctx, f.state, "g1", func(r *replication.GroupRecord) error { r.LastSourceTime = time.Now(); return nil })

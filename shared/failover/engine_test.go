@@ -294,7 +294,8 @@ func TestMachineDefinitionsFollowTheNetworkMapping(t *testing.T) {
 	// Re-create the group's spec with a network mapping, a static IP and a zone.
 	spec := f.g.Spec
 	spec.VMs[0].Subnet, spec.VMs[0].StaticIP, spec.VMs[0].Zone = "prod-vnet/app", "10.1.0.7", "2"
-	spec.Network = replication.NetworkSpec{Mappings: []replication.NetworkMapping{{Source: "prod-vnet/app", Target: "dr-vnet/app", Test: "dr-test-vnet/app"}}}
+	spec.Network = replication.NetworkSpec{Mappings: []replication.NetworkMapping{{Source: "prod-vnet/app", Target: "dr-vnet/app", Test: "dr-test-vnet/app",
+		TargetPrefix: "10.1.0.0/24", TestPrefix: "10.1.0.0/24"}}}
 	if err := spec.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +319,7 @@ func TestMachineDefinitionsFollowTheNetworkMapping(t *testing.T) {
 	}
 	// An availability set instead of a zone; a mapping without a test subnet fails a drill, saying why.
 	spec.VMs[0].Zone, spec.VMs[0].AvailabilitySet = "", "web-set"
-	spec.Network.Mappings[0].Test = ""
+	spec.Network.Mappings[0].Test, spec.Network.Mappings[0].TestPrefix = "", ""
 	replication.DeleteGroupRows(ctx, f.state, "g1")
 	replication.CreateGroup(ctx, f.state, "g1", spec, time.Now())
 	replication.UpdateGroup(ctx, f.state, "g1", func(r *replication.GroupRecord) error { r.LastSourceTime = time.Now(); return nil })
@@ -327,7 +328,7 @@ func TestMachineDefinitionsFollowTheNetworkMapping(t *testing.T) {
 	f.drain(t)
 	tpl := f.job(t, job.ID()).Result["template:vm"]
 	for _, want := range []string{`"availabilitySet":{"id":"[resourceId('Microsoft.Compute/availabilitySets', parameters('availabilitySetName'))]"}`,
-		`"type":"Microsoft.Compute/availabilitySets"`, `"availabilitySetName":{"value":"web-set"}`, `"sku":{"name":"Aligned"}`} {
+		`"availabilitySetName":{"value":"web-set"}`} {
 		if !strings.Contains(tpl, want) {
 			t.Fatalf("template lacks %s:\n%s", want, tpl)
 		}
@@ -365,6 +366,25 @@ func TestNetworkSpecValidation(t *testing.T) {
 		{func(s *replication.GroupSpec) {
 			s.Network.Mappings = append(s.Network.Mappings, s.Network.Mappings[0])
 		}, `network.mappings[1].source: "v/s" is mapped twice`},
+		{func(s *replication.GroupSpec) { s.Network.Mappings[0].TargetPrefix = "10.0.0.0" }, `network.mappings[0].targetPrefix: "10.0.0.0", want an IPv4 CIDR prefix`},
+		{func(s *replication.GroupSpec) { s.Network.Mappings[0].TargetPrefix = "10.0.0.0/30" }, `of at most /29`},
+		{func(s *replication.GroupSpec) {
+			s.Network.Mappings[0].Test, s.Network.Mappings[0].TestPrefix = "", "10.1.0.0/24"
+		}, `network.mappings[0].testPrefix: given without a test subnet`},
+		{func(s *replication.GroupSpec) {
+			s.Network.Mappings[0].Test, s.Network.Mappings[0].TargetPrefix, s.Network.Mappings[0].TestPrefix = "t/x", "10.0.0.0/16", "10.0.5.0/24"
+		}, `network.mappings[0].testPrefix: 10.0.5.0/24 overlaps 10.0.0.0/16 in virtual network t`},
+		{func(s *replication.GroupSpec) {
+			s.Network.Mappings[0].Target = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/s"
+			s.Network.Mappings[0].TargetPrefix = "10.0.0.0/24"
+		}, `network.mappings[0].targetPrefix: the subnet /subscriptions/0000/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/s exists (it is given by id)`},
+		{func(s *replication.GroupSpec) {
+			s.Network.Mappings[0].Target = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/s/../x"
+		}, `want vnet/subnet (in the recovery resource group) or a subnet's full resource id`},
+		{func(s *replication.GroupSpec) {
+			s.Network.Mappings[0].TargetPrefix, s.VMs[0].StaticIP = "10.4.0.0/24", "10.5.0.4"
+		},
+			`vms[0].staticIP: 10.5.0.4 is not in the target subnet t/s (10.4.0.0/24)`},
 	}
 	for _, c := range cases {
 		s := base()

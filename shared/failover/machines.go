@@ -76,7 +76,7 @@ func (r *JobRunner) machineDeployment(j *Job, g *replication.Group, vm replicati
 			if m.Test == "" {
 				return DeploymentRequest{}, replication.NoTestSubnet(vm)
 			}
-			plan.Subnet = m.Test
+			plan.Subnet, plan.DynamicIP = m.Test, !m.KeepsIPInTest(vm.StaticIP)
 		}
 	}
 	t, values := MachineDeployment(plan)

@@ -41,6 +41,9 @@ type MachinePlan struct {
 	// Isolated marks a test failover's VM: its NIC is tagged so, and a network that honours the tag (the
 	// local compute's) gives it none; in Azure the isolated test subnet does that.
 	Isolated bool
+	// DynamicIP gives the NIC a dynamic address instead of the VM's static one (a drill's test subnet
+	// that does not hold it).
+	DynamicIP bool
 	// Suffix makes the resource names of one job's VMs distinct from another's (a test failover's VMs
 	// run beside production ones): the job id's first eight digits.
 	Suffix string
@@ -48,8 +51,8 @@ type MachinePlan struct {
 
 // MachineDeployment is a VM's template and its parameter values: managed disks imported from the VHD
 // copies (createOption Import: a fixed VHD becomes a managed disk without a snapshot step), a NIC in
-// the subnet keeping the static IP, the availability set (Aligned: managed disks) when the VM has one,
-// and the VM attaching its OS disk (with its OS type) and data disks, in its zone.
+// the subnet keeping the static IP, and the VM attaching its OS disk (with its OS type) and data disks,
+// in its zone or its availability set (made on enable with the subnets: TargetSite).
 func MachineDeployment(p MachinePlan) (Template, map[string]any) {
 	vm := p.VM
 	values := map[string]any{"vmName": vm.Name + "-" + p.Suffix, "vmSize": vm.Size, "nicName": vm.Name + "-" + p.Suffix + "-nic",
@@ -90,13 +93,9 @@ func MachineDeployment(p MachinePlan) (Template, map[string]any) {
 		props["securityProfile"] = map[string]any{"securityType": "TrustedLaunch",
 			"uefiSettings": map[string]any{"secureBootEnabled": true, "vTpmEnabled": true}}
 	}
-	if vm.AvailabilitySet != "" {
+	if vm.AvailabilitySet != "" { // made on enable (TargetSite)
 		param("availabilitySetName", vm.AvailabilitySet)
-		t.Resources = append(t.Resources, map[string]any{"type": "Microsoft.Compute/availabilitySets", "apiVersion": apiCompute,
-			"name": "[parameters('availabilitySetName')]", "location": exprRGPlace, "sku": map[string]any{"name": "Aligned"},
-			"properties": map[string]any{"platformFaultDomainCount": 2, "platformUpdateDomainCount": 5}})
-		dependsOn = append(dependsOn, "[resourceId('Microsoft.Compute/availabilitySets', parameters('availabilitySetName'))]")
-		props["availabilitySet"] = map[string]any{"id": dependsOn[len(dependsOn)-1]}
+		props["availabilitySet"] = map[string]any{"id": "[resourceId('Microsoft.Compute/availabilitySets', parameters('availabilitySetName'))]"}
 	}
 	machine := map[string]any{"type": "Microsoft.Compute/virtualMachines", "apiVersion": apiCompute, "name": "[parameters('vmName')]",
 		"location": exprRGPlace, "dependsOn": dependsOn, "properties": props}
@@ -137,7 +136,7 @@ func nic(vm replication.VMSpec, p MachinePlan, param func(string, any) string) m
 		subnet = param("subnetId", p.Subnet) // a full resource id
 	}
 	ip := map[string]any{"subnet": map[string]any{"id": subnet}, "privateIPAllocationMethod": "Dynamic"}
-	if vm.StaticIP != "" {
+	if vm.StaticIP != "" && !p.DynamicIP {
 		ip["privateIPAllocationMethod"], ip["privateIPAddress"] = "Static", param("privateIPAddress", vm.StaticIP)
 	}
 	res := map[string]any{"type": "Microsoft.Network/networkInterfaces", "apiVersion": apiNetwork, "name": "[parameters('nicName')]",

@@ -65,6 +65,7 @@ type rig struct {
 	launcher *fakeLauncher
 	pages    *memstore.Pages
 	vm       replication.VMSpec
+	targets  replication.TargetResources
 }
 
 // newRig has one VM's disks as VHD copies in the target store: an OS disk with a footer, and a data
@@ -72,7 +73,9 @@ type rig struct {
 func newRig(t *testing.T, raw bool) *rig {
 	ctx := context.Background()
 	r := &rig{launcher: &fakeLauncher{stopped: map[int]bool{}}, pages: memstore.NewPages()}
-	spec := replication.GroupSpec{Network: replication.NetworkSpec{Mappings: []replication.NetworkMapping{{Source: "s/app", Target: "v/app", Test: "t/app"}}},
+	var err error
+	spec := replication.GroupSpec{Network: replication.NetworkSpec{Mappings: []replication.NetworkMapping{{Source: "s/app", Target: "v/app", Test: "t/app",
+		TargetPrefix: "10.2.0.0/24", TestPrefix: "10.3.0.0/24"}}},
 		VMs: []replication.VMSpec{{Name: "web", Subnet: "s/app", Disks: []replication.DiskSpec{{Name: "os", SizeBytes: 4 << 20, Source: "agent"}, {Name: "data", SizeBytes: 2 << 20, Source: "agent"}}}}}
 	spec.Normalize("g1")
 	r.vm = spec.VMs[0]
@@ -89,6 +92,9 @@ func newRig(t *testing.T, raw bool) *rig {
 		r.pages.WritePages(ctx, ref, d.SizeBytes, footer[:])
 	}
 	r.compute = &localcompute.Compute{Dir: t.TempDir(), Types: catalog(t), Pages: r.pages, Launcher: r.launcher, Log: slog.New(slog.DiscardHandler)}
+	if r.targets, err = (failover.TargetSite{Compute: r.compute}).Provision(ctx, "g1", spec); err != nil || r.targets.State != failover.DeploymentSucceeded {
+		t.Fatalf("target resources %+v: %v", r.targets, err)
+	}
 	return r
 }
 

@@ -13,7 +13,7 @@ import (
 // space ("NetcfgSubnetRangeOutsideVnet") and apart from its siblings ("NetcfgSubnetRangesOverlap").
 // Deploying a virtual network replaces its subnets with the ones it lists, as a PUT does in Azure.
 
-// subnetOf is the address prefix of a subnet, from the deployment or from what was deployed before.
+// subnetPrefix is the address prefix of a subnet, from the deployment or from what was deployed before.
 func (c *Compute) subnetPrefix(id string, byID map[string]resource) (netip.Prefix, bool, error) {
 	rg, path, ok := idParts(id)
 	if !ok || len(path) != 4 || path[0] != "virtualNetworks" || path[2] != "subnets" {

@@ -16,6 +16,8 @@ type Service struct {
 	State   StateStore
 	Pages   PageStore    // nil: not configured
 	Journal JournalStore // nil: not configured
+	// Targets makes the target resources on enable (nil: no compute configured, nothing to make).
+	Targets TargetProvisioner
 	Log     *slog.Logger
 	Now     func() time.Time
 }
@@ -58,6 +60,10 @@ func (s *Service) Enable(ctx context.Context, group string, spec GroupSpec) (*Gr
 	if !errors.Is(err, ErrNoGroup) {
 		return nil, 0, err
 	}
+	res, err := s.provisionTargets(ctx, group, spec)
+	if err != nil {
+		return nil, 0, err
+	}
 	if err := s.Pages.EnsureContainer(ctx, spec.Target.Container); err != nil {
 		return nil, 0, err
 	}
@@ -77,6 +83,9 @@ func (s *Service) Enable(ctx context.Context, group string, spec GroupSpec) (*Gr
 	if err != nil {
 		return nil, 0, err
 	}
+	if g.Record, err = s.recordTargets(ctx, group, res); err != nil {
+		return nil, 0, err
+	}
 	s.Log.Info("group enabled", "group", group, "vms", len(spec.VMs), "disks", len(spec.Disks()))
 	return g, Enabled, nil
 }
@@ -86,7 +95,11 @@ func (s *Service) enableExisting(ctx context.Context, existing *Group, spec Grou
 	group := existing.Record.PartitionKey
 	conflicts := existing.Spec.Conflicts(&spec)
 	if len(conflicts) > 0 && existing.Spec.OnlyPlacementDiffers(&spec) {
-		g, err := UpdatePlacement(ctx, s.State, group, spec, s.now())
+		res, err := s.provisionTargets(ctx, group, spec)
+		if err != nil {
+			return nil, 0, err
+		}
+		g, err := UpdatePlacement(ctx, s.State, group, spec, res, s.now())
 		if err == nil {
 			s.Log.Info("group placement changed", "group", group, "changes", strings.Join(conflicts, "; "))
 		}
@@ -101,6 +114,17 @@ func (s *Service) enableExisting(ctx context.Context, existing *Group, spec Grou
 	}
 	if existing.Record.State == StateDisabled {
 		return nil, 0, fmt.Errorf("%w: group is disabled: delete it with keepData=false before enabling it again", ErrConflict)
+	}
+	if s.Targets != nil && existing.Record.Resources.State != TargetsSucceeded && !existing.Record.FailedOver() {
+		// Enabling again retries the target resources (a group enabled before they were made, or
+		// whose deployment failed).
+		res, err := s.provisionTargets(ctx, group, spec)
+		if err != nil {
+			return nil, 0, err
+		}
+		if existing.Record, err = s.recordTargets(ctx, group, res); err != nil {
+			return nil, 0, err
+		}
 	}
 	return existing, AlreadyEnabled, nil
 }

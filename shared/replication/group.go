@@ -26,6 +26,9 @@ type GroupRecord struct {
 	Network NetworkSpec `json:"Network"`
 	VMNames []string    `json:"VMNames"`
 
+	// Resources are the target resources made on enable (targets.go).
+	Resources TargetResources `json:"Resources"`
+
 	State     State     `json:"State"`
 	Reason    string    `json:"Reason,omitempty"`
 	CreatedAt time.Time `json:"CreatedAt"`
@@ -94,12 +97,15 @@ func putVMRows(ctx context.Context, store StateStore, group string, spec GroupSp
 // UpdatePlacement changes where failovers place the group's VMs — the network mapping and each VM's
 // subnet, static IP, zone or availability set — which replication itself never reads. The VM rows
 // first, then the state row: a reader sees the new mapping only once every VM's placement matches it.
-func UpdatePlacement(ctx context.Context, store StateStore, group string, spec GroupSpec, now time.Time) (*Group, error) {
+func UpdatePlacement(ctx context.Context, store StateStore, group string, spec GroupSpec, res TargetResources, now time.Time) (*Group, error) {
 	if err := putVMRows(ctx, store, group, spec); err != nil {
 		return nil, err
 	}
 	if _, err := UpdateGroup(ctx, store, group, func(r *GroupRecord) error {
 		r.Network, r.UpdatedAt = spec.Network, now
+		if res.ResourceGroupID != "" {
+			r.Resources = res
+		}
 		return nil
 	}); err != nil {
 		return nil, err

@@ -42,45 +42,6 @@ type VMSpec struct {
 	Size string `json:"size,omitempty"`
 }
 
-// NetworkSpec maps source subnets to target ones.
-type NetworkSpec struct {
-	Mappings []NetworkMapping `json:"mappings,omitempty"`
-}
-
-// CheckTestNetwork says why a test failover could not place the group's VMs (a mapping without an
-// isolated test subnet, as a reprotect's reversed mapping starts), or nil.
-func (s *GroupSpec) CheckTestNetwork() error {
-	for _, vm := range s.VMs {
-		if m, ok := s.Network.MappingFor(vm.Subnet); ok && m.Test == "" {
-			return NoTestSubnet(vm)
-		}
-	}
-	return nil
-}
-
-// NoTestSubnet says a VM cannot be placed by a test failover.
-func NoTestSubnet(vm VMSpec) error {
-	return fmt.Errorf("the network mapping of %s names no isolated test subnet: a test failover cannot place %s", vm.Subnet, vm.Name)
-}
-
-// NetworkMapping maps a source "vnet/subnet" to the target region's, and to an isolated test subnet
-// for test failovers (which must never share the production network).
-type NetworkMapping struct {
-	Source string `json:"source"`
-	Target string `json:"target"`
-	Test   string `json:"test"`
-}
-
-// MappingFor returns the mapping of a source subnet.
-func (n NetworkSpec) MappingFor(source string) (NetworkMapping, bool) {
-	for _, m := range n.Mappings {
-		if m.Source == source {
-			return m, true
-		}
-	}
-	return NetworkMapping{}, false
-}
-
 // DiskSpec is one protected disk. Source says where the agent reads it: "file:<path>" (a disk image or
 // block device), "pageblob:<url>" (a page blob in the source account), or "agent" (writes arrive
 // through the agent's write API).
@@ -290,27 +251,6 @@ func (vm VMSpec) validateDisks(at string) error {
 	return nil
 }
 
-// validate checks the network mappings.
-func (n NetworkSpec) validate() error {
-	seenSource := map[string]bool{}
-	for i, m := range n.Mappings {
-		at := fmt.Sprintf("network.mappings[%d]", i)
-		for field, v := range map[string]string{"source": m.Source, "target": m.Target, "test": m.Test} {
-			if !subnetName.MatchString(v) && (field != "test" || v != "") {
-				return fmt.Errorf("%s.%s: %q, want vnet/subnet", at, field, v)
-			}
-		}
-		if m.Test == m.Target {
-			return fmt.Errorf("%s.test: %q is the production subnet; a test failover needs an isolated one", at, m.Test)
-		}
-		if seenSource[m.Source] {
-			return fmt.Errorf("%s.source: %q is mapped twice", at, m.Source)
-		}
-		seenSource[m.Source] = true
-	}
-	return nil
-}
-
 // validatePlacement checks where failovers place each VM: subnet (mapped), static IP, zone or
 // availability set.
 func (s *GroupSpec) validatePlacement() error {
@@ -327,6 +267,9 @@ func (s *GroupSpec) validatePlacement() error {
 			}
 			if vm.Subnet == "" {
 				return fmt.Errorf("%s.staticIP: a static IP needs the VM's subnet", at)
+			}
+			if err := s.Network.checkStaticIP(vm); err != nil {
+				return fmt.Errorf("%s.staticIP: %v", at, err)
 			}
 		}
 		if vm.Zone != "" && vm.Zone != "1" && vm.Zone != "2" && vm.Zone != "3" {

@@ -58,10 +58,12 @@ func (s *Service) tend(ctx context.Context, group string, now time.Time) ([]stri
 	if err != nil {
 		return nil, err
 	}
-	if g.Record.ReplicationStopped() {
-		return nil, nil // nothing to cut, and no RPO to rate
+	logs, err := s.refreshTargets(ctx, g)
+	if err != nil || g.Record.ReplicationStopped() {
+		return logs, err // stopped: nothing to cut, and no RPO to rate
 	}
-	logs, err := s.cutPoints(ctx, g, now)
+	lines, err := s.cutPoints(ctx, g, now)
+	logs = append(logs, lines...)
 	if err != nil {
 		return logs, err
 	}
@@ -106,7 +108,7 @@ func (s *Service) tend(ctx context.Context, group string, now time.Time) ([]stri
 	if rec.MarkerRequestedAt.Equal(now) {
 		logs = append(logs, fmt.Sprintf("group %s: crash-consistent marker requested (newest is %s old)", group, now.Sub(rec.LastMarkerTime).Round(time.Second)))
 	}
-	lines, err := s.pruneJournal(ctx, rec, now)
+	lines, err = s.pruneJournal(ctx, rec, now)
 	return append(logs, lines...), err
 }
 
