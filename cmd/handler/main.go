@@ -103,7 +103,7 @@ func routes(d *backends.Backends, log *slog.Logger) http.Handler {
 			Restorer: &replication.Restorer{State: d.State, Pages: d.Pages, Journal: d.Journal, Parallelism: 8}}
 	}
 	apiLog := log.With("function", "api")
-	apiFn := &api.API{Groups: &replication.Service{State: d.State, Pages: d.Pages, Journal: d.Journal, Targets: d.Targets(), Log: apiLog, Now: now},
+	apiFn := &api.API{Groups: &replication.Service{State: d.State, Pages: d.Pages, Journal: d.Journal, Targets: d.Targets(), Exporter: d.Exporter(), Log: apiLog, Now: now},
 		Jobs:        &jobs.Admission{State: d.State, Pages: d.Pages, Jobs: d.Jobs, PeerConfigured: d.Peer != nil, Log: apiLog, Now: now},
 		DeadLetters: d.DeadLetters, Probes: d.Probes, Log: apiLog, Now: now}
 	mux := http.NewServeMux()

@@ -42,13 +42,15 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("DELETE /api/v1/groups/{group}", a.deleteGroup)
 	mux.HandleFunc("POST /api/v1/groups/{group}/agent", a.postAgent)
 	mux.HandleFunc("POST /api/v1/groups/{group}/resync", a.postResync)
+	mux.HandleFunc("POST /api/v1/groups/{group}/seed", a.postSeed)
 	mux.HandleFunc("GET /api/v1/groups/{group}/disks/{vm}/{disk}/hashes", a.getDiskHashes)
 	mux.HandleFunc("GET /api/v1/groups/{group}/recovery-points", a.getPoints)
 	mux.HandleFunc("POST /api/v1/groups/{group}/events", a.postEvent)
 	mux.HandleFunc("GET /api/v1/groups/{group}/events", a.getEvents)
 	mux.HandleFunc("POST /api/v1/groups/{group}/failover", a.postFailover)
 	mux.HandleFunc("POST /api/v1/groups/{group}/change-recovery-point", a.postChangePoint)
-	for _, jobType := range []string{failover.JobCleanupTest, failover.JobCommit, failover.JobReprotect, failover.JobFailback} {
+	mux.HandleFunc("POST /api/v1/groups/{group}/reprotect", a.postReprotect)
+	for _, jobType := range []string{failover.JobCleanupTest, failover.JobCommit, failover.JobFailback} {
 		mux.HandleFunc("POST /api/v1/groups/{group}/"+jobType, func(w http.ResponseWriter, r *http.Request) {
 			a.startJob(w, r, failover.Request{Type: jobType})
 		})

@@ -90,6 +90,18 @@ func (a *API) postResync(w http.ResponseWriter, r *http.Request) {
 	a.answer(w, r, http.StatusAccepted, map[string]any{"group": group, "state": rec.State, "reason": rec.Reason}, err)
 }
 
+// postSeed starts, follows and finishes a reprotect's seeding of this site's disks from managed disks
+// (the peer's reprotect job calls it until done).
+func (a *API) postSeed(w http.ResponseWriter, r *http.Request) {
+	var req replication.SeedRequest
+	if err := decode(r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	st, err := a.Groups.Seed(r.Context(), r.PathValue("group"), req)
+	a.answer(w, r, http.StatusOK, st, err)
+}
+
 // getDiskHashes answers a page of a disk's block hashes: ?from= (default 0) and ?count= (default and
 // at most replication.MaxHashBlocks); the answer's next continues.
 func (a *API) getDiskHashes(w http.ResponseWriter, r *http.Request) {
@@ -194,6 +206,19 @@ func (a *API) postChangePoint(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.startJob(w, r, failover.Request{Type: failover.JobChangePoint, RecoveryPoint: req.RecoveryPoint})
+}
+
+// postReprotect starts a reprotect; its body (optional) says where the agent on each failed-over VM
+// reads its disks.
+func (a *API) postReprotect(w http.ResponseWriter, r *http.Request) {
+	var req apiv1.ReprotectRequest
+	if r.ContentLength != 0 {
+		if err := decode(r, &req); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
+	a.startJob(w, r, failover.Request{Type: failover.JobReprotect, Sources: req.Sources})
 }
 
 func (a *API) startJob(w http.ResponseWriter, r *http.Request, req failover.Request) {

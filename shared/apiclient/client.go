@@ -210,3 +210,10 @@ func (p Peer) Job(ctx context.Context, id string) (failover.PeerJob, error) {
 	}
 	return pj, nil
 }
+
+// SeedDisks asks the peer to seed disks from managed disks, and reports their copies.
+func (p Peer) SeedDisks(ctx context.Context, group string, req replication.SeedRequest) (replication.SeedStatus, error) {
+	var st replication.SeedStatus
+	_, err := p.Client.Do(ctx, http.MethodPost, "/v1/groups/"+group+"/seed", req, &st)
+	return st, peerError(err)
+}

@@ -27,6 +27,12 @@ type FailoverRequest struct {
 	JobID string `json:"jobId,omitempty"`
 }
 
+// ReprotectRequest is the optional body of POST /groups/{group}/reprotect: by disk key ("vm/disk"), the
+// source the agent on the failed-over VM reads (file:<device or image>); Azure's device names otherwise.
+type ReprotectRequest struct {
+	Sources map[string]string `json:"sources,omitempty"`
+}
+
 // ChangePointRequest is the body of POST /groups/{group}/change-recovery-point.
 type ChangePointRequest struct {
 	RecoveryPoint string `json:"recoveryPoint"`

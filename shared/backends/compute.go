@@ -74,3 +74,11 @@ func (b *Backends) Targets() replication.TargetProvisioner {
 	}
 	return failover.TargetSite{Compute: b.Compute}
 }
+
+// Exporter reads managed disks through the configured compute (nil without one).
+func (b *Backends) Exporter() replication.DiskExporter {
+	if b.Compute == nil {
+		return nil
+	}
+	return b.Compute
+}

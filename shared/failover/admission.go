@@ -32,6 +32,9 @@ type Request struct {
 	Type          string
 	RecoveryPoint string
 	JobID         string
+	// Sources says, for a reprotect, where the agent on each failed-over VM reads its disks (by disk
+	// key; ReverseSpec's defaults otherwise).
+	Sources map[string]string
 }
 
 // ValidJobID reports whether id has the form of a job id (32 lowercase hex digits).
@@ -73,6 +76,9 @@ func (a *Admission) Start(ctx context.Context, req Request) (Job, error) {
 	if req.JobID != "" {
 		job.PartitionKey = req.JobID
 	}
+	for key, src := range req.Sources {
+		job.Work["source:"+key] = src
+	}
 	if _, err := a.State.Insert(ctx, JobsTable, job); err != nil {
 		if req.JobID != "" && errors.Is(err, replication.ErrConflict) {
 			return a.existing(ctx, req)
@@ -96,6 +102,12 @@ func (a *Admission) Start(ctx context.Context, req Request) (Job, error) {
 func (req *Request) normalize() error {
 	if err := replication.CheckGroupName(req.Group); err != nil {
 		return err
+	}
+	if len(req.Sources) > 0 && req.Type != JobReprotect {
+		return fmt.Errorf("%w: sources: only a reprotect reads the failed-over VMs' disks", replication.ErrInvalid)
+	}
+	if len(req.Sources) > replication.MaxVMsPerGroup*replication.MaxDisksPerVM {
+		return fmt.Errorf("%w: sources: %d entries, more than a group has disks", replication.ErrInvalid, len(req.Sources))
 	}
 	if req.JobID != "" && !ValidJobID(req.JobID) {
 		return fmt.Errorf("%w: jobId %q is not 32 lowercase hex digits", replication.ErrInvalid, req.JobID)
@@ -141,7 +153,7 @@ func (a *Admission) precheck(ctx context.Context, g *replication.Group, req *Req
 		if err != nil {
 			return fmt.Errorf("failover job %s: %w", g.Record.FailoverJob, err)
 		}
-		if _, err := ReverseSpec(g.Record.PartitionKey, g.Spec, fo.Container, a.Pages.URL); err != nil {
+		if _, _, err := ReverseSpec(g.Record.PartitionKey, g.Spec, fo.Container, a.Pages.URL, req.Sources); err != nil {
 			return fmt.Errorf("%w: cannot reprotect: %v", replication.ErrState, err)
 		}
 	}

@@ -21,6 +21,9 @@ type PeerSite interface {
 	// (idempotent: a group already gone is fine).
 	RemoveGroup(ctx context.Context, group string) error
 	Job(ctx context.Context, id string) (PeerJob, error)
+	// SeedDisks starts, follows and finishes the copy of the original managed disks into the peer's
+	// storage (replication.Service.Seed there); called again until Done.
+	SeedDisks(ctx context.Context, group string, req replication.SeedRequest) (replication.SeedStatus, error)
 }
 
 // PeerGroup is a group's state on the peer site.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/standby-dr/standby/shared/replication"
@@ -23,47 +24,79 @@ const (
 	JobReprotectForward = "reprotect-forward"
 )
 
-// ReverseSpec is the spec that replicates a failed-over group back: the failover disks (in the
-// failover container, at the addresses url gives) are the sources, the original disks are the targets
-// (so only the blocks that differ travel), and the network mapping points back. The original disks
-// must be page blobs: the reverse site writes them.
-func ReverseSpec(group string, spec replication.GroupSpec, failoverContainer string, url func(replication.DiskRef) string) (replication.GroupSpec, error) {
+// ReverseSpec is the spec that replicates a failed-over group back: the failed-over VMs' disks are the
+// sources and the original disks the targets, so only the blocks that differ travel; the network
+// mapping points back. An original disk is either a managed disk (the disk's managedDisk: seeds lists
+// what the peer exports and copies into a fixed VHD blob of its storage first, and the VMs fail back
+// into the original disks' resource group) or a page blob (the disk's pageblob: source, written as it
+// is). sources gives, by disk key, where the agent on a failed-over VM reads each disk; by default the
+// device Azure's Linux VMs name it by (/dev/disk/azure/root, /dev/disk/azure/scsi1/lun<N>), or for a
+// page-blob original its failover copy at url.
+func ReverseSpec(group string, spec replication.GroupSpec, failoverContainer string, url func(replication.DiskRef) string, sources map[string]string) (replication.GroupSpec, []replication.SeedDisk, error) {
 	rev := replication.GroupSpec{Policy: spec.Policy, Target: replication.TargetSpec{Disks: map[string]string{}}}
 	for _, m := range spec.Network.Mappings {
 		// The source region's isolated test subnet is not known: test failovers of the reversed group
 		// are refused until the operator maps one.
 		rev.Network.Mappings = append(rev.Network.Mappings, replication.NetworkMapping{Source: m.Target, Target: m.Source})
 	}
+	var seeds []replication.SeedDisk
 	for i, vm := range spec.VMs {
-		rvm := replication.VMSpec{Name: vm.Name, StaticIP: vm.StaticIP, Zone: vm.Zone, AvailabilitySet: vm.AvailabilitySet}
+		rvm := replication.VMSpec{Name: vm.Name, StaticIP: vm.StaticIP, Zone: vm.Zone, AvailabilitySet: vm.AvailabilitySet, Size: vm.Size}
 		if m, ok := spec.Network.MappingFor(vm.Subnet); ok {
 			rvm.Subnet = m.Target
 		}
+		lun := 0
 		for j, d := range vm.Disks {
 			key := replication.DiskKey(vm.Name, d.Name)
-			orig, err := replication.PageBlobRef(d.Source)
-			if err != nil {
-				return replication.GroupSpec{}, fmt.Errorf("vms[%d].disks[%d] (%s): reprotect writes the original disks, which must be page blobs; the source is %q", i, j, key, d.Source)
+			rd := d
+			rd.ManagedDisk = ""
+			switch orig, err := replication.PageBlobRef(d.Source); {
+			case d.ManagedDisk != "":
+				rev.Target.Container = spec.Target.Container
+				rev.Target.Disks[key] = replication.DiskIn(spec.Target.Container, key).String()
+				seeds = append(seeds, replication.SeedDisk{Key: key, ManagedDisk: d.ManagedDisk, SizeBytes: d.SizeBytes})
+				if rg := replication.ResourceGroupOfDisk(d.ManagedDisk); d.Role == replication.DiskRoleOS && rg != "" {
+					rev.Target.ResourceGroup = rg
+				}
+				rd.Source = "file:/dev/disk/azure/root"
+				if d.Role != replication.DiskRoleOS {
+					rd.Source = fmt.Sprintf("file:/dev/disk/azure/scsi1/lun%d", lun)
+				}
+			case err == nil:
+				if rev.Target.Container == "" {
+					rev.Target.Container = orig.Container
+				}
+				rev.Target.Disks[key] = orig.String()
+				rd.Source = "pageblob:" + url(replication.DiskIn(failoverContainer, key))
+			default:
+				return replication.GroupSpec{}, nil, fmt.Errorf("vms[%d].disks[%d] (%s): reprotect replicates back into the original disk: give its managedDisk (the source VM's managed disk id), or a pageblob: source; the source is %q", i, j, key, d.Source)
 			}
-			if rev.Target.Container == "" {
-				rev.Target.Container = orig.Container
+			if d.Role != replication.DiskRoleOS {
+				lun++
 			}
-			rev.Target.Disks[key] = orig.String()
-			rvm.Disks = append(rvm.Disks, replication.DiskSpec{Name: d.Name, SizeBytes: d.SizeBytes,
-				Source: "pageblob:" + url(replication.DiskIn(failoverContainer, key))})
+			if src, ok := sources[key]; ok {
+				rd.Source = src
+			}
+			rvm.Disks = append(rvm.Disks, rd)
 		}
 		rev.VMs = append(rev.VMs, rvm)
 	}
+	for key := range sources {
+		if _, ok := rev.Target.Disks[key]; !ok {
+			return replication.GroupSpec{}, nil, fmt.Errorf("sources[%s]: the group has no such disk (want vm/disk)", key)
+		}
+	}
 	rev.Normalize(group)
 	if err := rev.Validate(); err != nil {
-		return replication.GroupSpec{}, fmt.Errorf("the reversed spec: %w", err)
+		return replication.GroupSpec{}, nil, fmt.Errorf("the reversed spec: %w", err)
 	}
-	return rev, nil
+	return rev, seeds, nil
 }
 
 func (e permanentError) Unwrap() error { return e.error }
 
 var reprotectSteps = []stepDef{
+	{"seed-on-peer", withPeer(seedOnPeer)},
 	{"enable-on-peer", withPeer(enableOnPeer)},
 	{"wait-peer-protected", withPeer(waitPeerProtected)},
 	{"mark-reprotected", markReprotected},
@@ -81,17 +114,56 @@ var failbackSteps = []stepDef{
 	{"mark-failed-back", markFailedBack},
 }
 
-// reverseSpecOf is the group's reversed spec: sources are the disks of the failover that was committed.
-func (r *JobRunner) reverseSpecOf(ctx context.Context, g *replication.Group) (replication.GroupSpec, error) {
+// reverseSpecOf is the group's reversed spec: sources are the disks of the failover that was committed
+// (or where the reprotect request says the agent reads them).
+func (r *JobRunner) reverseSpecOf(ctx context.Context, j *Job, g *replication.Group) (replication.GroupSpec, []replication.SeedDisk, error) {
 	var failover Job
 	if _, err := r.State.Get(ctx, JobsTable, g.Record.FailoverJob, JobRow, &failover); err != nil {
-		return replication.GroupSpec{}, fmt.Errorf("the failover job %q: %w", g.Record.FailoverJob, err)
+		return replication.GroupSpec{}, nil, fmt.Errorf("the failover job %q: %w", g.Record.FailoverJob, err)
 	}
-	return ReverseSpec(g.Record.PartitionKey, g.Spec, failover.Container, r.Pages.URL)
+	return ReverseSpec(g.Record.PartitionKey, g.Spec, failover.Container, r.Pages.URL, sourcesOf(j))
+}
+
+// sourcesOf are a reprotect request's sources, kept in the job's work as "source:<vm/disk>".
+func sourcesOf(j *Job) map[string]string {
+	out := map[string]string{}
+	for k, v := range j.Work {
+		if key, ok := strings.CutPrefix(k, "source:"); ok {
+			out[key] = v
+		}
+	}
+	return out
+}
+
+// seedOnPeer has the peer copy the original managed disks into its storage (the reversed group's
+// targets), polling until every copy is done; original disks that are page blobs need no seeding.
+func seedOnPeer(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
+	rev, seeds, err := r.reverseSpecOf(ctx, j, g)
+	if err != nil {
+		return "", 0, permanentError{err}
+	}
+	if len(seeds) == 0 {
+		return "the original disks are page blobs: nothing to seed", 0, nil
+	}
+	st, err := r.Peer.SeedDisks(ctx, j.Group, replication.SeedRequest{Container: rev.Target.Container, Disks: seeds})
+	if err != nil {
+		return r.peerFailed(j, "seeding the original disks on the peer site", err)
+	}
+	var copied, total int64
+	for _, d := range st.Disks {
+		if d.State == "failed" {
+			return "", 0, permanentError{fmt.Errorf("copying %s's original managed disk on the peer site: %s", d.Key, d.Error)}
+		}
+		copied, total = copied+d.Copied, total+d.Total
+	}
+	if !st.Done {
+		return fmt.Sprintf("the peer copies the original managed disks: %d of %d bytes", copied, total), r.poll(j, 2*time.Second), nil
+	}
+	return fmt.Sprintf("%d original managed disks exported and copied into the peer's storage (%d bytes)", len(st.Disks), total), 0, nil
 }
 
 func enableOnPeer(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
-	rev, err := r.reverseSpecOf(ctx, g)
+	rev, _, err := r.reverseSpecOf(ctx, j, g)
 	if err != nil {
 		return "", 0, permanentError{err}
 	}

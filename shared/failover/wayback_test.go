@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,8 +36,8 @@ func TestReverseSpec(t *testing.T) {
 	}
 	spec.Normalize("g")
 	url := func(d replication.DiskRef) string { return "https://dr.blob.core.windows.net/" + d.String() }
-	rev, err := failover.ReverseSpec("g", spec, "g-failover", url)
-	if err != nil {
+	rev, seeds, err := failover.ReverseSpec("g", spec, "g-failover", url, nil)
+	if err != nil || len(seeds) != 0 {
 		t.Fatal(err)
 	}
 	vm := rev.VMs[0]
@@ -51,9 +52,31 @@ func TestReverseSpec(t *testing.T) {
 		t.Fatalf("target disk of web/os: %s", got)
 	}
 	spec.VMs[0].Disks[0].Source = "file:/dev/sdb"
-	_, err = failover.ReverseSpec("g", spec, "g-failover", url)
-	if err == nil || err.Error() != `vms[0].disks[0] (web/os): reprotect writes the original disks, which must be page blobs; the source is "file:/dev/sdb"` {
-		t.Fatalf("a file: source: %v", err)
+	_, _, err = failover.ReverseSpec("g", spec, "g-failover", url, nil)
+	if err == nil || !strings.Contains(err.Error(), `vms[0].disks[0] (web/os): reprotect replicates back into the original disk: give its managedDisk`) {
+		t.Fatalf("a file: source without a managed disk: %v", err)
+	}
+
+	// Managed original disks: the peer seeds them, the VMs fail back into their resource group, and
+	// the agent on the failed-over VM reads Azure's device names unless told otherwise.
+	osID := "/subscriptions/0000/resourceGroups/prod-rg/providers/Microsoft.Compute/disks/web-os"
+	spec.VMs[0].Disks[0].ManagedDisk = osID
+	spec.VMs[0].Disks = append(spec.VMs[0].Disks, replication.DiskSpec{Name: "data", SizeBytes: 2 << 20, Source: "file:/dev/sdc", Role: "data", SKU: "Premium_LRS",
+		ManagedDisk: "/subscriptions/0000/resourceGroups/prod-rg/providers/Microsoft.Compute/disks/web-data"})
+	rev, seeds, err = failover.ReverseSpec("g", spec, "g-failover", url, map[string]string{"web/data": "file:/mnt/data.img"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seeds) != 2 || seeds[0] != (replication.SeedDisk{Key: "web/os", ManagedDisk: osID, SizeBytes: 1 << 20}) || rev.Target.ResourceGroup != "prod-rg" ||
+		rev.Target.Disks["web/data"] != spec.Target.Container+"/web/data.vhd" || rev.VMs[0].Disks[0].Source != "file:/dev/disk/azure/root" ||
+		rev.VMs[0].Disks[1].Source != "file:/mnt/data.img" || rev.VMs[0].Disks[1].SKU != "Premium_LRS" || rev.VMs[0].Disks[1].ManagedDisk != "" {
+		t.Fatalf("reversed spec %+v, seeds %+v", rev, seeds)
+	}
+	if _, _, err := failover.ReverseSpec("g", spec, "g-failover", url, map[string]string{"web/nope": "file:/x"}); err == nil || !strings.Contains(err.Error(), "sources[web/nope]: the group has no such disk") {
+		t.Fatalf("an unknown disk's source: %v", err)
+	}
+	if _, _, err := failover.ReverseSpec("g", spec, "g-failover", url, map[string]string{"web/os": "ftp:/x"}); err == nil || !strings.Contains(err.Error(), "the reversed spec: vms[0].disks[0].source") {
+		t.Fatalf("a bad source: %v", err)
 	}
 }
 
@@ -86,6 +109,9 @@ func (p *peerStub) GroupStatus(context.Context, string) (failover.PeerGroup, err
 	return failover.PeerGroup{}, nil
 }
 func (p *peerStub) RemoveGroup(context.Context, string) error { return nil }
+func (p *peerStub) SeedDisks(context.Context, string, replication.SeedRequest) (replication.SeedStatus, error) {
+	return replication.SeedStatus{Done: true}, nil
+}
 func (p *peerStub) StartFailover(_ context.Context, group, kind, id string) error {
 	p.started = append(p.started, group+" "+kind+" "+id)
 	return nil

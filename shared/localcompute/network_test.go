@@ -1,13 +1,17 @@
 package localcompute_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/standby-dr/standby/shared/failover"
+	"github.com/standby-dr/standby/shared/memstore"
 	"github.com/standby-dr/standby/shared/replication"
 	"github.com/standby-dr/standby/shared/vhd"
 )
@@ -146,5 +150,46 @@ func TestExportDisk(t *testing.T) {
 	}
 	if err := r.compute.EndExport(ctx, diskID); err != nil {
 		t.Fatalf("EndExport again: %v", err)
+	}
+}
+
+// A reprotect's seeding exports the original managed disks and copies them into fixed VHD blobs of
+// this site's storage; the exports end once the copies are done, and asking again changes nothing.
+func TestSeedFromManagedDisks(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, false)
+	if err := r.compute.Deploy(ctx, "g1-asr", "d1", r.deployment(nil)); err != nil {
+		t.Fatal(err)
+	}
+	svc := &replication.Service{State: memstore.NewState(), Pages: r.pages, Exporter: r.compute, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	req := replication.SeedRequest{Container: "g1-back", Disks: []replication.SeedDisk{
+		{Key: "web/os", ManagedDisk: rgID + "/providers/Microsoft.Compute/disks/web-os-0123abcd", SizeBytes: 4 << 20},
+		{Key: "web/data", ManagedDisk: rgID + "/providers/Microsoft.Compute/disks/web-data-0123abcd", SizeBytes: 2 << 20}}}
+	if _, err := svc.Seed(ctx, "g1", req); !errors.Is(err, replication.ErrConflict) {
+		t.Fatalf("seeding from disks a running VM has attached: %v", err)
+	}
+	r.launcher.Stop(1)
+	for range 2 {
+		st, err := svc.Seed(ctx, "g1", req)
+		if err != nil || !st.Done || len(st.Disks) != 2 || st.Disks[1].State != "done" {
+			t.Fatalf("seed: %+v (%v)", st, err)
+		}
+	}
+	for i, d := range req.Disks {
+		img, _ := os.ReadFile(r.launcher.started[0].Disks[i])
+		got, _ := r.pages.ReadRange(ctx, replication.DiskIn("g1-back", d.Key), "", 0, d.SizeBytes)
+		if !bytes.Equal(got, img) || replication.CheckFixedVHD(ctx, r.pages, replication.DiskIn("g1-back", d.Key), d.SizeBytes) != nil {
+			t.Fatalf("%s's seeded blob is not its managed disk as a fixed VHD", d.Key)
+		}
+	}
+	for _, name := range []string{"web-os-0123abcd", "web-data-0123abcd"} {
+		if _, err := r.pages.Size(ctx, replication.DiskRef{Container: "standby-disk-exports", Name: "g1-asr/" + name + ".vhd"}); !errors.Is(err, replication.ErrNotFound) {
+			t.Fatalf("the export of %s is left: %v", name, err)
+		}
+	}
+	bad := req
+	bad.Disks = []replication.SeedDisk{{Key: "web/os", ManagedDisk: "/subscriptions/x/disks/y", SizeBytes: 4 << 20}}
+	if _, err := svc.Seed(ctx, "g1", bad); !errors.Is(err, replication.ErrInvalid) || !strings.Contains(err.Error(), "disks[0].managedDisk") {
+		t.Fatalf("a bad disk id: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -324,6 +325,15 @@ func (p *Pages) StartCopy(_ context.Context, src replication.DiskRef, snapshot s
 	cp.copy = &replication.CopyState{Status: "success", Copied: dk.size, Total: dk.size}
 	p.disks[dst.String()] = cp
 	return nil
+}
+
+// StartCopyFromURL copies at once from a blob of this store, named by its URL.
+func (p *Pages) StartCopyFromURL(ctx context.Context, srcURL string, dst replication.DiskRef) error {
+	container, name, ok := strings.Cut(strings.TrimPrefix(strings.SplitN(srcURL, "?", 2)[0], "https://memstore.invalid/"), "/")
+	if !ok || !strings.HasPrefix(srcURL, "https://memstore.invalid/") {
+		return fmt.Errorf("%w: %s is not a blob of this store", replication.ErrInvalid, dst)
+	}
+	return p.StartCopy(ctx, replication.DiskRef{Container: container, Name: name}, "", dst)
 }
 
 func (p *Pages) CopyStatus(_ context.Context, dst replication.DiskRef) (replication.CopyState, error) {

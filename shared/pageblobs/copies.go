@@ -24,6 +24,21 @@ func (s *Store) StartCopy(ctx context.Context, src replication.DiskRef, snapshot
 	return azconn.Translate(err, fmt.Sprintf("copying %s@%s to %s", src, snapshot, dst))
 }
 
+// StartCopyFromURL starts a server-side copy of the blob at srcURL into dst. The emulator copies only
+// within its own account, client-side like StartCopy (a local compute's disk exports live there).
+func (s *Store) StartCopyFromURL(ctx context.Context, srcURL string, dst replication.DiskRef) error {
+	if s.emulator {
+		src, err := replication.PageBlobRef(srcURL)
+		if err != nil || s.page(src).URL() != strings.SplitN(srcURL, "?", 2)[0] {
+			return fmt.Errorf("%w: the emulator copies only from its own account's blobs into %s", replication.ErrInvalid, dst)
+		}
+		return s.copyClientSide(ctx, src, "", dst)
+	}
+	_, err := s.page(dst).StartCopyFromURL(ctx, srcURL, nil)
+	// The URL carries a SAS: only the destination is named in the error.
+	return azconn.Translate(err, "copying an exported disk into "+dst.String())
+}
+
 // copiedMeta marks a blob a client-side copy completed (CopyStatus reports it like a finished copy).
 const copiedMeta = "standbycopy"
 

@@ -18,8 +18,10 @@ type Service struct {
 	Journal JournalStore // nil: not configured
 	// Targets makes the target resources on enable (nil: no compute configured, nothing to make).
 	Targets TargetProvisioner
-	Log     *slog.Logger
-	Now     func() time.Time
+	// Exporter reads managed disks for a reprotect's seeding (nil: no compute configured).
+	Exporter DiskExporter
+	Log      *slog.Logger
+	Now      func() time.Time
 }
 
 func (s *Service) now() time.Time { return s.Now().UTC() }

@@ -101,6 +101,9 @@ func (d DiskSpec) validateMachine(at string) error {
 	if err := oneOf("sku", d.SKU, diskSKUs); err != nil {
 		return err
 	}
+	if d.ManagedDisk != "" && !managedDiskID.MatchString(d.ManagedDisk) {
+		return fmt.Errorf("%s.managedDisk: %q is not a managed disk's resource id (/subscriptions/…/resourceGroups/…/providers/Microsoft.Compute/disks/<name>)", at, d.ManagedDisk)
+	}
 	if d.Role == DiskRoleData {
 		if d.OSType != "" || d.HyperVGeneration != "" || d.SecurityType != "" {
 			return fmt.Errorf("%s: osType, hyperVGeneration and securityType belong to the OS disk, this is a data disk", at)
@@ -138,7 +141,7 @@ func machineConflicts(a, b VMSpec, vm int, diff func(path string, x, y any)) {
 	for j := 0; j < len(a.Disks) && j < len(b.Disks); j++ {
 		x, y := a.Disks[j], b.Disks[j]
 		x.Name, x.SizeBytes, x.Source, y.Name, y.SizeBytes, y.Source = "", 0, "", "", 0, ""
-		diff(fmt.Sprintf("vms[%d].disks[%d] (role, osType, hyperVGeneration, securityType, sku)", vm, j), x, y)
+		diff(fmt.Sprintf("vms[%d].disks[%d] (role, osType, hyperVGeneration, securityType, sku, managedDisk)", vm, j), x, y)
 	}
 }
 
@@ -148,9 +151,21 @@ func (vm VMSpec) withoutMachine() VMSpec {
 	vm.Disks = slices.Clone(vm.Disks)
 	for j := range vm.Disks {
 		d := &vm.Disks[j]
-		d.Role, d.OSType, d.HyperVGeneration, d.SecurityType, d.SKU = "", "", "", "", ""
+		d.Role, d.OSType, d.HyperVGeneration, d.SecurityType, d.SKU, d.ManagedDisk = "", "", "", "", "", ""
 	}
 	return vm
+}
+
+// managedDiskID is the grammar of a managed disk's resource id (a disk name: 1-80 letters, digits,
+// '_', '-' or '.').
+var managedDiskID = regexp.MustCompile(`^/subscriptions/[A-Za-z0-9-]{1,64}/resourceGroups/([-\w._()]{1,90})/providers/Microsoft\.Compute/disks/[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}$`)
+
+// ResourceGroupOfDisk is the resource group of a managed disk's id ("" for anything else).
+func ResourceGroupOfDisk(id string) string {
+	if m := managedDiskID.FindStringSubmatch(id); m != nil {
+		return m[1]
+	}
+	return ""
 }
 
 // resourceGroupName is Azure's resource-group grammar: 1-90 letters, digits, underscores, hyphens,

@@ -123,6 +123,9 @@ type PageStore interface {
 	// poll CopyStatus until the status is no longer "pending".
 	StartCopy(ctx context.Context, src DiskRef, snapshot string, dst DiskRef) error
 	CopyStatus(ctx context.Context, dst DiskRef) (CopyState, error)
+	// StartCopyFromURL begins a server-side copy of the page blob at srcURL (a managed disk's export:
+	// a SAS URL) into a new page blob dst, the same way.
+	StartCopyFromURL(ctx context.Context, srcURL string, dst DiskRef) error
 	// URL is the disk's address, as a pageblob: source names it (reprotect replicates from it).
 	URL(disk DiskRef) string
 	// AcquireLease makes id the disk's writer for LeaseDuration (or renews it), breaking another

@@ -57,6 +57,9 @@ type DiskSpec struct {
 	HyperVGeneration string `json:"hyperVGeneration,omitempty"`
 	SecurityType     string `json:"securityType,omitempty"`
 	SKU              string `json:"sku,omitempty"`
+	// ManagedDisk is the source VM's managed disk this disk is (its resource id): reprotect exports it
+	// to replicate back into it, sending only the blocks that differ.
+	ManagedDisk string `json:"managedDisk,omitempty"`
 }
 
 // TargetSpec says where the replicas live in the target region's storage account.

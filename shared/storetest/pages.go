@@ -41,6 +41,7 @@ func RunPageStore(t *testing.T, store replication.PageStore, container string) {
 	t.Run("SnapshotIsImmutable", f.snapshotIsImmutable)
 	t.Run("ChangedRangesCoverEveryChange", f.changedRangesCoverEveryChange)
 	t.Run("CopyFromSnapshot", f.copyFromSnapshot)
+	t.Run("CopyFromURL", f.copyFromURL)
 	t.Run("DocumentsNextToTheDisks", f.documentsNextToTheDisks)
 	t.Run("LeasesFenceWriters", f.leasesFenceWriters)
 	t.Run("DeleteSnapshotAndDisk", f.deleteSnapshotAndDisk)
@@ -176,20 +177,7 @@ func (f *pageFixture) copyFromSnapshot(t *testing.T) {
 	if err := f.store.StartCopy(f.ctx, f.disk, f.snap, dst); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		st, err := f.store.CopyStatus(f.ctx, dst)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.Status == "success" {
-			break
-		}
-		if st.Status != "pending" || time.Now().After(deadline) {
-			t.Fatalf("copy status %+v", st)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	f.awaitCopy(t, dst)
 	got, err := f.store.ReadRange(f.ctx, dst, "", 0, int64(len(f.a)))
 	if err != nil || !bytes.Equal(got, f.a) {
 		t.Fatalf("copy differs from the snapshot (err %v)", err)
@@ -204,6 +192,42 @@ func (f *pageFixture) copyFromSnapshot(t *testing.T) {
 	}
 	if again, _ := f.store.ReadRange(f.ctx, f.disk, f.snap, 0, int64(len(f.a))); !bytes.Equal(again, f.a) {
 		t.Fatal("writing a copy changed the snapshot it was copied from")
+	}
+}
+
+// copyFromURL copies a blob named by its address (how a managed disk's export is copied).
+func (f *pageFixture) copyFromURL(t *testing.T) {
+	src := replication.DiskRef{Container: f.container, Name: "vm1-disk0-copy"}
+	want, err := f.store.ReadRange(f.ctx, src, "", 0, diskSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := replication.DiskRef{Container: f.container, Name: "vm1-disk0-from-url"}
+	if err := f.store.StartCopyFromURL(f.ctx, f.store.URL(src), dst); err != nil {
+		t.Fatal(err)
+	}
+	f.awaitCopy(t, dst)
+	if got, err := f.store.ReadRange(f.ctx, dst, "", 0, diskSize); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("the copy from the URL differs from its source (err %v)", err)
+	}
+}
+
+// awaitCopy polls a copy until it succeeded.
+func (f *pageFixture) awaitCopy(t *testing.T, dst replication.DiskRef) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := f.store.CopyStatus(f.ctx, dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Status == "success" {
+			break
+		}
+		if st.Status != "pending" || time.Now().After(deadline) {
+			t.Fatalf("copy status %+v", st)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
