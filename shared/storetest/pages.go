@@ -197,7 +197,7 @@ func (f *pageFixture) copyFromSnapshot(t *testing.T) {
 
 // copyFromURL copies a blob named by its address (how a managed disk's export is copied).
 func (f *pageFixture) copyFromURL(t *testing.T) {
-	src := replication.DiskRef{Container: f.container, Name: "vm1-disk0-copy"}
+	src := f.disk
 	want, err := f.store.ReadRange(f.ctx, src, "", 0, diskSize)
 	if err != nil {
 		t.Fatal(err)
