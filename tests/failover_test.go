@@ -19,6 +19,7 @@ import (
 )
 
 type jobView struct {
+	ID     string            `json:"id"`
 	State  string            `json:"state"`
 	Point  string            `json:"point"`
 	Error  string            `json:"error"`
