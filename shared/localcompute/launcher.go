@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,10 +21,17 @@ type QEMU struct {
 	MemoryMiB int
 }
 
-// Start boots the VM (user-mode networking, or none when isolated) and returns QEMU's pid.
+// Start boots the VM (user-mode networking, or none when isolated) and returns QEMU's pid. A VM that a
+// launcher killed midway already started (its pidfile names a live QEMU) is found, not started twice.
 func (q QEMU) Start(_ context.Context, vm MachineSpec) (int, error) {
+	pidFile := filepath.Join(filepath.Dir(vm.SerialLog), "qemu.pid")
+	if data, err := os.ReadFile(pidFile); err == nil {
+		if pid, _ := strconv.Atoi(strings.TrimSpace(string(data))); q.Running(pid) {
+			return pid, nil
+		}
+	}
 	spec := q.Images.Spec(vm.Name, vm.Disks...)
-	spec.MemoryMiB, spec.Network = q.MemoryMiB, qemu.User
+	spec.MemoryMiB, spec.Network, spec.PIDFile = q.MemoryMiB, qemu.User, pidFile
 	if vm.Isolated {
 		spec.Network = qemu.None
 	}

@@ -54,6 +54,7 @@ type Spec struct {
 	Network   Network
 	SerialLog string // if set, the serial console is appended to this file
 	Snapshot  bool   // QEMU -snapshot: the guest's writes go to temporary files, never to the images
+	PIDFile   string // if set, QEMU writes its pid here itself (-pidfile): a launcher that died can find it
 }
 
 // Machine is a running (or exited) QEMU machine.
@@ -98,6 +99,9 @@ func (s Spec) Args() []string {
 	}
 	if s.Snapshot {
 		args = append(args, "-snapshot")
+	}
+	if s.PIDFile != "" {
+		args = append(args, "-pidfile", s.PIDFile)
 	}
 	return args
 }
