@@ -34,7 +34,7 @@ const contractDiskBytes = 20 << 20
 // it uploads a tiny fixed VHD, deploys a virtual network and then one VM from the VHD through
 // failover.MachineDeployment, reads them back through the port, exports the disk, and deletes all it
 // made. It needs, with `az login` (or any DefaultAzureCredential identity) holding Contributor on the
-// resource group and Storage Blob Data Contributor on the account:
+// resource group, and Reader and Storage Blob Data Contributor on the account:
 //
 //	STANDBY_TEST_SUBSCRIPTION        the subscription id
 //	STANDBY_TEST_RESOURCE_GROUP      an existing resource group (everything is created in it, then deleted)
@@ -45,7 +45,7 @@ func TestComputeOnAzure(t *testing.T) {
 	sub, rg, account := os.Getenv("STANDBY_TEST_SUBSCRIPTION"), os.Getenv("STANDBY_TEST_RESOURCE_GROUP"), os.Getenv("STANDBY_TEST_STORAGE_ACCOUNT_ID")
 	if sub == "" || rg == "" || account == "" {
 		t.Skip("set STANDBY_TEST_SUBSCRIPTION, STANDBY_TEST_RESOURCE_GROUP (an existing group) and STANDBY_TEST_STORAGE_ACCOUNT_ID " +
-			"(a storage account in its region; DefaultAzureCredential with Contributor on the group and Storage Blob Data Contributor on the account) " +
+			"(a storage account in its region; DefaultAzureCredential with Contributor on the group, Reader and Storage Blob Data Contributor on the account) " +
 			"to run the Compute contract on Azure (optional: STANDBY_TEST_LOCATION, STANDBY_TEST_VM_SIZE)")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
