@@ -5,6 +5,8 @@
 // dependency (identity-based connection settings), so no key or connection string is stored in app
 // settings; the peer site's API key is a Key Vault reference. The agent on the source VMs uses the
 // user-assigned identity `agent`, which may only send to the change hub and write the journal container.
+// On the control plane the app may deploy only into the recovery resource group (Contributor there), read
+// the target account (managed disks import from it) and join the target network's subnets.
 //
 // Type-checked without a Bicep compiler: `go test ./shared/armtypes/` reads every resource below and
 // checks it against the published type definitions (../shared/reference/azure-types). Only GA apiVersions
@@ -49,6 +51,17 @@ param maximumInstanceCount int = 40
 @description('Optional: an operator (user object id) given Key Vault Secrets Officer on the vault, to set or rotate the peer key. azd passes the signed-in user (AZURE_PRINCIPAL_ID).')
 param operatorPrincipalId string = ''
 
+@description('Resource group the failed-over VMs come up in (give it as each group spec\'s target.resourceGroup): the function app gets Contributor there and no control-plane role anywhere else.')
+@minLength(1)
+@maxLength(90)
+param recoveryResourceGroupName string = '${resourceGroup().name}-asr'
+
+@description('Create (or update) the recovery resource group in the target region. Set false when it exists and is owned elsewhere: updating it would replace its tags.')
+param createRecoveryResourceGroup bool = true
+
+@description('Optional: resource id of the target virtual network whose subnets failed-over NICs join, when it is outside the recovery resource group. The function app gets a custom role allowing only subnet join and read on it.')
+param targetVirtualNetworkId string = ''
+
 var suffix = uniqueString(resourceGroup().id)
 var cacheName = take('${namePrefix}cache${suffix}', 24)
 var targetName = take('${namePrefix}tgt${suffix}', 24)
@@ -69,6 +82,7 @@ var roles = {
   serviceBusDataReceiver: '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0' // Azure Service Bus Data Receiver
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6' // Key Vault Secrets User
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7' // Key Vault Secrets Officer
+  reader: 'acdd72a7-3385-48ef-bd42-f606fba81ae7' // Reader
 }
 
 // --- Storage -------------------------------------------------------------------------------------------
@@ -265,6 +279,10 @@ resource app 'Microsoft.Web/sites@2024-11-01' = {
         { name: 'StandbyJobQueue', value: jobs.name }
         { name: 'StandbyJobMaxDeliveryCount', value: string(jobMaxDeliveryCount) }
         { name: 'StandbyCutpointsSchedule', value: cutpointsSchedule }
+        // Failed-over VMs come up through Azure Resource Manager in this subscription and region, as the
+        // app's identity; managed disks import the point's VHD copies from the target account.
+        { name: 'StandbyCompute', value: 'SubscriptionId=${subscription().subscriptionId};Location=${location}' }
+        { name: 'StandbyTargetStorageAccountId', value: target.id }
         { name: 'StandbyPeerApi', value: peerApi }
         {
           name: 'StandbyPeerApiKey'
@@ -291,6 +309,15 @@ resource targetRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for
   name: guid(target.id, app.id, role)
   properties: { principalId: app.identity.principalId, principalType: 'ServicePrincipal', roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role) }
 }]
+
+// Managed disks import the point's VHD copies by the account's id (createOption Import with
+// storageAccountId): ARM checks that the deploying identity may read the account. Read only: the data
+// plane roles above are what reads and writes the blobs.
+resource targetReaderRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  scope: target
+  name: guid(target.id, app.id, roles.reader)
+  properties: { principalId: app.identity.principalId, principalType: 'ServicePrincipal', roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.reader) }
+}
 
 // The journal: read, quarantine, prune.
 resource cacheRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
@@ -326,6 +353,31 @@ resource vaultOperatorRole 'Microsoft.Authorization/roleAssignments@2022-04-01' 
   properties: { principalId: operatorPrincipalId, roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer) }
 }
 
+// --- Failover: where the VMs come up ------------------------------------------------------------------
+
+// A resource group can only be created at subscription scope: a module deployed at subscription() does
+// it (infra/modules/recovery-group.bicep); the role goes on the group itself through a module at its
+// scope. The app may deploy, read and delete there, and nowhere else on the control plane.
+module recoveryGroup 'modules/recovery-group.bicep' = if (createRecoveryResourceGroup) {
+  name: 'standby-recovery-group-${suffix}'
+  scope: subscription()
+  params: { name: recoveryResourceGroupName, location: location }
+}
+
+module recoveryRoles 'modules/recovery-roles.bicep' = {
+  name: 'standby-recovery-roles-${suffix}'
+  scope: resourceGroup(recoveryResourceGroupName)
+  dependsOn: [recoveryGroup]
+  params: { principalId: app.identity.principalId }
+}
+
+// Subnets of a network elsewhere: join and read, on that network only (infra/modules/subnet-join.bicep).
+module subnetJoin 'modules/subnet-join.bicep' = if (!empty(targetVirtualNetworkId)) {
+  name: 'standby-subnet-join-${suffix}'
+  scope: resourceGroup(split(targetVirtualNetworkId, '/')[2], split(targetVirtualNetworkId, '/')[4])
+  params: { virtualNetworkName: last(split(targetVirtualNetworkId, '/')), principalId: app.identity.principalId }
+}
+
 // --- The agent's identity ------------------------------------------------------------------------------
 
 // Assign it to each source VM and run the agent with AZURE_CLIENT_ID = its client id. It may only send
@@ -359,3 +411,4 @@ output eventHubsNamespace string = eventHubsHost
 output changeHub string = changes.name
 output journalContainer string = journal.name
 output keyVaultName string = vault.name
+output recoveryResourceGroup string = recoveryResourceGroupName

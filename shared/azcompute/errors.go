@@ -1,0 +1,115 @@
+package azcompute
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/standby-dr/standby/shared/replication"
+)
+
+// armError is ARM's error body: {"error": {"code", "message", "target", "details": [...]}} (the
+// ErrorResponse of the Resources and Compute specifications; azure-rest-api-specs
+// specification/common-types/resource-management/v5/types.json#/definitions/ErrorResponse). Some Compute
+// operations answer the inner object alone, so both shapes are read.
+type armError struct {
+	Code    string     `json:"code"`
+	Message string     `json:"message"`
+	Target  string     `json:"target"`
+	Details []armError `json:"details"`
+	Error   *armError  `json:"error"`
+}
+
+// text is "code: message (target)" and, after it, every detail's text, depth first: the details are
+// where ARM names the property a validation refused.
+func (e armError) text() string {
+	if e.Error != nil {
+		return e.Error.text()
+	}
+	var parts []string
+	var walk func(e armError)
+	walk = func(e armError) {
+		s := strings.TrimSpace(e.Code + ": " + e.Message)
+		if e.Code == "" {
+			s = e.Message
+		}
+		if e.Target != "" {
+			s += " (target " + e.Target + ")"
+		}
+		if s != "" {
+			parts = append(parts, s)
+		}
+		for _, d := range e.Details {
+			walk(d)
+		}
+	}
+	walk(e)
+	return strings.Join(parts, "; ")
+}
+
+// responseText is what ARM said in a failed response: its error body, or its status when it had none.
+func responseText(re *azcore.ResponseError) string {
+	var e armError
+	if body, err := runtime.Payload(re.RawResponse); err == nil && json.Unmarshal(body, &e) == nil {
+		if t := e.text(); t != "" {
+			return t
+		}
+	}
+	if re.ErrorCode != "" {
+		return re.ErrorCode
+	}
+	return http.StatusText(re.StatusCode)
+}
+
+// translate maps an SDK error to the domain's sentinels: 400 → ErrInvalid (ARM or a provider refused the
+// request), 404 → ErrNotFound, 409 → ErrConflict, 429 and 5xx → ErrUnavailable; others (401, 403: a role
+// missing) stay plain so that a retry after the role assignment propagates can succeed. The text is
+// ARM's code and message; the request's URL and headers, which the SDK's own error text carries, are
+// left out, and any SAS signature is redacted.
+func translate(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	var re *azcore.ResponseError
+	if !errors.As(err, &re) {
+		return fmt.Errorf("%s: %s", what, redact(err.Error()))
+	}
+	text := redact(responseText(re))
+	switch status := re.StatusCode; {
+	case status == http.StatusNotFound:
+		return fmt.Errorf("%s: %s: %w", what, text, replication.ErrNotFound)
+	case status == http.StatusConflict:
+		return fmt.Errorf("%s: %s: %w", what, text, replication.ErrConflict)
+	case status == http.StatusBadRequest:
+		return fmt.Errorf("%s: %s: %w", what, text, replication.ErrInvalid)
+	case status == http.StatusTooManyRequests || status >= 500:
+		return fmt.Errorf("%s: %s (HTTP %d): %w", what, text, status, replication.ErrUnavailable)
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return fmt.Errorf("%s: %s (HTTP %d: the app's identity lacks a role there; see the README's Deploy to Azure)", what, text, status)
+	default:
+		return fmt.Errorf("%s: %s (HTTP %d)", what, text, status)
+	}
+}
+
+// sasQuery matches a URL's query that carries a signature (sig=) or a bearer-like token, so that no
+// error or log line ever holds one; the address without its query still says which blob it was.
+var (
+	sasQuery    = regexp.MustCompile(`\?[^\s"'<>]*(?i:sig|token|sv|se)=[^\s"'<>]*`)
+	bareSig     = regexp.MustCompile(`(?i)(sig|access_token|token)=[^&\s"'<>]+`)
+	bearerToken = regexp.MustCompile(`(?i)bearer\s+[A-Za-z0-9._~+/=-]+`)
+)
+
+func redact(s string) string {
+	s = sasQuery.ReplaceAllString(s, "?<redacted>")
+	s = bareSig.ReplaceAllString(s, "$1=<redacted>")
+	return bearerToken.ReplaceAllString(s, "Bearer <redacted>")
+}
