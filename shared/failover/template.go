@@ -88,6 +88,8 @@ func MachineDeployment(p MachinePlan) (Template, map[string]any) {
 		"hardwareProfile": map[string]any{"vmSize": "[parameters('vmSize')]"},
 		"storageProfile":  map[string]any{"osDisk": osDisk, "dataDisks": dataDisks},
 		"networkProfile":  map[string]any{"networkInterfaces": []any{map[string]any{"id": dependsOn[len(dependsOn)-1]}}},
+		// Managed boot diagnostics (no storageUri): the serial log a VM that never comes up is judged by.
+		"diagnosticsProfile": map[string]any{"bootDiagnostics": map[string]any{"enabled": true}},
 	}
 	if vm.OSDisk().SecurityType == "TrustedLaunch" {
 		props["securityProfile"] = map[string]any{"securityType": "TrustedLaunch",
