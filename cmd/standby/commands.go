@@ -46,21 +46,32 @@ func listGroups(ctx context.Context, cl *apiclient.Client) error {
 var jobRoutes = map[string]string{"failover": "failover", "commit": "commit", "cleanup-test": "cleanup-test-failover",
 	"change-point": "change-recovery-point", "reprotect": "reprotect", "failback": "failback"}
 
+// jobOptions are the job commands' flags.
+type jobOptions struct {
+	jobType, point string
+	sources        map[string]string
+	wait           bool
+}
+
 // startJob asks for a job on the group, and follows it when told to.
-func startJob(ctx context.Context, cl *apiclient.Client, cmd, group, jobType, point string, wait bool) error {
+func startJob(ctx context.Context, cl *apiclient.Client, cmd, group string, o jobOptions) error {
 	var body any
 	switch cmd {
 	case "failover":
-		body = apiv1.FailoverRequest{Type: jobType, RecoveryPoint: point}
+		body = apiv1.FailoverRequest{Type: o.jobType, RecoveryPoint: o.point}
 	case "change-point":
-		body = apiv1.ChangePointRequest{RecoveryPoint: point}
+		body = apiv1.ChangePointRequest{RecoveryPoint: o.point}
+	case "reprotect":
+		if len(o.sources) > 0 {
+			body = apiv1.ReprotectRequest{Sources: o.sources}
+		}
 	}
 	var job apiv1.JobView
 	if _, err := cl.Do(ctx, http.MethodPost, "/v1/groups/"+group+"/"+jobRoutes[cmd], body, &job); err != nil {
 		return err
 	}
 	fmt.Printf("job %s (%s) queued\n", job.ID, job.Type)
-	if wait {
+	if o.wait {
 		return follow(ctx, cl, job.ID)
 	}
 	return nil

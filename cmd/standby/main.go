@@ -8,6 +8,8 @@
 //	standby change-point GROUP --point P [--wait]
 //	standby commit GROUP [--wait]
 //	standby cleanup-test GROUP [--wait]
+//	standby reprotect GROUP [--source vm/disk=file:/dev/… ...] [--wait]
+//	standby failback GROUP [--wait]
 //	standby job ID [--wait]
 //
 // STANDBY_API (default http://127.0.0.1:7071/api) and STANDBY_API_KEY say where and how.
@@ -18,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/standby-dr/standby/shared/apiclient"
 )
@@ -45,6 +48,15 @@ func run(args []string) error {
 	jobType := fs.String("type", "test", "failover type: test, planned or unplanned")
 	point := fs.String("point", "", "recovery point: latestProcessed, latestAppConsistent, rp-N or an RFC 3339 time")
 	wait := fs.Bool("wait", false, "follow the job step by step until it ends")
+	sources := map[string]string{}
+	fs.Func("source", "reprotect: vm/disk=file:<device> where the agent on the failed-over VM reads that disk (repeatable)", func(v string) error {
+		key, src, ok := strings.Cut(v, "=")
+		if !ok || key == "" || src == "" {
+			return fmt.Errorf("want vm/disk=file:<device>, got %q", v)
+		}
+		sources[key] = src
+		return nil
+	})
 	// Flags may follow the positional argument: parse what comes after it.
 	var pos []string
 	for len(rest) > 0 {
@@ -78,7 +90,10 @@ func run(args []string) error {
 		if err != nil {
 			return err
 		}
-		return startJob(ctx, cl, cmd, group, *jobType, *point, *wait)
+		if len(sources) > 0 && cmd != "reprotect" {
+			return fmt.Errorf("--source is for reprotect")
+		}
+		return startJob(ctx, cl, cmd, group, jobOptions{jobType: *jobType, point: *point, sources: sources, wait: *wait})
 	case "job":
 		id, err := arg()
 		if err != nil {
