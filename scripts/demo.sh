@@ -45,7 +45,7 @@ api -X PUT http://127.0.0.1:7071/api/v1/groups/$group --data @infra/local/demo-g
 grep -E '"(group|state|container)"' .local/put.json
 echo "   (the four target page blobs, fixed VHDs <vm>/<disk>.vhd, are created in container $group-asr;"
 echo "    the recovery resource group $group-asr with its production and isolated test networks:)"
-grep -A3 '"targetResources"' .local/put.json || true
+grep -A14 '"targetResources"' .local/put.json | grep -E '"(resourceGroup|state|[a-z-]+/app)"' || true
 
 echo; echo "== 3. Bad input is refused with the field named, and changes nothing"
 api -X PUT http://127.0.0.1:7071/api/v1/groups/other -d '{"vms":[{"name":"vm1","disks":[{"name":"os","sizeBytes":1000,"source":"agent"}]}]}'
