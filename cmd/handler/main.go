@@ -74,6 +74,8 @@ const (
 	settingParallel = "StandbyApplyParallelism"
 	// settingMaxDelivery is the job queue's MaxDeliveryCount: a step failing on that delivery fails its job.
 	settingMaxDelivery = "StandbyJobMaxDeliveryCount"
+	// settingWebhookSecret is the HMAC key plan webhook actions are signed with (never logged).
+	settingWebhookSecret = "StandbyWebhookSecret"
 )
 
 // intSetting is a positive integer setting, def when it is unset or invalid.
@@ -100,11 +102,14 @@ func routes(d *backends.Backends, log *slog.Logger) http.Handler {
 	if d.State != nil && d.Pages != nil && d.Jobs != nil {
 		failFn.Runner = &jobs.JobRunner{State: d.State, Pages: d.Pages, Journal: d.Journal, Jobs: d.Jobs, Log: log.With("function", "failover"),
 			Now: now, MaxDeliveries: intSetting(log, settingMaxDelivery, 10), Peer: d.Peer, Compute: d.Compute, StorageAccountID: d.TargetAccountID,
-			Restorer: &replication.Restorer{State: d.State, Pages: d.Pages, Journal: d.Journal, Parallelism: 8}}
+			Restorer:      &replication.Restorer{State: d.State, Pages: d.Pages, Journal: d.Journal, Parallelism: 8},
+			WebhookSecret: []byte(os.Getenv(settingWebhookSecret)), HTTP: &http.Client{Timeout: 5 * time.Minute}}
 	}
 	apiLog := log.With("function", "api")
 	apiFn := &api.API{Groups: &replication.Service{State: d.State, Pages: d.Pages, Journal: d.Journal, Targets: d.Targets(), Exporter: d.Exporter(), Log: apiLog, Now: now},
-		Jobs:        &jobs.Admission{State: d.State, Pages: d.Pages, Jobs: d.Jobs, PeerConfigured: d.Peer != nil, Log: apiLog, Now: now},
+		Jobs: &jobs.Admission{State: d.State, Pages: d.Pages, Jobs: d.Jobs, PeerConfigured: d.Peer != nil,
+			WebhooksConfigured: os.Getenv(settingWebhookSecret) != "", Log: apiLog, Now: now},
+		Plans:       jobs.Plans{State: d.State, Now: now},
 		DeadLetters: d.DeadLetters, Probes: d.Probes, Log: apiLog, Now: now}
 	mux := http.NewServeMux()
 	mux.Handle("POST /apply", funcproto.Handler(log, "apply", (&apply.Function{Applier: applier}).Invoke))

@@ -25,6 +25,7 @@ import (
 type API struct {
 	Groups *replication.Service
 	Jobs   *failover.Admission
+	Plans  failover.Plans
 	// DeadLetters reads the job queue's dead-letter queue (nil: not configured).
 	DeadLetters func(ctx context.Context, max int) ([]apiv1.DeadLetterView, error)
 	Probes      []replication.Probe
@@ -55,6 +56,7 @@ func (a *API) Handler() http.Handler {
 			a.startJob(w, r, failover.Request{Type: jobType})
 		})
 	}
+	a.planRoutes(mux)
 	mux.HandleFunc("GET /api/v1/jobs/dead-letters", a.getDeadLetters)
 	mux.HandleFunc("GET /api/v1/jobs/{id}", a.getJob)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -33,6 +33,24 @@ type ReprotectRequest struct {
 	Sources map[string]string `json:"sources,omitempty"`
 }
 
+// PlanView is a recovery plan as the API shows it.
+type PlanView struct {
+	Plan      string            `json:"plan"`
+	Spec      failover.PlanSpec `json:"spec"`
+	ActiveJob string            `json:"activeJob,omitempty"`
+	UpdatedAt time.Time         `json:"updatedAt"`
+}
+
+// NewPlanView is a plan's row as the API shows it.
+func NewPlanView(r failover.PlanRecord) PlanView {
+	return PlanView{Plan: r.PartitionKey, Spec: r.Spec, ActiveJob: r.ActiveJob, UpdatedAt: r.UpdatedAt}
+}
+
+// AcknowledgeRequest is the body of POST /jobs/{id}/acknowledge: the manual action an operator confirms.
+type AcknowledgeRequest struct {
+	Action string `json:"action"`
+}
+
 // ChangePointRequest is the body of POST /groups/{group}/change-recovery-point.
 type ChangePointRequest struct {
 	RecoveryPoint string `json:"recoveryPoint"`
@@ -51,7 +69,9 @@ type DeadLetterView struct {
 // JobView is a job as the API shows it.
 type JobView struct {
 	ID            string             `json:"id"`
-	Group         string             `json:"group"`
+	Group         string             `json:"group,omitempty"`
+	Plan          string             `json:"plan,omitempty"`   // a plan job's plan
+	Parent        string             `json:"parent,omitempty"` // the plan job that started this group's job
 	Type          string             `json:"type"`
 	RecoveryPoint string             `json:"recoveryPoint,omitempty"`
 	State         string             `json:"state"`

@@ -11,7 +11,7 @@ import (
 
 // NewJobView is a job as the API shows it.
 func NewJobView(j failover.Job) JobView {
-	return JobView{ID: j.ID(), Group: j.Group, Type: j.Type, RecoveryPoint: j.RecoveryPoint, State: j.State, Steps: j.Steps,
+	return JobView{ID: j.ID(), Group: j.Group, Plan: j.Plan, Parent: j.Parent, Type: j.Type, RecoveryPoint: j.RecoveryPoint, State: j.State, Steps: j.Steps,
 		Point: j.PointID, Result: j.Result, Error: j.Error, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
 }
 

@@ -20,8 +20,10 @@ type Admission struct {
 	Jobs  replication.JobSender // nil: the job queue is not configured
 	// PeerConfigured: the other region's deployment is known (reprotect and failback need it).
 	PeerConfigured bool
-	Log            *slog.Logger
-	Now            func() time.Time
+	// WebhooksConfigured: plan webhook actions can be signed (StandbyWebhookSecret is set).
+	WebhooksConfigured bool
+	Log                *slog.Logger
+	Now                func() time.Time
 }
 
 // Request asks for a job on a group. RecoveryPoint is the point choice of failovers and change-point
@@ -32,6 +34,8 @@ type Request struct {
 	Type          string
 	RecoveryPoint string
 	JobID         string
+	// Parent is the plan job starting this group's job (which then leaves the VMs to it).
+	Parent string
 	// Sources says, for a reprotect, where the agent on each failed-over VM reads its disks (by disk
 	// key; ReverseSpec's defaults otherwise).
 	Sources map[string]string
@@ -79,6 +83,7 @@ func (a *Admission) Start(ctx context.Context, req Request) (Job, error) {
 	for key, src := range req.Sources {
 		job.Work["source:"+key] = src
 	}
+	job.Parent = req.Parent
 	if _, err := a.State.Insert(ctx, JobsTable, job); err != nil {
 		if req.JobID != "" && errors.Is(err, replication.ErrConflict) {
 			return a.existing(ctx, req)

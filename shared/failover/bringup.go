@@ -21,31 +21,39 @@ func deployVMs(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) 
 	if r.Compute == nil {
 		return "no compute configured: the machine definitions next to the disks are for automation to deploy", 0, nil
 	}
-	disk := func(key string) replication.DiskRef { return replication.DiskIn(j.Container, key) }
-	if inPlace(j, g) {
-		disk = g.TargetDisk
+	if j.Parent != "" {
+		return "the VMs come up boot group by boot group with plan job " + j.Parent, 0, nil
 	}
 	if wait, err := r.targetsReady(ctx, j, g); wait != "" || err != nil {
 		return wait, r.poll(j, 2*time.Second), err
 	}
-	rg := resourceGroupOf(g)
 	for _, vm := range g.Spec.VMs {
-		if _, mapped := g.Spec.Network.MappingFor(vm.Subnet); !mapped {
-			return "", 0, permanentError{fmt.Errorf("%s has no network mapping for its subnet %q: it has nowhere to attach", vm.Name, vm.Subnet)}
-		}
-		req, err := r.machineDeployment(j, g, vm, disk)
-		if err != nil {
-			return "", 0, permanentError{err}
-		}
-		err = r.Compute.Deploy(ctx, rg, deploymentName(j, vm.Name), req)
-		if errors.Is(err, replication.ErrInvalid) {
-			return "", 0, permanentError{fmt.Errorf("the deployment of %s was refused: %w", vm.Name, err)}
-		}
-		if err != nil {
+		if err := r.deployVM(ctx, j, g, vm); err != nil {
 			return "", 0, err
 		}
 	}
-	return fmt.Sprintf("%d deployments started in resource group %s", len(g.Spec.VMs), rg), 0, nil
+	return fmt.Sprintf("%d deployments started in resource group %s", len(g.Spec.VMs), resourceGroupOf(g)), 0, nil
+}
+
+// deployVM starts one VM's deployment for the job (the group's failover or test job): its disks the
+// job's copies (or the group's targets, in place), under the name the job fixes.
+func (r *JobRunner) deployVM(ctx context.Context, j *Job, g *replication.Group, vm replication.VMSpec) error {
+	if _, mapped := g.Spec.Network.MappingFor(vm.Subnet); !mapped {
+		return permanentError{fmt.Errorf("%s has no network mapping for its subnet %q: it has nowhere to attach", vm.Name, vm.Subnet)}
+	}
+	disk := func(key string) replication.DiskRef { return replication.DiskIn(j.Container, key) }
+	if inPlace(j, g) {
+		disk = g.TargetDisk
+	}
+	req, err := r.machineDeployment(j, g, vm, disk)
+	if err != nil {
+		return permanentError{err}
+	}
+	err = r.Compute.Deploy(ctx, resourceGroupOf(g), deploymentName(j, vm.Name), req)
+	if errors.Is(err, replication.ErrInvalid) {
+		return permanentError{fmt.Errorf("the deployment of %s was refused: %w", vm.Name, err)}
+	}
+	return err
 }
 
 // targetsReady sees that the group's target resources are in place before a VM attaches to them: made on
@@ -82,43 +90,59 @@ func waitVMs(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (s
 	if r.Compute == nil {
 		return "no compute configured", 0, nil
 	}
-	rg := resourceGroupOf(g)
+	if j.Parent != "" {
+		return "the VMs come up with plan job " + j.Parent, 0, nil
+	}
 	var waiting []string
 	for _, vm := range g.Spec.VMs {
-		d, err := r.Compute.Deployment(ctx, rg, deploymentName(j, vm.Name))
+		up, note, err := r.vmUp(ctx, j, g, vm, j.Steps[j.Next].Started)
 		if err != nil {
 			return "", 0, err
 		}
-		if d.State == DeploymentFailed {
-			return "", 0, permanentError{fmt.Errorf("the deployment of %s failed: %s", vm.Name, d.Error)}
-		}
-		st, err := r.Compute.VM(ctx, rg, vmName(j, vm.Name))
-		if d.State == DeploymentRunning || errors.Is(err, replication.ErrNotFound) {
-			waiting = append(waiting, vm.Name+" (deploying)")
-			continue
-		}
-		if err != nil {
-			return "", 0, err
-		}
-		if !st.Healthy && st.PowerState == "stopped" {
-			return "", 0, permanentError{fmt.Errorf("%s stopped before it reported healthy: %s", vm.Name, st.Detail)}
-		}
-		if !st.Healthy {
-			if r.Now().Sub(j.Steps[j.Next].Started) > r.bootTimeout() {
-				return "", 0, permanentError{fmt.Errorf("%s did not report healthy within %s (%s): %s", vm.Name, r.bootTimeout(), st.PowerState, st.Detail)}
-			}
-			waiting = append(waiting, vm.Name+" ("+st.PowerState+")")
+		if note != "" {
+			waiting = append(waiting, vm.Name+" ("+note+")")
 			continue
 		}
 		if j.Result == nil {
 			j.Result = map[string]string{}
 		}
-		j.Result["vm:"+vm.Name] = st.ID + " " + st.PowerState + " healthy"
+		j.Result["vm:"+vm.Name] = up
 	}
 	if len(waiting) > 0 {
 		return "waiting for " + strings.Join(waiting, ", "), r.poll(j, time.Second), nil
 	}
-	return fmt.Sprintf("%d VMs running and healthy in %s", len(g.Spec.VMs), rg), 0, nil
+	return fmt.Sprintf("%d VMs running and healthy in %s", len(g.Spec.VMs), resourceGroupOf(g)), 0, nil
+}
+
+// vmUp looks at one VM the job deployed: when its guest reports healthy it says so ("<id> running
+// healthy"); while it comes up, note says how far; a failed deployment, a VM that stopped, or one not
+// healthy within the boot timeout since waiting began is an error naming it.
+func (r *JobRunner) vmUp(ctx context.Context, j *Job, g *replication.Group, vm replication.VMSpec, since time.Time) (up, note string, err error) {
+	rg := resourceGroupOf(g)
+	d, err := r.Compute.Deployment(ctx, rg, deploymentName(j, vm.Name))
+	if err != nil {
+		return "", "", err
+	}
+	if d.State == DeploymentFailed {
+		return "", "", permanentError{fmt.Errorf("the deployment of %s failed: %s", vm.Name, d.Error)}
+	}
+	st, err := r.Compute.VM(ctx, rg, vmName(j, vm.Name))
+	if d.State == DeploymentRunning || errors.Is(err, replication.ErrNotFound) {
+		return "", "deploying", nil
+	}
+	if err != nil {
+		return "", "", err
+	}
+	if !st.Healthy && st.PowerState == "stopped" {
+		return "", "", permanentError{fmt.Errorf("%s stopped before it reported healthy: %s", vm.Name, st.Detail)}
+	}
+	if !st.Healthy {
+		if r.Now().Sub(since) > r.bootTimeout() {
+			return "", "", permanentError{fmt.Errorf("%s did not report healthy within %s (%s): %s", vm.Name, r.bootTimeout(), st.PowerState, st.Detail)}
+		}
+		return "", st.PowerState, nil
+	}
+	return st.ID + " " + st.PowerState + " healthy", "", nil
 }
 
 func (r *JobRunner) bootTimeout() time.Duration {

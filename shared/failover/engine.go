@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/standby-dr/standby/shared/replication"
@@ -67,7 +68,11 @@ type Job struct {
 	PointTime     time.Time `json:"PointTime"`
 	Container     string    `json:"Container,omitempty"`
 	// Work is the steps' shared state between messages (copies started, markers requested).
-	Work      map[string]string `json:"Work,omitempty"`
+	Work map[string]string `json:"Work,omitempty"`
+	// Plan is a plan job's plan (its Group is empty); Parent is, on a group's job a plan job started,
+	// that plan job (which brings the VMs up).
+	Plan      string            `json:"Plan,omitempty"`
+	Parent    string            `json:"Parent,omitempty"`
 	Result    map[string]string `json:"Result,omitempty"`
 	Error     string            `json:"Error,omitempty"`
 	CreatedAt time.Time         `json:"CreatedAt"`
@@ -141,6 +146,18 @@ func stepsOf(jobType string) ([]stepDef, error) {
 	return nil, fmt.Errorf("job type %q is not supported", jobType)
 }
 
+// stepOf is the job's next step: a plan job's from its name (planjobs.go), another's from its type.
+func stepOf(j *Job) (stepDef, error) {
+	if j.Plan != "" {
+		return planStep(j.Steps[j.Next].Name)
+	}
+	defs, err := stepsOf(j.Type)
+	if err != nil {
+		return stepDef{}, err
+	}
+	return defs[j.Next], nil
+}
+
 // NewJob makes a queued job with its steps.
 func NewJob(group, jobType, point string, now time.Time) (Job, error) {
 	defs, err := stepsOf(jobType)
@@ -170,7 +187,11 @@ func QueueJob(ctx context.Context, jobs replication.JobSender, j Job) error {
 
 func sendStep(ctx context.Context, jobs replication.JobSender, j Job, step int, at time.Time) error {
 	body, _ := json.Marshal(StepMessage{Job: j.ID(), Step: step})
-	msg := replication.JobMessage{MessageID: fmt.Sprintf("%s-%d", j.ID(), step), SessionID: j.Group, Body: body}
+	session := j.Group // one group's jobs run one at a time; a plan's too
+	if j.Plan != "" {
+		session = "plan-" + j.Plan
+	}
+	msg := replication.JobMessage{MessageID: fmt.Sprintf("%s-%d", j.ID(), step), SessionID: session, Body: body}
 	if at.IsZero() {
 		return jobs.Send(ctx, msg)
 	}
@@ -198,6 +219,10 @@ type JobRunner struct {
 	BootTimeout time.Duration
 	// MaxDeliveries is the queue's MaxDeliveryCount: a step failing on its last delivery fails the job.
 	MaxDeliveries int64
+	// WebhookSecret signs plan webhook actions (StandbyWebhookSecret; none: they fail saying so); HTTP
+	// sends them (nil: http.DefaultClient).
+	WebhookSecret []byte
+	HTTP          *http.Client
 }
 
 // Run runs the step a message names. deliveries is the message's delivery count.
@@ -215,6 +240,9 @@ func (r *JobRunner) Run(ctx context.Context, msg StepMessage, deliveries int64) 
 		j.Work = map[string]string{}
 	}
 	log := r.Log.With("job", j.ID(), "group", j.Group)
+	if j.Plan != "" {
+		log = r.Log.With("job", j.ID(), "plan", j.Plan)
+	}
 	switch {
 	case j.Terminal():
 		return nil
@@ -224,14 +252,15 @@ func (r *JobRunner) Run(ctx context.Context, msg StepMessage, deliveries int64) 
 		log.Warn("message for a future step dropped", "step", msg.Step, "next", j.Next)
 		return nil
 	}
-	defs, err := stepsOf(j.Type)
+	def, err := stepOf(&j)
 	if err != nil {
 		return r.fail(ctx, &j, etag, err.Error())
 	}
-	def := defs[j.Next]
-	g, err := replication.LoadGroup(ctx, r.State, j.Group)
-	if err != nil {
-		return r.failOrRetry(ctx, &j, etag, def.name, err, deliveries)
+	var g *replication.Group // a plan job's steps read their groups themselves
+	if j.Plan == "" {
+		if g, err = replication.LoadGroup(ctx, r.State, j.Group); err != nil {
+			return r.failOrRetry(ctx, &j, etag, def.name, err, deliveries)
+		}
 	}
 	now := r.Now().UTC()
 	step := &j.Steps[j.Next]

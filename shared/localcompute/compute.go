@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/standby-dr/standby/shared/armtypes"
 	"github.com/standby-dr/standby/shared/failover"
@@ -118,10 +119,12 @@ func (c *Compute) Deployment(_ context.Context, rg, name string) (failover.Deplo
 
 // vmFile is a VM as the local compute keeps it.
 type vmFile struct {
-	ID    string      `json:"id"`
-	PID   int         `json:"pid"`
-	Spec  MachineSpec `json:"spec"`
-	Zones any         `json:"zones,omitempty"`
+	ID  string `json:"id"`
+	PID int    `json:"pid"`
+	// Started is when the VM was booted (the order VMs came up in is the order of these).
+	Started time.Time   `json:"started"`
+	Spec    MachineSpec `json:"spec"`
+	Zones   any         `json:"zones,omitempty"`
 }
 
 // VM is a VM's state: running while its process runs, healthy once its guest said so.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/standby-dr/standby/shared/replication"
 	"github.com/standby-dr/standby/shared/vhd"
@@ -157,5 +158,5 @@ func (c *Compute) startVM(ctx context.Context, rg string, r resource) error {
 		return err
 	}
 	c.Log.Info("VM started", "resourceGroup", rg, "vm", name, "pid", pid, "disks", len(spec.Disks), "isolated", spec.Isolated)
-	return writeJSON(file, vmFile{ID: r.ID, PID: pid, Spec: spec, Zones: r.Body["zones"]})
+	return writeJSON(file, vmFile{ID: r.ID, PID: pid, Started: time.Now().UTC(), Spec: spec, Zones: r.Body["zones"]})
 }
