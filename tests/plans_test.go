@@ -174,8 +174,8 @@ func TestRecoveryPlanBootsInOrderWithActions(t *testing.T) {
 		{"name":"app","vms":["` + g1 + `/app"],"pre":[{"name":"notify","type":"webhook","url":"` + hook.URL + `/hook","timeoutSeconds":5}]},
 		{"name":"web","vms":["` + g2 + `/web"]}]}`
 	for bad, want := range map[string]string{
-		strings.Replace(planJSON, `"`+g2+`/web"`, `"`+g1+`/db"`, 1):  "bootGroups[2].vms[0]: " + g1 + "/db is in boot group db already",
-		strings.Replace(planJSON, `"`+g1+`/app"`, `"`+g1+`/nope"`, 1): `bootGroups[1].vms[0]: \"` + g1 + `/nope\" is not a VM`,
+		strings.Replace(planJSON, `"`+g2+`/web"`, `"`+g1+`/db"`, 1):         "bootGroups[2].vms[0]: " + g1 + "/db is in boot group db already",
+		strings.Replace(planJSON, `"`+g1+`/app"`, `"`+g1+`/nope"`, 1):       `bootGroups[1].vms[0]: \"` + g1 + `/nope\" is not a VM`,
 		strings.Replace(planJSON, `"type":"manual"`, `"type":"runbook"`, 1): `bootGroups[0].post[0].type: \"runbook\"`,
 	} {
 		if status, _, body := s.app.call(t, "PUT", "/api/v1/plans/"+plan, "test-key", bad); status != 400 || !strings.Contains(body, want) {
