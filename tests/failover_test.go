@@ -228,15 +228,7 @@ func TestOperatorCLI(t *testing.T) {
 	a.Marker("crash", false)
 	a.Close(context.Background())
 	waitFor(t, 20*time.Second, "points", func() bool { return len(s.points(t, group).Points) >= 2 })
-	cli := func(args ...string) string {
-		cmd := exec.Command(filepath.Join(binDir, "standby"), args...)
-		cmd.Env = append(os.Environ(), "STANDBY_API="+s.apiBase(), "STANDBY_API_KEY=test-key")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("standby %v: %v\n%s", args, err, out)
-		}
-		return string(out)
-	}
+	cli := func(args ...string) string { return standbyCLI(t, s, args...) }
 	if out := cli("groups"); !strings.Contains(out, group) || !strings.Contains(out, "Protected") {
 		t.Fatalf("groups:\n%s", out)
 	}
@@ -257,4 +249,16 @@ func TestOperatorCLI(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "409 conflicts with the group's state: only a FailedOver group can be committed, it is Protected") {
 		t.Fatalf("commit of a protected group: %v\n%s", err, out)
 	}
+}
+
+// standbyCLI runs the operator CLI against the stack and returns its output; a failure fails the test.
+func standbyCLI(t *testing.T, s *stack, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "standby"), args...)
+	cmd.Env = append(os.Environ(), "STANDBY_API="+s.apiBase(), "STANDBY_API_KEY=test-key")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("standby %v: %v\n%s", args, err, out)
+	}
+	return string(out)
 }

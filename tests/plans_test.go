@@ -224,8 +224,16 @@ func TestRecoveryPlanBootsInOrderWithActions(t *testing.T) {
 		}
 	}
 
-	// A planned failover of the whole plan: the agents stop, nothing is lost, the VMs boot in order.
-	job, acked = followPlanJob(t, s, s.postJob(t, "/api/v1/plans/"+plan+"/failover", `{"type":"planned"}`), "check-db", false)
+	// A planned failover of the whole plan, from the CLI: the agents stop, nothing is lost, the VMs boot
+	// in order.
+	if out := standbyCLI(t, s, "plan", "show", plan); !strings.Contains(out, `"name": "check-db"`) {
+		t.Fatalf("standby plan show:\n%s", out)
+	}
+	queued := strings.Fields(standbyCLI(t, s, "plan", "failover", plan, "--type", "planned"))
+	if len(queued) < 3 || queued[2] != "(plan-planned)" {
+		t.Fatalf("standby plan failover: %v", queued)
+	}
+	job, acked = followPlanJob(t, s, "/api/v1/jobs/"+queued[1], "check-db", false)
 	if job.State != "Succeeded" {
 		t.Fatalf("planned failover of the plan: %s %q", job.State, job.Error)
 	}

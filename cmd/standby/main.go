@@ -11,6 +11,8 @@
 //	standby reprotect GROUP [--source vm/disk=file:/dev/… ...] [--wait]
 //	standby failback GROUP [--wait]
 //	standby job ID [--wait]
+//	standby ack JOB ACTION                 acknowledge a plan job's manual action
+//	standby plan list | show P | put P FILE | delete P | failover P --type T [--point X] | cleanup-test P | commit P [--wait]
 //
 // STANDBY_API (default http://127.0.0.1:7071/api) and STANDBY_API_KEY say where and how.
 package main
@@ -19,10 +21,12 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 
 	"github.com/standby-dr/standby/shared/apiclient"
+	"github.com/standby-dr/standby/shared/apiv1"
 )
 
 func main() {
@@ -41,7 +45,7 @@ func env(name, def string) string {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: standby groups|status|points|events|failover|change-point|commit|cleanup-test|reprotect|failback|job ...")
+		return fmt.Errorf("usage: standby groups|status|points|events|failover|change-point|commit|cleanup-test|reprotect|failback|job|ack|plan ...")
 	}
 	cmd, rest := args[0], args[1:]
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
@@ -94,6 +98,14 @@ func run(args []string) error {
 			return fmt.Errorf("--source is for reprotect")
 		}
 		return startJob(ctx, cl, cmd, group, jobOptions{jobType: *jobType, point: *point, sources: sources, wait: *wait})
+	case "plan":
+		return planCommand(ctx, cl, pos, jobOptions{jobType: *jobType, point: *point, wait: *wait})
+	case "ack":
+		if len(pos) != 2 {
+			return fmt.Errorf("ack takes the job id and the action's name")
+		}
+		_, err := cl.Do(ctx, http.MethodPost, "/v1/jobs/"+pos[0]+"/acknowledge", apiv1.AcknowledgeRequest{Action: pos[1]}, nil)
+		return err
 	case "job":
 		id, err := arg()
 		if err != nil {

@@ -1,0 +1,119 @@
+package failover_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/standby-dr/standby/shared/failover"
+	"github.com/standby-dr/standby/shared/memstore"
+	"github.com/standby-dr/standby/shared/replication"
+)
+
+// Every invalid plan is refused with the field named, and nothing is stored.
+func TestPlanValidation(t *testing.T) {
+	ctx := context.Background()
+	state := memstore.NewState()
+	for name, vms := range map[string][]string{"g1": {"db", "app"}, "g2": {"web"}} {
+		spec := replication.GroupSpec{}
+		for _, vm := range vms {
+			spec.VMs = append(spec.VMs, replication.VMSpec{Name: vm, Disks: []replication.DiskSpec{{Name: "os", SizeBytes: 1 << 20, Source: "agent"}}})
+		}
+		spec.Normalize(name)
+		if _, err := replication.CreateGroup(ctx, state, name, spec, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plans := failover.Plans{State: state, Now: time.Now}
+	base := func() failover.PlanSpec {
+		return failover.PlanSpec{Groups: []string{"g1", "g2"}, BootGroups: []failover.BootGroup{
+			{Name: "db", VMs: []string{"g1/db"}, Post: []failover.Action{{Name: "ok", Type: failover.ActionManual}}},
+			{Name: "rest", VMs: []string{"g1/app", "g2/web"}, Pre: []failover.Action{{Name: "hook", Type: failover.ActionWebhook, URL: "https://example.net/h"}}}}}
+	}
+	cases := []struct {
+		edit func(*failover.PlanSpec)
+		want string
+	}{
+		{func(p *failover.PlanSpec) { p.Groups = append(p.Groups, "g3") }, `groups[2]: "g3" is not a group`},
+		{func(p *failover.PlanSpec) { p.Groups = []string{"g1", "g1"} }, `groups[1]: "g1" is not a group, or is named twice`},
+		{func(p *failover.PlanSpec) { p.BootGroups[1].VMs = []string{"g1/app"} }, "bootGroups: g2/web is in no boot group"},
+		{func(p *failover.PlanSpec) { p.BootGroups[1].VMs = append(p.BootGroups[1].VMs, "g1/db") }, "bootGroups[1].vms[2]: g1/db is in boot group db already"},
+		{func(p *failover.PlanSpec) { p.BootGroups[1].VMs[0] = "g3/app" }, `bootGroups[1].vms[0]: "g3/app" is not a VM`},
+		{func(p *failover.PlanSpec) { p.BootGroups[1].Name = "db" }, `bootGroups[1].name: "db" must be`},
+		{func(p *failover.PlanSpec) { p.BootGroups[1].VMs = nil }, "bootGroups[1].vms: a boot group brings up at least one VM"},
+		{func(p *failover.PlanSpec) {
+			for i := range 7 {
+				p.BootGroups = append(p.BootGroups, failover.BootGroup{Name: "x" + string(rune('a'+i)), VMs: []string{"g1/db"}})
+			}
+		}, "bootGroups: 9, want 1 to 7"},
+		{func(p *failover.PlanSpec) { p.BootGroups[1].Pre[0].Name = "ok" }, `bootGroups[1].pre[0].name: "ok" must be`},
+		{func(p *failover.PlanSpec) { p.BootGroups[1].Pre[0].URL = "https://user:pw@example.net/h" }, "bootGroups[1].pre[0].url"},
+		{func(p *failover.PlanSpec) { p.BootGroups[1].Pre[0].URL = "file:///etc/passwd" }, "bootGroups[1].pre[0].url"},
+		{func(p *failover.PlanSpec) { p.BootGroups[1].Pre[0].ExpectStatus = 500 }, "bootGroups[1].pre[0].expectStatus: 500, want a 2xx status"},
+		{func(p *failover.PlanSpec) { p.BootGroups[1].Pre[0].TimeoutSeconds = 301 }, "bootGroups[1].pre[0].timeoutSeconds: 301"},
+		{func(p *failover.PlanSpec) { p.BootGroups[0].Post[0].Type = "runbook" }, `bootGroups[0].post[0].type: "runbook", want webhook or manual`},
+	}
+	for _, c := range cases {
+		spec := base()
+		c.edit(&spec)
+		_, err := plans.Put(ctx, "p1", spec)
+		if !errors.Is(err, replication.ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v, want %q", err, c.want)
+		}
+		if _, err := plans.Get(ctx, "p1"); !errors.Is(err, replication.ErrNotFound) {
+			t.Fatalf("a refused plan was stored (%v)", err)
+		}
+	}
+	rec, err := plans.Put(ctx, "p1", base())
+	if err != nil || rec.Spec.BootGroups[1].Pre[0].TimeoutSeconds != 30 || rec.Spec.BootGroups[1].Pre[0].ExpectStatus != 200 {
+		t.Fatalf("a valid plan: %+v, %v", rec.Spec, err)
+	}
+	if _, err := plans.Put(ctx, "Bad_Name", base()); !errors.Is(err, replication.ErrInvalid) {
+		t.Fatalf("a bad plan name: %v", err)
+	}
+}
+
+// A plan job waits for its manual action until it is acknowledged; only a running plan job's manual
+// actions can be acknowledged.
+func TestAcknowledgeOnlyRunningPlanJobsManualActions(t *testing.T) {
+	f := newJobFixture(t)
+	ctx := context.Background()
+	plans := failover.Plans{State: f.state, Now: time.Now}
+	if _, err := plans.Put(ctx, "p1", failover.PlanSpec{Groups: []string{"g1"}, BootGroups: []failover.BootGroup{
+		{Name: "all", VMs: []string{"g1/vm"}, Post: []failover.Action{{Name: "ok", Type: failover.ActionManual}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	replication.UpdateGroup(ctx, f.state, "g1", func(r *replication.GroupRecord) error { r.LastPointTime = f.point.SourceTime; return nil })
+	adm := &failover.Admission{State: f.state, Pages: f.pages, Jobs: f.q, Now: time.Now, Log: f.runner.Log}
+	job, err := adm.StartPlan(ctx, failover.PlanRequest{Plan: "p1", Type: "unplanned"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.StartPlan(ctx, failover.PlanRequest{Plan: "p1", Type: "unplanned"}); !errors.Is(err, replication.ErrState) {
+		t.Fatalf("a second plan job while one runs: %v", err)
+	}
+	for range 200 { // run until it waits for the operator
+		step := f.take(t)
+		if err := f.runner.Run(ctx, step, 1); err != nil {
+			t.Fatal(err)
+		}
+		if j := f.job(t, job.ID()); strings.Contains(j.Steps[len(j.Steps)-1].Outcome, "waiting for an operator") {
+			break
+		}
+	}
+	if _, err := adm.Acknowledge(ctx, job.ID(), "nope"); !errors.Is(err, replication.ErrInvalid) {
+		t.Fatalf("acknowledging an unknown action: %v", err)
+	}
+	if _, err := adm.Acknowledge(ctx, job.ID(), "ok"); err != nil {
+		t.Fatal(err)
+	}
+	f.drain(t)
+	if j := f.job(t, job.ID()); j.State != failover.JobSucceeded || !strings.HasPrefix(j.Steps[len(j.Steps)-1].Outcome, "boot group all: post actions done: ok") {
+		t.Fatalf("plan job %s %q: %+v", j.State, j.Error, j.Steps[len(j.Steps)-1])
+	}
+	if _, err := adm.Acknowledge(ctx, job.ID(), "ok"); !errors.Is(err, replication.ErrState) {
+		t.Fatalf("acknowledging an ended job: %v", err)
+	}
+}
