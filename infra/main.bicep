@@ -36,6 +36,10 @@ param peerApi string = ''
 @secure()
 param peerApiKey string = ''
 
+@description('HMAC-SHA256 key recovery plans sign their webhook actions with (stored in this deployment\'s Key Vault; the app reads it through a Key Vault reference). Empty: plans with webhooks are refused.')
+@secure()
+param webhookSecret string = ''
+
 @description('NCRONTAB schedule of the cutpoints function.')
 param cutpointsSchedule string = '0 */1 * * * *'
 
@@ -68,6 +72,7 @@ var targetName = take('${namePrefix}tgt${suffix}', 24)
 var funcStorageName = take('${namePrefix}fn${suffix}', 24)
 var appName = '${namePrefix}-func-${suffix}'
 var peerKeySecret = 'peer-api-key'
+var webhookKeySecret = 'plan-webhook-secret'
 var jobMaxDeliveryCount = 10
 
 // Built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
@@ -227,6 +232,12 @@ resource peerKey 'Microsoft.KeyVault/vaults/secrets@2025-05-01' = if (!empty(pee
   properties: { value: peerApiKey, contentType: 'Standby peer API function key' }
 }
 
+resource webhookKey 'Microsoft.KeyVault/vaults/secrets@2025-05-01' = if (!empty(webhookSecret)) {
+  parent: vault
+  name: webhookKeySecret
+  properties: { value: webhookSecret, contentType: 'Standby recovery plan webhook HMAC key' }
+}
+
 // --- Function app (Flex Consumption, Linux, custom handler) --------------------------------------------
 
 resource plan 'Microsoft.Web/serverfarms@2024-11-01' = {
@@ -287,6 +298,10 @@ resource app 'Microsoft.Web/sites@2024-11-01' = {
         {
           name: 'StandbyPeerApiKey'
           value: empty(peerApiKey) ? '' : '@Microsoft.KeyVault(SecretUri=${vault.properties.vaultUri}secrets/${peerKeySecret})'
+        }
+        {
+          name: 'StandbyWebhookSecret'
+          value: empty(webhookSecret) ? '' : '@Microsoft.KeyVault(SecretUri=${vault.properties.vaultUri}secrets/${webhookKeySecret})'
         }
       ]
     }

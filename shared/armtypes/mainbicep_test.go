@@ -80,8 +80,8 @@ func TestMainBicepTypes(t *testing.T) {
 			declared++
 		}
 	}
-	if len(modules) != 3 || declared != 32 {
-		t.Errorf("%d modules, %d declared resources; want 3 and 32", len(modules), declared)
+	if len(modules) != 3 || declared != 33 {
+		t.Errorf("%d modules, %d declared resources; want 3 and 33", len(modules), declared)
 	}
 	bySym := map[string]BicepResource{}
 	for _, r := range res {
