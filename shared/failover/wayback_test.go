@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -86,8 +87,9 @@ func TestTargetDisksValidation(t *testing.T) {
 		want  string
 	}{
 		{map[string]string{"web/data": "c1/x"}, "target.disks[web/data]: no such disk in the group (want vm/disk)"},
-		{map[string]string{"web/os": "Bad_Container/x"}, `target.disks[web/os]: "Bad_Container/x", want container/blob`},
-		{map[string]string{"web/os": "disks"}, `target.disks[web/os]: "disks", want container/blob`},
+		{map[string]string{"web/os": "Bad_Container/x"}, `target.disks[web/os]: "Bad_Container/x", want container/blob (letters, digits, '.', '_', '-', '/')`},
+		{map[string]string{"web/os": "disks"}, `target.disks[web/os]: "disks", want container/blob (letters, digits, '.', '_', '-', '/')`},
+		{map[string]string{"web/os": "disks/a~b"}, `target.disks[web/os]: "disks/a~b", want container/blob (letters, digits, '.', '_', '-', '/')`},
 	} {
 		spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "web", Disks: []replication.DiskSpec{{Name: "os", SizeBytes: 1 << 20, Source: "agent"}}}},
 			Target: replication.TargetSpec{Disks: c.disks}}
@@ -166,20 +168,18 @@ func TestRemoveGroupKeepsGivenDisks(t *testing.T) {
 	state, pages, journal := memstore.NewState(), memstore.NewPages(), memstore.NewJournal()
 	orig := replication.DiskRef{Container: "orig", Name: "a-os"}
 	pages.EnsureContainer(ctx, "orig")
-	pages.Create(ctx, orig, 1<<20)
+	replication.CreateFixedVHD(ctx, pages, orig, 1<<20, time.Now())
 	pages.WritePages(ctx, orig, 0, bytes.Repeat([]byte{5}, 512))
 	spec := replication.GroupSpec{VMs: []replication.VMSpec{
 		{Name: "a", Disks: []replication.DiskSpec{{Name: "os", SizeBytes: 1 << 20, Source: "agent"}}},
 		{Name: "b", Disks: []replication.DiskSpec{{Name: "os", SizeBytes: 1 << 20, Source: "agent"}}}},
 		Target: replication.TargetSpec{Disks: map[string]string{"a/os": "orig/a-os"}}}
-	spec.Normalize("g")
-	g, err := replication.CreateGroup(ctx, state, "g", spec, time.Now())
+	svc := &replication.Service{State: state, Pages: pages, Journal: journal, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	g, _, err := svc.Enable(ctx, "g", spec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	created := g.TargetDisk("b/os")
-	pages.EnsureContainer(ctx, created.Container)
-	pages.Create(ctx, created, 1<<20)
 	snapA, _ := pages.Snapshot(ctx, orig, "")
 	snapB, _ := pages.Snapshot(ctx, created, "")
 	snaps := map[string]string{"a/os": snapA, "b/os": snapB}

@@ -43,10 +43,13 @@ const (
 	PlacementChanged                      // only where failovers place the VMs changed
 )
 
-// Enable enables replication of a group with spec: the target disks first (sparse page blobs, fixed
-// VHDs of the source sizes), then the rows, so a group becomes visible only when its disks exist and a retry after
-// a crash finds the disks and goes on. The same spec again changes nothing; a spec that differs only in
-// placement is applied in place; any other difference is a conflict naming the fields.
+// Enable enables replication of a group with spec. The group's rows are inserted first, marked as
+// being created — of two concurrent first enables one inserts them, the other finds them and is
+// answered against them — then its target disks are claimed and made (fixed VHDs of the source sizes),
+// then the mark goes. A disk the group cannot have (another group's, an existing blob it was not
+// given, one of another size) undoes the creation: nothing is left. A retry after a crash finishes it.
+// The same spec again changes nothing; a spec that differs only in placement is applied in place; any
+// other difference is a conflict naming the fields.
 func (s *Service) Enable(ctx context.Context, group string, spec GroupSpec) (*Group, EnableOutcome, error) {
 	if err := s.admissible(group); err != nil {
 		return nil, 0, err
@@ -66,14 +69,6 @@ func (s *Service) Enable(ctx context.Context, group string, spec GroupSpec) (*Gr
 	if err != nil {
 		return nil, 0, err
 	}
-	if err := s.Pages.EnsureContainer(ctx, spec.Target.Container); err != nil {
-		return nil, 0, err
-	}
-	for _, d := range spec.Disks() {
-		if err := s.ensureTargetDisk(ctx, &spec, d); err != nil {
-			return nil, 0, err
-		}
-	}
 	g, err := CreateGroup(ctx, s.State, group, spec, s.now())
 	if errors.Is(err, ErrConflict) { // a concurrent request enabled it first
 		existing, err := LoadGroup(ctx, s.State, group)
@@ -85,23 +80,84 @@ func (s *Service) Enable(ctx context.Context, group string, spec GroupSpec) (*Gr
 	if err != nil {
 		return nil, 0, err
 	}
-	if g.Record, err = s.recordTargets(ctx, group, res); err != nil {
+	return s.finishCreation(ctx, g, res)
+}
+
+// finishCreation makes the target disks of a group being created and marks it created; a disk it
+// cannot have undoes the creation.
+func (s *Service) finishCreation(ctx context.Context, g *Group, res TargetResources) (*Group, EnableOutcome, error) {
+	group := g.Record.PartitionKey
+	err := s.Pages.EnsureContainer(ctx, g.Spec.Target.Container)
+	var done []made
+	for _, d := range g.Spec.Disks() {
+		if err == nil {
+			var m made
+			m, err = s.ensureTargetDisk(ctx, g, d)
+			done = append(done, m)
+		}
+	}
+	if errors.Is(err, ErrConflict) || errors.Is(err, ErrInvalid) {
+		if uerr := s.undoCreation(ctx, g, done); uerr != nil {
+			s.Log.Warn("undoing a refused enable", "group", group, "err", uerr)
+		}
+	}
+	if err != nil {
 		return nil, 0, err
 	}
-	s.Log.Info("group enabled", "group", group, "vms", len(spec.VMs), "disks", len(spec.Disks()))
+	if g.Record, err = UpdateGroup(ctx, s.State, group, func(r *GroupRecord) error {
+		r.Creating = false
+		if res.ResourceGroupID != "" {
+			r.Resources = res
+		}
+		return nil
+	}); err != nil {
+		return nil, 0, err
+	}
+	s.Log.Info("group enabled", "group", group, "vms", len(g.Spec.VMs), "disks", len(g.Spec.Disks()))
 	return g, Enabled, nil
+}
+
+// made is what enabling did for one disk: claimed its blob just now, created it.
+type made struct {
+	ref              DiskRef
+	claimed, created bool
+}
+
+// undoCreation removes what a refused enable made — the blobs it created, the claims it took — and the
+// group's rows; what was there before stays.
+func (s *Service) undoCreation(ctx context.Context, g *Group, done []made) error {
+	for _, m := range done {
+		if m.created {
+			if err := s.Pages.Delete(ctx, m.ref); err != nil && !errors.Is(err, ErrNotFound) {
+				return err
+			}
+		}
+		if m.claimed {
+			if err := releaseBlob(ctx, s.State, m.ref, g.Record.PartitionKey); err != nil {
+				return err
+			}
+		}
+	}
+	return DeleteGroupRows(ctx, s.State, g.Record.PartitionKey)
 }
 
 // enableExisting answers an Enable of a group that exists.
 func (s *Service) enableExisting(ctx context.Context, existing *Group, spec GroupSpec) (*Group, EnableOutcome, error) {
 	group := existing.Record.PartitionKey
 	conflicts := existing.Spec.Conflicts(&spec)
+	if existing.Record.Creating && len(conflicts) == 0 { // a retry, or a concurrent twin: finish it
+		res, err := s.provisionTargets(ctx, group, spec)
+		if err != nil {
+			return nil, 0, err
+		}
+		return s.finishCreation(ctx, existing, res)
+	}
 	if len(conflicts) > 0 && existing.Spec.OnlyPlacementDiffers(&spec) {
 		res, err := s.provisionTargets(ctx, group, spec)
 		if err != nil {
 			return nil, 0, err
 		}
-		g, err := UpdatePlacement(ctx, s.State, group, spec, res, s.now())
+		g, err := UpdatePlacement(ctx, s.State, group, existing.Record.Claim, spec, res, s.now())
 		if err == nil {
 			s.Log.Info("group placement changed", "group", group, "changes", strings.Join(conflicts, "; "))
 		}
@@ -133,23 +189,38 @@ func (s *Service) enableExisting(ctx context.Context, existing *Group, spec Grou
 
 // ensureTargetDisk creates a disk's target page blob, a fixed VHD of the disk's size, or checks a given
 // one (an original disk: it must exist and be a fixed VHD of the disk's size).
-func (s *Service) ensureTargetDisk(ctx context.Context, spec *GroupSpec, d DiskRefSpec) error {
-	ref := spec.TargetDisk(d.Key)
-	if _, given := spec.Target.Disks[d.Key]; given {
+func (s *Service) ensureTargetDisk(ctx context.Context, g *Group, d DiskRefSpec) (made, error) {
+	ref, group := g.TargetDisk(d.Key), g.Record.PartitionKey
+	_, given := g.Spec.Target.Disks[d.Key]
+	m := made{ref: ref}
+	var err error
+	if m.claimed, err = claimBlob(ctx, s.State, ref, group, given, s.now()); err != nil {
+		return m, fmt.Errorf("target disk %s: %w", d.Key, err)
+	}
+	if given {
 		err := CheckFixedVHD(ctx, s.Pages, ref, d.Spec.SizeBytes)
 		if errors.Is(err, ErrNotFound) {
-			return fmt.Errorf("%w: target disk missing: target.disks[%s]: %s does not exist", ErrConflict, d.Key, ref)
+			return m, fmt.Errorf("%w: target disk missing: target.disks[%s]: %s does not exist", ErrConflict, d.Key, ref)
 		}
 		if errors.Is(err, ErrConflict) {
-			return fmt.Errorf("%w: target disk differs: target.disks[%s]: %v", ErrConflict, d.Key, err)
+			return m, fmt.Errorf("%w: target disk differs: target.disks[%s]: %v", ErrConflict, d.Key, err)
 		}
-		return err
+		return m, err
 	}
-	err := ensureFixedVHD(ctx, s.Pages, ref, d.Spec.SizeBytes, s.now())
+	_, err = s.Pages.Size(ctx, ref)
+	switch {
+	case err == nil && m.claimed: // a blob already there, claimed by nobody, is never taken silently
+		return m, fmt.Errorf("%w: target disk exists: %s is no group's: name it in target.disks to replicate into it", ErrConflict, ref)
+	case errors.Is(err, ErrNotFound):
+		m.created = true
+	case err != nil:
+		return m, err
+	}
+	err = ensureFixedVHD(ctx, s.Pages, ref, d.Spec.SizeBytes, s.now())
 	if errors.Is(err, ErrConflict) {
-		return fmt.Errorf("%w: target disk exists: %v", ErrConflict, err)
+		return m, fmt.Errorf("%w: target disk exists: %v", ErrConflict, err)
 	}
-	return err
+	return m, err
 }
 
 // Load is one group, or ErrNoGroup.

@@ -82,12 +82,13 @@ func TestReplicasAreFixedVHDs(t *testing.T) {
 	if osFooter.UniqueID == dataFooter.UniqueID || osFooter.Time() != f.now || osFooter.Geometry != vhd.Geometry(2<<20) {
 		t.Fatalf("footers %+v and %+v", osFooter, dataFooter)
 	}
-	// Enable again (a retry) finds them and leaves them as they are.
+	// Enable again after the group's rows were lost (its disks' ownership kept) finds them and leaves
+	// them as they are.
 	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{
 		{Name: "os", SizeBytes: 2 << 20, Source: "agent"}, {Name: "data", SizeBytes: 1 << 20, Source: "agent"}}}}}
 	f.now = f.now.Add(time.Hour)
-	retry := &replication.Service{State: memstore.NewState(), Pages: f.pages, Log: slog.New(slog.DiscardHandler), Now: f.svc.Now}
-	if _, _, err := retry.Enable(f.ctx, "g1", spec); err != nil {
+	replication.DeleteGroupRows(f.ctx, f.state, "g1")
+	if _, _, err := f.svc.Enable(f.ctx, "g1", spec); err != nil {
 		t.Fatalf("enable again over the replicas: %v", err)
 	}
 	if again := f.footer(t, osRef, 2<<20); again != osFooter {
@@ -96,13 +97,29 @@ func TestReplicasAreFixedVHDs(t *testing.T) {
 }
 
 // A retry after a crash between creating a replica and writing its footer writes the footer; a blob
-// of another size or with another disk's footer is a conflict naming it.
+// of the group's of another size or with another disk's footer is a conflict naming it, and stays; a
+// blob no group owns, or another group's, is never taken.
 func TestEnableFinishesOrRefusesExistingBlobs(t *testing.T) {
-	ctx, pages := context.Background(), memstore.NewPages()
-	svc := &replication.Service{State: memstore.NewState(), Pages: pages, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	ctx, pages, state := context.Background(), memstore.NewPages(), memstore.NewState()
+	svc := &replication.Service{State: state, Pages: pages, Log: slog.New(slog.DiscardHandler), Now: time.Now}
 	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 1 << 20, Source: "agent"}}}}}
 	ref := replication.DiskRef{Container: "g1-asr", Name: "vm/d.vhd"}
 	pages.EnsureContainer(ctx, "g1-asr")
+	pages.Create(ctx, ref, 1<<20+512)
+	if _, _, err := svc.Enable(ctx, "g1", spec); !errors.Is(err, replication.ErrConflict) || !strings.Contains(err.Error(), "g1-asr/vm/d.vhd is no group's") {
+		t.Fatalf("a blob no group owns: %v", err)
+	}
+	if _, err := pages.Size(ctx, ref); err != nil {
+		t.Fatalf("the refused enable removed a blob it did not make: %v", err)
+	}
+	pages.Delete(ctx, ref)
+	if _, _, err := svc.Enable(ctx, "g1", spec); err != nil { // g1 owns its replica now
+		t.Fatal(err)
+	}
+	if _, _, err := svc.Enable(ctx, "g2", replication.GroupSpec{VMs: spec.VMs, Target: replication.TargetSpec{Container: "g1-asr"}}); !errors.Is(err, replication.ErrConflict) ||
+		!strings.Contains(err.Error(), "g1-asr/vm/d.vhd belongs to group g1") {
+		t.Fatalf("another group's replica: %v", err)
+	}
 	for _, c := range []struct {
 		name string
 		make func()
@@ -120,6 +137,7 @@ func TestEnableFinishesOrRefusesExistingBlobs(t *testing.T) {
 			pages.WritePages(ctx, ref, 1<<20, bytes.Repeat([]byte{1}, 512))
 		}, "g1-asr/vm/d.vhd has no fixed VHD footer after its 1048576 bytes"},
 	} {
+		replication.DeleteGroupRows(ctx, state, "g1") // the rows lost, the replica's ownership kept
 		pages.Delete(ctx, ref)
 		c.make()
 		_, _, err := svc.Enable(ctx, "g1", spec)
@@ -127,6 +145,7 @@ func TestEnableFinishesOrRefusesExistingBlobs(t *testing.T) {
 			t.Errorf("%s: %v", c.name, err)
 		}
 	}
+	replication.DeleteGroupRows(ctx, state, "g1")
 	pages.Delete(ctx, ref)
 	pages.Create(ctx, ref, 1<<20+512) // made, then a crash before the footer
 	if _, _, err := svc.Enable(ctx, "g1", spec); err != nil {

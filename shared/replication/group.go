@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Tables of the replication state (target region).
@@ -21,10 +23,14 @@ const (
 // GroupRecord is a group's state row: its policy and target, and where replication stands.
 type GroupRecord struct {
 	Keys
-	Target  TargetSpec  `json:"Target"`
-	Policy  Policy      `json:"Policy"`
-	Network NetworkSpec `json:"Network"`
-	VMNames []string    `json:"VMNames"`
+	// Claim keys the group's VM rows (CreateGroup); Creating marks a group whose target disks are being
+	// made (Enable).
+	Claim    string      `json:"Claim,omitempty"`
+	Creating bool        `json:"Creating,omitempty"`
+	Target   TargetSpec  `json:"Target"`
+	Policy   Policy      `json:"Policy"`
+	Network  NetworkSpec `json:"Network"`
+	VMNames  []string    `json:"VMNames"`
 
 	// Resources are the target resources made on enable (targets.go).
 	Resources TargetResources `json:"Resources"`
@@ -84,9 +90,9 @@ type GroupRecord struct {
 	HealthReason       string `json:"HealthReason,omitempty"`
 }
 
-func putVMRows(ctx context.Context, store StateStore, group string, spec GroupSpec) error {
+func putVMRows(ctx context.Context, store StateStore, group, claim string, spec GroupSpec) error {
 	for _, vm := range spec.VMs {
-		rec := VMRecord{Keys: Keys{PartitionKey: group, RowKey: vmRowPrefix + vm.Name}, Disks: vm.Disks, Subnet: vm.Subnet, StaticIP: vm.StaticIP, Zone: vm.Zone, AvSet: vm.AvailabilitySet, Size: vm.Size}
+		rec := VMRecord{Keys: Keys{PartitionKey: group, RowKey: vmRowKey(claim, vm.Name)}, Disks: vm.Disks, Subnet: vm.Subnet, StaticIP: vm.StaticIP, Zone: vm.Zone, AvSet: vm.AvailabilitySet, Size: vm.Size}
 		if _, err := store.Upsert(ctx, GroupsTable, rec); err != nil {
 			return err
 		}
@@ -97,8 +103,8 @@ func putVMRows(ctx context.Context, store StateStore, group string, spec GroupSp
 // UpdatePlacement changes where failovers place the group's VMs — the network mapping and each VM's
 // subnet, static IP, zone or availability set — which replication itself never reads. The VM rows
 // first, then the state row: a reader sees the new mapping only once every VM's placement matches it.
-func UpdatePlacement(ctx context.Context, store StateStore, group string, spec GroupSpec, res TargetResources, now time.Time) (*Group, error) {
-	if err := putVMRows(ctx, store, group, spec); err != nil {
+func UpdatePlacement(ctx context.Context, store StateStore, group, claim string, spec GroupSpec, res TargetResources, now time.Time) (*Group, error) {
+	if err := putVMRows(ctx, store, group, claim, spec); err != nil {
 		return nil, err
 	}
 	if _, err := UpdateGroup(ctx, store, group, func(r *GroupRecord) error {
@@ -155,7 +161,7 @@ var ErrNoGroup = fmt.Errorf("group not enabled: %w", ErrNotFound)
 func LoadGroup(ctx context.Context, store StateStore, group string) (*Group, error) {
 	g := &Group{}
 	found := false
-	vms := map[string]VMRecord{}
+	vms := map[string]VMRecord{} // by row key
 	err := store.Query(ctx, GroupsTable, group, func(decode func(any) error, etag ETag) error {
 		var keys Keys
 		if err := decode(&keys); err != nil {
@@ -171,7 +177,7 @@ func LoadGroup(ctx context.Context, store StateStore, group string) (*Group, err
 			if err := decode(&vm); err != nil {
 				return err
 			}
-			vms[strings.TrimPrefix(keys.RowKey, vmRowPrefix)] = vm
+			vms[keys.RowKey] = vm
 		}
 		return nil
 	})
@@ -183,28 +189,45 @@ func LoadGroup(ctx context.Context, store StateStore, group string) (*Group, err
 	}
 	g.Spec = GroupSpec{Target: g.Record.Target, Policy: g.Record.Policy, Network: g.Record.Network}
 	for _, name := range g.Record.VMNames {
-		vm := vms[name]
+		vm, ok := vms[vmRowKey(g.Record.Claim, name)]
+		if !ok {
+			return nil, fmt.Errorf("group %s: the row of VM %s is missing", group, name)
+		}
 		g.Spec.VMs = append(g.Spec.VMs, VMSpec{Name: name, Disks: vm.Disks, Subnet: vm.Subnet, StaticIP: vm.StaticIP, Zone: vm.Zone, AvailabilitySet: vm.AvSet, Size: vm.Size})
 	}
 	return g, nil
 }
 
 // CreateGroup writes a new group's rows: the VM rows first, the state row last, so a group is visible
-// only once complete (a crash in between leaves VM rows a retry overwrites).
+// only once complete. The VM rows' keys carry a claim only this attempt knows and the state row records:
+// of two concurrent first enables only one state row is inserted, and only its VM rows are ever read
+// (the other's are removed, or left unread by a crash).
 func CreateGroup(ctx context.Context, store StateStore, group string, spec GroupSpec, now time.Time) (*Group, error) {
-	if err := putVMRows(ctx, store, group, spec); err != nil {
+	claim := uuid.NewString()[:8]
+	if err := putVMRows(ctx, store, group, claim, spec); err != nil {
 		return nil, err
 	}
-	rec := GroupRecord{Keys: Keys{PartitionKey: group, RowKey: stateRow}, Target: spec.Target, Policy: spec.Policy, Network: spec.Network,
+	rec := GroupRecord{Keys: Keys{PartitionKey: group, RowKey: stateRow}, Claim: claim, Creating: true, Target: spec.Target, Policy: spec.Policy, Network: spec.Network,
 		State: StateInitialReplication, CreatedAt: now, UpdatedAt: now}
 	for _, vm := range spec.VMs {
 		rec.VMNames = append(rec.VMNames, vm.Name)
 	}
 	etag, err := store.Insert(ctx, GroupsTable, rec)
 	if err != nil {
+		for _, vm := range spec.VMs { // lost the race (or failed): this attempt's rows are nobody's
+			store.Delete(ctx, GroupsTable, group, vmRowKey(claim, vm.Name), "")
+		}
 		return nil, err
 	}
 	return &Group{Record: rec, ETag: etag, Spec: spec}, nil
+}
+
+// vmRowKey is a VM's row key under the group's claim (groups made before claims have none).
+func vmRowKey(claim, vm string) string {
+	if claim == "" {
+		return vmRowPrefix + vm
+	}
+	return vmRowPrefix + claim + "." + vm // VM names have no '.'
 }
 
 // UpdateGroup changes a group's state row with an ETag-guarded read-modify-write.
@@ -317,13 +340,25 @@ func RemoveGroup(ctx context.Context, state StateStore, pages PageStore, journal
 	for _, d := range g.Spec.Disks() {
 		ref := g.TargetDisk(d.Key)
 		if _, given := g.Spec.Target.Disks[d.Key]; !given {
-			if err := pages.BreakLease(ctx, ref); err != nil { // apply's
+			owns, err := ownsCreated(ctx, state, g, ref)
+			if err != nil {
 				return err
 			}
-			if err := pages.Delete(ctx, ref); err != nil {
+			if owns { // never another group's blob, whatever the spec says
+				if err := pages.BreakLease(ctx, ref); err != nil { // apply's
+					return err
+				}
+				if err := pages.Delete(ctx, ref); err != nil {
+					return err
+				}
+			}
+			if err := releaseBlob(ctx, state, ref, group); err != nil {
 				return err
 			}
 			continue
+		}
+		if err := releaseBlob(ctx, state, ref, group); err != nil {
+			return err
 		}
 		// A given disk's lease is left to lapse: by now it may be a VM's (attached after a failback).
 		var snaps []string

@@ -303,8 +303,8 @@ func (s *GroupSpec) validateTarget() error {
 		switch {
 		case !keys[key]:
 			return fmt.Errorf("target.disks[%s]: no such disk in the group (want vm/disk)", key)
-		case !containerName.MatchString(container) || name == "":
-			return fmt.Errorf("target.disks[%s]: %q, want container/blob", key, at)
+		case !containerName.MatchString(container) || !blobName.MatchString(name):
+			return fmt.Errorf("target.disks[%s]: %q, want container/blob (letters, digits, '.', '_', '-', '/')", key, at)
 		}
 	}
 	return nil
