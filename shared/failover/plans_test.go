@@ -117,3 +117,31 @@ func TestAcknowledgeOnlyRunningPlanJobsManualActions(t *testing.T) {
 		t.Fatalf("acknowledging an ended job: %v", err)
 	}
 }
+
+// A planned failover ends at the agent's final sequence only when the journal holds no batch past it:
+// a stop report below a stored batch is dropped and the job waits for the agent's own.
+func TestPlannedFailoverDistrustsAStopBelowTheJournal(t *testing.T) {
+	f := newJobFixture(t)
+	ctx := context.Background()
+	replication.UpdateGroup(ctx, f.state, "g1", func(r *replication.GroupRecord) error {
+		r.State, r.Watermark = replication.StateProtected, 5
+		return nil
+	})
+	f.journal.Put(ctx, "g1", 7, []byte("a batch the forged report leaves out"))
+	job, _ := failover.NewJob("g1", failover.JobPlannedFailover, "latestProcessed", time.Now())
+	failover.StartJob(ctx, f.state, f.q, job)
+	for range 3 {
+		replication.UpdateGroup(ctx, f.state, "g1", func(r *replication.GroupRecord) error { r.AgentStoppedSeq = 5; return nil })
+		step := f.take(t)
+		if err := f.runner.Run(ctx, step, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j := f.job(t, job.ID())
+	if j.State != failover.JobRunning || !strings.Contains(j.Steps[1].Outcome, "the reported final sequence 5 is not the agent's (the journal holds batch 7)") {
+		t.Fatalf("job %s, step %+v", j.State, j.Steps[1])
+	}
+	if g, _ := replication.LoadGroup(ctx, f.state, "g1"); g.Record.AgentStoppedSeq != 0 {
+		t.Fatalf("the forged final sequence stayed: %d", g.Record.AgentStoppedSeq)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/standby-dr/standby/shared/replication"
@@ -62,6 +63,19 @@ func waitDrained(ctx context.Context, r *JobRunner, j *Job, g *replication.Group
 	}
 	if rec.Watermark < rec.AgentStoppedSeq {
 		return fmt.Sprintf("applying: watermark %d of %d", rec.Watermark, rec.AgentStoppedSeq), r.poll(j, time.Second), nil
+	}
+	// The final sequence is the agent's only if the journal holds no batch past it.
+	if seqs, err := r.Journal.List(ctx, j.Group); err != nil {
+		return "", 0, err
+	} else if len(seqs) > 0 && slices.Max(seqs) > rec.AgentStoppedSeq {
+		if _, err := replication.UpdateGroup(ctx, r.State, j.Group, func(g *replication.GroupRecord) error {
+			g.AgentStoppedSeq = 0 // not the agent's final sequence: wait for its own report
+			return nil
+		}); err != nil {
+			return "", 0, err
+		}
+		r.Log.Warn("stop report ignored: the journal holds later batches", "job", j.ID(), "group", j.Group, "seq", rec.AgentStoppedSeq, "journal", slices.Max(seqs))
+		return fmt.Sprintf("the reported final sequence %d is not the agent's (the journal holds batch %d): waiting for the agent", rec.AgentStoppedSeq, slices.Max(seqs)), r.poll(j, 2*time.Second), nil
 	}
 	points, err := replication.ListPoints(ctx, r.State, j.Group)
 	if err != nil {

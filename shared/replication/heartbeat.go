@@ -46,6 +46,10 @@ type DiskHashes struct {
 	Next      *int64   `json:"next,omitempty"`
 }
 
+// MaxSeqAhead bounds how far an agent's reported sequence may run ahead of what was applied (a
+// backlog of a million batches is days of writes): a larger one is no agent's.
+const MaxSeqAhead = 1 << 20
+
 // MaxHashBlocks bounds one page of block hashes: 1 GiB read from the target, seconds at page-blob speed.
 const MaxHashBlocks = 1024
 
@@ -60,11 +64,18 @@ func (s *Service) Heartbeat(ctx context.Context, group string, rep AgentReport) 
 	}
 	now := s.now()
 	rec, err := UpdateGroup(ctx, s.State, group, func(g *GroupRecord) error {
+		if rep.Seq > g.Watermark+MaxSeqAhead {
+			return fmt.Errorf("%w: seq %d is more than %d batches past what was applied (%d)", ErrInvalid, rep.Seq, MaxSeqAhead, g.Watermark)
+		}
+		// A final sequence below what the agent (or apply) already had is not the agent's: a planned
+		// failover believing it would lose the writes in between.
+		if rep.Stopped && g.StopRequested && rep.Seq >= g.AgentSeq && rep.Seq >= g.Watermark {
+			g.AgentStoppedSeq = rep.Seq
+		} else if rep.Stopped && g.StopRequested {
+			s.Log.Warn("stop report ignored: its final sequence is below one seen", "group", group, "seq", rep.Seq, "agentSeq", g.AgentSeq, "watermark", g.Watermark)
+		}
 		g.AgentSeq = max(g.AgentSeq, rep.Seq)
 		g.AgentSeenAt = now
-		if rep.Stopped && g.StopRequested {
-			g.AgentStoppedSeq = rep.Seq
-		}
 		g.BaselineDone, g.BaselineTotal, g.BaselineRateBps = rep.BaselineDoneBytes, rep.BaselineTotalBytes, rep.BaselineRateBps
 		g.BaselineBlocks, g.BaselineBlocksSent = rep.BaselineBlocks, rep.BaselineBlocksSent
 		return nil

@@ -39,3 +39,34 @@ func TestBlockHashesComeInPages(t *testing.T) {
 		}
 	}
 }
+
+// A forged heartbeat cannot end a planned failover early: a "stopped" report whose final sequence is
+// below what the agent already reported is ignored, and a sequence far past what was applied is refused.
+func TestForgedStopReportIsIgnored(t *testing.T) {
+	ctx := context.Background()
+	state, pages := memstore.NewState(), memstore.NewPages()
+	s := &replication.Service{State: state, Pages: pages, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 1 << 20, Source: "agent"}}}}}
+	if _, _, err := s.Enable(ctx, "g1", spec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Heartbeat(ctx, "g1", replication.AgentReport{Seq: 89}); err != nil {
+		t.Fatal(err)
+	}
+	replication.UpdateGroup(ctx, state, "g1", func(r *replication.GroupRecord) error { r.StopRequested = true; return nil })
+	if _, err := s.Heartbeat(ctx, "g1", replication.AgentReport{Seq: 1, Stopped: true}); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := s.Load(ctx, "g1"); g.Record.AgentStoppedSeq != 0 {
+		t.Fatalf("a stop at 1 after the agent reported 89 was believed: %d", g.Record.AgentStoppedSeq)
+	}
+	if _, err := s.Heartbeat(ctx, "g1", replication.AgentReport{Seq: 1 << 62}); !errors.Is(err, replication.ErrInvalid) {
+		t.Fatalf("a sequence far past what was applied: %v", err)
+	}
+	if _, err := s.Heartbeat(ctx, "g1", replication.AgentReport{Seq: 90, Stopped: true}); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := s.Load(ctx, "g1"); g.Record.AgentStoppedSeq != 90 || g.Record.AgentSeq != 90 {
+		t.Fatalf("the agent's own stop: stopped %d, agent seq %d", g.Record.AgentStoppedSeq, g.Record.AgentSeq)
+	}
+}
