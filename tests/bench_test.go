@@ -228,9 +228,11 @@ func applyTime(b *testing.B, size int64) time.Duration {
 	if err := replication.CreateFixedVHD(ctx, pages, spec.TargetDisk(disks[0].Key), size, time.Now()); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := replication.CreateGroup(ctx, state, group, spec, time.Now()); err != nil {
+	g, err := replication.CreateGroup(ctx, state, group, spec, time.Now())
+	if err != nil {
 		b.Fatal(err)
 	}
+	key := g.StreamKey()
 	// The same churn for both sizes: 200 writes (about 50 MiB) at random offsets of the disk, in 50 batches.
 	ws := pattern(disks, 200, 4)
 	var descs []replication.Descriptor
@@ -240,12 +242,12 @@ func applyTime(b *testing.B, size int64) time.Duration {
 		for _, w := range ws[i*4 : i*4+4] {
 			bt.Extents = append(bt.Extents, replication.Extent{Disk: w.disk, Offset: w.offset, Length: int64(len(w.data)), Data: w.data})
 		}
-		payload, _ := replication.EncodeBatch(bt, false)
+		payload, d, _ := replication.SignBatch(key, bt, false)
 		if err := j.Put(ctx, group, bt.Seq, payload); err != nil {
 			b.Fatal(err)
 		}
 		mu.Lock()
-		descs = append(descs, replication.DescriptorFor(bt, replication.BatchBlobName(group, bt.Seq), payload))
+		descs = append(descs, d)
 		mu.Unlock()
 	}
 	applier := &replication.Applier{State: state, Pages: pages, Journal: j, Log: slog.New(slog.DiscardHandler), Now: time.Now, Parallelism: 8}
@@ -297,11 +299,11 @@ func cutPointTime(b *testing.B, vms, disksPerVM int) time.Duration {
 	}
 	replication.UpdateGroup(ctx, state, group, func(r *replication.GroupRecord) error { r.State = replication.StateProtected; return nil })
 	marker := &replication.Batch{Group: group, Seq: 1, Kind: replication.KindMarker, Consistency: "crash", SourceTime: time.Now()}
-	payload, _ := replication.EncodeBatch(marker, false)
+	payload, d, _ := replication.SignBatch(g.StreamKey(), marker, false)
 	j.Put(ctx, group, 1, payload)
 	applier := &replication.Applier{State: state, Pages: pages, Journal: j, Log: slog.New(slog.DiscardHandler), Now: time.Now, Parallelism: 8}
 	start := time.Now()
-	if _, err := applier.Apply(ctx, []replication.Descriptor{{Group: group, Seq: 1, Kind: replication.KindMarker}}); err != nil {
+	if _, err := applier.Apply(ctx, []replication.Descriptor{d}); err != nil {
 		b.Fatal(err)
 	}
 	g, _ = replication.LoadGroup(ctx, state, group)

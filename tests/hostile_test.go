@@ -108,3 +108,42 @@ func TestNoGroupTouchesAnothersDisks(t *testing.T) {
 		t.Fatalf("the victim's group: %v", err)
 	}
 }
+
+// Numbers that would wedge a group or the API are refused or tamed, and a resync cannot be asked of a
+// group that no longer replicates this way: each refusal names the field and changes nothing.
+func TestWedgesAreRefused(t *testing.T) {
+	srv, _, state := newTestAPI(t)
+	ctx := context.Background()
+	if status, body := call(t, srv, "PUT", "/api/v1/groups/shop", goodSpec); status != 201 {
+		t.Fatalf("PUT: %d %s", status, body)
+	}
+	for body, want := range map[string]string{
+		`{"seq":9223372036854775807}`: "more than 1048576 batches past what was applied",
+		`{"seq":1,"baselineRateBytesPerSecond":1e300,"baselineTotalBytes":10}`: "baselineRateBps must be",
+	} {
+		if status, resp := call(t, srv, "POST", "/api/v1/groups/shop/agent", body); status != 400 || !strings.Contains(resp, want) {
+			t.Errorf("heartbeat %s: %d %s", body, status, resp)
+		}
+	}
+	// A rate of 1e-310 bytes a second would make the ETA infinite: it is taken as no rate.
+	if status, resp := call(t, srv, "POST", "/api/v1/groups/shop/agent", `{"seq":1,"baselineRateBytesPerSecond":1e-310,"baselineDoneBytes":1,"baselineTotalBytes":10}`); status != 200 {
+		t.Fatalf("a tiny rate: %d %s", status, resp)
+	}
+	if status, resp := call(t, srv, "GET", "/api/v1/groups", ""); status != 200 || !strings.Contains(resp, `"group": "shop"`) {
+		t.Fatalf("GET /groups after a tiny rate: %d %q", status, resp)
+	}
+	huge := strings.Replace(goodSpec, `"vms"`, `"policy":{"crashConsistentIntervalSeconds":1000000000000},"vms"`, 1)
+	if status, resp := call(t, srv, "PUT", "/api/v1/groups/other", huge); status != 400 || !strings.Contains(resp, "policy.crashConsistentIntervalSeconds") {
+		t.Fatalf("an interval past time.Duration: %d %s", status, resp)
+	}
+	replication.UpdateGroup(ctx, state, "shop", func(r *replication.GroupRecord) error {
+		r.State = replication.StateFailedOver
+		return nil
+	})
+	if status, resp := call(t, srv, "POST", "/api/v1/groups/shop/resync", ""); status != http.StatusConflict || !strings.Contains(resp, "the group is FailedOver") {
+		t.Fatalf("resync of a failed-over group: %d %s", status, resp)
+	}
+	if g, _ := replication.LoadGroup(ctx, state, "shop"); g.Record.State != replication.StateFailedOver {
+		t.Fatalf("the refused resync moved the group to %s", g.Record.State)
+	}
+}

@@ -57,7 +57,11 @@ func TestRestoreToAnyPointInTime(t *testing.T) {
 	j := s.journal(t)
 	times := map[int64]time.Time{}
 	for seq := int64(1); seq <= final; seq++ {
-		payload, err := j.Get(ctx, group, seq)
+		sealed, err := j.Get(ctx, group, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		payload, err := replication.OpenPayload(s.streamKey(t, group), group, seq, sealed)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -35,9 +35,9 @@ func TestRetentionPrunesSnapshotsAndRowsButNotHeldPoints(t *testing.T) {
 	var descs []replication.Descriptor
 	for i, age := range []time.Duration{50 * time.Hour, 40 * time.Hour, time.Hour} {
 		b := &replication.Batch{Group: group, Seq: int64(i + 1), Kind: replication.KindMarker, Consistency: "crash", SourceTime: now.Add(-age)}
-		payload, _ := replication.EncodeBatch(b, false)
+		payload, d, _ := replication.SignBatch(g.StreamKey(), b, false)
 		journal.Put(ctx, group, b.Seq, payload)
-		descs = append(descs, replication.Descriptor{Group: group, Seq: b.Seq, Kind: replication.KindMarker})
+		descs = append(descs, d)
 	}
 	if _, err := applier.Apply(ctx, descs); err != nil {
 		t.Fatal(err)

@@ -2,12 +2,14 @@ package tests
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/standby-dr/standby/shared/agent"
+	"github.com/standby-dr/standby/shared/apiv1"
 	"github.com/standby-dr/standby/shared/azconn"
 	"github.com/standby-dr/standby/shared/journal"
 	"github.com/standby-dr/standby/shared/local"
@@ -94,7 +96,7 @@ func (s *stack) agent(t testing.TB, group string, disks []replication.DiskRefSpe
 		t.Fatal(err)
 	}
 	b := s.app.broker(t)
-	a, _, err := agent.Open(context.Background(), agent.Config{Group: group, Disks: disks, Journal: journal.New(svc, s.journalName),
+	a, _, err := agent.Open(context.Background(), agent.Config{Group: group, Disks: disks, Journal: journal.New(svc, s.journalName), StreamKey: s.streamKey(t, group),
 		Publisher: local.NewChangePublisher(b, "changes"), StateDir: t.TempDir(), MaxBatchDelay: 10 * time.Millisecond,
 		Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -119,4 +121,19 @@ func (s *stack) twoVMAgent(t testing.TB, group string) (*agent.Agent, []replicat
 	a := s.agent(t, group, disks)
 	a.Marker("crash", true)
 	return a, disks
+}
+
+// streamKey is the group's change-stream key, as the API gives it to the group's agents.
+func (s *stack) streamKey(t testing.TB, group string) []byte {
+	t.Helper()
+	status, _, body := s.app.call(t, "GET", "/api/v1/groups/"+group+"/stream-key", "test-key", "")
+	var v apiv1.StreamKeyView
+	if status != 200 || json.Unmarshal([]byte(body), &v) != nil {
+		t.Fatalf("stream key of %s: %d %s", group, status, body)
+	}
+	key, err := replication.DecodeStreamKey(v.StreamKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
 }

@@ -78,7 +78,7 @@ func runCmd(args []string) error {
 		cfg.Spec = &spec
 	}
 	cfg.Group, cfg.StateDir, cfg.API, cfg.PreHooks, cfg.PostHooks = c.Group, c.State, apiclient.New(c.API, c.Key), preHooks, postHooks
-	cfg.Log = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("component", "agent")
+	cfg.Log = slog.New(replication.RedactingHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))).With("component", "agent")
 	cfg.Progress = showProgress
 	cfg.Connect = func() (replication.JournalStore, replication.ChangePublisher, func(), error) {
 		b, err := backends.OpenAgent(os.Getenv)

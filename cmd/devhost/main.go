@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/standby-dr/standby/shared/local"
+	"github.com/standby-dr/standby/shared/replication"
 )
 
 func main() {
@@ -57,7 +58,7 @@ func runCmd(args []string) error {
 		return err
 	}
 	root, _ := filepath.Abs(*appDir)
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("component", "devhost")
+	log := slog.New(replication.RedactingHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))).With("component", "devhost")
 	app, err := LoadApp(root, *settings, os.Environ())
 	if err != nil {
 		return err

@@ -44,6 +44,14 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/groups/{group}/agent", a.postAgent)
 	mux.HandleFunc("POST /api/v1/groups/{group}/resync", a.postResync)
 	mux.HandleFunc("POST /api/v1/groups/{group}/seed", a.postSeed)
+	mux.HandleFunc("GET /api/v1/groups/{group}/stream-key", func(w http.ResponseWriter, r *http.Request) {
+		g, err := a.Groups.Load(r.Context(), r.PathValue("group"))
+		var v apiv1.StreamKeyView
+		if err == nil {
+			v.StreamKey = g.Record.StreamKey
+		}
+		a.answer(w, r, http.StatusOK, v, err)
+	})
 	mux.HandleFunc("GET /api/v1/groups/{group}/disks/{vm}/{disk}/hashes", a.getDiskHashes)
 	mux.HandleFunc("GET /api/v1/groups/{group}/recovery-points", a.getPoints)
 	mux.HandleFunc("POST /api/v1/groups/{group}/events", a.postEvent)
@@ -71,7 +79,7 @@ func Problem(w http.ResponseWriter, r *http.Request, status int, title, detail s
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false) // details quote what was sent, e.g. file:<path>
-	enc.Encode(map[string]any{"type": "about:blank", "title": title, "status": status, "detail": detail, "instance": r.URL.Path})
+	enc.Encode(map[string]any{"type": "about:blank", "title": title, "status": status, "detail": replication.Redact(detail), "instance": r.URL.Path})
 }
 
 // problems maps the domain's errors to statuses and titles, first match first.
@@ -148,7 +156,7 @@ func (a *API) health(w http.ResponseWriter, r *http.Request) {
 			}
 			report[i] = apiv1.DependencyHealth{Name: p.Name, Reachable: err == nil, LatencyMs: time.Since(start).Milliseconds()}
 			if err != nil {
-				report[i].Error = err.Error()
+				report[i].Error = replication.Redact(err.Error())
 			}
 		})
 	}

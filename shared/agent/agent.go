@@ -29,6 +29,9 @@ type Config struct {
 	SourcePages replication.PageStore
 	// StateDir keeps the agent's sequence state (and the source files of "agent" disks).
 	StateDir string
+	// StreamKey authenticates the group's stream (replication.SealPayload, DescriptorMAC); nil for a
+	// group without one.
+	StreamKey []byte
 	// SeqFloor is the highest sequence the group is known to have (its watermark, the agent sequence the
 	// API last saw). A state behind it was lost or restored from an old copy: the agent numbers on from
 	// the floor (apply would skip lower numbers as duplicates) and reports itself dirty, so that a
@@ -117,7 +120,7 @@ func Open(ctx context.Context, cfg Config) (*Agent, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	next := max(st.NextSeq, 1)
+	next, damaged := max(st.NextSeq, 1), false
 	for _, seq := range stored {
 		if seq >= next {
 			next = seq + 1
@@ -125,21 +128,27 @@ func Open(ctx context.Context, cfg Config) (*Agent, bool, error) {
 		if seq <= st.Published {
 			continue
 		}
-		payload, err := cfg.Journal.Get(ctx, cfg.Group, seq)
+		sealed, err := cfg.Journal.Get(ctx, cfg.Group, seq)
 		if err != nil {
 			return nil, false, err
 		}
-		b, err := replication.DecodeBatch(payload)
-		if err != nil {
-			return nil, false, fmt.Errorf("journal batch %d: %w", seq, err)
+		payload, err := replication.OpenPayload(cfg.StreamKey, cfg.Group, seq, sealed)
+		var b *replication.Batch
+		if err == nil {
+			b, err = replication.DecodeBatch(payload)
 		}
-		if err := a.publish(ctx, b, payload); err != nil {
+		if err != nil { // not this agent's, or damaged: never sent; a resync makes up for it
+			cfg.Log.Warn("a stored batch is damaged or not this agent's: not sent, resyncing", "seq", seq, "err", err)
+			damaged = true
+			continue
+		}
+		if err := a.publish(ctx, b, sealed); err != nil {
 			return nil, false, err
 		}
 		st.Published = seq
 		cfg.Log.Info("descriptor re-sent after restart", "seq", seq)
 	}
-	dirty := !fresh && !st.Clean
+	dirty := (!fresh && !st.Clean) || damaged
 	if next <= cfg.SeqFloor {
 		cfg.Log.Warn("the agent's state is behind the group's sequence: it was lost or is an old copy; numbering on from the group's and resyncing",
 			"group", cfg.Group, "seq", next, "groupSeq", cfg.SeqFloor)

@@ -32,7 +32,7 @@ func TestPageBlobSourceOnAzurite(t *testing.T) {
 	}
 	p := newPipeline(t, 1, 1, 4<<20)
 	p.spec.VMs[0].Disks[0].Source = "pageblob:http://127.0.0.1:10000/devstoreaccount1/" + container + "/vm0-disk0"
-	a, _, err := Open(ctx, Config{Group: p.group, Disks: p.spec.Disks(), Journal: p.journal, Publisher: p.pub, SourcePages: source,
+	a, _, err := Open(ctx, Config{Group: p.group, Disks: p.spec.Disks(), Journal: p.journal, Publisher: p.pub, SourcePages: source, StreamKey: p.key,
 		StateDir: t.TempDir(), Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

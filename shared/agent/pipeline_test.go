@@ -31,6 +31,8 @@ type pipeline struct {
 	truth   map[int64]map[string]string // marker seq → disk → sha256
 	// seqFloor is what the API would tell an agent about the group's sequence.
 	seqFloor int64
+	// key is the group's stream key, as the API gives it to the agent.
+	key []byte
 }
 
 func newPipeline(t *testing.T, vms, disks int, size int64) *pipeline {
@@ -53,6 +55,7 @@ func newPipeline(t *testing.T, vms, disks int, size int64) *pipeline {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.key = g.StreamKey()
 	for _, d := range p.spec.Disks() {
 		if err := p.pages.Create(ctx, g.TargetDisk(d.Key), size); err != nil {
 			t.Fatal(err)
@@ -64,7 +67,7 @@ func newPipeline(t *testing.T, vms, disks int, size int64) *pipeline {
 
 func (p *pipeline) openAgent(dir string) (*Agent, bool) {
 	a, dirty, err := Open(context.Background(), Config{Group: p.group, Disks: p.spec.Disks(), Journal: p.journal, Publisher: p.pub,
-		StateDir: dir, SeqFloor: p.seqFloor, MaxBatchBytes: 256 << 10, MaxBatchDelay: 5 * time.Millisecond, Compress: true, Log: slog.New(slog.DiscardHandler),
+		StreamKey: p.key, StateDir: dir, SeqFloor: p.seqFloor, MaxBatchBytes: 256 << 10, MaxBatchDelay: 5 * time.Millisecond, Compress: true, Log: slog.New(slog.DiscardHandler),
 		OnMarker: func(seq int64, _ string, files map[string]*os.File) {
 			sums := map[string]string{}
 			for key, f := range files {
@@ -334,16 +337,12 @@ func TestAgentRestartResendsUnpublishedDescriptors(t *testing.T) {
 	if !dirty {
 		t.Fatal("restart after an unclean stop not reported")
 	}
-	if got := len(p.take()); got == 0 {
+	descs := p.take()
+	if len(descs) == 0 {
 		t.Fatal("no descriptor re-sent")
 	}
 	a2.Close(ctx)
-	// Everything was re-sent: apply from the journal via the re-sent descriptors.
-	seqs, _ := p.journal.List(ctx, p.group)
-	var descs []replication.Descriptor
-	for _, s := range seqs {
-		descs = append(descs, replication.Descriptor{Group: p.group, Seq: s, Kind: replication.KindBatch})
-	}
+	// Everything was re-sent, signed as before: apply from the journal via the re-sent descriptors.
 	if _, err := p.applier.Apply(ctx, descs); err != nil {
 		t.Fatal(err)
 	}
@@ -432,7 +431,7 @@ func TestPageBlobSource(t *testing.T) {
 	source.WritePages(ctx, ref, 1<<20, data)
 	p.spec.VMs[0].Disks[0].Source = "pageblob:https://acct.blob.core.windows.net/sources/vm0-disk0"
 	dir := t.TempDir()
-	a, _, err := Open(ctx, Config{Group: p.group, Disks: p.spec.Disks(), Journal: p.journal, Publisher: p.pub, SourcePages: source,
+	a, _, err := Open(ctx, Config{Group: p.group, Disks: p.spec.Disks(), Journal: p.journal, Publisher: p.pub, SourcePages: source, StreamKey: p.key,
 		StateDir: dir, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -659,4 +658,23 @@ func TestConcurrentMarkerKeepsTheFirstRecord(t *testing.T) {
 		}
 	}
 	p.verify(dir)
+}
+
+// A batch stored in the journal but not this agent's (no MAC) or damaged does not stop the agent from
+// starting: it is not announced, and the agent resyncs.
+func TestAStoredBatchNotTheAgentsDoesNotStopIt(t *testing.T) {
+	p := newPipeline(t, 1, 1, 1<<20)
+	dir := t.TempDir()
+	a, _ := p.openAgent(dir)
+	randomWrites(t, a, rand.New(rand.NewSource(3)), p.spec, 5)
+	waitPublished(t, a)
+	next := a.NextSeq()
+	a.Close(context.Background())
+	p.take()
+	p.journal.Put(context.Background(), p.group, next, []byte("not a batch, and no MAC"))
+	a2, dirty := p.openAgent(dir)
+	defer a2.Close(context.Background())
+	if !dirty || len(p.take()) != 0 {
+		t.Fatalf("after a foreign stored batch: dirty %v (want true), and it must not be announced", dirty)
+	}
 }

@@ -52,7 +52,8 @@ func TestRestoreToAnyPointInTimeInMemory(t *testing.T) {
 	var final int64
 	seqs, _ := p.journal.List(ctx, p.group)
 	for _, s := range seqs {
-		payload, _ := p.journal.Get(ctx, p.group, s)
+		sealed, _ := p.journal.Get(ctx, p.group, s)
+		payload, _ := replication.OpenPayload(p.key, p.group, s, sealed)
 		b, _ := replication.DecodeBatch(payload)
 		times[s], final = b.SourceTime, s
 	}

@@ -19,6 +19,8 @@ type API interface {
 	Heartbeat(ctx context.Context, group string, rep apiv1.AgentReport) (apiv1.AgentInstructions, error)
 	DiskHashes(ctx context.Context, group, disk string) ([]string, error)
 	Event(ctx context.Context, group, kind, message string) error
+	// StreamKey is the group's change-stream key ("" for a group without one).
+	StreamKey(ctx context.Context, group string) (string, error)
 }
 
 // RunConfig configures a run of the agent (the options of agent run).
@@ -86,6 +88,8 @@ type runner struct {
 	log   *slog.Logger
 	a     *Agent
 	view  apiv1.GroupView
+	// streamKey signs what the agent sends (the group's, from the API).
+	streamKey []byte
 	spec  replication.GroupSpec
 	hooks Hooks
 
@@ -149,6 +153,13 @@ func (r *runner) readGroup(ctx context.Context) error {
 		return fmt.Errorf("reading the group: %w", err)
 	}
 	r.view, r.spec = view, replication.GroupSpec{VMs: view.VMs, Target: view.Target, Policy: view.Policy}
+	key, err := r.cfg.API.StreamKey(ctx, r.cfg.Group)
+	if err == nil {
+		r.streamKey, err = replication.DecodeStreamKey(key)
+	}
+	if err != nil {
+		return fmt.Errorf("reading the group's stream key: %w", err)
+	}
 	return nil
 }
 
@@ -157,7 +168,7 @@ func (r *runner) open(ctx context.Context, j replication.JournalStore, pub repli
 	closeTruth = func() {}
 	cfg := Config{Group: r.cfg.Group, Disks: r.spec.Disks(), Journal: j, Publisher: pub, StateDir: r.cfg.StateDir,
 		SeqFloor: max(r.view.Watermark, r.view.AgentSeq), MaxBatchBytes: r.cfg.BatchBytes, MaxBatchDelay: r.cfg.BatchDelay,
-		Compress: r.cfg.Compress, Log: r.cfg.Log}
+		Compress: r.cfg.Compress, Log: r.cfg.Log, StreamKey: r.streamKey}
 	if r.cfg.TruthFile != "" {
 		f, err := os.OpenFile(r.cfg.TruthFile, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 		if err != nil {

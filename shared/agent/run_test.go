@@ -30,6 +30,8 @@ func (f *fakeAPI) PutGroup(_ context.Context, _ string, spec replication.GroupSp
 	return f.view, 201, nil
 }
 
+func (f *fakeAPI) StreamKey(context.Context, string) (string, error) { return "", nil }
+
 func (f *fakeAPI) Group(context.Context, string) (apiv1.GroupView, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -28,6 +28,7 @@ func (a *Agent) sender(ctx context.Context) {
 		defer close(inOrder)
 		for b := range a.queue {
 			payload, err := replication.EncodeBatch(b, a.cfg.Compress)
+			payload = replication.SealPayload(a.cfg.StreamKey, b.Group, b.Seq, payload)
 			u := &upload{b: b, payload: payload, stored: make(chan error, 1)}
 			if err != nil { // a bug, not an outage: stop rather than skip a sequence number
 				u.stored <- fmt.Errorf("encoding batch %d: %w", b.Seq, err)
@@ -69,7 +70,7 @@ func (a *Agent) sender(ctx context.Context) {
 }
 
 func (a *Agent) publish(ctx context.Context, b *replication.Batch, payload []byte) error {
-	d := replication.DescriptorFor(b, replication.BatchBlobName(b.Group, b.Seq), payload)
+	d := replication.SignedDescriptor(a.cfg.StreamKey, b, payload)
 	body, _ := json.Marshal(d)
 	return a.cfg.Publisher.Publish(ctx, b.Group, []replication.ChangeEvent{{Body: body, Properties: map[string]string{"kind": b.Kind}}})
 }

@@ -27,7 +27,7 @@ type Client struct {
 
 // New returns a client with a sane timeout.
 func New(base, key string) *Client {
-	return &Client{Base: strings.TrimSuffix(base, "/"), Key: key, HTTP: &http.Client{Timeout: 60 * time.Second}}
+	return &Client{Base: strings.TrimSuffix(base, "/"), Key: key, HTTP: &http.Client{Timeout: 60 * time.Second, CheckRedirect: sameHost}}
 }
 
 // Error is a problem+json answer.
@@ -93,6 +93,24 @@ func (c *Client) Group(ctx context.Context, group string) (apiv1.GroupView, erro
 	var v apiv1.GroupView
 	_, err := c.Do(ctx, http.MethodGet, "/v1/groups/"+group, nil, &v)
 	return v, err
+}
+
+// sameHost follows a redirect only within the API's host: the function key is never sent elsewhere.
+func sameHost(req *http.Request, via []*http.Request) error {
+	if len(via) >= 5 {
+		return errors.New("stopped after 5 redirects")
+	}
+	if req.URL.Host != via[0].URL.Host || req.URL.Scheme != via[0].URL.Scheme {
+		return fmt.Errorf("the API redirected to %s://%s: refused, the key is only for %s", req.URL.Scheme, req.URL.Host, via[0].URL.Host)
+	}
+	return nil
+}
+
+// StreamKey reads the group's change-stream key (an agent's).
+func (c *Client) StreamKey(ctx context.Context, group string) (string, error) {
+	var v apiv1.StreamKeyView
+	_, err := c.Do(ctx, http.MethodGet, "/v1/groups/"+group+"/stream-key", nil, &v)
+	return v.StreamKey, err
 }
 
 // Heartbeat reports the agent's progress and returns its instructions.

@@ -46,6 +46,11 @@ func NewPlanView(r failover.PlanRecord) PlanView {
 	return PlanView{Plan: r.PartitionKey, Spec: r.Spec, ActiveJob: r.ActiveJob, UpdatedAt: r.UpdatedAt}
 }
 
+// StreamKeyView is the group's change-stream key, for its agents (base64; "" for a group without one).
+type StreamKeyView struct {
+	StreamKey string `json:"streamKey"`
+}
+
 // AcknowledgeRequest is the body of POST /jobs/{id}/acknowledge: the manual action an operator confirms.
 type AcknowledgeRequest struct {
 	Action string `json:"action"`

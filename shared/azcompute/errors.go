@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -100,16 +99,5 @@ func translate(err error, what string) error {
 	}
 }
 
-// sasQuery matches a URL's query that carries a signature (sig=) or a bearer-like token, so that no
-// error or log line ever holds one; the address without its query still says which blob it was.
-var (
-	sasQuery    = regexp.MustCompile(`\?[^\s"'<>]*(?i:sig|token|sv|se)=[^\s"'<>]*`)
-	bareSig     = regexp.MustCompile(`(?i)(sig|access_token|token)=[^&\s"'<>]+`)
-	bearerToken = regexp.MustCompile(`(?i)bearer\s+[A-Za-z0-9._~+/=-]+`)
-)
-
-func redact(s string) string {
-	s = sasQuery.ReplaceAllString(s, "?<redacted>")
-	s = bareSig.ReplaceAllString(s, "$1=<redacted>")
-	return bearerToken.ReplaceAllString(s, "Bearer <redacted>")
-}
+// redact is the pipeline's one redaction point.
+func redact(s string) string { return replication.Redact(s) }

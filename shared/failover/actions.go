@@ -122,9 +122,9 @@ func (r *JobRunner) callWebhook(ctx context.Context, j *Job, b BootGroup, phase 
 // redactURL drops a URL's query (it may carry a token) from what is logged or reported.
 func redactURL(u string) string {
 	if i := strings.IndexAny(u, "?#"); i >= 0 {
-		return u[:i] + "?…"
+		return replication.Redact(u[:i]) + "?…"
 	}
-	return u
+	return replication.Redact(u)
 }
 
 // Acknowledge records an operator's acknowledgement of a manual action of a running plan job.

@@ -325,7 +325,7 @@ func (r *JobRunner) failOrRetry(ctx context.Context, j *Job, etag replication.ET
 }
 
 func (r *JobRunner) fail(ctx context.Context, j *Job, etag replication.ETag, reason string) error {
-	j.State, j.Error, j.UpdatedAt = JobFailed, reason, r.Now().UTC()
+	j.State, j.Error, j.UpdatedAt = JobFailed, replication.Redact(reason), r.Now().UTC()
 	if j.Next < len(j.Steps) {
 		j.Steps[j.Next].State, j.Steps[j.Next].Ended, j.Steps[j.Next].Outcome = "failed", j.UpdatedAt, reason
 	}

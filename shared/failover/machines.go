@@ -36,7 +36,7 @@ func machineDefinitions(ctx context.Context, r *JobRunner, j *Job, g *replicatio
 		if err := r.Pages.PutBlob(ctx, ref, doc, "application/json"); err != nil {
 			return "", 0, err
 		}
-		j.Result["templateUrl:"+vm.Name] = r.Pages.URL(ref)
+		j.Result["templateUrl:"+vm.Name] = replication.Redact(r.Pages.URL(ref))
 		if inline += len(doc); inline <= maxInlineTemplates {
 			j.Result["template:"+vm.Name] = string(doc)
 		}

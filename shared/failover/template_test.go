@@ -82,3 +82,26 @@ func TestMachineDeploymentPassesTheTypeDefinitions(t *testing.T) {
 		t.Fatal("a misspelt property passed the check")
 	}
 }
+
+// A hostile name — an original disk's blob name built to close the expression and call listKeys —
+// reaches the template only as a parameter's value, never as part of an expression.
+func TestHostileNamesStayParameters(t *testing.T) {
+	hostile := "x')], \"y\": \"[listKeys('acct', '2023-01-01').keys[0].value]"
+	vm := replication.VMSpec{Name: "vm", Size: "Standard_D2s_v5", StaticIP: "10.0.0.4", AvailabilitySet: "set",
+		Disks: []replication.DiskSpec{{Name: "os", SizeBytes: 1 << 20, Role: "os", OSType: "Linux", HyperVGeneration: "V1", SecurityType: "Standard", SKU: "Standard_LRS"}}}
+	tpl, values := failover.MachineDeployment(failover.MachinePlan{VM: vm, Subnet: "/subscriptions/s/resourceGroups/r/providers/Microsoft.Network/virtualNetworks/v/subnets/" + hostile,
+		StorageAccountID: hostile, Suffix: "01234567", DiskURL: func(string) string { return "https://a.blob.core.windows.net/c/" + hostile }})
+	doc, _ := json.Marshal(tpl)
+	if strings.Contains(string(doc), "listKeys") {
+		t.Fatalf("a hostile string reached the template's expressions:\n%s", doc)
+	}
+	found := 0
+	for _, v := range values {
+		if s, ok := v.(string); ok && strings.Contains(s, "listKeys") {
+			found++
+		}
+	}
+	if found != 3 {
+		t.Fatalf("the hostile strings should travel as 3 parameter values, found %d", found)
+	}
+}

@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -78,6 +79,11 @@ func (a *Applier) applyGroup(ctx context.Context, group string, descs []Descript
 	if err != nil {
 		return res, err
 	}
+	descs, err = a.authentic(ctx, g, descs)
+	if err != nil || len(descs) == 0 {
+		res.From, res.To = g.Record.Watermark+1, g.Record.Watermark
+		return res, err
+	}
 	sort.Slice(descs, func(i, j int) bool { return descs[i].Seq < descs[j].Seq })
 	known := map[int64]Descriptor{}
 	for _, d := range descs {
@@ -106,6 +112,26 @@ func (a *Applier) applyGroup(ctx context.Context, group string, descs []Descript
 		return res, nil // all duplicates
 	}
 	return res, a.applyRange(ctx, g, from, maxSeq, known, &res)
+}
+
+// authentic keeps the descriptors that carry the group's MAC; the others — not from the group's agent —
+// are quarantined and change nothing: not the group's state, not how far apply reads.
+func (a *Applier) authentic(ctx context.Context, g *Group, descs []Descriptor) ([]Descriptor, error) {
+	key, out := g.StreamKey(), descs[:0:0]
+	for _, d := range descs {
+		if d.Authentic(key) {
+			out = append(out, d)
+			continue
+		}
+		body, _ := json.Marshal(d)
+		row := QuarantineRecord{Keys: Keys{PartitionKey: "group-" + d.Group, RowKey: SeqKey(d.Seq) + "-" + NewLeaseID()[:8]},
+			Reason: "descriptor not authenticated: its MAC is not the group's", Body: string(body)}
+		if _, err := a.State.Upsert(ctx, QuarantineTable, row); err != nil {
+			return nil, err
+		}
+		a.Log.Warn("unauthenticated descriptor quarantined", "group", d.Group, "seq", d.Seq)
+	}
+	return out, nil
 }
 
 // resyncStart is the newest resync batch among descs past the watermark (0: none).
@@ -264,6 +290,10 @@ func (a *Applier) verify(payload []byte, g *Group, seq int64, known map[int64]De
 		if got := fmt.Sprintf("%016x", CRC64(payload)); got != d.CRC64 {
 			return nil, fmt.Errorf("%w: payload CRC64 %s, descriptor says %s", ErrCorrupt, got, d.CRC64)
 		}
+	}
+	payload, err := OpenPayload(g.StreamKey(), group, seq, payload)
+	if err != nil {
+		return nil, err
 	}
 	b, err := DecodeBatch(payload)
 	if err != nil {

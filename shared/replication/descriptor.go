@@ -32,6 +32,8 @@ type Descriptor struct {
 	Consistency string `json:"consistency,omitempty"`
 	// Baseline: this marker ends initial replication or a resync.
 	Baseline bool `json:"baseline,omitempty"`
+	// MAC authenticates the descriptor under the group's stream key (streamauth.go), hex.
+	MAC string `json:"mac,omitempty"`
 }
 
 var groupName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
@@ -87,6 +89,9 @@ func (d Descriptor) Validate() error {
 	}
 	if d.SourceTime.IsZero() {
 		return fmt.Errorf("descriptor field sourceTime: missing")
+	}
+	if d.MAC != "" && len(d.MAC) != 64 {
+		return fmt.Errorf("descriptor field mac: %d characters, want 64 hex digits", len(d.MAC))
 	}
 	switch d.Kind {
 	case KindBatch:

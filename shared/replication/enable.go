@@ -279,6 +279,9 @@ func (s *Service) Resync(ctx context.Context, group string) (GroupRecord, error)
 		if r.State == StateResyncRequired {
 			return ErrUnchanged
 		}
+		if r.ReplicationStopped() { // failed over, running the other way, or disabled: nothing to resync this way
+			return fmt.Errorf("%w: the group is %s: a resync needs a group replicating this way", ErrState, r.State)
+		}
 		return r.Move(StateResyncRequired, "resync requested by the operator", s.now())
 	})
 }

@@ -45,12 +45,13 @@ func (f *vhdFixture) apply(t *testing.T, b *replication.Batch) replication.Apply
 	t.Helper()
 	f.seq++
 	b.Group, b.Seq, b.SourceTime = "g1", f.seq, f.now
-	payload, err := replication.EncodeBatch(b, false)
+	g, _ := replication.LoadGroup(f.ctx, f.state, "g1")
+	payload, d, err := replication.SignBatch(g.StreamKey(), b, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.journal.Put(f.ctx, "g1", b.Seq, payload)
-	res, err := f.applier.Apply(f.ctx, []replication.Descriptor{{Group: "g1", Seq: b.Seq, Kind: b.Kind}})
+	res, err := f.applier.Apply(f.ctx, []replication.Descriptor{d})
 	if err != nil || len(res) != 1 {
 		t.Fatalf("apply %d: %v", b.Seq, err)
 	}

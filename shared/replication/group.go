@@ -25,12 +25,14 @@ type GroupRecord struct {
 	Keys
 	// Claim keys the group's VM rows (CreateGroup); Creating marks a group whose target disks are being
 	// made (Enable).
-	Claim    string      `json:"Claim,omitempty"`
-	Creating bool        `json:"Creating,omitempty"`
-	Target   TargetSpec  `json:"Target"`
-	Policy   Policy      `json:"Policy"`
-	Network  NetworkSpec `json:"Network"`
-	VMNames  []string    `json:"VMNames"`
+	Claim    string `json:"Claim,omitempty"`
+	Creating bool   `json:"Creating,omitempty"`
+	// StreamKey authenticates the group's change stream (streamauth.go); never shown in a view.
+	StreamKey string      `json:"StreamKey,omitempty"`
+	Target    TargetSpec  `json:"Target"`
+	Policy    Policy      `json:"Policy"`
+	Network   NetworkSpec `json:"Network"`
+	VMNames   []string    `json:"VMNames"`
 
 	// Resources are the target resources made on enable (targets.go).
 	Resources TargetResources `json:"Resources"`
@@ -149,6 +151,15 @@ type Group struct {
 	Spec   GroupSpec
 }
 
+// StreamKey is the group's stream key (nil for a group made before keys: unauthenticated).
+func (g *Group) StreamKey() []byte {
+	key, err := DecodeStreamKey(g.Record.StreamKey)
+	if err != nil {
+		return make([]byte, StreamKeyBytes) // a damaged key authenticates nothing an agent sends
+	}
+	return key
+}
+
 // TargetDisk is where a disk's replica lives.
 func (g *Group) TargetDisk(key string) DiskRef {
 	return g.Spec.TargetDisk(key)
@@ -207,7 +218,7 @@ func CreateGroup(ctx context.Context, store StateStore, group string, spec Group
 	if err := putVMRows(ctx, store, group, claim, spec); err != nil {
 		return nil, err
 	}
-	rec := GroupRecord{Keys: Keys{PartitionKey: group, RowKey: stateRow}, Claim: claim, Creating: true, Target: spec.Target, Policy: spec.Policy, Network: spec.Network,
+	rec := GroupRecord{Keys: Keys{PartitionKey: group, RowKey: stateRow}, Claim: claim, Creating: true, StreamKey: NewStreamKey(), Target: spec.Target, Policy: spec.Policy, Network: spec.Network,
 		State: StateInitialReplication, CreatedAt: now, UpdatedAt: now}
 	for _, vm := range spec.VMs {
 		rec.VMNames = append(rec.VMNames, vm.Name)

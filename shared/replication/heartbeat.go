@@ -46,6 +46,9 @@ type DiskHashes struct {
 	Next      *int64   `json:"next,omitempty"`
 }
 
+// MaxRateBps bounds a reported rate (100 GB/s: far past any disk).
+const MaxRateBps = 100e9
+
 // MaxSeqAhead bounds how far an agent's reported sequence may run ahead of what was applied (a
 // backlog of a million batches is days of writes): a larger one is no agent's.
 const MaxSeqAhead = 1 << 20
@@ -58,6 +61,13 @@ const MaxHashBlocks = 1024
 func (s *Service) Heartbeat(ctx context.Context, group string, rep AgentReport) (AgentInstructions, error) {
 	if rep.Seq < 0 || rep.BaselineDoneBytes < 0 || rep.BaselineTotalBytes < rep.BaselineDoneBytes || rep.BaselineBlocksSent < 0 || rep.BaselineBlocks < rep.BaselineBlocksSent {
 		return AgentInstructions{}, fmt.Errorf("%w: invalid agent report: seq and counts must be non-negative, done bytes <= total and blocks sent <= blocks compared", ErrInvalid)
+	}
+	// Every number stored is one the views can divide by and encode: no NaN, no infinity, no overflow.
+	if !(rep.BaselineRateBps >= 0 && rep.BaselineRateBps <= MaxRateBps) || rep.BaselineTotalBytes > MaxVMsPerGroup*MaxDisksPerVM*MaxDiskSize {
+		return AgentInstructions{}, fmt.Errorf("%w: invalid agent report: baselineRateBps must be 0..%g and baselineTotalBytes at most the group's largest size", ErrInvalid, float64(MaxRateBps))
+	}
+	if rep.BaselineRateBps > 0 && rep.BaselineRateBps < 1 {
+		rep.BaselineRateBps = 0 // below a byte a second: no ETA rather than one of millennia
 	}
 	if err := s.admissible(group); err != nil { // UpdateGroup answers ErrNoGroup for a missing one
 		return AgentInstructions{}, err

@@ -32,9 +32,9 @@ func TestPromoteAndPrune(t *testing.T) {
 			kind = "app"
 		}
 		b := &replication.Batch{Group: "g1", Seq: int64(i + 1), Kind: replication.KindMarker, Consistency: kind, SourceTime: now.Add(-age)}
-		payload, _ := replication.EncodeBatch(b, false)
+		payload, d, _ := replication.SignBatch(g.StreamKey(), b, false)
 		journal.Put(ctx, "g1", b.Seq, payload)
-		descs = append(descs, replication.Descriptor{Group: "g1", Seq: b.Seq, Kind: replication.KindMarker})
+		descs = append(descs, d)
 	}
 	if _, err := applier.Apply(ctx, descs); err != nil {
 		t.Fatal(err)

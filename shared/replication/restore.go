@@ -135,6 +135,9 @@ func (r *Restorer) Replay(ctx context.Context, g *Group, res RestoreResult, at t
 		if err != nil {
 			return res, err
 		}
+		if payload, err = OpenPayload(g.StreamKey(), g.Record.PartitionKey, seq, payload); err != nil {
+			return res, err
+		}
 		b, err := DecodeBatch(payload)
 		if err != nil {
 			return res, fmt.Errorf("batch %d: %w", seq, err)

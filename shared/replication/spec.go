@@ -313,18 +313,20 @@ func (s *GroupSpec) validateTarget() error {
 // validate checks the policy's intervals, retention and thresholds.
 func (p Policy) validate() error {
 	switch {
-	case p.CrashConsistentIntervalSeconds < 30:
-		return fmt.Errorf("policy.crashConsistentIntervalSeconds: %d, the minimum is 30", p.CrashConsistentIntervalSeconds)
-	case p.AppConsistentIntervalSeconds != 0 && p.AppConsistentIntervalSeconds < 900:
-		return fmt.Errorf("policy.appConsistentIntervalSeconds: %d, want 0 (off) or at least 900", p.AppConsistentIntervalSeconds)
+	case p.CrashConsistentIntervalSeconds < 30 || p.CrashConsistentIntervalSeconds > 86400:
+		return fmt.Errorf("policy.crashConsistentIntervalSeconds: %d is outside 30..86400 (a day)", p.CrashConsistentIntervalSeconds)
+	case p.AppConsistentIntervalSeconds != 0 && (p.AppConsistentIntervalSeconds < 900 || p.AppConsistentIntervalSeconds > 7*86400):
+		return fmt.Errorf("policy.appConsistentIntervalSeconds: %d, want 0 (off) or 900..604800 (a week)", p.AppConsistentIntervalSeconds)
 	case p.RetentionHours < 0 || p.RetentionHours > 15*24:
 		return fmt.Errorf("policy.retentionHours: %d is outside 0..360 (15 days)", p.RetentionHours)
 	case p.JournalWindowMinutes < 1 || p.JournalWindowMinutes > 15*24*60:
 		return fmt.Errorf("policy.journalWindowMinutes: %d is outside 1..21600", p.JournalWindowMinutes)
 	case p.RPOWarningMinutes < 1 || p.RPOCriticalMinutes <= p.RPOWarningMinutes:
 		return fmt.Errorf("policy.rpoCriticalMinutes: %d must exceed rpoWarningMinutes %d (at least 1)", p.RPOCriticalMinutes, p.RPOWarningMinutes)
-	case p.NoPointCriticalMinutes < 1:
-		return fmt.Errorf("policy.noPointCriticalMinutes: %d must be at least 1", p.NoPointCriticalMinutes)
+	case p.RPOCriticalMinutes > 7*24*60:
+		return fmt.Errorf("policy.rpoCriticalMinutes: %d is more than a week", p.RPOCriticalMinutes)
+	case p.NoPointCriticalMinutes < 1 || p.NoPointCriticalMinutes > 7*24*60:
+		return fmt.Errorf("policy.noPointCriticalMinutes: %d is outside 1..10080 (a week)", p.NoPointCriticalMinutes)
 	}
 	return nil
 }

@@ -1,0 +1,29 @@
+package apiclient
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// The client never sends its key to another host: a redirect there is refused, and the other host
+// sees no request.
+func TestKeyNeverFollowsARedirectElsewhere(t *testing.T) {
+	var elsewhere atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		elsewhere.Add(1)
+	}))
+	defer other.Close()
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/steal", http.StatusTemporaryRedirect)
+	}))
+	defer api.Close()
+	c := New(api.URL+"/api", "the-function-key")
+	_, err := c.Group(context.Background(), "g1")
+	if err == nil || !strings.Contains(err.Error(), "redirected to") || elsewhere.Load() != 0 {
+		t.Fatalf("a redirect to another host: %v, %d requests there", err, elsewhere.Load())
+	}
+}

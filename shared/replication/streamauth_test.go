@@ -1,0 +1,77 @@
+package replication_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/standby-dr/standby/shared/memstore"
+	"github.com/standby-dr/standby/shared/replication"
+)
+
+// Someone who can send to the change hub or write the cache account, but has not the group's key,
+// changes nothing: descriptors without the group's MAC (a huge sequence, a wrong checksum) and payloads
+// without it are quarantined; the group's state, watermark and disks stay as its agent made them, and
+// the agent's own batches go on being applied.
+func TestForgedStreamChangesNothing(t *testing.T) {
+	ctx := context.Background()
+	state, pages, journal := memstore.NewState(), memstore.NewPages(), memstore.NewJournal()
+	svc := &replication.Service{State: state, Pages: pages, Journal: journal, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 1 << 20, Source: "agent"}}}}}
+	g, _, err := svc.Enable(ctx, "g1", spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := g.StreamKey()
+	applier := &replication.Applier{State: state, Pages: pages, Journal: journal, Log: slog.New(slog.DiscardHandler), Now: time.Now, Parallelism: 2}
+	event := func(d replication.Descriptor) replication.StreamEvent {
+		body, _ := json.Marshal(d)
+		return replication.StreamEvent{Body: body}
+	}
+	genuine := func(seq int64, fill byte) replication.StreamEvent {
+		b := &replication.Batch{Group: "g1", Seq: seq, Kind: replication.KindBatch, SourceTime: time.Now(),
+			Extents: []replication.Extent{{Disk: "vm/d", Offset: 0, Length: 4096, Data: bytes.Repeat([]byte{fill}, 4096)}}}
+		payload, d, err := replication.SignBatch(key, b, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		journal.Put(ctx, "g1", seq, payload)
+		return event(d)
+	}
+	// The forger's: a descriptor far ahead, one with another checksum and a wrong MAC, and a batch of
+	// its own for sequence 2 in the journal with a descriptor that has no MAC.
+	huge := replication.Descriptor{Group: "g1", Seq: 1_000_000_000_000, Kind: replication.KindResync, SourceTime: time.Now()}
+	forged := &replication.Batch{Group: "g1", Seq: 2, Kind: replication.KindBatch, SourceTime: time.Now(),
+		Extents: []replication.Extent{{Disk: "vm/d", Offset: 0, Length: 4096, Data: bytes.Repeat([]byte{0xee}, 4096)}}}
+	forgedPayload, forgedDesc, _ := replication.SignBatch(nil, forged, false)
+	wrongMAC := forgedDesc
+	wrongMAC.CRC64, wrongMAC.MAC = "0123456789abcdef", replication.DescriptorMAC(make([]byte, 32), forgedDesc)
+	journal.Put(ctx, "g1", 2, forgedPayload)
+
+	if _, err := applier.ApplyEvents(ctx, "0", []replication.StreamEvent{genuine(1, 1), event(huge), event(forgedDesc), event(wrongMAC)}); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := replication.LoadGroup(ctx, state, "g1")
+	if after.Record.Watermark != 1 || after.Record.State != replication.StateInitialReplication || after.Record.Reason != "" {
+		t.Fatalf("after the forged events: watermark %d, state %s %q", after.Record.Watermark, after.Record.State, after.Record.Reason)
+	}
+	if rows, _, _ := replication.QueryAll[replication.QuarantineRecord](ctx, state, replication.QuarantineTable, "group-g1"); len(rows) != 3 {
+		t.Fatalf("%d descriptors quarantined, want 3", len(rows))
+	}
+	// The agent's own batch 2 replaces the forger's blob and is applied; a forged payload under a
+	// genuine descriptor is refused as corrupt.
+	if _, err := applier.ApplyEvents(ctx, "0", []replication.StreamEvent{genuine(2, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	after, _ = replication.LoadGroup(ctx, state, "g1")
+	data, _ := pages.ReadRange(ctx, after.TargetDisk("vm/d"), "", 0, 4096)
+	if after.Record.Watermark != 2 || !bytes.Equal(data, bytes.Repeat([]byte{2}, 4096)) {
+		t.Fatalf("the agent's batch 2: watermark %d, disk starts with %x", after.Record.Watermark, data[:4])
+	}
+	if _, err := replication.OpenPayload(key, "g1", 2, forgedPayload); err == nil {
+		t.Fatal("a payload without the group's MAC was accepted")
+	}
+}
