@@ -118,7 +118,7 @@ func TestWedgesAreRefused(t *testing.T) {
 		t.Fatalf("PUT: %d %s", status, body)
 	}
 	for body, want := range map[string]string{
-		`{"seq":9223372036854775807}`: "more than 1048576 batches past what was applied",
+		`{"seq":9223372036854775807}`:                                          "more than 1048576 batches past what was applied",
 		`{"seq":1,"baselineRateBytesPerSecond":1e300,"baselineTotalBytes":10}`: "baselineRateBps must be",
 	} {
 		if status, resp := call(t, srv, "POST", "/api/v1/groups/shop/agent", body); status != 400 || !strings.Contains(resp, want) {

@@ -84,14 +84,14 @@ type syncRequest struct{ resync, compare bool }
 
 // runner is one run's state; only the loop's goroutine touches its fields after the start.
 type runner struct {
-	cfg   RunConfig
-	log   *slog.Logger
-	a     *Agent
-	view  apiv1.GroupView
+	cfg  RunConfig
+	log  *slog.Logger
+	a    *Agent
+	view apiv1.GroupView
 	// streamKey signs what the agent sends (the group's, from the API).
 	streamKey []byte
-	spec  replication.GroupSpec
-	hooks Hooks
+	spec      replication.GroupSpec
+	hooks     Hooks
 
 	scanner    *Scanner
 	scanning   chan struct{} // holds a token while a scan pass runs
