@@ -52,7 +52,7 @@ api -X PUT http://127.0.0.1:7071/api/v1/groups/other -d '{"vms":[{"name":"vm1","
 curl -sS -o /dev/null -w "without the function key: HTTP %{http_code}\n" http://127.0.0.1:7071/api/v1/groups
 
 echo; echo "== 4. The agent: initial replication, then the workload on the data disks (${rate} MB/s) with a crash-consistent marker every 5 s"
-bin/agent run -group $group -settings local.settings.json -state .local/agent -workload-rate "$rate" -workload-data-only -duration 30m \
+bin/agent run -group $group -spec infra/local/demo-group.json -settings local.settings.json -state .local/agent -workload-rate "$rate" -workload-data-only -duration 30m \
   -marker-interval 5s -truth .local/truth.jsonl 2> .local/agent.log > .local/agent-summary.json &
 agent_pid=$!
 sleep "$seconds"

@@ -246,7 +246,7 @@ func TestReplicationSurvivesAgentKill(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.done
-	p2 := startAgent(t, s, "-group", group, "-state", state, "-workload-rate", "4", "-duration", "3s",
+	p2 := startAgent(t, s, "-group", group, "-spec", spec, "-state", state, "-workload-rate", "4", "-duration", "3s",
 		"-marker-interval", "700ms", "-truth", truth)
 	p2.wait(t, 60*time.Second)
 	if !strings.Contains(p2.out.String(), "stopped uncleanly") {

@@ -184,7 +184,9 @@ func TestReprotectFromManagedDisksAndFailbackBootsTheVM(t *testing.T) {
 		status, _, _ := rev.app.call(t, "GET", "/api/v1/groups/"+group, "test-key", "")
 		return status == 200
 	})
-	agentRev := startAgent(t, rev, "-group", group, "-state", t.TempDir(), "-scan-interval", "300ms", "-marker-interval", "1s")
+	// The agent on the failed-over VM reads its disks where its own configuration says.
+	agentRev := startAgent(t, rev, "-group", group, "-state", t.TempDir(), "-scan-interval", "300ms", "-marker-interval", "1s",
+		"-source", "web/os="+failedOver["os"], "-source", "web/data="+failedOver["data"])
 	job := fwd.awaitJob(t, reprotect, 3*time.Minute)
 	if !strings.Contains(job.Steps[0].Outcome, "2 original managed disks exported and copied") || job.Result["blocksSent"] != strconv.Itoa(want) {
 		t.Fatalf("reprotect: seeding %q, sent %s blocks, want %d (compared %s)", job.Steps[0].Outcome, job.Result["blocksSent"], want, job.Result["blocksCompared"])

@@ -9,20 +9,20 @@ import (
 	"github.com/standby-dr/standby/shared/agent"
 )
 
-// hookFlag collects VM=command flags.
-type hookFlag map[string]string
+// keyValueFlag is a repeatable NAME=VALUE flag (hooks by VM, sources by disk).
+type keyValueFlag map[string]string
 
-func (h *hookFlag) String() string { return fmt.Sprint(map[string]string(*h)) }
+func (h *keyValueFlag) String() string { return fmt.Sprint(map[string]string(*h)) }
 
-func (h *hookFlag) Set(v string) error {
-	vm, command, ok := strings.Cut(v, "=")
-	if !ok || vm == "" || strings.TrimSpace(command) == "" {
-		return fmt.Errorf("%q: want VM=command", v)
+func (h *keyValueFlag) Set(v string) error {
+	name, value, ok := strings.Cut(v, "=")
+	if !ok || name == "" || strings.TrimSpace(value) == "" {
+		return fmt.Errorf("%q: want NAME=VALUE", v)
 	}
 	if *h == nil {
-		*h = hookFlag{}
+		*h = keyValueFlag{}
 	}
-	(*h)[vm] = command
+	(*h)[name] = value
 	return nil
 }
 

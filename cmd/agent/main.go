@@ -48,7 +48,7 @@ func runCmd(args []string) error {
 	var c agent.Flags
 	fs := c.FlagSet("run")
 	var cfg agent.RunConfig
-	var preHooks, postHooks hookFlag
+	var preHooks, postHooks, sources keyValueFlag
 	specFile := fs.String("spec", "", "enable replication with this group spec (PUT) before starting")
 	fs.Float64Var(&cfg.WorkloadRate, "workload-rate", 0, "run the workload generator at this many MB/s (0: off)")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "stop after this long (0: until interrupted)")
@@ -59,6 +59,7 @@ func runCmd(args []string) error {
 	fs.BoolVar(&cfg.Compress, "compress", false, "zstd-compress payloads")
 	fs.Int64Var(&cfg.Seed, "seed", time.Now().UnixNano(), "workload seed")
 	fs.BoolVar(&cfg.WorkloadDataOnly, "workload-data-only", false, "keep the workload off the OS disks (their VMs stay bootable)")
+	fs.Var(&sources, "source", "vm/disk=/dev/sdX: the device or image this agent reads that disk from (repeat per disk); the agent opens no path the API alone names")
 	fs.Var(&preHooks, "pre-hook", "VM=command run before an app-consistent marker (freeze); repeat per VM")
 	fs.Var(&postHooks, "post-hook", "VM=command run after it (thaw); runs even when a pre hook failed")
 	fs.DurationVar(&cfg.HookTimeout, "hook-timeout", 30*time.Second, "longest a hook may run before it is killed")
@@ -78,6 +79,7 @@ func runCmd(args []string) error {
 		cfg.Spec = &spec
 	}
 	cfg.Group, cfg.StateDir, cfg.API, cfg.PreHooks, cfg.PostHooks = c.Group, c.State, apiclient.New(c.API, c.Key), preHooks, postHooks
+	cfg.LocalSources = sources
 	cfg.Log = slog.New(replication.RedactingHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))).With("component", "agent")
 	cfg.Progress = showProgress
 	cfg.Connect = func() (replication.JournalStore, replication.ChangePublisher, func(), error) {

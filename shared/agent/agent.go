@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -195,15 +196,13 @@ func (a *Agent) openDisks() error {
 // openSource opens a disk's source: the file of a file: source, or a file the agent keeps for an
 // "agent" disk (whose writes come only through Write).
 func openSource(stateDir, group string, d replication.DiskRefSpec) (*os.File, error) {
-	var path string
-	switch {
-	case len(d.Spec.Source) > 5 && d.Spec.Source[:5] == "file:":
-		path = d.Spec.Source[5:]
-	case d.Spec.Source == "agent":
-		path = filepath.Join(stateDir, group, d.VM, d.Spec.Name+".img")
-	default:
+	if path, ok := strings.CutPrefix(d.Spec.Source, "file:"); ok {
+		return openFileSource(d, path)
+	}
+	if d.Spec.Source != "agent" {
 		return nil, fmt.Errorf("disk %s: source %q is not supported by this agent (file: or agent)", d.Key, d.Spec.Source)
 	}
+	path := filepath.Join(stateDir, group, d.VM, d.Spec.Name+".img")
 	os.MkdirAll(filepath.Dir(path), 0o755)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
@@ -214,11 +213,35 @@ func openSource(stateDir, group string, d replication.DiskRefSpec) (*os.File, er
 		f.Close()
 		return nil, err
 	}
-	if info.Size() < d.Spec.SizeBytes { // a new image starts sparse, all zeros
+	if info.Size() < d.Spec.SizeBytes { // the agent's own image starts sparse, all zeros
 		if err := f.Truncate(d.Spec.SizeBytes); err != nil {
 			f.Close()
 			return nil, err
 		}
+	}
+	return f, nil
+}
+
+// openFileSource opens an existing disk image or block device as it is: never created, never extended —
+// a disk smaller than the spec says is refused, not padded.
+func openFileSource(d replication.DiskRefSpec, path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("disk %s: %w", d.Key, err)
+	}
+	size, err := f.Seek(0, io.SeekEnd) // a block device's size too
+	info, serr := f.Stat()
+	switch {
+	case err != nil || serr != nil:
+		err = errors.Join(err, serr)
+	case info.IsDir() || !(info.Mode().IsRegular() || info.Mode()&os.ModeDevice != 0):
+		err = fmt.Errorf("disk %s: %s is not a disk image or a block device", d.Key, path)
+	case size < d.Spec.SizeBytes:
+		err = fmt.Errorf("disk %s: %s has %d bytes, the group says %d", d.Key, path, size, d.Spec.SizeBytes)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
 	}
 	return f, nil
 }

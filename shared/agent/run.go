@@ -29,6 +29,9 @@ type RunConfig struct {
 	API   API
 	// Spec, when set, enables replication with it (PUT) before the run starts.
 	Spec *replication.GroupSpec
+	// LocalSources maps a disk ("vm/disk") to the file or device this agent reads it from. The agent
+	// opens only paths its own configuration gives — these, or Spec's — never one the API names.
+	LocalSources map[string]string
 	// Connect opens the journal and the change stream, once the group is read; close releases them.
 	Connect func() (j replication.JournalStore, p replication.ChangePublisher, close func(), err error)
 	// SourcePages opens the source account; it is called only when a disk is a pageblob: one.
@@ -153,6 +156,9 @@ func (r *runner) readGroup(ctx context.Context) error {
 		return fmt.Errorf("reading the group: %w", err)
 	}
 	r.view, r.spec = view, replication.GroupSpec{VMs: view.VMs, Target: view.Target, Policy: view.Policy}
+	if err := trustLocalSources(&r.spec, r.cfg.Spec, r.cfg.LocalSources); err != nil {
+		return err
+	}
 	key, err := r.cfg.API.StreamKey(ctx, r.cfg.Group)
 	if err == nil {
 		r.streamKey, err = replication.DecodeStreamKey(key)
@@ -161,6 +167,42 @@ func (r *runner) readGroup(ctx context.Context) error {
 		return fmt.Errorf("reading the group's stream key: %w", err)
 	}
 	return nil
+}
+
+// trustLocalSources makes every file: source one this agent's own configuration gives: the local
+// source for the disk, else the local spec's; a path only the API names is refused.
+func trustLocalSources(spec, local *replication.GroupSpec, sources map[string]string) error {
+	for i := range spec.VMs {
+		for j := range spec.VMs[i].Disks {
+			d := &spec.VMs[i].Disks[j]
+			key := replication.DiskKey(spec.VMs[i].Name, d.Name)
+			if path, ok := sources[key]; ok {
+				d.Source = "file:" + path
+				continue
+			}
+			if !strings.HasPrefix(d.Source, "file:") {
+				continue
+			}
+			if local == nil || localSource(local, key) != d.Source {
+				return fmt.Errorf("disk %s: the group names %s, which this agent's own configuration does not: give it with -source %s=<path> (or -spec)", key, d.Source, key)
+			}
+		}
+	}
+	for key := range sources {
+		if localSource(spec, key) == "" {
+			return fmt.Errorf("-source %s: the group has no such disk", key)
+		}
+	}
+	return nil
+}
+
+func localSource(spec *replication.GroupSpec, key string) string {
+	for _, d := range spec.Disks() {
+		if d.Key == key {
+			return d.Spec.Source
+		}
+	}
+	return ""
 }
 
 // open opens the ground-truth file (closeTruth closes it; it is never nil) and the agent.
