@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -85,7 +86,9 @@ func (h *Host) frontDoor(fns []*Function) http.Handler {
 			http.Error(w, fmt.Sprintf("no response within %s: Azure ends an HTTP-triggered call after 230 seconds whatever functionTimeout says", h.HTTPCap), http.StatusGatewayTimeout)
 			return
 		}
-		http.Error(w, "the handler did not answer: "+err.Error(), http.StatusBadGateway)
+		// The handler's own address stays inside: the caller learns only that it did not answer.
+		h.Log.Warn("the handler did not answer", "path", r.URL.Path, "err", err)
+		http.Error(w, "the handler did not answer", http.StatusBadGateway)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := strings.TrimPrefix(r.URL.Path, "/")
@@ -126,6 +129,12 @@ func (h *Host) serveFunction(w http.ResponseWriter, r *http.Request, fn *Functio
 			return
 		}
 	}
+	limit := h.bodyLimit()
+	if r.ContentLength > limit {
+		http.Error(w, fmt.Sprintf("the request body exceeds %d bytes (FUNCTIONS_REQUEST_BODY_SIZE_LIMIT)", limit), http.StatusRequestEntityTooLarge)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	rec := &statusRecorder{ResponseWriter: w, status: 200}
 	readyCtx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	err := h.Sup.WaitReady(readyCtx)
@@ -207,4 +216,15 @@ func containsFold(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// defaultBodyLimit is the Functions host's request body limit unless FUNCTIONS_REQUEST_BODY_SIZE_LIMIT
+// sets another: 100 MB (learn.microsoft.com, functions-app-settings, FUNCTIONS_REQUEST_BODY_SIZE_LIMIT).
+const defaultBodyLimit = 104857600
+
+func (h *Host) bodyLimit() int64 {
+	if n, err := strconv.ParseInt(h.App.Values["FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"], 10, 64); err == nil && n > 0 {
+		return n
+	}
+	return defaultBodyLimit
 }

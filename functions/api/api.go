@@ -88,6 +88,7 @@ var problems = []struct {
 	status int
 	title  string
 }{
+	{replication.ErrTooLarge, http.StatusRequestEntityTooLarge, "request too large"},
 	{replication.ErrInvalid, http.StatusBadRequest, "invalid request"},
 	{replication.ErrNoGroup, http.StatusNotFound, "not found"},
 	{replication.ErrNotFound, http.StatusNotFound, "not found"},
@@ -134,7 +135,7 @@ func decode(r *http.Request, into any) error {
 		return fmt.Errorf("%w: reading the body: %v", replication.ErrInvalid, err)
 	}
 	if len(data) > maxBody {
-		return fmt.Errorf("%w: body exceeds %d bytes", replication.ErrInvalid, maxBody)
+		return fmt.Errorf("%w: the body exceeds %d bytes", replication.ErrTooLarge, maxBody)
 	}
 	if err := replication.DecodeJSON(data, into, "body", "the expected shape"); err != nil {
 		return fmt.Errorf("%w: %v", replication.ErrInvalid, err)

@@ -184,9 +184,17 @@ func (a *API) postEvent(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) getEvents(w http.ResponseWriter, r *http.Request) {
-	group := r.PathValue("group")
-	events, err := a.Groups.Events(r.Context(), group)
-	a.answer(w, r, http.StatusOK, map[string]any{"group": group, "events": apiv1.NewEventViews(events)}, err)
+	group, limit := r.PathValue("group"), int64Query(r, "limit", 100)
+	if limit == nil {
+		a.fail(w, r, fmt.Errorf("%w: limit is a whole number", replication.ErrInvalid))
+		return
+	}
+	events, next, err := a.Groups.Events(r.Context(), group, int(*limit), r.URL.Query().Get("after"))
+	page := map[string]any{"group": group, "events": apiv1.NewEventViews(events)}
+	if next != "" {
+		page["next"] = next
+	}
+	a.answer(w, r, http.StatusOK, page, err)
 }
 
 func (a *API) postFailover(w http.ResponseWriter, r *http.Request) {

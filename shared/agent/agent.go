@@ -89,12 +89,22 @@ type Stats struct {
 	syncStart          time.Time
 }
 
+// Bounds that keep every stored batch under replication.MaxPayloadBytes: a batch is sealed once it
+// holds MaxBatchBytes, and one write may add at most MaxWriteBytes to it.
+const (
+	MaxBatchBytes = 16 << 20
+	MaxWriteBytes = 16 << 20
+)
+
 // Open opens the source disks and resumes the stream where the last run left it: descriptors of
 // payloads stored but not published are published again (apply skips duplicates). It reports whether
 // the last run stopped uncleanly, in which case the caller should resync.
 func Open(ctx context.Context, cfg Config) (*Agent, bool, error) {
 	if cfg.MaxBatchBytes == 0 {
 		cfg.MaxBatchBytes = 4 << 20
+	}
+	if cfg.MaxBatchBytes < 0 || cfg.MaxBatchBytes > MaxBatchBytes {
+		return nil, false, fmt.Errorf("batch size %d: want at most %d bytes (apply refuses larger payloads)", cfg.MaxBatchBytes, MaxBatchBytes)
 	}
 	if cfg.MaxBatchDelay == 0 {
 		cfg.MaxBatchDelay = 50 * time.Millisecond
@@ -260,6 +270,9 @@ func (a *Agent) WriteSeq(disk string, offset int64, data []byte) (int64, error) 
 			return 0, fmt.Errorf("disk %s is a page blob others write: the agent reads its snapshots, it takes no writes", disk)
 		}
 		return 0, fmt.Errorf("no disk %q in group %s", disk, a.cfg.Group)
+	}
+	if len(data) > MaxWriteBytes {
+		return 0, fmt.Errorf("write of %d bytes: at most %d at once", len(data), MaxWriteBytes)
 	}
 	if offset < 0 || offset%replication.PageSize != 0 || len(data) == 0 || len(data)%replication.PageSize != 0 || offset+int64(len(data)) > a.sizes[disk] {
 		return 0, fmt.Errorf("write of %d bytes at %d of %s: not 512-byte aligned or past the end", len(data), offset, disk)

@@ -72,9 +72,16 @@ func (s *Store) Get(ctx context.Context, group string, seq int64) ([]byte, error
 		return nil, azconn.Translate(err, fmt.Sprintf("reading batch %d of %s", seq, group))
 	}
 	defer resp.Body.Close()
+	if resp.ContentLength != nil && *resp.ContentLength > replication.MaxPayloadBytes {
+		return nil, fmt.Errorf("%w: batch %d of %s has %d bytes, more than any agent stores (%d)", replication.ErrCorrupt, seq, group, *resp.ContentLength, int64(replication.MaxPayloadBytes))
+	}
 	var buf bytes.Buffer
-	if _, err := io.Copy(&buf, resp.Body); err != nil {
+	n, err := io.Copy(&buf, io.LimitReader(resp.Body, replication.MaxPayloadBytes+1))
+	if err != nil {
 		return nil, azconn.Translate(err, fmt.Sprintf("reading batch %d of %s", seq, group))
+	}
+	if n > replication.MaxPayloadBytes {
+		return nil, fmt.Errorf("%w: batch %d of %s is more than %d bytes", replication.ErrCorrupt, seq, group, int64(replication.MaxPayloadBytes))
 	}
 	return buf.Bytes(), nil
 }

@@ -44,6 +44,9 @@ func (j *Journal) Get(_ context.Context, group string, seq int64) ([]byte, error
 	if !ok {
 		return nil, fmt.Errorf("batch %d of %s: %w", seq, group, replication.ErrNotFound)
 	}
+	if len(p) > replication.MaxPayloadBytes {
+		return nil, fmt.Errorf("%w: batch %d of %s has %d bytes, more than any agent stores", replication.ErrCorrupt, seq, group, len(p))
+	}
 	return append([]byte(nil), p...), nil
 }
 

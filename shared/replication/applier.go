@@ -125,7 +125,7 @@ func (a *Applier) authentic(ctx context.Context, g *Group, descs []Descriptor) (
 		}
 		body, _ := json.Marshal(d)
 		row := QuarantineRecord{Keys: Keys{PartitionKey: "group-" + d.Group, RowKey: SeqKey(d.Seq) + "-" + NewLeaseID()[:8]},
-			Reason: "descriptor not authenticated: its MAC is not the group's", Body: string(body)}
+			Time: a.Now().UTC(), Reason: "descriptor not authenticated: its MAC is not the group's", Body: string(body)}
 		if _, err := a.State.Upsert(ctx, QuarantineTable, row); err != nil {
 			return nil, err
 		}
@@ -164,10 +164,16 @@ func (a *Applier) startResync(ctx context.Context, g *Group, start int64) error 
 type pending struct {
 	ws          *WriteSet
 	first, last time.Time
+	bytes       int64
 }
+
+// maxWriteSetBytes bounds the writes apply holds before it writes them: a long stretch of the stream
+// without a marker is written in pieces of this size, never held whole.
+const maxWriteSetBytes = 128 << 20
 
 func (p *pending) add(b *Batch) {
 	p.ws.AddBatch(b)
+	p.bytes += b.Bytes()
 	if p.first.IsZero() {
 		p.first = b.SourceTime
 	}
@@ -189,6 +195,12 @@ func (a *Applier) applyRange(ctx context.Context, g *Group, from, to int64, know
 	fetch := a.prefetch(ctx, group, from, to)
 	for seq := from; seq <= to; seq++ {
 		payload, err := fetch(seq)
+		if errors.Is(err, ErrCorrupt) { // too large to be an agent's: refused unread
+			if err := a.flush(ctx, g, p, seq-1, res); err != nil {
+				return err
+			}
+			return a.stop(ctx, g, fmt.Sprintf("batch %d is not a batch an agent stores (%v): resync needed", seq, err), res)
+		}
 		if errors.Is(err, ErrNotFound) {
 			if err := a.flush(ctx, g, p, seq-1, res); err != nil {
 				return err
@@ -212,6 +224,11 @@ func (a *Applier) applyRange(ctx context.Context, g *Group, from, to int64, know
 		if b.Kind == KindBatch {
 			p.add(b)
 			res.Bytes += b.Bytes()
+			if p.bytes >= maxWriteSetBytes {
+				if err := a.flush(ctx, g, p, seq, res); err != nil {
+					return err
+				}
+			}
 			continue
 		}
 		if err := a.flush(ctx, g, p, seq-1, res); err != nil {

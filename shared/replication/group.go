@@ -27,6 +27,8 @@ type GroupRecord struct {
 	// made (Enable).
 	Claim    string `json:"Claim,omitempty"`
 	Creating bool   `json:"Creating,omitempty"`
+	// HistoryPrunedAt is when the timer last pruned the group's history (hourly).
+	HistoryPrunedAt time.Time `json:"HistoryPrunedAt"`
 	// StreamKey authenticates the group's change stream (streamauth.go); never shown in a view.
 	StreamKey string      `json:"StreamKey,omitempty"`
 	Target    TargetSpec  `json:"Target"`
@@ -327,6 +329,64 @@ func ListEvents(ctx context.Context, store StateStore, group string) ([]Event, e
 	return events, err
 }
 
+// MaxEventsPage bounds a page of history; EventRetention is how long history is kept.
+const (
+	MaxEventsPage  = 500
+	EventRetention = 30 * 24 * time.Hour
+)
+
+var errPageFull = errors.New("page full")
+
+// EventsPage is up to limit events of a group's history, newest first, after the row key after ("":
+// from the newest), and the row key the next page starts after ("" when there is none).
+func EventsPage(ctx context.Context, store StateStore, group string, limit int, after string) ([]Event, string, error) {
+	var out []Event
+	next := ""
+	err := store.Query(ctx, EventsTable, group, func(decode func(any) error, _ ETag) error {
+		var e Event
+		if err := decode(&e); err != nil {
+			return err
+		}
+		if e.RowKey <= after {
+			return nil
+		}
+		if len(out) == limit {
+			next = out[len(out)-1].RowKey
+			return errPageFull
+		}
+		out = append(out, e)
+		return nil
+	})
+	if errors.Is(err, errPageFull) {
+		err = nil
+	}
+	return out, next, err
+}
+
+// pruneHistory deletes a group's history and quarantined descriptors older than EventRetention.
+func pruneHistory(ctx context.Context, store StateStore, group string, now time.Time) (int, error) {
+	deleted := 0
+	for table, partition := range map[string]string{EventsTable: group, QuarantineTable: "group-" + group} {
+		rows, _, err := QueryAll[struct {
+			Keys
+			Time time.Time `json:"Time"`
+		}](ctx, store, table, partition)
+		if err != nil {
+			return deleted, err
+		}
+		for _, r := range rows {
+			if now.Sub(r.Time) <= EventRetention {
+				continue
+			}
+			if err := store.Delete(ctx, table, r.PartitionKey, r.RowKey, ""); err != nil && !errors.Is(err, ErrNotFound) {
+				return deleted, err
+			}
+			deleted++
+		}
+	}
+	return deleted, nil
+}
+
 // RecordEvent appends to a group's history.
 func RecordEvent(ctx context.Context, store StateStore, group, kind, message string, at time.Time) error {
 	e := Event{Keys: Keys{PartitionKey: group, RowKey: fmt.Sprintf("%020d", math.MaxInt64-at.UnixNano())}, Time: at, Kind: kind, Message: message}
@@ -391,8 +451,12 @@ func RemoveGroup(ctx context.Context, state StateStore, pages PageStore, journal
 	if _, err := journal.Prune(ctx, group, math.MaxInt64, time.Now().Add(24*time.Hour)); err != nil {
 		return err
 	}
-	for _, table := range []string{MarkersTable, PointsTable, HoldsTable, EventsTable} {
-		rows, _, err := QueryAll[Keys](ctx, state, table, group)
+	for _, table := range []string{MarkersTable, PointsTable, HoldsTable, EventsTable, QuarantineTable} {
+		partition := group
+		if table == QuarantineTable {
+			partition = "group-" + group
+		}
+		rows, _, err := QueryAll[Keys](ctx, state, table, partition)
 		if err != nil {
 			return err
 		}

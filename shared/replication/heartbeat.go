@@ -166,9 +166,12 @@ func (s *Service) ReportEvent(ctx context.Context, group, kind, message string) 
 }
 
 // Events is a group's history, newest first.
-func (s *Service) Events(ctx context.Context, group string) ([]Event, error) {
+func (s *Service) Events(ctx context.Context, group string, limit int, after string) ([]Event, string, error) {
 	if _, err := s.Load(ctx, group); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return ListEvents(ctx, s.State, group)
+	if limit < 1 || limit > MaxEventsPage {
+		return nil, "", fmt.Errorf("%w: limit: %d, want 1 to %d", ErrInvalid, limit, MaxEventsPage)
+	}
+	return EventsPage(ctx, s.State, group, limit, after)
 }

@@ -141,9 +141,14 @@ type PageStore interface {
 	GetBlob(ctx context.Context, ref DiskRef) ([]byte, error)
 }
 
+// MaxPayloadBytes bounds a stored batch: agents seal batches at a few MiB (at most 32 MiB of writes,
+// their encoding and MAC); a larger blob is no agent's and is never read whole.
+const MaxPayloadBytes = 40 << 20
+
 // JournalStore keeps change-batch payloads in the cache storage account, one blob per group and sequence.
 //
-// Contract: Put is idempotent for the same content; Get of a missing or deleted batch → ErrNotFound;
+// Contract: Put is idempotent for the same content; Get of a missing or deleted batch → ErrNotFound,
+// of one larger than MaxPayloadBytes → ErrCorrupt (without reading it whole);
 // Delete of a missing batch succeeds (deletion is idempotent).
 type JournalStore interface {
 	Put(ctx context.Context, group string, seq int64, payload []byte) error

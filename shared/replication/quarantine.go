@@ -12,8 +12,9 @@ const QuarantineTable = "quarantine"
 // QuarantineRecord is an event that is not a valid descriptor, with the reason.
 type QuarantineRecord struct {
 	Keys
-	Reason string `json:"Reason"`
-	Body   string `json:"Body"`
+	Time   time.Time `json:"Time"`
+	Reason string    `json:"Reason"`
+	Body   string    `json:"Body"`
 }
 
 // StreamEvent is one event of a change-stream batch: its body and its sequence number in the partition.
@@ -35,7 +36,7 @@ func (a *Applier) ApplyEvents(ctx context.Context, partition string, events []St
 		d, err := DecodeDescriptor(ev.Body)
 		if err != nil {
 			row := QuarantineRecord{Keys: Keys{PartitionKey: "partition-" + partition, RowKey: SeqKey(ev.SequenceNumber)},
-				Reason: err.Error(), Body: string(ev.Body[:min(len(ev.Body), 16<<10)])}
+				Time: a.Now().UTC(), Reason: err.Error(), Body: string(ev.Body[:min(len(ev.Body), 16<<10)])}
 			if _, qerr := a.State.Upsert(ctx, QuarantineTable, row); qerr != nil {
 				return nil, fmt.Errorf("quarantining event %d: %w", ev.SequenceNumber, qerr)
 			}

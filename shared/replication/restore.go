@@ -126,7 +126,8 @@ func (r *Restorer) CopiesDone(ctx context.Context, disks map[string]DiskRef) (bo
 
 // Replay applies the journal's batches after the point whose source time is not after at.
 func (r *Restorer) Replay(ctx context.Context, g *Group, res RestoreResult, at time.Time) (RestoreResult, error) {
-	ws := NewWriteSet()
+	ws, held := NewWriteSet(), int64(0)
+	target := func(disk string) DiskRef { return res.Disks[disk] }
 	for seq := res.Point.Seq + 1; seq <= g.Record.Watermark; seq++ {
 		payload, err := r.Journal.Get(ctx, g.Record.PartitionKey, seq)
 		if errors.Is(err, ErrNotFound) {
@@ -150,11 +151,17 @@ func (r *Restorer) Replay(ctx context.Context, g *Group, res RestoreResult, at t
 				return res, fmt.Errorf("batch %d: %w", seq, err)
 			}
 			ws.AddBatch(b)
+			if held += b.Bytes(); held >= maxWriteSetBytes { // written in order, in pieces: never held whole
+				if _, err := ws.Flush(ctx, r.Pages, target, max(r.Parallelism, 1)); err != nil {
+					return res, err
+				}
+				ws, held = NewWriteSet(), 0
+			}
 		}
 		res.Replayed++
 		res.LastSeq, res.EffectiveAt = seq, b.SourceTime
 	}
-	if _, err := ws.Flush(ctx, r.Pages, func(disk string) DiskRef { return res.Disks[disk] }, max(r.Parallelism, 1)); err != nil {
+	if _, err := ws.Flush(ctx, r.Pages, target, max(r.Parallelism, 1)); err != nil {
 		return res, err
 	}
 	return res, nil

@@ -59,6 +59,15 @@ func (s *Service) tend(ctx context.Context, group string, now time.Time) ([]stri
 		return nil, err
 	}
 	logs, err := s.refreshTargets(ctx, g)
+	if err == nil && now.Sub(g.Record.HistoryPrunedAt) >= time.Hour {
+		var n int
+		if n, err = pruneHistory(ctx, s.State, group, now); err == nil {
+			_, err = UpdateGroup(ctx, s.State, group, func(r *GroupRecord) error { r.HistoryPrunedAt = now; return nil })
+		}
+		if n > 0 {
+			logs = append(logs, fmt.Sprintf("group %s: %d history entries older than %s pruned", group, n, EventRetention))
+		}
+	}
 	if err != nil || g.Record.ReplicationStopped() {
 		return logs, err // stopped: nothing to cut, and no RPO to rate
 	}

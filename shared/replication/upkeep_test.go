@@ -2,6 +2,8 @@ package replication_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -78,5 +80,47 @@ func TestTickRequestsMarkersAndRatesHealth(t *testing.T) {
 	}
 	if events, _ := replication.ListEvents(ctx, state, "g1"); len(events) != 2 || !strings.HasPrefix(events[0].Message, "Critical") {
 		t.Fatalf("events %+v", events)
+	}
+}
+
+// A group's history comes in pages, and the timer prunes what is older than the retention.
+func TestHistoryIsPagedAndPruned(t *testing.T) {
+	ctx := context.Background()
+	state := memstore.NewState()
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 1 << 20, Source: "agent"}}}}}
+	spec.Normalize("g1")
+	replication.CreateGroup(ctx, state, "g1", spec, now)
+	for i := range 5 {
+		replication.RecordEvent(ctx, state, "g1", "health", fmt.Sprint("event ", i), now.Add(-time.Duration(i)*24*time.Hour))
+	}
+	replication.RecordEvent(ctx, state, "g1", "health", "old", now.Add(-31*24*time.Hour))
+	svc := &replication.Service{State: state, Pages: memstore.NewPages(), Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}
+	var seen []string
+	after := ""
+	for page := 0; ; page++ {
+		events, next, err := svc.Events(ctx, "g1", 2, after)
+		if err != nil || page > 4 {
+			t.Fatalf("page %d: %v", page, err)
+		}
+		for _, e := range events {
+			seen = append(seen, e.Message)
+		}
+		if next == "" {
+			break
+		}
+		after = next
+	}
+	if len(seen) != 6 || seen[0] != "event 0" || seen[5] != "old" {
+		t.Fatalf("paged history: %v", seen)
+	}
+	if _, _, err := svc.Events(ctx, "g1", 100000, ""); !errors.Is(err, replication.ErrInvalid) {
+		t.Fatalf("an unbounded page: %v", err)
+	}
+	if _, err := svc.Upkeep(ctx, replication.TimerRun{}); err != nil {
+		t.Fatal(err)
+	}
+	if events, _ := replication.ListEvents(ctx, state, "g1"); len(events) != 5 || events[len(events)-1].Message != "event 4" {
+		t.Fatalf("after pruning: %d events", len(events))
 	}
 }
