@@ -60,6 +60,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeDescriptor -fuzztime 30s ./shared/replication
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRequest -fuzztime 30s ./shared/funcproto
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./shared/vhd
+	$(GO) test -run '^$$' -fuzz FuzzDecodeBatch -fuzztime 30s ./shared/replication
+	$(GO) test -run '^$$' -fuzz FuzzGroupSpec -fuzztime 30s ./shared/replication
+	$(GO) test -run '^$$' -fuzz FuzzSeedRequest -fuzztime 30s ./shared/replication
+	$(GO) test -run '^$$' -fuzz FuzzOpenPayload -fuzztime 30s ./shared/replication
+	$(GO) test -run '^$$' -fuzz FuzzPlanSpec -fuzztime 30s ./shared/failover
 
 stop:
 	scripts/devhost.sh stop; scripts/azurite.sh stop

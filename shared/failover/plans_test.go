@@ -145,3 +145,31 @@ func TestPlannedFailoverDistrustsAStopBelowTheJournal(t *testing.T) {
 		t.Fatalf("the forged final sequence stayed: %d", g.Record.AgentStoppedSeq)
 	}
 }
+
+// A plan as the API decodes it: never a panic; a plan Validate accepts places every VM exactly once in
+// at most seven boot groups.
+func FuzzPlanSpec(f *testing.F) {
+	f.Add([]byte(`{"groups":["g1"],"bootGroups":[{"name":"a","vms":["g1/vm"],"post":[{"name":"ok","type":"manual"}]}]}`))
+	vms := map[string][]string{"g1": {"vm", "db"}, "g2": {"web"}}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var spec failover.PlanSpec
+		if replication.DecodeJSON(data, &spec, "body", "a plan") != nil {
+			return
+		}
+		spec.Normalize()
+		if spec.Validate(vms) != nil {
+			return
+		}
+		placed := 0
+		for _, b := range spec.BootGroups {
+			placed += len(b.VMs)
+		}
+		want := 0
+		for _, g := range spec.Groups {
+			want += len(vms[g])
+		}
+		if len(spec.BootGroups) > failover.MaxBootGroups || placed != want {
+			t.Fatalf("Validate accepted %+v", spec)
+		}
+	})
+}
