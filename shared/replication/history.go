@@ -1,0 +1,91 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// EventsTable is each group's history (health changes, hook failures), newest first.
+const EventsTable = "events"
+
+// Event is one entry of a group's history.
+type Event struct {
+	Keys
+	Time    time.Time `json:"Time"`
+	Kind    string    `json:"Kind"`
+	Message string    `json:"Message"`
+}
+
+// ListEvents returns a group's history, newest first.
+func ListEvents(ctx context.Context, store StateStore, group string) ([]Event, error) {
+	events, _, err := QueryAll[Event](ctx, store, EventsTable, group)
+	return events, err
+}
+
+// MaxEventsPage bounds a page of history; EventRetention is how long history is kept.
+const (
+	MaxEventsPage  = 500
+	EventRetention = 30 * 24 * time.Hour
+)
+
+var errPageFull = errors.New("page full")
+
+// EventsPage is up to limit events of a group's history, newest first, after the row key after ("":
+// from the newest), and the row key the next page starts after ("" when there is none).
+func EventsPage(ctx context.Context, store StateStore, group string, limit int, after string) ([]Event, string, error) {
+	var out []Event
+	next := ""
+	err := store.Query(ctx, EventsTable, group, func(decode func(any) error, _ ETag) error {
+		var e Event
+		if err := decode(&e); err != nil {
+			return err
+		}
+		if e.RowKey <= after {
+			return nil
+		}
+		if len(out) == limit {
+			next = out[len(out)-1].RowKey
+			return errPageFull
+		}
+		out = append(out, e)
+		return nil
+	})
+	if errors.Is(err, errPageFull) {
+		err = nil
+	}
+	return out, next, err
+}
+
+// pruneHistory deletes a group's history and quarantined descriptors older than EventRetention.
+func pruneHistory(ctx context.Context, store StateStore, group string, now time.Time) (int, error) {
+	deleted := 0
+	for table, partition := range map[string]string{EventsTable: group, QuarantineTable: "group-" + group} {
+		rows, _, err := QueryAll[struct {
+			Keys
+			Time time.Time `json:"Time"`
+		}](ctx, store, table, partition)
+		if err != nil {
+			return deleted, err
+		}
+		for _, r := range rows {
+			if now.Sub(r.Time) <= EventRetention {
+				continue
+			}
+			if err := store.Delete(ctx, table, r.PartitionKey, r.RowKey, ""); err != nil && !errors.Is(err, ErrNotFound) {
+				return deleted, err
+			}
+			deleted++
+		}
+	}
+	return deleted, nil
+}
+
+// RecordEvent appends to a group's history.
+func RecordEvent(ctx context.Context, store StateStore, group, kind, message string, at time.Time) error {
+	e := Event{Keys: Keys{PartitionKey: group, RowKey: fmt.Sprintf("%020d", math.MaxInt64-at.UnixNano())}, Time: at, Kind: kind, Message: message}
+	_, err := store.Upsert(ctx, EventsTable, e)
+	return err
+}
