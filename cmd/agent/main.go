@@ -78,7 +78,11 @@ func runCmd(args []string) error {
 		}
 		cfg.Spec = &spec
 	}
-	cfg.Group, cfg.StateDir, cfg.API, cfg.PreHooks, cfg.PostHooks = c.Group, c.State, apiclient.New(c.API, c.Key), preHooks, postHooks
+	client := apiclient.New(c.API, c.Key)
+	if c.AgentKey != "" && cfg.Spec == nil { // the group's own credential: its agent routes only
+		client.Key, client.AgentKey = "", c.AgentKey
+	}
+	cfg.Group, cfg.StateDir, cfg.API, cfg.PreHooks, cfg.PostHooks = c.Group, c.State, client, preHooks, postHooks
 	cfg.LocalSources = sources
 	cfg.Log = slog.New(replication.RedactingHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))).With("component", "agent")
 	cfg.Progress = showProgress

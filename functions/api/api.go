@@ -44,14 +44,8 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/groups/{group}/agent", a.postAgent)
 	mux.HandleFunc("POST /api/v1/groups/{group}/resync", a.postResync)
 	mux.HandleFunc("POST /api/v1/groups/{group}/seed", a.postSeed)
-	mux.HandleFunc("GET /api/v1/groups/{group}/stream-key", func(w http.ResponseWriter, r *http.Request) {
-		g, err := a.Groups.Load(r.Context(), r.PathValue("group"))
-		var v apiv1.StreamKeyView
-		if err == nil {
-			v.StreamKey = g.Record.StreamKey
-		}
-		a.answer(w, r, http.StatusOK, v, err)
-	})
+	mux.HandleFunc("GET /api/v1/groups/{group}/stream-key", a.getStreamKey)
+	a.agentRoutes(mux)
 	mux.HandleFunc("GET /api/v1/groups/{group}/disks/{vm}/{disk}/hashes", a.getDiskHashes)
 	mux.HandleFunc("GET /api/v1/groups/{group}/recovery-points", a.getPoints)
 	mux.HandleFunc("POST /api/v1/groups/{group}/events", a.postEvent)
@@ -89,6 +83,7 @@ var problems = []struct {
 	title  string
 }{
 	{replication.ErrTooLarge, http.StatusRequestEntityTooLarge, "request too large"},
+	{replication.ErrUnauthorized, http.StatusUnauthorized, "unauthorized"},
 	{replication.ErrInvalid, http.StatusBadRequest, "invalid request"},
 	{replication.ErrNoGroup, http.StatusNotFound, "not found"},
 	{replication.ErrNotFound, http.StatusNotFound, "not found"},

@@ -11,7 +11,7 @@ import (
 // Flags are the command-line options the agent and its proof tool (verify) share: the group, where the
 // API is, a settings file and the agent's state directory.
 type Flags struct {
-	Group, API, Key, Settings, State string
+	Group, API, Key, AgentKey, Settings, State string
 }
 
 // FlagSet is a flag set for the named command with the flags registered (more can be added).
@@ -19,7 +19,8 @@ func (c *Flags) FlagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.StringVar(&c.Group, "group", "", "consistency group")
 	fs.StringVar(&c.API, "api", envOr("STANDBY_API", "http://127.0.0.1:7071/api"), "API root")
-	fs.StringVar(&c.Key, "key", os.Getenv("STANDBY_API_KEY"), "API key (x-functions-key)")
+	fs.StringVar(&c.Key, "key", os.Getenv("STANDBY_API_KEY"), "operator API key (x-functions-key); needed only to enable with -spec")
+	fs.StringVar(&c.AgentKey, "agent-key", os.Getenv("STANDBY_AGENT_KEY"), "the group's agent key (POST /api/v1/groups/<g>/agent-key): reports and reads for this group only")
 	fs.StringVar(&c.Settings, "settings", "", "a local.settings.json whose Values fill unset settings")
 	fs.StringVar(&c.State, "state", ".local/agent", "agent state directory")
 	return fs
@@ -47,7 +48,7 @@ func (c *Flags) Load() error {
 			os.Setenv(k, v)
 		}
 	}
-	if c.Key == "" {
+	if c.Key == "" && c.AgentKey == "" {
 		c.Key = ls.Values["DevhostFunctionKey"]
 	}
 	return nil

@@ -22,7 +22,10 @@ import (
 type Client struct {
 	Base string
 	Key  string
-	HTTP *http.Client
+	// AgentKey, when set, is a group's agent credential: the client then calls the agent routes
+	// (/agent/v1/...), which take it instead of a function key.
+	AgentKey string
+	HTTP     *http.Client
 }
 
 // New returns a client with a sane timeout.
@@ -49,6 +52,9 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) (in
 		}
 		rd = bytes.NewReader(data)
 	}
+	if c.AgentKey != "" { // an agent's credential: its group's routes only
+		path = "/agent" + path
+	}
 	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, rd)
 	if err != nil {
 		return 0, err
@@ -56,6 +62,9 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) (in
 	req.Header.Set("Content-Type", "application/json")
 	if c.Key != "" {
 		req.Header.Set("x-functions-key", c.Key)
+	}
+	if c.AgentKey != "" {
+		req.Header.Set(apiv1.AgentKeyHeader, c.AgentKey)
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {

@@ -46,6 +46,14 @@ func NewPlanView(r failover.PlanRecord) PlanView {
 	return PlanView{Plan: r.PartitionKey, Spec: r.Spec, ActiveJob: r.ActiveJob, UpdatedAt: r.UpdatedAt}
 }
 
+// AgentKeyHeader carries an agent's key on the agent routes (/api/agent/v1/...).
+const AgentKeyHeader = "x-standby-agent-key"
+
+// AgentKeyView is a group's new agent key, shown once (POST /groups/{g}/agent-key).
+type AgentKeyView struct {
+	AgentKey string `json:"agentKey"`
+}
+
 // StreamKeyView is the group's change-stream key, for its agents (base64; "" for a group without one).
 type StreamKeyView struct {
 	StreamKey string `json:"streamKey"`

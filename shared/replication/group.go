@@ -29,6 +29,8 @@ type GroupRecord struct {
 	Creating bool   `json:"Creating,omitempty"`
 	// HistoryPrunedAt is when the timer last pruned the group's history (hourly).
 	HistoryPrunedAt time.Time `json:"HistoryPrunedAt"`
+	// AgentKeyHash is the SHA-256 of the group's agent key (agentkeys.go).
+	AgentKeyHash string `json:"AgentKeyHash,omitempty"`
 	// StreamKey authenticates the group's change stream (streamauth.go); never shown in a view.
 	StreamKey string      `json:"StreamKey,omitempty"`
 	Target    TargetSpec  `json:"Target"`
