@@ -119,3 +119,35 @@ func sourceOf(t *testing.T, spec string) string {
 	}
 	return sp.VMs[0].Disks[0].Source
 }
+
+// A reader's key — a function key of the reader function, which the host accepts for that function
+// alone — reads status, points, history, jobs and plans, and nothing else: not a stream key, not an
+// operator's route, no write.
+func TestReaderKeyOnlyReads(t *testing.T) {
+	s := defineStack(t, "*/1 * * * * *", testenv.Storage(t, "target"), testenv.Storage(t, "target"), testenv.Storage(t, "source"))
+	s.app.setValues(t, map[string]string{"DevhostFunctionKey__reader": "reader-key"})
+	s.app.start(t)
+	group := testenv.Unique("reader")
+	data, _ := os.ReadFile(writeSpec(t, 1, 1))
+	if status, _, body := s.app.call(t, "PUT", "/api/v1/groups/"+group, "test-key", string(data)); status != 201 {
+		t.Fatalf("PUT: %d %s", status, body)
+	}
+	for _, path := range []string{"/api/read/v1/groups", "/api/read/v1/groups/" + group, "/api/read/v1/groups/" + group + "/recovery-points",
+		"/api/read/v1/groups/" + group + "/events", "/api/read/v1/plans", "/api/read/v1/health"} {
+		if status, _, body := s.app.call(t, "GET", path, "reader-key", ""); status != 200 && !(status == 503 && strings.HasSuffix(path, "health")) {
+			t.Errorf("GET %s with the reader's key: %d %s", path, status, body)
+		}
+	}
+	for _, c := range []struct{ method, path string }{
+		{"GET", "/api/read/v1/groups/" + group + "/stream-key"}, {"GET", "/api/read/v1/groups/" + group + "/disks/vm0/disk0/hashes"},
+		{"GET", "/api/v1/groups"}, {"POST", "/api/v1/groups/" + group + "/failover"}, {"DELETE", "/api/v1/groups/" + group},
+		{"POST", "/api/read/v1/groups/" + group + "/resync"},
+	} {
+		if status, _, body := s.app.call(t, c.method, c.path, "reader-key", `{"type":"unplanned"}`); status < 400 || status >= 500 {
+			t.Errorf("%s %s with the reader's key: %d %s", c.method, c.path, status, body)
+		}
+	}
+	if status, _, _ := s.app.call(t, "GET", "/api/v1/groups/"+group, "test-key", ""); status != 200 {
+		t.Fatalf("the group after the reader's attempts: %d", status)
+	}
+}

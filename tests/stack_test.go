@@ -51,7 +51,8 @@ func defineStack(t testing.TB, schedule, target, direct, cache string) *stack {
 		"StandbyJournalContainer": s.journalName}
 	s.app = newApp(t, appSpec{handler: "handler",
 		functions: map[string]string{"apply": repoFunction(t, "apply"), "failover": repoFunction(t, "failover"),
-			"api": repoFunction(t, "api"), "cutpoints": repoFunction(t, "cutpoints"), "agentapi": repoFunction(t, "agentapi")},
+			"api": repoFunction(t, "api"), "cutpoints": repoFunction(t, "cutpoints"), "agentapi": repoFunction(t, "agentapi"),
+			"reader": repoFunction(t, "reader")},
 		values: s.values,
 		broker: local.Config{EventHubs: []local.HubConfig{{Name: "changes", PartitionCount: 4}},
 			Queues: []local.QueueConfig{{Name: "jobs", RequiresSession: true, LockDurationSeconds: 30, MaxDeliveryCount: 10}}}})

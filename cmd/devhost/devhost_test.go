@@ -48,7 +48,8 @@ func TestLoadsTheRepositoryApp(t *testing.T) {
 	for _, fn := range app.Functions {
 		got[fn.Name] = fn.Trigger.Type
 	}
-	want := map[string]string{"api": "httpTrigger", "apply": "eventHubTrigger", "cutpoints": "timerTrigger", "failover": "serviceBusTrigger"}
+	want := map[string]string{"agentapi": "httpTrigger", "api": "httpTrigger", "apply": "eventHubTrigger", "cutpoints": "timerTrigger",
+		"failover": "serviceBusTrigger", "reader": "httpTrigger"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("functions = %v, want %v", got, want)
 	}
@@ -280,7 +281,9 @@ func TestRetryPolicy(t *testing.T) {
 func TestFunctionsAreTheFoldersAtTheAppRoot(t *testing.T) {
 	dir := copyApp(t)
 	os.MkdirAll(filepath.Join(dir, "functions"), 0o755)
-	for _, name := range []string{"api", "apply", "cutpoints", "failover"} {
+	folders, _ := filepath.Glob(filepath.Join(dir, "*", "function.json"))
+	for _, fj := range folders {
+		name := filepath.Base(filepath.Dir(fj))
 		if err := os.Rename(filepath.Join(dir, name), filepath.Join(dir, "functions", name)); err != nil {
 			t.Fatal(err)
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -118,12 +119,14 @@ func (h *Host) serveFunction(w http.ResponseWriter, r *http.Request, fn *Functio
 		return
 	}
 	if fn.Trigger.AuthLevel != "anonymous" {
-		key := h.App.Values["DevhostFunctionKey"]
+		// Keys scoped as the host scopes them: a host key (DevhostFunctionKey) opens every function, a
+		// function key (DevhostFunctionKey__<function>) only its own ("Authorization scopes
+		// (function-level)", learn.microsoft.com/azure/azure-functions/function-keys-how-to).
 		given := r.Header.Get("x-functions-key")
 		if given == "" {
 			given = r.URL.Query().Get("code")
 		}
-		if key == "" || given != key {
+		if !keyOpens(given, h.App.Values["DevhostFunctionKey"], h.App.Values["DevhostFunctionKey__"+fn.Name]) {
 			w.Header().Set("WWW-Authenticate", "x-functions-key")
 			http.Error(w, fmt.Sprintf("function %s has authLevel %s: send the key (DevhostFunctionKey in local.settings.json) as x-functions-key or ?code=", fn.Name, fn.Trigger.AuthLevel), http.StatusUnauthorized)
 			return
@@ -227,4 +230,13 @@ func (h *Host) bodyLimit() int64 {
 		return n
 	}
 	return defaultBodyLimit
+}
+
+// keyOpens reports whether a given key is one of the keys (empty keys open nothing), in constant time.
+func keyOpens(given string, keys ...string) bool {
+	ok := false
+	for _, k := range keys {
+		ok = ok || (k != "" && subtle.ConstantTimeCompare([]byte(given), []byte(k)) == 1)
+	}
+	return ok
 }

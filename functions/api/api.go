@@ -59,6 +59,7 @@ func (a *API) Handler() http.Handler {
 		})
 	}
 	a.planRoutes(mux)
+	mux.HandleFunc("GET /api/read/v1/{path...}", a.readOnly(mux))
 	mux.HandleFunc("GET /api/v1/jobs/dead-letters", a.getDeadLetters)
 	mux.HandleFunc("GET /api/v1/jobs/{id}", a.getJob)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
