@@ -64,19 +64,7 @@ func killInEveryStep(t *testing.T, s *stack, location string, limit time.Duratio
 // truth at that marker.
 func TestUnplannedFailoverAgentKilledHandlerKilledInEveryStep(t *testing.T) {
 	s, computeDir, images := newComputeStack(t, "*/1 * * * * *")
-	dir := t.TempDir()
-	osDisk, dataDisk := filepath.Join(dir, "web-os.img"), filepath.Join(dir, "web-data.img")
-	image, err := os.ReadFile(images.OS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(osDisk, image, 0o644)
-	os.WriteFile(dataDisk, make([]byte, 8<<20), 0o644)
-	spec := filepath.Join(dir, "spec.json")
-	os.WriteFile(spec, []byte(`{"vms":[{"name":"web","subnet":"src/app","disks":[
-		{"name":"os","sizeBytes":`+itoa(len(image))+`,"source":"file:`+osDisk+`","role":"os"},
-		{"name":"data","sizeBytes":8388608,"source":"file:`+dataDisk+`"}]}],
-		"network":{"mappings":[{"source":"src/app","target":"dr/app","test":"drtest/app","targetPrefix":"10.2.0.0/24","testPrefix":"10.3.0.0/24"}]}}`), 0o644)
+	spec, dir := bootableWebVM(t, images)
 	group, truth := testenv.Unique("killed"), filepath.Join(dir, "truth.jsonl")
 	p := startAgent(t, s, "-group", group, "-spec", spec, "-state", t.TempDir(), "-workload-rate", "2", "-workload-data-only",
 		"-duration", "2m", "-marker-interval", "700ms", "-truth", truth)
@@ -114,7 +102,8 @@ func TestUnplannedFailoverAgentKilledHandlerKilledInEveryStep(t *testing.T) {
 	for key, sum := range truths[newest.Seq] {
 		size := int64(8 << 20)
 		if strings.HasSuffix(key, "/os") {
-			size = int64(len(image))
+			info, _ := os.Stat(images.OS)
+			size = info.Size()
 		}
 		got, err := pages.ReadRange(context.Background(), replication.DiskIn(group+"-failover", key), "", 0, size)
 		if err != nil || sha256hex(got) != sum {

@@ -140,19 +140,7 @@ func bootedIsolated(t *testing.T, dir string) bool {
 // writes and flushes, the job fails over to its final point and boots the VM from it.
 func TestPlannedFailoverBootsTheVMsAndLosesNothing(t *testing.T) {
 	s, _, images := newComputeStack(t, "*/1 * * * * *")
-	dir := t.TempDir()
-	osDisk, dataDisk := filepath.Join(dir, "web-os.img"), filepath.Join(dir, "web-data.img")
-	image, err := os.ReadFile(images.OS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(osDisk, image, 0o644)
-	os.WriteFile(dataDisk, make([]byte, 8<<20), 0o644)
-	spec := filepath.Join(dir, "spec.json")
-	os.WriteFile(spec, []byte(`{"vms":[{"name":"web","subnet":"src/app","disks":[
-		{"name":"os","sizeBytes":`+itoa(len(image))+`,"source":"file:`+osDisk+`","role":"os"},
-		{"name":"data","sizeBytes":8388608,"source":"file:`+dataDisk+`"}]}],
-		"network":{"mappings":[{"source":"src/app","target":"dr/app","test":"drtest/app","targetPrefix":"10.2.0.0/24","testPrefix":"10.3.0.0/24"}]},"policy":{"crashConsistentIntervalSeconds":60}}`), 0o644)
+	spec, _ := bootableWebVM(t, images)
 	group := testenv.Unique("planned")
 	p := startAgent(t, s, "-group", group, "-spec", spec, "-state", t.TempDir(), "-workload-rate", "2", "-workload-data-only", "-duration", "2m")
 	waitFor(t, 60*time.Second, "the group to be protected with a point", func() bool {
@@ -165,4 +153,24 @@ func TestPlannedFailoverBootsTheVMsAndLosesNothing(t *testing.T) {
 		t.Fatalf("the failed-over VM: %q", job.Result["vm:web"])
 	}
 	compareWithSources(t, spec, group+"-failover")
+}
+
+// bootableWebVM writes a one-VM group spec whose VM "web" boots from a copy of the bootable image (its
+// OS disk) and has an 8 MiB data disk, both file: sources; it returns the spec file and its directory.
+func bootableWebVM(t *testing.T, images qemu.Images) (spec, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	osDisk, dataDisk := filepath.Join(dir, "web-os.img"), filepath.Join(dir, "web-data.img")
+	image, err := os.ReadFile(images.OS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(osDisk, image, 0o644)
+	os.WriteFile(dataDisk, make([]byte, 8<<20), 0o644)
+	spec = filepath.Join(dir, "spec.json")
+	os.WriteFile(spec, []byte(`{"vms":[{"name":"web","subnet":"src/app","disks":[
+		{"name":"os","sizeBytes":`+itoa(len(image))+`,"source":"file:`+osDisk+`","role":"os"},
+		{"name":"data","sizeBytes":8388608,"source":"file:`+dataDisk+`"}]}],
+		"network":{"mappings":[{"source":"src/app","target":"dr/app","test":"drtest/app","targetPrefix":"10.2.0.0/24","testPrefix":"10.3.0.0/24"}]},"policy":{"crashConsistentIntervalSeconds":60}}`), 0o644)
+	return spec, dir
 }
