@@ -132,7 +132,7 @@ func TestRecoveryPlanBootsInOrderWithActions(t *testing.T) {
 	computeDir := t.TempDir()
 	s := defineStack(t, "*/1 * * * * *", testenv.Storage(t, "target"), testenv.Storage(t, "target"), testenv.Storage(t, "source"))
 	s.app.setValues(t, map[string]string{"StandbyCompute": "UseLocalCompute=true;Dir=" + computeDir + ";Images=" + images.Dir + ";Types=" + types,
-		"StandbyWebhookSecret": planSecret})
+		"StandbyWebhookSecret": planSecret, "StandbyWebhookAllowPrivate": "true"})
 	s.app.start(t)
 	t.Cleanup(func() { localcompute.StopAll(computeDir, localcompute.QEMU{}) })
 	receiver := &webhookReceiver{status: http.StatusInternalServerError}

@@ -74,8 +74,10 @@ const (
 	settingParallel = "StandbyApplyParallelism"
 	// settingMaxDelivery is the job queue's MaxDeliveryCount: a step failing on that delivery fails its job.
 	settingMaxDelivery = "StandbyJobMaxDeliveryCount"
-	// settingWebhookSecret is the HMAC key plan webhook actions are signed with (never logged).
-	settingWebhookSecret = "StandbyWebhookSecret"
+	// settingWebhookSecret is the HMAC key plan webhook actions are signed with (never logged);
+	// settingWebhookAllowPrivate lets webhooks reach private and loopback addresses (tests, private ops).
+	settingWebhookSecret       = "StandbyWebhookSecret"
+	settingWebhookAllowPrivate = "StandbyWebhookAllowPrivate"
 )
 
 // intSetting is a positive integer setting, def when it is unset or invalid.
@@ -103,7 +105,7 @@ func routes(d *backends.Backends, log *slog.Logger) http.Handler {
 		failFn.Runner = &jobs.JobRunner{State: d.State, Pages: d.Pages, Journal: d.Journal, Jobs: d.Jobs, Log: log.With("function", "failover"),
 			Now: now, MaxDeliveries: intSetting(log, settingMaxDelivery, 10), Peer: d.Peer, Compute: d.Compute, StorageAccountID: d.TargetAccountID,
 			Restorer:      &replication.Restorer{State: d.State, Pages: d.Pages, Journal: d.Journal, Parallelism: 8},
-			WebhookSecret: []byte(os.Getenv(settingWebhookSecret)), HTTP: &http.Client{Timeout: 5 * time.Minute}}
+			WebhookSecret: []byte(os.Getenv(settingWebhookSecret)), HTTP: jobs.WebhookClient(os.Getenv(settingWebhookAllowPrivate) == "true")}
 	}
 	apiLog := log.With("function", "api")
 	apiFn := &api.API{Groups: &replication.Service{State: d.State, Pages: d.Pages, Journal: d.Journal, Targets: d.Targets(), Exporter: d.Exporter(), Log: apiLog, Now: now},

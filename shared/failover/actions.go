@@ -10,8 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/standby-dr/standby/shared/replication"
@@ -166,4 +169,30 @@ func (p PlanSpec) hasManual(name string) bool {
 		}
 	}
 	return false
+}
+
+// WebhookClient is the HTTP client plan webhooks go out with. Unless private is set it dials public
+// addresses only — never loopback, private, link-local (the instance metadata service at
+// 169.254.169.254 among them) or unspecified ones — checked on the address actually dialled, so a name
+// that resolves there later is refused too; and it follows no redirect.
+func WebhookClient(private bool) *http.Client {
+	dialer := &net.Dialer{Timeout: 10 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
+		host, _, err := net.SplitHostPort(address)
+		if err != nil {
+			return err
+		}
+		ip, err := netip.ParseAddr(host)
+		if err != nil {
+			return err
+		}
+		ip = ip.Unmap()
+		if !private && (ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() || ip.IsMulticast()) {
+			return fmt.Errorf("webhook address %s is not public (StandbyWebhookAllowPrivate allows it)", ip)
+		}
+		return nil
+	}}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.DialContext, transport.Proxy = dialer.DialContext, nil
+	return &http.Client{Transport: transport, Timeout: 5 * time.Minute,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }

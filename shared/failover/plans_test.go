@@ -3,6 +3,8 @@ package failover_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -172,4 +174,20 @@ func FuzzPlanSpec(f *testing.F) {
 			t.Fatalf("Validate accepted %+v", spec)
 		}
 	})
+}
+
+// Webhooks go to public addresses only unless private ones are allowed, and follow no redirect.
+func TestWebhookClientRefusesPrivateAddresses(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://169.254.169.254/metadata", http.StatusFound)
+	}))
+	defer srv.Close()
+	if _, err := failover.WebhookClient(false).Post(srv.URL, "application/json", nil); err == nil || !strings.Contains(err.Error(), "is not public") {
+		t.Fatalf("a loopback webhook: %v", err)
+	}
+	resp, err := failover.WebhookClient(true).Post(srv.URL, "application/json", nil)
+	if err != nil || resp.StatusCode != http.StatusFound {
+		t.Fatalf("allowed, the redirect is answered, not followed: %v %v", resp, err)
+	}
+	resp.Body.Close()
 }
