@@ -3,10 +3,12 @@ package tests
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/standby-dr/standby/shared/memstore"
 	"github.com/standby-dr/standby/shared/replication"
 )
 
@@ -145,5 +147,29 @@ func TestWedgesAreRefused(t *testing.T) {
 	}
 	if g, _ := replication.LoadGroup(ctx, state, "shop"); g.Record.State != replication.StateFailedOver {
 		t.Fatalf("the refused resync moved the group to %s", g.Record.State)
+	}
+}
+
+// The deployment's quota of replicated bytes bounds what enabling can take: a group past it is
+// refused, naming the quota, and nothing is stored.
+func TestQuotaBoundsEnabling(t *testing.T) {
+	pages, state := memstore.NewPages(), memstore.NewState()
+	a := newAPI(state, pages, memstore.NewJournal(), nil)
+	a.Groups.MaxTargetBytes = 3 << 20
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+	if status, body := call(t, srv, "PUT", "/api/v1/groups/first", goodSpec); status != http.StatusConflict { // 4 MiB past 3 MiB
+		t.Fatalf("a group past the quota on its own: %d %s", status, body)
+	}
+	a.Groups.MaxTargetBytes = 6 << 20
+	if status, body := call(t, srv, "PUT", "/api/v1/groups/first", goodSpec); status != 201 {
+		t.Fatalf("within the quota: %d %s", status, body)
+	}
+	status, body := call(t, srv, "PUT", "/api/v1/groups/second", goodSpec)
+	if status != http.StatusConflict || !strings.Contains(body, "more than its quota of 6291456 (StandbyMaxTargetBytes)") {
+		t.Fatalf("past the quota: %d %s", status, body)
+	}
+	if status, _ := call(t, srv, "GET", "/api/v1/groups/second", ""); status != http.StatusNotFound {
+		t.Fatalf("a group refused for the quota was stored: %d", status)
 	}
 }

@@ -71,7 +71,8 @@ func newLogger(level string) *slog.Logger {
 
 // Settings only the handler reads (documented in the README's configuration reference).
 const (
-	settingParallel = "StandbyApplyParallelism"
+	settingParallel       = "StandbyApplyParallelism"
+	settingMaxTargetBytes = "StandbyMaxTargetBytes"
 	// settingMaxDelivery is the job queue's MaxDeliveryCount: a step failing on that delivery fails its job.
 	settingMaxDelivery = "StandbyJobMaxDeliveryCount"
 	// settingWebhookSecret is the HMAC key plan webhook actions are signed with (never logged);
@@ -108,7 +109,8 @@ func routes(d *backends.Backends, log *slog.Logger) http.Handler {
 			WebhookSecret: []byte(os.Getenv(settingWebhookSecret)), HTTP: jobs.WebhookClient(os.Getenv(settingWebhookAllowPrivate) == "true")}
 	}
 	apiLog := log.With("function", "api")
-	apiFn := &api.API{Groups: &replication.Service{State: d.State, Pages: d.Pages, Journal: d.Journal, Targets: d.Targets(), Exporter: d.Exporter(), Log: apiLog, Now: now},
+	apiFn := &api.API{Groups: &replication.Service{State: d.State, Pages: d.Pages, Journal: d.Journal, Targets: d.Targets(), Exporter: d.Exporter(),
+		MaxTargetBytes: intSetting(log, settingMaxTargetBytes, replication.DefaultMaxTargetBytes), Log: apiLog, Now: now},
 		Jobs: &jobs.Admission{State: d.State, Pages: d.Pages, Jobs: d.Jobs, PeerConfigured: d.Peer != nil,
 			WebhooksConfigured: os.Getenv(settingWebhookSecret) != "", Log: apiLog, Now: now},
 		Plans:       jobs.Plans{State: d.State, Now: now},

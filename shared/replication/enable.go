@@ -20,8 +20,10 @@ type Service struct {
 	Targets TargetProvisioner
 	// Exporter reads managed disks for a reprotect's seeding (nil: no compute configured).
 	Exporter DiskExporter
-	Log      *slog.Logger
-	Now      func() time.Time
+	// MaxTargetBytes is the deployment's quota of replicated disk bytes (0: DefaultMaxTargetBytes).
+	MaxTargetBytes int64
+	Log            *slog.Logger
+	Now            func() time.Time
 }
 
 func (s *Service) now() time.Time { return s.Now().UTC() }
@@ -63,6 +65,9 @@ func (s *Service) Enable(ctx context.Context, group string, spec GroupSpec) (*Gr
 		return s.enableExisting(ctx, existing, spec)
 	}
 	if !errors.Is(err, ErrNoGroup) {
+		return nil, 0, err
+	}
+	if err := s.withinQuota(ctx, spec); err != nil {
 		return nil, 0, err
 	}
 	res, err := s.provisionTargets(ctx, group, spec)
@@ -121,6 +126,43 @@ func (s *Service) finishCreation(ctx context.Context, g *Group, res TargetResour
 type made struct {
 	ref              DiskRef
 	claimed, created bool
+}
+
+// DefaultMaxTargetBytes is the deployment's quota of replicated disk bytes when none is set: 256 TiB.
+const DefaultMaxTargetBytes = 256 << 40
+
+// withinQuota refuses a new group whose disks would take the deployment past its quota of replicated
+// bytes (MaxTargetBytes): page blobs are sparse, but every byte of them can be written, snapshotted
+// and paid for.
+func (s *Service) withinQuota(ctx context.Context, spec GroupSpec) error {
+	limit := s.MaxTargetBytes
+	if limit <= 0 {
+		limit = DefaultMaxTargetBytes
+	}
+	var total int64
+	for _, d := range spec.Disks() {
+		total += d.Spec.SizeBytes
+	}
+	names, err := GroupNames(ctx, s.State)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		g, err := LoadGroup(ctx, s.State, name)
+		if errors.Is(err, ErrNoGroup) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		for _, d := range g.Spec.Disks() {
+			total += d.Spec.SizeBytes
+		}
+	}
+	if total > limit {
+		return fmt.Errorf("%w: the deployment's groups would replicate %d bytes, more than its quota of %d (StandbyMaxTargetBytes)", ErrConflict, total, limit)
+	}
+	return nil
 }
 
 // undoCreation removes what a refused enable made — the blobs it created, the claims it took — and the
