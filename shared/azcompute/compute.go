@@ -78,9 +78,6 @@ var (
 	guid = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 	// A region's programmatic name (westeurope, eastus2, usgovvirginia): lowercase letters and digits.
 	location = regexp.MustCompile(`^[a-z][a-z0-9]{1,39}$`)
-	// ARM's grammar for a resource group's name: 1-90 letters, digits, '_', '-', '.', '(' or ')', not
-	// ending in '.' (the published type definition of Microsoft.Resources/resourceGroups says so).
-	resourceGroupName = regexp.MustCompile(`^[-\w._()]{0,89}[-\w_()]$`)
 )
 
 // CheckSubscriptionID refuses anything but a GUID.
@@ -109,7 +106,7 @@ func (c *Compute) poll() time.Duration {
 // EnsureResourceGroup creates the group in Location only when it is missing: an existing group keeps its
 // region, tags and locks untouched (a PUT would overwrite its tags).
 func (c *Compute) EnsureResourceGroup(ctx context.Context, name string) (string, error) {
-	if !resourceGroupName.MatchString(name) {
+	if !replication.ValidResourceGroupName(name) { // the grammar of Microsoft.Resources/resourceGroups
 		return "", fmt.Errorf("%w: resource group name %q: 1-90 letters, digits, '_', '-', '.', '(' or ')', not ending in '.'", replication.ErrInvalid, name)
 	}
 	id := "/subscriptions/" + c.SubscriptionID + "/resourceGroups/" + name

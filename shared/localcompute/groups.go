@@ -7,20 +7,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/standby-dr/standby/shared/replication"
 )
 
-// resourceGroupName is ARM's grammar for a resource group's name: 1-90 letters, digits, underscores,
-// hyphens, periods and parentheses, not ending in a period.
-var resourceGroupName = regexp.MustCompile(`^[-\w._()]{0,89}[-\w_()]$`)
-
 // EnsureResourceGroup creates the resource group (a directory) when missing; an existing one is used.
 func (c *Compute) EnsureResourceGroup(_ context.Context, name string) (string, error) {
-	if !resourceGroupName.MatchString(name) {
+	if !replication.ValidResourceGroupName(name) {
 		return "", fmt.Errorf("%w: resource group name %q: 1-90 letters, digits, '_', '-', '.', '(' or ')', not ending in '.'", replication.ErrInvalid, name)
 	}
 	id := "/subscriptions/local/resourceGroups/" + name

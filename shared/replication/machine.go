@@ -172,6 +172,9 @@ func ResourceGroupOfDisk(id string) string {
 // periods and parentheses, not ending in a period.
 var resourceGroupName = regexp.MustCompile(`^[-\w._()]{0,89}[-\w_()]$`)
 
+// ValidResourceGroupName reports whether name follows Azure's resource-group grammar.
+func ValidResourceGroupName(name string) bool { return resourceGroupName.MatchString(name) }
+
 // ResourceGroupName is where the group's failed-over VMs come up: the spec's, else the group's name
 // with "-asr", as Site Recovery names the recovery resource group.
 func (t TargetSpec) ResourceGroupName(group string) string {
