@@ -208,14 +208,21 @@ func (ps Plans) Put(ctx context.Context, name string, spec PlanSpec) (PlanRecord
 		return PlanRecord{}, fmt.Errorf("%w: invalid plan: %v", replication.ErrInvalid, err)
 	}
 	return replication.Mutate(ctx, ps.State, PlansTable, name, PlanRow, func(r *PlanRecord, found bool) error {
-		if found && r.ActiveJob != "" {
-			if j, err := LoadJob(ctx, ps.State, r.ActiveJob); err == nil && !j.Terminal() {
-				return fmt.Errorf("%w: plan job %s is running: the plan changes once it ends", replication.ErrState, r.ActiveJob)
-			}
+		if _, running := runningPlanJob(ctx, ps.State, *r); found && running {
+			return fmt.Errorf("%w: plan job %s is running: the plan changes once it ends", replication.ErrState, r.ActiveJob)
 		}
 		r.Keys, r.Spec, r.UpdatedAt = replication.Keys{PartitionKey: name, RowKey: PlanRow}, spec, ps.Now().UTC()
 		return nil
 	})
+}
+
+// runningPlanJob is the plan's job while it runs (false when there is none, or it ended).
+func runningPlanJob(ctx context.Context, store replication.StateStore, r PlanRecord) (Job, bool) {
+	if r.ActiveJob == "" {
+		return Job{}, false
+	}
+	j, err := LoadJob(ctx, store, r.ActiveJob)
+	return j, err == nil && !j.Terminal()
 }
 
 // Get reads a plan (ErrNotFound when there is none).
@@ -253,10 +260,8 @@ func (ps Plans) Delete(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if r.ActiveJob != "" {
-		if j, err := LoadJob(ctx, ps.State, r.ActiveJob); err == nil && !j.Terminal() {
-			return fmt.Errorf("%w: plan job %s is running", replication.ErrState, r.ActiveJob)
-		}
+	if _, running := runningPlanJob(ctx, ps.State, r); running {
+		return fmt.Errorf("%w: plan job %s is running", replication.ErrState, r.ActiveJob)
 	}
 	return ps.State.Delete(ctx, PlansTable, name, PlanRow, "")
 }
@@ -305,10 +310,8 @@ func (a *Admission) StartPlan(ctx context.Context, req PlanRequest) (Job, error)
 		if !found {
 			return fmt.Errorf("plan %s: %w", req.Plan, replication.ErrNotFound)
 		}
-		if r.ActiveJob != "" {
-			if running, err := LoadJob(ctx, a.State, r.ActiveJob); err == nil && !running.Terminal() {
-				return fmt.Errorf("%w: plan job %s (%s) is running: one plan job at a time", replication.ErrState, running.ID(), running.Type)
-			}
+		if running, ok := runningPlanJob(ctx, a.State, *r); ok {
+			return fmt.Errorf("%w: plan job %s (%s) is running: one plan job at a time", replication.ErrState, running.ID(), running.Type)
 		}
 		r.ActiveJob = job.ID()
 		return nil
