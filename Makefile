@@ -65,6 +65,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzSeedRequest -fuzztime 30s ./shared/replication
 	$(GO) test -run '^$$' -fuzz FuzzOpenPayload -fuzztime 30s ./shared/replication
 	$(GO) test -run '^$$' -fuzz FuzzPlanSpec -fuzztime 30s ./shared/failover
+	$(GO) test -run '^$$' -fuzz FuzzPrincipalRoles -fuzztime 30s ./shared/apiv1
 
 stop:
 	scripts/devhost.sh stop; scripts/azurite.sh stop

@@ -32,7 +32,7 @@ param changePartitions int = 8
 @description('The other region\'s Standby API root (https://<app>.azurewebsites.net/api), for reprotect and failback. The reverse deployment is this template deployed in the source region with the regions swapped; each names the other here.')
 param peerApi string = ''
 
-@description('Function key of the peer\'s API (stored in this deployment\'s Key Vault; the app reads it through a Key Vault reference).')
+@description('A function key of the peer app\'s `peer` function, which opens the peer calls only (stored in this deployment\'s Key Vault; the app reads it through a Key Vault reference).')
 @secure()
 param peerApiKey string = ''
 
@@ -54,6 +54,9 @@ param maximumInstanceCount int = 40
 
 @description('Optional: an operator (user object id) given Key Vault Secrets Officer on the vault, to set or rotate the peer key. azd passes the signed-in user (AZURE_PRINCIPAL_ID).')
 param operatorPrincipalId string = ''
+
+@description('Optional: client id of the Microsoft Entra app registration that signs callers in (App Service authentication). Its app roles Standby.Operator, Standby.Reader and Standby.Peer are the roles at the identity door, /api/id/v1. Empty: function keys only.')
+param entraClientId string = ''
 
 @description('Resource group the failed-over VMs come up in (give it as each group spec\'s target.resourceGroup): the function app gets Contributor there and no control-plane role anywhere else.')
 @minLength(1)
@@ -299,12 +302,36 @@ resource app 'Microsoft.Web/sites@2024-11-01' = {
           name: 'StandbyPeerApiKey'
           value: empty(peerApiKey) ? '' : '@Microsoft.KeyVault(SecretUri=${vault.properties.vaultUri}secrets/${peerKeySecret})'
         }
+        // The identity door trusts App Service authentication's principal only with this set (and the
+        // platform's WEBSITE_AUTH_ENABLED).
+        { name: 'StandbyEntraAuth', value: empty(entraClientId) ? 'false' : 'true' }
         {
           name: 'StandbyWebhookSecret'
           value: empty(webhookSecret) ? '' : '@Microsoft.KeyVault(SecretUri=${vault.properties.vaultUri}secrets/${webhookKeySecret})'
         }
       ]
     }
+  }
+}
+
+// App Service authentication with Microsoft Entra ID: a bearer token for the app's audience is validated
+// and its principal (with its app roles) passed to the app; requests without one pass on as they are,
+// so function keys keep working (AllowAnonymous: authorization is the app's, per route and role).
+resource auth 'Microsoft.Web/sites/config@2024-11-01' = if (!empty(entraClientId)) {
+  parent: app
+  name: 'authsettingsV2'
+  properties: {
+    platform: { enabled: true }
+    globalValidation: { requireAuthentication: false, unauthenticatedClientAction: 'AllowAnonymous' }
+    httpSettings: { requireHttps: true }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: { clientId: entraClientId, openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0' }
+        validation: { allowedAudiences: [ 'api://${entraClientId}' ] }
+      }
+    }
+    login: { tokenStore: { enabled: false } }
   }
 }
 

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/standby-dr/standby/shared/funcproto"
 	"github.com/standby-dr/standby/shared/local"
 	"github.com/standby-dr/standby/shared/replication"
 	"github.com/standby-dr/standby/shared/testenv"
@@ -159,8 +161,28 @@ func TestHandlerWithoutDependenciesAndMalformedInvocations(t *testing.T) {
 		}
 		return err == nil
 	})
+	// The host's own headers (funcproto.FrontDoor): without them the handler answers nothing but 403.
+	asHost := func(r *http.Request) *http.Request {
+		r.Header.Set(funcproto.InvocationIDHeader, uuid.NewString())
+		r.Header.Set("User-Agent", "Azure-Functions-Host/4.1037.0")
+		return r
+	}
+	for _, path := range []string{"/apply", "/failover", "/api/v1/groups/g1?keepData=false"} {
+		for _, method := range []string{"POST", "DELETE", "OPTIONS"} {
+			req, _ := http.NewRequest(method, base+path, strings.NewReader(`{"Data":{}}`))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusForbidden {
+				t.Errorf("%s %s without the host's headers: %d, want 403", method, path, resp.StatusCode)
+			}
+		}
+	}
 	post := func(path, body string) (int, string) {
-		resp, err := http.Post(base+path, "application/json", strings.NewReader(body))
+		req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(asHost(req))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -201,7 +223,8 @@ func TestHandlerWithoutDependenciesAndMalformedInvocations(t *testing.T) {
 	if status != 500 || !strings.Contains(logs, "apply: target storage or the cache journal is not configured (StandbyTargetStorage, StandbyCacheStorage)") {
 		t.Errorf("apply without storage: %d %q", status, logs)
 	}
-	resp, err := http.Get(base + "/api/v1/health")
+	req, _ := http.NewRequest("GET", base+"/api/v1/health", nil)
+	resp, err := http.DefaultClient.Do(asHost(req))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -120,34 +121,132 @@ func sourceOf(t *testing.T, spec string) string {
 	return sp.VMs[0].Disks[0].Source
 }
 
-// A reader's key — a function key of the reader function, which the host accepts for that function
-// alone — reads status, points, history, jobs and plans, and nothing else: not a stream key, not an
-// operator's route, no write.
-func TestReaderKeyOnlyReads(t *testing.T) {
+// credential is a role's key as a caller holds it: a function key, an agent key, or an Entra
+// principal as App Service authentication passes it.
+type credential struct {
+	name                             string
+	functionKey, agentKey, principal string
+}
+
+// callAs calls the API with a credential.
+func callAs(t *testing.T, s *stack, c credential, method, path, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, strings.TrimSuffix(s.apiBase(), "/api")+path, strings.NewReader(body))
+	if c.functionKey != "" {
+		req.Header.Set("x-functions-key", c.functionKey)
+	}
+	if c.agentKey != "" {
+		req.Header.Set(apiv1.AgentKeyHeader, c.agentKey)
+	}
+	if c.principal != "" {
+		req.Header.Set(apiv1.PrincipalHeader, c.principal)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(data)
+}
+
+// Every route of apiv1.Routes, through every role's door, with every role's credential: a call gets
+// past authorization exactly when its door is its credential's and the route allows that role (the
+// operator's host key opens every door but the agent's, where only an agent key counts); every other
+// call gets 401 or 403 (or the host's 405 for a method the door's function does not take), and the group the refused calls aimed at is unchanged. A reader's key is a
+// function key of the reader function, a peer's one of the peer function; the peer reaches only the
+// groups it made. At the identity door the credential is an Entra principal as App Service
+// authentication passes it, and its app role is its role.
+func TestEveryRouteWithEveryRole(t *testing.T) {
 	s := defineStack(t, "*/1 * * * * *", testenv.Storage(t, "target"), testenv.Storage(t, "target"), testenv.Storage(t, "source"))
-	s.app.setValues(t, map[string]string{"DevhostFunctionKey__reader": "reader-key"})
+	s.app.setValues(t, map[string]string{"DevhostFunctionKey__reader": "reader-key", "DevhostFunctionKey__peer": "peer-key",
+		"StandbyEntraAuth": "true", "WEBSITE_AUTH_ENABLED": "True"})
 	s.app.start(t)
-	group := testenv.Unique("reader")
-	data, _ := os.ReadFile(writeSpec(t, 1, 1))
-	if status, _, body := s.app.call(t, "PUT", "/api/v1/groups/"+group, "test-key", string(data)); status != 201 {
-		t.Fatalf("PUT: %d %s", status, body)
-	}
-	for _, path := range []string{"/api/read/v1/groups", "/api/read/v1/groups/" + group, "/api/read/v1/groups/" + group + "/recovery-points",
-		"/api/read/v1/groups/" + group + "/events", "/api/read/v1/plans", "/api/read/v1/health"} {
-		if status, _, body := s.app.call(t, "GET", path, "reader-key", ""); status != 200 && !(status == 503 && strings.HasSuffix(path, "health")) {
-			t.Errorf("GET %s with the reader's key: %d %s", path, status, body)
+	victim, peers, spare := testenv.Unique("victim"), testenv.Unique("peers"), testenv.Unique("spare")
+	op := credential{name: "operator", functionKey: "test-key"}
+	enable := func(c credential, door, group string) {
+		data, _ := os.ReadFile(writeSpec(t, 1, 1))
+		if status, body := callAs(t, s, c, "PUT", door+"/groups/"+group, string(data)); status != 201 {
+			t.Fatalf("PUT %s through %s: %d %s", group, door, status, body)
 		}
 	}
-	for _, c := range []struct{ method, path string }{
-		{"GET", "/api/read/v1/groups/" + group + "/stream-key"}, {"GET", "/api/read/v1/groups/" + group + "/disks/vm0/disk0/hashes"},
-		{"GET", "/api/v1/groups"}, {"POST", "/api/v1/groups/" + group + "/failover"}, {"DELETE", "/api/v1/groups/" + group},
-		{"POST", "/api/read/v1/groups/" + group + "/resync"},
-	} {
-		if status, _, body := s.app.call(t, c.method, c.path, "reader-key", `{"type":"unplanned"}`); status < 400 || status >= 500 {
-			t.Errorf("%s %s with the reader's key: %d %s", c.method, c.path, status, body)
+	enable(op, "/api/v1", victim)
+	enable(op, "/api/v1", spare)
+	peer := credential{name: "peer", functionKey: "peer-key"}
+	enable(peer, "/api/peer/v1", peers)
+	_, keyBody := callAs(t, s, op, "POST", "/api/v1/groups/"+victim+"/agent-key", "")
+	var ak apiv1.AgentKeyView
+	json.Unmarshal([]byte(keyBody), &ak)
+	creds := map[apiv1.Role]credential{apiv1.RoleOperator: op, apiv1.RolePeer: peer, apiv1.RoleReader: {name: "reader", functionKey: "reader-key"},
+		apiv1.RoleAgent: {name: "agent", agentKey: ak.AgentKey}}
+	_, before := callAs(t, s, op, "GET", "/api/v1/groups/"+victim, "")
+	nobody := credential{name: "nobody"}
+	calls := 0
+	principals := map[apiv1.Role]credential{}
+	for name, role := range apiv1.AppRoles {
+		doc := `{"auth_typ":"aad","claims":[{"typ":"roles","val":"` + name + `"}]}`
+		principals[role] = credential{name: string(role) + " principal", principal: base64.StdEncoding.EncodeToString([]byte(doc))}
+	}
+	identity := apiv1.Role("identity")
+	apiv1.Doors[identity] = apiv1.IdentityDoor
+	defer delete(apiv1.Doors, identity)
+	for _, rt := range apiv1.Routes {
+		for _, door := range append(apiv1.Roles, identity) {
+			for _, holder := range append(apiv1.Roles, "") {
+				c, ok := creds[holder]
+				if door == identity {
+					c, ok = principals[holder]
+				}
+				if !ok {
+					c = nobody
+				}
+				opens := rt.Allows(door) && (holder == door || (holder == apiv1.RoleOperator && door != apiv1.RoleAgent))
+				aim := door           // whose calls these are: where allowed ones aim
+				if door == identity { // the principal's app role is its role, whichever the route allows
+					opens, aim = c.principal != "" && rt.Allows(holder), holder
+				}
+				group := victim // refused calls aim at the victim with bodies that would act
+				body, query := `{"type":"unplanned","recoveryPoint":"latest"}`, "?keepData=false"
+				if opens { // allowed calls get past authorization, then stop at validation or act on a spare
+					body, query, group = `{"notAField":1}`, "?keepData=maybe", spare
+					if aim == apiv1.RolePeer {
+						group = peers
+					} else if aim == apiv1.RoleAgent || aim == apiv1.RoleReader {
+						group = victim // reads and an agent's reports change no data
+					}
+				}
+				path := strings.NewReplacer("{group}", group, "{vm}", "vm0", "{disk}", "disk0", "{plan}", "noplan",
+					"{id}", "0123456789abcdef0123456789abcdef").Replace(apiv1.Doors[door] + rt.Path)
+				if rt.Method == "DELETE" {
+					path += query
+				}
+				if rt.Path == "/groups/{group}/agent" && opens {
+					body = `{"seq":0}`
+				}
+				status, answer := callAs(t, s, c, rt.Method, path, body)
+				calls++
+				refused := status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusMethodNotAllowed
+				if opens == refused {
+					t.Errorf("%s %s with the %s's credential: %d %s; want it %s", rt.Method, path, c.name, status,
+						strings.TrimSpace(answer), map[bool]string{true: "let through", false: "refused"}[opens])
+				}
+			}
 		}
 	}
-	if status, _, _ := s.app.call(t, "GET", "/api/v1/groups/"+group, "test-key", ""); status != 200 {
-		t.Fatalf("the group after the reader's attempts: %d", status)
+	_, after := callAs(t, s, op, "GET", "/api/v1/groups/"+victim, "")
+	if before == "" || strings.Count(before, `"state"`) == 0 || stateOf(before) != stateOf(after) {
+		t.Errorf("the victim after %d calls: %s, before %s", calls, after, before)
 	}
+	// The peer reaches only what it made: not the victim, even with a spec the victim already has.
+	if status, body := callAs(t, s, peer, "GET", "/api/peer/v1/groups/"+victim, ""); status != http.StatusForbidden {
+		t.Errorf("the peer reading an operator's group: %d %s", status, body)
+	}
+	t.Logf("%d calls: %d routes × %d doors × %d credentials", calls, len(apiv1.Routes), len(apiv1.Roles)+1, len(apiv1.Roles)+1)
+}
+
+// stateOf is a group view's "state".
+func stateOf(view string) string {
+	var v struct{ State string }
+	json.Unmarshal([]byte(view), &v)
+	return v.State
 }

@@ -52,11 +52,19 @@ func defineStack(t testing.TB, schedule, target, direct, cache string) *stack {
 	s.app = newApp(t, appSpec{handler: "handler",
 		functions: map[string]string{"apply": repoFunction(t, "apply"), "failover": repoFunction(t, "failover"),
 			"api": repoFunction(t, "api"), "cutpoints": repoFunction(t, "cutpoints"), "agentapi": repoFunction(t, "agentapi"),
-			"reader": repoFunction(t, "reader")},
+			"reader": repoFunction(t, "reader"), "peer": repoFunction(t, "peer"),
+			"identity": repoFunction(t, "identity")},
 		values: s.values,
 		broker: local.Config{EventHubs: []local.HubConfig{{Name: "changes", PartitionCount: 4}},
 			Queues: []local.QueueConfig{{Name: "jobs", RequiresSession: true, LockDurationSeconds: 30, MaxDeliveryCount: 10}}}})
 	return s
+}
+
+// peerValues make a stack's peer the other: its API, and a key of its peer function alone, which
+// opens the peer calls and nothing else.
+func peerValues(t testing.TB, other *stack) map[string]string {
+	other.app.setValues(t, map[string]string{"DevhostFunctionKey__peer": "peer-key"})
+	return map[string]string{"StandbyPeerApi": other.apiBase(), "StandbyPeerApiKey": "peer-key"}
 }
 
 // newSitePair is the two regions' deployments, each the other's peer (StandbyPeerApi): the forward one
@@ -67,8 +75,8 @@ func newSitePair(t testing.TB, schedule string) (fwd, rev *stack) {
 	source, target := testenv.Storage(t, "source"), testenv.Storage(t, "target")
 	fwd = defineStack(t, schedule, target, target, source)
 	rev = defineStack(t, schedule, source, source, target)
-	fwd.app.setValues(t, map[string]string{"StandbyPeerApi": rev.apiBase(), "StandbyPeerApiKey": "test-key"})
-	rev.app.setValues(t, map[string]string{"StandbyPeerApi": fwd.apiBase(), "StandbyPeerApiKey": "test-key"})
+	fwd.app.setValues(t, peerValues(t, rev))
+	rev.app.setValues(t, peerValues(t, fwd))
 	fwd.app.start(t)
 	rev.app.start(t)
 	return fwd, rev

@@ -34,8 +34,10 @@ func newComputeSitePair(t *testing.T) (fwd, rev *stack, fwdDir, revDir string, i
 	compute := func(dir string) string {
 		return "UseLocalCompute=true;Dir=" + dir + ";Images=" + images.Dir + ";Types=" + types
 	}
-	fwd.app.setValues(t, map[string]string{"StandbyPeerApi": rev.apiBase(), "StandbyPeerApiKey": "test-key", "StandbyCompute": compute(fwdDir)})
-	rev.app.setValues(t, map[string]string{"StandbyPeerApi": fwd.apiBase(), "StandbyPeerApiKey": "test-key", "StandbyCompute": compute(revDir)})
+	fwd.app.setValues(t, peerValues(t, rev))
+	rev.app.setValues(t, peerValues(t, fwd))
+	fwd.app.setValues(t, map[string]string{"StandbyCompute": compute(fwdDir)})
+	rev.app.setValues(t, map[string]string{"StandbyCompute": compute(revDir)})
 	fwd.app.start(t)
 	rev.app.start(t)
 	t.Cleanup(func() {

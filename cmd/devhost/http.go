@@ -150,9 +150,11 @@ func (h *Host) serveFunction(w http.ResponseWriter, r *http.Request, fn *Functio
 	defer cancel()
 	r = r.WithContext(ctx)
 	if h.App.Host.CustomHandler.EnableForwardingHttpRequest {
-		// Forwarded as it came, with the host's own headers (DefaultHttpWorkerService.cs:98,161-166).
-		r.Header.Set("X-Azure-Functions-InvocationId", uuid.NewString())
-		r.Header.Set("X-Azure-Functions-HostVersion", HostVersion)
+		// Forwarded as it came, with the host's own headers added after the caller's (DefaultHttpWorkerService.cs:98,
+		// 161-166: Headers.Add appends, UserAgent.ParseAdd adds a product to the caller's User-Agent).
+		r.Header.Add(funcproto.InvocationIDHeader, uuid.NewString())
+		r.Header.Add("X-Azure-Functions-HostVersion", HostVersion)
+		r.Header.Set("User-Agent", strings.TrimSpace(r.UserAgent()+" Azure-Functions-Host/"+HostVersion))
 		proxy.ServeHTTP(rec, r)
 	} else {
 		h.invokeHTTP(rec, r, fn)

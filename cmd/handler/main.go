@@ -46,7 +46,7 @@ func main() {
 
 	deps := backends.Open(ctx, os.Getenv, log)
 	defer deps.Close()
-	srv := &http.Server{Addr: net.JoinHostPort("127.0.0.1", port), Handler: routes(deps, log), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Addr: net.JoinHostPort("127.0.0.1", port), Handler: funcproto.FrontDoor(routes(deps, log)), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -77,9 +77,20 @@ const (
 	settingMaxDelivery = "StandbyJobMaxDeliveryCount"
 	// settingWebhookSecret is the HMAC key plan webhook actions are signed with (never logged);
 	// settingWebhookAllowPrivate lets webhooks reach private and loopback addresses (tests, private ops).
-	settingWebhookSecret       = "StandbyWebhookSecret"
+	settingWebhookSecret = "StandbyWebhookSecret"
+	// settingEntraAuth says App Service authentication is on (the template sets it with authsettingsV2).
+	settingEntraAuth           = "StandbyEntraAuth"
 	settingWebhookAllowPrivate = "StandbyWebhookAllowPrivate"
 )
+
+// trustPrincipals: the identity door trusts the principal header only when the template turned App
+// Service authentication on and the platform says it is on (WEBSITE_AUTH_ENABLED, which the host reads
+// the same way: EnvironmentExtensions.cs:60-64 of Azure/azure-functions-host@89dc438d; the handler
+// inherits the host's environment, DefaultWorkerProcessFactory.cs:43-59).
+func trustPrincipals() bool {
+	on, _ := strconv.ParseBool(os.Getenv("WEBSITE_AUTH_ENABLED"))
+	return on && os.Getenv(settingEntraAuth) == "true"
+}
 
 // intSetting is a positive integer setting, def when it is unset or invalid.
 func intSetting(log *slog.Logger, name string, def int64) int64 {
@@ -99,6 +110,9 @@ func intSetting(log *slog.Logger, name string, def int64) int64 {
 func routes(d *backends.Backends, log *slog.Logger) http.Handler {
 	now := time.Now
 	groups := &replication.Service{State: d.State, Pages: d.Pages, Journal: d.Journal, Targets: d.Targets(), Log: log.With("function", "cutpoints"), Now: now}
+	if d.State != nil {
+		groups.Housekeepers = []replication.Housekeeper{jobs.PruneJobs(d.State)}
+	}
 	applier := &replication.Applier{State: d.State, Pages: d.Pages, Journal: d.Journal, Log: log.With("function", "apply"), Now: now,
 		Parallelism: int(intSetting(log, settingParallel, 8))}
 	failFn := &failover.Function{}
@@ -114,7 +128,7 @@ func routes(d *backends.Backends, log *slog.Logger) http.Handler {
 		Jobs: &jobs.Admission{State: d.State, Pages: d.Pages, Jobs: d.Jobs, PeerConfigured: d.Peer != nil,
 			WebhooksConfigured: os.Getenv(settingWebhookSecret) != "", Log: apiLog, Now: now},
 		Plans:       jobs.Plans{State: d.State, Now: now},
-		DeadLetters: d.DeadLetters, Probes: d.Probes, Log: apiLog, Now: now}
+		DeadLetters: d.DeadLetters, Probes: d.Probes, Log: apiLog, Now: now, TrustPrincipals: trustPrincipals()}
 	mux := http.NewServeMux()
 	mux.Handle("POST /apply", funcproto.Handler(log, "apply", (&apply.Function{Applier: applier}).Invoke))
 	mux.Handle("POST /cutpoints", funcproto.Handler(log, "cutpoints", (&cutpoints.Function{Groups: groups}).Invoke))

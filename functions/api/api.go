@@ -12,7 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -29,83 +28,72 @@ type API struct {
 	// DeadLetters reads the job queue's dead-letter queue (nil: not configured).
 	DeadLetters func(ctx context.Context, max int) ([]apiv1.DeadLetterView, error)
 	Probes      []replication.Probe
-	Log         *slog.Logger
-	Now         func() time.Time
+	// TrustPrincipals: App Service authentication is on, so the identity door's principal header is its.
+	TrustPrincipals bool
+	Log             *slog.Logger
+	Now             func() time.Time
 }
 
-// Handler returns the routes.
+// Handler returns the routes: each of apiv1.Routes under the door of every role it allows, behind
+// that role's guard; anything else under a door is refused, naming what the role may do.
 func (a *API) Handler() http.Handler {
+	ops := a.operations()
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v1/health", a.health)
-	mux.HandleFunc("GET /api/v1/groups", a.listGroups)
-	mux.HandleFunc("PUT /api/v1/groups/{group}", a.putGroup)
-	mux.HandleFunc("GET /api/v1/groups/{group}", a.getGroup)
-	mux.HandleFunc("DELETE /api/v1/groups/{group}", a.deleteGroup)
-	mux.HandleFunc("POST /api/v1/groups/{group}/agent", a.postAgent)
-	mux.HandleFunc("POST /api/v1/groups/{group}/resync", a.postResync)
-	mux.HandleFunc("POST /api/v1/groups/{group}/seed", a.postSeed)
-	mux.HandleFunc("GET /api/v1/groups/{group}/stream-key", a.getStreamKey)
-	a.agentRoutes(mux)
-	mux.HandleFunc("GET /api/v1/groups/{group}/disks/{vm}/{disk}/hashes", a.getDiskHashes)
-	mux.HandleFunc("GET /api/v1/groups/{group}/recovery-points", a.getPoints)
-	mux.HandleFunc("POST /api/v1/groups/{group}/events", a.postEvent)
-	mux.HandleFunc("GET /api/v1/groups/{group}/events", a.getEvents)
-	mux.HandleFunc("POST /api/v1/groups/{group}/failover", a.postFailover)
-	mux.HandleFunc("POST /api/v1/groups/{group}/change-recovery-point", a.postChangePoint)
-	mux.HandleFunc("POST /api/v1/groups/{group}/reprotect", a.postReprotect)
-	for _, jobType := range []string{failover.JobCleanupTest, failover.JobCommit, failover.JobFailback} {
-		mux.HandleFunc("POST /api/v1/groups/{group}/"+jobType, func(w http.ResponseWriter, r *http.Request) {
-			a.startJob(w, r, failover.Request{Type: jobType})
-		})
+	if len(ops) != len(apiv1.Routes) {
+		panic(fmt.Sprintf("the api function has %d operations, apiv1.Routes %d routes", len(ops), len(apiv1.Routes)))
 	}
-	a.planRoutes(mux)
-	mux.HandleFunc("GET /api/read/v1/{path...}", a.readOnly(mux))
-	mux.HandleFunc("GET /api/v1/jobs/dead-letters", a.getDeadLetters)
-	mux.HandleFunc("GET /api/v1/jobs/{id}", a.getJob)
+	for _, rt := range apiv1.Routes {
+		if ops[rt.Key()] == nil {
+			panic("apiv1.Routes has " + rt.Key() + ", the api function no operation for it")
+		}
+		for _, role := range apiv1.Roles {
+			if rt.Allows(role) {
+				mux.HandleFunc(rt.Pattern(apiv1.Doors[role]), a.guard(role, ops[rt.Key()]))
+			} else { // declared, so that no wider pattern of the door (/jobs/{id}) takes it
+				mux.HandleFunc(rt.Pattern(apiv1.Doors[role]), a.refuse(role))
+			}
+		}
+	}
+	for _, rt := range apiv1.Routes {
+		mux.HandleFunc(rt.Pattern(apiv1.IdentityDoor), a.asPrincipal(rt, ops[rt.Key()]))
+	}
+	for _, role := range apiv1.Roles[1:] {
+		mux.HandleFunc(apiv1.Doors[role]+"/", a.refuse(role))
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		Problem(w, r, http.StatusNotFound, "no such resource", fmt.Sprintf("%s %s is not part of the API", r.Method, r.URL.Path))
+		a.fail(w, r, fmt.Errorf("%w: %s %s is not part of the API", replication.ErrNotFound, r.Method, r.URL.Path))
 	})
 	return mux
 }
 
-// Problem writes an RFC 7807 problem+json response.
-func Problem(w http.ResponseWriter, r *http.Request, status int, title, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false) // details quote what was sent, e.g. file:<path>
-	enc.Encode(map[string]any{"type": "about:blank", "title": title, "status": status, "detail": replication.Redact(detail), "instance": r.URL.Path})
-}
-
-// problems maps the domain's errors to statuses and titles, first match first.
-var problems = []struct {
-	err    error
-	status int
-	title  string
-}{
-	{replication.ErrTooLarge, http.StatusRequestEntityTooLarge, "request too large"},
-	{replication.ErrUnauthorized, http.StatusUnauthorized, "unauthorized"},
-	{replication.ErrInvalid, http.StatusBadRequest, "invalid request"},
-	{replication.ErrNoGroup, http.StatusNotFound, "not found"},
-	{replication.ErrNotFound, http.StatusNotFound, "not found"},
-	{replication.ErrState, http.StatusConflict, "conflicts with the group's state"},
-	{replication.ErrConflict, http.StatusConflict, "conflict"},
-	{replication.ErrNotConfigured, http.StatusServiceUnavailable, "not configured"},
-	{replication.ErrUnavailable, http.StatusServiceUnavailable, "storage unavailable"},
-}
-
-// fail answers a domain call's error: its class's status, the message without the class's own words
-// (before or after it).
-func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
-	for _, p := range problems {
-		if errors.Is(err, p.err) {
-			detail := strings.TrimPrefix(err.Error(), p.err.Error()+": ")
-			Problem(w, r, p.status, p.title, strings.TrimSuffix(detail, ": "+p.err.Error()))
-			return
+// operations are the handlers of apiv1.Routes, by route key.
+func (a *API) operations() map[string]http.HandlerFunc {
+	ops := map[string]http.HandlerFunc{
+		"GET /health": a.health, "GET /groups": a.listGroups, "PUT /groups/{group}": a.putGroup,
+		"GET /groups/{group}": a.getGroup, "DELETE /groups/{group}": a.deleteGroup,
+		"POST /groups/{group}/agent": a.postAgent, "POST /groups/{group}/agent-key": a.postAgentKey,
+		"POST /groups/{group}/resync": a.postResync, "POST /groups/{group}/seed": a.postSeed,
+		"GET /groups/{group}/stream-key": a.getStreamKey, "GET /groups/{group}/disks/{vm}/{disk}/hashes": a.getDiskHashes,
+		"GET /groups/{group}/recovery-points": a.getPoints, "POST /groups/{group}/events": a.postEvent,
+		"GET /groups/{group}/events": a.getEvents, "POST /groups/{group}/failover": a.postFailover,
+		"POST /groups/{group}/change-recovery-point": a.postChangePoint, "POST /groups/{group}/reprotect": a.postReprotect,
+		"GET /jobs/dead-letters": a.getDeadLetters, "GET /jobs/{id}": a.getJob,
+	}
+	for _, jobType := range []string{failover.JobCleanupTest, failover.JobCommit, failover.JobFailback} {
+		ops["POST /groups/{group}/"+jobType] = func(w http.ResponseWriter, r *http.Request) {
+			a.startJob(w, r, failover.Request{Type: jobType})
 		}
 	}
-	a.Log.Error("request failed", "path", r.URL.Path, "err", err)
-	Problem(w, r, http.StatusInternalServerError, "internal error", err.Error())
+	a.planOperations(ops)
+	return ops
+}
+
+// fail answers a domain call's error as problem+json; an error of no known class is logged (it is ours).
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if status, _ := apiv1.StatusOf(err); status == http.StatusInternalServerError {
+		a.Log.Error("request failed", "path", r.URL.Path, "err", err)
+	}
+	apiv1.WriteProblem(w, r, err)
 }
 
 // answer encodes a domain call's result, or its error.

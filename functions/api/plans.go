@@ -7,17 +7,17 @@ import (
 	"github.com/standby-dr/standby/shared/failover"
 )
 
-// planRoutes serve the recovery plans and their jobs.
-func (a *API) planRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/v1/plans", func(w http.ResponseWriter, r *http.Request) {
+// planOperations serve the recovery plans and their jobs.
+func (a *API) planOperations(ops map[string]http.HandlerFunc) {
+	ops["GET /plans"] = func(w http.ResponseWriter, r *http.Request) {
 		recs, err := a.Plans.List(r.Context())
 		views := []apiv1.PlanView{}
 		for _, rec := range recs {
 			views = append(views, apiv1.NewPlanView(rec))
 		}
 		a.answer(w, r, http.StatusOK, map[string]any{"plans": views}, err)
-	})
-	mux.HandleFunc("PUT /api/v1/plans/{plan}", func(w http.ResponseWriter, r *http.Request) {
+	}
+	ops["PUT /plans/{plan}"] = func(w http.ResponseWriter, r *http.Request) {
 		var spec failover.PlanSpec
 		if err := decode(r, &spec); err != nil {
 			a.fail(w, r, err)
@@ -25,19 +25,19 @@ func (a *API) planRoutes(mux *http.ServeMux) {
 		}
 		rec, err := a.Plans.Put(r.Context(), r.PathValue("plan"), spec)
 		a.answer(w, r, http.StatusOK, apiv1.NewPlanView(rec), err)
-	})
-	mux.HandleFunc("GET /api/v1/plans/{plan}", func(w http.ResponseWriter, r *http.Request) {
+	}
+	ops["GET /plans/{plan}"] = func(w http.ResponseWriter, r *http.Request) {
 		rec, err := a.Plans.Get(r.Context(), r.PathValue("plan"))
 		a.answer(w, r, http.StatusOK, apiv1.NewPlanView(rec), err)
-	})
-	mux.HandleFunc("DELETE /api/v1/plans/{plan}", func(w http.ResponseWriter, r *http.Request) {
+	}
+	ops["DELETE /plans/{plan}"] = func(w http.ResponseWriter, r *http.Request) {
 		if err := a.Plans.Delete(r.Context(), r.PathValue("plan")); err != nil {
 			a.fail(w, r, err)
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
-	})
-	mux.HandleFunc("POST /api/v1/plans/{plan}/failover", func(w http.ResponseWriter, r *http.Request) {
+	}
+	ops["POST /plans/{plan}/failover"] = func(w http.ResponseWriter, r *http.Request) {
 		var req apiv1.FailoverRequest
 		if err := decode(r, &req); err != nil {
 			a.fail(w, r, err)
@@ -45,14 +45,14 @@ func (a *API) planRoutes(mux *http.ServeMux) {
 		}
 		job, err := a.Jobs.StartPlan(r.Context(), failover.PlanRequest{Plan: r.PathValue("plan"), Type: req.Type, RecoveryPoint: req.RecoveryPoint})
 		a.jobAccepted(w, r, job, err)
-	})
+	}
 	for _, jobType := range []string{failover.JobCleanupTest, failover.JobCommit} {
-		mux.HandleFunc("POST /api/v1/plans/{plan}/"+jobType, func(w http.ResponseWriter, r *http.Request) {
+		ops["POST /plans/{plan}/"+jobType] = func(w http.ResponseWriter, r *http.Request) {
 			job, err := a.Jobs.StartPlan(r.Context(), failover.PlanRequest{Plan: r.PathValue("plan"), Type: jobType})
 			a.jobAccepted(w, r, job, err)
-		})
+		}
 	}
-	mux.HandleFunc("POST /api/v1/jobs/{id}/acknowledge", func(w http.ResponseWriter, r *http.Request) {
+	ops["POST /jobs/{id}/acknowledge"] = func(w http.ResponseWriter, r *http.Request) {
 		var req apiv1.AcknowledgeRequest
 		if err := decode(r, &req); err != nil {
 			a.fail(w, r, err)
@@ -60,5 +60,5 @@ func (a *API) planRoutes(mux *http.ServeMux) {
 		}
 		job, err := a.Jobs.Acknowledge(r.Context(), r.PathValue("id"), req.Action)
 		a.answer(w, r, http.StatusOK, apiv1.NewJobView(job), err)
-	})
+	}
 }

@@ -17,7 +17,11 @@ func (a *API) putGroup(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	g, outcome, err := a.Groups.Enable(r.Context(), r.PathValue("group"), spec)
+	enable := a.Groups.Enable
+	if roleOf(r) == apiv1.RolePeer {
+		enable = a.Groups.EnableForPeer
+	}
+	g, outcome, err := enable(r.Context(), r.PathValue("group"), spec)
 	status := http.StatusOK
 	if outcome == replication.Enabled {
 		status = http.StatusCreated

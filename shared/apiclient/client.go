@@ -25,7 +25,10 @@ type Client struct {
 	// AgentKey, when set, is a group's agent credential: the client then calls the agent routes
 	// (/agent/v1/...), which take it instead of a function key.
 	AgentKey string
-	HTTP     *http.Client
+	// Door, when set ("/peer", "/read"), is put before every path: the door of a role whose key opens
+	// only its own routes (apiv1.Doors).
+	Door string
+	HTTP *http.Client
 }
 
 // New returns a client with a sane timeout.
@@ -54,6 +57,8 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) (in
 	}
 	if c.AgentKey != "" { // an agent's credential: its group's routes only
 		path = "/agent" + path
+	} else {
+		path = c.Door + path
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, rd)
 	if err != nil {
@@ -167,6 +172,14 @@ func (c *Client) Job(ctx context.Context, id string) (apiv1.JobView, error) {
 
 // Peer is the other region's Standby deployment as reprotect and failback see it.
 type Peer struct{ Client *Client }
+
+// NewPeer is the peer site at base, called through its peer door with key (a function key of its peer
+// function, which opens nothing else).
+func NewPeer(base, key string) Peer {
+	c := New(base, key)
+	c.Door = "/peer"
+	return Peer{Client: c}
+}
 
 var _ failover.PeerSite = Peer{}
 

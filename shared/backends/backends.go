@@ -102,7 +102,7 @@ func Open(ctx context.Context, getenv func(string) string, log *slog.Logger) *Ba
 	}
 	// The other region's deployment: reachable only when needed (it may be the region that is down).
 	if base := strings.TrimSpace(getenv(SettingPeerAPI)); base != "" {
-		b.Peer = apiclient.Peer{Client: apiclient.New(base, getenv(SettingPeerKey))}
+		b.Peer = apiclient.NewPeer(base, getenv(SettingPeerKey))
 	}
 	if s, err := openStream(getenv); err != nil {
 		add("eventhubs", nil, err)

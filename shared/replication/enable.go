@@ -22,8 +22,10 @@ type Service struct {
 	Exporter DiskExporter
 	// MaxTargetBytes is the deployment's quota of replicated disk bytes (0: DefaultMaxTargetBytes).
 	MaxTargetBytes int64
-	Log            *slog.Logger
-	Now            func() time.Time
+	// Housekeepers prune what other domains keep for the deployment (housekeeping.go).
+	Housekeepers []Housekeeper
+	Log          *slog.Logger
+	Now          func() time.Time
 }
 
 func (s *Service) now() time.Time { return s.Now().UTC() }
@@ -53,6 +55,10 @@ const (
 // The same spec again changes nothing; a spec that differs only in placement is applied in place; any
 // other difference is a conflict naming the fields.
 func (s *Service) Enable(ctx context.Context, group string, spec GroupSpec) (*Group, EnableOutcome, error) {
+	return s.enable(ctx, group, spec, OriginOperator)
+}
+
+func (s *Service) enable(ctx context.Context, group string, spec GroupSpec, origin Origin) (*Group, EnableOutcome, error) {
 	if err := s.admissible(group); err != nil {
 		return nil, 0, err
 	}
@@ -62,25 +68,34 @@ func (s *Service) Enable(ctx context.Context, group string, spec GroupSpec) (*Gr
 	}
 	existing, err := LoadGroup(ctx, s.State, group)
 	if err == nil {
-		return s.enableExisting(ctx, existing, spec)
+		return s.enableExistingFrom(ctx, existing, spec, origin)
 	}
 	if !errors.Is(err, ErrNoGroup) {
 		return nil, 0, err
 	}
-	if err := s.withinQuota(ctx, spec); err != nil {
+	if err := s.reserveQuota(ctx, group, spec); err != nil {
 		return nil, 0, err
 	}
+	g, outcome, err := s.create(ctx, group, spec, origin)
+	if err != nil {
+		s.releaseQuota(ctx, group)
+	}
+	return g, outcome, err
+}
+
+// create makes a new group (or answers against the one a concurrent request made first).
+func (s *Service) create(ctx context.Context, group string, spec GroupSpec, origin Origin) (*Group, EnableOutcome, error) {
 	res, err := s.provisionTargets(ctx, group, spec)
 	if err != nil {
 		return nil, 0, err
 	}
-	g, err := CreateGroup(ctx, s.State, group, spec, s.now())
+	g, err := CreateGroupFrom(ctx, s.State, group, spec, origin, s.now())
 	if errors.Is(err, ErrConflict) { // a concurrent request enabled it first
 		existing, err := LoadGroup(ctx, s.State, group)
 		if err != nil {
 			return nil, 0, err
 		}
-		return s.enableExisting(ctx, existing, spec)
+		return s.enableExistingFrom(ctx, existing, spec, origin)
 	}
 	if err != nil {
 		return nil, 0, err
@@ -126,43 +141,6 @@ func (s *Service) finishCreation(ctx context.Context, g *Group, res TargetResour
 type made struct {
 	ref              DiskRef
 	claimed, created bool
-}
-
-// DefaultMaxTargetBytes is the deployment's quota of replicated disk bytes when none is set: 256 TiB.
-const DefaultMaxTargetBytes = 256 << 40
-
-// withinQuota refuses a new group whose disks would take the deployment past its quota of replicated
-// bytes (MaxTargetBytes): page blobs are sparse, but every byte of them can be written, snapshotted
-// and paid for.
-func (s *Service) withinQuota(ctx context.Context, spec GroupSpec) error {
-	limit := s.MaxTargetBytes
-	if limit <= 0 {
-		limit = DefaultMaxTargetBytes
-	}
-	var total int64
-	for _, d := range spec.Disks() {
-		total += d.Spec.SizeBytes
-	}
-	names, err := GroupNames(ctx, s.State)
-	if err != nil {
-		return err
-	}
-	for _, name := range names {
-		g, err := LoadGroup(ctx, s.State, name)
-		if errors.Is(err, ErrNoGroup) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		for _, d := range g.Spec.Disks() {
-			total += d.Spec.SizeBytes
-		}
-	}
-	if total > limit {
-		return fmt.Errorf("%w: the deployment's groups would replicate %d bytes, more than its quota of %d (StandbyMaxTargetBytes)", ErrConflict, total, limit)
-	}
-	return nil
 }
 
 // undoCreation removes what a refused enable made — the blobs it created, the claims it took — and the

@@ -27,6 +27,8 @@ type GroupRecord struct {
 	// made (Enable).
 	Claim    string `json:"Claim,omitempty"`
 	Creating bool   `json:"Creating,omitempty"`
+	// Origin is who enabled the group (peers.go).
+	Origin Origin `json:"Origin,omitempty"`
 	// HistoryPrunedAt is when the timer last pruned the group's history (hourly).
 	HistoryPrunedAt time.Time `json:"HistoryPrunedAt"`
 	// AgentKeyHash is the SHA-256 of the group's agent key (agentkeys.go).
@@ -218,11 +220,16 @@ func LoadGroup(ctx context.Context, store StateStore, group string) (*Group, err
 // of two concurrent first enables only one state row is inserted, and only its VM rows are ever read
 // (the other's are removed, or left unread by a crash).
 func CreateGroup(ctx context.Context, store StateStore, group string, spec GroupSpec, now time.Time) (*Group, error) {
+	return CreateGroupFrom(ctx, store, group, spec, OriginOperator, now)
+}
+
+// CreateGroupFrom is CreateGroup for a group enabled by origin.
+func CreateGroupFrom(ctx context.Context, store StateStore, group string, spec GroupSpec, origin Origin, now time.Time) (*Group, error) {
 	claim := uuid.NewString()[:8]
 	if err := putVMRows(ctx, store, group, claim, spec); err != nil {
 		return nil, err
 	}
-	rec := GroupRecord{Keys: Keys{PartitionKey: group, RowKey: stateRow}, Claim: claim, Creating: true, StreamKey: NewStreamKey(), Target: spec.Target, Policy: spec.Policy, Network: spec.Network,
+	rec := GroupRecord{Keys: Keys{PartitionKey: group, RowKey: stateRow}, Claim: claim, Creating: true, Origin: origin, StreamKey: NewStreamKey(), Target: spec.Target, Policy: spec.Policy, Network: spec.Network,
 		State: StateInitialReplication, CreatedAt: now, UpdatedAt: now}
 	for _, vm := range spec.VMs {
 		rec.VMNames = append(rec.VMNames, vm.Name)

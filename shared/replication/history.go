@@ -63,21 +63,10 @@ func EventsPage(ctx context.Context, store StateStore, group string, limit int, 
 func pruneHistory(ctx context.Context, store StateStore, group string, now time.Time) (int, error) {
 	deleted := 0
 	for table, partition := range map[string]string{EventsTable: group, QuarantineTable: "group-" + group} {
-		rows, _, err := QueryAll[struct {
-			Keys
-			Time time.Time `json:"Time"`
-		}](ctx, store, table, partition)
+		n, err := pruneOlder(ctx, store, table, partition, now.Add(-EventRetention), 0)
+		deleted += n
 		if err != nil {
 			return deleted, err
-		}
-		for _, r := range rows {
-			if now.Sub(r.Time) <= EventRetention {
-				continue
-			}
-			if err := store.Delete(ctx, table, r.PartitionKey, r.RowKey, ""); err != nil && !errors.Is(err, ErrNotFound) {
-				return deleted, err
-			}
-			deleted++
 		}
 	}
 	return deleted, nil

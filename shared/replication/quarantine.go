@@ -37,7 +37,11 @@ func (a *Applier) ApplyEvents(ctx context.Context, partition string, events []St
 		if err != nil {
 			row := QuarantineRecord{Keys: Keys{PartitionKey: "partition-" + partition, RowKey: SeqKey(ev.SequenceNumber)},
 				Time: a.Now().UTC(), Reason: err.Error(), Body: string(ev.Body[:min(len(ev.Body), 16<<10)])}
-			if _, qerr := a.State.Upsert(ctx, QuarantineTable, row); qerr != nil {
+			_, qerr := a.State.Upsert(ctx, QuarantineTable, row)
+			if qerr == nil { // housekeeping finds the partition's quarantine through its index row
+				_, qerr = a.State.Upsert(ctx, QuarantineTable, Keys{PartitionKey: quarantinePartitionsKey, RowKey: row.PartitionKey})
+			}
+			if qerr != nil {
 				return nil, fmt.Errorf("quarantining event %d: %w", ev.SequenceNumber, qerr)
 			}
 			a.Log.Warn("event quarantined", "partition", partition, "hubSeq", ev.SequenceNumber, "err", err)

@@ -46,7 +46,8 @@ func (s *Service) Upkeep(ctx context.Context, run TimerRun) ([]string, error) {
 			return logs, fmt.Errorf("group %s: %w", name, err)
 		}
 	}
-	return logs, nil
+	lines, err := s.housekeep(ctx, now)
+	return append(logs, lines...), err
 }
 
 // tend does one group's round. Each step is idempotent: a crash midway is finished by the next tick.
