@@ -66,6 +66,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzOpenPayload -fuzztime 30s ./shared/replication
 	$(GO) test -run '^$$' -fuzz FuzzPlanSpec -fuzztime 30s ./shared/failover
 	$(GO) test -run '^$$' -fuzz FuzzPrincipalRoles -fuzztime 30s ./shared/apiv1
+	$(GO) test -run '^$$' -fuzz FuzzHandshake -fuzztime 30s ./shared/nbd
+	$(GO) test -run '^$$' -fuzz FuzzParseInfoRequest -fuzztime 30s ./shared/nbd
 
 stop:
 	scripts/devhost.sh stop; scripts/azurite.sh stop

@@ -13,8 +13,9 @@
 # populates the filesystem from a directory, so it runs in CI as an ordinary root process.
 # Idempotent: nothing is rebuilt while the outputs exist, are newer than this script and have the asked
 # hostname (a newer cloud kernel is picked up after `rm -r .local/vm`). Missing tools are
-# installed with apt-get (STANDBY_VM_NO_INSTALL=1 fails instead). STANDBY_VM_HOSTNAME sets the guest's
-# /etc/hostname (default standby-vm).
+# installed with apt-get (STANDBY_VM_NO_INSTALL=1 fails instead); so are the NBD clients shared/nbd's tests
+# run against its server (libnbd-bin's nbdinfo and nbdcopy, qemu-utils' qemu-io), even when the outputs
+# are up to date. STANDBY_VM_HOSTNAME sets the guest's /etc/hostname (default standby-vm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 script=$(pwd)/scripts/vm-image.sh
@@ -40,7 +41,8 @@ fresh() { # every output exists and is newer than this script
 install_missing() {
   local pkgs=() kernel
   command -v qemu-system-x86_64 >/dev/null || pkgs+=(qemu-system-x86)
-  command -v qemu-img >/dev/null || pkgs+=(qemu-utils)
+  command -v qemu-img >/dev/null && command -v qemu-io >/dev/null || pkgs+=(qemu-utils)
+  command -v nbdinfo >/dev/null && command -v nbdcopy >/dev/null || pkgs+=(libnbd-bin)
   command -v mke2fs >/dev/null && command -v e2fsck >/dev/null || pkgs+=(e2fsprogs)
   command -v cpio >/dev/null || pkgs+=(cpio)
   command -v gzip >/dev/null || pkgs+=(gzip)
@@ -62,6 +64,10 @@ install_missing() {
     "${apt[@]}" update >/dev/null
     "${apt[@]}" install -y --no-install-recommends "${pkgs[@]}" >/dev/null
   fi
+}
+
+nbd_clients() { # the clients shared/nbd's tests run against its NBD server are installed
+  command -v nbdinfo >/dev/null && command -v nbdcopy >/dev/null && command -v qemu-io >/dev/null
 }
 
 # busybox-static's /bin/busybox is statically linked (the guest has no libc); Debian's busybox package
@@ -204,6 +210,7 @@ main() {
   flock 9 # concurrent test processes build once
   rm -rf "$out"/.build.* # an interrupted build's leftovers
   if fresh; then
+    nbd_clients || install_missing
     say "up to date in $out ($(cat "$out/kernel-version"))"
     return
   fi
