@@ -7,6 +7,8 @@
 #                  /sbin/init that prints "STANDBY-GUEST-UP host=<hostname> disks=<...>" on ttyS0
 #   kernel-version the kernel's version
 #   guest-hostname the guest's hostname (its /etc/hostname)
+#   sqlwork        the guest's database workload (scripts/guest/sqlwork.c against Debian's SQLite,
+#                  statically linked: the guest has no libc), which the NBD proof writes into its OS disk
 # Direct kernel boot: the kernel and initramfs are the "hypervisor's" boot files (as Azure's boot path is
 # the platform's), the root filesystem is on the disk, which is the VM's OS disk - the disk a failover
 # replicates and boots. No bootloader, no partition table, no root mounts or loop devices: mke2fs -d
@@ -32,9 +34,10 @@ say() { echo "vm-image: $*"; }
 
 fresh() { # every output exists and is newer than this script
   local f
-  for f in vmlinuz initrd.img os.img kernel-version guest-hostname; do
+  for f in vmlinuz initrd.img os.img kernel-version guest-hostname sqlwork; do
     [[ -s $out/$f && $out/$f -nt $script ]] || return 1
   done
+  [[ $out/sqlwork -nt scripts/guest/sqlwork.c ]] || return 1
   [[ $(cat "$out/guest-hostname") == "$guest_hostname" ]]
 }
 
@@ -43,7 +46,10 @@ install_missing() {
   command -v qemu-system-x86_64 >/dev/null || pkgs+=(qemu-system-x86)
   command -v qemu-img >/dev/null && command -v qemu-io >/dev/null || pkgs+=(qemu-utils)
   command -v nbdinfo >/dev/null && command -v nbdcopy >/dev/null || pkgs+=(libnbd-bin)
-  command -v mke2fs >/dev/null && command -v e2fsck >/dev/null || pkgs+=(e2fsprogs)
+  command -v mke2fs >/dev/null && command -v e2fsck >/dev/null && command -v debugfs >/dev/null || pkgs+=(e2fsprogs)
+  command -v sqlite3 >/dev/null || pkgs+=(sqlite3)
+  [[ -f /usr/include/sqlite3.h ]] || pkgs+=(libsqlite3-dev)
+  command -v gcc >/dev/null || pkgs+=(gcc libc6-dev)
   command -v cpio >/dev/null || pkgs+=(cpio)
   command -v gzip >/dev/null || pkgs+=(gzip)
   command -v modprobe >/dev/null || pkgs+=(kmod)
@@ -66,8 +72,9 @@ install_missing() {
   fi
 }
 
-nbd_clients() { # the clients shared/nbd's tests run against its NBD server are installed
-  command -v nbdinfo >/dev/null && command -v nbdcopy >/dev/null && command -v qemu-io >/dev/null
+host_tools() { # the tools the tests judge with are installed: NBD clients, e2fsprogs, the sqlite3 CLI
+  command -v nbdinfo >/dev/null && command -v nbdcopy >/dev/null && command -v qemu-io >/dev/null &&
+    command -v debugfs >/dev/null && command -v sqlite3 >/dev/null
 }
 
 # busybox-static's /bin/busybox is statically linked (the guest has no libc); Debian's busybox package
@@ -210,7 +217,7 @@ main() {
   flock 9 # concurrent test processes build once
   rm -rf "$out"/.build.* # an interrupted build's leftovers
   if fresh; then
-    nbd_clients || install_missing
+    host_tools || install_missing
     say "up to date in $out ($(cat "$out/kernel-version"))"
     return
   fi
@@ -225,7 +232,11 @@ main() {
   build_os "$staging" "$staging/os.img"
   echo "$kernel" >"$staging/kernel-version"
   echo "$guest_hostname" >"$staging/guest-hostname"
-  local f outputs=(vmlinuz initrd.img os.img kernel-version guest-hostname)
+  # -static: the guest has no libc; glibc warns that SQLite's dlopen would need one at run time, which
+  # sqlwork never calls.
+  gcc -O2 -static -o "$staging/sqlwork" scripts/guest/sqlwork.c -lsqlite3 -lm -lpthread 2>"$staging/gcc.log" ||
+    { cat "$staging/gcc.log"; say "building sqlwork failed"; exit 1; }
+  local f outputs=(vmlinuz initrd.img os.img kernel-version guest-hostname sqlwork)
   for f in "${outputs[@]}"; do mv -f "$staging/$f" "$out/$f"; done
   for f in "${outputs[@]}"; do
     say "$(printf '%-14s %8s' "$f" "$(du -h "$out/$f" | cut -f1)")  $out/$f"

@@ -102,7 +102,7 @@ func TestInvalidGroupSpecsNameTheField(t *testing.T) {
 		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":1048064,"source":"agent"}]}]}`, "vms[0].disks[0].sizeBytes: 1048064 must be a positive whole number of MiB"},
 		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":8796093022208,"source":"agent"}]}]}`, "vms[0].disks[0].sizeBytes: 8796093022208"},
 		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":8796093022720,"source":"agent"}]}]}`, "vms[0].disks[0].sizeBytes: 8796093022720"},
-		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":1048576,"source":"ftp://x"}]}]}`, `vms[0].disks[0].source: \"ftp://x\", want file:<path>, pageblob:<url> or agent`},
+		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":1048576,"source":"ftp://x"}]}]}`, `vms[0].disks[0].source: \"ftp://x\", want nbd:<path> (every write captured through the agent's NBD export), agent, file:<path> (scanned: not crash-consistent) or pageblob:<url>`},
 		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":1048576,"source":"agent"},{"name":"os","sizeBytes":1048576,"source":"agent"}]}]}`, `vms[0].disks[1].name: \"os\" appears twice`},
 		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":1048576,"source":"agent"}]}],"policy":{"crashConsistentIntervalSeconds":10}}`, "policy.crashConsistentIntervalSeconds: 10 is outside 30..86400 (a day)"},
 		{`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":1048576,"source":"agent"}]}],"policy":{"appConsistentIntervalSeconds":60}}`, "policy.appConsistentIntervalSeconds: 60, want 0 (off) or 900..604800 (a week)"},

@@ -78,7 +78,8 @@ func compareWithSources(t *testing.T, spec, container string) {
 	pages := pageblobs.New(testenv.BlobService(t, "target"))
 	for _, vm := range sp.VMs {
 		for _, d := range vm.Disks {
-			src, _ := os.ReadFile(strings.TrimPrefix(d.Source, "file:"))
+			_, path, _ := strings.Cut(d.Source, ":") // file: or nbd:
+			src, _ := os.ReadFile(path)
 			ref := replication.DiskIn(container, vm.Name+"/"+d.Name)
 			got, err := pages.ReadRange(context.Background(), ref, "", 0, d.SizeBytes)
 			if err != nil || !bytes.Equal(got, src) {

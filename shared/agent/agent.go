@@ -203,14 +203,16 @@ func (a *Agent) openDisks() error {
 	return nil
 }
 
-// openSource opens a disk's source: the file of a file: source, or a file the agent keeps for an
-// "agent" disk (whose writes come only through Write).
+// openSource opens a disk's source: the file of a file: or nbd: source, or a file the agent keeps for
+// an "agent" disk (whose writes come only through Write).
 func openSource(stateDir, group string, d replication.DiskRefSpec) (*os.File, error) {
-	if path, ok := strings.CutPrefix(d.Spec.Source, "file:"); ok {
-		return openFileSource(d, path)
+	for _, kind := range []string{"file:", "nbd:"} {
+		if path, ok := strings.CutPrefix(d.Spec.Source, kind); ok {
+			return openFileSource(d, path)
+		}
 	}
 	if d.Spec.Source != "agent" {
-		return nil, fmt.Errorf("disk %s: source %q is not supported by this agent (file: or agent)", d.Key, d.Spec.Source)
+		return nil, fmt.Errorf("disk %s: source %q is not supported by this agent (nbd:, file: or agent)", d.Key, d.Spec.Source)
 	}
 	path := filepath.Join(stateDir, group, d.VM, d.Spec.Name+".img")
 	os.MkdirAll(filepath.Dir(path), 0o755)
@@ -264,18 +266,12 @@ func (a *Agent) Write(disk string, offset int64, data []byte) error {
 
 // WriteSeq is Write that also returns the sequence number of the batch the write joined.
 func (a *Agent) WriteSeq(disk string, offset int64, data []byte) (int64, error) {
-	f, ok := a.files[disk]
-	if !ok {
-		if _, blob := a.blobs[disk]; blob {
-			return 0, fmt.Errorf("disk %s is a page blob others write: the agent reads its snapshots, it takes no writes", disk)
-		}
-		return 0, fmt.Errorf("no disk %q in group %s", disk, a.cfg.Group)
-	}
 	if len(data) > MaxWriteBytes {
 		return 0, fmt.Errorf("write of %d bytes: at most %d at once", len(data), MaxWriteBytes)
 	}
-	if offset < 0 || offset%replication.PageSize != 0 || len(data) == 0 || len(data)%replication.PageSize != 0 || offset+int64(len(data)) > a.sizes[disk] {
-		return 0, fmt.Errorf("write of %d bytes at %d of %s: not 512-byte aligned or past the end", len(data), offset, disk)
+	f, err := a.writable(disk, offset, int64(len(data)))
+	if err != nil {
+		return 0, err
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -291,6 +287,22 @@ func (a *Agent) WriteSeq(disk string, offset int64, data []byte) (int64, error) 
 	a.stats.BytesWritten += int64(len(data))
 	a.statsMu.Unlock()
 	return seq, nil
+}
+
+// writable is the file of a disk the agent takes writes for, when [offset, offset+length) is a
+// 512-byte aligned, non-empty range inside it.
+func (a *Agent) writable(disk string, offset, length int64) (*os.File, error) {
+	f, ok := a.files[disk]
+	if !ok {
+		if _, blob := a.blobs[disk]; blob {
+			return nil, fmt.Errorf("disk %s is a page blob others write: the agent reads its snapshots, it takes no writes", disk)
+		}
+		return nil, fmt.Errorf("no disk %q in group %s", disk, a.cfg.Group)
+	}
+	if offset < 0 || offset%replication.PageSize != 0 || length <= 0 || length%replication.PageSize != 0 || offset > a.sizes[disk]-length {
+		return nil, fmt.Errorf("write of %d bytes at %d of %s: not 512-byte aligned or past the end", length, offset, disk)
+	}
+	return f, nil
 }
 
 // appendLocked adds an extent to the open batch (a zero extent when the data is all zeros) and returns

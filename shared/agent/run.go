@@ -37,6 +37,9 @@ type RunConfig struct {
 	// SourcePages opens the source account; it is called only when a disk is a pageblob: one.
 	SourcePages func() (replication.PageStore, error)
 	StateDir    string
+	// NBDAddr is where the nbd: disks are served as NBD exports "<vm>/<disk>": "unix:<path>" or a
+	// loopback host:port ("": DefaultNBDAddr).
+	NBDAddr string
 	// WorkloadRate runs the workload generator (seeded with Seed) at this many MB/s (0: off).
 	WorkloadRate float64
 	// WorkloadDataOnly keeps the workload off the OS disks (role "os"), so a VM's bootable disk stays
@@ -133,6 +136,11 @@ func Run(ctx context.Context, cfg RunConfig) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
+	stopNBD, err := r.serveNBD(ctx)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer stopNBD()
 	// Writes other processes make to file: disks are found by hashing blocks; the first pass only
 	// learns the disks and runs before any baseline reads them, so nothing falls between the two.
 	if err := r.startScanning(ctx); err != nil {
@@ -159,6 +167,11 @@ func (r *runner) readGroup(ctx context.Context) error {
 	if err := trustLocalSources(&r.spec, r.cfg.Spec, r.cfg.LocalSources); err != nil {
 		return err
 	}
+	for _, c := range r.spec.Captures() {
+		if !c.CrashConsistent {
+			r.log.Warn("disk not captured crash-consistently", "disk", c.Disk, "mode", c.Mode, "why", c.Note)
+		}
+	}
 	key, err := r.cfg.API.StreamKey(ctx, r.cfg.Group)
 	if err == nil {
 		r.streamKey, err = replication.DecodeStreamKey(key)
@@ -169,18 +182,23 @@ func (r *runner) readGroup(ctx context.Context) error {
 	return nil
 }
 
-// trustLocalSources makes every file: source one this agent's own configuration gives: the local
-// source for the disk, else the local spec's; a path only the API names is refused.
+// trustLocalSources makes every file: and nbd: source one this agent's own configuration gives: the
+// local source for the disk, else the local spec's; a path only the API names is refused.
 func trustLocalSources(spec, local *replication.GroupSpec, sources map[string]string) error {
 	for i := range spec.VMs {
 		for j := range spec.VMs[i].Disks {
 			d := &spec.VMs[i].Disks[j]
 			key := replication.DiskKey(spec.VMs[i].Name, d.Name)
-			if path, ok := sources[key]; ok {
-				d.Source = "file:" + path
+			onVM := strings.HasPrefix(d.Source, "file:") || strings.HasPrefix(d.Source, "nbd:")
+			if path, ok := sources[key]; ok { // the path is the agent's; how it is captured, the group's
+				kind := "file:"
+				if strings.HasPrefix(d.Source, "nbd:") {
+					kind = "nbd:"
+				}
+				d.Source = kind + path
 				continue
 			}
-			if !strings.HasPrefix(d.Source, "file:") {
+			if !onVM {
 				continue
 			}
 			if local == nil || localSource(local, key) != d.Source {

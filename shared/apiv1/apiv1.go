@@ -98,10 +98,12 @@ type JobView struct {
 
 // GroupView is a group as the API shows it.
 type GroupView struct {
-	Group   string                  `json:"group"`
-	State   replication.State       `json:"state"`
-	Reason  string                  `json:"reason,omitempty"`
-	VMs     []replication.VMSpec    `json:"vms"`
+	Group  string               `json:"group"`
+	State  replication.State    `json:"state"`
+	Reason string               `json:"reason,omitempty"`
+	VMs    []replication.VMSpec `json:"vms"`
+	// Capture says, per disk, how its writes are captured and whether its points are crash-consistent.
+	Capture []replication.Capture   `json:"capture"`
 	Target  replication.TargetSpec  `json:"target"`
 	Policy  replication.Policy      `json:"policy"`
 	Network replication.NetworkSpec `json:"network"`

@@ -44,13 +44,16 @@ const (
 
 // Spec describes a machine to boot.
 type Spec struct {
-	Name      string   // QEMU's -name and the machine's name in errors ("vm" if empty)
-	Kernel    string   // the kernel (vmlinuz) booted directly
-	Initrd    string   // its initramfs, which mounts root= and switches to the disk's /sbin/init
-	Append    string   // extra kernel arguments, after BaseAppend
-	Disks     []string // raw disk images attached as virtio disks in order: the first is the OS disk, /dev/vda
-	MemoryMiB int      // DefaultMemoryMiB if 0
-	CPUs      int      // DefaultCPUs if 0
+	Name   string   // QEMU's -name and the machine's name in errors ("vm" if empty)
+	Kernel string   // the kernel (vmlinuz) booted directly
+	Initrd string   // its initramfs, which mounts root= and switches to the disk's /sbin/init
+	Append string   // extra kernel arguments, after BaseAppend
+	Disks  []string // raw disk images attached as virtio disks in order: the first is the OS disk, /dev/vda
+	// NBD are disks served over NBD (QEMU's nbd:// or nbd+unix:// URIs), attached as virtio disks after
+	// Disks: QEMU's own NBD client is the guest's disk controller.
+	NBD       []string
+	MemoryMiB int // DefaultMemoryMiB if 0
+	CPUs      int // DefaultCPUs if 0
 	Network   Network
 	SerialLog string // if set, the serial console is appended to this file
 	Snapshot  bool   // QEMU -snapshot: the guest's writes go to temporary files, never to the images
@@ -90,6 +93,9 @@ func (s Spec) Args() []string {
 	}
 	for _, d := range s.Disks {
 		args = append(args, "-drive", "file="+optValue(d)+",format=raw,if=virtio,cache=writeback")
+	}
+	for _, u := range s.NBD { // no host cache: a guest's flush must reach the server
+		args = append(args, "-drive", "file="+optValue(u)+",format=raw,if=virtio,cache=none")
 	}
 	switch s.Network {
 	case User:

@@ -42,9 +42,11 @@ type VMSpec struct {
 	Size string `json:"size,omitempty"`
 }
 
-// DiskSpec is one protected disk. Source says where the agent reads it: "file:<path>" (a disk image or
-// block device), "pageblob:<url>" (a page blob in the source account), or "agent" (writes arrive
-// through the agent's write API).
+// DiskSpec is one protected disk. Source says where the agent reads it: "nbd:<path>" (a disk image or
+// block device the agent serves as an NBD export: every write captured in order), "agent" (writes
+// arrive through the agent's write API), "file:<path>" (a disk image or block device scanned by
+// hashing: not crash-consistent), or "pageblob:<url>" (a page blob in the source account). capture.go
+// says what consistency each gives.
 type DiskSpec struct {
 	Name      string `json:"name"`
 	SizeBytes int64  `json:"sizeBytes"`
@@ -245,10 +247,10 @@ func (vm VMSpec) validateDisks(at string) error {
 		kind, rest, _ := strings.Cut(d.Source, ":")
 		switch {
 		case d.Source == "agent":
-		case kind == "file" && rest != "":
+		case (kind == "file" || kind == "nbd") && rest != "":
 		case kind == "pageblob" && (strings.HasPrefix(rest, "https://") || strings.HasPrefix(rest, "http://")):
 		default:
-			return fmt.Errorf("%s.source: %q, want file:<path>, pageblob:<url> or agent", at, d.Source)
+			return fmt.Errorf("%s.source: %q, want nbd:<path> (every write captured through the agent's NBD export), agent, file:<path> (scanned: not crash-consistent) or pageblob:<url>", at, d.Source)
 		}
 	}
 	return nil

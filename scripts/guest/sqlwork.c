@@ -1,0 +1,65 @@
+/*
+ * sqlwork: the guest's database workload for the crash-consistency proof (tests/nbd_test.go).
+ *
+ * It commits numbered transactions into a SQLite database on the disk under test, each with full
+ * fsync (rollback journal, synchronous=FULL), and prints "STANDBY-TXN <n>" on stdout only after the
+ * commit returned: a line on the console means transaction n is durable on the disk. Each transaction
+ * inserts a row with a blob of varying size and updates a running total, so a torn or reordered write
+ * shows up as a failed integrity check or a total that does not match its rows.
+ *
+ * usage: sqlwork <database> [transactions, 0 = until killed]
+ */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static void die(sqlite3 *db, const char *what) {
+	fprintf(stderr, "STANDBY-TXN-FAIL %s: %s\n", what, db ? sqlite3_errmsg(db) : "no database");
+	exit(1);
+}
+
+static void run(sqlite3 *db, const char *sql) {
+	if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		die(db, sql);
+}
+
+int main(int argc, char **argv) {
+	if (argc < 2) {
+		fprintf(stderr, "usage: sqlwork <database> [transactions]\n");
+		return 2;
+	}
+	long limit = argc > 2 ? atol(argv[2]) : 0;
+	sqlite3 *db = NULL;
+	if (sqlite3_open(argv[1], &db) != SQLITE_OK)
+		die(db, "open");
+	run(db, "PRAGMA journal_mode=DELETE");
+	run(db, "PRAGMA synchronous=FULL");
+	run(db, "CREATE TABLE IF NOT EXISTS txn(id INTEGER PRIMARY KEY, size INTEGER NOT NULL, body BLOB NOT NULL)");
+	run(db, "CREATE TABLE IF NOT EXISTS total(k INTEGER PRIMARY KEY, rows INTEGER NOT NULL, bytes INTEGER NOT NULL)");
+	run(db, "INSERT OR IGNORE INTO total VALUES(0, 0, 0)");
+	sqlite3_stmt *ins, *upd;
+	if (sqlite3_prepare_v2(db, "INSERT INTO txn(id, size, body) VALUES(?1, ?2, randomblob(?2))", -1, &ins, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "UPDATE total SET rows = rows + 1, bytes = bytes + ?1 WHERE k = 0", -1, &upd, NULL) != SQLITE_OK)
+		die(db, "prepare");
+	sqlite3_stmt *next;
+	if (sqlite3_prepare_v2(db, "SELECT coalesce(max(id), 0) + 1 FROM txn", -1, &next, NULL) != SQLITE_OK || sqlite3_step(next) != SQLITE_ROW)
+		die(db, "next id");
+	long id = sqlite3_column_int64(next, 0);
+	sqlite3_finalize(next);
+	for (long n = 0; limit == 0 || n < limit; n++, id++) {
+		int size = 500 + (int)((id * 7919) % 12000); /* 500 B to 12 KB: rows span pages and overflow pages */
+		run(db, "BEGIN IMMEDIATE");
+		sqlite3_bind_int64(ins, 1, id);
+		sqlite3_bind_int(ins, 2, size);
+		sqlite3_bind_int(upd, 1, size);
+		if (sqlite3_step(ins) != SQLITE_DONE || sqlite3_step(upd) != SQLITE_DONE)
+			die(db, "write");
+		sqlite3_reset(ins);
+		sqlite3_reset(upd);
+		run(db, "COMMIT");
+		printf("STANDBY-TXN %ld\n", id);
+		fflush(stdout);
+	}
+	sqlite3_close(db);
+	return 0;
+}

@@ -1,0 +1,47 @@
+package replication
+
+import "strings"
+
+// Capture is how a disk's writes reach the group's stream, and the consistency that gives its
+// recovery points. It is the source's kind: the API shows it on every disk, so that nobody takes a
+// point of a scanned disk for a crash-consistent one.
+type Capture struct {
+	Disk string `json:"disk"`
+	Mode string `json:"mode"`
+	// CrashConsistent: every point of the group is a prefix of the disk's writes in the order they
+	// completed, across all such disks of the group.
+	CrashConsistent bool   `json:"crashConsistent"`
+	Note            string `json:"note"`
+}
+
+// captures by source kind.
+var captures = map[string]Capture{
+	"nbd": {Mode: "nbd", CrashConsistent: true,
+		Note: "every write goes through the agent's NBD export and joins the stream in completion order"},
+	"agent": {Mode: "agent", CrashConsistent: true,
+		Note: "every write goes through the agent's write API and joins the stream in completion order"},
+	"file": {Mode: "file", CrashConsistent: false,
+		Note: "not crash-consistent: changed blocks are found by hashing the disk every pass, and blocks read at different moments can mix a filesystem's journal of one moment with data of another"},
+	"pageblob": {Mode: "pageblob", CrashConsistent: false,
+		Note: "consistent per disk at each snapshot the agent takes, not across the group's disks"},
+}
+
+// CaptureOf is the capture of a disk with source.
+func CaptureOf(key, source string) Capture {
+	kind, _, _ := strings.Cut(source, ":")
+	c, ok := captures[kind]
+	if !ok {
+		c = Capture{Mode: kind, Note: "unknown source kind"}
+	}
+	c.Disk = key
+	return c
+}
+
+// Captures is every disk's capture, in spec order.
+func (s *GroupSpec) Captures() []Capture {
+	var out []Capture
+	for _, d := range s.Disks() {
+		out = append(out, CaptureOf(d.Key, d.Spec.Source))
+	}
+	return out
+}
