@@ -81,7 +81,7 @@ type agentProc struct {
 	done chan error
 }
 
-func startAgent(t *testing.T, s *stack, args ...string) *agentProc {
+func startAgent(t testing.TB, s *stack, args ...string) *agentProc {
 	t.Helper()
 	p := &agentProc{out: &syncBuffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(filepath.Join(binDir, "agent"), append([]string{"run"}, args...)...)

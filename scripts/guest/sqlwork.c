@@ -1,9 +1,11 @@
 /*
  * sqlwork: the guest's database workload for the crash-consistency proof (tests/nbd_test.go).
  *
- * It commits numbered transactions into a SQLite database on the disk under test, each with full
- * fsync (rollback journal, synchronous=FULL), and prints "STANDBY-TXN <n>" on stdout only after the
- * commit returned: a line on the console means transaction n is durable on the disk. Each transaction
+ * It commits numbered transactions into a SQLite database on the disk under test, each durable before
+ * COMMIT returns (rollback journal, synchronous=EXTRA: FULL alone leaves the journal's unlink, which is
+ * the commit, unsynced, so a crash right after COMMIT can roll the transaction back), and prints
+ * "STANDBY-TXN <n>" on stdout only after the commit returned: a line on the console means transaction n
+ * is durable on the disk. Each transaction
  * inserts a row with a blob of varying size and updates a running total, so a torn or reordered write
  * shows up as a failed integrity check or a total that does not match its rows.
  *
@@ -33,7 +35,7 @@ int main(int argc, char **argv) {
 	if (sqlite3_open(argv[1], &db) != SQLITE_OK)
 		die(db, "open");
 	run(db, "PRAGMA journal_mode=DELETE");
-	run(db, "PRAGMA synchronous=FULL");
+	run(db, "PRAGMA synchronous=EXTRA");
 	run(db, "CREATE TABLE IF NOT EXISTS txn(id INTEGER PRIMARY KEY, size INTEGER NOT NULL, body BLOB NOT NULL)");
 	run(db, "CREATE TABLE IF NOT EXISTS total(k INTEGER PRIMARY KEY, rows INTEGER NOT NULL, bytes INTEGER NOT NULL)");
 	run(db, "INSERT OR IGNORE INTO total VALUES(0, 0, 0)");

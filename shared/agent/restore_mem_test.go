@@ -84,3 +84,55 @@ func TestRestoreToAnyPointInTimeInMemory(t *testing.T) {
 		}
 	}
 }
+
+// A restore to a moment inside a resync ends just before the resync began: its blocks are the source
+// as each was read, so only its baseline marker makes the disks one moment's copy again.
+func TestRestoreNeverEndsInsideAResync(t *testing.T) {
+	ctx := context.Background()
+	p := newPipeline(t, 1, 1, 1<<20)
+	a, _ := p.openAgent(t.TempDir())
+	a.Marker("crash", true)
+	disk := p.spec.Disks()[0].Key
+	a.WriteSeq(disk, 0, bytes.Repeat([]byte{1}, 4096))
+	a.Marker("crash", false)
+	before, _ := a.WriteSeq(disk, 8192, bytes.Repeat([]byte{2}, 4096))
+	a.Flush()
+	stale := func(context.Context, string) ([]string, error) { return []string{"not-the-hash"}, nil }
+	if _, _, err := a.Sync(ctx, stale, true); err != nil {
+		t.Fatal(err)
+	}
+	a.WriteSeq(disk, 16384, bytes.Repeat([]byte{3}, 4096))
+	a.Close(ctx)
+	p.drain(rand.New(rand.NewSource(1)))
+	g, _ := replication.LoadGroup(ctx, p.state, p.group)
+	if _, err := replication.Promote(ctx, p.state, g, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var resyncAt, baselineAt time.Time
+	var resyncSeq, baselineSeq int64
+	seqs, _ := p.journal.List(ctx, p.group)
+	for _, s := range seqs {
+		sealed, _ := p.journal.Get(ctx, p.group, s)
+		payload, _ := replication.OpenPayload(p.key, p.group, s, sealed)
+		b, _ := replication.DecodeBatch(payload)
+		switch {
+		case b.Kind == replication.KindResync:
+			resyncSeq, resyncAt = s, b.SourceTime
+		case b.Kind == replication.KindMarker && b.Baseline && resyncSeq > 0:
+			baselineSeq, baselineAt = s, b.SourceTime
+		}
+	}
+	if resyncSeq == 0 || baselineSeq == 0 || before >= resyncSeq {
+		t.Fatalf("no resync in the journal: start %d, baseline %d, last write before it %d", resyncSeq, baselineSeq, before)
+	}
+	r := &replication.Restorer{State: p.state, Pages: p.pages, Journal: p.journal, Parallelism: 2}
+	for _, c := range []struct {
+		at   time.Time
+		want int64
+	}{{resyncAt, resyncSeq - 1}, {baselineAt.Add(-time.Nanosecond), resyncSeq - 1}, {baselineAt, baselineSeq}} {
+		res, err := r.Restore(ctx, replication.RestoreRequest{Group: p.group, Time: c.at, Container: "restore"})
+		if err != nil || res.LastSeq != c.want {
+			t.Fatalf("restore to %s: sequence %d (%v), want %d (resync %d..%d)", c.at.Format(time.RFC3339Nano), res.LastSeq, err, c.want, resyncSeq, baselineSeq)
+		}
+	}
+}

@@ -344,3 +344,20 @@ func TestShutdownFinishesRequestsInFlight(t *testing.T) {
 		t.Error("the acknowledged write is not in the export")
 	}
 }
+
+// A client that disconnects in the middle of a write's payload: nothing of the torn write reaches the
+// export, and the server goes on serving another connection.
+func TestDisconnectMidWriteWritesNothing(t *testing.T) {
+	ts, d0, _ := twoExports(t, &Server{})
+	c, _, _ := connect(t, ts.path, "vm1/disk0")
+	payload := pattern(64<<10, 7)
+	c.request(cmdWrite, 0, 1, 0, uint32(len(payload)), payload[:20<<10]) // a third of the payload, then gone
+	c.c.Close()
+	other, _, _ := connect(t, ts.path, "vm1/disk0")
+	if r := other.do(cmdRead, 0, 0, 64<<10, nil); r.errno != 0 || !bytes.Equal(r.data, make([]byte, 64<<10)) {
+		t.Fatalf("after a torn write: errno %d, the range holds written data: %v", r.errno, !bytes.Equal(r.data, make([]byte, 64<<10)))
+	}
+	if writes, _, _, _, _ := d0.counts(); writes != 0 {
+		t.Fatalf("%d writes reached the export from a torn request", writes)
+	}
+}

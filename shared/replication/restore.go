@@ -124,27 +124,21 @@ func (r *Restorer) CopiesDone(ctx context.Context, disks map[string]DiskRef) (bo
 	return done, nil
 }
 
-// Replay applies the journal's batches after the point whose source time is not after at.
+// Replay applies the journal's batches after the point whose source time is not after at, and ends
+// where the disks are consistent: never inside a resync. A resync's blocks are the source as it was
+// when each block was read, interleaved with live writes; only its baseline marker makes the disks a
+// copy of one moment again. So a time inside a resync restores to just before the resync began.
 func (r *Restorer) Replay(ctx context.Context, g *Group, res RestoreResult, at time.Time) (RestoreResult, error) {
+	through, err := r.consistentEnd(ctx, g, res.Point.Seq, at)
+	if err != nil {
+		return res, err
+	}
 	ws, held := NewWriteSet(), int64(0)
 	target := func(disk string) DiskRef { return res.Disks[disk] }
-	for seq := res.Point.Seq + 1; seq <= g.Record.Watermark; seq++ {
-		payload, err := r.Journal.Get(ctx, g.Record.PartitionKey, seq)
-		if errors.Is(err, ErrNotFound) {
-			return res, fmt.Errorf("%w: batch %d has left the journal; restore to a recovery point instead", ErrNotRestorable, seq)
-		}
+	for seq := res.Point.Seq + 1; seq <= through; seq++ {
+		b, err := r.batch(ctx, g, seq)
 		if err != nil {
 			return res, err
-		}
-		if payload, err = OpenPayload(g.StreamKey(), g.Record.PartitionKey, seq, payload); err != nil {
-			return res, err
-		}
-		b, err := DecodeBatch(payload)
-		if err != nil {
-			return res, fmt.Errorf("batch %d: %w", seq, err)
-		}
-		if b.SourceTime.After(at) {
-			break
 		}
 		if b.Kind == KindBatch {
 			if err := g.CheckExtents(b); err != nil {
@@ -165,6 +159,52 @@ func (r *Restorer) Replay(ctx context.Context, g *Group, res RestoreResult, at t
 		return res, err
 	}
 	return res, nil
+}
+
+// consistentEnd is the last sequence after from whose source time is not after at and which is not
+// inside a resync: a resync started and not ended (by its baseline marker) by then ends the replay just
+// before its start.
+func (r *Restorer) consistentEnd(ctx context.Context, g *Group, from int64, at time.Time) (int64, error) {
+	through, resyncFrom := from, int64(0)
+	for seq := from + 1; seq <= g.Record.Watermark; seq++ {
+		b, err := r.batch(ctx, g, seq)
+		if err != nil {
+			return 0, err
+		}
+		if b.SourceTime.After(at) {
+			break
+		}
+		switch {
+		case b.Kind == KindResync && resyncFrom == 0:
+			resyncFrom = seq
+		case b.Kind == KindMarker && b.Baseline:
+			resyncFrom = 0
+		}
+		through = seq
+	}
+	if resyncFrom != 0 {
+		through = resyncFrom - 1
+	}
+	return through, nil
+}
+
+// batch reads, authenticates and decodes one journal batch of the group.
+func (r *Restorer) batch(ctx context.Context, g *Group, seq int64) (*Batch, error) {
+	payload, err := r.Journal.Get(ctx, g.Record.PartitionKey, seq)
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("%w: batch %d has left the journal; restore to a recovery point instead", ErrNotRestorable, seq)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if payload, err = OpenPayload(g.StreamKey(), g.Record.PartitionKey, seq, payload); err != nil {
+		return nil, err
+	}
+	b, err := DecodeBatch(payload)
+	if err != nil {
+		return nil, fmt.Errorf("batch %d: %w", seq, err)
+	}
+	return b, nil
 }
 
 func (r *Restorer) waitCopy(ctx context.Context, dst DiskRef) error {
