@@ -9,11 +9,12 @@
  * inserts a row with a blob of varying size and updates a running total, so a torn or reordered write
  * shows up as a failed integrity check or a total that does not match its rows.
  *
- * usage: sqlwork <database> [transactions, 0 = until killed]
+ * usage: sqlwork <database> [transactions, 0 = until killed] [pause between transactions, ms]
  */
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 static void die(sqlite3 *db, const char *what) {
 	fprintf(stderr, "STANDBY-TXN-FAIL %s: %s\n", what, db ? sqlite3_errmsg(db) : "no database");
@@ -31,14 +32,19 @@ int main(int argc, char **argv) {
 		return 2;
 	}
 	long limit = argc > 2 ? atol(argv[2]) : 0;
+	long pause_ms = argc > 3 ? atol(argv[3]) : 0;
+	struct timespec pause = {pause_ms / 1000, (pause_ms % 1000) * 1000000L};
 	sqlite3 *db = NULL;
 	if (sqlite3_open(argv[1], &db) != SQLITE_OK)
 		die(db, "open");
 	run(db, "PRAGMA journal_mode=DELETE");
 	run(db, "PRAGMA synchronous=EXTRA");
+	/* the schema in one transaction: a copy of the disk has all of it or none */
+	run(db, "BEGIN IMMEDIATE");
 	run(db, "CREATE TABLE IF NOT EXISTS txn(id INTEGER PRIMARY KEY, size INTEGER NOT NULL, body BLOB NOT NULL)");
 	run(db, "CREATE TABLE IF NOT EXISTS total(k INTEGER PRIMARY KEY, rows INTEGER NOT NULL, bytes INTEGER NOT NULL)");
 	run(db, "INSERT OR IGNORE INTO total VALUES(0, 0, 0)");
+	run(db, "COMMIT");
 	sqlite3_stmt *ins, *upd;
 	if (sqlite3_prepare_v2(db, "INSERT INTO txn(id, size, body) VALUES(?1, ?2, randomblob(?2))", -1, &ins, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "UPDATE total SET rows = rows + 1, bytes = bytes + ?1 WHERE k = 0", -1, &upd, NULL) != SQLITE_OK)
@@ -61,6 +67,8 @@ int main(int argc, char **argv) {
 		run(db, "COMMIT");
 		printf("STANDBY-TXN %ld\n", id);
 		fflush(stdout);
+		if (pause_ms > 0)
+			nanosleep(&pause, NULL);
 	}
 	sqlite3_close(db);
 	return 0;

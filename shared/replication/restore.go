@@ -163,11 +163,16 @@ func (r *Restorer) Replay(ctx context.Context, g *Group, res RestoreResult, at t
 
 // consistentEnd is the last sequence after from whose source time is not after at and which is not
 // inside a resync: a resync started and not ended (by its baseline marker) by then ends the replay just
-// before its start.
+// before its start. A batch missing from the journal ends it too: what follows a hole (a batch an agent
+// killed mid-upload never stored, or one the journal window pruned) is consistent again only after the
+// resync the hole causes, which a replay from this point cannot reach.
 func (r *Restorer) consistentEnd(ctx context.Context, g *Group, from int64, at time.Time) (int64, error) {
 	through, resyncFrom := from, int64(0)
 	for seq := from + 1; seq <= g.Record.Watermark; seq++ {
 		b, err := r.batch(ctx, g, seq)
+		if errors.Is(err, ErrNotRestorable) {
+			break
+		}
 		if err != nil {
 			return 0, err
 		}
