@@ -19,17 +19,7 @@ import (
 // agentCall calls the API with an agent key (and no function key).
 func agentCall(t *testing.T, s *stack, method, path, agentKey, body string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(method, strings.TrimSuffix(s.apiBase(), "/api")+path, strings.NewReader(body))
-	if agentKey != "" {
-		req.Header.Set(apiv1.AgentKeyHeader, agentKey)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(data)
+	return callAs(t, s, credential{agentKey: agentKey}, method, path, body)
 }
 
 // An agent key is bound to its group, on the agent routes only: with it an agent reports and reads
