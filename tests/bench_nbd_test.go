@@ -67,7 +67,8 @@ func BenchmarkFigure_nbd(b *testing.B) {
 	nbdTime := write("nbd+unix:///vm0/data?socket=" + sock)
 	waitFor(b, 10*time.Minute, "apply to catch up with the agent", func() bool {
 		_, _, body := s.app.call(b, "GET", "/api/v1/groups/"+group, "test-key", "")
-		return watermark(body) > 0 && watermark(body) >= agentSeq(body)
+		v := groupViewOf(body)
+		return v.Watermark > 0 && v.Watermark >= v.AgentSeq
 	})
 	cpu := processCPU(b, p.cmd.Process.Pid) - cpu0
 	total := float64(768<<20+4096*(64<<10)) / (1 << 20)
@@ -97,11 +98,4 @@ func processCPU(b *testing.B, pid int) float64 {
 	utime, _ := strconv.ParseFloat(fields[11], 64)
 	stime, _ := strconv.ParseFloat(fields[12], 64)
 	return (utime + stime) / 100
-}
-
-// agentSeq is a group view's agentSeq.
-func agentSeq(view string) int64 {
-	_, rest, _ := strings.Cut(view, `"agentSeq": `)
-	n, _ := strconv.ParseInt(strings.TrimRight(strings.SplitN(rest, ",", 2)[0], " \n"), 10, 64)
-	return n
 }

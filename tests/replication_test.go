@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/standby-dr/standby/shared/apiv1"
 	"github.com/standby-dr/standby/shared/azconn"
 	"github.com/standby-dr/standby/shared/journal"
 	"github.com/standby-dr/standby/shared/local"
@@ -157,12 +158,13 @@ func TestReplicationEndToEnd(t *testing.T) {
 	}
 }
 
-func watermark(view string) int64 {
-	var v struct {
-		Watermark int64 `json:"watermark"`
-	}
-	json.Unmarshal([]byte(view), &v)
-	return v.Watermark
+func watermark(view string) int64 { return groupViewOf(view).Watermark }
+
+// groupViewOf decodes a group's view as the API answers it (the zero view for anything else).
+func groupViewOf(body string) apiv1.GroupView {
+	var v apiv1.GroupView
+	json.Unmarshal([]byte(body), &v)
+	return v
 }
 
 // replayShuffled publishes every event of the change stream again, in random order, and waits until

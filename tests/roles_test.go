@@ -89,10 +89,7 @@ func TestAgentKeysAreBoundToTheirGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	waitFor(t, 60*time.Second, a+" protected by an agent holding only its key", func() bool {
-		_, _, body := s.app.call(t, "GET", "/api/v1/groups/"+a, "test-key", "")
-		return strings.Contains(body, `"state": "Protected"`)
-	})
+	awaitGroupState(t, s, a, "Protected", 60*time.Second) // by an agent holding only its key
 }
 
 // sourceOf is the first disk's source in a spec file.
@@ -224,7 +221,7 @@ func TestEveryRouteWithEveryRole(t *testing.T) {
 		}
 	}
 	_, after := callAs(t, s, op, "GET", "/api/v1/groups/"+victim, "")
-	if before == "" || strings.Count(before, `"state"`) == 0 || stateOf(before) != stateOf(after) {
+	if before == "" || strings.Count(before, `"state"`) == 0 || groupViewOf(before).State != groupViewOf(after).State {
 		t.Errorf("the victim after %d calls: %s, before %s", calls, after, before)
 	}
 	// The peer reaches only what it made: not the victim, even with a spec the victim already has.
@@ -232,11 +229,4 @@ func TestEveryRouteWithEveryRole(t *testing.T) {
 		t.Errorf("the peer reading an operator's group: %d %s", status, body)
 	}
 	t.Logf("%d calls: %d routes × %d doors × %d credentials", calls, len(apiv1.Routes), len(apiv1.Roles)+1, len(apiv1.Roles)+1)
-}
-
-// stateOf is a group view's "state".
-func stateOf(view string) string {
-	var v struct{ State string }
-	json.Unmarshal([]byte(view), &v)
-	return v.State
 }
