@@ -84,9 +84,15 @@ type agentProc struct {
 
 func startAgent(t testing.TB, s *stack, args ...string) *agentProc {
 	t.Helper()
+	return startAgentWith(t, s, nil, args...)
+}
+
+// startAgentWith starts the agent with settings beyond the stack's.
+func startAgentWith(t testing.TB, s *stack, env []string, args ...string) *agentProc {
+	t.Helper()
 	p := &agentProc{out: &syncBuffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(filepath.Join(binDir, "agent"), append([]string{"run"}, args...)...)
-	p.cmd.Env = s.env()
+	p.cmd.Env = append(s.env(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

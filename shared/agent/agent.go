@@ -28,6 +28,8 @@ type Config struct {
 	Publisher replication.ChangePublisher
 	// SourcePages is the source account's page store, for pageblob: disks.
 	SourcePages replication.PageStore
+	// DiskSnapshots takes and reads the source region's managed disk snapshots, for managed: disks.
+	DiskSnapshots replication.DiskSnapshots
 	// StateDir keeps the agent's sequence state (and the source files of "agent" disks).
 	StateDir string
 	// StreamKey authenticates the group's stream (replication.SealPayload, DescriptorMAC); nil for a
@@ -53,10 +55,12 @@ type Agent struct {
 	cfg   Config
 	files map[string]*os.File
 	sizes map[string]int64
-	blobs map[string]replication.DiskRef // pageblob: disks
+	snaps map[string]*tracked // pageblob: and managed: disks, seen through their snapshots
 
 	baseMu sync.Mutex
-	bases  map[string]string // pageblob: disk → snapshot the next change scan diffs against
+	bases  map[string]string // snapshot disk → snapshot the next change scan diffs against
+	// diffMu is held shared while a snapshot's changes are streamed, exclusively by a marker.
+	diffMu sync.RWMutex
 
 	mu      sync.Mutex // the stream's order: whoever holds it appends next
 	cur     *replication.Batch
@@ -86,7 +90,9 @@ type Stats struct {
 	BaselineBlocks     int64
 	BaselineBlocksSent int64
 	PublishedBytes     int64
-	syncStart          time.Time
+	// SnapshotBytesRead is what the agent read of snapshot disks' snapshots.
+	SnapshotBytesRead int64
+	syncStart         time.Time
 }
 
 // Bounds that keep every stored batch under replication.MaxPayloadBytes: a batch is sealed once it
@@ -116,9 +122,9 @@ func Open(ctx context.Context, cfg Config) (*Agent, bool, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 		return nil, false, err
 	}
-	a := &Agent{cfg: cfg, files: map[string]*os.File{}, sizes: map[string]int64{}, blobs: map[string]replication.DiskRef{},
+	a := &Agent{cfg: cfg, files: map[string]*os.File{}, sizes: map[string]int64{}, snaps: map[string]*tracked{},
 		bases: map[string]string{}, queue: make(chan *replication.Batch, 32), sendErr: make(chan error, 1), done: make(chan struct{})}
-	if err := a.openDisks(); err != nil {
+	if err := a.openDisks(ctx); err != nil {
 		a.closeFiles()
 		return nil, false, err
 	}
@@ -176,22 +182,15 @@ func Open(ctx context.Context, cfg Config) (*Agent, bool, error) {
 	return a, dirty, nil
 }
 
-// openDisks opens the source disks: files, or the source account's page blobs with the snapshot each
+// openDisks opens the source disks: files, or disks seen through snapshots with the snapshot each
 // one's next change scan starts from. On an error the caller closes what was opened.
-func (a *Agent) openDisks() error {
+func (a *Agent) openDisks(ctx context.Context) error {
 	for _, d := range a.cfg.Disks {
-		if strings.HasPrefix(d.Spec.Source, "pageblob:") {
-			ref, err := replication.PageBlobRef(d.Spec.Source)
-			if err != nil {
-				return fmt.Errorf("disk %s: %w", d.Key, err)
-			}
-			if a.cfg.SourcePages == nil {
-				return fmt.Errorf("disk %s: a pageblob: source needs the source account (StandbySourceStorage)", d.Key)
-			}
-			a.blobs[d.Key] = ref
-			if snap, err := os.ReadFile(a.snapshotFile(d.Key)); err == nil {
-				a.bases[d.Key] = strings.TrimSpace(string(snap))
-			}
+		snapshotted, err := a.openSnapshotSource(ctx, d)
+		if err != nil {
+			return err
+		}
+		if snapshotted {
 			continue
 		}
 		f, err := openSource(a.cfg.StateDir, a.cfg.Group, d)
@@ -294,8 +293,8 @@ func (a *Agent) WriteSeq(disk string, offset int64, data []byte) (int64, error) 
 func (a *Agent) writable(disk string, offset, length int64) (*os.File, error) {
 	f, ok := a.files[disk]
 	if !ok {
-		if _, blob := a.blobs[disk]; blob {
-			return nil, fmt.Errorf("disk %s is a page blob others write: the agent reads its snapshots, it takes no writes", disk)
+		if _, snapshotted := a.snaps[disk]; snapshotted {
+			return nil, fmt.Errorf("disk %s is written by others: the agent reads its snapshots, it takes no writes", disk)
 		}
 		return nil, fmt.Errorf("no disk %q in group %s", disk, a.cfg.Group)
 	}
@@ -346,6 +345,8 @@ func (a *Agent) Flush() {
 // Marker puts a marker into the stream after every write so far and returns its sequence number
 // (0 once the agent is closed).
 func (a *Agent) Marker(consistency string, baseline bool) int64 {
+	a.diffMu.Lock() // a snapshot's diff enters the stream whole: a point never holds half of one
+	defer a.diffMu.Unlock()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {

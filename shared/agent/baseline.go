@@ -52,8 +52,8 @@ func (a *Agent) Sync(ctx context.Context, target TargetHashes, resync bool) (mar
 				return 0, sent, err
 			}
 		}
-		if _, blob := a.blobs[d.Key]; blob {
-			n, err := a.syncPageBlob(ctx, d, hashes, target != nil)
+		if _, snapshotted := a.snaps[d.Key]; snapshotted {
+			n, err := a.syncSnapshotDisk(ctx, d, hashes, target != nil)
 			sent += n
 			if err != nil {
 				return 0, sent, err

@@ -36,7 +36,9 @@ type RunConfig struct {
 	Connect func() (j replication.JournalStore, p replication.ChangePublisher, close func(), err error)
 	// SourcePages opens the source account; it is called only when a disk is a pageblob: one.
 	SourcePages func() (replication.PageStore, error)
-	StateDir    string
+	// DiskSnapshots opens the source region's compute; it is called only when a disk is a managed: one.
+	DiskSnapshots func() (replication.DiskSnapshots, error)
+	StateDir      string
 	// NBDAddr is where the nbd: disks are served as NBD exports "<vm>/<disk>": "unix:<path>" or a
 	// loopback host:port ("": DefaultNBDAddr).
 	NBDAddr string
@@ -60,8 +62,10 @@ type RunConfig struct {
 	// app-consistent marker; each may run HookTimeout at most.
 	PreHooks, PostHooks map[string]string
 	HookTimeout         time.Duration
-	// ScanInterval hashes file: disks this often to find writes other processes make (0: off;
-	// negative: 5 s, or off with the workload, which writes through the write API).
+	// ScanInterval hashes file: disks and snapshots pageblob: and managed: disks this often to find
+	// writes other processes make (0: off; negative: 5 s, or off with the workload, which writes through
+	// the write API; for a group with managed: disks, replication.SnapshotSpacing, which Azure's rate
+	// allows for ever).
 	ScanInterval time.Duration
 	Log          *slog.Logger
 	// Progress shows the baseline's progress at each heartbeat while it runs (nil: not shown).
@@ -78,9 +82,11 @@ type Summary struct {
 	Markers        int64   `json:"markers"`
 	PublishedBytes int64   `json:"publishedBytes"`
 	Seconds        float64 `json:"seconds"`
-	WorkloadMBps   float64 `json:"workloadMBps"`
-	WorkloadWrites int64   `json:"workloadWrites"`
-	Writes         int64   `json:"writes"`
+	// SnapshotBytesRead is what the agent read of pageblob: and managed: disks' snapshots.
+	SnapshotBytesRead int64   `json:"snapshotBytesRead"`
+	WorkloadMBps      float64 `json:"workloadMBps"`
+	WorkloadWrites    int64   `json:"workloadWrites"`
+	Writes            int64   `json:"writes"`
 }
 
 // syncRequest asks for a sync: it either copies everything non-zero (the first baseline: the target is
@@ -247,6 +253,11 @@ func (r *runner) open(ctx context.Context, j replication.JournalStore, pub repli
 				return false, closeTruth, err
 			}
 		}
+		if strings.HasPrefix(d.Spec.Source, "managed:") && cfg.DiskSnapshots == nil && r.cfg.DiskSnapshots != nil {
+			if cfg.DiskSnapshots, err = r.cfg.DiskSnapshots(); err != nil {
+				return false, closeTruth, err
+			}
+		}
 	}
 	r.a, dirty, err = Open(ctx, cfg)
 	return dirty, closeTruth, err
@@ -259,6 +270,11 @@ func (r *runner) startScanning(ctx context.Context) error {
 		every = 5 * time.Second
 		if r.cfg.WorkloadRate > 0 {
 			every = 0 // the workload writes through the write API: nothing to find
+		}
+		for _, d := range r.spec.Disks() {
+			if strings.HasPrefix(d.Spec.Source, "managed:") {
+				every = replication.SnapshotSpacing
+			}
 		}
 	}
 	if every <= 0 {
@@ -304,7 +320,8 @@ func (r *runner) summary(final int64, ws WorkloadStats, elapsed float64) Summary
 	st := r.a.Stats()
 	return Summary{Group: r.cfg.Group, FinalMarker: final, LastPublished: st.LastPublished, Writes: st.Writes, BytesWritten: st.BytesWritten,
 		Batches: st.Batches, Markers: st.Markers, PublishedBytes: st.PublishedBytes, Seconds: elapsed, WorkloadWrites: ws.Writes,
-		WorkloadMBps: float64(ws.Bytes) / (1 << 20) / elapsed}
+		SnapshotBytesRead: st.SnapshotBytesRead,
+		WorkloadMBps:      float64(ws.Bytes) / (1 << 20) / elapsed}
 }
 
 // apiReport is the heartbeat's report of the agent's counters.

@@ -22,14 +22,14 @@ func (a *Agent) NewScanner() *Scanner {
 	return &Scanner{a: a, known: map[string][]string{}}
 }
 
-// Pass hashes every block of every file: disk once, and diffs every pageblob: disk's new snapshot
+// Pass hashes every block of every file: disk once, and diffs every pageblob: or managed: disk's new snapshot
 // against the last one, and streams the blocks that changed since the last pass; it returns how many
 // bytes it sent.
 func (s *Scanner) Pass(ctx context.Context) (int64, error) {
 	var sent int64
 	for _, d := range s.a.cfg.Disks {
-		if _, blob := s.a.blobs[d.Key]; blob {
-			n, err := s.a.scanPageBlob(ctx, d)
+		if _, snapshotted := s.a.snaps[d.Key]; snapshotted {
+			n, err := s.a.scanSnapshotDisk(ctx, d)
 			sent += n
 			if err != nil {
 				return sent, err

@@ -47,7 +47,7 @@ func OpenCompute(getenv func(string) string, pages replication.PageStore, log *s
 	if value == "" {
 		return nil, accountID, nil
 	}
-	opts, err := computeOptions(value)
+	opts, err := computeOptions(SettingCompute, value)
 	if err != nil {
 		return nil, accountID, err
 	}
@@ -62,7 +62,7 @@ func OpenCompute(getenv func(string) string, pages replication.PageStore, log *s
 }
 
 // computeOptions reads "Key=value;Key=value", refusing a part without '=' or a key given twice.
-func computeOptions(value string) (map[string]string, error) {
+func computeOptions(setting, value string) (map[string]string, error) {
 	opts := map[string]string{}
 	for _, part := range strings.Split(value, ";") {
 		if part = strings.TrimSpace(part); part == "" {
@@ -71,10 +71,10 @@ func computeOptions(value string) (map[string]string, error) {
 		k, v, ok := strings.Cut(part, "=")
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 		if !ok || k == "" {
-			return nil, fmt.Errorf("%s: %q is not Key=value", SettingCompute, part)
+			return nil, fmt.Errorf("%s: %q is not Key=value", setting, part)
 		}
 		if _, dup := opts[k]; dup {
-			return nil, fmt.Errorf("%s: %s= is given twice", SettingCompute, k)
+			return nil, fmt.Errorf("%s: %s= is given twice", setting, k)
 		}
 		opts[k] = v
 	}

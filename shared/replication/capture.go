@@ -22,6 +22,8 @@ var captures = map[string]Capture{
 		Note: "every write goes through the agent's write API and joins the stream in completion order"},
 	"file": {Mode: "file", CrashConsistent: false,
 		Note: "not crash-consistent: changed blocks are found by hashing the disk every pass, and blocks read at different moments can mix a filesystem's journal of one moment with data of another"},
+	"managed": {Mode: "managed", CrashConsistent: false,
+		Note: "agentless: each point is the disk as one incremental snapshot saw it, so consistent per disk but not across the group's disks (Azure makes that only through VM restore points, a few per hour); points come at most every 43 s (Azure allows 7 snapshots per disk per 5 minutes)"},
 	"pageblob": {Mode: "pageblob", CrashConsistent: false,
 		Note: "consistent per disk at each snapshot the agent takes, not across the group's disks"},
 }

@@ -158,12 +158,12 @@ func (vm VMSpec) withoutMachine() VMSpec {
 
 // managedDiskID is the grammar of a managed disk's resource id (a disk name: 1-80 letters, digits,
 // '_', '-' or '.').
-var managedDiskID = regexp.MustCompile(`^/subscriptions/[A-Za-z0-9-]{1,64}/resourceGroups/([-\w._()]{1,90})/providers/Microsoft\.Compute/disks/[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}$`)
+var managedDiskID = regexp.MustCompile(`^/subscriptions/([A-Za-z0-9-]{1,64})/resourceGroups/([-\w._()]{1,90})/providers/Microsoft\.Compute/disks/([A-Za-z0-9_][A-Za-z0-9_.-]{0,79})$`)
 
 // ResourceGroupOfDisk is the resource group of a managed disk's id ("" for anything else).
 func ResourceGroupOfDisk(id string) string {
 	if m := managedDiskID.FindStringSubmatch(id); m != nil {
-		return m[1]
+		return m[2]
 	}
 	return ""
 }

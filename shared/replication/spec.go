@@ -249,8 +249,9 @@ func (vm VMSpec) validateDisks(at string) error {
 		case d.Source == "agent":
 		case (kind == "file" || kind == "nbd") && rest != "":
 		case kind == "pageblob" && (strings.HasPrefix(rest, "https://") || strings.HasPrefix(rest, "http://")):
+		case kind == "managed" && managedDiskID.MatchString(rest):
 		default:
-			return fmt.Errorf("%s.source: %q, want nbd:<path> (every write captured through the agent's NBD export), agent, file:<path> (scanned: not crash-consistent) or pageblob:<url>", at, d.Source)
+			return fmt.Errorf("%s.source: %q, want nbd:<path> (every write captured through the agent's NBD export), agent, managed:<disk resource id> (agentless, from incremental snapshots: consistent per disk only), file:<path> (scanned: not crash-consistent) or pageblob:<url>", at, d.Source)
 		}
 	}
 	return nil
