@@ -90,7 +90,7 @@ func TestRunStopsOnPlannedFailover(t *testing.T) {
 	var m map[string]any
 	json.Unmarshal(line, &m)
 	again, _ := json.Marshal(m)
-	if string(line) != string(again) || len(m) != 11 {
+	if string(line) != string(again) || len(m) != 12 {
 		t.Fatalf("summary line %s, as a map %s", line, again)
 	}
 }
