@@ -15,13 +15,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"syscall"
 	"time"
 
 	"github.com/standby-dr/standby/shared/agent"
 	"github.com/standby-dr/standby/shared/apiclient"
 	"github.com/standby-dr/standby/shared/backends"
+	"github.com/standby-dr/standby/shared/cpuprofile"
 	"github.com/standby-dr/standby/shared/replication"
 )
 
@@ -71,13 +71,11 @@ func runCmd(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *cpuProfile != "" {
-		stop, err := startCPUProfile(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer stop()
+	stopProfile, err := cpuprofile.Start(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	if err := c.Load(); err != nil {
 		return err
 	}
@@ -114,19 +112,6 @@ func runCmd(args []string) error {
 	out, _ := json.Marshal(summary)
 	fmt.Println(string(out))
 	return nil
-}
-
-// startCPUProfile profiles the process until stop is called.
-func startCPUProfile(path string) (stop func(), err error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func readSpec(path string) (replication.GroupSpec, error) {

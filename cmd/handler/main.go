@@ -26,6 +26,7 @@ import (
 	"github.com/standby-dr/standby/functions/cutpoints"
 	"github.com/standby-dr/standby/functions/failover"
 	"github.com/standby-dr/standby/shared/backends"
+	"github.com/standby-dr/standby/shared/cpuprofile"
 	jobs "github.com/standby-dr/standby/shared/failover"
 	"github.com/standby-dr/standby/shared/funcproto"
 	"github.com/standby-dr/standby/shared/replication"
@@ -43,6 +44,12 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	stopProfile, err := cpuprofile.Start(os.Getenv(cpuprofile.Setting))
+	if err != nil {
+		log.Error("no CPU profile", "err", err)
+		stopProfile = func() {}
+	}
+	defer stopProfile()
 
 	deps := backends.Open(ctx, os.Getenv, log)
 	defer deps.Close()

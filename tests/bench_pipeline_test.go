@@ -1,0 +1,229 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/standby-dr/standby/shared/cpuprofile"
+	"github.com/standby-dr/standby/shared/pageblobs"
+	"github.com/standby-dr/standby/shared/replication"
+	"github.com/standby-dr/standby/shared/testenv"
+	"golang.org/x/sync/errgroup"
+)
+
+// benchDir is where make bench keeps its profiles.
+const benchDir = "../.local/bench"
+
+// claimcheckRaw carries the pattern through the design's three hops with the storage SDK alone, the
+// hops overlapping as in the pipeline and with its parallelism: the writes gathered into 4 MiB batches
+// uploaded as block blobs to the cache account (4 in flight, as the agent), downloaded (4 in flight),
+// and each write Put Page to its target disk (8 in flight, as apply). MB/s of the pattern's bytes.
+func claimcheckRaw(t testing.TB, ws []write, disks []replication.DiskRefSpec) float64 {
+	ctx := context.Background()
+	cache, target := pageblobs.New(testenv.BlobService(t, "source")), pageblobs.New(testenv.BlobService(t, "target"))
+	container := testenv.Unique("claimcheck")
+	cache.EnsureContainer(ctx, container)
+	target.EnsureContainer(ctx, container)
+	for _, d := range disks {
+		if err := target.Create(ctx, replication.DiskRef{Container: container, Name: d.Key}, d.Spec.SizeBytes); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var batches [][]write
+	for i, size := 0, 0; i < len(ws); i++ {
+		if len(batches) == 0 || size+len(ws[i].data) > 4<<20 {
+			batches, size = append(batches, nil), 0
+		}
+		batches[len(batches)-1] = append(batches[len(batches)-1], ws[i])
+		size += len(ws[i].data)
+	}
+	blob := func(i int) replication.DiskRef { return replication.DiskRef{Container: container, Name: fmt.Sprintf("batch-%06d", i)} }
+	uploaded, downloaded := make(chan int, 4), make(chan []write, 4)
+	start := time.Now()
+	var g errgroup.Group
+	g.Go(func() error {
+		defer close(uploaded)
+		var up errgroup.Group
+		up.SetLimit(4)
+		for i, bt := range batches {
+			up.Go(func() error {
+				var payload []byte
+				for _, w := range bt {
+					payload = append(payload, w.data...)
+				}
+				err := cache.PutBlob(ctx, blob(i), payload, "application/octet-stream")
+				uploaded <- i
+				return err
+			})
+		}
+		return up.Wait()
+	})
+	g.Go(func() error {
+		defer close(downloaded)
+		var down errgroup.Group
+		down.SetLimit(4)
+		for i := range uploaded {
+			down.Go(func() error {
+				payload, err := cache.GetBlob(ctx, blob(i))
+				var out []write
+				for _, w := range batches[i] {
+					out = append(out, write{disk: w.disk, offset: w.offset, data: payload[:len(w.data)]})
+					payload = payload[len(w.data):]
+				}
+				downloaded <- out
+				return err
+			})
+		}
+		return down.Wait()
+	})
+	g.Go(func() error {
+		var put errgroup.Group
+		put.SetLimit(8)
+		for bt := range downloaded {
+			for _, w := range bt {
+				put.Go(func() error {
+					return target.WritePages(ctx, replication.DiskRef{Container: container, Name: w.disk}, w.offset, w.data)
+				})
+			}
+		}
+		return put.Wait()
+	})
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	return float64(patternBytes(ws)) / (1 << 20) / time.Since(start).Seconds()
+}
+
+// pipelineRun writes the pattern through the agent's write API into a new group and waits until apply
+// has landed the final marker: end-to-end MB/s.
+func pipelineRun(b *testing.B, s *stack, ws []write, disks []replication.DiskRefSpec, spec string) float64 {
+	group := testenv.Unique("pipe")
+	enable(b, s, group, spec)
+	a := s.agent(b, group, disks)
+	start := time.Now()
+	for _, w := range ws {
+		if err := a.Write(w.disk, w.offset, w.data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	final := a.Marker("crash", true)
+	waitWatermark(b, s, group, final, 5*time.Minute)
+	a.Close(context.Background())
+	return float64(patternBytes(ws)) / (1 << 20) / time.Since(start).Seconds()
+}
+
+// BenchmarkFigure_pipeline: the pipeline's end-to-end MB/s (agent write API → cache account → broker →
+// devhost → apply → target) against claimcheck_raw_mb_per_s, the same bytes through the same three hops
+// with the storage SDK alone, interleaved BENCH_PAIRS times (default 3) so machine noise hits both;
+// pipeline_ratio is the median of the pairs' ratios. Over the pipeline runs it reports each process's CPU
+// seconds per GiB carried, from the kernel's accounting (/proc/<pid>/stat): the agent (in this process,
+// which does nothing else meanwhile), the handler, devhost with its embedded broker, and each Azurite.
+// The agent's and the handler's CPU profiles are written to .local/bench.
+func BenchmarkFigure_pipeline(b *testing.B) {
+	pairs := 3
+	if n, err := strconv.Atoi(os.Getenv("BENCH_PAIRS")); err == nil && n > 0 {
+		pairs = n
+	}
+	if err := os.MkdirAll(benchDir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	profiles, _ := filepath.Abs(benchDir)
+	disks, spec := benchDisks(2, 2, 256<<20)
+	ws := pattern(disks, 400, 1) // ~100 MiB
+	s := defineStack(b, "0 0 0 1 1 *", testenv.Storage(b, "target"), testenv.Storage(b, "target"), testenv.Storage(b, "source"))
+	s.app.start(b, cpuprofile.Setting+"="+filepath.Join(profiles, "handler.pprof"))
+	procs := stackProcesses(b, s)
+	cpu := map[string]float64{}
+	var ratios, raws, e2es []float64
+	for i := 0; i < pairs; i++ {
+		raw := claimcheckRaw(b, ws, disks)
+		var stop func()
+		if i == pairs-1 {
+			stop = profileThis(b, filepath.Join(profiles, "agent.pprof"))
+		}
+		before := cpuOf(b, procs)
+		e2e := pipelineRun(b, s, ws, disks, spec)
+		for name, sec := range cpuOf(b, procs) {
+			cpu[name] += sec - before[name]
+		}
+		if stop != nil {
+			stop()
+		}
+		ratios, raws, e2es = append(ratios, e2e/raw), append(raws, raw), append(e2es, e2e)
+		b.Logf("pair %d: claim check with the SDK alone %.1f MB/s, pipeline %.1f MB/s", i+1, raw, e2e)
+	}
+	gib := float64(patternBytes(ws)) * float64(pairs) / (1 << 30)
+	b.ReportMetric(median(raws), "claimcheck_raw_mb_per_s:MB/s")
+	b.ReportMetric(median(ratios), "pipeline_ratio:ratio")
+	for name, sec := range cpu {
+		b.ReportMetric(sec/gib, "cpu_s_per_gib_"+name+":s/GiB")
+	}
+	b.Logf("pipeline %.1f MB/s (median), ratio runs %v; CPU s/GiB %v; profiles in %s", median(e2es), ratios, cpu, profiles)
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// profileThis profiles this process (which hosts the agent) until stop.
+func profileThis(b *testing.B, path string) (stop func()) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
+}
+
+// stackProcesses names the processes of the local stack: this one (the agent), devhost (with the
+// embedded broker), the handler devhost started, and the two Azurites (their pid files).
+func stackProcesses(b *testing.B, s *stack) map[string]int {
+	procs := map[string]int{"agent": os.Getpid(), "devhost": s.app.cmd.Process.Pid}
+	waitFor(b, 30*time.Second, "the handler's process", func() bool {
+		for _, task := range taskDirs(s.app.cmd.Process.Pid) {
+			children, _ := os.ReadFile(filepath.Join(task, "children"))
+			for _, c := range strings.Fields(string(children)) {
+				pid, _ := strconv.Atoi(c)
+				if cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(cmdline), "handler") {
+					procs["handler"] = pid
+				}
+			}
+		}
+		return procs["handler"] != 0
+	})
+	for _, region := range []string{"source", "target"} {
+		data, err := os.ReadFile("../.local/azurite-" + region + ".pid")
+		if pid, perr := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && perr == nil {
+			procs["azurite_"+region] = pid
+		}
+	}
+	return procs
+}
+
+func taskDirs(pid int) []string {
+	dirs, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+	return dirs
+}
+
+func cpuOf(b *testing.B, procs map[string]int) map[string]float64 {
+	out := map[string]float64{}
+	for name, pid := range procs {
+		out[name] = processCPU(b, pid)
+	}
+	return out
+}
