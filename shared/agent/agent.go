@@ -159,7 +159,7 @@ func Open(ctx context.Context, cfg Config) (*Agent, bool, error) {
 			damaged = true
 			continue
 		}
-		if err := a.publish(ctx, b, sealed); err != nil {
+		if err := a.publish(ctx, replication.SignedDescriptor(cfg.StreamKey, b, sealed)); err != nil {
 			return nil, false, err
 		}
 		st.Published = seq

@@ -20,6 +20,7 @@ func (a *Agent) sender(ctx context.Context) {
 	type upload struct {
 		b       *replication.Batch
 		payload []byte
+		desc    replication.Descriptor
 		stored  chan error
 	}
 	inOrder := make(chan *upload, uploadsInFlight)
@@ -27,9 +28,8 @@ func (a *Agent) sender(ctx context.Context) {
 	go func() {
 		defer close(inOrder)
 		for b := range a.queue {
-			payload, err := replication.EncodeBatch(b, a.cfg.Compress)
-			payload = replication.SealPayload(a.cfg.StreamKey, b.Group, b.Seq, payload)
-			u := &upload{b: b, payload: payload, stored: make(chan error, 1)}
+			payload, desc, err := replication.SignBatch(a.cfg.StreamKey, b, a.cfg.Compress)
+			u := &upload{b: b, payload: payload, desc: desc, stored: make(chan error, 1)}
 			if err != nil { // a bug, not an outage: stop rather than skip a sequence number
 				u.stored <- fmt.Errorf("encoding batch %d: %w", b.Seq, err)
 			} else {
@@ -49,7 +49,7 @@ func (a *Agent) sender(ctx context.Context) {
 			continue // drain
 		}
 		if err == nil {
-			err = retry(ctx, a.cfg.Log, "publishing descriptor", func() error { return a.publish(ctx, u.b, u.payload) })
+			err = retry(ctx, a.cfg.Log, "publishing descriptor", func() error { return a.publish(ctx, u.desc) })
 		}
 		if err != nil {
 			failed = true
@@ -69,10 +69,9 @@ func (a *Agent) sender(ctx context.Context) {
 	}
 }
 
-func (a *Agent) publish(ctx context.Context, b *replication.Batch, payload []byte) error {
-	d := replication.SignedDescriptor(a.cfg.StreamKey, b, payload)
+func (a *Agent) publish(ctx context.Context, d replication.Descriptor) error {
 	body, _ := json.Marshal(d)
-	return a.cfg.Publisher.Publish(ctx, b.Group, []replication.ChangeEvent{{Body: body, Properties: map[string]string{"kind": b.Kind}}})
+	return a.cfg.Publisher.Publish(ctx, d.Group, []replication.ChangeEvent{{Body: body, Properties: map[string]string{"kind": d.Kind}}})
 }
 
 func retry(ctx context.Context, log *slog.Logger, what string, fn func() error) error {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc64"
 	"log/slog"
 	"sort"
 	"strings"
@@ -300,20 +301,32 @@ func (a *Applier) prefetch(ctx context.Context, group string, from, to int64) fu
 }
 
 // verify checks a payload against its descriptor (when one came), decodes it and checks that its
-// writes fall within the group's disks.
+// writes fall within the group's disks. The descriptor's CRC64 is combined from the ones decoding
+// checks; only a payload that fails is checksummed whole, to tell damage in storage or transit from a
+// foreign MAC or a malformed body.
 func (a *Applier) verify(payload []byte, g *Group, seq int64, known map[int64]Descriptor) (*Batch, error) {
 	group := g.Record.PartitionKey
-	if d, ok := known[seq]; ok && d.CRC64 != "" {
-		if got := fmt.Sprintf("%016x", CRC64(payload)); got != d.CRC64 {
-			return nil, fmt.Errorf("%w: payload CRC64 %s, descriptor says %s", ErrCorrupt, got, d.CRC64)
+	d, described := known[seq]
+	described = described && d.CRC64 != ""
+	mismatch := func(got string) error {
+		if described && got != d.CRC64 {
+			return fmt.Errorf("%w: payload CRC64 %s, descriptor says %s", ErrCorrupt, got, d.CRC64)
 		}
+		return nil
 	}
-	payload, err := OpenPayload(g.StreamKey(), group, seq, payload)
+	opened, err := OpenPayload(g.StreamKey(), group, seq, payload)
+	var b *Batch
+	var crc uint64
+	if err == nil {
+		b, crc, err = decodeBatch(opened)
+	}
 	if err != nil {
+		if damaged := mismatch(fmt.Sprintf("%016x", CRC64(payload))); damaged != nil {
+			return nil, damaged
+		}
 		return nil, err
 	}
-	b, err := DecodeBatch(payload)
-	if err != nil {
+	if err := mismatch(fmt.Sprintf("%016x", crc64.Update(crc, crcTable, payload[len(opened):]))); err != nil {
 		return nil, err
 	}
 	if b.Group != group || b.Seq != seq {

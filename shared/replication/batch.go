@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc64"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -48,11 +47,6 @@ func (b *Batch) Bytes() int64 {
 	return n
 }
 
-var crcTable = crc64.MakeTable(crc64.ECMA)
-
-// CRC64 is the checksum used for payloads and extents (ECMA polynomial).
-func CRC64(data []byte) uint64 { return crc64.Checksum(data, crcTable) }
-
 const (
 	batchMagic      = "SBY1"
 	flagZstd        = 1
@@ -71,26 +65,38 @@ var (
 // zstd-compressed when compress is set. Every extent carries its own CRC64 too, so a torn or corrupted
 // payload is detected before a byte of it is written to a disk.
 func EncodeBatch(b *Batch, compress bool) ([]byte, error) {
+	payload, _, err := encodeBatch(b, compress, 0)
+	return payload, err
+}
+
+// encodeBatch is EncodeBatch with the payload's CRC64 and room for spare more bytes (a MAC) after it:
+// the body is written once, in place after the header, and its data checksummed once.
+func encodeBatch(b *Batch, compress bool, spare int) ([]byte, uint64, error) {
 	if err := b.validate(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	var body bytes.Buffer
-	putString(&body, b.Group)
-	putInt(&body, b.Seq)
+	size := headerSize + 2 + len(b.Group) + 8 + 3 + 8 + 4 + spare
+	for _, e := range b.Extents {
+		size += 2 + len(e.Disk) + 8 + 8 + 1 + 8 + len(e.Data)
+	}
+	buf := bytes.NewBuffer(make([]byte, headerSize, size))
+	putString(buf, b.Group)
+	putInt(buf, b.Seq)
 	kind := map[string]byte{KindBatch: 1, KindMarker: 2, KindResync: 3}[b.Kind]
-	body.WriteByte(kind)
-	body.WriteByte(map[string]byte{"": 0, "crash": 1, "app": 2}[b.Consistency])
+	buf.WriteByte(kind)
+	buf.WriteByte(map[string]byte{"": 0, "crash": 1, "app": 2}[b.Consistency])
 	var bflags byte
 	if b.Baseline {
 		bflags = 1
 	}
-	body.WriteByte(bflags)
-	putInt(&body, b.SourceTime.UnixNano())
-	binary.Write(&body, binary.BigEndian, uint32(len(b.Extents)))
+	buf.WriteByte(bflags)
+	putInt(buf, b.SourceTime.UnixNano())
+	binary.Write(buf, binary.BigEndian, uint32(len(b.Extents)))
+	var segs []crcSegment // the extents' data, at their offsets in the body
 	for _, e := range b.Extents {
-		putString(&body, e.Disk)
-		putInt(&body, e.Offset)
-		putInt(&body, e.Length)
+		putString(buf, e.Disk)
+		putInt(buf, e.Offset)
+		putInt(buf, e.Length)
 		var flags byte
 		var crc uint64
 		if e.Zero {
@@ -98,26 +104,29 @@ func EncodeBatch(b *Batch, compress bool) ([]byte, error) {
 		} else {
 			crc = CRC64(e.Data)
 		}
-		body.WriteByte(flags)
-		binary.Write(&body, binary.BigEndian, crc)
+		buf.WriteByte(flags)
+		binary.Write(buf, binary.BigEndian, crc)
 		if !e.Zero {
-			body.Write(e.Data)
+			segs = append(segs, crcSegment{off: buf.Len() - headerSize, n: len(e.Data), crc: crc})
+			buf.Write(e.Data)
 		}
 	}
-	raw := body.Bytes()
-	out := bytes.NewBuffer(make([]byte, 0, headerSize+len(raw)))
-	out.WriteString(batchMagic)
+	out := buf.Bytes()
+	raw := out[headerSize:]
+	bodyCRC := crcWithSegments(raw, segs)
 	var flags byte
-	payload := raw
 	if compress {
 		flags |= flagZstd
-		payload = zstdEncoder.EncodeAll(raw, nil)
+		out = zstdEncoder.EncodeAll(raw, append(make([]byte, 0, headerSize+len(raw)/2+spare), out[:headerSize]...))
 	}
-	out.WriteByte(flags)
-	binary.Write(out, binary.BigEndian, uint64(len(raw)))
-	binary.Write(out, binary.BigEndian, CRC64(raw))
-	out.Write(payload)
-	return out.Bytes(), nil
+	copy(out, batchMagic)
+	out[4] = flags
+	binary.BigEndian.PutUint64(out[5:13], uint64(len(raw)))
+	binary.BigEndian.PutUint64(out[13:21], bodyCRC)
+	if compress {
+		return out, CRC64(out), nil
+	}
+	return out, crcCombine(CRC64(out[:headerSize]), bodyCRC, int64(len(raw))), nil
 }
 
 func putString(w *bytes.Buffer, s string) {
@@ -188,28 +197,42 @@ var ErrCorrupt = errors.New("corrupt batch payload")
 
 // DecodeBatch parses and verifies a payload. Every error wraps ErrCorrupt and says what is wrong.
 func DecodeBatch(data []byte) (*Batch, error) {
-	body, err := decodeHeader(data)
+	b, _, err := decodeBatch(data)
+	return b, err
+}
+
+// decodeBatch is DecodeBatch with the CRC64 of data, combined from the CRCs it checks.
+func decodeBatch(data []byte) (*Batch, uint64, error) {
+	body, wantCRC, err := decodeHeader(data)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	r := &reader{data: body}
 	b, err := decodeMeta(r)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	if b.Extents, err = decodeExtents(r, len(body)); err != nil {
-		return nil, err
+	var segs []crcSegment
+	if b.Extents, segs, err = decodeExtents(r, len(body)); err != nil {
+		return nil, 0, err
 	}
 	if r.err != nil {
-		return nil, corrupt("%v", r.err)
+		return nil, 0, corrupt("%v", r.err)
 	}
 	if r.off != len(body) {
-		return nil, corrupt("%d trailing bytes", len(body)-r.off)
+		return nil, 0, corrupt("%d trailing bytes", len(body)-r.off)
+	}
+	bodyCRC := crcWithSegments(body, segs)
+	if bodyCRC != wantCRC {
+		return nil, 0, corrupt("body CRC64 %016x, header says %016x", bodyCRC, wantCRC)
 	}
 	if err := b.validate(); err != nil {
-		return nil, corrupt("%v", err)
+		return nil, 0, corrupt("%v", err)
 	}
-	return b, nil
+	if data[4]&flagZstd != 0 {
+		return b, CRC64(data), nil
+	}
+	return b, crcCombine(CRC64(data[:headerSize]), bodyCRC, int64(len(body))), nil
 }
 
 // corrupt is an error of DecodeBatch: ErrCorrupt and what is wrong.
@@ -218,37 +241,34 @@ func corrupt(format string, args ...any) error {
 }
 
 // decodeHeader checks the payload's header and returns the body it describes, decompressed and
-// checked against the header's length and CRC64.
-func decodeHeader(data []byte) ([]byte, error) {
+// checked against the header's length, and the body's CRC64 as the header gives it.
+func decodeHeader(data []byte) ([]byte, uint64, error) {
 	if len(data) < headerSize {
-		return nil, corrupt("%d bytes is shorter than the %d-byte header", len(data), headerSize)
+		return nil, 0, corrupt("%d bytes is shorter than the %d-byte header", len(data), headerSize)
 	}
 	if string(data[:4]) != batchMagic {
-		return nil, corrupt("bad magic %q", data[:4])
+		return nil, 0, corrupt("bad magic %q", data[:4])
 	}
 	flags := data[4]
 	if flags&^flagZstd != 0 {
-		return nil, corrupt("unknown flags %#x", flags)
+		return nil, 0, corrupt("unknown flags %#x", flags)
 	}
 	bodyLen := binary.BigEndian.Uint64(data[5:13])
 	wantCRC := binary.BigEndian.Uint64(data[13:21])
 	if bodyLen > maxBatchBody {
-		return nil, corrupt("body length %d exceeds %d", bodyLen, maxBatchBody)
+		return nil, 0, corrupt("body length %d exceeds %d", bodyLen, maxBatchBody)
 	}
 	body := data[headerSize:]
 	if flags&flagZstd != 0 {
 		var err error
 		if body, err = zstdDecoder.DecodeAll(body, make([]byte, 0, bodyLen)); err != nil {
-			return nil, corrupt("decompressing: %v", err)
+			return nil, 0, corrupt("decompressing: %v", err)
 		}
 	}
 	if uint64(len(body)) != bodyLen {
-		return nil, corrupt("body is %d bytes, header says %d", len(body), bodyLen)
+		return nil, 0, corrupt("body is %d bytes, header says %d", len(body), bodyLen)
 	}
-	if got := CRC64(body); got != wantCRC {
-		return nil, corrupt("body CRC64 %016x, header says %016x", got, wantCRC)
-	}
-	return body, nil
+	return body, wantCRC, nil
 }
 
 // decodeMeta reads the body's fields before the extents: group, sequence, kind, consistency, flags
@@ -288,13 +308,15 @@ func decodeMeta(r *reader) (*Batch, error) {
 }
 
 // decodeExtents reads the extent count and the extents of a body of bodyLen bytes, checking each
-// extent's data against its CRC64; it stops at the reader's first error, which the caller reports.
-func decodeExtents(r *reader, bodyLen int) ([]Extent, error) {
+// extent's data against its CRC64 and returning where the data lies with those CRCs; it stops at the
+// reader's first error, which the caller reports.
+func decodeExtents(r *reader, bodyLen int) ([]Extent, []crcSegment, error) {
 	n := r.u32()
 	if r.err == nil && uint64(n) > uint64(bodyLen)/27 { // each extent takes at least 27 bytes
-		return nil, corrupt("%d extents cannot fit in %d bytes", n, bodyLen)
+		return nil, nil, corrupt("%d extents cannot fit in %d bytes", n, bodyLen)
 	}
 	var out []Extent
+	var segs []crcSegment
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		var e Extent
 		e.Disk = r.str()
@@ -303,21 +325,26 @@ func decodeExtents(r *reader, bodyLen int) ([]Extent, error) {
 		flags := r.u8()
 		crc := r.u64()
 		if flags > 1 {
-			return nil, corrupt("extent %d: unknown flags %#x", i, flags)
+			return nil, nil, corrupt("extent %d: unknown flags %#x", i, flags)
 		}
 		e.Zero = flags == 1
 		if !e.Zero {
 			if e.Length < 0 || e.Length > maxExtentLength {
-				return nil, corrupt("extent %d: length %d", i, e.Length)
+				return nil, nil, corrupt("extent %d: length %d", i, e.Length)
 			}
+			at := r.off
 			e.Data = r.bytes(int(e.Length))
-			if r.err == nil && CRC64(e.Data) != crc {
-				return nil, corrupt("extent %d (%s at %d): CRC64 mismatch", i, e.Disk, e.Offset)
+			if r.err != nil {
+				break
 			}
+			if CRC64(e.Data) != crc {
+				return nil, nil, corrupt("extent %d (%s at %d): CRC64 mismatch", i, e.Disk, e.Offset)
+			}
+			segs = append(segs, crcSegment{off: at, n: len(e.Data), crc: crc})
 		}
 		out = append(out, e)
 	}
-	return out, nil
+	return out, segs, nil
 }
 
 type reader struct {
@@ -369,9 +396,11 @@ func (r *reader) bytes(n int) []byte { return r.take(n) }
 
 // DescriptorFor is the descriptor the agent publishes for a stored payload.
 func DescriptorFor(b *Batch, journalName string, payload []byte) Descriptor {
-	d := Descriptor{Group: b.Group, Seq: b.Seq, Kind: b.Kind, SourceTime: b.SourceTime, Consistency: b.Consistency, Baseline: b.Baseline}
-	d.Journal = journalName
-	d.Bytes = int64(len(payload))
-	d.CRC64 = fmt.Sprintf("%016x", CRC64(payload))
-	return d
+	return descriptorOf(b, journalName, int64(len(payload)), CRC64(payload))
+}
+
+// descriptorOf is the descriptor of a payload of size bytes whose CRC64 is known.
+func descriptorOf(b *Batch, journalName string, size int64, crc uint64) Descriptor {
+	return Descriptor{Group: b.Group, Seq: b.Seq, Kind: b.Kind, SourceTime: b.SourceTime, Consistency: b.Consistency, Baseline: b.Baseline,
+		Journal: journalName, Bytes: size, CRC64: fmt.Sprintf("%016x", crc)}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"hash/crc64"
 	"strconv"
 	"time"
 )
@@ -96,7 +97,10 @@ func (d Descriptor) Authentic(key []byte) bool {
 
 // SignedDescriptor is the descriptor of a stored (sealed) payload, with its MAC under key.
 func SignedDescriptor(key []byte, b *Batch, payload []byte) Descriptor {
-	d := DescriptorFor(b, BatchBlobName(b.Group, b.Seq), payload)
+	return signed(key, DescriptorFor(b, BatchBlobName(b.Group, b.Seq), payload))
+}
+
+func signed(key []byte, d Descriptor) Descriptor {
 	if key != nil {
 		d.MAC = DescriptorMAC(key, d)
 	}
@@ -104,11 +108,14 @@ func SignedDescriptor(key []byte, b *Batch, payload []byte) Descriptor {
 }
 
 // SignBatch is a batch as an agent sends it: its journal payload, sealed, and its signed descriptor.
+// The MAC goes into room the encoding left for it, and the descriptor's CRC64 is combined from the
+// encoding's, so the payload is neither copied nor checksummed again.
 func SignBatch(key []byte, b *Batch, compress bool) ([]byte, Descriptor, error) {
-	raw, err := EncodeBatch(b, compress)
+	raw, crc, err := encodeBatch(b, compress, payloadMACSize)
 	if err != nil {
 		return nil, Descriptor{}, err
 	}
 	payload := SealPayload(key, b.Group, b.Seq, raw)
-	return payload, SignedDescriptor(key, b, payload), nil
+	crc = crc64.Update(crc, crcTable, payload[len(raw):]) // the MAC
+	return payload, signed(key, descriptorOf(b, BatchBlobName(b.Group, b.Seq), int64(len(payload)), crc)), nil
 }
