@@ -75,6 +75,13 @@ func (s *Store) Get(ctx context.Context, group string, seq int64) ([]byte, error
 	if resp.ContentLength != nil && *resp.ContentLength > replication.MaxPayloadBytes {
 		return nil, fmt.Errorf("%w: batch %d of %s has %d bytes, more than any agent stores (%d)", replication.ErrCorrupt, seq, group, *resp.ContentLength, int64(replication.MaxPayloadBytes))
 	}
+	if resp.ContentLength != nil && *resp.ContentLength >= 0 { // read into one buffer of the right size
+		data := make([]byte, *resp.ContentLength)
+		if _, err := io.ReadFull(resp.Body, data); err != nil {
+			return nil, azconn.Translate(err, fmt.Sprintf("reading batch %d of %s", seq, group))
+		}
+		return data, nil
+	}
 	var buf bytes.Buffer
 	n, err := io.Copy(&buf, io.LimitReader(resp.Body, replication.MaxPayloadBytes+1))
 	if err != nil {
