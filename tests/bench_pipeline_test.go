@@ -1,7 +1,9 @@
 package tests
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/standby-dr/standby/shared/agent"
 	"github.com/standby-dr/standby/shared/cpuprofile"
 	"github.com/standby-dr/standby/shared/pageblobs"
 	"github.com/standby-dr/standby/shared/replication"
@@ -226,4 +229,93 @@ func cpuOf(b *testing.B, procs map[string]int) map[string]float64 {
 		out[name] = processCPU(b, pid)
 	}
 	return out
+}
+
+// sustainRun writes at rate MB/s for the given time into a new group, then marks the end: whether the
+// writer kept its rate (the agent's bounded queue holds it back once the pipeline falls behind), how
+// long apply took to land the end after it, and each applied write set's RPO.
+type sustainRun struct {
+	achieved, drain float64
+	rpo             []float64
+}
+
+func runAtRate(b *testing.B, s *stack, rate float64, d time.Duration) sustainRun {
+	disks, spec := benchDisks(2, 2, 256<<20)
+	group := testenv.Unique("rate")
+	enable(b, s, group, spec)
+	a := s.agent(b, group, disks)
+	a.Marker("crash", true) // the disks start empty: nothing to copy first
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	st, err := (&agent.Workload{Agent: a, Disks: disks, BytesPerSecond: rate * (1 << 20), Seed: 3}).Run(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	final, ended := a.Marker("crash", false), time.Now()
+	waitWatermark(b, s, group, final, 10*time.Minute)
+	run := sustainRun{achieved: float64(st.Bytes) / (1 << 20) / d.Seconds(), drain: time.Since(ended).Seconds()}
+	a.Close(context.Background())
+	sc := bufio.NewScanner(strings.NewReader(s.app.out.String()))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var line struct {
+			Msg   string  `json:"msg"`
+			Group string  `json:"group"`
+			RPO   float64 `json:"rpoMs"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "applied" && line.Group == group {
+			run.rpo = append(run.rpo, line.RPO/1000)
+		}
+	}
+	sort.Float64s(run.rpo)
+	return run
+}
+
+// sustained: the writer kept 97% of its rate and the backlog at the end drained within 5 s.
+func (r sustainRun) sustained(rate float64) bool { return r.achieved >= 0.97*rate && r.drain <= 5 }
+
+func (r sustainRun) percentile(p int) float64 {
+	if len(r.rpo) == 0 {
+		return 0
+	}
+	return r.rpo[(len(r.rpo)-1)*p/100]
+}
+
+// BenchmarkFigure_capacity: pipeline_capacity_mb_per_s, the highest write rate the pipeline sustains for
+// BENCH_CAPACITY_SECONDS (default 60) with a bounded backlog — the writer keeps its rate and the backlog
+// drains within 5 s once it stops — found by stepping from 90% of a burst's end-to-end rate (up by 15%
+// until a rate fails, or down by 15% until one holds); then RPO (p50, p99 of every write set apply lands) for as long again at 50% and at 80%
+// of that capacity.
+func BenchmarkFigure_capacity(b *testing.B) {
+	seconds := 60
+	fmt.Sscan(os.Getenv("BENCH_CAPACITY_SECONDS"), &seconds)
+	d := time.Duration(seconds) * time.Second
+	s := newStack(b, "0 0 0 1 1 *")
+	disks, spec := benchDisks(2, 2, 256<<20)
+	burst := pipelineRun(b, s, pattern(disks, 400, 1), disks, spec)
+	capacity, rate := 0.0, 0.9*burst
+	for step := 0; step < 10; step++ {
+		run := runAtRate(b, s, rate, d)
+		b.Logf("%.1f MB/s for %s: kept %.1f MB/s, drained in %.1f s", rate, d, run.achieved, run.drain)
+		if run.sustained(rate) {
+			capacity = rate
+			rate *= 1.15
+			continue
+		}
+		if capacity > 0 {
+			break // the step above the highest sustained rate failed
+		}
+		rate *= 0.85
+	}
+	if capacity == 0 {
+		b.Fatalf("no rate from %.1f MB/s down was sustained", 0.9*burst)
+	}
+	half, most := runAtRate(b, s, capacity/2, d), runAtRate(b, s, capacity*0.8, d)
+	b.ReportMetric(capacity, "pipeline_capacity_mb_per_s:MB/s")
+	b.ReportMetric(half.percentile(50), "rpo_p50_s:s")
+	b.ReportMetric(half.percentile(99), "rpo_p99_s:s")
+	b.ReportMetric(most.percentile(50), "rpo_p50_s_at_80pct:s")
+	b.ReportMetric(most.percentile(99), "rpo_p99_s_at_80pct:s")
+	b.Logf("burst %.1f MB/s, capacity %.1f MB/s; RPO at 50%%: p50 %.2f s p99 %.2f s (%d write sets); at 80%%: p50 %.2f s p99 %.2f s (%d)",
+		burst, capacity, half.percentile(50), half.percentile(99), len(half.rpo), most.percentile(50), most.percentile(99), len(most.rpo))
 }

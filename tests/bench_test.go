@@ -1,16 +1,13 @@
 package tests
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	crand "crypto/rand"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math/rand"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -123,76 +120,6 @@ func enable(b *testing.B, s *stack, group, spec string) {
 	if status, _, body := s.app.call(b, "PUT", "/api/v1/groups/"+group, "test-key", spec); status != 201 {
 		b.Fatalf("PUT group: %d %s", status, body)
 	}
-}
-
-// BenchmarkFigure_apply_throughput_ratio: the pipeline's end-to-end MB/s (agent write API → journal →
-// broker → devhost → apply → target page blobs) over the raw UploadPages MB/s of the same write pattern
-// to the same Azurite, both measured in this run.
-func BenchmarkFigure_apply_throughput_ratio(b *testing.B) {
-	disks, spec := benchDisks(2, 2, 256<<20)
-	ws := pattern(disks, 400, 1) // ~100 MiB
-	raw := rawUpload(b, ws, disks)
-	s := newStack(b, "0 0 0 1 1 *")
-	group := testenv.Unique("tput")
-	enable(b, s, group, spec)
-	a := s.agent(b, group, disks)
-	start := time.Now()
-	for _, w := range ws {
-		if err := a.Write(w.disk, w.offset, w.data); err != nil {
-			b.Fatal(err)
-		}
-	}
-	final := a.Marker("crash", true)
-	waitWatermark(b, s, group, final, 5*time.Minute)
-	e2e := float64(patternBytes(ws)) / (1 << 20) / time.Since(start).Seconds()
-	a.Close(context.Background())
-	b.ReportMetric(e2e/raw, "ratio")
-	b.Logf("apply throughput: end-to-end %.1f MB/s, raw UploadPages %.1f MB/s", e2e, raw)
-}
-
-// BenchmarkFigure_rpo: RPO under load. The raw capacity is measured first; then the workload writes at
-// half of it for BENCH_RPO_SECONDS (default 60) and every write set apply lands reports how far behind
-// its oldest write was (rpoMs in the handler's log).
-func BenchmarkFigure_rpo(b *testing.B) {
-	disks, spec := benchDisks(2, 2, 256<<20)
-	raw := rawUpload(b, pattern(disks, 200, 2), disks)
-	seconds := 60
-	fmt.Sscan(os.Getenv("BENCH_RPO_SECONDS"), &seconds)
-	s := newStack(b, "0 0 0 1 1 *")
-	group := testenv.Unique("rpo")
-	enable(b, s, group, spec)
-	a := s.agent(b, group, disks)
-	a.Marker("crash", true) // the disks start empty: nothing to copy first
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(seconds)*time.Second)
-	defer cancel()
-	st, err := (&agent.Workload{Agent: a, Disks: disks, BytesPerSecond: raw / 2 * (1 << 20), Seed: 3}).Run(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	final := a.Marker("crash", false)
-	waitWatermark(b, s, group, final, 5*time.Minute)
-	a.Close(context.Background())
-	var rpo []float64
-	sc := bufio.NewScanner(strings.NewReader(s.app.out.String()))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var line struct {
-			Msg   string  `json:"msg"`
-			Group string  `json:"group"`
-			RPO   float64 `json:"rpoMs"`
-		}
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "applied" && line.Group == group {
-			rpo = append(rpo, line.RPO/1000)
-		}
-	}
-	if len(rpo) == 0 {
-		b.Fatal("no apply records")
-	}
-	sort.Float64s(rpo)
-	b.ReportMetric(rpo[len(rpo)/2], "rpo_p50_s:s")
-	b.ReportMetric(rpo[(len(rpo)-1)*99/100], "rpo_p99_s:s")
-	b.Logf("rpo: %d write sets at %.1f MB/s (half of raw %.1f MB/s, wrote %.0f MiB)", len(rpo),
-		float64(st.Bytes)/(1<<20)/float64(seconds), raw, float64(st.Bytes)/(1<<20))
 }
 
 // BenchmarkFigure_apply_size_cost_ratio: the time apply takes for the same churn on a 64 GiB and on a
