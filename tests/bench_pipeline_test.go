@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
 	"sort"
@@ -239,7 +240,9 @@ type sustainRun struct {
 	rpo             []float64
 }
 
-func runAtRate(b *testing.B, s *stack, rate float64, d time.Duration) sustainRun {
+func runAtRate(b *testing.B, rate float64, d time.Duration) sustainRun {
+	s := freshStack(b)
+	defer s.app.stop(b)
 	disks, spec := benchDisks(2, 2, 256<<20)
 	group := testenv.Unique("rate")
 	enable(b, s, group, spec)
@@ -281,21 +284,35 @@ func (r sustainRun) percentile(p int) float64 {
 	return r.rpo[(len(r.rpo)-1)*p/100]
 }
 
+// freshStack starts a stack on emptied storage: a minute at capacity leaves gigabytes in each Azurite
+// (the journal, and every Put Page as an extent until its garbage collection, every 10 minutes), and a
+// long-lived Azurite slows down, so each run of the capacity search starts alike.
+func freshStack(b *testing.B) *stack {
+	for _, step := range []string{"reset", "start"} {
+		if out, err := exec.Command("../scripts/azurite.sh", step).CombinedOutput(); err != nil {
+			b.Fatalf("azurite %s: %v\n%s", step, err, out)
+		}
+	}
+	return newStack(b, "0 0 0 1 1 *")
+}
+
 // BenchmarkFigure_capacity: pipeline_capacity_mb_per_s, the highest write rate the pipeline sustains for
 // BENCH_CAPACITY_SECONDS (default 60) with a bounded backlog — the writer keeps its rate and the backlog
 // drains within 5 s once it stops — found by stepping from 90% of a burst's end-to-end rate (up by 15%
-// until a rate fails, or down by 15% until one holds); then RPO (p50, p99 of every write set apply lands) for as long again at 50% and at 80%
+// until a rate fails, or down by 15% until one holds), each run on emptied storage (freshStack); then
+// RPO (p50, p99 of every write set apply lands) for as long again at 50% and at 80%
 // of that capacity.
 func BenchmarkFigure_capacity(b *testing.B) {
 	seconds := 60
 	fmt.Sscan(os.Getenv("BENCH_CAPACITY_SECONDS"), &seconds)
 	d := time.Duration(seconds) * time.Second
-	s := newStack(b, "0 0 0 1 1 *")
+	s := freshStack(b)
 	disks, spec := benchDisks(2, 2, 256<<20)
 	burst := pipelineRun(b, s, pattern(disks, 400, 1), disks, spec)
+	s.app.stop(b)
 	capacity, rate := 0.0, 0.9*burst
 	for step := 0; step < 10; step++ {
-		run := runAtRate(b, s, rate, d)
+		run := runAtRate(b, rate, d)
 		b.Logf("%.1f MB/s for %s: kept %.1f MB/s, drained in %.1f s", rate, d, run.achieved, run.drain)
 		if run.sustained(rate) {
 			capacity = rate
@@ -310,7 +327,7 @@ func BenchmarkFigure_capacity(b *testing.B) {
 	if capacity == 0 {
 		b.Fatalf("no rate from %.1f MB/s down was sustained", 0.9*burst)
 	}
-	half, most := runAtRate(b, s, capacity/2, d), runAtRate(b, s, capacity*0.8, d)
+	half, most := runAtRate(b, capacity/2, d), runAtRate(b, capacity*0.8, d)
 	b.ReportMetric(capacity, "pipeline_capacity_mb_per_s:MB/s")
 	b.ReportMetric(half.percentile(50), "rpo_p50_s:s")
 	b.ReportMetric(half.percentile(99), "rpo_p99_s:s")

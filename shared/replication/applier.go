@@ -301,11 +301,12 @@ func (a *Applier) prefetch(ctx context.Context, group string, from, to int64) fu
 }
 
 // verify checks a payload against its descriptor (when one came), decodes it and checks that its
-// writes fall within the group's disks. The descriptor's CRC64 is combined from the ones decoding
-// checks; only a payload that fails is checksummed whole, to tell damage in storage or transit from a
-// foreign MAC or a malformed body.
+// writes fall within the group's disks. In a group with a stream key the payload's MAC is the check:
+// its CRCs are not computed again. Without one, the descriptor's CRC64 is combined from the ones
+// decoding checks. Only a payload that fails is checksummed whole, to tell damage in storage or
+// transit from a foreign MAC or a malformed body.
 func (a *Applier) verify(payload []byte, g *Group, seq int64, known map[int64]Descriptor) (*Batch, error) {
-	group := g.Record.PartitionKey
+	group, key := g.Record.PartitionKey, g.StreamKey()
 	d, described := known[seq]
 	described = described && d.CRC64 != ""
 	mismatch := func(got string) error {
@@ -314,11 +315,11 @@ func (a *Applier) verify(payload []byte, g *Group, seq int64, known map[int64]De
 		}
 		return nil
 	}
-	opened, err := OpenPayload(g.StreamKey(), group, seq, payload)
+	opened, err := OpenPayload(key, group, seq, payload)
 	var b *Batch
 	var crc uint64
 	if err == nil {
-		b, crc, err = decodeBatch(opened)
+		b, crc, err = decodeBatch(opened, key != nil)
 	}
 	if err != nil {
 		if damaged := mismatch(fmt.Sprintf("%016x", CRC64(payload))); damaged != nil {
@@ -326,8 +327,10 @@ func (a *Applier) verify(payload []byte, g *Group, seq int64, known map[int64]De
 		}
 		return nil, err
 	}
-	if err := mismatch(fmt.Sprintf("%016x", crc64.Update(crc, crcTable, payload[len(opened):]))); err != nil {
-		return nil, err
+	if key == nil {
+		if err := mismatch(fmt.Sprintf("%016x", crc64.Update(crc, crcTable, payload[len(opened):]))); err != nil {
+			return nil, err
+		}
 	}
 	if b.Group != group || b.Seq != seq {
 		return nil, fmt.Errorf("%w: the payload stored as %s/%d says %s/%d", ErrCorrupt, group, seq, b.Group, b.Seq)

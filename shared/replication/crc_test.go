@@ -43,7 +43,7 @@ func TestCombinedCRCsAreTheCRCsOfTheBytes(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, crc, err := decodeBatch(opened); err != nil || crc != CRC64(opened) {
+				if _, crc, err := decodeBatch(opened, false); err != nil || crc != CRC64(opened) {
 					t.Fatalf("decoded CRC %016x, payload's %016x (%v)", crc, CRC64(opened), err)
 				}
 			}
