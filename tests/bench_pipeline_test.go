@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,7 +48,9 @@ func claimcheckRaw(t testing.TB, ws []write, disks []replication.DiskRefSpec) fl
 		batches[len(batches)-1] = append(batches[len(batches)-1], ws[i])
 		size += len(ws[i].data)
 	}
-	blob := func(i int) replication.DiskRef { return replication.DiskRef{Container: container, Name: fmt.Sprintf("batch-%06d", i)} }
+	blob := func(i int) replication.DiskRef {
+		return replication.DiskRef{Container: container, Name: fmt.Sprintf("batch-%06d", i)}
+	}
 	uploaded, downloaded := make(chan int, 4), make(chan []write, 4)
 	start := time.Now()
 	var g errgroup.Group
@@ -149,18 +150,19 @@ func BenchmarkFigure_pipeline(b *testing.B) {
 	var ratios, raws, e2es []float64
 	for i := 0; i < pairs; i++ {
 		raw := claimcheckRaw(b, ws, disks)
-		var stop func()
-		if i == pairs-1 {
-			stop = profileThis(b, filepath.Join(profiles, "agent.pprof"))
+		stop := func() {}
+		if i == pairs-1 { // this process hosts the agent
+			var err error
+			if stop, err = cpuprofile.Start(filepath.Join(profiles, "agent.pprof")); err != nil {
+				b.Fatal(err)
+			}
 		}
 		before := cpuOf(b, procs)
 		e2e := pipelineRun(b, s, ws, disks, spec)
 		for name, sec := range cpuOf(b, procs) {
 			cpu[name] += sec - before[name]
 		}
-		if stop != nil {
-			stop()
-		}
+		stop()
 		ratios, raws, e2es = append(ratios, e2e/raw), append(raws, raw), append(e2es, e2e)
 		b.Logf("pair %d: claim check with the SDK alone %.1f MB/s, pipeline %.1f MB/s", i+1, raw, e2e)
 	}
@@ -180,18 +182,6 @@ func median(v []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-// profileThis profiles this process (which hosts the agent) until stop.
-func profileThis(b *testing.B, path string) (stop func()) {
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		b.Fatal(err)
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 // stackProcesses names the processes of the local stack: this one (the agent), devhost (with the
