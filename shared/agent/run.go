@@ -65,7 +65,7 @@ type RunConfig struct {
 	// ScanInterval hashes file: disks and snapshots pageblob: and managed: disks this often to find
 	// writes other processes make (0: off; negative: 5 s, or off with the workload, which writes through
 	// the write API; for a group with managed: disks, replication.SnapshotSpacing, which Azure's rate
-	// allows for ever).
+	// allows indefinitely).
 	ScanInterval time.Duration
 	Log          *slog.Logger
 	// Progress shows the baseline's progress at each heartbeat while it runs (nil: not shown).
