@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/standby-dr/standby/shared/apicontract"
 	"github.com/standby-dr/standby/shared/local"
 )
 
@@ -29,7 +30,34 @@ var binDir string
 // static linux/amd64 bin/handler): the tests run what ships.
 var stagedApp string
 
+// contractViolations collects every answer of the API, from any test, that its OpenAPI document does
+// not describe: the tests' HTTP calls all go through a transport that checks them (apicontract).
+var contractViolations violations
+
+type violations struct {
+	mu   sync.Mutex
+	errs []string
+}
+
+func (v *violations) add(err error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.errs = append(v.errs, err.Error())
+}
+
+func (v *violations) list() []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return append([]string(nil), v.errs...)
+}
+
 func TestMain(m *testing.M) {
+	checker, err := apicontract.New()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	http.DefaultTransport = apicontract.Transport{Checker: checker, Base: http.DefaultTransport, Report: contractViolations.add}
 	dir, err := os.MkdirTemp("", "standby-tests-bin")
 	if err != nil {
 		panic(err)
@@ -49,6 +77,10 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	if n := len(contractViolations.list()); n > 0 {
+		fmt.Fprintf(os.Stderr, "%d answers of the API do not match its OpenAPI document:\n%s\n", n, strings.Join(contractViolations.list(), "\n"))
+		code = 1
+	}
 	os.Exit(code)
 }
 

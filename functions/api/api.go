@@ -69,7 +69,7 @@ func (a *API) Handler() http.Handler {
 // operations are the handlers of apiv1.Routes, by route key.
 func (a *API) operations() map[string]http.HandlerFunc {
 	ops := map[string]http.HandlerFunc{
-		"GET /health": a.health, "GET /groups": a.listGroups, "PUT /groups/{group}": a.putGroup,
+		"GET /health": a.health, "GET /openapi.json": a.openAPI, "GET /groups": a.listGroups, "PUT /groups/{group}": a.putGroup,
 		"GET /groups/{group}": a.getGroup, "DELETE /groups/{group}": a.deleteGroup,
 		"POST /groups/{group}/agent": a.postAgent, "POST /groups/{group}/agent-key": a.postAgentKey,
 		"POST /groups/{group}/resync": a.postResync, "POST /groups/{group}/seed": a.postSeed,
@@ -127,6 +127,14 @@ func decode(r *http.Request, into any) error {
 	return nil
 }
 
+// openAPI answers the API's OpenAPI 3.1 document.
+func (a *API) openAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(openAPIDocument)
+}
+
+var openAPIDocument = apiv1.OpenAPI()
+
 func (a *API) health(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
@@ -152,5 +160,5 @@ func (a *API) health(w http.ResponseWriter, r *http.Request) {
 			status, code = "degraded", http.StatusServiceUnavailable
 		}
 	}
-	a.answer(w, r, code, map[string]any{"status": status, "dependencies": report}, nil)
+	a.answer(w, r, code, apiv1.HealthView{Status: status, Dependencies: report}, nil)
 }

@@ -15,7 +15,7 @@ func (a *API) planOperations(ops map[string]http.HandlerFunc) {
 		for _, rec := range recs {
 			views = append(views, apiv1.NewPlanView(rec))
 		}
-		a.answer(w, r, http.StatusOK, map[string]any{"plans": views}, err)
+		a.answer(w, r, http.StatusOK, apiv1.PlanList{Plans: views}, err)
 	}
 	ops["PUT /plans/{plan}"] = func(w http.ResponseWriter, r *http.Request) {
 		var spec failover.PlanSpec

@@ -52,7 +52,7 @@ func (a *API) listGroups(w http.ResponseWriter, r *http.Request) {
 	for _, g := range groups {
 		out = append(out, apiv1.NewGroupView(g, a.Now()))
 	}
-	a.answer(w, r, http.StatusOK, map[string]any{"groups": out}, err)
+	a.answer(w, r, http.StatusOK, apiv1.GroupList{Groups: out}, err)
 }
 
 // deleteGroup disables replication: keepData=true (the default) keeps the target disks and recovery
@@ -91,7 +91,7 @@ func (a *API) postAgent(w http.ResponseWriter, r *http.Request) {
 func (a *API) postResync(w http.ResponseWriter, r *http.Request) {
 	group := r.PathValue("group")
 	rec, err := a.Groups.Resync(r.Context(), group)
-	a.answer(w, r, http.StatusAccepted, map[string]any{"group": group, "state": rec.State, "reason": rec.Reason}, err)
+	a.answer(w, r, http.StatusAccepted, apiv1.ResyncView{Group: group, State: rec.State, Reason: rec.Reason}, err)
 }
 
 // postSeed starts, follows and finishes a reprotect's seeding of this site's disks from managed disks
@@ -194,11 +194,7 @@ func (a *API) getEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	events, next, err := a.Groups.Events(r.Context(), group, int(*limit), r.URL.Query().Get("after"))
-	page := map[string]any{"group": group, "events": apiv1.NewEventViews(events)}
-	if next != "" {
-		page["next"] = next
-	}
-	a.answer(w, r, http.StatusOK, page, err)
+	a.answer(w, r, http.StatusOK, apiv1.EventsPage{Group: group, Events: apiv1.NewEventViews(events), Next: next}, err)
 }
 
 func (a *API) postFailover(w http.ResponseWriter, r *http.Request) {
@@ -261,5 +257,5 @@ func (a *API) getDeadLetters(w http.ResponseWriter, r *http.Request) {
 	if dls == nil {
 		dls = []apiv1.DeadLetterView{}
 	}
-	a.answer(w, r, http.StatusOK, map[string]any{"deadLetters": dls}, err)
+	a.answer(w, r, http.StatusOK, apiv1.DeadLetterList{DeadLetters: dls}, err)
 }

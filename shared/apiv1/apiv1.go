@@ -207,3 +207,48 @@ type PointsPage struct {
 		Reason        string     `json:"reason,omitempty"`
 	} `json:"restorableWindow"`
 }
+
+// HealthView is GET /health: "healthy" (200) or "degraded" (503), and each dependency.
+type HealthView struct {
+	Status       string             `json:"status"`
+	Dependencies []DependencyHealth `json:"dependencies"`
+}
+
+// GroupList is GET /groups.
+type GroupList struct {
+	Groups []GroupView `json:"groups"`
+}
+
+// PlanList is GET /plans.
+type PlanList struct {
+	Plans []PlanView `json:"plans"`
+}
+
+// DeadLetterList is GET /jobs/dead-letters.
+type DeadLetterList struct {
+	DeadLetters []DeadLetterView `json:"deadLetters"`
+}
+
+// ResyncView is POST /groups/{group}/resync's answer: the group's state once the resync is asked for.
+type ResyncView struct {
+	Group  string            `json:"group"`
+	State  replication.State `json:"state"`
+	Reason string            `json:"reason,omitempty"`
+}
+
+// EventsPage is GET /groups/{group}/events.
+type EventsPage struct {
+	Group  string      `json:"group"`
+	Events []EventView `json:"events"`
+	// Next continues the listing (pass it as ?after=).
+	Next string `json:"next,omitempty"`
+}
+
+// Problem is an error's RFC 7807 problem+json document.
+type Problem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail"`
+	Instance string `json:"instance"`
+}

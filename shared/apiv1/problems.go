@@ -52,5 +52,5 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, err error) {
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false) // details quote what was sent, e.g. file:<path>
-	enc.Encode(map[string]any{"type": "about:blank", "title": title, "status": status, "detail": replication.Redact(detail), "instance": r.URL.Path})
+	enc.Encode(Problem{Type: "about:blank", Title: title, Status: status, Detail: replication.Redact(detail), Instance: r.URL.Path})
 }

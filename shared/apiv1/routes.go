@@ -64,6 +64,7 @@ var (
 // Routes is the whole REST API.
 var Routes = []Route{
 	{"GET", "/health", readers},
+	{"GET", "/openapi.json", []Role{RoleReader, RolePeer}},
 	{"GET", "/groups", readers},
 	{"PUT", "/groups/{group}", peers},
 	{"GET", "/groups/{group}", []Role{RoleReader, RoleAgent, RolePeer}},
