@@ -191,8 +191,10 @@ func WebhookClient(private bool) *http.Client {
 		}
 		return nil
 	}}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.DialContext, transport.Proxy = dialer.DialContext, nil
+	// net/http's DefaultTransport settings, without its proxy, and not cloned from it: a process may have
+	// replaced the default transport (the tests check the API's answers through theirs).
+	transport := &http.Transport{DialContext: dialer.DialContext, ForceAttemptHTTP2: true, MaxIdleConns: 100,
+		IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 10 * time.Second, ExpectContinueTimeout: time.Second}
 	return &http.Client{Transport: transport, Timeout: 5 * time.Minute,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
