@@ -89,7 +89,32 @@ func (c *Checker) Check(req *http.Request, status int, header http.Header, body 
 	return nil
 }
 
-// Transport checks every answer that passes through it, reporting failures to report.
+// CheckRequest validates a request body the API accepted against the operation's request body: the
+// document must take whatever the handler takes (a refused request may be malformed on purpose, and
+// an operation without a body ignores one).
+func (c *Checker) CheckRequest(req *http.Request, body []byte) error {
+	h, _ := c.mux.Handler(req)
+	rt, ok := h.(routeOf)
+	if !ok {
+		return nil
+	}
+	what := fmt.Sprintf("%s %s (request)", req.Method, req.URL.Path)
+	rb := c.doc.Paths.Find(rt.Path).GetOperation(rt.Method).RequestBody
+	if rb == nil {
+		return nil // the operation reads no body: whatever came with the request was ignored
+	}
+	var value any
+	if err := json.Unmarshal(body, &value); err != nil {
+		return fmt.Errorf("%s: not JSON: %v", what, err)
+	}
+	if err := rb.Value.Content.Get("application/json").Schema.Value.VisitJSON(value, openapi3.EnableJSONSchema2020()); err != nil {
+		return fmt.Errorf("%s: the body the API took does not match the document: %v", what, err)
+	}
+	return nil
+}
+
+// Transport checks every answer that passes through it, and every request body the API took,
+// reporting failures to Report.
 type Transport struct {
 	Checker *Checker
 	Base    http.RoundTripper
@@ -97,8 +122,21 @@ type Transport struct {
 }
 
 func (t Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !strings.HasPrefix(req.URL.Path, "/api/") {
+		return t.Base.RoundTrip(req)
+	}
+	var sent []byte
+	if req.Body != nil && req.Body != http.NoBody {
+		var err error
+		if sent, err = io.ReadAll(req.Body); err != nil {
+			return nil, err
+		}
+		req.Body.Close()
+		req = req.Clone(req.Context())
+		req.Body = io.NopCloser(bytes.NewReader(sent))
+	}
 	resp, err := t.Base.RoundTrip(req)
-	if err != nil || !strings.HasPrefix(req.URL.Path, "/api/") {
+	if err != nil {
 		return resp, err
 	}
 	body, rerr := readAll(resp)
@@ -107,6 +145,11 @@ func (t Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if cerr := t.Checker.Check(req, resp.StatusCode, resp.Header, body); cerr != nil {
 		t.Report(cerr)
+	}
+	if resp.StatusCode < 300 && len(sent) > 0 {
+		if cerr := t.Checker.CheckRequest(req, sent); cerr != nil {
+			t.Report(cerr)
+		}
 	}
 	return resp, nil
 }

@@ -12,7 +12,8 @@ import (
 )
 
 // The document loads and validates in kin-openapi; a real answer passes, and the same answer with a
-// field the document does not name, a missing required field or a wrong type fails.
+// field the document does not name, a missing required field or a wrong type fails. A request body
+// passes without the fields that have defaults, and fails with one the API refuses.
 func TestAnswersAreCheckedAgainstTheDocument(t *testing.T) {
 	c, err := New()
 	if err != nil {
@@ -50,6 +51,13 @@ func TestAnswersAreCheckedAgainstTheDocument(t *testing.T) {
 	problem := []byte(`{"type":"about:blank","title":"not found","status":404,"detail":"no group g2","instance":"/api/v1/groups/g2"}`)
 	if err := c.Check(req, 404, http.Header{"Content-Type": {"application/problem+json"}}, problem); err != nil {
 		t.Errorf("a problem: %v", err)
+	}
+	put, _ := http.NewRequest("PUT", "http://x/api/v1/groups/g1", nil)
+	if err := c.CheckRequest(put, []byte(`{"vms":[{"name":"web","disks":[{"name":"os","sizeBytes":1048576,"source":"agent"}]}]}`)); err != nil {
+		t.Errorf("a spec that leaves out what has defaults: %v", err)
+	}
+	if err := c.CheckRequest(put, []byte(`{"vms":[],"color":"red"}`)); err == nil {
+		t.Error("a spec with a field the API refuses passed")
 	}
 	outside, _ := http.NewRequest("GET", "http://x/api/console/", nil)
 	if err := c.Check(outside, 200, http.Header{"Content-Type": {"text/html"}}, []byte("<html>")); err != nil {

@@ -131,7 +131,7 @@ func (s *schemas) operation(rt Route, op operation, problem map[string]any) map[
 	}
 	if op.body != nil {
 		out["requestBody"] = map[string]any{"required": rt.Key() != "POST /groups/{group}/"+failover.JobReprotect,
-			"content": map[string]any{"application/json": map[string]any{"schema": s.of(reflect.TypeOf(op.body))}}}
+			"content": map[string]any{"application/json": map[string]any{"schema": s.input().of(reflect.TypeOf(op.body))}}}
 	}
 	responses := map[string]any{"default": problem}
 	for status, answer := range op.answers {
@@ -155,8 +155,15 @@ func operationID(rt Route) string {
 }
 
 // schemas turns Go types into JSON Schema 2020-12 (OpenAPI 3.1's dialect) as their JSON encoding
-// reads: named structs become components, referred to by $ref.
-type schemas struct{ defs map[string]any }
+// reads: named structs become components, referred to by $ref. A request body's types are described
+// apart ("<Name>Input"): the API's decoder takes any field left out (the domain's validation then names
+// what is missing), so an input requires none, and refuses any it does not know, as every schema does.
+type schemas struct {
+	defs   map[string]any
+	inputs bool
+}
+
+func (s *schemas) input() *schemas { return &schemas{defs: s.defs, inputs: true} }
 
 var timeType = reflect.TypeFor[time.Time]()
 
@@ -186,6 +193,9 @@ func (s *schemas) of(t reflect.Type) map[string]any {
 		name := t.Name()
 		if name == "" {
 			return s.object(t)
+		}
+		if s.inputs {
+			name += "Input"
 		}
 		if _, done := s.defs[name]; !done {
 			s.defs[name] = map[string]any{} // a placeholder, for types that refer to themselves
@@ -227,5 +237,8 @@ func (s *schemas) object(t reflect.Type) map[string]any {
 	}
 	walk(t)
 	sort.Strings(required)
+	if s.inputs {
+		required = []string{}
+	}
 	return map[string]any{"type": "object", "properties": props, "required": required, "additionalProperties": false}
 }
