@@ -372,3 +372,27 @@ func TestTheWayBackAndIdempotentFailoverRequests(t *testing.T) {
 		t.Fatalf("a bad job id: %d %s", status, body)
 	}
 }
+
+// The RPO history the timer samples is served a range at a time (and its answers pass the contract
+// check, as every answer here does); a malformed time or an unknown group is refused.
+func TestRPOHistory(t *testing.T) {
+	srv, _, state := newTestAPI(t)
+	if status, body := call(t, srv, "PUT", "/api/v1/groups/g1", goodSpec); status != 201 {
+		t.Fatalf("PUT: %d %s", status, body)
+	}
+	svc := &replication.Service{State: state, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	if _, err := svc.Upkeep(context.Background(), replication.TimerRun{}); err != nil {
+		t.Fatal(err)
+	}
+	status, body := call(t, srv, "GET", "/api/v1/groups/g1/rpo-history?from="+time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), "")
+	var v apiv1.RPOHistoryView
+	if json.Unmarshal([]byte(body), &v); status != 200 || len(v.Samples) != 1 || v.Samples[0].Health == "" {
+		t.Fatalf("history: %d %s", status, body)
+	}
+	if status, _ := call(t, srv, "GET", "/api/v1/groups/g1/rpo-history?to=yesterday", ""); status != 400 {
+		t.Errorf("a malformed time: %d", status)
+	}
+	if status, _ := call(t, srv, "GET", "/api/v1/groups/nope/rpo-history", ""); status != 404 {
+		t.Errorf("an unknown group: %d", status)
+	}
+}

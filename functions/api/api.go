@@ -74,8 +74,9 @@ func (a *API) operations() map[string]http.HandlerFunc {
 		"POST /groups/{group}/agent": a.postAgent, "POST /groups/{group}/agent-key": a.postAgentKey,
 		"POST /groups/{group}/resync": a.postResync, "POST /groups/{group}/seed": a.postSeed,
 		"GET /groups/{group}/stream-key": a.getStreamKey, "GET /groups/{group}/disks/{vm}/{disk}/hashes": a.getDiskHashes,
-		"GET /groups/{group}/recovery-points": a.getPoints, "POST /groups/{group}/events": a.postEvent,
-		"GET /groups/{group}/events": a.getEvents, "POST /groups/{group}/failover": a.postFailover,
+		"GET /groups/{group}/recovery-points": a.getPoints, "GET /groups/{group}/rpo-history": a.getRPOHistory,
+		"POST /groups/{group}/events": a.postEvent,
+		"GET /groups/{group}/events":  a.getEvents, "POST /groups/{group}/failover": a.postFailover,
 		"POST /groups/{group}/change-recovery-point": a.postChangePoint, "POST /groups/{group}/reprotect": a.postReprotect,
 		"GET /jobs/dead-letters": a.getDeadLetters, "GET /jobs/{id}": a.getJob,
 	}

@@ -144,18 +144,34 @@ func (a *API) getPoints(w http.ResponseWriter, r *http.Request) {
 	a.answer(w, r, http.StatusOK, apiv1.NewPointsPage(listing), nil)
 }
 
+// timeRange reads ?from=&to= (RFC 3339; absent: unbounded).
+func timeRange(r *http.Request) (from, to time.Time, err error) {
+	for name, into := range map[string]*time.Time{"from": &from, "to": &to} {
+		if s := r.URL.Query().Get(name); s != "" {
+			if *into, err = time.Parse(time.RFC3339Nano, s); err != nil {
+				return from, to, fmt.Errorf("%w: %s=%q is not an RFC 3339 time", replication.ErrInvalid, name, s)
+			}
+		}
+	}
+	return from, to, nil
+}
+
+func (a *API) getRPOHistory(w http.ResponseWriter, r *http.Request) {
+	from, to, err := timeRange(r)
+	var samples []replication.RPOSample
+	if err == nil {
+		samples, err = a.Groups.RPOHistory(r.Context(), r.PathValue("group"), from, to)
+	}
+	a.answer(w, r, http.StatusOK, apiv1.NewRPOHistoryView(r.PathValue("group"), samples), err)
+}
+
 // pointQuery reads ?kind=&from=&to=&limit=&after= (times RFC 3339; after: a continuation this API gave).
 func pointQuery(r *http.Request) (replication.PointQuery, error) {
 	v := r.URL.Query()
 	q := replication.PointQuery{Kind: v.Get("kind"), Limit: 100, After: -1}
-	for name, into := range map[string]*time.Time{"from": &q.From, "to": &q.To} {
-		if s := v.Get(name); s != "" {
-			t, err := time.Parse(time.RFC3339Nano, s)
-			if err != nil {
-				return q, fmt.Errorf("%w: %s=%q is not an RFC 3339 time", replication.ErrInvalid, name, s)
-			}
-			*into = t
-		}
+	var err error
+	if q.From, q.To, err = timeRange(r); err != nil {
+		return q, err
 	}
 	if s := v.Get("limit"); s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)

@@ -252,3 +252,26 @@ type Problem struct {
 	Detail   string `json:"detail"`
 	Instance string `json:"instance"`
 }
+
+// RPOHistoryView is GET /groups/{group}/rpo-history: the group's RPO as the timer rated it, a sample a
+// minute, oldest first.
+type RPOHistoryView struct {
+	Group   string          `json:"group"`
+	Samples []RPOSampleView `json:"samples"`
+}
+
+// RPOSampleView is one minute's RPO and health.
+type RPOSampleView struct {
+	Time       time.Time `json:"time"`
+	RPOSeconds float64   `json:"rpoSeconds"`
+	Health     string    `json:"health"`
+}
+
+// NewRPOHistoryView is the samples as the API shows them.
+func NewRPOHistoryView(group string, samples []replication.RPOSample) RPOHistoryView {
+	v := RPOHistoryView{Group: group, Samples: []RPOSampleView{}}
+	for _, s := range samples {
+		v.Samples = append(v.Samples, RPOSampleView{Time: s.Time, RPOSeconds: s.RPOSeconds, Health: s.Health})
+	}
+	return v
+}

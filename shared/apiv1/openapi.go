@@ -50,6 +50,8 @@ var operations = map[string]operation{
 		map[int]any{200: DiskHashes{}}, []string{"from", "count"}},
 	"GET /groups/{group}/recovery-points": {"Recovery points, newest first", nil, map[int]any{200: PointsPage{}},
 		[]string{"kind", "from", "to", "limit", "after"}},
+	"GET /groups/{group}/rpo-history": {"The group's RPO a minute at a time over its retention window, oldest first", nil,
+		map[int]any{200: RPOHistoryView{}}, []string{"from", "to"}},
 	"POST /groups/{group}/" + failover.JobChangePoint: {"Change a failed-over group's recovery point", ChangePointRequest{}, jobAccepted, nil},
 	"POST /groups/{group}/" + failover.JobReprotect:   {"Reprotect a failed-over group back to the source region (the body is optional)", ReprotectRequest{}, jobAccepted, nil},
 	"POST /groups/{group}/" + failover.JobCleanupTest: {"Clean up a test failover", nil, jobAccepted, nil},

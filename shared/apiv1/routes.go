@@ -76,6 +76,7 @@ var Routes = []Route{
 	{"GET", "/groups/{group}/stream-key", agents},
 	{"GET", "/groups/{group}/disks/{vm}/{disk}/hashes", agents},
 	{"GET", "/groups/{group}/recovery-points", readers},
+	{"GET", "/groups/{group}/rpo-history", readers},
 	{"POST", "/groups/{group}/events", agents},
 	{"GET", "/groups/{group}/events", readers},
 	{"POST", "/groups/{group}/failover", peers},

@@ -59,11 +59,15 @@ func EventsPage(ctx context.Context, store StateStore, group string, limit int, 
 	return out, next, err
 }
 
-// pruneHistory deletes a group's history and quarantined descriptors older than EventRetention.
-func pruneHistory(ctx context.Context, store StateStore, group string, now time.Time) (int, error) {
+// pruneHistory deletes a group's history and quarantined descriptors older than EventRetention, and its
+// RPO samples older than rpoKept.
+func pruneHistory(ctx context.Context, store StateStore, group string, now time.Time, rpoKept time.Duration) (int, error) {
 	deleted := 0
-	for table, partition := range map[string]string{EventsTable: group, QuarantineTable: "group-" + group} {
-		n, err := pruneOlder(ctx, store, table, partition, now.Add(-EventRetention), 0)
+	for _, p := range []struct {
+		table, partition string
+		kept             time.Duration
+	}{{EventsTable, group, EventRetention}, {QuarantineTable, "group-" + group, EventRetention}, {RPOHistoryTable, group, rpoKept}} {
+		n, err := pruneOlder(ctx, store, p.table, p.partition, now.Add(-p.kept), 0)
 		deleted += n
 		if err != nil {
 			return deleted, err

@@ -62,11 +62,11 @@ func (s *Service) tend(ctx context.Context, group string, now time.Time) ([]stri
 	logs, err := s.refreshTargets(ctx, g)
 	if err == nil && now.Sub(g.Record.HistoryPrunedAt) >= time.Hour {
 		var n int
-		if n, err = pruneHistory(ctx, s.State, group, now); err == nil {
+		if n, err = pruneHistory(ctx, s.State, group, now, rpoHistoryKept(g.Record.Policy)); err == nil {
 			_, err = UpdateGroup(ctx, s.State, group, func(r *GroupRecord) error { r.HistoryPrunedAt = now; return nil })
 		}
 		if n > 0 {
-			logs = append(logs, fmt.Sprintf("group %s: %d history entries older than %s pruned", group, n, EventRetention))
+			logs = append(logs, fmt.Sprintf("group %s: %d history entries pruned (events past %s, RPO samples past %s)", group, n, EventRetention, rpoHistoryKept(g.Record.Policy)))
 		}
 	}
 	if err != nil || g.Record.ReplicationStopped() {
@@ -101,6 +101,9 @@ func (s *Service) tend(ctx context.Context, group string, now time.Time) ([]stri
 		}
 		return nil
 	})
+	if err == nil {
+		err = sampleRPO(ctx, s.State, &rec, now)
+	}
 	if err != nil {
 		return logs, err
 	}
