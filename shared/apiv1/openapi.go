@@ -117,7 +117,10 @@ func openAPIDocument() map[string]any {
 	}
 }
 
-var pathParam = regexp.MustCompile(`\{(\w+)\}`)
+var (
+	pathParam = regexp.MustCompile(`\{(\w+)\}`)
+	pathWord  = regexp.MustCompile(`[A-Za-z0-9]+`)
+)
 
 func (s *schemas) operation(rt Route, op operation, problem map[string]any) map[string]any {
 	out := map[string]any{"summary": op.summary, "operationId": operationID(rt), "x-standby-roles": append([]Role{RoleOperator}, rt.Roles...)}
@@ -150,7 +153,7 @@ func (s *schemas) operation(rt Route, op operation, problem map[string]any) map[
 // operationID is a route's name: its method and path's words ("getGroupsGroupRecoveryPoints").
 func operationID(rt Route) string {
 	id := strings.ToLower(rt.Method)
-	for _, w := range regexp.MustCompile(`[A-Za-z0-9]+`).FindAllString(rt.Path, -1) {
+	for _, w := range pathWord.FindAllString(rt.Path, -1) {
 		id += strings.ToUpper(w[:1]) + w[1:]
 	}
 	return id
