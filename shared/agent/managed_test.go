@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"math/rand"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/standby-dr/standby/shared/localcompute"
 	"github.com/standby-dr/standby/shared/memstore"
-	"github.com/standby-dr/standby/shared/replication"
 )
 
 // A managed: disk is tracked from incremental snapshots: the baseline reads what is allocated, each
@@ -70,15 +68,7 @@ func TestManagedDiskTrackedFromSnapshots(t *testing.T) {
 	if got := a.Stats().SnapshotBytesRead - read; got != changed {
 		t.Fatalf("the scan read %d bytes of the snapshot, want the %d changed", got, changed)
 	}
-	a.Marker("crash", false)
-	a.Close(ctx)
-	p.drain(rng)
-	g, _ := replication.LoadGroup(ctx, p.state, p.group)
-	want, _ := source.ReadRange(ctx, ref, "", 0, 8<<20)
-	got, _ := p.pages.ReadRange(ctx, g.TargetDisk("vm0/disk0"), "", 0, 8<<20)
-	if !bytes.Equal(got, want) {
-		t.Fatal("target differs from the managed disk")
-	}
+	p.finishAgainst(a, source, ref, 8<<20, rng)
 	if left, _ := filepath.Glob(filepath.Join(compute.Dir, "src", "snapshots", "*.json")); len(left) != 1 {
 		t.Fatalf("%d snapshots left, want only the base of the next scan", len(left))
 	}

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"math/rand"
@@ -50,13 +49,5 @@ func TestPageBlobSourceOnAzurite(t *testing.T) {
 	if err != nil || sent != 2*BlockSize {
 		t.Fatalf("scan sent %d bytes (%v), want only the two changed blocks", sent, err)
 	}
-	a.Marker("crash", false)
-	a.Close(ctx)
-	p.drain(rng)
-	g, _ := replication.LoadGroup(ctx, p.state, p.group)
-	want, _ := source.ReadRange(ctx, ref, "", 0, 4<<20)
-	got, _ := p.pages.ReadRange(ctx, g.TargetDisk("vm0/disk0"), "", 0, 4<<20)
-	if !bytes.Equal(got, want) {
-		t.Fatal("target differs from the source page blob")
-	}
+	p.finishAgainst(a, source, ref, 4<<20, rng)
 }

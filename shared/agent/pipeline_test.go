@@ -103,6 +103,22 @@ func (p *pipeline) take() []replication.Descriptor {
 	return out
 }
 
+// finishAgainst ends the agent's stream with a marker, applies all of it, and checks that vm0/disk0's
+// target holds what the source blob ref of store holds, size bytes of it.
+func (p *pipeline) finishAgainst(a *Agent, store replication.PageStore, ref replication.DiskRef, size int64, rng *rand.Rand) {
+	p.t.Helper()
+	ctx := context.Background()
+	a.Marker("crash", false)
+	a.Close(ctx)
+	p.drain(rng)
+	g, _ := replication.LoadGroup(ctx, p.state, p.group)
+	want, _ := store.ReadRange(ctx, ref, "", 0, size)
+	got, _ := p.pages.ReadRange(ctx, g.TargetDisk("vm0/disk0"), "", 0, size)
+	if !bytes.Equal(got, want) {
+		p.t.Fatal("the target differs from its source blob")
+	}
+}
+
 // drain applies what was published, delivered the way Event Hubs may deliver it: in small batches,
 // with duplicates and out of order within a batch.
 func (p *pipeline) drain(rng *rand.Rand) {
@@ -455,15 +471,7 @@ func TestPageBlobSource(t *testing.T) {
 	if sent, _ := scanner.Pass(ctx); sent != 0 {
 		t.Fatalf("a scan with no change sent %d bytes", sent)
 	}
-	a.Marker("crash", false)
-	a.Close(ctx)
-	p.drain(rng)
-	g, _ := replication.LoadGroup(ctx, p.state, p.group)
-	want, _ := source.ReadRange(ctx, ref, "", 0, 4<<20)
-	got, _ := p.pages.ReadRange(ctx, g.TargetDisk("vm0/disk0"), "", 0, 4<<20)
-	if !bytes.Equal(got, want) {
-		t.Fatal("target differs from the source page blob")
-	}
+	p.finishAgainst(a, source, ref, 4<<20, rng)
 }
 
 // An agent whose state was lost (a reinstalled VM, an old backup of its directory) must not number from
