@@ -11,6 +11,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -106,6 +107,10 @@ func runCmd(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	summary, err := agent.Run(ctx, cfg)
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) { // stopped (systemd's SIGTERM): not a failure
+		cfg.Log.Info("agent stopped by a signal; it resumes from its state directory")
+		return nil
+	}
 	if err != nil {
 		return err
 	}
