@@ -371,6 +371,22 @@ func TestTheWayBackAndIdempotentFailoverRequests(t *testing.T) {
 	if status != 400 || !strings.Contains(body, `jobId \"XYZ\" is not 32 lowercase hex digits`) {
 		t.Fatalf("a bad job id: %d %s", status, body)
 	}
+	// The jobs, newest first: all of them, or a group's; the reader's door has them too.
+	var list apiv1.JobList
+	status, body = call(t, srv, "GET", "/api/read/v1/jobs?group=shop&limit=1", "")
+	if json.Unmarshal([]byte(body), &list); status != 200 || len(list.Jobs) != 1 || list.Jobs[0].ID != id {
+		t.Fatalf("the shop's newest job: %d %s", status, body)
+	}
+	status, body = call(t, srv, "GET", "/api/v1/jobs", "")
+	if json.Unmarshal([]byte(body), &list); status != 200 || len(list.Jobs) != 2 || list.Jobs[1].ID != first.ID {
+		t.Fatalf("every job: %d %s", status, body)
+	}
+	for query, want := range map[string]string{"limit=0": "limit 0: want 1 to 200", "limit=x": `limit=\"x\" is not a whole number`,
+		"group=Bad_Name": `group \"Bad_Name\" must be`} {
+		if status, body := call(t, srv, "GET", "/api/v1/jobs?"+query, ""); status != 400 || !strings.Contains(body, want) {
+			t.Errorf("GET /jobs?%s: %d %s", query, status, body)
+		}
+	}
 }
 
 // The RPO history the timer samples is served a range at a time (and its answers pass the contract

@@ -78,7 +78,7 @@ func (a *API) operations() map[string]http.HandlerFunc {
 		"POST /groups/{group}/events": a.postEvent,
 		"GET /groups/{group}/events":  a.getEvents, "POST /groups/{group}/failover": a.postFailover,
 		"POST /groups/{group}/change-recovery-point": a.postChangePoint, "POST /groups/{group}/reprotect": a.postReprotect,
-		"GET /jobs/dead-letters": a.getDeadLetters, "GET /jobs/{id}": a.getJob,
+		"GET /jobs": a.listJobs, "GET /jobs/dead-letters": a.getDeadLetters, "GET /jobs/{id}": a.getJob,
 	}
 	for _, jobType := range []string{failover.JobCleanupTest, failover.JobCommit, failover.JobFailback} {
 		ops["POST /groups/{group}/"+jobType] = func(w http.ResponseWriter, r *http.Request) {

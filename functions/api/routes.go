@@ -1,9 +1,9 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/standby-dr/standby/shared/apiv1"
@@ -109,30 +109,17 @@ func (a *API) postSeed(w http.ResponseWriter, r *http.Request) {
 // getDiskHashes answers a page of a disk's block hashes: ?from= (default 0) and ?count= (default and
 // at most replication.MaxHashBlocks); the answer's next continues.
 func (a *API) getDiskHashes(w http.ResponseWriter, r *http.Request) {
-	from, count := int64Query(r, "from", 0), int64Query(r, "count", replication.MaxHashBlocks)
-	if from == nil || count == nil {
-		a.fail(w, r, fmt.Errorf("%w: from and count are whole numbers", replication.ErrInvalid))
-		return
+	from, err := apiv1.IntQuery(r.URL.Query(), "from", 0)
+	count, err2 := apiv1.IntQuery(r.URL.Query(), "count", replication.MaxHashBlocks)
+	var hashes replication.DiskHashes
+	if err = errors.Join(err, err2); err == nil {
+		hashes, err = a.Groups.BlockHashes(r.Context(), r.PathValue("group"), r.PathValue("vm"), r.PathValue("disk"), from, count)
 	}
-	hashes, err := a.Groups.BlockHashes(r.Context(), r.PathValue("group"), r.PathValue("vm"), r.PathValue("disk"), *from, *count)
 	a.answer(w, r, http.StatusOK, hashes, err)
 }
 
-// int64Query is a whole-number query parameter, def when absent, nil when not a number.
-func int64Query(r *http.Request, name string, def int64) *int64 {
-	v := r.URL.Query().Get(name)
-	if v == "" {
-		return &def
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return nil
-	}
-	return &n
-}
-
 func (a *API) getPoints(w http.ResponseWriter, r *http.Request) {
-	q, err := pointQuery(r)
+	q, err := apiv1.PointQueryOf(r.URL.Query())
 	var listing replication.PointListing
 	if err == nil {
 		listing, err = a.Groups.Points(r.Context(), r.PathValue("group"), q)
@@ -144,50 +131,13 @@ func (a *API) getPoints(w http.ResponseWriter, r *http.Request) {
 	a.answer(w, r, http.StatusOK, apiv1.NewPointsPage(listing), nil)
 }
 
-// timeRange reads ?from=&to= (RFC 3339; absent: unbounded).
-func timeRange(r *http.Request) (from, to time.Time, err error) {
-	for name, into := range map[string]*time.Time{"from": &from, "to": &to} {
-		if s := r.URL.Query().Get(name); s != "" {
-			if *into, err = time.Parse(time.RFC3339Nano, s); err != nil {
-				return from, to, fmt.Errorf("%w: %s=%q is not an RFC 3339 time", replication.ErrInvalid, name, s)
-			}
-		}
-	}
-	return from, to, nil
-}
-
 func (a *API) getRPOHistory(w http.ResponseWriter, r *http.Request) {
-	from, to, err := timeRange(r)
+	from, to, err := apiv1.TimeRange(r.URL.Query())
 	var samples []replication.RPOSample
 	if err == nil {
 		samples, err = a.Groups.RPOHistory(r.Context(), r.PathValue("group"), from, to)
 	}
 	a.answer(w, r, http.StatusOK, apiv1.NewRPOHistoryView(r.PathValue("group"), samples), err)
-}
-
-// pointQuery reads ?kind=&from=&to=&limit=&after= (times RFC 3339; after: a continuation this API gave).
-func pointQuery(r *http.Request) (replication.PointQuery, error) {
-	v := r.URL.Query()
-	q := replication.PointQuery{Kind: v.Get("kind"), Limit: 100, After: -1}
-	var err error
-	if q.From, q.To, err = timeRange(r); err != nil {
-		return q, err
-	}
-	if s := v.Get("limit"); s != "" {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n < 1 || n > 1000 {
-			return q, fmt.Errorf("%w: limit=%q, want 1 to 1000", replication.ErrInvalid, s)
-		}
-		q.Limit = n
-	}
-	if s := v.Get("after"); s != "" {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n < 0 {
-			return q, fmt.Errorf("%w: after=%q is not a continuation this API gave", replication.ErrInvalid, s)
-		}
-		q.After = n
-	}
-	return q, nil
 }
 
 func (a *API) postEvent(w http.ResponseWriter, r *http.Request) {
@@ -204,12 +154,13 @@ func (a *API) postEvent(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) getEvents(w http.ResponseWriter, r *http.Request) {
-	group, limit := r.PathValue("group"), int64Query(r, "limit", 100)
-	if limit == nil {
-		a.fail(w, r, fmt.Errorf("%w: limit is a whole number", replication.ErrInvalid))
-		return
+	group := r.PathValue("group")
+	limit, err := apiv1.IntQuery(r.URL.Query(), "limit", 100)
+	var events []replication.Event
+	var next string
+	if err == nil {
+		events, next, err = a.Groups.Events(r.Context(), group, int(limit), r.URL.Query().Get("after"))
 	}
-	events, next, err := a.Groups.Events(r.Context(), group, int(*limit), r.URL.Query().Get("after"))
 	a.answer(w, r, http.StatusOK, apiv1.EventsPage{Group: group, Events: apiv1.NewEventViews(events), Next: next}, err)
 }
 
@@ -262,6 +213,19 @@ func (a *API) jobAccepted(w http.ResponseWriter, r *http.Request, job failover.J
 func (a *API) getJob(w http.ResponseWriter, r *http.Request) {
 	job, err := a.Jobs.Job(r.Context(), r.PathValue("id"))
 	a.answer(w, r, http.StatusOK, apiv1.NewJobView(job), err)
+}
+
+func (a *API) listJobs(w http.ResponseWriter, r *http.Request) {
+	out := apiv1.JobList{Jobs: []apiv1.JobView{}}
+	limit, err := apiv1.IntQuery(r.URL.Query(), "limit", 50)
+	var jobs []failover.Job
+	if err == nil {
+		jobs, err = a.Jobs.ListJobs(r.Context(), r.URL.Query().Get("group"), int(limit))
+	}
+	for _, j := range jobs {
+		out.Jobs = append(out.Jobs, apiv1.NewJobView(j))
+	}
+	a.answer(w, r, http.StatusOK, out, err)
 }
 
 func (a *API) getDeadLetters(w http.ResponseWriter, r *http.Request) {

@@ -108,24 +108,26 @@ type GroupView struct {
 	Policy  replication.Policy      `json:"policy"`
 	Network replication.NetworkSpec `json:"network"`
 	// TargetResources are the target region's resources made on enable (none without a compute).
-	TargetResources    *replication.TargetResources `json:"targetResources,omitempty"`
-	Watermark          int64                        `json:"watermark"`
-	AgentSeq           int64                        `json:"agentSeq"`
-	PendingBatches     int64                        `json:"pendingBatches"`
-	RPOSeconds         float64                      `json:"rpoSeconds"`
-	LastSourceTime     time.Time                    `json:"lastSourceTime"`
-	LastAppliedAt      time.Time                    `json:"lastAppliedAt"`
-	ApplyBytesPerSec   float64                      `json:"applyBytesPerSecond"`
-	BytesApplied       int64                        `json:"bytesApplied"`
-	BatchesApplied     int64                        `json:"batchesApplied"`
-	Health             string                       `json:"health,omitempty"`
-	HealthReason       string                       `json:"healthReason,omitempty"`
-	LastPointTime      *time.Time                   `json:"lastRecoveryPoint,omitempty"`
-	LastAppPointTime   *time.Time                   `json:"lastAppConsistentPoint,omitempty"`
-	Retention          *RetentionView               `json:"retentionWindow,omitempty"`
-	InitialReplication *BaselineView                `json:"initialReplication,omitempty"`
-	LastMarker         *MarkerView                  `json:"lastMarker,omitempty"`
-	CreatedAt          time.Time                    `json:"createdAt"`
+	TargetResources *replication.TargetResources `json:"targetResources,omitempty"`
+	Watermark       int64                        `json:"watermark"`
+	AgentSeq        int64                        `json:"agentSeq"`
+	PendingBatches  int64                        `json:"pendingBatches"`
+	RPOSeconds      float64                      `json:"rpoSeconds"`
+	LastSourceTime  time.Time                    `json:"lastSourceTime"`
+	LastAppliedAt   time.Time                    `json:"lastAppliedAt"`
+	// AgentSeenAt is the agent's last heartbeat (none yet: absent).
+	AgentSeenAt        *time.Time     `json:"agentSeenAt,omitempty"`
+	ApplyBytesPerSec   float64        `json:"applyBytesPerSecond"`
+	BytesApplied       int64          `json:"bytesApplied"`
+	BatchesApplied     int64          `json:"batchesApplied"`
+	Health             string         `json:"health,omitempty"`
+	HealthReason       string         `json:"healthReason,omitempty"`
+	LastPointTime      *time.Time     `json:"lastRecoveryPoint,omitempty"`
+	LastAppPointTime   *time.Time     `json:"lastAppConsistentPoint,omitempty"`
+	Retention          *RetentionView `json:"retentionWindow,omitempty"`
+	InitialReplication *BaselineView  `json:"initialReplication,omitempty"`
+	LastMarker         *MarkerView    `json:"lastMarker,omitempty"`
+	CreatedAt          time.Time      `json:"createdAt"`
 }
 
 // RetentionView is what the group's retention keeps: the policy and the points it holds now.
@@ -222,6 +224,11 @@ type GroupList struct {
 // PlanList is GET /plans.
 type PlanList struct {
 	Plans []PlanView `json:"plans"`
+}
+
+// JobList is GET /jobs.
+type JobList struct {
+	Jobs []JobView `json:"jobs"`
 }
 
 // DeadLetterList is GET /jobs/dead-letters.

@@ -64,6 +64,7 @@ var operations = map[string]operation{
 	"POST /plans/{plan}/failover":                   {"Fail a plan's groups over, in its order", FailoverRequest{}, jobAccepted, nil},
 	"POST /plans/{plan}/" + failover.JobCleanupTest: {"Clean up a plan's test failover", nil, jobAccepted, nil},
 	"POST /plans/{plan}/" + failover.JobCommit:      {"Commit a plan's failover", nil, jobAccepted, nil},
+	"GET /jobs":                                     {"Recent jobs, newest first (a group's only, with group)", nil, map[int]any{200: JobList{}}, []string{"group", "limit"}},
 	"GET /jobs/dead-letters":                        {"Job messages the queue gave up on", nil, map[int]any{200: DeadLetterList{}}, nil},
 	"GET /jobs/{id}":                                {"A job, its steps and result", nil, map[int]any{200: JobView{}}, nil},
 	"POST /jobs/{id}/acknowledge":                   {"Confirm a manual action a job waits for", AcknowledgeRequest{}, map[int]any{200: JobView{}}, nil},

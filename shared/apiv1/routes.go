@@ -92,6 +92,7 @@ var Routes = []Route{
 	{"POST", "/plans/{plan}/failover", nil},
 	{"POST", "/plans/{plan}/" + failover.JobCleanupTest, nil},
 	{"POST", "/plans/{plan}/" + failover.JobCommit, nil},
+	{"GET", "/jobs", readers},
 	{"GET", "/jobs/dead-letters", readers},
 	{"GET", "/jobs/{id}", []Role{RoleReader, RolePeer}},
 	{"POST", "/jobs/{id}/acknowledge", nil},

@@ -30,6 +30,9 @@ func NewGroupView(g *replication.Group, now time.Time) GroupView {
 	if !r.LastPointTime.IsZero() {
 		v.LastPointTime = &r.LastPointTime
 	}
+	if !r.AgentSeenAt.IsZero() {
+		v.AgentSeenAt = &r.AgentSeenAt
+	}
 	if !r.LastAppPointTime.IsZero() {
 		v.LastAppPointTime = &r.LastAppPointTime
 	}

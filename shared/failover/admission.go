@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/standby-dr/standby/shared/replication"
@@ -298,4 +299,39 @@ func (a *Admission) Job(ctx context.Context, id string) (Job, error) {
 		return Job{}, fmt.Errorf("%w: the state store (set StandbyTargetStorage)", replication.ErrNotConfigured)
 	}
 	return LoadJob(ctx, a.State, id)
+}
+
+// MaxJobList is the most jobs one listing answers.
+const MaxJobList = 200
+
+// ListJobs lists the recorded jobs, newest first, at most limit of them; only group's (its own and the
+// plan jobs' children) when group is not empty. Finished jobs are kept for JobRetention.
+func (a *Admission) ListJobs(ctx context.Context, group string, limit int) ([]Job, error) {
+	if a.State == nil {
+		return nil, fmt.Errorf("%w: the state store (set StandbyTargetStorage)", replication.ErrNotConfigured)
+	}
+	if group != "" {
+		if err := replication.CheckGroupName(group); err != nil {
+			return nil, err
+		}
+	}
+	if limit < 1 || limit > MaxJobList {
+		return nil, fmt.Errorf("%w: limit %d: want 1 to %d", replication.ErrInvalid, limit, MaxJobList)
+	}
+	var jobs []Job
+	err := a.State.ListRows(ctx, JobsTable, JobRow, func(decode func(any) error, _ replication.ETag) error {
+		var j Job
+		if err := decode(&j); err != nil {
+			return err
+		}
+		if group == "" || j.Group == group {
+			jobs = append(jobs, j)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, replication.ErrNotFound) { // no jobs table yet: no jobs
+		return nil, err
+	}
+	slices.SortFunc(jobs, func(x, y Job) int { return y.CreatedAt.Compare(x.CreatedAt) })
+	return jobs[:min(limit, len(jobs))], nil
 }
