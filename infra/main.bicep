@@ -43,6 +43,13 @@ param webhookSecret string = ''
 @description('NCRONTAB schedule of the cutpoints function.')
 param cutpointsSchedule string = '0 */1 * * * *'
 
+@description('The URL alerts are POSTed to, signed with webhookSecret (stored in this deployment\'s Key Vault: it may carry a token). Empty: alerts are events and log records only.')
+@secure()
+param alertWebhook string = ''
+
+@description('NCRONTAB schedule of the alerts function, which delivers alerts to alertWebhook.')
+param alertsSchedule string = '*/30 * * * * *'
+
 @description('Flex Consumption: memory per instance (MB).')
 @allowed([512, 2048, 4096])
 param instanceMemoryMB int = 2048
@@ -76,6 +83,7 @@ var funcStorageName = take('${namePrefix}fn${suffix}', 24)
 var appName = '${namePrefix}-func-${suffix}'
 var peerKeySecret = 'peer-api-key'
 var webhookKeySecret = 'plan-webhook-secret'
+var alertWebhookSecret = 'alert-webhook-url'
 var jobMaxDeliveryCount = 10
 
 // Built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
@@ -241,6 +249,12 @@ resource webhookKey 'Microsoft.KeyVault/vaults/secrets@2025-05-01' = if (!empty(
   properties: { value: webhookSecret, contentType: 'Standby recovery plan webhook HMAC key' }
 }
 
+resource alertWebhookUrl 'Microsoft.KeyVault/vaults/secrets@2025-05-01' = if (!empty(alertWebhook)) {
+  parent: vault
+  name: alertWebhookSecret
+  properties: { value: alertWebhook, contentType: 'Standby alert webhook URL' }
+}
+
 // --- Function app (Flex Consumption, Linux, custom handler) --------------------------------------------
 
 resource plan 'Microsoft.Web/serverfarms@2024-11-01' = {
@@ -293,6 +307,11 @@ resource app 'Microsoft.Web/sites@2024-11-01' = {
         { name: 'StandbyJobQueue', value: jobs.name }
         { name: 'StandbyJobMaxDeliveryCount', value: string(jobMaxDeliveryCount) }
         { name: 'StandbyCutpointsSchedule', value: cutpointsSchedule }
+        { name: 'StandbyAlertsSchedule', value: alertsSchedule }
+        {
+          name: 'StandbyAlertWebhook'
+          value: empty(alertWebhook) ? '' : '@Microsoft.KeyVault(SecretUri=${vault.properties.vaultUri}secrets/${alertWebhookSecret})'
+        }
         // Failed-over VMs come up through Azure Resource Manager in this subscription and region, as the
         // app's identity; managed disks import the point's VHD copies from the target account.
         { name: 'StandbyCompute', value: 'SubscriptionId=${subscription().subscriptionId};Location=${location}' }

@@ -47,11 +47,12 @@ func defineStack(t testing.TB, schedule, target, direct, cache string) *stack {
 	t.Helper()
 	s := &stack{target: target, direct: direct, cache: cache, journalName: testenv.Unique("journal")}
 	s.values = map[string]string{"StandbyTargetStorage": s.target, "StandbyCacheStorage": s.cache, "StandbyChangeHub": "changes",
-		"StandbyApplyConsumerGroup": "apply", "StandbyJobQueue": "jobs", "StandbyCutpointsSchedule": schedule,
+		"StandbyApplyConsumerGroup": "apply", "StandbyJobQueue": "jobs", "StandbyCutpointsSchedule": schedule, "StandbyAlertsSchedule": "*/2 * * * * *",
 		"StandbyJournalContainer": s.journalName}
 	s.app = newApp(t, appSpec{handler: "handler",
 		functions: map[string]string{"apply": repoFunction(t, "apply"), "failover": repoFunction(t, "failover"),
 			"api": repoFunction(t, "api"), "cutpoints": repoFunction(t, "cutpoints"), "agentapi": repoFunction(t, "agentapi"),
+			"alerts": repoFunction(t, "alerts"),
 			"reader": repoFunction(t, "reader"), "peer": repoFunction(t, "peer"),
 			"identity": repoFunction(t, "identity")},
 		values: s.values,

@@ -49,7 +49,8 @@ func TestLoadsTheRepositoryApp(t *testing.T) {
 		got[fn.Name] = fn.Trigger.Type
 	}
 	want := map[string]string{"agentapi": "httpTrigger", "api": "httpTrigger", "apply": "eventHubTrigger", "cutpoints": "timerTrigger",
-		"failover": "serviceBusTrigger", "reader": "httpTrigger", "peer": "httpTrigger", "identity": "httpTrigger"}
+		"failover": "serviceBusTrigger", "reader": "httpTrigger", "peer": "httpTrigger", "identity": "httpTrigger",
+		"alerts": "timerTrigger"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("functions = %v, want %v", got, want)
 	}

@@ -1,7 +1,7 @@
 // Command handler is Standby's Azure Functions custom handler: one binary, one http.ServeMux, serving
-// the four functions (apply, cutpoints, failover, api). The Functions host (or devhost locally) starts
-// it with FUNCTIONS_CUSTOMHANDLER_PORT and POSTs invocations to /{functionName}; HTTP requests for the
-// api function are forwarded as they are to /api/....
+// every function (apply, cutpoints, failover, alerts, and the HTTP doors of api and console). The
+// Functions host (or devhost locally) starts it with FUNCTIONS_CUSTOMHANDLER_PORT and POSTs invocations
+// to /{functionName}; HTTP requests are forwarded as they are to /api/....
 //
 // It starts even when a dependency is unreachable or not configured: the health endpoint says which,
 // and a function that needs it answers 500 with the reason.
@@ -10,24 +10,16 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
-	"github.com/standby-dr/standby/functions/api"
-	"github.com/standby-dr/standby/functions/apply"
-	"github.com/standby-dr/standby/functions/cutpoints"
-	"github.com/standby-dr/standby/functions/failover"
 	"github.com/standby-dr/standby/shared/backends"
 	"github.com/standby-dr/standby/shared/cpuprofile"
-	jobs "github.com/standby-dr/standby/shared/failover"
 	"github.com/standby-dr/standby/shared/funcproto"
 	"github.com/standby-dr/standby/shared/replication"
 )
@@ -74,75 +66,4 @@ func newLogger(level string) *slog.Logger {
 		l = slog.LevelInfo
 	}
 	return slog.New(replication.RedactingHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})))
-}
-
-// Settings only the handler reads (documented in the README's configuration reference).
-const (
-	settingParallel       = "StandbyApplyParallelism"
-	settingMaxTargetBytes = "StandbyMaxTargetBytes"
-	// settingMaxDelivery is the job queue's MaxDeliveryCount: a step failing on that delivery fails its job.
-	settingMaxDelivery = "StandbyJobMaxDeliveryCount"
-	// settingWebhookSecret is the HMAC key plan webhook actions are signed with (never logged);
-	// settingWebhookAllowPrivate lets webhooks reach private and loopback addresses (tests, private ops).
-	settingWebhookSecret = "StandbyWebhookSecret"
-	// settingEntraAuth says App Service authentication is on (the template sets it with authsettingsV2).
-	settingEntraAuth           = "StandbyEntraAuth"
-	settingWebhookAllowPrivate = "StandbyWebhookAllowPrivate"
-)
-
-// trustPrincipals: the identity door trusts the principal header only when the template turned App
-// Service authentication on and the platform says it is on (WEBSITE_AUTH_ENABLED, which the host reads
-// the same way: EnvironmentExtensions.cs:60-64 of Azure/azure-functions-host@89dc438d; the handler
-// inherits the host's environment, DefaultWorkerProcessFactory.cs:43-59).
-func trustPrincipals() bool {
-	on, _ := strconv.ParseBool(os.Getenv("WEBSITE_AUTH_ENABLED"))
-	return on && os.Getenv(settingEntraAuth) == "true"
-}
-
-// intSetting is a positive integer setting, def when it is unset or invalid.
-func intSetting(log *slog.Logger, name string, def int64) int64 {
-	v := os.Getenv(name)
-	if strings.TrimSpace(v) == "" {
-		return def
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 1 {
-		log.Warn("ignoring an invalid "+name, "value", v)
-		return def
-	}
-	return n
-}
-
-// routes wires the four functions to the backends; a function whose dependencies are missing answers 500.
-func routes(d *backends.Backends, log *slog.Logger) http.Handler {
-	now := time.Now
-	groups := &replication.Service{State: d.State, Pages: d.Pages, Journal: d.Journal, Targets: d.Targets(), Log: log.With("function", "cutpoints"), Now: now}
-	if d.State != nil {
-		groups.Housekeepers = []replication.Housekeeper{jobs.PruneJobs(d.State)}
-	}
-	applier := &replication.Applier{State: d.State, Pages: d.Pages, Journal: d.Journal, Log: log.With("function", "apply"), Now: now,
-		Parallelism: int(intSetting(log, settingParallel, 8))}
-	failFn := &failover.Function{}
-	if d.State != nil && d.Pages != nil && d.Jobs != nil {
-		failFn.Runner = &jobs.JobRunner{State: d.State, Pages: d.Pages, Journal: d.Journal, Jobs: d.Jobs, Log: log.With("function", "failover"),
-			Now: now, MaxDeliveries: intSetting(log, settingMaxDelivery, 10), Peer: d.Peer, Compute: d.Compute, StorageAccountID: d.TargetAccountID,
-			Restorer:      &replication.Restorer{State: d.State, Pages: d.Pages, Journal: d.Journal, Parallelism: 8},
-			WebhookSecret: []byte(os.Getenv(settingWebhookSecret)), HTTP: jobs.WebhookClient(os.Getenv(settingWebhookAllowPrivate) == "true")}
-	}
-	apiLog := log.With("function", "api")
-	apiFn := &api.API{Groups: &replication.Service{State: d.State, Pages: d.Pages, Journal: d.Journal, Targets: d.Targets(), Exporter: d.Exporter(),
-		MaxTargetBytes: intSetting(log, settingMaxTargetBytes, replication.DefaultMaxTargetBytes), Log: apiLog, Now: now},
-		Jobs: &jobs.Admission{State: d.State, Pages: d.Pages, Jobs: d.Jobs, PeerConfigured: d.Peer != nil,
-			WebhooksConfigured: os.Getenv(settingWebhookSecret) != "", Log: apiLog, Now: now},
-		Plans:       jobs.Plans{State: d.State, Now: now},
-		DeadLetters: d.DeadLetters, Probes: d.Probes, Log: apiLog, Now: now, TrustPrincipals: trustPrincipals()}
-	mux := http.NewServeMux()
-	mux.Handle("POST /apply", funcproto.Handler(log, "apply", (&apply.Function{Applier: applier}).Invoke))
-	mux.Handle("POST /cutpoints", funcproto.Handler(log, "cutpoints", (&cutpoints.Function{Groups: groups}).Invoke))
-	mux.Handle("POST /failover", funcproto.Handler(log, "failover", failFn.Invoke))
-	mux.Handle("/api/", apiFn.Handler())
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, fmt.Sprintf("no function at %s", r.URL.Path), http.StatusNotFound)
-	})
-	return mux
 }

@@ -71,7 +71,7 @@ func TestMainBicepTypes(t *testing.T) {
 	for _, e := range errs {
 		t.Error(e)
 	}
-	// Every declaration is read: main.bicep's 30 and its modules' 4 (the recovery group, its Contributor
+	// Every declaration is read: main.bicep's 31 and its modules' 4 (the recovery group, its Contributor
 	// assignment, the subnet-join role and its assignment). A declaration the reader skipped would go
 	// unchecked, so a change in the count must be a change in the files.
 	declared := 0
@@ -80,8 +80,8 @@ func TestMainBicepTypes(t *testing.T) {
 			declared++
 		}
 	}
-	if len(modules) != 3 || declared != 34 {
-		t.Errorf("%d modules, %d declared resources; want 3 and 34", len(modules), declared)
+	if len(modules) != 3 || declared != 35 {
+		t.Errorf("%d modules, %d declared resources; want 3 and 35", len(modules), declared)
 	}
 	bySym := map[string]BicepResource{}
 	for _, r := range res {
@@ -91,7 +91,7 @@ func TestMainBicepTypes(t *testing.T) {
 		}
 	}
 	for _, sym := range []string{"cache", "journal", "target", "funcStorage", "deployments", "eventHubs", "changes", "applyGroup",
-		"serviceBus", "jobs", "vault", "peerKey", "plan", "app", "agent", "agentSenderRole", "agentJournalRole", "vaultSecretsUserRole",
+		"serviceBus", "jobs", "vault", "peerKey", "alertWebhookUrl", "plan", "app", "agent", "agentSenderRole", "agentJournalRole", "vaultSecretsUserRole",
 		"targetReaderRole", "recovery", "recoveryContributorRole", "subnetJoinRoleDefinition", "subnetJoinRole", "auth"} {
 		if _, ok := bySym[sym]; !ok {
 			t.Errorf("main.bicep declares no %s", sym)
@@ -114,7 +114,7 @@ func TestMainBicepTypes(t *testing.T) {
 	}
 	for _, s := range []string{"AzureWebJobsStorage__accountName", "StandbyTargetStorage__blobServiceUri", "StandbyTargetStorage__tableServiceUri",
 		"StandbyCacheStorage__blobServiceUri", "StandbyEventHubs__fullyQualifiedNamespace", "StandbyServiceBus__fullyQualifiedNamespace",
-		"StandbyChangeHub", "StandbyJobQueue", "StandbyApplyConsumerGroup", "StandbyCutpointsSchedule", "StandbyPeerApi", "StandbyPeerApiKey",
+		"StandbyChangeHub", "StandbyJobQueue", "StandbyApplyConsumerGroup", "StandbyCutpointsSchedule", "StandbyAlertsSchedule", "StandbyAlertWebhook", "StandbyPeerApi", "StandbyPeerApiKey",
 		"StandbyCompute", "StandbyTargetStorageAccountId", "StandbyEntraAuth"} {
 		if !settings[s] {
 			t.Errorf("app setting %s missing", s)

@@ -111,19 +111,19 @@ func (r *JobRunner) callWebhook(ctx context.Context, j *Job, b BootGroup, phase 
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("POST %s: %v", redactURL(a.URL), err)
+		return 0, fmt.Errorf("POST %s: %v", RedactURL(a.URL), err)
 	}
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	if resp.StatusCode != a.ExpectStatus {
-		return resp.StatusCode, fmt.Errorf("POST %s answered %d, expected %d: %s", redactURL(a.URL), resp.StatusCode, a.ExpectStatus, strings.TrimSpace(string(answer)))
+		return resp.StatusCode, fmt.Errorf("POST %s answered %d, expected %d: %s", RedactURL(a.URL), resp.StatusCode, a.ExpectStatus, strings.TrimSpace(string(answer)))
 	}
 	r.Log.Info("webhook action done", "job", j.ID(), "plan", j.Plan, "action", a.Name, "status", resp.StatusCode)
 	return resp.StatusCode, nil
 }
 
-// redactURL drops a URL's query (it may carry a token) from what is logged or reported.
-func redactURL(u string) string {
+// RedactURL drops a URL's query (it may carry a token) from what is logged or reported.
+func RedactURL(u string) string {
 	if i := strings.IndexAny(u, "?#"); i >= 0 {
 		return replication.Redact(u[:i]) + "?…"
 	}

@@ -244,6 +244,8 @@ func (r *JobRunner) Run(ctx context.Context, msg StepMessage, deliveries int64) 
 		log = r.Log.With("job", j.ID(), "plan", j.Plan)
 	}
 	switch {
+	case j.State == JobFailed: // a crash may have come between the failure and its alert
+		return r.alertFailed(ctx, &j)
 	case j.Terminal():
 		return nil
 	case msg.Step < j.Next: // done before a crash lost its successor's message: send it again
@@ -329,7 +331,19 @@ func (r *JobRunner) fail(ctx context.Context, j *Job, etag replication.ETag, rea
 	if j.Next < len(j.Steps) {
 		j.Steps[j.Next].State, j.Steps[j.Next].Ended, j.Steps[j.Next].Outcome = "failed", j.UpdatedAt, reason
 	}
-	_, err := r.State.Update(ctx, JobsTable, *j, etag)
+	if _, err := r.State.Update(ctx, JobsTable, *j, etag); err != nil {
+		return err
+	}
 	r.Log.Error("job failed", "job", j.ID(), "group", j.Group, "reason", reason)
-	return err
+	return r.alertFailed(ctx, j)
+}
+
+// alertFailed raises the failed job's alert (once: its id is the job's).
+func (r *JobRunner) alertFailed(ctx context.Context, j *Job) error {
+	what := j.Type + " job " + j.ID()
+	if j.Plan != "" {
+		what = "plan " + j.Plan + " " + what
+	}
+	return replication.RaiseAlert(ctx, r.State, r.Log, replication.Alert{ID: "job-" + j.ID() + "-failed", Group: j.Group, Kind: replication.AlertJobFailed,
+		Status: replication.AlertRaised, Severity: replication.SeverityCritical, Job: j.ID(), Message: what + " failed: " + j.Error, Time: j.UpdatedAt})
 }

@@ -165,6 +165,12 @@ func TestFailingStepFailsTheJobOnTheLastDelivery(t *testing.T) {
 	if err := f.runner.Run(ctx, step, 4); err != nil {
 		t.Fatalf("a message for an ended job: %v", err)
 	}
+	// One job-failed alert, though a message came again after the failure.
+	alerts, _, _ := replication.QueryAll[replication.AlertRow](ctx, f.state, replication.AlertsTable, replication.AlertPartition)
+	if len(alerts) != 1 || alerts[0].Kind != replication.AlertJobFailed || alerts[0].Job != job.ID() || alerts[0].Group != "g1" ||
+		alerts[0].Severity != replication.SeverityCritical || !strings.Contains(alerts[0].Message, failover.JobTestFailover+" job "+job.ID()+" failed: step resolve-point") {
+		t.Fatalf("alerts %+v", alerts)
+	}
 }
 
 func TestBadJobMessages(t *testing.T) {

@@ -96,6 +96,9 @@ type GroupRecord struct {
 	ActiveTestFailover string `json:"ActiveTestFailover,omitempty"`
 	Health             string `json:"Health,omitempty"`
 	HealthReason       string `json:"HealthReason,omitempty"`
+	// Alerted is the alert conditions last raised (alerts.go); AlertSeq counts the changes alerted.
+	Alerted  string `json:"Alerted,omitempty"`
+	AlertSeq int64  `json:"AlertSeq,omitempty"`
 }
 
 func putVMRows(ctx context.Context, store StateStore, group, claim string, spec GroupSpec) error {

@@ -78,7 +78,16 @@ func pruneHistory(ctx context.Context, store StateStore, group string, now time.
 
 // RecordEvent appends to a group's history.
 func RecordEvent(ctx context.Context, store StateStore, group, kind, message string, at time.Time) error {
-	e := Event{Keys: Keys{PartitionKey: group, RowKey: fmt.Sprintf("%020d", math.MaxInt64-at.UnixNano())}, Time: at, Kind: kind, Message: message}
-	_, err := store.Upsert(ctx, EventsTable, e)
+	return recordEvent(ctx, store, group, kind, message, at, "")
+}
+
+// recordEvent appends to a group's history; id, when given, tells apart events of the same moment
+// (the alerts one tick raises) and makes recording it again idempotent.
+func recordEvent(ctx context.Context, store StateStore, group, kind, message string, at time.Time, id string) error {
+	key := fmt.Sprintf("%020d", math.MaxInt64-at.UnixNano())
+	if id != "" {
+		key += "~" + id
+	}
+	_, err := store.Upsert(ctx, EventsTable, Event{Keys: Keys{PartitionKey: group, RowKey: key}, Time: at, Kind: kind, Message: message})
 	return err
 }

@@ -69,8 +69,12 @@ func (s *Service) tend(ctx context.Context, group string, now time.Time) ([]stri
 			logs = append(logs, fmt.Sprintf("group %s: %d history entries pruned (events past %s, RPO samples past %s)", group, n, EventRetention, rpoHistoryKept(g.Record.Policy)))
 		}
 	}
-	if err != nil || g.Record.ReplicationStopped() {
-		return logs, err // stopped: nothing to cut, and no RPO to rate
+	if err != nil {
+		return logs, err
+	}
+	if g.Record.ReplicationStopped() { // nothing to cut, and no RPO to rate; stopping is an alert
+		lines, err := s.raiseGroupAlerts(ctx, g.Record, now)
+		return append(logs, lines...), err
 	}
 	lines, err := s.cutPoints(ctx, g, now)
 	logs = append(logs, lines...)
@@ -78,7 +82,6 @@ func (s *Service) tend(ctx context.Context, group string, now time.Time) ([]stri
 		return logs, err
 	}
 	interval := time.Duration(g.Record.Policy.CrashConsistentIntervalSeconds) * time.Second
-	var changedHealth, reason string
 	rec, err := UpdateGroup(ctx, s.State, group, func(r *GroupRecord) error {
 		if r.State == StateProtected && now.Sub(r.LastMarkerTime) >= interval && !r.MarkerRequestedAt.After(r.LastMarkerTime) {
 			r.MarkerRequestedAt = now
@@ -92,13 +95,7 @@ func (s *Service) tend(ctx context.Context, group string, now time.Time) ([]stri
 		if r.State == StateInitialReplication {
 			level, why = HealthWarning, "initial replication in progress"
 		}
-		changedHealth, reason = "", why
-		if level != r.Health || why != r.HealthReason {
-			if level != r.Health {
-				changedHealth = level
-			}
-			r.Health, r.HealthReason = level, why
-		}
+		r.Health, r.HealthReason = level, why
 		return nil
 	})
 	if err == nil {
@@ -107,16 +104,9 @@ func (s *Service) tend(ctx context.Context, group string, now time.Time) ([]stri
 	if err != nil {
 		return logs, err
 	}
-	if changedHealth != "" {
-		msg := changedHealth
-		if reason != "" {
-			msg += ": " + reason
-		}
-		s.Log.Warn("health changed", "group", group, "health", changedHealth, "reason", reason)
-		if err := RecordEvent(ctx, s.State, group, "health", msg, now); err != nil {
-			return logs, err
-		}
-		logs = append(logs, fmt.Sprintf("group %s: health %s", group, msg))
+	lines, err = s.raiseGroupAlerts(ctx, rec, now)
+	if logs = append(logs, lines...); err != nil {
+		return logs, err
 	}
 	if rec.MarkerRequestedAt.Equal(now) {
 		logs = append(logs, fmt.Sprintf("group %s: crash-consistent marker requested (newest is %s old)", group, now.Sub(rec.LastMarkerTime).Round(time.Second)))

@@ -65,7 +65,8 @@ func TestTickRequestsMarkersAndRatesHealth(t *testing.T) {
 		t.Fatalf("health %s %q", g.Record.Health, g.Record.HealthReason)
 	}
 	events, _ := replication.ListEvents(ctx, state, "g1")
-	if len(events) != 1 || events[0].Message != "Warning: RPO 20m0s exceeds 15m0s" {
+	if len(events) != 2 || events[0].Message != "health raised (Warning): health Warning (was not rated): RPO 20m0s exceeds 15m0s" ||
+		events[1].Message != "rpo-exceeded raised (Warning): RPO 20m0s exceeds 15m0s" {
 		t.Fatalf("events %+v", events)
 	}
 	// Later, still no new point for an hour: critical (Site Recovery's 153007), one more event; the
@@ -78,7 +79,8 @@ func TestTickRequestsMarkersAndRatesHealth(t *testing.T) {
 		!g.Record.MarkerRequestedAt.Equal(now) {
 		t.Fatalf("an hour later: %s %q, marker requested at %s", g.Record.Health, g.Record.HealthReason, g.Record.MarkerRequestedAt)
 	}
-	if events, _ := replication.ListEvents(ctx, state, "g1"); len(events) != 2 || !strings.HasPrefix(events[0].Message, "Critical") {
+	if events, _ := replication.ListEvents(ctx, state, "g1"); len(events) != 4 || !strings.HasPrefix(events[0].Message, "health raised (Critical)") ||
+		!strings.HasPrefix(events[1].Message, "no-recovery-point raised (Critical)") {
 		t.Fatalf("events %+v", events)
 	}
 }
