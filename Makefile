@@ -29,7 +29,7 @@ demo: build package vm-image
 # end-to-end and fault tests in tests/. Azurite is started first and stopped after.
 test: build package vm-image vet check-tracked
 	scripts/azurite.sh start
-	STANDBY_REQUIRE_AZURITE=1 STANDBY_REQUIRE_TYPES=1 STANDBY_REQUIRE_QEMU=1 $(GO) test -count=1 -race -timeout 30m ./... ; status=$$?; scripts/azurite.sh stop; exit $$status
+	STANDBY_REQUIRE_AZURITE=1 STANDBY_REQUIRE_TYPES=1 STANDBY_REQUIRE_QEMU=1 STANDBY_REQUIRE_CHROMIUM=1 $(GO) test -count=1 -race -timeout 30m ./... ; status=$$?; scripts/azurite.sh stop; exit $$status
 
 # The NBD crash-consistency proof for longer: ten rounds of kill -9 of the guest and the agent (make test
 # runs two), then every recovery point, random restores and a failover checked by e2fsck and sqlite3.
@@ -77,7 +77,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseInfoRequest -fuzztime 30s ./shared/nbd
 
 stop:
-	scripts/devhost.sh stop; scripts/azurite.sh stop
+	scripts/demo.sh stop
 
 clean: stop
 	rm -rf bin dist .local

@@ -16,7 +16,8 @@
 # Idempotent: nothing is rebuilt while the outputs exist, are newer than this script and have the asked
 # hostname (a newer cloud kernel is picked up after `rm -r .local/vm`). Missing tools are
 # installed with apt-get (STANDBY_VM_NO_INSTALL=1 fails instead); so are the NBD clients shared/nbd's tests
-# run against its server (libnbd-bin's nbdinfo and nbdcopy, qemu-utils' qemu-io), even when the outputs
+# run against its server (libnbd-bin's nbdinfo and nbdcopy, qemu-utils' qemu-io) and the browser the
+# console's tests drive (Debian's chromium), even when the outputs
 # are up to date. STANDBY_VM_HOSTNAME sets the guest's /etc/hostname (default standby-vm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,6 +54,7 @@ install_missing() {
   command -v cpio >/dev/null || pkgs+=(cpio)
   command -v gzip >/dev/null || pkgs+=(gzip)
   command -v modprobe >/dev/null || pkgs+=(kmod)
+  command -v chromium >/dev/null || pkgs+=(chromium fonts-dejavu-core) # the console's browser tests
   kernel=$(cloud_kernel)
   [[ -n $kernel ]] || pkgs+=(linux-image-cloud-amd64)
   busybox_static || pkgs+=(busybox-static)
@@ -74,7 +76,7 @@ install_missing() {
 
 host_tools() { # the tools the tests judge with are installed: NBD clients, e2fsprogs, the sqlite3 CLI
   command -v nbdinfo >/dev/null && command -v nbdcopy >/dev/null && command -v qemu-io >/dev/null &&
-    command -v debugfs >/dev/null && command -v sqlite3 >/dev/null
+    command -v debugfs >/dev/null && command -v sqlite3 >/dev/null && command -v chromium >/dev/null
 }
 
 # busybox-static's /bin/busybox is statically linked (the guest has no libc); Debian's busybox package

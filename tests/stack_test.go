@@ -52,7 +52,7 @@ func defineStack(t testing.TB, schedule, target, direct, cache string) *stack {
 	s.app = newApp(t, appSpec{handler: "handler",
 		functions: map[string]string{"apply": repoFunction(t, "apply"), "failover": repoFunction(t, "failover"),
 			"api": repoFunction(t, "api"), "cutpoints": repoFunction(t, "cutpoints"), "agentapi": repoFunction(t, "agentapi"),
-			"alerts": repoFunction(t, "alerts"),
+			"alerts": repoFunction(t, "alerts"), "console": repoFunction(t, "console"),
 			"reader": repoFunction(t, "reader"), "peer": repoFunction(t, "peer"),
 			"identity": repoFunction(t, "identity")},
 		values: s.values,

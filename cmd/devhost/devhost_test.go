@@ -50,7 +50,7 @@ func TestLoadsTheRepositoryApp(t *testing.T) {
 	}
 	want := map[string]string{"agentapi": "httpTrigger", "api": "httpTrigger", "apply": "eventHubTrigger", "cutpoints": "timerTrigger",
 		"failover": "serviceBusTrigger", "reader": "httpTrigger", "peer": "httpTrigger", "identity": "httpTrigger",
-		"alerts": "timerTrigger"}
+		"alerts": "timerTrigger", "console": "httpTrigger"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("functions = %v, want %v", got, want)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/standby-dr/standby/functions/cutpoints"
 	"github.com/standby-dr/standby/functions/failover"
 	"github.com/standby-dr/standby/shared/backends"
+	"github.com/standby-dr/standby/shared/console"
 	jobs "github.com/standby-dr/standby/shared/failover"
 	"github.com/standby-dr/standby/shared/funcproto"
 	"github.com/standby-dr/standby/shared/notify"
@@ -60,7 +61,7 @@ func intSetting(log *slog.Logger, name string, def int64) int64 {
 	return n
 }
 
-// routes wires the functions to the backends; a function whose dependencies are missing answers 500.
+// routes wires the functions (and the console's files) to the backends; a function whose dependencies are missing answers 500.
 func routes(d *backends.Backends, log *slog.Logger) http.Handler {
 	now := time.Now
 	groups := &replication.Service{State: d.State, Pages: d.Pages, Journal: d.Journal, Targets: d.Targets(), Log: log.With("function", "cutpoints"), Now: now}
@@ -92,6 +93,7 @@ func routes(d *backends.Backends, log *slog.Logger) http.Handler {
 	mux.Handle("POST /failover", funcproto.Handler(log, "failover", failFn.Invoke))
 	mux.Handle("POST /alerts", funcproto.Handler(log, "alerts", alertFn.Invoke))
 	mux.Handle("/api/", apiFn.Handler())
+	mux.Handle(console.Path, console.Handler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("no function at %s", r.URL.Path), http.StatusNotFound)
 	})
