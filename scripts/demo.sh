@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The demo: the local stack up (two Azurite regions, the embedded broker, devhost with the four
+# The demo: the local stack up (two Azurite regions, the embedded broker, devhost with the app's
 # functions, the local compute), a consistency group of 2 VMs x 2 disks (64 MiB each; each VM's OS disk
 # the bootable image of scripts/vm-image.sh) enabled through the API, the agent replicating it while its
 # workload writes the data disks for DEMO_SECONDS (default 60); a test failover drill to the newest point
@@ -7,7 +7,8 @@
 # truth at that point, cleaned up; a planned failover with zero data loss that boots the VMs, checked
 # against the sources; proof that every target disk and every marker snapshot is byte-identical to the
 # ground truth; the recovery points and health; a summary with throughput, RPO and RTO (request → every
-# VM healthy); everything torn down.
+# VM healthy); everything torn down, unless DEMO_KEEP=1 (then the console's URL is printed and the stack
+# stays up until `make stop`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${DEMO_SECONDS:-60}
@@ -23,8 +24,19 @@ stop_vms() {
     [[ -n $pid ]] && grep -q qemu-system "/proc/$pid/cmdline" 2>/dev/null && kill "$pid" 2>/dev/null || true
   done
 }
+console_url="http://127.0.0.1:7071/api/console/?code=$key"
 cleanup() { stop_vms; scripts/devhost.sh stop || true; scripts/azurite.sh stop || true; }
-trap cleanup EXIT
+if [[ ${1:-} == stop ]]; then cleanup; exit 0; fi # make stop: what a kept demo left running
+# DEMO_KEEP=1 leaves the stack (and the failed-over VMs) up for a person to open the console.
+finish() {
+  if [[ ${DEMO_KEEP:-} == 1 ]]; then
+    echo; echo "== DEMO_KEEP=1: the stack stays up. The console: $console_url"
+    echo "   (the key is the local dev key, DevhostFunctionKey in local.settings.json); make stop ends it all."
+  else
+    cleanup
+  fi
+}
+trap finish EXIT
 
 scripts/devhost.sh stop >/dev/null
 scripts/azurite.sh reset >/dev/null # a demo starts from empty storage
@@ -36,6 +48,7 @@ export StandbyCompute="UseLocalCompute=true;Dir=$PWD/.local/compute;Images=$PWD/
 scripts/azurite.sh start
 scripts/devhost.sh start
 sleep 1
+echo; echo "== The operator's console (the page the app serves; DEMO_KEEP=1 keeps it up after the demo): $console_url"
 echo; echo "== 1. Health of every dependency (GET /api/v1/health)"
 api http://127.0.0.1:7071/api/v1/health
 
