@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/standby-dr/standby/shared/apiv1"
+	"github.com/standby-dr/standby/shared/testenv"
 )
 
 // browser is a headless Chromium (Debian's) driven over the DevTools protocol. Every console message
@@ -163,7 +164,9 @@ func (b *browser) fitsWidth(t *testing.T, page string) {
 // gets a clear message. Screenshots go to .local/screenshots/.
 func TestConsoleInChromium(t *testing.T) {
 	b := newBrowser(t)
-	s := newStack(t, "*/1 * * * * *")
+	s := defineStack(t, "*/1 * * * * *", testenv.Storage(t, "target"), testenv.Storage(t, "target"), testenv.Storage(t, "source"))
+	s.app.setValues(t, map[string]string{"DevhostFunctionKey__reader": "reader-key"})
+	s.app.start(t)
 	group, state, spec := "console-demo", t.TempDir(), writeSpec(t, 1, 2)
 	group = group + fmt.Sprint(time.Now().UnixNano()%100000)
 	setPolicy(t, spec, map[string]int{"crashConsistentIntervalSeconds": 30})
@@ -253,6 +256,27 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	b.screenshot(t, "jobs-1280x800")
 
+	// A planned failover asks for the group's name, typed: Start stays disabled until it matches.
+	b.run(t, "the planned failover dialog", chromedp.Navigate(base+"#/groups/"+group), chromedp.WaitVisible(chromedp.CSS(`button[data-action="planned-failover"]`)),
+		chromedp.Click(chromedp.CSS(`button[data-action="planned-failover"]`)), chromedp.WaitVisible(chromedp.CSS(`dialog#action-dialog[open] #confirm-name`)))
+	disabled := func() bool { return string(b.eval(t, `document.querySelector('#action-submit').disabled`)) == "true" }
+	if !disabled() {
+		t.Error("Start is enabled before the group's name is typed")
+	}
+	b.run(t, "a wrong name", chromedp.SendKeys(chromedp.CSS(`#confirm-name`), group[:len(group)-1]))
+	if !disabled() {
+		t.Error("Start is enabled with the name mistyped")
+	}
+	b.run(t, "the name", chromedp.SendKeys(chromedp.CSS(`#confirm-name`), group[len(group)-1:]))
+	if disabled() {
+		t.Error("Start stays disabled with the name typed")
+	}
+	b.screenshot(t, "planned-failover-dialog-1280x800")
+	b.run(t, "closing the dialog", chromedp.KeyEvent(kb.Escape), chromedp.WaitNotVisible(chromedp.CSS(`dialog#action-dialog`)))
+	if v := view(); v.State != "Protected" {
+		t.Fatalf("the group is %s after the dialog was closed", v.State)
+	}
+
 	// A phone's width: every page fits.
 	b.run(t, "a phone's viewport", chromedp.EmulateViewport(375, 740, chromedp.EmulateMobile))
 	for name, hash := range map[string]string{"groups": "#/groups", "group": "#/groups/" + group, "jobs": "#/jobs"} {
@@ -264,8 +288,25 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Errorf("the console raised messages:\n%s", strings.Join(m, "\n"))
 	}
 
-	// A wrong key: a clear message; the only messages are Chromium's own lines for the two 401s.
+	// A reader's key: the same pages, no action. Its operator door's 401 is Chromium's only message.
 	b.run(t, "signing out", chromedp.EmulateViewport(1280, 800), chromedp.Click(chromedp.CSS(`#sign-out`)))
+	b.run(t, "a reader's key", chromedp.Navigate(base+"?code=reader-key#/groups/"+group), chromedp.WaitVisible(chromedp.CSS(`svg#timeline`)))
+	b.waitText(t, "#role", 5*time.Second, func(s string) bool { return s == "reader" })
+	if n := string(b.eval(t, `document.querySelectorAll('button[data-action]').length`)); n != "0" {
+		t.Errorf("a reader sees %s action buttons", n)
+	}
+	b.screenshot(t, "group-reader-1280x800")
+	allowOnly401s := func(when string) {
+		for _, m := range b.takeMessages() {
+			if !strings.Contains(m, "Failed to load resource: the server responded with a status of 401") {
+				t.Errorf("%s, the console raised: %s", when, m)
+			}
+		}
+	}
+	allowOnly401s("with a reader's key")
+
+	// A wrong key: a clear message; the only messages are Chromium's own lines for the two 401s.
+	b.run(t, "signing out", chromedp.Click(chromedp.CSS(`#sign-out`)))
 	b.run(t, "a wrong key", chromedp.Navigate(base), chromedp.WaitVisible(chromedp.CSS(`#key`)),
 		chromedp.SendKeys(chromedp.CSS(`#key`), "not-a-key"), chromedp.Click(chromedp.CSS(`#key-submit`)))
 	msg := b.waitText(t, "#key-error", 10*time.Second, func(s string) bool { return s != "" })
@@ -273,9 +314,5 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Errorf("wrong-key message: %q", msg)
 	}
 	b.screenshot(t, "wrong-key-1280x800")
-	for _, m := range b.takeMessages() {
-		if !strings.Contains(m, "Failed to load resource: the server responded with a status of 401") {
-			t.Errorf("with a wrong key, the console raised: %s", m)
-		}
-	}
+	allowOnly401s("with a wrong key")
 }
