@@ -371,7 +371,9 @@
   }
   // The first and last tick labels hug the edges so that they are not clipped.
   const anchor = (i, n) => (i === 0 ? 'start' : i === n - 1 ? 'end' : 'middle');
-  const shortTime = (t, span) => new Date(t).toLocaleString(undefined, span > 36 * 3600e3 ? { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' } : { hour: '2-digit', minute: '2-digit' });
+  // Axis labels as precise as the span needs: days for long spans, seconds for the first minutes.
+  const shortTime = (t, span) => new Date(t).toLocaleString(undefined, span > 36 * 3600e3 ? { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' }
+    : span < 10 * 60e3 ? { hour: '2-digit', minute: '2-digit', second: '2-digit' } : { hour: '2-digit', minute: '2-digit' });
 
   function rpoChart(samples, policy) {
     const W = chartWidth(), H = 250, L = 64, R = 14, T = 22, B = 38;
