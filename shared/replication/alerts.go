@@ -105,14 +105,8 @@ func alertConditions(r *GroupRecord, alerted map[string]string, now time.Time) m
 		if r.Health != "" {
 			c[AlertHealth] = r.Health
 		}
-	case StateResyncRequired:
-		c[AlertReplicationStopped] = r.Reason
-	case StateResyncing:
-		delete(c, AlertReplicationStopped)
 	}
-	if r.State != StateResyncRequired {
-		delete(c, AlertReplicationStopped)
-	}
+	setIf(c, AlertReplicationStopped, r.State == StateResyncRequired, r.Reason)
 	return c
 }
 
