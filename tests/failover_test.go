@@ -111,7 +111,7 @@ func TestPlannedFailoverLosesNothing(t *testing.T) {
 	t.Logf("planned failover took %s; point %s; %s", time.Since(start).Round(time.Millisecond), job.Point, job.Steps[1].Outcome)
 	compareWithSources(t, spec, group+"-failover")
 	_, _, body := s.app.call(t, "GET", "/api/v1/groups/"+group, "test-key", "")
-	if !strings.Contains(body, `"state": "FailedOver"`) {
+	if !strings.Contains(body, `"state": "FailedOver"`) || !strings.Contains(body, `"replicating": false`) {
 		t.Fatalf("group after a planned failover: %s", body)
 	}
 	if status, _, body := s.app.call(t, "POST", "/api/v1/groups/"+group+"/failover", "test-key", `{"type":"unplanned"}`); status != 409 ||

@@ -98,10 +98,13 @@ type JobView struct {
 
 // GroupView is a group as the API shows it.
 type GroupView struct {
-	Group  string               `json:"group"`
-	State  replication.State    `json:"state"`
-	Reason string               `json:"reason,omitempty"`
-	VMs    []replication.VMSpec `json:"vms"`
+	Group  string            `json:"group"`
+	State  replication.State `json:"state"`
+	Reason string            `json:"reason,omitempty"`
+	// Replicating: the state is one of replication's (initial, protected, resync); RPO means nothing
+	// otherwise (failed over, disabled).
+	Replicating bool                 `json:"replicating"`
+	VMs         []replication.VMSpec `json:"vms"`
 	// Capture says, per disk, how its writes are captured and whether its points are crash-consistent.
 	Capture []replication.Capture   `json:"capture"`
 	Target  replication.TargetSpec  `json:"target"`

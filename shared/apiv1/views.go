@@ -21,7 +21,7 @@ func NewGroupView(g *replication.Group, now time.Time) GroupView {
 	v := GroupView{Group: r.PartitionKey, State: r.State, Reason: r.Reason, VMs: g.Spec.VMs, Target: r.Target, Policy: r.Policy, Network: r.Network,
 		Watermark: r.Watermark, AgentSeq: r.AgentSeq, LastSourceTime: r.LastSourceTime, LastAppliedAt: r.LastAppliedAt,
 		ApplyBytesPerSec: r.ApplyBytesPerSecond, BytesApplied: r.BytesApplied, BatchesApplied: r.BatchesApplied, CreatedAt: r.CreatedAt}
-	v.PendingBatches, v.Capture = r.Pending(), g.Spec.Captures()
+	v.PendingBatches, v.Capture, v.Replicating = r.Pending(), g.Spec.Captures(), !r.ReplicationStopped()
 	if r.Resources.ResourceGroupID != "" {
 		v.TargetResources = &r.Resources
 	}

@@ -264,12 +264,16 @@
       h('th', { scope: 'row' }, groupLink(g.group)),
       h('td', { class: 'state', 'data-label': 'State' }, stateBadge(g.state), sub(g.reason)),
       h('td', { class: 'health', 'data-label': 'Health' }, healthBadge(g.health), sub(g.healthReason)),
-      h('td', { class: 'rpo num', 'data-label': 'RPO' }, dur(g.rpoSeconds)),
+      h('td', { class: 'rpo num', 'data-label': 'RPO' }, rpo(g)),
       h('td', { class: 'point-age', 'data-label': 'Newest point' }, ago(g.lastRecoveryPoint)),
       h('td', { class: 'num', 'data-label': 'Pending batches' }, String(g.pendingBatches || 0)),
       h('td', { class: 'seen', 'data-label': 'Agent last seen' }, lastSeen(g)),
       h('td', { class: 'baseline', 'data-label': 'Initial replication' }, baseline(g.initialReplication)));
   }
+  // A group that no longer replicates this way (failed over, disabled) has no RPO to show: the API's
+  // figure keeps growing from its last write.
+  const rpo = (g) => (g.replicating ? dur(g.rpoSeconds) : h('span', { class: 'muted' }, 'not replicating'));
+
   // The agent's last heartbeat, and when its newest write was applied.
   function lastSeen(g) {
     return [h('div', {}, g.agentSeenAt ? ago(g.agentSeenAt) : 'never'), isZero(g.lastAppliedAt) ? null : h('div', { class: 'sub' }, 'applied ', ago(g.lastAppliedAt))];
@@ -346,7 +350,7 @@
     return kv([
       ['State', [stateBadge(g.state), sub(g.reason)]],
       ['Health', [healthBadge(g.health), sub(g.healthReason)]],
-      ['RPO', h('span', { class: 'rpo' }, dur(g.rpoSeconds))],
+      ['RPO', h('span', { class: 'rpo' }, rpo(g))],
       ['Newest recovery point', [ago(g.lastRecoveryPoint), sub(g.lastRecoveryPoint ? time(g.lastRecoveryPoint) : null)]],
       ['Newest app-consistent point', ago(g.lastAppConsistentPoint)],
       ['Agent last seen', g.agentSeenAt ? ago(g.agentSeenAt) : 'never'],
