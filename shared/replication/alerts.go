@@ -12,7 +12,7 @@ import (
 )
 
 // Alerts are raised as Site Recovery raises them: once per change of a group's condition, never per
-// timer tick. Each is a row of the alerts table (the outbox a webhook sender drains, shared/alerts), an
+// timer tick. Each is a row of the alerts table (the outbox a webhook sender drains, shared/notify), an
 // event in the group's history and a log record with stable keys ("standby alert"; alertKind, severity,
 // status, group, job), so an Azure Monitor log alert can select them.
 const AlertsTable = "alerts"
@@ -43,7 +43,7 @@ const (
 const (
 	DeliveryPending   = "pending"
 	DeliveryDelivered = "delivered"
-	DeliveryAbandoned = "abandoned" // retried for AlertDeliveryGiveUp without a 2xx
+	DeliveryAbandoned = "abandoned" // retried for a day (notify.GiveUp) without a 2xx
 	DeliveryNone      = "none"      // no webhook was configured when it was raised
 )
 
@@ -98,10 +98,9 @@ func alertConditions(r *GroupRecord, alerted map[string]string, now time.Time) m
 	c := maps.Clone(alerted)
 	switch r.State {
 	case StateProtected:
-		th := thresholds(r.Policy)
-		setIf(c, AlertRPOExceeded, r.RPO(now) > th.Warning, fmt.Sprintf("RPO %s exceeds %s", r.RPO(now).Round(time.Second), th.Warning))
-		setIf(c, AlertNoRecoveryPoint, r.LastPointTime.IsZero() || now.Sub(r.LastPointTime) > th.NoPoint,
-			fmt.Sprintf("no crash-consistent recovery point for %s", th.NoPoint))
+		th, rpo := thresholds(r.Policy), r.RPO(now)
+		setIf(c, AlertRPOExceeded, rpo > th.Warning, fmt.Sprintf("RPO %s exceeds %s", rpo.Round(time.Second), th.Warning))
+		setIf(c, AlertNoRecoveryPoint, noRecentPoint(r.LastPointTime, now, th), fmt.Sprintf("no crash-consistent recovery point for %s", th.NoPoint))
 		if r.Health != "" {
 			c[AlertHealth] = r.Health
 		}

@@ -155,6 +155,11 @@ type HealthThresholds struct {
 // DefaultHealth are the default thresholds.
 var DefaultHealth = HealthThresholds{Warning: 15 * time.Minute, Critical: 30 * time.Minute, NoPoint: 60 * time.Minute}
 
+// noRecentPoint: the newest crash-consistent point (none: zero) is older than the policy allows.
+func noRecentPoint(lastPoint, now time.Time, th HealthThresholds) bool {
+	return lastPoint.IsZero() || now.Sub(lastPoint) > th.NoPoint
+}
+
 // Health rates a group from its RPO and the age of its newest recovery point, with the reason.
 func Health(rpo time.Duration, lastPoint time.Time, now time.Time, th HealthThresholds) (string, string) {
 	var reasons []string
@@ -171,7 +176,7 @@ func Health(rpo time.Duration, lastPoint time.Time, now time.Time, th HealthThre
 	case rpo > th.Warning:
 		raise(HealthWarning, fmt.Sprintf("RPO %s exceeds %s", rpo.Round(time.Second), th.Warning))
 	}
-	if lastPoint.IsZero() || now.Sub(lastPoint) > th.NoPoint {
+	if noRecentPoint(lastPoint, now, th) {
 		age := "none yet"
 		if !lastPoint.IsZero() {
 			age = "the newest is " + now.Sub(lastPoint).Round(time.Second).String() + " old"
