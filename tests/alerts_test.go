@@ -82,12 +82,7 @@ func TestAlertsReachTheWebhookOncePerChange(t *testing.T) {
 	setPolicy(t, spec, map[string]int{"crashConsistentIntervalSeconds": 30, "rpoWarningMinutes": 1, "rpoCriticalMinutes": 2})
 	args := []string{"-group", group, "-spec", spec, "-state", state, "-workload-rate", "2", "-duration", "10m"}
 	p := startAgent(t, s, args...)
-	view := func() apiv1.GroupView {
-		_, _, body := s.app.call(t, "GET", "/api/v1/groups/"+group, "test-key", "")
-		var v apiv1.GroupView
-		json.Unmarshal([]byte(body), &v)
-		return v
-	}
+	view := func() apiv1.GroupView { return s.groupView(t, group) }
 	waitFor(t, time.Minute, "the group protected and Healthy", func() bool {
 		v := view()
 		return v.State == replication.StateProtected && v.Health == replication.HealthHealthy && v.LastPointTime != nil

@@ -167,16 +167,10 @@ func TestConsoleInChromium(t *testing.T) {
 	s := defineStack(t, "*/1 * * * * *", testenv.Storage(t, "target"), testenv.Storage(t, "target"), testenv.Storage(t, "source"))
 	s.app.setValues(t, map[string]string{"DevhostFunctionKey__reader": "reader-key"})
 	s.app.start(t)
-	group, state, spec := "console-demo", t.TempDir(), writeSpec(t, 1, 2)
-	group = group + fmt.Sprint(time.Now().UnixNano()%100000)
+	group, state, spec := testenv.Unique("console"), t.TempDir(), writeSpec(t, 1, 2)
 	setPolicy(t, spec, map[string]int{"crashConsistentIntervalSeconds": 30})
 	p := startAgent(t, s, "-group", group, "-spec", spec, "-state", state, "-workload-rate", "1", "-duration", "5m")
-	view := func() apiv1.GroupView {
-		_, _, body := s.app.call(t, "GET", "/api/v1/groups/"+group, "test-key", "")
-		var v apiv1.GroupView
-		json.Unmarshal([]byte(body), &v)
-		return v
-	}
+	view := func() apiv1.GroupView { return s.groupView(t, group) }
 	waitFor(t, 90*time.Second, "the group protected with two points", func() bool {
 		v := view()
 		return v.State == "Protected" && v.Retention != nil && v.Retention.Points >= 2

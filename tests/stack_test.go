@@ -133,6 +133,13 @@ func (s *stack) twoVMAgent(t testing.TB, group string) (*agent.Agent, []replicat
 	return a, disks
 }
 
+// groupView is the group as the operator's API shows it (zero when the call fails: waits retry it).
+func (s *stack) groupView(t testing.TB, group string) apiv1.GroupView {
+	t.Helper()
+	_, _, body := s.app.call(t, "GET", "/api/v1/groups/"+group, "test-key", "")
+	return groupViewOf(body)
+}
+
 // streamKey is the group's change-stream key, as the API gives it to the group's agents.
 func (s *stack) streamKey(t testing.TB, group string) []byte {
 	t.Helper()

@@ -28,8 +28,8 @@ const (
 	settingMaxTargetBytes = "StandbyMaxTargetBytes"
 	// settingMaxDelivery is the job queue's MaxDeliveryCount: a step failing on that delivery fails its job.
 	settingMaxDelivery = "StandbyJobMaxDeliveryCount"
-	// settingWebhookSecret is the HMAC key plan webhook actions are signed with (never logged);
-	// settingWebhookAllowPrivate lets webhooks reach private and loopback addresses (tests, private ops).
+	// settingWebhookSecret is the HMAC key plan webhook actions and alerts are signed with (never logged);
+	// settingWebhookAllowPrivate lets both reach private and loopback addresses (tests, private ops).
 	settingWebhookSecret = "StandbyWebhookSecret"
 	// settingEntraAuth says App Service authentication is on (the template sets it with authsettingsV2).
 	settingEntraAuth           = "StandbyEntraAuth"
