@@ -14,24 +14,43 @@
 # replicates and boots. No bootloader, no partition table, no root mounts or loop devices: mke2fs -d
 # populates the filesystem from a directory, so it runs in CI as an ordinary root process.
 # Idempotent: nothing is rebuilt while the outputs exist, are newer than this script and have the asked
-# hostname (a newer cloud kernel is picked up after `rm -r .local/vm`). Missing tools are
-# installed with apt-get (STANDBY_VM_NO_INSTALL=1 fails instead); so are the NBD clients shared/nbd's tests
-# run against its server (libnbd-bin's nbdinfo and nbdcopy, qemu-utils' qemu-io) and the browser the
-# console's tests drive (Debian's chromium), even when the outputs
-# are up to date. STANDBY_VM_HOSTNAME sets the guest's /etc/hostname (default standby-vm).
-set -euo pipefail
+# hostname (a newer cloud kernel is picked up after `rm -r .local/vm`). STANDBY_VM_HOSTNAME sets the
+# guest's /etc/hostname (default standby-vm).
+#
+# Set-up, step by step, each step named in its progress lines and in any failure:
+#   packages   every package the image and the tests need (the table `requirements` below: QEMU, the cloud
+#              kernel, busybox-static, e2fsprogs, the NBD clients shared/nbd's tests judge with, the
+#              sqlite3 CLI, Debian's chromium for the console's tests) is looked up; the missing ones are
+#              named with what each is for, then installed with apt-get (the package lists are updated
+#              first when there are none, and once more when an install fails). STANDBY_VM_NO_INSTALL=1
+#              prints what is missing and the apt-get command, and installs nothing. Nothing missing
+#              after the install is a failure naming the package.
+#   kernel     the newest cloud kernel in STANDBY_VM_BOOT_DIR (/boot) with its modules in
+#              STANDBY_VM_MODULES_ROOT/lib/modules (/); both are settable so a test can point them at empty
+#              folders and see every decision a fresh machine meets.
+#   initramfs, os disk, sqlwork: the outputs, built in a staging folder and moved in place together.
+set -eEuo pipefail
 cd "$(dirname "$0")/.."
 script=$(pwd)/scripts/vm-image.sh
 out=${STANDBY_VM_DIR:-.local/vm}
 guest_hostname=${STANDBY_VM_HOSTNAME:-standby-vm}
+boot_dir=${STANDBY_VM_BOOT_DIR:-/boot}
+modules_root=${STANDBY_VM_MODULES_ROOT:-/}
 disk_mib=64
 # The modules the initramfs must load to mount an ext4 root on a virtio disk; whichever the kernel has
 # built in (ext4 and crc32c in Debian's cloud kernel) are skipped, the rest come with their dependencies.
 # virtio_net is for machines booted with user-mode networking (the guest gets eth0; it configures nothing).
 needed_modules=(virtio_pci virtio_blk ext4 crc32c_generic virtio_net)
 started=$(date +%s%N)
+step=start
 
 say() { echo "vm-image: $*"; }
+die() {
+  say "FAILED in step '$step': $*" >&2
+  exit 1
+}
+# No failure is silent: a command that fails under set -e names the step it ended and the command.
+trap 'status=$?; say "FAILED in step '"'"'$step'"'"' (line $LINENO, exit $status): $BASH_COMMAND" >&2' ERR
 
 fresh() { # every output exists and is newer than this script
   local f
@@ -42,60 +61,122 @@ fresh() { # every output exists and is newer than this script
   [[ $(cat "$out/guest-hostname") == "$guest_hostname" ]]
 }
 
-install_missing() {
-  local pkgs=() kernel
-  command -v qemu-system-x86_64 >/dev/null || pkgs+=(qemu-system-x86)
-  command -v qemu-img >/dev/null && command -v qemu-io >/dev/null || pkgs+=(qemu-utils)
-  command -v nbdinfo >/dev/null && command -v nbdcopy >/dev/null || pkgs+=(libnbd-bin)
-  command -v mke2fs >/dev/null && command -v e2fsck >/dev/null && command -v debugfs >/dev/null || pkgs+=(e2fsprogs)
-  command -v sqlite3 >/dev/null || pkgs+=(sqlite3)
-  [[ -f /usr/include/sqlite3.h ]] || pkgs+=(libsqlite3-dev)
-  command -v gcc >/dev/null || pkgs+=(gcc libc6-dev)
-  command -v cpio >/dev/null || pkgs+=(cpio)
-  command -v gzip >/dev/null || pkgs+=(gzip)
-  command -v modprobe >/dev/null || pkgs+=(kmod)
-  command -v chromium >/dev/null || pkgs+=(chromium fonts-dejavu-core) # the console's browser tests
-  kernel=$(cloud_kernel)
-  [[ -n $kernel ]] || pkgs+=(linux-image-cloud-amd64)
-  busybox_static || pkgs+=(busybox-static)
-  ((${#pkgs[@]})) || return 0
-  if [[ -n ${STANDBY_VM_NO_INSTALL:-} ]]; then
-    say "missing packages: ${pkgs[*]} (STANDBY_VM_NO_INSTALL is set)"
-    exit 1
-  fi
-  say "installing ${pkgs[*]}"
-  local sudo=()
-  ((EUID == 0)) || sudo=(sudo)
-  local apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get)
-  if ! "${apt[@]}" install -y --no-install-recommends "${pkgs[@]}" >/dev/null; then
-    say "apt-get install failed: updating the package lists and trying again"
-    "${apt[@]}" update >/dev/null
-    "${apt[@]}" install -y --no-install-recommends "${pkgs[@]}" >/dev/null
-  fi
+# pkg_installed <package>: dpkg says it is installed (false where there is no dpkg-query).
+pkg_installed() {
+  command -v dpkg-query >/dev/null && dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'
 }
 
-host_tools() { # the tools the tests judge with are installed: NBD clients, e2fsprogs, the sqlite3 CLI
-  command -v nbdinfo >/dev/null && command -v nbdcopy >/dev/null && command -v qemu-io >/dev/null &&
-    command -v debugfs >/dev/null && command -v sqlite3 >/dev/null && command -v chromium >/dev/null
+have() { # have <command>...: every command is on PATH
+  local c
+  for c; do command -v "$c" >/dev/null || return 1; done
+}
+
+# requirements: one line a package: the package, the check that it is there, what it is for. A check
+# names commands on PATH (have) or asks dpkg (pkg) for what no command shows.
+requirements() {
+  cat <<'TABLE'
+qemu-system-x86|have qemu-system-x86_64|boots the local compute's VMs (TCG)
+qemu-utils|have qemu-img qemu-io|qemu-io: an NBD client the export is tested with
+libnbd-bin|have nbdinfo nbdcopy|libnbd's NBD clients the export is tested with
+e2fsprogs|have mke2fs e2fsck debugfs|builds the OS disk; e2fsck judges the failed-over filesystems
+sqlite3|have sqlite3|the database's own integrity check of the replicated SQLite
+libsqlite3-dev|pkg libsqlite3-dev|sqlite3.h and libsqlite3.a for the guest's static sqlwork
+gcc|have gcc|builds sqlwork
+libc6-dev|pkg libc6-dev|the static C library sqlwork links
+cpio|have cpio|packs the initramfs
+gzip|have gzip|compresses the initramfs
+kmod|have modprobe|resolves the initramfs's kernel modules and their dependencies
+busybox-static|busybox_static|the guest's userland (statically linked: the guest has no libc)
+linux-image-cloud-amd64|cloud_kernel_present|the guest's kernel (Debian's cloud kernel, in the boot folder)
+chromium|have chromium|the console's browser tests
+fonts-dejavu-core|pkg fonts-dejavu-core|a font for chromium's screenshots
+TABLE
 }
 
 # busybox-static's /bin/busybox is statically linked (the guest has no libc); Debian's busybox package
 # (dynamically linked, fewer applets) would replace it, so ask dpkg which one is installed.
 busybox_static() {
-  [[ -x /bin/busybox ]] && dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed'
+  [[ -x /bin/busybox ]] && pkg_installed busybox-static
 }
 
-cloud_kernel() { # the newest installed cloud kernel's version, if any
+cloud_kernel() { # the newest cloud kernel's version with its modules, or nothing; never fails
   local v
-  v=$(ls /boot/vmlinuz-*-cloud-amd64 2>/dev/null | sed 's|^/boot/vmlinuz-||' | sort -V | tail -n1)
-  [[ -n $v && -d /lib/modules/$v ]] && echo "$v"
+  v=$(ls "$boot_dir"/vmlinuz-*-cloud-amd64 2>/dev/null | sed "s|^$boot_dir/vmlinuz-||" | sort -V | tail -n1) || true
+  if [[ -n $v && -d $modules_root/lib/modules/$v ]]; then echo "$v"; fi
+}
+
+cloud_kernel_present() { [[ -n $(cloud_kernel) ]]; }
+
+# missing: the lines of requirements whose check fails.
+missing() {
+  local pkg check purpose
+  while IFS='|' read -r pkg check purpose; do
+    case $check in
+    pkg\ *) pkg_installed "${check#pkg }" ;;
+    *) $check ;;
+    esac && continue
+    printf '%s|%s|%s\n' "$pkg" "$check" "$purpose"
+  done < <(requirements)
+}
+
+# apt_run <log> <args...>: apt-get as root, its whole output in the log; progress (the packages it fetches
+# and sets up) is printed as it goes.
+apt_run() {
+  local log=$1 sudo=()
+  shift
+  ((EUID == 0)) || sudo=(sudo)
+  say "apt-get $* (log: $log)"
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "$@" 2>&1 | tee -a "$log" |
+    { grep --line-buffered -E '^(Setting up|Err:|E:)' || true; } | sed -u 's/^/vm-image:   /'
+}
+
+install_missing() {
+  step=packages
+  local lacking pkgs=() line log
+  lacking=$(missing)
+  [[ -n $lacking ]] || return 0
+  say "step packages: missing:"
+  while IFS='|' read -r pkg check purpose; do
+    if [[ $check == have\ * ]]; then purpose+=" [no ${check#have }]"; fi
+    printf 'vm-image:   %-24s %s\n' "$pkg" "$purpose"
+    pkgs+=("$pkg")
+  done <<<"$lacking"
+  if [[ -n ${STANDBY_VM_NO_INSTALL:-} ]]; then
+    say "STANDBY_VM_NO_INSTALL is set, so nothing is installed; as root: apt-get update && apt-get install -y --no-install-recommends ${pkgs[*]}"
+    exit 1
+  fi
+  if ! have apt-get; then
+    die "no apt-get on PATH to install ${pkgs[*]}: install them with this system's package manager"
+  fi
+  mkdir -p "$out"
+  log=$(cd "$out" && pwd)/apt.log
+  : >"$log"
+  # A new machine may have no package lists at all: apt-get install would only say it cannot find them.
+  if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
+    apt_run "$log" update || die "apt-get update failed (see $log)"
+  fi
+  say "step packages: installing ${pkgs[*]}"
+  if ! apt_run "$log" install -y --no-install-recommends "${pkgs[@]}"; then
+    say "apt-get install failed: updating the package lists and trying again"
+    apt_run "$log" update || die "apt-get update failed (see $log)"
+    apt_run "$log" install -y --no-install-recommends "${pkgs[@]}" ||
+      die "apt-get install ${pkgs[*]} failed (last lines of $log below)"$'\n'"$(tail -n 15 "$log")"
+  fi
+  lacking=$(missing)
+  if [[ -n $lacking ]]; then
+    while IFS='|' read -r pkg check purpose; do
+      say "  still missing after apt-get install: $pkg (check: ${check}) - $purpose" >&2
+    done <<<"$lacking"
+    die "packages still missing after apt-get install: $(cut -d'|' -f1 <<<"$lacking" | paste -sd' ')"
+  fi
+  say "step packages: done"
 }
 
 # modules <kernel>: the .ko files to load, dependencies first, without duplicates or built-ins.
 modules() {
   local m line
   for m in "${needed_modules[@]}"; do
-    modprobe -S "$1" --show-depends "$m" | while read -r line; do
+    modprobe -d "$modules_root" -S "$1" --show-depends "$m" | while read -r line; do
       case $line in
       insmod\ *) line=${line#insmod }; echo "${line%% *}" ;;
       builtin\ *) echo "vm-image: $m is built into $1" >&2 ;;
@@ -214,30 +295,37 @@ EOF
 
 staging=
 main() {
+  step=lock
   mkdir -p "$out"
   exec 9>"$out/.lock"
   flock 9 # concurrent test processes build once
   rm -rf "$out"/.build.* # an interrupted build's leftovers
+  # Even with the outputs up to date, the tests' judges (NBD clients, sqlite3, chromium) must be there.
+  install_missing
   if fresh; then
-    host_tools || install_missing
     say "up to date in $out ($(cat "$out/kernel-version"))"
     return
   fi
-  install_missing
+  step=kernel
   local kernel
   kernel=$(cloud_kernel)
-  [[ -n $kernel ]] || { say "no cloud kernel in /boot after installing linux-image-cloud-amd64"; exit 1; }
+  [[ -n $kernel ]] || die "no cloud kernel: no $boot_dir/vmlinuz-*-cloud-amd64 with its modules in $modules_root/lib/modules (package linux-image-cloud-amd64)"
+  say "step kernel: $kernel"
   staging=$(mktemp -d "$out/.build.XXXXXX")
   trap 'rm -rf "$staging"' EXIT
-  cp "/boot/vmlinuz-$kernel" "$staging/vmlinuz"
+  cp "$boot_dir/vmlinuz-$kernel" "$staging/vmlinuz"
+  step=initramfs
   build_initrd "$kernel" "$staging" "$staging/initrd.img"
+  step="os disk"
   build_os "$staging" "$staging/os.img"
   echo "$kernel" >"$staging/kernel-version"
   echo "$guest_hostname" >"$staging/guest-hostname"
+  step=sqlwork
   # -static: the guest has no libc; glibc warns that SQLite's dlopen would need one at run time, which
   # sqlwork never calls.
   gcc -O2 -static -o "$staging/sqlwork" scripts/guest/sqlwork.c -lsqlite3 -lm -lpthread 2>"$staging/gcc.log" ||
-    { cat "$staging/gcc.log"; say "building sqlwork failed"; exit 1; }
+    die "building sqlwork (gcc -static ... -lsqlite3) failed:"$'\n'"$(cat "$staging/gcc.log")"
+  step=install
   local f outputs=(vmlinuz initrd.img os.img kernel-version guest-hostname sqlwork)
   for f in "${outputs[@]}"; do mv -f "$staging/$f" "$out/$f"; done
   for f in "${outputs[@]}"; do
