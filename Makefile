@@ -65,16 +65,16 @@ bench: build
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeDescriptor -fuzztime 30s ./shared/replication
-	$(GO) test -run '^$$' -fuzz FuzzDecodeRequest -fuzztime 30s ./shared/funcproto
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./shared/vhd
+	$(GO) test -run '^$$' -fuzz FuzzDecodeRequest -fuzztime 30s ./shared/protocol/funcproto
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./shared/protocol/vhd
 	$(GO) test -run '^$$' -fuzz FuzzDecodeBatch -fuzztime 30s ./shared/replication
 	$(GO) test -run '^$$' -fuzz FuzzGroupSpec -fuzztime 30s ./shared/replication
 	$(GO) test -run '^$$' -fuzz FuzzSeedRequest -fuzztime 30s ./shared/replication
 	$(GO) test -run '^$$' -fuzz FuzzOpenPayload -fuzztime 30s ./shared/replication
-	$(GO) test -run '^$$' -fuzz FuzzPlanSpec -fuzztime 30s ./shared/failover
-	$(GO) test -run '^$$' -fuzz FuzzPrincipalRoles -fuzztime 30s ./shared/apiv1
-	$(GO) test -run '^$$' -fuzz FuzzHandshake -fuzztime 30s ./shared/nbd
-	$(GO) test -run '^$$' -fuzz FuzzParseInfoRequest -fuzztime 30s ./shared/nbd
+	$(GO) test -run '^$$' -fuzz FuzzPlanSpec -fuzztime 30s ./shared/recovery
+	$(GO) test -run '^$$' -fuzz FuzzPrincipalRoles -fuzztime 30s ./shared/api/apiserver
+	$(GO) test -run '^$$' -fuzz FuzzHandshake -fuzztime 30s ./shared/protocol/nbd
+	$(GO) test -run '^$$' -fuzz FuzzParseInfoRequest -fuzztime 30s ./shared/protocol/nbd
 
 stop:
 	scripts/demo.sh stop

@@ -8,7 +8,7 @@
 // On the control plane the app may deploy only into the recovery resource group (Contributor there), read
 // the target account (managed disks import from it) and join the target network's subnets.
 //
-// Type-checked without a Bicep compiler: `go test ./shared/armtypes/` reads every resource below and
+// Type-checked without a Bicep compiler: `go test ./shared/azure/armtypes/` reads every resource below and
 // checks it against the published type definitions (../shared/reference/azure-types). Only GA apiVersions
 // present there are used. No DNS suffix is written here: endpoints come from environment() and from the
 // resources' own properties.

@@ -19,7 +19,7 @@
 #
 # Set-up, step by step, each step named in its progress lines and in any failure:
 #   packages   every package the image and the tests need (the table `requirements` below: QEMU, the cloud
-#              kernel, busybox-static, e2fsprogs, the NBD clients shared/nbd's tests judge with, the
+#              kernel, busybox-static, e2fsprogs, the NBD clients shared/protocol/nbd's tests judge with, the
 #              sqlite3 CLI, Debian's chromium for the console's tests) is looked up; the missing ones are
 #              named with what each is for, then installed with apt-get (the package lists are updated
 #              first when there are none, and once more when an install fails). STANDBY_VM_NO_INSTALL=1

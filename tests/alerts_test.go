@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/standby-dr/standby/shared/apiv1"
+	"github.com/standby-dr/standby/shared/api/apiv1"
 	"github.com/standby-dr/standby/shared/replication"
-	"github.com/standby-dr/standby/shared/testenv"
+	"github.com/standby-dr/standby/shared/testkit/testenv"
 )
 
 // alertReceiver is the operator's webhook. It checks every POST's signature with its own HMAC (not
@@ -85,7 +85,7 @@ func TestAlertsReachTheWebhookOncePerChange(t *testing.T) {
 	view := func() apiv1.GroupView { return s.groupView(t, group) }
 	waitFor(t, time.Minute, "the group protected and Healthy", func() bool {
 		v := view()
-		return v.State == replication.StateProtected && v.Health == replication.HealthHealthy && v.LastPointTime != nil
+		return replication.State(v.State) == replication.StateProtected && v.Health == replication.HealthHealthy && v.LastPointTime != nil
 	})
 	p.cmd.Process.Signal(os.Interrupt)
 	p.wait(t, 30*time.Second)

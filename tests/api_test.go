@@ -14,11 +14,11 @@ import (
 	"time"
 
 	"github.com/standby-dr/standby/functions/api"
-	"github.com/standby-dr/standby/shared/apiv1"
-	"github.com/standby-dr/standby/shared/failover"
-	"github.com/standby-dr/standby/shared/memstore"
+	"github.com/standby-dr/standby/shared/api/apiv1"
+	"github.com/standby-dr/standby/shared/protocol/vhd"
+	"github.com/standby-dr/standby/shared/recovery"
 	"github.com/standby-dr/standby/shared/replication"
-	"github.com/standby-dr/standby/shared/vhd"
+	"github.com/standby-dr/standby/shared/standin/memstore"
 )
 
 func newTestAPI(t *testing.T) (*httptest.Server, *memstore.Pages, *memstore.State) {
@@ -33,7 +33,7 @@ func newTestAPI(t *testing.T) (*httptest.Server, *memstore.Pages, *memstore.Stat
 func newAPI(state replication.StateStore, pages replication.PageStore, journal replication.JournalStore, jobs replication.JobSender) *api.API {
 	log := slog.New(slog.DiscardHandler)
 	return &api.API{Groups: &replication.Service{State: state, Pages: pages, Journal: journal, Log: log, Now: time.Now},
-		Jobs: &failover.Admission{State: state, Pages: pages, Jobs: jobs, Log: log, Now: time.Now}, Log: log, Now: time.Now}
+		Jobs: &recovery.Admission{State: state, Pages: pages, Jobs: jobs, Log: log, Now: time.Now}, Log: log, Now: time.Now}
 }
 
 func call(t *testing.T, srv *httptest.Server, method, path, body string) (int, string) {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/standby-dr/standby/shared/testenv"
+	"github.com/standby-dr/standby/shared/testkit/testenv"
 )
 
 // BenchmarkFigure_nbd: in-guest capture's cost. The same writes — 768 MiB sequential (nbdcopy, four

@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/standby-dr/standby/shared/agent"
+	"github.com/standby-dr/standby/shared/azure/pageblobs"
 	"github.com/standby-dr/standby/shared/cpuprofile"
-	"github.com/standby-dr/standby/shared/pageblobs"
 	"github.com/standby-dr/standby/shared/replication"
-	"github.com/standby-dr/standby/shared/testenv"
+	"github.com/standby-dr/standby/shared/testkit/testenv"
 	"golang.org/x/sync/errgroup"
 )
 

@@ -14,12 +14,12 @@ import (
 	"time"
 
 	"github.com/standby-dr/standby/shared/agent"
-	"github.com/standby-dr/standby/shared/journal"
-	"github.com/standby-dr/standby/shared/pageblobs"
-	"github.com/standby-dr/standby/shared/qemu"
+	"github.com/standby-dr/standby/shared/azure/journal"
+	"github.com/standby-dr/standby/shared/azure/pageblobs"
+	"github.com/standby-dr/standby/shared/azure/tables"
 	"github.com/standby-dr/standby/shared/replication"
-	"github.com/standby-dr/standby/shared/tables"
-	"github.com/standby-dr/standby/shared/testenv"
+	"github.com/standby-dr/standby/shared/standin/qemu"
+	"github.com/standby-dr/standby/shared/testkit/testenv"
 	"golang.org/x/sync/errgroup"
 )
 

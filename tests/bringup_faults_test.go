@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/standby-dr/standby/shared/pageblobs"
+	"github.com/standby-dr/standby/shared/azure/pageblobs"
 	"github.com/standby-dr/standby/shared/replication"
-	"github.com/standby-dr/standby/shared/testenv"
+	"github.com/standby-dr/standby/shared/testkit/testenv"
 )
 
 // killInEveryStep kill -9s the app's handler right after each step of the job is recorded done (so the

@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/standby-dr/standby/shared/localcompute"
-	"github.com/standby-dr/standby/shared/qemu"
 	"github.com/standby-dr/standby/shared/replication"
-	"github.com/standby-dr/standby/shared/testenv"
+	"github.com/standby-dr/standby/shared/standin/localcompute"
+	"github.com/standby-dr/standby/shared/standin/qemu"
+	"github.com/standby-dr/standby/shared/testkit/testenv"
 )
 
 // vmImages are scripts/vm-image.sh's outputs (make test builds them first).

@@ -18,10 +18,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/standby-dr/standby/shared/funcproto"
-	"github.com/standby-dr/standby/shared/local"
+	"github.com/standby-dr/standby/shared/protocol/funcproto"
 	"github.com/standby-dr/standby/shared/replication"
-	"github.com/standby-dr/standby/shared/testenv"
+	"github.com/standby-dr/standby/shared/standin/broker"
+	"github.com/standby-dr/standby/shared/testkit/testenv"
 )
 
 func execOutput(name string, args ...string) (string, error) {
@@ -54,7 +54,7 @@ func TestFunctionsThroughTheirTriggers(t *testing.T) {
 	}
 	br := app.broker(t)
 	// A malformed event and a duplicate of the marker's descriptor.
-	if _, err := br.Publish(context.Background(), "changes", group, []local.Event{{Body: []byte(`{"group":"x"`)},
+	if _, err := br.Publish(context.Background(), "changes", group, []broker.Event{{Body: []byte(`{"group":"x"`)},
 		{Body: []byte(fmt.Sprintf(`{"group":%q,"seq":%d,"kind":"marker","consistency":"crash","sourceTime":"2026-01-01T00:00:00Z"}`, group, marker))}}); err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/standby-dr/standby/shared/local"
+	"github.com/standby-dr/standby/shared/standin/broker"
 )
 
 const eventsFunction = `{
@@ -24,9 +24,9 @@ const jobsFunction = `{
     "connection": "StandbyServiceBus", "isSessionsEnabled": true, "autoCompleteMessages": true}]
 }`
 
-var faultBroker = local.Config{
-	EventHubs: []local.HubConfig{{Name: "changes", PartitionCount: 2}},
-	Queues:    []local.QueueConfig{{Name: "jobs", RequiresSession: true, LockDurationSeconds: 5, MaxDeliveryCount: 3}},
+var faultBroker = broker.Config{
+	EventHubs: []broker.HubConfig{{Name: "changes", PartitionCount: 2}},
+	Queues:    []broker.QueueConfig{{Name: "jobs", RequiresSession: true, LockDurationSeconds: 5, MaxDeliveryCount: 3}},
 }
 
 // Killing the handler (kill -9) during an Event Hubs invocation: devhost restarts it and, under the
@@ -39,7 +39,7 @@ func TestKillHandlerDuringEventHubsInvocation(t *testing.T) {
 	app.start(t, "TESTHANDLER_DIR="+control)
 	br := app.broker(t)
 	ctx := context.Background()
-	stored, err := br.Publish(ctx, "changes", "g1", []local.Event{{Body: []byte("a")}, {Body: []byte("b")}})
+	stored, err := br.Publish(ctx, "changes", "g1", []broker.Event{{Body: []byte("a")}, {Body: []byte("b")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestKillHandlerDuringEventHubsInvocation(t *testing.T) {
 		seq, ok, _ := br.LoadCheckpoint(ctx, "changes", "apply", partition)
 		return ok && seq == 1
 	})
-	if _, err := br.Publish(ctx, "changes", "g1", []local.Event{{Body: []byte("c")}}); err != nil {
+	if _, err := br.Publish(ctx, "changes", "g1", []broker.Event{{Body: []byte("c")}}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "the next event", func() bool {
@@ -95,7 +95,7 @@ func TestDevhostStoppedMidBatchRedelivers(t *testing.T) {
 	os.WriteFile(filepath.Join(control, "hang-once"), nil, 0o644)
 	app.start(t, "TESTHANDLER_DIR="+control)
 	br := app.broker(t)
-	if _, err := br.Publish(context.Background(), "changes", "g2", []local.Event{{Body: []byte("x")}}); err != nil {
+	if _, err := br.Publish(context.Background(), "changes", "g2", []broker.Event{{Body: []byte("x")}}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 20*time.Second, "the invocation to start", func() bool { return len(readInvocations(t, control)) >= 1 })
@@ -121,7 +121,7 @@ func TestServiceBusFailureRedeliversThenDeadLetters(t *testing.T) {
 	control := t.TempDir()
 	app.start(t, "TESTHANDLER_DIR="+control)
 	br := app.broker(t)
-	if err := br.Send(context.Background(), "jobs", local.Message{MessageID: "job-1-step-1", SessionID: "g1", Body: []byte(`{"step":1}`)}); err != nil {
+	if err := br.Send(context.Background(), "jobs", broker.Message{MessageID: "job-1-step-1", SessionID: "g1", Body: []byte(`{"step":1}`)}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 30*time.Second, "the message to be dead-lettered", func() bool {
@@ -157,7 +157,7 @@ func TestHTTPWithoutForwardingAndOutputBindings(t *testing.T) {
 	  {"type": "http", "direction": "out", "name": "res"},
 	  {"type": "serviceBus", "direction": "out", "name": "outbox", "queueName": "outbox", "connection": "StandbyServiceBus"}]}`
 	app := newApp(t, appSpec{handler: "testhandler", functions: map[string]string{"echo": echo}, noForwarding: true,
-		broker: local.Config{Queues: []local.QueueConfig{{Name: "outbox"}}}})
+		broker: broker.Config{Queues: []broker.QueueConfig{{Name: "outbox"}}}})
 	app.start(t, "TESTHANDLER_DIR="+t.TempDir())
 	status, header, body := app.call(t, "POST", "/api/echo/alice", "", "hello")
 	if status != 201 || body != "POST alice hello" || header.Get("X-Echo") != "yes" {
@@ -187,11 +187,11 @@ func TestFunctionTimeoutRestartsTheHandlerAndNothingIsLost(t *testing.T) {
 	app.start(t, "TESTHANDLER_DIR="+control)
 	br := app.broker(t)
 	ctx := context.Background()
-	if err := br.Send(ctx, "jobs", local.Message{MessageID: "step-1", SessionID: "g1", Body: []byte(`{"step":1}`)}); err != nil {
+	if err := br.Send(ctx, "jobs", broker.Message{MessageID: "step-1", SessionID: "g1", Body: []byte(`{"step":1}`)}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 20*time.Second, "the job message to be in flight", func() bool { return len(readInvocations(t, control)) >= 1 })
-	if _, err := br.Publish(ctx, "changes", "g1", []local.Event{{Body: []byte("a")}}); err != nil {
+	if _, err := br.Publish(ctx, "changes", "g1", []broker.Event{{Body: []byte("a")}}); err != nil {
 		t.Fatal(err)
 	}
 	var eventsDone, jobDone []invocation

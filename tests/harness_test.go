@@ -20,8 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/standby-dr/standby/shared/apicontract"
-	"github.com/standby-dr/standby/shared/local"
+	"github.com/standby-dr/standby/shared/standin/broker"
+	"github.com/standby-dr/standby/shared/testkit/apicontract"
 )
 
 var binDir string
@@ -99,7 +99,7 @@ type appSpec struct {
 	handler   string            // binary in binDir
 	functions map[string]string // name -> function.json
 	values    map[string]string
-	broker    local.Config
+	broker    broker.Config
 	// noForwarding turns enableForwardingHttpRequest off: HTTP requests travel as Data.req.
 	noForwarding bool
 	// functionTimeout replaces host.json's (a .NET TimeSpan, e.g. "00:00:03").
@@ -243,9 +243,9 @@ func (a *testApp) stop(t testing.TB) {
 	}
 }
 
-func (a *testApp) broker(t testing.TB) *local.Broker {
+func (a *testApp) broker(t testing.TB) *broker.Broker {
 	t.Helper()
-	b, err := local.Open(a.brokerPath)
+	b, err := broker.Open(a.brokerPath)
 	if err != nil {
 		t.Fatal(err)
 	}

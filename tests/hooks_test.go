@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/standby-dr/standby/shared/testenv"
+	"github.com/standby-dr/standby/shared/testkit/testenv"
 )
 
 // App-consistent points: with freeze/thaw hooks on both VMs the agent takes app-consistent markers,

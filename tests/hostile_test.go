@@ -8,8 +8,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/standby-dr/standby/shared/memstore"
 	"github.com/standby-dr/standby/shared/replication"
+	"github.com/standby-dr/standby/shared/standin/memstore"
 )
 
 // Hostile input, tried as an attacker with a valid key would: each attack leaves what is stored as it

@@ -115,7 +115,7 @@ func forbidden(rel, dep string) string {
 		return "the agent runs on the source VM and knows no function"
 	case strings.HasPrefix(rel, "functions/") && azure:
 		return "a function reaches Azure only through the ports it is given"
-	case (rel == "shared/replication" || rel == "shared/failover" || rel == "shared/apiv1") && azure:
+	case (rel == "shared/replication" || rel == "shared/recovery" || rel == "shared/api/apiv1") && azure:
 		return "the domain imports no Azure SDK"
 	case strings.HasPrefix(rel, "shared/") && strings.HasPrefix(ours, "functions/"):
 		return "shared packages serve the functions, not the other way round"
@@ -164,7 +164,7 @@ func TestLayoutForbiddenCatchesAViolation(t *testing.T) {
 	for _, c := range [][2]string{
 		{"shared/agent", module + "/functions/api"},
 		{"functions/apply", "github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"},
-		{"shared/failover", "github.com/Azure/azure-sdk-for-go/sdk/data/aztables"},
+		{"shared/recovery", "github.com/Azure/azure-sdk-for-go/sdk/data/aztables"},
 	} {
 		if forbidden(c[0], c[1]) == "" {
 			t.Errorf("%s → %s passed the check", c[0], c[1])

@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/standby-dr/standby/shared/agent"
-	"github.com/standby-dr/standby/shared/localcompute"
-	"github.com/standby-dr/standby/shared/pageblobs"
+	"github.com/standby-dr/standby/shared/azure/pageblobs"
 	"github.com/standby-dr/standby/shared/replication"
-	"github.com/standby-dr/standby/shared/testenv"
+	"github.com/standby-dr/standby/shared/standin/localcompute"
+	"github.com/standby-dr/standby/shared/testkit/testenv"
 )
 
 // Agentless tracking on Azurite: another process (this test) writes a managed disk's page blob in the

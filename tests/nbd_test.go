@@ -16,11 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/standby-dr/standby/shared/pageblobs"
-	"github.com/standby-dr/standby/shared/qemu"
+	"github.com/standby-dr/standby/shared/azure/pageblobs"
+	"github.com/standby-dr/standby/shared/azure/tables"
 	"github.com/standby-dr/standby/shared/replication"
-	"github.com/standby-dr/standby/shared/tables"
-	"github.com/standby-dr/standby/shared/testenv"
+	"github.com/standby-dr/standby/shared/standin/qemu"
+	"github.com/standby-dr/standby/shared/testkit/testenv"
 )
 
 // The crash-consistency proof with software nobody here wrote: a QEMU guest (Debian's kernel, ext4)

@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/standby-dr/standby/shared/failover"
-	"github.com/standby-dr/standby/shared/localcompute"
-	"github.com/standby-dr/standby/shared/testenv"
+	"github.com/standby-dr/standby/shared/recovery"
+	"github.com/standby-dr/standby/shared/standin/localcompute"
+	"github.com/standby-dr/standby/shared/testkit/testenv"
 )
 
 // webhookReceiver is the operator's endpoint a plan's webhook action calls: it checks each call's
@@ -25,7 +25,7 @@ import (
 type webhookReceiver struct {
 	mu       sync.Mutex
 	status   int
-	calls    []failover.WebhookPayload
+	calls    []recovery.WebhookPayload
 	badSigns int
 }
 
@@ -33,12 +33,12 @@ func (w *webhookReceiver) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if r.Header.Get(failover.SignatureHeader) != failover.Sign([]byte(planSecret), body) {
+	if r.Header.Get(recovery.SignatureHeader) != recovery.Sign([]byte(planSecret), body) {
 		w.badSigns++
 		http.Error(rw, "bad signature", http.StatusUnauthorized)
 		return
 	}
-	var p failover.WebhookPayload
+	var p recovery.WebhookPayload
 	json.Unmarshal(body, &p)
 	w.calls = append(w.calls, p)
 	rw.WriteHeader(w.status)

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/standby-dr/standby/shared/pageblobs"
+	"github.com/standby-dr/standby/shared/azure/pageblobs"
 	"github.com/standby-dr/standby/shared/replication"
-	"github.com/standby-dr/standby/shared/testenv"
+	"github.com/standby-dr/standby/shared/testkit/testenv"
 )
 
 type pointsPage struct {

@@ -20,13 +20,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/standby-dr/standby/shared/apiv1"
-	"github.com/standby-dr/standby/shared/azconn"
-	"github.com/standby-dr/standby/shared/journal"
-	"github.com/standby-dr/standby/shared/local"
-	"github.com/standby-dr/standby/shared/pageblobs"
+	"github.com/standby-dr/standby/shared/api/apiv1"
+	"github.com/standby-dr/standby/shared/azure/azconn"
+	"github.com/standby-dr/standby/shared/azure/journal"
+	"github.com/standby-dr/standby/shared/azure/pageblobs"
 	"github.com/standby-dr/standby/shared/replication"
-	"github.com/standby-dr/standby/shared/testenv"
+	"github.com/standby-dr/standby/shared/standin/broker"
+	"github.com/standby-dr/standby/shared/testkit/testenv"
 )
 
 const diskSize = 16 << 20
@@ -194,11 +194,11 @@ func replayShuffled(t *testing.T, s *stack) {
 		var d struct{ Group string }
 		json.Unmarshal(b, &d)
 		group = d.Group
-		if _, err := br.Publish(ctx, "changes", d.Group, []local.Event{{Body: b}}); err != nil {
+		if _, err := br.Publish(ctx, "changes", d.Group, []broker.Event{{Body: b}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	part := local.PartitionFor(group, 4)
+	part := broker.PartitionFor(group, 4)
 	waitFor(t, 60*time.Second, "apply to consume the replayed events", func() bool {
 		events, _ := br.ReadEvents(ctx, "changes", part, -1, 1000000, 0)
 		seq, ok, _ := br.LoadCheckpoint(ctx, "changes", "apply", part)

@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/standby-dr/standby/shared/failover"
-	"github.com/standby-dr/standby/shared/pageblobs"
+	"github.com/standby-dr/standby/shared/azure/pageblobs"
+	"github.com/standby-dr/standby/shared/recovery"
 	"github.com/standby-dr/standby/shared/replication"
-	"github.com/standby-dr/standby/shared/testenv"
+	"github.com/standby-dr/standby/shared/testkit/testenv"
 )
 
 const (
@@ -83,7 +83,7 @@ func TestReprotectSendsOnlyDifferingBlocksAndFailbackRestoresTheOriginals(t *tes
 		return replication.DiskRef{Container: origContainer, Name: vm + "-os"}
 	}
 	failedOver := func(vm string) replication.DiskRef {
-		return replication.DiskIn(failover.FailoverContainer(group), vm+"/os")
+		return replication.DiskIn(recovery.FailoverContainer(group), vm+"/os")
 	}
 	type diskJSON struct {
 		Name      string `json:"name"`

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/standby-dr/standby/shared/pageblobs"
+	"github.com/standby-dr/standby/shared/azure/pageblobs"
+	"github.com/standby-dr/standby/shared/azure/tables"
 	"github.com/standby-dr/standby/shared/replication"
-	"github.com/standby-dr/standby/shared/tables"
-	"github.com/standby-dr/standby/shared/testenv"
+	"github.com/standby-dr/standby/shared/testkit/testenv"
 )
 
 // Any point in time: the group restored to 10 random times inside the restorable window (the newest

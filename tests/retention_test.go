@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/standby-dr/standby/shared/pageblobs"
+	"github.com/standby-dr/standby/shared/azure/pageblobs"
+	"github.com/standby-dr/standby/shared/azure/tables"
 	"github.com/standby-dr/standby/shared/replication"
-	"github.com/standby-dr/standby/shared/tables"
-	"github.com/standby-dr/standby/shared/testenv"
+	"github.com/standby-dr/standby/shared/testkit/testenv"
 )
 
 // Retention on real storage: points older than the policy lose their snapshots and rows; a point a

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/standby-dr/standby/shared/apiv1"
-	"github.com/standby-dr/standby/shared/testenv"
+	"github.com/standby-dr/standby/shared/api/apiv1"
+	"github.com/standby-dr/standby/shared/testkit/testenv"
 )
 
 // agentCall calls the API with an agent key (and no function key).

@@ -9,13 +9,13 @@ import (
 	"time"
 
 	"github.com/standby-dr/standby/shared/agent"
-	"github.com/standby-dr/standby/shared/apiv1"
-	"github.com/standby-dr/standby/shared/azconn"
-	"github.com/standby-dr/standby/shared/journal"
-	"github.com/standby-dr/standby/shared/local"
-	"github.com/standby-dr/standby/shared/pageblobs"
+	"github.com/standby-dr/standby/shared/api/apiv1"
+	"github.com/standby-dr/standby/shared/azure/azconn"
+	"github.com/standby-dr/standby/shared/azure/journal"
+	"github.com/standby-dr/standby/shared/azure/pageblobs"
 	"github.com/standby-dr/standby/shared/replication"
-	"github.com/standby-dr/standby/shared/testenv"
+	"github.com/standby-dr/standby/shared/standin/broker"
+	"github.com/standby-dr/standby/shared/testkit/testenv"
 )
 
 // stack is the whole local pipeline for one test: devhost running the repository's four functions with
@@ -56,8 +56,8 @@ func defineStack(t testing.TB, schedule, target, direct, cache string) *stack {
 			"reader": repoFunction(t, "reader"), "peer": repoFunction(t, "peer"),
 			"identity": repoFunction(t, "identity")},
 		values: s.values,
-		broker: local.Config{EventHubs: []local.HubConfig{{Name: "changes", PartitionCount: 4}},
-			Queues: []local.QueueConfig{{Name: "jobs", RequiresSession: true, LockDurationSeconds: 30, MaxDeliveryCount: 10}}}})
+		broker: broker.Config{EventHubs: []broker.HubConfig{{Name: "changes", PartitionCount: 4}},
+			Queues: []broker.QueueConfig{{Name: "jobs", RequiresSession: true, LockDurationSeconds: 30, MaxDeliveryCount: 10}}}})
 	return s
 }
 
@@ -107,7 +107,7 @@ func (s *stack) agent(t testing.TB, group string, disks []replication.DiskRefSpe
 	}
 	b := s.app.broker(t)
 	a, _, err := agent.Open(context.Background(), agent.Config{Group: group, Disks: disks, Journal: journal.New(svc, s.journalName), StreamKey: s.streamKey(t, group),
-		Publisher: local.NewChangePublisher(b, "changes"), StateDir: t.TempDir(), MaxBatchDelay: 10 * time.Millisecond,
+		Publisher: broker.NewChangePublisher(b, "changes"), StateDir: t.TempDir(), MaxBatchDelay: 10 * time.Millisecond,
 		Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

@@ -13,13 +13,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/standby-dr/standby/shared/armtypes"
-	"github.com/standby-dr/standby/shared/failover"
-	"github.com/standby-dr/standby/shared/localcompute"
-	"github.com/standby-dr/standby/shared/pageblobs"
-	"github.com/standby-dr/standby/shared/qemu"
+	"github.com/standby-dr/standby/shared/azure/armtypes"
+	"github.com/standby-dr/standby/shared/azure/pageblobs"
+	"github.com/standby-dr/standby/shared/recovery"
 	"github.com/standby-dr/standby/shared/replication"
-	"github.com/standby-dr/standby/shared/testenv"
+	"github.com/standby-dr/standby/shared/standin/localcompute"
+	"github.com/standby-dr/standby/shared/standin/qemu"
+	"github.com/standby-dr/standby/shared/testkit/testenv"
 )
 
 // newComputeSitePair is newSitePair with a local compute in each region: fwd's boots failed-over VMs,
@@ -90,9 +90,9 @@ func originalDisks(t *testing.T, dir, rg string, images qemu.Images) map[string]
 	resources = append(resources, map[string]any{"type": "Microsoft.Network/virtualNetworks", "apiVersion": "2024-05-01", "name": "src",
 		"location": "[resourceGroup().location]", "properties": map[string]any{"addressSpace": map[string]any{"addressPrefixes": []any{"10.1.0.0/16"}},
 			"subnets": []any{map[string]any{"name": "app", "properties": map[string]any{"addressPrefix": "10.1.0.0/24"}}}}})
-	var req failover.DeploymentRequest
+	var req recovery.DeploymentRequest
 	req.Properties.Mode = "Incremental"
-	req.Properties.Template = failover.Template{Schema: "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+	req.Properties.Template = recovery.Template{Schema: "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
 		ContentVersion: "1.0.0.0", Resources: resources}
 	if err := c.Deploy(ctx, rg, "operator-environment", req); err != nil {
 		t.Fatal(err)

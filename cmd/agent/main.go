@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/standby-dr/standby/shared/agent"
-	"github.com/standby-dr/standby/shared/apiclient"
+	"github.com/standby-dr/standby/shared/api/apiclient"
 	"github.com/standby-dr/standby/shared/backends"
 	"github.com/standby-dr/standby/shared/cpuprofile"
 	"github.com/standby-dr/standby/shared/replication"

@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/standby-dr/standby/shared/local"
+	"github.com/standby-dr/standby/shared/standin/broker"
 )
 
 // The broker commands (publish, send, deadletters) work on the embedded broker of an app without
@@ -30,8 +30,8 @@ func brokerPath(appDir, explicit string) (string, error) {
 		return "", fmt.Errorf("local.settings.json: %w", err)
 	}
 	for _, name := range []string{"StandbyEventHubs", "StandbyServiceBus"} {
-		if v := ls.Values[name]; local.IsConnection(v) {
-			p, err := local.PathFromConnection(v)
+		if v := ls.Values[name]; broker.IsConnection(v) {
+			p, err := broker.PathFromConnection(v)
 			if err != nil {
 				return "", err
 			}
@@ -45,16 +45,16 @@ func brokerPath(appDir, explicit string) (string, error) {
 }
 
 // publish publishes body as one event, or each non-empty stdin line as one when body is empty.
-func publish(ctx context.Context, br *local.Broker, hub, key, body string) error {
-	var events []local.Event
+func publish(ctx context.Context, br *broker.Broker, hub, key, body string) error {
+	var events []broker.Event
 	if body != "" {
-		events = append(events, local.Event{Body: []byte(body)})
+		events = append(events, broker.Event{Body: []byte(body)})
 	} else {
 		sc := bufio.NewScanner(os.Stdin)
-		sc.Buffer(make([]byte, 1<<20), local.MaxEventBytes+1)
+		sc.Buffer(make([]byte, 1<<20), broker.MaxEventBytes+1)
 		for sc.Scan() {
 			if line := strings.TrimSpace(sc.Text()); line != "" {
-				events = append(events, local.Event{Body: []byte(line)})
+				events = append(events, broker.Event{Body: []byte(line)})
 			}
 		}
 	}
@@ -69,11 +69,11 @@ func publish(ctx context.Context, br *local.Broker, hub, key, body string) error
 }
 
 // send sends one queue message.
-func send(ctx context.Context, br *local.Broker, queue, session, id, body string) error {
+func send(ctx context.Context, br *broker.Broker, queue, session, id, body string) error {
 	if body == "" {
 		return errors.New("send needs -body")
 	}
-	if err := br.Send(ctx, queue, local.Message{MessageID: id, SessionID: session, Body: []byte(body)}); err != nil {
+	if err := br.Send(ctx, queue, broker.Message{MessageID: id, SessionID: session, Body: []byte(body)}); err != nil {
 		return err
 	}
 	fmt.Printf("sent to %s (session %q)\n", queue, session)
@@ -81,7 +81,7 @@ func send(ctx context.Context, br *local.Broker, queue, session, id, body string
 }
 
 // deadletters lists a queue's dead-letter queue.
-func deadletters(ctx context.Context, br *local.Broker, queue string) error {
+func deadletters(ctx context.Context, br *broker.Broker, queue string) error {
 	msgs, err := br.DeadLetters(ctx, queue, 1000)
 	if err != nil {
 		return err

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/standby-dr/standby/shared/funcproto"
-	"github.com/standby-dr/standby/shared/local"
+	"github.com/standby-dr/standby/shared/protocol/funcproto"
+	"github.com/standby-dr/standby/shared/standin/broker"
 )
 
 // copyApp copies the repository's function app (host.json, function.json files, local settings) into
@@ -203,7 +203,7 @@ func shapeOf(t *testing.T, v any) string {
 }
 
 func fixtureShape(t *testing.T, name string) string {
-	data, err := os.ReadFile("../../shared/funcproto/testdata/" + name)
+	data, err := os.ReadFile("../../shared/protocol/funcproto/testdata/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +218,7 @@ func TestPayloadsMatchTheHostShapes(t *testing.T) {
 	now := time.Date(2026, 11, 20, 10, 0, 0, 512345600, time.UTC)
 	enqueued := time.Date(2026, 11, 20, 10, 0, 0, 123e6, time.UTC)
 	b := &Binding{Name: "events", EventHubName: "changes", ConsumerGroup: "apply", Cardinality: "many"}
-	events := []local.StoredEvent{
+	events := []broker.StoredEvent{
 		{SequenceNumber: 17, Offset: 0, EnqueuedTime: enqueued, PartitionKey: "g1", Body: []byte(`{"group":"g1","seq":1}`), Properties: map[string]string{"kind": "batch"}},
 		{SequenceNumber: 18, Offset: 64, EnqueuedTime: enqueued, PartitionKey: "g1", Body: []byte(`{"group":"g1","seq":2}`)},
 	}
@@ -230,7 +230,7 @@ func TestPayloadsMatchTheHostShapes(t *testing.T) {
 	}
 	compare("Event Hubs, first attempt", eventHubPayload("apply", "events", b, "localhost", 1, events, funcproto.NewRetryContext(0, 8, 0), now), "eventhub-many.json")
 	compare("Event Hubs, a retry", eventHubPayload("apply", "events", b, "localhost", 0, events[1:], funcproto.NewRetryContext(2, 8, 500), now), "eventhub-many-retry.json")
-	msg := local.ReceivedMessage{Message: local.Message{MessageID: "m1", SessionID: "g1", Body: []byte(`{"job":"0123456789abcdef0123456789abcdef","step":3}`),
+	msg := broker.ReceivedMessage{Message: broker.Message{MessageID: "m1", SessionID: "g1", Body: []byte(`{"job":"0123456789abcdef0123456789abcdef","step":3}`),
 		Properties: map[string]string{"step": "start"}}, SequenceNumber: 7, LockToken: "t", DeliveryCount: 2, EnqueuedTime: now, LockedUntil: now}
 	compare("Service Bus", serviceBusPayload("failover", "job", msg, now), "servicebus-session.json")
 	status := &funcproto.ScheduleStatus{Last: now, Next: now.Truncate(time.Minute).Add(time.Minute), LastUpdated: now}

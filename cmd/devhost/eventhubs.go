@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/standby-dr/standby/shared/funcproto"
-	"github.com/standby-dr/standby/shared/local"
+	"github.com/standby-dr/standby/shared/protocol/funcproto"
+	"github.com/standby-dr/standby/shared/standin/broker"
 )
 
 // The Event Hubs trigger: a consumer per partition from the embedded broker, batches per
@@ -62,7 +62,7 @@ func (h *Host) startEventHub(ctx context.Context, wg *sync.WaitGroup, fn *Functi
 }
 
 // pruneRetention drops events past the hub's retention, as Event Hubs does, once a minute.
-func (h *Host) pruneRetention(ctx context.Context, br *local.Broker, hub string) {
+func (h *Host) pruneRetention(ctx context.Context, br *broker.Broker, hub string) {
 	for {
 		if n, err := br.PruneEvents(ctx, hub); err != nil && ctx.Err() == nil {
 			h.Log.Warn("pruning events", "hub", hub, "err", err)
@@ -80,7 +80,7 @@ func (h *Host) pruneRetention(ctx context.Context, br *local.Broker, hub string)
 // runPartition consumes one partition in order, like the Event Hubs extension: a batch of up to
 // maxEventBatchSize events per invocation, checkpointed after the invocation whatever its outcome once
 // the function.json retry policy (if any) is exhausted. Only a host that stops mid-batch redelivers it.
-func (h *Host) runPartition(ctx context.Context, fn *Function, br *local.Broker, partition int) {
+func (h *Host) runPartition(ctx context.Context, fn *Function, br *broker.Broker, partition int) {
 	t := fn.Trigger
 	maxBatch := h.App.Host.Extensions.EventHubs.MaxEventBatchSize
 	if t.Cardinality == "one" {
@@ -122,7 +122,7 @@ func (h *Host) runPartition(ctx context.Context, fn *Function, br *local.Broker,
 
 // deliverBatch invokes the function with one batch, retrying per the function.json policy, and reports
 // whether the batch is done with (succeeded, or failed past its retries): false when the host is stopping.
-func (h *Host) deliverBatch(ctx context.Context, fn *Function, partition int, events []local.StoredEvent) bool {
+func (h *Host) deliverBatch(ctx context.Context, fn *Function, partition int, events []broker.StoredEvent) bool {
 	t := fn.Trigger
 	log := h.Log.With("function", fn.Name, "partition", partition)
 	status := 0
@@ -155,7 +155,7 @@ func (h *Host) deliverBatch(ctx context.Context, fn *Function, partition int, ev
 }
 
 // eventHubPayload is the invocation of a batch read from the broker (the wire shape is funcproto's).
-func eventHubPayload(function, binding string, b *Binding, namespace string, partition int, events []local.StoredEvent, retry *funcproto.RetryContext, now time.Time) *funcproto.InvokeRequest {
+func eventHubPayload(function, binding string, b *Binding, namespace string, partition int, events []broker.StoredEvent, retry *funcproto.RetryContext, now time.Time) *funcproto.InvokeRequest {
 	batch := &funcproto.EventHubBatch{
 		Partition: funcproto.PartitionContext{ConsumerGroup: b.ConsumerGroup, EventHubName: b.EventHubName,
 			FullyQualifiedNamespace: namespace, PartitionID: strconv.Itoa(partition)},

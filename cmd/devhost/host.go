@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/standby-dr/standby/shared/local"
+	"github.com/standby-dr/standby/shared/standin/broker"
 )
 
 // Host drives the app's triggers against the handler. Each trigger kind lives in its own file
@@ -29,25 +29,25 @@ type Host struct {
 
 	client  *http.Client
 	mu      sync.Mutex
-	brokers map[string]*local.Broker
+	brokers map[string]*broker.Broker
 }
 
 // NewHost prepares a host; brokers open lazily from the connection settings.
 func NewHost(app *App, sup *Supervisor, log *slog.Logger, stateDir string, out io.Writer) *Host {
 	return &Host{App: app, Sup: sup, Log: log, StateDir: stateDir, Out: out, HTTPCap: 230 * time.Second,
-		client: &http.Client{Timeout: app.Host.functionTimeout + time.Minute}, brokers: map[string]*local.Broker{}}
+		client: &http.Client{Timeout: app.Host.functionTimeout + time.Minute}, brokers: map[string]*broker.Broker{}}
 }
 
 // broker opens the embedded broker a connection setting names.
-func (h *Host) broker(setting string) (*local.Broker, error) {
+func (h *Host) broker(setting string) (*broker.Broker, error) {
 	value, ok := h.App.Values[setting]
 	if !ok {
 		return nil, fmt.Errorf("connection setting %s is not in local.settings.json Values", setting)
 	}
-	if !local.IsConnection(value) {
-		return nil, fmt.Errorf("connection setting %s is not an embedded broker connection (%s;Path=...): devhost drives triggers from the embedded broker only", setting, local.ConnectionPrefix)
+	if !broker.IsConnection(value) {
+		return nil, fmt.Errorf("connection setting %s is not an embedded broker connection (%s;Path=...): devhost drives triggers from the embedded broker only", setting, broker.ConnectionPrefix)
 	}
-	path, err := local.PathFromConnection(value)
+	path, err := broker.PathFromConnection(value)
 	if err != nil {
 		return nil, fmt.Errorf("connection setting %s: %w", setting, err)
 	}
@@ -59,7 +59,7 @@ func (h *Host) broker(setting string) (*local.Broker, error) {
 	if b, ok := h.brokers[path]; ok {
 		return b, nil
 	}
-	b, err := local.Open(path)
+	b, err := broker.Open(path)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +68,7 @@ func (h *Host) broker(setting string) (*local.Broker, error) {
 }
 
 // DeclareEntities declares the broker config's entities in every broker file the app's connections name.
-func (h *Host) DeclareEntities(ctx context.Context, cfg local.Config, cfgPath string) error {
+func (h *Host) DeclareEntities(ctx context.Context, cfg broker.Config, cfgPath string) error {
 	for _, fn := range h.App.Functions {
 		for _, b := range fn.Bindings {
 			if b.Connection == "" {

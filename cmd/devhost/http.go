@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/standby-dr/standby/shared/funcproto"
+	"github.com/standby-dr/standby/shared/protocol/funcproto"
 )
 
 // The HTTP trigger: the front door on the app's HTTP port, with the host's route prefix, route

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/standby-dr/standby/shared/funcproto"
-	"github.com/standby-dr/standby/shared/local"
+	"github.com/standby-dr/standby/shared/protocol/funcproto"
+	"github.com/standby-dr/standby/shared/standin/broker"
 )
 
 // HostVersion is the Functions host version devhost follows (the source it was read from).
@@ -109,9 +109,9 @@ func (h *Host) publishOutputs(ctx context.Context, fn *Function, outputs map[str
 				body = string(data)
 			}
 			if b.Type == "serviceBus" {
-				err = br.Send(ctx, b.QueueName, local.Message{Body: []byte(body)})
+				err = br.Send(ctx, b.QueueName, broker.Message{Body: []byte(body)})
 			} else {
-				_, err = br.Publish(ctx, b.EventHubName, "", []local.Event{{Body: []byte(body)}})
+				_, err = br.Publish(ctx, b.EventHubName, "", []broker.Event{{Body: []byte(body)}})
 			}
 			if err != nil {
 				h.Log.Error("output binding not published", "function", fn.Name, "binding", b.Name, "err", err)

@@ -21,8 +21,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/standby-dr/standby/shared/local"
 	"github.com/standby-dr/standby/shared/replication"
+	"github.com/standby-dr/standby/shared/standin/broker"
 )
 
 func main() {
@@ -70,7 +70,7 @@ func runCmd(args []string) error {
 	if !filepath.IsAbs(cfgPath) {
 		cfgPath = filepath.Join(root, cfgPath)
 	}
-	cfg, err := local.LoadConfig(cfgPath)
+	cfg, err := broker.LoadConfig(cfgPath)
 	if err != nil {
 		return err
 	}
@@ -116,7 +116,7 @@ func brokerCmd(cmd string, args []string) error {
 	if err != nil {
 		return err
 	}
-	br, err := local.Open(p)
+	br, err := broker.Open(p)
 	if err != nil {
 		return err
 	}

@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/standby-dr/standby/shared/funcproto"
-	"github.com/standby-dr/standby/shared/local"
+	"github.com/standby-dr/standby/shared/protocol/funcproto"
+	"github.com/standby-dr/standby/shared/standin/broker"
 )
 
 // The Service Bus trigger: queue receivers (session receivers when isSessionsEnabled) from the embedded
@@ -69,7 +69,7 @@ func (h *Host) startServiceBus(ctx context.Context, wg *sync.WaitGroup, fn *Func
 
 // runQueueWorker receives from the queue (one session at a time when sessions are on), invokes the
 // function per message, completes on 2xx and abandons otherwise; locks are renewed during the call.
-func (h *Host) runQueueWorker(ctx context.Context, fn *Function, br *local.Broker, lock time.Duration) {
+func (h *Host) runQueueWorker(ctx context.Context, fn *Function, br *broker.Broker, lock time.Duration) {
 	t := fn.Trigger
 	log := h.Log.With("function", fn.Name)
 	for ctx.Err() == nil {
@@ -88,7 +88,7 @@ func (h *Host) runQueueWorker(ctx context.Context, fn *Function, br *local.Broke
 			continue
 		}
 		sess, err := br.AcceptNextSession(ctx, t.QueueName, time.Second)
-		if errors.Is(err, local.ErrNoSession) || ctx.Err() != nil {
+		if errors.Is(err, broker.ErrNoSession) || ctx.Err() != nil {
 			continue
 		}
 		if err != nil {
@@ -111,7 +111,7 @@ func (h *Host) runQueueWorker(ctx context.Context, fn *Function, br *local.Broke
 // call, then completes it on 2xx (when autoCompleteMessages) and abandons it otherwise: the extension
 // rethrows a failed invocation's exception and the processor abandons the unsettled message
 // (…/src/Primitives/MessageProcessor.cs:64-87 of the extension).
-func (h *Host) handleMessage(ctx context.Context, fn *Function, br *local.Broker, lock time.Duration, m local.ReceivedMessage, renewSession func(context.Context) error) {
+func (h *Host) handleMessage(ctx context.Context, fn *Function, br *broker.Broker, lock time.Duration, m broker.ReceivedMessage, renewSession func(context.Context) error) {
 	t := fn.Trigger
 	log := h.Log.With("function", fn.Name)
 	callCtx, stopRenew := context.WithCancel(ctx)
@@ -150,7 +150,7 @@ func (h *Host) handleMessage(ctx context.Context, fn *Function, br *local.Broker
 
 // serviceBusPayload is the invocation of a message received from the broker (the wire shape is
 // funcproto's). The broker keeps no expiry: ExpiresAtUtc is set 14 days after enqueueing.
-func serviceBusPayload(function, binding string, m local.ReceivedMessage, now time.Time) *funcproto.InvokeRequest {
+func serviceBusPayload(function, binding string, m broker.ReceivedMessage, now time.Time) *funcproto.InvokeRequest {
 	props := map[string]any{}
 	for k, v := range m.Properties {
 		props[k] = v

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/standby-dr/standby/shared/funcproto"
+	"github.com/standby-dr/standby/shared/protocol/funcproto"
 )
 
 // The timer trigger: an NCRONTAB schedule, runOnStartup, and the schedule monitor (useMonitor) that

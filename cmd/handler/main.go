@@ -20,7 +20,7 @@ import (
 
 	"github.com/standby-dr/standby/shared/backends"
 	"github.com/standby-dr/standby/shared/cpuprofile"
-	"github.com/standby-dr/standby/shared/funcproto"
+	"github.com/standby-dr/standby/shared/protocol/funcproto"
 	"github.com/standby-dr/standby/shared/replication"
 )
 

@@ -14,11 +14,11 @@ import (
 	"github.com/standby-dr/standby/functions/apply"
 	"github.com/standby-dr/standby/functions/cutpoints"
 	"github.com/standby-dr/standby/functions/failover"
+	"github.com/standby-dr/standby/shared/api/console"
 	"github.com/standby-dr/standby/shared/backends"
-	"github.com/standby-dr/standby/shared/console"
-	jobs "github.com/standby-dr/standby/shared/failover"
-	"github.com/standby-dr/standby/shared/funcproto"
 	"github.com/standby-dr/standby/shared/notify"
+	"github.com/standby-dr/standby/shared/protocol/funcproto"
+	"github.com/standby-dr/standby/shared/recovery"
 	"github.com/standby-dr/standby/shared/replication"
 )
 
@@ -66,16 +66,16 @@ func routes(d *backends.Backends, log *slog.Logger) http.Handler {
 	now := time.Now
 	groups := &replication.Service{State: d.State, Pages: d.Pages, Journal: d.Journal, Targets: d.Targets(), Log: log.With("function", "cutpoints"), Now: now}
 	if d.State != nil {
-		groups.Housekeepers = []replication.Housekeeper{jobs.PruneJobs(d.State)}
+		groups.Housekeepers = []replication.Housekeeper{recovery.PruneJobs(d.State)}
 	}
 	applier := &replication.Applier{State: d.State, Pages: d.Pages, Journal: d.Journal, Log: log.With("function", "apply"), Now: now,
 		Parallelism: int(intSetting(log, settingParallel, 8))}
-	webhooks := jobs.WebhookClient(os.Getenv(settingWebhookAllowPrivate) == "true")
+	webhooks := recovery.WebhookClient(os.Getenv(settingWebhookAllowPrivate) == "true")
 	alertFn := &alerts.Function{Webhook: &notify.Webhook{State: d.State, URL: os.Getenv(settingAlertWebhook), Secret: []byte(os.Getenv(settingWebhookSecret)),
 		HTTP: webhooks, Log: log.With("function", "alerts"), Now: now}}
 	failFn := &failover.Function{}
 	if d.State != nil && d.Pages != nil && d.Jobs != nil {
-		failFn.Runner = &jobs.JobRunner{State: d.State, Pages: d.Pages, Journal: d.Journal, Jobs: d.Jobs, Log: log.With("function", "failover"),
+		failFn.Runner = &recovery.JobRunner{State: d.State, Pages: d.Pages, Journal: d.Journal, Jobs: d.Jobs, Log: log.With("function", "failover"),
 			Now: now, MaxDeliveries: intSetting(log, settingMaxDelivery, 10), Peer: d.Peer, Compute: d.Compute, StorageAccountID: d.TargetAccountID,
 			Restorer:      &replication.Restorer{State: d.State, Pages: d.Pages, Journal: d.Journal, Parallelism: 8},
 			WebhookSecret: []byte(os.Getenv(settingWebhookSecret)), HTTP: webhooks}
@@ -83,9 +83,9 @@ func routes(d *backends.Backends, log *slog.Logger) http.Handler {
 	apiLog := log.With("function", "api")
 	apiFn := &api.API{Groups: &replication.Service{State: d.State, Pages: d.Pages, Journal: d.Journal, Targets: d.Targets(), Exporter: d.Exporter(),
 		MaxTargetBytes: intSetting(log, settingMaxTargetBytes, replication.DefaultMaxTargetBytes), Log: apiLog, Now: now},
-		Jobs: &jobs.Admission{State: d.State, Pages: d.Pages, Jobs: d.Jobs, PeerConfigured: d.Peer != nil,
+		Jobs: &recovery.Admission{State: d.State, Pages: d.Pages, Jobs: d.Jobs, PeerConfigured: d.Peer != nil,
 			WebhooksConfigured: os.Getenv(settingWebhookSecret) != "", Log: apiLog, Now: now},
-		Plans:       jobs.Plans{State: d.State, Now: now},
+		Plans:       recovery.Plans{State: d.State, Now: now},
 		DeadLetters: d.DeadLetters, Probes: d.Probes, Log: apiLog, Now: now, TrustPrincipals: trustPrincipals()}
 	mux := http.NewServeMux()
 	mux.Handle("POST /apply", funcproto.Handler(log, "apply", (&apply.Function{Applier: applier}).Invoke))

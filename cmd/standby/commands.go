@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/standby-dr/standby/shared/apiclient"
-	"github.com/standby-dr/standby/shared/apiv1"
+	"github.com/standby-dr/standby/shared/api/apiclient"
+	"github.com/standby-dr/standby/shared/api/apiv1"
 )
 
 // show prints a resource as the API answers it.

@@ -25,8 +25,8 @@ import (
 	"os"
 	"strings"
 
-	"github.com/standby-dr/standby/shared/apiclient"
-	"github.com/standby-dr/standby/shared/apiv1"
+	"github.com/standby-dr/standby/shared/api/apiclient"
+	"github.com/standby-dr/standby/shared/api/apiv1"
 )
 
 func main() {

@@ -7,8 +7,8 @@ import (
 	"net/http"
 	"os"
 
-	"github.com/standby-dr/standby/shared/apiclient"
-	"github.com/standby-dr/standby/shared/apiv1"
+	"github.com/standby-dr/standby/shared/api/apiclient"
+	"github.com/standby-dr/standby/shared/api/apiv1"
 )
 
 // planCommand runs "standby plan list|show|put|delete|failover|cleanup-test|commit ...".

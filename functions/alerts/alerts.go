@@ -5,8 +5,8 @@ package alerts
 import (
 	"context"
 
-	"github.com/standby-dr/standby/shared/funcproto"
 	"github.com/standby-dr/standby/shared/notify"
+	"github.com/standby-dr/standby/shared/protocol/funcproto"
 )
 
 // Binding is the trigger's name in function.json.

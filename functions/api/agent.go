@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/standby-dr/standby/shared/apiv1"
+	"github.com/standby-dr/standby/shared/api/apiserver"
+	"github.com/standby-dr/standby/shared/api/apiv1"
 	"github.com/standby-dr/standby/shared/replication"
 )
 
@@ -34,7 +35,7 @@ func (a *API) guard(role apiv1.Role, h http.HandlerFunc) http.HandlerFunc {
 // asPrincipal serves a route at the identity door, as the role the caller's app roles give.
 func (a *API) asPrincipal(rt apiv1.Route, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		role, err := apiv1.PrincipalRole(rt, r.Header.Get(apiv1.PrincipalHeader), a.TrustPrincipals)
+		role, err := apiserver.PrincipalRole(rt, r.Header.Get(apiv1.PrincipalHeader), a.TrustPrincipals)
 		if err != nil {
 			a.fail(w, r, err)
 			return

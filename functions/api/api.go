@@ -15,16 +15,17 @@ import (
 	"sync"
 	"time"
 
-	"github.com/standby-dr/standby/shared/apiv1"
-	"github.com/standby-dr/standby/shared/failover"
+	"github.com/standby-dr/standby/shared/api/apiserver"
+	"github.com/standby-dr/standby/shared/api/apiv1"
+	"github.com/standby-dr/standby/shared/recovery"
 	"github.com/standby-dr/standby/shared/replication"
 )
 
 // API is the api function.
 type API struct {
 	Groups *replication.Service
-	Jobs   *failover.Admission
-	Plans  failover.Plans
+	Jobs   *recovery.Admission
+	Plans  recovery.Plans
 	// DeadLetters reads the job queue's dead-letter queue (nil: not configured).
 	DeadLetters func(ctx context.Context, max int) ([]apiv1.DeadLetterView, error)
 	Probes      []replication.Probe
@@ -80,9 +81,9 @@ func (a *API) operations() map[string]http.HandlerFunc {
 		"POST /groups/{group}/change-recovery-point": a.postChangePoint, "POST /groups/{group}/reprotect": a.postReprotect,
 		"GET /jobs": a.listJobs, "GET /jobs/dead-letters": a.getDeadLetters, "GET /jobs/{id}": a.getJob,
 	}
-	for _, jobType := range []string{failover.JobCleanupTest, failover.JobCommit, failover.JobFailback} {
+	for _, jobType := range []string{recovery.JobCleanupTest, recovery.JobCommit, recovery.JobFailback} {
 		ops["POST /groups/{group}/"+jobType] = func(w http.ResponseWriter, r *http.Request) {
-			a.startJob(w, r, failover.Request{Type: jobType})
+			a.startJob(w, r, recovery.Request{Type: jobType})
 		}
 	}
 	a.planOperations(ops)
@@ -91,10 +92,10 @@ func (a *API) operations() map[string]http.HandlerFunc {
 
 // fail answers a domain call's error as problem+json; an error of no known class is logged (it is ours).
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
-	if status, _ := apiv1.StatusOf(err); status == http.StatusInternalServerError {
+	if status, _ := apiserver.StatusOf(err); status == http.StatusInternalServerError {
 		a.Log.Error("request failed", "path", r.URL.Path, "err", err)
 	}
-	apiv1.WriteProblem(w, r, err)
+	apiserver.WriteProblem(w, r, err)
 }
 
 // answer encodes a domain call's result, or its error.

@@ -3,8 +3,9 @@ package api
 import (
 	"net/http"
 
-	"github.com/standby-dr/standby/shared/apiv1"
-	"github.com/standby-dr/standby/shared/failover"
+	"github.com/standby-dr/standby/shared/api/apiserver"
+	"github.com/standby-dr/standby/shared/api/apiv1"
+	"github.com/standby-dr/standby/shared/recovery"
 )
 
 // planOperations serve the recovery plans and their jobs.
@@ -13,22 +14,22 @@ func (a *API) planOperations(ops map[string]http.HandlerFunc) {
 		recs, err := a.Plans.List(r.Context())
 		views := []apiv1.PlanView{}
 		for _, rec := range recs {
-			views = append(views, apiv1.NewPlanView(rec))
+			views = append(views, apiserver.NewPlanView(rec))
 		}
 		a.answer(w, r, http.StatusOK, apiv1.PlanList{Plans: views}, err)
 	}
 	ops["PUT /plans/{plan}"] = func(w http.ResponseWriter, r *http.Request) {
-		var spec failover.PlanSpec
+		var spec recovery.PlanSpec
 		if err := decode(r, &spec); err != nil {
 			a.fail(w, r, err)
 			return
 		}
 		rec, err := a.Plans.Put(r.Context(), r.PathValue("plan"), spec)
-		a.answer(w, r, http.StatusOK, apiv1.NewPlanView(rec), err)
+		a.answer(w, r, http.StatusOK, apiserver.NewPlanView(rec), err)
 	}
 	ops["GET /plans/{plan}"] = func(w http.ResponseWriter, r *http.Request) {
 		rec, err := a.Plans.Get(r.Context(), r.PathValue("plan"))
-		a.answer(w, r, http.StatusOK, apiv1.NewPlanView(rec), err)
+		a.answer(w, r, http.StatusOK, apiserver.NewPlanView(rec), err)
 	}
 	ops["DELETE /plans/{plan}"] = func(w http.ResponseWriter, r *http.Request) {
 		if err := a.Plans.Delete(r.Context(), r.PathValue("plan")); err != nil {
@@ -43,12 +44,12 @@ func (a *API) planOperations(ops map[string]http.HandlerFunc) {
 			a.fail(w, r, err)
 			return
 		}
-		job, err := a.Jobs.StartPlan(r.Context(), failover.PlanRequest{Plan: r.PathValue("plan"), Type: req.Type, RecoveryPoint: req.RecoveryPoint})
+		job, err := a.Jobs.StartPlan(r.Context(), recovery.PlanRequest{Plan: r.PathValue("plan"), Type: req.Type, RecoveryPoint: req.RecoveryPoint})
 		a.jobAccepted(w, r, job, err)
 	}
-	for _, jobType := range []string{failover.JobCleanupTest, failover.JobCommit} {
+	for _, jobType := range []string{recovery.JobCleanupTest, recovery.JobCommit} {
 		ops["POST /plans/{plan}/"+jobType] = func(w http.ResponseWriter, r *http.Request) {
-			job, err := a.Jobs.StartPlan(r.Context(), failover.PlanRequest{Plan: r.PathValue("plan"), Type: jobType})
+			job, err := a.Jobs.StartPlan(r.Context(), recovery.PlanRequest{Plan: r.PathValue("plan"), Type: jobType})
 			a.jobAccepted(w, r, job, err)
 		}
 	}
@@ -59,6 +60,6 @@ func (a *API) planOperations(ops map[string]http.HandlerFunc) {
 			return
 		}
 		job, err := a.Jobs.Acknowledge(r.Context(), r.PathValue("id"), req.Action)
-		a.answer(w, r, http.StatusOK, apiv1.NewJobView(job), err)
+		a.answer(w, r, http.StatusOK, apiserver.NewJobView(job), err)
 	}
 }

@@ -6,8 +6,9 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/standby-dr/standby/shared/apiv1"
-	"github.com/standby-dr/standby/shared/failover"
+	"github.com/standby-dr/standby/shared/api/apiserver"
+	"github.com/standby-dr/standby/shared/api/apiv1"
+	"github.com/standby-dr/standby/shared/recovery"
 	"github.com/standby-dr/standby/shared/replication"
 )
 
@@ -33,7 +34,7 @@ func groupView(g *replication.Group, now time.Time) *apiv1.GroupView {
 	if g == nil {
 		return nil
 	}
-	v := apiv1.NewGroupView(g, now)
+	v := apiserver.NewGroupView(g, now)
 	return &v
 }
 
@@ -43,14 +44,14 @@ func (a *API) getGroup(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	a.answer(w, r, http.StatusOK, apiv1.NewStatusView(st, a.Now()), nil)
+	a.answer(w, r, http.StatusOK, apiserver.NewStatusView(st, a.Now()), nil)
 }
 
 func (a *API) listGroups(w http.ResponseWriter, r *http.Request) {
 	groups, err := a.Groups.Groups(r.Context())
 	out := []apiv1.GroupView{}
 	for _, g := range groups {
-		out = append(out, apiv1.NewGroupView(g, a.Now()))
+		out = append(out, apiserver.NewGroupView(g, a.Now()))
 	}
 	a.answer(w, r, http.StatusOK, apiv1.GroupList{Groups: out}, err)
 }
@@ -79,9 +80,9 @@ func (a *API) deleteGroup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) postAgent(w http.ResponseWriter, r *http.Request) {
-	var rep apiv1.AgentReport
+	var rep replication.AgentReport // the wire's apiv1.AgentReport, field for field
 	err := decode(r, &rep)
-	var in apiv1.AgentInstructions
+	var in replication.AgentInstructions
 	if err == nil {
 		in, err = a.Groups.Heartbeat(r.Context(), r.PathValue("group"), rep)
 	}
@@ -91,7 +92,7 @@ func (a *API) postAgent(w http.ResponseWriter, r *http.Request) {
 func (a *API) postResync(w http.ResponseWriter, r *http.Request) {
 	group := r.PathValue("group")
 	rec, err := a.Groups.Resync(r.Context(), group)
-	a.answer(w, r, http.StatusAccepted, apiv1.ResyncView{Group: group, State: rec.State, Reason: rec.Reason}, err)
+	a.answer(w, r, http.StatusAccepted, apiv1.ResyncView{Group: group, State: apiv1.State(rec.State), Reason: rec.Reason}, err)
 }
 
 // postSeed starts, follows and finishes a reprotect's seeding of this site's disks from managed disks
@@ -109,8 +110,8 @@ func (a *API) postSeed(w http.ResponseWriter, r *http.Request) {
 // getDiskHashes answers a page of a disk's block hashes: ?from= (default 0) and ?count= (default and
 // at most replication.MaxHashBlocks); the answer's next continues.
 func (a *API) getDiskHashes(w http.ResponseWriter, r *http.Request) {
-	from, err := apiv1.IntQuery(r.URL.Query(), "from", 0)
-	count, err2 := apiv1.IntQuery(r.URL.Query(), "count", replication.MaxHashBlocks)
+	from, err := apiserver.IntQuery(r.URL.Query(), "from", 0)
+	count, err2 := apiserver.IntQuery(r.URL.Query(), "count", replication.MaxHashBlocks)
 	var hashes replication.DiskHashes
 	if err = errors.Join(err, err2); err == nil {
 		hashes, err = a.Groups.BlockHashes(r.Context(), r.PathValue("group"), r.PathValue("vm"), r.PathValue("disk"), from, count)
@@ -119,7 +120,7 @@ func (a *API) getDiskHashes(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) getPoints(w http.ResponseWriter, r *http.Request) {
-	q, err := apiv1.PointQueryOf(r.URL.Query())
+	q, err := apiserver.PointQueryOf(r.URL.Query())
 	var listing replication.PointListing
 	if err == nil {
 		listing, err = a.Groups.Points(r.Context(), r.PathValue("group"), q)
@@ -128,16 +129,16 @@ func (a *API) getPoints(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	a.answer(w, r, http.StatusOK, apiv1.NewPointsPage(listing), nil)
+	a.answer(w, r, http.StatusOK, apiserver.NewPointsPage(listing), nil)
 }
 
 func (a *API) getRPOHistory(w http.ResponseWriter, r *http.Request) {
-	from, to, err := apiv1.TimeRange(r.URL.Query())
+	from, to, err := apiserver.TimeRange(r.URL.Query())
 	var samples []replication.RPOSample
 	if err == nil {
 		samples, err = a.Groups.RPOHistory(r.Context(), r.PathValue("group"), from, to)
 	}
-	a.answer(w, r, http.StatusOK, apiv1.NewRPOHistoryView(r.PathValue("group"), samples), err)
+	a.answer(w, r, http.StatusOK, apiserver.NewRPOHistoryView(r.PathValue("group"), samples), err)
 }
 
 func (a *API) postEvent(w http.ResponseWriter, r *http.Request) {
@@ -155,13 +156,13 @@ func (a *API) postEvent(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) getEvents(w http.ResponseWriter, r *http.Request) {
 	group := r.PathValue("group")
-	limit, err := apiv1.IntQuery(r.URL.Query(), "limit", 100)
+	limit, err := apiserver.IntQuery(r.URL.Query(), "limit", 100)
 	var events []replication.Event
 	var next string
 	if err == nil {
 		events, next, err = a.Groups.Events(r.Context(), group, int(limit), r.URL.Query().Get("after"))
 	}
-	a.answer(w, r, http.StatusOK, apiv1.EventsPage{Group: group, Events: apiv1.NewEventViews(events), Next: next}, err)
+	a.answer(w, r, http.StatusOK, apiv1.EventsPage{Group: group, Events: apiserver.NewEventViews(events), Next: next}, err)
 }
 
 func (a *API) postFailover(w http.ResponseWriter, r *http.Request) {
@@ -170,7 +171,7 @@ func (a *API) postFailover(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	job, err := a.Jobs.StartFailover(r.Context(), failover.Request{Group: r.PathValue("group"), Type: req.Type, RecoveryPoint: req.RecoveryPoint, JobID: req.JobID})
+	job, err := a.Jobs.StartFailover(r.Context(), recovery.Request{Group: r.PathValue("group"), Type: req.Type, RecoveryPoint: req.RecoveryPoint, JobID: req.JobID})
 	a.jobAccepted(w, r, job, err)
 }
 
@@ -180,7 +181,7 @@ func (a *API) postChangePoint(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	a.startJob(w, r, failover.Request{Type: failover.JobChangePoint, RecoveryPoint: req.RecoveryPoint})
+	a.startJob(w, r, recovery.Request{Type: recovery.JobChangePoint, RecoveryPoint: req.RecoveryPoint})
 }
 
 // postReprotect starts a reprotect; its body (optional) says where the agent on each failed-over VM
@@ -193,37 +194,37 @@ func (a *API) postReprotect(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	a.startJob(w, r, failover.Request{Type: failover.JobReprotect, Sources: req.Sources})
+	a.startJob(w, r, recovery.Request{Type: recovery.JobReprotect, Sources: req.Sources})
 }
 
-func (a *API) startJob(w http.ResponseWriter, r *http.Request, req failover.Request) {
+func (a *API) startJob(w http.ResponseWriter, r *http.Request, req recovery.Request) {
 	req.Group = r.PathValue("group")
 	job, err := a.Jobs.Start(r.Context(), req)
 	a.jobAccepted(w, r, job, err)
 }
 
 // jobAccepted answers 202 with the job and its address.
-func (a *API) jobAccepted(w http.ResponseWriter, r *http.Request, job failover.Job, err error) {
+func (a *API) jobAccepted(w http.ResponseWriter, r *http.Request, job recovery.Job, err error) {
 	if err == nil {
 		w.Header().Set("Location", "/api/v1/jobs/"+job.ID())
 	}
-	a.answer(w, r, http.StatusAccepted, apiv1.NewJobView(job), err)
+	a.answer(w, r, http.StatusAccepted, apiserver.NewJobView(job), err)
 }
 
 func (a *API) getJob(w http.ResponseWriter, r *http.Request) {
 	job, err := a.Jobs.Job(r.Context(), r.PathValue("id"))
-	a.answer(w, r, http.StatusOK, apiv1.NewJobView(job), err)
+	a.answer(w, r, http.StatusOK, apiserver.NewJobView(job), err)
 }
 
 func (a *API) listJobs(w http.ResponseWriter, r *http.Request) {
 	out := apiv1.JobList{Jobs: []apiv1.JobView{}}
-	limit, err := apiv1.IntQuery(r.URL.Query(), "limit", 50)
-	var jobs []failover.Job
+	limit, err := apiserver.IntQuery(r.URL.Query(), "limit", 50)
+	var jobs []recovery.Job
 	if err == nil {
 		jobs, err = a.Jobs.ListJobs(r.Context(), r.URL.Query().Get("group"), int(limit))
 	}
 	for _, j := range jobs {
-		out.Jobs = append(out.Jobs, apiv1.NewJobView(j))
+		out.Jobs = append(out.Jobs, apiserver.NewJobView(j))
 	}
 	a.answer(w, r, http.StatusOK, out, err)
 }

@@ -6,7 +6,7 @@ package cutpoints
 import (
 	"context"
 
-	"github.com/standby-dr/standby/shared/funcproto"
+	"github.com/standby-dr/standby/shared/protocol/funcproto"
 	"github.com/standby-dr/standby/shared/replication"
 )
 

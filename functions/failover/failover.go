@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 
-	jobs "github.com/standby-dr/standby/shared/failover"
-	"github.com/standby-dr/standby/shared/funcproto"
+	"github.com/standby-dr/standby/shared/protocol/funcproto"
+	jobs "github.com/standby-dr/standby/shared/recovery"
 )
 
 // Binding is the trigger's name in function.json.

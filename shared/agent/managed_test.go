@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/standby-dr/standby/shared/localcompute"
-	"github.com/standby-dr/standby/shared/memstore"
+	"github.com/standby-dr/standby/shared/standin/localcompute"
+	"github.com/standby-dr/standby/shared/standin/memstore"
 )
 
 // A managed: disk is tracked from incremental snapshots: the baseline reads what is allocated, each

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/standby-dr/standby/shared/nbd"
+	"github.com/standby-dr/standby/shared/protocol/nbd"
 )
 
 // diskExport is one nbd: disk of the agent as an NBD export: reads come from the disk's file; writes,

@@ -8,16 +8,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/standby-dr/standby/shared/apiv1"
+	"github.com/standby-dr/standby/shared/api/apiv1"
 	"github.com/standby-dr/standby/shared/replication"
 )
 
 // API is what a running agent asks of the Standby API (*apiclient.Client satisfies it).
 type API interface {
-	PutGroup(ctx context.Context, group string, spec replication.GroupSpec) (apiv1.GroupView, int, error)
+	PutGroup(ctx context.Context, group string, spec apiv1.GroupSpec) (apiv1.GroupView, int, error)
 	Group(ctx context.Context, group string) (apiv1.GroupView, error)
 	Heartbeat(ctx context.Context, group string, rep apiv1.AgentReport) (apiv1.AgentInstructions, error)
-	DiskHashes(ctx context.Context, group, disk string) ([]string, error)
+	DiskHashes(ctx context.Context, group, disk string, blockSize int64) ([]string, error)
 	Event(ctx context.Context, group, kind, message string) error
 	// StreamKey is the group's change-stream key ("" for a group without one).
 	StreamKey(ctx context.Context, group string) (string, error)
@@ -159,7 +159,7 @@ func Run(ctx context.Context, cfg RunConfig) (Summary, error) {
 // readGroup enables replication when asked to, and reads the group.
 func (r *runner) readGroup(ctx context.Context) error {
 	if r.cfg.Spec != nil {
-		_, status, err := r.cfg.API.PutGroup(ctx, r.cfg.Group, *r.cfg.Spec)
+		_, status, err := r.cfg.API.PutGroup(ctx, r.cfg.Group, apiv1.Convert[apiv1.GroupSpec](*r.cfg.Spec))
 		if err != nil {
 			return fmt.Errorf("enabling replication: %w", err)
 		}
@@ -169,7 +169,7 @@ func (r *runner) readGroup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading the group: %w", err)
 	}
-	r.view, r.spec = view, replication.GroupSpec{VMs: view.VMs, Target: view.Target, Policy: view.Policy}
+	r.view, r.spec = view, SpecOf(view)
 	if err := trustLocalSources(&r.spec, r.cfg.Spec, r.cfg.LocalSources); err != nil {
 		return err
 	}
@@ -291,7 +291,7 @@ func (r *runner) startScanning(ctx context.Context) error {
 // queueFirstSync asks for the baseline of a new group, or a checksum resync after an unclean stop.
 func (r *runner) queueFirstSync(dirty bool) {
 	switch {
-	case r.view.State == replication.StateInitialReplication && r.a.NextSeq() == 1:
+	case replication.State(r.view.State) == replication.StateInitialReplication && r.a.NextSeq() == 1:
 		// Targets that already hold a copy (a reprotect's original disks) are compared block by block.
 		r.syncs <- syncRequest{compare: len(r.view.Target.Disks) > 0}
 	case dirty:
@@ -328,4 +328,9 @@ func (r *runner) summary(final int64, ws WorkloadStats, elapsed float64) Summary
 func apiReport(st Stats) apiv1.AgentReport {
 	return apiv1.AgentReport{Seq: st.LastPublished, BaselineDoneBytes: st.BaselineDone, BaselineTotalBytes: st.BaselineTotal,
 		BaselineRateBps: st.BaselineRate, BaselineBlocks: st.BaselineBlocks, BaselineBlocksSent: st.BaselineBlocksSent}
+}
+
+// SpecOf is the group's spec as a group view shows it, in the domain's types.
+func SpecOf(view apiv1.GroupView) replication.GroupSpec {
+	return apiv1.Convert[replication.GroupSpec](apiv1.GroupSpec{VMs: view.VMs, Target: view.Target, Policy: view.Policy})
 }

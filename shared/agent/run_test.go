@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/standby-dr/standby/shared/apiv1"
-	"github.com/standby-dr/standby/shared/memstore"
+	"github.com/standby-dr/standby/shared/api/apiv1"
 	"github.com/standby-dr/standby/shared/replication"
+	"github.com/standby-dr/standby/shared/standin/memstore"
 )
 
 // fakeAPI answers a run's API calls: a group in initial replication, and a stop on the second heartbeat.
@@ -22,7 +22,7 @@ type fakeAPI struct {
 	put     int
 }
 
-func (f *fakeAPI) PutGroup(_ context.Context, _ string, spec replication.GroupSpec) (apiv1.GroupView, int, error) {
+func (f *fakeAPI) PutGroup(_ context.Context, _ string, spec apiv1.GroupSpec) (apiv1.GroupView, int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.put++
@@ -45,7 +45,9 @@ func (f *fakeAPI) Heartbeat(_ context.Context, _ string, rep apiv1.AgentReport) 
 	return apiv1.AgentInstructions{Stop: len(f.reports) >= 2}, nil
 }
 
-func (f *fakeAPI) DiskHashes(context.Context, string, string) ([]string, error) { return nil, nil }
+func (f *fakeAPI) DiskHashes(context.Context, string, string, int64) ([]string, error) {
+	return nil, nil
+}
 
 func (f *fakeAPI) Event(context.Context, string, string, string) error { return nil }
 
@@ -54,7 +56,7 @@ func (f *fakeAPI) Event(context.Context, string, string, string) error { return 
 // written at every marker, and the summary in the JSON form agent run prints.
 func TestRunStopsOnPlannedFailover(t *testing.T) {
 	dir := t.TempDir()
-	api := &fakeAPI{view: apiv1.GroupView{State: replication.StateInitialReplication}}
+	api := &fakeAPI{view: apiv1.GroupView{State: apiv1.State(replication.StateInitialReplication)}}
 	journal, pub := memstore.NewJournal(), memstore.NewHub(4)
 	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 1 << 20, Source: "agent"}}}}}
 	closed := false

@@ -89,7 +89,7 @@ func (r *runner) startSync(ctx context.Context, req syncRequest) {
 	var th TargetHashes
 	if req.compare {
 		th = func(ctx context.Context, disk string) ([]string, error) {
-			return r.cfg.API.DiskHashes(ctx, r.cfg.Group, disk)
+			return r.cfg.API.DiskHashes(ctx, r.cfg.Group, disk, replication.BlockSize)
 		}
 	}
 	go func() {

@@ -10,14 +10,14 @@ import (
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
-	"github.com/standby-dr/standby/shared/apiclient"
-	"github.com/standby-dr/standby/shared/apiv1"
-	"github.com/standby-dr/standby/shared/azconn"
-	"github.com/standby-dr/standby/shared/failover"
-	"github.com/standby-dr/standby/shared/journal"
-	"github.com/standby-dr/standby/shared/pageblobs"
+	"github.com/standby-dr/standby/shared/api/apiserver"
+	"github.com/standby-dr/standby/shared/api/apiv1"
+	"github.com/standby-dr/standby/shared/azure/azconn"
+	"github.com/standby-dr/standby/shared/azure/journal"
+	"github.com/standby-dr/standby/shared/azure/pageblobs"
+	"github.com/standby-dr/standby/shared/azure/tables"
+	"github.com/standby-dr/standby/shared/recovery"
 	"github.com/standby-dr/standby/shared/replication"
-	"github.com/standby-dr/standby/shared/tables"
 )
 
 // Setting names (documented in the README's configuration reference).
@@ -44,12 +44,12 @@ type Backends struct {
 	// Publisher writes the change stream (the agent's side of it).
 	Publisher replication.ChangePublisher
 	// Peer is the other region's deployment (nil when StandbyPeerApi is not set).
-	Peer failover.PeerSite
+	Peer recovery.PeerSite
 	// DeadLetters reads the job queue's dead-letter queue.
 	DeadLetters func(ctx context.Context, max int) ([]apiv1.DeadLetterView, error)
 	// Compute brings failed-over VMs up (nil when StandbyCompute is not set); TargetAccountID is the
 	// target storage account's resource id, which managed disks import from.
-	Compute         failover.Compute
+	Compute         recovery.Compute
 	TargetAccountID string
 	// Probes check every dependency for the health endpoint; one whose setting is missing or wrong
 	// answers with that error.
@@ -102,7 +102,7 @@ func Open(ctx context.Context, getenv func(string) string, log *slog.Logger) *Ba
 	}
 	// The other region's deployment: reachable only when needed (it may be the region that is down).
 	if base := strings.TrimSpace(getenv(SettingPeerAPI)); base != "" {
-		b.Peer = apiclient.NewPeer(base, getenv(SettingPeerKey))
+		b.Peer = apiserver.NewPeer(base, getenv(SettingPeerKey))
 	}
 	if s, err := openStream(getenv); err != nil {
 		add("eventhubs", nil, err)

@@ -11,13 +11,13 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
-	"github.com/standby-dr/standby/shared/armtypes"
-	"github.com/standby-dr/standby/shared/azcompute"
-	"github.com/standby-dr/standby/shared/failover"
-	"github.com/standby-dr/standby/shared/local"
-	"github.com/standby-dr/standby/shared/localcompute"
-	"github.com/standby-dr/standby/shared/qemu"
+	"github.com/standby-dr/standby/shared/azure/armtypes"
+	"github.com/standby-dr/standby/shared/azure/azcompute"
+	"github.com/standby-dr/standby/shared/recovery"
 	"github.com/standby-dr/standby/shared/replication"
+	"github.com/standby-dr/standby/shared/standin/broker"
+	"github.com/standby-dr/standby/shared/standin/localcompute"
+	"github.com/standby-dr/standby/shared/standin/qemu"
 )
 
 // Compute settings: where failed-over VMs come up, and the target account's resource id (managed disks
@@ -41,7 +41,7 @@ const (
 //     VM boot files of scripts/vm-image.sh under Images, the published type definitions under Types;
 //     relative paths are the working directory's); pages reads the VHDs its disks import;
 //   - unset, none: failovers end at the machine definitions.
-func OpenCompute(getenv func(string) string, pages replication.PageStore, log *slog.Logger) (failover.Compute, string, error) {
+func OpenCompute(getenv func(string) string, pages replication.PageStore, log *slog.Logger) (recovery.Compute, string, error) {
 	value := strings.TrimSpace(getenv(SettingCompute))
 	accountID := strings.TrimSpace(getenv(SettingTargetAccountID))
 	if value == "" {
@@ -52,13 +52,13 @@ func OpenCompute(getenv func(string) string, pages replication.PageStore, log *s
 		return nil, accountID, err
 	}
 	switch {
-	case strings.HasPrefix(value, local.ComputePrefix):
+	case strings.HasPrefix(value, broker.ComputePrefix):
 		return openLocalCompute(opts, pages, accountID, log)
 	case opts["SubscriptionId"] != "":
 		c, err := openAzureCompute(getenv, opts, accountID, log)
 		return c, accountID, err
 	}
-	return nil, accountID, fmt.Errorf("%s: want SubscriptionId=<guid>[;Location=<region>] (Azure) or %s;Dir=…;Images=…;Types=… (the local compute)", SettingCompute, local.ComputePrefix)
+	return nil, accountID, fmt.Errorf("%s: want SubscriptionId=<guid>[;Location=<region>] (Azure) or %s;Dir=…;Images=…;Types=… (the local compute)", SettingCompute, broker.ComputePrefix)
 }
 
 // computeOptions reads "Key=value;Key=value", refusing a part without '=' or a key given twice.
@@ -84,7 +84,7 @@ func computeOptions(setting, value string) (map[string]string, error) {
 // storageAccountID is a storage account's resource id: managed disks import from it by this id.
 var storageAccountID = regexp.MustCompile(`(?i)^/subscriptions/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/resourceGroups/[-\w._()]{1,90}/providers/Microsoft\.Storage/storageAccounts/[a-z0-9]{3,24}$`)
 
-func openAzureCompute(getenv func(string) string, opts map[string]string, accountID string, log *slog.Logger) (failover.Compute, error) {
+func openAzureCompute(getenv func(string) string, opts map[string]string, accountID string, log *slog.Logger) (recovery.Compute, error) {
 	if unknown := unknownKeys(opts, "SubscriptionId", "Location"); unknown != "" {
 		return nil, fmt.Errorf("%s: %s: the Azure compute takes SubscriptionId= and Location= only", SettingCompute, unknown)
 	}
@@ -132,7 +132,7 @@ func managedIdentity(getenv func(string) string) (azcore.TokenCredential, error)
 	return azidentity.NewManagedIdentityCredential(&opts)
 }
 
-func openLocalCompute(opts map[string]string, pages replication.PageStore, accountID string, log *slog.Logger) (failover.Compute, string, error) {
+func openLocalCompute(opts map[string]string, pages replication.PageStore, accountID string, log *slog.Logger) (recovery.Compute, string, error) {
 	if unknown := unknownKeys(opts, "UseLocalCompute", "Dir", "Images", "Types"); unknown != "" {
 		return nil, accountID, fmt.Errorf("%s: %s: the local compute takes Dir=, Images= and Types=", SettingCompute, unknown)
 	}
@@ -167,7 +167,7 @@ func (b *Backends) Targets() replication.TargetProvisioner {
 	if b.Compute == nil {
 		return nil
 	}
-	return failover.TargetSite{Compute: b.Compute}
+	return recovery.TargetSite{Compute: b.Compute}
 }
 
 // Exporter reads managed disks through the configured compute (nil without one).

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/standby-dr/standby/shared/azcompute"
+	"github.com/standby-dr/standby/shared/azure/azcompute"
 )
 
 const (

@@ -3,12 +3,12 @@ package backends
 import (
 	"context"
 
-	"github.com/standby-dr/standby/shared/apiv1"
-	"github.com/standby-dr/standby/shared/azconn"
-	"github.com/standby-dr/standby/shared/eventhubs"
-	"github.com/standby-dr/standby/shared/local"
+	"github.com/standby-dr/standby/shared/api/apiv1"
+	"github.com/standby-dr/standby/shared/azure/azconn"
+	"github.com/standby-dr/standby/shared/azure/eventhubs"
+	"github.com/standby-dr/standby/shared/azure/servicebus"
 	"github.com/standby-dr/standby/shared/replication"
-	"github.com/standby-dr/standby/shared/servicebus"
+	"github.com/standby-dr/standby/shared/standin/broker"
 )
 
 // conn is an open messaging connection: its health check and how to release it.
@@ -31,16 +31,16 @@ type queue struct {
 }
 
 // openMessaging opens a messaging setting's side: the embedded broker's when it names that, Azure's otherwise.
-func openMessaging[T any](getenv func(string) string, setting string, onLocal func(*local.Broker) T, onAzure func(azconn.Setting) (T, error)) (T, error) {
+func openMessaging[T any](getenv func(string) string, setting string, onLocal func(*broker.Broker) T, onAzure func(azconn.Setting) (T, error)) (T, error) {
 	var zero T
 	s, err := azconn.Lookup(getenv, setting, "")
 	if err != nil {
 		return zero, err
 	}
-	if !local.IsConnection(s.ConnectionString) {
+	if !broker.IsConnection(s.ConnectionString) {
 		return onAzure(s)
 	}
-	b, err := local.OpenConnection(s.ConnectionString)
+	b, err := broker.OpenConnection(s.ConnectionString)
 	if err != nil {
 		return zero, err
 	}
@@ -49,12 +49,12 @@ func openMessaging[T any](getenv func(string) string, setting string, onLocal fu
 
 func openStream(getenv func(string) string) (stream, error) {
 	hub := orDefault(getenv(SettingHub), "changes")
-	return openMessaging(getenv, SettingEventHubs, func(b *local.Broker) stream { return localStream(b, hub) },
+	return openMessaging(getenv, SettingEventHubs, func(b *broker.Broker) stream { return localStream(b, hub) },
 		func(s azconn.Setting) (stream, error) { return azureStream(s, hub) })
 }
 
-func localStream(b *local.Broker, hub string) stream {
-	return stream{local.NewChangePublisher(b, hub), conn{close: func() { b.Close() }, check: func(ctx context.Context) error {
+func localStream(b *broker.Broker, hub string) stream {
+	return stream{broker.NewChangePublisher(b, hub), conn{close: func() { b.Close() }, check: func(ctx context.Context) error {
 		_, err := b.PartitionCount(ctx, hub)
 		return err
 	}}}
@@ -73,7 +73,7 @@ func azureStream(s azconn.Setting, hub string) (stream, error) {
 
 func openQueue(getenv func(string) string) (queue, error) {
 	name := orDefault(getenv(SettingQueue), "jobs")
-	return openMessaging(getenv, SettingSB, func(b *local.Broker) queue { return localQueue(b, name) },
+	return openMessaging(getenv, SettingSB, func(b *broker.Broker) queue { return localQueue(b, name) },
 		func(s azconn.Setting) (queue, error) { return azureQueue(s, name) })
 }
 
@@ -103,7 +103,7 @@ func azureQueue(s azconn.Setting, name string) (queue, error) {
 		}}}, nil
 }
 
-func localQueue(b *local.Broker, name string) queue {
+func localQueue(b *broker.Broker, name string) queue {
 	deadLetters := func(ctx context.Context, max int) ([]apiv1.DeadLetterView, error) {
 		msgs, err := b.DeadLetters(ctx, name, max)
 		out := make([]apiv1.DeadLetterView, len(msgs))
@@ -113,7 +113,7 @@ func localQueue(b *local.Broker, name string) queue {
 		}
 		return out, err
 	}
-	return queue{local.NewJobSender(b, name), deadLetters, conn{close: func() { b.Close() }, check: func(ctx context.Context) error {
+	return queue{broker.NewJobSender(b, name), deadLetters, conn{close: func() { b.Close() }, check: func(ctx context.Context) error {
 		_, err := b.Counts(ctx, name)
 		return err
 	}}}

@@ -6,10 +6,10 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/standby-dr/standby/shared/azcompute"
-	"github.com/standby-dr/standby/shared/local"
-	"github.com/standby-dr/standby/shared/localcompute"
+	"github.com/standby-dr/standby/shared/azure/azcompute"
 	"github.com/standby-dr/standby/shared/replication"
+	"github.com/standby-dr/standby/shared/standin/broker"
+	"github.com/standby-dr/standby/shared/standin/localcompute"
 )
 
 // SettingSourceCompute names the source region's compute, which an agent tracking managed: disks uses.
@@ -30,7 +30,7 @@ func OpenDiskSnapshots(getenv func(string) string, log *slog.Logger) (replicatio
 	if err != nil {
 		return nil, err
 	}
-	if strings.HasPrefix(value, local.ComputePrefix) {
+	if strings.HasPrefix(value, broker.ComputePrefix) {
 		if unknown := unknownKeys(opts, "UseLocalCompute", "Dir"); unknown != "" || opts["Dir"] == "" {
 			return nil, fmt.Errorf("%s: the local compute takes Dir= (required) only", SettingSourceCompute)
 		}

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/standby-dr/standby/shared/azcompute"
-	"github.com/standby-dr/standby/shared/localcompute"
+	"github.com/standby-dr/standby/shared/azure/azcompute"
+	"github.com/standby-dr/standby/shared/standin/localcompute"
 )
 
 // StandbySourceCompute selects Azure or the local compute, and refuses anything else naming the part.

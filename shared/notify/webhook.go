@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/standby-dr/standby/shared/failover"
+	"github.com/standby-dr/standby/shared/recovery"
 	"github.com/standby-dr/standby/shared/replication"
 )
 
@@ -157,20 +157,20 @@ func (w *Webhook) post(ctx context.Context, a replication.Alert) (int, error) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.URL, bytes.NewReader(body))
 	if err != nil {
-		return 0, fmt.Errorf("the webhook URL %s: %v", failover.RedactURL(w.URL), replication.Redact(err.Error()))
+		return 0, fmt.Errorf("the webhook URL %s: %v", recovery.RedactURL(w.URL), replication.Redact(err.Error()))
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(failover.SignatureHeader, failover.Sign(w.Secret, body))
-	req.Header.Set(failover.DeliveryHeader, a.ID)
+	req.Header.Set(recovery.SignatureHeader, recovery.Sign(w.Secret, body))
+	req.Header.Set(recovery.DeliveryHeader, a.ID)
 	req.Header.Set(EventHeader, "alert")
 	resp, err := w.HTTP.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("POST %s: %s", failover.RedactURL(w.URL), replication.Redact(strings.ReplaceAll(err.Error(), w.URL, failover.RedactURL(w.URL))))
+		return 0, fmt.Errorf("POST %s: %s", recovery.RedactURL(w.URL), replication.Redact(strings.ReplaceAll(err.Error(), w.URL, recovery.RedactURL(w.URL))))
 	}
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
 	if resp.StatusCode/100 != 2 {
-		return resp.StatusCode, fmt.Errorf("POST %s answered %d: %s", failover.RedactURL(w.URL), resp.StatusCode, strings.TrimSpace(string(answer)))
+		return resp.StatusCode, fmt.Errorf("POST %s answered %d: %s", recovery.RedactURL(w.URL), resp.StatusCode, strings.TrimSpace(string(answer)))
 	}
 	return resp.StatusCode, nil
 }

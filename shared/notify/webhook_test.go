@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/standby-dr/standby/shared/failover"
-	"github.com/standby-dr/standby/shared/memstore"
 	"github.com/standby-dr/standby/shared/notify"
+	"github.com/standby-dr/standby/shared/recovery"
 	"github.com/standby-dr/standby/shared/replication"
+	"github.com/standby-dr/standby/shared/standin/memstore"
 )
 
 type receiver struct {
@@ -30,13 +30,13 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	if sig := r.Header.Get(failover.SignatureHeader); sig != failover.Sign([]byte("s3cret"), body) {
+	if sig := r.Header.Get(recovery.SignatureHeader); sig != recovery.Sign([]byte("s3cret"), body) {
 		rc.bad = append(rc.bad, "signature "+sig)
 	}
 	var a replication.Alert
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&a); err != nil || r.Header.Get(failover.DeliveryHeader) != a.ID || r.Header.Get(notify.EventHeader) != "alert" {
+	if err := dec.Decode(&a); err != nil || r.Header.Get(recovery.DeliveryHeader) != a.ID || r.Header.Get(notify.EventHeader) != "alert" {
 		rc.bad = append(rc.bad, "body or headers: "+string(body))
 	}
 	rc.got = append(rc.got, a)

@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/standby-dr/standby/shared/agent"
-	"github.com/standby-dr/standby/shared/apiv1"
+	"github.com/standby-dr/standby/shared/api/apiv1"
 	"github.com/standby-dr/standby/shared/replication"
 )
 
@@ -53,7 +53,7 @@ func (p *Prover) Converge(ctx context.Context) (apiv1.GroupView, error) {
 			fmt.Fprintf(p.Out, "converged: watermark %d = agent's last sequence, %.1fs after the agent stopped\n", view.Watermark, time.Since(start).Seconds())
 			return view, nil
 		}
-		if view.State == replication.StateResyncRequired {
+		if replication.State(view.State) == replication.StateResyncRequired {
 			return view, fmt.Errorf("group needs a resync: %s", view.Reason)
 		}
 		select {
@@ -67,7 +67,7 @@ func (p *Prover) Converge(ctx context.Context) (apiv1.GroupView, error) {
 // Target compares, byte for byte, every target disk with its source and, when truthFile is given,
 // every marker snapshot on the target that the ground truth names with the sha256 recorded then.
 func (p *Prover) Target(ctx context.Context, pages replication.PageStore, state replication.StateStore, view apiv1.GroupView, truthFile string) error {
-	spec := replication.GroupSpec{VMs: view.VMs, Target: view.Target, Policy: view.Policy}
+	spec := agent.SpecOf(view)
 	failures := 0
 	for _, d := range spec.Disks() {
 		ref := spec.TargetDisk(d.Key)
@@ -146,7 +146,7 @@ func (p *Prover) markers(ctx context.Context, pages replication.PageStore, state
 // Container compares the disks materialized in a container (by a test failover or a failover) with
 // the sources, or, when seq is not 0, with the ground truth at marker seq.
 func (p *Prover) Container(ctx context.Context, pages replication.PageStore, view apiv1.GroupView, container, truthFile string, seq int64) error {
-	spec := replication.GroupSpec{VMs: view.VMs}
+	spec := agent.SpecOf(view)
 	var truth agent.Truth
 	if seq > 0 {
 		truths, err := agent.ReadTruth(truthFile)

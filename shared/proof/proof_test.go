@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/standby-dr/standby/shared/apiv1"
-	"github.com/standby-dr/standby/shared/memstore"
+	"github.com/standby-dr/standby/shared/api/apiv1"
 	"github.com/standby-dr/standby/shared/replication"
+	"github.com/standby-dr/standby/shared/standin/memstore"
 )
 
 // The proof compares the virtual disk with its source and checks the VHD footer after it: a replica
@@ -21,8 +21,8 @@ func TestProofChecksTheFooter(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "os.img")
 	data := append(bytes.Repeat([]byte{6}, 8192), make([]byte, 1<<20-8192)...)
 	os.WriteFile(src, data, 0o644)
-	view := apiv1.GroupView{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "os", SizeBytes: 1 << 20, Source: "file:" + src}}}},
-		Target: replication.TargetSpec{Container: "g-asr"}}
+	view := apiv1.GroupView{VMs: []apiv1.VMSpec{{Name: "vm", Disks: []apiv1.DiskSpec{{Name: "os", SizeBytes: 1 << 20, Source: "file:" + src}}}},
+		Target: apiv1.TargetSpec{Container: "g-asr"}}
 	pages := memstore.NewPages()
 	for _, container := range []string{"g-asr", "g-test"} {
 		pages.EnsureContainer(ctx, container)

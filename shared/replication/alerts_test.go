@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/standby-dr/standby/shared/memstore"
 	"github.com/standby-dr/standby/shared/replication"
+	"github.com/standby-dr/standby/shared/standin/memstore"
 )
 
 // outbox is the alerts raised so far, as "kind status severity", oldest first.

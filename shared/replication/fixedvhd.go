@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/standby-dr/standby/shared/vhd"
+	"github.com/standby-dr/standby/shared/protocol/vhd"
 )
 
 // Every replica is a fixed VHD, the format Azure imports into a managed disk: a page blob of the
-// disk's virtual size (a whole number of MiB) plus a 512-byte footer (shared/vhd) written once when the
+// disk's virtual size (a whole number of MiB) plus a 512-byte footer (shared/protocol/vhd) written once when the
 // blob is made. Apply, block hashes, resync and restore cover the virtual size only; the footer is never
 // written again, and the server-side copies of a point's snapshots keep it, so every materialized disk
 // is an importable VHD too.

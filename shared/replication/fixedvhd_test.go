@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/standby-dr/standby/shared/memstore"
+	"github.com/standby-dr/standby/shared/protocol/vhd"
 	"github.com/standby-dr/standby/shared/replication"
-	"github.com/standby-dr/standby/shared/vhd"
+	"github.com/standby-dr/standby/shared/standin/memstore"
 )
 
 type vhdFixture struct {

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/standby-dr/standby/shared/memstore"
 	"github.com/standby-dr/standby/shared/replication"
+	"github.com/standby-dr/standby/shared/standin/memstore"
 )
 
 // Block hashes come in pages, so that no call reads more than a page's blocks whatever the disk's size.

@@ -9,7 +9,7 @@ import (
 
 // What the deployment keeps beyond its groups is bounded too: the timer's own runs, the events of the
 // change stream that were not descriptors (by hub partition), and what other domains keep (finished
-// jobs: failover.PruneJobs), pruned once an hour.
+// jobs: recovery.PruneJobs), pruned once an hour.
 const (
 	RunRetention = 7 * 24 * time.Hour
 	// MaxQuarantinedPerPartition bounds a hub partition's quarantine: a flood of forged events keeps only

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/standby-dr/standby/shared/memstore"
 	"github.com/standby-dr/standby/shared/replication"
+	"github.com/standby-dr/standby/shared/standin/memstore"
 )
 
 func TestPromoteAndPrune(t *testing.T) {

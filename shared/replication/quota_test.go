@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/standby-dr/standby/shared/memstore"
 	"github.com/standby-dr/standby/shared/replication"
+	"github.com/standby-dr/standby/shared/standin/memstore"
 )
 
 // slowInserts widens the moment between an enable's quota check and its group's rows, where two

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/standby-dr/standby/shared/memstore"
 	"github.com/standby-dr/standby/shared/replication"
+	"github.com/standby-dr/standby/shared/standin/memstore"
 )
 
 // The timer keeps one RPO sample a minute per group (a second tick in the minute rewrites it with the

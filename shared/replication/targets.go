@@ -31,7 +31,7 @@ const (
 	TargetsFailed    = "Failed"
 )
 
-// TargetProvisioner makes a group's target resources (shared/failover's TargetSite, on the Compute
+// TargetProvisioner makes a group's target resources (shared/recovery's TargetSite, on the Compute
 // port).
 //
 // Contract: Provision is idempotent — what exists is used, what is missing is deployed — and returns at

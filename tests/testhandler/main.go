@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/standby-dr/standby/shared/funcproto"
+	"github.com/standby-dr/standby/shared/protocol/funcproto"
 )
 
 type record struct {

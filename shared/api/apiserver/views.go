@@ -1,0 +1,105 @@
+package apiserver
+
+import (
+	"time"
+
+	"github.com/standby-dr/standby/shared/api/apiv1"
+	"github.com/standby-dr/standby/shared/recovery"
+	"github.com/standby-dr/standby/shared/replication"
+)
+
+// The domain's values as the API shows them.
+
+// NewJobView is a job as the API shows it.
+func NewJobView(j recovery.Job) apiv1.JobView {
+	return apiv1.JobView{ID: j.ID(), Group: j.Group, Plan: j.Plan, Parent: j.Parent, Type: j.Type, RecoveryPoint: j.RecoveryPoint, State: j.State, Steps: apiv1.Convert[[]apiv1.JobStep](j.Steps),
+		Point: j.PointID, Result: j.Result, Error: j.Error, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
+}
+
+// NewGroupView is a group as the API shows it (without its retention window).
+func NewGroupView(g *replication.Group, now time.Time) apiv1.GroupView {
+	r := g.Record
+	v := apiv1.GroupView{Group: r.PartitionKey, State: apiv1.State(r.State), Reason: r.Reason, VMs: apiv1.Convert[[]apiv1.VMSpec](g.Spec.VMs),
+		Target: apiv1.Convert[apiv1.TargetSpec](r.Target), Policy: apiv1.Convert[apiv1.Policy](r.Policy), Network: apiv1.Convert[apiv1.NetworkSpec](r.Network),
+		Watermark: r.Watermark, AgentSeq: r.AgentSeq, LastSourceTime: r.LastSourceTime, LastAppliedAt: r.LastAppliedAt,
+		ApplyBytesPerSec: r.ApplyBytesPerSecond, BytesApplied: r.BytesApplied, BatchesApplied: r.BatchesApplied, CreatedAt: r.CreatedAt}
+	v.PendingBatches, v.Capture, v.Replicating = r.Pending(), apiv1.Convert[[]apiv1.Capture](g.Spec.Captures()), !r.ReplicationStopped()
+	if r.Resources.ResourceGroupID != "" {
+		resources := apiv1.Convert[apiv1.TargetResources](r.Resources)
+		v.TargetResources = &resources
+	}
+	v.RPOSeconds = r.RPO(now).Seconds()
+	v.Health, v.HealthReason = r.Health, r.HealthReason
+	if !r.LastPointTime.IsZero() {
+		v.LastPointTime = &r.LastPointTime
+	}
+	if !r.AgentSeenAt.IsZero() {
+		v.AgentSeenAt = &r.AgentSeenAt
+	}
+	if !r.LastAppPointTime.IsZero() {
+		v.LastAppPointTime = &r.LastAppPointTime
+	}
+	if r.BaselineTotal > 0 {
+		b := &apiv1.BaselineView{DoneBytes: r.BaselineDone, TotalBytes: r.BaselineTotal, RateBps: r.BaselineRateBps,
+			Percent: 100 * float64(r.BaselineDone) / float64(r.BaselineTotal), BlocksCompared: r.BaselineBlocks, BlocksSent: r.BaselineBlocksSent}
+		if r.BaselineRateBps > 0 {
+			b.ETASeconds = float64(r.BaselineTotal-r.BaselineDone) / r.BaselineRateBps
+		}
+		v.InitialReplication = b
+	}
+	if r.LastMarkerSeq > 0 {
+		v.LastMarker = &apiv1.MarkerView{Seq: r.LastMarkerSeq, Consistency: r.LastMarkerKind, SourceTime: r.LastMarkerTime}
+	}
+	return v
+}
+
+// NewStatusView is a group with its retention window.
+func NewStatusView(st replication.GroupStatus, now time.Time) apiv1.GroupView {
+	v := NewGroupView(st.Group, now)
+	v.Retention = &apiv1.RetentionView{Hours: st.Record.Policy.RetentionHours, Points: st.Points}
+	if st.Points > 0 {
+		v.Retention.NewestPoint, v.Retention.OldestPoint = &st.NewestPoint, &st.OldestPoint
+	}
+	return v
+}
+
+// NewPointsPage is a page of recovery points with the restorable window.
+func NewPointsPage(l replication.PointListing) apiv1.PointsPage {
+	g := l.Group
+	page := apiv1.PointsPage{Group: g.Record.PartitionKey, Points: []apiv1.PointView{}, Next: l.Next}
+	for _, p := range l.Points {
+		v := apiv1.PointView{ID: p.ID, Kind: p.Kind, SourceTime: p.SourceTime, Seq: p.Seq, CreatedAt: p.CreatedAt}
+		for _, d := range g.Spec.Disks() {
+			v.Disks = append(v.Disks, apiv1.PointDiskView{Disk: d.Key, Snapshot: p.Snapshots[d.Key], SizeBytes: p.Sizes[d.Key]})
+		}
+		page.Points = append(page.Points, v)
+	}
+	if w := l.Window; !w.From.IsZero() {
+		page.Window.From, page.Window.To = &w.From, &w.To
+		page.Window.JournalCovers, page.Window.Reason = w.JournalCovers, w.Reason
+	}
+	return page
+}
+
+// NewEventViews is a group's history.
+func NewEventViews(events []replication.Event) []apiv1.EventView {
+	out := []apiv1.EventView{}
+	for _, e := range events {
+		out = append(out, apiv1.EventView{Time: e.Time, Kind: e.Kind, Message: e.Message})
+	}
+	return out
+}
+
+// NewPlanView is a plan's row as the API shows it.
+func NewPlanView(r recovery.PlanRecord) apiv1.PlanView {
+	return apiv1.PlanView{Plan: r.PartitionKey, Spec: apiv1.Convert[apiv1.PlanSpec](r.Spec), ActiveJob: r.ActiveJob, UpdatedAt: r.UpdatedAt}
+}
+
+// NewRPOHistoryView is the samples as the API shows them.
+func NewRPOHistoryView(group string, samples []replication.RPOSample) apiv1.RPOHistoryView {
+	v := apiv1.RPOHistoryView{Group: group, Samples: []apiv1.RPOSampleView{}}
+	for _, s := range samples {
+		v.Samples = append(v.Samples, apiv1.RPOSampleView{Time: s.Time, RPOSeconds: s.RPOSeconds, Health: s.Health})
+	}
+	return v
+}

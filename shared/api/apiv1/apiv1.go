@@ -1,0 +1,261 @@
+// Package apiv1 holds the wire types of Standby's REST API (/api/v1): what the api function answers and
+// accepts, and what the operator CLI, the agent and the peer site send and read. Errors travel as RFC
+// 7807 problem+json documents.
+package apiv1
+
+import "time"
+
+// DependencyHealth is one dependency's line in the health report.
+type DependencyHealth struct {
+	Name      string `json:"name"`
+	Reachable bool   `json:"reachable"`
+	LatencyMs int64  `json:"latencyMs"`
+	Error     string `json:"error,omitempty"`
+}
+
+// FailoverRequest is the body of POST /groups/{group}/failover.
+type FailoverRequest struct {
+	Type          string `json:"type"`
+	RecoveryPoint string `json:"recoveryPoint"`
+	// JobID, when given (32 hex digits), makes the request idempotent: the job gets this id, and the
+	// same request again answers the job it made (a peer site's failback retries with it).
+	JobID string `json:"jobId,omitempty"`
+}
+
+// ReprotectRequest is the optional body of POST /groups/{group}/reprotect: by disk key ("vm/disk"), the
+// source the agent on the failed-over VM reads (file:<device or image>); Azure's device names otherwise.
+type ReprotectRequest struct {
+	Sources map[string]string `json:"sources,omitempty"`
+}
+
+// PlanView is a recovery plan as the API shows it.
+type PlanView struct {
+	Plan      string    `json:"plan"`
+	Spec      PlanSpec  `json:"spec"`
+	ActiveJob string    `json:"activeJob,omitempty"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// AgentKeyHeader carries an agent's key on the agent routes (/api/agent/v1/...).
+const AgentKeyHeader = "x-standby-agent-key"
+
+// AgentKeyView is a group's new agent key, shown once (POST /groups/{g}/agent-key).
+type AgentKeyView struct {
+	AgentKey string `json:"agentKey"`
+}
+
+// StreamKeyView is the group's change-stream key, for its agents (base64; "" for a group without one).
+type StreamKeyView struct {
+	StreamKey string `json:"streamKey"`
+}
+
+// AcknowledgeRequest is the body of POST /jobs/{id}/acknowledge: the manual action an operator confirms.
+type AcknowledgeRequest struct {
+	Action string `json:"action"`
+}
+
+// ChangePointRequest is the body of POST /groups/{group}/change-recovery-point.
+type ChangePointRequest struct {
+	RecoveryPoint string `json:"recoveryPoint"`
+}
+
+// DeadLetterView is a dead-lettered job message.
+type DeadLetterView struct {
+	MessageID   string `json:"messageId"`
+	SessionID   string `json:"group"`
+	Reason      string `json:"reason"`
+	Description string `json:"description"`
+	Deliveries  int    `json:"deliveries"`
+	Body        string `json:"body"`
+}
+
+// JobView is a job as the API shows it.
+type JobView struct {
+	ID            string            `json:"id"`
+	Group         string            `json:"group,omitempty"`
+	Plan          string            `json:"plan,omitempty"`   // a plan job's plan
+	Parent        string            `json:"parent,omitempty"` // the plan job that started this group's job
+	Type          string            `json:"type"`
+	RecoveryPoint string            `json:"recoveryPoint,omitempty"`
+	State         string            `json:"state"`
+	Steps         []JobStep         `json:"steps"`
+	Point         string            `json:"point,omitempty"`
+	Result        map[string]string `json:"result,omitempty"`
+	Error         string            `json:"error,omitempty"`
+	CreatedAt     time.Time         `json:"createdAt"`
+	UpdatedAt     time.Time         `json:"updatedAt"`
+}
+
+// GroupView is a group as the API shows it.
+type GroupView struct {
+	Group  string `json:"group"`
+	State  State  `json:"state"`
+	Reason string `json:"reason,omitempty"`
+	// Replicating: the state is one of replication's (initial, protected, resync); RPO means nothing
+	// otherwise (failed over, disabled).
+	Replicating bool     `json:"replicating"`
+	VMs         []VMSpec `json:"vms"`
+	// Capture says, per disk, how its writes are captured and whether its points are crash-consistent.
+	Capture []Capture   `json:"capture"`
+	Target  TargetSpec  `json:"target"`
+	Policy  Policy      `json:"policy"`
+	Network NetworkSpec `json:"network"`
+	// TargetResources are the target region's resources made on enable (none without a compute).
+	TargetResources *TargetResources `json:"targetResources,omitempty"`
+	Watermark       int64            `json:"watermark"`
+	AgentSeq        int64            `json:"agentSeq"`
+	PendingBatches  int64            `json:"pendingBatches"`
+	RPOSeconds      float64          `json:"rpoSeconds"`
+	LastSourceTime  time.Time        `json:"lastSourceTime"`
+	LastAppliedAt   time.Time        `json:"lastAppliedAt"`
+	// AgentSeenAt is the agent's last heartbeat (none yet: absent).
+	AgentSeenAt        *time.Time     `json:"agentSeenAt,omitempty"`
+	ApplyBytesPerSec   float64        `json:"applyBytesPerSecond"`
+	BytesApplied       int64          `json:"bytesApplied"`
+	BatchesApplied     int64          `json:"batchesApplied"`
+	Health             string         `json:"health,omitempty"`
+	HealthReason       string         `json:"healthReason,omitempty"`
+	LastPointTime      *time.Time     `json:"lastRecoveryPoint,omitempty"`
+	LastAppPointTime   *time.Time     `json:"lastAppConsistentPoint,omitempty"`
+	Retention          *RetentionView `json:"retentionWindow,omitempty"`
+	InitialReplication *BaselineView  `json:"initialReplication,omitempty"`
+	LastMarker         *MarkerView    `json:"lastMarker,omitempty"`
+	CreatedAt          time.Time      `json:"createdAt"`
+}
+
+// RetentionView is what the group's retention keeps: the policy and the points it holds now.
+type RetentionView struct {
+	Hours       int        `json:"hours"`
+	Points      int        `json:"points"`
+	OldestPoint *time.Time `json:"oldestPoint,omitempty"`
+	NewestPoint *time.Time `json:"newestPoint,omitempty"`
+}
+
+// BaselineView is initial replication (or resync) progress as the agent reports it.
+type BaselineView struct {
+	DoneBytes  int64   `json:"doneBytes"`
+	TotalBytes int64   `json:"totalBytes"`
+	Percent    float64 `json:"percent"`
+	RateBps    float64 `json:"rateBytesPerSecond"`
+	ETASeconds float64 `json:"etaSeconds"`
+	// BlocksCompared and BlocksSent: a checksum sync sends only the blocks that differ.
+	BlocksCompared int64 `json:"blocksCompared"`
+	BlocksSent     int64 `json:"blocksSent"`
+}
+
+// MarkerView is the last marker applied.
+type MarkerView struct {
+	Seq         int64     `json:"seq"`
+	Consistency string    `json:"consistency"`
+	SourceTime  time.Time `json:"sourceTime"`
+}
+
+// EventReport is an event the agent reports (a failed app-consistency hook).
+type EventReport struct {
+	Kind    string `json:"kind"`
+	Message string `json:"message"`
+}
+
+// EventView is one entry of a group's history.
+type EventView struct {
+	Time    time.Time `json:"time"`
+	Kind    string    `json:"kind"`
+	Message string    `json:"message"`
+}
+
+// PointView is a recovery point as the API shows it.
+type PointView struct {
+	ID         string          `json:"id"`
+	Kind       string          `json:"kind"`
+	SourceTime time.Time       `json:"sourceTime"`
+	Seq        int64           `json:"seq"`
+	Disks      []PointDiskView `json:"disks"`
+	CreatedAt  time.Time       `json:"createdAt"`
+}
+
+// PointDiskView is one disk of a point.
+type PointDiskView struct {
+	Disk      string `json:"disk"`
+	Snapshot  string `json:"snapshot"`
+	SizeBytes int64  `json:"sizeBytes"`
+}
+
+// PointsPage is GET /groups/{group}/recovery-points.
+type PointsPage struct {
+	Group  string      `json:"group"`
+	Points []PointView `json:"points"`
+	// Next continues the listing (pass it as ?after=).
+	Next string `json:"next,omitempty"`
+	// Window is what can be restored: from the oldest point to the newest applied write; JournalCovers
+	// says whether the journal holds every batch in between (any point in time, not only the points).
+	Window struct {
+		From          *time.Time `json:"from,omitempty"`
+		To            *time.Time `json:"to,omitempty"`
+		JournalCovers bool       `json:"journalCovers"`
+		Reason        string     `json:"reason,omitempty"`
+	} `json:"restorableWindow"`
+}
+
+// HealthView is GET /health: "healthy" (200) or "degraded" (503), and each dependency.
+type HealthView struct {
+	Status       string             `json:"status"`
+	Dependencies []DependencyHealth `json:"dependencies"`
+}
+
+// GroupList is GET /groups.
+type GroupList struct {
+	Groups []GroupView `json:"groups"`
+}
+
+// PlanList is GET /plans.
+type PlanList struct {
+	Plans []PlanView `json:"plans"`
+}
+
+// JobList is GET /jobs.
+type JobList struct {
+	Jobs []JobView `json:"jobs"`
+}
+
+// DeadLetterList is GET /jobs/dead-letters.
+type DeadLetterList struct {
+	DeadLetters []DeadLetterView `json:"deadLetters"`
+}
+
+// ResyncView is POST /groups/{group}/resync's answer: the group's state once the resync is asked for.
+type ResyncView struct {
+	Group  string `json:"group"`
+	State  State  `json:"state"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// EventsPage is GET /groups/{group}/events.
+type EventsPage struct {
+	Group  string      `json:"group"`
+	Events []EventView `json:"events"`
+	// Next continues the listing (pass it as ?after=).
+	Next string `json:"next,omitempty"`
+}
+
+// Problem is an error's RFC 7807 problem+json document.
+type Problem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail"`
+	Instance string `json:"instance"`
+}
+
+// RPOHistoryView is GET /groups/{group}/rpo-history: the group's RPO as the timer rated it, a sample a
+// minute, oldest first.
+type RPOHistoryView struct {
+	Group   string          `json:"group"`
+	Samples []RPOSampleView `json:"samples"`
+}
+
+// RPOSampleView is one minute's RPO and health.
+type RPOSampleView struct {
+	Time       time.Time `json:"time"`
+	RPOSeconds float64   `json:"rpoSeconds"`
+	Health     string    `json:"health"`
+}

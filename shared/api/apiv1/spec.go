@@ -1,0 +1,243 @@
+package apiv1
+
+import "time"
+
+// The group and plan specs and the agent's exchange, as the wire carries them. They are copies of the
+// domain's types (shared/replication, shared/recovery), field for field and tag for tag, so that this
+// package needs nothing but the standard library — a client links no job engine — and the OpenAPI
+// document describes exactly what the server sends: apiserver's TestWireTypesMatchTheDomain compares
+// each one's schema with its domain twin's, and the server converts between them (apiserver.Convert).
+
+// AgentInstructions is the heartbeat's answer: what the agent must do.
+type AgentInstructions struct {
+	State     State  `json:"state"`
+	Reason    string `json:"reason,omitempty"`
+	Watermark int64  `json:"watermark"`
+	// Resync asks for a checksum resync starting with a resync batch (the group stopped at a gap).
+	Resync bool `json:"resync"`
+	// Stop asks the agent to stop taking writes, flush, mark the end and report (planned failover).
+	Stop bool `json:"stop"`
+	// MarkerRequestedAt, when set, asks for a crash-consistent marker (once per distinct time).
+	MarkerRequestedAt *time.Time `json:"markerRequestedAt,omitempty"`
+	// AppMarkerRequestedAt asks for an app-consistent marker: hooks, marker, hooks (once per time).
+	AppMarkerRequestedAt *time.Time `json:"appMarkerRequestedAt,omitempty"`
+}
+
+// AgentReport is the agent's heartbeat.
+type AgentReport struct {
+	Seq int64 `json:"seq"`
+	// Stopped: the agent stopped taking writes as told (planned failover) and Seq is its last.
+	Stopped            bool    `json:"stopped"`
+	BaselineDoneBytes  int64   `json:"baselineDoneBytes"`
+	BaselineTotalBytes int64   `json:"baselineTotalBytes"`
+	BaselineRateBps    float64 `json:"baselineRateBytesPerSecond"`
+	// The sync's blocks compared so far and those found different and sent.
+	BaselineBlocks     int64 `json:"baselineBlocks"`
+	BaselineBlocksSent int64 `json:"baselineBlocksSent"`
+}
+
+// Capture is how a disk's writes reach the group's stream, and the consistency that gives its
+// recovery points. It is the source's kind: the API shows it on every disk, so that nobody takes a
+// point of a scanned disk for a crash-consistent one.
+type Capture struct {
+	Disk string `json:"disk"`
+	Mode string `json:"mode"`
+	// CrashConsistent: every point of the group is a prefix of the disk's writes in the order they
+	// completed, across all such disks of the group.
+	CrashConsistent bool   `json:"crashConsistent"`
+	Note            string `json:"note"`
+}
+
+// DiskHashes is one page of a disk's block checksums on the target (for the agent's checksum resync):
+// the blocks From to From+len(Hashes)-1 of Blocks. Next is the first block of the next page (absent on
+// the last): a 4 TiB disk has four million blocks, far more than one call may read within Azure's 230 s
+// cap on an HTTP-triggered call.
+type DiskHashes struct {
+	BlockSize int64    `json:"blockSize"`
+	Blocks    int64    `json:"blocks"`
+	From      int64    `json:"from"`
+	Hashes    []string `json:"hashes"`
+	Next      *int64   `json:"next,omitempty"`
+}
+
+// DiskSpec is one protected disk. Source says where the agent reads it: "nbd:<path>" (a disk image or
+// block device the agent serves as an NBD export: every write captured in order), "agent" (writes
+// arrive through the agent's write API), "file:<path>" (a disk image or block device scanned by
+// hashing: not crash-consistent), or "pageblob:<url>" (a page blob in the source account). capture.go
+// says what consistency each gives.
+type DiskSpec struct {
+	Name      string `json:"name"`
+	SizeBytes int64  `json:"sizeBytes"`
+	Source    string `json:"source"`
+	// What the failed-over VM needs of the disk (machine.go): its role (exactly one "os" disk per VM), and
+	// for the OS disk the OS type, Hyper-V generation and security type, which must match the source or
+	// the VM will not boot; every disk's managed-disk SKU.
+	Role             string `json:"role,omitempty"`
+	OSType           string `json:"osType,omitempty"`
+	HyperVGeneration string `json:"hyperVGeneration,omitempty"`
+	SecurityType     string `json:"securityType,omitempty"`
+	SKU              string `json:"sku,omitempty"`
+	// ManagedDisk is the source VM's managed disk this disk is (its resource id): reprotect exports it
+	// to replicate back into it, sending only the blocks that differ.
+	ManagedDisk string `json:"managedDisk,omitempty"`
+}
+
+// GroupSpec is what the operator asks for when enabling replication of a consistency group.
+type GroupSpec struct {
+	VMs     []VMSpec    `json:"vms"`
+	Target  TargetSpec  `json:"target"`
+	Policy  Policy      `json:"policy"`
+	Network NetworkSpec `json:"network"`
+}
+
+// NetworkMapping maps a source "vnet/subnet" to the target region's subnet, and to an isolated test
+// subnet for test failovers (which must never share the production network). A target or test subnet
+// is either "vnet/subnet" in the recovery resource group — created on enable when it is missing, as Site
+// Recovery creates its target network, which needs its address prefix (targetPrefix, testPrefix) — or
+// the full resource id of an existing subnet, used as it is.
+type NetworkMapping struct {
+	Source       string `json:"source"`
+	Target       string `json:"target"`
+	Test         string `json:"test"`
+	TargetPrefix string `json:"targetPrefix,omitempty"`
+	TestPrefix   string `json:"testPrefix,omitempty"`
+}
+
+// NetworkSpec maps source subnets to target ones.
+type NetworkSpec struct {
+	Mappings []NetworkMapping `json:"mappings,omitempty"`
+}
+
+// Policy is the replication policy.
+type Policy struct {
+	CrashConsistentIntervalSeconds int `json:"crashConsistentIntervalSeconds"`
+	AppConsistentIntervalSeconds   int `json:"appConsistentIntervalSeconds"`
+	RetentionHours                 int `json:"retentionHours"`
+	JournalWindowMinutes           int `json:"journalWindowMinutes"`
+	// RPO health thresholds: Warning above RPOWarningMinutes, Critical above RPOCriticalMinutes or
+	// when no recovery point is younger than NoPointCriticalMinutes.
+	RPOWarningMinutes      int `json:"rpoWarningMinutes"`
+	RPOCriticalMinutes     int `json:"rpoCriticalMinutes"`
+	NoPointCriticalMinutes int `json:"noPointCriticalMinutes"`
+}
+
+// SeedDisk is one disk to seed: its key in the group, the managed disk it comes from, its size.
+type SeedDisk struct {
+	Key         string `json:"key"`
+	ManagedDisk string `json:"managedDisk"`
+	SizeBytes   int64  `json:"sizeBytes"`
+}
+
+// SeedProgress is one disk's copy.
+type SeedProgress struct {
+	Key    string `json:"key"`
+	Blob   string `json:"blob"`
+	State  string `json:"state"` // copying, done, failed
+	Copied int64  `json:"copiedBytes"`
+	Total  int64  `json:"totalBytes"`
+	Error  string `json:"error,omitempty"`
+}
+
+// SeedRequest asks for disks to be seeded into a container of this site's target storage.
+type SeedRequest struct {
+	Container string     `json:"container"`
+	Disks     []SeedDisk `json:"disks"`
+}
+
+// SeedStatus is every disk's copy; Done once all are done.
+type SeedStatus struct {
+	Done  bool           `json:"done"`
+	Disks []SeedProgress `json:"disks"`
+}
+
+// State is where a consistency group stands. Every change of a group's state goes through Move, so
+// the transitions below are the whole life cycle:
+//
+//	InitialReplication ─► Protected ◄─► ResyncRequired ─► Resyncing ─► Protected   (replicating this way)
+//	any of those ─► FailedOver ─► Committed ─► Reprotected ─► FailedBack ─► ResyncRequired
+//	any state ─► Disabled (the operator's DELETE; the group's rows may then be removed) ─► FailedOver
+type State string
+
+// TargetResources are what a group fails over into, made on enable as Site Recovery makes them: the
+// recovery resource group, the virtual networks and subnets of the network mapping (the isolated test
+// subnet included) and the availability sets. They are recorded on the group and shown by the API.
+type TargetResources struct {
+	ResourceGroup   string `json:"resourceGroup"`   // its name
+	ResourceGroupID string `json:"resourceGroupId"` // its id
+	// Deployment is the ARM deployment that made what was missing ("" when everything existed).
+	Deployment string `json:"deployment,omitempty"`
+	State      string `json:"state"` // Running, Succeeded or Failed
+	Error      string `json:"error,omitempty"`
+	// Subnets maps each mapping's target and test subnet, as the spec names it, to its resource id.
+	Subnets map[string]string `json:"subnets,omitempty"`
+	// AvailabilitySets are the ids of the sets the VMs are placed in.
+	AvailabilitySets []string `json:"availabilitySets,omitempty"`
+	// Created lists the ids the deployment made (the rest existed and were used as they are).
+	Created []string `json:"created,omitempty"`
+}
+
+// TargetSpec says where the replicas live in the target region's storage account.
+type TargetSpec struct {
+	// Container holds the group's target disks (created when missing), like ASR's "-asr" resources.
+	Container string `json:"container"`
+	// Disks names existing page blobs ("container/blob", by disk key "vm/disk") to replicate into instead
+	// of new ones in Container — a reprotect's original disks. The first sync then compares block
+	// checksums with them and sends only the blocks that differ.
+	Disks map[string]string `json:"disks,omitempty"`
+	// ResourceGroup is where failed-over VMs come up (machine.go: default and grammar).
+	ResourceGroup string `json:"resourceGroup,omitempty"`
+}
+
+// VMSpec is one protected VM.
+type VMSpec struct {
+	Name  string     `json:"name"`
+	Disks []DiskSpec `json:"disks"`
+	// Subnet is the VM's source "vnet/subnet"; a network mapping says where it lands.
+	Subnet string `json:"subnet,omitempty"`
+	// StaticIP is kept on failover (the target subnet must have it free).
+	StaticIP string `json:"staticIP,omitempty"`
+	// Zone is the availability zone the failed-over VM is placed in ("1", "2" or "3").
+	Zone string `json:"zone,omitempty"`
+	// AvailabilitySet places the failed-over VM in this availability set of the target resource group
+	// (created by the first VM's deployment that names it); a VM has a zone or a set, not both.
+	AvailabilitySet string `json:"availabilitySet,omitempty"`
+	// Size is the failed-over VM's Azure size (machine.go: default and grammar).
+	Size string `json:"size,omitempty"`
+}
+
+// Action is a step between boot groups. A webhook POSTs a JSON body signed with HMAC-SHA256 (the app's
+// StandbyWebhookSecret) to URL and expects ExpectStatus within TimeoutSeconds; a manual action waits
+// until an operator acknowledges it through the API, Instructions telling them what to check.
+type Action struct {
+	Name           string `json:"name"`
+	Type           string `json:"type"`
+	URL            string `json:"url,omitempty"`
+	TimeoutSeconds int    `json:"timeoutSeconds,omitempty"`
+	ExpectStatus   int    `json:"expectStatus,omitempty"`
+	Instructions   string `json:"instructions,omitempty"`
+}
+
+// BootGroup is a set of VMs ("group/vm") that come up together, after the boot groups before it, with
+// actions before (pre) and after (post) they come up.
+type BootGroup struct {
+	Name string   `json:"name"`
+	VMs  []string `json:"vms"`
+	Pre  []Action `json:"pre,omitempty"`
+	Post []Action `json:"post,omitempty"`
+}
+
+// JobStep is one step's record.
+type JobStep struct {
+	Name    string    `json:"name"`
+	State   string    `json:"state"` // pending, running, done, failed
+	Started time.Time `json:"started,omitempty"`
+	Ended   time.Time `json:"ended,omitempty"`
+	Outcome string    `json:"outcome,omitempty"`
+	Tries   int       `json:"tries,omitempty"`
+}
+
+// PlanSpec is what the operator PUTs.
+type PlanSpec struct {
+	Groups     []string    `json:"groups"`
+	BootGroups []BootGroup `json:"bootGroups"`
+}

@@ -1,0 +1,200 @@
+package recovery
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/standby-dr/standby/shared/replication"
+)
+
+// Actions between boot groups. A webhook is POSTed once it is due and marked done in the job's work
+// when it answered as expected; a step redelivered after the POST but before the mark sends it again,
+// with the same X-Standby-Delivery id, so a receiver can tell. A manual action waits, polling, until
+// an operator acknowledges it (Admission.Acknowledge marks it in the job's work).
+
+// WebhookPayload is the JSON body a webhook action receives.
+type WebhookPayload struct {
+	Plan      string    `json:"plan"`
+	Job       string    `json:"job"`
+	JobType   string    `json:"jobType"`
+	BootGroup string    `json:"bootGroup"`
+	Phase     string    `json:"phase"` // pre or post
+	Action    string    `json:"action"`
+	VMs       []string  `json:"vms"` // the VMs up so far, group/vm
+	Time      time.Time `json:"time"`
+}
+
+// Webhook headers: the body's HMAC-SHA256 with the app's StandbyWebhookSecret, hex, as "sha256=<hex>";
+// the delivery's id (job/action), the same for every attempt.
+const (
+	SignatureHeader = "X-Standby-Signature"
+	DeliveryHeader  = "X-Standby-Delivery"
+)
+
+// Sign is a webhook body's signature header value.
+func Sign(secret, body []byte) string {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write(body)
+	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+func (r *JobRunner) runActions(ctx context.Context, j *Job, b BootGroup, phase string, actions []Action) (string, time.Duration, error) {
+	var done []string
+	for _, a := range actions {
+		key := "action:" + a.Name
+		if j.Work[key] != "" {
+			done = append(done, a.Name)
+			continue
+		}
+		switch a.Type {
+		case ActionManual:
+			if j.Work["ack:"+a.Name] == "" {
+				what := fmt.Sprintf("boot group %s: waiting for an operator to acknowledge %s (POST /api/v1/jobs/%s/acknowledge {\"action\":%q})", b.Name, a.Name, j.ID(), a.Name)
+				if a.Instructions != "" {
+					what += ": " + a.Instructions
+				}
+				return what, r.poll(j, time.Second), nil
+			}
+			j.Work[key] = "acknowledged " + j.Work["ack:"+a.Name]
+		case ActionWebhook:
+			status, err := r.callWebhook(ctx, j, b, phase, a)
+			if err != nil {
+				return "", 0, permanentError{fmt.Errorf("boot group %s %s action %s: %v", b.Name, phase, a.Name, err)}
+			}
+			j.Work[key] = fmt.Sprintf("answered %d", status)
+		}
+		done = append(done, a.Name)
+	}
+	if len(done) == 0 {
+		return fmt.Sprintf("boot group %s: no %s actions", b.Name, phase), 0, nil
+	}
+	return fmt.Sprintf("boot group %s: %s actions done: %s", b.Name, phase, strings.Join(done, ", ")), 0, nil
+}
+
+// callWebhook POSTs the signed payload and checks the answer's status; an error says what came back.
+func (r *JobRunner) callWebhook(ctx context.Context, j *Job, b BootGroup, phase string, a Action) (int, error) {
+	if len(r.WebhookSecret) == 0 {
+		return 0, errors.New("webhooks are signed with StandbyWebhookSecret, which is not set")
+	}
+	p := WebhookPayload{Plan: j.Plan, Job: j.ID(), JobType: j.Type, BootGroup: b.Name, Phase: phase, Action: a.Name, Time: r.Now().UTC(), VMs: []string{}}
+	for k := range j.Result {
+		if vm, ok := strings.CutPrefix(k, "vm:"); ok {
+			p.VMs = append(p.VMs, vm)
+		}
+	}
+	body, _ := json.Marshal(p)
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(a.TimeoutSeconds)*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.URL, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(SignatureHeader, Sign(r.WebhookSecret, body))
+	req.Header.Set(DeliveryHeader, j.ID()+"/"+a.Name)
+	client := r.HTTP
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("POST %s: %v", RedactURL(a.URL), err)
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode != a.ExpectStatus {
+		return resp.StatusCode, fmt.Errorf("POST %s answered %d, expected %d: %s", RedactURL(a.URL), resp.StatusCode, a.ExpectStatus, strings.TrimSpace(string(answer)))
+	}
+	r.Log.Info("webhook action done", "job", j.ID(), "plan", j.Plan, "action", a.Name, "status", resp.StatusCode)
+	return resp.StatusCode, nil
+}
+
+// RedactURL drops a URL's query (it may carry a token) from what is logged or reported.
+func RedactURL(u string) string {
+	if i := strings.IndexAny(u, "?#"); i >= 0 {
+		return replication.Redact(u[:i]) + "?…"
+	}
+	return replication.Redact(u)
+}
+
+// Acknowledge records an operator's acknowledgement of a manual action of a running plan job.
+func (a *Admission) Acknowledge(ctx context.Context, jobID, action string) (Job, error) {
+	if !ValidJobID(jobID) {
+		return Job{}, fmt.Errorf("%w: job id %q is not 32 hex digits", replication.ErrInvalid, jobID)
+	}
+	return replication.Mutate(ctx, a.State, JobsTable, jobID, JobRow, func(j *Job, found bool) error {
+		if !found {
+			return fmt.Errorf("job %s: %w", jobID, replication.ErrNotFound)
+		}
+		if j.Plan == "" || j.Terminal() {
+			return fmt.Errorf("%w: job %s is not a running plan job", replication.ErrState, jobID)
+		}
+		rec, err := Plans{State: a.State, Now: a.Now}.Get(ctx, j.Plan)
+		if err != nil {
+			return err
+		}
+		if !rec.Spec.hasManual(action) {
+			return fmt.Errorf("%w: action: plan %s has no manual action %q", replication.ErrInvalid, j.Plan, action)
+		}
+		if j.Work == nil {
+			j.Work = map[string]string{}
+		}
+		if j.Work["ack:"+action] != "" {
+			return replication.ErrUnchanged
+		}
+		j.Work["ack:"+action] = a.Now().UTC().Format(time.RFC3339)
+		return nil
+	})
+}
+
+func (p PlanSpec) hasManual(name string) bool {
+	for _, b := range p.BootGroups {
+		for _, a := range append(append([]Action{}, b.Pre...), b.Post...) {
+			if a.Name == name && a.Type == ActionManual {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// WebhookClient is the HTTP client plan webhooks go out with. Unless private is set it dials public
+// addresses only — never loopback, private, link-local (the instance metadata service at
+// 169.254.169.254 among them) or unspecified ones — checked on the address actually dialled, so a name
+// that resolves there later is refused too; and it follows no redirect.
+func WebhookClient(private bool) *http.Client {
+	dialer := &net.Dialer{Timeout: 10 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
+		host, _, err := net.SplitHostPort(address)
+		if err != nil {
+			return err
+		}
+		ip, err := netip.ParseAddr(host)
+		if err != nil {
+			return err
+		}
+		ip = ip.Unmap()
+		if !private && (ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() || ip.IsMulticast()) {
+			return fmt.Errorf("webhook address %s is not public (StandbyWebhookAllowPrivate allows it)", ip)
+		}
+		return nil
+	}}
+	// net/http's DefaultTransport settings, without its proxy, and not cloned from it: a process may have
+	// replaced the default transport (the tests check the API's answers through theirs).
+	transport := &http.Transport{DialContext: dialer.DialContext, ForceAttemptHTTP2: true, MaxIdleConns: 100,
+		IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 10 * time.Second, ExpectContinueTimeout: time.Second}
+	return &http.Client{Transport: transport, Timeout: 5 * time.Minute,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}

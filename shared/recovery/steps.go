@@ -1,0 +1,235 @@
+package recovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/standby-dr/standby/shared/replication"
+)
+
+// TestContainer is where a group's test failover materializes its disks; FailoverContainer, a real one's.
+func TestContainer(group string) string     { return group + "-test" }
+func FailoverContainer(group string) string { return group + "-failover" }
+
+// materialize is the part every failover shares: a point chosen and held, its disks copied (and the
+// journal replayed for a time), machine definitions written, the VMs brought up from them.
+var materialize = []stepDef{
+	{"resolve-point", resolvePoint},
+	{"hold-point", holdPoint},
+	{"start-copies", startCopies},
+	{"wait-copies", waitCopies},
+	{"replay-journal", replayJournal},
+	{"machine-definitions", machineDefinitions},
+	{"deploy-vms", deployVMs},
+	{"wait-vms", waitVMs},
+}
+
+// unplannedSteps: the source is gone; nothing here touches it.
+var unplannedSteps = append(append([]stepDef{}, materialize...), stepDef{"mark-failed-over", markFailedOver})
+
+// changePointSteps make the failover disks and VMs again from another point: the previous VMs go first.
+var changePointSteps = append([]stepDef{{"delete-previous-vms", deletePreviousVMs}}, unplannedSteps...)
+
+// plannedSteps: the agent stops taking writes and flushes, the job waits until apply has everything and
+// a point marks the agent's final sequence, then fails over to that point: nothing acknowledged is lost.
+var plannedSteps = append(append([]stepDef{{"stop-source", stopSource}, {"wait-source-drained", waitDrained}}, materialize...),
+	stepDef{"mark-failed-over", markFailedOver})
+
+var commitSteps = []stepDef{
+	{"delete-other-points", deleteOtherPoints},
+	{"mark-committed", markCommitted},
+}
+
+func stopSource(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
+	_, err := replication.UpdateGroup(ctx, r.State, j.Group, func(rec *replication.GroupRecord) error {
+		if rec.StopRequested {
+			return replication.ErrUnchanged
+		}
+		rec.StopRequested, rec.AgentStoppedSeq = true, 0
+		return nil
+	})
+	return "the agent is told to stop taking writes and flush", 0, err
+}
+
+// waitDrained polls until the agent has stopped, apply has applied its final sequence and a recovery
+// point stands at it.
+func waitDrained(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
+	rec := g.Record
+	if rec.AgentStoppedSeq == 0 {
+		return "waiting for the agent to stop", r.poll(j, 2*time.Second), nil
+	}
+	if rec.Watermark < rec.AgentStoppedSeq {
+		return fmt.Sprintf("applying: watermark %d of %d", rec.Watermark, rec.AgentStoppedSeq), r.poll(j, time.Second), nil
+	}
+	// The final sequence is the agent's only if the journal holds no batch past it.
+	if seqs, err := r.Journal.List(ctx, j.Group); err != nil {
+		return "", 0, err
+	} else if len(seqs) > 0 && slices.Max(seqs) > rec.AgentStoppedSeq {
+		if _, err := replication.UpdateGroup(ctx, r.State, j.Group, func(g *replication.GroupRecord) error {
+			g.AgentStoppedSeq = 0 // not the agent's final sequence: wait for its own report
+			return nil
+		}); err != nil {
+			return "", 0, err
+		}
+		r.Log.Warn("stop report ignored: the journal holds later batches", "job", j.ID(), "group", j.Group, "seq", rec.AgentStoppedSeq, "journal", slices.Max(seqs))
+		return fmt.Sprintf("the reported final sequence %d is not the agent's (the journal holds batch %d): waiting for the agent", rec.AgentStoppedSeq, slices.Max(seqs)), r.poll(j, 2*time.Second), nil
+	}
+	points, err := replication.ListPoints(ctx, r.State, j.Group)
+	if err != nil {
+		return "", 0, err
+	}
+	if len(points) == 0 || points[0].Seq < rec.AgentStoppedSeq {
+		return "waiting for the final recovery point", r.poll(j, time.Second), nil
+	}
+	j.RecoveryPoint = points[0].ID // fail over to exactly the final point
+	return fmt.Sprintf("drained: final sequence %d is point %s", rec.AgentStoppedSeq, points[0].ID), 0, nil
+}
+
+func markFailedOver(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
+	_, err := replication.UpdateGroup(ctx, r.State, j.Group, func(rec *replication.GroupRecord) error {
+		rec.FailoverJob = j.ID()
+		return rec.Move(replication.StateFailedOver, fmt.Sprintf("failed over to %s by job %s", j.PointID, j.ID()), r.Now().UTC())
+	})
+	if err != nil || !inPlace(j, g) {
+		return "group state FailedOver", 0, err
+	}
+	// Apply has stopped (the group is FailedOver): its leases go, so the VMs can attach their disks.
+	for _, d := range g.Spec.Disks() {
+		if err := r.Pages.BreakLease(ctx, g.TargetDisk(d.Key)); err != nil {
+			return "", 0, err
+		}
+	}
+	return "group state FailedOver; the disks' apply leases are broken for the VMs to attach them", 0, nil
+}
+
+// deleteOtherPoints removes every recovery point but the one the failover used (snapshots, then rows).
+func deleteOtherPoints(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
+	var failover Job
+	if _, err := r.State.Get(ctx, JobsTable, g.Record.FailoverJob, JobRow, &failover); err != nil {
+		return "", 0, fmt.Errorf("the failover job %q: %w", g.Record.FailoverJob, err)
+	}
+	points, err := replication.ListPoints(ctx, r.State, j.Group)
+	if err != nil {
+		return "", 0, err
+	}
+	deleted := 0
+	for _, p := range points {
+		if p.ID == failover.PointID {
+			continue
+		}
+		for key, snap := range p.Snapshots {
+			if err := r.Pages.DeleteSnapshot(ctx, g.TargetDisk(key), snap); err != nil {
+				return "", 0, err
+			}
+		}
+		if err := r.State.Delete(ctx, replication.PointsTable, p.PartitionKey, p.RowKey, ""); err != nil && !errors.Is(err, replication.ErrNotFound) {
+			return "", 0, err
+		}
+		deleted++
+	}
+	return fmt.Sprintf("%d other points deleted; %s kept", deleted, failover.PointID), 0, nil
+}
+
+func markCommitted(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
+	_, err := replication.UpdateGroup(ctx, r.State, j.Group, func(rec *replication.GroupRecord) error {
+		return rec.Move(replication.StateCommitted, "failover committed by job "+j.ID(), r.Now().UTC())
+	})
+	return "group state Committed", 0, err
+}
+
+var cleanupSteps = []stepDef{
+	{"delete-test-vms", deleteTestVMs},
+	{"delete-test-disks", deleteTestDisks},
+	{"release-holds", releaseTestHolds},
+}
+
+// inPlace reports whether the job fails over onto the group's target disks themselves: a planned
+// failover of a group whose targets were given (a reprotected group's original disks) — failback. The
+// drained disks hold the final point exactly, and the VMs come back on their own disks.
+func inPlace(j *Job, g *replication.Group) bool {
+	return j.Type == JobPlannedFailover && len(g.Spec.Target.Disks) == len(g.Spec.Disks())
+}
+
+func startCopies(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
+	p, err := r.point(ctx, j)
+	if err != nil {
+		return "", 0, err
+	}
+	if inPlace(j, g) {
+		if g.Record.Watermark != p.Seq {
+			return "", 0, permanentError{fmt.Errorf("the target disks are at sequence %d, not at the final point %s (%d): they cannot be failed over in place", g.Record.Watermark, p.ID, p.Seq)}
+		}
+		j.Container = g.Spec.Target.Container
+		return fmt.Sprintf("in place: the original disks hold %s; nothing to copy", p.ID), 0, nil
+	}
+	j.Container = TestContainer(j.Group)
+	if j.Type != JobTestFailover {
+		j.Container = FailoverContainer(j.Group)
+	}
+	res, err := r.Restorer.StartCopies(ctx, g, p, j.Container)
+	if err != nil {
+		return "", 0, err
+	}
+	return fmt.Sprintf("%d server-side copies into %s", len(res.Disks), j.Container), 0, nil
+}
+
+// materializedDisks are the disks a test failover or a failover makes in container.
+func (r *JobRunner) materializedDisks(g *replication.Group, container string) map[string]replication.DiskRef {
+	disks := map[string]replication.DiskRef{}
+	for _, d := range g.Spec.Disks() {
+		disks[d.Key] = replication.DiskIn(container, d.Key)
+	}
+	return disks
+}
+
+func waitCopies(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
+	if inPlace(j, g) {
+		return "nothing copied", 0, nil
+	}
+	done, err := r.Restorer.CopiesDone(ctx, r.materializedDisks(g, j.Container))
+	if err != nil {
+		return "", 0, err
+	}
+	if !done {
+		return "copies pending", r.poll(j, 2*time.Second), nil
+	}
+	return "copies complete", 0, nil
+}
+
+func replayJournal(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
+	at, ok := j.Work["time"]
+	if !ok {
+		return "a recovery point: nothing to replay", 0, nil
+	}
+	t, _ := time.Parse(time.RFC3339Nano, at)
+	p, err := r.point(ctx, j)
+	if err != nil {
+		return "", 0, err
+	}
+	res := replication.RestoreResult{Point: p, Disks: r.materializedDisks(g, j.Container), LastSeq: p.Seq, EffectiveAt: p.SourceTime}
+	res, err = r.Restorer.Replay(ctx, g, res, t)
+	if err != nil {
+		return "", 0, err
+	}
+	j.Work["effectiveSeq"] = fmt.Sprint(res.LastSeq)
+	j.Work["effectiveTime"] = res.EffectiveAt.Format(time.RFC3339Nano)
+	return fmt.Sprintf("%d journal batches replayed: the disks hold sequence %d (%s)", res.Replayed, res.LastSeq, res.EffectiveAt.Format(time.RFC3339Nano)), 0, nil
+}
+
+func deleteTestDisks(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
+	container := TestContainer(j.Group)
+	for _, ref := range r.materializedDisks(g, container) {
+		if err := r.Pages.Delete(ctx, ref); err != nil {
+			return "", 0, err
+		}
+	}
+	for _, vm := range g.Spec.VMs {
+		if err := r.Pages.Delete(ctx, TemplateBlob(container, vm.Name)); err != nil {
+			return "", 0, err
+		}
+	}
+	return fmt.Sprintf("test disks in %s deleted", container), 0, nil
+}

@@ -1,0 +1,107 @@
+package recovery_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/standby-dr/standby/shared/azure/armtypes"
+	"github.com/standby-dr/standby/shared/recovery"
+	"github.com/standby-dr/standby/shared/replication"
+)
+
+// typeCatalog loads the published type definitions (../shared/reference/azure-types beside the repo).
+func typeCatalog(t *testing.T) *armtypes.Catalog {
+	t.Helper()
+	dir, _ := os.Getwd()
+	for {
+		d := filepath.Join(dir, "shared", "reference", "azure-types")
+		if _, err := os.Stat(filepath.Join(d, "README.md")); err == nil {
+			cat, err := armtypes.Load(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return cat
+		}
+		if filepath.Dir(dir) == dir {
+			if os.Getenv("STANDBY_REQUIRE_TYPES") != "" {
+				t.Fatal("no shared/reference/azure-types here or above")
+			}
+			t.Skip("no shared/reference/azure-types here or above")
+		}
+		dir = filepath.Dir(dir)
+	}
+}
+
+func machine(zone, avset, security string) replication.VMSpec {
+	spec := replication.GroupSpec{Network: replication.NetworkSpec{Mappings: []replication.NetworkMapping{{Source: "src/db", Target: "prod-vnet/db", Test: "test-vnet/db"}}},
+		VMs: []replication.VMSpec{{Name: "db", Subnet: "src/db", StaticIP: "10.1.0.7", Zone: zone, AvailabilitySet: avset,
+			Disks: []replication.DiskSpec{{Name: "os", SizeBytes: 64 << 20, Source: "agent", SecurityType: security, HyperVGeneration: map[bool]string{true: "V2", false: "V1"}[security != ""]},
+				{Name: "data", SizeBytes: 32 << 20, Source: "agent", SKU: "Premium_LRS"}}}}}
+	spec.Normalize("g1")
+	if err := spec.Validate(); err != nil {
+		panic(err)
+	}
+	return spec.VMs[0]
+}
+
+// Every resource of a VM's deployment passes the published type definitions, and no name the spec gives
+// appears in the template itself: they travel as parameter values.
+func TestMachineDeploymentPassesTheTypeDefinitions(t *testing.T) {
+	cat := typeCatalog(t)
+	for name, vm := range map[string]replication.VMSpec{"zone": machine("2", "", ""), "availability set": machine("", "db-set", ""),
+		"trusted launch": machine("", "", "TrustedLaunch")} {
+		tpl, values := recovery.MachineDeployment(recovery.MachinePlan{VM: vm, Subnet: "prod-vnet/db", Suffix: "0123abcd",
+			StorageAccountID: "/subscriptions/s/resourceGroups/r/providers/Microsoft.Storage/storageAccounts/tgt",
+			DiskURL:          func(key string) string { return "https://tgt.blob.core.windows.net/g1-failover/" + key + ".vhd" }})
+		for _, res := range tpl.Resources {
+			typ, api := res["type"].(string), res["apiVersion"].(string)
+			for _, err := range cat.Check(typ, api, res) {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+		text, _ := json.Marshal(tpl)
+		for _, literal := range []string{"db-set", "prod-vnet", "10.1.0.7", "tgt.blob", "Microsoft.Storage/storageAccounts/tgt", "db-os-0123abcd"} {
+			if strings.Contains(string(text), literal) {
+				t.Errorf("%s: the template itself holds %q: user strings travel only as parameters", name, literal)
+			}
+		}
+		for p := range tpl.Parameters {
+			if _, ok := values[p]; !ok {
+				t.Errorf("%s: parameter %s has no value", name, p)
+			}
+		}
+	}
+	// The check is not blind: a misspelt property is refused.
+	tpl, _ := recovery.MachineDeployment(recovery.MachinePlan{VM: machine("", "", ""), Subnet: "v/s", Suffix: "x", DiskURL: func(string) string { return "u" }})
+	vmRes := tpl.Resources[len(tpl.Resources)-1]
+	vmRes["properties"].(map[string]any)["hardwarProfile"] = vmRes["properties"].(map[string]any)["hardwareProfile"]
+	if errs := cat.Check("Microsoft.Compute/virtualMachines", "2025-04-01", vmRes); len(errs) == 0 {
+		t.Fatal("a misspelt property passed the check")
+	}
+}
+
+// A hostile name — an original disk's blob name built to close the expression and call listKeys —
+// reaches the template only as a parameter's value, never as part of an expression.
+func TestHostileNamesStayParameters(t *testing.T) {
+	hostile := "x')], \"y\": \"[listKeys('acct', '2023-01-01').keys[0].value]"
+	vm := replication.VMSpec{Name: "vm", Size: "Standard_D2s_v5", StaticIP: "10.0.0.4", AvailabilitySet: "set",
+		Disks: []replication.DiskSpec{{Name: "os", SizeBytes: 1 << 20, Role: "os", OSType: "Linux", HyperVGeneration: "V1", SecurityType: "Standard", SKU: "Standard_LRS"}}}
+	tpl, values := recovery.MachineDeployment(recovery.MachinePlan{VM: vm, Subnet: "/subscriptions/s/resourceGroups/r/providers/Microsoft.Network/virtualNetworks/v/subnets/" + hostile,
+		StorageAccountID: hostile, Suffix: "01234567", DiskURL: func(string) string { return "https://a.blob.core.windows.net/c/" + hostile }})
+	doc, _ := json.Marshal(tpl)
+	if strings.Contains(string(doc), "listKeys") {
+		t.Fatalf("a hostile string reached the template's expressions:\n%s", doc)
+	}
+	found := 0
+	for _, v := range values {
+		if s, ok := v.(string); ok && strings.Contains(s, "listKeys") {
+			found++
+		}
+	}
+	if found != 3 {
+		t.Fatalf("the hostile strings should travel as 3 parameter values, found %d", found)
+	}
+}

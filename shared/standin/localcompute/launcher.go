@@ -1,0 +1,90 @@
+package localcompute
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/standby-dr/standby/shared/standin/qemu"
+)
+
+// QEMU boots VMs with shared/standin/qemu's command line, detached: in a session of their own and with the
+// serial console going to the VM's log file, so a VM outlives the process that deployed it, as an Azure
+// VM outlives the function that created it.
+type QEMU struct {
+	Images    qemu.Images // the platform's boot files (direct kernel boot; the OS disk is the root)
+	MemoryMiB int
+}
+
+// Start boots the VM (user-mode networking, or none when isolated) and returns QEMU's pid. A VM that a
+// launcher killed midway already started (its pidfile names a live QEMU) is found, not started twice.
+func (q QEMU) Start(_ context.Context, vm MachineSpec) (int, error) {
+	pidFile := filepath.Join(filepath.Dir(vm.SerialLog), "qemu.pid")
+	if data, err := os.ReadFile(pidFile); err == nil {
+		if pid, _ := strconv.Atoi(strings.TrimSpace(string(data))); q.Running(pid) {
+			return pid, nil
+		}
+	}
+	spec := q.Images.Spec(vm.Name, vm.Disks...)
+	spec.MemoryMiB, spec.Network, spec.PIDFile = q.MemoryMiB, qemu.User, pidFile
+	if vm.Isolated {
+		spec.Network = qemu.None
+	}
+	serial, err := os.OpenFile(vm.SerialLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	defer serial.Close()
+	cmd := exec.Command("qemu-system-x86_64", spec.Args()...)
+	cmd.Stdout, cmd.Stderr = serial, serial
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	go cmd.Wait() // reaped while this process lives; init reaps it after
+	return cmd.Process.Pid, nil
+}
+
+// Running reports whether pid is a live QEMU process.
+func (QEMU) Running(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil || !bytes.Contains(cmdline, []byte("qemu-system")) {
+		return false
+	}
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	return len(fields) > 0 && fields[0] != "Z"
+}
+
+// Stop ends the VM's process.
+func (QEMU) Stop(pid int) error {
+	err := syscall.Kill(pid, syscall.SIGKILL)
+	if err == syscall.ESRCH {
+		return nil
+	}
+	return err
+}
+
+// Healthy reports whether the guest wrote its health line to the serial log, with the log's last lines.
+func (QEMU) Healthy(serialLog string) (bool, string) {
+	data, _ := os.ReadFile(serialLog)
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	healthy := false
+	for _, l := range lines {
+		if _, ok := qemu.ParseHealth(l); ok {
+			healthy = true
+		}
+	}
+	return healthy, strings.Join(lines[max(0, len(lines)-20):], "\n")
+}
