@@ -8,7 +8,8 @@ export GOFLAGS ?= -buildvcs=false
 build:
 	$(GO) build -o bin/handler ./cmd/handler
 	$(GO) build -o bin/devhost ./cmd/devhost
-	$(GO) build -o bin/agent ./cmd/agent
+	$(GO) build -tags standin -o bin/agent ./cmd/agent # the local build: also the embedded broker and the local compute
+	$(GO) build -o bin/agent-azure ./cmd/agent       # the build for Azure VMs: no stand-in linked
 	$(GO) build -o bin/verify ./cmd/verify
 	$(GO) build -o bin/standby ./cmd/standby
 

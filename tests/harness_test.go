@@ -69,7 +69,8 @@ func TestMain(m *testing.M) {
 	}
 	stagedApp = filepath.Join(dir, "dist", "app")
 	for name, pkg := range map[string]string{"devhost": "../cmd/devhost", "agent": "../cmd/agent", "verify": "../cmd/verify", "standby": "../cmd/standby", "testhandler": "./testhandler"} {
-		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg).CombinedOutput()
+		// The agent's local build (-tags standin) writes to the embedded broker; the others need no tag.
+		out, err := exec.Command("go", "build", "-tags", "standin", "-o", filepath.Join(dir, name), pkg).CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", name, err, out)
 			os.Exit(1)

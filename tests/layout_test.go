@@ -106,17 +106,54 @@ func TestLayoutImports(t *testing.T) {
 	}
 }
 
+// The wings of shared/ (README, "Layout"): the domain (replication, recovery, agent, notify, proof), the
+// wire (api/apiv1, api/apiclient) and its server side (api/apiserver), the Azure adapters (azure/…), the
+// local stand-ins (standin/…), the protocols (protocol/…), the test kits (testkit/…) and the wiring
+// (backends, backends/sourceside).
+var domain = []string{"shared/replication", "shared/recovery", "shared/agent", "shared/notify", "shared/proof"}
+
+func in(rel string, prefixes ...string) bool {
+	for _, p := range prefixes {
+		if rel == p || strings.HasPrefix(rel, p+"/") {
+			return true
+		}
+	}
+	return false
+}
+
 // forbidden says why package rel may not depend on dep ("" when it may).
 func forbidden(rel, dep string) string {
 	azure := strings.HasPrefix(dep, "github.com/Azure/")
 	ours := strings.TrimPrefix(dep, module+"/")
+	isOurs := ours != dep
+	stdlib := !strings.Contains(strings.SplitN(dep, "/", 2)[0], ".")
 	switch {
-	case (strings.HasPrefix(rel, "shared/agent") || strings.HasPrefix(rel, "cmd/agent")) && strings.HasPrefix(ours, "functions/"):
+	case in(rel, "shared/agent", "cmd/agent") && strings.HasPrefix(ours, "functions/"):
 		return "the agent runs on the source VM and knows no function"
+	case in(rel, "cmd/agent", "shared/agent", "shared/backends/sourceside") && in(ours, "shared/standin"):
+		return "the agent's Azure build links no stand-in (they register from cmd/agent/standin.go, built with -tags standin)"
+	case in(rel, "cmd/agent", "shared/agent", "shared/backends/sourceside") && in(ours, "shared/recovery", "shared/backends", "shared/azure/tables", "shared/azure/servicebus", "shared/azure/azcompute") && ours != "shared/backends/sourceside":
+		return "the agent knows no job engine and nothing of the target side"
+	case in(rel, "cmd/agent", "shared/agent", "shared/backends/sourceside") && strings.HasPrefix(dep, "modernc.org/sqlite"):
+		return "the agent links no SQLite (the embedded broker is a stand-in)"
 	case strings.HasPrefix(rel, "functions/") && azure:
 		return "a function reaches Azure only through the ports it is given"
-	case (rel == "shared/replication" || rel == "shared/recovery" || rel == "shared/api/apiv1") && azure:
+	case in(rel, domain...) && azure:
 		return "the domain imports no Azure SDK"
+	case in(rel, domain...) && in(ours, "shared/azure", "shared/standin", "shared/testkit", "shared/backends", "shared/api/apiserver", "shared/api/apiclient"):
+		return "the domain knows no adapter, stand-in, test kit or server side of the API"
+	case in(rel, "shared/replication", "shared/recovery") && in(ours, "shared/api"):
+		return "the replication and recovery domains know no wire"
+	case rel == "shared/api/apiv1" && !stdlib:
+		return "the wire types depend on the standard library only (as river's rivertype)"
+	case rel == "shared/api/apiclient" && isOurs && ours != "shared/api/apiv1":
+		return "the API client links the wire types only"
+	case in(rel, "shared/protocol") && isOurs:
+		return "a protocol package stands alone"
+	case in(rel, "shared/azure") && in(ours, "shared/standin", "shared/testkit", "shared/backends", "shared/api"):
+		return "an Azure adapter knows no stand-in, test kit, wiring or API"
+	case in(rel, "shared/standin") && in(ours, "shared/azure") && !in(ours, "shared/azure/azconn", "shared/azure/armtypes"):
+		return "a stand-in uses no Azure adapter (only the settings' grammar, azconn, and the published types, armtypes)"
 	case strings.HasPrefix(rel, "shared/") && strings.HasPrefix(ours, "functions/"):
 		return "shared packages serve the functions, not the other way round"
 	}
@@ -165,12 +202,31 @@ func TestLayoutForbiddenCatchesAViolation(t *testing.T) {
 		{"shared/agent", module + "/functions/api"},
 		{"functions/apply", "github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"},
 		{"shared/recovery", "github.com/Azure/azure-sdk-for-go/sdk/data/aztables"},
+		{"cmd/agent", module + "/shared/standin/broker"},
+		{"cmd/agent", module + "/shared/recovery"},
+		{"cmd/agent", "modernc.org/sqlite"},
+		{"shared/api/apiv1", module + "/shared/replication"},
+		{"shared/api/apiv1", "github.com/google/uuid"},
+		{"shared/api/apiclient", module + "/shared/recovery"},
+		{"shared/replication", module + "/shared/azure/tables"},
+		{"shared/recovery", module + "/shared/api/apiv1"},
+		{"shared/azure/tables", module + "/shared/standin/memstore"},
+		{"shared/standin/broker", module + "/shared/azure/eventhubs"},
+		{"shared/protocol/nbd", module + "/shared/replication"},
 	} {
 		if forbidden(c[0], c[1]) == "" {
 			t.Errorf("%s → %s passed the check", c[0], c[1])
 		}
 	}
-	if why := forbidden("cmd/handler", module+"/functions/api"); why != "" {
-		t.Errorf("cmd/handler → functions/api refused: %s", why)
+	for _, c := range [][2]string{
+		{"cmd/handler", module + "/functions/api"},
+		{"shared/api/apiv1", "encoding/json"},
+		{"shared/agent", module + "/shared/api/apiv1"},
+		{"shared/standin/broker", module + "/shared/azure/azconn"},
+		{"cmd/agent", module + "/shared/backends/sourceside"},
+	} {
+		if why := forbidden(c[0], c[1]); why != "" {
+			t.Errorf("%s → %s refused: %s", c[0], c[1], why)
+		}
 	}
 }

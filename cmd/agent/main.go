@@ -21,7 +21,7 @@ import (
 
 	"github.com/standby-dr/standby/shared/agent"
 	"github.com/standby-dr/standby/shared/api/apiclient"
-	"github.com/standby-dr/standby/shared/backends"
+	"github.com/standby-dr/standby/shared/backends/sourceside"
 	"github.com/standby-dr/standby/shared/cpuprofile"
 	"github.com/standby-dr/standby/shared/replication"
 )
@@ -96,14 +96,14 @@ func runCmd(args []string) error {
 	cfg.Log = slog.New(replication.RedactingHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))).With("component", "agent")
 	cfg.Progress = showProgress
 	cfg.Connect = func() (replication.JournalStore, replication.ChangePublisher, func(), error) {
-		b, err := backends.OpenAgent(os.Getenv)
+		b, err := sourceside.Open(os.Getenv)
 		if err != nil {
 			return nil, nil, nil, err
 		}
 		return b.Journal, b.Publisher, b.Close, nil
 	}
-	cfg.SourcePages = func() (replication.PageStore, error) { return backends.SourcePages(os.Getenv) }
-	cfg.DiskSnapshots = func() (replication.DiskSnapshots, error) { return backends.OpenDiskSnapshots(os.Getenv, cfg.Log) }
+	cfg.SourcePages = func() (replication.PageStore, error) { return sourceside.SourcePages(os.Getenv) }
+	cfg.DiskSnapshots = func() (replication.DiskSnapshots, error) { return sourceside.OpenDiskSnapshots(os.Getenv, cfg.Log) }
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	summary, err := agent.Run(ctx, cfg)

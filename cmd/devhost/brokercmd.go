@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/standby-dr/standby/shared/azure/azconn"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,8 +31,8 @@ func brokerPath(appDir, explicit string) (string, error) {
 		return "", fmt.Errorf("local.settings.json: %w", err)
 	}
 	for _, name := range []string{"StandbyEventHubs", "StandbyServiceBus"} {
-		if v := ls.Values[name]; broker.IsConnection(v) {
-			p, err := broker.PathFromConnection(v)
+		if v := ls.Values[name]; azconn.IsEmbeddedBroker(v) {
+			p, err := azconn.BrokerPath(v)
 			if err != nil {
 				return "", err
 			}

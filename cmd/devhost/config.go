@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/standby-dr/standby/shared/azure/azconn"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,8 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/standby-dr/standby/shared/standin/broker"
 )
 
 // App is a function app as devhost loads it: host.json, every functions/*/function.json and
@@ -209,7 +208,7 @@ func (app *App) loadSettings(settingsFile string, environ []string) error {
 			}
 			// A relative embedded-broker path is the settings file's: the handler runs in the app's
 			// folder and the agent elsewhere, and all must open the same broker.
-			app.Values[k] = broker.AnchorConnection(s, settingsDir)
+			app.Values[k] = azconn.AnchorConnection(s, settingsDir)
 		}
 		app.HTTPPort = ls.Host.LocalHTTPPort
 	} else if !os.IsNotExist(err) {
@@ -218,7 +217,7 @@ func (app *App) loadSettings(settingsFile string, environ []string) error {
 	cwd, _ := os.Getwd()
 	for _, kv := range environ {
 		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "Standby") {
-			app.Values[k] = broker.AnchorConnection(v, cwd)
+			app.Values[k] = azconn.AnchorConnection(v, cwd)
 		}
 	}
 	if app.HTTPPort == 0 {

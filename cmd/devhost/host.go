@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/standby-dr/standby/shared/azure/azconn"
 	"io"
 	"log/slog"
 	"net/http"
@@ -44,10 +45,10 @@ func (h *Host) broker(setting string) (*broker.Broker, error) {
 	if !ok {
 		return nil, fmt.Errorf("connection setting %s is not in local.settings.json Values", setting)
 	}
-	if !broker.IsConnection(value) {
-		return nil, fmt.Errorf("connection setting %s is not an embedded broker connection (%s;Path=...): devhost drives triggers from the embedded broker only", setting, broker.ConnectionPrefix)
+	if !azconn.IsEmbeddedBroker(value) {
+		return nil, fmt.Errorf("connection setting %s is not an embedded broker connection (%s;Path=...): devhost drives triggers from the embedded broker only", setting, azconn.BrokerPrefix)
 	}
-	path, err := broker.PathFromConnection(value)
+	path, err := azconn.BrokerPath(value)
 	if err != nil {
 		return nil, fmt.Errorf("connection setting %s: %w", setting, err)
 	}

@@ -1,7 +1,10 @@
-// Package backends turns connection settings into ports, for every binary: the handler, the agent and
-// verify. It chooses, per dependency, the Azure adapter or — for a setting UseEmbeddedBroker=true;Path=…
-// — the embedded broker. Functions never import it (it pulls in the Azure SDK); the mains wire its ports
-// into them.
+// Package backends turns connection settings into ports for the handler and verify: every port of the
+// target region (tables, page blobs, the job queue, the compute) and, through sourceside, the source
+// region's. It chooses, per dependency, the Azure adapter or — for a setting UseEmbeddedBroker=true;Path=…
+// or UseLocalCompute=true;… — the local stand-in: the handler keeps the stand-ins on purpose, so that
+// devhost runs the very app that ships (what it costs: the README's Layout). The agent does not import
+// it (sourceside is its own). Functions never import it (it pulls in the Azure SDK); the mains wire its
+// ports into them.
 package backends
 
 import (
@@ -9,27 +12,22 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
+	_ "github.com/standby-dr/standby/shared/backends/standins" // the handler runs on the local stack too
+
 	"github.com/standby-dr/standby/shared/api/apiserver"
 	"github.com/standby-dr/standby/shared/api/apiv1"
-	"github.com/standby-dr/standby/shared/azure/azconn"
-	"github.com/standby-dr/standby/shared/azure/journal"
 	"github.com/standby-dr/standby/shared/azure/pageblobs"
 	"github.com/standby-dr/standby/shared/azure/tables"
+	"github.com/standby-dr/standby/shared/backends/sourceside"
 	"github.com/standby-dr/standby/shared/recovery"
 	"github.com/standby-dr/standby/shared/replication"
 )
 
-// Setting names (documented in the README's configuration reference).
+// Setting names (documented in the README's configuration reference); the source side's are sourceside's.
 const (
-	SettingTarget    = "StandbyTargetStorage"
-	SettingCache     = "StandbyCacheStorage"
-	SettingSource    = "StandbySourceStorage"
-	SettingEventHubs = "StandbyEventHubs"
-	SettingHub       = "StandbyChangeHub"
-	SettingSB        = "StandbyServiceBus"
-	SettingQueue     = "StandbyJobQueue"
-	SettingJournal   = "StandbyJournalContainer"
+	SettingTarget = "StandbyTargetStorage"
+	SettingSB     = "StandbyServiceBus"
+	SettingQueue  = "StandbyJobQueue"
 	// SettingPeerAPI is the other region's Standby API root (reprotect, failback), SettingPeerKey its key.
 	SettingPeerAPI = "StandbyPeerApi"
 	SettingPeerKey = "StandbyPeerApiKey"
@@ -89,10 +87,10 @@ func Open(ctx context.Context, getenv func(string) string, log *slog.Logger) *Ba
 		add("target-blobs", store.Ping, nil)
 	}
 	// The cache journal (block blobs in the source region).
-	if svc, err := blobService(getenv, SettingCache); err != nil {
+	if svc, err := sourceside.BlobService(getenv, sourceside.SettingCache); err != nil {
 		add("cache-blobs", nil, err)
 	} else {
-		b.Journal = newJournal(getenv, svc)
+		b.Journal = sourceside.NewJournal(getenv, svc)
 		add("cache-blobs", pageblobs.New(svc).Ping, nil)
 	}
 	if compute, accountID, err := OpenCompute(getenv, b.Pages, log); err != nil {
@@ -104,11 +102,11 @@ func Open(ctx context.Context, getenv func(string) string, log *slog.Logger) *Ba
 	if base := strings.TrimSpace(getenv(SettingPeerAPI)); base != "" {
 		b.Peer = apiserver.NewPeer(base, getenv(SettingPeerKey))
 	}
-	if s, err := openStream(getenv); err != nil {
+	if s, err := sourceside.OpenStream(getenv); err != nil {
 		add("eventhubs", nil, err)
 	} else {
-		b.Publisher, b.closer = s.publisher, append(b.closer, s.close)
-		add("eventhubs", s.check, nil)
+		b.Publisher, b.closer = s.Publisher, append(b.closer, s.Close)
+		add("eventhubs", s.Check, nil)
 	}
 	if q, err := openQueue(getenv); err != nil {
 		add("servicebus", nil, err)
@@ -119,64 +117,12 @@ func Open(ctx context.Context, getenv func(string) string, log *slog.Logger) *Ba
 	return b
 }
 
-// OpenAgent builds what the agent writes to: the journal in the cache account and the change stream.
-func OpenAgent(getenv func(string) string) (*Backends, error) {
-	svc, err := blobService(getenv, SettingCache)
-	if err != nil {
-		return nil, err
-	}
-	s, err := openStream(getenv)
-	if err != nil {
-		return nil, err
-	}
-	return &Backends{Journal: newJournal(getenv, svc), Publisher: s.publisher, closer: []func(){s.close}}, nil
-}
-
-// SourcePages is the source account holding pageblob: disks (StandbySourceStorage, else the cache account).
-func SourcePages(getenv func(string) string) (replication.PageStore, error) {
-	name := SettingSource
-	if getenv(name) == "" && getenv(name+"__blobServiceUri") == "" && getenv(name+"__serviceUri") == "" {
-		name = SettingCache
-	}
-	return PageStore(getenv, name)
-}
-
 // PageStore is the page store of the account a connection setting names.
 func PageStore(getenv func(string) string, setting string) (*pageblobs.Store, error) {
-	return open(getenv, setting, "blob", pageblobs.ServiceClient, pageblobs.New)
+	return sourceside.PageStore(getenv, setting)
 }
 
 // StateStore is the table store of the account a connection setting names.
 func StateStore(getenv func(string) string, setting string) (*tables.Store, error) {
-	return open(getenv, setting, "table", tables.ServiceClient, tables.New)
-}
-
-func blobService(getenv func(string) string, setting string) (*service.Client, error) {
-	return open(getenv, setting, "blob", pageblobs.ServiceClient, func(c *service.Client) *service.Client { return c })
-}
-
-// open resolves a storage setting for the service ("blob", "table"), builds the service client and the
-// store over it.
-func open[C, S any](getenv func(string) string, setting, svc string, client func(azconn.Setting) (C, error), store func(C) S) (S, error) {
-	var zero S
-	s, err := azconn.Lookup(getenv, setting, svc)
-	if err != nil {
-		return zero, err
-	}
-	c, err := client(s)
-	if err != nil {
-		return zero, err
-	}
-	return store(c), nil
-}
-
-func newJournal(getenv func(string) string, svc *service.Client) *journal.Store {
-	return journal.New(svc, orDefault(getenv(SettingJournal), "journal"))
-}
-
-func orDefault(v, def string) string {
-	if strings.TrimSpace(v) == "" {
-		return def
-	}
-	return v
+	return sourceside.OpenService(getenv, setting, "table", tables.ServiceClient, tables.New)
 }

@@ -3,19 +3,18 @@ package backends
 import (
 	"errors"
 	"fmt"
+	"github.com/standby-dr/standby/shared/azure/azconn"
 	"log/slog"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/standby-dr/standby/shared/azure/armtypes"
+	"github.com/standby-dr/standby/shared/azure/azarm"
 	"github.com/standby-dr/standby/shared/azure/azcompute"
+	"github.com/standby-dr/standby/shared/backends/sourceside"
 	"github.com/standby-dr/standby/shared/recovery"
 	"github.com/standby-dr/standby/shared/replication"
-	"github.com/standby-dr/standby/shared/standin/broker"
 	"github.com/standby-dr/standby/shared/standin/localcompute"
 	"github.com/standby-dr/standby/shared/standin/qemu"
 )
@@ -26,10 +25,8 @@ const (
 	SettingCompute         = "StandbyCompute"
 	SettingTargetAccountID = "StandbyTargetStorageAccountId"
 	defaultLocalAccountID  = "/subscriptions/local/resourceGroups/local/providers/Microsoft.Storage/storageAccounts/devstoreaccount1"
-	// regionSetting is the app's region as the Functions host states it; clientIDSetting names a
-	// user-assigned managed identity (the Azure SDKs' own convention).
-	regionSetting   = "REGION_NAME"
-	clientIDSetting = "AZURE_CLIENT_ID"
+	// regionSetting is the app's region as the Functions host states it.
+	regionSetting = "REGION_NAME"
 )
 
 // OpenCompute is the Compute port the settings name:
@@ -47,49 +44,29 @@ func OpenCompute(getenv func(string) string, pages replication.PageStore, log *s
 	if value == "" {
 		return nil, accountID, nil
 	}
-	opts, err := computeOptions(SettingCompute, value)
+	opts, err := azconn.Options(SettingCompute, value)
 	if err != nil {
 		return nil, accountID, err
 	}
 	switch {
-	case strings.HasPrefix(value, broker.ComputePrefix):
+	case strings.HasPrefix(value, azconn.ComputePrefix):
 		return openLocalCompute(opts, pages, accountID, log)
 	case opts["SubscriptionId"] != "":
 		c, err := openAzureCompute(getenv, opts, accountID, log)
 		return c, accountID, err
 	}
-	return nil, accountID, fmt.Errorf("%s: want SubscriptionId=<guid>[;Location=<region>] (Azure) or %s;Dir=…;Images=…;Types=… (the local compute)", SettingCompute, broker.ComputePrefix)
-}
-
-// computeOptions reads "Key=value;Key=value", refusing a part without '=' or a key given twice.
-func computeOptions(setting, value string) (map[string]string, error) {
-	opts := map[string]string{}
-	for _, part := range strings.Split(value, ";") {
-		if part = strings.TrimSpace(part); part == "" {
-			continue
-		}
-		k, v, ok := strings.Cut(part, "=")
-		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		if !ok || k == "" {
-			return nil, fmt.Errorf("%s: %q is not Key=value", setting, part)
-		}
-		if _, dup := opts[k]; dup {
-			return nil, fmt.Errorf("%s: %s= is given twice", setting, k)
-		}
-		opts[k] = v
-	}
-	return opts, nil
+	return nil, accountID, fmt.Errorf("%s: want SubscriptionId=<guid>[;Location=<region>] (Azure) or %s;Dir=…;Images=…;Types=… (the local compute)", SettingCompute, azconn.ComputePrefix)
 }
 
 // storageAccountID is a storage account's resource id: managed disks import from it by this id.
 var storageAccountID = regexp.MustCompile(`(?i)^/subscriptions/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/resourceGroups/[-\w._()]{1,90}/providers/Microsoft\.Storage/storageAccounts/[a-z0-9]{3,24}$`)
 
 func openAzureCompute(getenv func(string) string, opts map[string]string, accountID string, log *slog.Logger) (recovery.Compute, error) {
-	if unknown := unknownKeys(opts, "SubscriptionId", "Location"); unknown != "" {
+	if unknown := azconn.UnknownKeys(opts, "SubscriptionId", "Location"); unknown != "" {
 		return nil, fmt.Errorf("%s: %s: the Azure compute takes SubscriptionId= and Location= only", SettingCompute, unknown)
 	}
 	sub, loc := opts["SubscriptionId"], opts["Location"]
-	if err := azcompute.CheckSubscriptionID(sub); err != nil {
+	if err := azarm.CheckSubscriptionID(sub); err != nil {
 		return nil, fmt.Errorf("%s: SubscriptionId=: %w", SettingCompute, err)
 	}
 	from := "Location="
@@ -108,7 +85,7 @@ func openAzureCompute(getenv func(string) string, opts map[string]string, accoun
 		return nil, fmt.Errorf("%s: the Azure compute imports managed disks from the target account: set %s to its resource id (/subscriptions/<guid>/resourceGroups/<group>/providers/Microsoft.Storage/storageAccounts/<name>), not %q",
 			SettingCompute, SettingTargetAccountID, accountID)
 	}
-	cred, err := managedIdentity(getenv)
+	cred, err := sourceside.ManagedIdentity(getenv)
 	if err != nil {
 		return nil, fmt.Errorf("%s: managed identity: %w", SettingCompute, err)
 	}
@@ -117,23 +94,12 @@ func openAzureCompute(getenv func(string) string, opts map[string]string, accoun
 		return nil, fmt.Errorf("%s: %w", SettingCompute, err)
 	}
 	c.Log = log.With("component", "azcompute")
-	log.Info("compute: Azure Resource Manager", "subscription", sub, "location", loc, "userAssignedIdentity", getenv(clientIDSetting) != "")
+	log.Info("compute: Azure Resource Manager", "subscription", sub, "location", loc, "userAssignedIdentity", getenv("AZURE_CLIENT_ID") != "")
 	return c, nil
 }
 
-// managedIdentity is the app's own identity: system-assigned, or the user-assigned one AZURE_CLIENT_ID
-// names. Deliberately not DefaultAzureCredential: a failover must act as the app, never as whatever
-// developer or environment credential happens to be around.
-func managedIdentity(getenv func(string) string) (azcore.TokenCredential, error) {
-	var opts azidentity.ManagedIdentityCredentialOptions
-	if id := strings.TrimSpace(getenv(clientIDSetting)); id != "" {
-		opts.ID = azidentity.ClientID(id)
-	}
-	return azidentity.NewManagedIdentityCredential(&opts)
-}
-
 func openLocalCompute(opts map[string]string, pages replication.PageStore, accountID string, log *slog.Logger) (recovery.Compute, string, error) {
-	if unknown := unknownKeys(opts, "UseLocalCompute", "Dir", "Images", "Types"); unknown != "" {
+	if unknown := azconn.UnknownKeys(opts, "UseLocalCompute", "Dir", "Images", "Types"); unknown != "" {
 		return nil, accountID, fmt.Errorf("%s: %s: the local compute takes Dir=, Images= and Types=", SettingCompute, unknown)
 	}
 	for _, k := range []string{"Dir", "Images", "Types"} {
@@ -176,23 +142,4 @@ func (b *Backends) Exporter() replication.DiskExporter {
 		return nil
 	}
 	return b.Compute
-}
-
-// unknownKeys names the keys outside allowed ("" when there are none), sorted.
-func unknownKeys(opts map[string]string, allowed ...string) string {
-	var extra []string
-	for k := range opts {
-		known := false
-		for _, a := range allowed {
-			known = known || k == a
-		}
-		if !known {
-			extra = append(extra, k+"=")
-		}
-	}
-	sort.Strings(extra)
-	if len(extra) == 0 {
-		return ""
-	}
-	return "unknown " + strings.Join(extra, ", ")
 }

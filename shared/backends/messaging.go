@@ -5,8 +5,8 @@ import (
 
 	"github.com/standby-dr/standby/shared/api/apiv1"
 	"github.com/standby-dr/standby/shared/azure/azconn"
-	"github.com/standby-dr/standby/shared/azure/eventhubs"
 	"github.com/standby-dr/standby/shared/azure/servicebus"
+	"github.com/standby-dr/standby/shared/backends/sourceside"
 	"github.com/standby-dr/standby/shared/replication"
 	"github.com/standby-dr/standby/shared/standin/broker"
 )
@@ -15,12 +15,6 @@ import (
 type conn struct {
 	check func(context.Context) error
 	close func()
-}
-
-// stream is the change stream: Event Hubs, or the embedded broker.
-type stream struct {
-	publisher replication.ChangePublisher
-	conn
 }
 
 // queue is the job queue: Service Bus, or the embedded broker.
@@ -37,7 +31,7 @@ func openMessaging[T any](getenv func(string) string, setting string, onLocal fu
 	if err != nil {
 		return zero, err
 	}
-	if !broker.IsConnection(s.ConnectionString) {
+	if !azconn.IsEmbeddedBroker(s.ConnectionString) {
 		return onAzure(s)
 	}
 	b, err := broker.OpenConnection(s.ConnectionString)
@@ -47,32 +41,8 @@ func openMessaging[T any](getenv func(string) string, setting string, onLocal fu
 	return onLocal(b), nil
 }
 
-func openStream(getenv func(string) string) (stream, error) {
-	hub := orDefault(getenv(SettingHub), "changes")
-	return openMessaging(getenv, SettingEventHubs, func(b *broker.Broker) stream { return localStream(b, hub) },
-		func(s azconn.Setting) (stream, error) { return azureStream(s, hub) })
-}
-
-func localStream(b *broker.Broker, hub string) stream {
-	return stream{broker.NewChangePublisher(b, hub), conn{close: func() { b.Close() }, check: func(ctx context.Context) error {
-		_, err := b.PartitionCount(ctx, hub)
-		return err
-	}}}
-}
-
-func azureStream(s azconn.Setting, hub string) (stream, error) {
-	p, err := eventhubs.NewPublisher(s, hub)
-	if err != nil {
-		return stream{}, err
-	}
-	return stream{p, conn{close: func() { p.Close(context.Background()) }, check: func(ctx context.Context) error {
-		_, err := p.Properties(ctx)
-		return err
-	}}}, nil
-}
-
 func openQueue(getenv func(string) string) (queue, error) {
-	name := orDefault(getenv(SettingQueue), "jobs")
+	name := sourceside.OrDefault(getenv(SettingQueue), "jobs")
 	return openMessaging(getenv, SettingSB, func(b *broker.Broker) queue { return localQueue(b, name) },
 		func(s azconn.Setting) (queue, error) { return azureQueue(s, name) })
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/standby-dr/standby/shared/azure/azarm"
 	"io"
 	"log/slog"
 	"net/http"
@@ -162,7 +163,7 @@ func request(tpl recovery.Template, values map[string]any) recovery.DeploymentRe
 func (e *contract) uploadVHD(ctx context.Context) string {
 	res, err := e.c.resources.GetByID(ctx, e.account, "2023-05-01", nil)
 	if err != nil {
-		e.t.Fatalf("reading the storage account: %v", translate(err, "storage account"))
+		e.t.Fatalf("reading the storage account: %v", azarm.Translate(err, "storage account"))
 	}
 	props, _ := res.Properties.(map[string]any)
 	endpoints, _ := props["primaryEndpoints"].(map[string]any)

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/standby-dr/standby/shared/azure/azarm"
 	"io"
 	"log/slog"
 	"net/http"
@@ -47,7 +48,7 @@ var _ recovery.Compute = (*Compute)(nil)
 
 // New builds the clients; opts may point them at another ARM endpoint (a test server) or cloud.
 func New(subscriptionID, location string, cred azcore.TokenCredential, opts *arm.ClientOptions) (*Compute, error) {
-	if err := CheckSubscriptionID(subscriptionID); err != nil {
+	if err := azarm.CheckSubscriptionID(subscriptionID); err != nil {
 		return nil, err
 	}
 	if err := CheckLocation(location); err != nil {
@@ -80,14 +81,6 @@ var (
 	location = regexp.MustCompile(`^[a-z][a-z0-9]{1,39}$`)
 )
 
-// CheckSubscriptionID refuses anything but a GUID.
-func CheckSubscriptionID(s string) error {
-	if !guid.MatchString(s) {
-		return fmt.Errorf("%w: subscription id %q is not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", replication.ErrInvalid, s)
-	}
-	return nil
-}
-
 // CheckLocation refuses anything but a region's programmatic name ("westeurope", not "West Europe").
 func CheckLocation(s string) error {
 	if !location.MatchString(s) {
@@ -112,14 +105,14 @@ func (c *Compute) EnsureResourceGroup(ctx context.Context, name string) (string,
 	id := "/subscriptions/" + c.SubscriptionID + "/resourceGroups/" + name
 	found, err := c.groups.CheckExistence(ctx, name, nil)
 	if err != nil {
-		return "", translate(err, "checking resource group "+name)
+		return "", azarm.Translate(err, "checking resource group "+name)
 	}
 	if found.Success {
 		return id, nil
 	}
 	created, err := c.groups.CreateOrUpdate(ctx, name, armresources.ResourceGroup{Location: to.Ptr(c.Location)}, nil)
 	if err != nil {
-		return "", translate(err, "creating resource group "+name)
+		return "", azarm.Translate(err, "creating resource group "+name)
 	}
 	c.Log.Info("resource group created", "resourceGroup", name, "location", c.Location)
 	if created.ID != nil {
@@ -138,7 +131,7 @@ func (c *Compute) Exists(ctx context.Context, id string) (bool, error) {
 	if r.Type == "" {
 		found, err := c.groups.CheckExistence(ctx, r.ResourceGroup, nil)
 		if err != nil {
-			return false, translate(err, "checking resource group "+r.ResourceGroup)
+			return false, azarm.Translate(err, "checking resource group "+r.ResourceGroup)
 		}
 		return found.Success, nil
 	}
@@ -150,7 +143,7 @@ func (c *Compute) Exists(ctx context.Context, id string) (bool, error) {
 	if err == nil {
 		return true, nil
 	}
-	if err = translate(err, "reading "+r.Type+" "+r.Name); errors.Is(err, replication.ErrNotFound) {
+	if err = azarm.Translate(err, "reading "+r.Type+" "+r.Name); errors.Is(err, replication.ErrNotFound) {
 		return false, nil
 	}
 	return false, err

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/standby-dr/standby/shared/azure/azarm"
+	"github.com/standby-dr/standby/shared/testkit/fakearm"
 	"net/http"
 	"strings"
 	"testing"
@@ -17,29 +19,29 @@ func TestEnsureResourceGroup(t *testing.T) {
 	f, c, _ := newFake(t)
 	// CheckExistence answers 204 or 404, CreateOrUpdate 201 with the group (Microsoft.Resources
 	// stable/2021-04-01/examples/CheckExistenceResourceGroups.json and CreateResourceGroup.json).
-	f.on("HEAD", "/subscriptions/"+testSub+"/resourcegroups/there", func(w http.ResponseWriter, r *http.Request) { reply(w, 204, nil) })
-	f.on("HEAD", "/subscriptions/"+testSub+"/resourcegroups/new-asr", func(w http.ResponseWriter, r *http.Request) { reply(w, 404, nil) })
-	f.on("PUT", "/subscriptions/"+testSub+"/resourcegroups/new-asr", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, 201, map[string]any{"id": "/subscriptions/" + testSub + "/resourceGroups/new-asr", "name": "new-asr", "location": "westeurope",
+	f.On("HEAD", "/subscriptions/"+fakearm.Sub+"/resourcegroups/there", func(w http.ResponseWriter, r *http.Request) { fakearm.Reply(w, 204, nil) })
+	f.On("HEAD", "/subscriptions/"+fakearm.Sub+"/resourcegroups/new-asr", func(w http.ResponseWriter, r *http.Request) { fakearm.Reply(w, 404, nil) })
+	f.On("PUT", "/subscriptions/"+fakearm.Sub+"/resourcegroups/new-asr", func(w http.ResponseWriter, r *http.Request) {
+		fakearm.Reply(w, 201, map[string]any{"id": "/subscriptions/" + fakearm.Sub + "/resourceGroups/new-asr", "name": "new-asr", "location": "westeurope",
 			"properties": map[string]any{"provisioningState": "Succeeded"}})
 	})
 	ctx := context.Background()
 	id, err := c.EnsureResourceGroup(ctx, "there")
-	if err != nil || id != "/subscriptions/"+testSub+"/resourceGroups/there" {
+	if err != nil || id != "/subscriptions/"+fakearm.Sub+"/resourceGroups/there" {
 		t.Fatalf("existing: %q, %v", id, err)
 	}
-	if _, put := f.last("PUT", "/subscriptions/"+testSub+"/resourcegroups/there"); put {
+	if _, put := f.Last("PUT", "/subscriptions/"+fakearm.Sub+"/resourcegroups/there"); put {
 		t.Error("an existing group was written")
 	}
-	if id, err = c.EnsureResourceGroup(ctx, "new-asr"); err != nil || id != "/subscriptions/"+testSub+"/resourceGroups/new-asr" {
+	if id, err = c.EnsureResourceGroup(ctx, "new-asr"); err != nil || id != "/subscriptions/"+fakearm.Sub+"/resourceGroups/new-asr" {
 		t.Fatalf("created: %q, %v", id, err)
 	}
-	put, _ := f.last("PUT", "/subscriptions/"+testSub+"/resourcegroups/new-asr")
+	put, _ := f.Last("PUT", "/subscriptions/"+fakearm.Sub+"/resourcegroups/new-asr")
 	if string(put.Body) != `{"location":"westeurope"}` {
 		t.Errorf("PUT body %s", put.Body)
 	}
-	n := len(f.called())
-	if _, err := c.EnsureResourceGroup(ctx, "bad name."); !errors.Is(err, replication.ErrInvalid) || len(f.called()) != n {
+	n := len(f.Called())
+	if _, err := c.EnsureResourceGroup(ctx, "bad name."); !errors.Is(err, replication.ErrInvalid) || len(f.Called()) != n {
 		t.Errorf("bad name: %v", err)
 	}
 }
@@ -70,7 +72,7 @@ func vmPath(name string) string {
 func TestVM(t *testing.T) {
 	f, c, _ := newFake(t)
 	serial := "[    0.000000] Linux version 6.1\n[    1.234567] EXT4-fs (sda1): mounted\n\x1b[0mwaiting for agent\n"
-	f.on("GET", "/bootdiag/web2.serialconsole.log", func(w http.ResponseWriter, r *http.Request) {
+	f.On("GET", "/bootdiag/web2.serialconsole.log", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("sig") != "SECRETSIGNATURE123" || r.Header.Get("Authorization") != "" {
 			t.Errorf("serial log read with query %q, Authorization %q: want its SAS and no ARM token", r.URL.RawQuery, r.Header.Get("Authorization"))
 		}
@@ -81,7 +83,7 @@ func TestVM(t *testing.T) {
 		w.WriteHeader(http.StatusPartialContent)
 		w.Write([]byte(serial))
 	})
-	f.on("HEAD", "/bootdiag/web2.serialconsole.log", func(w http.ResponseWriter, r *http.Request) {
+	f.On("HEAD", "/bootdiag/web2.serialconsole.log", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", fmt.Sprint(len(serial)))
 	})
 	for name, body := range map[string]map[string]any{
@@ -91,25 +93,25 @@ func TestVM(t *testing.T) {
 		"web4": vmBody("web4", "deallocated", nil),
 		"web5": vmBody("web5", "stopped", agentReady),
 	} {
-		f.on("GET", vmPath(name), func(w http.ResponseWriter, r *http.Request) {
+		f.On("GET", vmPath(name), func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Query().Get("$expand") != "instanceView" || r.URL.Query().Get("api-version") != "2025-04-01" {
 				t.Errorf("VM read with %q", r.URL.RawQuery)
 			}
-			reply(w, 200, body)
+			fakearm.Reply(w, 200, body)
 		})
 	}
 	// retrieveBootDiagnosticsData answers the SAS URLs (VirtualMachine_RetrieveBootDiagnosticsData.json);
 	// a VM without boot diagnostics is refused (409 OperationNotAllowed).
-	f.on("POST", vmPath("web2")+"/retrieveBootDiagnosticsData", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, 200, map[string]any{"consoleScreenshotBlobUri": f.srv.URL + "/bootdiag/web2.screenshot.bmp?sv=2021-08-06&" + testSASSig,
-			"serialConsoleLogBlobUri": f.srv.URL + "/bootdiag/web2.serialconsole.log?sv=2021-08-06&sr=b&sp=r&" + testSASSig})
+	f.On("POST", vmPath("web2")+"/retrieveBootDiagnosticsData", func(w http.ResponseWriter, r *http.Request) {
+		fakearm.Reply(w, 200, map[string]any{"consoleScreenshotBlobUri": f.Srv.URL + "/bootdiag/web2.screenshot.bmp?sv=2021-08-06&" + fakearm.SASSig,
+			"serialConsoleLogBlobUri": f.Srv.URL + "/bootdiag/web2.serialconsole.log?sv=2021-08-06&sr=b&sp=r&" + fakearm.SASSig})
 	})
 	for _, vm := range []string{"web3", "web4", "web5"} {
-		f.on("POST", vmPath(vm)+"/retrieveBootDiagnosticsData", func(w http.ResponseWriter, r *http.Request) {
-			reply(w, 409, armErr("OperationNotAllowed", "Boot diagnostics is not enabled for this VM."))
+		f.On("POST", vmPath(vm)+"/retrieveBootDiagnosticsData", func(w http.ResponseWriter, r *http.Request) {
+			fakearm.Reply(w, 409, fakearm.Err("OperationNotAllowed", "Boot diagnostics is not enabled for this VM."))
 		})
 	}
-	f.on("GET", vmPath("gone"), notFound("ResourceNotFound", "The Resource 'Microsoft.Compute/virtualMachines/gone' under resource group 'rg1' was not found."))
+	f.On("GET", vmPath("gone"), notFound("ResourceNotFound", "The Resource 'Microsoft.Compute/virtualMachines/gone' under resource group 'rg1' was not found."))
 	ctx := context.Background()
 	for _, tc := range []struct {
 		vm, power string
@@ -138,19 +140,19 @@ func TestVM(t *testing.T) {
 func TestSerialTailKeepsTheEndAndWholeLines(t *testing.T) {
 	f, c, _ := newFake(t)
 	log := strings.Repeat("early boot line\n", 400) + "last words\n"
-	f.on("HEAD", "/bootdiag/big.log", func(w http.ResponseWriter, r *http.Request) { w.Header().Set("Content-Length", fmt.Sprint(len(log))) })
-	f.on("GET", "/bootdiag/big.log", func(w http.ResponseWriter, r *http.Request) {
+	f.On("HEAD", "/bootdiag/big.log", func(w http.ResponseWriter, r *http.Request) { w.Header().Set("Content-Length", fmt.Sprint(len(log))) })
+	f.On("GET", "/bootdiag/big.log", func(w http.ResponseWriter, r *http.Request) {
 		var from, to int
 		fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-%d", &from, &to)
 		w.WriteHeader(http.StatusPartialContent)
 		w.Write([]byte(log[from : to+1]))
 	})
-	tail, err := c.readTail(context.Background(), f.srv.URL+"/bootdiag/big.log?"+testSASSig, 100)
+	tail, err := c.readTail(context.Background(), f.Srv.URL+"/bootdiag/big.log?"+fakearm.SASSig, 100)
 	if err != nil || !strings.HasPrefix(tail, "early boot line\n") || !strings.HasSuffix(tail, "last words") || len(tail) > 100 {
 		t.Errorf("tail %q, %v", tail, err)
 	}
 	// Unreachable: the error names the cause, never the address with its signature.
-	_, err = c.readTail(context.Background(), "https://127.0.0.1:1/x.log?sv=1&"+testSASSig, 100)
+	_, err = c.readTail(context.Background(), "https://127.0.0.1:1/x.log?sv=1&"+fakearm.SASSig, 100)
 	if err == nil || strings.Contains(err.Error(), "SECRET") || strings.Contains(err.Error(), "127.0.0.1:1/x.log") {
 		t.Errorf("unreachable: %v", err)
 	}
@@ -164,30 +166,30 @@ func TestExists(t *testing.T) {
 	avset := rgPath + "/providers/Microsoft.Compute/availabilitySets/set1"
 	wantAPI := map[string]string{vmPath("web"): "2025-04-01", nic: "2024-05-01", subnet: "2024-05-01", disk: "2025-01-02", avset: "2025-04-01"}
 	for id, api := range wantAPI {
-		f.on("GET", id, func(w http.ResponseWriter, r *http.Request) {
+		f.On("GET", id, func(w http.ResponseWriter, r *http.Request) {
 			if got := r.URL.Query().Get("api-version"); got != api {
 				t.Errorf("%s read with api-version %s, want %s", id, got, api)
 			}
 			if strings.Contains(id, "disks") {
-				reply(w, 404, armErr("ResourceNotFound", "The Resource 'Microsoft.Compute/disks/web-os' under resource group 'rg1' was not found."))
+				fakearm.Reply(w, 404, fakearm.Err("ResourceNotFound", "The Resource 'Microsoft.Compute/disks/web-os' under resource group 'rg1' was not found."))
 				return
 			}
-			reply(w, 200, map[string]any{"id": id, "name": "x"})
+			fakearm.Reply(w, 200, map[string]any{"id": id, "name": "x"})
 		})
 	}
-	f.on("HEAD", "/subscriptions/"+testSub+"/resourcegroups/rg1", func(w http.ResponseWriter, r *http.Request) { reply(w, 204, nil) })
-	f.on("HEAD", "/subscriptions/"+testSub+"/resourcegroups/rg2", func(w http.ResponseWriter, r *http.Request) { reply(w, 404, nil) })
-	f.on("GET", rgPath+"/providers/Microsoft.Compute/virtualMachines/forbidden", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, 403, armErr("AuthorizationFailed", "The client 'x' does not have authorization to perform action 'Microsoft.Compute/virtualMachines/read'."))
+	f.On("HEAD", "/subscriptions/"+fakearm.Sub+"/resourcegroups/rg1", func(w http.ResponseWriter, r *http.Request) { fakearm.Reply(w, 204, nil) })
+	f.On("HEAD", "/subscriptions/"+fakearm.Sub+"/resourcegroups/rg2", func(w http.ResponseWriter, r *http.Request) { fakearm.Reply(w, 404, nil) })
+	f.On("GET", rgPath+"/providers/Microsoft.Compute/virtualMachines/forbidden", func(w http.ResponseWriter, r *http.Request) {
+		fakearm.Reply(w, 403, fakearm.Err("AuthorizationFailed", "The client 'x' does not have authorization to perform action 'Microsoft.Compute/virtualMachines/read'."))
 	})
 	ctx := context.Background()
 	for id, want := range map[string]bool{vmPath("web"): true, nic: true, subnet: true, disk: false, avset: true,
-		"/subscriptions/" + testSub + "/resourceGroups/rg1": true, "/subscriptions/" + testSub + "/resourceGroups/rg2": false} {
+		"/subscriptions/" + fakearm.Sub + "/resourceGroups/rg1": true, "/subscriptions/" + fakearm.Sub + "/resourceGroups/rg2": false} {
 		if got, err := c.Exists(ctx, id); err != nil || got != want {
 			t.Errorf("%s: %v, %v; want %v", id, got, err, want)
 		}
 	}
-	if _, err := c.Exists(ctx, vmPath("forbidden")); err == nil || !strings.Contains(err.Error(), "AuthorizationFailed") || strings.Contains(err.Error(), testToken) {
+	if _, err := c.Exists(ctx, vmPath("forbidden")); err == nil || !strings.Contains(err.Error(), "AuthorizationFailed") || strings.Contains(err.Error(), fakearm.Token) {
 		t.Errorf("forbidden: %v", err)
 	}
 	for _, bad := range []string{"web", "/subscriptions/x", rgPath + "/providers/Microsoft.Compute/virtualMachines", rgPath + "/providers/Microsoft.Sql/servers/s"} {
@@ -205,23 +207,23 @@ func TestDeleteInDependencyOrderAwaitingEach(t *testing.T) {
 	avset := rgPath + "/providers/Microsoft.Compute/availabilitySets/set1"
 	// DELETE answers 202 with Location (Resources DeleteByIdResources.json), or with Azure-AsyncOperation
 	// as Compute and Network do; 204 when there was nothing; 404 when the resource is gone.
-	vmLoc := f.locationOp("/ops/vm", 2, 200, nil)
-	f.on("DELETE", vmPath("web"), func(w http.ResponseWriter, r *http.Request) {
-		reply(w, 202, nil, "Location", vmLoc, "Retry-After", "0")
+	vmLoc := f.LocationOp("/ops/vm", 2, 200, nil)
+	f.On("DELETE", vmPath("web"), func(w http.ResponseWriter, r *http.Request) {
+		fakearm.Reply(w, 202, nil, "Location", vmLoc, "Retry-After", "0")
 	})
-	nicOp := f.asyncOp("/ops/nic", 2, map[string]any{"status": "Succeeded"})
-	f.on("DELETE", nic, func(w http.ResponseWriter, r *http.Request) {
-		reply(w, 202, nil, "Azure-AsyncOperation", nicOp, "Retry-After", "0")
+	nicOp := f.AsyncOp("/ops/nic", 2, map[string]any{"status": "Succeeded"})
+	f.On("DELETE", nic, func(w http.ResponseWriter, r *http.Request) {
+		fakearm.Reply(w, 202, nil, "Azure-AsyncOperation", nicOp, "Retry-After", "0")
 	})
-	f.on("DELETE", disk, func(w http.ResponseWriter, r *http.Request) { reply(w, 204, nil) })
-	f.on("DELETE", gone, notFound("ResourceNotFound", "not found"))
-	f.on("DELETE", avset, func(w http.ResponseWriter, r *http.Request) { reply(w, 200, nil) })
+	f.On("DELETE", disk, func(w http.ResponseWriter, r *http.Request) { fakearm.Reply(w, 204, nil) })
+	f.On("DELETE", gone, notFound("ResourceNotFound", "not found"))
+	f.On("DELETE", avset, func(w http.ResponseWriter, r *http.Request) { fakearm.Reply(w, 200, nil) })
 	err := c.Delete(context.Background(), "rg1", []string{avset, disk, nic, gone, vmPath("web")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var order []string
-	for _, call := range f.called() {
+	for _, call := range f.Called() {
 		order = append(order, strings.TrimPrefix(call, "DELETE "+rgPath+"/providers/"))
 	}
 	want := []string{"Microsoft.Compute/virtualMachines/web", "GET /ops/vm", "GET /ops/vm", "GET /ops/vm",
@@ -231,19 +233,21 @@ func TestDeleteInDependencyOrderAwaitingEach(t *testing.T) {
 		t.Errorf("order:\n%s\nwant:\n%s", strings.Join(order, "\n"), strings.Join(want, "\n"))
 	}
 	for id, api := range map[string]string{vmPath("web"): "2025-04-01", nic: "2024-05-01", disk: "2025-01-02", avset: "2025-04-01"} {
-		if call, _ := f.last("DELETE", id); call.APIVersion != api {
+		if call, _ := f.Last("DELETE", id); call.APIVersion != api {
 			t.Errorf("%s deleted with api-version %q, want %s", id, call.APIVersion, api)
 		}
 	}
 	// A resource of another group is refused before anything is deleted.
-	n := len(f.called())
-	other := "/subscriptions/" + testSub + "/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/db"
-	if err := c.Delete(context.Background(), "rg1", []string{vmPath("web"), other}); !errors.Is(err, replication.ErrInvalid) || len(f.called()) != n {
+	n := len(f.Called())
+	other := "/subscriptions/" + fakearm.Sub + "/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/db"
+	if err := c.Delete(context.Background(), "rg1", []string{vmPath("web"), other}); !errors.Is(err, replication.ErrInvalid) || len(f.Called()) != n {
 		t.Errorf("other group: %v", err)
 	}
 	// A failed operation fails the delete with ARM's reason.
-	failOp := f.asyncOp("/ops/fail", 0, map[string]any{"status": "Failed", "error": map[string]any{"code": "NicInUse", "message": "Network Interface web-nic is used by existing resource."}})
-	f.on("DELETE", nic, func(w http.ResponseWriter, r *http.Request) { reply(w, 202, nil, "Azure-AsyncOperation", failOp) })
+	failOp := f.AsyncOp("/ops/fail", 0, map[string]any{"status": "Failed", "error": map[string]any{"code": "NicInUse", "message": "Network Interface web-nic is used by existing resource."}})
+	f.On("DELETE", nic, func(w http.ResponseWriter, r *http.Request) {
+		fakearm.Reply(w, 202, nil, "Azure-AsyncOperation", failOp)
+	})
 	if err := c.Delete(context.Background(), "rg1", []string{nic}); err == nil || !strings.Contains(err.Error(), "NicInUse: Network Interface web-nic is used by existing resource.") {
 		t.Errorf("failed delete: %v", err)
 	}
@@ -253,30 +257,30 @@ func TestExportDisk(t *testing.T) {
 	f, c, logs := newFake(t)
 	disk := rgPath + "/providers/Microsoft.Compute/disks/web-os"
 	busy := rgPath + "/providers/Microsoft.Compute/disks/busy"
-	sas := "https://md-gpvmcxzlzxgd.partition.blob.storage.azure.net/xx3cqcx53f0v/abcd?sv=2014-02-14&sr=b&sk=key1&" + testSASSig + "&sp=r"
+	sas := "https://md-gpvmcxzlzxgd.partition.blob.storage.azure.net/xx3cqcx53f0v/abcd?sv=2014-02-14&sr=b&sk=key1&" + fakearm.SASSig + "&sp=r"
 	// beginGetAccess answers 202 with Location; the Location answers 202 until the URL is ready, then 200
 	// with {"accessSAS"} (DiskRP stable/2025-01-02/examples/diskExamples/Disk_BeginGetAccess.json).
-	grant := f.locationOp("/ops/grant", 1, 200, map[string]any{"accessSAS": sas})
-	f.on("POST", disk+"/beginGetAccess", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, 202, nil, "Location", grant, "Retry-After", "0")
+	grant := f.LocationOp("/ops/grant", 1, 200, map[string]any{"accessSAS": sas})
+	f.On("POST", disk+"/beginGetAccess", func(w http.ResponseWriter, r *http.Request) {
+		fakearm.Reply(w, 202, nil, "Location", grant, "Retry-After", "0")
 	})
 	// A disk attached to a running VM: 409 Conflict, as the service answers it (quoted in
 	// microsoft/AzureStorageExplorer#6654).
-	f.on("POST", busy+"/beginGetAccess", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, 409, armErr("Conflict", "Access not permitted because disk busy is currently attached to running VM "+vmPath("web")+"."))
+	f.On("POST", busy+"/beginGetAccess", func(w http.ResponseWriter, r *http.Request) {
+		fakearm.Reply(w, 409, fakearm.Err("Conflict", "Access not permitted because disk busy is currently attached to running VM "+vmPath("web")+"."))
 	})
 	// endGetAccess: 202 with Location, then 200 (Disk_EndGetAccess.json); 404 for a disk that is gone.
-	revoke := f.locationOp("/ops/revoke", 1, 200, nil)
-	f.on("POST", disk+"/endGetAccess", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, 202, nil, "Location", revoke, "Retry-After", "0")
+	revoke := f.LocationOp("/ops/revoke", 1, 200, nil)
+	f.On("POST", disk+"/endGetAccess", func(w http.ResponseWriter, r *http.Request) {
+		fakearm.Reply(w, 202, nil, "Location", revoke, "Retry-After", "0")
 	})
-	f.on("POST", busy+"/endGetAccess", notFound("ResourceNotFound", "not found"))
+	f.On("POST", busy+"/endGetAccess", notFound("ResourceNotFound", "not found"))
 	ctx := context.Background()
 	got, err := c.ExportDisk(ctx, disk, 2*time.Hour)
 	if err != nil || got != sas {
 		t.Fatalf("export: %q, %v", got, err)
 	}
-	call, _ := f.last("POST", disk+"/beginGetAccess")
+	call, _ := f.Last("POST", disk+"/beginGetAccess")
 	var body map[string]any
 	json.Unmarshal(call.Body, &body)
 	if body["access"] != "Read" || body["durationInSeconds"] != float64(7200) || body["fileFormat"] != "VHD" || call.APIVersion != "2025-01-02" {
@@ -311,20 +315,20 @@ func TestRedact(t *testing.T) {
 		"Authorization: Bearer eyJ0eXAi.x": "Authorization: Bearer <redacted>",
 		"plain https://a/b?comp=list":      "plain https://a/b?comp=list",
 	} {
-		if got := redact(in); got != want {
-			t.Errorf("redact(%q) = %q, want %q", in, got, want)
+		if got := replication.Redact(in); got != want {
+			t.Errorf("replication.Redact(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
 
 func TestSettingsGrammar(t *testing.T) {
-	for _, ok := range []string{testSub, "ABCDEF01-2345-6789-abcd-ef0123456789"} {
-		if CheckSubscriptionID(ok) != nil {
+	for _, ok := range []string{fakearm.Sub, "ABCDEF01-2345-6789-abcd-ef0123456789"} {
+		if azarm.CheckSubscriptionID(ok) != nil {
 			t.Errorf("%s refused", ok)
 		}
 	}
-	for _, bad := range []string{"", "sub", testSub + "0", "{" + testSub + "}", "00000000000000000000000000000001"} {
-		if !errors.Is(CheckSubscriptionID(bad), replication.ErrInvalid) {
+	for _, bad := range []string{"", "sub", fakearm.Sub + "0", "{" + fakearm.Sub + "}", "00000000000000000000000000000001"} {
+		if !errors.Is(azarm.CheckSubscriptionID(bad), replication.ErrInvalid) {
 			t.Errorf("subscription %q accepted", bad)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/standby-dr/standby/shared/azure/azarm"
 	"net/http"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -32,7 +33,7 @@ func (c *Compute) Deploy(ctx context.Context, rg, name string, req recovery.Depl
 		return err
 	}
 	existing, err := c.deployments.Get(ctx, rg, name, nil)
-	switch err = translate(err, "reading deployment "+name); {
+	switch err = azarm.Translate(err, "reading deployment "+name); {
 	case err == nil:
 		if p := existing.Properties; p != nil && str(existing.Tags[requestTag]) == digest {
 			if st := stateOf(p.ProvisioningState); st != recovery.DeploymentFailed {
@@ -83,7 +84,7 @@ func (c *Compute) validate(ctx context.Context, rg, name string, dep armresource
 		return refusal(err, "deployment "+name)
 	}
 	if res.Error != nil {
-		return fmt.Errorf("deployment %s refused by validation: %s: %w", name, redact(fromSDK(res.Error).text()), replication.ErrInvalid)
+		return fmt.Errorf("deployment %s refused by validation: %s: %w", name, replication.Redact(fromSDK(res.Error).Text()), replication.ErrInvalid)
 	}
 	return nil
 }
@@ -97,10 +98,10 @@ func refusal(err error, what string) error {
 	if errors.As(err, &re) {
 		failedLRO := re.StatusCode < 300 // the poller reports a Failed operation with its 200 status
 		if re.StatusCode == http.StatusBadRequest || failedLRO || re.ErrorCode == "ResourceGroupNotFound" {
-			return fmt.Errorf("%s refused: %s: %w", what, redact(responseText(re)), replication.ErrInvalid)
+			return fmt.Errorf("%s refused: %s: %w", what, replication.Redact(azarm.ResponseText(re)), replication.ErrInvalid)
 		}
 	}
-	return translate(err, what)
+	return azarm.Translate(err, what)
 }
 
 // Deployment reads the deployment: its provisioning state, its error (code and message with every
@@ -108,7 +109,7 @@ func refusal(err error, what string) error {
 func (c *Compute) Deployment(ctx context.Context, rg, name string) (recovery.DeploymentStatus, error) {
 	res, err := c.deployments.Get(ctx, rg, name, nil)
 	if err != nil {
-		return recovery.DeploymentStatus{}, translate(err, "reading deployment "+name)
+		return recovery.DeploymentStatus{}, azarm.Translate(err, "reading deployment "+name)
 	}
 	p := res.Properties
 	if p == nil {
@@ -118,7 +119,7 @@ func (c *Compute) Deployment(ctx context.Context, rg, name string) (recovery.Dep
 	if st.State == recovery.DeploymentFailed {
 		st.Error = "deployment " + string(*p.ProvisioningState)
 		if p.Error != nil {
-			st.Error = redact(fromSDK(p.Error).text())
+			st.Error = replication.Redact(fromSDK(p.Error).Text())
 		}
 	}
 	for _, r := range p.OutputResources {
@@ -143,8 +144,8 @@ func stateOf(s *armresources.ProvisioningState) string {
 	return recovery.DeploymentRunning
 }
 
-func fromSDK(e *armresources.ErrorResponse) armError {
-	out := armError{Code: str(e.Code), Message: str(e.Message), Target: str(e.Target)}
+func fromSDK(e *armresources.ErrorResponse) azarm.Error {
+	out := azarm.Error{Code: str(e.Code), Message: str(e.Message), Target: str(e.Target)}
 	for _, d := range e.Details {
 		if d != nil {
 			out.Details = append(out.Details, fromSDK(d))

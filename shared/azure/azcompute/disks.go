@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/standby-dr/standby/shared/azure/azarm"
 	"sort"
 	"strings"
 	"time"
@@ -65,7 +66,7 @@ func (c *Compute) Delete(ctx context.Context, rg string, ids []string) error {
 		if err == nil {
 			_, err = poller.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: c.poll()})
 		}
-		if err = translate(err, what); errors.Is(err, replication.ErrNotFound) {
+		if err = azarm.Translate(err, what); errors.Is(err, replication.ErrNotFound) {
 			continue
 		}
 		if err != nil {
@@ -119,12 +120,12 @@ func (c *Compute) ExportDisk(ctx context.Context, diskID string, valid time.Dura
 func exportError(err error, what string) error {
 	var re *azcore.ResponseError
 	if errors.As(err, &re) && re.StatusCode < 300 {
-		text := redact(responseText(re))
+		text := replication.Redact(azarm.ResponseText(re))
 		if strings.Contains(strings.ToLower(text), "attached") {
 			return fmt.Errorf("%s: %s: %w", what, text, replication.ErrConflict)
 		}
 	}
-	return translate(err, what)
+	return azarm.Translate(err, what)
 }
 
 // EndExport revokes the access (POST …/disks/{name}/endGetAccess); a disk that is gone has nothing to
@@ -138,7 +139,7 @@ func (c *Compute) EndExport(ctx context.Context, diskID string) error {
 	if err == nil {
 		_, err = poller.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: c.poll()})
 	}
-	if err = translate(err, "revoking access to disk "+r.Name); errors.Is(err, replication.ErrNotFound) {
+	if err = azarm.Translate(err, "revoking access to disk "+r.Name); errors.Is(err, replication.ErrNotFound) {
 		return nil
 	}
 	if err == nil {

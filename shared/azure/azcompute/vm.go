@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/standby-dr/standby/shared/azure/azarm"
+	"github.com/standby-dr/standby/shared/replication"
 	"io"
 	"net/http"
 	"net/url"
@@ -28,7 +30,7 @@ import (
 func (c *Compute) VM(ctx context.Context, rg, name string) (recovery.VMStatus, error) {
 	res, err := c.vms.Get(ctx, rg, name, &armcompute.VirtualMachinesClientGetOptions{Expand: to.Ptr(armcompute.InstanceViewTypesInstanceView)})
 	if err != nil {
-		return recovery.VMStatus{}, translate(err, "reading VM "+name)
+		return recovery.VMStatus{}, azarm.Translate(err, "reading VM "+name)
 	}
 	var view *armcompute.VirtualMachineInstanceView
 	if res.Properties != nil {
@@ -93,7 +95,7 @@ func statusText(s *armcompute.InstanceViewStatus) string {
 	if m := str(s.Message); m != "" {
 		t += ": " + m
 	}
-	return redact(t)
+	return replication.Redact(t)
 }
 
 // serialTailBytes is how much of the serial log's end a VM's detail shows.
@@ -107,7 +109,7 @@ func (c *Compute) serialTail(ctx context.Context, rg, name string) string {
 		SasURIExpirationTimeInMinutes: to.Ptr[int32](5)})
 	if err != nil || res.SerialConsoleLogBlobURI == nil || *res.SerialConsoleLogBlobURI == "" {
 		if err != nil {
-			c.Log.Debug("no boot diagnostics", "resourceGroup", rg, "vm", name, "err", translate(err, "boot diagnostics"))
+			c.Log.Debug("no boot diagnostics", "resourceGroup", rg, "vm", name, "err", azarm.Translate(err, "boot diagnostics"))
 		}
 		return ""
 	}
@@ -158,7 +160,7 @@ func (c *Compute) blobRequest(ctx context.Context, method, sasURL, byteRange str
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return 0, fmt.Errorf("reading the serial log: %s", redact(err.Error()))
+		return 0, fmt.Errorf("reading the serial log: %s", replication.Redact(err.Error()))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
@@ -166,7 +168,7 @@ func (c *Compute) blobRequest(ctx context.Context, method, sasURL, byteRange str
 	}
 	if w != nil {
 		if _, err := io.Copy(w, io.LimitReader(resp.Body, 1<<20)); err != nil {
-			return 0, fmt.Errorf("reading the serial log: %s", redact(err.Error()))
+			return 0, fmt.Errorf("reading the serial log: %s", replication.Redact(err.Error()))
 		}
 	}
 	return resp.ContentLength, nil
@@ -181,5 +183,5 @@ func printable(s string) string {
 		}
 		return -1
 	}, s)
-	return strings.TrimSpace(redact(s))
+	return strings.TrimSpace(replication.Redact(s))
 }

@@ -1,4 +1,4 @@
-// Package local is the embedded broker that stands in for Event Hubs and Service Bus on a machine
+// Package broker is the embedded broker that stands in for Event Hubs and Service Bus on a machine
 // without Docker or Azure: one SQLite file (WAL, pure Go), safe to open from several processes at once
 // (agent, handler, devhost, tests). It mirrors the semantics the pipeline relies on:
 //
@@ -10,7 +10,8 @@
 //     scheduled messages and their cancellation, sessions (one receiver holds a session, FIFO within
 //     it, other sessions in parallel), duplicate detection by message id within a window.
 //
-// Entities come from a config file shaped like the official emulators' Config.json (see Config).
+// Entities come from a config file shaped like the official emulators' Config.json (see Config). The
+// connection settings that select it (UseEmbeddedBroker=true;Path=…) are read by shared/azure/azconn.
 package broker
 
 import (
@@ -19,8 +20,8 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"github.com/standby-dr/standby/shared/azure/azconn"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,55 +33,6 @@ import (
 
 // MaxEventBytes is Event Hubs' cap on one event and on one send (Standard tier): 1 MB.
 const MaxEventBytes = 1 << 20
-
-// ConnectionPrefix marks a connection setting that selects the embedded broker, e.g.
-// "UseEmbeddedBroker=true;Path=.local/broker.db".
-const ConnectionPrefix = "UseEmbeddedBroker=true"
-
-// IsConnection reports whether a connection setting value selects the embedded broker.
-func IsConnection(value string) bool {
-	return strings.HasPrefix(strings.TrimSpace(value), ConnectionPrefix)
-}
-
-// PathFromConnection extracts Path=... from an embedded-broker connection setting.
-func PathFromConnection(value string) (string, error) {
-	if !IsConnection(value) {
-		return "", fmt.Errorf("not an embedded broker connection (want %q;Path=...)", ConnectionPrefix)
-	}
-	for _, part := range strings.Split(value, ";") {
-		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if ok && strings.EqualFold(k, "Path") && v != "" {
-			return v, nil
-		}
-	}
-	return "", errors.New("embedded broker connection has no Path=")
-}
-
-// ComputePrefix marks a connection setting that selects the local compute (shared/standin/localcompute), e.g.
-// "UseLocalCompute=true;Dir=.local/compute;Images=.local/vm;Types=../shared/reference/azure-types".
-const ComputePrefix = "UseLocalCompute=true"
-
-// anchoredKeys are the options of the local stand-ins' connection settings that name files.
-var anchoredKeys = map[string]bool{"path": true, "dir": true, "images": true, "types": true}
-
-// AnchorConnection makes the relative file paths of a local stand-in's connection setting (the
-// embedded broker's Path, the local compute's Dir, Images and Types) absolute against dir, where the
-// settings that name them live, so that every process reading the setting — devhost, the handler it
-// starts in the app's folder, the agent — opens the same files. Other values pass as they are.
-func AnchorConnection(value, dir string) string {
-	trimmed := strings.TrimSpace(value)
-	if !strings.HasPrefix(trimmed, ConnectionPrefix) && !strings.HasPrefix(trimmed, ComputePrefix) {
-		return value
-	}
-	parts := strings.Split(trimmed, ";")
-	for i, part := range parts[1:] {
-		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if ok && anchoredKeys[strings.ToLower(k)] && v != "" && !filepath.IsAbs(v) {
-			parts[i+1] = k + "=" + filepath.Join(dir, v)
-		}
-	}
-	return strings.Join(parts, ";")
-}
 
 // Broker is a handle on the broker file. It is safe for concurrent use, also across processes.
 type Broker struct {
@@ -136,7 +88,7 @@ func Open(path string) (*Broker, error) {
 
 // OpenConnection opens the broker a connection setting value names.
 func OpenConnection(value string) (*Broker, error) {
-	path, err := PathFromConnection(value)
+	path, err := azconn.BrokerPath(value)
 	if err != nil {
 		return nil, err
 	}

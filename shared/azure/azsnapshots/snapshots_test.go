@@ -1,10 +1,11 @@
-package azcompute
+package azsnapshots
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/standby-dr/standby/shared/testkit/fakearm"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,9 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/standby-dr/standby/shared/azure/armtypes"
 	"github.com/standby-dr/standby/shared/replication"
@@ -37,58 +35,55 @@ func publishedTypes(t *testing.T) *armtypes.Catalog {
 // with the older one's in x-ms-previous-snapshot-url, a clear range counts as a change, reads carry a
 // Range, deletion revokes access first, and no signature reaches an error or the log.
 func TestSnapshotsOnFakeARM(t *testing.T) {
-	f, c, _ := newFake(t) // its cleanup fails the test if a signature or token reached the log
-	s, err := NewSnapshots(testSub, fakeCredential{}, &arm.ClientOptions{
-		ClientOptions: policy.ClientOptions{Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: f.srv.URL,
-			Services: map[cloud.ServiceName]cloud.ServiceConfiguration{cloud.ResourceManager: {Endpoint: f.srv.URL, Audience: "https://management.azure.com"}}},
-			Transport: f.srv.Client(), Retry: policy.RetryOptions{MaxRetries: -1}},
-		DisableRPRegistration: true})
+	f := fakearm.New(t)
+	s, err := NewSnapshots(fakearm.Sub, fakearm.Credential{}, f.Options())
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.PollInterval, s.Transport, s.Log = time.Millisecond, f.srv.Client(), c.Log
-	disk := rgPath + "/providers/Microsoft.Compute/disks/db-data"
-	snapPath := func(name string) string { return rgPath + "/providers/Microsoft.Compute/snapshots/" + name }
+	log, _ := fakearm.Logger(t) // its cleanup fails the test if a signature or token reached the log
+	s.PollInterval, s.Transport, s.Log = time.Millisecond, f.Srv.Client(), log
+	disk := fakearm.RGPath + "/providers/Microsoft.Compute/disks/db-data"
+	snapPath := func(name string) string { return fakearm.RGPath + "/providers/Microsoft.Compute/snapshots/" + name }
 	sasOf := func(name string) string {
-		return f.srv.URL + "/md/" + name + "/abcd?sv=2018-03-28&sr=b&" + testSASSig + "&sp=r"
+		return f.Srv.URL + "/md/" + name + "/abcd?sv=2018-03-28&sr=b&" + fakearm.SASSig + "&sp=r"
 	}
 	// Disks_Get (DiskRP …/diskExamples/Disk_Get.json): location and properties.diskSizeBytes.
-	f.on("GET", disk, func(w http.ResponseWriter, r *http.Request) {
-		reply(w, 200, map[string]any{"id": disk, "location": "westeurope", "properties": map[string]any{"diskSizeBytes": 8 << 20}})
+	f.On("GET", disk, func(w http.ResponseWriter, r *http.Request) {
+		fakearm.Reply(w, 200, map[string]any{"id": disk, "location": "westeurope", "properties": map[string]any{"diskSizeBytes": 8 << 20}})
 	})
 	created := map[string]bool{}
 	for _, name := range []string{"s1", "s2"} {
 		name := name
 		// Snapshots_Get: 404 ResourceNotFound until created; Snapshots_CreateOrUpdate: 202 with
 		// Azure-AsyncOperation (Snapshot_Create_ByImportingAnUnmanagedBlobFromTheSameSubscription.json).
-		f.on("GET", snapPath(name), func(w http.ResponseWriter, r *http.Request) {
+		f.On("GET", snapPath(name), func(w http.ResponseWriter, r *http.Request) {
 			if !created[name] {
-				reply(w, 404, armErr("ResourceNotFound", "The Resource 'Microsoft.Compute/snapshots/"+name+"' was not found."))
+				fakearm.Reply(w, 404, fakearm.Err("ResourceNotFound", "The Resource 'Microsoft.Compute/snapshots/"+name+"' was not found."))
 				return
 			}
-			reply(w, 200, map[string]any{"id": snapPath(name), "properties": map[string]any{"creationData": map[string]any{"createOption": "Copy", "sourceResourceId": disk}}})
+			fakearm.Reply(w, 200, map[string]any{"id": snapPath(name), "properties": map[string]any{"creationData": map[string]any{"createOption": "Copy", "sourceResourceId": disk}}})
 		})
-		op := f.asyncOp("/ops/create-"+name, 1, map[string]any{"status": "Succeeded"})
-		f.on("PUT", snapPath(name), func(w http.ResponseWriter, r *http.Request) {
+		op := f.AsyncOp("/ops/create-"+name, 1, map[string]any{"status": "Succeeded"})
+		f.On("PUT", snapPath(name), func(w http.ResponseWriter, r *http.Request) {
 			created[name] = true
-			reply(w, 202, nil, "Azure-AsyncOperation", op, "Retry-After", "0")
+			fakearm.Reply(w, 202, nil, "Azure-AsyncOperation", op, "Retry-After", "0")
 		})
-		grant := f.locationOp("/ops/grant-"+name, 1, 200, map[string]any{"accessSAS": sasOf(name)})
-		f.on("POST", snapPath(name)+"/beginGetAccess", func(w http.ResponseWriter, r *http.Request) {
-			reply(w, 202, nil, "Location", grant, "Retry-After", "0")
+		grant := f.LocationOp("/ops/grant-"+name, 1, 200, map[string]any{"accessSAS": sasOf(name)})
+		f.On("POST", snapPath(name)+"/beginGetAccess", func(w http.ResponseWriter, r *http.Request) {
+			fakearm.Reply(w, 202, nil, "Location", grant, "Retry-After", "0")
 		})
-		revoke := f.locationOp("/ops/revoke-"+name, 0, 200, nil)
-		f.on("POST", snapPath(name)+"/endGetAccess", func(w http.ResponseWriter, r *http.Request) {
-			reply(w, 202, nil, "Location", revoke, "Retry-After", "0")
+		revoke := f.LocationOp("/ops/revoke-"+name, 0, 200, nil)
+		f.On("POST", snapPath(name)+"/endGetAccess", func(w http.ResponseWriter, r *http.Request) {
+			fakearm.Reply(w, 202, nil, "Location", revoke, "Retry-After", "0")
 		})
-		f.on("DELETE", snapPath(name), func(w http.ResponseWriter, r *http.Request) { reply(w, 200, nil) })
+		f.On("DELETE", snapPath(name), func(w http.ResponseWriter, r *http.Request) { fakearm.Reply(w, 200, nil) })
 		// The snapshot's blob behind its SAS: Get Page Ranges (XML PageList, End inclusive) and Get Blob.
-		f.on("GET", "/md/"+name+"/abcd", func(w http.ResponseWriter, r *http.Request) {
+		f.On("GET", "/md/"+name+"/abcd", func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Query().Get("comp") == "pagelist" {
 				list := `<PageRange><Start>0</Start><End>1048575</End></PageRange>`
 				if prev := r.Header.Get("x-ms-previous-snapshot-url"); prev != "" {
 					if prev != sasOf("s1") || name != "s2" {
-						reply(w, 400, nil)
+						fakearm.Reply(w, 400, nil)
 						return
 					}
 					list = `<PageRange><Start>4096</Start><End>12287</End></PageRange><ClearRange><Start>12288</Start><End>16383</End></ClearRange>`
@@ -99,7 +94,7 @@ func TestSnapshotsOnFakeARM(t *testing.T) {
 				return
 			}
 			if r.Header.Get("x-ms-range") != "bytes=4096-8191" && r.Header.Get("Range") != "bytes=4096-8191" {
-				reply(w, 416, nil)
+				fakearm.Reply(w, 416, nil)
 				return
 			}
 			w.Header().Set("Content-Range", fmt.Sprintf("bytes 4096-8191/%d", 8<<20))
@@ -116,7 +111,7 @@ func TestSnapshotsOnFakeARM(t *testing.T) {
 	if err != nil || s1 != snapPath("s1") {
 		t.Fatalf("snapshot: %q, %v", s1, err)
 	}
-	put, _ := f.last("PUT", snapPath("s1"))
+	put, _ := f.Last("PUT", snapPath("s1"))
 	var body map[string]any
 	json.Unmarshal(put.Body, &body)
 	body["name"] = "s1" // the definitions describe a template's resource; over REST the name is the URL's
@@ -129,7 +124,7 @@ func TestSnapshotsOnFakeARM(t *testing.T) {
 	if again, err := s.SnapshotDisk(ctx, disk, "s1"); err != nil || again != s1 {
 		t.Fatalf("retry: %q, %v", again, err)
 	}
-	if n := strings.Count(strings.Join(f.called(), "\n"), "PUT "+snapPath("s1")); n != 1 {
+	if n := strings.Count(strings.Join(f.Called(), "\n"), "PUT "+snapPath("s1")); n != 1 {
 		t.Fatalf("the retry took another snapshot (%d PUTs)", n)
 	}
 	s2, _ := s.SnapshotDisk(ctx, disk, "s2")
@@ -148,11 +143,11 @@ func TestSnapshotsOnFakeARM(t *testing.T) {
 	if err := s.DeleteSnapshot(ctx, s1); err != nil {
 		t.Fatal(err)
 	}
-	calls := strings.Join(f.called(), "\n")
+	calls := strings.Join(f.Called(), "\n")
 	if !strings.Contains(calls, "POST "+snapPath("s1")+"/endGetAccess\nGET /ops/revoke-s1\nDELETE "+snapPath("s1")) {
 		t.Fatalf("deletion did not revoke access first:\n%s", calls)
 	}
-	for _, bad := range []string{"/subscriptions/" + strings.Repeat("1", 8) + "-1111-1111-1111-111111111111/resourceGroups/rg1/providers/Microsoft.Compute/disks/d", rgPath + "/providers/Microsoft.Compute/disks/../x"} {
+	for _, bad := range []string{"/subscriptions/" + strings.Repeat("1", 8) + "-1111-1111-1111-111111111111/resourceGroups/rg1/providers/Microsoft.Compute/disks/d", fakearm.RGPath + "/providers/Microsoft.Compute/disks/../x"} {
 		if _, err := s.SnapshotDisk(ctx, bad, "s3"); !errors.Is(err, replication.ErrInvalid) {
 			t.Errorf("%s: %v", bad, err)
 		}

@@ -1,9 +1,10 @@
-package azcompute
+package azsnapshots
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/standby-dr/standby/shared/azure/azarm"
 	"io"
 	"log/slog"
 	"strings"
@@ -46,7 +47,7 @@ var _ replication.DiskSnapshots = (*Snapshots)(nil)
 
 // NewSnapshots builds the clients; opts may point them at another ARM endpoint (a test server).
 func NewSnapshots(subscriptionID string, cred azcore.TokenCredential, opts *arm.ClientOptions) (*Snapshots, error) {
-	if err := CheckSubscriptionID(subscriptionID); err != nil {
+	if err := azarm.CheckSubscriptionID(subscriptionID); err != nil {
 		return nil, err
 	}
 	s := &Snapshots{SubscriptionID: subscriptionID, Access: 6 * time.Hour, PollInterval: 2 * time.Second,
@@ -86,7 +87,7 @@ func (s *Snapshots) DiskSize(ctx context.Context, diskID string) (int64, error) 
 	}
 	res, err := s.disks.Get(ctx, d.ResourceGroup, d.Name, nil)
 	if err != nil {
-		return 0, translate(err, "reading disk "+d.Name)
+		return 0, azarm.Translate(err, "reading disk "+d.Name)
 	}
 	if res.Properties == nil || res.Properties.DiskSizeBytes == nil {
 		return 0, fmt.Errorf("disk %s: the Compute provider gave no diskSizeBytes", d.Name)
@@ -106,7 +107,7 @@ func (s *Snapshots) SnapshotDisk(ctx context.Context, diskID, name string) (stri
 		return "", err
 	}
 	existing, err := s.snapshots.Get(ctx, d.ResourceGroup, name, nil)
-	switch err = translate(err, "reading snapshot "+name); {
+	switch err = azarm.Translate(err, "reading snapshot "+name); {
 	case err == nil:
 		if src := existing.Properties; src == nil || src.CreationData == nil || src.CreationData.SourceResourceID == nil ||
 			!strings.EqualFold(*src.CreationData.SourceResourceID, diskID) {
@@ -128,7 +129,7 @@ func (s *Snapshots) SnapshotDisk(ctx context.Context, diskID, name string) (stri
 func (s *Snapshots) create(ctx context.Context, d replication.ResourceName, name, diskID string) error {
 	disk, err := s.disks.Get(ctx, d.ResourceGroup, d.Name, nil)
 	if err != nil {
-		return translate(err, "reading disk "+d.Name)
+		return azarm.Translate(err, "reading disk "+d.Name)
 	}
 	poller, err := s.snapshots.BeginCreateOrUpdate(ctx, d.ResourceGroup, name, armcompute.Snapshot{
 		Location: disk.Location,
@@ -140,7 +141,7 @@ func (s *Snapshots) create(ctx context.Context, d replication.ResourceName, name
 		_, err = poller.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: s.PollInterval})
 	}
 	if err != nil {
-		return translate(err, "taking an incremental snapshot of disk "+d.Name)
+		return azarm.Translate(err, "taking an incremental snapshot of disk "+d.Name)
 	}
 	s.Log.Info("incremental snapshot taken", "disk", d.Name, "snapshot", name)
 	return nil
@@ -165,7 +166,7 @@ func (s *Snapshots) grant(ctx context.Context, id string) (string, error) {
 		res, err = poller.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: s.PollInterval})
 	}
 	if err != nil {
-		return "", translate(err, "granting read access to snapshot "+r.Name)
+		return "", azarm.Translate(err, "granting read access to snapshot "+r.Name)
 	}
 	if res.AccessSAS == nil || *res.AccessSAS == "" {
 		return "", fmt.Errorf("granting read access to snapshot %s: the Compute provider returned no address", r.Name)
@@ -189,7 +190,7 @@ func (s *Snapshots) ChangedRanges(ctx context.Context, snapshotID, prevID string
 	}
 	pb, err := pageblob.NewClientWithNoCredential(sas, &pageblob.ClientOptions{ClientOptions: s.blobOptions()})
 	if err != nil {
-		return nil, translate(err, "opening snapshot")
+		return nil, azarm.Translate(err, "opening snapshot")
 	}
 	if prevID == "" {
 		return pageList(ctx, pb.NewGetPageRangesPager(nil), func(r pageblob.GetPageRangesResponse) pageblob.PageList { return r.PageList },
@@ -210,7 +211,7 @@ func pageList[T any](ctx context.Context, pager *runtime.Pager[T], list func(T) 
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
 		if err != nil {
-			return nil, translate(err, what)
+			return nil, azarm.Translate(err, what)
 		}
 		l := list(page)
 		for _, r := range l.PageRange {
@@ -234,16 +235,16 @@ func (s *Snapshots) ReadSnapshot(ctx context.Context, snapshotID string, offset,
 	}
 	b, err := blob.NewClientWithNoCredential(sas, &blob.ClientOptions{ClientOptions: s.blobOptions()})
 	if err != nil {
-		return nil, translate(err, "opening snapshot")
+		return nil, azarm.Translate(err, "opening snapshot")
 	}
 	resp, err := b.DownloadStream(ctx, &blob.DownloadStreamOptions{Range: blob.HTTPRange{Offset: offset, Count: length}})
 	if err != nil {
-		return nil, translate(err, "reading a snapshot")
+		return nil, azarm.Translate(err, "reading a snapshot")
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, translate(err, "reading a snapshot")
+		return nil, azarm.Translate(err, "reading a snapshot")
 	}
 	if int64(len(data)) != length {
 		return nil, fmt.Errorf("reading a snapshot: got %d bytes at %d, want %d: %w", len(data), offset, length, replication.ErrUnavailable)
@@ -264,14 +265,14 @@ func (s *Snapshots) DeleteSnapshot(ctx context.Context, snapshotID string) error
 	if err == nil {
 		_, err = revoke.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: s.PollInterval})
 	}
-	if err = translate(err, "revoking access to snapshot "+r.Name); err != nil && !errors.Is(err, replication.ErrNotFound) {
+	if err = azarm.Translate(err, "revoking access to snapshot "+r.Name); err != nil && !errors.Is(err, replication.ErrNotFound) {
 		return err
 	}
 	del, err := s.snapshots.BeginDelete(ctx, r.ResourceGroup, r.Name, nil)
 	if err == nil {
 		_, err = del.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: s.PollInterval})
 	}
-	if err = translate(err, "deleting snapshot "+r.Name); err != nil && !errors.Is(err, replication.ErrNotFound) {
+	if err = azarm.Translate(err, "deleting snapshot "+r.Name); err != nil && !errors.Is(err, replication.ErrNotFound) {
 		return err
 	}
 	s.Log.Info("snapshot deleted", "snapshot", r.Name)

@@ -1,19 +1,15 @@
-package backends
+package sourceside
 
 import (
 	"fmt"
+	"github.com/standby-dr/standby/shared/azure/azconn"
 	"log/slog"
 	"path/filepath"
 	"strings"
 
-	"github.com/standby-dr/standby/shared/azure/azcompute"
+	"github.com/standby-dr/standby/shared/azure/azsnapshots"
 	"github.com/standby-dr/standby/shared/replication"
-	"github.com/standby-dr/standby/shared/standin/broker"
-	"github.com/standby-dr/standby/shared/standin/localcompute"
 )
-
-// SettingSourceCompute names the source region's compute, which an agent tracking managed: disks uses.
-const SettingSourceCompute = "StandbySourceCompute"
 
 // OpenDiskSnapshots is the source region's snapshot service the setting names:
 //   - "SubscriptionId=<guid>" selects Azure Resource Manager with the managed identity of the machine
@@ -26,12 +22,16 @@ func OpenDiskSnapshots(getenv func(string) string, log *slog.Logger) (replicatio
 	if value == "" {
 		return nil, fmt.Errorf("managed: disks are tracked through the source region's compute: set %s", SettingSourceCompute)
 	}
-	opts, err := computeOptions(SettingSourceCompute, value)
+	opts, err := azconn.Options(SettingSourceCompute, value)
 	if err != nil {
 		return nil, err
 	}
-	if strings.HasPrefix(value, broker.ComputePrefix) {
-		if unknown := unknownKeys(opts, "UseLocalCompute", "Dir"); unknown != "" || opts["Dir"] == "" {
+	if strings.HasPrefix(value, azconn.ComputePrefix) {
+		local, err := standInsFor(SettingSourceCompute, "the local compute")
+		if err != nil {
+			return nil, err
+		}
+		if unknown := azconn.UnknownKeys(opts, "UseLocalCompute", "Dir"); unknown != "" || opts["Dir"] == "" {
 			return nil, fmt.Errorf("%s: the local compute takes Dir= (required) only", SettingSourceCompute)
 		}
 		dir, err := filepath.Abs(opts["Dir"])
@@ -42,19 +42,19 @@ func OpenDiskSnapshots(getenv func(string) string, log *slog.Logger) (replicatio
 		if err != nil {
 			return nil, err
 		}
-		return &localcompute.Compute{Dir: dir, Pages: pages, Log: log.With("component", "localcompute")}, nil
+		return local.Snapshots(dir, pages, log.With("component", "localcompute")), nil
 	}
-	if unknown := unknownKeys(opts, "SubscriptionId"); unknown != "" {
+	if unknown := azconn.UnknownKeys(opts, "SubscriptionId"); unknown != "" {
 		return nil, fmt.Errorf("%s: %s: the Azure compute takes SubscriptionId= only", SettingSourceCompute, unknown)
 	}
-	cred, err := managedIdentity(getenv)
+	cred, err := ManagedIdentity(getenv)
 	if err != nil {
 		return nil, fmt.Errorf("%s: managed identity: %w", SettingSourceCompute, err)
 	}
-	s, err := azcompute.NewSnapshots(opts["SubscriptionId"], cred, nil)
+	s, err := azsnapshots.NewSnapshots(opts["SubscriptionId"], cred, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", SettingSourceCompute, err)
 	}
-	s.Log = log.With("component", "azcompute")
+	s.Log = log.With("component", "azsnapshots")
 	return s, nil
 }

@@ -1,4 +1,7 @@
-package azcompute
+// Package azarm is what the Azure Resource Manager adapters (shared/azure/azcompute for the target
+// region's compute, shared/azure/azsnapshots for the source region's disk snapshots) share: ARM's
+// error bodies translated to the domain's sentinels, and the checks of the ids they are given.
+package azarm
 
 import (
 	"context"
@@ -6,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -13,27 +17,27 @@ import (
 	"github.com/standby-dr/standby/shared/replication"
 )
 
-// armError is ARM's error body: {"error": {"code", "message", "target", "details": [...]}} (the
+// Error is ARM's error body: {"error": {"code", "message", "target", "details": [...]}} (the
 // ErrorResponse of the Resources and Compute specifications; azure-rest-api-specs
 // specification/common-types/resource-management/v5/types.json#/definitions/ErrorResponse). Some Compute
 // operations answer the inner object alone, so both shapes are read.
-type armError struct {
-	Code    string     `json:"code"`
-	Message string     `json:"message"`
-	Target  string     `json:"target"`
-	Details []armError `json:"details"`
-	Error   *armError  `json:"error"`
+type Error struct {
+	Code    string  `json:"code"`
+	Message string  `json:"message"`
+	Target  string  `json:"target"`
+	Details []Error `json:"details"`
+	Error   *Error  `json:"error"`
 }
 
-// text is "code: message (target)" and, after it, every detail's text, depth first: the details are
+// Text is "code: message (target)" and, after it, every detail's text, depth first: the details are
 // where ARM names the property a validation refused.
-func (e armError) text() string {
+func (e Error) Text() string {
 	if e.Error != nil {
-		return e.Error.text()
+		return e.Error.Text()
 	}
 	var parts []string
-	var walk func(e armError)
-	walk = func(e armError) {
+	var walk func(e Error)
+	walk = func(e Error) {
 		s := strings.TrimSpace(e.Code + ": " + e.Message)
 		if e.Code == "" {
 			s = e.Message
@@ -52,11 +56,11 @@ func (e armError) text() string {
 	return strings.Join(parts, "; ")
 }
 
-// responseText is what ARM said in a failed response: its error body, or its status when it had none.
-func responseText(re *azcore.ResponseError) string {
-	var e armError
+// ResponseText is what ARM said in a failed response: its error body, or its status when it had none.
+func ResponseText(re *azcore.ResponseError) string {
+	var e Error
 	if body, err := runtime.Payload(re.RawResponse); err == nil && json.Unmarshal(body, &e) == nil {
-		if t := e.text(); t != "" {
+		if t := e.Text(); t != "" {
 			return t
 		}
 	}
@@ -66,12 +70,12 @@ func responseText(re *azcore.ResponseError) string {
 	return http.StatusText(re.StatusCode)
 }
 
-// translate maps an SDK error to the domain's sentinels: 400 → ErrInvalid (ARM or a provider refused the
+// Translate maps an SDK error to the domain's sentinels: 400 → ErrInvalid (ARM or a provider refused the
 // request), 404 → ErrNotFound, 409 → ErrConflict, 429 and 5xx → ErrUnavailable; others (401, 403: a role
 // missing) stay plain so that a retry after the role assignment propagates can succeed. The text is
 // ARM's code and message; the request's URL and headers, which the SDK's own error text carries, are
 // left out, and any SAS signature is redacted.
-func translate(err error, what string) error {
+func Translate(err error, what string) error {
 	if err == nil {
 		return nil
 	}
@@ -82,7 +86,7 @@ func translate(err error, what string) error {
 	if !errors.As(err, &re) {
 		return fmt.Errorf("%s: %s", what, redact(err.Error()))
 	}
-	text := redact(responseText(re))
+	text := redact(ResponseText(re))
 	switch status := re.StatusCode; {
 	case status == http.StatusNotFound:
 		return fmt.Errorf("%s: %s: %w", what, text, replication.ErrNotFound)
@@ -101,3 +105,13 @@ func translate(err error, what string) error {
 
 // redact is the pipeline's one redaction point.
 func redact(s string) string { return replication.Redact(s) }
+
+var guid = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// CheckSubscriptionID refuses anything but a GUID.
+func CheckSubscriptionID(s string) error {
+	if !guid.MatchString(s) {
+		return fmt.Errorf("%w: subscription id %q is not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", replication.ErrInvalid, s)
+	}
+	return nil
+}
