@@ -123,7 +123,7 @@ func TestFunctionsThroughTheirTriggers(t *testing.T) {
 		t.Fatalf("failover of an unknown group: %d %s", status, body)
 	}
 	status, header, body = app.call(t, "POST", "/api/v1/groups/"+group+"/failover", "test-key", `{"type":"sideways"}`)
-	if status != 400 || header.Get("Content-Type") != "application/problem+json" || !strings.Contains(body, `type \"sideways\": want test, planned or unplanned`) {
+	if status != 400 || header.Get("Content-Type") != "application/problem+json" || !strings.Contains(body, `type \"sideways\": want planned, test or unplanned`) {
 		t.Fatalf("invalid failover type: %d %s %s", status, header.Get("Content-Type"), body)
 	}
 	status, _, body = app.call(t, "POST", "/api/v1/groups/"+group+"/failover", "test-key", `{"type":"test","extra":1}`)

@@ -109,7 +109,11 @@ func (req *Request) normalize() error {
 	if err := replication.CheckGroupName(req.Group); err != nil {
 		return err
 	}
-	if len(req.Sources) > 0 && req.Type != JobReprotect {
+	kind, err := KindOf(req.Type)
+	if err != nil {
+		return fmt.Errorf("%w: type: %v", replication.ErrInvalid, err)
+	}
+	if len(req.Sources) > 0 && !kind.TakesSources {
 		return fmt.Errorf("%w: sources: only a reprotect reads the failed-over VMs' disks", replication.ErrInvalid)
 	}
 	if len(req.Sources) > replication.MaxVMsPerGroup*replication.MaxDisksPerVM {
@@ -118,52 +122,20 @@ func (req *Request) normalize() error {
 	if req.JobID != "" && !ValidJobID(req.JobID) {
 		return fmt.Errorf("%w: jobId %q is not 32 lowercase hex digits", replication.ErrInvalid, req.JobID)
 	}
-	switch req.Type {
-	case JobTestFailover, JobPlannedFailover, JobUnplannedFailover:
-		if req.RecoveryPoint == "" {
-			req.RecoveryPoint = "latestProcessed"
-		}
-		if req.Type == JobPlannedFailover && req.RecoveryPoint != "latestProcessed" {
-			return fmt.Errorf("%w: recoveryPoint: a planned failover goes to the point the agent's final writes make; leave recoveryPoint out", replication.ErrInvalid)
-		}
-	case JobChangePoint:
-		if req.RecoveryPoint == "" {
-			return fmt.Errorf("%w: recoveryPoint is required", replication.ErrInvalid)
-		}
+	if kind.Normalize != nil {
+		return kind.Normalize(req)
 	}
 	return nil
 }
 
-// precheck refuses, before anything is recorded, a job that cannot work: a drill with no isolated test
-// subnet, a way back without a peer site or without original disks it can write. After a failback a
-// reprotect resumes replication in the first direction.
+// precheck refuses, before anything is recorded, a job that cannot work (the kind's own rule: a drill
+// with no isolated test subnet, a way back without a peer site or without original disks it can write).
 func (a *Admission) precheck(ctx context.Context, g *replication.Group, req *Request) error {
-	switch req.Type {
-	case JobTestFailover:
-		if err := g.Spec.CheckTestNetwork(); err != nil {
-			return fmt.Errorf("%w: cannot run a test failover: %v", replication.ErrState, err)
-		}
-	case JobReprotect, JobFailback:
-		if !a.PeerConfigured {
-			return fmt.Errorf("%w: peer site: reprotect and failback drive the other region's Standby deployment: set StandbyPeerApi (and StandbyPeerApiKey)", replication.ErrNotConfigured)
-		}
+	kind, err := KindOf(req.Type)
+	if err != nil || kind.Precheck == nil {
+		return err
 	}
-	if req.Type != JobReprotect {
-		return nil
-	}
-	switch g.Record.State {
-	case replication.StateFailedBack:
-		req.Type = JobReprotectForward
-	case replication.StateCommitted:
-		fo, err := LoadJob(ctx, a.State, g.Record.FailoverJob)
-		if err != nil {
-			return fmt.Errorf("failover job %s: %w", g.Record.FailoverJob, err)
-		}
-		if _, _, err := ReverseSpec(g.Record.PartitionKey, g.Spec, fo.Container, a.Pages.URL, req.Sources); err != nil {
-			return fmt.Errorf("%w: cannot reprotect: %v", replication.ErrState, err)
-		}
-	}
-	return nil
+	return kind.Precheck(ctx, a, g, req)
 }
 
 // existing answers a retried request with the job recorded under its id, or a conflict when that id is
@@ -189,80 +161,29 @@ func LoadJob(ctx context.Context, store replication.StateStore, id string) (Job,
 	return job, err
 }
 
-// claim decides whether the group's state admits the job and records the group's claim on it: one
-// failover at a time (only a failed one frees the claim: a group once failed over stays claimed), one
-// reprotect or failback at a time, one test failover until it is cleaned up.
+// claim decides whether the group's state admits the job and records the group's claim on it (the
+// kind's: one failover at a time, one reprotect or failback at a time, one test failover until it is
+// cleaned up).
 func (a *Admission) claim(ctx context.Context, rec *replication.GroupRecord, job Job) error {
 	if err := admits(rec, job.Type); err != nil {
 		return err
 	}
-	switch job.Type {
-	case JobPlannedFailover, JobUnplannedFailover:
-		failed := func(j *Job) bool { return j.State == JobFailed }
-		if err := a.busy(ctx, rec.FailoverJob, failed, func(Job) string { return "failover" }); err != nil {
-			return err
-		}
-		rec.FailoverJob = job.ID() // a concurrent request finds this one
-	case JobReprotect, JobFailback, JobReprotectForward:
-		if err := a.busy(ctx, rec.WayBackJob, (*Job).Terminal, func(j Job) string { return j.Type }); err != nil {
-			return err
-		}
-		rec.WayBackJob = job.ID()
-	case JobTestFailover:
-		rec.ActiveTestFailover = job.ID()
-	case JobCleanupTest:
-		rec.ActiveTestFailover = ""
+	if kind, _ := KindOf(job.Type); kind.Claim != nil {
+		return kind.Claim(ctx, a, rec, job)
 	}
 	return nil
 }
 
 // admits says why the group's state does not admit a job of the type (nil when it does).
 func admits(rec *replication.GroupRecord, jobType string) error {
-	why := ""
-	switch state := rec.State; jobType {
-	case JobPlannedFailover, JobUnplannedFailover:
-		switch {
-		case rec.FailedOver():
-			why = fmt.Sprintf("the group is %s already", state)
-		case jobType == JobPlannedFailover && state != replication.StateProtected:
-			why = fmt.Sprintf("a planned failover needs a Protected group, it is %s", state)
-		case jobType == JobUnplannedFailover && rec.LastPointTime.IsZero():
-			why = fmt.Sprintf("the group has no recovery point to fail over to (state %s)", state)
-		}
-	case JobReprotect:
-		if state == replication.StateFailedOver {
-			why = "reprotect needs a committed failover; the group is FailedOver: commit it first"
-		} else if state != replication.StateCommitted {
-			why = fmt.Sprintf("reprotect needs a committed failover; the group is %s", state)
-		}
-	case JobFailback:
-		if state != replication.StateReprotected {
-			why = fmt.Sprintf("failback needs a Reprotected group (replicating back); it is %s", state)
-		}
-	case JobReprotectForward:
-		if state != replication.StateFailedBack {
-			why = fmt.Sprintf("the group is %s, no longer FailedBack", state)
-		}
-	case JobCommit:
-		if state != replication.StateFailedOver {
-			why = fmt.Sprintf("only a FailedOver group can be committed, it is %s", state)
-		}
-	case JobChangePoint:
-		if state != replication.StateFailedOver {
-			why = fmt.Sprintf("the recovery point of a failover can change until it is committed; the group is %s", state)
-		}
-	case JobTestFailover:
-		if rec.ActiveTestFailover != "" {
-			why = fmt.Sprintf("test failover %s is active: clean it up first", rec.ActiveTestFailover)
-		} else if rec.LastPointTime.IsZero() {
-			why = fmt.Sprintf("the group has no recovery point yet (state %s)", state)
-		}
-	case JobCleanupTest:
-		if rec.ActiveTestFailover == "" {
-			why = "no test failover to clean up"
-		}
+	kind, err := KindOf(jobType)
+	if err != nil {
+		return fmt.Errorf("%w: %v", replication.ErrInvalid, err)
 	}
-	if why != "" {
+	if kind.Admits == nil {
+		return nil
+	}
+	if why := kind.Admits(rec); why != "" {
 		return fmt.Errorf("%w: %s", replication.ErrState, why)
 	}
 	return nil
@@ -286,11 +207,10 @@ func (a *Admission) busy(ctx context.Context, id string, released func(*Job) boo
 
 // StartFailover admits a failover of one of the three kinds (test, planned, unplanned).
 func (a *Admission) StartFailover(ctx context.Context, req Request) (Job, error) {
-	switch req.Type {
-	case JobTestFailover, JobPlannedFailover, JobUnplannedFailover:
+	if isFailover(req.Type) {
 		return a.Start(ctx, req)
 	}
-	return Job{}, fmt.Errorf("%w: type %q: want test, planned or unplanned", replication.ErrInvalid, req.Type)
+	return Job{}, fmt.Errorf("%w: type %q: want %s", replication.ErrInvalid, req.Type, oneOf(FailoverKinds()))
 }
 
 // Job reads a job by id.

@@ -164,7 +164,7 @@ func deleteTestVMs(ctx context.Context, r *JobRunner, j *Job, g *replication.Gro
 	deleted := 0
 	for _, h := range holds {
 		var test Job
-		if _, err := r.State.Get(ctx, JobsTable, h.Job, JobRow, &test); err != nil || test.Type != JobTestFailover {
+		if _, err := r.State.Get(ctx, JobsTable, h.Job, JobRow, &test); err != nil || !isolated(test.Type) {
 			continue
 		}
 		n, err := r.deleteVMsOf(ctx, g, &test)

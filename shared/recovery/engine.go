@@ -30,15 +30,8 @@ const (
 	JobRow    = "job"
 )
 
-// Job types and states.
+// Job states (the kinds are registered in kind_*.go).
 const (
-	JobTestFailover      = "test"
-	JobPlannedFailover   = "planned"
-	JobUnplannedFailover = "unplanned"
-	JobCommit            = "commit"
-	JobChangePoint       = "change-recovery-point"
-	JobCleanupTest       = "cleanup-test-failover"
-
 	JobQueued    = "Queued"
 	JobRunning   = "Running"
 	JobSucceeded = "Succeeded"
@@ -123,27 +116,11 @@ type stepDef struct {
 }
 
 func stepsOf(jobType string) ([]stepDef, error) {
-	switch jobType {
-	case JobTestFailover:
-		return materialize, nil
-	case JobCleanupTest:
-		return cleanupSteps, nil
-	case JobUnplannedFailover:
-		return unplannedSteps, nil
-	case JobPlannedFailover:
-		return plannedSteps, nil
-	case JobCommit:
-		return commitSteps, nil
-	case JobChangePoint:
-		return changePointSteps, nil // the failover disks and VMs are made again from the new point
-	case JobReprotect:
-		return reprotectSteps, nil
-	case JobFailback:
-		return failbackSteps, nil
-	case JobReprotectForward:
-		return reprotectForwardSteps, nil
+	k, err := KindOf(jobType)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("job type %q is not supported", jobType)
+	return k.Steps, nil
 }
 
 // stepOf is the job's next step: a plan job's from its name (planjobs.go), another's from its type.

@@ -68,11 +68,11 @@ type DeploymentRequest struct {
 // machineDeployment is a VM's deployment for the job: its disks the job's materialized copies, its
 // subnet the mapping's target (the isolated test subnet for a drill; "" without a mapping).
 func (r *JobRunner) machineDeployment(j *Job, g *replication.Group, vm replication.VMSpec, disk func(string) replication.DiskRef) (DeploymentRequest, error) {
-	plan := MachinePlan{VM: vm, StorageAccountID: r.StorageAccountID, Suffix: j.ID()[:8], Isolated: j.Type == JobTestFailover,
+	plan := MachinePlan{VM: vm, StorageAccountID: r.StorageAccountID, Suffix: j.ID()[:8], Isolated: isolated(j.Type),
 		DiskURL: func(key string) string { return r.Pages.URL(disk(key)) }}
 	if m, ok := g.Spec.Network.MappingFor(vm.Subnet); ok {
 		plan.Subnet = m.Target
-		if j.Type == JobTestFailover {
+		if isolated(j.Type) {
 			if m.Test == "" {
 				return DeploymentRequest{}, replication.NoTestSubnet(vm)
 			}

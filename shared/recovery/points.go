@@ -75,7 +75,7 @@ func releaseTestHolds(ctx context.Context, r *JobRunner, j *Job, g *replication.
 	released, err := r.releaseHolds(ctx, j.Group, func(h replication.PointHold) bool {
 		var holder Job
 		_, err := r.State.Get(ctx, JobsTable, h.Job, JobRow, &holder)
-		return err != nil || holder.Type == JobTestFailover
+		return err != nil || isolated(holder.Type)
 	})
 	return fmt.Sprintf("%d holds released", released), 0, err
 }

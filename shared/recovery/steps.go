@@ -27,22 +27,6 @@ var materialize = []stepDef{
 	{"wait-vms", waitVMs},
 }
 
-// unplannedSteps: the source is gone; nothing here touches it.
-var unplannedSteps = append(append([]stepDef{}, materialize...), stepDef{"mark-failed-over", markFailedOver})
-
-// changePointSteps make the failover disks and VMs again from another point: the previous VMs go first.
-var changePointSteps = append([]stepDef{{"delete-previous-vms", deletePreviousVMs}}, unplannedSteps...)
-
-// plannedSteps: the agent stops taking writes and flushes, the job waits until apply has everything and
-// a point marks the agent's final sequence, then fails over to that point: nothing acknowledged is lost.
-var plannedSteps = append(append([]stepDef{{"stop-source", stopSource}, {"wait-source-drained", waitDrained}}, materialize...),
-	stepDef{"mark-failed-over", markFailedOver})
-
-var commitSteps = []stepDef{
-	{"delete-other-points", deleteOtherPoints},
-	{"mark-committed", markCommitted},
-}
-
 func stopSource(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
 	_, err := replication.UpdateGroup(ctx, r.State, j.Group, func(rec *replication.GroupRecord) error {
 		if rec.StopRequested {
@@ -140,12 +124,6 @@ func markCommitted(ctx context.Context, r *JobRunner, j *Job, g *replication.Gro
 	return "group state Committed", 0, err
 }
 
-var cleanupSteps = []stepDef{
-	{"delete-test-vms", deleteTestVMs},
-	{"delete-test-disks", deleteTestDisks},
-	{"release-holds", releaseTestHolds},
-}
-
 // inPlace reports whether the job fails over onto the group's target disks themselves: a planned
 // failover of a group whose targets were given (a reprotected group's original disks) — failback. The
 // drained disks hold the final point exactly, and the VMs come back on their own disks.
@@ -166,7 +144,7 @@ func startCopies(ctx context.Context, r *JobRunner, j *Job, g *replication.Group
 		return fmt.Sprintf("in place: the original disks hold %s; nothing to copy", p.ID), 0, nil
 	}
 	j.Container = TestContainer(j.Group)
-	if j.Type != JobTestFailover {
+	if !isolated(j.Type) {
 		j.Container = FailoverContainer(j.Group)
 	}
 	res, err := r.Restorer.StartCopies(ctx, g, p, j.Container)

@@ -16,14 +16,6 @@ import (
 // to the original disks. The forward deployment's jobs drive the reverse one through its API (PeerSite):
 // reprotect enables the reversed group there, failback runs a planned failover there.
 
-// Job types of the way back.
-const (
-	JobReprotect = "reprotect"
-	JobFailback  = "failback"
-	// JobReprotectForward is a reprotect after a failback: replication resumes in the first direction.
-	JobReprotectForward = "reprotect-forward"
-)
-
 // ReverseSpec is the spec that replicates a failed-over group back: the failed-over VMs' disks are the
 // sources and the original disks the targets, so only the blocks that differ travel; the network
 // mapping points back. An original disk is either a managed disk (the disk's managedDisk: seeds lists
@@ -94,25 +86,6 @@ func ReverseSpec(group string, spec replication.GroupSpec, failoverContainer str
 }
 
 func (e permanentError) Unwrap() error { return e.error }
-
-var reprotectSteps = []stepDef{
-	{"seed-on-peer", withPeer(seedOnPeer)},
-	{"enable-on-peer", withPeer(enableOnPeer)},
-	{"wait-peer-protected", withPeer(waitPeerProtected)},
-	{"mark-reprotected", markReprotected},
-}
-
-var reprotectForwardSteps = []stepDef{
-	{"retire-peer-group", withPeer(retirePeerGroup)},
-	{"resume-protection", resumeProtection},
-	{"wait-protected", waitProtected},
-}
-
-var failbackSteps = []stepDef{
-	{"peer-planned-failover", withPeer(peerPlannedFailover)},
-	{"wait-peer-failover", withPeer(waitPeerFailover)},
-	{"mark-failed-back", markFailedBack},
-}
 
 // reverseSpecOf is the group's reversed spec: sources are the disks of the failover that was committed
 // (or where the reprotect request says the agent reads them).
