@@ -12,8 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -186,51 +184,15 @@ func Open(ctx context.Context, cfg Config) (*Agent, bool, error) {
 // one's next change scan starts from. On an error the caller closes what was opened.
 func (a *Agent) openDisks(ctx context.Context) error {
 	for _, d := range a.cfg.Disks {
-		snapshotted, err := a.openSnapshotSource(ctx, d)
+		c, src, err := captureOf(d)
 		if err != nil {
 			return err
 		}
-		if snapshotted {
-			continue
-		}
-		f, err := openSource(a.cfg.StateDir, a.cfg.Group, d)
-		if err != nil {
+		if err := c.open(ctx, a, d, src); err != nil {
 			return err
 		}
-		a.files[d.Key], a.sizes[d.Key] = f, d.Spec.SizeBytes
 	}
 	return nil
-}
-
-// openSource opens a disk's source: the file of a file: or nbd: source, or a file the agent keeps for
-// an "agent" disk (whose writes come only through Write).
-func openSource(stateDir, group string, d replication.DiskRefSpec) (*os.File, error) {
-	for _, kind := range []string{"file:", "nbd:"} {
-		if path, ok := strings.CutPrefix(d.Spec.Source, kind); ok {
-			return openFileSource(d, path)
-		}
-	}
-	if d.Spec.Source != "agent" {
-		return nil, fmt.Errorf("disk %s: source %q is not supported by this agent (nbd:, file: or agent)", d.Key, d.Spec.Source)
-	}
-	path := filepath.Join(stateDir, group, d.VM, d.Spec.Name+".img")
-	os.MkdirAll(filepath.Dir(path), 0o755)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("disk %s: %w", d.Key, err)
-	}
-	info, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	if info.Size() < d.Spec.SizeBytes { // the agent's own image starts sparse, all zeros
-		if err := f.Truncate(d.Spec.SizeBytes); err != nil {
-			f.Close()
-			return nil, err
-		}
-	}
-	return f, nil
 }
 
 // openFileSource opens an existing disk image or block device as it is: never created, never extended —

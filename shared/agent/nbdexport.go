@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
-	"strings"
 
 	"github.com/standby-dr/standby/shared/protocol/nbd"
 )
@@ -58,7 +57,7 @@ func (e diskExport) Flush() error { return e.a.SyncDisk(e.disk) }
 func (a *Agent) NBDDisks() []string {
 	var keys []string
 	for _, d := range a.cfg.Disks {
-		if strings.HasPrefix(d.Spec.Source, "nbd:") {
+		if c, _, err := captureOf(d); err == nil && c.exported() {
 			keys = append(keys, d.Key)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/standby-dr/standby/shared/api/apiv1"
@@ -195,16 +194,16 @@ func trustLocalSources(spec, local *replication.GroupSpec, sources map[string]st
 		for j := range spec.VMs[i].Disks {
 			d := &spec.VMs[i].Disks[j]
 			key := replication.DiskKey(spec.VMs[i].Name, d.Name)
-			onVM := strings.HasPrefix(d.Source, "file:") || strings.HasPrefix(d.Source, "nbd:")
+			src := d.Parsed()
 			if path, ok := sources[key]; ok { // the path is the agent's; how it is captured, the group's
-				kind := "file:"
-				if strings.HasPrefix(d.Source, "nbd:") {
-					kind = "nbd:"
+				kind := replication.SourceFile
+				if src.Kind == replication.SourceNBD {
+					kind = replication.SourceNBD
 				}
-				d.Source = kind + path
+				d.Source = replication.Source{Kind: kind, Ref: path}.String()
 				continue
 			}
-			if !onVM {
+			if !src.OnVM() {
 				continue
 			}
 			if local == nil || localSource(local, key) != d.Source {
@@ -248,12 +247,13 @@ func (r *runner) open(ctx context.Context, j replication.JournalStore, pub repli
 		cfg.OnMarker = truthRecorder(f, sizes)
 	}
 	for _, d := range cfg.Disks {
-		if strings.HasPrefix(d.Spec.Source, "pageblob:") && cfg.SourcePages == nil && r.cfg.SourcePages != nil {
+		kind := d.Spec.Parsed().Kind
+		if kind == replication.SourcePageBlob && cfg.SourcePages == nil && r.cfg.SourcePages != nil {
 			if cfg.SourcePages, err = r.cfg.SourcePages(); err != nil {
 				return false, closeTruth, err
 			}
 		}
-		if strings.HasPrefix(d.Spec.Source, "managed:") && cfg.DiskSnapshots == nil && r.cfg.DiskSnapshots != nil {
+		if kind == replication.SourceManaged && cfg.DiskSnapshots == nil && r.cfg.DiskSnapshots != nil {
 			if cfg.DiskSnapshots, err = r.cfg.DiskSnapshots(); err != nil {
 				return false, closeTruth, err
 			}
@@ -272,7 +272,7 @@ func (r *runner) startScanning(ctx context.Context) error {
 			every = 0 // the workload writes through the write API: nothing to find
 		}
 		for _, d := range r.spec.Disks() {
-			if strings.HasPrefix(d.Spec.Source, "managed:") {
+			if d.Spec.Parsed().Kind == replication.SourceManaged {
 				every = replication.SnapshotSpacing
 			}
 		}

@@ -2,9 +2,6 @@ package agent
 
 import (
 	"context"
-	"strings"
-
-	"github.com/standby-dr/standby/shared/replication"
 )
 
 // Scanner finds writes to file-backed disks that did not come through the write API (another process
@@ -28,55 +25,15 @@ func (a *Agent) NewScanner() *Scanner {
 func (s *Scanner) Pass(ctx context.Context) (int64, error) {
 	var sent int64
 	for _, d := range s.a.cfg.Disks {
-		if _, snapshotted := s.a.snaps[d.Key]; snapshotted {
-			n, err := s.a.scanSnapshotDisk(ctx, d)
-			sent += n
-			if err != nil {
-				return sent, err
-			}
-			continue
+		c, _, err := captureOf(d)
+		if err != nil {
+			return sent, err
 		}
-		if !strings.HasPrefix(d.Spec.Source, "file:") {
-			continue
+		n, err := c.scan(ctx, s, d)
+		sent += n
+		if err != nil {
+			return sent, err
 		}
-		f := s.a.files[d.Key]
-		blocks := int((d.Spec.SizeBytes + BlockSize - 1) / BlockSize)
-		known, learned := s.known[d.Key]
-		if !learned {
-			known = make([]string, blocks)
-		}
-		buf := make([]byte, BlockSize)
-		for i := 0; i < blocks; i++ {
-			if err := ctx.Err(); err != nil {
-				return sent, err
-			}
-			off := int64(i) * BlockSize
-			n := min(int64(BlockSize), d.Spec.SizeBytes-off)
-			if _, err := f.ReadAt(buf[:n], off); err != nil {
-				return sent, err
-			}
-			h := BlockHash(buf[:n])
-			if !learned {
-				known[i] = h
-				continue
-			}
-			if h == known[i] {
-				continue
-			}
-			s.a.mu.Lock()
-			data := make([]byte, n)
-			_, err := f.ReadAt(data, off)
-			if err == nil {
-				s.a.appendLocked(replication.Extent{Disk: d.Key, Offset: off, Length: n, Data: data})
-				known[i] = BlockHash(data)
-			}
-			s.a.mu.Unlock()
-			if err != nil {
-				return sent, err
-			}
-			sent += n
-		}
-		s.known[d.Key] = known
 	}
 	return sent, nil
 }

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,54 +29,6 @@ type snapshotSource interface {
 	drop(ctx context.Context, snap string) error
 }
 
-type pageBlobSource struct {
-	pages replication.PageStore
-	ref   replication.DiskRef
-}
-
-func (s pageBlobSource) take(ctx context.Context, _ string) (string, error) {
-	return s.pages.Snapshot(ctx, s.ref, "")
-}
-
-func (s pageBlobSource) changed(ctx context.Context, snap, prev string) ([]replication.PageRange, bool, error) {
-	if prev == "" {
-		r, err := s.pages.AllocatedRanges(ctx, s.ref, snap)
-		return r, false, err
-	}
-	r, err := s.pages.ChangedRanges(ctx, s.ref, snap, prev)
-	return r, false, err
-}
-
-func (s pageBlobSource) read(ctx context.Context, snap string, off, n int64) ([]byte, error) {
-	return s.pages.ReadRange(ctx, s.ref, snap, off, n)
-}
-
-func (s pageBlobSource) drop(ctx context.Context, snap string) error {
-	return s.pages.DeleteSnapshot(ctx, s.ref, snap)
-}
-
-type managedSource struct {
-	snaps replication.DiskSnapshots
-	disk  string
-}
-
-func (s managedSource) take(ctx context.Context, name string) (string, error) {
-	return s.snaps.SnapshotDisk(ctx, s.disk, name)
-}
-
-func (s managedSource) changed(ctx context.Context, snap, prev string) ([]replication.PageRange, bool, error) {
-	r, err := s.snaps.ChangedRanges(ctx, snap, prev)
-	return r, true, err
-}
-
-func (s managedSource) read(ctx context.Context, snap string, off, n int64) ([]byte, error) {
-	return s.snaps.ReadSnapshot(ctx, snap, off, n)
-}
-
-func (s managedSource) drop(ctx context.Context, snap string) error {
-	return s.snaps.DeleteSnapshot(ctx, snap)
-}
-
 // tracked is a snapshot disk's source and, for a managed disk, when its recent snapshots were taken.
 // mu serialises the disk's syncs and scans: each moves the base snapshot the other diffs against.
 type tracked struct {
@@ -87,38 +38,13 @@ type tracked struct {
 	taken   []time.Time
 }
 
-// openSnapshotSource opens a pageblob: or managed: disk (ok false for other sources).
-func (a *Agent) openSnapshotSource(ctx context.Context, d replication.DiskRefSpec) (bool, error) {
-	kind, rest, _ := strings.Cut(d.Spec.Source, ":")
-	switch kind {
-	case "pageblob":
-		ref, err := replication.PageBlobRef(d.Spec.Source)
-		if err != nil {
-			return true, fmt.Errorf("disk %s: %w", d.Key, err)
-		}
-		if a.cfg.SourcePages == nil {
-			return true, fmt.Errorf("disk %s: a pageblob: source needs the source account (StandbySourceStorage)", d.Key)
-		}
-		a.snaps[d.Key] = &tracked{src: pageBlobSource{a.cfg.SourcePages, ref}}
-	case "managed":
-		if a.cfg.DiskSnapshots == nil {
-			return true, fmt.Errorf("disk %s: a managed: source needs the source region's compute (StandbySourceCompute)", d.Key)
-		}
-		size, err := a.cfg.DiskSnapshots.DiskSize(ctx, rest)
-		if err != nil {
-			return true, fmt.Errorf("disk %s: %w", d.Key, err)
-		}
-		if size != d.Spec.SizeBytes {
-			return true, fmt.Errorf("disk %s: the managed disk holds %d bytes, the spec says %d", d.Key, size, d.Spec.SizeBytes)
-		}
-		a.snaps[d.Key] = &tracked{src: managedSource{a.cfg.DiskSnapshots, rest}, limited: true}
-	default:
-		return false, nil
-	}
+// trackSnapshots starts tracking a snapshot disk: its source, and the snapshot its next change scan
+// starts from, as the last run left it.
+func (a *Agent) trackSnapshots(d replication.DiskRefSpec, t *tracked) {
+	a.snaps[d.Key] = t
 	if snap, err := os.ReadFile(a.snapshotFile(d.Key, "snapshot")); err == nil {
 		a.bases[d.Key] = strings.TrimSpace(string(snap))
 	}
-	return true, nil
 }
 
 func (a *Agent) snapshotFile(key, what string) string {

@@ -17,7 +17,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/standby-dr/standby/shared/agent"
@@ -192,9 +191,9 @@ func (p *Prover) Container(ctx context.Context, pages replication.PageStore, vie
 
 // sameAsSource compares a disk (target or materialized) with its source file, byte for byte.
 func (p *Prover) sameAsSource(ctx context.Context, pages replication.PageStore, ref replication.DiskRef, d replication.DiskRefSpec) (bool, error) {
-	path, ok := strings.CutPrefix(d.Spec.Source, "file:")
-	if !ok {
-		path = filepath.Join(p.StateDir, p.Group, d.VM, d.Spec.Name+".img")
+	path := filepath.Join(p.StateDir, p.Group, d.VM, d.Spec.Name+".img") // an agent disk's image
+	if src := d.Spec.Parsed(); src.Kind == replication.SourceFile {
+		path = src.Ref
 	}
 	src, err := os.Open(path)
 	if err != nil {

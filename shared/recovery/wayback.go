@@ -59,7 +59,7 @@ func ReverseSpec(group string, spec replication.GroupSpec, failoverContainer str
 					rev.Target.Container = orig.Container
 				}
 				rev.Target.Disks[key] = orig.String()
-				rd.Source = "pageblob:" + url(replication.DiskIn(failoverContainer, key))
+				rd.Source = replication.Source{Kind: replication.SourcePageBlob, Ref: url(replication.DiskIn(failoverContainer, key))}.String()
 			default:
 				return replication.GroupSpec{}, nil, fmt.Errorf("vms[%d].disks[%d] (%s): reprotect replicates back into the original disk: give its managedDisk (the source VM's managed disk id), or a pageblob: source; the source is %q", i, j, key, d.Source)
 			}

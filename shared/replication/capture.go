@@ -15,23 +15,23 @@ type Capture struct {
 }
 
 // captures by source kind.
-var captures = map[string]Capture{
-	"nbd": {Mode: "nbd", CrashConsistent: true,
+var captures = map[SourceKind]Capture{
+	SourceNBD: {Mode: "nbd", CrashConsistent: true,
 		Note: "every write goes through the agent's NBD export and joins the stream in completion order"},
-	"agent": {Mode: "agent", CrashConsistent: true,
+	SourceAgent: {Mode: "agent", CrashConsistent: true,
 		Note: "every write goes through the agent's write API and joins the stream in completion order"},
-	"file": {Mode: "file", CrashConsistent: false,
+	SourceFile: {Mode: "file", CrashConsistent: false,
 		Note: "not crash-consistent: changed blocks are found by hashing the disk every pass, and blocks read at different moments can mix a filesystem's journal of one moment with data of another"},
-	"managed": {Mode: "managed", CrashConsistent: false,
+	SourceManaged: {Mode: "managed", CrashConsistent: false,
 		Note: "agentless: each point is the disk as one incremental snapshot saw it, so consistent per disk but not across the group's disks (Azure makes that only through VM restore points, a few per hour); points come at most every 43 s (Azure allows 7 snapshots per disk per 5 minutes)"},
-	"pageblob": {Mode: "pageblob", CrashConsistent: false,
+	SourcePageBlob: {Mode: "pageblob", CrashConsistent: false,
 		Note: "consistent per disk at each snapshot the agent takes, not across the group's disks"},
 }
 
 // CaptureOf is the capture of a disk with source.
 func CaptureOf(key, source string) Capture {
 	kind, _, _ := strings.Cut(source, ":")
-	c, ok := captures[kind]
+	c, ok := captures[SourceKind(kind)]
 	if !ok {
 		c = Capture{Mode: kind, Note: "unknown source kind"}
 	}

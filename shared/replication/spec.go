@@ -244,14 +244,8 @@ func (vm VMSpec) validateDisks(at string) error {
 		if d.SizeBytes <= 0 || d.SizeBytes%(1<<20) != 0 || d.SizeBytes > MaxVirtualSize {
 			return fmt.Errorf("%s.sizeBytes: %d must be a positive whole number of MiB up to 8 TiB less 1 MiB (its replica is a fixed VHD, with a 512-byte footer)", at, d.SizeBytes)
 		}
-		kind, rest, _ := strings.Cut(d.Source, ":")
-		switch {
-		case d.Source == "agent":
-		case (kind == "file" || kind == "nbd") && rest != "":
-		case kind == "pageblob" && (strings.HasPrefix(rest, "https://") || strings.HasPrefix(rest, "http://")):
-		case kind == "managed" && managedDiskID.MatchString(rest):
-		default:
-			return fmt.Errorf("%s.source: %q, want nbd:<path> (every write captured through the agent's NBD export), agent, managed:<disk resource id> (agentless, from incremental snapshots: consistent per disk only), file:<path> (scanned: not crash-consistent) or pageblob:<url>", at, d.Source)
+		if _, err := ParseSource(d.Source); err != nil {
+			return fmt.Errorf("%s.source: %v", at, err)
 		}
 	}
 	return nil
