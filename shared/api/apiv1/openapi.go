@@ -12,60 +12,9 @@ import (
 )
 
 // The OpenAPI 3.1 document of the REST API is built as data from Routes and the wire types themselves,
-// so it cannot say one thing while the handler sends another: every route has an operation below
-// (OpenAPI panics otherwise), and each schema is the JSON encoding of its Go type — properties by json
-// name, omitempty ones optional, nothing else allowed (additionalProperties: false).
-
-// operation documents a route: what it does, its request body (nil: none), its answers by status (a nil
-// type: no content) and its query parameters.
-type operation struct {
-	summary string
-	body    any
-	answers map[int]any
-	query   []string
-}
-
-var jobAccepted = map[int]any{http.StatusAccepted: JobView{}}
-
-var operations = map[string]operation{
-	"GET /health":                   {"The app's health and each dependency's (503 when one is unreachable)", nil, map[int]any{200: HealthView{}, 503: HealthView{}}, nil},
-	"GET /openapi.json":             {"This document", nil, map[int]any{200: map[string]any{}}, nil},
-	"GET /groups":                   {"Every group", nil, map[int]any{200: GroupList{}}, nil},
-	"PUT /groups/{group}":           {"Enable replication of a group (201) or change its spec (200)", GroupSpec{}, map[int]any{200: GroupView{}, 201: GroupView{}}, nil},
-	"GET /groups/{group}":           {"A group: state, health, RPO, progress, its disks' capture", nil, map[int]any{200: GroupView{}}, nil},
-	"DELETE /groups/{group}":        {"Disable replication; keepData=false also removes the target disks and state (204)", nil, map[int]any{200: GroupView{}, 204: nil}, []string{"keepData"}},
-	"POST /groups/{group}/agent":    {"The agent's heartbeat; the answer says what it must do", AgentReport{}, map[int]any{200: AgentInstructions{}}, nil},
-	"POST /groups/{group}/resync":   {"Ask for a checksum resync", nil, map[int]any{202: ResyncView{}}, nil},
-	"POST /groups/{group}/seed":     {"Seed this site's disks from managed disks (a reprotect's peer calls it until done)", SeedRequest{}, map[int]any{200: SeedStatus{}}, nil},
-	"POST /groups/{group}/events":   {"An event the agent reports", EventReport{}, map[int]any{204: nil}, nil},
-	"GET /groups/{group}/events":    {"The group's history, newest first", nil, map[int]any{200: EventsPage{}}, []string{"limit", "after"}},
-	"POST /groups/{group}/failover": {"Start a failover: test, planned or unplanned, at a recovery point", FailoverRequest{}, jobAccepted, nil},
-	"POST /groups/{group}/agent-key": {"A new agent key for the group (shown once; the previous one stops working)", nil,
-		map[int]any{200: AgentKeyView{}}, nil},
-	"GET /groups/{group}/stream-key": {"The group's change-stream key, for its agents", nil, map[int]any{200: StreamKeyView{}}, nil},
-	"GET /groups/{group}/disks/{vm}/{disk}/hashes": {"A page of a target disk's 1 MiB block hashes", nil,
-		map[int]any{200: DiskHashes{}}, []string{"from", "count"}},
-	"GET /groups/{group}/recovery-points": {"Recovery points, newest first", nil, map[int]any{200: PointsPage{}},
-		[]string{"kind", "from", "to", "limit", "after"}},
-	"GET /groups/{group}/rpo-history": {"The group's RPO a minute at a time over its retention window, oldest first", nil,
-		map[int]any{200: RPOHistoryView{}}, []string{"from", "to"}},
-	"POST /groups/{group}/" + JobChangePoint: {"Change a failed-over group's recovery point", ChangePointRequest{}, jobAccepted, nil},
-	"POST /groups/{group}/" + JobReprotect:   {"Reprotect a failed-over group back to the source region (the body is optional)", ReprotectRequest{}, jobAccepted, nil},
-	"POST /groups/{group}/" + JobCleanupTest: {"Clean up a test failover", nil, jobAccepted, nil},
-	"POST /groups/{group}/" + JobCommit:      {"Commit a failover", nil, jobAccepted, nil},
-	"POST /groups/{group}/" + JobFailback:    {"Fail a reprotected group back to its original region", nil, jobAccepted, nil},
-	"GET /plans":                             {"Every recovery plan", nil, map[int]any{200: PlanList{}}, nil},
-	"PUT /plans/{plan}":                      {"Create or change a recovery plan", PlanSpec{}, map[int]any{200: PlanView{}}, nil},
-	"GET /plans/{plan}":                      {"A recovery plan", nil, map[int]any{200: PlanView{}}, nil},
-	"DELETE /plans/{plan}":                   {"Delete a recovery plan", nil, map[int]any{204: nil}, nil},
-	"POST /plans/{plan}/failover":            {"Fail a plan's groups over, in its order", FailoverRequest{}, jobAccepted, nil},
-	"POST /plans/{plan}/" + JobCleanupTest:   {"Clean up a plan's test failover", nil, jobAccepted, nil},
-	"POST /plans/{plan}/" + JobCommit:        {"Commit a plan's failover", nil, jobAccepted, nil},
-	"GET /jobs":                              {"Recent jobs, newest first (a group's only, with group)", nil, map[int]any{200: JobList{}}, []string{"group", "limit"}},
-	"GET /jobs/dead-letters":                 {"Job messages the queue gave up on", nil, map[int]any{200: DeadLetterList{}}, nil},
-	"GET /jobs/{id}":                         {"A job, its steps and result", nil, map[int]any{200: JobView{}}, nil},
-	"POST /jobs/{id}/acknowledge":            {"Confirm a manual action a job waits for", AcknowledgeRequest{}, map[int]any{200: JobView{}}, nil},
-}
+// so it cannot say one thing while the handler sends another: every route of Routes carries its summary,
+// body and answers (OpenAPI panics otherwise), and each schema is the JSON encoding of its Go type —
+// properties by json name, omitempty ones optional, nothing else allowed (additionalProperties: false).
 
 // OpenAPI is the document, as JSON.
 func OpenAPI() []byte {
@@ -83,19 +32,15 @@ func openAPIDocument() map[string]any {
 		"application/problem+json": map[string]any{"schema": s.of(reflect.TypeFor[Problem]())}}}
 	paths := map[string]any{}
 	for _, rt := range Routes {
-		op, ok := operations[rt.Key()]
-		if !ok {
-			panic("apiv1: route " + rt.Key() + " has no OpenAPI operation")
+		if rt.Summary == "" || rt.Answers == nil {
+			panic("apiv1: route " + rt.Key() + " has no summary or no answers")
 		}
 		item, _ := paths[rt.Path].(map[string]any)
 		if item == nil {
 			item = map[string]any{}
 			paths[rt.Path] = item
 		}
-		item[strings.ToLower(rt.Method)] = s.operation(rt, op, problem)
-	}
-	if len(paths) == 0 || len(operations) != len(Routes) {
-		panic(fmt.Sprintf("apiv1: %d OpenAPI operations for %d routes", len(operations), len(Routes)))
+		item[strings.ToLower(rt.Method)] = s.operation(rt, problem)
 	}
 	var servers []any
 	for _, role := range Roles {
@@ -120,24 +65,24 @@ var (
 	pathWord  = regexp.MustCompile(`[A-Za-z0-9]+`)
 )
 
-func (s *schemas) operation(rt Route, op operation, problem map[string]any) map[string]any {
-	out := map[string]any{"summary": op.summary, "operationId": operationID(rt), "x-standby-roles": append([]Role{RoleOperator}, rt.Roles...)}
+func (s *schemas) operation(rt Route, problem map[string]any) map[string]any {
+	out := map[string]any{"summary": rt.Summary, "operationId": operationID(rt), "x-standby-roles": append([]Role{RoleOperator}, rt.Roles...)}
 	var params []any
 	for _, m := range pathParam.FindAllStringSubmatch(rt.Path, -1) {
 		params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
 	}
-	for _, q := range op.query {
+	for _, q := range rt.Query {
 		params = append(params, map[string]any{"name": q, "in": "query", "required": false, "schema": map[string]any{"type": "string"}})
 	}
 	if params != nil {
 		out["parameters"] = params
 	}
-	if op.body != nil {
+	if rt.Body != nil {
 		out["requestBody"] = map[string]any{"required": rt.Key() != "POST /groups/{group}/"+JobReprotect,
-			"content": map[string]any{"application/json": map[string]any{"schema": s.input().of(reflect.TypeOf(op.body))}}}
+			"content": map[string]any{"application/json": map[string]any{"schema": s.input().of(reflect.TypeOf(rt.Body))}}}
 	}
 	responses := map[string]any{"default": problem}
-	for status, answer := range op.answers {
+	for status, answer := range rt.Answers {
 		r := map[string]any{"description": http.StatusText(status)}
 		if answer != nil {
 			r["content"] = map[string]any{"application/json": map[string]any{"schema": s.of(reflect.TypeOf(answer))}}
