@@ -54,27 +54,26 @@ func Sign(secret, body []byte) string {
 func (r *JobRunner) runActions(ctx context.Context, j *Job, b BootGroup, phase string, actions []Action) (string, time.Duration, error) {
 	var done []string
 	for _, a := range actions {
-		key := "action:" + a.Name
-		if j.Work[key] != "" {
+		if j.Work.ActionDone(a.Name) != "" {
 			done = append(done, a.Name)
 			continue
 		}
 		switch a.Type {
 		case ActionManual:
-			if j.Work["ack:"+a.Name] == "" {
+			if j.Work.Ack(a.Name) == "" {
 				what := fmt.Sprintf("boot group %s: waiting for an operator to acknowledge %s (POST /api/v1/jobs/%s/acknowledge {\"action\":%q})", b.Name, a.Name, j.ID(), a.Name)
 				if a.Instructions != "" {
 					what += ": " + a.Instructions
 				}
 				return what, r.poll(j, time.Second), nil
 			}
-			j.Work[key] = "acknowledged " + j.Work["ack:"+a.Name]
+			j.Work.SetActionDone(a.Name, "acknowledged "+j.Work.Ack(a.Name))
 		case ActionWebhook:
 			status, err := r.callWebhook(ctx, j, b, phase, a)
 			if err != nil {
 				return "", 0, permanentError{fmt.Errorf("boot group %s %s action %s: %v", b.Name, phase, a.Name, err)}
 			}
-			j.Work[key] = fmt.Sprintf("answered %d", status)
+			j.Work.SetActionDone(a.Name, fmt.Sprintf("answered %d", status))
 		}
 		done = append(done, a.Name)
 	}
@@ -150,12 +149,12 @@ func (a *Admission) Acknowledge(ctx context.Context, jobID, action string) (Job,
 			return fmt.Errorf("%w: action: plan %s has no manual action %q", replication.ErrInvalid, j.Plan, action)
 		}
 		if j.Work == nil {
-			j.Work = map[string]string{}
+			j.Work = JobWork{}
 		}
-		if j.Work["ack:"+action] != "" {
+		if j.Work.Ack(action) != "" {
 			return replication.ErrUnchanged
 		}
-		j.Work["ack:"+action] = a.Now().UTC().Format(time.RFC3339)
+		j.Work.SetAck(action, a.Now())
 		return nil
 	})
 }

@@ -82,7 +82,7 @@ func (a *Admission) Start(ctx context.Context, req Request) (Job, error) {
 		job.PartitionKey = req.JobID
 	}
 	for key, src := range req.Sources {
-		job.Work["source:"+key] = src
+		job.Work.SetSource(key, src)
 	}
 	job.Parent = req.Parent
 	if _, err := a.State.Insert(ctx, JobsTable, job); err != nil {

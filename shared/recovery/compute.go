@@ -68,5 +68,5 @@ func vmName(j *Job, vm string) string { return vm + "-" + j.ID()[:8] }
 
 // resourceGroupOf is where a group's VMs come up.
 func resourceGroupOf(g *replication.Group) string {
-	return g.Spec.Target.ResourceGroupName(g.Record.PartitionKey)
+	return g.Spec.Target.ResourceGroupName(g.Record.Group())
 }

@@ -61,7 +61,7 @@ type Job struct {
 	PointTime     time.Time `json:"PointTime"`
 	Container     string    `json:"Container,omitempty"`
 	// Work is the steps' shared state between messages (copies started, markers requested).
-	Work map[string]string `json:"Work,omitempty"`
+	Work JobWork `json:"Work,omitempty"`
 	// Plan is a plan job's plan (its Group is empty); Parent is, on a group's job a plan job started,
 	// that plan job (which brings the VMs up).
 	Plan      string            `json:"Plan,omitempty"`
@@ -142,7 +142,7 @@ func NewJob(group, jobType, point string, now time.Time) (Job, error) {
 		return Job{}, err
 	}
 	j := Job{Keys: replication.Keys{PartitionKey: NewJobID(), RowKey: JobRow}, Group: group, Type: jobType, RecoveryPoint: point,
-		State: JobQueued, CreatedAt: now, UpdatedAt: now, Work: map[string]string{}}
+		State: JobQueued, CreatedAt: now, UpdatedAt: now, Work: JobWork{}}
 	for _, d := range defs {
 		j.Steps = append(j.Steps, JobStep{Name: d.name, State: "pending"})
 	}
@@ -214,7 +214,7 @@ func (r *JobRunner) Run(ctx context.Context, msg StepMessage, deliveries int64) 
 		return err
 	}
 	if j.Work == nil { // an empty map is not stored
-		j.Work = map[string]string{}
+		j.Work = JobWork{}
 	}
 	log := r.Log.With("job", j.ID(), "group", j.Group)
 	if j.Plan != "" {

@@ -279,7 +279,7 @@ func TestChangeRecoveryPointThenCommitKeepsTheNewPoint(t *testing.T) {
 			t.Fatalf("%s: %s %s", step.typ, j.State, j.Error)
 		}
 		if step.typ == recovery.JobUnplannedFailover {
-			if j := f.job(t, job.ID()); j.PointID != "rp-5" || j.Work["time"] == "" {
+			if j := f.job(t, job.ID()); j.PointID != "rp-5" || !hasReplayTime(j) {
 				t.Fatalf("latest resolved to %s (work %v)", j.PointID, j.Work)
 			}
 		}
@@ -428,4 +428,9 @@ func TestAStepTheLifeCycleRefusesFailsTheJobAtOnce(t *testing.T) {
 	if got.State != recovery.JobFailed || !strings.Contains(got.Error, "mark-failed-over") || !strings.Contains(got.Error, "cannot become FailedOver") {
 		t.Fatalf("job %s: %q", got.State, got.Error)
 	}
+}
+
+func hasReplayTime(j recovery.Job) bool {
+	_, ok := j.Work.ReplayTime()
+	return ok
 }

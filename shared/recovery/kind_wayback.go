@@ -54,7 +54,7 @@ var _ = register(Kind{
 			if err != nil {
 				return fmt.Errorf("failover job %s: %w", g.Record.FailoverJob, err)
 			}
-			if _, _, err := ReverseSpec(g.Record.PartitionKey, g.Spec, fo.Container, a.Pages.URL, req.Sources); err != nil {
+			if _, _, err := ReverseSpec(g.Record.Group(), g.Spec, fo.Container, a.Pages.URL, req.Sources); err != nil {
 				return fmt.Errorf("%w: cannot reprotect: %v", replication.ErrState, err)
 			}
 		}

@@ -21,7 +21,7 @@ var recipeSaid []string
 var _ = register(Kind{
 	Name: "recipe-check",
 	Steps: []stepDef{{"say-hello", func(_ context.Context, _ *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
-		recipeSaid = append(recipeSaid, g.Record.PartitionKey)
+		recipeSaid = append(recipeSaid, g.Record.Group())
 		return "hello from " + j.Type, 0, nil
 	}}},
 	Admits: func(rec *replication.GroupRecord) string {

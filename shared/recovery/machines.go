@@ -14,7 +14,7 @@ import (
 // inside a Table storage property (a 16-VM group of 64-disk VMs would not).
 func machineDefinitions(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
 	j.Result = map[string]string{"container": j.Container, "point": j.PointID, "pointTime": j.PointTime.Format(time.RFC3339Nano)}
-	if t, ok := j.Work["effectiveTime"]; ok {
+	if t, ok := j.Work.EffectiveTime(); ok {
 		j.Result["effectiveTime"] = t
 	}
 	disk := func(key string) replication.DiskRef { return replication.DiskIn(j.Container, key) }

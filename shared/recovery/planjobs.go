@@ -43,7 +43,7 @@ func NewPlanJob(plan string, spec PlanSpec, jobType, point string, now time.Time
 		return Job{}, fmt.Errorf("plan job type %q is not supported", jobType)
 	}
 	j := Job{Keys: replication.Keys{PartitionKey: NewJobID(), RowKey: JobRow}, Plan: plan, Type: jobType, RecoveryPoint: point,
-		State: JobQueued, CreatedAt: now, UpdatedAt: now, Work: map[string]string{}}
+		State: JobQueued, CreatedAt: now, UpdatedAt: now, Work: JobWork{}}
 	names := []string{"start-groups", "wait-groups"}
 	if bringsUp(jobType) {
 		for i := range spec.BootGroups {
@@ -126,7 +126,7 @@ func startGroups(ctx context.Context, r *JobRunner, j *Job, _ *replication.Group
 		if _, err := adm.Start(ctx, req); err != nil {
 			return "", 0, permanentError{fmt.Errorf("group %s: %w", group, err)}
 		}
-		j.Work["child:"+group] = req.JobID
+		j.Work.SetChild(group, req.JobID)
 	}
 	return fmt.Sprintf("%d %s jobs started: %s", len(rec.Spec.Groups), planChildType[j.Type], strings.Join(rec.Spec.Groups, ", ")), 0, nil
 }
@@ -134,14 +134,12 @@ func startGroups(ctx context.Context, r *JobRunner, j *Job, _ *replication.Group
 // children are the group jobs the plan job started, by group.
 func (r *JobRunner) children(ctx context.Context, j *Job) (map[string]Job, error) {
 	out := map[string]Job{}
-	for k, id := range j.Work {
-		if group, ok := strings.CutPrefix(k, "child:"); ok {
-			child, err := LoadJob(ctx, r.State, id)
-			if err != nil {
-				return nil, fmt.Errorf("group %s's job %s: %w", group, id, err)
-			}
-			out[group] = child
+	for group, id := range j.Work.Children() {
+		child, err := LoadJob(ctx, r.State, id)
+		if err != nil {
+			return nil, fmt.Errorf("group %s's job %s: %w", group, id, err)
 		}
+		out[group] = child
 	}
 	return out, nil
 }

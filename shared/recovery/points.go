@@ -29,7 +29,7 @@ func resolvePoint(ctx context.Context, r *JobRunner, j *Job, g *replication.Grou
 		}
 		at := g.Record.LastSourceTime
 		p, err = replication.ChoosePoint(points, "", at)
-		j.Work["time"] = at.Format(time.RFC3339Nano)
+		j.Work.SetReplayTime(at)
 	case want == "latestProcessed" || want == "":
 		p, err = replication.ChoosePoint(points, "", time.Now().Add(time.Hour))
 	case want == "latestAppConsistent":
@@ -48,7 +48,7 @@ func resolvePoint(ctx context.Context, r *JobRunner, j *Job, g *replication.Grou
 			return "", 0, fmt.Errorf("recovery point %q: want latestProcessed, latestAppConsistent, a point id or an RFC 3339 time", want)
 		}
 		p, err = replication.ChoosePoint(points, "", at)
-		j.Work["time"] = at.Format(time.RFC3339Nano)
+		j.Work.SetReplayTime(at)
 	}
 	if err != nil {
 		return "", 0, err

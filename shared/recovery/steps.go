@@ -178,11 +178,10 @@ func waitCopies(ctx context.Context, r *JobRunner, j *Job, g *replication.Group)
 }
 
 func replayJournal(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
-	at, ok := j.Work["time"]
+	t, ok := j.Work.ReplayTime()
 	if !ok {
 		return "a recovery point: nothing to replay", 0, nil
 	}
-	t, _ := time.Parse(time.RFC3339Nano, at)
 	p, err := r.point(ctx, j)
 	if err != nil {
 		return "", 0, err
@@ -192,8 +191,7 @@ func replayJournal(ctx context.Context, r *JobRunner, j *Job, g *replication.Gro
 	if err != nil {
 		return "", 0, err
 	}
-	j.Work["effectiveSeq"] = fmt.Sprint(res.LastSeq)
-	j.Work["effectiveTime"] = res.EffectiveAt.Format(time.RFC3339Nano)
+	j.Work.SetEffective(res.LastSeq, res.EffectiveAt)
 	return fmt.Sprintf("%d journal batches replayed: the disks hold sequence %d (%s)", res.Replayed, res.LastSeq, res.EffectiveAt.Format(time.RFC3339Nano)), 0, nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/standby-dr/standby/shared/replication"
@@ -94,19 +93,11 @@ func (r *JobRunner) reverseSpecOf(ctx context.Context, j *Job, g *replication.Gr
 	if _, err := r.State.Get(ctx, JobsTable, g.Record.FailoverJob, JobRow, &failover); err != nil {
 		return replication.GroupSpec{}, nil, fmt.Errorf("the failover job %q: %w", g.Record.FailoverJob, err)
 	}
-	return ReverseSpec(g.Record.PartitionKey, g.Spec, failover.Container, r.Pages.URL, sourcesOf(j))
+	return ReverseSpec(g.Record.Group(), g.Spec, failover.Container, r.Pages.URL, sourcesOf(j))
 }
 
-// sourcesOf are a reprotect request's sources, kept in the job's work as "source:<vm/disk>".
-func sourcesOf(j *Job) map[string]string {
-	out := map[string]string{}
-	for k, v := range j.Work {
-		if key, ok := strings.CutPrefix(k, "source:"); ok {
-			out[key] = v
-		}
-	}
-	return out
-}
+// sourcesOf are a reprotect request's sources, kept in the job's work.
+func sourcesOf(j *Job) map[string]string { return j.Work.Sources() }
 
 // seedOnPeer has the peer copy the original managed disks into its storage (the reversed group's
 // targets), polling until every copy is done; original disks that are page blobs need no seeding.

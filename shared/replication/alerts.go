@@ -190,7 +190,7 @@ func decodeAlerted(s string) map[string]string {
 func (s *Service) raiseGroupAlerts(ctx context.Context, rec GroupRecord, now time.Time) ([]string, error) {
 	was := decodeAlerted(rec.Alerted)
 	conds := alertConditions(&rec, was, now)
-	changes := alertChanges(rec.PartitionKey, rec.AlertSeq+1, was, conds, &rec, now)
+	changes := alertChanges(rec.Group(), rec.AlertSeq+1, was, conds, &rec, now)
 	var logs []string
 	for _, a := range changes {
 		if err := RaiseAlert(ctx, s.State, s.Log, a); err != nil {
@@ -201,7 +201,7 @@ func (s *Service) raiseGroupAlerts(ctx context.Context, rec GroupRecord, now tim
 	if len(changes) == 0 {
 		return nil, nil
 	}
-	_, err := UpdateGroup(ctx, s.State, rec.PartitionKey, func(r *GroupRecord) error {
+	_, err := UpdateGroup(ctx, s.State, rec.Group(), func(r *GroupRecord) error {
 		if r.AlertSeq != rec.AlertSeq {
 			return ErrUnchanged // another tick alerted first
 		}

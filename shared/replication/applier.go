@@ -148,7 +148,7 @@ func resyncStart(descs []Descriptor, watermark int64) int64 {
 
 // startResync moves a group that waits for a resync to Resyncing, its watermark at the resync batch.
 func (a *Applier) startResync(ctx context.Context, g *Group, start int64) error {
-	_, err := UpdateGroup(ctx, a.State, g.Record.PartitionKey, func(r *GroupRecord) error {
+	_, err := UpdateGroup(ctx, a.State, g.Record.Group(), func(r *GroupRecord) error {
 		if r.State != StateResyncRequired {
 			return ErrUnchanged
 		}
@@ -191,7 +191,7 @@ func (a *Applier) flush(ctx context.Context, g *Group, p *pending, through int64
 // applyRange applies the batches from..to, read from the journal, writing them in write sets between
 // markers; a batch missing from the journal or corrupt stops the group at it.
 func (a *Applier) applyRange(ctx context.Context, g *Group, from, to int64, known map[int64]Descriptor, res *ApplyResult) error {
-	group := g.Record.PartitionKey
+	group := g.Record.Group()
 	p := &pending{ws: NewWriteSet()}
 	fetch := a.prefetch(ctx, group, from, to)
 	for seq := from; seq <= to; seq++ {
@@ -306,7 +306,7 @@ func (a *Applier) prefetch(ctx context.Context, group string, from, to int64) fu
 // decoding checks. Only a payload that fails is checksummed whole, to tell damage in storage or
 // transit from a foreign MAC or a malformed body.
 func (a *Applier) verify(payload []byte, g *Group, seq int64, known map[int64]Descriptor) (*Batch, error) {
-	group, key := g.Record.PartitionKey, g.StreamKey()
+	group, key := g.Record.Group(), g.StreamKey()
 	d, described := known[seq]
 	described = described && d.CRC64 != ""
 	mismatch := func(got string) error {
@@ -357,7 +357,7 @@ func (a *Applier) commit(ctx context.Context, g *Group, ws *WriteSet, through in
 	}
 	stats, err := ws.Flush(writeCtx, a.Pages, g.TargetDisk, a.Parallelism)
 	if errors.Is(err, ErrConflict) {
-		a.unfence(g.Record.PartitionKey)
+		a.unfence(g.Record.Group())
 		return fmt.Errorf("a write was refused: another instance may have taken the group over (the retry takes it back): %w", err)
 	}
 	if err != nil {
@@ -365,7 +365,7 @@ func (a *Applier) commit(ctx context.Context, g *Group, ws *WriteSet, through in
 	}
 	elapsed := time.Since(start)
 	now := a.Now().UTC()
-	rec, err := UpdateGroup(ctx, a.State, g.Record.PartitionKey, func(r *GroupRecord) error {
+	rec, err := UpdateGroup(ctx, a.State, g.Record.Group(), func(r *GroupRecord) error {
 		if r.Watermark >= through {
 			return ErrUnchanged // another instance got here first, with the same content
 		}
@@ -388,7 +388,7 @@ func (a *Applier) commit(ctx context.Context, g *Group, ws *WriteSet, through in
 	g.Record = rec
 	res.To = through
 	// rpoMs: how far behind its source the oldest write of this set was when it landed on the target.
-	a.Log.Info("applied", "group", g.Record.PartitionKey, "seq", through, "writes", stats.Writes, "clears", stats.Clears,
+	a.Log.Info("applied", "group", g.Record.Group(), "seq", through, "writes", stats.Writes, "clears", stats.Clears,
 		"bytes", stats.BytesWritten, "ms", elapsed.Milliseconds(), "rpoMs", rpoMs(firstSource, now))
 	return nil
 }
@@ -403,7 +403,7 @@ func rpoMs(source, now time.Time) int64 {
 // advancePast moves the watermark past one stream item (a marker or a resync start), letting record
 // note what the item means; a watermark already past it (another instance got there) changes nothing.
 func (a *Applier) advancePast(ctx context.Context, g *Group, seq int64, record func(r *GroupRecord)) error {
-	rec, err := UpdateGroup(ctx, a.State, g.Record.PartitionKey, func(r *GroupRecord) error {
+	rec, err := UpdateGroup(ctx, a.State, g.Record.Group(), func(r *GroupRecord) error {
 		if r.Watermark >= seq {
 			return ErrUnchanged
 		}
@@ -421,12 +421,12 @@ func (a *Applier) advancePast(ctx context.Context, g *Group, seq int64, record f
 // resync starts.
 func (a *Applier) stop(ctx context.Context, g *Group, reason string, res *ApplyResult) error {
 	res.Stopped = reason
-	_, err := UpdateGroup(ctx, a.State, g.Record.PartitionKey, func(r *GroupRecord) error {
+	_, err := UpdateGroup(ctx, a.State, g.Record.Group(), func(r *GroupRecord) error {
 		if r.State == StateResyncRequired || !CanMove(r.State, StateResyncRequired) {
 			return ErrUnchanged // already stopped, or failed over or disabled meanwhile
 		}
 		return r.Move(StateResyncRequired, reason, a.Now().UTC())
 	})
-	a.Log.Warn("group stopped", "group", g.Record.PartitionKey, "reason", reason)
+	a.Log.Warn("group stopped", "group", g.Record.Group(), "reason", reason)
 	return err
 }

@@ -106,7 +106,7 @@ func (s *Service) create(ctx context.Context, group string, spec GroupSpec, orig
 // finishCreation makes the target disks of a group being created and marks it created; a disk it
 // cannot have undoes the creation.
 func (s *Service) finishCreation(ctx context.Context, g *Group, res TargetResources) (*Group, EnableOutcome, error) {
-	group := g.Record.PartitionKey
+	group := g.Record.Group()
 	err := s.Pages.EnsureContainer(ctx, g.Spec.Target.Container)
 	var done []made
 	for _, d := range g.Spec.Disks() {
@@ -153,17 +153,17 @@ func (s *Service) undoCreation(ctx context.Context, g *Group, done []made) error
 			}
 		}
 		if m.claimed {
-			if err := releaseBlob(ctx, s.State, m.ref, g.Record.PartitionKey); err != nil {
+			if err := releaseBlob(ctx, s.State, m.ref, g.Record.Group()); err != nil {
 				return err
 			}
 		}
 	}
-	return DeleteGroupRows(ctx, s.State, g.Record.PartitionKey)
+	return DeleteGroupRows(ctx, s.State, g.Record.Group())
 }
 
 // enableExisting answers an Enable of a group that exists.
 func (s *Service) enableExisting(ctx context.Context, existing *Group, spec GroupSpec) (*Group, EnableOutcome, error) {
-	group := existing.Record.PartitionKey
+	group := existing.Record.Group()
 	conflicts := existing.Spec.Conflicts(&spec)
 	if existing.Record.Creating && len(conflicts) == 0 { // a retry, or a concurrent twin: finish it
 		res, err := s.provisionTargets(ctx, group, spec)
@@ -210,7 +210,7 @@ func (s *Service) enableExisting(ctx context.Context, existing *Group, spec Grou
 // ensureTargetDisk creates a disk's target page blob, a fixed VHD of the disk's size, or checks a given
 // one (an original disk: it must exist and be a fixed VHD of the disk's size).
 func (s *Service) ensureTargetDisk(ctx context.Context, g *Group, d DiskRefSpec) (made, error) {
-	ref, group := g.TargetDisk(d.Key), g.Record.PartitionKey
+	ref, group := g.TargetDisk(d.Key), g.Record.Group()
 	_, given := g.Spec.Target.Disks[d.Key]
 	m := made{ref: ref}
 	var err error

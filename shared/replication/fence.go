@@ -15,7 +15,7 @@ import (
 // returned context carries the lease to the writes.
 func (a *Applier) fence(ctx context.Context, g *Group) (context.Context, error) {
 	a.leaseOnce.Do(func() { a.leaseID, a.leased = NewLeaseID(), map[string]time.Time{} })
-	group := g.Record.PartitionKey
+	group := g.Record.Group()
 	a.leaseMu.Lock()
 	at, held := a.leased[group]
 	a.leaseMu.Unlock()

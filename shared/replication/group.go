@@ -101,6 +101,9 @@ type GroupRecord struct {
 	AlertSeq int64  `json:"AlertSeq,omitempty"`
 }
 
+// Group is the group's name (the row's partition key).
+func (r *GroupRecord) Group() string { return r.PartitionKey }
+
 func putVMRows(ctx context.Context, store StateStore, group, claim string, spec GroupSpec) error {
 	for _, vm := range spec.VMs {
 		rec := VMRecord{Keys: Keys{PartitionKey: group, RowKey: vmRowKey(claim, vm.Name)}, Disks: vm.Disks, Subnet: vm.Subnet, StaticIP: vm.StaticIP, Zone: vm.Zone, AvSet: vm.AvailabilitySet, Size: vm.Size}
@@ -329,7 +332,7 @@ func (r *GroupRecord) RPO(now time.Time) time.Duration {
 // stay), its markers, recovery points, holds, history, journal, and last its rows. Each part is
 // idempotent, so a removal that stopped halfway is finished by running it again.
 func RemoveGroup(ctx context.Context, state StateStore, pages PageStore, journal JournalStore, g *Group) error {
-	group := g.Record.PartitionKey
+	group := g.Record.Group()
 	markers, err := ListMarkers(ctx, state, group)
 	if err != nil {
 		return err

@@ -14,7 +14,7 @@ import (
 // past it. During initial replication or a resync the target is not yet a complete copy, so only the
 // baseline marker that ends it is snapshotted; earlier markers just move the watermark.
 func (a *Applier) marker(ctx context.Context, g *Group, b *Batch) error {
-	group := g.Record.PartitionKey
+	group := g.Record.Group()
 	incomplete := g.Record.State == StateInitialReplication || g.Record.State == StateResyncing
 	if incomplete && !b.Baseline {
 		err := a.advancePast(ctx, g, b.Seq, func(r *GroupRecord) { r.LastSourceTime = b.SourceTime })
@@ -65,7 +65,7 @@ func (a *Applier) marker(ctx context.Context, g *Group, b *Batch) error {
 // MarkerTag labels the snapshots of a group's marker: the group's name and creation time (so a namesake
 // created later never matches) and the marker's sequence.
 func MarkerTag(r *GroupRecord, seq int64) string {
-	return fmt.Sprintf("%s/%d/%d", r.PartitionKey, r.CreatedAt.UnixNano(), seq)
+	return fmt.Sprintf("%s/%d/%d", r.Group(), r.CreatedAt.UnixNano(), seq)
 }
 
 // sweepMarker deletes the snapshots with the marker's tag that its record does not name: what an
@@ -89,7 +89,7 @@ func (a *Applier) sweepMarker(ctx context.Context, g *Group, rec MarkerRecord, t
 		}
 	}
 	if left > 0 {
-		a.Log.Warn("deleted the snapshots an interrupted marker left", "group", g.Record.PartitionKey, "seq", rec.Seq, "snapshots", left)
+		a.Log.Warn("deleted the snapshots an interrupted marker left", "group", g.Record.Group(), "seq", rec.Seq, "snapshots", left)
 	}
 	return nil
 }
@@ -97,7 +97,7 @@ func (a *Applier) sweepMarker(ctx context.Context, g *Group, rec MarkerRecord, t
 // snapshotMarker snapshots every disk of the group under the marker's tag and records the marker. It
 // returns the record that stands and whether a sweep is due (another instance recorded it first).
 func (a *Applier) snapshotMarker(ctx context.Context, g *Group, rec MarkerRecord, tag string, sweep bool) (MarkerRecord, bool, error) {
-	group := g.Record.PartitionKey
+	group := g.Record.Group()
 	if !sweep {
 		updated, err := UpdateGroup(ctx, a.State, group, func(r *GroupRecord) error {
 			r.MarkerPending = rec.Seq

@@ -78,5 +78,5 @@ func ownsCreated(ctx context.Context, state StateStore, g *Group, ref DiskRef) (
 	if err != nil {
 		return false, err
 	}
-	return owner == g.Record.PartitionKey || (owner == "" && g.Record.Claim == ""), nil
+	return owner == g.Record.Group() || (owner == "" && g.Record.Claim == ""), nil
 }

@@ -31,7 +31,7 @@ func (s *Service) EnableForPeer(ctx context.Context, group string, spec GroupSpe
 // groups it made.
 func (s *Service) enableExistingFrom(ctx context.Context, existing *Group, spec GroupSpec, origin Origin) (*Group, EnableOutcome, error) {
 	if origin == OriginPeer && existing.Record.Origin != OriginPeer {
-		return nil, 0, notThePeers(existing.Record.PartitionKey)
+		return nil, 0, notThePeers(existing.Record.Group())
 	}
 	return s.enableExisting(ctx, existing, spec)
 }

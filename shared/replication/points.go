@@ -50,7 +50,7 @@ func ListPoints(ctx context.Context, store StateStore, group string) ([]Recovery
 // Promote turns the markers apply has snapshotted since the last promotion into recovery points and
 // returns the new points. A marker missing a disk's snapshot is not promoted (and says so).
 func Promote(ctx context.Context, store StateStore, g *Group, now time.Time) ([]RecoveryPoint, error) {
-	markers, err := ListMarkers(ctx, store, g.Record.PartitionKey)
+	markers, err := ListMarkers(ctx, store, g.Record.Group())
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +59,7 @@ func Promote(ctx context.Context, store StateStore, g *Group, now time.Time) ([]
 		if m.Seq <= g.Record.LastPromotedSeq {
 			continue
 		}
-		p := RecoveryPoint{Keys: Keys{PartitionKey: g.Record.PartitionKey, RowKey: pointRow(m.Seq)}, ID: PointID(m.Seq),
+		p := RecoveryPoint{Keys: Keys{PartitionKey: g.Record.Group(), RowKey: pointRow(m.Seq)}, ID: PointID(m.Seq),
 			Kind: m.Consistency, Seq: m.Seq, SourceTime: m.SourceTime, CreatedAt: now, Snapshots: map[string]string{}, Sizes: map[string]int64{}}
 		for _, d := range g.Spec.Disks() {
 			snap, ok := m.Snapshots[d.Key]
@@ -77,7 +77,7 @@ func Promote(ctx context.Context, store StateStore, g *Group, now time.Time) ([]
 		return nil, nil
 	}
 	last := promoted[len(promoted)-1]
-	rec, err := UpdateGroup(ctx, store, g.Record.PartitionKey, func(r *GroupRecord) error {
+	rec, err := UpdateGroup(ctx, store, g.Record.Group(), func(r *GroupRecord) error {
 		if r.LastPromotedSeq >= last.Seq {
 			return ErrUnchanged
 		}
@@ -102,7 +102,7 @@ func Promote(ctx context.Context, store StateStore, g *Group, now time.Time) ([]
 // rows (a crash in between leaves a row whose snapshots are gone; the next run finishes it, as
 // deleting a missing snapshot succeeds). Points with a hold are kept. It returns the pruned ids.
 func PrunePoints(ctx context.Context, store StateStore, pages PageStore, g *Group, now time.Time) ([]string, error) {
-	group := g.Record.PartitionKey
+	group := g.Record.Group()
 	points, err := ListPoints(ctx, store, group)
 	if err != nil {
 		return nil, err

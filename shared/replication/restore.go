@@ -195,14 +195,14 @@ func (r *Restorer) consistentEnd(ctx context.Context, g *Group, from int64, at t
 
 // batch reads, authenticates and decodes one journal batch of the group.
 func (r *Restorer) batch(ctx context.Context, g *Group, seq int64) (*Batch, error) {
-	payload, err := r.Journal.Get(ctx, g.Record.PartitionKey, seq)
+	payload, err := r.Journal.Get(ctx, g.Record.Group(), seq)
 	if errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("%w: batch %d has left the journal; restore to a recovery point instead", ErrNotRestorable, seq)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if payload, err = OpenPayload(g.StreamKey(), g.Record.PartitionKey, seq, payload); err != nil {
+	if payload, err = OpenPayload(g.StreamKey(), g.Record.Group(), seq, payload); err != nil {
 		return nil, err
 	}
 	b, err := DecodeBatch(payload)

@@ -22,7 +22,7 @@ type RPOSample struct {
 // other ticks in it rewrite the same row with the newest figure.
 func sampleRPO(ctx context.Context, store StateStore, rec *GroupRecord, now time.Time) error {
 	minute := now.UTC().Truncate(time.Minute)
-	_, err := store.Upsert(ctx, RPOHistoryTable, RPOSample{Keys: Keys{PartitionKey: rec.PartitionKey, RowKey: minute.Format("20060102T1504Z")},
+	_, err := store.Upsert(ctx, RPOHistoryTable, RPOSample{Keys: Keys{PartitionKey: rec.Group(), RowKey: minute.Format("20060102T1504Z")},
 		Time: minute, RPOSeconds: rec.RPO(now).Seconds(), Health: rec.Health})
 	return err
 }

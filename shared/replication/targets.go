@@ -77,10 +77,10 @@ func (s *Service) refreshTargets(ctx context.Context, g *Group) ([]string, error
 	if err != nil || res.State == TargetsRunning {
 		return nil, err
 	}
-	if _, err := s.recordTargets(ctx, g.Record.PartitionKey, res); err != nil {
+	if _, err := s.recordTargets(ctx, g.Record.Group(), res); err != nil {
 		return nil, err
 	}
-	line := fmt.Sprintf("%s: target resources %s", g.Record.PartitionKey, res.State)
+	line := fmt.Sprintf("%s: target resources %s", g.Record.Group(), res.State)
 	if res.Error != "" {
 		line += ": " + res.Error
 	}

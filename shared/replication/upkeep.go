@@ -129,7 +129,7 @@ func (s *Service) cutPoints(ctx context.Context, g *Group, now time.Time) ([]str
 	if s.Pages == nil {
 		return nil, nil // points are neither promoted nor pruned
 	}
-	group := g.Record.PartitionKey
+	group := g.Record.Group()
 	var logs []string
 	promoted, err := Promote(ctx, s.State, g, now)
 	for _, p := range promoted {
@@ -155,7 +155,7 @@ func (s *Service) pruneJournal(ctx context.Context, rec GroupRecord, now time.Ti
 	if s.Journal == nil {
 		return nil, nil
 	}
-	group := rec.PartitionKey
+	group := rec.Group()
 	window := time.Duration(rec.Policy.JournalWindowMinutes) * time.Minute
 	n, err := s.Journal.Prune(ctx, group, rec.Watermark, now.Add(-window))
 	if err != nil {

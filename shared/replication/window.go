@@ -82,7 +82,7 @@ func (s *Service) journalCovers(ctx context.Context, g *Group, fromSeq int64) (b
 	if s.Journal == nil {
 		return false, "the journal is not configured (StandbyCacheStorage)"
 	}
-	seqs, err := s.Journal.List(ctx, g.Record.PartitionKey)
+	seqs, err := s.Journal.List(ctx, g.Record.Group())
 	if err != nil {
 		return false, err.Error()
 	}

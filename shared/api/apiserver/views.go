@@ -19,7 +19,7 @@ func NewJobView(j recovery.Job) apiv1.JobView {
 // NewGroupView is a group as the API shows it (without its retention window).
 func NewGroupView(g *replication.Group, now time.Time) apiv1.GroupView {
 	r := g.Record
-	v := apiv1.GroupView{Group: r.PartitionKey, State: apiv1.State(r.State), Reason: r.Reason, VMs: apiv1.Convert[[]apiv1.VMSpec](g.Spec.VMs),
+	v := apiv1.GroupView{Group: r.Group(), State: apiv1.State(r.State), Reason: r.Reason, VMs: apiv1.Convert[[]apiv1.VMSpec](g.Spec.VMs),
 		Target: apiv1.Convert[apiv1.TargetSpec](r.Target), Policy: apiv1.Convert[apiv1.Policy](r.Policy), Network: apiv1.Convert[apiv1.NetworkSpec](r.Network),
 		Watermark: r.Watermark, AgentSeq: r.AgentSeq, LastSourceTime: r.LastSourceTime, LastAppliedAt: r.LastAppliedAt,
 		ApplyBytesPerSec: r.ApplyBytesPerSecond, BytesApplied: r.BytesApplied, BatchesApplied: r.BatchesApplied, CreatedAt: r.CreatedAt}
@@ -66,7 +66,7 @@ func NewStatusView(st replication.GroupStatus, now time.Time) apiv1.GroupView {
 // NewPointsPage is a page of recovery points with the restorable window.
 func NewPointsPage(l replication.PointListing) apiv1.PointsPage {
 	g := l.Group
-	page := apiv1.PointsPage{Group: g.Record.PartitionKey, Points: []apiv1.PointView{}, Next: l.Next}
+	page := apiv1.PointsPage{Group: g.Record.Group(), Points: []apiv1.PointView{}, Next: l.Next}
 	for _, p := range l.Points {
 		v := apiv1.PointView{ID: p.ID, Kind: p.Kind, SourceTime: p.SourceTime, Seq: p.Seq, CreatedAt: p.CreatedAt}
 		for _, d := range g.Spec.Disks() {
