@@ -23,20 +23,20 @@ const AlertPartition = "outbox"
 // Alert kinds.
 const (
 	AlertHealth             = "health"              // the group's health changed (Health says to what)
-	AlertRPOExceeded        = "rpo-exceeded"        // RPO above the policy's warning threshold
-	AlertNoRecoveryPoint    = "no-recovery-point"   // no crash-consistent point for the policy's time
-	AlertReplicationStopped = "replication-stopped" // the group needs a resync (ResyncRequired)
+	alertRPOExceeded        = "rpo-exceeded"        // RPO above the policy's warning threshold
+	alertNoRecoveryPoint    = "no-recovery-point"   // no crash-consistent point for the policy's time
+	alertReplicationStopped = "replication-stopped" // the group needs a resync (ResyncRequired)
 	AlertJobFailed          = "job-failed"
 )
 
 // Alert statuses and severities.
 const (
 	AlertRaised   = "raised"
-	AlertResolved = "resolved"
+	alertResolved = "resolved"
 
 	SeverityCritical      = "Critical"
-	SeverityWarning       = "Warning"
-	SeverityInformational = "Informational"
+	severityWarning       = "Warning"
+	severityInformational = "Informational"
 )
 
 // Delivery states of an alert's webhook POST.
@@ -99,13 +99,13 @@ func alertConditions(r *GroupRecord, alerted map[string]string, now time.Time) m
 	switch r.State {
 	case StateProtected:
 		th, rpo := thresholds(r.Policy), r.RPO(now)
-		setIf(c, AlertRPOExceeded, rpo > th.Warning, fmt.Sprintf("RPO %s exceeds %s", rpo.Round(time.Second), th.Warning))
-		setIf(c, AlertNoRecoveryPoint, noRecentPoint(r.LastPointTime, now, th), fmt.Sprintf("no crash-consistent recovery point for %s", th.NoPoint))
+		setIf(c, alertRPOExceeded, rpo > th.Warning, fmt.Sprintf("RPO %s exceeds %s", rpo.Round(time.Second), th.Warning))
+		setIf(c, alertNoRecoveryPoint, noRecentPoint(r.LastPointTime, now, th), fmt.Sprintf("no crash-consistent recovery point for %s", th.NoPoint))
 		if r.Health != "" {
 			c[AlertHealth] = r.Health
 		}
 	}
-	setIf(c, AlertReplicationStopped, r.State == StateResyncRequired, r.Reason)
+	setIf(c, alertReplicationStopped, r.State == StateResyncRequired, r.Reason)
 	return c
 }
 
@@ -128,7 +128,7 @@ func alertChanges(group string, seq int64, was, now map[string]string, r *GroupR
 	if h := now[AlertHealth]; h != was[AlertHealth] && !(was[AlertHealth] == "" && h == HealthHealthy) {
 		status, severity := AlertRaised, h
 		if h == HealthHealthy {
-			status, severity = AlertResolved, SeverityInformational
+			status, severity = alertResolved, severityInformational
 		}
 		add(AlertHealth, status, severity, fmt.Sprintf("health %s (was %s)", h, orNone(was[AlertHealth])))
 		out[len(out)-1].Health = h
@@ -136,18 +136,18 @@ func alertChanges(group string, seq int64, was, now map[string]string, r *GroupR
 			out[len(out)-1].Message += ": " + r.HealthReason
 		}
 	}
-	for _, kind := range []string{AlertRPOExceeded, AlertNoRecoveryPoint, AlertReplicationStopped} {
+	for _, kind := range []string{alertRPOExceeded, alertNoRecoveryPoint, alertReplicationStopped} {
 		_, on := now[kind]
 		_, wasOn := was[kind]
 		switch {
 		case on && !wasOn:
 			severity := SeverityCritical
-			if kind == AlertRPOExceeded {
-				severity = SeverityWarning
+			if kind == alertRPOExceeded {
+				severity = severityWarning
 			}
 			add(kind, AlertRaised, severity, now[kind])
 		case !on && wasOn:
-			add(kind, AlertResolved, SeverityInformational, kind+" cleared")
+			add(kind, alertResolved, severityInformational, kind+" cleared")
 		}
 	}
 	return out

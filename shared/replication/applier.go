@@ -163,7 +163,7 @@ func (a *Applier) startResync(ctx context.Context, g *Group, start int64) error 
 
 // pending is the write set being gathered since the last commit, with its batches' source times.
 type pending struct {
-	ws          *WriteSet
+	ws          *writeSet
 	first, last time.Time
 	bytes       int64
 }
@@ -184,7 +184,7 @@ func (p *pending) add(b *Batch) {
 // flush commits the pending write set through sequence through and starts a new one.
 func (a *Applier) flush(ctx context.Context, g *Group, p *pending, through int64, res *ApplyResult) error {
 	err := a.commit(ctx, g, p.ws, through, p.first, p.last, res)
-	*p = pending{ws: NewWriteSet()}
+	*p = pending{ws: newWriteSet()}
 	return err
 }
 
@@ -192,7 +192,7 @@ func (a *Applier) flush(ctx context.Context, g *Group, p *pending, through int64
 // markers; a batch missing from the journal or corrupt stops the group at it.
 func (a *Applier) applyRange(ctx context.Context, g *Group, from, to int64, known map[int64]Descriptor, res *ApplyResult) error {
 	group := g.Record.Group()
-	p := &pending{ws: NewWriteSet()}
+	p := &pending{ws: newWriteSet()}
 	fetch := a.prefetch(ctx, group, from, to)
 	for seq := from; seq <= to; seq++ {
 		payload, err := fetch(seq)
@@ -322,7 +322,7 @@ func (a *Applier) verify(payload []byte, g *Group, seq int64, known map[int64]De
 		b, crc, err = decodeBatch(opened, key != nil)
 	}
 	if err != nil {
-		if damaged := mismatch(fmt.Sprintf("%016x", CRC64(payload))); damaged != nil {
+		if damaged := mismatch(fmt.Sprintf("%016x", crc64Of(payload))); damaged != nil {
 			return nil, damaged
 		}
 		return nil, err
@@ -343,7 +343,7 @@ func (a *Applier) verify(payload []byte, g *Group, seq int64, known map[int64]De
 
 // commit writes the write set and then moves the watermark to through (ETag-guarded). The order
 // matters: a crash between the two replays the same writes, never skips them.
-func (a *Applier) commit(ctx context.Context, g *Group, ws *WriteSet, through int64, firstSource, lastSource time.Time, res *ApplyResult) error {
+func (a *Applier) commit(ctx context.Context, g *Group, ws *writeSet, through int64, firstSource, lastSource time.Time, res *ApplyResult) error {
 	if through <= g.Record.Watermark {
 		return nil
 	}
@@ -422,7 +422,7 @@ func (a *Applier) advancePast(ctx context.Context, g *Group, seq int64, record f
 func (a *Applier) stop(ctx context.Context, g *Group, reason string, res *ApplyResult) error {
 	res.Stopped = reason
 	_, err := UpdateGroup(ctx, a.State, g.Record.Group(), func(r *GroupRecord) error {
-		if r.State == StateResyncRequired || !CanMove(r.State, StateResyncRequired) {
+		if r.State == StateResyncRequired || !canMove(r.State, StateResyncRequired) {
 			return ErrUnchanged // already stopped, or failed over or disabled meanwhile
 		}
 		return r.Move(StateResyncRequired, reason, a.Now().UTC())

@@ -102,7 +102,7 @@ func encodeBatch(b *Batch, compress bool, spare int) ([]byte, uint64, error) {
 		if e.Zero {
 			flags = 1
 		} else {
-			crc = CRC64(e.Data)
+			crc = crc64Of(e.Data)
 		}
 		buf.WriteByte(flags)
 		binary.Write(buf, binary.BigEndian, crc)
@@ -124,9 +124,9 @@ func encodeBatch(b *Batch, compress bool, spare int) ([]byte, uint64, error) {
 	binary.BigEndian.PutUint64(out[5:13], uint64(len(raw)))
 	binary.BigEndian.PutUint64(out[13:21], bodyCRC)
 	if compress {
-		return out, CRC64(out), nil
+		return out, crc64Of(out), nil
 	}
-	return out, crcCombine(CRC64(out[:headerSize]), bodyCRC, int64(len(raw))), nil
+	return out, crcCombine(crc64Of(out[:headerSize]), bodyCRC, int64(len(raw))), nil
 }
 
 func putString(w *bytes.Buffer, s string) {
@@ -235,9 +235,9 @@ func decodeBatch(data []byte, sealed bool) (*Batch, uint64, error) {
 		return nil, 0, corrupt("body CRC64 %016x, header says %016x", bodyCRC, wantCRC)
 	}
 	if data[4]&flagZstd != 0 {
-		return b, CRC64(data), nil
+		return b, crc64Of(data), nil
 	}
-	return b, crcCombine(CRC64(data[:headerSize]), bodyCRC, int64(len(body))), nil
+	return b, crcCombine(crc64Of(data[:headerSize]), bodyCRC, int64(len(body))), nil
 }
 
 // corrupt is an error of DecodeBatch: ErrCorrupt and what is wrong.
@@ -342,7 +342,7 @@ func decodeExtents(r *reader, bodyLen int, checkCRCs bool) ([]Extent, []crcSegme
 			if r.err != nil {
 				break
 			}
-			if checkCRCs && CRC64(e.Data) != crc {
+			if checkCRCs && crc64Of(e.Data) != crc {
 				return nil, nil, corrupt("extent %d (%s at %d): CRC64 mismatch", i, e.Disk, e.Offset)
 			}
 			segs = append(segs, crcSegment{off: at, n: len(e.Data), crc: crc})
@@ -399,9 +399,9 @@ func (r *reader) str() string {
 }
 func (r *reader) bytes(n int) []byte { return r.take(n) }
 
-// DescriptorFor is the descriptor the agent publishes for a stored payload.
-func DescriptorFor(b *Batch, journalName string, payload []byte) Descriptor {
-	return descriptorOf(b, journalName, int64(len(payload)), CRC64(payload))
+// descriptorFor is the descriptor the agent publishes for a stored payload.
+func descriptorFor(b *Batch, journalName string, payload []byte) Descriptor {
+	return descriptorOf(b, journalName, int64(len(payload)), crc64Of(payload))
 }
 
 // descriptorOf is the descriptor of a payload of size bytes whose CRC64 is known.

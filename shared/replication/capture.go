@@ -28,8 +28,8 @@ var captures = map[SourceKind]Capture{
 		Note: "consistent per disk at each snapshot the agent takes, not across the group's disks"},
 }
 
-// CaptureOf is the capture of a disk with source.
-func CaptureOf(key, source string) Capture {
+// captureOf is the capture of a disk with source.
+func captureOf(key, source string) Capture {
 	kind, _, _ := strings.Cut(source, ":")
 	c, ok := captures[SourceKind(kind)]
 	if !ok {
@@ -43,7 +43,7 @@ func CaptureOf(key, source string) Capture {
 func (s *GroupSpec) Captures() []Capture {
 	var out []Capture
 	for _, d := range s.Disks() {
-		out = append(out, CaptureOf(d.Key, d.Spec.Source))
+		out = append(out, captureOf(d.Key, d.Spec.Source))
 	}
 	return out
 }

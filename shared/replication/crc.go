@@ -9,8 +9,8 @@ import "hash/crc64"
 
 var crcTable = crc64.MakeTable(crc64.ECMA)
 
-// CRC64 is the checksum used for payloads and extents (ECMA polynomial).
-func CRC64(data []byte) uint64 { return crc64.Checksum(data, crcTable) }
+// crc64Of is the checksum used for payloads and extents (ECMA polynomial).
+func crc64Of(data []byte) uint64 { return crc64.Checksum(data, crcTable) }
 
 // zeroOps[k] is the GF(2) operator that appends 2^k zero bytes to a CRC's register.
 var zeroOps = func() (ops [64][64]uint64) {

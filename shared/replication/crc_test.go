@@ -15,7 +15,7 @@ func TestCombinedCRCsAreTheCRCsOfTheBytes(t *testing.T) {
 		data := make([]byte, rng.Intn(1<<16))
 		rng.Read(data)
 		cut := rng.Intn(len(data) + 1)
-		if got, want := crcCombine(CRC64(data[:cut]), CRC64(data[cut:]), int64(len(data)-cut)), CRC64(data); got != want {
+		if got, want := crcCombine(crc64Of(data[:cut]), crc64Of(data[cut:]), int64(len(data)-cut)), crc64Of(data); got != want {
 			t.Fatalf("split %d/%d: combined %016x, whole %016x", cut, len(data), got, want)
 		}
 	}
@@ -36,15 +36,15 @@ func TestCombinedCRCsAreTheCRCsOfTheBytes(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if want := fmt.Sprintf("%016x", CRC64(payload)); d.CRC64 != want || d.Bytes != int64(len(payload)) {
+				if want := fmt.Sprintf("%016x", crc64Of(payload)); d.CRC64 != want || d.Bytes != int64(len(payload)) {
 					t.Fatalf("descriptor CRC64 %s (%d bytes), payload's %s (%d)", d.CRC64, d.Bytes, want, len(payload))
 				}
 				opened, err := OpenPayload(k, "g1", b.Seq, payload)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, crc, err := decodeBatch(opened, false); err != nil || crc != CRC64(opened) {
-					t.Fatalf("decoded CRC %016x, payload's %016x (%v)", crc, CRC64(opened), err)
+				if _, crc, err := decodeBatch(opened, false); err != nil || crc != crc64Of(opened) {
+					t.Fatalf("decoded CRC %016x, payload's %016x (%v)", crc, crc64Of(opened), err)
 				}
 			}
 		}

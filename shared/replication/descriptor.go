@@ -26,7 +26,7 @@ type Descriptor struct {
 	Journal string `json:"journal,omitempty"`
 	// Bytes is the payload size (batches only).
 	Bytes int64 `json:"bytes,omitempty"`
-	// CRC64 is the payload checksum, ECMA polynomial, hex (batches only).
+	// crc64Of is the payload checksum, ECMA polynomial, hex (batches only).
 	CRC64 string `json:"crc64,omitempty"`
 	// Consistency is "crash" or "app" (markers only).
 	Consistency string `json:"consistency,omitempty"`

@@ -38,13 +38,13 @@ func (s *Service) needStorage() error {
 	return nil
 }
 
-// EnableOutcome says what Enable did.
-type EnableOutcome int
+// enableOutcome says what Enable did.
+type enableOutcome int
 
 const (
-	Enabled          EnableOutcome = iota // a new group
-	AlreadyEnabled                        // the same spec again: nothing changed
-	PlacementChanged                      // only where failovers place the VMs changed
+	Enabled          enableOutcome = iota // a new group
+	alreadyEnabled                        // the same spec again: nothing changed
+	placementChanged                      // only where failovers place the VMs changed
 )
 
 // Enable enables replication of a group with spec. The group's rows are inserted first, marked as
@@ -54,11 +54,11 @@ const (
 // given, one of another size) undoes the creation: nothing is left. A retry after a crash finishes it.
 // The same spec again changes nothing; a spec that differs only in placement is applied in place; any
 // other difference is a conflict naming the fields.
-func (s *Service) Enable(ctx context.Context, group string, spec GroupSpec) (*Group, EnableOutcome, error) {
-	return s.enable(ctx, group, spec, OriginOperator)
+func (s *Service) Enable(ctx context.Context, group string, spec GroupSpec) (*Group, enableOutcome, error) {
+	return s.enable(ctx, group, spec, originOperator)
 }
 
-func (s *Service) enable(ctx context.Context, group string, spec GroupSpec, origin Origin) (*Group, EnableOutcome, error) {
+func (s *Service) enable(ctx context.Context, group string, spec GroupSpec, origin origin) (*Group, enableOutcome, error) {
 	if err := s.admissible(group); err != nil {
 		return nil, 0, err
 	}
@@ -84,12 +84,12 @@ func (s *Service) enable(ctx context.Context, group string, spec GroupSpec, orig
 }
 
 // create makes a new group (or answers against the one a concurrent request made first).
-func (s *Service) create(ctx context.Context, group string, spec GroupSpec, origin Origin) (*Group, EnableOutcome, error) {
+func (s *Service) create(ctx context.Context, group string, spec GroupSpec, origin origin) (*Group, enableOutcome, error) {
 	res, err := s.provisionTargets(ctx, group, spec)
 	if err != nil {
 		return nil, 0, err
 	}
-	g, err := CreateGroupFrom(ctx, s.State, group, spec, origin, s.now())
+	g, err := createGroupFrom(ctx, s.State, group, spec, origin, s.now())
 	if errors.Is(err, ErrConflict) { // a concurrent request enabled it first
 		existing, err := LoadGroup(ctx, s.State, group)
 		if err != nil {
@@ -105,7 +105,7 @@ func (s *Service) create(ctx context.Context, group string, spec GroupSpec, orig
 
 // finishCreation makes the target disks of a group being created and marks it created; a disk it
 // cannot have undoes the creation.
-func (s *Service) finishCreation(ctx context.Context, g *Group, res TargetResources) (*Group, EnableOutcome, error) {
+func (s *Service) finishCreation(ctx context.Context, g *Group, res TargetResources) (*Group, enableOutcome, error) {
 	group := g.Record.Group()
 	err := s.Pages.EnsureContainer(ctx, g.Spec.Target.Container)
 	var done []made
@@ -162,7 +162,7 @@ func (s *Service) undoCreation(ctx context.Context, g *Group, done []made) error
 }
 
 // enableExisting answers an Enable of a group that exists.
-func (s *Service) enableExisting(ctx context.Context, existing *Group, spec GroupSpec) (*Group, EnableOutcome, error) {
+func (s *Service) enableExisting(ctx context.Context, existing *Group, spec GroupSpec) (*Group, enableOutcome, error) {
 	group := existing.Record.Group()
 	conflicts := existing.Spec.Conflicts(&spec)
 	if existing.Record.Creating && len(conflicts) == 0 { // a retry, or a concurrent twin: finish it
@@ -177,11 +177,11 @@ func (s *Service) enableExisting(ctx context.Context, existing *Group, spec Grou
 		if err != nil {
 			return nil, 0, err
 		}
-		g, err := UpdatePlacement(ctx, s.State, group, existing.Record.Claim, spec, res, s.now())
+		g, err := updatePlacement(ctx, s.State, group, existing.Record.Claim, spec, res, s.now())
 		if err == nil {
 			s.Log.Info("group placement changed", "group", group, "changes", strings.Join(conflicts, "; "))
 		}
-		return g, PlacementChanged, err
+		return g, placementChanged, err
 	}
 	if len(conflicts) > 0 {
 		detail := strings.Join(conflicts, "; ")
@@ -204,7 +204,7 @@ func (s *Service) enableExisting(ctx context.Context, existing *Group, spec Grou
 			return nil, 0, err
 		}
 	}
-	return existing, AlreadyEnabled, nil
+	return existing, alreadyEnabled, nil
 }
 
 // ensureTargetDisk creates a disk's target page blob, a fixed VHD of the disk's size, or checks a given

@@ -15,11 +15,11 @@ import (
 // written again, and the server-side copies of a point's snapshots keep it, so every materialized disk
 // is an importable VHD too.
 
-// FooterSize is what a replica holds past its disk's virtual size.
-const FooterSize = vhd.FooterSize
+// footerSize is what a replica holds past its disk's virtual size.
+const footerSize = vhd.FooterSize
 
-// MaxVirtualSize is the largest disk: the page blob (at most MaxDiskSize) also holds the footer.
-const MaxVirtualSize = MaxDiskSize - vhd.MiB
+// maxVirtualSize is the largest disk: the page blob (at most MaxDiskSize) also holds the footer.
+const maxVirtualSize = MaxDiskSize - vhd.MiB
 
 // BlobName is the page blob of a disk (key "vm/disk") in a container of replicas or materialized disks.
 func BlobName(key string) string { return key + ".vhd" }
@@ -34,7 +34,7 @@ func CreateFixedVHD(ctx context.Context, pages PageStore, ref DiskRef, size int6
 	if err != nil {
 		return err
 	}
-	if err := pages.Create(ctx, ref, size+FooterSize); err != nil {
+	if err := pages.Create(ctx, ref, size+footerSize); err != nil {
 		return err
 	}
 	return pages.WritePages(ctx, ref, size, footer)
@@ -52,7 +52,7 @@ func newFooter(ref DiskRef, size int64, now time.Time) ([]byte, error) {
 // ReadFooter reads the footer of a disk (or its snapshot) whose virtual size is size and checks that
 // it is a fixed VHD's of that size; a footer that is not is ErrConflict, saying why.
 func ReadFooter(ctx context.Context, pages PageStore, ref DiskRef, snapshot string, size int64) (vhd.Footer, error) {
-	data, err := pages.ReadRange(ctx, ref, snapshot, size, FooterSize)
+	data, err := pages.ReadRange(ctx, ref, snapshot, size, footerSize)
 	if err != nil {
 		return vhd.Footer{}, err
 	}
@@ -79,8 +79,8 @@ func CheckFixedVHD(ctx context.Context, pages PageStore, ref DiskRef, size int64
 	if err != nil {
 		return err
 	}
-	if got != size+FooterSize {
-		return notFixedVHD(fmt.Sprintf("%s has %d bytes, a fixed VHD of the disk's %d bytes has %d", ref, got, size, size+FooterSize))
+	if got != size+footerSize {
+		return notFixedVHD(fmt.Sprintf("%s has %d bytes, a fixed VHD of the disk's %d bytes has %d", ref, got, size, size+footerSize))
 	}
 	_, err = ReadFooter(ctx, pages, ref, "", size)
 	return err
@@ -97,8 +97,8 @@ func ensureFixedVHD(ctx context.Context, pages PageStore, ref DiskRef, size int6
 	if err != nil {
 		return err
 	}
-	if got == size+FooterSize {
-		tail, err := pages.ReadRange(ctx, ref, "", size, FooterSize)
+	if got == size+footerSize {
+		tail, err := pages.ReadRange(ctx, ref, "", size, footerSize)
 		if err != nil {
 			return err
 		}

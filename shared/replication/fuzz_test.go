@@ -52,7 +52,7 @@ func FuzzSeedRequest(f *testing.F) {
 
 // A stored payload under a key: only what SealPayload made opens.
 func FuzzOpenPayload(f *testing.F) {
-	key := make([]byte, StreamKeyBytes)
+	key := make([]byte, streamKeyBytes)
 	f.Add([]byte("payload"), int64(3))
 	f.Fuzz(func(t *testing.T, data []byte, seq int64) {
 		if _, err := OpenPayload(key, "g1", seq, data); err == nil {

@@ -27,8 +27,8 @@ type GroupRecord struct {
 	// made (Enable).
 	Claim    string `json:"Claim,omitempty"`
 	Creating bool   `json:"Creating,omitempty"`
-	// Origin is who enabled the group (peers.go).
-	Origin Origin `json:"Origin,omitempty"`
+	// origin is who enabled the group (peers.go).
+	Origin origin `json:"Origin,omitempty"`
 	// HistoryPrunedAt is when the timer last pruned the group's history (hourly).
 	HistoryPrunedAt time.Time `json:"HistoryPrunedAt"`
 	// AgentKeyHash is the SHA-256 of the group's agent key (agentkeys.go).
@@ -106,7 +106,7 @@ func (r *GroupRecord) Group() string { return r.PartitionKey }
 
 func putVMRows(ctx context.Context, store StateStore, group, claim string, spec GroupSpec) error {
 	for _, vm := range spec.VMs {
-		rec := VMRecord{Keys: Keys{PartitionKey: group, RowKey: vmRowKey(claim, vm.Name)}, Disks: vm.Disks, Subnet: vm.Subnet, StaticIP: vm.StaticIP, Zone: vm.Zone, AvSet: vm.AvailabilitySet, Size: vm.Size}
+		rec := vMRecord{Keys: Keys{PartitionKey: group, RowKey: vmRowKey(claim, vm.Name)}, Disks: vm.Disks, Subnet: vm.Subnet, StaticIP: vm.StaticIP, Zone: vm.Zone, AvSet: vm.AvailabilitySet, Size: vm.Size}
 		if _, err := store.Upsert(ctx, GroupsTable, rec); err != nil {
 			return err
 		}
@@ -114,10 +114,10 @@ func putVMRows(ctx context.Context, store StateStore, group, claim string, spec 
 	return nil
 }
 
-// UpdatePlacement changes where failovers place the group's VMs — the network mapping and each VM's
+// updatePlacement changes where failovers place the group's VMs — the network mapping and each VM's
 // subnet, static IP, zone or availability set — which replication itself never reads. The VM rows
 // first, then the state row: a reader sees the new mapping only once every VM's placement matches it.
-func UpdatePlacement(ctx context.Context, store StateStore, group, claim string, spec GroupSpec, res TargetResources, now time.Time) (*Group, error) {
+func updatePlacement(ctx context.Context, store StateStore, group, claim string, spec GroupSpec, res TargetResources, now time.Time) (*Group, error) {
 	if err := putVMRows(ctx, store, group, claim, spec); err != nil {
 		return nil, err
 	}
@@ -133,8 +133,8 @@ func UpdatePlacement(ctx context.Context, store StateStore, group, claim string,
 	return LoadGroup(ctx, store, group)
 }
 
-// VMRecord holds one VM's disks (a row per VM keeps every row far below Table storage's limits).
-type VMRecord struct {
+// vMRecord holds one VM's disks (a row per VM keeps every row far below Table storage's limits).
+type vMRecord struct {
 	Keys
 	Disks    []DiskSpec `json:"Disks"`
 	Subnet   string     `json:"Subnet,omitempty"`
@@ -167,7 +167,7 @@ type Group struct {
 func (g *Group) StreamKey() []byte {
 	key, err := DecodeStreamKey(g.Record.StreamKey)
 	if err != nil {
-		return make([]byte, StreamKeyBytes) // a damaged key authenticates nothing an agent sends
+		return make([]byte, streamKeyBytes) // a damaged key authenticates nothing an agent sends
 	}
 	return key
 }
@@ -184,7 +184,7 @@ var ErrNoGroup = fmt.Errorf("group not enabled: %w", ErrNotFound)
 func LoadGroup(ctx context.Context, store StateStore, group string) (*Group, error) {
 	g := &Group{}
 	found := false
-	vms := map[string]VMRecord{} // by row key
+	vms := map[string]vMRecord{} // by row key
 	err := store.Query(ctx, GroupsTable, group, func(decode func(any) error, etag ETag) error {
 		var keys Keys
 		if err := decode(&keys); err != nil {
@@ -196,7 +196,7 @@ func LoadGroup(ctx context.Context, store StateStore, group string) (*Group, err
 			g.ETag = etag
 			return decode(&g.Record)
 		case strings.HasPrefix(keys.RowKey, vmRowPrefix):
-			var vm VMRecord
+			var vm vMRecord
 			if err := decode(&vm); err != nil {
 				return err
 			}
@@ -226,16 +226,16 @@ func LoadGroup(ctx context.Context, store StateStore, group string) (*Group, err
 // of two concurrent first enables only one state row is inserted, and only its VM rows are ever read
 // (the other's are removed, or left unread by a crash).
 func CreateGroup(ctx context.Context, store StateStore, group string, spec GroupSpec, now time.Time) (*Group, error) {
-	return CreateGroupFrom(ctx, store, group, spec, OriginOperator, now)
+	return createGroupFrom(ctx, store, group, spec, originOperator, now)
 }
 
-// CreateGroupFrom is CreateGroup for a group enabled by origin.
-func CreateGroupFrom(ctx context.Context, store StateStore, group string, spec GroupSpec, origin Origin, now time.Time) (*Group, error) {
+// createGroupFrom is CreateGroup for a group enabled by origin.
+func createGroupFrom(ctx context.Context, store StateStore, group string, spec GroupSpec, origin origin, now time.Time) (*Group, error) {
 	claim := uuid.NewString()[:8]
 	if err := putVMRows(ctx, store, group, claim, spec); err != nil {
 		return nil, err
 	}
-	rec := GroupRecord{Keys: Keys{PartitionKey: group, RowKey: stateRow}, Claim: claim, Creating: true, Origin: origin, StreamKey: NewStreamKey(), Target: spec.Target, Policy: spec.Policy, Network: spec.Network,
+	rec := GroupRecord{Keys: Keys{PartitionKey: group, RowKey: stateRow}, Claim: claim, Creating: true, Origin: origin, StreamKey: newStreamKey(), Target: spec.Target, Policy: spec.Policy, Network: spec.Network,
 		State: StateInitialReplication, CreatedAt: now, UpdatedAt: now}
 	for _, vm := range spec.VMs {
 		rec.VMNames = append(rec.VMNames, vm.Name)

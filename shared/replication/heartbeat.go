@@ -46,12 +46,12 @@ type DiskHashes struct {
 	Next      *int64   `json:"next,omitempty"`
 }
 
-// MaxRateBps bounds a reported rate (100 GB/s: far past any disk).
-const MaxRateBps = 100e9
+// maxRateBps bounds a reported rate (100 GB/s: far past any disk).
+const maxRateBps = 100e9
 
-// MaxSeqAhead bounds how far an agent's reported sequence may run ahead of what was applied (a
+// maxSeqAhead bounds how far an agent's reported sequence may run ahead of what was applied (a
 // backlog of a million batches is days of writes): a larger one is no agent's.
-const MaxSeqAhead = 1 << 20
+const maxSeqAhead = 1 << 20
 
 // MaxHashBlocks bounds one page of block hashes: 1 GiB read from the target, seconds at page-blob speed.
 const MaxHashBlocks = 1024
@@ -63,8 +63,8 @@ func (s *Service) Heartbeat(ctx context.Context, group string, rep AgentReport) 
 		return AgentInstructions{}, fmt.Errorf("%w: invalid agent report: seq and counts must be non-negative, done bytes <= total and blocks sent <= blocks compared", ErrInvalid)
 	}
 	// Every number stored is one the views can divide by and encode: no NaN, no infinity, no overflow.
-	if !(rep.BaselineRateBps >= 0 && rep.BaselineRateBps <= MaxRateBps) || rep.BaselineTotalBytes > MaxVMsPerGroup*MaxDisksPerVM*MaxDiskSize {
-		return AgentInstructions{}, fmt.Errorf("%w: invalid agent report: baselineRateBps must be 0..%g and baselineTotalBytes at most the group's largest size", ErrInvalid, float64(MaxRateBps))
+	if !(rep.BaselineRateBps >= 0 && rep.BaselineRateBps <= maxRateBps) || rep.BaselineTotalBytes > MaxVMsPerGroup*MaxDisksPerVM*MaxDiskSize {
+		return AgentInstructions{}, fmt.Errorf("%w: invalid agent report: baselineRateBps must be 0..%g and baselineTotalBytes at most the group's largest size", ErrInvalid, float64(maxRateBps))
 	}
 	if rep.BaselineRateBps > 0 && rep.BaselineRateBps < 1 {
 		rep.BaselineRateBps = 0 // below a byte a second: no ETA rather than one of millennia
@@ -74,8 +74,8 @@ func (s *Service) Heartbeat(ctx context.Context, group string, rep AgentReport) 
 	}
 	now := s.now()
 	rec, err := UpdateGroup(ctx, s.State, group, func(g *GroupRecord) error {
-		if rep.Seq > g.Watermark+MaxSeqAhead {
-			return fmt.Errorf("%w: seq %d is more than %d batches past what was applied (%d)", ErrInvalid, rep.Seq, MaxSeqAhead, g.Watermark)
+		if rep.Seq > g.Watermark+maxSeqAhead {
+			return fmt.Errorf("%w: seq %d is more than %d batches past what was applied (%d)", ErrInvalid, rep.Seq, maxSeqAhead, g.Watermark)
 		}
 		// A final sequence below what the agent (or apply) already had is not the agent's: a planned
 		// failover believing it would lose the writes in between.
@@ -170,8 +170,8 @@ func (s *Service) Events(ctx context.Context, group string, limit int, after str
 	if _, err := s.Load(ctx, group); err != nil {
 		return nil, "", err
 	}
-	if limit < 1 || limit > MaxEventsPage {
-		return nil, "", fmt.Errorf("%w: limit: %d, want 1 to %d", ErrInvalid, limit, MaxEventsPage)
+	if limit < 1 || limit > maxEventsPage {
+		return nil, "", fmt.Errorf("%w: limit: %d, want 1 to %d", ErrInvalid, limit, maxEventsPage)
 	}
-	return EventsPage(ctx, s.State, group, limit, after)
+	return eventsPage(ctx, s.State, group, limit, after)
 }

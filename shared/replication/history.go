@@ -25,17 +25,17 @@ func ListEvents(ctx context.Context, store StateStore, group string) ([]Event, e
 	return events, err
 }
 
-// MaxEventsPage bounds a page of history; EventRetention is how long history is kept.
+// maxEventsPage bounds a page of history; EventRetention is how long history is kept.
 const (
-	MaxEventsPage  = 500
+	maxEventsPage  = 500
 	EventRetention = 30 * 24 * time.Hour
 )
 
 var errPageFull = errors.New("page full")
 
-// EventsPage is up to limit events of a group's history, newest first, after the row key after ("":
+// eventsPage is up to limit events of a group's history, newest first, after the row key after ("":
 // from the newest), and the row key the next page starts after ("" when there is none).
-func EventsPage(ctx context.Context, store StateStore, group string, limit int, after string) ([]Event, string, error) {
+func eventsPage(ctx context.Context, store StateStore, group string, limit int, after string) ([]Event, string, error) {
 	var out []Event
 	next := ""
 	err := store.Query(ctx, EventsTable, group, func(decode func(any) error, _ ETag) error {
@@ -66,7 +66,7 @@ func pruneHistory(ctx context.Context, store StateStore, group string, now time.
 	for _, p := range []struct {
 		table, partition string
 		kept             time.Duration
-	}{{EventsTable, group, EventRetention}, {QuarantineTable, "group-" + group, EventRetention}, {RPOHistoryTable, group, rpoKept}} {
+	}{{EventsTable, group, EventRetention}, {QuarantineTable, "group-" + group, EventRetention}, {rPOHistoryTable, group, rpoKept}} {
 		n, err := pruneOlder(ctx, store, p.table, p.partition, now.Add(-p.kept), 0)
 		deleted += n
 		if err != nil {

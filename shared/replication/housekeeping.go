@@ -11,7 +11,7 @@ import (
 // change stream that were not descriptors (by hub partition), and what other domains keep (finished
 // jobs: recovery.PruneJobs), pruned once an hour.
 const (
-	RunRetention = 7 * 24 * time.Hour
+	runRetention = 7 * 24 * time.Hour
 	// MaxQuarantinedPerPartition bounds a hub partition's quarantine: a flood of forged events keeps only
 	// the newest.
 	MaxQuarantinedPerPartition = 10000
@@ -36,9 +36,9 @@ func (s *Service) housekeep(ctx context.Context, now time.Time) ([]string, error
 		return nil, nil
 	}
 	var logs []string
-	n, err := pruneOlder(ctx, s.State, RunsTable, "cutpoints", now.Add(-RunRetention), 0)
+	n, err := pruneOlder(ctx, s.State, RunsTable, "cutpoints", now.Add(-runRetention), 0)
 	if n > 0 {
-		logs = append(logs, fmt.Sprintf("%d timer runs older than %s pruned", n, RunRetention))
+		logs = append(logs, fmt.Sprintf("%d timer runs older than %s pruned", n, runRetention))
 	}
 	if err == nil {
 		var lines []string

@@ -11,13 +11,13 @@ import (
 // securityProfile; Microsoft.Compute/virtualMachines: securityProfile.securityType).
 const (
 	DiskRoleOS   = "os"
-	DiskRoleData = "data"
+	diskRoleData = "data"
 
-	DefaultVMSize           = "Standard_D2s_v5"
-	DefaultOSType           = "Linux"
-	DefaultHyperVGeneration = "V1"
-	DefaultSecurityType     = "Standard"
-	DefaultDiskSKU          = "Standard_LRS"
+	defaultVMSize           = "Standard_D2s_v5"
+	defaultOSType           = "Linux"
+	defaultHyperVGeneration = "V1"
+	defaultSecurityType     = "Standard"
+	defaultDiskSKU          = "Standard_LRS"
 )
 
 var (
@@ -34,7 +34,7 @@ var (
 // the OS disk's properties and every SKU take their defaults.
 func (vm *VMSpec) normalizeMachine() {
 	if vm.Size == "" {
-		vm.Size = DefaultVMSize
+		vm.Size = defaultVMSize
 	}
 	roles := false
 	for _, d := range vm.Disks {
@@ -43,25 +43,25 @@ func (vm *VMSpec) normalizeMachine() {
 	for j := range vm.Disks {
 		d := &vm.Disks[j]
 		if d.Role == "" { // given for none: the first disk boots; given for some: the others hold data
-			d.Role = DiskRoleData
+			d.Role = diskRoleData
 			if j == 0 && !roles {
 				d.Role = DiskRoleOS
 			}
 		}
 		if d.SKU == "" {
-			d.SKU = DefaultDiskSKU
+			d.SKU = defaultDiskSKU
 		}
 		if d.Role != DiskRoleOS {
 			continue
 		}
 		if d.OSType == "" {
-			d.OSType = DefaultOSType
+			d.OSType = defaultOSType
 		}
 		if d.HyperVGeneration == "" {
-			d.HyperVGeneration = DefaultHyperVGeneration
+			d.HyperVGeneration = defaultHyperVGeneration
 		}
 		if d.SecurityType == "" {
-			d.SecurityType = DefaultSecurityType
+			d.SecurityType = defaultSecurityType
 		}
 	}
 }
@@ -70,7 +70,7 @@ func (vm *VMSpec) normalizeMachine() {
 // an OS type, generation and security type it can boot with, a SKU per disk.
 func (vm VMSpec) validateMachine(at string) error {
 	if !vmSizeName.MatchString(vm.Size) {
-		return fmt.Errorf("%s.size: %q is not an Azure VM size (e.g. %s)", at, vm.Size, DefaultVMSize)
+		return fmt.Errorf("%s.size: %q is not an Azure VM size (e.g. %s)", at, vm.Size, defaultVMSize)
 	}
 	osDisks := 0
 	for j, d := range vm.Disks {
@@ -95,7 +95,7 @@ func (d DiskSpec) validateMachine(at string) error {
 		}
 		return nil
 	}
-	if err := oneOf("role", d.Role, []string{DiskRoleOS, DiskRoleData}); err != nil {
+	if err := oneOf("role", d.Role, []string{DiskRoleOS, diskRoleData}); err != nil {
 		return err
 	}
 	if err := oneOf("sku", d.SKU, diskSKUs); err != nil {
@@ -104,7 +104,7 @@ func (d DiskSpec) validateMachine(at string) error {
 	if d.ManagedDisk != "" && !managedDiskID.MatchString(d.ManagedDisk) {
 		return fmt.Errorf("%s.managedDisk: %q is not a managed disk's resource id (/subscriptions/…/resourceGroups/…/providers/Microsoft.Compute/disks/<name>)", at, d.ManagedDisk)
 	}
-	if d.Role == DiskRoleData {
+	if d.Role == diskRoleData {
 		if d.OSType != "" || d.HyperVGeneration != "" || d.SecurityType != "" {
 			return fmt.Errorf("%s: osType, hyperVGeneration and securityType belong to the OS disk, this is a data disk", at)
 		}

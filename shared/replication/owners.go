@@ -14,9 +14,9 @@ import (
 // is created or adopted, so that of two groups naming the same blob only the first gets it. A group
 // deletes only blobs it owns.
 
-// OwnersTable records each target blob's owner (partition = container, row = the blob's name with '/'
+// ownersTable records each target blob's owner (partition = container, row = the blob's name with '/'
 // as '~': Table keys may not hold '/').
-const OwnersTable = "owners"
+const ownersTable = "owners"
 
 // BlobOwner is a blob's ownership row.
 type BlobOwner struct {
@@ -35,7 +35,7 @@ func ownerKeys(ref DiskRef) Keys {
 
 // claimBlob makes group the blob's owner (fresh: just now), or says whose it is.
 func claimBlob(ctx context.Context, state StateStore, ref DiskRef, group string, given bool, now time.Time) (fresh bool, err error) {
-	_, err = state.Insert(ctx, OwnersTable, BlobOwner{Keys: ownerKeys(ref), Group: group, Given: given, Since: now})
+	_, err = state.Insert(ctx, ownersTable, BlobOwner{Keys: ownerKeys(ref), Group: group, Given: given, Since: now})
 	if !errors.Is(err, ErrConflict) {
 		return err == nil, err
 	}
@@ -50,7 +50,7 @@ func claimBlob(ctx context.Context, state StateStore, ref DiskRef, group string,
 func blobOwner(ctx context.Context, state StateStore, ref DiskRef) (string, error) {
 	var o BlobOwner
 	k := ownerKeys(ref)
-	_, err := state.Get(ctx, OwnersTable, k.PartitionKey, k.RowKey, &o)
+	_, err := state.Get(ctx, ownersTable, k.PartitionKey, k.RowKey, &o)
 	if errors.Is(err, ErrNotFound) {
 		return "", nil
 	}
@@ -64,7 +64,7 @@ func releaseBlob(ctx context.Context, state StateStore, ref DiskRef, group strin
 		return err
 	}
 	k := ownerKeys(ref)
-	err = state.Delete(ctx, OwnersTable, k.PartitionKey, k.RowKey, "")
+	err = state.Delete(ctx, ownersTable, k.PartitionKey, k.RowKey, "")
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}

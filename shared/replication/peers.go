@@ -10,12 +10,12 @@ import (
 // peer calls only (the peer door, apiv1.RolePeer), and reaches through it only the groups it made
 // there: a group remembers who enabled it.
 
-// Origin is who enabled a group.
-type Origin string
+// origin is who enabled a group.
+type origin string
 
 const (
-	OriginOperator Origin = ""     // the operator (or automation with the operator's key)
-	OriginPeer     Origin = "peer" // the peer site, reversing one of its groups
+	originOperator origin = ""     // the operator (or automation with the operator's key)
+	originPeer     origin = "peer" // the peer site, reversing one of its groups
 )
 
 // ErrForbidden: the credential is valid but does not reach this resource.
@@ -23,14 +23,14 @@ var ErrForbidden = errors.New("forbidden")
 
 // EnableForPeer is Enable for the peer site: it makes a group the peer may then act on, and changes no
 // group an operator made.
-func (s *Service) EnableForPeer(ctx context.Context, group string, spec GroupSpec) (*Group, EnableOutcome, error) {
-	return s.enable(ctx, group, spec, OriginPeer)
+func (s *Service) EnableForPeer(ctx context.Context, group string, spec GroupSpec) (*Group, enableOutcome, error) {
+	return s.enable(ctx, group, spec, originPeer)
 }
 
 // enableExistingFrom answers an enable of a group that exists, from origin: the peer site changes only
 // groups it made.
-func (s *Service) enableExistingFrom(ctx context.Context, existing *Group, spec GroupSpec, origin Origin) (*Group, EnableOutcome, error) {
-	if origin == OriginPeer && existing.Record.Origin != OriginPeer {
+func (s *Service) enableExistingFrom(ctx context.Context, existing *Group, spec GroupSpec, origin origin) (*Group, enableOutcome, error) {
+	if origin == originPeer && existing.Record.Origin != originPeer {
 		return nil, 0, notThePeers(existing.Record.Group())
 	}
 	return s.enableExisting(ctx, existing, spec)
@@ -52,7 +52,7 @@ func (s *Service) PeerMay(ctx context.Context, group string) error {
 		return nil
 	case err != nil:
 		return err
-	case g.Record.Origin != OriginPeer:
+	case g.Record.Origin != originPeer:
 		return notThePeers(group)
 	}
 	return nil

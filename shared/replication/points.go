@@ -115,13 +115,13 @@ func PrunePoints(ctx context.Context, store StateStore, pages PageStore, g *Grou
 	for _, h := range holds {
 		held[h.RowKey] = true
 	}
-	refs := make([]PointRef, len(points))
+	refs := make([]pointRef, len(points))
 	byID := map[string]RecoveryPoint{}
 	for i, p := range points {
-		refs[i] = PointRef{ID: p.ID, Time: p.SourceTime, Kind: p.Kind}
+		refs[i] = pointRef{ID: p.ID, Time: p.SourceTime, Kind: p.Kind}
 		byID[p.ID] = p
 	}
-	_, prune := Retain(refs, now, time.Duration(g.Record.Policy.RetentionHours)*time.Hour, held)
+	_, prune := retain(refs, now, time.Duration(g.Record.Policy.RetentionHours)*time.Hour, held)
 	for _, id := range prune {
 		p := byID[id]
 		for key, snap := range p.Snapshots {
@@ -146,22 +146,22 @@ const (
 	HealthCritical = "Critical"
 )
 
-// HealthThresholds are the policy's RPO alert levels (defaults: warning above 15 minutes, critical
+// healthThresholds are the policy's RPO alert levels (defaults: warning above 15 minutes, critical
 // above 30, critical when no crash-consistent point for 60 minutes — Site Recovery's error 153007).
-type HealthThresholds struct {
+type healthThresholds struct {
 	Warning, Critical, NoPoint time.Duration
 }
 
 // DefaultHealth are the default thresholds.
-var DefaultHealth = HealthThresholds{Warning: 15 * time.Minute, Critical: 30 * time.Minute, NoPoint: 60 * time.Minute}
+var DefaultHealth = healthThresholds{Warning: 15 * time.Minute, Critical: 30 * time.Minute, NoPoint: 60 * time.Minute}
 
 // noRecentPoint: the newest crash-consistent point (none: zero) is older than the policy allows.
-func noRecentPoint(lastPoint, now time.Time, th HealthThresholds) bool {
+func noRecentPoint(lastPoint, now time.Time, th healthThresholds) bool {
 	return lastPoint.IsZero() || now.Sub(lastPoint) > th.NoPoint
 }
 
 // Health rates a group from its RPO and the age of its newest recovery point, with the reason.
-func Health(rpo time.Duration, lastPoint time.Time, now time.Time, th HealthThresholds) (string, string) {
+func Health(rpo time.Duration, lastPoint time.Time, now time.Time, th healthThresholds) (string, string) {
 	var reasons []string
 	level := HealthHealthy
 	raise := func(to, why string) {

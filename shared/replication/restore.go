@@ -133,7 +133,7 @@ func (r *Restorer) Replay(ctx context.Context, g *Group, res RestoreResult, at t
 	if err != nil {
 		return res, err
 	}
-	ws, held := NewWriteSet(), int64(0)
+	ws, held := newWriteSet(), int64(0)
 	target := func(disk string) DiskRef { return res.Disks[disk] }
 	for seq := res.Point.Seq + 1; seq <= through; seq++ {
 		b, err := r.batch(ctx, g, seq)
@@ -149,7 +149,7 @@ func (r *Restorer) Replay(ctx context.Context, g *Group, res RestoreResult, at t
 				if _, err := ws.Flush(ctx, r.Pages, target, max(r.Parallelism, 1)); err != nil {
 					return res, err
 				}
-				ws, held = NewWriteSet(), 0
+				ws, held = newWriteSet(), 0
 			}
 		}
 		res.Replayed++

@@ -5,15 +5,15 @@ import (
 	"time"
 )
 
-// PointRef is what retention needs to know of a recovery point.
-type PointRef struct {
+// pointRef is what retention needs to know of a recovery point.
+type pointRef struct {
 	ID   string
 	Time time.Time // source time of the point
 	Kind string    // "crash" or "app"
 }
 
-// MaxRetention is the longest retention a policy may ask for (15 days, like Site Recovery).
-const MaxRetention = 15 * 24 * time.Hour
+// maxRetention is the longest retention a policy may ask for (15 days, like Site Recovery).
+const maxRetention = 15 * 24 * time.Hour
 
 // retentionTier is how sparse points become with age.
 type retentionTier struct {
@@ -25,19 +25,19 @@ var retentionTiers = []retentionTier{
 	{upTo: 2 * time.Hour, every: 0},
 	{upTo: 24 * time.Hour, every: time.Hour},
 	{upTo: 7 * 24 * time.Hour, every: 2 * time.Hour},
-	{upTo: MaxRetention, every: 4 * time.Hour},
+	{upTo: maxRetention, every: 4 * time.Hour},
 }
 
-// Retain decides which recovery points to keep at now: every point of the last 2 hours; older ones,
+// retain decides which recovery points to keep at now: every point of the last 2 hours; older ones,
 // one per hour up to a day, one per 2 hours for days 2 to 7, one per 4 hours for days 8 to 15 (the
 // newest of each slot, slots aligned to the clock so decisions do not drift between runs); nothing
 // older than retention (0 keeps only the newest point). The newest app-consistent point inside
 // retention is always kept, and so is every point in held (used by a running job). It returns the ids
 // to keep and to prune, newest first.
-func Retain(points []PointRef, now time.Time, retention time.Duration, held map[string]bool) (keep, prune []string) {
-	sorted := append([]PointRef(nil), points...)
+func retain(points []pointRef, now time.Time, retention time.Duration, held map[string]bool) (keep, prune []string) {
+	sorted := append([]pointRef(nil), points...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Time.After(sorted[j].Time) })
-	retention = min(max(retention, 0), MaxRetention)
+	retention = min(max(retention, 0), maxRetention)
 	newestApp := ""
 	for _, p := range sorted {
 		if p.Kind == "app" && now.Sub(p.Time) <= max(retention, 0) {

@@ -9,31 +9,31 @@ import (
 func TestRetainTable(t *testing.T) {
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	at := func(ago time.Duration) time.Time { return now.Add(-ago) }
-	p := func(id string, ago time.Duration, kind string) PointRef {
-		return PointRef{ID: id, Time: at(ago), Kind: kind}
+	p := func(id string, ago time.Duration, kind string) pointRef {
+		return pointRef{ID: id, Time: at(ago), Kind: kind}
 	}
 	cases := []struct {
 		name      string
-		points    []PointRef
+		points    []pointRef
 		retention time.Duration
 		held      []string
 		keep      string
 	}{
-		{"everything within two hours", []PointRef{p("a", 0, "crash"), p("b", 5*time.Minute, "crash"), p("c", 119*time.Minute, "crash")}, 24 * time.Hour, nil, "[a b c]"},
-		{"one per hour after two hours", []PointRef{p("a", 150*time.Minute, "crash"), p("b", 160*time.Minute, "crash"), p("c", 190*time.Minute, "crash")}, 24 * time.Hour, nil, "[a c]"},
-		{"nothing past retention", []PointRef{p("a", time.Hour, "crash"), p("b", 5*time.Hour, "crash")}, 4 * time.Hour, nil, "[a]"},
-		{"retention zero keeps the latest only", []PointRef{p("a", time.Minute, "crash"), p("b", 2*time.Minute, "crash")}, 0, nil, "[a]"},
-		{"the newest app point is kept", []PointRef{p("a", 150*time.Minute, "crash"), p("b", 155*time.Minute, "app"), p("c", 156*time.Minute, "app")}, 24 * time.Hour, nil, "[a b]"},
-		{"an app point past retention is not", []PointRef{p("a", time.Hour, "crash"), p("b", 30*time.Hour, "app")}, 24 * time.Hour, nil, "[a]"},
-		{"a held point is never pruned", []PointRef{p("a", time.Hour, "crash"), p("b", 40*time.Hour, "crash")}, 24 * time.Hour, []string{"b"}, "[a b]"},
-		{"retention is capped at 15 days", []PointRef{p("a", 16*24*time.Hour, "crash")}, 30 * 24 * time.Hour, nil, "[]"},
+		{"everything within two hours", []pointRef{p("a", 0, "crash"), p("b", 5*time.Minute, "crash"), p("c", 119*time.Minute, "crash")}, 24 * time.Hour, nil, "[a b c]"},
+		{"one per hour after two hours", []pointRef{p("a", 150*time.Minute, "crash"), p("b", 160*time.Minute, "crash"), p("c", 190*time.Minute, "crash")}, 24 * time.Hour, nil, "[a c]"},
+		{"nothing past retention", []pointRef{p("a", time.Hour, "crash"), p("b", 5*time.Hour, "crash")}, 4 * time.Hour, nil, "[a]"},
+		{"retention zero keeps the latest only", []pointRef{p("a", time.Minute, "crash"), p("b", 2*time.Minute, "crash")}, 0, nil, "[a]"},
+		{"the newest app point is kept", []pointRef{p("a", 150*time.Minute, "crash"), p("b", 155*time.Minute, "app"), p("c", 156*time.Minute, "app")}, 24 * time.Hour, nil, "[a b]"},
+		{"an app point past retention is not", []pointRef{p("a", time.Hour, "crash"), p("b", 30*time.Hour, "app")}, 24 * time.Hour, nil, "[a]"},
+		{"a held point is never pruned", []pointRef{p("a", time.Hour, "crash"), p("b", 40*time.Hour, "crash")}, 24 * time.Hour, []string{"b"}, "[a b]"},
+		{"retention is capped at 15 days", []pointRef{p("a", 16*24*time.Hour, "crash")}, 30 * 24 * time.Hour, nil, "[]"},
 	}
 	for _, c := range cases {
 		held := map[string]bool{}
 		for _, h := range c.held {
 			held[h] = true
 		}
-		keep, prune := Retain(c.points, now, c.retention, held)
+		keep, prune := retain(c.points, now, c.retention, held)
 		if fmt.Sprint(keep) != c.keep && !(len(keep) == 0 && c.keep == "[]") {
 			t.Errorf("%s: keep %v, want %s (pruned %v)", c.name, keep, c.keep, prune)
 		}
@@ -47,15 +47,15 @@ func TestRetainTable(t *testing.T) {
 // timer does): at the end the survivors follow the tiers exactly.
 func TestRetainOverFifteenDays(t *testing.T) {
 	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	var points []PointRef
-	byID := map[string]PointRef{}
+	var points []pointRef
+	byID := map[string]pointRef{}
 	clock := start
-	for ; clock.Before(start.Add(MaxRetention)); clock = clock.Add(5 * time.Minute) {
-		p := PointRef{ID: clock.Format(time.RFC3339), Time: clock, Kind: "crash"}
+	for ; clock.Before(start.Add(maxRetention)); clock = clock.Add(5 * time.Minute) {
+		p := pointRef{ID: clock.Format(time.RFC3339), Time: clock, Kind: "crash"}
 		points = append(points, p)
 		byID[p.ID] = p
 		if clock.Minute() == 0 {
-			keep, _ := Retain(points, clock, MaxRetention, nil)
+			keep, _ := retain(points, clock, maxRetention, nil)
 			points = points[:0]
 			for _, id := range keep {
 				points = append(points, byID[id])
@@ -63,7 +63,7 @@ func TestRetainOverFifteenDays(t *testing.T) {
 		}
 	}
 	now := clock.Add(-5 * time.Minute)
-	keep, _ := Retain(points, now, MaxRetention, nil)
+	keep, _ := retain(points, now, maxRetention, nil)
 	counts := map[string]int{}
 	for _, id := range keep {
 		age := now.Sub(byID[id].Time)

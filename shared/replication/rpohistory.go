@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// RPOHistoryTable keeps each group's RPO as the timer rated it, one sample a minute (the console's
+// rPOHistoryTable keeps each group's RPO as the timer rated it, one sample a minute (the console's
 // chart), for the group's retention window and at least a day.
-const RPOHistoryTable = "rpohistory"
+const rPOHistoryTable = "rpohistory"
 
 // RPOSample is a group's RPO and health in one minute.
 type RPOSample struct {
@@ -22,7 +22,7 @@ type RPOSample struct {
 // other ticks in it rewrite the same row with the newest figure.
 func sampleRPO(ctx context.Context, store StateStore, rec *GroupRecord, now time.Time) error {
 	minute := now.UTC().Truncate(time.Minute)
-	_, err := store.Upsert(ctx, RPOHistoryTable, RPOSample{Keys: Keys{PartitionKey: rec.Group(), RowKey: minute.Format("20060102T1504Z")},
+	_, err := store.Upsert(ctx, rPOHistoryTable, RPOSample{Keys: Keys{PartitionKey: rec.Group(), RowKey: minute.Format("20060102T1504Z")},
 		Time: minute, RPOSeconds: rec.RPO(now).Seconds(), Health: rec.Health})
 	return err
 }
@@ -41,7 +41,7 @@ func (s *Service) RPOHistory(ctx context.Context, group string, from, to time.Ti
 		return nil, err
 	}
 	var out []RPOSample
-	err := s.State.Query(ctx, RPOHistoryTable, group, func(decode func(any) error, _ ETag) error {
+	err := s.State.Query(ctx, rPOHistoryTable, group, func(decode func(any) error, _ ETag) error {
 		var r RPOSample
 		if err := decode(&r); err != nil {
 			return err

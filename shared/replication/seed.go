@@ -33,8 +33,8 @@ type SeedRequest struct {
 	Disks     []SeedDisk `json:"disks"`
 }
 
-// SeedProgress is one disk's copy.
-type SeedProgress struct {
+// seedProgress is one disk's copy.
+type seedProgress struct {
 	Key    string `json:"key"`
 	Blob   string `json:"blob"`
 	State  string `json:"state"` // copying, done, failed
@@ -46,7 +46,7 @@ type SeedProgress struct {
 // SeedStatus is every disk's copy; Done once all are done.
 type SeedStatus struct {
 	Done  bool           `json:"done"`
-	Disks []SeedProgress `json:"disks"`
+	Disks []seedProgress `json:"disks"`
 }
 
 // exportValidity is how long an export stays readable: long enough for a large disk's copy.
@@ -106,9 +106,9 @@ func (r SeedRequest) validate(group string) error {
 }
 
 // seedDisk looks at the disk's blob and does the next thing: start the copy, report it, or finish it.
-func (s *Service) seedDisk(ctx context.Context, container string, d SeedDisk) (SeedProgress, error) {
+func (s *Service) seedDisk(ctx context.Context, container string, d SeedDisk) (seedProgress, error) {
 	ref := DiskIn(container, d.Key)
-	p := SeedProgress{Key: d.Key, Blob: ref.String(), Total: d.SizeBytes + FooterSize}
+	p := seedProgress{Key: d.Key, Blob: ref.String(), Total: d.SizeBytes + footerSize}
 	cs, err := s.Pages.CopyStatus(ctx, ref)
 	if errors.Is(err, ErrNotFound) {
 		if err := s.startSeed(ctx, d, ref); err != nil {

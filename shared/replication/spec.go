@@ -118,9 +118,9 @@ type Policy struct {
 	NoPointCriticalMinutes int `json:"noPointCriticalMinutes"`
 }
 
-// HealthThresholds are the policy's RPO alert levels.
-func (p Policy) HealthThresholds() HealthThresholds {
-	return HealthThresholds{Warning: time.Duration(p.RPOWarningMinutes) * time.Minute,
+// healthThresholds are the policy's RPO alert levels.
+func (p Policy) HealthThresholds() healthThresholds {
+	return healthThresholds{Warning: time.Duration(p.RPOWarningMinutes) * time.Minute,
 		Critical: time.Duration(p.RPOCriticalMinutes) * time.Minute, NoPoint: time.Duration(p.NoPointCriticalMinutes) * time.Minute}
 }
 
@@ -241,7 +241,7 @@ func (vm VMSpec) validateDisks(at string) error {
 			return fmt.Errorf("%s.name: %q appears twice in %s", at, d.Name, vm.Name)
 		}
 		seenDisk[d.Name] = true
-		if d.SizeBytes <= 0 || d.SizeBytes%(1<<20) != 0 || d.SizeBytes > MaxVirtualSize {
+		if d.SizeBytes <= 0 || d.SizeBytes%(1<<20) != 0 || d.SizeBytes > maxVirtualSize {
 			return fmt.Errorf("%s.sizeBytes: %d must be a positive whole number of MiB up to 8 TiB less 1 MiB (its replica is a fixed VHD, with a 512-byte footer)", at, d.SizeBytes)
 		}
 		if _, err := ParseSource(d.Source); err != nil {

@@ -48,14 +48,14 @@ var transitions = map[State][]State{
 	StateDisabled: {StateFailedOver},
 }
 
-// CanMove reports whether a group in state from may move to state to.
-func CanMove(from, to State) bool {
+// canMove reports whether a group in state from may move to state to.
+func canMove(from, to State) bool {
 	return from == to || to == StateDisabled || slices.Contains(transitions[from], to)
 }
 
 // Move changes the record's state with the reason, or refuses with ErrState naming both states.
 func (r *GroupRecord) Move(to State, reason string, now time.Time) error {
-	if !CanMove(r.State, to) {
+	if !canMove(r.State, to) {
 		return fmt.Errorf("%w: the group is %s and cannot become %s", ErrState, r.State, to)
 	}
 	r.State, r.Reason, r.UpdatedAt = to, reason, now

@@ -20,12 +20,12 @@ import (
 // account — but without the key — can add, replace or reorder a group's writes. Groups enabled before
 // keys existed have none and run unauthenticated.
 
-// StreamKeyBytes is the size of a group's stream key.
-const StreamKeyBytes = 32
+// streamKeyBytes is the size of a group's stream key.
+const streamKeyBytes = 32
 
-// NewStreamKey is a fresh random stream key, base64.
-func NewStreamKey() string {
-	key := make([]byte, StreamKeyBytes)
+// newStreamKey is a fresh random stream key, base64.
+func newStreamKey() string {
+	key := make([]byte, streamKeyBytes)
 	rand.Read(key)
 	return base64.StdEncoding.EncodeToString(key)
 }
@@ -36,8 +36,8 @@ func DecodeStreamKey(s string) ([]byte, error) {
 		return nil, nil
 	}
 	key, err := base64.StdEncoding.DecodeString(s)
-	if err != nil || len(key) != StreamKeyBytes {
-		return nil, fmt.Errorf("stream key: want %d bytes, base64", StreamKeyBytes)
+	if err != nil || len(key) != streamKeyBytes {
+		return nil, fmt.Errorf("stream key: want %d bytes, base64", streamKeyBytes)
 	}
 	return key, nil
 }
@@ -97,7 +97,7 @@ func (d Descriptor) Authentic(key []byte) bool {
 
 // SignedDescriptor is the descriptor of a stored (sealed) payload, with its MAC under key.
 func SignedDescriptor(key []byte, b *Batch, payload []byte) Descriptor {
-	return signed(key, DescriptorFor(b, BatchBlobName(b.Group, b.Seq), payload))
+	return signed(key, descriptorFor(b, BatchBlobName(b.Group, b.Seq), payload))
 }
 
 func signed(key []byte, d Descriptor) Descriptor {

@@ -116,7 +116,7 @@ func (s *Service) tend(ctx context.Context, group string, now time.Time) ([]stri
 }
 
 // thresholds are the group's policy's, defaults where the policy predates them.
-func thresholds(p Policy) HealthThresholds {
+func thresholds(p Policy) healthThresholds {
 	th := p.HealthThresholds()
 	if th.Warning == 0 || th.Critical == 0 || th.NoPoint == 0 {
 		return DefaultHealth

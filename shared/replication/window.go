@@ -28,10 +28,10 @@ func (q PointQuery) Validate() error {
 	return nil
 }
 
-// RestoreWindow is what can be restored: from the oldest point to the newest applied write.
+// restoreWindow is what can be restored: from the oldest point to the newest applied write.
 // JournalCovers says whether the journal holds every batch in between (any point in time, not only the
 // points); Reason says why not.
-type RestoreWindow struct {
+type restoreWindow struct {
 	From, To      time.Time
 	JournalCovers bool
 	Reason        string
@@ -43,7 +43,7 @@ type PointListing struct {
 	Points []RecoveryPoint
 	// Next continues the listing (the After of the next query), empty at the end.
 	Next   string
-	Window RestoreWindow
+	Window restoreWindow
 }
 
 // Points lists a group's recovery points by q, with the restorable window.
@@ -71,7 +71,7 @@ func (s *Service) Points(ctx context.Context, group string, q PointQuery) (Point
 	}
 	if n := len(points); n > 0 {
 		oldest := points[n-1]
-		out.Window = RestoreWindow{From: oldest.SourceTime, To: g.Record.LastSourceTime}
+		out.Window = restoreWindow{From: oldest.SourceTime, To: g.Record.LastSourceTime}
 		out.Window.JournalCovers, out.Window.Reason = s.journalCovers(ctx, g, oldest.Seq)
 	}
 	return out, nil

@@ -12,19 +12,19 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// WriteSet coalesces the extents of consecutive batches: a later write to a range replaces what earlier
+// writeSet coalesces the extents of consecutive batches: a later write to a range replaces what earlier
 // ones put there, so each byte is written once, with its final content, however often the source
 // rewrote it. Applying a write set is idempotent: it writes final content only.
-type WriteSet struct {
+type writeSet struct {
 	disks map[string][]Extent // per disk: sorted, non-overlapping
 	bytes int64
 }
 
-// NewWriteSet returns an empty write set.
-func NewWriteSet() *WriteSet { return &WriteSet{disks: map[string][]Extent{}} }
+// newWriteSet returns an empty write set.
+func newWriteSet() *writeSet { return &writeSet{disks: map[string][]Extent{}} }
 
 // Add places an extent over whatever the set holds at that range.
-func (w *WriteSet) Add(e Extent) {
+func (w *writeSet) Add(e Extent) {
 	list := w.disks[e.Disk]
 	start, end := e.Offset, e.Offset+e.Length
 	// list[i:j] are the extents overlapping [start, end).
@@ -56,7 +56,7 @@ func slice(e Extent, from, to int64) Extent {
 }
 
 // AddBatch adds every extent of a batch, in order.
-func (w *WriteSet) AddBatch(b *Batch) {
+func (w *writeSet) AddBatch(b *Batch) {
 	for _, e := range b.Extents {
 		w.Add(e)
 		w.bytes += e.Length
@@ -64,13 +64,13 @@ func (w *WriteSet) AddBatch(b *Batch) {
 }
 
 // Empty reports whether the set holds nothing.
-func (w *WriteSet) Empty() bool { return len(w.disks) == 0 }
+func (w *writeSet) Empty() bool { return len(w.disks) == 0 }
 
 // Extents returns a disk's extents in offset order.
-func (w *WriteSet) Extents(disk string) []Extent { return w.disks[disk] }
+func (w *writeSet) Extents(disk string) []Extent { return w.disks[disk] }
 
 // Disks lists the disks the set touches.
-func (w *WriteSet) Disks() []string {
+func (w *writeSet) Disks() []string {
 	var out []string
 	for d := range w.disks {
 		out = append(out, d)
@@ -89,7 +89,7 @@ type pageOp struct {
 
 // ops turns the set into storage calls: runs of all-zero pages become clears (nothing stored, nothing
 // sent), the rest writes of at most MaxPageWrite bytes; adjacent extents merge into one call.
-func (w *WriteSet) ops() []pageOp {
+func (w *writeSet) ops() []pageOp {
 	var ops []pageOp
 	for _, disk := range w.Disks() {
 		var cur *pageOp
@@ -161,15 +161,15 @@ func IsZero(b []byte) bool {
 	return true
 }
 
-// FlushStats reports a flush.
-type FlushStats struct {
+// flushStats reports a flush.
+type flushStats struct {
 	Writes, Clears             int
 	BytesWritten, BytesCleared int64
 }
 
 // Flush writes the set to the target disks with at most parallelism calls in flight.
-func (w *WriteSet) Flush(ctx context.Context, pages PageStore, target func(disk string) DiskRef, parallelism int) (FlushStats, error) {
-	var stats FlushStats
+func (w *writeSet) Flush(ctx context.Context, pages PageStore, target func(disk string) DiskRef, parallelism int) (flushStats, error) {
+	var stats flushStats
 	var mu sync.Mutex
 	var calls atomic.Int64
 	g, ctx := errgroup.WithContext(ctx)

@@ -17,7 +17,7 @@ func TestWriteSetMatchesWritingEveryExtentInOrder(t *testing.T) {
 	const size = 1 << 20
 	for round := 0; round < 200; round++ {
 		model := map[string][]byte{"a": make([]byte, size), "b": make([]byte, size)}
-		ws := NewWriteSet()
+		ws := newWriteSet()
 		for n := 0; n < 1+rng.Intn(40); n++ {
 			disk := []string{"a", "b"}[rng.Intn(2)]
 			off := int64(rng.Intn(size/PageSize)) * PageSize
@@ -89,7 +89,7 @@ func TestWriteSetMatchesWritingEveryExtentInOrder(t *testing.T) {
 }
 
 func TestFlushWritesFinalContentOnce(t *testing.T) {
-	ws := NewWriteSet()
+	ws := newWriteSet()
 	a := bytes.Repeat([]byte{1}, 8192)
 	b := bytes.Repeat([]byte{2}, 4096)
 	ws.Add(Extent{Disk: "d", Offset: 0, Length: 8192, Data: a})
