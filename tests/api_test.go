@@ -32,7 +32,8 @@ func newTestAPI(t *testing.T) (*httptest.Server, *memstore.Pages, *memstore.Stat
 // newAPI is the api function over in-memory stores (jobs: nil when the job queue is not configured).
 func newAPI(state replication.StateStore, pages replication.PageStore, journal replication.JournalStore, jobs replication.JobSender) *api.API {
 	log := slog.New(slog.DiscardHandler)
-	return &api.API{Groups: &replication.Service{State: state, Pages: pages, Journal: journal, Log: log, Now: time.Now},
+	deps := replication.Deps{State: state, Pages: pages, Journal: journal, Log: log, Now: time.Now}
+	return &api.API{Groups: &replication.Groups{Deps: deps}, Agents: &replication.Agents{Deps: deps}, Points: &replication.Points{Deps: deps},
 		Jobs: &recovery.Admission{State: state, Pages: pages, Jobs: jobs, Log: log, Now: time.Now}, Log: log, Now: time.Now}
 }
 
@@ -396,8 +397,8 @@ func TestRPOHistory(t *testing.T) {
 	if status, body := call(t, srv, "PUT", "/api/v1/groups/g1", goodSpec); status != 201 {
 		t.Fatalf("PUT: %d %s", status, body)
 	}
-	svc := &replication.Service{State: state, Log: slog.New(slog.DiscardHandler), Now: time.Now}
-	if _, err := svc.Upkeep(context.Background(), replication.TimerRun{}); err != nil {
+	svc := &replication.Upkeep{Deps: replication.Deps{State: state, Log: slog.New(slog.DiscardHandler), Now: time.Now}}
+	if _, err := svc.Run(context.Background(), replication.TimerRun{}); err != nil {
 		t.Fatal(err)
 	}
 	status, body := call(t, srv, "GET", "/api/v1/groups/g1/rpo-history?from="+time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), "")

@@ -64,9 +64,10 @@ func intSetting(log *slog.Logger, name string, def int64) int64 {
 // routes wires the functions (and the console's files) to the backends; a function whose dependencies are missing answers 500.
 func routes(d *backends.Backends, log *slog.Logger) http.Handler {
 	now := time.Now
-	groups := &replication.Service{State: d.State, Pages: d.Pages, Journal: d.Journal, Targets: d.Targets(), Log: log.With("function", "cutpoints"), Now: now}
+	upkeep := &replication.Upkeep{Deps: replication.Deps{State: d.State, Pages: d.Pages, Journal: d.Journal, Log: log.With("function", "cutpoints"), Now: now},
+		Targets: d.Targets()}
 	if d.State != nil {
-		groups.Housekeepers = []replication.Housekeeper{recovery.PruneJobs(d.State)}
+		upkeep.Housekeepers = []replication.Housekeeper{recovery.PruneJobs(d.State)}
 	}
 	applier := &replication.Applier{State: d.State, Pages: d.Pages, Journal: d.Journal, Log: log.With("function", "apply"), Now: now,
 		Parallelism: int(intSetting(log, settingParallel, 8))}
@@ -81,15 +82,17 @@ func routes(d *backends.Backends, log *slog.Logger) http.Handler {
 			WebhookSecret: []byte(os.Getenv(settingWebhookSecret)), HTTP: webhooks}
 	}
 	apiLog := log.With("function", "api")
-	apiFn := &api.API{Groups: &replication.Service{State: d.State, Pages: d.Pages, Journal: d.Journal, Targets: d.Targets(), Exporter: d.Exporter(),
-		MaxTargetBytes: intSetting(log, settingMaxTargetBytes, replication.DefaultMaxTargetBytes), Log: apiLog, Now: now},
+	apiDeps := replication.Deps{State: d.State, Pages: d.Pages, Journal: d.Journal, Log: apiLog, Now: now}
+	apiFn := &api.API{Groups: &replication.Groups{Deps: apiDeps, Targets: d.Targets(), Exporter: d.Exporter(),
+		MaxTargetBytes: intSetting(log, settingMaxTargetBytes, replication.DefaultMaxTargetBytes)},
+		Agents: &replication.Agents{Deps: apiDeps}, Points: &replication.Points{Deps: apiDeps},
 		Jobs: &recovery.Admission{State: d.State, Pages: d.Pages, Jobs: d.Jobs, PeerConfigured: d.Peer != nil,
 			WebhooksConfigured: os.Getenv(settingWebhookSecret) != "", Log: apiLog, Now: now},
 		Plans:       recovery.Plans{State: d.State, Now: now},
 		DeadLetters: d.DeadLetters, Probes: d.Probes, Log: apiLog, Now: now, TrustPrincipals: trustPrincipals()}
 	mux := http.NewServeMux()
 	mux.Handle("POST /apply", funcproto.Handler(log, "apply", (&apply.Function{Applier: applier}).Invoke))
-	mux.Handle("POST /cutpoints", funcproto.Handler(log, "cutpoints", (&cutpoints.Function{Groups: groups}).Invoke))
+	mux.Handle("POST /cutpoints", funcproto.Handler(log, "cutpoints", (&cutpoints.Function{Upkeep: upkeep}).Invoke))
 	mux.Handle("POST /failover", funcproto.Handler(log, "failover", failFn.Invoke))
 	mux.Handle("POST /alerts", funcproto.Handler(log, "alerts", alertFn.Invoke))
 	mux.Handle("/api/", apiFn.Handler())

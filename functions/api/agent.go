@@ -20,7 +20,7 @@ func (a *API) guard(role apiv1.Role, h http.HandlerFunc) http.HandlerFunc {
 		var err error
 		switch group := r.PathValue("group"); {
 		case role == apiv1.RoleAgent:
-			err = a.Groups.AuthenticateAgent(r.Context(), group, r.Header.Get(apiv1.AgentKeyHeader))
+			err = a.Agents.AuthenticateAgent(r.Context(), group, r.Header.Get(apiv1.AgentKeyHeader))
 		case role == apiv1.RolePeer && group != "":
 			err = a.Groups.PeerMay(r.Context(), group)
 		}
@@ -59,7 +59,7 @@ func roleOf(r *http.Request) apiv1.Role {
 
 // postAgentKey issues (or rotates) the group's agent key; it is shown once.
 func (a *API) postAgentKey(w http.ResponseWriter, r *http.Request) {
-	key, err := a.Groups.IssueAgentKey(r.Context(), r.PathValue("group"))
+	key, err := a.Agents.IssueAgentKey(r.Context(), r.PathValue("group"))
 	a.answer(w, r, http.StatusOK, apiv1.AgentKeyView{AgentKey: key}, err)
 }
 

@@ -23,7 +23,9 @@ import (
 
 // API is the api function.
 type API struct {
-	Groups *replication.Service
+	Groups *replication.Groups
+	Agents *replication.Agents
+	Points *replication.Points
 	Jobs   *recovery.Admission
 	Plans  recovery.Plans
 	// DeadLetters reads the job queue's dead-letter queue (nil: not configured).

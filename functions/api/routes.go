@@ -48,7 +48,7 @@ func (a *API) getGroup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listGroups(w http.ResponseWriter, r *http.Request) {
-	groups, err := a.Groups.Groups(r.Context())
+	groups, err := a.Groups.List(r.Context())
 	out := []apiv1.GroupView{}
 	for _, g := range groups {
 		out = append(out, apiserver.NewGroupView(g, a.Now()))
@@ -84,7 +84,7 @@ func (a *API) postAgent(w http.ResponseWriter, r *http.Request) {
 	err := decode(r, &rep)
 	var in replication.AgentInstructions
 	if err == nil {
-		in, err = a.Groups.Heartbeat(r.Context(), r.PathValue("group"), rep)
+		in, err = a.Agents.Heartbeat(r.Context(), r.PathValue("group"), rep)
 	}
 	a.answer(w, r, http.StatusOK, in, err)
 }
@@ -114,7 +114,7 @@ func (a *API) getDiskHashes(w http.ResponseWriter, r *http.Request) {
 	count, err2 := apiserver.IntQuery(r.URL.Query(), "count", replication.MaxHashBlocks)
 	var hashes replication.DiskHashes
 	if err = errors.Join(err, err2); err == nil {
-		hashes, err = a.Groups.BlockHashes(r.Context(), r.PathValue("group"), r.PathValue("vm"), r.PathValue("disk"), from, count)
+		hashes, err = a.Agents.BlockHashes(r.Context(), r.PathValue("group"), r.PathValue("vm"), r.PathValue("disk"), from, count)
 	}
 	a.answer(w, r, http.StatusOK, hashes, err)
 }
@@ -123,7 +123,7 @@ func (a *API) getPoints(w http.ResponseWriter, r *http.Request) {
 	q, err := apiserver.PointQueryOf(r.URL.Query())
 	var listing replication.PointListing
 	if err == nil {
-		listing, err = a.Groups.Points(r.Context(), r.PathValue("group"), q)
+		listing, err = a.Points.List(r.Context(), r.PathValue("group"), q)
 	}
 	if err != nil {
 		a.fail(w, r, err)
@@ -136,7 +136,7 @@ func (a *API) getRPOHistory(w http.ResponseWriter, r *http.Request) {
 	from, to, err := apiserver.TimeRange(r.URL.Query())
 	var samples []replication.RPOSample
 	if err == nil {
-		samples, err = a.Groups.RPOHistory(r.Context(), r.PathValue("group"), from, to)
+		samples, err = a.Points.RPOHistory(r.Context(), r.PathValue("group"), from, to)
 	}
 	a.answer(w, r, http.StatusOK, apiserver.NewRPOHistoryView(r.PathValue("group"), samples), err)
 }
@@ -145,7 +145,7 @@ func (a *API) postEvent(w http.ResponseWriter, r *http.Request) {
 	var ev apiv1.EventReport
 	err := decode(r, &ev)
 	if err == nil {
-		err = a.Groups.ReportEvent(r.Context(), r.PathValue("group"), ev.Kind, ev.Message)
+		err = a.Agents.ReportEvent(r.Context(), r.PathValue("group"), ev.Kind, ev.Message)
 	}
 	if err == nil {
 		w.WriteHeader(http.StatusNoContent)

@@ -1,6 +1,6 @@
 // Package cutpoints is the timer-triggered function that keeps each group's recovery points: markers
 // asked for, snapshotted markers promoted, points pruned by retention, RPO health rated, the journal
-// pruned (replication.Service.Upkeep does the work).
+// pruned (replication.Upkeep does the work).
 package cutpoints
 
 import (
@@ -15,7 +15,7 @@ const Binding = "timer"
 
 // Function is the cutpoints function.
 type Function struct {
-	Groups *replication.Service
+	Upkeep *replication.Upkeep
 }
 
 // Invoke handles one timer tick. Each step is idempotent: a crash midway is finished by the next tick.
@@ -28,6 +28,6 @@ func (f *Function) Invoke(ctx context.Context, req *funcproto.InvokeRequest) (*f
 	if timer.ScheduleStatus != nil {
 		run.Last, run.Next = timer.ScheduleStatus.Last, timer.ScheduleStatus.Next
 	}
-	logs, err := f.Groups.Upkeep(ctx, run)
+	logs, err := f.Upkeep.Run(ctx, run)
 	return &funcproto.InvokeResponse{Logs: logs}, err
 }

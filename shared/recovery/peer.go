@@ -22,7 +22,7 @@ type PeerSite interface {
 	RemoveGroup(ctx context.Context, group string) error
 	Job(ctx context.Context, id string) (PeerJob, error)
 	// SeedDisks starts, follows and finishes the copy of the original managed disks into the peer's
-	// storage (replication.Service.Seed there); called again until Done.
+	// storage (replication.Groups.Seed there); called again until Done.
 	SeedDisks(ctx context.Context, group string, req replication.SeedRequest) (replication.SeedStatus, error)
 }
 

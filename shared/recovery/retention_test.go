@@ -58,9 +58,8 @@ func TestHousekeepingBoundsRunsQuarantineAndJobs(t *testing.T) {
 	quarantine("0", now, replication.MaxQuarantinedPerPartition+5)
 	quarantine("1", old, 1)
 
-	svc := &replication.Service{State: state, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now },
-		Housekeepers: []replication.Housekeeper{recovery.PruneJobs(state)}}
-	logs, err := svc.Upkeep(ctx, replication.TimerRun{})
+	svc := &replication.Upkeep{Deps: replication.Deps{State: state, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}, Housekeepers: []replication.Housekeeper{recovery.PruneJobs(state)}}
+	logs, err := svc.Run(ctx, replication.TimerRun{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +84,7 @@ func TestHousekeepingBoundsRunsQuarantineAndJobs(t *testing.T) {
 	}
 	// Within the hour nothing is pruned again.
 	quarantine("1", old, 1)
-	if _, err := svc.Upkeep(ctx, replication.TimerRun{}); err != nil {
+	if _, err := svc.Run(ctx, replication.TimerRun{}); err != nil {
 		t.Fatal(err)
 	}
 	if n := count(replication.QuarantineTable, "partition-1"); n != 1 {

@@ -174,7 +174,7 @@ func TestRemoveGroupKeepsGivenDisks(t *testing.T) {
 		{Name: "a", Disks: []replication.DiskSpec{{Name: "os", SizeBytes: 1 << 20, Source: "agent"}}},
 		{Name: "b", Disks: []replication.DiskSpec{{Name: "os", SizeBytes: 1 << 20, Source: "agent"}}}},
 		Target: replication.TargetSpec{Disks: map[string]string{"a/os": "orig/a-os"}}}
-	svc := &replication.Service{State: state, Pages: pages, Journal: journal, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	svc := &replication.Groups{Deps: replication.Deps{State: state, Pages: pages, Journal: journal, Log: slog.New(slog.DiscardHandler), Now: time.Now}}
 	g, _, err := svc.Enable(ctx, "g", spec)
 	if err != nil {
 		t.Fatal(err)

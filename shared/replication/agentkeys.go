@@ -20,7 +20,7 @@ var ErrUnauthorized = errors.New("unauthorized")
 
 // IssueAgentKey makes the group's agent key, replacing any before it, and returns it (the only time it
 // is seen).
-func (s *Service) IssueAgentKey(ctx context.Context, group string) (string, error) {
+func (s *Agents) IssueAgentKey(ctx context.Context, group string) (string, error) {
 	if err := s.admissible(group); err != nil {
 		return "", err
 	}
@@ -39,7 +39,7 @@ func (s *Service) IssueAgentKey(ctx context.Context, group string) (string, erro
 
 // AuthenticateAgent checks an agent's key against its group's (ErrUnauthorized otherwise, the same for
 // a group that does not exist, so that keys cannot probe names).
-func (s *Service) AuthenticateAgent(ctx context.Context, group, key string) error {
+func (s *Agents) AuthenticateAgent(ctx context.Context, group, key string) error {
 	if err := s.admissible(group); err != nil {
 		return err
 	}

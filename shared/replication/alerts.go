@@ -187,7 +187,7 @@ func decodeAlerted(s string) map[string]string {
 // raiseGroupAlerts raises the alerts a change of the group's conditions makes, then records them as
 // alerted, guarded by AlertSeq: a tick that crashed between the two raises the same alerts (same ids)
 // again, and a concurrent tick that alerted first leaves this one nothing to record.
-func (s *Service) raiseGroupAlerts(ctx context.Context, rec GroupRecord, now time.Time) ([]string, error) {
+func (s *Upkeep) raiseGroupAlerts(ctx context.Context, rec GroupRecord, now time.Time) ([]string, error) {
 	was := decodeAlerted(rec.Alerted)
 	conds := alertConditions(&rec, was, now)
 	changes := alertChanges(rec.Group(), rec.AlertSeq+1, was, conds, &rec, now)

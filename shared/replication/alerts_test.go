@@ -41,14 +41,14 @@ func TestAlertsAreRaisedOncePerChange(t *testing.T) {
 		Policy: replication.Policy{CrashConsistentIntervalSeconds: 300, RPOWarningMinutes: 15, RPOCriticalMinutes: 30, NoPointCriticalMinutes: 60}}
 	spec.Normalize("g1")
 	replication.CreateGroup(ctx, state, "g1", spec, now)
-	f := &replication.Service{State: state, Log: slog.New(slog.DiscardHandler)}
+	f := &replication.Upkeep{Deps: replication.Deps{State: state, Log: slog.New(slog.DiscardHandler)}}
 	at := func(when time.Time, change func(r *replication.GroupRecord)) {
 		t.Helper()
 		if change != nil {
 			replication.UpdateGroup(ctx, state, "g1", func(r *replication.GroupRecord) error { change(r); return nil })
 		}
 		f.Now = func() time.Time { return when }
-		if _, err := f.Upkeep(ctx, replication.TimerRun{}); err != nil {
+		if _, err := f.Run(ctx, replication.TimerRun{}); err != nil {
 			t.Fatal(err)
 		}
 	}

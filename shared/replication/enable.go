@@ -9,29 +9,53 @@ import (
 	"time"
 )
 
-// Service holds the use cases of replication that the api and cutpoints functions call: enabling,
-// disabling and resyncing groups, the agent's heartbeat, block hashes, recovery points and events, and
-// the timer's upkeep. Every one is idempotent and safe to run again after a crash.
-type Service struct {
-	State   StateStore
-	Pages   PageStore    // nil: not configured
-	Journal JournalStore // nil: not configured
+// The use cases of replication that the api and cutpoints functions call come as four services, one
+// per subject, over the same Deps: Groups, Agents, Upkeep and Points. Every one is idempotent and safe
+// to run again after a crash.
+
+// Groups enables, changes, disables, resyncs and seeds groups, lists them and their history (enable.go,
+// peers.go, quota.go, seed.go, targets.go).
+type Groups struct {
+	Deps
 	// Targets makes the target resources on enable (nil: no compute configured, nothing to make).
 	Targets TargetProvisioner
 	// Exporter reads managed disks for a reprotect's seeding (nil: no compute configured).
 	Exporter DiskExporter
 	// MaxTargetBytes is the deployment's quota of replicated disk bytes (0: DefaultMaxTargetBytes).
 	MaxTargetBytes int64
-	// Housekeepers prune what other domains keep for the deployment (housekeeping.go).
-	Housekeepers []Housekeeper
-	Log          *slog.Logger
-	Now          func() time.Time
 }
 
-func (s *Service) now() time.Time { return s.Now().UTC() }
+// Agents serves a group's agents: heartbeats and their instructions, the target's block hashes for a
+// checksum sync, the events they report, and the agent keys they present (heartbeat.go, agentkeys.go).
+type Agents struct{ Deps }
+
+// Upkeep is the timer's work on every group: points cut and pruned, RPO health and its alerts, the
+// journal and the history pruned, target resources refreshed (upkeep.go, alerts.go, housekeeping.go).
+type Upkeep struct {
+	Deps
+	// Targets refreshes the target resources made on enable (nil: no compute configured).
+	Targets TargetProvisioner
+	// Housekeepers prune what other domains keep for the deployment (housekeeping.go).
+	Housekeepers []Housekeeper
+}
+
+// Points reads a group's recovery points with the restorable window, and its RPO history (window.go,
+// rpohistory.go).
+type Points struct{ Deps }
+
+// Deps are the ports and the clock every service of the package uses.
+type Deps struct {
+	State   StateStore
+	Pages   PageStore    // nil: not configured
+	Journal JournalStore // nil: not configured
+	Log     *slog.Logger
+	Now     func() time.Time
+}
+
+func (s *Deps) now() time.Time { return s.Now().UTC() }
 
 // needStorage refuses a request when the target storage is not configured.
-func (s *Service) needStorage() error {
+func (s *Deps) needStorage() error {
 	if s.State == nil || s.Pages == nil {
 		return fmt.Errorf("%w: the target storage (set StandbyTargetStorage)", ErrNotConfigured)
 	}
@@ -54,11 +78,11 @@ const (
 // given, one of another size) undoes the creation: nothing is left. A retry after a crash finishes it.
 // The same spec again changes nothing; a spec that differs only in placement is applied in place; any
 // other difference is a conflict naming the fields.
-func (s *Service) Enable(ctx context.Context, group string, spec GroupSpec) (*Group, enableOutcome, error) {
+func (s *Groups) Enable(ctx context.Context, group string, spec GroupSpec) (*Group, enableOutcome, error) {
 	return s.enable(ctx, group, spec, originOperator)
 }
 
-func (s *Service) enable(ctx context.Context, group string, spec GroupSpec, origin origin) (*Group, enableOutcome, error) {
+func (s *Groups) enable(ctx context.Context, group string, spec GroupSpec, origin origin) (*Group, enableOutcome, error) {
 	if err := s.admissible(group); err != nil {
 		return nil, 0, err
 	}
@@ -84,7 +108,7 @@ func (s *Service) enable(ctx context.Context, group string, spec GroupSpec, orig
 }
 
 // create makes a new group (or answers against the one a concurrent request made first).
-func (s *Service) create(ctx context.Context, group string, spec GroupSpec, origin origin) (*Group, enableOutcome, error) {
+func (s *Groups) create(ctx context.Context, group string, spec GroupSpec, origin origin) (*Group, enableOutcome, error) {
 	res, err := s.provisionTargets(ctx, group, spec)
 	if err != nil {
 		return nil, 0, err
@@ -105,7 +129,7 @@ func (s *Service) create(ctx context.Context, group string, spec GroupSpec, orig
 
 // finishCreation makes the target disks of a group being created and marks it created; a disk it
 // cannot have undoes the creation.
-func (s *Service) finishCreation(ctx context.Context, g *Group, res TargetResources) (*Group, enableOutcome, error) {
+func (s *Groups) finishCreation(ctx context.Context, g *Group, res TargetResources) (*Group, enableOutcome, error) {
 	group := g.Record.Group()
 	err := s.Pages.EnsureContainer(ctx, g.Spec.Target.Container)
 	var done []made
@@ -145,7 +169,7 @@ type made struct {
 
 // undoCreation removes what a refused enable made — the blobs it created, the claims it took — and the
 // group's rows; what was there before stays.
-func (s *Service) undoCreation(ctx context.Context, g *Group, done []made) error {
+func (s *Groups) undoCreation(ctx context.Context, g *Group, done []made) error {
 	for _, m := range done {
 		if m.created {
 			if err := s.Pages.Delete(ctx, m.ref); err != nil && !errors.Is(err, ErrNotFound) {
@@ -162,7 +186,7 @@ func (s *Service) undoCreation(ctx context.Context, g *Group, done []made) error
 }
 
 // enableExisting answers an Enable of a group that exists.
-func (s *Service) enableExisting(ctx context.Context, existing *Group, spec GroupSpec) (*Group, enableOutcome, error) {
+func (s *Groups) enableExisting(ctx context.Context, existing *Group, spec GroupSpec) (*Group, enableOutcome, error) {
 	group := existing.Record.Group()
 	conflicts := existing.Spec.Conflicts(&spec)
 	if existing.Record.Creating && len(conflicts) == 0 { // a retry, or a concurrent twin: finish it
@@ -209,7 +233,7 @@ func (s *Service) enableExisting(ctx context.Context, existing *Group, spec Grou
 
 // ensureTargetDisk creates a disk's target page blob, a fixed VHD of the disk's size, or checks a given
 // one (an original disk: it must exist and be a fixed VHD of the disk's size).
-func (s *Service) ensureTargetDisk(ctx context.Context, g *Group, d DiskRefSpec) (made, error) {
+func (s *Groups) ensureTargetDisk(ctx context.Context, g *Group, d DiskRefSpec) (made, error) {
 	ref, group := g.TargetDisk(d.Key), g.Record.Group()
 	_, given := g.Spec.Target.Disks[d.Key]
 	m := made{ref: ref}
@@ -244,7 +268,7 @@ func (s *Service) ensureTargetDisk(ctx context.Context, g *Group, d DiskRefSpec)
 }
 
 // Load is one group, or ErrNoGroup.
-func (s *Service) Load(ctx context.Context, group string) (*Group, error) {
+func (s *Deps) Load(ctx context.Context, group string) (*Group, error) {
 	if err := s.admissible(group); err != nil {
 		return nil, err
 	}
@@ -253,7 +277,7 @@ func (s *Service) Load(ctx context.Context, group string) (*Group, error) {
 
 // admissible refuses a request naming a group outside the grammar, or made while the storage is not
 // configured.
-func (s *Service) admissible(group string) error {
+func (s *Deps) admissible(group string) error {
 	if err := CheckGroupName(group); err != nil {
 		return err
 	}
@@ -263,7 +287,7 @@ func (s *Service) admissible(group string) error {
 // Disable stops replicating a group. keep (the operator's keepData) leaves the target disks and the
 // recovery state: the group stays visible as Disabled and apply drops its batches. Otherwise the group's
 // data goes too (RemoveGroup) and Disable returns a nil group.
-func (s *Service) Disable(ctx context.Context, group string, keep bool) (*Group, error) {
+func (s *Groups) Disable(ctx context.Context, group string, keep bool) (*Group, error) {
 	g, err := s.Load(ctx, group)
 	if err != nil {
 		return nil, err
@@ -291,7 +315,7 @@ func (s *Service) Disable(ctx context.Context, group string, keep bool) (*Group,
 
 // Resync asks the agent for a checksum resync: the group stops at its watermark until the agent's
 // resync batch arrives. A group already waiting for one is left as it is.
-func (s *Service) Resync(ctx context.Context, group string) (GroupRecord, error) {
+func (s *Groups) Resync(ctx context.Context, group string) (GroupRecord, error) {
 	if err := s.admissible(group); err != nil { // UpdateGroup answers ErrNoGroup for a missing one
 		return GroupRecord{}, err
 	}
@@ -314,7 +338,7 @@ type GroupStatus struct {
 }
 
 // Status is one group with its retention window.
-func (s *Service) Status(ctx context.Context, group string) (GroupStatus, error) {
+func (s *Groups) Status(ctx context.Context, group string) (GroupStatus, error) {
 	g, points, err := s.loadWithPoints(ctx, group)
 	if err != nil {
 		return GroupStatus{}, err
@@ -327,7 +351,7 @@ func (s *Service) Status(ctx context.Context, group string) (GroupStatus, error)
 }
 
 // loadWithPoints is one group and its recovery points, newest first.
-func (s *Service) loadWithPoints(ctx context.Context, group string) (*Group, []RecoveryPoint, error) {
+func (s *Deps) loadWithPoints(ctx context.Context, group string) (*Group, []RecoveryPoint, error) {
 	g, err := s.Load(ctx, group)
 	if err != nil {
 		return nil, nil, err
@@ -337,7 +361,7 @@ func (s *Service) loadWithPoints(ctx context.Context, group string) (*Group, []R
 }
 
 // Groups lists every group.
-func (s *Service) Groups(ctx context.Context) ([]*Group, error) {
+func (s *Groups) List(ctx context.Context) ([]*Group, error) {
 	if err := s.needStorage(); err != nil {
 		return nil, err
 	}

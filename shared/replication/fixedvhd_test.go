@@ -19,7 +19,7 @@ type vhdFixture struct {
 	state   *memstore.State
 	pages   *memstore.Pages
 	journal *memstore.Journal
-	svc     *replication.Service
+	svc     *replication.Groups
 	applier *replication.Applier
 	now     time.Time
 	seq     int64
@@ -30,7 +30,7 @@ func newVHDFixture(t *testing.T) *vhdFixture {
 	f := &vhdFixture{ctx: context.Background(), state: memstore.NewState(), pages: memstore.NewPages(), journal: memstore.NewJournal(),
 		now: time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)}
 	clock := func() time.Time { return f.now }
-	f.svc = &replication.Service{State: f.state, Pages: f.pages, Journal: f.journal, Log: slog.New(slog.DiscardHandler), Now: clock}
+	f.svc = &replication.Groups{Deps: replication.Deps{State: f.state, Pages: f.pages, Journal: f.journal, Log: slog.New(slog.DiscardHandler), Now: clock}}
 	f.applier = &replication.Applier{State: f.state, Pages: f.pages, Journal: f.journal, Log: slog.New(slog.DiscardHandler), Now: clock, Parallelism: 2}
 	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{
 		{Name: "os", SizeBytes: 2 << 20, Source: "agent"}, {Name: "data", SizeBytes: 1 << 20, Source: "agent"}}}}}
@@ -102,7 +102,7 @@ func TestReplicasAreFixedVHDs(t *testing.T) {
 // blob no group owns, or another group's, is never taken.
 func TestEnableFinishesOrRefusesExistingBlobs(t *testing.T) {
 	ctx, pages, state := context.Background(), memstore.NewPages(), memstore.NewState()
-	svc := &replication.Service{State: state, Pages: pages, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	svc := &replication.Groups{Deps: replication.Deps{State: state, Pages: pages, Log: slog.New(slog.DiscardHandler), Now: time.Now}}
 	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 1 << 20, Source: "agent"}}}}}
 	ref := replication.DiskRef{Container: "g1-asr", Name: "vm/d.vhd"}
 	pages.EnsureContainer(ctx, "g1-asr")

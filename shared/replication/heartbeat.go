@@ -58,7 +58,7 @@ const MaxHashBlocks = 1024
 
 // Heartbeat records an agent's report and answers what the agent must do: the group's state and
 // watermark, a resync, a planned failover's stop, and the markers cutpoints asked for.
-func (s *Service) Heartbeat(ctx context.Context, group string, rep AgentReport) (AgentInstructions, error) {
+func (s *Agents) Heartbeat(ctx context.Context, group string, rep AgentReport) (AgentInstructions, error) {
 	if rep.Seq < 0 || rep.BaselineDoneBytes < 0 || rep.BaselineTotalBytes < rep.BaselineDoneBytes || rep.BaselineBlocksSent < 0 || rep.BaselineBlocks < rep.BaselineBlocksSent {
 		return AgentInstructions{}, fmt.Errorf("%w: invalid agent report: seq and counts must be non-negative, done bytes <= total and blocks sent <= blocks compared", ErrInvalid)
 	}
@@ -106,7 +106,7 @@ func (s *Service) Heartbeat(ctx context.Context, group string, rep AgentReport) 
 
 // BlockHashes are count block checksums of a target disk from block from (for the agent's checksum
 // resync); blocks with nothing allocated read as zeros and are left empty.
-func (s *Service) BlockHashes(ctx context.Context, group, vm, disk string, from, count int64) (DiskHashes, error) {
+func (s *Agents) BlockHashes(ctx context.Context, group, vm, disk string, from, count int64) (DiskHashes, error) {
 	g, err := s.Load(ctx, group)
 	if err != nil {
 		return DiskHashes{}, err
@@ -155,7 +155,7 @@ func (s *Service) BlockHashes(ctx context.Context, group, vm, disk string, from,
 }
 
 // ReportEvent records an event the agent reports (a failed app-consistency hook) in the group's history.
-func (s *Service) ReportEvent(ctx context.Context, group, kind, message string) error {
+func (s *Agents) ReportEvent(ctx context.Context, group, kind, message string) error {
 	if kind == "" || len(kind) > 64 || message == "" || len(message) > 4096 {
 		return fmt.Errorf("%w: invalid event: kind (1-64 characters) and message (1-4096 characters) are required", ErrInvalid)
 	}
@@ -166,7 +166,7 @@ func (s *Service) ReportEvent(ctx context.Context, group, kind, message string) 
 }
 
 // Events is a group's history, newest first.
-func (s *Service) Events(ctx context.Context, group string, limit int, after string) ([]Event, string, error) {
+func (s *Groups) Events(ctx context.Context, group string, limit int, after string) ([]Event, string, error) {
 	if _, err := s.Load(ctx, group); err != nil {
 		return nil, "", err
 	}

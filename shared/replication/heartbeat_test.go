@@ -16,9 +16,10 @@ import (
 func TestBlockHashesComeInPages(t *testing.T) {
 	ctx := context.Background()
 	state, pages := memstore.NewState(), memstore.NewPages()
-	s := &replication.Service{State: state, Pages: pages, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	deps := replication.Deps{State: state, Pages: pages, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	s, groups := &replication.Agents{Deps: deps}, &replication.Groups{Deps: deps}
 	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 3 << 20, Source: "agent"}}}}}
-	if _, _, err := s.Enable(ctx, "g1", spec); err != nil {
+	if _, _, err := groups.Enable(ctx, "g1", spec); err != nil {
 		t.Fatal(err)
 	}
 	g, _ := s.Load(ctx, "g1")
@@ -45,9 +46,10 @@ func TestBlockHashesComeInPages(t *testing.T) {
 func TestForgedStopReportIsIgnored(t *testing.T) {
 	ctx := context.Background()
 	state, pages := memstore.NewState(), memstore.NewPages()
-	s := &replication.Service{State: state, Pages: pages, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	deps := replication.Deps{State: state, Pages: pages, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	s, groups := &replication.Agents{Deps: deps}, &replication.Groups{Deps: deps}
 	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 1 << 20, Source: "agent"}}}}}
-	if _, _, err := s.Enable(ctx, "g1", spec); err != nil {
+	if _, _, err := groups.Enable(ctx, "g1", spec); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Heartbeat(ctx, "g1", replication.AgentReport{Seq: 89}); err != nil {

@@ -27,7 +27,7 @@ const quarantinePartitionsKey = "partitions"
 
 // housekeep prunes, at most once per housekeepingInterval (recorded in RunsTable), the timer's runs,
 // each hub partition's quarantine, and whatever s.Housekeepers prune.
-func (s *Service) housekeep(ctx context.Context, now time.Time) ([]string, error) {
+func (s *Upkeep) housekeep(ctx context.Context, now time.Time) ([]string, error) {
 	var last TimerRun
 	if _, err := s.State.Get(ctx, RunsTable, "housekeeping", "last", &last); err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
@@ -62,7 +62,7 @@ func (s *Service) housekeep(ctx context.Context, now time.Time) ([]string, error
 
 // pruneQuarantine prunes each hub partition's quarantine to what is younger than EventRetention and
 // to its newest MaxQuarantinedPerPartition events.
-func (s *Service) pruneQuarantine(ctx context.Context, now time.Time) ([]string, error) {
+func (s *Upkeep) pruneQuarantine(ctx context.Context, now time.Time) ([]string, error) {
 	index, _, err := QueryAll[Keys](ctx, s.State, QuarantineTable, quarantinePartitionsKey)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err

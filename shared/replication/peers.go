@@ -23,13 +23,13 @@ var ErrForbidden = errors.New("forbidden")
 
 // EnableForPeer is Enable for the peer site: it makes a group the peer may then act on, and changes no
 // group an operator made.
-func (s *Service) EnableForPeer(ctx context.Context, group string, spec GroupSpec) (*Group, enableOutcome, error) {
+func (s *Groups) EnableForPeer(ctx context.Context, group string, spec GroupSpec) (*Group, enableOutcome, error) {
 	return s.enable(ctx, group, spec, originPeer)
 }
 
 // enableExistingFrom answers an enable of a group that exists, from origin: the peer site changes only
 // groups it made.
-func (s *Service) enableExistingFrom(ctx context.Context, existing *Group, spec GroupSpec, origin origin) (*Group, enableOutcome, error) {
+func (s *Groups) enableExistingFrom(ctx context.Context, existing *Group, spec GroupSpec, origin origin) (*Group, enableOutcome, error) {
 	if origin == originPeer && existing.Record.Origin != originPeer {
 		return nil, 0, notThePeers(existing.Record.Group())
 	}
@@ -42,7 +42,7 @@ func notThePeers(group string) error {
 
 // PeerMay says whether the peer site may act on group: one it made, or one that does not exist (which
 // the call itself then answers).
-func (s *Service) PeerMay(ctx context.Context, group string) error {
+func (s *Groups) PeerMay(ctx context.Context, group string) error {
 	if err := s.admissible(group); err != nil {
 		return err
 	}

@@ -31,7 +31,7 @@ type quotaReservation struct {
 }
 
 // reserveQuota takes group's bytes from the deployment's quota, or refuses with ErrConflict naming it.
-func (s *Service) reserveQuota(ctx context.Context, group string, spec GroupSpec) error {
+func (s *Groups) reserveQuota(ctx context.Context, group string, spec GroupSpec) error {
 	limit := s.MaxTargetBytes
 	if limit <= 0 {
 		limit = DefaultMaxTargetBytes
@@ -72,7 +72,7 @@ func (s *Service) reserveQuota(ctx context.Context, group string, spec GroupSpec
 }
 
 // releaseQuota gives back a reservation whose enable failed.
-func (s *Service) releaseQuota(ctx context.Context, group string) {
+func (s *Groups) releaseQuota(ctx context.Context, group string) {
 	_, err := Mutate(ctx, s.State, GroupsTable, quotaPartition, quotaRow, func(l *quotaLedger, found bool) error {
 		if _, ok := l.Reservations[group]; !found || !ok {
 			return ErrUnchanged
@@ -86,7 +86,7 @@ func (s *Service) releaseQuota(ctx context.Context, group string) {
 }
 
 // groupBytes is each existing group's replicated bytes.
-func (s *Service) groupBytes(ctx context.Context) (map[string]int64, error) {
+func (s *Groups) groupBytes(ctx context.Context) (map[string]int64, error) {
 	names, err := GroupNames(ctx, s.State)
 	if err != nil {
 		return nil, err

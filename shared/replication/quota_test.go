@@ -26,8 +26,7 @@ func (s slowInserts) Insert(ctx context.Context, table string, entity any) (repl
 
 func TestConcurrentEnablesTakeTheQuotaOnce(t *testing.T) {
 	ctx := context.Background()
-	svc := &replication.Service{State: slowInserts{memstore.NewState()}, Pages: memstore.NewPages(), Journal: memstore.NewJournal(),
-		Log: slog.New(slog.DiscardHandler), Now: time.Now, MaxTargetBytes: 3 << 20}
+	svc := &replication.Groups{Deps: replication.Deps{State: slowInserts{memstore.NewState()}, Pages: memstore.NewPages(), Journal: memstore.NewJournal(), Log: slog.New(slog.DiscardHandler), Now: time.Now}, MaxTargetBytes: 3 << 20}
 	var mu sync.Mutex
 	enabled, refused := 0, 0
 	var wg sync.WaitGroup

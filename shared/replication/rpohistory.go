@@ -33,7 +33,7 @@ func rpoHistoryKept(p Policy) time.Duration {
 }
 
 // RPOHistory is the group's samples from from to to (zero: unbounded), oldest first.
-func (s *Service) RPOHistory(ctx context.Context, group string, from, to time.Time) ([]RPOSample, error) {
+func (s *Points) RPOHistory(ctx context.Context, group string, from, to time.Time) ([]RPOSample, error) {
 	if s.State == nil {
 		return nil, fmt.Errorf("%w: the target state store (StandbyTargetStorage)", ErrNotConfigured)
 	}

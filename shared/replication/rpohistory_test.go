@@ -27,10 +27,11 @@ func TestRPOIsSampledEveryMinuteAndPruned(t *testing.T) {
 		r.State, r.LastSourceTime, r.LastPointTime, r.LastMarkerTime = replication.StateProtected, now.Add(-20*time.Minute), now, now
 		return nil
 	})
-	s := &replication.Service{State: state, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}
+	deps := replication.Deps{State: state, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}
+	s, upkeep := &replication.Points{Deps: deps}, &replication.Upkeep{Deps: deps}
 	tick := func(at time.Time) {
 		now = at
-		if _, err := s.Upkeep(ctx, replication.TimerRun{}); err != nil {
+		if _, err := upkeep.Run(ctx, replication.TimerRun{}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -53,7 +53,7 @@ type SeedStatus struct {
 const exportValidity = 8 * time.Hour
 
 // Seed starts, follows and finishes the copies the request asks for; call it again until Done.
-func (s *Service) Seed(ctx context.Context, group string, req SeedRequest) (SeedStatus, error) {
+func (s *Groups) Seed(ctx context.Context, group string, req SeedRequest) (SeedStatus, error) {
 	if err := s.needStorage(); err != nil {
 		return SeedStatus{}, err
 	}
@@ -106,7 +106,7 @@ func (r SeedRequest) validate(group string) error {
 }
 
 // seedDisk looks at the disk's blob and does the next thing: start the copy, report it, or finish it.
-func (s *Service) seedDisk(ctx context.Context, container string, d SeedDisk) (seedProgress, error) {
+func (s *Groups) seedDisk(ctx context.Context, container string, d SeedDisk) (seedProgress, error) {
 	ref := DiskIn(container, d.Key)
 	p := seedProgress{Key: d.Key, Blob: ref.String(), Total: d.SizeBytes + footerSize}
 	cs, err := s.Pages.CopyStatus(ctx, ref)
@@ -140,7 +140,7 @@ func (s *Service) seedDisk(ctx context.Context, container string, d SeedDisk) (s
 }
 
 // startSeed exports the managed disk and starts its copy into ref.
-func (s *Service) startSeed(ctx context.Context, d SeedDisk, ref DiskRef) error {
+func (s *Groups) startSeed(ctx context.Context, d SeedDisk, ref DiskRef) error {
 	url, err := s.Exporter.ExportDisk(ctx, d.ManagedDisk, exportValidity)
 	if err != nil {
 		return err

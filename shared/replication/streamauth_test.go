@@ -19,7 +19,7 @@ import (
 func TestForgedStreamChangesNothing(t *testing.T) {
 	ctx := context.Background()
 	state, pages, journal := memstore.NewState(), memstore.NewPages(), memstore.NewJournal()
-	svc := &replication.Service{State: state, Pages: pages, Journal: journal, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	svc := &replication.Groups{Deps: replication.Deps{State: state, Pages: pages, Journal: journal, Log: slog.New(slog.DiscardHandler), Now: time.Now}}
 	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 1 << 20, Source: "agent"}}}}}
 	g, _, err := svc.Enable(ctx, "g1", spec)
 	if err != nil {

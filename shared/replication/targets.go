@@ -45,7 +45,7 @@ type TargetProvisioner interface {
 
 // provisionTargets makes (or finds) the group's target resources; without a provisioner (no compute
 // configured) there is nothing to make.
-func (s *Service) provisionTargets(ctx context.Context, group string, spec GroupSpec) (TargetResources, error) {
+func (s *Groups) provisionTargets(ctx context.Context, group string, spec GroupSpec) (TargetResources, error) {
 	if s.Targets == nil {
 		return TargetResources{}, nil
 	}
@@ -61,7 +61,7 @@ func (s *Service) provisionTargets(ctx context.Context, group string, spec Group
 }
 
 // recordTargets keeps the target resources on the group's record.
-func (s *Service) recordTargets(ctx context.Context, group string, res TargetResources) (GroupRecord, error) {
+func (s *Deps) recordTargets(ctx context.Context, group string, res TargetResources) (GroupRecord, error) {
 	return UpdateGroup(ctx, s.State, group, func(r *GroupRecord) error {
 		r.Resources = res
 		return nil
@@ -69,7 +69,7 @@ func (s *Service) recordTargets(ctx context.Context, group string, res TargetRes
 }
 
 // refreshTargets is the timer's part: a deployment still running is read again and its outcome kept.
-func (s *Service) refreshTargets(ctx context.Context, g *Group) ([]string, error) {
+func (s *Upkeep) refreshTargets(ctx context.Context, g *Group) ([]string, error) {
 	if s.Targets == nil || g.Record.Resources.State != TargetsRunning {
 		return nil, nil
 	}

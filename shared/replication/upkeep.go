@@ -24,7 +24,7 @@ type TimerRun struct {
 // it), promotes the markers apply has snapshotted into recovery points, prunes points by retention
 // (never one a job holds), rates RPO health, and deletes journal batches that are applied and older
 // than the journal window. It records the run and returns what it did, a line per change.
-func (s *Service) Upkeep(ctx context.Context, run TimerRun) ([]string, error) {
+func (s *Upkeep) Run(ctx context.Context, run TimerRun) ([]string, error) {
 	if s.State == nil {
 		return nil, fmt.Errorf("%w: the target state store (StandbyTargetStorage)", ErrNotConfigured)
 	}
@@ -51,7 +51,7 @@ func (s *Service) Upkeep(ctx context.Context, run TimerRun) ([]string, error) {
 }
 
 // tend does one group's round. Each step is idempotent: a crash midway is finished by the next tick.
-func (s *Service) tend(ctx context.Context, group string, now time.Time) ([]string, error) {
+func (s *Upkeep) tend(ctx context.Context, group string, now time.Time) ([]string, error) {
 	g, err := LoadGroup(ctx, s.State, group)
 	if errors.Is(err, ErrNoGroup) {
 		return nil, nil // deleted meanwhile
@@ -125,7 +125,7 @@ func thresholds(p Policy) healthThresholds {
 }
 
 // cutPoints promotes the group's snapshotted markers into recovery points and prunes them by retention.
-func (s *Service) cutPoints(ctx context.Context, g *Group, now time.Time) ([]string, error) {
+func (s *Upkeep) cutPoints(ctx context.Context, g *Group, now time.Time) ([]string, error) {
 	if s.Pages == nil {
 		return nil, nil // points are neither promoted nor pruned
 	}
@@ -151,7 +151,7 @@ func (s *Service) cutPoints(ctx context.Context, g *Group, now time.Time) ([]str
 }
 
 // pruneJournal deletes the group's journal batches that are applied and older than the journal window.
-func (s *Service) pruneJournal(ctx context.Context, rec GroupRecord, now time.Time) ([]string, error) {
+func (s *Upkeep) pruneJournal(ctx context.Context, rec GroupRecord, now time.Time) ([]string, error) {
 	if s.Journal == nil {
 		return nil, nil
 	}

@@ -29,8 +29,8 @@ func TestTickPrunesAppliedBatchesOutsideTheWindow(t *testing.T) {
 		}
 		journal.Put(ctx, "g1", seq, []byte("x"))
 	}
-	f := &replication.Service{State: state, Journal: journal, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}
-	logs, err := f.Upkeep(ctx, replication.TimerRun{})
+	f := &replication.Upkeep{Deps: replication.Deps{State: state, Journal: journal, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}}
+	logs, err := f.Run(ctx, replication.TimerRun{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,8 +53,8 @@ func TestTickRequestsMarkersAndRatesHealth(t *testing.T) {
 		r.State, r.LastMarkerTime, r.LastSourceTime, r.LastPointTime = replication.StateProtected, now.Add(-6*time.Minute), now.Add(-20*time.Minute), now.Add(-6*time.Minute)
 		return nil
 	})
-	f := &replication.Service{State: state, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}
-	if _, err := f.Upkeep(ctx, replication.TimerRun{}); err != nil {
+	f := &replication.Upkeep{Deps: replication.Deps{State: state, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}}
+	if _, err := f.Run(ctx, replication.TimerRun{}); err != nil {
 		t.Fatal(err)
 	}
 	g, _ := replication.LoadGroup(ctx, state, "g1")
@@ -73,7 +73,7 @@ func TestTickRequestsMarkersAndRatesHealth(t *testing.T) {
 	// crash marker request is not repeated while the last one is pending.
 	later := now.Add(time.Hour)
 	f.Now = func() time.Time { return later }
-	f.Upkeep(ctx, replication.TimerRun{})
+	f.Run(ctx, replication.TimerRun{})
 	g, _ = replication.LoadGroup(ctx, state, "g1")
 	if g.Record.Health != replication.HealthCritical || !strings.Contains(g.Record.HealthReason, "no crash-consistent recovery point for 1h0m0s") ||
 		!g.Record.MarkerRequestedAt.Equal(now) {
@@ -97,11 +97,12 @@ func TestHistoryIsPagedAndPruned(t *testing.T) {
 		replication.RecordEvent(ctx, state, "g1", "health", fmt.Sprint("event ", i), now.Add(-time.Duration(i)*24*time.Hour))
 	}
 	replication.RecordEvent(ctx, state, "g1", "health", "old", now.Add(-31*24*time.Hour))
-	svc := &replication.Service{State: state, Pages: memstore.NewPages(), Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}
+	deps := replication.Deps{State: state, Pages: memstore.NewPages(), Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}
+	groups, upkeep := &replication.Groups{Deps: deps}, &replication.Upkeep{Deps: deps}
 	var seen []string
 	after := ""
 	for page := 0; ; page++ {
-		events, next, err := svc.Events(ctx, "g1", 2, after)
+		events, next, err := groups.Events(ctx, "g1", 2, after)
 		if err != nil || page > 4 {
 			t.Fatalf("page %d: %v", page, err)
 		}
@@ -116,10 +117,10 @@ func TestHistoryIsPagedAndPruned(t *testing.T) {
 	if len(seen) != 6 || seen[0] != "event 0" || seen[5] != "old" {
 		t.Fatalf("paged history: %v", seen)
 	}
-	if _, _, err := svc.Events(ctx, "g1", 100000, ""); !errors.Is(err, replication.ErrInvalid) {
+	if _, _, err := groups.Events(ctx, "g1", 100000, ""); !errors.Is(err, replication.ErrInvalid) {
 		t.Fatalf("an unbounded page: %v", err)
 	}
-	if _, err := svc.Upkeep(ctx, replication.TimerRun{}); err != nil {
+	if _, err := upkeep.Run(ctx, replication.TimerRun{}); err != nil {
 		t.Fatal(err)
 	}
 	if events, _ := replication.ListEvents(ctx, state, "g1"); len(events) != 5 || events[len(events)-1].Message != "event 4" {

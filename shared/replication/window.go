@@ -47,7 +47,7 @@ type PointListing struct {
 }
 
 // Points lists a group's recovery points by q, with the restorable window.
-func (s *Service) Points(ctx context.Context, group string, q PointQuery) (PointListing, error) {
+func (s *Points) List(ctx context.Context, group string, q PointQuery) (PointListing, error) {
 	if err := q.Validate(); err != nil {
 		return PointListing{}, err
 	}
@@ -78,7 +78,7 @@ func (s *Service) Points(ctx context.Context, group string, q PointQuery) (Point
 }
 
 // journalCovers checks that the journal holds every batch after the oldest point up to the watermark.
-func (s *Service) journalCovers(ctx context.Context, g *Group, fromSeq int64) (bool, string) {
+func (s *Points) journalCovers(ctx context.Context, g *Group, fromSeq int64) (bool, string) {
 	if s.Journal == nil {
 		return false, "the journal is not configured (StandbyCacheStorage)"
 	}

@@ -161,7 +161,7 @@ func TestSeedFromManagedDisks(t *testing.T) {
 	if err := r.compute.Deploy(ctx, "g1-asr", "d1", r.deployment(nil)); err != nil {
 		t.Fatal(err)
 	}
-	svc := &replication.Service{State: memstore.NewState(), Pages: r.pages, Exporter: r.compute, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	svc := &replication.Groups{Deps: replication.Deps{State: memstore.NewState(), Pages: r.pages, Log: slog.New(slog.DiscardHandler), Now: time.Now}, Exporter: r.compute}
 	req := replication.SeedRequest{Container: "g1-back", Disks: []replication.SeedDisk{
 		{Key: "web/os", ManagedDisk: rgID + "/providers/Microsoft.Compute/disks/web-os-0123abcd", SizeBytes: 4 << 20},
 		{Key: "web/data", ManagedDisk: rgID + "/providers/Microsoft.Compute/disks/web-data-0123abcd", SizeBytes: 2 << 20}}}
