@@ -433,10 +433,15 @@ module recoveryRoles 'modules/recovery-roles.bicep' = {
 }
 
 // Subnets of a network elsewhere: join and read, on that network only (infra/modules/subnet-join.bicep).
+// ARM evaluates a module's scope in preflight even when its condition is false (Azure/bicep#1492), and
+// split('', '/')[2] is out of bounds there: without a network the scope is a placeholder id's (this
+// resource group's, never deployed to).
+var placeholderNetworkId = '/subscriptions/${subscription().subscriptionId}/resourceGroups/${resourceGroup().name}/providers/Microsoft.Network/virtualNetworks/none'
+var targetNetworkParts = split(empty(targetVirtualNetworkId) ? placeholderNetworkId : targetVirtualNetworkId, '/')
 module subnetJoin 'modules/subnet-join.bicep' = if (!empty(targetVirtualNetworkId)) {
   name: 'standby-subnet-join-${suffix}'
-  scope: resourceGroup(split(targetVirtualNetworkId, '/')[2], split(targetVirtualNetworkId, '/')[4])
-  params: { virtualNetworkName: last(split(targetVirtualNetworkId, '/')), principalId: app.identity.principalId }
+  scope: resourceGroup(targetNetworkParts[2], targetNetworkParts[4])
+  params: { virtualNetworkName: last(targetNetworkParts), principalId: app.identity.principalId }
 }
 
 // --- The agent's identity ------------------------------------------------------------------------------

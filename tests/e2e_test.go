@@ -126,6 +126,13 @@ func TestFunctionsThroughTheirTriggers(t *testing.T) {
 	if status != 400 || header.Get("Content-Type") != "application/problem+json" || !strings.Contains(body, `type \"sideways\": want planned, test or unplanned`) {
 		t.Fatalf("invalid failover type: %d %s %s", status, header.Get("Content-Type"), body)
 	}
+	// A body over the API's limit gets 413 through the host, also while the client is still sending.
+	for _, size := range []int{2 << 20, 50 << 20} {
+		status, _, body = app.call(t, "PUT", "/api/v1/groups/"+group, "test-key", `{"vms":"`+strings.Repeat("x", size)+`"}`)
+		if status != http.StatusRequestEntityTooLarge || !strings.Contains(body, "at most 1048576") {
+			t.Fatalf("a %d-byte PUT: %d %.300s", size, status, body)
+		}
+	}
 	status, _, body = app.call(t, "POST", "/api/v1/groups/"+group+"/failover", "test-key", `{"type":"test","extra":1}`)
 	if status != 400 || !strings.Contains(body, `unknown field \"extra\"`) {
 		t.Fatalf("unknown field: %d %s", status, body)
@@ -260,10 +267,18 @@ func TestDevhostRefusesMalformedConfig(t *testing.T) {
 	}
 }
 
-// make package stages what Azure deploys: the zip holds host.json, the four <function>/function.json at
+// make package stages what Azure deploys: the zip holds host.json, every <function>/function.json at
 // its root and a static linux/amd64 bin/handler with its exec bit.
 func TestPackageIsWhatTheHostLoads(t *testing.T) {
-	zr, err := zip.OpenReader(filepath.Join(filepath.Dir(stagedApp), "standby-app.zip"))
+	checkAppZip(t, filepath.Join(filepath.Dir(stagedApp), "standby-app.zip"))
+}
+
+// checkAppZip checks a deployable zip as the Functions host loads it: host.json and, for every
+// functions/<name>/function.json of the repository, <name>/function.json at the zip's root; nothing
+// under functions/ and no local settings; bin/handler with its exec bit, a static x86-64 ELF.
+func checkAppZip(t *testing.T, path string) {
+	t.Helper()
+	zr, err := zip.OpenReader(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,9 +287,17 @@ func TestPackageIsWhatTheHostLoads(t *testing.T) {
 	for _, f := range zr.File {
 		entries[f.Name] = f
 	}
-	for _, name := range []string{"host.json", "api/function.json", "apply/function.json", "cutpoints/function.json", "failover/function.json", "bin/handler"} {
+	want := []string{"host.json", "bin/handler"}
+	functionJSONs, _ := filepath.Glob("../functions/*/function.json")
+	for _, fj := range functionJSONs {
+		want = append(want, filepath.Base(filepath.Dir(fj))+"/function.json")
+	}
+	if len(functionJSONs) < 5 {
+		t.Fatalf("found %d function.json files under ../functions", len(functionJSONs))
+	}
+	for _, name := range want {
 		if entries[name] == nil {
-			t.Errorf("%s is not in the zip (it has %d entries)", name, len(entries))
+			t.Errorf("%s: %s is not in the zip (it has %d entries)", path, name, len(entries))
 		}
 	}
 	for name := range entries {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -206,6 +207,28 @@ func TestModuleMistakesAreFound(t *testing.T) {
 	}
 }
 
+// ARM evaluates a conditional module's scope in preflight even when the condition is false
+// (Azure/bicep#1492): no module's scope may index the parts of a parameter whose default is empty, or
+// the template fails preflight with the default.
+func TestModuleScopesSurviveEmptyParameters(t *testing.T) {
+	src := mainBicep(t)
+	emptyDefault := regexp.MustCompile(`(?m)^param (\w+) string = ''$`)
+	params := emptyDefault.FindAllStringSubmatch(src, -1)
+	if len(params) == 0 {
+		t.Fatal("found no parameter with an empty default: the check reads nothing")
+	}
+	for _, p := range params {
+		indexed := regexp.MustCompile(`split\(` + p[1] + `\s*,[^)]*\)\[`)
+		if loc := indexed.FindStringIndex(src); loc != nil {
+			t.Errorf("main.bicep:%d indexes split(%s, …), whose default '' has no parts: use a placeholder id when it is empty",
+				strings.Count(src[:loc[0]], "\n")+1, p[1])
+		}
+	}
+	if !regexp.MustCompile(`split\(targetVirtualNetworkId\s*,[^)]*\)\[`).MatchString("scope: resourceGroup(split(targetVirtualNetworkId, '/')[2])") {
+		t.Error("the check misses the indexing it looks for")
+	}
+}
+
 // azd's side: main.parameters.json names only parameters main.bicep declares, and azure.yaml's service is
 // the one the function app is tagged with, packaged from dist/app.
 func TestAzdProject(t *testing.T) {
@@ -229,11 +252,11 @@ func TestAzdProject(t *testing.T) {
 			t.Errorf("main.parameters.json sets %s, which main.bicep does not declare", name)
 		}
 	}
-	yaml, err := os.ReadFile(filepath.Join("..", "..", "..", "infra", "azure.yaml"))
+	yaml, err := os.ReadFile(filepath.Join("..", "..", "..", "azure.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"\n  functions:\n", "    project: ..\n", "    language: custom\n", "    host: function\n", "    dist: dist/app\n", "run: make package\n"} {
+	for _, want := range []string{"\n  path: infra\n", "\n  functions:\n", "    project: .\n", "    language: custom\n", "    host: function\n", "    dist: dist/app\n", "run: make package\n"} {
 		if !strings.Contains(string(yaml), want) {
 			t.Errorf("azure.yaml lacks %q", want)
 		}
