@@ -316,6 +316,7 @@ resource app 'Microsoft.Web/sites@2024-11-01' = {
         // app's identity; managed disks import the point's VHD copies from the target account.
         { name: 'StandbyCompute', value: 'SubscriptionId=${subscription().subscriptionId};Location=${location}' }
         { name: 'StandbyTargetStorageAccountId', value: target.id }
+        { name: 'StandbyRecoveryResourceGroup', value: recoveryResourceGroupName }
         { name: 'StandbyPeerApi', value: peerApi }
         {
           name: 'StandbyPeerApiKey'

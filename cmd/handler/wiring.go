@@ -26,6 +26,8 @@ import (
 const (
 	settingParallel       = "StandbyApplyParallelism"
 	settingMaxTargetBytes = "StandbyMaxTargetBytes"
+	// settingRecoveryRG is the recovery resource group the deployment made and granted the app its role in.
+	settingRecoveryRG = "StandbyRecoveryResourceGroup"
 	// settingMaxDelivery is the job queue's MaxDeliveryCount: a step failing on that delivery fails its job.
 	settingMaxDelivery = "StandbyJobMaxDeliveryCount"
 	// settingWebhookSecret is the HMAC key plan webhook actions and alerts are signed with (never logged);
@@ -84,7 +86,7 @@ func routes(d *backends.Backends, log *slog.Logger) http.Handler {
 	apiLog := log.With("function", "api")
 	apiDeps := replication.Deps{State: d.State, Pages: d.Pages, Journal: d.Journal, Log: apiLog, Now: now}
 	apiFn := &api.API{Groups: &replication.Groups{Deps: apiDeps, Targets: d.Targets(), Exporter: d.Exporter(),
-		MaxTargetBytes: intSetting(log, settingMaxTargetBytes, replication.DefaultMaxTargetBytes)},
+		MaxTargetBytes: intSetting(log, settingMaxTargetBytes, replication.DefaultMaxTargetBytes), DefaultResourceGroup: os.Getenv(settingRecoveryRG)},
 		Agents: &replication.Agents{Deps: apiDeps}, Points: &replication.Points{Deps: apiDeps},
 		Jobs: &recovery.Admission{State: d.State, Pages: d.Pages, Jobs: d.Jobs, PeerConfigured: d.Peer != nil,
 			WebhooksConfigured: os.Getenv(settingWebhookSecret) != "", Log: apiLog, Now: now},

@@ -31,6 +31,9 @@ type Compute interface {
 	Delete(ctx context.Context, resourceGroup string, ids []string) error
 	ExportDisk(ctx context.Context, diskID string, valid time.Duration) (string, error)
 	EndExport(ctx context.Context, diskID string) error
+	// MissingActions are the actions of the list the app's identity may not take in the resource group
+	// (ErrNotFound: the group does not exist).
+	MissingActions(ctx context.Context, resourceGroup string, actions []string) ([]string, error)
 }
 
 // DeploymentStatus is a deployment's provisioning state: Running, Succeeded or Failed (with Error),

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -31,6 +32,9 @@ type newSubnet struct {
 // Provision finds or makes the group's target resources.
 func (t TargetSite) Provision(ctx context.Context, group string, spec replication.GroupSpec) (replication.TargetResources, error) {
 	rg := spec.Target.ResourceGroupName(group)
+	if err := t.checkAccess(ctx, rg); err != nil {
+		return replication.TargetResources{}, err
+	}
 	rgID, err := t.Compute.EnsureResourceGroup(ctx, rg)
 	if err != nil {
 		return replication.TargetResources{}, fmt.Errorf("target.resourceGroup %s: %w", rg, err)
@@ -182,4 +186,33 @@ func (t TargetSite) targetDeployment(ctx context.Context, rgID string, missing [
 func availabilitySet(name string) map[string]any {
 	return map[string]any{"type": "Microsoft.Compute/availabilitySets", "apiVersion": apiCompute, "name": name, "location": exprRGPlace,
 		"sku": map[string]any{"name": "Aligned"}, "properties": map[string]any{"platformFaultDomainCount": 2, "platformUpdateDomainCount": 5}}
+}
+
+// recoveryActions are what failovers do in the recovery resource group: deploy the VMs' templates, which
+// make managed disks, NICs and VMs, and delete them again (cleanup, change of point). The template
+// grants them with Contributor on the group it makes (infra/modules/recovery-roles.bicep).
+var recoveryActions = []string{
+	"Microsoft.Resources/deployments/write",
+	"Microsoft.Compute/disks/write",
+	"Microsoft.Compute/virtualMachines/write",
+	"Microsoft.Network/networkInterfaces/write",
+	"Microsoft.Compute/virtualMachines/delete",
+	"Microsoft.Compute/disks/delete",
+}
+
+// checkAccess refuses, before anything is made, a recovery resource group in which the app may not do
+// what failovers do. A group that does not exist yet is left to EnsureResourceGroup.
+func (t TargetSite) checkAccess(ctx context.Context, rg string) error {
+	missing, err := t.Compute.MissingActions(ctx, rg, recoveryActions)
+	if errors.Is(err, replication.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("target.resourceGroup %s: %w", rg, err)
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: target.resourceGroup: the app's identity may not %s in resource group %s: give it Contributor there, or name the recovery resource group the deployment made (StandbyRecoveryResourceGroup)",
+			replication.ErrInvalid, strings.Join(missing, ", "), rg)
+	}
+	return nil
 }

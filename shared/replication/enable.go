@@ -23,6 +23,10 @@ type Groups struct {
 	Exporter DiskExporter
 	// MaxTargetBytes is the deployment's quota of replicated disk bytes (0: DefaultMaxTargetBytes).
 	MaxTargetBytes int64
+	// DefaultResourceGroup is the recovery resource group of a spec that names none: the one the
+	// deployment made and granted the app its role in (StandbyRecoveryResourceGroup); "" leaves the
+	// "<group>-asr" of TargetSpec.ResourceGroupName.
+	DefaultResourceGroup string
 }
 
 // Agents serves a group's agents: heartbeats and their instructions, the target's block hashes for a
@@ -85,6 +89,9 @@ func (s *Groups) Enable(ctx context.Context, group string, spec GroupSpec) (*Gro
 func (s *Groups) enable(ctx context.Context, group string, spec GroupSpec, origin origin) (*Group, enableOutcome, error) {
 	if err := s.admissible(group); err != nil {
 		return nil, 0, err
+	}
+	if spec.Target.ResourceGroup == "" && s.DefaultResourceGroup != "" {
+		spec.Target.ResourceGroup = s.DefaultResourceGroup
 	}
 	spec.Normalize(group)
 	if err := spec.Validate(); err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/authorization/armauthorization/v2"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v7"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
 	"github.com/standby-dr/standby/shared/recovery"
@@ -42,6 +43,7 @@ type Compute struct {
 	resources   *armresources.Client
 	vms         *armcompute.VirtualMachinesClient
 	disks       *armcompute.DisksClient
+	permissions *armauthorization.PermissionsClient
 }
 
 var _ recovery.Compute = (*Compute)(nil)
@@ -70,6 +72,9 @@ func New(subscriptionID, location string, cred azcore.TokenCredential, opts *arm
 		return nil, err
 	}
 	if c.disks, err = armcompute.NewDisksClient(subscriptionID, cred, opts); err != nil {
+		return nil, err
+	}
+	if c.permissions, err = armauthorization.NewPermissionsClient(subscriptionID, cred, opts); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -180,3 +180,12 @@ func copyNonZero(ctx context.Context, r io.ReaderAt, size int64, write func(off 
 	}
 	return nil
 }
+
+// MissingActions: the local compute has no identities or role assignments, so the app may do
+// everything in a group that exists; a missing group is ErrNotFound, as ARM's permissions API answers.
+func (c *Compute) MissingActions(_ context.Context, rg string, _ []string) ([]string, error) {
+	if _, err := os.Stat(c.path(rg, "resourceGroup.json")); err != nil {
+		return nil, fmt.Errorf("%w: resource group '%s' could not be found (ResourceGroupNotFound)", replication.ErrNotFound, rg)
+	}
+	return nil, nil
+}
