@@ -80,6 +80,9 @@ func MachineDeployment(p MachinePlan) (Template, map[string]any) {
 			continue
 		}
 		attached["lun"] = len(dataDisks)
+		if d.SKU == "PremiumV2_LRS" {
+			attached["caching"] = "None" // Premium SSD v2 has no host caching
+		}
 		dataDisks = append(dataDisks, attached)
 	}
 	t.Resources = append(t.Resources, nic(vm, p, param))
@@ -108,7 +111,7 @@ func MachineDeployment(p MachinePlan) (Template, map[string]any) {
 	return t, values
 }
 
-// managedDisk is a managed disk imported from a fixed VHD, in the VM's zone.
+// managedDisk is a managed disk imported from a fixed VHD, in the VM's zone unless zone-redundant.
 func managedDisk(vm replication.VMSpec, d replication.DiskSpec, nameParam, source string) map[string]any {
 	props := map[string]any{"creationData": map[string]any{"createOption": "Import", "sourceUri": source,
 		"storageAccountId": "[parameters('storageAccountId')]"}}
@@ -120,7 +123,9 @@ func managedDisk(vm replication.VMSpec, d replication.DiskSpec, nameParam, sourc
 	}
 	disk := map[string]any{"type": "Microsoft.Compute/disks", "apiVersion": apiDisks, "name": "[parameters('" + nameParam + "')]",
 		"location": exprRGPlace, "sku": map[string]any{"name": d.SKU}, "properties": props}
-	if vm.Zone != "" {
+	// A zone-redundant disk has no zone: the Disk RP refuses "a disk with sku 'Premium_ZRS' cannot be
+	// created in an availability zone"; a zonal VM attaches it as it is.
+	if vm.Zone != "" && !strings.HasSuffix(d.SKU, "_ZRS") {
 		disk["zones"] = []any{"[parameters('zone')]"}
 	}
 	return disk

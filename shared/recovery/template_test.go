@@ -47,6 +47,43 @@ func machine(zone, avset, security string) replication.VMSpec {
 	return spec.VMs[0]
 }
 
+// A zone-redundant disk of a zonal VM gets no zone (the Disk RP refuses one), a locally redundant one
+// gets the VM's; a Premium SSD v2 data disk is attached without host caching; all of it passes the
+// published type definitions.
+func TestDiskZonesAndCachingFollowTheSKU(t *testing.T) {
+	cat := typeCatalog(t)
+	vm := machine("2", "", "")
+	vm.Disks[0].SKU = "Premium_ZRS"
+	vm.Disks = append(vm.Disks, replication.DiskSpec{Name: "logs", SizeBytes: 32 << 20, Source: "agent", Role: "data", SKU: "PremiumV2_LRS"})
+	tpl, _ := recovery.MachineDeployment(recovery.MachinePlan{VM: vm, Subnet: "prod-vnet/db", Suffix: "0123abcd",
+		StorageAccountID: "/subscriptions/s/resourceGroups/r/providers/Microsoft.Storage/storageAccounts/tgt",
+		DiskURL:          func(key string) string { return "https://tgt.blob.core.windows.net/g1-failover/" + key + ".vhd" }})
+	zones := map[string]bool{}
+	var vmRes map[string]any
+	for _, res := range tpl.Resources {
+		for _, err := range cat.Check(res["type"].(string), res["apiVersion"].(string), res) {
+			t.Error(err)
+		}
+		switch res["type"] {
+		case "Microsoft.Compute/disks":
+			_, zonal := res["zones"]
+			zones[res["sku"].(map[string]any)["name"].(string)] = zonal
+		case "Microsoft.Compute/virtualMachines":
+			vmRes = res
+		}
+	}
+	if zones["Premium_ZRS"] || !zones["Premium_LRS"] || !zones["PremiumV2_LRS"] {
+		t.Errorf("zonal by SKU: %v", zones)
+	}
+	data := vmRes["properties"].(map[string]any)["storageProfile"].(map[string]any)["dataDisks"].([]any)
+	if len(data) != 2 || data[0].(map[string]any)["caching"] != nil || data[1].(map[string]any)["caching"] != "None" {
+		t.Errorf("data disks %v", data)
+	}
+	if _, zonal := vmRes["zones"]; !zonal {
+		t.Error("the VM lost its zone")
+	}
+}
+
 // Every resource of a VM's deployment passes the published type definitions, and no name the spec gives
 // appears in the template itself: they travel as parameter values.
 func TestMachineDeploymentPassesTheTypeDefinitions(t *testing.T) {

@@ -78,12 +78,39 @@ func (vm VMSpec) validateMachine(at string) error {
 		if err := d.validateMachine(at); err != nil {
 			return err
 		}
+		if err := vm.validateDiskSKU(at, d); err != nil {
+			return err
+		}
 		if d.Role == DiskRoleOS {
 			osDisks++
 		}
 	}
 	if osDisks != 1 {
 		return fmt.Errorf("%s.disks: a VM boots from exactly one disk with role %q, it has %d", at, DiskRoleOS, osDisks)
+	}
+	return nil
+}
+
+// validateDiskSKU refuses a SKU a failover cannot make or attach. Every failover disk is imported from
+// its replica's VHD (createOption Import); the Disk RP's own rules (learn.microsoft.com, "Azure managed
+// disk types", "Deploy a Premium SSD v2", Limitations):
+//   - an Ultra Disk "can only be created as an empty disk" and is data-only: no failover can make one;
+//   - a Premium SSD v2 "can't be used as an OS disk", "can only be attached to zonal VMs" and not to
+//     VMs in an availability set; as a data disk of a zonal VM it is made (MachineDeployment attaches
+//     it without host caching, which it does not support).
+func (vm VMSpec) validateDiskSKU(at string, d DiskSpec) error {
+	switch d.SKU {
+	case "UltraSSD_LRS":
+		return fmt.Errorf("%s.sku: UltraSSD_LRS cannot be failed over to: an Ultra Disk can only be created empty, and a failover imports every disk from its replica (createOption Import); use PremiumV2_LRS (a data disk of a zonal VM) or Premium_LRS", at)
+	case "PremiumV2_LRS":
+		switch {
+		case d.Role == DiskRoleOS:
+			return fmt.Errorf("%s.sku: PremiumV2_LRS can't be an OS disk (Azure's Premium SSD v2 limitations): use Premium_LRS or Premium_ZRS", at)
+		case vm.Zone == "":
+			return fmt.Errorf("%s.sku: a PremiumV2_LRS disk can only be attached to a zonal VM: give the VM a zone", at)
+		case vm.AvailabilitySet != "":
+			return fmt.Errorf("%s.sku: a PremiumV2_LRS disk can't be attached to a VM in an availability set", at)
+		}
 	}
 	return nil
 }

@@ -48,6 +48,30 @@ func TestMachineDefaultsAndRefusals(t *testing.T) {
 	}
 }
 
+// The SKUs a failover cannot make or attach are refused with the reason; where Premium SSD v2 is allowed
+// (a data disk of a zonal VM, no availability set) the spec passes.
+func TestDiskSKUsAFailoverCannotMake(t *testing.T) {
+	for _, c := range []struct {
+		zone, avset string
+		disks       []replication.DiskSpec
+		want        string
+	}{
+		{"1", "", []replication.DiskSpec{{Role: "os"}, {Role: "data", SKU: "UltraSSD_LRS"}}, "vms[0].disks[1].sku: UltraSSD_LRS cannot be failed over to: an Ultra Disk can only be created empty"},
+		{"1", "", []replication.DiskSpec{{Role: "os", SKU: "PremiumV2_LRS"}}, "vms[0].disks[0].sku: PremiumV2_LRS can't be an OS disk"},
+		{"", "", []replication.DiskSpec{{Role: "os"}, {Role: "data", SKU: "PremiumV2_LRS"}}, "can only be attached to a zonal VM"},
+		{"1", "set", []replication.DiskSpec{{Role: "os"}, {Role: "data", SKU: "PremiumV2_LRS"}}, "can't be attached to a VM in an availability set"},
+		{"1", "", []replication.DiskSpec{{Role: "os", SKU: "Premium_ZRS"}, {Role: "data", SKU: "PremiumV2_LRS"}}, ""},
+	} {
+		spec := machineSpec(c.disks...)
+		spec.VMs[0].Zone, spec.VMs[0].AvailabilitySet = c.zone, c.avset
+		spec.Normalize("g1")
+		err := spec.Validate()
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("zone %q set %q %+v: %v, want %q", c.zone, c.avset, c.disks, err, c.want)
+		}
+	}
+}
+
 // What a VM is brought up as changes in place, like its placement: replication never reads it.
 func TestMachineChangesInPlace(t *testing.T) {
 	a, b := machineSpec(replication.DiskSpec{}), machineSpec(replication.DiskSpec{SKU: "Premium_LRS"})
