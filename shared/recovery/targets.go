@@ -144,12 +144,21 @@ func (t TargetSite) targetDeployment(ctx context.Context, rgID string, missing [
 			return DeploymentRequest{}, nil, err
 		}
 		var inline, space []any
+		previous := "" // the subnet made before this one in the same network
 		for _, s := range byVNet[vnet] {
 			created = append(created, vnetID+"/subnets/"+s.name)
 			props := map[string]any{"addressPrefix": param(s.prefix.String())}
 			if exists {
-				tpl.Resources = append(tpl.Resources, map[string]any{"type": "Microsoft.Network/virtualNetworks/subnets", "apiVersion": apiNetwork,
-					"name": param(vnet + "/" + s.name), "properties": props}) // a child's name is "parent/child"
+				subnet := map[string]any{"type": "Microsoft.Network/virtualNetworks/subnets", "apiVersion": apiNetwork,
+					"name": param(vnet + "/" + s.name), "properties": props} // a child's name is "parent/child"
+				// One after another: the Network RP refuses a second change of a network while one runs
+				// (AnotherOperationInProgress), and ARM deploys resources without dependsOn in parallel.
+				if previous != "" {
+					subnet["dependsOn"] = []any{previous}
+				}
+				previous = "[resourceId('Microsoft.Network/virtualNetworks/subnets', " + strings.TrimSuffix(strings.TrimPrefix(param(vnet), "["), "]") +
+					", " + strings.TrimSuffix(strings.TrimPrefix(param(s.name), "["), "]") + ")]"
+				tpl.Resources = append(tpl.Resources, subnet)
 				continue
 			}
 			inline = append(inline, map[string]any{"name": param(s.name), "properties": props})

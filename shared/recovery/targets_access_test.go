@@ -3,6 +3,8 @@ package recovery
 import (
 	"context"
 	"errors"
+	"net/netip"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -44,5 +46,47 @@ func TestProvisionRefusesAGroupTheAppCannotWrite(t *testing.T) {
 	missing := &accessCompute{err: replication.ErrNotFound}
 	if _, err := (TargetSite{Compute: missing}).Provision(context.Background(), "shop", spec); err != nil || !missing.made {
 		t.Errorf("a group not there yet: %v (made %v)", err, missing.made)
+	}
+}
+
+// existsCompute says every resource exists (the networks new subnets go into).
+type existsCompute struct{ Compute }
+
+func (existsCompute) Exists(context.Context, string) (bool, error) { return true, nil }
+
+// New subnets of an existing network are made one after another: each depends on the one before it in
+// the same network, by resourceId of its parameters (the Network RP refuses concurrent changes of one
+// network with AnotherOperationInProgress); subnets of different networks do not wait on each other.
+func TestNewSubnetsOfANetworkAreChained(t *testing.T) {
+	mk := func(vnet, name, prefix string) newSubnet {
+		return newSubnet{vnet: vnet, name: name, prefix: netip.MustParsePrefix(prefix)}
+	}
+	req, created, err := TargetSite{Compute: existsCompute{}}.targetDeployment(context.Background(), "/subscriptions/s/resourceGroups/rg",
+		[]newSubnet{mk("prod", "db", "10.1.0.0/24"), mk("prod", "web", "10.1.1.0/24"), mk("test", "db", "10.9.0.0/24"), mk("prod", "app", "10.1.2.0/24")}, nil)
+	if err != nil || len(created) != 4 {
+		t.Fatalf("%v %v", created, err)
+	}
+	values := map[string]string{}
+	for k, v := range req.Properties.Parameters {
+		values[k], _ = v["value"].(string)
+	}
+	resolve := func(expr string) string { // "[parameters('pN')]" → its value
+		return values[strings.TrimSuffix(strings.TrimPrefix(expr, "[parameters('"), "')]")]
+	}
+	var names, deps []string
+	for _, r := range req.Properties.Template.Resources {
+		names = append(names, resolve(r["name"].(string)))
+		d := ""
+		if list, ok := r["dependsOn"].([]any); ok {
+			args := regexp.MustCompile(`parameters\('(p\d+)'\)`).FindAllStringSubmatch(list[0].(string), -1)
+			d = values[args[0][1]] + "/" + values[args[1][1]]
+		}
+		deps = append(deps, d)
+	}
+	if want := []string{"prod/db", "prod/web", "prod/app", "test/db"}; strings.Join(names, " ") != strings.Join(want, " ") {
+		t.Fatalf("subnets %v, want %v", names, want)
+	}
+	if want := []string{"", "prod/db", "prod/web", ""}; strings.Join(deps, " ") != strings.Join(want, " ") {
+		t.Errorf("dependsOn %q, want %q", deps, want)
 	}
 }
