@@ -73,6 +73,12 @@ param recoveryResourceGroupName string = '${resourceGroup().name}-asr'
 @description('Create (or update) the recovery resource group in the target region. Set false when it exists and is owned elsewhere: updating it would replace its tags.')
 param createRecoveryResourceGroup bool = true
 
+@description('Optional: the source resource groups whose managed disks agents track (managed: sources). The agent identity gets a custom role in each with exactly the snapshot actions tracking takes.')
+param agentSourceResourceGroups array = []
+
+@description('Days the function app\'s logs are kept in its Log Analytics workspace.')
+param logRetentionDays int = 30
+
 @description('Optional: resource id of the target virtual network whose subnets failed-over NICs join, when it is outside the recovery resource group. The function app gets a custom role allowing only subnet join and read on it.')
 param targetVirtualNetworkId string = ''
 
@@ -99,6 +105,7 @@ var roles = {
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6' // Key Vault Secrets User
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7' // Key Vault Secrets Officer
   reader: 'acdd72a7-3385-48ef-bd42-f606fba81ae7' // Reader
+  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb' // Monitoring Metrics Publisher
 }
 
 // --- Storage -------------------------------------------------------------------------------------------
@@ -317,6 +324,8 @@ resource app 'Microsoft.Web/sites@2024-11-01' = {
         { name: 'StandbyCompute', value: 'SubscriptionId=${subscription().subscriptionId};Location=${location}' }
         { name: 'StandbyTargetStorageAccountId', value: target.id }
         { name: 'StandbyRecoveryResourceGroup', value: recoveryResourceGroupName }
+        { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: insights.properties.ConnectionString }
+        { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'Authorization=AAD' }
         { name: 'StandbyPeerApi', value: peerApi }
         {
           name: 'StandbyPeerApiKey'
@@ -445,6 +454,31 @@ module subnetJoin 'modules/subnet-join.bicep' = if (!empty(targetVirtualNetworkI
   params: { virtualNetworkName: last(targetNetworkParts), principalId: app.identity.principalId }
 }
 
+// --- Logs ----------------------------------------------------------------------------------------------
+
+// The app's logs (the handler's records, the host's traces and failures) go to Application Insights,
+// stored in a Log Analytics workspace that keeps them logRetentionDays: without them a failover that
+// failed at night leaves nothing to read. Local authentication is off: the host sends with the app's
+// identity (APPLICATIONINSIGHTS_AUTHENTICATION_STRING), which publishes as Monitoring Metrics Publisher.
+resource logs 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+  name: '${namePrefix}-logs-${suffix}'
+  location: location
+  properties: { sku: { name: 'PerGB2018' }, retentionInDays: logRetentionDays }
+}
+
+resource insights 'Microsoft.Insights/components@2020-02-02' = {
+  name: '${namePrefix}-insights-${suffix}'
+  location: location
+  kind: 'other'
+  properties: { Application_Type: 'other', WorkspaceResourceId: logs.id, DisableLocalAuth: true, RetentionInDays: logRetentionDays }
+}
+
+resource insightsPublisherRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  scope: insights
+  name: guid(insights.id, app.id, roles.monitoringMetricsPublisher)
+  properties: { principalId: app.identity.principalId, principalType: 'ServicePrincipal', roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher) }
+}
+
 // --- The agent's identity ------------------------------------------------------------------------------
 
 // Assign it to each source VM and run the agent with AZURE_CLIENT_ID = its client id. It may only send
@@ -465,6 +499,13 @@ resource agentJournalRole 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   name: guid(journal.id, agent.id, roles.blobDataContributor)
   properties: { principalId: agent.properties.principalId, principalType: 'ServicePrincipal', roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.blobDataContributor) }
 }
+
+// managed: tracking: a custom role with the snapshot actions alone, in each source resource group named.
+module agentSnapshots 'modules/agent-snapshots.bicep' = [for rg in agentSourceResourceGroups: {
+  name: 'standby-agent-snapshots-${uniqueString(rg)}'
+  scope: resourceGroup(rg)
+  params: { principalId: agent.properties.principalId }
+}]
 
 // --- Outputs: what an operator needs to call the API and start an agent --------------------------------
 

@@ -1,7 +1,10 @@
 package armtypes
 
 import (
+	"slices"
+
 	"encoding/json"
+	"github.com/standby-dr/standby/shared/azure/azsnapshots"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -72,17 +75,18 @@ func TestMainBicepTypes(t *testing.T) {
 	for _, e := range errs {
 		t.Error(e)
 	}
-	// Every declaration is read: main.bicep's 31 and its modules' 4 (the recovery group, its Contributor
-	// assignment, the subnet-join role and its assignment). A declaration the reader skipped would go
-	// unchecked, so a change in the count must be a change in the files.
+	// Every declaration is read: main.bicep's 34 and its modules' 6 (the recovery group, its Contributor
+	// assignment, the subnet-join role and its assignment, the agent's snapshot role and its assignment).
+	// A declaration the reader skipped would go unchecked, so a change in the count must be a change in
+	// the files.
 	declared := 0
 	for _, r := range res {
 		if !r.Existing {
 			declared++
 		}
 	}
-	if len(modules) != 3 || declared != 35 {
-		t.Errorf("%d modules, %d declared resources; want 3 and 35", len(modules), declared)
+	if len(modules) != 4 || declared != 40 {
+		t.Errorf("%d modules, %d declared resources; want 4 and 40", len(modules), declared)
 	}
 	bySym := map[string]BicepResource{}
 	for _, r := range res {
@@ -93,7 +97,8 @@ func TestMainBicepTypes(t *testing.T) {
 	}
 	for _, sym := range []string{"cache", "journal", "target", "funcStorage", "deployments", "eventHubs", "changes", "applyGroup",
 		"serviceBus", "jobs", "vault", "peerKey", "alertWebhookUrl", "plan", "app", "agent", "agentSenderRole", "agentJournalRole", "vaultSecretsUserRole",
-		"targetReaderRole", "recovery", "recoveryContributorRole", "subnetJoinRoleDefinition", "subnetJoinRole", "auth"} {
+		"targetReaderRole", "recovery", "recoveryContributorRole", "subnetJoinRoleDefinition", "subnetJoinRole", "auth",
+		"logs", "insights", "insightsPublisherRole", "agentSnapshotsRole", "agentSnapshotsAssignment"} {
 		if _, ok := bySym[sym]; !ok {
 			t.Errorf("main.bicep declares no %s", sym)
 		}
@@ -116,7 +121,8 @@ func TestMainBicepTypes(t *testing.T) {
 	for _, s := range []string{"AzureWebJobsStorage__accountName", "StandbyTargetStorage__blobServiceUri", "StandbyTargetStorage__tableServiceUri",
 		"StandbyCacheStorage__blobServiceUri", "StandbyEventHubs__fullyQualifiedNamespace", "StandbyServiceBus__fullyQualifiedNamespace",
 		"StandbyChangeHub", "StandbyJobQueue", "StandbyApplyConsumerGroup", "StandbyCutpointsSchedule", "StandbyAlertsSchedule", "StandbyAlertWebhook", "StandbyPeerApi", "StandbyPeerApiKey",
-		"StandbyCompute", "StandbyTargetStorageAccountId", "StandbyEntraAuth"} {
+		"StandbyCompute", "StandbyTargetStorageAccountId", "StandbyEntraAuth", "StandbyRecoveryResourceGroup",
+		"APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"} {
 		if !settings[s] {
 			t.Errorf("app setting %s missing", s)
 		}
@@ -139,6 +145,19 @@ func TestMainBicepTypes(t *testing.T) {
 	perms, _ := json.Marshal(bySym["subnetJoinRoleDefinition"].Body["properties"].(map[string]any)["permissions"])
 	if string(perms) != `[{"actions":["Microsoft.Network/virtualNetworks/read","Microsoft.Network/virtualNetworks/subnets/read","Microsoft.Network/virtualNetworks/subnets/join/action"],"notActions":[]}]` {
 		t.Errorf("subnet join role permissions %s", perms)
+	}
+	// Logs are kept: Application Insights over the workspace, without local authentication (the app's
+	// identity publishes, as Monitoring Metrics Publisher on the component alone).
+	ins := bySym["insights"].Body["properties"].(map[string]any)
+	if ins["WorkspaceResourceId"] != Expr("logs.id") || ins["DisableLocalAuth"] != true || bySym["insightsPublisherRole"].Body["scope"] != Expr("insights") {
+		t.Errorf("insights %v, publisher role scope %v", ins, bySym["insightsPublisherRole"].Body["scope"])
+	}
+	// The agent's snapshot role lists exactly the actions managed: tracking takes (azsnapshots).
+	var agentPerms []struct{ Actions, NotActions []string }
+	data, _ := json.Marshal(bySym["agentSnapshotsRole"].Body["properties"].(map[string]any)["permissions"])
+	json.Unmarshal(data, &agentPerms)
+	if len(agentPerms) != 1 || !slices.Equal(agentPerms[0].Actions, azsnapshots.RequiredActions) || len(agentPerms[0].NotActions) != 0 {
+		t.Errorf("the agent's snapshot role %s, want exactly %v", data, azsnapshots.RequiredActions)
 	}
 	// Endpoints come from environment() and the resources, never from a written DNS suffix.
 	for _, suffix := range []string{"windows.net", "azure.com", "azure.net", "chinacloudapi", "usgovcloudapi"} {

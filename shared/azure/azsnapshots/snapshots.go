@@ -45,6 +45,18 @@ type Snapshots struct {
 
 var _ replication.DiskSnapshots = (*Snapshots)(nil)
 
+// RequiredActions are the ARM actions Snapshots takes, and all it needs of the agent's identity:
+// infra/modules/agent-snapshots.bicep grants exactly these (TestAgentSnapshotRoleIsWhatTrackingCalls,
+// TestMainBicepTypes).
+var RequiredActions = []string{
+	"Microsoft.Compute/disks/read",
+	"Microsoft.Compute/snapshots/read",
+	"Microsoft.Compute/snapshots/write",
+	"Microsoft.Compute/snapshots/delete",
+	"Microsoft.Compute/snapshots/beginGetAccess/action",
+	"Microsoft.Compute/snapshots/endGetAccess/action",
+}
+
 // NewSnapshots builds the clients; opts may point them at another ARM endpoint (a test server).
 func NewSnapshots(subscriptionID string, cred azcore.TokenCredential, opts *arm.ClientOptions) (*Snapshots, error) {
 	if err := azarm.CheckSubscriptionID(subscriptionID); err != nil {

@@ -147,6 +147,23 @@ func TestSnapshotsOnFakeARM(t *testing.T) {
 	if !strings.Contains(calls, "POST "+snapPath("s1")+"/endGetAccess\nGET /ops/revoke-s1\nDELETE "+snapPath("s1")) {
 		t.Fatalf("deletion did not revoke access first:\n%s", calls)
 	}
+	// What the agent's identity needs is what these calls took, no more and no less (the
+	// operation-status polls are the caller's own; reads through a SAS take no role).
+	used := map[string]bool{}
+	for _, c := range f.Called() {
+		if action := armAction(c); action != "" {
+			used[action] = true
+		}
+	}
+	for _, a := range RequiredActions {
+		if !used[a] {
+			t.Errorf("RequiredActions lists %s, which no call took", a)
+		}
+		delete(used, a)
+	}
+	for a := range used {
+		t.Errorf("a call took %s, which RequiredActions (and the agent's role) lacks", a)
+	}
 	for _, bad := range []string{"/subscriptions/" + strings.Repeat("1", 8) + "-1111-1111-1111-111111111111/resourceGroups/rg1/providers/Microsoft.Compute/disks/d", fakearm.RGPath + "/providers/Microsoft.Compute/disks/../x"} {
 		if _, err := s.SnapshotDisk(ctx, bad, "s3"); !errors.Is(err, replication.ErrInvalid) {
 			t.Errorf("%s: %v", bad, err)
@@ -217,4 +234,31 @@ func TestSnapshotsOnAzure(t *testing.T) {
 		}
 	}
 	t.Logf("disk of %d bytes: %d allocated ranges, %d ranges changed between the two snapshots", size, len(all), len(diff))
+}
+
+// armAction is the RBAC action an ARM request takes ("" for operation-status polls and data-plane reads
+// through a SAS): the provider path's resource type, and the verb of the method or the POST's action.
+func armAction(call string) string {
+	method, path, _ := strings.Cut(call, " ")
+	_, provider, ok := strings.Cut(path, "/providers/")
+	if !ok {
+		return ""
+	}
+	parts := strings.Split(provider, "/") // Microsoft.Compute/snapshots/<name>[/<action>]
+	if len(parts) < 3 {
+		return ""
+	}
+	typ := parts[0] + "/" + parts[1]
+	if len(parts) == 4 && method == "POST" {
+		return typ + "/" + parts[3] + "/action"
+	}
+	switch method {
+	case "GET", "HEAD":
+		return typ + "/read"
+	case "PUT", "PATCH":
+		return typ + "/write"
+	case "DELETE":
+		return typ + "/delete"
+	}
+	return ""
 }
