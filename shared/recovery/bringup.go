@@ -161,19 +161,19 @@ func deleteTestVMs(ctx context.Context, r *JobRunner, j *Job, g *replication.Gro
 	if err != nil {
 		return "", 0, err
 	}
-	deleted := 0
+	var jobs []*Job
 	for _, h := range holds {
 		var test Job
 		if _, err := r.State.Get(ctx, JobsTable, h.Job, JobRow, &test); err != nil || !isolated(test.Type) {
 			continue
 		}
-		n, err := r.deleteVMsOf(ctx, g, &test)
-		if err != nil {
-			return "", 0, err
-		}
-		deleted += n
+		jobs = append(jobs, &test)
 	}
-	return fmt.Sprintf("%d test resources deleted (VMs, NICs, disks)", deleted), 0, nil
+	n, pending, err := r.deleteVMsOf(ctx, g, jobs...)
+	if pending {
+		return fmt.Sprintf("%d test resources being deleted; going on in the next step run", n), r.poll(j, 10*time.Second), nil
+	}
+	return fmt.Sprintf("%d test resources deleted (VMs, NICs, disks)", n), 0, err
 }
 
 // deletePreviousVMs removes the VMs the failover being changed brought up, before the new point's come
@@ -186,30 +186,46 @@ func deletePreviousVMs(ctx context.Context, r *JobRunner, j *Job, g *replication
 	if err != nil {
 		return "", 0, err
 	}
-	n, err := r.deleteVMsOf(ctx, g, &previous)
+	n, pending, err := r.deleteVMsOf(ctx, g, &previous)
+	if pending {
+		return fmt.Sprintf("%d resources of job %s being deleted; going on in the next step run", n, previous.ID()), r.poll(j, 10*time.Second), nil
+	}
 	return fmt.Sprintf("%d resources of job %s deleted (VMs, NICs, disks)", n, previous.ID()), 0, err
 }
 
-// deleteVMsOf deletes what a job's deployments made, a VM before its NIC and disks; deployments
-// already gone are fine.
-func (r *JobRunner) deleteVMsOf(ctx context.Context, g *replication.Group, job *Job) (int, error) {
-	rg, deleted := resourceGroupOf(g), 0
-	for _, vm := range g.Spec.VMs {
-		d, err := r.Compute.Deployment(ctx, rg, deploymentName(job, vm.Name))
-		if errors.Is(err, replication.ErrNotFound) {
-			continue
+// deleteBudget bounds one step run's deletes, well inside host.json's functionTimeout (10 minutes):
+// a large group's deletes go on in later runs of the step instead of being cut off with it. (A var
+// so that a test can shorten it.)
+var deleteBudget = 4 * time.Minute
+
+// deleteVMsOf deletes what the jobs' deployments made, all VMs' resources in one Compute.Delete (which
+// runs independent deletes in parallel, a VM before its NIC and disks); deployments already gone are
+// fine. pending says the budget ran out first: the deletes go on in Azure, and running the step again
+// (every delete is idempotent) finishes them.
+func (r *JobRunner) deleteVMsOf(ctx context.Context, g *replication.Group, jobs ...*Job) (n int, pending bool, err error) {
+	rg := resourceGroupOf(g)
+	var ids []string
+	for _, job := range jobs {
+		for _, vm := range g.Spec.VMs {
+			d, err := r.Compute.Deployment(ctx, rg, deploymentName(job, vm.Name))
+			if errors.Is(err, replication.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return 0, false, err
+			}
+			ids = append(ids, d.Resources...)
 		}
-		if err != nil {
-			return deleted, err
-		}
-		ids := append([]string(nil), d.Resources...)
-		sort.Slice(ids, func(a, b int) bool { return removalOrder(ids[a]) < removalOrder(ids[b]) })
-		if err := r.Compute.Delete(ctx, rg, ids); err != nil {
-			return deleted, err
-		}
-		deleted += len(ids)
 	}
-	return deleted, nil
+	sort.SliceStable(ids, func(a, b int) bool { return removalOrder(ids[a]) < removalOrder(ids[b]) })
+	budget, cancel := context.WithTimeout(ctx, deleteBudget)
+	defer cancel()
+	err = r.Compute.Delete(budget, rg, ids)
+	if err != nil && ctx.Err() == nil && budget.Err() != nil {
+		r.Log.Info("deletes go on past the step's budget", "group", g.Record.Group(), "resources", len(ids), "budget", deleteBudget)
+		return len(ids), true, nil
+	}
+	return len(ids), false, err
 }
 
 // removalOrder deletes a VM before the NIC and disks it holds.

@@ -3,10 +3,12 @@ package recovery
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/netip"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/standby-dr/standby/shared/replication"
 )
@@ -88,5 +90,43 @@ func TestNewSubnetsOfANetworkAreChained(t *testing.T) {
 	}
 	if want := []string{"", "prod/db", "prod/web", ""}; strings.Join(deps, " ") != strings.Join(want, " ") {
 		t.Errorf("dependsOn %q, want %q", deps, want)
+	}
+}
+
+// slowCompute's deletes take until their context ends; it has one deployment per VM.
+type slowCompute struct {
+	Compute
+	deletes int
+}
+
+func (*slowCompute) Deployment(_ context.Context, rg, name string) (DeploymentStatus, error) {
+	return DeploymentStatus{State: DeploymentSucceeded, Resources: []string{"/subscriptions/s/resourceGroups/" + rg + "/providers/Microsoft.Compute/virtualMachines/" + name}}, nil
+}
+
+func (c *slowCompute) Delete(ctx context.Context, _ string, ids []string) error {
+	c.deletes++
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// Deletes longer than a step run's budget do not fail the job or run into functionTimeout: the step
+// says they go on and asks to run again (every delete is idempotent), with all the VMs' resources in one
+// Compute.Delete, which runs them in parallel.
+func TestLongDeletesGoOnInLaterStepRuns(t *testing.T) {
+	was := deleteBudget
+	deleteBudget = 50 * time.Millisecond
+	defer func() { deleteBudget = was }()
+	compute := &slowCompute{}
+	r := &JobRunner{Compute: compute, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	g := &replication.Group{Spec: replication.GroupSpec{VMs: []replication.VMSpec{{Name: "web"}, {Name: "db"}}}}
+	g.Record.PartitionKey, g.Record.FailoverJob = "shop", "0123456789abcdef0123456789abcdef"
+	n, pending, err := r.deleteVMsOf(context.Background(), g, &Job{Keys: replication.Keys{PartitionKey: g.Record.FailoverJob}})
+	if err != nil || !pending || n != 2 || compute.deletes != 1 {
+		t.Fatalf("deleted %d, pending %v, %v; %d Delete calls (want 1, both VMs)", n, pending, err, compute.deletes)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, pending, err := r.deleteVMsOf(ctx, g, &Job{Keys: replication.Keys{PartitionKey: g.Record.FailoverJob}}); pending || err == nil {
+		t.Errorf("a cancelled step: pending %v, %v; want the cancellation", pending, err)
 	}
 }

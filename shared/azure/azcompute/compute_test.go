@@ -199,7 +199,9 @@ func TestExists(t *testing.T) {
 	}
 }
 
-func TestDeleteInDependencyOrderAwaitingEach(t *testing.T) {
+// Deletes go in waves — VMs, NICs, disks, availability sets — each wave awaited before the next, the
+// deletes of one wave in parallel.
+func TestDeleteInDependencyWaves(t *testing.T) {
 	f, c, _ := newFake(t)
 	nic := rgPath + "/providers/Microsoft.Network/networkInterfaces/web-nic"
 	disk := rgPath + "/providers/Microsoft.Compute/disks/web-os"
@@ -226,9 +228,13 @@ func TestDeleteInDependencyOrderAwaitingEach(t *testing.T) {
 	for _, call := range f.Called() {
 		order = append(order, strings.TrimPrefix(call, "DELETE "+rgPath+"/providers/"))
 	}
+	// The two disks are one wave: either may come first.
+	if len(order) == 11 && order[8] > order[9] {
+		order[8], order[9] = order[9], order[8]
+	}
 	want := []string{"Microsoft.Compute/virtualMachines/web", "GET /ops/vm", "GET /ops/vm", "GET /ops/vm",
 		"Microsoft.Network/networkInterfaces/web-nic", "GET /ops/nic", "GET /ops/nic", "GET /ops/nic",
-		"Microsoft.Compute/disks/web-os", "Microsoft.Compute/disks/web-data", "Microsoft.Compute/availabilitySets/set1"}
+		"Microsoft.Compute/disks/web-data", "Microsoft.Compute/disks/web-os", "Microsoft.Compute/availabilitySets/set1"}
 	if strings.Join(order, "\n") != strings.Join(want, "\n") {
 		t.Errorf("order:\n%s\nwant:\n%s", strings.Join(order, "\n"), strings.Join(want, "\n"))
 	}
@@ -250,6 +256,33 @@ func TestDeleteInDependencyOrderAwaitingEach(t *testing.T) {
 	})
 	if err := c.Delete(context.Background(), "rg1", []string{nic}); err == nil || !strings.Contains(err.Error(), "NicInUse: Network Interface web-nic is used by existing resource.") {
 		t.Errorf("failed delete: %v", err)
+	}
+}
+
+// The VMs of a wave are deleted at once: each one's DELETE arrives while the other's is still running
+// (its operation answers only once both have started), so 16 VMs take the time of one.
+func TestDeletesOfAWaveRunInParallel(t *testing.T) {
+	f, c, _ := newFake(t)
+	started := make(chan string, 2)
+	bothStarted := make(chan struct{})
+	go func() { <-started; <-started; close(bothStarted) }()
+	for _, name := range []string{"web", "db"} {
+		op := "/ops/del-" + name
+		f.On("GET", op, func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-bothStarted:
+				fakearm.Reply(w, 200, nil)
+			case <-time.After(5 * time.Second):
+				fakearm.Reply(w, 500, fakearm.Err("Sequential", "the other VM's delete never started while this one ran"))
+			}
+		})
+		f.On("DELETE", vmPath(name), func(w http.ResponseWriter, r *http.Request) {
+			started <- name
+			fakearm.Reply(w, 202, nil, "Location", f.Srv.URL+op, "Retry-After", "0")
+		})
+	}
+	if err := c.Delete(context.Background(), "rg1", []string{vmPath("web"), vmPath("db")}); err != nil {
+		t.Fatal(err)
 	}
 }
 

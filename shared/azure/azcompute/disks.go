@@ -7,6 +7,7 @@ import (
 	"github.com/standby-dr/standby/shared/azure/azarm"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -34,17 +35,14 @@ func removalRank(typ string) int {
 	return 5
 }
 
-// Delete removes the resources (DELETE by id with their type's apiVersion), VMs first, then NICs, disks
-// and availability sets, each one's operation awaited before the next starts (bounded by ctx). A
-// resource already gone is fine. Ids outside the resource group are refused: a deployment's resources
-// are all in its group, so an id elsewhere is a mistake that must not delete anything.
+// Delete removes the resources (DELETE by id with their type's apiVersion) in waves by removalRank —
+// VMs, then NICs, then disks, then availability sets — the deletes of one wave in parallel (they hold
+// nothing of each other), each wave awaited before the next starts, all bounded by ctx: a group's 16
+// VMs go in the time of one. A resource already gone is fine. Ids outside the resource group are
+// refused: a deployment's resources are all in its group, so an id elsewhere is a mistake that must not
+// delete anything.
 func (c *Compute) Delete(ctx context.Context, rg string, ids []string) error {
-	type target struct {
-		id  string
-		r   resourceID
-		api string
-	}
-	var targets []target
+	var targets []deletion
 	for _, id := range ids {
 		r, err := parseID(id)
 		if err != nil {
@@ -57,24 +55,55 @@ func (c *Compute) Delete(ctx context.Context, rg string, ids []string) error {
 		if err != nil {
 			return err
 		}
-		targets = append(targets, target{id, r, api})
+		targets = append(targets, deletion{id, r, api})
 	}
 	sort.SliceStable(targets, func(a, b int) bool { return removalRank(targets[a].r.Type) < removalRank(targets[b].r.Type) })
-	for _, t := range targets {
-		what := "deleting " + t.r.Type + " " + t.r.Name
-		poller, err := c.resources.BeginDeleteByID(ctx, t.id, t.api, nil)
-		if err == nil {
-			_, err = poller.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: c.poll()})
+	for start := 0; start < len(targets); {
+		end := start + 1
+		for end < len(targets) && removalRank(targets[end].r.Type) == removalRank(targets[start].r.Type) {
+			end++
 		}
-		if err = azarm.Translate(err, what); errors.Is(err, replication.ErrNotFound) {
-			continue
-		}
-		if err != nil {
+		if err := c.deleteWave(ctx, rg, targets[start:end]); err != nil {
 			return err
 		}
-		c.Log.Info("resource deleted", "resourceGroup", rg, "type", t.r.Type, "name", t.r.Name)
+		start = end
 	}
 	return nil
+}
+
+// deletion is one resource to delete: its id, parsed, and its type's apiVersion.
+type deletion struct {
+	id  string
+	r   resourceID
+	api string
+}
+
+// deleteWave deletes the resources in parallel and waits for all; the first error (a resource gone
+// is none) is returned once every delete has ended.
+func (c *Compute) deleteWave(ctx context.Context, rg string, wave []deletion) error {
+	errs := make([]error, len(wave))
+	var wg sync.WaitGroup
+	for i, t := range wave {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			what := "deleting " + t.r.Type + " " + t.r.Name
+			poller, err := c.resources.BeginDeleteByID(ctx, t.id, t.api, nil)
+			if err == nil {
+				_, err = poller.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: c.poll()})
+			}
+			if err = azarm.Translate(err, what); errors.Is(err, replication.ErrNotFound) {
+				return
+			}
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			c.Log.Info("resource deleted", "resourceGroup", rg, "type", t.r.Type, "name", t.r.Name)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // diskOf checks that id names a managed disk of this subscription (the disks client is bound to it).
