@@ -62,6 +62,7 @@ func runCmd(args []string) error {
 	fs.Int64Var(&cfg.Seed, "seed", time.Now().UnixNano(), "workload seed")
 	fs.BoolVar(&cfg.WorkloadDataOnly, "workload-data-only", false, "keep the workload off the OS disks (their VMs stay bootable)")
 	fs.Var(&sources, "source", "vm/disk=/dev/sdX: the device or image this agent reads that disk from (repeat per disk); the agent opens no path the API alone names")
+	fs.StringVar(&cfg.Machine.IMDS, "imds", "", "the instance metadata service, asked for the VM's security type when enabling with -spec: empty asks it only on an Azure VM, off never, or its URL")
 	fs.StringVar(&cfg.NBDAddr, "nbd", "", "serve the nbd: disks as NBD exports <vm>/<disk> here: unix:<path> or a loopback host:port (default unix:<state>/nbd.sock)")
 	fs.Var(&preHooks, "pre-hook", "VM=command run before an app-consistent marker (freeze); repeat per VM")
 	fs.Var(&postHooks, "post-hook", "VM=command run after it (thaw); runs even when a pre hook failed")

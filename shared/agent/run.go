@@ -37,7 +37,10 @@ type RunConfig struct {
 	SourcePages func() (replication.PageStore, error)
 	// DiskSnapshots opens the source region's compute; it is called only when a disk is a managed: one.
 	DiskSnapshots func() (replication.DiskSnapshots, error)
-	StateDir      string
+	// Machine is where the agent looks at the VM it runs on, to fill the OS disk's boot properties of
+	// the spec it enables (describe.go).
+	Machine  Machine
+	StateDir string
 	// NBDAddr is where the nbd: disks are served as NBD exports "<vm>/<disk>": "unix:<path>" or a
 	// loopback host:port ("": DefaultNBDAddr).
 	NBDAddr string
@@ -158,7 +161,12 @@ func Run(ctx context.Context, cfg RunConfig) (Summary, error) {
 // readGroup enables replication when asked to, and reads the group.
 func (r *runner) readGroup(ctx context.Context) error {
 	if r.cfg.Spec != nil {
-		_, status, err := r.cfg.API.PutGroup(ctx, r.cfg.Group, apiv1.Convert[apiv1.GroupSpec](*r.cfg.Spec))
+		spec := *r.cfg.Spec
+		spec.VMs = cloneVMs(spec.VMs)
+		if err := r.describeOSDisks(ctx, &spec); err != nil {
+			return fmt.Errorf("describing the OS disks: %w", err)
+		}
+		_, status, err := r.cfg.API.PutGroup(ctx, r.cfg.Group, apiv1.Convert[apiv1.GroupSpec](spec))
 		if err != nil {
 			return fmt.Errorf("enabling replication: %w", err)
 		}
@@ -333,4 +341,14 @@ func apiReport(st Stats) apiv1.AgentReport {
 // SpecOf is the group's spec as a group view shows it, in the domain's types.
 func SpecOf(view apiv1.GroupView) replication.GroupSpec {
 	return apiv1.Convert[replication.GroupSpec](apiv1.GroupSpec{VMs: view.VMs, Target: view.Target, Policy: view.Policy})
+}
+
+// cloneVMs copies the VMs and their disks, so that filling them leaves the caller's spec as it was.
+func cloneVMs(vms []replication.VMSpec) []replication.VMSpec {
+	out := make([]replication.VMSpec, len(vms))
+	for i, vm := range vms {
+		vm.Disks = append([]replication.DiskSpec(nil), vm.Disks...)
+		out[i] = vm
+	}
+	return out
 }

@@ -18,12 +18,12 @@ func (managedCapture) open(ctx context.Context, a *Agent, d replication.DiskRefS
 	if a.cfg.DiskSnapshots == nil {
 		return fmt.Errorf("disk %s: a managed: source needs the source region's compute (StandbySourceCompute)", d.Key)
 	}
-	size, err := a.cfg.DiskSnapshots.DiskSize(ctx, src.Ref)
+	info, err := a.cfg.DiskSnapshots.DescribeDisk(ctx, src.Ref)
 	if err != nil {
 		return fmt.Errorf("disk %s: %w", d.Key, err)
 	}
-	if size != d.Spec.SizeBytes {
-		return fmt.Errorf("disk %s: the managed disk holds %d bytes, the spec says %d", d.Key, size, d.Spec.SizeBytes)
+	if info.SizeBytes != d.Spec.SizeBytes {
+		return fmt.Errorf("disk %s: the managed disk holds %d bytes, the spec says %d", d.Key, info.SizeBytes, d.Spec.SizeBytes)
 	}
 	a.trackSnapshots(d, &tracked{src: managedSource{a.cfg.DiskSnapshots, src.Ref}, limited: true})
 	return nil

@@ -43,7 +43,16 @@ func captureOf(key, source string) Capture {
 func (s *GroupSpec) Captures() []Capture {
 	var out []Capture
 	for _, d := range s.Disks() {
-		out = append(out, captureOf(d.Key, d.Spec.Source))
+		c := captureOf(d.Key, d.Spec.Source)
+		if d.Spec.Role == DiskRoleOS && d.Spec.SecurityType == "TrustedLaunch" {
+			c.Note += ". " + trustedLaunchLoss
+		}
+		out = append(out, c)
 	}
 	return out
 }
+
+// trustedLaunchLoss says what a Trusted Launch VM loses in a failover: only its disks are replicated,
+// not its VM guest state (the vTPM and the UEFI variables, which Azure keeps beside the OS disk and an
+// ImportSecure creation would carry over).
+const trustedLaunchLoss = "Trusted Launch: the VM's guest state (its vTPM and UEFI variables) is not replicated, so the failed-over VM starts with a new vTPM: anything sealed to the old one (a BitLocker or LUKS key protected by the TPM alone, measured-boot attestation) must be recovered another way, e.g. with the BitLocker recovery key"

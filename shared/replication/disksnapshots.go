@@ -19,8 +19,8 @@ import (
 // call beyond either fails with ErrConflict and changes nothing. Missing disks or snapshots →
 // ErrNotFound. Errors never carry an address with its signature.
 type DiskSnapshots interface {
-	// DiskSize is the managed disk's size in bytes.
-	DiskSize(ctx context.Context, diskID string) (int64, error)
+	// DescribeDisk is the managed disk's size and, for an OS disk, what a VM boots it as.
+	DescribeDisk(ctx context.Context, diskID string) (DiskInfo, error)
 	// SnapshotDisk takes an incremental snapshot of the disk, named name in the disk's resource group,
 	// and grants read access to it; it returns the snapshot's resource id. A name that exists is returned
 	// as it is, so a retried call takes no second snapshot.
@@ -32,6 +32,13 @@ type DiskSnapshots interface {
 	ReadSnapshot(ctx context.Context, snapshotID string, offset, length int64) ([]byte, error)
 	// DeleteSnapshot revokes the snapshot's access and deletes it; one already gone is fine.
 	DeleteSnapshot(ctx context.Context, snapshotID string) error
+}
+
+// DiskInfo is what the source region's compute says of a managed disk: its size and, for an OS disk,
+// the OS, Hyper-V generation and security type a VM boots it with ("" where it says nothing).
+type DiskInfo struct {
+	SizeBytes                              int64
+	OSType, HyperVGeneration, SecurityType string
 }
 
 // Azure's limits on incremental snapshots (learn.microsoft.com, "Create an incremental snapshot for

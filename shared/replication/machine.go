@@ -54,14 +54,15 @@ func (vm *VMSpec) normalizeMachine() {
 		if d.Role != DiskRoleOS {
 			continue
 		}
-		if d.OSType == "" {
-			d.OSType = defaultOSType
-		}
-		if d.HyperVGeneration == "" {
-			d.HyperVGeneration = defaultHyperVGeneration
-		}
-		if d.SecurityType == "" {
-			d.SecurityType = defaultSecurityType
+		for _, f := range []struct {
+			name  string
+			value *string
+			def   string
+		}{{"osType", &d.OSType, defaultOSType}, {"hyperVGeneration", &d.HyperVGeneration, defaultHyperVGeneration}, {"securityType", &d.SecurityType, defaultSecurityType}} {
+			if *f.value == "" {
+				*f.value = f.def
+				d.Defaulted = append(d.Defaulted, f.name)
+			}
 		}
 	}
 }
@@ -132,7 +133,7 @@ func (d DiskSpec) validateMachine(at string) error {
 		return fmt.Errorf("%s.managedDisk: %q is not a managed disk's resource id (/subscriptions/…/resourceGroups/…/providers/Microsoft.Compute/disks/<name>)", at, d.ManagedDisk)
 	}
 	if d.Role == diskRoleData {
-		if d.OSType != "" || d.HyperVGeneration != "" || d.SecurityType != "" {
+		if d.OSType != "" || d.HyperVGeneration != "" || d.SecurityType != "" || len(d.Defaulted) > 0 {
 			return fmt.Errorf("%s: osType, hyperVGeneration and securityType belong to the OS disk, this is a data disk", at)
 		}
 		return nil
@@ -178,7 +179,7 @@ func (vm VMSpec) withoutMachine() VMSpec {
 	vm.Disks = slices.Clone(vm.Disks)
 	for j := range vm.Disks {
 		d := &vm.Disks[j]
-		d.Role, d.OSType, d.HyperVGeneration, d.SecurityType, d.SKU, d.ManagedDisk = "", "", "", "", "", ""
+		d.Role, d.OSType, d.HyperVGeneration, d.SecurityType, d.SKU, d.ManagedDisk, d.Defaulted = "", "", "", "", "", "", nil
 	}
 	return vm
 }

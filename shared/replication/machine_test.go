@@ -82,3 +82,29 @@ func TestMachineChangesInPlace(t *testing.T) {
 		t.Fatalf("conflicts %v, placement only %v", c, a.OnlyPlacementDiffers(&b))
 	}
 }
+
+// The OS disk's properties nothing gave are named as defaulted; a Trusted Launch OS disk's capture says
+// what a failover loses.
+func TestDefaultedBootPropertiesAndTrustedLaunchLoss(t *testing.T) {
+	spec := machineSpec(replication.DiskSpec{Role: "os", OSType: "Windows"}, replication.DiskSpec{Role: "data"})
+	spec.Normalize("g1")
+	if got := spec.VMs[0].Disks[0].Defaulted; strings.Join(got, ",") != "hyperVGeneration,securityType" {
+		t.Errorf("defaulted %v", got)
+	}
+	if got := spec.VMs[0].Disks[1].Defaulted; len(got) != 0 {
+		t.Errorf("a data disk's defaults %v", got)
+	}
+	again := spec
+	again.Normalize("g1")
+	if got := again.VMs[0].Disks[0].Defaulted; len(got) != 2 {
+		t.Errorf("normalising twice: %v", got)
+	}
+	tl := machineSpec(replication.DiskSpec{Role: "os", SecurityType: "TrustedLaunch", HyperVGeneration: "V2"})
+	tl.Normalize("g1")
+	if err := tl.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c := tl.Captures()[0]; !strings.Contains(c.Note, "guest state (its vTPM and UEFI variables) is not replicated") {
+		t.Errorf("the Trusted Launch disk's capture says nothing of its guest state: %q", c.Note)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net"
 	"net/url"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -62,6 +63,10 @@ type DiskSpec struct {
 	// ManagedDisk is the source VM's managed disk this disk is (its resource id): reprotect exports it
 	// to replicate back into it, sending only the blocks that differ.
 	ManagedDisk string `json:"managedDisk,omitempty"`
+	// Defaulted names the OS disk's properties (osType, hyperVGeneration, securityType) that nothing
+	// gave — not the spec, not the agent that saw the source — and that took Standby's defaults: a
+	// Gen2 disk brought up as Gen1 does not boot, so the view says which are guesses.
+	Defaulted []string `json:"defaulted,omitempty"`
 }
 
 // TargetSpec says where the replicas live in the target region's storage account.
@@ -348,7 +353,7 @@ func (s *GroupSpec) OnlyPlacementDiffers(other *GroupSpec) bool {
 func (s *GroupSpec) Conflicts(other *GroupSpec) []string {
 	var out []string
 	diff := func(path string, a, b any) {
-		if a != b {
+		if !reflect.DeepEqual(a, b) {
 			out = append(out, fmt.Sprintf("%s: %v, requested %v", path, a, b))
 		}
 	}

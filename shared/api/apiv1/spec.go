@@ -80,6 +80,8 @@ type DiskSpec struct {
 	// ManagedDisk is the source VM's managed disk this disk is (its resource id): reprotect exports it
 	// to replicate back into it, sending only the blocks that differ.
 	ManagedDisk string `json:"managedDisk,omitempty"`
+	// Defaulted names the OS disk's properties that nothing gave and that took Standby's defaults.
+	Defaulted []string `json:"defaulted,omitempty"`
 }
 
 // GroupSpec is what the operator asks for when enabling replication of a consistency group.

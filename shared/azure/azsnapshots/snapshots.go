@@ -92,19 +92,32 @@ func (s *Snapshots) snapshot(id string) (replication.ResourceName, error) {
 }
 
 // DiskSize is the disk's diskSizeBytes.
-func (s *Snapshots) DiskSize(ctx context.Context, diskID string) (int64, error) {
+func (s *Snapshots) DescribeDisk(ctx context.Context, diskID string) (replication.DiskInfo, error) {
 	d, err := s.disk(diskID)
 	if err != nil {
-		return 0, err
+		return replication.DiskInfo{}, err
 	}
 	res, err := s.disks.Get(ctx, d.ResourceGroup, d.Name, nil)
 	if err != nil {
-		return 0, azarm.Translate(err, "reading disk "+d.Name)
+		return replication.DiskInfo{}, azarm.Translate(err, "reading disk "+d.Name)
 	}
-	if res.Properties == nil || res.Properties.DiskSizeBytes == nil {
-		return 0, fmt.Errorf("disk %s: the Compute provider gave no diskSizeBytes", d.Name)
+	p := res.Properties
+	if p == nil || p.DiskSizeBytes == nil {
+		return replication.DiskInfo{}, fmt.Errorf("disk %s: the Compute provider gave no diskSizeBytes", d.Name)
 	}
-	return *res.Properties.DiskSizeBytes, nil
+	info := replication.DiskInfo{SizeBytes: *p.DiskSizeBytes}
+	// DiskProperties.osType, hyperVGeneration and securityProfile.securityType (DiskRP
+	// stable/2025-01-02): set on a disk made from an OS image or an OS disk, absent on data disks.
+	if p.OSType != nil {
+		info.OSType = string(*p.OSType)
+	}
+	if p.HyperVGeneration != nil {
+		info.HyperVGeneration = string(*p.HyperVGeneration)
+	}
+	if p.SecurityProfile != nil && p.SecurityProfile.SecurityType != nil {
+		info.SecurityType = string(*p.SecurityProfile.SecurityType)
+	}
+	return info, nil
 }
 
 // SnapshotDisk creates the incremental snapshot in the disk's region and resource group unless it

@@ -47,9 +47,11 @@ func TestSnapshotsOnFakeARM(t *testing.T) {
 	sasOf := func(name string) string {
 		return f.Srv.URL + "/md/" + name + "/abcd?sv=2018-03-28&sr=b&" + fakearm.SASSig + "&sp=r"
 	}
-	// Disks_Get (DiskRP …/diskExamples/Disk_Get.json): location and properties.diskSizeBytes.
+	// Disks_Get (DiskRP …/diskExamples/Disk_Get.json): location, properties.diskSizeBytes and, for an
+	// OS disk, osType, hyperVGeneration and securityProfile.securityType.
 	f.On("GET", disk, func(w http.ResponseWriter, r *http.Request) {
-		fakearm.Reply(w, 200, map[string]any{"id": disk, "location": "westeurope", "properties": map[string]any{"diskSizeBytes": 8 << 20}})
+		fakearm.Reply(w, 200, map[string]any{"id": disk, "location": "westeurope", "properties": map[string]any{"diskSizeBytes": 8 << 20,
+			"osType": "Linux", "hyperVGeneration": "V2", "securityProfile": map[string]any{"securityType": "TrustedLaunch"}}})
 	})
 	created := map[string]bool{}
 	for _, name := range []string{"s1", "s2"} {
@@ -104,8 +106,8 @@ func TestSnapshotsOnFakeARM(t *testing.T) {
 		})
 	}
 	ctx := context.Background()
-	if size, err := s.DiskSize(ctx, disk); err != nil || size != 8<<20 {
-		t.Fatalf("size %d, %v", size, err)
+	if info, err := s.DescribeDisk(ctx, disk); err != nil || info != (replication.DiskInfo{SizeBytes: 8 << 20, OSType: "Linux", HyperVGeneration: "V2", SecurityType: "TrustedLaunch"}) {
+		t.Fatalf("disk %+v, %v", info, err)
 	}
 	s1, err := s.SnapshotDisk(ctx, disk, "s1")
 	if err != nil || s1 != snapPath("s1") {
@@ -196,10 +198,11 @@ func TestSnapshotsOnAzure(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	size, err := s.DiskSize(ctx, disk)
+	info, err := s.DescribeDisk(ctx, disk)
 	if err != nil {
 		t.Fatal(err)
 	}
+	size := info.SizeBytes
 	var snaps []string
 	t.Cleanup(func() {
 		for _, id := range snaps {

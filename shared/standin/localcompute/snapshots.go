@@ -72,12 +72,14 @@ func (c *Compute) CreateDisk(ctx context.Context, rg, name string, size int64) (
 }
 
 // DiskSize is the disk's blob size.
-func (c *Compute) DiskSize(ctx context.Context, diskID string) (int64, error) {
+func (c *Compute) DescribeDisk(ctx context.Context, diskID string) (replication.DiskInfo, error) {
 	ref, err := ManagedDiskBlob(diskID)
 	if err != nil {
-		return 0, err
+		return replication.DiskInfo{}, err
 	}
-	return c.Pages.Size(ctx, ref)
+	size, err := c.Pages.Size(ctx, ref)
+	// The local compute's source disks are bare page blobs: they say nothing of how they boot.
+	return replication.DiskInfo{SizeBytes: size}, err
 }
 
 // SnapshotDisk takes the disk's blob snapshot and records it as an incremental snapshot, readable at once.
