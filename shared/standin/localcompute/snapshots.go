@@ -208,6 +208,9 @@ func (c *Compute) ChangedRanges(ctx context.Context, snapshotID, prevID string) 
 
 // ReadSnapshot reads the snapshot's blob snapshot.
 func (c *Compute) ReadSnapshot(ctx context.Context, snapshotID string, offset, length int64) ([]byte, error) {
+	if err := replication.CheckPageRange(offset, length); err != nil { // as Azure's Get Blob of a page blob snapshot
+		return nil, err
+	}
 	s, err := c.snapshot(snapshotID)
 	if err != nil {
 		return nil, err

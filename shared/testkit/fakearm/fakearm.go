@@ -32,7 +32,9 @@ type Server struct {
 
 	mu     sync.Mutex
 	routes map[string]http.HandlerFunc // "METHOD /lowercased/path"
-	calls  []Call
+	// under routes every path below a prefix to one handler (OnUnder), for stateful emulations.
+	under map[string]http.HandlerFunc // "/lowercased/prefix/"
+	calls []Call
 }
 
 // Call is one request the server took.
@@ -109,12 +111,31 @@ func (f *Server) On(method, path string, h http.HandlerFunc) {
 	f.routes[method+" "+strings.ToLower(path)] = h
 }
 
+// OnUnder routes every request whose path lies below prefix, whatever its method, to h (when no exact
+// route of On matches); the longest prefix wins.
+func (f *Server) OnUnder(prefix string, h http.HandlerFunc) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.under == nil {
+		f.under = map[string]http.HandlerFunc{}
+	}
+	f.under[strings.ToLower(strings.TrimSuffix(prefix, "/"))+"/"] = h
+}
+
 func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	f.mu.Lock()
 	f.calls = append(f.calls, Call{Method: r.Method, Path: r.URL.Path, APIVersion: r.URL.Query().Get("api-version"),
 		Auth: r.Header.Get("Authorization"), Query: r.URL.Query(), Body: body})
 	h := f.routes[r.Method+" "+strings.ToLower(r.URL.Path)]
+	if h == nil {
+		best := ""
+		for prefix, uh := range f.under {
+			if strings.HasPrefix(strings.ToLower(r.URL.Path), prefix) && len(prefix) > len(best) {
+				best, h = prefix, uh
+			}
+		}
+	}
 	f.mu.Unlock()
 	if h == nil {
 		f.t.Errorf("fake ARM: no route for %s %s", r.Method, r.URL.Path)
