@@ -217,7 +217,7 @@ func TestHandlerWithoutDependenciesAndMalformedInvocations(t *testing.T) {
 	// gets past decoding to the dependency it lacks (500), never a 400.
 	for fixture, path := range map[string]string{"eventhub-many.json": "/apply", "eventhub-many-retry.json": "/apply",
 		"servicebus-session.json": "/failover", "timer.json": "/cutpoints", "timer-nomonitor.json": "/cutpoints"} {
-		body, err := os.ReadFile(filepath.Join("..", "shared", "funcproto", "testdata", fixture))
+		body, err := os.ReadFile(filepath.Join("..", "shared", "protocol", "funcproto", "testdata", fixture))
 		if err != nil {
 			t.Fatal(err)
 		}
