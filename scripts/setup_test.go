@@ -5,6 +5,7 @@ package scripts
 
 import (
 	"bufio"
+	"context"
 	"net"
 	"os"
 	"os/exec"
@@ -71,7 +72,9 @@ func freshPath(t *testing.T, aptStatus int) (path, record string) {
 func runVMImage(t *testing.T, path string, env ...string) (string, error) {
 	t.Helper()
 	empty := t.TempDir()
-	cmd := exec.Command("/bin/bash", "vm-image.sh")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/bin/bash", "vm-image.sh")
 	cmd.Env = append([]string{
 		"PATH=" + path,
 		"HOME=" + os.Getenv("HOME"),
@@ -80,15 +83,8 @@ func runVMImage(t *testing.T, path string, env ...string) (string, error) {
 		"STANDBY_VM_DIR=" + filepath.Join(t.TempDir(), "vm"),
 	}, env...)
 	os.MkdirAll(filepath.Join(empty, "boot"), 0o755)
-	done := make(chan struct{})
-	var out []byte
-	var err error
-	go func() { out, err = cmd.CombinedOutput(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(2 * time.Minute):
-		cmd.Process.Kill()
-		<-done
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
 		t.Fatalf("vm-image.sh did not end within 2 minutes:\n%s", out)
 	}
 	return string(out), err

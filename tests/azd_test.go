@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,19 +28,14 @@ func TestAzdPackagesTheApp(t *testing.T) {
 		t.Fatalf("cloning the repository: %v\n%s", err, out)
 	}
 	run := func(alpha bool, args ...string) (string, error) {
-		cmd := exec.Command(azd, args...)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, azd, args...)
 		cmd.Dir = clone
 		cmd.Env = append(os.Environ(), "AZD_CONFIG_DIR="+filepath.Join(root, "azd-config"), "AZURE_DEV_COLLECT_TELEMETRY=no",
 			"AZD_ALPHA_ENABLE_LANGUAGE_CUSTOM="+map[bool]string{true: "true", false: "false"}[alpha])
-		done := make(chan struct{})
-		var out []byte
-		var err error
-		go func() { out, err = cmd.CombinedOutput(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Minute):
-			cmd.Process.Kill()
-			<-done
+		out, err := cmd.CombinedOutput()
+		if ctx.Err() != nil {
 			t.Fatalf("azd %s did not end within 10 minutes:\n%s", strings.Join(args, " "), out)
 		}
 		return string(out), err
