@@ -147,7 +147,13 @@ func (c *Compute) VM(_ context.Context, rg, name string) (recovery.VMStatus, err
 
 // Delete removes resources by id: a VM is stopped and its files go; a disk's image and a NIC's record
 // go. Ids already gone are fine.
-func (c *Compute) Delete(_ context.Context, rg string, ids []string) error {
+func (c *Compute) Delete(ctx context.Context, rg string, ids []string) error {
+	// As ARM's adapter does: an id outside the group is a mistake that must delete nothing.
+	for _, id := range ids {
+		if idRG, _, ok := idParts(id); !ok || !strings.EqualFold(idRG, rg) {
+			return fmt.Errorf("%w: %s is not a resource of resource group %s", replication.ErrInvalid, id, rg)
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, id := range ids {
@@ -166,6 +172,11 @@ func (c *Compute) Delete(_ context.Context, rg string, ids []string) error {
 		case "disks", "networkInterfaces", "availabilitySets", "virtualNetworks":
 			for _, f := range []string{name + ".img", name + ".json"} {
 				if err := os.Remove(c.path(rg, kind, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return err
+				}
+			}
+			if ref, err := ManagedDiskBlob(id); kind == "disks" && err == nil { // a source-region disk (CreateDisk)
+				if err := c.Pages.Delete(ctx, ref); err != nil && !errors.Is(err, replication.ErrNotFound) {
 					return err
 				}
 			}

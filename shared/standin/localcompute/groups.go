@@ -52,7 +52,7 @@ func idParts(id string) (rg string, path []string, ok bool) {
 }
 
 // Exists reports whether the resource the id names exists here.
-func (c *Compute) Exists(_ context.Context, id string) (bool, error) {
+func (c *Compute) Exists(ctx context.Context, id string) (bool, error) {
 	rg, path, ok := idParts(id)
 	if !ok {
 		return false, fmt.Errorf("%w: %q is not a resource id", replication.ErrInvalid, id)
@@ -66,6 +66,11 @@ func (c *Compute) Exists(_ context.Context, id string) (bool, error) {
 		file = c.path(rg, "vms", path[1], "vm.json")
 	case "disks":
 		file = c.path(rg, "disks", path[1]+".img")
+		if ref, err := ManagedDiskBlob(id); err == nil && c.Pages != nil { // a source-region disk (CreateDisk)
+			if _, err := c.Pages.Size(ctx, ref); err == nil {
+				return true, nil
+			}
+		}
 	case "virtualNetworks":
 		if len(path) == 4 && path[2] == "subnets" {
 			_, found, err := c.subnet(rg, path[1], path[3])

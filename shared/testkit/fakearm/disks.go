@@ -15,7 +15,8 @@ import (
 
 // Disks emulates, statefully, the Compute provider's managed disks and incremental snapshots of one
 // resource group and each snapshot's blob behind its SAS, as the DiskRP and Blob storage document them:
-//   - GET …/disks/{name}: properties.diskSizeBytes and the disk's other properties (Disks_Get);
+//   - GET …/disks/{name}: properties.diskSizeBytes and the disk's other properties (Disks_Get); DELETE
+//     (200, or 204 when there was none);
 //   - GET, PUT (creationData.createOption Copy of sourceResourceId, incremental), DELETE
 //     …/snapshots/{name}; POST …/beginGetAccess answers accessSAS, POST …/endGetAccess revokes it
 //     (Snapshots_*, answered synchronously: 200 with the body);
@@ -93,11 +94,17 @@ func (d *Disks) serveDisk(w http.ResponseWriter, r *http.Request) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	dk := d.disks[name]
-	if r.Method != http.MethodGet || dk == nil {
+	switch {
+	case r.Method == http.MethodDelete && dk == nil:
+		Reply(w, 204, nil)
+	case r.Method == http.MethodDelete:
+		delete(d.disks, name)
+		Reply(w, 200, nil)
+	case r.Method != http.MethodGet || dk == nil:
 		Reply(w, 404, Err("ResourceNotFound", "The Resource 'Microsoft.Compute/disks/"+name+"' was not found."))
-		return
+	default:
+		Reply(w, 200, map[string]any{"id": d.id("disks", name), "name": name, "location": "westeurope", "properties": dk.props})
 	}
-	Reply(w, 200, map[string]any{"id": d.id("disks", name), "name": name, "location": "westeurope", "properties": dk.props})
 }
 
 func (d *Disks) serveSnapshot(w http.ResponseWriter, r *http.Request) {
