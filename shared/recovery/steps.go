@@ -53,7 +53,12 @@ func waitDrained(ctx context.Context, r *JobRunner, j *Job, g *replication.Group
 		return "", 0, err
 	} else if len(seqs) > 0 && slices.Max(seqs) > rec.AgentStoppedSeq {
 		if _, err := replication.UpdateGroup(ctx, r.State, j.Group, func(g *replication.GroupRecord) error {
-			g.AgentStoppedSeq = 0 // not the agent's final sequence: wait for its own report
+			// Not the agent's final sequence: wait for its own report. Only the report judged here is
+			// dropped: one the heartbeat recorded since is judged at the next poll.
+			if g.AgentStoppedSeq != rec.AgentStoppedSeq {
+				return replication.ErrUnchanged
+			}
+			g.AgentStoppedSeq = 0
 			return nil
 		}); err != nil {
 			return "", 0, err

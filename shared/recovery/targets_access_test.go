@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/standby-dr/standby/shared/replication"
+	"github.com/standby-dr/standby/shared/standin/memstore"
 )
 
 // accessCompute answers the permissions question and records whether anything was made.
@@ -128,5 +129,35 @@ func TestLongDeletesGoOnInLaterStepRuns(t *testing.T) {
 	cancel()
 	if _, pending, err := r.deleteVMsOf(ctx, g, &Job{Keys: replication.Keys{PartitionKey: g.Record.FailoverJob}}); pending || err == nil {
 		t.Errorf("a cancelled step: pending %v, %v; want the cancellation", pending, err)
+	}
+}
+
+// A stop report waitDrained judged not the agent's is dropped only if it is still the one recorded: a
+// newer report the heartbeat recorded meanwhile stays, to be judged at the next poll.
+func TestWaitDrainedDropsOnlyTheReportItJudged(t *testing.T) {
+	ctx := context.Background()
+	state, journal := memstore.NewState(), memstore.NewJournal()
+	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 1 << 20, Source: "agent"}}}}}
+	spec.Normalize("g1")
+	if _, err := replication.CreateGroup(ctx, state, "g1", spec, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	set := func(seq int64) {
+		replication.UpdateGroup(ctx, state, "g1", func(g *replication.GroupRecord) error {
+			g.StopRequested, g.AgentStoppedSeq, g.Watermark = true, seq, seq
+			return nil
+		})
+	}
+	set(5)
+	g, _ := replication.LoadGroup(ctx, state, "g1") // the step's view: a report of 5
+	journal.Put(ctx, "g1", 7, []byte("a later batch"))
+	set(9) // the agent's own report arrives meanwhile
+	r := &JobRunner{State: state, Journal: journal, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	j := &Job{Group: "g1", Steps: []JobStep{{Name: "wait-source-drained", Started: time.Now()}}}
+	if _, wait, err := waitDrained(ctx, r, j, g); err != nil || wait == 0 {
+		t.Fatalf("waitDrained: wait %v, %v", wait, err)
+	}
+	if now, _ := replication.LoadGroup(ctx, state, "g1"); now.Record.AgentStoppedSeq != 9 {
+		t.Errorf("the newer report was dropped: AgentStoppedSeq %d", now.Record.AgentStoppedSeq)
 	}
 }

@@ -77,7 +77,16 @@ func (s *Upkeep) refreshTargets(ctx context.Context, g *Group) ([]string, error)
 	if err != nil || res.State == TargetsRunning {
 		return nil, err
 	}
-	if _, err := s.recordTargets(ctx, g.Record.Group(), res); err != nil {
+	// Kept only over the deployment it refreshed: an enable may have recorded a newer one since.
+	running, kept := g.Record.Resources.Deployment, false
+	_, err = UpdateGroup(ctx, s.State, g.Record.Group(), func(r *GroupRecord) error {
+		if r.Resources.State != TargetsRunning || r.Resources.Deployment != running {
+			return ErrUnchanged
+		}
+		r.Resources, kept = res, true
+		return nil
+	})
+	if err != nil || !kept {
 		return nil, err
 	}
 	line := fmt.Sprintf("%s: target resources %s", g.Record.Group(), res.State)
