@@ -191,7 +191,35 @@ type StateStore interface {
 	Query(ctx context.Context, table, partitionKey string, visit func(decode func(into any) error, etag ETag) error) error
 	// ListRows visits, across partitions, the entities whose row key is rowKey (e.g. every group's state row).
 	ListRows(ctx context.Context, table, rowKey string, visit func(decode func(into any) error, etag ETag) error) error
+	// Transact writes to one partition all or nothing (Table storage's entity group transaction): at most
+	// MaxTxOps writes, each entity once. A precondition that does not hold (an ETag that changed, a key
+	// that exists for an insert, a missing entity for an update or delete) fails the whole with
+	// ErrConflict or ErrNotFound, and nothing is written. (What the group row's split by writer needs
+	// for the writes that move state and progress together.)
+	Transact(ctx context.Context, table string, ops []TxOp) error
 }
+
+// TxOp is one write of a transaction: Entity (carrying its keys) for inserts, updates and upserts;
+// Keys for deletes. IfMatch guards an update or a delete ("" for any version).
+type TxOp struct {
+	Kind    TxKind
+	Entity  any
+	Keys    Keys
+	IfMatch ETag
+}
+
+// TxKind is what a transaction's write does.
+type TxKind int
+
+const (
+	TxInsert TxKind = iota + 1
+	TxUpdate
+	TxUpsert
+	TxDelete
+)
+
+// MaxTxOps is the most writes one transaction takes (Table storage's limit: 100 entities).
+const MaxTxOps = 100
 
 // Keys are the Table storage keys every entity embeds.
 type Keys struct {

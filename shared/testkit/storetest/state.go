@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -54,6 +55,7 @@ func RunStateStore(t *testing.T, store replication.StateStore, table string) {
 	t.Run("UpsertQueryDelete", f.upsertQueryDelete)
 	t.Run("ConcurrentMutateLosesNothing", f.concurrentMutateLosesNothing)
 	t.Run("RejectsBadEntities", f.rejectsBadEntities)
+	t.Run("TransactIsAllOrNothing", f.transactIsAllOrNothing)
 }
 
 func (f *stateFixture) insertGetRoundTrip(t *testing.T) {
@@ -176,5 +178,80 @@ func (f *stateFixture) rejectsBadEntities(t *testing.T) {
 	bad := Watermark{Keys: replication.Keys{PartitionKey: "a/b", RowKey: "x"}}
 	if _, err := f.store.Insert(f.ctx, f.table, bad); !errors.Is(err, replication.ErrInvalid) {
 		t.Fatalf("key with '/': err = %v, want ErrInvalid", err)
+	}
+}
+
+// transactIsAllOrNothing: a transaction writes all its entities, or — when one precondition fails — none,
+// naming the failure; it refuses more than one partition, an entity twice, or too many writes.
+func (f *stateFixture) transactIsAllOrNothing(t *testing.T) {
+	ctx, store, table := f.ctx, f.store, f.table
+	row := func(rk string, seq int64) Watermark {
+		return Watermark{Keys: replication.Keys{PartitionKey: "group-t", RowKey: rk}, Sequence: seq, Applied: f.now}
+	}
+	read := func(rk string) (Watermark, replication.ETag, error) {
+		var w Watermark
+		etag, err := store.Get(ctx, table, "group-t", rk, &w)
+		return w, etag, err
+	}
+	if err := store.Transact(ctx, table, []replication.TxOp{{Kind: replication.TxInsert, Entity: row("a", 1)}, {Kind: replication.TxInsert, Entity: row("b", 1)}}); err != nil {
+		t.Fatalf("two inserts: %v", err)
+	}
+	_, etagA, err := read("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, etagB, _ := read("b")
+	// An insert of a key that exists fails the whole: the update beside it is not written.
+	err = store.Transact(ctx, table, []replication.TxOp{{Kind: replication.TxUpdate, Entity: row("a", 2), IfMatch: etagA}, {Kind: replication.TxInsert, Entity: row("b", 2)}})
+	if !errors.Is(err, replication.ErrConflict) {
+		t.Errorf("an insert of an existing key: %v, want ErrConflict", err)
+	}
+	if w, etag, _ := read("a"); w.Sequence != 1 || etag != etagA {
+		t.Errorf("a failed transaction wrote a: %+v", w)
+	}
+	// A changed ETag fails the whole: the upsert beside it is not written.
+	err = store.Transact(ctx, table, []replication.TxOp{{Kind: replication.TxUpdate, Entity: row("a", 3), IfMatch: etagB}, {Kind: replication.TxUpsert, Entity: row("c", 3)}})
+	if !errors.Is(err, replication.ErrConflict) {
+		t.Errorf("an update with another's ETag: %v, want ErrConflict", err)
+	}
+	if _, _, err := read("c"); !errors.Is(err, replication.ErrNotFound) {
+		t.Errorf("a failed transaction wrote c: %v", err)
+	}
+	// Every precondition holds: every write is made.
+	err = store.Transact(ctx, table, []replication.TxOp{{Kind: replication.TxUpdate, Entity: row("a", 4), IfMatch: etagA},
+		{Kind: replication.TxDelete, Keys: replication.Keys{PartitionKey: "group-t", RowKey: "b"}, IfMatch: etagB}, {Kind: replication.TxUpsert, Entity: row("c", 4)}})
+	if err != nil {
+		t.Fatalf("a transaction whose preconditions hold: %v", err)
+	}
+	if w, etag, _ := read("a"); w.Sequence != 4 || etag == etagA {
+		t.Errorf("a after the transaction: %+v (etag %s)", w, etag)
+	}
+	if _, _, err := read("b"); !errors.Is(err, replication.ErrNotFound) {
+		t.Errorf("b after its delete: %v", err)
+	}
+	if w, _, _ := read("c"); w.Sequence != 4 {
+		t.Errorf("c after its upsert: %+v", w)
+	}
+	if err := store.Transact(ctx, table, []replication.TxOp{{Kind: replication.TxDelete, Keys: replication.Keys{PartitionKey: "group-t", RowKey: "b"}}}); !errors.Is(err, replication.ErrNotFound) {
+		t.Errorf("a delete of a missing entity: %v, want ErrNotFound", err)
+	}
+	other := row("x", 1)
+	other.PartitionKey = "group-u"
+	many := make([]replication.TxOp, replication.MaxTxOps+1)
+	for i := range many {
+		many[i] = replication.TxOp{Kind: replication.TxUpsert, Entity: row(fmt.Sprint("m", i), 1)}
+	}
+	for name, ops := range map[string][]replication.TxOp{
+		"two partitions":  {{Kind: replication.TxUpsert, Entity: row("x", 1)}, {Kind: replication.TxUpsert, Entity: other}},
+		"an entity twice": {{Kind: replication.TxUpsert, Entity: row("x", 1)}, {Kind: replication.TxUpsert, Entity: row("x", 2)}},
+		"too many writes": many,
+		"no write":        nil,
+	} {
+		if err := store.Transact(ctx, table, ops); !errors.Is(err, replication.ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", name, err)
+		}
+	}
+	if _, _, err := read("x"); !errors.Is(err, replication.ErrNotFound) {
+		t.Errorf("a refused transaction wrote x: %v", err)
 	}
 }
