@@ -40,10 +40,10 @@ const azureAssetTag = "7783-7084-3265-9085-8269-3286-77"
 
 const defaultIMDS = "http://169.254.169.254"
 
-// describe is what the agent can tell of the VM it runs on (fields it cannot tell stay "").
-func (m Machine) describe(ctx context.Context) (replication.DiskInfo, []string) {
+// describe is what the agent can tell of the VM it runs on (fields it cannot tell stay ""); an error
+// says why the security type is not known (the instance metadata service failed), with the rest filled.
+func (m Machine) describe(ctx context.Context) (replication.DiskInfo, error) {
 	var info replication.DiskInfo
-	var notes []string
 	goos := m.GOOS
 	if goos == "" {
 		goos = runtime.GOOS
@@ -59,15 +59,14 @@ func (m Machine) describe(ctx context.Context) (replication.DiskInfo, []string) 
 	}
 	url := m.imdsURL()
 	if url == "" {
-		return info, notes
+		return info, nil
 	}
 	security, err := imdsSecurityType(ctx, url)
 	if err != nil {
-		notes = append(notes, "instance metadata: "+err.Error())
-		return info, notes
+		return info, fmt.Errorf("instance metadata: %w", err)
 	}
 	info.SecurityType = security
-	return info, notes
+	return info, nil
 }
 
 // imdsURL is the instance metadata service to ask ("" none): the one given, else Azure's own on an
@@ -134,15 +133,15 @@ func (r *runner) describeOSDisks(ctx context.Context, spec *replication.GroupSpe
 		}
 	}
 	local := -1 // the VM the agent runs on: the one VM it reads in place, when there is exactly one
-	for i := range onVM {
-		if len(onVM) == 1 {
+	if len(onVM) == 1 {
+		for i := range onVM {
 			local = i
 		}
 	}
 	var snaps replication.DiskSnapshots
 	for i := range spec.VMs {
 		vm := &spec.VMs[i]
-		j := osDiskIndex(*vm)
+		j := vm.OSDiskIndex()
 		if j < 0 {
 			continue
 		}
@@ -161,10 +160,9 @@ func (r *runner) describeOSDisks(ctx context.Context, spec *replication.GroupSpe
 				return fmt.Errorf("disk %s/%s: %w", vm.Name, d.Name, err)
 			}
 		case i == local:
-			var notes []string
-			info, notes = r.cfg.Machine.describe(ctx)
-			for _, n := range notes {
-				r.log.Warn("the VM's security type is not known", "vm", vm.Name, "why", n)
+			var err error
+			if info, err = r.cfg.Machine.describe(ctx); err != nil {
+				r.log.Warn("the VM's security type is not known", "vm", vm.Name, "why", err)
 			}
 		default:
 			continue
@@ -185,23 +183,4 @@ func (r *runner) describeOSDisks(ctx context.Context, spec *replication.GroupSpe
 		}
 	}
 	return nil
-}
-
-// osDiskIndex is the index of the VM's OS disk as the spec gives it (a role "os", else the first disk
-// when no disk has a role, as normalisation decides), or -1.
-func osDiskIndex(vm replication.VMSpec) int {
-	for j, d := range vm.Disks {
-		if d.Role == replication.DiskRoleOS {
-			return j
-		}
-	}
-	for _, d := range vm.Disks {
-		if d.Role != "" {
-			return -1
-		}
-	}
-	if len(vm.Disks) == 0 {
-		return -1
-	}
-	return 0
 }

@@ -75,14 +75,9 @@ var _ = register(Kind{
 })
 
 var _ = register(Kind{
-	Name:  JobCommit,
-	Steps: commitSteps,
-	Admits: func(rec *replication.GroupRecord) string {
-		if rec.State != replication.StateFailedOver {
-			return fmt.Sprintf("only a FailedOver group can be committed, it is %s", rec.State)
-		}
-		return ""
-	},
+	Name:   JobCommit,
+	Steps:  commitSteps,
+	Admits: inState(replication.StateFailedOver, "only a FailedOver group can be committed, it is %s"),
 })
 
 var _ = register(Kind{
@@ -94,12 +89,7 @@ var _ = register(Kind{
 		}
 		return nil
 	},
-	Admits: func(rec *replication.GroupRecord) string {
-		if rec.State != replication.StateFailedOver {
-			return fmt.Sprintf("the recovery point of a failover can change until it is committed; the group is %s", rec.State)
-		}
-		return ""
-	},
+	Admits: inState(replication.StateFailedOver, "the recovery point of a failover can change until it is committed; the group is %s"),
 })
 
 func notFailedOver(rec *replication.GroupRecord) string {

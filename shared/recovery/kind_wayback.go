@@ -78,25 +78,15 @@ var _ = register(Kind{
 	Precheck: func(_ context.Context, a *Admission, _ *replication.Group, _ *Request) error {
 		return needPeer(a)
 	},
-	Admits: func(rec *replication.GroupRecord) string {
-		if rec.State != replication.StateReprotected {
-			return fmt.Sprintf("failback needs a Reprotected group (replicating back); it is %s", rec.State)
-		}
-		return ""
-	},
-	Claim: claimWayBack,
+	Admits: inState(replication.StateReprotected, "failback needs a Reprotected group (replicating back); it is %s"),
+	Claim:  claimWayBack,
 })
 
 var _ = register(Kind{
-	Name:  JobReprotectForward,
-	Steps: reprotectForwardSteps,
-	Admits: func(rec *replication.GroupRecord) string {
-		if rec.State != replication.StateFailedBack {
-			return fmt.Sprintf("the group is %s, no longer FailedBack", rec.State)
-		}
-		return ""
-	},
-	Claim: claimWayBack,
+	Name:   JobReprotectForward,
+	Steps:  reprotectForwardSteps,
+	Admits: inState(replication.StateFailedBack, "the group is %s, no longer FailedBack"),
+	Claim:  claimWayBack,
 })
 
 func needPeer(a *Admission) error {

@@ -3,7 +3,6 @@ package recovery
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 
@@ -94,4 +93,17 @@ func isolated(jobType string) bool {
 }
 
 // isFailover says whether the type is one of the failovers.
-func isFailover(jobType string) bool { return slices.Contains(FailoverKinds(), jobType) }
+func isFailover(jobType string) bool {
+	k, err := KindOf(jobType)
+	return err == nil && k.Failover
+}
+
+// inState admits a job only in the state want; why, formatted with the state found, says what it needs.
+func inState(want replication.State, why string) func(*replication.GroupRecord) string {
+	return func(rec *replication.GroupRecord) string {
+		if rec.State != want {
+			return fmt.Sprintf(why, rec.State)
+		}
+		return ""
+	}
+}

@@ -36,15 +36,12 @@ func (vm *VMSpec) normalizeMachine() {
 	if vm.Size == "" {
 		vm.Size = defaultVMSize
 	}
-	roles := false
-	for _, d := range vm.Disks {
-		roles = roles || d.Role != ""
-	}
+	boot := vm.OSDiskIndex()
 	for j := range vm.Disks {
 		d := &vm.Disks[j]
-		if d.Role == "" { // given for none: the first disk boots; given for some: the others hold data
+		if d.Role == "" {
 			d.Role = diskRoleData
-			if j == 0 && !roles {
+			if j == boot {
 				d.Role = DiskRoleOS
 			}
 		}
@@ -150,6 +147,25 @@ func (d DiskSpec) validateMachine(at string) error {
 		return fmt.Errorf("%s.securityType: TrustedLaunch needs hyperVGeneration V2 (UEFI), this disk is %s", at, d.HyperVGeneration)
 	}
 	return nil
+}
+
+// OSDiskIndex is the index of the disk the VM boots from, as normalisation decides it: the one with
+// role "os"; when no disk has a role, the first; -1 when roles are given and none is "os".
+func (vm VMSpec) OSDiskIndex() int {
+	for j, d := range vm.Disks {
+		if d.Role == DiskRoleOS {
+			return j
+		}
+	}
+	for _, d := range vm.Disks {
+		if d.Role != "" {
+			return -1
+		}
+	}
+	if len(vm.Disks) == 0 {
+		return -1
+	}
+	return 0
 }
 
 // OSDisk is the disk the VM boots from.
