@@ -221,6 +221,40 @@ const (
 // MaxTxOps is the most writes one transaction takes (Table storage's limit: 100 entities).
 const MaxTxOps = 100
 
+// CheckTx checks a transaction's shape from the keys of its writes, in order: 1 to MaxTxOps writes, one
+// partition, each entity once (ErrInvalid otherwise). Every StateStore.Transact checks it first.
+func CheckTx(keys []Keys) error {
+	if len(keys) == 0 || len(keys) > MaxTxOps {
+		return fmt.Errorf("%w: a transaction takes 1 to %d writes, not %d", ErrInvalid, MaxTxOps, len(keys))
+	}
+	seen := map[string]bool{}
+	for _, k := range keys {
+		if k.PartitionKey == "" || k.PartitionKey != keys[0].PartitionKey {
+			return fmt.Errorf("%w: a transaction writes one partition", ErrInvalid)
+		}
+		if seen[k.RowKey] {
+			return fmt.Errorf("%w: a transaction writes each entity once (%s twice)", ErrInvalid, k.RowKey)
+		}
+		seen[k.RowKey] = true
+	}
+	return nil
+}
+
+// TxPrecondition is why a write cannot be made against an entity that exists (with etag) or not — a
+// key that exists for an insert, a missing entity or a changed ETag for an update or a delete — and
+// nil when it can; at names the entity.
+func TxPrecondition(op TxOp, exists bool, etag ETag, at string) error {
+	switch {
+	case op.Kind == TxInsert && exists:
+		return fmt.Errorf("%s exists: %w", at, ErrConflict)
+	case (op.Kind == TxUpdate || op.Kind == TxDelete) && !exists:
+		return fmt.Errorf("%s: %w", at, ErrNotFound)
+	case (op.Kind == TxUpdate || op.Kind == TxDelete) && op.IfMatch != "" && op.IfMatch != etag:
+		return fmt.Errorf("%s changed: %w", at, ErrConflict)
+	}
+	return nil
+}
+
 // Keys are the Table storage keys every entity embeds.
 type Keys struct {
 	PartitionKey string

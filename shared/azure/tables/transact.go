@@ -18,12 +18,8 @@ import (
 // status; so a failed transaction's preconditions are read again to name the failure (ErrConflict,
 // ErrNotFound), and anything else is the translated error.
 func (s *Store) Transact(ctx context.Context, table string, ops []replication.TxOp) error {
-	if len(ops) == 0 || len(ops) > replication.MaxTxOps {
-		return fmt.Errorf("%w: a transaction takes 1 to %d writes, not %d", replication.ErrInvalid, replication.MaxTxOps, len(ops))
-	}
 	actions := make([]aztables.TransactionAction, len(ops))
 	keys := make([]replication.Keys, len(ops))
-	seen := map[string]bool{}
 	for i, op := range ops {
 		var data []byte
 		var err error
@@ -36,13 +32,6 @@ func (s *Store) Transact(ctx context.Context, table string, ops []replication.Tx
 		if err != nil {
 			return fmt.Errorf("%w: %v", replication.ErrInvalid, err)
 		}
-		if keys[i].PartitionKey != keys[0].PartitionKey || keys[i].PartitionKey == "" {
-			return fmt.Errorf("%w: a transaction writes one partition", replication.ErrInvalid)
-		}
-		if seen[keys[i].RowKey] {
-			return fmt.Errorf("%w: a transaction writes each entity once (%s twice)", replication.ErrInvalid, keys[i].RowKey)
-		}
-		seen[keys[i].RowKey] = true
 		etag := azcore.ETagAny
 		if op.IfMatch != "" {
 			etag = azcore.ETag(op.IfMatch)
@@ -59,6 +48,9 @@ func (s *Store) Transact(ctx context.Context, table string, ops []replication.Tx
 		default:
 			return fmt.Errorf("%w: transaction write kind %d", replication.ErrInvalid, op.Kind)
 		}
+	}
+	if err := replication.CheckTx(keys); err != nil {
+		return err
 	}
 	client := s.svc.NewClient(table)
 	_, err := client.SubmitTransaction(ctx, actions, nil)
@@ -90,14 +82,8 @@ func (s *Store) failedPrecondition(ctx context.Context, client *aztables.Client,
 		if err != nil && !errors.Is(err, replication.ErrNotFound) {
 			return nil // cannot tell
 		}
-		at := fmt.Sprintf("%s/%s/%s", table, keys[i].PartitionKey, keys[i].RowKey)
-		switch {
-		case op.Kind == replication.TxInsert && exists:
-			return fmt.Errorf("%s exists: %w", at, replication.ErrConflict)
-		case op.Kind != replication.TxInsert && !exists:
-			return fmt.Errorf("%s: %w", at, replication.ErrNotFound)
-		case op.Kind != replication.TxInsert && op.IfMatch != "" && replication.ETag(resp.ETag) != op.IfMatch:
-			return fmt.Errorf("%s changed: %w", at, replication.ErrConflict)
+		if failed := replication.TxPrecondition(op, exists, replication.ETag(resp.ETag), fmt.Sprintf("%s/%s/%s", table, keys[i].PartitionKey, keys[i].RowKey)); failed != nil {
+			return failed
 		}
 	}
 	return nil
