@@ -16,6 +16,12 @@ state=.local
 # registry (without any credentials in its address) and prints the end of npm's log.
 install() {
   [[ -x $bin ]] && return 0
+  # failed <message>: the message and the end of npm's log, on stderr; the install fails.
+  failed() {
+    echo "azurite: $1 Last lines of $log:" >&2
+    tail -n 10 "$log" | sed 's/^/azurite:   /' >&2
+    exit 1
+  }
   local limit=${STANDBY_NPM_TIMEOUT:-600} log registry pid waited=0 status=0
   # npm will not print a registry address that carries credentials; the environment's is then used.
   registry=$(cd $dir && npm config get registry 2>/dev/null) || registry=${npm_config_registry:-${NPM_CONFIG_REGISTRY:-unknown}}
@@ -34,9 +40,7 @@ install() {
       for _ in 1 2 3 4 5; do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
       kill -KILL -- -"$pid" 2>/dev/null || true
       wait "$pid" 2>/dev/null || true
-      echo "azurite: npm ci did not finish within ${limit} s: is the npm registry $registry reachable? (STANDBY_NPM_TIMEOUT sets the bound) Last lines of $log:" >&2
-      tail -n 10 "$log" | sed 's/^/azurite:   /' >&2
-      exit 1
+      failed "npm ci did not finish within ${limit} s: is the npm registry $registry reachable? (STANDBY_NPM_TIMEOUT sets the bound)"
     fi
     sleep 1
     waited=$((waited + 1))
@@ -46,9 +50,7 @@ install() {
   done
   wait "$pid" || status=$?
   if ((status != 0)) || [[ ! -x $bin ]]; then
-    echo "azurite: npm ci failed (exit $status) installing from $registry; last lines of $log:" >&2
-    tail -n 10 "$log" | sed 's/^/azurite:   /' >&2
-    exit 1
+    failed "npm ci failed (exit $status) installing from $registry."
   fi
   echo "azurite: installed $(cd $dir && node -p 'require("azurite/package.json").version') in ${waited} s"
 }

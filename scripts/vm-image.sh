@@ -132,7 +132,7 @@ apt_run() {
 
 install_missing() {
   step=packages
-  local lacking pkgs=() line log
+  local lacking pkgs=() log pkg check purpose
   lacking=$(missing)
   [[ -n $lacking ]] || return 0
   say "step packages: missing:"
