@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -199,7 +198,7 @@ func deletePreviousVMs(ctx context.Context, r *JobRunner, j *Job, g *replication
 var deleteBudget = 4 * time.Minute
 
 // deleteVMsOf deletes what the jobs' deployments made, all VMs' resources in one Compute.Delete (which
-// runs independent deletes in parallel, a VM before its NIC and disks); deployments already gone are
+// deletes each after what holds it, independent ones in parallel on Azure); deployments already gone are
 // fine. pending says the budget ran out first: the deletes go on in Azure, and running the step again
 // (every delete is idempotent) finishes them.
 func (r *JobRunner) deleteVMsOf(ctx context.Context, g *replication.Group, jobs ...*Job) (n int, pending bool, err error) {
@@ -217,7 +216,6 @@ func (r *JobRunner) deleteVMsOf(ctx context.Context, g *replication.Group, jobs 
 			ids = append(ids, d.Resources...)
 		}
 	}
-	sort.SliceStable(ids, func(a, b int) bool { return removalOrder(ids[a]) < removalOrder(ids[b]) })
 	budget, cancel := context.WithTimeout(ctx, deleteBudget)
 	defer cancel()
 	err = r.Compute.Delete(budget, rg, ids)
@@ -226,15 +224,4 @@ func (r *JobRunner) deleteVMsOf(ctx context.Context, g *replication.Group, jobs 
 		return len(ids), true, nil
 	}
 	return len(ids), false, err
-}
-
-// removalOrder deletes a VM before the NIC and disks it holds.
-func removalOrder(id string) int {
-	switch {
-	case strings.Contains(id, "/virtualMachines/"):
-		return 0
-	case strings.Contains(id, "/networkInterfaces/"):
-		return 1
-	}
-	return 2
 }

@@ -3,6 +3,7 @@ package recovery
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/standby-dr/standby/shared/replication"
@@ -28,12 +29,42 @@ type Compute interface {
 	Deployment(ctx context.Context, resourceGroup, name string) (DeploymentStatus, error)
 	VM(ctx context.Context, resourceGroup, name string) (VMStatus, error)
 	Exists(ctx context.Context, id string) (bool, error)
+	// Delete removes the resources of the group, each after whatever holds it (RemovalRank order); one
+	// already gone is fine, and an id of another group is refused before anything is deleted.
 	Delete(ctx context.Context, resourceGroup string, ids []string) error
 	ExportDisk(ctx context.Context, diskID string, valid time.Duration) (string, error)
 	EndExport(ctx context.Context, diskID string) error
 	// MissingActions are the actions of the list the app's identity may not take in the resource group
 	// (ErrNotFound: the group does not exist).
 	MissingActions(ctx context.Context, resourceGroup string, actions []string) ([]string, error)
+}
+
+// RemovalRank orders deletions so that nothing is deleted while something else still holds it: a VM
+// holds its NICs, disks and availability set; a NIC holds its subnet. Resources of equal rank hold
+// nothing of each other.
+func RemovalRank(id string) int {
+	_, path, _ := strings.Cut(strings.ToLower(id), "/providers/")
+	parts := strings.Split(path, "/") // namespace, type, name[, child type, child name]
+	typ := ""
+	if len(parts) >= 2 {
+		typ = parts[0] + "/" + parts[1]
+	}
+	if len(parts) >= 4 {
+		typ += "/" + parts[3]
+	}
+	switch typ {
+	case "microsoft.compute/virtualmachines":
+		return 0
+	case "microsoft.network/networkinterfaces":
+		return 1
+	case "microsoft.compute/disks":
+		return 2
+	case "microsoft.compute/availabilitysets":
+		return 3
+	case "microsoft.network/virtualnetworks/subnets":
+		return 4
+	}
+	return 5
 }
 
 // DeploymentStatus is a deployment's provisioning state: Running, Succeeded or Failed (with Error),

@@ -14,28 +14,11 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v7"
+	"github.com/standby-dr/standby/shared/recovery"
 	"github.com/standby-dr/standby/shared/replication"
 )
 
-// removalRank orders deletions so that nothing is deleted while something else still holds it: a VM
-// holds its NICs, disks and availability set; a NIC holds its subnet.
-func removalRank(typ string) int {
-	switch strings.ToLower(typ) {
-	case "microsoft.compute/virtualmachines":
-		return 0
-	case "microsoft.network/networkinterfaces":
-		return 1
-	case "microsoft.compute/disks":
-		return 2
-	case "microsoft.compute/availabilitysets":
-		return 3
-	case "microsoft.network/virtualnetworks/subnets":
-		return 4
-	}
-	return 5
-}
-
-// Delete removes the resources (DELETE by id with their type's apiVersion) in waves by removalRank —
+// Delete removes the resources (DELETE by id with their type's apiVersion) in waves by recovery.RemovalRank —
 // VMs, then NICs, then disks, then availability sets — the deletes of one wave in parallel (they hold
 // nothing of each other), each wave awaited before the next starts, all bounded by ctx: a group's 16
 // VMs go in the time of one. A resource already gone is fine. Ids outside the resource group are
@@ -57,10 +40,10 @@ func (c *Compute) Delete(ctx context.Context, rg string, ids []string) error {
 		}
 		targets = append(targets, deletion{id, r, api})
 	}
-	sort.SliceStable(targets, func(a, b int) bool { return removalRank(targets[a].r.Type) < removalRank(targets[b].r.Type) })
+	sort.SliceStable(targets, func(a, b int) bool { return recovery.RemovalRank(targets[a].id) < recovery.RemovalRank(targets[b].id) })
 	for start := 0; start < len(targets); {
 		end := start + 1
-		for end < len(targets) && removalRank(targets[end].r.Type) == removalRank(targets[start].r.Type) {
+		for end < len(targets) && recovery.RemovalRank(targets[end].id) == recovery.RemovalRank(targets[start].id) {
 			end++
 		}
 		if err := c.deleteWave(ctx, rg, targets[start:end]); err != nil {

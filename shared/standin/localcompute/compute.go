@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -154,6 +155,8 @@ func (c *Compute) Delete(ctx context.Context, rg string, ids []string) error {
 			return fmt.Errorf("%w: %s is not a resource of resource group %s", replication.ErrInvalid, id, rg)
 		}
 	}
+	ids = slices.Clone(ids)
+	sort.SliceStable(ids, func(a, b int) bool { return recovery.RemovalRank(ids[a]) < recovery.RemovalRank(ids[b]) })
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, id := range ids {
