@@ -17,6 +17,7 @@ import (
 	"github.com/standby-dr/standby/shared/agent"
 	"github.com/standby-dr/standby/shared/api/apiclient"
 	"github.com/standby-dr/standby/shared/backends"
+	"github.com/standby-dr/standby/shared/backends/sourceside"
 	"github.com/standby-dr/standby/shared/proof"
 )
 
@@ -50,7 +51,7 @@ func verify(args []string) error {
 		if err != nil {
 			return err
 		}
-		pages, err := backends.PageStore(os.Getenv, backends.SettingTarget)
+		pages, err := sourceside.PageStore(os.Getenv, backends.SettingTarget)
 		if err != nil {
 			return err
 		}
@@ -60,7 +61,7 @@ func verify(args []string) error {
 	if err != nil {
 		return err
 	}
-	pages, err := backends.PageStore(os.Getenv, backends.SettingTarget)
+	pages, err := sourceside.PageStore(os.Getenv, backends.SettingTarget)
 	if err != nil {
 		return err
 	}

@@ -80,7 +80,7 @@ func Open(ctx context.Context, getenv func(string) string, log *slog.Logger) *Ba
 		b.State = store
 		add("target-tables", store.Ping, nil)
 	}
-	if store, err := PageStore(getenv, SettingTarget); err != nil {
+	if store, err := sourceside.PageStore(getenv, SettingTarget); err != nil {
 		add("target-blobs", nil, err)
 	} else {
 		b.Pages = store
@@ -115,11 +115,6 @@ func Open(ctx context.Context, getenv func(string) string, log *slog.Logger) *Ba
 		add("servicebus", q.check, nil)
 	}
 	return b
-}
-
-// PageStore is the page store of the account a connection setting names.
-func PageStore(getenv func(string) string, setting string) (*pageblobs.Store, error) {
-	return sourceside.PageStore(getenv, setting)
 }
 
 // StateStore is the table store of the account a connection setting names.
