@@ -208,7 +208,7 @@ func (c *Compute) ChangedRanges(ctx context.Context, snapshotID, prevID string) 
 
 // ReadSnapshot reads the snapshot's blob snapshot.
 func (c *Compute) ReadSnapshot(ctx context.Context, snapshotID string, offset, length int64) ([]byte, error) {
-	if err := replication.CheckPageRange(offset, length); err != nil { // as Azure's Get Blob of a page blob snapshot
+	if err := replication.CheckPageRange(offset, length); err != nil { // the port's rule (page-aligned), which azsnapshots checks too
 		return nil, err
 	}
 	s, err := c.snapshot(snapshotID)
