@@ -223,7 +223,7 @@ func TestRecoveryPointsListing(t *testing.T) {
 			ID:   replication.PointID(seq * 10), Kind: kind, Seq: seq * 10, SourceTime: base.Add(time.Duration(seq) * time.Minute),
 			Snapshots: map[string]string{"web/os": "s"}, Sizes: map[string]int64{"web/os": 1 << 20}})
 	}
-	replication.UpdateGroup(ctx, state, "shop", func(r *replication.GroupRecord) error {
+	replication.UpdateGroup(ctx, state, "shop", replication.AllRows, func(r *replication.GroupRecord) error {
 		r.Watermark, r.LastSourceTime = 52, base.Add(6*time.Minute)
 		return nil
 	})
@@ -326,7 +326,7 @@ func TestTheWayBackAndIdempotentFailoverRequests(t *testing.T) {
 			t.Fatalf("%s: %d %s", path, status, body)
 		}
 	}
-	replication.UpdateGroup(context.Background(), state, "shop", func(r *replication.GroupRecord) error {
+	replication.UpdateGroup(context.Background(), state, "shop", replication.AllRows, func(r *replication.GroupRecord) error {
 		r.State = replication.StateReprotected
 		return nil
 	})
@@ -341,7 +341,7 @@ func TestTheWayBackAndIdempotentFailoverRequests(t *testing.T) {
 		t.Fatalf("a second failback while the first is queued: %d %s", status, body)
 	}
 	sent := len(q.Pending())
-	replication.UpdateGroup(context.Background(), state, "shop", func(r *replication.GroupRecord) error {
+	replication.UpdateGroup(context.Background(), state, "shop", replication.AllRows, func(r *replication.GroupRecord) error {
 		r.State, r.LastPointTime = replication.StateProtected, time.Now()
 		return nil
 	})

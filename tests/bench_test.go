@@ -224,7 +224,7 @@ func cutPointTime(b *testing.B, vms, disksPerVM int) time.Duration {
 		}
 		pages.WritePages(ctx, g.TargetDisk(d.Key), 0, make([]byte, 4096)) // something to snapshot
 	}
-	replication.UpdateGroup(ctx, state, group, func(r *replication.GroupRecord) error { r.State = replication.StateProtected; return nil })
+	replication.UpdateGroup(ctx, state, group, replication.AllRows, func(r *replication.GroupRecord) error { r.State = replication.StateProtected; return nil })
 	marker := &replication.Batch{Group: group, Seq: 1, Kind: replication.KindMarker, Consistency: "crash", SourceTime: time.Now()}
 	payload, d, _ := replication.SignBatch(g.StreamKey(), marker, false)
 	j.Put(ctx, group, 1, payload)

@@ -138,7 +138,7 @@ func TestWedgesAreRefused(t *testing.T) {
 	if status, resp := call(t, srv, "PUT", "/api/v1/groups/other", huge); status != 400 || !strings.Contains(resp, "policy.crashConsistentIntervalSeconds") {
 		t.Fatalf("an interval past time.Duration: %d %s", status, resp)
 	}
-	replication.UpdateGroup(ctx, state, "shop", func(r *replication.GroupRecord) error {
+	replication.UpdateGroup(ctx, state, "shop", replication.AllRows, func(r *replication.GroupRecord) error {
 		r.State = replication.StateFailedOver
 		return nil
 	})

@@ -19,7 +19,7 @@ func TestPeerSiteContract(t *testing.T) {
 		srv := httptest.NewServer(newAPI(state, pages, memstore.NewJournal(), memstore.NewQueue(memstore.QueueOptions{})).Handler())
 		t.Cleanup(srv.Close)
 		return peertest.Fixture{Peer: apiserver.NewPeer(srv.URL+"/api", ""), GivePointsTo: func(t *testing.T, group string) {
-			if _, err := replication.UpdateGroup(context.Background(), state, group, func(r *replication.GroupRecord) error {
+			if _, err := replication.UpdateGroup(context.Background(), state, group, replication.AllRows, func(r *replication.GroupRecord) error {
 				r.State, r.LastPointTime = replication.StateProtected, time.Now()
 				return nil
 			}); err != nil {

@@ -30,7 +30,7 @@ func TestRetentionPrunesSnapshotsAndRowsButNotHeldPoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	pages.Create(ctx, g.TargetDisk("vm/d"), 1<<20)
-	replication.UpdateGroup(ctx, state, group, func(r *replication.GroupRecord) error { r.State = replication.StateProtected; return nil })
+	replication.UpdateGroup(ctx, state, group, replication.AllRows, func(r *replication.GroupRecord) error { r.State = replication.StateProtected; return nil })
 	applier := &replication.Applier{State: state, Pages: pages, Journal: journal, Log: slog.New(slog.DiscardHandler), Now: time.Now, Parallelism: 2}
 	var descs []replication.Descriptor
 	for i, age := range []time.Duration{50 * time.Hour, 40 * time.Hour, time.Hour} {
@@ -51,7 +51,7 @@ func TestRetentionPrunesSnapshotsAndRowsButNotHeldPoints(t *testing.T) {
 	for _, p := range points {
 		snaps[p.ID] = p.Snapshots["vm/d"]
 	}
-	state.Upsert(ctx, replication.HoldsTable, replication.PointHold{Keys: replication.Keys{PartitionKey: group, RowKey: "rp-2"}, Job: "job-1"})
+	state.Upsert(ctx, replication.HoldsTable, replication.PointHold{Keys: replication.Keys{PartitionKey: group, RowKey: "rp-2"}, HeldByJob: "job-1"})
 	pruned, err := replication.PrunePoints(ctx, state, pages, g, now)
 	if err != nil || len(pruned) != 1 || pruned[0] != "rp-1" {
 		t.Fatalf("pruned %v, %v; want [rp-1] (rp-2 is held, rp-3 inside retention)", pruned, err)

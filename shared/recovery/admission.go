@@ -91,7 +91,7 @@ func (a *Admission) Start(ctx context.Context, req Request) (Job, error) {
 		}
 		return Job{}, err
 	}
-	if _, err := replication.UpdateGroup(ctx, a.State, req.Group, func(rec *replication.GroupRecord) error {
+	if _, err := replication.UpdateGroup(ctx, a.State, req.Group, replication.StateRow, func(rec *replication.GroupRecord) error {
 		return a.claim(ctx, rec, job)
 	}); err != nil {
 		a.State.Delete(ctx, JobsTable, job.ID(), JobRow, "") // never queued

@@ -70,7 +70,7 @@ func (r *JobRunner) targetsReady(ctx context.Context, j *Job, g *replication.Gro
 	if err != nil {
 		return "", err
 	}
-	if _, err := replication.UpdateGroup(ctx, r.State, j.Group, func(rec *replication.GroupRecord) error {
+	if _, err := replication.UpdateGroup(ctx, r.State, j.Group, replication.StateRow, func(rec *replication.GroupRecord) error {
 		rec.Resources = res
 		return nil
 	}); err != nil {
@@ -163,7 +163,7 @@ func deleteTestVMs(ctx context.Context, r *JobRunner, j *Job, g *replication.Gro
 	var jobs []*Job
 	for _, h := range holds {
 		var test Job
-		if _, err := r.State.Get(ctx, JobsTable, h.Job, JobRow, &test); err != nil || !isolated(test.Type) {
+		if _, err := r.State.Get(ctx, JobsTable, h.HeldByJob, JobRow, &test); err != nil || !isolated(test.Type) {
 			continue
 		}
 		jobs = append(jobs, &test)

@@ -54,7 +54,7 @@ func withCompute(t *testing.T, f *jobFixture, health func() (bool, bool)) *launc
 		TargetPrefix: "10.2.0.0/24", TestPrefix: "10.3.0.0/24"}}}
 	replication.DeleteGroupRows(ctx, f.state, "g1")
 	f.g, _ = replication.CreateGroup(ctx, f.state, "g1", spec, time.Now())
-	replication.UpdateGroup(ctx, f.state, "g1", func(r *replication.GroupRecord) error { r.LastSourceTime = time.Now(); return nil })
+	replication.UpdateGroup(ctx, f.state, "g1", replication.AllRows, func(r *replication.GroupRecord) error { r.LastSourceTime = time.Now(); return nil })
 	l := &launcher{stopped: map[int]bool{}, health: health}
 	f.runner.Compute = &localcompute.Compute{Dir: t.TempDir(), Types: typeCatalog(t), Pages: f.pages, Launcher: l, Log: slog.New(slog.DiscardHandler)}
 	f.runner.StorageAccountID = "/subscriptions/local/resourceGroups/local/providers/Microsoft.Storage/storageAccounts/devstoreaccount1"
@@ -133,7 +133,7 @@ func TestChangePointRecreatesTheVMs(t *testing.T) {
 		job, _ := recovery.NewJob("g1", typ, "rp-5", time.Now())
 		recovery.StartJob(ctx, f.state, f.q, job)
 		if typ == recovery.JobUnplannedFailover { // the admission's claim, which the change of point finds
-			replication.UpdateGroup(ctx, f.state, "g1", func(r *replication.GroupRecord) error { r.FailoverJob = job.ID(); return nil })
+			replication.UpdateGroup(ctx, f.state, "g1", replication.AllRows, func(r *replication.GroupRecord) error { r.FailoverJob = job.ID(); return nil })
 		}
 		f.drain(t)
 		if j := f.job(t, job.ID()); j.State != recovery.JobSucceeded {

@@ -40,7 +40,7 @@ func newJobFixture(t *testing.T) *jobFixture {
 	f.point = replication.RecoveryPoint{Keys: replication.Keys{PartitionKey: "g1", RowKey: "x"}, ID: "rp-5", Kind: "crash", Seq: 5,
 		SourceTime: time.Now().Add(-time.Minute), Snapshots: map[string]string{"vm/d": snap}, Sizes: map[string]int64{"vm/d": 1 << 20}}
 	f.state.Upsert(ctx, replication.PointsTable, f.point)
-	replication.UpdateGroup(ctx, f.state, "g1", func(r *replication.GroupRecord) error {
+	replication.UpdateGroup(ctx, f.state, "g1", replication.AllRows, func(r *replication.GroupRecord) error {
 		r.LastSourceTime = f.point.SourceTime.Add(time.Second)
 		return nil
 	})
@@ -222,7 +222,7 @@ func TestUnplannedFailoverThenCommit(t *testing.T) {
 func TestPlannedFailoverWaitsForTheFinalPoint(t *testing.T) {
 	ctx := context.Background()
 	f := newJobFixture(t)
-	replication.UpdateGroup(ctx, f.state, "g1", func(r *replication.GroupRecord) error {
+	replication.UpdateGroup(ctx, f.state, "g1", replication.AllRows, func(r *replication.GroupRecord) error {
 		r.State, r.Watermark = replication.StateProtected, 5
 		return nil
 	})
@@ -243,12 +243,12 @@ func TestPlannedFailoverWaitsForTheFinalPoint(t *testing.T) {
 		t.Fatalf("the job moved on before the agent stopped: next %d", j.Next)
 	}
 	// The agent stops at sequence 9; apply reaches it; the final point is promoted.
-	replication.UpdateGroup(ctx, f.state, "g1", func(r *replication.GroupRecord) error { r.AgentStoppedSeq = 9; return nil })
+	replication.UpdateGroup(ctx, f.state, "g1", replication.AllRows, func(r *replication.GroupRecord) error { r.AgentStoppedSeq = 9; return nil })
 	run()
 	if j := f.job(t, job.ID()); j.Next != 1 {
 		t.Fatal("the job moved on before apply caught up")
 	}
-	replication.UpdateGroup(ctx, f.state, "g1", func(r *replication.GroupRecord) error { r.Watermark = 9; return nil })
+	replication.UpdateGroup(ctx, f.state, "g1", replication.AllRows, func(r *replication.GroupRecord) error { r.Watermark = 9; return nil })
 	final := f.point
 	final.ID, final.Seq, final.RowKey = "rp-9", 9, "a"
 	f.state.Upsert(ctx, replication.PointsTable, final)
@@ -307,7 +307,7 @@ func TestMachineDefinitionsFollowTheNetworkMapping(t *testing.T) {
 	}
 	replication.DeleteGroupRows(ctx, f.state, "g1")
 	replication.CreateGroup(ctx, f.state, "g1", spec, time.Now())
-	replication.UpdateGroup(ctx, f.state, "g1", func(r *replication.GroupRecord) error { r.LastSourceTime = time.Now(); return nil })
+	replication.UpdateGroup(ctx, f.state, "g1", replication.AllRows, func(r *replication.GroupRecord) error { r.LastSourceTime = time.Now(); return nil })
 	if loaded, _ := replication.LoadGroup(ctx, f.state, "g1"); loaded.Spec.VMs[0].StaticIP != "10.1.0.7" || len(loaded.Spec.Network.Mappings) != 1 {
 		t.Fatalf("the network spec did not survive the store: %+v", loaded.Spec)
 	}
@@ -328,7 +328,7 @@ func TestMachineDefinitionsFollowTheNetworkMapping(t *testing.T) {
 	spec.Network.Mappings[0].Test, spec.Network.Mappings[0].TestPrefix = "", ""
 	replication.DeleteGroupRows(ctx, f.state, "g1")
 	replication.CreateGroup(ctx, f.state, "g1", spec, time.Now())
-	replication.UpdateGroup(ctx, f.state, "g1", func(r *replication.GroupRecord) error { r.LastSourceTime = time.Now(); return nil })
+	replication.UpdateGroup(ctx, f.state, "g1", replication.AllRows, func(r *replication.GroupRecord) error { r.LastSourceTime = time.Now(); return nil })
 	job, _ := recovery.NewJob("g1", recovery.JobUnplannedFailover, "latestProcessed", time.Now())
 	recovery.StartJob(ctx, f.state, f.q, job)
 	f.drain(t)
@@ -413,7 +413,7 @@ func TestAStepTheLifeCycleRefusesFailsTheJobAtOnce(t *testing.T) {
 	if err := recovery.StartJob(ctx, f.state, f.q, job); err != nil {
 		t.Fatal(err)
 	}
-	replication.UpdateGroup(ctx, f.state, "g1", func(r *replication.GroupRecord) error {
+	replication.UpdateGroup(ctx, f.state, "g1", replication.AllRows, func(r *replication.GroupRecord) error {
 		r.State = replication.StateCommitted // as if another failover had been committed meanwhile
 		return nil
 	})

@@ -41,11 +41,11 @@ func TestANewKindIsOneRegistration(t *testing.T) {
 		t.Fatal(err)
 	}
 	adm := &Admission{State: state, Pages: pages, Jobs: q, Log: slog.New(slog.DiscardHandler), Now: time.Now}
-	replication.UpdateGroup(ctx, state, "g1", func(r *replication.GroupRecord) error { r.ActiveTestFailover = "x"; return nil })
+	replication.UpdateGroup(ctx, state, "g1", replication.AllRows, func(r *replication.GroupRecord) error { r.ActiveTestFailover = "x"; return nil })
 	if _, err := adm.Start(ctx, Request{Group: "g1", Type: "recipe-check"}); !errors.Is(err, replication.ErrState) || !strings.Contains(err.Error(), "not during a drill") {
 		t.Fatalf("the kind's admission rule was not asked: %v", err)
 	}
-	replication.UpdateGroup(ctx, state, "g1", func(r *replication.GroupRecord) error { r.ActiveTestFailover = ""; return nil })
+	replication.UpdateGroup(ctx, state, "g1", replication.AllRows, func(r *replication.GroupRecord) error { r.ActiveTestFailover = ""; return nil })
 	job, err := adm.Start(ctx, Request{Group: "g1", Type: "recipe-check"})
 	if err != nil {
 		t.Fatal(err)

@@ -58,7 +58,7 @@ func resolvePoint(ctx context.Context, r *JobRunner, j *Job, g *replication.Grou
 }
 
 func holdPoint(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
-	_, err := r.State.Upsert(ctx, replication.HoldsTable, replication.PointHold{Keys: replication.Keys{PartitionKey: j.Group, RowKey: j.PointID}, Job: j.ID()})
+	_, err := r.State.Upsert(ctx, replication.HoldsTable, replication.PointHold{Keys: replication.Keys{PartitionKey: j.Group, RowKey: j.PointID}, HeldByJob: j.ID()})
 	return "retention will not prune " + j.PointID, 0, err
 }
 
@@ -74,7 +74,7 @@ func (r *JobRunner) point(ctx context.Context, j *Job) (replication.RecoveryPoin
 func releaseTestHolds(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
 	released, err := r.releaseHolds(ctx, j.Group, func(h replication.PointHold) bool {
 		var holder Job
-		_, err := r.State.Get(ctx, JobsTable, h.Job, JobRow, &holder)
+		_, err := r.State.Get(ctx, JobsTable, h.HeldByJob, JobRow, &holder)
 		return err != nil || isolated(holder.Type)
 	})
 	return fmt.Sprintf("%d holds released", released), 0, err

@@ -73,7 +73,7 @@ func namedJobs(ctx context.Context, store replication.StateStore) (map[string]bo
 			return nil, err
 		}
 		for _, h := range holds {
-			held[h.Job] = true
+			held[h.HeldByJob] = true
 		}
 	}
 	plans, err := Plans{State: store}.List(ctx)

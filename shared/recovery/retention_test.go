@@ -39,8 +39,8 @@ func TestHousekeepingBoundsRunsQuarantineAndJobs(t *testing.T) {
 		}
 		state.Upsert(ctx, recovery.JobsTable, j)
 	}
-	replication.UpdateGroup(ctx, state, "g1", func(r *replication.GroupRecord) error { r.FailoverJob = jobs["failover"]; return nil })
-	state.Upsert(ctx, replication.HoldsTable, replication.PointHold{Keys: replication.Keys{PartitionKey: "g1", RowKey: "rp-1"}, Job: jobs["hold"]})
+	replication.UpdateGroup(ctx, state, "g1", replication.AllRows, func(r *replication.GroupRecord) error { r.FailoverJob = jobs["failover"]; return nil })
+	state.Upsert(ctx, replication.HoldsTable, replication.PointHold{Keys: replication.Keys{PartitionKey: "g1", RowKey: "rp-1"}, HeldByJob: jobs["hold"]})
 	for i, at := range []time.Time{now.Add(-8 * 24 * time.Hour), now.Add(-24 * time.Hour)} {
 		state.Upsert(ctx, replication.RunsTable, replication.TimerRun{Keys: replication.Keys{PartitionKey: "cutpoints", RowKey: fmt.Sprint(i)}, RanAt: at})
 	}

@@ -28,7 +28,7 @@ var materialize = []stepDef{
 }
 
 func stopSource(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
-	_, err := replication.UpdateGroup(ctx, r.State, j.Group, func(rec *replication.GroupRecord) error {
+	_, err := replication.UpdateGroup(ctx, r.State, j.Group, replication.StateRow|replication.AgentRow, func(rec *replication.GroupRecord) error {
 		if rec.StopRequested {
 			return replication.ErrUnchanged
 		}
@@ -48,11 +48,16 @@ func waitDrained(ctx context.Context, r *JobRunner, j *Job, g *replication.Group
 	if rec.Watermark < rec.AgentStoppedSeq {
 		return fmt.Sprintf("applying: watermark %d of %d", rec.Watermark, rec.AgentStoppedSeq), r.poll(j, time.Second), nil
 	}
-	// The final sequence is the agent's only if the journal holds no batch past it.
+	// The final sequence is the agent's only if neither the journal nor apply holds a batch past it (the
+	// heartbeat judged the report against the watermark it read, which apply may have passed since).
+	latest := rec.Watermark
 	if seqs, err := r.Journal.List(ctx, j.Group); err != nil {
 		return "", 0, err
-	} else if len(seqs) > 0 && slices.Max(seqs) > rec.AgentStoppedSeq {
-		if _, err := replication.UpdateGroup(ctx, r.State, j.Group, func(g *replication.GroupRecord) error {
+	} else if len(seqs) > 0 {
+		latest = max(latest, slices.Max(seqs))
+	}
+	if latest > rec.AgentStoppedSeq {
+		if _, err := replication.UpdateGroup(ctx, r.State, j.Group, replication.AgentRow, func(g *replication.GroupRecord) error {
 			// Not the agent's final sequence: wait for its own report. Only the report judged here is
 			// dropped: one the heartbeat recorded since is judged at the next poll.
 			if g.AgentStoppedSeq != rec.AgentStoppedSeq {
@@ -63,8 +68,8 @@ func waitDrained(ctx context.Context, r *JobRunner, j *Job, g *replication.Group
 		}); err != nil {
 			return "", 0, err
 		}
-		r.Log.Warn("stop report ignored: the journal holds later batches", "job", j.ID(), "group", j.Group, "seq", rec.AgentStoppedSeq, "journal", slices.Max(seqs))
-		return fmt.Sprintf("the reported final sequence %d is not the agent's (the journal holds batch %d): waiting for the agent", rec.AgentStoppedSeq, slices.Max(seqs)), r.poll(j, 2*time.Second), nil
+		r.Log.Warn("stop report ignored: later batches exist", "job", j.ID(), "group", j.Group, "seq", rec.AgentStoppedSeq, "latest", latest)
+		return fmt.Sprintf("the reported final sequence %d is not the agent's (batch %d exists): waiting for the agent", rec.AgentStoppedSeq, latest), r.poll(j, 2*time.Second), nil
 	}
 	points, err := replication.ListPoints(ctx, r.State, j.Group)
 	if err != nil {
@@ -78,7 +83,7 @@ func waitDrained(ctx context.Context, r *JobRunner, j *Job, g *replication.Group
 }
 
 func markFailedOver(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
-	_, err := replication.UpdateGroup(ctx, r.State, j.Group, func(rec *replication.GroupRecord) error {
+	_, err := replication.UpdateGroup(ctx, r.State, j.Group, replication.StateRow, func(rec *replication.GroupRecord) error {
 		rec.FailoverJob = j.ID()
 		return rec.Move(replication.StateFailedOver, fmt.Sprintf("failed over to %s by job %s", j.PointID, j.ID()), r.Now().UTC())
 	})
@@ -123,7 +128,7 @@ func deleteOtherPoints(ctx context.Context, r *JobRunner, j *Job, g *replication
 }
 
 func markCommitted(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
-	_, err := replication.UpdateGroup(ctx, r.State, j.Group, func(rec *replication.GroupRecord) error {
+	_, err := replication.UpdateGroup(ctx, r.State, j.Group, replication.StateRow, func(rec *replication.GroupRecord) error {
 		return rec.Move(replication.StateCommitted, "failover committed by job "+j.ID(), r.Now().UTC())
 	})
 	return "group state Committed", 0, err

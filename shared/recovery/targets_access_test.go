@@ -143,7 +143,7 @@ func TestWaitDrainedDropsOnlyTheReportItJudged(t *testing.T) {
 		t.Fatal(err)
 	}
 	set := func(seq int64) {
-		replication.UpdateGroup(ctx, state, "g1", func(g *replication.GroupRecord) error {
+		replication.UpdateGroup(ctx, state, "g1", replication.AllRows, func(g *replication.GroupRecord) error {
 			g.StopRequested, g.AgentStoppedSeq, g.Watermark = true, seq, seq
 			return nil
 		})

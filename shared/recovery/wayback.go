@@ -161,7 +161,7 @@ func blockCounts(sent, compared int64) map[string]string {
 }
 
 func markReprotected(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
-	_, err := replication.UpdateGroup(ctx, r.State, j.Group, func(rec *replication.GroupRecord) error {
+	_, err := replication.UpdateGroup(ctx, r.State, j.Group, replication.StateRow, func(rec *replication.GroupRecord) error {
 		return rec.Move(replication.StateReprotected, fmt.Sprintf("replicating back to the original disks through the peer site (reprotect job %s)", j.ID()), r.Now().UTC())
 	})
 	return "group state Reprotected", 0, err
@@ -195,7 +195,7 @@ func waitPeerFailover(ctx context.Context, r *JobRunner, j *Job, g *replication.
 }
 
 func markFailedBack(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
-	_, err := replication.UpdateGroup(ctx, r.State, j.Group, func(rec *replication.GroupRecord) error {
+	_, err := replication.UpdateGroup(ctx, r.State, j.Group, replication.StateRow, func(rec *replication.GroupRecord) error {
 		return rec.Move(replication.StateFailedBack, fmt.Sprintf("failed back to the original region at %s by job %s", j.PointID, j.ID()), r.Now().UTC())
 	})
 	return "group state FailedBack", 0, err
@@ -214,11 +214,11 @@ func resumeProtection(ctx context.Context, r *JobRunner, j *Job, g *replication.
 	// The failover's point needs no hold any more: retention may prune it. Released before the group
 	// forgets which job that was, so that a redelivered message still finds them.
 	if failover := g.Record.FailoverJob; failover != "" {
-		if _, err := r.releaseHolds(ctx, j.Group, func(h replication.PointHold) bool { return h.Job == failover }); err != nil {
+		if _, err := r.releaseHolds(ctx, j.Group, func(h replication.PointHold) bool { return h.HeldByJob == failover }); err != nil {
 			return "", 0, err
 		}
 	}
-	if _, err := replication.UpdateGroup(ctx, r.State, j.Group, func(rec *replication.GroupRecord) error {
+	if _, err := replication.UpdateGroup(ctx, r.State, j.Group, replication.StateRow|replication.AgentRow, func(rec *replication.GroupRecord) error {
 		if rec.State != replication.StateFailedBack {
 			return replication.ErrUnchanged // done before the message came again
 		}

@@ -132,7 +132,7 @@ func TestFailbackFailsWithThePeersReason(t *testing.T) {
 	f := newJobFixture(t)
 	peer := &peerStub{}
 	f.runner.Peer = peer
-	replication.UpdateGroup(ctx, f.state, "g1", func(r *replication.GroupRecord) error {
+	replication.UpdateGroup(ctx, f.state, "g1", replication.AllRows, func(r *replication.GroupRecord) error {
 		r.State = replication.StateReprotected
 		return nil
 	})
@@ -229,7 +229,7 @@ func TestPeerSiteThatDoesNotAnswer(t *testing.T) {
 	f.runner.Peer = &unreachablePeer{}
 	clock := time.Now()
 	f.runner.Now = func() time.Time { clock = clock.Add(4 * time.Minute); return clock }
-	replication.UpdateGroup(ctx, f.state, "g1", func(r *replication.GroupRecord) error {
+	replication.UpdateGroup(ctx, f.state, "g1", replication.AllRows, func(r *replication.GroupRecord) error {
 		r.State = replication.StateReprotected
 		return nil
 	})

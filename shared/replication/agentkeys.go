@@ -27,7 +27,7 @@ func (s *Agents) IssueAgentKey(ctx context.Context, group string) (string, error
 	raw := make([]byte, 32)
 	rand.Read(raw)
 	key := base64.RawURLEncoding.EncodeToString(raw)
-	if _, err := UpdateGroup(ctx, s.State, group, func(r *GroupRecord) error {
+	if _, err := UpdateGroup(ctx, s.State, group, StateRow, func(r *GroupRecord) error {
 		r.AgentKeyHash = hashKey(key)
 		return nil
 	}); err != nil {

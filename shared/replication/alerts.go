@@ -201,7 +201,7 @@ func (s *Upkeep) raiseGroupAlerts(ctx context.Context, rec GroupRecord, now time
 	if len(changes) == 0 {
 		return nil, nil
 	}
-	_, err := UpdateGroup(ctx, s.State, rec.Group(), func(r *GroupRecord) error {
+	_, err := UpdateGroup(ctx, s.State, rec.Group(), HealthRow, func(r *GroupRecord) error {
 		if r.AlertSeq != rec.AlertSeq {
 			return ErrUnchanged // another tick alerted first
 		}

@@ -45,7 +45,7 @@ func TestAlertsAreRaisedOncePerChange(t *testing.T) {
 	at := func(when time.Time, change func(r *replication.GroupRecord)) {
 		t.Helper()
 		if change != nil {
-			replication.UpdateGroup(ctx, state, "g1", func(r *replication.GroupRecord) error { change(r); return nil })
+			replication.UpdateGroup(ctx, state, "g1", replication.AllRows, func(r *replication.GroupRecord) error { change(r); return nil })
 		}
 		f.Now = func() time.Time { return when }
 		if _, err := f.Run(ctx, replication.TimerRun{}); err != nil {
@@ -76,7 +76,7 @@ func TestAlertsAreRaisedOncePerChange(t *testing.T) {
 	before, _ := replication.LoadGroup(ctx, state, "g1")
 	at(now.Add(101*time.Minute), nil) // no point for an hour now, too
 	events, _ := replication.ListEvents(ctx, state, "g1")
-	replication.UpdateGroup(ctx, state, "g1", func(r *replication.GroupRecord) error {
+	replication.UpdateGroup(ctx, state, "g1", replication.AllRows, func(r *replication.GroupRecord) error {
 		r.Alerted, r.AlertSeq = before.Record.Alerted, before.Record.AlertSeq
 		return nil
 	})

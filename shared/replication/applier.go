@@ -148,7 +148,7 @@ func resyncStart(descs []Descriptor, watermark int64) int64 {
 
 // startResync moves a group that waits for a resync to Resyncing, its watermark at the resync batch.
 func (a *Applier) startResync(ctx context.Context, g *Group, start int64) error {
-	_, err := UpdateGroup(ctx, a.State, g.Record.Group(), func(r *GroupRecord) error {
+	_, err := UpdateGroup(ctx, a.State, g.Record.Group(), StateRow|ProgressRow, func(r *GroupRecord) error {
 		if r.State != StateResyncRequired {
 			return ErrUnchanged
 		}
@@ -253,7 +253,7 @@ func (a *Applier) control(ctx context.Context, g *Group, b *Batch) error {
 	if b.Kind == KindMarker {
 		return a.marker(ctx, g, b)
 	}
-	return a.advancePast(ctx, g, b.Seq, func(r *GroupRecord) {
+	return a.advancePast(ctx, g, b.Seq, StateRow, func(r *GroupRecord) {
 		if r.State == StateProtected {
 			r.Move(StateResyncing, "", a.Now().UTC())
 		}
@@ -365,7 +365,7 @@ func (a *Applier) commit(ctx context.Context, g *Group, ws *writeSet, through in
 	}
 	elapsed := time.Since(start)
 	now := a.Now().UTC()
-	rec, err := UpdateGroup(ctx, a.State, g.Record.Group(), func(r *GroupRecord) error {
+	rec, err := UpdateGroup(ctx, a.State, g.Record.Group(), ProgressRow, func(r *GroupRecord) error {
 		if r.Watermark >= through {
 			return ErrUnchanged // another instance got here first, with the same content
 		}
@@ -379,7 +379,6 @@ func (a *Applier) commit(ctx context.Context, g *Group, ws *writeSet, through in
 		if elapsed > 0 && stats.BytesWritten > 0 {
 			r.ApplyBytesPerSecond = float64(stats.BytesWritten) / elapsed.Seconds()
 		}
-		r.UpdatedAt = now
 		return nil
 	})
 	if err != nil {
@@ -401,13 +400,15 @@ func rpoMs(source, now time.Time) int64 {
 }
 
 // advancePast moves the watermark past one stream item (a marker or a resync start), letting record
-// note what the item means; a watermark already past it (another instance got there) changes nothing.
-func (a *Applier) advancePast(ctx context.Context, g *Group, seq int64, record func(r *GroupRecord)) error {
-	rec, err := UpdateGroup(ctx, a.State, g.Record.Group(), func(r *GroupRecord) error {
+// note what the item means in the rows named besides apply's (a move of the group's state); a
+// watermark already past it (another instance got there) changes nothing.
+func (a *Applier) advancePast(ctx context.Context, g *Group, seq int64, rows GroupRows, record func(r *GroupRecord)) error {
+	rows |= ProgressRow
+	rec, err := UpdateGroup(ctx, a.State, g.Record.Group(), rows, func(r *GroupRecord) error {
 		if r.Watermark >= seq {
 			return ErrUnchanged
 		}
-		r.Watermark, r.BatchesApplied, r.UpdatedAt = seq, r.BatchesApplied+1, a.Now().UTC()
+		r.Watermark, r.BatchesApplied = seq, r.BatchesApplied+1
 		record(r)
 		return nil
 	})
@@ -421,7 +422,7 @@ func (a *Applier) advancePast(ctx context.Context, g *Group, seq int64, record f
 // resync starts.
 func (a *Applier) stop(ctx context.Context, g *Group, reason string, res *ApplyResult) error {
 	res.Stopped = reason
-	_, err := UpdateGroup(ctx, a.State, g.Record.Group(), func(r *GroupRecord) error {
+	_, err := UpdateGroup(ctx, a.State, g.Record.Group(), StateRow, func(r *GroupRecord) error {
 		if r.State == StateResyncRequired || !canMove(r.State, StateResyncRequired) {
 			return ErrUnchanged // already stopped, or failed over or disabled meanwhile
 		}

@@ -155,7 +155,7 @@ func (s *Groups) finishCreation(ctx context.Context, g *Group, res TargetResourc
 	if err != nil {
 		return nil, 0, err
 	}
-	if g.Record, err = UpdateGroup(ctx, s.State, group, func(r *GroupRecord) error {
+	if g.Record, err = UpdateGroup(ctx, s.State, group, StateRow, func(r *GroupRecord) error {
 		r.Creating = false
 		if res.ResourceGroupID != "" {
 			r.Resources = res
@@ -302,7 +302,7 @@ func (s *Groups) Disable(ctx context.Context, group string, keep bool) (*Group, 
 	if !keep && s.Journal == nil {
 		return nil, fmt.Errorf("%w: removing a group's data removes its journal: set StandbyCacheStorage", ErrNotConfigured)
 	}
-	rec, err := UpdateGroup(ctx, s.State, group, func(r *GroupRecord) error {
+	rec, err := UpdateGroup(ctx, s.State, group, StateRow, func(r *GroupRecord) error {
 		return r.Move(StateDisabled, "replication disabled by the operator", s.now())
 	})
 	if err != nil {
@@ -326,7 +326,7 @@ func (s *Groups) Resync(ctx context.Context, group string) (GroupRecord, error) 
 	if err := s.admissible(group); err != nil { // UpdateGroup answers ErrNoGroup for a missing one
 		return GroupRecord{}, err
 	}
-	return UpdateGroup(ctx, s.State, group, func(r *GroupRecord) error {
+	return UpdateGroup(ctx, s.State, group, StateRow, func(r *GroupRecord) error {
 		if r.State == StateResyncRequired {
 			return ErrUnchanged
 		}

@@ -20,8 +20,26 @@ const (
 	vmRowPrefix  = "vm~"
 )
 
-// GroupRecord is a group's state row: its policy and target, and where replication stands.
+// GroupRecord is a group as its writers left it: one row per writer in the group's partition, as raft
+// keeps what different actors write in different stores, so that apply, the agent's heartbeat and the
+// timer never contend with each other or with the operator's jobs. Loading a group stays one query.
+//   - state (GroupState): life cycle, configuration and the jobs' claims: enable, the API, the jobs;
+//   - progress (GroupProgress): apply;
+//   - agent (AgentStatus): the agent's heartbeat;
+//   - health (GroupHealth): the timer (recovery points, RPO health, alerts).
+//
+// A change names the rows it writes (UpdateGroup); the others it may read, unguarded.
 type GroupRecord struct {
+	GroupState
+	GroupProgress
+	AgentStatus
+	GroupHealth
+}
+
+// GroupState is the group's state row: what it is, where it replicates to, and where its life cycle
+// stands. Every life-cycle move is made here, so a job's claim (FailoverJob, WayBackJob,
+// ActiveTestFailover) and the state its admission rule read are guarded by one ETag.
+type GroupState struct {
 	Keys
 	// Claim keys the group's VM rows (CreateGroup); Creating marks a group whose target disks are being
 	// made (Enable).
@@ -29,8 +47,6 @@ type GroupRecord struct {
 	Creating bool   `json:"Creating,omitempty"`
 	// origin is who enabled the group (peers.go).
 	Origin origin `json:"Origin,omitempty"`
-	// HistoryPrunedAt is when the timer last pruned the group's history (hourly).
-	HistoryPrunedAt time.Time `json:"HistoryPrunedAt"`
 	// AgentKeyHash is the SHA-256 of the group's agent key (agentkeys.go).
 	AgentKeyHash string `json:"AgentKeyHash,omitempty"`
 	// StreamKey authenticates the group's change stream (streamauth.go); never shown in a view.
@@ -43,11 +59,26 @@ type GroupRecord struct {
 	// Resources are the target resources made on enable (targets.go).
 	Resources TargetResources `json:"Resources"`
 
-	State     State     `json:"State"`
-	Reason    string    `json:"Reason,omitempty"`
+	State  State  `json:"State"`
+	Reason string `json:"Reason,omitempty"`
+	// UpdatedAt is when the state row last changed (a move, a new placement); apply's progress is
+	// GroupProgress.LastAppliedAt.
 	CreatedAt time.Time `json:"CreatedAt"`
 	UpdatedAt time.Time `json:"UpdatedAt"`
 
+	// StopRequested tells the agent to stop taking writes, flush and report its final sequence
+	// (planned failover); AgentStatus.AgentStoppedSeq is that sequence once the agent has stopped.
+	StopRequested bool `json:"StopRequested"`
+	// FailoverJob is the failover the group is in (or was committed from).
+	FailoverJob string `json:"FailoverJob,omitempty"`
+	// WayBackJob is the last reprotect or failback job: one runs at a time.
+	WayBackJob string `json:"WayBackJob,omitempty"`
+	// ActiveTestFailover is the test failover job whose disks exist until a cleanup.
+	ActiveTestFailover string `json:"ActiveTestFailover,omitempty"`
+}
+
+// GroupProgress is apply's row: where the target disks stand in the group's stream.
+type GroupProgress struct {
 	// Watermark is the highest sequence applied: every batch up to it is on the target disks.
 	Watermark      int64     `json:"Watermark"`
 	LastSourceTime time.Time `json:"LastSourceTime"`
@@ -63,8 +94,10 @@ type GroupRecord struct {
 	// MarkerPending is the marker whose snapshots are being taken: an attempt that finds it set knows
 	// an earlier one may have left snapshots it never recorded (they carry the marker's tag).
 	MarkerPending int64 `json:"MarkerPending"`
+}
 
-	// Agent reports (heartbeats through the API).
+// AgentStatus is the heartbeat's row: what the group's agent last reported.
+type AgentStatus struct {
 	AgentSeq        int64     `json:"AgentSeq"`
 	AgentSeenAt     time.Time `json:"AgentSeenAt"`
 	BaselineDone    int64     `json:"BaselineDone"`
@@ -73,9 +106,15 @@ type GroupRecord struct {
 	// BaselineBlocks were compared by the agent's sync, BaselineBlocksSent differed and were sent.
 	BaselineBlocks     int64 `json:"BaselineBlocks"`
 	BaselineBlocksSent int64 `json:"BaselineBlocksSent"`
-	ResyncRequested    bool  `json:"ResyncRequested"`
+	// AgentStoppedSeq is the agent's final sequence after a stop (GroupState.StopRequested).
+	AgentStoppedSeq int64 `json:"AgentStoppedSeq"`
+}
 
-	// Recovery points (cutpoints).
+// GroupHealth is the timer's row: recovery points, the markers it asks for, health and alerts.
+type GroupHealth struct {
+	// HistoryPrunedAt is when the timer last pruned the group's history (hourly).
+	HistoryPrunedAt time.Time `json:"HistoryPrunedAt"`
+
 	LastPromotedSeq  int64     `json:"LastPromotedSeq"`
 	LastPointTime    time.Time `json:"LastPointTime"`
 	LastAppPointTime time.Time `json:"LastAppPointTime"`
@@ -84,18 +123,9 @@ type GroupRecord struct {
 	MarkerRequestedAt time.Time `json:"MarkerRequestedAt"`
 	// AppMarkerRequestedAt asks for an app-consistent marker (the policy's app interval passed).
 	AppMarkerRequestedAt time.Time `json:"AppMarkerRequestedAt"`
-	// StopRequested tells the agent to stop taking writes, flush and report its final sequence
-	// (planned failover); AgentStoppedSeq is that sequence once the agent has stopped.
-	StopRequested   bool  `json:"StopRequested"`
-	AgentStoppedSeq int64 `json:"AgentStoppedSeq"`
-	// FailoverJob is the failover the group is in (or was committed from).
-	FailoverJob string `json:"FailoverJob,omitempty"`
-	// WayBackJob is the last reprotect or failback job: one runs at a time.
-	WayBackJob string `json:"WayBackJob,omitempty"`
-	// ActiveTestFailover is the test failover job whose disks exist until a cleanup.
-	ActiveTestFailover string `json:"ActiveTestFailover,omitempty"`
-	Health             string `json:"Health,omitempty"`
-	HealthReason       string `json:"HealthReason,omitempty"`
+
+	Health       string `json:"Health,omitempty"`
+	HealthReason string `json:"HealthReason,omitempty"`
 	// Alerted is the alert conditions last raised (alerts.go); AlertSeq counts the changes alerted.
 	Alerted  string `json:"Alerted,omitempty"`
 	AlertSeq int64  `json:"AlertSeq,omitempty"`
@@ -121,7 +151,7 @@ func updatePlacement(ctx context.Context, store StateStore, group, claim string,
 	if err := putVMRows(ctx, store, group, claim, spec); err != nil {
 		return nil, err
 	}
-	if _, err := UpdateGroup(ctx, store, group, func(r *GroupRecord) error {
+	if _, err := UpdateGroup(ctx, store, group, StateRow, func(r *GroupRecord) error {
 		r.Network, r.UpdatedAt = spec.Network, now
 		if res.ResourceGroupID != "" {
 			r.Resources = res
@@ -156,10 +186,9 @@ type MarkerRecord struct {
 	Snapshots   map[string]string `json:"Snapshots"`
 }
 
-// Group is a group as loaded: its state row and its spec.
+// Group is a group as loaded: its record and its spec.
 type Group struct {
 	Record GroupRecord
-	ETag   ETag
 	Spec   GroupSpec
 }
 
@@ -180,22 +209,19 @@ func (g *Group) TargetDisk(key string) DiskRef {
 // ErrNoGroup is returned for a group that has not been enabled.
 var ErrNoGroup = fmt.Errorf("group not enabled: %w", ErrNotFound)
 
-// LoadGroup reads a group's rows.
+// LoadGroup reads a group's rows in one query: its record and its VMs.
 func LoadGroup(ctx context.Context, store StateStore, group string) (*Group, error) {
-	g := &Group{}
-	found := false
+	var rd recordReader
 	vms := map[string]vMRecord{} // by row key
 	err := store.Query(ctx, GroupsTable, group, func(decode func(any) error, etag ETag) error {
 		var keys Keys
 		if err := decode(&keys); err != nil {
 			return err
 		}
-		switch {
-		case keys.RowKey == stateRow:
-			found = true
-			g.ETag = etag
-			return decode(&g.Record)
-		case strings.HasPrefix(keys.RowKey, vmRowPrefix):
+		if ok, err := rd.row(keys.RowKey, decode, etag); ok || err != nil {
+			return err
+		}
+		if strings.HasPrefix(keys.RowKey, vmRowPrefix) {
 			var vm vMRecord
 			if err := decode(&vm); err != nil {
 				return err
@@ -207,9 +233,11 @@ func LoadGroup(ctx context.Context, store StateStore, group string) (*Group, err
 	if err != nil {
 		return nil, err
 	}
+	loaded, found := rd.record()
 	if !found {
 		return nil, fmt.Errorf("group %s does not exist: %w", group, ErrNoGroup)
 	}
+	g := &Group{Record: loaded.rec}
 	g.Spec = GroupSpec{Target: g.Record.Target, Policy: g.Record.Policy, Network: g.Record.Network}
 	for _, name := range g.Record.VMNames {
 		vm, ok := vms[vmRowKey(g.Record.Claim, name)]
@@ -235,19 +263,18 @@ func createGroupFrom(ctx context.Context, store StateStore, group string, spec G
 	if err := putVMRows(ctx, store, group, claim, spec); err != nil {
 		return nil, err
 	}
-	rec := GroupRecord{Keys: Keys{PartitionKey: group, RowKey: stateRow}, Claim: claim, Creating: true, Origin: origin, StreamKey: newStreamKey(), Target: spec.Target, Policy: spec.Policy, Network: spec.Network,
-		State: StateInitialReplication, CreatedAt: now, UpdatedAt: now}
+	rec := GroupRecord{GroupState: GroupState{Keys: Keys{PartitionKey: group, RowKey: stateRow}, Claim: claim, Creating: true, Origin: origin, StreamKey: newStreamKey(), Target: spec.Target, Policy: spec.Policy, Network: spec.Network,
+		State: StateInitialReplication, CreatedAt: now, UpdatedAt: now}}
 	for _, vm := range spec.VMs {
 		rec.VMNames = append(rec.VMNames, vm.Name)
 	}
-	etag, err := store.Insert(ctx, GroupsTable, rec)
-	if err != nil {
+	if err := store.Transact(ctx, GroupsTable, createRecordOps(&rec)); err != nil {
 		for _, vm := range spec.VMs { // lost the race (or failed): this attempt's rows are nobody's
 			store.Delete(ctx, GroupsTable, group, vmRowKey(claim, vm.Name), "")
 		}
 		return nil, err
 	}
-	return &Group{Record: rec, ETag: etag, Spec: spec}, nil
+	return &Group{Record: rec, Spec: spec}, nil
 }
 
 // vmRowKey is a VM's row key under the group's claim (groups made before claims have none).
@@ -256,16 +283,6 @@ func vmRowKey(claim, vm string) string {
 		return vmRowPrefix + vm
 	}
 	return vmRowPrefix + claim + "." + vm // VM names have no '.'
-}
-
-// UpdateGroup changes a group's state row with an ETag-guarded read-modify-write.
-func UpdateGroup(ctx context.Context, store StateStore, group string, change func(*GroupRecord) error) (GroupRecord, error) {
-	return Mutate(ctx, store, GroupsTable, group, stateRow, func(r *GroupRecord, found bool) error {
-		if !found {
-			return fmt.Errorf("group %s does not exist: %w", group, ErrNoGroup)
-		}
-		return change(r)
-	})
 }
 
 // DeleteGroupRows removes a group's rows (state row first, so a half-deleted group is invisible).

@@ -73,7 +73,7 @@ func (s *Agents) Heartbeat(ctx context.Context, group string, rep AgentReport) (
 		return AgentInstructions{}, err
 	}
 	now := s.now()
-	rec, err := UpdateGroup(ctx, s.State, group, func(g *GroupRecord) error {
+	rec, err := UpdateGroup(ctx, s.State, group, AgentRow, func(g *GroupRecord) error {
 		if rep.Seq > g.Watermark+maxSeqAhead {
 			return fmt.Errorf("%w: seq %d is more than %d batches past what was applied (%d)", ErrInvalid, rep.Seq, maxSeqAhead, g.Watermark)
 		}

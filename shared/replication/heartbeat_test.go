@@ -55,7 +55,7 @@ func TestForgedStopReportIsIgnored(t *testing.T) {
 	if _, err := s.Heartbeat(ctx, "g1", replication.AgentReport{Seq: 89}); err != nil {
 		t.Fatal(err)
 	}
-	replication.UpdateGroup(ctx, state, "g1", func(r *replication.GroupRecord) error { r.StopRequested = true; return nil })
+	replication.UpdateGroup(ctx, state, "g1", replication.AllRows, func(r *replication.GroupRecord) error { r.StopRequested = true; return nil })
 	if _, err := s.Heartbeat(ctx, "g1", replication.AgentReport{Seq: 1, Stopped: true}); err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ func (a *Applier) marker(ctx context.Context, g *Group, b *Batch) error {
 	group := g.Record.Group()
 	incomplete := g.Record.State == StateInitialReplication || g.Record.State == StateResyncing
 	if incomplete && !b.Baseline {
-		err := a.advancePast(ctx, g, b.Seq, func(r *GroupRecord) { r.LastSourceTime = b.SourceTime })
+		err := a.advancePast(ctx, g, b.Seq, 0, func(r *GroupRecord) { r.LastSourceTime = b.SourceTime })
 		if err == nil {
 			a.Log.Info("marker during a baseline: not a recovery point", "group", group, "seq", b.Seq, "state", g.Record.State)
 		}
@@ -48,7 +48,11 @@ func (a *Applier) marker(ctx context.Context, g *Group, b *Batch) error {
 			return err
 		}
 	}
-	if err := a.advancePast(ctx, g, b.Seq, func(r *GroupRecord) {
+	var moves GroupRows // the baseline marker that ends a baseline moves the group's state too
+	if b.Baseline {
+		moves = StateRow
+	}
+	if err := a.advancePast(ctx, g, b.Seq, moves, func(r *GroupRecord) {
 		r.MarkerPending = 0
 		r.LastMarkerSeq, r.LastMarkerTime, r.LastMarkerKind = b.Seq, b.SourceTime, b.Consistency
 		r.LastSourceTime = b.SourceTime
@@ -99,7 +103,7 @@ func (a *Applier) sweepMarker(ctx context.Context, g *Group, rec MarkerRecord, t
 func (a *Applier) snapshotMarker(ctx context.Context, g *Group, rec MarkerRecord, tag string, sweep bool) (MarkerRecord, bool, error) {
 	group := g.Record.Group()
 	if !sweep {
-		updated, err := UpdateGroup(ctx, a.State, group, func(r *GroupRecord) error {
+		updated, err := UpdateGroup(ctx, a.State, group, ProgressRow, func(r *GroupRecord) error {
 			r.MarkerPending = rec.Seq
 			return nil
 		})

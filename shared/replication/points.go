@@ -38,7 +38,8 @@ func pointRow(seq int64) string { return fmt.Sprintf("%020d", math.MaxInt64-seq)
 // PointHold marks a point a running job uses: retention never prunes it.
 type PointHold struct {
 	Keys
-	Job string `json:"Job"`
+	// HeldByJob is the holding job's id (stored as "Job", as rows written before the name was).
+	HeldByJob string `json:"Job"`
 }
 
 // ListPoints returns a group's recovery points, newest first.
@@ -77,7 +78,7 @@ func Promote(ctx context.Context, store StateStore, g *Group, now time.Time) ([]
 		return nil, nil
 	}
 	last := promoted[len(promoted)-1]
-	rec, err := UpdateGroup(ctx, store, g.Record.Group(), func(r *GroupRecord) error {
+	rec, err := UpdateGroup(ctx, store, g.Record.Group(), HealthRow, func(r *GroupRecord) error {
 		if r.LastPromotedSeq >= last.Seq {
 			return ErrUnchanged
 		}

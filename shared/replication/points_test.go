@@ -21,7 +21,7 @@ func TestPromoteAndPrune(t *testing.T) {
 	pages.EnsureContainer(ctx, spec.Target.Container)
 	g, _ := replication.CreateGroup(ctx, state, "g1", spec, now)
 	pages.Create(ctx, g.TargetDisk("vm/d"), 1<<20)
-	replication.UpdateGroup(ctx, state, "g1", func(r *replication.GroupRecord) error { r.State = replication.StateProtected; return nil })
+	replication.UpdateGroup(ctx, state, "g1", replication.AllRows, func(r *replication.GroupRecord) error { r.State = replication.StateProtected; return nil })
 	applier := &replication.Applier{State: state, Pages: pages, Journal: journal, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }, Parallelism: 2}
 	// Markers at 30 h, 3 h, 2.5 h and 10 min ago (the first an app-consistent one).
 	ages := []time.Duration{30 * time.Hour, 3 * time.Hour, 150 * time.Minute, 10 * time.Minute}
@@ -53,7 +53,7 @@ func TestPromoteAndPrune(t *testing.T) {
 	}
 	// Retention (24 h): rp-1 is past it (being the only app point does not save it); rp-2 shares its
 	// hour slot with the newer rp-3 and would go, but a running job holds it.
-	state.Upsert(ctx, replication.HoldsTable, replication.PointHold{Keys: replication.Keys{PartitionKey: "g1", RowKey: "rp-2"}, Job: "job-1"})
+	state.Upsert(ctx, replication.HoldsTable, replication.PointHold{Keys: replication.Keys{PartitionKey: "g1", RowKey: "rp-2"}, HeldByJob: "job-1"})
 	pruned, err := replication.PrunePoints(ctx, state, pages, g, now)
 	if err != nil {
 		t.Fatal(err)

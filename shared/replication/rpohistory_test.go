@@ -23,7 +23,7 @@ func TestRPOIsSampledEveryMinuteAndPruned(t *testing.T) {
 		Policy: replication.Policy{RetentionHours: 2}}
 	spec.Normalize("g1")
 	replication.CreateGroup(ctx, state, "g1", spec, now)
-	replication.UpdateGroup(ctx, state, "g1", func(r *replication.GroupRecord) error {
+	replication.UpdateGroup(ctx, state, "g1", replication.AllRows, func(r *replication.GroupRecord) error {
 		r.State, r.LastSourceTime, r.LastPointTime, r.LastMarkerTime = replication.StateProtected, now.Add(-20*time.Minute), now, now
 		return nil
 	})

@@ -54,7 +54,7 @@ func canMove(from, to State) bool {
 }
 
 // Move changes the record's state with the reason, or refuses with ErrState naming both states.
-func (r *GroupRecord) Move(to State, reason string, now time.Time) error {
+func (r *GroupState) Move(to State, reason string, now time.Time) error {
 	if !canMove(r.State, to) {
 		return fmt.Errorf("%w: the group is %s and cannot become %s", ErrState, r.State, to)
 	}
@@ -64,9 +64,9 @@ func (r *GroupRecord) Move(to State, reason string, now time.Time) error {
 
 // ReplicationStopped reports whether the group's replication (this way) has stopped: disabled, failed
 // over, or running the other way. Apply writes nothing and cutpoints cuts nothing then.
-func (r *GroupRecord) ReplicationStopped() bool { return !slices.Contains(replicating, r.State) }
+func (r *GroupState) ReplicationStopped() bool { return !slices.Contains(replicating, r.State) }
 
 // FailedOver reports whether the group has failed over (and not yet come back this way).
-func (r *GroupRecord) FailedOver() bool {
+func (r *GroupState) FailedOver() bool {
 	return r.State == StateFailedOver || r.State == StateCommitted || r.State == StateReprotected || r.State == StateFailedBack
 }

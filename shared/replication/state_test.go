@@ -24,7 +24,7 @@ func TestTheLifeCycle(t *testing.T) {
 		{replication.StateDisabled, replication.StateFailedOver}, // kept data: its points can still be failed over to
 	}
 	for _, m := range allowed {
-		r := replication.GroupRecord{State: m[0]}
+		r := replication.GroupState{State: m[0]}
 		if err := r.Move(m[1], "why", time.Now()); err != nil || r.State != m[1] || r.Reason != "why" {
 			t.Errorf("%s → %s: %v (state %s)", m[0], m[1], err, r.State)
 		}
@@ -36,7 +36,7 @@ func TestTheLifeCycle(t *testing.T) {
 		{replication.StateReprotected, replication.StateProtected},
 	}
 	for _, m := range refused {
-		r := replication.GroupRecord{State: m[0], Reason: "kept"}
+		r := replication.GroupState{State: m[0], Reason: "kept"}
 		if err := r.Move(m[1], "why", time.Now()); !errors.Is(err, replication.ErrState) || r.State != m[0] || r.Reason != "kept" {
 			t.Errorf("%s → %s allowed or changed the record: %v (state %s)", m[0], m[1], err, r.State)
 		}

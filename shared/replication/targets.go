@@ -62,7 +62,7 @@ func (s *Groups) provisionTargets(ctx context.Context, group string, spec GroupS
 
 // recordTargets keeps the target resources on the group's record.
 func (s *Deps) recordTargets(ctx context.Context, group string, res TargetResources) (GroupRecord, error) {
-	return UpdateGroup(ctx, s.State, group, func(r *GroupRecord) error {
+	return UpdateGroup(ctx, s.State, group, StateRow, func(r *GroupRecord) error {
 		r.Resources = res
 		return nil
 	})
@@ -79,7 +79,7 @@ func (s *Upkeep) refreshTargets(ctx context.Context, g *Group) ([]string, error)
 	}
 	// Kept only over the deployment it refreshed: an enable may have recorded a newer one since.
 	running, kept := g.Record.Resources.Deployment, false
-	_, err = UpdateGroup(ctx, s.State, g.Record.Group(), func(r *GroupRecord) error {
+	_, err = UpdateGroup(ctx, s.State, g.Record.Group(), StateRow, func(r *GroupRecord) error {
 		if r.Resources.State != TargetsRunning || r.Resources.Deployment != running {
 			return ErrUnchanged
 		}

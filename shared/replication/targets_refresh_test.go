@@ -20,7 +20,7 @@ func (racingTargets) Provision(context.Context, string, replication.GroupSpec) (
 }
 
 func (r racingTargets) Refresh(ctx context.Context, res replication.TargetResources) (replication.TargetResources, error) {
-	replication.UpdateGroup(ctx, r.state, "g1", func(g *replication.GroupRecord) error {
+	replication.UpdateGroup(ctx, r.state, "g1", replication.AllRows, func(g *replication.GroupRecord) error {
 		g.Resources = replication.TargetResources{ResourceGroup: "rg", Deployment: "d2", State: replication.TargetsRunning}
 		return nil
 	})
@@ -36,7 +36,7 @@ func TestRefreshKeepsANewerDeployment(t *testing.T) {
 	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 1 << 20, Source: "agent"}}}}}
 	spec.Normalize("g1")
 	replication.CreateGroup(ctx, state, "g1", spec, time.Now())
-	replication.UpdateGroup(ctx, state, "g1", func(g *replication.GroupRecord) error {
+	replication.UpdateGroup(ctx, state, "g1", replication.AllRows, func(g *replication.GroupRecord) error {
 		g.Resources = replication.TargetResources{ResourceGroup: "rg", Deployment: "d1", State: replication.TargetsRunning}
 		return nil
 	})

@@ -63,7 +63,7 @@ func (s *Upkeep) tend(ctx context.Context, group string, now time.Time) ([]strin
 	if err == nil && now.Sub(g.Record.HistoryPrunedAt) >= time.Hour {
 		var n int
 		if n, err = pruneHistory(ctx, s.State, group, now, rpoHistoryKept(g.Record.Policy)); err == nil {
-			_, err = UpdateGroup(ctx, s.State, group, func(r *GroupRecord) error { r.HistoryPrunedAt = now; return nil })
+			_, err = UpdateGroup(ctx, s.State, group, HealthRow, func(r *GroupRecord) error { r.HistoryPrunedAt = now; return nil })
 		}
 		if n > 0 {
 			logs = append(logs, fmt.Sprintf("group %s: %d history entries pruned (events past %s, RPO samples past %s)", group, n, EventRetention, rpoHistoryKept(g.Record.Policy)))
@@ -82,7 +82,7 @@ func (s *Upkeep) tend(ctx context.Context, group string, now time.Time) ([]strin
 		return logs, err
 	}
 	interval := time.Duration(g.Record.Policy.CrashConsistentIntervalSeconds) * time.Second
-	rec, err := UpdateGroup(ctx, s.State, group, func(r *GroupRecord) error {
+	rec, err := UpdateGroup(ctx, s.State, group, HealthRow, func(r *GroupRecord) error {
 		if r.State == StateProtected && now.Sub(r.LastMarkerTime) >= interval && !r.MarkerRequestedAt.After(r.LastMarkerTime) {
 			r.MarkerRequestedAt = now
 		}

@@ -21,7 +21,7 @@ func TestTickPrunesAppliedBatchesOutsideTheWindow(t *testing.T) {
 		Policy: replication.Policy{JournalWindowMinutes: 60}}
 	spec.Normalize("g1")
 	replication.CreateGroup(ctx, state, "g1", spec, now)
-	replication.UpdateGroup(ctx, state, "g1", func(r *replication.GroupRecord) error { r.Watermark = 3; return nil })
+	replication.UpdateGroup(ctx, state, "g1", replication.AllRows, func(r *replication.GroupRecord) error { r.Watermark = 3; return nil })
 	for seq := int64(1); seq <= 5; seq++ {
 		journal.Now = func() time.Time { return now.Add(-2 * time.Hour) } // all stored two hours ago
 		if seq == 2 {
@@ -49,7 +49,7 @@ func TestTickRequestsMarkersAndRatesHealth(t *testing.T) {
 		Policy: replication.Policy{CrashConsistentIntervalSeconds: 300, AppConsistentIntervalSeconds: 3600}}
 	spec.Normalize("g1")
 	replication.CreateGroup(ctx, state, "g1", spec, now)
-	replication.UpdateGroup(ctx, state, "g1", func(r *replication.GroupRecord) error {
+	replication.UpdateGroup(ctx, state, "g1", replication.AllRows, func(r *replication.GroupRecord) error {
 		r.State, r.LastMarkerTime, r.LastSourceTime, r.LastPointTime = replication.StateProtected, now.Add(-6*time.Minute), now.Add(-20*time.Minute), now.Add(-6*time.Minute)
 		return nil
 	})
