@@ -273,6 +273,36 @@ disks=
 for d in /dev/vd[a-z] /dev/vd[a-z][a-z]; do
   [ -b "$d" ] && disks="${disks:+$disks,}$d"
 done
+# The run channel (shared/standin/qemu/run.go), on the second serial port when the host gave one:
+# "RUN <nonce> <seconds> <base64 script>" runs the script with its output kept in a file only this
+# loop reads; the reply frames the output's end in base64 between "<nonce> BEGIN <bytes>" and
+# "<nonce> END <exit code> <exited|timedout>", so nothing the script prints can stand for its status.
+serve_runs() {
+  local verb nonce secs script dir code started state
+  while :; do
+    if ! read -r verb nonce secs script; then sleep 1; continue; fi
+    [ "$verb" = RUN ] || continue
+    case $secs in '' | *[!0-9]*) continue ;; esac
+    dir=$(mktemp -d /tmp/run.XXXXXX)
+    if echo "$script" | base64 -d >"$dir/script" 2>/dev/null; then
+      started=$(date +%s)
+      (cd / && timeout -s KILL "$secs" sh "$dir/script" </dev/null >"$dir/out" 2>&1)
+      code=$?
+      state=exited
+      [ "$code" = 137 ] && [ $(($(date +%s) - started)) -ge "$secs" ] && state=timedout
+    else
+      echo "the run channel could not decode the script" >"$dir/out"
+      code=126 state=exited
+    fi
+    echo "$nonce BEGIN $(wc -c <"$dir/out")"
+    tail -c 4096 "$dir/out" | base64
+    echo "$nonce END $code $state"
+    rm -rf "$dir"
+  done
+}
+if [ -c /dev/ttyS1 ] && stty -F /dev/ttyS1 raw -echo 2>/dev/null; then
+  serve_runs </dev/ttyS1 >/dev/ttyS1 2>/dev/null &
+fi
 exec </dev/ttyS0 >/dev/ttyS0 2>&1
 echo "STANDBY-GUEST-UP host=$host disks=$disks"
 while :; do

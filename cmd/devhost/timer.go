@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/standby-dr/standby/shared/protocol/funcproto"
+	"github.com/standby-dr/standby/shared/protocol/ncrontab"
 )
 
 // The timer trigger: an NCRONTAB schedule, runOnStartup, and the schedule monitor (useMonitor) that
@@ -80,4 +82,35 @@ func timerPayload(function, binding string, status *funcproto.ScheduleStatus, pa
 	v := funcproto.TimerInfo{IsPastDue: pastDue, ScheduleStatus: status}
 	v.Schedule.AdjustForDST = true
 	return funcproto.NewTimerRequest(function, binding, v, now)
+}
+
+// Schedule is a timer trigger's schedule: a six-field NCRONTAB expression or a TimeSpan interval
+// (hh:mm:ss), the two forms the timer trigger accepts.
+type Schedule struct {
+	cron     *ncrontab.Schedule
+	interval time.Duration
+}
+
+// ParseSchedule parses a timer schedule.
+func ParseSchedule(text string) (*Schedule, error) {
+	if strings.Contains(text, ":") {
+		d, err := ParseTimeSpan(text)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("%q is neither a six-field NCRONTAB expression nor a positive hh:mm:ss interval", text)
+		}
+		return &Schedule{interval: d}, nil
+	}
+	cron, err := ncrontab.ParseWithSeconds(text)
+	if err != nil {
+		return nil, err
+	}
+	return &Schedule{cron: cron}, nil
+}
+
+// Next returns the first due time strictly after t.
+func (s *Schedule) Next(t time.Time) time.Time {
+	if s.interval > 0 {
+		return t.Add(s.interval)
+	}
+	return s.cron.Next(t)
 }

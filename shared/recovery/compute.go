@@ -3,6 +3,7 @@ package recovery
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -37,6 +38,65 @@ type Compute interface {
 	// MissingActions are the actions of the list the app's identity may not take in the resource group
 	// (ErrNotFound: the group does not exist).
 	MissingActions(ctx context.Context, resourceGroup string, actions []string) ([]string, error)
+	// RunCommand runs a shell script as root in a running VM of the resource group and waits until it
+	// ends or its timeout passes. The result's exit code and timing are reported apart from the
+	// script's output, so nothing the script prints can stand for them. ErrNotFound: no such VM;
+	// ErrState: the VM is not running.
+	RunCommand(ctx context.Context, resourceGroup, vm string, cmd Command) (CommandResult, error)
+}
+
+// Command is a script to run in a VM.
+type Command struct {
+	Script  string
+	Timeout time.Duration // CommandTimeout if 0
+}
+
+// CommandResult is how a command ended: its exit code (meaningless when TimedOut), and the last
+// MaxCommandOutput bytes of its output (stdout and stderr together; Truncated if there was more).
+type CommandResult struct {
+	ExitCode  int
+	TimedOut  bool
+	Output    string
+	Truncated bool
+	Started   time.Time
+	Ended     time.Time
+}
+
+// Bounds of a command.
+const (
+	CommandTimeout    = 5 * time.Minute
+	MaxCommandTimeout = 60 * time.Minute // a run command's own bound is 90 minutes on Azure
+	MaxCommandOutput  = 4096             // what a managed run command's instance view keeps of its output
+	MaxScriptBytes    = 16 << 10
+)
+
+// vmResourceName is Azure's grammar of a Linux VM's name: 1-64 letters, digits, '_', '-' or '.', not
+// starting with '_' and not ending in '.' or '-'.
+var vmResourceName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9_.-]{0,62}[A-Za-z0-9_])?$`)
+
+// CheckVMName checks a VM's resource name (every Compute names a VM by it in a path).
+func CheckVMName(name string) error {
+	if !vmResourceName.MatchString(name) {
+		return fmt.Errorf("%w: VM name %q: 1-64 letters, digits, '_', '-' or '.', not starting with '_' or ending in '.' or '-'", replication.ErrInvalid, name)
+	}
+	return nil
+}
+
+// CheckCommand checks a command's bounds, filling the default timeout.
+func CheckCommand(cmd *Command) error {
+	switch {
+	case strings.TrimSpace(cmd.Script) == "":
+		return fmt.Errorf("%w: a command needs a script", replication.ErrInvalid)
+	case len(cmd.Script) > MaxScriptBytes:
+		return fmt.Errorf("%w: a script is at most %d bytes, not %d", replication.ErrInvalid, MaxScriptBytes, len(cmd.Script))
+	case strings.ContainsRune(cmd.Script, 0):
+		return fmt.Errorf("%w: a script is text: it has a NUL byte", replication.ErrInvalid)
+	case cmd.Timeout < 0 || cmd.Timeout > MaxCommandTimeout:
+		return fmt.Errorf("%w: a command's timeout is up to %s, not %s", replication.ErrInvalid, MaxCommandTimeout, cmd.Timeout)
+	case cmd.Timeout == 0:
+		cmd.Timeout = CommandTimeout
+	}
+	return nil
 }
 
 // RemovalRank orders deletions so that nothing is deleted while something else still holds it: a VM

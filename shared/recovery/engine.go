@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/standby-dr/standby/shared/replication"
@@ -46,6 +47,8 @@ type JobStep struct {
 	Ended   time.Time `json:"ended,omitempty"`
 	Outcome string    `json:"outcome,omitempty"`
 	Tries   int       `json:"tries,omitempty"`
+	// Always: the step runs also after an earlier step failed (a cleanup).
+	Always bool `json:"always,omitempty"`
 }
 
 // Job is a job's row.
@@ -115,12 +118,13 @@ type stepDef struct {
 	run  stepFunc
 }
 
+// stepsOf are a kind's steps, its cleanup last.
 func stepsOf(jobType string) ([]stepDef, error) {
 	k, err := KindOf(jobType)
 	if err != nil {
 		return nil, err
 	}
-	return k.Steps, nil
+	return append(slices.Clone(k.Steps), k.Cleanup...), nil
 }
 
 // stepOf is the job's next step: a plan job's from its name (planjobs.go), another's from its type.
@@ -141,10 +145,11 @@ func NewJob(group, jobType, point string, now time.Time) (Job, error) {
 	if err != nil {
 		return Job{}, err
 	}
+	k, _ := KindOf(jobType)
 	j := Job{Keys: replication.Keys{PartitionKey: NewJobID(), RowKey: JobRow}, Group: group, Type: jobType, RecoveryPoint: point,
 		State: JobQueued, CreatedAt: now, UpdatedAt: now, Work: JobWork{}}
-	for _, d := range defs {
-		j.Steps = append(j.Steps, JobStep{Name: d.name, State: "pending"})
+	for i, d := range defs {
+		j.Steps = append(j.Steps, JobStep{Name: d.name, State: "pending", Always: i >= len(k.Steps)})
 	}
 	return j, nil
 }
@@ -254,7 +259,7 @@ func (r *JobRunner) Run(ctx context.Context, msg StepMessage, deliveries int64) 
 	var perm permanentError
 	if errors.As(err, &perm) || errors.Is(err, replication.ErrState) {
 		log.Warn("job step failed for good", "step", def.name, "err", err)
-		return r.fail(ctx, &j, etag, fmt.Sprintf("step %s: %v", def.name, err))
+		return r.failStep(ctx, &j, etag, fmt.Sprintf("step %s: %v", def.name, err))
 	}
 	if err != nil {
 		log.Warn("job step failed", "step", def.name, "delivery", deliveries, "err", err)
@@ -272,14 +277,21 @@ func (r *JobRunner) Run(ctx context.Context, msg StepMessage, deliveries int64) 
 	j.Next++
 	if j.Next == len(j.Steps) {
 		j.State = JobSucceeded
+		if j.Error != "" { // an earlier step failed: its cleanup has run
+			j.State = JobFailed
+		}
 	}
 	if _, err := r.State.Update(ctx, JobsTable, j, etag); err != nil {
 		return err // the message comes again and the step is redone
 	}
 	log.Info("job step done", "step", def.name, "outcome", outcome)
-	if j.Terminal() {
+	switch j.State {
+	case JobSucceeded:
 		log.Info("job succeeded", "type", j.Type)
 		return nil
+	case JobFailed:
+		log.Error("job failed, its cleanup done", "type", j.Type, "reason", j.Error)
+		return r.alertFailed(ctx, &j)
 	}
 	return sendStep(ctx, r.Jobs, j, j.Next, time.Time{})
 }
@@ -296,11 +308,42 @@ func (r *JobRunner) poll(j *Job, first time.Duration) time.Duration {
 // in which case the job ends Failed with the reason (the queue dead-letters the message).
 func (r *JobRunner) failOrRetry(ctx context.Context, j *Job, etag replication.ETag, step string, cause error, deliveries int64) error {
 	if r.MaxDeliveries > 0 && deliveries >= r.MaxDeliveries {
-		if err := r.fail(ctx, j, etag, fmt.Sprintf("step %s failed %d times: %v", step, deliveries, cause)); err != nil {
+		if err := r.failStep(ctx, j, etag, fmt.Sprintf("step %s failed %d times: %v", step, deliveries, cause)); err != nil {
 			return err
 		}
 	}
 	return cause
+}
+
+// failStep records the current step's failure. When steps that always run follow (a cleanup), the job
+// goes on with the first of them, the steps in between skipped, and ends Failed once they ran; a step
+// failing during that cleanup, or with none to run, ends the job now.
+func (r *JobRunner) failStep(ctx context.Context, j *Job, etag replication.ETag, reason string) error {
+	next := -1
+	for i := j.Next + 1; j.Error == "" && i < len(j.Steps); i++ {
+		if j.Steps[i].Always {
+			next = i
+			break
+		}
+	}
+	if next < 0 {
+		if j.Error != "" {
+			reason = j.Error + "; then " + reason
+		}
+		return r.fail(ctx, j, etag, reason)
+	}
+	now := r.Now().UTC()
+	j.Error, j.UpdatedAt = replication.Redact(reason), now
+	j.Steps[j.Next].State, j.Steps[j.Next].Ended, j.Steps[j.Next].Outcome = "failed", now, reason
+	for i := j.Next + 1; i < next; i++ {
+		j.Steps[i].State = "skipped"
+	}
+	j.Next = next
+	if _, err := r.State.Update(ctx, JobsTable, *j, etag); err != nil {
+		return err
+	}
+	r.Log.Warn("job step failed: the job's cleanup runs", "job", j.ID(), "group", j.Group, "reason", reason, "cleanup", j.Steps[next].Name)
+	return sendStep(ctx, r.Jobs, *j, j.Next, time.Time{})
 }
 
 func (r *JobRunner) fail(ctx context.Context, j *Job, etag replication.ETag, reason string) error {

@@ -34,15 +34,7 @@ var _ = register(Kind{
 		}
 		return nil
 	},
-	Admits: func(rec *replication.GroupRecord) string {
-		switch {
-		case rec.ActiveTestFailover != "":
-			return fmt.Sprintf("test failover %s is active: clean it up first", rec.ActiveTestFailover)
-		case rec.LastPointTime.IsZero():
-			return fmt.Sprintf("the group has no recovery point yet (state %s)", rec.State)
-		}
-		return ""
-	},
+	Admits: testFailoverAdmits,
 	Claim: func(_ context.Context, _ *Admission, rec *replication.GroupRecord, job Job) error {
 		rec.ActiveTestFailover = job.ID()
 		return nil
@@ -63,6 +55,17 @@ var _ = register(Kind{
 		return nil
 	},
 })
+
+// testFailoverAdmits admits a test failover (or a drill) while none is active, once the group has a point.
+func testFailoverAdmits(rec *replication.GroupRecord) string {
+	switch {
+	case rec.ActiveTestFailover != "":
+		return fmt.Sprintf("test failover %s is active: clean it up first", rec.ActiveTestFailover)
+	case rec.LastPointTime.IsZero():
+		return fmt.Sprintf("the group has no recovery point yet (state %s)", rec.State)
+	}
+	return ""
+}
 
 // defaultPoint fills a failover's point choice: the newest point apply has processed.
 func defaultPoint(req *Request) error {

@@ -18,6 +18,9 @@ type Kind struct {
 	Name string
 	// Steps run in order, one per job-queue message.
 	Steps []stepDef
+	// Cleanup runs after Steps, also when one of them failed (the steps in between skipped): a drill's
+	// test resources go whatever its checks found. The job then ends Failed, with the first failure.
+	Cleanup []stepDef
 	// Failover: POST /groups/{group}/failover (and a plan's failover) may start it.
 	Failover bool
 	// Isolated: its VMs come up in the group's isolated test network (a drill), not the recovery one.

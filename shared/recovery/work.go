@@ -2,6 +2,7 @@ package recovery
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -20,7 +21,27 @@ const (
 	workChild         = "child:"        // + group: the group job a plan job started
 	workAck           = "ack:"          // + action: when an operator acknowledged a manual action
 	workAction        = "action:"       // + action: how a boot group's action ended
+	workChecksDone    = "checksDone"    // how many of a drill's checks have run
+	workDrillSlot     = "drillSlot"     // the schedule's slot a drill runs for
 )
+
+// ChecksDone is how many of the drill's checks have run.
+func (w JobWork) ChecksDone() int {
+	n, _ := strconv.Atoi(w[workChecksDone])
+	return max(n, 0)
+}
+
+// SetChecksDone records how many of the drill's checks have run.
+func (w JobWork) SetChecksDone(n int) { w[workChecksDone] = strconv.Itoa(n) }
+
+// SetDrillSlot records the schedule's slot a drill runs for.
+func (w JobWork) SetDrillSlot(slot time.Time) { w[workDrillSlot] = slot.UTC().Format(time.RFC3339) }
+
+// DrillSlot is that slot (zero: a drill on request).
+func (w JobWork) DrillSlot() time.Time {
+	t, _ := time.Parse(time.RFC3339, w[workDrillSlot])
+	return t
+}
 
 // SetReplayTime records the point in time the job's disks are replayed to.
 func (w JobWork) SetReplayTime(at time.Time) { w[workReplayTime] = at.Format(time.RFC3339Nano) }

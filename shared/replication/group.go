@@ -54,6 +54,7 @@ type GroupState struct {
 	Target    TargetSpec  `json:"Target"`
 	Policy    Policy      `json:"Policy"`
 	Network   NetworkSpec `json:"Network"`
+	Drill     DrillSpec   `json:"Drill"`
 	VMNames   []string    `json:"VMNames"`
 
 	// Resources are the target resources made on enable (targets.go).
@@ -73,8 +74,14 @@ type GroupState struct {
 	FailoverJob string `json:"FailoverJob,omitempty"`
 	// WayBackJob is the last reprotect or failback job: one runs at a time.
 	WayBackJob string `json:"WayBackJob,omitempty"`
-	// ActiveTestFailover is the test failover job whose disks exist until a cleanup.
+	// ActiveTestFailover is the test failover job (or drill) whose disks exist until a cleanup.
 	ActiveTestFailover string `json:"ActiveTestFailover,omitempty"`
+	// The last drill: its job, when it started, how it ended, and when a drill last succeeded (the
+	// group's failover readiness).
+	LastDrillJob         string    `json:"LastDrillJob,omitempty"`
+	LastDrillAt          time.Time `json:"LastDrillAt"`
+	LastDrillResult      string    `json:"LastDrillResult,omitempty"`
+	LastDrillSucceededAt time.Time `json:"LastDrillSucceededAt"`
 }
 
 // GroupProgress is apply's row: where the target disks stand in the group's stream.
@@ -145,14 +152,14 @@ func putVMRows(ctx context.Context, store StateStore, group, claim string, spec 
 }
 
 // updatePlacement changes where failovers place the group's VMs — the network mapping and each VM's
-// subnet, static IP, zone or availability set — which replication itself never reads. The VM rows
+// subnet, static IP, zone or availability set — and its drill, which replication itself never reads. The VM rows
 // first, then the state row: a reader sees the new mapping only once every VM's placement matches it.
 func updatePlacement(ctx context.Context, store StateStore, group, claim string, spec GroupSpec, res TargetResources, now time.Time) (*Group, error) {
 	if err := putVMRows(ctx, store, group, claim, spec); err != nil {
 		return nil, err
 	}
 	if _, err := UpdateGroup(ctx, store, group, StateRow, func(r *GroupRecord) error {
-		r.Network, r.UpdatedAt = spec.Network, now
+		r.Network, r.Drill, r.UpdatedAt = spec.Network, spec.Drill, now
 		if res.ResourceGroupID != "" {
 			r.Resources = res
 		}
@@ -238,7 +245,7 @@ func LoadGroup(ctx context.Context, store StateStore, group string) (*Group, err
 		return nil, fmt.Errorf("group %s does not exist: %w", group, ErrNoGroup)
 	}
 	g := &Group{Record: loaded.rec}
-	g.Spec = GroupSpec{Target: g.Record.Target, Policy: g.Record.Policy, Network: g.Record.Network}
+	g.Spec = GroupSpec{Target: g.Record.Target, Policy: g.Record.Policy, Network: g.Record.Network, Drill: g.Record.Drill}
 	for _, name := range g.Record.VMNames {
 		vm, ok := vms[vmRowKey(g.Record.Claim, name)]
 		if !ok {
@@ -264,7 +271,7 @@ func createGroupFrom(ctx context.Context, store StateStore, group string, spec G
 		return nil, err
 	}
 	rec := GroupRecord{GroupState: GroupState{Keys: Keys{PartitionKey: group, RowKey: stateRow}, Claim: claim, Creating: true, Origin: origin, StreamKey: newStreamKey(), Target: spec.Target, Policy: spec.Policy, Network: spec.Network,
-		State: StateInitialReplication, CreatedAt: now, UpdatedAt: now}}
+		Drill: spec.Drill, State: StateInitialReplication, CreatedAt: now, UpdatedAt: now}}
 	for _, vm := range spec.VMs {
 		rec.VMNames = append(rec.VMNames, vm.Name)
 	}

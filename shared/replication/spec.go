@@ -24,6 +24,7 @@ type GroupSpec struct {
 	Target  TargetSpec  `json:"target"`
 	Policy  Policy      `json:"policy"`
 	Network NetworkSpec `json:"network"`
+	Drill   DrillSpec   `json:"drill"`
 }
 
 // VMSpec is one protected VM.
@@ -175,6 +176,7 @@ func (s *GroupSpec) Normalize(group string) {
 	for i := range s.VMs {
 		s.VMs[i].normalizeMachine()
 	}
+	s.Drill.normalize()
 	if s.Policy.CrashConsistentIntervalSeconds == 0 {
 		s.Policy.CrashConsistentIntervalSeconds = 300
 	}
@@ -198,7 +200,7 @@ func (s *GroupSpec) Normalize(group string) {
 
 // Validate checks every field; the error names the field by its JSON path.
 func (s *GroupSpec) Validate() error {
-	for _, check := range []func() error{s.validateVMs, s.Network.validate, s.validatePlacement, s.validateTarget, s.Target.validateResourceGroup, s.Policy.validate} {
+	for _, check := range []func() error{s.validateVMs, s.Network.validate, s.validatePlacement, s.validateTarget, s.Target.validateResourceGroup, s.Policy.validate, func() error { return s.Drill.validate(s.VMs) }} {
 		if err := check(); err != nil {
 			return err
 		}
@@ -334,10 +336,11 @@ func (p Policy) validate() error {
 }
 
 // OnlyPlacementDiffers reports whether two specs differ only in where failovers place the VMs (the
-// network mapping, a VM's subnet, static IP, zone or availability set): that changes in place.
+// network mapping, a VM's subnet, static IP, zone or availability set) or in the drill: that changes in
+// place.
 func (s *GroupSpec) OnlyPlacementDiffers(other *GroupSpec) bool {
 	strip := func(spec GroupSpec) GroupSpec {
-		spec.Network, spec.Target.ResourceGroup = NetworkSpec{}, ""
+		spec.Network, spec.Target.ResourceGroup, spec.Drill = NetworkSpec{}, "", DrillSpec{}
 		spec.VMs = append([]VMSpec(nil), spec.VMs...)
 		for i := range spec.VMs {
 			spec.VMs[i] = spec.VMs[i].withoutMachine()
@@ -367,6 +370,7 @@ func (s *GroupSpec) Conflicts(other *GroupSpec) []string {
 	diff("policy.rpoWarningMinutes", s.Policy.RPOWarningMinutes, other.Policy.RPOWarningMinutes)
 	diff("policy.rpoCriticalMinutes", s.Policy.RPOCriticalMinutes, other.Policy.RPOCriticalMinutes)
 	diff("policy.noPointCriticalMinutes", s.Policy.NoPointCriticalMinutes, other.Policy.NoPointCriticalMinutes)
+	diff("drill", s.Drill, other.Drill)
 	diff("vms (count)", len(s.VMs), len(other.VMs))
 	diff("network.mappings (count)", len(s.Network.Mappings), len(other.Network.Mappings))
 	for i := 0; i < len(s.Network.Mappings) && i < len(other.Network.Mappings); i++ {

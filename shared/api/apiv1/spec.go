@@ -90,6 +90,37 @@ type GroupSpec struct {
 	Target  TargetSpec  `json:"target"`
 	Policy  Policy      `json:"policy"`
 	Network NetworkSpec `json:"network"`
+	Drill   DrillSpec   `json:"drill"`
+}
+
+// DrillSpec is a group's drill: when it runs by itself (a five-field NCRONTAB schedule in UTC), the
+// point it fails over to, the checks that prove the workload came back, and within how many days a
+// drill must have succeeded (readiness).
+type DrillSpec struct {
+	Schedule      string       `json:"schedule,omitempty"`
+	Point         string       `json:"point,omitempty"`
+	Checks        []DrillCheck `json:"checks,omitempty"`
+	ReadinessDays int          `json:"readinessDays,omitempty"`
+}
+
+// DrillCheck is a command run in a failed-over VM (its expected exit code, and a pattern its output
+// must match), or an HTTP probe of a VM's private address run from vm.
+type DrillCheck struct {
+	Name           string     `json:"name"`
+	VM             string     `json:"vm"`
+	Command        string     `json:"command,omitempty"`
+	ExpectExitCode int        `json:"expectExitCode,omitempty"`
+	ExpectOutput   string     `json:"expectOutput,omitempty"`
+	HTTP           *HTTPProbe `json:"http,omitempty"`
+	TimeoutSeconds int        `json:"timeoutSeconds,omitempty"`
+}
+
+// HTTPProbe is an HTTP GET of http://<vm's private address>:<port><path>, expecting expectStatus.
+type HTTPProbe struct {
+	VM           string `json:"vm"`
+	Port         int    `json:"port"`
+	Path         string `json:"path,omitempty"`
+	ExpectStatus int    `json:"expectStatus,omitempty"`
 }
 
 // NetworkMapping maps a source "vnet/subnet" to the target region's subnet, and to an isolated test
@@ -231,7 +262,7 @@ type BootGroup struct {
 // JobStep is one step's record.
 type JobStep struct {
 	Name    string    `json:"name"`
-	State   string    `json:"state"` // pending, running, done, failed
+	State   string    `json:"state"` // pending, running, done, failed, skipped (after a failure, up to the cleanup that always runs)
 	Started time.Time `json:"started,omitempty"`
 	Ended   time.Time `json:"ended,omitempty"`
 	Outcome string    `json:"outcome,omitempty"`

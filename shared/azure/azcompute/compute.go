@@ -42,6 +42,7 @@ type Compute struct {
 	deployments *armresources.DeploymentsClient
 	resources   *armresources.Client
 	vms         *armcompute.VirtualMachinesClient
+	runCommands *armcompute.VirtualMachineRunCommandsClient
 	disks       *armcompute.DisksClient
 	permissions *armauthorization.PermissionsClient
 }
@@ -69,6 +70,9 @@ func New(subscriptionID, location string, cred azcore.TokenCredential, opts *arm
 		return nil, err
 	}
 	if c.vms, err = armcompute.NewVirtualMachinesClient(subscriptionID, cred, opts); err != nil {
+		return nil, err
+	}
+	if c.runCommands, err = armcompute.NewVirtualMachineRunCommandsClient(subscriptionID, cred, opts); err != nil {
 		return nil, err
 	}
 	if c.disks, err = armcompute.NewDisksClient(subscriptionID, cred, opts); err != nil {

@@ -45,6 +45,8 @@ type MachineSpec struct {
 	Disks     []string // raw images, the OS disk first
 	Isolated  bool     // no network (a test failover's VM)
 	SerialLog string
+	// RunSocket is the guest's run channel (qemu.Spec.RunSocket): RunCommand's way in.
+	RunSocket string
 }
 
 // Compute is the local stand-in for the Compute port.
@@ -168,6 +170,9 @@ func (c *Compute) Delete(ctx context.Context, rg string, ids []string) error {
 				if err := c.Launcher.Stop(vm.PID); err != nil {
 					return err
 				}
+			}
+			if vm.Spec.RunSocket != "" {
+				os.Remove(vm.Spec.RunSocket)
 			}
 			if err := os.RemoveAll(c.path(rg, "vms", name)); err != nil {
 				return err

@@ -31,7 +31,10 @@ func (q QEMU) Start(_ context.Context, vm MachineSpec) (int, error) {
 		}
 	}
 	spec := q.Images.Spec(vm.Name, vm.Disks...)
-	spec.MemoryMiB, spec.Network, spec.PIDFile = q.MemoryMiB, qemu.User, pidFile
+	spec.MemoryMiB, spec.Network, spec.PIDFile, spec.RunSocket = q.MemoryMiB, qemu.User, pidFile, vm.RunSocket
+	if vm.RunSocket != "" {
+		os.Remove(vm.RunSocket) // a VM that ended left it; QEMU binds the path anew
+	}
 	if vm.Isolated {
 		spec.Network = qemu.None
 	}

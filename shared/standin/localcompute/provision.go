@@ -127,7 +127,11 @@ func (c *Compute) startVM(ctx context.Context, rg string, r resource) error {
 	if readJSON(file, &existing) == nil && c.Launcher.Running(existing.PID) {
 		return nil
 	}
-	spec := MachineSpec{Name: name, SerialLog: c.path(rg, "vms", name, "serial.log")}
+	runSocket, err := runSocketOf(c.path(rg, "vms", name))
+	if err != nil {
+		return err
+	}
+	spec := MachineSpec{Name: name, SerialLog: c.path(rg, "vms", name, "serial.log"), RunSocket: runSocket}
 	disks := []any{dig(r.Body, "properties", "storageProfile", "osDisk")}
 	data, _ := dig(r.Body, "properties", "storageProfile", "dataDisks").([]any)
 	byLUN := make([]any, len(data))

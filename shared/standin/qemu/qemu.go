@@ -58,6 +58,9 @@ type Spec struct {
 	SerialLog string // if set, the serial console is appended to this file
 	Snapshot  bool   // QEMU -snapshot: the guest's writes go to temporary files, never to the images
 	PIDFile   string // if set, QEMU writes its pid here itself (-pidfile): a launcher that died can find it
+	// RunSocket, if set, is the unix socket QEMU serves the guest's second serial port on (ttyS1): the
+	// run channel, where the guest's init runs commands (RunCommand).
+	RunSocket string
 }
 
 // Machine is a running (or exited) QEMU machine.
@@ -106,6 +109,9 @@ func (s Spec) Args() []string {
 	if s.Snapshot {
 		args = append(args, "-snapshot")
 	}
+	if s.RunSocket != "" {
+		args = append(args, "-chardev", "socket,id=run,server=on,wait=off,path="+optValue(s.RunSocket), "-serial", "chardev:run")
+	}
 	if s.PIDFile != "" {
 		args = append(args, "-pidfile", s.PIDFile)
 	}
@@ -119,6 +125,9 @@ func (s Spec) name() string {
 	return s.Name
 }
 
+// MaxSocketPath bounds a unix socket's path (sun_path, with its NUL).
+const MaxSocketPath = 108
+
 // optValue escapes a value inside a QEMU option list, where a comma is written twice.
 func optValue(v string) string { return strings.ReplaceAll(v, ",", ",,") }
 
@@ -131,6 +140,9 @@ func (s Spec) check() error {
 	}
 	if s.Network != None && s.Network != User {
 		return fmt.Errorf("qemu: unknown network %d", s.Network)
+	}
+	if len(s.RunSocket) >= MaxSocketPath {
+		return fmt.Errorf("qemu: the run socket's path is %d bytes, more than a unix socket's %d", len(s.RunSocket), MaxSocketPath-1)
 	}
 	for _, f := range append([]string{s.Kernel, s.Initrd}, s.Disks...) {
 		if st, err := os.Stat(f); err != nil {

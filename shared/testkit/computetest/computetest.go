@@ -8,7 +8,9 @@ package computetest
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/standby-dr/standby/shared/recovery"
 	"github.com/standby-dr/standby/shared/replication"
@@ -74,6 +76,28 @@ func Run(t *testing.T, open func(t *testing.T) Fixture) {
 		}
 		if found, _ := f.Compute.Exists(ctx, other); !found {
 			t.Error("the other group's disk of the same name went too")
+		}
+	})
+	t.Run("RunCommandRefusals", func(t *testing.T) {
+		f := open(t)
+		f.NewDisk(t, "rg-a", "db-os") // the group exists; the VM does not
+		if _, err := f.Compute.RunCommand(ctx, "rg-a", "db", recovery.Command{Script: "true"}); !errors.Is(err, replication.ErrNotFound) {
+			t.Errorf("a VM that does not exist: %v, want ErrNotFound", err)
+		}
+		for _, c := range []struct {
+			rg, vm string
+			cmd    recovery.Command
+		}{
+			{"rg-a", "../db", recovery.Command{Script: "true"}},
+			{"rg-a", "db-", recovery.Command{Script: "true"}},
+			{"rg/a", "db", recovery.Command{Script: "true"}},
+			{"rg-a", "db", recovery.Command{Script: " \n"}},
+			{"rg-a", "db", recovery.Command{Script: strings.Repeat("x", recovery.MaxScriptBytes+1)}},
+			{"rg-a", "db", recovery.Command{Script: "true", Timeout: recovery.MaxCommandTimeout + time.Second}},
+		} {
+			if _, err := f.Compute.RunCommand(ctx, c.rg, c.vm, c.cmd); !errors.Is(err, replication.ErrInvalid) {
+				t.Errorf("RunCommand(%q, %q, %.20q): %v, want ErrInvalid", c.rg, c.vm, c.cmd.Script, err)
+			}
 		}
 	})
 	t.Run("MissingActions", func(t *testing.T) {

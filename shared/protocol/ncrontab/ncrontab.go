@@ -1,4 +1,7 @@
-package main
+// Package ncrontab parses NCRONTAB expressions, the cron format of Azure Functions' timer trigger (the
+// NCrontab library's: five fields {minute} {hour} {day} {month} {day-of-week}, or six with {second}
+// first, which the timer trigger requires). Day and day-of-week must both match, as in NCrontab.
+package ncrontab
 
 import (
 	"fmt"
@@ -7,12 +10,10 @@ import (
 	"time"
 )
 
-// Schedule is a timer schedule: a six-field NCRONTAB expression ({second} {minute} {hour} {day}
-// {month} {day-of-week}) or a TimeSpan interval (hh:mm:ss), the two forms the timer trigger accepts.
+// Schedule is a parsed expression.
 type Schedule struct {
-	fields   [6]map[int]bool
-	interval time.Duration
-	text     string
+	fields [6]map[int]bool
+	text   string
 }
 
 var cronRanges = [6][2]int{{0, 59}, {0, 59}, {0, 23}, {1, 31}, {1, 12}, {0, 6}}
@@ -22,21 +23,32 @@ var cronNames = [6]map[string]int{
 }
 var cronFieldNames = [6]string{"second", "minute", "hour", "day", "month", "day-of-week"}
 
-// ParseSchedule parses a timer schedule.
-func ParseSchedule(text string) (*Schedule, error) {
-	s := &Schedule{text: text}
-	if strings.Contains(text, ":") {
-		d, err := ParseTimeSpan(text)
-		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("%q is neither a six-field NCRONTAB expression nor a positive hh:mm:ss interval", text)
-		}
-		s.interval = d
-		return s, nil
-	}
+// MaxLength bounds an expression's text.
+const MaxLength = 200
+
+// ParseWithSeconds parses a six-field expression: {second} {minute} {hour} {day} {month} {day-of-week}.
+func ParseWithSeconds(text string) (*Schedule, error) {
 	parts := strings.Fields(text)
 	if len(parts) != 6 {
 		return nil, fmt.Errorf("%q has %d fields; NCRONTAB needs six: {second} {minute} {hour} {day} {month} {day-of-week}", text, len(parts))
 	}
+	return parse(text, parts)
+}
+
+// Parse parses a five-field expression: {minute} {hour} {day} {month} {day-of-week}, due at second 0.
+func Parse(text string) (*Schedule, error) {
+	parts := strings.Fields(text)
+	if len(parts) != 5 {
+		return nil, fmt.Errorf("%q has %d fields; a schedule has five: {minute} {hour} {day} {month} {day-of-week}", text, len(parts))
+	}
+	return parse(text, append([]string{"0"}, parts...))
+}
+
+func parse(text string, parts []string) (*Schedule, error) {
+	if len(text) > MaxLength {
+		return nil, fmt.Errorf("an expression is at most %d characters", MaxLength)
+	}
+	s := &Schedule{text: text}
 	for i, part := range parts {
 		set, err := parseCronField(part, i)
 		if err != nil {
@@ -110,11 +122,9 @@ func parseCronField(text string, field int) (map[int]bool, error) {
 	return set, nil
 }
 
-// Next returns the first due time strictly after t.
+// Next returns the first due time strictly after t (in t's location), or five years after t when
+// none comes before (a day the months never have: 31 February).
 func (s *Schedule) Next(t time.Time) time.Time {
-	if s.interval > 0 {
-		return t.Add(s.interval)
-	}
 	t = t.Truncate(time.Second).Add(time.Second)
 	limit := t.AddDate(5, 0, 0)
 	for t.Before(limit) {

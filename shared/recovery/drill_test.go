@@ -1,0 +1,146 @@
+package recovery_test
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/standby-dr/standby/shared/recovery"
+	"github.com/standby-dr/standby/shared/replication"
+	"github.com/standby-dr/standby/shared/standin/memstore"
+)
+
+// scriptedRuns answers RunCommand from a table of scripts (the rest of the Compute port is the local
+// compute's, on a launcher without QEMU).
+type scriptedRuns struct {
+	recovery.Compute
+	answers map[string]recovery.CommandResult
+	ran     []string // "vm: script"
+}
+
+func (s *scriptedRuns) RunCommand(ctx context.Context, rg, vm string, cmd recovery.Command) (recovery.CommandResult, error) {
+	if err := recovery.CheckCommand(&cmd); err != nil {
+		return recovery.CommandResult{}, err
+	}
+	s.ran = append(s.ran, vm+": "+cmd.Script)
+	res := s.answers[cmd.Script]
+	res.Started, res.Ended = time.Now(), time.Now()
+	return res, nil
+}
+
+// drillFixture is a group with a drill of two checks, on a compute whose commands answer from a table.
+func drillFixture(t *testing.T, answers map[string]recovery.CommandResult) (*jobFixture, *launcher, *scriptedRuns, *recovery.Admission) {
+	f := newJobFixture(t)
+	// Service Bus's duplicate detection (the deployed queues have it): a stale message's resend of the
+	// current step is dropped, as on Azure; every message still comes twice (drain).
+	f.q = memstore.NewQueue(memstore.QueueOptions{DuplicateDetection: time.Hour})
+	f.q.SetClock(func() time.Time { return time.Now().AddDate(1, 0, 0) })
+	f.runner.Jobs = f.q
+	f.g.Spec.Drill = replication.DrillSpec{Checks: []replication.DrillCheck{
+		{Name: "db-integrity", VM: "vm", Command: "sqlite3 /data/app.db 'pragma integrity_check'", ExpectOutput: `(?m)^ok$`, TimeoutSeconds: 60},
+		{Name: "service", VM: "vm", Command: "systemctl is-active app", TimeoutSeconds: 30},
+	}}
+	l := withCompute(t, f, func() (bool, bool) { return true, true })
+	replication.UpdateGroup(context.Background(), f.state, "g1", replication.AllRows, func(r *replication.GroupRecord) error {
+		r.State, r.LastPointTime = replication.StateProtected, f.point.SourceTime
+		return nil
+	})
+	runs := &scriptedRuns{Compute: f.runner.Compute, answers: answers}
+	f.runner.Compute = runs
+	adm := &recovery.Admission{State: f.state, Pages: f.pages, Jobs: f.q, Now: time.Now, Log: slog.New(slog.DiscardHandler)}
+	return f, l, runs, adm
+}
+
+// A drill whose check fails ends Failed with the check's (redacted) output, after its cleanup removed
+// the VM; the group records the drill and may drill again; the failure is alerted.
+func TestDrillWithAFailingCheckCleansUpAndFails(t *testing.T) {
+	ctx := context.Background()
+	f, l, runs, adm := drillFixture(t, map[string]recovery.CommandResult{
+		"sqlite3 /data/app.db 'pragma integrity_check'": {Output: "ok\n"},
+		"systemctl is-active app":                       {ExitCode: 3, Output: "inactive\nconnecting to https://x.blob.core.windows.net/c?sv=2024&sig=SECRET\n"},
+	})
+	job, err := adm.Start(ctx, recovery.Request{Group: "g1", Type: recovery.JobDrill})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.drain(t)
+	j := f.job(t, job.ID())
+	if j.State != recovery.JobFailed || !strings.Contains(j.Error, "1 of 2 checks failed: service (exit code 3, expected 0)") {
+		t.Fatalf("job %s %q", j.State, j.Error)
+	}
+	states := map[string]string{}
+	for _, s := range j.Steps {
+		states[s.Name] = s.State
+	}
+	if states["run-checks"] != "failed" || states["delete-test-vms"] != "done" || states["release-holds"] != "done" || states["end-drill"] != "done" || !l.stopped[1] {
+		t.Fatalf("steps %v, VMs stopped %v", states, l.stopped)
+	}
+	if len(runs.ran) != 2 || !strings.HasPrefix(runs.ran[0], "vm-"+job.ID()[:8]+": ") {
+		t.Fatalf("commands run: %q", runs.ran)
+	}
+	d, err := recovery.LoadDrill(ctx, f.state, "g1", job.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Result != recovery.JobFailed || len(d.Checks) != 2 || !d.Checks[0].Passed || d.Checks[1].Passed || d.PointID != "rp-5" || d.RTOSeconds <= 0 ||
+		len(d.VMs) != 1 || !strings.Contains(d.VMs[0].Evidence, "healthy") || !strings.Contains(d.Cleanup, "delete-test-vms: ") {
+		t.Fatalf("report %+v", d)
+	}
+	if out := d.Checks[1].Output; strings.Contains(out, "SECRET") || !strings.Contains(out, "inactive") {
+		t.Fatalf("a check's output in the report: %q", out)
+	}
+	g, _ := replication.LoadGroup(ctx, f.state, "g1")
+	if g.Record.ActiveTestFailover != "" || g.Record.LastDrillJob != job.ID() || g.Record.LastDrillResult != recovery.JobFailed || !g.Record.LastDrillSucceededAt.IsZero() {
+		t.Fatalf("the group after a failed drill: %+v", g.Record.GroupState)
+	}
+	alerts, _, _ := replication.QueryAll[replication.AlertRow](ctx, f.state, replication.AlertsTable, replication.AlertPartition)
+	if len(alerts) != 1 || alerts[0].Kind != replication.AlertJobFailed || !strings.Contains(alerts[0].Message, "drill job") {
+		t.Fatalf("alerts %+v", alerts)
+	}
+
+	// Fixed, the next drill passes.
+	runs.answers["systemctl is-active app"] = recovery.CommandResult{Output: "active\n"}
+	again, err := adm.Start(ctx, recovery.Request{Group: "g1", Type: recovery.JobDrill})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.drain(t)
+	if j := f.job(t, again.ID()); j.State != recovery.JobSucceeded {
+		t.Fatalf("the second drill: %s %q", j.State, j.Error)
+	}
+	g, _ = replication.LoadGroup(ctx, f.state, "g1")
+	if g.Record.LastDrillResult != recovery.JobSucceeded || g.Record.LastDrillSucceededAt.IsZero() || g.Record.ActiveTestFailover != "" {
+		t.Fatalf("the group after a passing drill: %+v", g.Record.GroupState)
+	}
+	if drills, _ := recovery.ListDrills(ctx, f.state, "g1"); len(drills) != 2 || drills[0].Job() != again.ID() {
+		t.Fatalf("drills listed: %d", len(drills))
+	}
+}
+
+// A drill that fails before its checks (a VM that never comes up) skips them and still cleans up.
+func TestDrillFailingBeforeItsChecksStillCleansUp(t *testing.T) {
+	ctx := context.Background()
+	f, l, runs, adm := drillFixture(t, nil)
+	f.runner.BootTimeout = time.Nanosecond
+	healthy := false
+	l.health = func() (bool, bool) { return true, healthy }
+	job, err := adm.Start(ctx, recovery.Request{Group: "g1", Type: recovery.JobDrill})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.drain(t)
+	j := f.job(t, job.ID())
+	if j.State != recovery.JobFailed || !strings.Contains(j.Error, "did not report healthy") || j.Steps[len(j.Steps)-1].State != "done" || len(runs.ran) != 0 {
+		t.Fatalf("job %s %q, steps %+v, ran %q", j.State, j.Error, j.Steps, runs.ran)
+	}
+	for _, s := range j.Steps {
+		if s.Name == "run-checks" && s.State != "skipped" {
+			t.Fatalf("run-checks is %s", s.State)
+		}
+	}
+	if g, _ := replication.LoadGroup(ctx, f.state, "g1"); g.Record.ActiveTestFailover != "" {
+		t.Fatal("the drill's claim stayed after its cleanup")
+	}
+}

@@ -1,0 +1,224 @@
+package recovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/standby-dr/standby/shared/replication"
+)
+
+// The drill family: a test failover that proves itself. The group's VMs come up from a point in the
+// isolated test network, every VM healthy; the drill's checks run in them (Compute.RunCommand); and the
+// cleanup always runs, also when a check failed or a step before it did. Each drill leaves a report
+// (drills.go). A drill holds the group's test failover claim while it runs.
+
+// JobDrill is the drill's job type.
+const JobDrill = "drill"
+
+var _ = register(Kind{
+	Name:     JobDrill,
+	Steps:    append(slices.Clone(materialize), stepDef{"run-checks", runChecks}),
+	Cleanup:  append(slices.Clone(cleanupSteps), stepDef{"end-drill", endDrill}),
+	Isolated: true,
+	Precheck: func(_ context.Context, _ *Admission, g *replication.Group, req *Request) error {
+		if err := g.Spec.CheckTestNetwork(); err != nil {
+			return fmt.Errorf("%w: cannot run a drill: %v", replication.ErrState, err)
+		}
+		if req.RecoveryPoint == "" {
+			req.RecoveryPoint = g.Spec.Drill.Point
+		}
+		return defaultPoint(req)
+	},
+	Admits: testFailoverAdmits,
+	Claim: func(_ context.Context, _ *Admission, rec *replication.GroupRecord, job Job) error {
+		rec.ActiveTestFailover = job.ID()
+		return nil
+	},
+})
+
+// runChecks runs the drill's next check, one per step run (each bounded by its own timeout, far under
+// a function's), and records its result in the drill's report; once every check ran, the step fails
+// if any of them did.
+func runChecks(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
+	checks := g.Spec.Drill.Checks
+	done := j.Work.ChecksDone()
+	if done >= len(checks) {
+		report, err := LoadDrill(ctx, r.State, j.Group, j.ID())
+		if err != nil && !errors.Is(err, replication.ErrNotFound) {
+			return "", 0, err
+		}
+		var failed []string
+		for _, c := range report.Checks {
+			if !c.Passed {
+				failed = append(failed, c.Name+" ("+c.Reason+")")
+			}
+		}
+		if len(failed) > 0 {
+			return "", 0, permanentError{fmt.Errorf("%d of %d checks failed: %s", len(failed), len(checks), strings.Join(failed, "; "))}
+		}
+		return fmt.Sprintf("%d checks passed", len(checks)), 0, nil
+	}
+	c := checks[done]
+	res, err := r.runCheck(ctx, j, g, c)
+	if err != nil {
+		return "", 0, err // the store or the compute failed, not the check: the step is tried again
+	}
+	if err := r.recordCheck(ctx, j, res); err != nil {
+		return "", 0, err
+	}
+	j.Work.SetChecksDone(done + 1)
+	verdict := "passed"
+	if !res.Passed {
+		verdict = "failed: " + res.Reason
+	}
+	return fmt.Sprintf("check %d of %d, %s: %s", done+1, len(checks), c.Name, verdict), time.Millisecond, nil
+}
+
+// maxReportOutput is how much of a check's output its report keeps (its end).
+const maxReportOutput = 1024
+
+// runCheck runs one check. A check that cannot run — its VM stopped or gone, a command the compute
+// refuses — fails with the reason; only a failure of the compute itself is an error.
+func (r *JobRunner) runCheck(ctx context.Context, j *Job, g *replication.Group, c replication.DrillCheck) (CheckResult, error) {
+	res := CheckResult{Name: c.Name, VM: c.VM, Kind: "command", Started: r.Now().UTC()}
+	if r.Compute == nil {
+		res.Reason = "no compute configured"
+		res.Ended = res.Started
+		return res, nil
+	}
+	rg := resourceGroupOf(g)
+	script := c.Command
+	if c.HTTP != nil {
+		res.Kind = "http"
+		target, err := r.privateAddress(ctx, rg, vmName(j, c.HTTP.VM))
+		if err != nil {
+			return r.checkFailed(res, err)
+		}
+		script = probeScript(target, c.HTTP.Port, c.HTTP.Path, c.Timeout())
+	}
+	out, err := r.Compute.RunCommand(ctx, rg, vmName(j, c.VM), Command{Script: script, Timeout: c.Timeout()})
+	if err != nil {
+		return r.checkFailed(res, err)
+	}
+	res.ExitCode, res.TimedOut, res.Started, res.Ended = out.ExitCode, out.TimedOut, out.Started, out.Ended
+	output := out.Output
+	res.Truncated = out.Truncated
+	switch {
+	case out.TimedOut:
+		res.Reason = fmt.Sprintf("timed out after %s", c.Timeout())
+	case c.HTTP != nil:
+		status, _ := strconv.Atoi(strings.TrimSpace(lastLine(output)))
+		res.Status = status
+		res.Passed = status == c.HTTP.ExpectStatus
+		if !res.Passed {
+			res.Reason = fmt.Sprintf("HTTP status %d, expected %d", status, c.HTTP.ExpectStatus)
+			if status == 0 {
+				res.Reason = "no HTTP answer: " + strings.TrimSpace(output)
+			}
+		}
+	case out.ExitCode != c.ExpectExitCode:
+		res.Reason = fmt.Sprintf("exit code %d, expected %d", out.ExitCode, c.ExpectExitCode)
+	case c.ExpectOutput != "" && !regexp.MustCompile(c.ExpectOutput).MatchString(output):
+		res.Reason = fmt.Sprintf("the output does not match %q", c.ExpectOutput)
+	default:
+		res.Passed = true
+	}
+	res.Output = boundedOutput(output)
+	return res, nil
+}
+
+// checkFailed ends a check that could not run: the reason when the compute refused it, an error (the
+// step is tried again) when the compute itself failed.
+func (r *JobRunner) checkFailed(res CheckResult, err error) (CheckResult, error) {
+	if errors.Is(err, replication.ErrState) || errors.Is(err, replication.ErrNotFound) || errors.Is(err, replication.ErrInvalid) {
+		res.Reason, res.Ended = replication.Redact(err.Error()), r.Now().UTC()
+		return res, nil
+	}
+	return res, err
+}
+
+// privateAddress asks the VM for its address in the test network (its first global IPv4 address): the
+// guest knows it on Azure and locally alike, with no other API.
+func (r *JobRunner) privateAddress(ctx context.Context, rg, vm string) (string, error) {
+	out, err := r.Compute.RunCommand(ctx, rg, vm, Command{Script: addressScript, Timeout: 30 * time.Second})
+	if err != nil {
+		return "", err
+	}
+	addr := strings.TrimSpace(lastLine(out.Output))
+	if out.ExitCode != 0 || !ipv4.MatchString(addr) {
+		return "", fmt.Errorf("%w: VM %s has no IPv4 address in the test network (%q)", replication.ErrState, vm, boundedOutput(out.Output))
+	}
+	return addr, nil
+}
+
+var ipv4 = regexp.MustCompile(`^(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])){3}$`)
+
+// addressScript prints the guest's first global IPv4 address (iproute2 and busybox's ip alike).
+const addressScript = `ip -4 -o addr show scope global | sed -n 's/.* inet \([0-9.]*\)\/.*/\1/p' | head -n 1`
+
+// probeScript GETs http://addr:port/path from inside a VM and prints the status code last (0 when
+// nothing answered), with curl where the guest has it, else wget (busybox's too). The values are
+// checked against strict grammars (an IPv4 address, a port, replication's probe path), so none can
+// break out of the quotes.
+func probeScript(addr string, port int, path string, timeout time.Duration) string {
+	url := fmt.Sprintf("http://%s:%d%s", addr, port, path)
+	secs := max(int(timeout/time.Second)-2, 1)
+	return fmt.Sprintf(`url='%s'
+if command -v curl >/dev/null 2>&1; then
+  curl -s -o /dev/null -m %d -w '%%{http_code}\n' "$url" || true
+else
+  status=$(wget -S -O /dev/null -T %d "$url" 2>&1 | sed -n 's/^ *HTTP\/[0-9.]* \([0-9][0-9][0-9]\).*/\1/p' | tail -n 1)
+  echo "${status:-0}"
+fi
+`, url, secs, secs)
+}
+
+func lastLine(s string) string {
+	s = strings.TrimRight(s, "\n")
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
+// boundedOutput is an output's end as a report keeps it: redacted, at most maxReportOutput bytes.
+func boundedOutput(s string) string {
+	s = replication.Redact(s)
+	if len(s) > maxReportOutput {
+		s = s[len(s)-maxReportOutput:]
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// endDrill ends the drill: its report gets the point, the VMs' boot evidence, the RTO and the result;
+// the group records the drill and gives up the test failover claim.
+func endDrill(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
+	now := r.Now().UTC()
+	report, err := r.finishReport(ctx, j, g, now)
+	if err != nil {
+		return "", 0, err
+	}
+	_, err = replication.UpdateGroup(ctx, r.State, j.Group, replication.StateRow, func(rec *replication.GroupRecord) error {
+		if rec.LastDrillJob == j.ID() {
+			return replication.ErrUnchanged // recorded before the message came again
+		}
+		if rec.ActiveTestFailover == j.ID() {
+			rec.ActiveTestFailover = ""
+		}
+		rec.LastDrillJob, rec.LastDrillAt, rec.LastDrillResult = j.ID(), report.Started, report.Result
+		if report.Result == JobSucceeded {
+			rec.LastDrillSucceededAt = report.Started
+		}
+		return nil
+	})
+	if err != nil {
+		return "", 0, err
+	}
+	return fmt.Sprintf("drill %s: report recorded", strings.ToLower(report.Result)), 0, nil
+}
