@@ -267,6 +267,8 @@ type JobStep struct {
 	Ended   time.Time `json:"ended,omitempty"`
 	Outcome string    `json:"outcome,omitempty"`
 	Tries   int       `json:"tries,omitempty"`
+	// Always: a cleanup step, which runs also after an earlier step failed.
+	Always bool `json:"always,omitempty"`
 }
 
 // PlanSpec is what the operator PUTs.
