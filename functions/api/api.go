@@ -81,6 +81,7 @@ func (a *API) operations() map[string]http.HandlerFunc {
 		"POST /groups/{group}/events": a.postEvent,
 		"GET /groups/{group}/events":  a.getEvents, "POST /groups/{group}/failover": a.postFailover,
 		"POST /groups/{group}/change-recovery-point": a.postChangePoint, "POST /groups/{group}/reprotect": a.postReprotect,
+		"POST /groups/{group}/drills": a.postDrill, "GET /groups/{group}/drills": a.listDrills, "GET /groups/{group}/drills/{id}": a.getDrill,
 		"GET /jobs": a.listJobs, "GET /jobs/dead-letters": a.getDeadLetters, "GET /jobs/{id}": a.getJob,
 	}
 	for _, jobType := range []string{recovery.JobCleanupTest, recovery.JobCommit, recovery.JobFailback} {

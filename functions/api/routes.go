@@ -211,6 +211,36 @@ func (a *API) jobAccepted(w http.ResponseWriter, r *http.Request, job recovery.J
 	a.answer(w, r, http.StatusAccepted, apiserver.NewJobView(job), err)
 }
 
+// postDrill starts a drill now; its body (optional) names the point.
+func (a *API) postDrill(w http.ResponseWriter, r *http.Request) {
+	var req apiv1.DrillRequest
+	if r.ContentLength != 0 {
+		if err := decode(r, &req); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
+	a.startJob(w, r, recovery.Request{Type: recovery.JobDrill, RecoveryPoint: req.RecoveryPoint})
+}
+
+func (a *API) listDrills(w http.ResponseWriter, r *http.Request) {
+	out := apiv1.DrillList{Drills: []apiv1.DrillView{}}
+	limit, err := apiserver.IntQuery(r.URL.Query(), "limit", 20)
+	var drills []recovery.DrillStatus
+	if err == nil {
+		drills, err = a.Jobs.Drills(r.Context(), r.PathValue("group"), int(limit))
+	}
+	for _, d := range drills {
+		out.Drills = append(out.Drills, apiserver.NewDrillView(d))
+	}
+	a.answer(w, r, http.StatusOK, out, err)
+}
+
+func (a *API) getDrill(w http.ResponseWriter, r *http.Request) {
+	d, err := a.Jobs.Drill(r.Context(), r.PathValue("group"), r.PathValue("id"))
+	a.answer(w, r, http.StatusOK, apiserver.NewDrillView(d), err)
+}
+
 func (a *API) getJob(w http.ResponseWriter, r *http.Request) {
 	job, err := a.Jobs.Job(r.Context(), r.PathValue("id"))
 	a.answer(w, r, http.StatusOK, apiserver.NewJobView(job), err)

@@ -40,6 +40,8 @@ type Request struct {
 	// Sources says, for a reprotect, where the agent on each failed-over VM reads its disks (by disk
 	// key; ReverseSpec's defaults otherwise).
 	Sources map[string]string
+	// DrillSlot is, for a scheduled drill, the schedule's slot it runs for.
+	DrillSlot time.Time
 }
 
 // ValidJobID reports whether id has the form of a job id (32 lowercase hex digits).
@@ -84,6 +86,9 @@ func (a *Admission) Start(ctx context.Context, req Request) (Job, error) {
 	for key, src := range req.Sources {
 		job.Work.SetSource(key, src)
 	}
+	if !req.DrillSlot.IsZero() {
+		job.Work.SetDrillSlot(req.DrillSlot)
+	}
 	job.Parent = req.Parent
 	if _, err := a.State.Insert(ctx, JobsTable, job); err != nil {
 		if req.JobID != "" && errors.Is(err, replication.ErrConflict) {
@@ -112,6 +117,9 @@ func (req *Request) normalize() error {
 	kind, err := KindOf(req.Type)
 	if err != nil {
 		return fmt.Errorf("%w: type: %v", replication.ErrInvalid, err)
+	}
+	if !req.DrillSlot.IsZero() && kind.Name != JobDrill {
+		return fmt.Errorf("%w: a schedule's slot is a drill's", replication.ErrInvalid)
 	}
 	if len(req.Sources) > 0 && !kind.TakesSources {
 		return fmt.Errorf("%w: sources: only a reprotect reads the failed-over VMs' disks", replication.ErrInvalid)

@@ -144,3 +144,64 @@ func TestDrillFailingBeforeItsChecksStillCleansUp(t *testing.T) {
 		t.Fatal("the drill's claim stayed after its cleanup")
 	}
 }
+
+// The timer starts a scheduled drill once per slot: again on the same tick, by a second instance that
+// read the group before the first recorded the slot, it is the same job; a slot the group's state
+// refuses, or one the timer missed by hours, is recorded as skipped with the reason and not retried.
+func TestScheduledDrillsStartOncePerSlot(t *testing.T) {
+	ctx := context.Background()
+	f, _, _, adm := drillFixture(t, map[string]recovery.CommandResult{"systemctl is-active app": {Output: "active\n"}, "sqlite3 /data/app.db 'pragma integrity_check'": {Output: "ok\n"}})
+	setSchedule := func(s string) {
+		replication.UpdateGroup(ctx, f.state, "g1", replication.AllRows, func(r *replication.GroupRecord) error { r.Drill.Schedule = s; return nil })
+	}
+	setSchedule("* * * * *")
+	tick := recovery.ScheduleDrills(adm)
+	g, _ := replication.LoadGroup(ctx, f.state, "g1")
+	now := g.Record.CreatedAt.Add(150 * time.Second)
+	lines, err := tick(ctx, "g1", now)
+	if err != nil || len(lines) != 1 || !strings.Contains(lines[0], "started for the slot") {
+		t.Fatalf("first tick: %q, %v", lines, err)
+	}
+	if lines, err := tick(ctx, "g1", now); err != nil || len(lines) != 0 {
+		t.Fatalf("the same tick again: %q, %v", lines, err)
+	}
+	g, _ = replication.LoadGroup(ctx, f.state, "g1")
+	slot, first := g.Record.LastDrillSlot, g.Record.ActiveTestFailover
+	if slot.After(now) || now.Sub(slot) >= time.Minute || first == "" {
+		t.Fatalf("slot %s at %s, drill %q", slot, now, first)
+	}
+	// A second instance that read the group before the slot was recorded starts the same job.
+	replication.UpdateGroup(ctx, f.state, "g1", replication.AllRows, func(r *replication.GroupRecord) error { r.LastDrillSlot = time.Time{}; return nil })
+	if lines, err := tick(ctx, "g1", now); err != nil || len(lines) != 1 || !strings.Contains(lines[0], first) {
+		t.Fatalf("a second instance: %q, %v", lines, err)
+	}
+	jobs, _ := adm.ListJobs(ctx, "g1", 50)
+	if len(jobs) != 1 {
+		t.Fatalf("%d jobs for one slot", len(jobs))
+	}
+	// The next slot comes while that drill runs: skipped, with the reason, once.
+	lines, err = tick(ctx, "g1", slot.Add(time.Minute))
+	if err != nil || len(lines) != 1 || !strings.Contains(lines[0], "skipped") || !strings.Contains(lines[0], "is active") {
+		t.Fatalf("a slot during a drill: %q, %v", lines, err)
+	}
+	if lines, _ := tick(ctx, "g1", slot.Add(time.Minute)); len(lines) != 0 {
+		t.Fatalf("a skipped slot was tried again: %q", lines)
+	}
+	f.drain(t)
+	if j := f.job(t, first); j.State != recovery.JobSucceeded {
+		t.Fatalf("the scheduled drill: %s %q", j.State, j.Error)
+	}
+	if d, _ := recovery.LoadDrill(ctx, f.state, "g1", first); !d.Slot.Equal(slot) {
+		t.Fatalf("the report's slot %s, want %s", d.Slot, slot)
+	}
+	// A daily slot the timer missed by two hours is not run late.
+	setSchedule("0 0 * * *")
+	midnight := slot.Truncate(24 * time.Hour).Add(24 * time.Hour)
+	lines, err = tick(ctx, "g1", midnight.Add(2*time.Hour))
+	if err != nil || len(lines) != 1 || !strings.Contains(lines[0], "missed") {
+		t.Fatalf("a missed slot: %q, %v", lines, err)
+	}
+	if jobs, _ := adm.ListJobs(ctx, "g1", 50); len(jobs) != 1 {
+		t.Fatalf("a missed slot started a drill: %d jobs", len(jobs))
+	}
+}

@@ -2,6 +2,7 @@ package recovery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,9 +12,10 @@ import (
 )
 
 // DrillsTable holds one report per drill: partition the group, row the drill's job id. A report is
-// written as the drill goes (each check's result as it ends) and completed by its last step, so an
-// auditor reads what happened even of a drill that stopped midway.
-const DrillsTable = "drills"
+// begun by the drill's first step, written as it goes (each check's result as it ends) and completed
+// by its last, so an auditor reads what happened even of a drill that stopped midway. Reports outlive
+// their jobs (JobRetention); they go with the group.
+const DrillsTable = replication.DrillsTable
 
 // DrillReport is what a drill did and found.
 type DrillReport struct {
@@ -79,6 +81,84 @@ func ListDrills(ctx context.Context, store replication.StateStore, group string)
 	drills, _, err := replication.QueryAll[DrillReport](ctx, store, DrillsTable, group)
 	slices.SortFunc(drills, func(a, b DrillReport) int { return b.Started.Compare(a.Started) })
 	return drills, err
+}
+
+// beginDrill begins the drill's report.
+func beginDrill(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
+	_, err := replication.Mutate(ctx, r.State, DrillsTable, j.Group, j.ID(), func(d *DrillReport, found bool) error {
+		if found {
+			return replication.ErrUnchanged
+		}
+		d.Keys = replication.Keys{PartitionKey: j.Group, RowKey: j.ID()}
+		d.Slot, d.Started = j.Work.DrillSlot(), j.CreatedAt
+		return nil
+	})
+	if err != nil {
+		return "", 0, err
+	}
+	how := "on request"
+	if slot := j.Work.DrillSlot(); !slot.IsZero() {
+		how = "for the schedule's slot " + slot.Format(time.RFC3339)
+	}
+	return fmt.Sprintf("drill begun %s: %d checks", how, len(g.Spec.Drill.Checks)), 0, nil
+}
+
+// DrillStatus is a drill's report with its job (nil once the job was pruned).
+type DrillStatus struct {
+	Report DrillReport
+	Job    *Job
+}
+
+// Drills lists a group's drills, newest first, at most limit.
+func (a *Admission) Drills(ctx context.Context, group string, limit int) ([]DrillStatus, error) {
+	if a.State == nil {
+		return nil, fmt.Errorf("%w: the state store (set StandbyTargetStorage)", replication.ErrNotConfigured)
+	}
+	if err := replication.CheckGroupName(group); err != nil {
+		return nil, err
+	}
+	if limit < 1 || limit > MaxJobList {
+		return nil, fmt.Errorf("%w: limit %d: want 1 to %d", replication.ErrInvalid, limit, MaxJobList)
+	}
+	reports, err := ListDrills(ctx, a.State, group)
+	if err != nil {
+		return nil, err
+	}
+	out := []DrillStatus{}
+	for _, d := range reports[:min(limit, len(reports))] {
+		st, err := a.drillStatus(ctx, d)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// Drill is one drill of the group.
+func (a *Admission) Drill(ctx context.Context, group, id string) (DrillStatus, error) {
+	if a.State == nil {
+		return DrillStatus{}, fmt.Errorf("%w: the state store (set StandbyTargetStorage)", replication.ErrNotConfigured)
+	}
+	if err := replication.CheckGroupName(group); err != nil {
+		return DrillStatus{}, err
+	}
+	d, err := LoadDrill(ctx, a.State, group, id)
+	if err != nil {
+		return DrillStatus{}, err
+	}
+	return a.drillStatus(ctx, d)
+}
+
+func (a *Admission) drillStatus(ctx context.Context, d DrillReport) (DrillStatus, error) {
+	j, err := LoadJob(ctx, a.State, d.Job())
+	if errors.Is(err, replication.ErrNotFound) {
+		return DrillStatus{Report: d}, nil
+	}
+	if err != nil {
+		return DrillStatus{}, err
+	}
+	return DrillStatus{Report: d, Job: &j}, nil
 }
 
 // recordCheck adds a check's result to the drill's report (replacing the same check's from an earlier

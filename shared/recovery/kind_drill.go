@@ -2,6 +2,8 @@ package recovery
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
@@ -23,7 +25,7 @@ const JobDrill = "drill"
 
 var _ = register(Kind{
 	Name:     JobDrill,
-	Steps:    append(slices.Clone(materialize), stepDef{"run-checks", runChecks}),
+	Steps:    append(append([]stepDef{{"begin-drill", beginDrill}}, materialize...), stepDef{"run-checks", runChecks}),
 	Cleanup:  append(slices.Clone(cleanupSteps), stepDef{"end-drill", endDrill}),
 	Isolated: true,
 	Precheck: func(_ context.Context, _ *Admission, g *replication.Group, req *Request) error {
@@ -38,9 +40,85 @@ var _ = register(Kind{
 	Admits: testFailoverAdmits,
 	Claim: func(_ context.Context, _ *Admission, rec *replication.GroupRecord, job Job) error {
 		rec.ActiveTestFailover = job.ID()
+		if slot := job.Work.DrillSlot(); slot.After(rec.LastDrillSlot) {
+			rec.LastDrillSlot = slot
+		}
 		return nil
 	},
 })
+
+// drillLateness bounds how late a scheduled drill starts: a slot the timer missed by more (the app was
+// down) is recorded as missed, not run at a time nobody planned for.
+const drillLateness = time.Hour
+
+// ScheduleDrills starts a group's drill when its schedule's slot has come; the cutpoints timer calls it
+// for every group on every tick. The slot is the newest since the last slot taken (or since the group
+// was enabled), so slots never pile up. Once per slot across restarts and instances: the drill's job id
+// is made of the group and the slot, so a second start of a slot answers its job. A slot the group's
+// state refuses (a test failover active, no point yet, failed over) or that came more than
+// drillLateness ago is recorded in the group's history as skipped, with the reason, and not tried again.
+func ScheduleDrills(a *Admission) replication.GroupScheduler {
+	return func(ctx context.Context, group string, now time.Time) ([]string, error) {
+		g, err := replication.LoadGroup(ctx, a.State, group)
+		if errors.Is(err, replication.ErrNoGroup) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		schedule := g.Spec.Drill.DrillSchedule()
+		if schedule == nil {
+			return nil, nil
+		}
+		from := g.Record.LastDrillSlot
+		if from.IsZero() {
+			from = g.Record.CreatedAt
+		}
+		var slot time.Time
+		for next, n := schedule.Next(from.UTC()), 0; !next.After(now) && n < 100000; next, n = schedule.Next(next), n+1 {
+			slot = next
+		}
+		if slot.IsZero() {
+			return nil, nil
+		}
+		reason := ""
+		if late := now.Sub(slot); late > drillLateness {
+			reason = fmt.Sprintf("missed: the timer ran %s after it", late.Round(time.Second))
+		} else {
+			job, err := a.Start(ctx, Request{Group: group, Type: JobDrill, JobID: drillJobID(group, slot), DrillSlot: slot})
+			switch {
+			case err == nil:
+				return []string{fmt.Sprintf("group %s: drill %s started for the slot %s", group, job.ID(), slot.Format(time.RFC3339))}, nil
+			case errors.Is(err, replication.ErrState) || errors.Is(err, replication.ErrInvalid) || errors.Is(err, replication.ErrNotConfigured) || errors.Is(err, replication.ErrConflict):
+				reason = err.Error()
+			default:
+				return nil, err // tried again at the next tick
+			}
+		}
+		if _, err := replication.UpdateGroup(ctx, a.State, group, replication.StateRow, func(rec *replication.GroupRecord) error {
+			if !slot.After(rec.LastDrillSlot) {
+				return replication.ErrUnchanged
+			}
+			rec.LastDrillSlot = slot
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		line := fmt.Sprintf("scheduled drill for the slot %s skipped: %s", slot.Format(time.RFC3339), reason)
+		if err := replication.RecordEvent(ctx, a.State, group, "drill", line, now); err != nil {
+			return nil, err
+		}
+		a.Log.Warn("scheduled drill skipped", "group", group, "slot", slot, "reason", reason)
+		return []string{"group " + group + ": " + line}, nil
+	}
+}
+
+// drillJobID is the job id of a group's drill for a schedule's slot: the same for every instance and
+// every tick that starts it.
+func drillJobID(group string, slot time.Time) string {
+	sum := sha256.Sum256([]byte("standby-drill\x00" + group + "\x00" + slot.UTC().Format(time.RFC3339)))
+	return hex.EncodeToString(sum[:16])
+}
 
 // runChecks runs the drill's next check, one per step run (each bounded by its own timeout, far under
 // a function's), and records its result in the drill's report; once every check ran, the step fails

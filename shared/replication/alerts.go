@@ -26,6 +26,7 @@ const (
 	alertRPOExceeded        = "rpo-exceeded"        // RPO above the policy's warning threshold
 	alertNoRecoveryPoint    = "no-recovery-point"   // no crash-consistent point for the policy's time
 	alertReplicationStopped = "replication-stopped" // the group needs a resync (ResyncRequired)
+	alertDrillOverdue       = "drill-overdue"       // no drill succeeded within the drill's readiness window
 	AlertJobFailed          = "job-failed"
 )
 
@@ -106,6 +107,10 @@ func alertConditions(r *GroupRecord, alerted map[string]string, now time.Time) m
 		}
 	}
 	setIf(c, alertReplicationStopped, r.State == StateResyncRequired, r.Reason)
+	if r.State == StateProtected {
+		overdue, why := drillOverdue(r, now)
+		setIf(c, alertDrillOverdue, overdue, why)
+	}
 	return c
 }
 
@@ -136,13 +141,13 @@ func alertChanges(group string, seq int64, was, now map[string]string, r *GroupR
 			out[len(out)-1].Message += ": " + r.HealthReason
 		}
 	}
-	for _, kind := range []string{alertRPOExceeded, alertNoRecoveryPoint, alertReplicationStopped} {
+	for _, kind := range []string{alertRPOExceeded, alertNoRecoveryPoint, alertReplicationStopped, alertDrillOverdue} {
 		_, on := now[kind]
 		_, wasOn := was[kind]
 		switch {
 		case on && !wasOn:
 			severity := SeverityCritical
-			if kind == alertRPOExceeded {
+			if kind == alertRPOExceeded || kind == alertDrillOverdue {
 				severity = severityWarning
 			}
 			add(kind, AlertRaised, severity, now[kind])

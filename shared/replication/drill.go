@@ -163,3 +163,58 @@ func (d *DrillSpec) DrillSchedule() *ncrontab.Schedule {
 	}
 	return s
 }
+
+// Readiness is a group's failover readiness: whether a drill succeeded within the drill's window, and
+// when its schedule drills next.
+type Readiness struct {
+	Window    time.Duration
+	Ready     bool
+	Age       time.Duration // since the last successful drill (0: none)
+	NextDrill time.Time     // zero: no schedule
+}
+
+// Readiness rates the group's failover readiness at now.
+func (g *Group) Readiness(now time.Time) Readiness {
+	d := g.Spec.Drill
+	days := d.ReadinessDays
+	if days == 0 {
+		days = DefaultReadinessDays
+	}
+	r := Readiness{Window: time.Duration(days) * 24 * time.Hour}
+	if last := g.Record.LastDrillSucceededAt; !last.IsZero() {
+		r.Age = now.Sub(last)
+		r.Ready = r.Age <= r.Window
+	}
+	if s := d.DrillSchedule(); s != nil {
+		r.NextDrill = s.Next(now.UTC())
+	}
+	return r
+}
+
+// drillOverdue is the readiness alert's condition: a group with a drill schedule, replicating, without a
+// successful drill within the window since it was enabled.
+func drillOverdue(r *GroupRecord, now time.Time) (bool, string) {
+	if r.Drill.Schedule == "" || r.State != StateProtected {
+		return false, ""
+	}
+	days := r.Drill.ReadinessDays
+	if days == 0 {
+		days = DefaultReadinessDays
+	}
+	window := time.Duration(days) * 24 * time.Hour
+	since := r.LastDrillSucceededAt
+	if since.IsZero() {
+		since = r.CreatedAt
+	}
+	if now.Sub(since) <= window {
+		return false, ""
+	}
+	last := r.LastDrillResult
+	if last == "" {
+		last = "none"
+	}
+	if r.LastDrillSucceededAt.IsZero() {
+		return true, fmt.Sprintf("no drill has succeeded in the %d days since the group was enabled (last drill: %s)", days, last)
+	}
+	return true, fmt.Sprintf("no drill has succeeded for %d days, more than the %d the drill allows (last drill: %s)", int(now.Sub(since).Hours()/24), days, last)
+}

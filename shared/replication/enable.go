@@ -41,7 +41,12 @@ type Upkeep struct {
 	Targets TargetProvisioner
 	// Housekeepers prune what other domains keep for the deployment (housekeeping.go).
 	Housekeepers []Housekeeper
+	// Schedulers start what other domains run on a group's schedule (its drills), every tick.
+	Schedulers []GroupScheduler
 }
+
+// GroupScheduler starts what is due for a group at now; it returns a line per start.
+type GroupScheduler func(ctx context.Context, group string, now time.Time) ([]string, error)
 
 // Points reads a group's recovery points with the restorable window, and its RPO history (window.go,
 // rpohistory.go).

@@ -82,6 +82,8 @@ type GroupState struct {
 	LastDrillAt          time.Time `json:"LastDrillAt"`
 	LastDrillResult      string    `json:"LastDrillResult,omitempty"`
 	LastDrillSucceededAt time.Time `json:"LastDrillSucceededAt"`
+	// LastDrillSlot is the newest slot of the drill's schedule taken: started, or skipped with a reason.
+	LastDrillSlot time.Time `json:"LastDrillSlot"`
 }
 
 // GroupProgress is apply's row: where the target disks stand in the group's stream.
@@ -408,7 +410,7 @@ func RemoveGroup(ctx context.Context, state StateStore, pages PageStore, journal
 	if _, err := journal.Prune(ctx, group, math.MaxInt64, time.Now().Add(24*time.Hour)); err != nil {
 		return err
 	}
-	for _, table := range []string{MarkersTable, PointsTable, HoldsTable, EventsTable, QuarantineTable} {
+	for _, table := range []string{MarkersTable, PointsTable, HoldsTable, EventsTable, QuarantineTable, DrillsTable} {
 		partition := group
 		if table == QuarantineTable {
 			partition = "group-" + group

@@ -14,6 +14,8 @@ import (
 const (
 	PointsTable = "recoverypoints"
 	HoldsTable  = "pointholds"
+	// DrillsTable holds the group's drill reports (shared/recovery writes them; they go with the group).
+	DrillsTable = "drills"
 )
 
 // RecoveryPoint is a point the operator can fail over to: the snapshots of every disk of the group at a

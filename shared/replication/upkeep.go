@@ -42,6 +42,13 @@ func (s *Upkeep) Run(ctx context.Context, run TimerRun) ([]string, error) {
 	for _, name := range groups {
 		lines, err := s.tend(ctx, name, now)
 		logs = append(logs, lines...)
+		for _, schedule := range s.Schedulers {
+			if err != nil {
+				break
+			}
+			lines, err = schedule(ctx, name, now)
+			logs = append(logs, lines...)
+		}
 		if err != nil {
 			return logs, fmt.Errorf("group %s: %w", name, err)
 		}

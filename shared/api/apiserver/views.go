@@ -50,6 +50,61 @@ func NewGroupView(g *replication.Group, now time.Time) apiv1.GroupView {
 	if r.LastMarkerSeq > 0 {
 		v.LastMarker = &apiv1.MarkerView{Seq: r.LastMarkerSeq, Consistency: r.LastMarkerKind, SourceTime: r.LastMarkerTime}
 	}
+	v.Drill = apiv1.Convert[apiv1.DrillSpec](g.Spec.Drill)
+	v.Readiness = newReadinessView(g, now)
+	return v
+}
+
+// newReadinessView is the group's failover readiness.
+func newReadinessView(g *replication.Group, now time.Time) apiv1.ReadinessView {
+	r, rd := g.Record, g.Readiness(now)
+	v := apiv1.ReadinessView{LastDrill: r.LastDrillJob, LastDrillResult: r.LastDrillResult, WindowDays: int(rd.Window.Hours() / 24), Ready: rd.Ready,
+		LastSuccessAgeDays: rd.Age.Hours() / 24}
+	if !r.LastDrillAt.IsZero() {
+		v.LastDrillAt = &r.LastDrillAt
+	}
+	if !r.LastDrillSucceededAt.IsZero() {
+		v.LastSuccessAt = &r.LastDrillSucceededAt
+	}
+	if !rd.NextDrill.IsZero() {
+		v.NextDrill = &rd.NextDrill
+	}
+	if r.ActiveTestFailover != "" {
+		v.DrillActive = r.ActiveTestFailover
+	}
+	return v
+}
+
+// NewDrillView is a drill's report with its job's state and steps.
+func NewDrillView(st recovery.DrillStatus) apiv1.DrillView {
+	d := st.Report
+	v := apiv1.DrillView{ID: d.Job(), Group: d.PartitionKey, State: d.Result, Started: d.Started, Point: d.PointID,
+		PointAgeSeconds: d.PointAgeSeconds, RTOSeconds: d.RTOSeconds, VMs: apiv1.Convert[[]apiv1.DrillVM](d.VMs),
+		Checks: apiv1.Convert[[]apiv1.CheckResult](d.Checks), Steps: []apiv1.JobStep{}, Cleanup: d.Cleanup, Error: d.Error}
+	if v.VMs == nil {
+		v.VMs = []apiv1.DrillVM{}
+	}
+	if v.Checks == nil {
+		v.Checks = []apiv1.CheckResult{}
+	}
+	if !d.Slot.IsZero() {
+		v.Slot = &d.Slot
+	}
+	if !d.Ended.IsZero() {
+		v.Ended = &d.Ended
+	}
+	if !d.PointTime.IsZero() {
+		v.PointTime = &d.PointTime
+	}
+	if j := st.Job; j != nil {
+		v.State, v.Steps = j.State, apiv1.Convert[[]apiv1.JobStep](j.Steps)
+		if v.Point == "" {
+			v.Point = j.PointID
+		}
+		if v.Error == "" {
+			v.Error = j.Error
+		}
+	}
 	return v
 }
 

@@ -120,6 +120,8 @@ type GroupView struct {
 	Retention          *RetentionView `json:"retentionWindow,omitempty"`
 	InitialReplication *BaselineView  `json:"initialReplication,omitempty"`
 	LastMarker         *MarkerView    `json:"lastMarker,omitempty"`
+	Drill              DrillSpec      `json:"drill"`
+	Readiness          ReadinessView  `json:"readiness"`
 	CreatedAt          time.Time      `json:"createdAt"`
 }
 
@@ -210,6 +212,75 @@ type GroupList struct {
 // PlanList is GET /plans.
 type PlanList struct {
 	Plans []PlanView `json:"plans"`
+}
+
+// DrillRequest is the optional body of POST /groups/{group}/drills: the recovery point to drill (the
+// group's drill spec's, else latestProcessed).
+type DrillRequest struct {
+	RecoveryPoint string `json:"recoveryPoint,omitempty"`
+}
+
+// DrillView is a drill's report: the slot it ran for, the point and its age, the RTO to every VM
+// healthy, each VM's boot evidence, each check's result with its output and timing, the steps with
+// their times, and the cleanup.
+type DrillView struct {
+	ID    string `json:"id"` // the drill's job
+	Group string `json:"group"`
+	// State is the job's (Queued, Running, Succeeded, Failed; the report's result once the job was pruned).
+	State           string        `json:"state"`
+	Slot            *time.Time    `json:"slot,omitempty"` // the schedule's slot (absent: on request)
+	Started         time.Time     `json:"started"`
+	Ended           *time.Time    `json:"ended,omitempty"`
+	Point           string        `json:"point,omitempty"`
+	PointTime       *time.Time    `json:"pointTime,omitempty"`
+	PointAgeSeconds float64       `json:"pointAgeSeconds"`
+	RTOSeconds      float64       `json:"rtoSeconds"`
+	VMs             []DrillVM     `json:"vms"`
+	Checks          []CheckResult `json:"checks"`
+	Steps           []JobStep     `json:"steps"`
+	Cleanup         string        `json:"cleanup,omitempty"`
+	Error           string        `json:"error,omitempty"`
+}
+
+// DrillVM is one VM of a drill and the evidence it booted.
+type DrillVM struct {
+	Name     string `json:"name"`
+	Evidence string `json:"evidence,omitempty"`
+}
+
+// CheckResult is how one check of a drill ended.
+type CheckResult struct {
+	Name      string    `json:"name"`
+	VM        string    `json:"vm"`
+	Kind      string    `json:"kind"` // command or http
+	Passed    bool      `json:"passed"`
+	ExitCode  int       `json:"exitCode"`
+	TimedOut  bool      `json:"timedOut,omitempty"`
+	Status    int       `json:"status,omitempty"`
+	Output    string    `json:"output,omitempty"`
+	Truncated bool      `json:"truncated,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	Started   time.Time `json:"started"`
+	Ended     time.Time `json:"ended"`
+}
+
+// DrillList is GET /groups/{group}/drills.
+type DrillList struct {
+	Drills []DrillView `json:"drills"`
+}
+
+// ReadinessView is a group's failover readiness: its last drill, when a drill last succeeded, and
+// whether that is within the drill spec's window.
+type ReadinessView struct {
+	LastDrill          string     `json:"lastDrill,omitempty"`
+	LastDrillAt        *time.Time `json:"lastDrillAt,omitempty"`
+	LastDrillResult    string     `json:"lastDrillResult,omitempty"`
+	LastSuccessAt      *time.Time `json:"lastSuccessfulDrillAt,omitempty"`
+	LastSuccessAgeDays float64    `json:"lastSuccessAgeDays,omitempty"`
+	WindowDays         int        `json:"windowDays"`
+	Ready              bool       `json:"ready"`
+	NextDrill          *time.Time `json:"nextDrill,omitempty"` // the schedule's next slot
+	DrillActive        string     `json:"drillActive,omitempty"`
 }
 
 // JobList is GET /jobs.
