@@ -10,6 +10,9 @@
 //	standby cleanup-test GROUP [--wait]
 //	standby reprotect GROUP [--source vm/disk=file:/dev/… ...] [--wait]
 //	standby failback GROUP [--wait]
+//	standby drill GROUP [--point P] [--wait]   a drill now: test failover, the drill's checks, cleanup
+//	standby drills GROUP                      the group's drills
+//	standby drill-report GROUP ID             a drill's report, as an auditor keeps it
 //	standby job ID [--wait]
 //	standby ack JOB ACTION                 acknowledge a plan job's manual action
 //	standby plan list | show P | put P FILE | delete P | failover P --type T [--point X] | cleanup-test P | commit P [--wait]
@@ -45,7 +48,7 @@ func env(name, def string) string {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: standby groups|status|points|events|failover|change-point|commit|cleanup-test|reprotect|failback|job|ack|plan ...")
+		return fmt.Errorf("usage: standby groups|status|points|events|failover|change-point|commit|cleanup-test|reprotect|failback|drill|drills|drill-report|job|ack|plan ...")
 	}
 	cmd, rest := args[0], args[1:]
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
@@ -98,6 +101,20 @@ func run(args []string) error {
 			return fmt.Errorf("--source is for reprotect")
 		}
 		return startJob(ctx, cl, cmd, group, jobOptions{jobType: *jobType, point: *point, sources: sources, wait: *wait})
+	case "drill", "drills":
+		group, err := arg()
+		if err != nil {
+			return err
+		}
+		if cmd == "drills" {
+			return listDrills(ctx, cl, os.Stdout, group)
+		}
+		return startDrill(ctx, cl, os.Stdout, group, jobOptions{point: *point, wait: *wait})
+	case "drill-report":
+		if len(pos) != 2 {
+			return fmt.Errorf("drill-report takes the group and the drill's id")
+		}
+		return drillReport(ctx, cl, os.Stdout, pos[0], pos[1])
 	case "plan":
 		return planCommand(ctx, cl, pos, jobOptions{jobType: *jobType, point: *point, wait: *wait})
 	case "ack":

@@ -10,10 +10,13 @@
  * shows up as a failed integrity check or a total that does not match its rows.
  *
  * usage: sqlwork <database> [transactions, 0 = until killed] [pause between transactions, ms]
+ *        sqlwork --check <database>: the database's own integrity check, and the running total against
+ *        the rows; prints "ok" and exits 0 when both hold (a drill's check), else what is wrong, exit 1.
  */
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static void die(sqlite3 *db, const char *what) {
@@ -26,7 +29,40 @@ static void run(sqlite3 *db, const char *sql) {
 		die(db, sql);
 }
 
+static int check(const char *path) {
+	sqlite3 *db = NULL;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+		die(db, "open");
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK)
+		die(db, "integrity_check");
+	int ok = 1;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *row = (const char *)sqlite3_column_text(st, 0);
+		if (row == NULL || strcmp(row, "ok") != 0) {
+			printf("integrity: %s\n", row ? row : "(null)");
+			ok = 0;
+		}
+	}
+	sqlite3_finalize(st);
+	if (sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM txn) = rows AND (SELECT coalesce(sum(size), 0) FROM txn) = bytes, rows FROM total WHERE k = 0", -1, &st, NULL) != SQLITE_OK)
+		die(db, "total");
+	if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int(st, 0) != 1) {
+		printf("total: the running total does not match the rows\n");
+		ok = 0;
+	} else {
+		fprintf(stderr, "%lld transactions\n", (long long)sqlite3_column_int64(st, 1));
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	if (ok)
+		printf("ok\n");
+	return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
+	if (argc == 3 && strcmp(argv[1], "--check") == 0)
+		return check(argv[2]);
 	if (argc < 2) {
 		fprintf(stderr, "usage: sqlwork <database> [transactions]\n");
 		return 2;

@@ -141,7 +141,11 @@ func (r *JobRunner) vmUp(ctx context.Context, j *Job, g *replication.Group, vm r
 		}
 		return "", st.PowerState, nil
 	}
-	return st.ID + " " + st.PowerState + " healthy", "", nil
+	up = st.ID + " " + st.PowerState + " healthy"
+	if st.Evidence != "" {
+		up += " (" + st.Evidence + ")"
+	}
+	return up, "", nil
 }
 
 func (r *JobRunner) bootTimeout() time.Duration {

@@ -142,6 +142,9 @@ type VMStatus struct {
 	PowerState string
 	Healthy    bool
 	Detail     string
+	// Evidence is, for a healthy VM, what said so: the guest's own line on its console locally, the VM
+	// agent's status on Azure (a drill's report keeps it).
+	Evidence string
 }
 
 // Deployment states.

@@ -38,6 +38,9 @@ func (c *Compute) VM(ctx context.Context, rg, name string) (recovery.VMStatus, e
 	}
 	power, ready, statuses := readInstanceView(view)
 	st := recovery.VMStatus{ID: str(res.ID), PowerState: power, Healthy: power == "running" && ready}
+	if st.Healthy {
+		st.Evidence = statuses
+	}
 	if !st.Healthy {
 		if tail := c.serialTail(ctx, rg, name); tail != "" {
 			st.Detail = "serial console: " + tail

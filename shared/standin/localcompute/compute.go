@@ -24,6 +24,7 @@ import (
 	"github.com/standby-dr/standby/shared/azure/armtypes"
 	"github.com/standby-dr/standby/shared/recovery"
 	"github.com/standby-dr/standby/shared/replication"
+	"github.com/standby-dr/standby/shared/standin/qemu"
 )
 
 // Launcher starts and watches the VMs' processes (shared/standin/qemu in the product; tests may count).
@@ -35,7 +36,8 @@ type Launcher interface {
 	Running(pid int) bool
 	// Stop ends the VM.
 	Stop(pid int) error
-	// Healthy reports whether the guest said it is up in its serial log, with the log's tail.
+	// Healthy reports whether the guest said it is up in its serial log: its health line when it did,
+	// the log's tail otherwise.
 	Healthy(serialLog string) (bool, string)
 }
 
@@ -144,8 +146,21 @@ func (c *Compute) VM(_ context.Context, rg, name string) (recovery.VMStatus, err
 	st.Healthy = healthy && st.PowerState == "running"
 	if !st.Healthy {
 		st.Detail = "serial console: " + tail
+	} else if line := healthLine(tail); line != "" {
+		st.Evidence = "serial console: " + line
 	}
 	return st, nil
+}
+
+// healthLine is the guest's last health line in a console tail ("" if none).
+func healthLine(tail string) string {
+	lines := strings.Split(tail, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if _, ok := qemu.ParseHealth(lines[i]); ok {
+			return strings.TrimSpace(lines[i])
+		}
+	}
+	return ""
 }
 
 // Delete removes resources by id: a VM is stopped and its files go; a disk's image and a NIC's record

@@ -79,15 +79,19 @@ func (QEMU) Stop(pid int) error {
 	return err
 }
 
-// Healthy reports whether the guest wrote its health line to the serial log, with the log's last lines.
+// Healthy reports whether the guest wrote its health line to the serial log: that line when it did,
+// the log's last lines otherwise.
 func (QEMU) Healthy(serialLog string) (bool, string) {
 	data, _ := os.ReadFile(serialLog)
 	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	healthy := false
+	health := ""
 	for _, l := range lines {
 		if _, ok := qemu.ParseHealth(l); ok {
-			healthy = true
+			health = l
 		}
 	}
-	return healthy, strings.Join(lines[max(0, len(lines)-20):], "\n")
+	if health != "" {
+		return true, health
+	}
+	return false, strings.Join(lines[max(0, len(lines)-20):], "\n")
 }

@@ -224,6 +224,12 @@
     view.replaceChildren();
     const hash = location.hash || '#/groups';
     let m, arg = '';
+    const drill = /^#\/drills\/([a-z0-9-]{1,63})\/([0-9a-f]{32})$/.exec(hash);
+    if (drill) {
+      document.title = `Drill ${drill[2]} · Standby`;
+      poll((gen) => renderDrill(gen, drill[1], drill[2]), 3000);
+      return;
+    }
     try { m = /^#\/(groups|jobs)(?:\/([^/]+))?\/?$/.exec(hash); arg = m && m[2] ? decodeURIComponent(m[2]) : ''; } catch (e) { m = null; }
     for (const a of document.querySelectorAll('#nav a')) {
       if (m && a.dataset.nav === m[1]) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
@@ -294,8 +300,8 @@
   // ---------- #/groups/<name> ----------
   async function renderGroup(gen, c) {
     const g = encodeURIComponent(c.name);
-    const [grp, events, jobs] = await Promise.allSettled([
-      api(`/groups/${g}`), api(`/groups/${g}/events?limit=20`), api(`/jobs?group=${g}&limit=20`)]);
+    const [grp, events, jobs, drills] = await Promise.allSettled([
+      api(`/groups/${g}`), api(`/groups/${g}/events?limit=20`), api(`/jobs?group=${g}&limit=20`), api(`/groups/${g}/drills?limit=10`)]);
     if (grp.status === 'rejected') {
       if (grp.reason.status !== 404 && grp.reason.status !== 400) throw grp.reason;
       if (gen === S.gen) {
@@ -303,7 +309,7 @@
       }
       return false;
     }
-    for (const r of [events, jobs]) if (r.status === 'rejected' && r.reason.status === 401) throw r.reason;
+    for (const r of [events, jobs, drills]) if (r.status === 'rejected' && r.reason.status === 401) throw r.reason;
     const group = grp.value || {};
     // Points and RPO history are the heavy reads: again every 30 s, or at once when a point came or went.
     const rw = group.retentionWindow || {};
@@ -324,6 +330,8 @@
       section('disks-title', 'Disks', disksTable(group)),
       section('net-title', 'Network mapping', networkTable(group)),
       section('target-title', 'Target', targetInfo(group)),
+      section('readiness-title', 'Failover readiness', readiness(group)),
+      section('drills-title', 'Drills', settled(drills, (v) => drillsTable(c.name, (v && v.drills) || []))),
       section('events-title', 'Events', settled(events, eventsTable)),
       section('jobs-title', 'Jobs', settled(jobs, (v) => jobsTable((v && v.jobs) || [], false))),
     ]);
@@ -530,6 +538,73 @@
         h('td', {}, j.type), h('td', {}, stateBadge(j.state)), h('td', {}, time(j.createdAt)), h('td', {}, time(j.updatedAt)))))));
   }
 
+  // ---------- drills ----------
+  // readiness is the group's: its last drill, the last success against the drill's window, the schedule.
+  function readiness(g) {
+    const r = g.readiness || {};
+    const d = g.drill || {};
+    return kv([
+      ['Ready', h('span', { id: 'ready', class: `badge ${r.ready ? 's-succeeded' : 's-failed'}` }, r.ready ? 'Yes' : 'No'),
+        sub(r.ready ? `a drill succeeded within ${r.windowDays} days` : `no drill succeeded within ${r.windowDays} days`)],
+      ['Last successful drill', r.lastSuccessfulDrillAt ? [ago(r.lastSuccessfulDrillAt), sub(time(r.lastSuccessfulDrillAt))] : 'never'],
+      ['Last drill', r.lastDrill ? [drillLink(g.group, r.lastDrill, r.lastDrillResult), sub(r.lastDrillAt ? time(r.lastDrillAt) : null)] : 'none'],
+      ['Schedule', d.schedule ? [h('span', { class: 'mono' }, d.schedule), ' (UTC)', sub(r.nextDrill ? ['next ', time(r.nextDrill)] : null)] : 'on request only'],
+      ['Checks', d.checks && d.checks.length ? d.checks.map((c) => h('div', {}, h('strong', {}, c.name), ` on ${c.vm}: `,
+        h('span', { class: 'mono' }, c.command || `HTTP GET of ${c.http.vm}, port ${c.http.port}, path ${c.http.path || '/'}, from ${c.vm}`))) : 'none (the VMs booting is the test)'],
+      r.drillActive && ['Running now', jobLink(r.drillActive)],
+    ]);
+  }
+  const drillLink = (g, id, text) => h('a', { href: `#/drills/${encodeURIComponent(g)}/${encodeURIComponent(id)}` }, text || id);
+  function drillsTable(group, drills) {
+    if (!drills.length) return h('p', { class: 'muted' }, 'No drills yet.');
+    return tableWrap(h('table', { id: 'drills' }, thead('Drill', 'Started', 'Result', 'Point', 'RTO', 'Checks'),
+      h('tbody', {}, drills.map((d) => h('tr', { 'data-drill': d.id },
+        h('td', {}, drillLink(group, d.id, d.id.slice(0, 8))), h('td', {}, time(d.started), d.slot ? sub('scheduled') : null),
+        h('td', {}, stateBadge(d.state)), h('td', { class: 'mono' }, d.point || '—'), h('td', { class: 'num' }, d.rtoSeconds ? dur(d.rtoSeconds) : '—'),
+        h('td', {}, `${(d.checks || []).filter((c) => c.passed).length} of ${(d.checks || []).length} passed`))))));
+  }
+
+  // ---------- #/drills/<group>/<id>: the report an auditor prints ----------
+  async function renderDrill(gen, group, id) {
+    let d;
+    try { d = await api(`/groups/${encodeURIComponent(group)}/drills/${id}`); } catch (e) {
+      if (e.status !== 404 && e.status !== 400) throw e;
+      if (gen === S.gen) patch($('view'), [h('h1', {}, 'Drill'), h('p', { class: 'error' }, e.message), h('p', {}, groupLink(group))]);
+      return false;
+    }
+    if (gen !== S.gen || !d) return;
+    const done = TERMINAL.has(d.state);
+    patch($('view'), [
+      h('p', { class: 'crumbs no-print' }, groupLink(group), ' · ', h('button', { type: 'button', id: 'print-report' }, 'Print this report')),
+      h('h1', {}, `Drill report: ${group}`),
+      h('article', { id: 'drill-report', class: 'report' },
+        kv([
+          ['Drill', h('span', { class: 'mono' }, d.id)],
+          ['Result', h('span', { id: 'drill-result', class: `badge s-${String(d.state).toLowerCase()}` }, d.state)],
+          ['Started', [time(d.started), sub(d.slot ? ['for the schedule\'s slot ', time(d.slot)] : 'on request')]],
+          d.ended && ['Ended', time(d.ended)],
+          ['Recovery point', [h('span', { class: 'mono' }, d.point || '—'), d.pointTime ? sub(['taken ', time(d.pointTime), `, ${dur(d.pointAgeSeconds)} before the drill`]) : null]],
+          ['RTO', d.rtoSeconds ? `${dur(d.rtoSeconds)} to every VM healthy` : '—'],
+          ['Cleanup', h('span', { class: 'wrap' }, d.cleanup || (done ? '—' : 'pending'))],
+          d.error && ['Error', h('span', { class: 'error wrap' }, d.error)],
+        ]),
+        h('h2', {}, 'VMs and their boot evidence'),
+        tableWrap(h('table', { id: 'drill-vms' }, thead('VM', 'Evidence'),
+          h('tbody', {}, (d.vms || []).map((v) => h('tr', {}, h('th', { scope: 'row' }, v.name), h('td', { class: 'wrap mono small' }, v.evidence || '—')))))),
+        h('h2', {}, 'Checks'),
+        (d.checks || []).length ? h('ol', { id: 'drill-checks', class: 'checks' }, d.checks.map((c) => h('li', { 'data-passed': String(c.passed) },
+          h('div', {}, h('strong', {}, c.name), ` on ${c.vm} (${c.kind}) `, h('span', { class: `badge ${c.passed ? 's-succeeded' : 's-failed'}` }, c.passed ? 'passed' : 'failed'),
+            ` ${dur((new Date(c.ended) - new Date(c.started)) / 1000)}`),
+          c.reason ? h('div', { class: 'error' }, c.reason) : null,
+          c.output ? h('pre', { class: 'output' }, c.output) : null))) : h('p', { class: 'muted' }, done ? 'No checks.' : 'Not run yet.'),
+        h('h2', {}, 'Steps'),
+        h('ol', { id: 'drill-steps', class: 'steps' }, (d.steps || []).map(stepItem))),
+    ]);
+    const print = $('print-report');
+    if (print) print.onclick = () => window.print();
+    return !done;
+  }
+
   // ---------- #/jobs ----------
   async function renderJobs(gen) {
     let jobs, problem = null;
@@ -597,6 +672,9 @@
     'test-failover': { label: 'Test failover', point: true, submit: 'Start test failover',
       desc: 'Brings the group\'s VMs up from the chosen recovery point in the isolated test subnet, while replication goes on. Clean it up when the drill is over.',
       req: (g, p) => [`/groups/${g}/failover`, { type: 'test', recoveryPoint: p }] },
+    drill: { label: 'Drill now', point: true, submit: 'Start drill',
+      desc: 'A test failover that proves itself: the VMs come up from the chosen point in the isolated test subnet, the drill\'s checks run in them, and everything is cleaned up — also when a check fails. The report stays.',
+      req: (g, p) => [`/groups/${g}/drills`, { recoveryPoint: p }] },
     'cleanup-test': { label: 'Clean up test', submit: 'Clean up',
       desc: 'Deletes the test failover\'s VMs and disks and releases the recovery points it held.',
       req: (g) => [`/groups/${g}/cleanup-test-failover`] },
