@@ -269,6 +269,16 @@ host=$(cat /etc/hostname 2>/dev/null)
 [ -n "$host" ] || host=localhost
 hostname "$host"
 echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) boot" >>/var/lib/standby/boots
+# The address the platform gave this machine's NIC (the local compute's kernel argument standby.ip=A/N,
+# where Azure's DHCP would give it): eth0 gets it, so a drill's VMs reach each other.
+addr=
+for arg in $(cat /proc/cmdline); do
+  case $arg in standby.ip=*) addr=${arg#standby.ip=} ;; esac
+done
+ip link set lo up 2>/dev/null
+if [ -n "$addr" ] && ip link set eth0 up 2>/dev/null; then
+  ip addr add "$addr" dev eth0
+fi
 disks=
 for d in /dev/vd[a-z] /dev/vd[a-z][a-z]; do
   [ -b "$d" ] && disks="${disks:+$disks,}$d"

@@ -39,10 +39,11 @@ type drillView struct {
 	Error   string `json:"error"`
 }
 
-// A drill scheduled a minute ahead fires from the timer on the local stack: the group's VM comes up
-// from its replicated disks in the isolated test network, the SQLite workload's own integrity check
-// passes in the guest (run through the run channel), and the report is served. A drill whose check
-// fails ends Failed with the check's output, and its cleanup removes every VM, disk and NIC.
+// A drill scheduled a minute ahead fires from the timer on the local stack: the group's two VMs come up
+// from their replicated disks in the isolated test network, the SQLite workload's own integrity check
+// passes in the database VM (through the run channel), an HTTP probe of its port from the web VM
+// answers 200, and the report is served and printed. A drill whose check fails ends Failed with the
+// check's output, and its cleanup removes every VM, disk and NIC.
 func TestScheduledDrillRunsTheWorkloadsCheck(t *testing.T) {
 	s, computeDir, images := newComputeStack(t, "*/1 * * * * *")
 	tools := needTools(t, "mke2fs", "debugfs")
@@ -54,18 +55,26 @@ func TestScheduledDrillRunsTheWorkloadsCheck(t *testing.T) {
 	run(t, filepath.Join(images.Dir, "sqlwork"), filepath.Join(dbDir, "db.sqlite"), "20")
 	dataDisk := filepath.Join(dir, "data.img")
 	run(t, tools["mke2fs"], "-q", "-t", "ext4", "-d", dbDir, "-F", dataDisk, "16M")
+	webOS := filepath.Join(dir, "web-os.img")
+	run(t, "cp", "--sparse=always", osDisk, webOS)
 	osSize, _ := os.Stat(osDisk)
 	check := `mkdir -p /data && mount -t ext4 /dev/vdb /data && sqlwork --check /data/db.sqlite`
 	spec := filepath.Join(dir, "spec.json")
 	writeSpec := func(checkCommand, schedule string) {
 		body, _ := json.Marshal(map[string]any{
-			"vms": []any{map[string]any{"name": "web", "subnet": "src/app", "disks": []any{
-				map[string]any{"name": "os", "sizeBytes": osSize.Size(), "source": "file:" + osDisk, "role": "os"},
-				map[string]any{"name": "data", "sizeBytes": 16 << 20, "source": "file:" + dataDisk}}}},
+			"vms": []any{
+				map[string]any{"name": "db", "subnet": "src/app", "disks": []any{
+					map[string]any{"name": "os", "sizeBytes": osSize.Size(), "source": "file:" + osDisk, "role": "os"},
+					map[string]any{"name": "data", "sizeBytes": 16 << 20, "source": "file:" + dataDisk}}},
+				map[string]any{"name": "web", "subnet": "src/app", "disks": []any{
+					map[string]any{"name": "os", "sizeBytes": osSize.Size(), "source": "file:" + webOS, "role": "os"}}}},
 			"network": map[string]any{"mappings": []any{map[string]any{"source": "src/app", "target": "dr/app", "test": "drtest/app", "targetPrefix": "10.2.0.0/24", "testPrefix": "10.3.0.0/24"}}},
 			"policy":  map[string]any{"crashConsistentIntervalSeconds": 60},
 			"drill": map[string]any{"schedule": schedule, "checks": []any{
-				map[string]any{"name": "db-integrity", "vm": "web", "command": checkCommand, "expectOutput": "(?m)^ok$", "timeoutSeconds": 60}}},
+				map[string]any{"name": "db-integrity", "vm": "db", "command": checkCommand, "expectOutput": "(?m)^ok$", "timeoutSeconds": 60},
+				// The application's own port, probed from the other VM in the isolated network.
+				map[string]any{"name": "serve", "vm": "db", "command": "mkdir -p /www && echo ok > /www/index.html && httpd -p 8080 -h /www"},
+				map[string]any{"name": "web-to-db", "vm": "web", "http": map[string]any{"vm": "db", "port": 8080, "path": "/index.html"}}}},
 		})
 		os.WriteFile(spec, body, 0o644)
 	}
@@ -94,15 +103,15 @@ func TestScheduledDrillRunsTheWorkloadsCheck(t *testing.T) {
 		t.Fatalf("GET the drill: %d %s", status, body)
 	}
 	json.Unmarshal([]byte(body), &d)
-	if d.State != "Succeeded" || d.Slot == nil || d.RTOSeconds <= 0 || len(d.Checks) != 1 || !d.Checks[0].Passed || strings.TrimSpace(d.Checks[0].Output) != "ok" ||
-		len(d.VMs) != 1 || !strings.Contains(d.VMs[0].Evidence, "running healthy") {
+	if d.State != "Succeeded" || d.Slot == nil || d.RTOSeconds <= 0 || len(d.Checks) != 3 || !d.Checks[0].Passed || strings.TrimSpace(d.Checks[0].Output) != "ok" ||
+		!d.Checks[2].Passed || len(d.VMs) != 2 || !strings.Contains(d.VMs[0].Evidence, qemu.Healthy) {
 		t.Fatalf("the scheduled drill's report:\n%s", body)
 	}
 	t.Logf("scheduled drill %s: point %s (%.0f s old), RTO %.1f s, check %q", d.ID, d.Point, d.PointAgeSeconds, d.RTOSeconds, d.Checks[0].Output)
 	assertCleanedUp(t, computeDir, group)
 	// The report an auditor keeps, as the CLI prints it.
 	report := standbyCLI(t, s, "drill-report", group, d.ID)
-	for _, want := range []string{"Drill " + d.ID + " of group " + group + ": Succeeded", "scheduled, slot", "check db-integrity on web (command",
+	for _, want := range []string{"Drill " + d.ID + " of group " + group + ": Succeeded", "scheduled, slot", "check db-integrity on db (command", "check web-to-db on web (http",
 		"PASSED", "| ok", qemu.Healthy, "run-checks", "end-drill", "cleanup   delete-test-vms: "} {
 		if !strings.Contains(report, want) {
 			t.Fatalf("the printed report lacks %q:\n%s", want, report)
@@ -125,7 +134,7 @@ func TestScheduledDrillRunsTheWorkloadsCheck(t *testing.T) {
 	})
 	_, _, body = s.app.call(t, "GET", "/api/v1/groups/"+group+"/drills/"+job.ID, "test-key", "")
 	json.Unmarshal([]byte(body), &d)
-	if job.State != "Failed" || !strings.Contains(job.Error, "1 of 1 checks failed: db-integrity (exit code 1, expected 0)") ||
+	if job.State != "Failed" || !strings.Contains(job.Error, "1 of 3 checks failed: db-integrity (exit code 1, expected 0)") ||
 		d.State != "Failed" || d.Checks[0].Passed || d.Checks[0].ExitCode != 1 || d.Cleanup == "" {
 		t.Fatalf("the failing drill: %+v\n%s", job, body)
 	}

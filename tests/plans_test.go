@@ -121,7 +121,7 @@ func followPlanJob(t *testing.T, s *stack, location, ack string, kill bool) (job
 }
 
 // A recovery plan of two consistency groups in three boot groups — db, then app (after a webhook),
-// then web — with a manual action after db: a drill whose webhook fails ends Failed naming it with the
+// then web (after a command run in the app VM) — with a manual action after db: a drill whose webhook fails ends Failed naming it with the
 // VM it left running, and its cleanup removes that; a drill with the handler killed after every
 // boot-group step boots the VMs in order (the local compute's boot times), waits for the manual action,
 // calls the webhook with a valid signature, and leaves no VM twice; its cleanup removes everything; a
@@ -172,7 +172,7 @@ func TestRecoveryPlanBootsInOrderWithActions(t *testing.T) {
 	planJSON := `{"groups":["` + g1 + `","` + g2 + `"],"bootGroups":[
 		{"name":"db","vms":["` + g1 + `/db"],"post":[{"name":"check-db","type":"manual","instructions":"check the database came up"}]},
 		{"name":"app","vms":["` + g1 + `/app"],"pre":[{"name":"notify","type":"webhook","url":"` + hook.URL + `/hook","timeoutSeconds":5}]},
-		{"name":"web","vms":["` + g2 + `/web"]}]}`
+		{"name":"web","vms":["` + g2 + `/web"],"pre":[{"name":"check-app","type":"command","vm":"` + g1 + `/app","command":"hostname; test -s /var/lib/standby/boots"}]}]}`
 	for bad, want := range map[string]string{
 		strings.Replace(planJSON, `"`+g2+`/web"`, `"`+g1+`/db"`, 1):         "bootGroups[2].vms[0]: " + g1 + "/db is in boot group db already",
 		strings.Replace(planJSON, `"`+g1+`/app"`, `"`+g1+`/nope"`, 1):       `bootGroups[1].vms[0]: \"` + g1 + `/nope\" is not a VM`,
@@ -210,6 +210,10 @@ func TestRecoveryPlanBootsInOrderWithActions(t *testing.T) {
 		t.Fatalf("drill: %s %q", job.State, job.Error)
 	}
 	checkBootOrder(t, rg, filepath.Join(computeDir, g2+"-asr"), acked)
+	// The command action ran in the app VM (already up) before the web boot group, through the run channel.
+	if got := job.Result["action:check-app"]; !strings.Contains(got, "ran in "+g1+"/app: exit code 0: standby-vm") {
+		t.Fatalf("the command action: %q", got)
+	}
 	receiver.mu.Lock()
 	if len(receiver.calls) == 0 || receiver.badSigns != 0 || receiver.calls[0].Action != "notify" || !slices.Contains(receiver.calls[0].VMs, g1+"/db") {
 		t.Fatalf("webhook calls %+v, %d with a bad signature", receiver.calls, receiver.badSigns)
@@ -240,6 +244,10 @@ func TestRecoveryPlanBootsInOrderWithActions(t *testing.T) {
 	a1.wait(t, 30*time.Second)
 	a2.wait(t, 30*time.Second)
 	checkBootOrder(t, rg, filepath.Join(computeDir, g2+"-asr"), acked)
+	// The command action ran in the app VM (already up) before the web boot group, through the run channel.
+	if got := job.Result["action:check-app"]; !strings.Contains(got, "ran in "+g1+"/app: exit code 0: standby-vm") {
+		t.Fatalf("the command action: %q", got)
+	}
 	compareWithSources(t, spec1, g1+"-failover")
 	compareWithSources(t, spec2, g2+"-failover")
 }

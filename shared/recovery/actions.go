@@ -74,6 +74,15 @@ func (r *JobRunner) runActions(ctx context.Context, j *Job, b BootGroup, phase s
 				return "", 0, permanentError{fmt.Errorf("boot group %s %s action %s: %v", b.Name, phase, a.Name, err)}
 			}
 			j.Work.SetActionDone(a.Name, fmt.Sprintf("answered %d", status))
+		case ActionCommand:
+			how, err := r.runCommandAction(ctx, j, a)
+			if err != nil {
+				return "", 0, fmt.Errorf("boot group %s %s action %s: %w", b.Name, phase, a.Name, err)
+			}
+			j.Work.SetActionDone(a.Name, how)
+			j.Result = withResult(j.Result, "action:"+a.Name, how)
+			// One command per step run: each is bounded by its own timeout, the step by a function's.
+			return fmt.Sprintf("boot group %s: %s action %s: %s", b.Name, phase, a.Name, how), time.Millisecond, nil
 		}
 		done = append(done, a.Name)
 	}
@@ -81,6 +90,31 @@ func (r *JobRunner) runActions(ctx context.Context, j *Job, b BootGroup, phase s
 		return fmt.Sprintf("boot group %s: no %s actions", b.Name, phase), 0, nil
 	}
 	return fmt.Sprintf("boot group %s: %s actions done: %s", b.Name, phase, strings.Join(done, ", ")), 0, nil
+}
+
+// runCommandAction runs a command action in its VM; an exit code other than the expected one fails
+// the plan job, with the end of the output.
+func (r *JobRunner) runCommandAction(ctx context.Context, j *Job, a Action) (string, error) {
+	if r.Compute == nil {
+		return "", permanentError{errors.New("no compute configured to run the command on")}
+	}
+	vms, err := r.bootGroupVMs(ctx, j, BootGroup{Name: "action " + a.Name, VMs: []string{a.VM}})
+	if err != nil {
+		return "", err
+	}
+	v := vms[0]
+	out, err := r.Compute.RunCommand(ctx, resourceGroupOf(v.group), vmName(&v.job, v.vm.Name), Command{Script: a.Command, Timeout: time.Duration(a.TimeoutSeconds) * time.Second})
+	switch {
+	case errors.Is(err, replication.ErrState) || errors.Is(err, replication.ErrNotFound) || errors.Is(err, replication.ErrInvalid):
+		return "", permanentError{fmt.Errorf("in %s: %v", a.VM, err)}
+	case err != nil:
+		return "", err // the compute failed: the step is tried again
+	case out.TimedOut:
+		return "", permanentError{fmt.Errorf("in %s: timed out after %d s: %s", a.VM, a.TimeoutSeconds, boundedOutput(out.Output))}
+	case out.ExitCode != a.ExpectExitCode:
+		return "", permanentError{fmt.Errorf("in %s: exit code %d, expected %d: %s", a.VM, out.ExitCode, a.ExpectExitCode, boundedOutput(out.Output))}
+	}
+	return fmt.Sprintf("ran in %s: exit code %d: %s", a.VM, out.ExitCode, strings.TrimSpace(boundedOutput(out.Output))), nil
 }
 
 // callWebhook POSTs the signed payload and checks the answer's status; an error says what came back.

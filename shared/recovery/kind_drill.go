@@ -241,20 +241,19 @@ var ipv4 = regexp.MustCompile(`^(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(\.(25[0-5]|2
 const addressScript = `ip -4 -o addr show scope global | sed -n 's/.* inet \([0-9.]*\)\/.*/\1/p' | head -n 1`
 
 // probeScript GETs http://addr:port/path from inside a VM and prints the status code last (0 when
-// nothing answered), with curl where the guest has it, else wget (busybox's too). The values are
-// checked against strict grammars (an IPv4 address, a port, replication's probe path), so none can
-// break out of the quotes.
+// nothing answered): with curl where the guest has it, else a plain HTTP/1.0 request through nc
+// (busybox's too). The values are checked against strict grammars (an IPv4 address, a port,
+// replication's probe path), so none can break out of the quotes.
 func probeScript(addr string, port int, path string, timeout time.Duration) string {
-	url := fmt.Sprintf("http://%s:%d%s", addr, port, path)
 	secs := max(int(timeout/time.Second)-2, 1)
-	return fmt.Sprintf(`url='%s'
+	return fmt.Sprintf(`host='%s' port=%d path='%s'
 if command -v curl >/dev/null 2>&1; then
-  curl -s -o /dev/null -m %d -w '%%{http_code}\n' "$url" || true
+  curl -s -o /dev/null -m %d -w '%%{http_code}\n' "http://$host:$port$path" || true
 else
-  status=$(wget -S -O /dev/null -T %d "$url" 2>&1 | sed -n 's/^ *HTTP\/[0-9.]* \([0-9][0-9][0-9]\).*/\1/p' | tail -n 1)
+  status=$(printf 'GET %%s HTTP/1.0\r\nHost: %%s\r\n\r\n' "$path" "$host" | timeout %d nc "$host" "$port" 2>/dev/null | head -n 1 | sed -n 's/^HTTP\/[0-9.]* \([0-9][0-9][0-9]\).*/\1/p')
   echo "${status:-0}"
 fi
-`, url, secs, secs)
+`, addr, port, path, secs, secs)
 }
 
 func lastLine(s string) string {

@@ -30,6 +30,7 @@ const (
 const (
 	ActionWebhook = "webhook"
 	ActionManual  = "manual"
+	ActionCommand = "command"
 )
 
 // PlanSpec is what the operator PUTs.
@@ -57,6 +58,12 @@ type Action struct {
 	TimeoutSeconds int    `json:"timeoutSeconds,omitempty"`
 	ExpectStatus   int    `json:"expectStatus,omitempty"`
 	Instructions   string `json:"instructions,omitempty"`
+	// A command action runs Command as root in VM ("group/vm", one already up: of an earlier boot group
+	// for a pre action, of this one or an earlier for a post action) through the Compute port, and
+	// expects ExpectExitCode.
+	VM             string `json:"vm,omitempty"`
+	Command        string `json:"command,omitempty"`
+	ExpectExitCode int    `json:"expectExitCode,omitempty"`
 }
 
 // PlanRecord is a plan's row: its spec, and the plan job running (one at a time).
@@ -77,9 +84,12 @@ func (p *PlanSpec) Normalize() {
 	for i := range p.BootGroups {
 		for _, actions := range [][]Action{p.BootGroups[i].Pre, p.BootGroups[i].Post} {
 			for j := range actions {
-				if a := &actions[j]; a.Type == ActionWebhook {
+				switch a := &actions[j]; a.Type {
+				case ActionWebhook:
 					a.TimeoutSeconds = cmpOr(a.TimeoutSeconds, 30)
 					a.ExpectStatus = cmpOr(a.ExpectStatus, 200)
+				case ActionCommand:
+					a.TimeoutSeconds = cmpOr(a.TimeoutSeconds, 60)
 				}
 			}
 		}
@@ -134,8 +144,12 @@ func (p *PlanSpec) Validate(vms map[string][]string) error {
 			if len(list.actions) > maxActions {
 				return fmt.Errorf("%s.%s: %d actions, at most %d", at, list.field, len(list.actions), maxActions)
 			}
+			up := func(vm string) bool { // a pre action's VM came up in an earlier boot group
+				where, ok := placed[vm]
+				return ok && (list.field == "post" || where != b.Name)
+			}
 			for k, a := range list.actions {
-				if err := a.validate(actions); err != nil {
+				if err := a.validate(actions, up); err != nil {
 					return fmt.Errorf("%s.%s[%d].%v", at, list.field, k, err)
 				}
 			}
@@ -151,7 +165,7 @@ func (p *PlanSpec) Validate(vms map[string][]string) error {
 	return nil
 }
 
-func (a Action) validate(seen map[string]bool) error {
+func (a Action) validate(seen map[string]bool, up func(vm string) bool) error {
 	if !actionName.MatchString(a.Name) || seen[a.Name] {
 		return fmt.Errorf("name: %q must be 1-32 lowercase letters, digits or hyphens, unique in the plan", a.Name)
 	}
@@ -172,8 +186,21 @@ func (a Action) validate(seen map[string]bool) error {
 		if len(a.Instructions) > 1024 {
 			return fmt.Errorf("instructions: %d characters, at most 1024", len(a.Instructions))
 		}
+	case ActionCommand:
+		if !up(a.VM) {
+			return fmt.Errorf("vm: %q is not a VM (group/vm) already up when the action runs", a.VM)
+		}
+		if strings.TrimSpace(a.Command) == "" || len(a.Command) > replication.MaxCheckCommandBytes {
+			return fmt.Errorf("command: 1 to %d bytes", replication.MaxCheckCommandBytes)
+		}
+		if a.TimeoutSeconds < 1 || a.TimeoutSeconds > 300 {
+			return fmt.Errorf("timeoutSeconds: %d, want 1 to 300", a.TimeoutSeconds)
+		}
+		if a.ExpectExitCode < 0 || a.ExpectExitCode > 255 {
+			return fmt.Errorf("expectExitCode: %d, want 0 to 255", a.ExpectExitCode)
+		}
 	default:
-		return fmt.Errorf("type: %q, want %s or %s", a.Type, ActionWebhook, ActionManual)
+		return fmt.Errorf("type: %q, want %s, %s or %s", a.Type, ActionWebhook, ActionManual, ActionCommand)
 	}
 	return nil
 }

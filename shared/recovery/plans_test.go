@@ -55,7 +55,13 @@ func TestPlanValidation(t *testing.T) {
 		{func(p *recovery.PlanSpec) { p.BootGroups[1].Pre[0].URL = "file:///etc/passwd" }, "bootGroups[1].pre[0].url"},
 		{func(p *recovery.PlanSpec) { p.BootGroups[1].Pre[0].ExpectStatus = 500 }, "bootGroups[1].pre[0].expectStatus: 500, want a 2xx status"},
 		{func(p *recovery.PlanSpec) { p.BootGroups[1].Pre[0].TimeoutSeconds = 301 }, "bootGroups[1].pre[0].timeoutSeconds: 301"},
-		{func(p *recovery.PlanSpec) { p.BootGroups[0].Post[0].Type = "runbook" }, `bootGroups[0].post[0].type: "runbook", want webhook or manual`},
+		{func(p *recovery.PlanSpec) { p.BootGroups[0].Post[0].Type = "runbook" }, `bootGroups[0].post[0].type: "runbook", want webhook, manual or command`},
+		{func(p *recovery.PlanSpec) {
+			p.BootGroups[1].Pre[0] = recovery.Action{Name: "cmd", Type: recovery.ActionCommand, VM: "g1/app", Command: "true"}
+		}, `bootGroups[1].pre[0].vm: "g1/app" is not a VM (group/vm) already up when the action runs`},
+		{func(p *recovery.PlanSpec) {
+			p.BootGroups[1].Pre[0] = recovery.Action{Name: "cmd", Type: recovery.ActionCommand, VM: "g1/db", Command: " "}
+		}, `bootGroups[1].pre[0].command: 1 to 4096 bytes`},
 	}
 	for _, c := range cases {
 		spec := base()

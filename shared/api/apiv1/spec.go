@@ -248,6 +248,10 @@ type Action struct {
 	TimeoutSeconds int    `json:"timeoutSeconds,omitempty"`
 	ExpectStatus   int    `json:"expectStatus,omitempty"`
 	Instructions   string `json:"instructions,omitempty"`
+	// A command action runs command as root in vm ("group/vm", already up) and expects expectExitCode.
+	VM             string `json:"vm,omitempty"`
+	Command        string `json:"command,omitempty"`
+	ExpectExitCode int    `json:"expectExitCode,omitempty"`
 }
 
 // BootGroup is a set of VMs ("group/vm") that come up together, after the boot groups before it, with

@@ -49,6 +49,9 @@ type MachineSpec struct {
 	SerialLog string
 	// RunSocket is the guest's run channel (qemu.Spec.RunSocket): RunCommand's way in.
 	RunSocket string
+	// Segment, IP and MAC put an isolated VM on its subnet's own segment (network.go's testSegment):
+	// the drill's VMs reach each other there, and nothing else.
+	Segment, IP, MAC string
 }
 
 // Compute is the local stand-in for the Compute port.

@@ -37,6 +37,10 @@ func (q QEMU) Start(_ context.Context, vm MachineSpec) (int, error) {
 	}
 	if vm.Isolated {
 		spec.Network = qemu.None
+		if vm.Segment != "" {
+			spec.Network, spec.Segment, spec.MAC = qemu.Segment, vm.Segment, vm.MAC
+			spec.Append = "standby.ip=" + vm.IP
+		}
 	}
 	serial, err := os.OpenFile(vm.SerialLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {

@@ -2,8 +2,11 @@ package localcompute
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"strings"
 )
 
@@ -198,4 +201,78 @@ func (c *Compute) provisionSubnet(r resource) error {
 	}
 	props["subnets"] = append(subnets, map[string]any{"name": path[3], "properties": r.Body["properties"]})
 	return writeJSON(file, vnet)
+}
+
+// allocateAddress gives a NIC without a static address the first free one of its subnet, as Azure's
+// dynamic allocation does (from .4: Azure keeps the first four addresses of a subnet and its last); a
+// NIC deployed again keeps the address it has.
+func (c *Compute) allocateAddress(rg string, r resource) error {
+	ipc, _ := dig(r.Body, "properties", "ipConfigurations", 0, "properties").(map[string]any)
+	if ipc == nil {
+		return nil // refused by checkNIC before this
+	}
+	if addr, _ := ipc["privateIPAddress"].(string); addr != "" {
+		return nil
+	}
+	_, name := kindAndName(r.ID)
+	var existing map[string]any
+	if readJSON(c.path(rg, "networkInterfaces", name+".json"), &existing) == nil {
+		if addr, _ := dig(existing, "properties", "ipConfigurations", 0, "properties", "privateIPAddress").(string); addr != "" {
+			ipc["privateIPAddress"] = addr
+			return nil
+		}
+	}
+	subnet, _ := dig(ipc, "subnet", "id").(string)
+	prefix, found, err := c.subnetPrefix(subnet, nil)
+	if err != nil || !found {
+		return fmt.Errorf("properties.ipConfigurations[0].properties.subnet.id: %s: no address prefix to allocate from", subnet)
+	}
+	used := map[netip.Addr]bool{}
+	files, _ := filepath.Glob(c.path(rg, "networkInterfaces", "*.json"))
+	for _, f := range files {
+		var other map[string]any
+		if readJSON(f, &other) != nil || dig(other, "properties", "ipConfigurations", 0, "properties", "subnet", "id") != subnet {
+			continue
+		}
+		if addr, err := netip.ParseAddr(fmt.Sprint(dig(other, "properties", "ipConfigurations", 0, "properties", "privateIPAddress"))); err == nil {
+			used[addr] = true
+		}
+	}
+	addr := prefix.Addr()
+	for range 4 {
+		addr = addr.Next()
+	}
+	for ; prefix.Contains(addr) && prefix.Contains(addr.Next()); addr = addr.Next() {
+		if !used[addr] {
+			ipc["privateIPAddress"], ipc["privateIPAllocationMethod"] = addr.String(), "Dynamic"
+			return nil
+		}
+	}
+	return fmt.Errorf("subnet %s (%s) has no free address (SubnetIsFull)", subnet, prefix)
+}
+
+// testSegment is an isolated NIC's network: an Ethernet segment of its subnet alone (QEMU's multicast
+// socket network on the loopback interface, its group and port made from this compute's folder and the
+// subnet, so that nothing else shares it) and the NIC's address with the subnet's prefix length.
+func (c *Compute) testSegment(rg string, nic map[string]any) (segment, ip string, err error) {
+	subnet, _ := dig(nic, "properties", "ipConfigurations", 0, "properties", "subnet", "id").(string)
+	prefix, found, err := c.subnetPrefix(subnet, nil)
+	if err != nil || !found {
+		return "", "", fmt.Errorf("subnet %s: no address prefix", subnet)
+	}
+	addr, err := netip.ParseAddr(fmt.Sprint(dig(nic, "properties", "ipConfigurations", 0, "properties", "privateIPAddress")))
+	if err != nil {
+		return "", "", fmt.Errorf("the NIC has no private address")
+	}
+	dir, _ := filepath.Abs(c.Dir)
+	sum := sha256.Sum256([]byte(dir + "\x00" + strings.ToLower(subnet)))
+	port := 20000 + int(binary.BigEndian.Uint16(sum[3:5]))%40000
+	return fmt.Sprintf("239.%d.%d.%d:%d", sum[0], sum[1], sum[2], port), netip.PrefixFrom(addr, prefix.Bits()).String(), nil
+}
+
+// macOf is a VM's MAC address: locally administered, made from its id, so every VM of a segment has
+// its own.
+func macOf(id string) string {
+	sum := sha256.Sum256([]byte(strings.ToLower(id)))
+	return fmt.Sprintf("52:54:%02x:%02x:%02x:%02x", sum[0], sum[1], sum[2], sum[3])
 }

@@ -17,7 +17,13 @@ func (c *Compute) provision(ctx context.Context, rg string, r resource) error {
 		return c.importDisk(ctx, rg, r)
 	case "Microsoft.Network/virtualNetworks/subnets":
 		return c.provisionSubnet(r)
-	case "Microsoft.Network/networkInterfaces", "Microsoft.Compute/availabilitySets", "Microsoft.Network/virtualNetworks":
+	case "Microsoft.Network/networkInterfaces":
+		if err := c.allocateAddress(rg, r); err != nil {
+			return err
+		}
+		_, name := kindAndName(r.ID)
+		return writeJSON(c.path(rg, "networkInterfaces", name+".json"), r.Body)
+	case "Microsoft.Compute/availabilitySets", "Microsoft.Network/virtualNetworks":
 		kind, name := kindAndName(r.ID)
 		return writeJSON(c.path(rg, kind, name+".json"), r.Body)
 	case "Microsoft.Compute/virtualMachines":
@@ -154,6 +160,12 @@ func (c *Compute) startVM(ctx context.Context, rg string, r resource) error {
 		return fmt.Errorf("properties.networkProfile.networkInterfaces[0].id: %v", err)
 	}
 	spec.Isolated = dig(nic, "tags", "standby-isolated") == "true"
+	if spec.Isolated { // the test network: a segment of its own, the NIC's address on eth0
+		if spec.Segment, spec.IP, err = c.testSegment(rg, nic); err != nil {
+			return fmt.Errorf("properties.networkProfile.networkInterfaces[0]: %v", err)
+		}
+		spec.MAC = macOf(r.ID)
+	}
 	if err := os.MkdirAll(c.path(rg, "vms", name), 0o755); err != nil {
 		return err
 	}

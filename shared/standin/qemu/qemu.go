@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,6 +41,10 @@ const (
 	// User: a virtio NIC on QEMU's user-mode network (NAT through QEMU, no host port forwards, no
 	// bridge or tap device, no privileges).
 	User
+	// Segment: a virtio NIC (Spec.MAC) on the Ethernet segment Spec.Segment names, shared by every
+	// machine given the same one: QEMU's multicast socket network on the loopback interface (no route
+	// out of the host, no privileges). An isolated test network of several machines.
+	Segment
 )
 
 // Spec describes a machine to boot.
@@ -55,6 +60,8 @@ type Spec struct {
 	MemoryMiB int // DefaultMemoryMiB if 0
 	CPUs      int // DefaultCPUs if 0
 	Network   Network
+	Segment   string // Network Segment's multicast group and port ("239.1.2.3:23456")
+	MAC       string // the NIC's MAC address on a segment
 	SerialLog string // if set, the serial console is appended to this file
 	Snapshot  bool   // QEMU -snapshot: the guest's writes go to temporary files, never to the images
 	PIDFile   string // if set, QEMU writes its pid here itself (-pidfile): a launcher that died can find it
@@ -103,6 +110,8 @@ func (s Spec) Args() []string {
 	switch s.Network {
 	case User:
 		args = append(args, "-nic", "user,model=virtio-net-pci")
+	case Segment:
+		args = append(args, "-netdev", "socket,id=seg,localaddr=127.0.0.1,mcast="+optValue(s.Segment), "-device", "virtio-net-pci,netdev=seg,mac="+optValue(s.MAC))
 	default:
 		args = append(args, "-nic", "none")
 	}
@@ -125,6 +134,11 @@ func (s Spec) name() string {
 	return s.Name
 }
 
+var (
+	segmentAddr = regexp.MustCompile(`^239\.\d{1,3}\.\d{1,3}\.\d{1,3}:\d{1,5}$`)
+	macAddr     = regexp.MustCompile(`^[0-9a-f]{2}(:[0-9a-f]{2}){5}$`)
+)
+
 // MaxSocketPath bounds a unix socket's path (sun_path, with its NUL).
 const MaxSocketPath = 108
 
@@ -138,8 +152,11 @@ func (s Spec) check() error {
 	if len(s.Disks) == 0 {
 		return errors.New("qemu: a spec needs at least one disk (the OS disk)")
 	}
-	if s.Network != None && s.Network != User {
+	if s.Network != None && s.Network != User && s.Network != Segment {
 		return fmt.Errorf("qemu: unknown network %d", s.Network)
+	}
+	if s.Network == Segment && (!segmentAddr.MatchString(s.Segment) || !macAddr.MatchString(s.MAC)) {
+		return fmt.Errorf("qemu: a segment needs a multicast group:port (239.x.y.z:port) and a MAC address, not %q and %q", s.Segment, s.MAC)
 	}
 	if len(s.RunSocket) >= MaxSocketPath {
 		return fmt.Errorf("qemu: the run socket's path is %d bytes, more than a unix socket's %d", len(s.RunSocket), MaxSocketPath-1)

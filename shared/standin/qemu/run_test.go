@@ -3,6 +3,7 @@ package qemu
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,4 +99,41 @@ func FuzzReadReply(f *testing.F) {
 			t.Fatalf("out of bounds: %+v", r)
 		}
 	})
+}
+
+// Two machines on one segment reach each other, and only each other: an HTTP server on one answers
+// the other at its address.
+func TestSegmentConnectsMachines(t *testing.T) {
+	im := images(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "seg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	segment := fmt.Sprintf("239.77.%d.%d:%d", os.Getpid()%250, time.Now().Nanosecond()%250, 20000+os.Getpid()%40000)
+	var socks []string
+	for i, ip := range []string{"10.3.0.4/24", "10.3.0.5/24"} {
+		spec := im.Spec(fmt.Sprintf("seg%d", i), im.OS)
+		spec.Snapshot, spec.Network, spec.Segment, spec.MAC = true, Segment, segment, fmt.Sprintf("52:54:00:00:00:%02x", i+1)
+		spec.Append = "standby.ip=" + ip
+		spec.RunSocket = filepath.Join(dir, fmt.Sprintf("run%d.sock", i))
+		m := boot(t, ctx, spec)
+		if _, err := m.WaitHealthy(ctx); err != nil {
+			t.Fatal(err)
+		}
+		socks = append(socks, spec.RunSocket)
+	}
+	serve := "mkdir -p /www && echo served-by-db > /www/index.html && httpd -p 8080 -h /www"
+	if r, err := RunCommand(ctx, socks[0], serve, time.Minute); err != nil || r.ExitCode != 0 {
+		t.Fatalf("httpd: %+v %q, %v", r, r.Output, err)
+	}
+	r, err := RunCommand(ctx, socks[1], `printf 'GET / HTTP/1.0\r\n\r\n' | nc 10.3.0.4 8080`, time.Minute)
+	if err != nil || r.ExitCode != 0 || !strings.HasSuffix(string(r.Output), "\r\n\r\nserved-by-db\n") {
+		t.Fatalf("the other machine: %+v %q, %v", r, r.Output, err)
+	}
+	if r, _ := RunCommand(ctx, socks[1], "ip -4 -o addr show scope global", time.Minute); !strings.Contains(string(r.Output), "10.3.0.5/24") {
+		t.Fatalf("the address: %q", r.Output)
+	}
 }
