@@ -68,6 +68,8 @@ func runCmd(args []string) error {
 	fs.Var(&postHooks, "post-hook", "VM=command run after it (thaw); runs even when a pre hook failed")
 	fs.DurationVar(&cfg.HookTimeout, "hook-timeout", 30*time.Second, "longest a hook may run before it is killed")
 	fs.DurationVar(&cfg.AppMarkerInterval, "app-marker-interval", 0, "take an app-consistent marker this often (0: only when cutpoints asks)")
+	fs.DurationVar(&cfg.ScrubPeriod, "scrub-period", 0, "one scrub pass over the agent and nbd disks takes this long: their blocks' hashes go into the stream and apply checks the target against them (default 24h; negative: off)")
+	fs.DurationVar(&cfg.ScrubTick, "scrub-tick", 0, "scrub a slice this often (default 10s)")
 	fs.DurationVar(&cfg.ScanInterval, "scan-interval", -1, "find writes other processes made this often: hash file: disks, snapshot pageblob: and managed: disks (default 5s; 43s with managed: disks, which Azure allows; off with the workload; 0: off)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (go tool pprof) of the run to this file")
 	if err := fs.Parse(args); err != nil {

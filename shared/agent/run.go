@@ -69,7 +69,10 @@ type RunConfig struct {
 	// the write API; for a group with managed: disks, replication.SnapshotSpacing, which Azure's rate
 	// allows indefinitely).
 	ScanInterval time.Duration
-	Log          *slog.Logger
+	// ScrubPeriod is how long a full scrub pass over the disks whose writes the agent takes lasts
+	// (scrub.go; 0: DefaultScrubPeriod, negative: off); ScrubTick paces it (0: 10 s).
+	ScrubPeriod, ScrubTick time.Duration
+	Log                    *slog.Logger
 	// Progress shows the baseline's progress at each heartbeat while it runs (nil: not shown).
 	Progress func(log *slog.Logger, st Stats)
 }
@@ -120,8 +123,10 @@ type runner struct {
 
 	markerHonored, appHonored time.Time // the last requests put into the stream
 
-	tickers                                  []*time.Ticker
-	scanTick, markerTick, appTick, heartbeat <-chan time.Time
+	scrubs *scrubber
+
+	tickers                                             []*time.Ticker
+	scanTick, markerTick, appTick, heartbeat, scrubTick <-chan time.Time
 }
 
 // Run replicates the group until the duration passes, ctx ends or a planned failover stops it: the

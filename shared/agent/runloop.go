@@ -27,6 +27,7 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 		r.hooks.VMs = append(r.hooks.VMs, Hook{VM: vm.Name, Pre: r.cfg.PreHooks[vm.Name], Post: r.cfg.PostHooks[vm.Name]})
 	}
 	r.appTick = r.ticker(r.cfg.AppMarkerInterval)
+	r.startScrubs()
 	r.loop(ctx)
 	var ws WorkloadStats
 	if r.cfg.WorkloadRate > 0 {
@@ -37,6 +38,34 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 		return Summary{}, err
 	}
 	return r.summary(final, ws, time.Since(started).Seconds()), nil
+}
+
+// startScrubs plans the scrub over the disks whose every write the agent takes (agent and nbd
+// sources).
+func (r *runner) startScrubs() {
+	period, tick := r.cfg.ScrubPeriod, r.cfg.ScrubTick
+	if period < 0 {
+		return
+	}
+	if period == 0 {
+		period = DefaultScrubPeriod
+	}
+	if tick <= 0 {
+		tick = 10 * time.Second
+	}
+	var disks []string
+	sizes := map[string]int64{}
+	for _, d := range r.spec.Disks() {
+		if src, err := replication.ParseSource(d.Spec.Source); err == nil && (src.Kind == replication.SourceAgent || src.Kind == replication.SourceNBD) {
+			disks, sizes[d.Key] = append(disks, d.Key), d.Spec.SizeBytes
+		}
+	}
+	if len(disks) == 0 {
+		return
+	}
+	r.scrubs = newScrubber(disks, sizes, period, tick)
+	r.scrubTick = r.ticker(tick)
+	r.log.Info("scrub planned", "disks", len(disks), "period", period, "slice", r.scrubs.slice)
 }
 
 // startWorkload starts the workload generator when asked for; the channel gets its counts when it stops.
@@ -76,6 +105,8 @@ func (r *runner) loop(ctx context.Context) {
 		case <-r.markerTick:
 			seq := r.a.Marker("crash", false)
 			r.log.Info("marker", "seq", seq)
+		case <-r.scrubTick:
+			r.scrubStep(ctx)
 		case <-r.heartbeat:
 			r.beat(ctx)
 		case <-r.runCtx.Done():

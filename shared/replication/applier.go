@@ -235,8 +235,11 @@ func (a *Applier) applyRange(ctx context.Context, g *Group, from, to int64, know
 		if err := a.flush(ctx, g, p, seq-1, res); err != nil {
 			return err
 		}
-		if err := a.control(ctx, g, b); err != nil {
+		if err := a.control(ctx, g, b, res); err != nil {
 			return err
+		}
+		if res.Stopped != "" { // the item stopped the group (a scrub's finding): nothing past it is applied
+			return nil
 		}
 		res.To = seq
 		if b.Kind == KindMarker {
@@ -246,12 +249,15 @@ func (a *Applier) applyRange(ctx context.Context, g *Group, from, to int64, know
 	return a.flush(ctx, g, p, to, res)
 }
 
-// control applies a marker or a resync start. A resync the agent started on its own (after an unclean
+// control applies a marker, a scrub record or a resync start. A resync the agent started on its own (after an unclean
 // stop) leaves the target incomplete until its baseline marker, so no marker before it may become a
 // recovery point.
-func (a *Applier) control(ctx context.Context, g *Group, b *Batch) error {
-	if b.Kind == KindMarker {
+func (a *Applier) control(ctx context.Context, g *Group, b *Batch, res *ApplyResult) error {
+	switch b.Kind {
+	case KindMarker:
 		return a.marker(ctx, g, b)
+	case KindScrub:
+		return a.scrub(ctx, g, b, res)
 	}
 	return a.advancePast(ctx, g, b.Seq, StateRow, func(r *GroupRecord) {
 		if r.State == StateProtected {

@@ -23,13 +23,23 @@ type Extent struct {
 	Length int64
 	Zero   bool
 	Data   []byte
+	// Hashes (a scrub's extent): Data holds, for each BlockSize block of the range, the SHA-256 of
+	// the source's block there (32 zero bytes for an all-zero block, as BlockHash says ""), and nothing
+	// is written.
+	Hashes bool
 }
+
+// maxScrubLength bounds the range one scrub extent hashes (its data: 32 bytes a block).
+const maxScrubLength = 4 << 30
+
+// hashBytes is the size of a scrub extent's hashes for a range of length bytes.
+func hashBytes(length int64) int64 { return 32 * ((length + BlockSize - 1) / BlockSize) }
 
 // Batch is a decoded change batch.
 type Batch struct {
 	Group       string
 	Seq         int64
-	Kind        string // KindBatch or KindMarker
+	Kind        string // KindBatch, KindMarker, KindResync or KindScrub
 	Consistency string // markers: "crash" or "app"
 	// Baseline marks the marker that ends initial replication or a resync: from it on, the target
 	// disks are complete copies.
@@ -42,7 +52,9 @@ type Batch struct {
 func (b *Batch) Bytes() int64 {
 	var n int64
 	for _, e := range b.Extents {
-		n += e.Length
+		if !e.Hashes {
+			n += e.Length
+		}
 	}
 	return n
 }
@@ -82,7 +94,7 @@ func encodeBatch(b *Batch, compress bool, spare int) ([]byte, uint64, error) {
 	buf := bytes.NewBuffer(make([]byte, headerSize, size))
 	putString(buf, b.Group)
 	putInt(buf, b.Seq)
-	kind := map[string]byte{KindBatch: 1, KindMarker: 2, KindResync: 3}[b.Kind]
+	kind := map[string]byte{KindBatch: 1, KindMarker: 2, KindResync: 3, KindScrub: 4}[b.Kind]
 	buf.WriteByte(kind)
 	buf.WriteByte(map[string]byte{"": 0, "crash": 1, "app": 2}[b.Consistency])
 	var bflags byte
@@ -99,9 +111,12 @@ func encodeBatch(b *Batch, compress bool, spare int) ([]byte, uint64, error) {
 		putInt(buf, e.Length)
 		var flags byte
 		var crc uint64
-		if e.Zero {
+		switch {
+		case e.Zero:
 			flags = 1
-		} else {
+		case e.Hashes:
+			flags, crc = 2, crc64Of(e.Data)
+		default:
 			crc = crc64Of(e.Data)
 		}
 		buf.WriteByte(flags)
@@ -162,10 +177,17 @@ func (b *Batch) validate() error {
 		if b.Consistency != "" || len(b.Extents) > 0 {
 			return fmt.Errorf("resync start %d carries a consistency or extents", b.Seq)
 		}
+	case KindScrub:
+		if b.Consistency != "" || len(b.Extents) == 0 {
+			return fmt.Errorf("scrub %d carries a consistency, or no ranges", b.Seq)
+		}
 	default:
-		return fmt.Errorf("batch %d: kind %q, want batch or marker", b.Seq, b.Kind)
+		return fmt.Errorf("batch %d: kind %q, want batch, marker, resync or scrub", b.Seq, b.Kind)
 	}
 	for i, e := range b.Extents {
+		if e.Hashes != (b.Kind == KindScrub) {
+			return fmt.Errorf("batch %d extent %d: only a scrub's extents, and all of them, carry hashes", b.Seq, i)
+		}
 		if err := e.validate(); err != nil {
 			return fmt.Errorf("batch %d extent %d: %w", b.Seq, i, err)
 		}
@@ -182,6 +204,17 @@ func (e Extent) validate() error {
 	}
 	if e.Offset+e.Length > MaxDiskSize {
 		return fmt.Errorf("range [%d, +%d) ends past 8 TiB", e.Offset, e.Length)
+	}
+	if e.Hashes {
+		switch {
+		case e.Zero:
+			return errors.New("a scrub's range is hashes, not zeros")
+		case e.Offset%BlockSize != 0 || e.Length > maxScrubLength:
+			return fmt.Errorf("scrub range [%d, +%d) does not start on a %d-byte block or is longer than %d", e.Offset, e.Length, BlockSize, int64(maxScrubLength))
+		case int64(len(e.Data)) != hashBytes(e.Length):
+			return fmt.Errorf("a scrub of %d bytes carries %d bytes of hashes, want %d", e.Length, len(e.Data), hashBytes(e.Length))
+		}
+		return nil
 	}
 	if !e.Zero && int64(len(e.Data)) != e.Length {
 		return fmt.Errorf("carries %d bytes for a length of %d", len(e.Data), e.Length)
@@ -289,6 +322,8 @@ func decodeMeta(r *reader) (*Batch, error) {
 		b.Kind = KindMarker
 	case 3:
 		b.Kind = KindResync
+	case 4:
+		b.Kind = KindScrub
 	default:
 		return nil, corrupt("unknown batch kind")
 	}
@@ -329,16 +364,23 @@ func decodeExtents(r *reader, bodyLen int, checkCRCs bool) ([]Extent, []crcSegme
 		e.Length = r.i64()
 		flags := r.u8()
 		crc := r.u64()
-		if flags > 1 {
+		if flags > 2 {
 			return nil, nil, corrupt("extent %d: unknown flags %#x", i, flags)
 		}
-		e.Zero = flags == 1
+		e.Zero, e.Hashes = flags == 1, flags == 2
 		if !e.Zero {
-			if e.Length < 0 || e.Length > maxExtentLength {
+			n := e.Length
+			if e.Hashes {
+				if e.Length < 0 || e.Length > maxScrubLength {
+					return nil, nil, corrupt("extent %d: scrub length %d", i, e.Length)
+				}
+				n = hashBytes(e.Length)
+			}
+			if n < 0 || n > maxExtentLength {
 				return nil, nil, corrupt("extent %d: length %d", i, e.Length)
 			}
 			at := r.off
-			e.Data = r.bytes(int(e.Length))
+			e.Data = r.bytes(int(n))
 			if r.err != nil {
 				break
 			}

@@ -36,6 +36,19 @@ func TestBatchRoundTrip(t *testing.T) {
 	if got, err := DecodeBatch(payload); err != nil || !reflect.DeepEqual(got, marker) {
 		t.Fatalf("marker round trip: %+v, %v", got, err)
 	}
+	scrub := sampleScrub()
+	payload, _ = EncodeBatch(scrub, true)
+	if got, err := DecodeBatch(payload); err != nil || !reflect.DeepEqual(got, scrub) || got.Bytes() != 0 {
+		t.Fatalf("scrub round trip: %+v, %v", got, err)
+	}
+}
+
+// sampleScrub hashes 2.5 blocks of a disk from its second block: three hashes, the last one of a
+// zero block.
+func sampleScrub() *Batch {
+	hashes := append(bytes.Repeat([]byte{7}, 64), make([]byte, 32)...)
+	return &Batch{Group: "g1", Seq: 44, Kind: KindScrub, SourceTime: time.Unix(6, 0).UTC(),
+		Extents: []Extent{{Disk: "vm1/disk0", Offset: BlockSize, Length: 2*BlockSize + BlockSize/2, Hashes: true, Data: hashes}}}
 }
 
 func TestEveryCorruptionIsDetected(t *testing.T) {
@@ -66,6 +79,10 @@ func TestEncodeRefusesInvalidBatches(t *testing.T) {
 		{func(b *Batch) { b.Seq = 0 }, "sequence numbers start at 1"},
 		{func(b *Batch) { b.Kind = KindMarker; b.Consistency = "crash" }, "carries extents"},
 		{func(b *Batch) { b.Extents[1].Offset = MaxDiskSize }, "ends past 8 TiB"},
+		{func(b *Batch) { b.Kind = KindScrub }, "only a scrub's extents, and all of them, carry hashes"},
+		{func(b *Batch) { *b = *sampleScrub(); b.Extents[0].Offset = 4096 }, "does not start on a 1048576-byte block"},
+		{func(b *Batch) { *b = *sampleScrub(); b.Extents[0].Data = b.Extents[0].Data[:64] }, "carries 64 bytes of hashes, want 96"},
+		{func(b *Batch) { *b = *sampleScrub(); b.Kind = KindBatch }, "only a scrub's extents, and all of them, carry hashes"},
 	}
 	for _, c := range cases {
 		b := sampleBatch()
@@ -79,6 +96,8 @@ func TestEncodeRefusesInvalidBatches(t *testing.T) {
 func FuzzDecodeBatch(f *testing.F) {
 	for _, compress := range []bool{false, true} {
 		payload, _ := EncodeBatch(sampleBatch(), compress)
+		f.Add(payload)
+		payload, _ = EncodeBatch(sampleScrub(), compress)
 		f.Add(payload)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -13,6 +13,7 @@ const (
 	KindBatch  = "batch"  // a change batch whose payload is in the journal
 	KindMarker = "marker" // a consistency marker: snapshot every disk of the group here
 	KindResync = "resync" // a resync starts here: the stream before it no longer matters
+	KindScrub  = "scrub"  // the source's block hashes of a range here: apply checks the target against them
 )
 
 // Descriptor is the small JSON event the agent publishes for each change batch or marker (the payload
@@ -108,9 +109,9 @@ func (d Descriptor) Validate() error {
 		if d.Consistency != "crash" && d.Consistency != "app" {
 			return fmt.Errorf("descriptor field consistency: %q, want crash or app", d.Consistency)
 		}
-	case KindResync:
+	case KindResync, KindScrub:
 	default:
-		return fmt.Errorf("descriptor field kind: %q, want batch, marker or resync", d.Kind)
+		return fmt.Errorf("descriptor field kind: %q, want batch, marker, resync or scrub", d.Kind)
 	}
 	return nil
 }

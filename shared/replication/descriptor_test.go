@@ -12,7 +12,7 @@ func TestDecodeDescriptorErrorsNameTheField(t *testing.T) {
 		{`{"group":"G!","seq":1,"kind":"marker","consistency":"crash","sourceTime":"2026-01-01T00:00:00Z"}`, "descriptor field group"},
 		{`{"group":"g1","seq":0,"kind":"marker","consistency":"crash","sourceTime":"2026-01-01T00:00:00Z"}`, "descriptor field seq: 0"},
 		{`{"group":"g1","seq":1,"kind":"marker","consistency":"crash"}`, "descriptor field sourceTime: missing"},
-		{`{"group":"g1","seq":1,"kind":"blob","sourceTime":"2026-01-01T00:00:00Z"}`, `descriptor field kind: "blob", want batch, marker or resync`},
+		{`{"group":"g1","seq":1,"kind":"blob","sourceTime":"2026-01-01T00:00:00Z"}`, `descriptor field kind: "blob", want batch, marker, resync or scrub`},
 		{`{"group":"g1","seq":1,"kind":"batch","sourceTime":"2026-01-01T00:00:00Z","crc64":"0011223344556677"}`, "descriptor field journal"},
 		{`{"group":"g1","seq":1,"kind":"batch","sourceTime":"2026-01-01T00:00:00Z","journal":"j","crc64":"12"}`, "descriptor field crc64"},
 		{`{"group":"g1","seq":1,"kind":"marker","consistency":"fuzzy","sourceTime":"2026-01-01T00:00:00Z"}`, "descriptor field consistency"},

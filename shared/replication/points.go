@@ -29,6 +29,8 @@ type RecoveryPoint struct {
 	CreatedAt  time.Time         `json:"CreatedAt"`
 	Snapshots  map[string]string `json:"Snapshots"`
 	Sizes      map[string]int64  `json:"Sizes"`
+	// Suspect says why the point may hold damage a scrub found after it (scrub.go); "" when none.
+	Suspect string `json:"Suspect,omitempty"`
 }
 
 // PointID names the point of a marker.
