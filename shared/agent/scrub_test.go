@@ -56,8 +56,8 @@ func TestScrubFindsTargetDamageAndResyncRepairsIt(t *testing.T) {
 	if err := p.pages.WritePages(ctx, g.TargetDisk("vm0/disk1"), 2*BlockSize+8192, bytes.Repeat([]byte{0xEE}, 4096)); err != nil {
 		t.Fatal(err)
 	}
-	applier := *p.applier // a new apply instance takes the broken lease again
-	p.applier = &replication.Applier{State: applier.State, Pages: applier.Pages, Journal: applier.Journal, Log: applier.Log, Now: applier.Now, Parallelism: applier.Parallelism}
+	old := p.applier // a new apply instance takes the broken lease again
+	p.applier = &replication.Applier{State: old.State, Pages: old.Pages, Journal: old.Journal, Log: old.Log, Now: old.Now, Parallelism: old.Parallelism}
 	disk0 := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm0", Disks: p.spec.VMs[0].Disks[:1]}}}
 	for range 4 { // writes go on, to the other disk: nothing in the stream explains the damage
 		randomWrites(t, a, rng, disk0, 5)
