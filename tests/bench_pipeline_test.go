@@ -326,3 +326,82 @@ func BenchmarkFigure_capacity(b *testing.B) {
 	b.Logf("burst %.1f MB/s, capacity %.1f MB/s; RPO at 50%%: p50 %.2f s p99 %.2f s (%d write sets); at 80%%: p50 %.2f s p99 %.2f s (%d)",
 		burst, capacity, half.percentile(50), half.percentile(99), len(half.rpo), most.percentile(50), most.percentile(99), len(most.rpo))
 }
+
+// scrubRun is pipelineRun on a protected group (its empty baseline applied first) with, when period is
+// positive, the agent scrubbing its disks at that period meanwhile (the scrubber's tick: 1 s), so apply
+// checks the target at every scrub record: end-to-end MB/s.
+func scrubRun(b *testing.B, s *stack, ws []write, disks []replication.DiskRefSpec, spec string, period time.Duration) float64 {
+	group := testenv.Unique("scrub")
+	enable(b, s, group, spec)
+	a := s.agent(b, group, disks)
+	waitWatermark(b, s, group, a.Marker("crash", true), time.Minute) // Protected: apply checks scrubs
+	ctx, cancel := context.WithCancel(context.Background())
+	scrubbed := make(chan int, 1)
+	go func() {
+		n := 0
+		defer func() { scrubbed <- n }()
+		if period <= 0 {
+			return
+		}
+		keys, sizes := []string{}, map[string]int64{}
+		for _, d := range disks {
+			keys, sizes[d.Key] = append(keys, d.Key), d.Spec.SizeBytes
+		}
+		sc := agent.NewScrubber(keys, sizes, period, time.Second)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if _, _, _, _, err := sc.Step(a); err == nil {
+					n++
+				}
+			}
+		}
+	}()
+	start := time.Now()
+	for _, w := range ws {
+		if err := a.Write(w.disk, w.offset, w.data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	final := a.Marker("crash", false)
+	waitWatermark(b, s, group, final, 5*time.Minute)
+	elapsed := time.Since(start)
+	cancel()
+	n := <-scrubbed
+	a.Close(context.Background())
+	if _, _, view := s.app.call(b, "GET", "/api/v1/groups/"+group, "test-key", ""); groupViewOf(view).State != "Protected" {
+		b.Fatalf("the group after a scrubbed run: %s", view)
+	}
+	b.Logf("period %s: %d scrub records in %.1f s", period, n, elapsed.Seconds())
+	return float64(patternBytes(ws)) / (1 << 20) / elapsed.Seconds()
+}
+
+// BenchmarkFigure_scrub: the scrub's cost, as the pipeline's end-to-end MB/s with the agent scrubbing
+// ÷ the same run without, interleaved BENCH_PAIRS times (default 3): scrub_cost_ratio at the default
+// period (every disk once a day), and scrub_cost_ratio_fast with the whole 1 GiB scrubbed every 60 s
+// (17 MiB/s of hashing on each side: a rate no deployment needs, to show the cost per byte).
+func BenchmarkFigure_scrub(b *testing.B) {
+	pairs := 3
+	if n, err := strconv.Atoi(os.Getenv("BENCH_PAIRS")); err == nil && n > 0 {
+		pairs = n
+	}
+	disks, spec := benchDisks(2, 2, 256<<20)
+	ws := pattern(disks, 400, 1) // ~100 MiB
+	s := defineStack(b, "0 0 0 1 1 *", testenv.Storage(b, "target"), testenv.Storage(b, "target"), testenv.Storage(b, "source"))
+	s.app.start(b)
+	var daily, fast []float64
+	for i := 0; i < pairs; i++ {
+		off := scrubRun(b, s, ws, disks, spec, 0)
+		day := scrubRun(b, s, ws, disks, spec, agent.DefaultScrubPeriod)
+		minute := scrubRun(b, s, ws, disks, spec, time.Minute)
+		daily, fast = append(daily, day/off), append(fast, minute/off)
+		b.Logf("run %d: off %.1f MB/s, daily %.1f MB/s, 1 GiB a minute %.1f MB/s", i+1, off, day, minute)
+	}
+	b.ReportMetric(median(daily), "scrub_cost_ratio:ratio")
+	b.ReportMetric(median(fast), "scrub_cost_ratio_fast:ratio")
+	b.Logf("scrub_cost_ratio runs %v, fast %v", daily, fast)
+}

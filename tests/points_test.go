@@ -18,10 +18,11 @@ import (
 
 type pointsPage struct {
 	Points []struct {
-		ID    string `json:"id"`
-		Seq   int64  `json:"seq"`
-		Kind  string `json:"kind"`
-		Disks []struct {
+		ID      string `json:"id"`
+		Seq     int64  `json:"seq"`
+		Kind    string `json:"kind"`
+		Suspect string `json:"suspect"`
+		Disks   []struct {
 			Disk     string `json:"disk"`
 			Snapshot string `json:"snapshot"`
 		} `json:"disks"`

@@ -123,7 +123,7 @@ type runner struct {
 
 	markerHonored, appHonored time.Time // the last requests put into the stream
 
-	scrubs *scrubber
+	scrubs *Scrubber
 
 	tickers                                             []*time.Ticker
 	scanTick, markerTick, appTick, heartbeat, scrubTick <-chan time.Time

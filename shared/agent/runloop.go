@@ -40,8 +40,8 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 	return r.summary(final, ws, time.Since(started).Seconds()), nil
 }
 
-// startScrubs plans the scrub over the disks whose every write the agent takes (agent and nbd
-// sources).
+// startScrubs plans the scrub over the disks whose every write the agent takes: agent and nbd
+// sources, and file: sources when nothing scans them (the workload's, which writes through the agent).
 func (r *runner) startScrubs() {
 	period, tick := r.cfg.ScrubPeriod, r.cfg.ScrubTick
 	if period < 0 {
@@ -56,14 +56,15 @@ func (r *runner) startScrubs() {
 	var disks []string
 	sizes := map[string]int64{}
 	for _, d := range r.spec.Disks() {
-		if src, err := replication.ParseSource(d.Spec.Source); err == nil && (src.Kind == replication.SourceAgent || src.Kind == replication.SourceNBD) {
+		kind := d.Spec.Parsed().Kind
+		if kind == replication.SourceAgent || kind == replication.SourceNBD || (kind == replication.SourceFile && r.scanTick == nil) {
 			disks, sizes[d.Key] = append(disks, d.Key), d.Spec.SizeBytes
 		}
 	}
 	if len(disks) == 0 {
 		return
 	}
-	r.scrubs = newScrubber(disks, sizes, period, tick)
+	r.scrubs = NewScrubber(disks, sizes, period, tick)
 	r.scrubTick = r.ticker(tick)
 	r.log.Info("scrub planned", "disks", len(disks), "period", period, "slice", r.scrubs.slice)
 }

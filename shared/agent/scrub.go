@@ -11,9 +11,9 @@ import (
 )
 
 // The scrub's source side (replication/scrub.go has apply's). It hashes disks whose every write the
-// agent itself takes (agent and nbd sources), under the lock writes take, so the hashes are the disk at
-// exactly that point of the stream; a scanned disk's file runs ahead of its stream, so it is not
-// scrubbed.
+// agent itself takes (agent and nbd sources, and file: sources nothing scans), under the lock writes
+// take, so the hashes are the disk at exactly that point of the stream; a scanned disk's file runs
+// ahead of its stream, so it is not scrubbed.
 
 // DefaultScrubPeriod is how long one full pass over every scrubbed disk takes unless told otherwise.
 const DefaultScrubPeriod = 24 * time.Hour
@@ -62,9 +62,9 @@ func (a *Agent) Scrub(disk string, offset, length int64) (int64, error) {
 	return b.Seq, nil
 }
 
-// scrubber walks the scrubbed disks one slice at a time, so that every disk is covered once per
+// Scrubber walks the scrubbed disks one slice at a time, so that every disk is covered once per
 // period: each tick hashes the slice the period allots it (at least a block), the disks in turn.
-type scrubber struct {
+type Scrubber struct {
 	disks []string
 	sizes map[string]int64
 	next  map[string]int64 // where each disk's pass stands
@@ -72,19 +72,19 @@ type scrubber struct {
 	slice int64
 }
 
-// newScrubber plans passes over disks (with their sizes) in period, a slice every tick.
-func newScrubber(disks []string, sizes map[string]int64, period, tick time.Duration) *scrubber {
+// NewScrubber plans passes over disks (with their sizes) in period, a slice every tick.
+func NewScrubber(disks []string, sizes map[string]int64, period, tick time.Duration) *Scrubber {
 	var total int64
 	for _, d := range disks {
 		total += sizes[d]
 	}
 	ticks := max(int64(period/tick), 1)
 	slice := (total/ticks + replication.BlockSize - 1) / replication.BlockSize * replication.BlockSize
-	return &scrubber{disks: disks, sizes: sizes, next: map[string]int64{}, slice: min(max(slice, replication.BlockSize), maxScrubSlice)}
+	return &Scrubber{disks: disks, sizes: sizes, next: map[string]int64{}, slice: min(max(slice, replication.BlockSize), maxScrubSlice)}
 }
 
-// step scrubs the next slice.
-func (s *scrubber) step(a *Agent) (string, int64, int64, int64, error) {
+// Step scrubs the next slice: it returns the disk, the range and the record's sequence.
+func (s *Scrubber) Step(a *Agent) (string, int64, int64, int64, error) {
 	if len(s.disks) == 0 {
 		return "", 0, 0, 0, nil
 	}
@@ -107,7 +107,7 @@ func (r *runner) scrubStep(ctx context.Context) {
 	if r.scrubs == nil || r.syncing || ctx.Err() != nil {
 		return
 	}
-	disk, off, n, seq, err := r.scrubs.step(r.a)
+	disk, off, n, seq, err := r.scrubs.Step(r.a)
 	if err != nil {
 		r.log.Warn("scrub failed", "disk", disk, "err", err)
 		return

@@ -28,13 +28,13 @@ func TestScrubFindsTargetDamageAndResyncRepairsIt(t *testing.T) {
 	waitPublished(t, a)
 	p.drain(rng)
 	// A clean pass over each disk, a slice at a time, with writes in between.
-	s := newScrubber([]string{"vm0/disk0", "vm0/disk1"}, map[string]int64{"vm0/disk0": 4 << 20, "vm0/disk1": 4 << 20}, time.Minute, 10*time.Second)
+	s := NewScrubber([]string{"vm0/disk0", "vm0/disk1"}, map[string]int64{"vm0/disk0": 4 << 20, "vm0/disk1": 4 << 20}, time.Minute, 10*time.Second)
 	if s.slice != 2*BlockSize {
 		t.Fatalf("slice %d, want 2 MiB (8 MiB over 6 ticks, rounded up to blocks)", s.slice)
 	}
 	for range 4 {
 		randomWrites(t, a, rng, p.spec, 5)
-		if _, _, _, _, err := s.step(a); err != nil {
+		if _, _, _, _, err := s.Step(a); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -61,7 +61,7 @@ func TestScrubFindsTargetDamageAndResyncRepairsIt(t *testing.T) {
 	disk0 := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm0", Disks: p.spec.VMs[0].Disks[:1]}}}
 	for range 4 { // writes go on, to the other disk: nothing in the stream explains the damage
 		randomWrites(t, a, rng, disk0, 5)
-		s.step(a)
+		s.Step(a)
 	}
 	a.Marker("crash", false)
 	waitPublished(t, a)

@@ -347,6 +347,8 @@ type GroupStatus struct {
 	*Group
 	Points                   int
 	OldestPoint, NewestPoint time.Time
+	// Scrubs are the scrub's state, a record per disk scrubbed so far.
+	Scrubs []ScrubRecord
 }
 
 // Status is one group with its retention window.
@@ -359,7 +361,8 @@ func (s *Groups) Status(ctx context.Context, group string) (GroupStatus, error) 
 	if n := len(points); n > 0 { // newest first
 		st.NewestPoint, st.OldestPoint = points[0].SourceTime, points[n-1].SourceTime
 	}
-	return st, nil
+	st.Scrubs, err = ListScrubs(ctx, s.State, group)
+	return st, err
 }
 
 // loadWithPoints is one group and its recovery points, newest first.

@@ -410,7 +410,7 @@ func RemoveGroup(ctx context.Context, state StateStore, pages PageStore, journal
 	if _, err := journal.Prune(ctx, group, math.MaxInt64, time.Now().Add(24*time.Hour)); err != nil {
 		return err
 	}
-	for _, table := range []string{MarkersTable, PointsTable, HoldsTable, EventsTable, QuarantineTable, DrillsTable} {
+	for _, table := range []string{MarkersTable, PointsTable, HoldsTable, EventsTable, QuarantineTable, DrillsTable, ScrubsTable} {
 		partition := group
 		if table == QuarantineTable {
 			partition = "group-" + group

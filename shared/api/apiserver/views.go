@@ -111,6 +111,20 @@ func NewDrillView(st recovery.DrillStatus) apiv1.DrillView {
 // NewStatusView is a group with its retention window.
 func NewStatusView(st replication.GroupStatus, now time.Time) apiv1.GroupView {
 	v := NewGroupView(st.Group, now)
+	for _, sc := range st.Scrubs {
+		sv := apiv1.ScrubView{Disk: sc.Disk, LastPassClean: sc.LastPassClean, BlocksChecked: sc.BlocksChecked, Mismatches: sc.Mismatches,
+			LastMismatch: sc.LastMismatchWhat, LastMismatchSeq: sc.LastMismatchSeq}
+		if d, ok := st.Spec.Disk(sc.Disk); ok && d.SizeBytes > 0 {
+			sv.PassPercent = 100 * float64(min(sc.NextBlock*replication.BlockSize, d.SizeBytes)) / float64(d.SizeBytes)
+		}
+		if !sc.LastPassEnded.IsZero() {
+			sv.LastFullPass = &sc.LastPassEnded
+		}
+		if !sc.LastMismatchAt.IsZero() {
+			sv.LastMismatchAt = &sc.LastMismatchAt
+		}
+		v.Scrub = append(v.Scrub, sv)
+	}
 	v.Retention = &apiv1.RetentionView{Hours: st.Record.Policy.RetentionHours, Points: st.Points}
 	if st.Points > 0 {
 		v.Retention.NewestPoint, v.Retention.OldestPoint = &st.NewestPoint, &st.OldestPoint
@@ -123,7 +137,7 @@ func NewPointsPage(l replication.PointListing) apiv1.PointsPage {
 	g := l.Group
 	page := apiv1.PointsPage{Group: g.Record.Group(), Points: []apiv1.PointView{}, Next: l.Next}
 	for _, p := range l.Points {
-		v := apiv1.PointView{ID: p.ID, Kind: p.Kind, SourceTime: p.SourceTime, Seq: p.Seq, CreatedAt: p.CreatedAt}
+		v := apiv1.PointView{ID: p.ID, Kind: p.Kind, SourceTime: p.SourceTime, Seq: p.Seq, CreatedAt: p.CreatedAt, Suspect: p.Suspect}
 		for _, d := range g.Spec.Disks() {
 			v.Disks = append(v.Disks, apiv1.PointDiskView{Disk: d.Key, Snapshot: p.Snapshots[d.Key], SizeBytes: p.Sizes[d.Key]})
 		}

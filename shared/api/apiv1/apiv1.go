@@ -122,6 +122,8 @@ type GroupView struct {
 	LastMarker         *MarkerView    `json:"lastMarker,omitempty"`
 	Drill              DrillSpec      `json:"drill"`
 	Readiness          ReadinessView  `json:"readiness"`
+	// Scrub is how the scrub's passes stand, per disk it covers (absent: none scrubbed yet).
+	Scrub []ScrubView `json:"scrub,omitempty"`
 	CreatedAt          time.Time      `json:"createdAt"`
 }
 
@@ -173,6 +175,8 @@ type PointView struct {
 	Seq        int64           `json:"seq"`
 	Disks      []PointDiskView `json:"disks"`
 	CreatedAt  time.Time       `json:"createdAt"`
+	// Suspect says why the point may hold damage a scrub found later (absent: none found).
+	Suspect string `json:"suspect,omitempty"`
 }
 
 // PointDiskView is one disk of a point.
@@ -267,6 +271,19 @@ type CheckResult struct {
 // DrillList is GET /groups/{group}/drills.
 type DrillList struct {
 	Drills []DrillView `json:"drills"`
+}
+
+// ScrubView is one disk's scrub: how far the current pass is, the last full pass and what it found.
+type ScrubView struct {
+	Disk            string     `json:"disk"`
+	PassPercent     float64    `json:"passPercent"`
+	LastFullPass    *time.Time `json:"lastFullPass,omitempty"`
+	LastPassClean   bool       `json:"lastPassClean"`
+	BlocksChecked   int64      `json:"blocksChecked"`
+	Mismatches      int64      `json:"mismatches"`
+	LastMismatchAt  *time.Time `json:"lastMismatchAt,omitempty"`
+	LastMismatch    string     `json:"lastMismatch,omitempty"`
+	LastMismatchSeq int64      `json:"lastMismatchSeq,omitempty"`
 }
 
 // ReadinessView is a group's failover readiness: its last drill, when a drill last succeeded, and
