@@ -123,8 +123,8 @@ type GroupView struct {
 	Drill              DrillSpec      `json:"drill"`
 	Readiness          ReadinessView  `json:"readiness"`
 	// Scrub is how the scrub's passes stand, per disk it covers (absent: none scrubbed yet).
-	Scrub []ScrubView `json:"scrub,omitempty"`
-	CreatedAt          time.Time      `json:"createdAt"`
+	Scrub     []ScrubView `json:"scrub,omitempty"`
+	CreatedAt time.Time   `json:"createdAt"`
 }
 
 // RetentionView is what the group's retention keeps: the policy and the points it holds now.
