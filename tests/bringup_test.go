@@ -37,11 +37,21 @@ func vmImages(t testing.TB) qemu.Images {
 // its state in the returned directory; every VM it started is stopped when the test ends.
 func newComputeStack(t testing.TB, schedule string) (*stack, string, qemu.Images) {
 	t.Helper()
+	return newComputeStackWith(t, schedule, nil)
+}
+
+// newComputeStackWith is newComputeStack with more app settings.
+func newComputeStackWith(t testing.TB, schedule string, settings map[string]string) (*stack, string, qemu.Images) {
+	t.Helper()
 	images := vmImages(t)
 	types, _ := filepath.Abs(filepath.Join("..", "..", "shared", "reference", "azure-types"))
 	computeDir := t.TempDir()
 	s := defineStack(t, schedule, testenv.Storage(t, "target"), testenv.Storage(t, "target"), testenv.Storage(t, "source"))
-	s.app.setValues(t, map[string]string{"StandbyCompute": "UseLocalCompute=true;Dir=" + computeDir + ";Images=" + images.Dir + ";Types=" + types})
+	values := map[string]string{"StandbyCompute": "UseLocalCompute=true;Dir=" + computeDir + ";Images=" + images.Dir + ";Types=" + types}
+	for k, v := range settings {
+		values[k] = v
+	}
+	s.app.setValues(t, values)
 	s.app.start(t)
 	t.Cleanup(func() { localcompute.StopAll(computeDir, localcompute.QEMU{}) })
 	return s, computeDir, images

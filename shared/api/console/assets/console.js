@@ -369,6 +369,10 @@
       rw && ['Retention', `${rw.points} points kept, policy ${rw.hours} h`],
       m && ['Last marker', [`#${m.seq} ${m.consistency || ''} at `, time(m.sourceTime)]],
       g.initialReplication && ['Initial replication', baseline(g.initialReplication)],
+      g.scrub && g.scrub.length && ['Scrub (target against source)', h('div', { id: 'scrub' }, g.scrub.map((d) => h('div', { class: d.mismatches ? 'error' : null },
+        h('span', { class: 'mono' }, d.disk), ': ', d.lastFullPass ? ['last full pass ', ago(d.lastFullPass), d.lastPassClean ? ', clean' : ', found damage'] : 'first pass',
+        ` (${Math.floor(d.passPercent || 0)}% of the current pass)`,
+        d.mismatches ? sub(`${d.mismatches} blocks found differing; last: ${d.lastMismatch || ''} at seq ${d.lastMismatchSeq}`) : null)))],
       ['Created', time(g.createdAt)],
     ]);
   }
@@ -458,8 +462,8 @@
       const t = new Date(p.sourceTime).getTime();
       if (isNaN(t)) continue;
       const kind = kindOf(p.kind), cx = x(t);
-      const tip = svg('title', {}, `${p.id}: ${kindLabel(p.kind)}, ${new Date(t).toLocaleString()} (${utc(new Date(t))})`);
-      const attrs = { class: `point ${kind}`, 'data-point-id': p.id };
+      const tip = svg('title', {}, `${p.id}: ${kindLabel(p.kind)}, ${new Date(t).toLocaleString()} (${utc(new Date(t))})${p.suspect ? ` — suspect: ${p.suspect}` : ''}`);
+      const attrs = { class: `point ${kind}${p.suspect ? ' suspect' : ''}`, 'data-point-id': p.id };
       root.append(kind === 'app'
         ? svg('rect', { ...attrs, x: (cx - 4).toFixed(1), y: yApp - 4, width: 8, height: 8, transform: `rotate(45 ${cx.toFixed(1)} ${yApp})` }, tip)
         : svg('circle', { ...attrs, cx: cx.toFixed(1), cy: yCrash, r: points.length > 300 ? 2.5 : 4 }, tip));
