@@ -121,7 +121,7 @@ func followPlanJob(t *testing.T, s *stack, location, ack string, kill bool) (job
 }
 
 // A recovery plan of two consistency groups in three boot groups — db, then app (after a webhook),
-// then web (after a command run in the app VM) — with a manual action after db: a drill whose webhook fails ends Failed naming it with the
+// then web (after a command run in the app VM) — with a manual action after db, and a drill: a drill whose webhook fails ends Failed naming it with the
 // VM it left running, and its cleanup removes that; a drill with the handler killed after every
 // boot-group step boots the VMs in order (the local compute's boot times), waits for the manual action,
 // calls the webhook with a valid signature, and leaves no VM twice; its cleanup removes everything; a
@@ -224,6 +224,28 @@ func TestRecoveryPlanBootsInOrderWithActions(t *testing.T) {
 		for _, kind := range []string{"vms/*", "disks/*.img", "networkInterfaces/*.json"} {
 			if left, _ := filepath.Glob(filepath.Join(d, kind)); len(left) != 0 {
 				t.Errorf("cleanup left %v", left)
+			}
+		}
+	}
+
+	// The plan's drill: the same test failover in boot-group order, then the drill's check in the app
+	// VM, then its cleanup, in one job; the report is the plan's.
+	drillPlan := strings.Replace(planJSON, `]}]}`, `]}],"drill":{"checks":[{"name":"app-booted","vm":"`+g1+`/app","command":"test -s /var/lib/standby/boots"}]}}`, 1)
+	if status, _, body := s.app.call(t, "PUT", "/api/v1/plans/"+plan, "test-key", drillPlan); status != 200 {
+		t.Fatalf("PUT plan with a drill: %d %s", status, body)
+	}
+	job, _ = followPlanJob(t, s, s.postJob(t, "/api/v1/plans/"+plan+"/drills", ""), "check-db", false)
+	if job.State != "Succeeded" {
+		t.Fatalf("the plan's drill: %s %q", job.State, job.Error)
+	}
+	if report := standbyCLI(t, s, "plan", "drill-report", plan, job.ID); !strings.Contains(report, "Drill "+job.ID+" of plan "+plan+": Succeeded") ||
+		!strings.Contains(report, "check app-booted on "+g1+"/app (command") || !strings.Contains(report, "PASSED") || !strings.Contains(report, "wait-cleanup") {
+		t.Fatalf("the plan drill's report:\n%s", report)
+	}
+	for _, d := range []string{rg, filepath.Join(computeDir, g2+"-asr")} {
+		for _, kind := range []string{"vms/*", "disks/*.img", "networkInterfaces/*.json"} {
+			if left, _ := filepath.Glob(filepath.Join(d, kind)); len(left) != 0 {
+				t.Errorf("the plan drill's cleanup left %v", left)
 			}
 		}
 	}

@@ -70,8 +70,10 @@ func routes(d *backends.Backends, log *slog.Logger) http.Handler {
 		Targets: d.Targets()}
 	if d.State != nil {
 		upkeep.Housekeepers = []replication.Housekeeper{recovery.PruneJobs(d.State)}
-		upkeep.Schedulers = []replication.GroupScheduler{recovery.ScheduleDrills(&recovery.Admission{State: d.State, Pages: d.Pages, Jobs: d.Jobs,
-			PeerConfigured: d.Peer != nil, WebhooksConfigured: os.Getenv(settingWebhookSecret) != "", Log: log.With("function", "cutpoints"), Now: now})}
+		drills := &recovery.Admission{State: d.State, Pages: d.Pages, Jobs: d.Jobs, PeerConfigured: d.Peer != nil,
+			WebhooksConfigured: os.Getenv(settingWebhookSecret) != "", Log: log.With("function", "cutpoints"), Now: now}
+		upkeep.Schedulers = []replication.GroupScheduler{recovery.ScheduleDrills(drills)}
+		upkeep.EveryTick = []replication.Housekeeper{recovery.SchedulePlanDrills(drills)}
 	}
 	applier := &replication.Applier{State: d.State, Pages: d.Pages, Journal: d.Journal, Log: log.With("function", "apply"), Now: now,
 		Parallelism: int(intSetting(log, settingParallel, 8))}

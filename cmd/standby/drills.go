@@ -12,14 +12,15 @@ import (
 	"github.com/standby-dr/standby/shared/api/apiv1"
 )
 
-// startDrill starts a drill of the group now; with wait, it follows it and prints its report.
-func startDrill(ctx context.Context, cl *apiclient.Client, w io.Writer, group string, o jobOptions) error {
+// startDrill starts a drill now of the group or plan at base ("/v1/groups/G", "/v1/plans/P"); with
+// wait, it follows it and prints its report.
+func startDrill(ctx context.Context, cl *apiclient.Client, w io.Writer, base string, o jobOptions) error {
 	var body any
 	if o.point != "" {
 		body = apiv1.DrillRequest{RecoveryPoint: o.point}
 	}
 	var job apiv1.JobView
-	if _, err := cl.Do(ctx, http.MethodPost, "/v1/groups/"+group+"/drills", body, &job); err != nil {
+	if _, err := cl.Do(ctx, http.MethodPost, base+"/drills", body, &job); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "drill %s queued\n", job.ID)
@@ -27,16 +28,16 @@ func startDrill(ctx context.Context, cl *apiclient.Client, w io.Writer, group st
 		return nil
 	}
 	followErr := follow(ctx, cl, job.ID)
-	if err := drillReport(ctx, cl, w, group, job.ID); err != nil {
+	if err := drillReport(ctx, cl, w, base, job.ID); err != nil {
 		return err
 	}
 	return followErr
 }
 
-// listDrills prints the group's drills as a table.
-func listDrills(ctx context.Context, cl *apiclient.Client, w io.Writer, group string) error {
+// listDrills prints the drills of the group or plan at base as a table.
+func listDrills(ctx context.Context, cl *apiclient.Client, w io.Writer, base string) error {
 	var list apiv1.DrillList
-	if _, err := cl.Do(ctx, http.MethodGet, "/v1/groups/"+group+"/drills", nil, &list); err != nil {
+	if _, err := cl.Do(ctx, http.MethodGet, base+"/drills", nil, &list); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "%-32s %-20s %-9s %-10s %8s  %s\n", "DRILL", "STARTED", "RESULT", "POINT", "RTO", "CHECKS")
@@ -54,9 +55,9 @@ func listDrills(ctx context.Context, cl *apiclient.Client, w io.Writer, group st
 
 // drillReport prints one drill's report as an auditor keeps it: what ran when, against which point,
 // what each VM and check showed, and the cleanup.
-func drillReport(ctx context.Context, cl *apiclient.Client, w io.Writer, group, id string) error {
+func drillReport(ctx context.Context, cl *apiclient.Client, w io.Writer, base, id string) error {
 	var d apiv1.DrillView
-	if _, err := cl.Do(ctx, http.MethodGet, "/v1/groups/"+group+"/drills/"+id, nil, &d); err != nil {
+	if _, err := cl.Do(ctx, http.MethodGet, base+"/drills/"+id, nil, &d); err != nil {
 		return err
 	}
 	printDrill(w, d)
@@ -70,7 +71,11 @@ func printDrill(w io.Writer, d apiv1.DrillView) {
 		}
 		return t.UTC().Format(time.RFC3339)
 	}
-	fmt.Fprintf(w, "Drill %s of group %s: %s\n", d.ID, d.Group, d.State)
+	of := "group " + d.Group
+	if d.Plan != "" {
+		of = "plan " + d.Plan
+	}
+	fmt.Fprintf(w, "Drill %s of %s: %s\n", d.ID, of, d.State)
 	slot := "on request"
 	if d.Slot != nil {
 		slot = "scheduled, slot " + ts(d.Slot)

@@ -16,6 +16,7 @@
 //	standby job ID [--wait]
 //	standby ack JOB ACTION                 acknowledge a plan job's manual action
 //	standby plan list | show P | put P FILE | delete P | failover P --type T [--point X] | cleanup-test P | commit P [--wait]
+//	standby plan drill P [--point X] [--wait] | drills P | drill-report P ID
 //
 // STANDBY_API (default http://127.0.0.1:7071/api) and STANDBY_API_KEY say where and how.
 package main
@@ -107,14 +108,14 @@ func run(args []string) error {
 			return err
 		}
 		if cmd == "drills" {
-			return listDrills(ctx, cl, os.Stdout, group)
+			return listDrills(ctx, cl, os.Stdout, "/v1/groups/"+group)
 		}
-		return startDrill(ctx, cl, os.Stdout, group, jobOptions{point: *point, wait: *wait})
+		return startDrill(ctx, cl, os.Stdout, "/v1/groups/"+group, jobOptions{point: *point, wait: *wait})
 	case "drill-report":
 		if len(pos) != 2 {
 			return fmt.Errorf("drill-report takes the group and the drill's id")
 		}
-		return drillReport(ctx, cl, os.Stdout, pos[0], pos[1])
+		return drillReport(ctx, cl, os.Stdout, "/v1/groups/"+pos[0], pos[1])
 	case "plan":
 		return planCommand(ctx, cl, pos, jobOptions{jobType: *jobType, point: *point, wait: *wait})
 	case "ack":

@@ -14,7 +14,7 @@ import (
 // planCommand runs "standby plan list|show|put|delete|failover|cleanup-test|commit ...".
 func planCommand(ctx context.Context, cl *apiclient.Client, pos []string, o jobOptions) error {
 	if len(pos) == 0 {
-		return fmt.Errorf("usage: standby plan list | show P | put P FILE | delete P | failover P --type T [--point X] | cleanup-test P | commit P")
+		return fmt.Errorf("usage: standby plan list | show P | put P FILE | delete P | failover P --type T [--point X] | cleanup-test P | commit P | drill P | drills P | drill-report P ID")
 	}
 	if pos[0] == "list" {
 		return show(ctx, cl, "/v1/plans")
@@ -49,6 +49,15 @@ func planCommand(ctx context.Context, cl *apiclient.Client, pos []string, o jobO
 		path += "/cleanup-test-failover"
 	case "commit":
 		path += "/commit"
+	case "drill":
+		return startDrill(ctx, cl, os.Stdout, path, o)
+	case "drills":
+		return listDrills(ctx, cl, os.Stdout, path)
+	case "drill-report":
+		if len(pos) != 3 {
+			return fmt.Errorf("plan drill-report P ID: the plan and the drill's id")
+		}
+		return drillReport(ctx, cl, os.Stdout, path, pos[2])
 	default:
 		return fmt.Errorf("unknown plan command %q", pos[0])
 	}

@@ -14,7 +14,7 @@ func (a *API) planOperations(ops map[string]http.HandlerFunc) {
 		recs, err := a.Plans.List(r.Context())
 		views := []apiv1.PlanView{}
 		for _, rec := range recs {
-			views = append(views, apiserver.NewPlanView(rec))
+			views = append(views, apiserver.NewPlanView(rec, a.Now()))
 		}
 		a.answer(w, r, http.StatusOK, apiv1.PlanList{Plans: views}, err)
 	}
@@ -25,11 +25,11 @@ func (a *API) planOperations(ops map[string]http.HandlerFunc) {
 			return
 		}
 		rec, err := a.Plans.Put(r.Context(), r.PathValue("plan"), spec)
-		a.answer(w, r, http.StatusOK, apiserver.NewPlanView(rec), err)
+		a.answer(w, r, http.StatusOK, apiserver.NewPlanView(rec, a.Now()), err)
 	}
 	ops["GET /plans/{plan}"] = func(w http.ResponseWriter, r *http.Request) {
 		rec, err := a.Plans.Get(r.Context(), r.PathValue("plan"))
-		a.answer(w, r, http.StatusOK, apiserver.NewPlanView(rec), err)
+		a.answer(w, r, http.StatusOK, apiserver.NewPlanView(rec, a.Now()), err)
 	}
 	ops["DELETE /plans/{plan}"] = func(w http.ResponseWriter, r *http.Request) {
 		if err := a.Plans.Delete(r.Context(), r.PathValue("plan")); err != nil {
@@ -52,6 +52,33 @@ func (a *API) planOperations(ops map[string]http.HandlerFunc) {
 			job, err := a.Jobs.StartPlan(r.Context(), recovery.PlanRequest{Plan: r.PathValue("plan"), Type: jobType})
 			a.jobAccepted(w, r, job, err)
 		}
+	}
+	ops["POST /plans/{plan}/drills"] = func(w http.ResponseWriter, r *http.Request) {
+		var req apiv1.DrillRequest
+		if r.ContentLength != 0 {
+			if err := decode(r, &req); err != nil {
+				a.fail(w, r, err)
+				return
+			}
+		}
+		job, err := a.Jobs.StartPlan(r.Context(), recovery.PlanRequest{Plan: r.PathValue("plan"), Type: "drill", RecoveryPoint: req.RecoveryPoint})
+		a.jobAccepted(w, r, job, err)
+	}
+	ops["GET /plans/{plan}/drills"] = func(w http.ResponseWriter, r *http.Request) {
+		out := apiv1.DrillList{Drills: []apiv1.DrillView{}}
+		limit, err := apiserver.IntQuery(r.URL.Query(), "limit", 20)
+		var drills []recovery.DrillStatus
+		if err == nil {
+			drills, err = a.Jobs.PlanDrills(r.Context(), r.PathValue("plan"), int(limit))
+		}
+		for _, d := range drills {
+			out.Drills = append(out.Drills, apiserver.NewDrillView(d))
+		}
+		a.answer(w, r, http.StatusOK, out, err)
+	}
+	ops["GET /plans/{plan}/drills/{id}"] = func(w http.ResponseWriter, r *http.Request) {
+		d, err := a.Jobs.PlanDrill(r.Context(), r.PathValue("plan"), r.PathValue("id"))
+		a.answer(w, r, http.StatusOK, apiserver.NewDrillView(d), err)
 	}
 	ops["POST /jobs/{id}/acknowledge"] = func(w http.ResponseWriter, r *http.Request) {
 		var req apiv1.AcknowledgeRequest

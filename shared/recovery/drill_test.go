@@ -2,6 +2,7 @@ package recovery_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -203,5 +204,117 @@ func TestScheduledDrillsStartOncePerSlot(t *testing.T) {
 	}
 	if jobs, _ := adm.ListJobs(ctx, "g1", 50); len(jobs) != 1 {
 		t.Fatalf("a missed slot started a drill: %d jobs", len(jobs))
+	}
+}
+
+// A plan's drill: the plan's test failover brings the VMs up in boot-group order, the plan drill's
+// checks run (VMs named group/vm), and its cleanup — every group's test failover cleaned up — always
+// runs; the plan records the drill, and the timer starts it once per slot of the plan's schedule.
+func TestPlanDrillChecksAndCleansUpEveryGroup(t *testing.T) {
+	ctx := context.Background()
+	f, l, runs, adm := drillFixture(t, map[string]recovery.CommandResult{"systemctl is-active app": {ExitCode: 3, Output: "inactive\n"}})
+	// A plan job polls its groups' jobs: with the fixture's clock a year ahead, duplicate detection
+	// would take two polls in one millisecond for one; each message is delivered once here instead.
+	f.q = memstore.NewQueue(memstore.QueueOptions{})
+	f.q.SetClock(func() time.Time { return time.Now().AddDate(1, 0, 0) })
+	f.runner.Jobs, adm.Jobs = f.q, f.q
+	plans := recovery.Plans{State: f.state, Now: time.Now}
+	spec := recovery.PlanSpec{Groups: []string{"g1"}, BootGroups: []recovery.BootGroup{{Name: "all", VMs: []string{"g1/vm"}}},
+		Drill: replication.DrillSpec{Checks: []replication.DrillCheck{{Name: "svc", VM: "g1/vm", Command: "systemctl is-active app"}}}}
+	if _, err := plans.Put(ctx, "p1", spec); err != nil {
+		t.Fatal(err)
+	}
+	bad := spec
+	bad.Drill.Checks = []replication.DrillCheck{{Name: "svc", VM: "vm", Command: "true"}}
+	if _, err := plans.Put(ctx, "p2", bad); !errors.Is(err, replication.ErrInvalid) || !strings.Contains(err.Error(), `drill.checks[0].vm: "vm" is none of the group's VMs`) {
+		t.Fatalf("a plan drill's check naming no group/vm: %v", err)
+	}
+	job, err := adm.StartPlan(ctx, recovery.PlanRequest{Plan: "p1", Type: "drill"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runOnce(t, f)
+	j := f.job(t, job.ID())
+	states := map[string]string{}
+	for _, s := range j.Steps {
+		states[s.Name] = s.State
+	}
+	if j.State != recovery.JobFailed || !strings.Contains(j.Error, "1 of 1 checks failed: svc (exit code 3, expected 0)") ||
+		states["plan-checks"] != "failed" || states["cleanup-groups"] != "done" || states["wait-cleanup"] != "done" || states["end-drill"] != "done" || !l.stopped[1] {
+		t.Fatalf("plan drill %s %q, steps %v, stopped %v", j.State, j.Error, states, l.stopped)
+	}
+	if len(runs.ran) != 1 || !strings.HasPrefix(runs.ran[0], "vm-") {
+		t.Fatalf("commands: %q", runs.ran)
+	}
+	if g, _ := replication.LoadGroup(ctx, f.state, "g1"); g.Record.ActiveTestFailover != "" {
+		t.Fatalf("the group's test failover stayed: %s", g.Record.ActiveTestFailover)
+	}
+	d, err := adm.PlanDrill(ctx, "p1", job.ID())
+	if err != nil || d.Report.Result != recovery.JobFailed || len(d.Report.VMs) != 1 || d.Report.VMs[0].Name != "g1/vm" || len(d.Report.Checks) != 1 {
+		t.Fatalf("the plan drill's report: %+v, %v", d.Report, err)
+	}
+	rec, _ := plans.Get(ctx, "p1")
+	if rec.LastDrillJob != job.ID() || rec.LastDrillResult != recovery.JobFailed || rec.Readiness(time.Now()).Ready {
+		t.Fatalf("the plan after a failed drill: %+v", rec)
+	}
+
+	// The schedule's slot starts the next one, once; this time the check passes.
+	runs.answers["systemctl is-active app"] = recovery.CommandResult{Output: "active\n"}
+	spec.Drill.Schedule = "* * * * *"
+	if _, err := plans.Put(ctx, "p1", spec); err != nil {
+		t.Fatal(err)
+	}
+	tick := recovery.SchedulePlanDrills(adm)
+	now := time.Now().Add(90 * time.Second)
+	lines, err := tick(ctx, now)
+	if err != nil || len(lines) != 1 || !strings.Contains(lines[0], "plan p1: drill") {
+		t.Fatalf("the plan's schedule: %q, %v", lines, err)
+	}
+	if lines, _ := tick(ctx, now); len(lines) != 0 {
+		t.Fatalf("the same slot again: %q", lines)
+	}
+	runOnce(t, f)
+	rec, _ = plans.Get(ctx, "p1")
+	if rec.LastDrillResult != recovery.JobSucceeded || !rec.Readiness(time.Now()).Ready || rec.LastDrillSlot.IsZero() {
+		t.Fatalf("the plan after its scheduled drill: %+v", rec)
+	}
+	if drills, _ := adm.PlanDrills(ctx, "p1", 10); len(drills) != 2 || drills[0].Report.Slot.IsZero() {
+		t.Fatalf("the plan's drills: %d", len(drills))
+	}
+}
+
+// runOnce runs the queue's messages, each delivered once, until none is left.
+func runOnce(t *testing.T, f *jobFixture) {
+	t.Helper()
+	for n := 0; len(f.q.Pending()) > 0; n++ {
+		if n > 10000 {
+			t.Fatal("the jobs do not end")
+		}
+		if err := f.runner.Run(context.Background(), f.take(t), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A plan whose scheduled drills have not succeeded within its window raises drill-overdue once.
+func TestPlanDrillOverdueIsAlertedOnce(t *testing.T) {
+	ctx := context.Background()
+	f, _, _, adm := drillFixture(t, nil)
+	plans := recovery.Plans{State: f.state, Now: time.Now}
+	spec := recovery.PlanSpec{Groups: []string{"g1"}, BootGroups: []recovery.BootGroup{{Name: "all", VMs: []string{"g1/vm"}}},
+		Drill: replication.DrillSpec{Schedule: "0 3 1 1 *", ReadinessDays: 1}}
+	if _, err := plans.Put(ctx, "p1", spec); err != nil {
+		t.Fatal(err)
+	}
+	tick := recovery.SchedulePlanDrills(adm)
+	later := time.Now().Add(49 * time.Hour)
+	for range 2 {
+		if _, err := tick(ctx, later); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alerts, _, _ := replication.QueryAll[replication.AlertRow](ctx, f.state, replication.AlertsTable, replication.AlertPartition)
+	if len(alerts) != 1 || alerts[0].Kind != replication.AlertDrillOverdue || !strings.Contains(alerts[0].Message, "plan p1: no drill has succeeded") {
+		t.Fatalf("alerts %+v", alerts)
 	}
 }

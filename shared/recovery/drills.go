@@ -83,17 +83,21 @@ func ListDrills(ctx context.Context, store replication.StateStore, group string)
 	return drills, err
 }
 
+// drillPartition is where a drill's report is kept: its group's partition, or a plan's ("plan~<plan>":
+// no group name has a '~').
+func drillPartition(j *Job) string {
+	if j.Plan != "" {
+		return PlanDrillPartition(j.Plan)
+	}
+	return j.Group
+}
+
+// PlanDrillPartition is the partition of a plan's drill reports.
+func PlanDrillPartition(plan string) string { return "plan~" + plan }
+
 // beginDrill begins the drill's report.
 func beginDrill(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
-	_, err := replication.Mutate(ctx, r.State, DrillsTable, j.Group, j.ID(), func(d *DrillReport, found bool) error {
-		if found {
-			return replication.ErrUnchanged
-		}
-		d.Keys = replication.Keys{PartitionKey: j.Group, RowKey: j.ID()}
-		d.Slot, d.Started = j.Work.DrillSlot(), j.CreatedAt
-		return nil
-	})
-	if err != nil {
+	if err := r.beginReport(ctx, j); err != nil {
 		return "", 0, err
 	}
 	how := "on request"
@@ -101,6 +105,19 @@ func beginDrill(ctx context.Context, r *JobRunner, j *Job, g *replication.Group)
 		how = "for the schedule's slot " + slot.Format(time.RFC3339)
 	}
 	return fmt.Sprintf("drill begun %s: %d checks", how, len(g.Spec.Drill.Checks)), 0, nil
+}
+
+// beginReport writes a drill's report as it begins (once).
+func (r *JobRunner) beginReport(ctx context.Context, j *Job) error {
+	_, err := replication.Mutate(ctx, r.State, DrillsTable, drillPartition(j), j.ID(), func(d *DrillReport, found bool) error {
+		if found {
+			return replication.ErrUnchanged
+		}
+		d.Keys = replication.Keys{PartitionKey: drillPartition(j), RowKey: j.ID()}
+		d.Slot, d.Started = j.Work.DrillSlot(), j.CreatedAt
+		return nil
+	})
+	return err
 }
 
 // DrillStatus is a drill's report with its job (nil once the job was pruned).
@@ -117,10 +134,15 @@ func (a *Admission) Drills(ctx context.Context, group string, limit int) ([]Dril
 	if err := replication.CheckGroupName(group); err != nil {
 		return nil, err
 	}
+	return a.drillsIn(ctx, group, limit)
+}
+
+// drillsIn lists the drills of a partition (a group's, a plan's), newest first, at most limit.
+func (a *Admission) drillsIn(ctx context.Context, partition string, limit int) ([]DrillStatus, error) {
 	if limit < 1 || limit > MaxJobList {
 		return nil, fmt.Errorf("%w: limit %d: want 1 to %d", replication.ErrInvalid, limit, MaxJobList)
 	}
-	reports, err := ListDrills(ctx, a.State, group)
+	reports, err := ListDrills(ctx, a.State, partition)
 	if err != nil {
 		return nil, err
 	}
@@ -164,9 +186,9 @@ func (a *Admission) drillStatus(ctx context.Context, d DrillReport) (DrillStatus
 // recordCheck adds a check's result to the drill's report (replacing the same check's from an earlier
 // try of the step).
 func (r *JobRunner) recordCheck(ctx context.Context, j *Job, res CheckResult) error {
-	_, err := replication.Mutate(ctx, r.State, DrillsTable, j.Group, j.ID(), func(d *DrillReport, found bool) error {
+	_, err := replication.Mutate(ctx, r.State, DrillsTable, drillPartition(j), j.ID(), func(d *DrillReport, found bool) error {
 		if !found {
-			d.Keys = replication.Keys{PartitionKey: j.Group, RowKey: j.ID()}
+			d.Keys = replication.Keys{PartitionKey: drillPartition(j), RowKey: j.ID()}
 			d.Slot, d.Started = j.Work.DrillSlot(), j.CreatedAt
 		}
 		d.Checks = slices.DeleteFunc(d.Checks, func(c CheckResult) bool { return c.Name == res.Name })
@@ -176,12 +198,12 @@ func (r *JobRunner) recordCheck(ctx context.Context, j *Job, res CheckResult) er
 	return err
 }
 
-// finishReport completes the drill's report from its job: the point, the VMs and their boot evidence,
-// the RTO, the cleanup and the result.
-func (r *JobRunner) finishReport(ctx context.Context, j *Job, g *replication.Group, now time.Time) (DrillReport, error) {
-	return replication.Mutate(ctx, r.State, DrillsTable, j.Group, j.ID(), func(d *DrillReport, found bool) error {
+// finishReport completes the drill's report from its job: the point, the VMs (vms, in order) and
+// their boot evidence, the RTO (to the last VM step done), the cleanup and the result.
+func (r *JobRunner) finishReport(ctx context.Context, j *Job, vms []string, now time.Time) (DrillReport, error) {
+	return replication.Mutate(ctx, r.State, DrillsTable, drillPartition(j), j.ID(), func(d *DrillReport, found bool) error {
 		if !found {
-			d.Keys = replication.Keys{PartitionKey: j.Group, RowKey: j.ID()}
+			d.Keys = replication.Keys{PartitionKey: drillPartition(j), RowKey: j.ID()}
 		}
 		d.Slot, d.Started, d.Ended = j.Work.DrillSlot(), j.CreatedAt, now
 		d.PointID, d.PointTime = j.PointID, j.PointTime
@@ -189,11 +211,12 @@ func (r *JobRunner) finishReport(ctx context.Context, j *Job, g *replication.Gro
 			d.PointAgeSeconds = j.CreatedAt.Sub(j.PointTime).Seconds()
 		}
 		d.VMs = nil
-		for _, vm := range g.Spec.VMs {
-			d.VMs = append(d.VMs, DrillVM{Name: vm.Name, Evidence: j.Result["vm:"+vm.Name]})
+		for _, vm := range vms {
+			d.VMs = append(d.VMs, DrillVM{Name: vm, Evidence: j.Result["vm:"+vm]})
 		}
-		for _, s := range j.Steps {
-			if s.Name == "wait-vms" && s.State == "done" {
+		d.RTOSeconds = 0
+		for _, s := range j.Steps { // the group's wait-vms, a plan's last bgN-wait
+			if (s.Name == "wait-vms" || strings.HasSuffix(s.Name, "-wait")) && s.State == "done" {
 				d.RTOSeconds = s.Ended.Sub(j.CreatedAt).Seconds()
 			}
 		}

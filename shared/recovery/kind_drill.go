@@ -124,10 +124,17 @@ func drillJobID(group string, slot time.Time) string {
 // a function's), and records its result in the drill's report; once every check ran, the step fails
 // if any of them did.
 func runChecks(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
-	checks := g.Spec.Drill.Checks
+	return r.nextCheck(ctx, j, g.Spec.Drill.Checks, func(vm string) (string, string, error) {
+		return resourceGroupOf(g), vmName(j, vm), nil
+	})
+}
+
+// nextCheck runs the next of the checks, finding each check's VM with locate (its resource group and
+// name); after the last, it fails when any failed.
+func (r *JobRunner) nextCheck(ctx context.Context, j *Job, checks []replication.DrillCheck, locate func(vm string) (rg, name string, err error)) (string, time.Duration, error) {
 	done := j.Work.ChecksDone()
 	if done >= len(checks) {
-		report, err := LoadDrill(ctx, r.State, j.Group, j.ID())
+		report, err := LoadDrill(ctx, r.State, drillPartition(j), j.ID())
 		if err != nil && !errors.Is(err, replication.ErrNotFound) {
 			return "", 0, err
 		}
@@ -143,7 +150,7 @@ func runChecks(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) 
 		return fmt.Sprintf("%d checks passed", len(checks)), 0, nil
 	}
 	c := checks[done]
-	res, err := r.runCheck(ctx, j, g, c)
+	res, err := r.runCheck(ctx, c, locate)
 	if err != nil {
 		return "", 0, err // the store or the compute failed, not the check: the step is tried again
 	}
@@ -163,24 +170,30 @@ const maxReportOutput = 1024
 
 // runCheck runs one check. A check that cannot run — its VM stopped or gone, a command the compute
 // refuses — fails with the reason; only a failure of the compute itself is an error.
-func (r *JobRunner) runCheck(ctx context.Context, j *Job, g *replication.Group, c replication.DrillCheck) (CheckResult, error) {
+func (r *JobRunner) runCheck(ctx context.Context, c replication.DrillCheck, locate func(vm string) (rg, name string, err error)) (CheckResult, error) {
 	res := CheckResult{Name: c.Name, VM: c.VM, Kind: "command", Started: r.Now().UTC()}
 	if r.Compute == nil {
 		res.Reason = "no compute configured"
 		res.Ended = res.Started
 		return res, nil
 	}
-	rg := resourceGroupOf(g)
+	rg, name, err := locate(c.VM)
+	if err != nil {
+		return r.checkFailed(res, err)
+	}
 	script := c.Command
 	if c.HTTP != nil {
 		res.Kind = "http"
-		target, err := r.privateAddress(ctx, rg, vmName(j, c.HTTP.VM))
+		trg, target, err := locate(c.HTTP.VM)
+		if err == nil {
+			target, err = r.privateAddress(ctx, trg, target)
+		}
 		if err != nil {
 			return r.checkFailed(res, err)
 		}
 		script = probeScript(target, c.HTTP.Port, c.HTTP.Path, c.Timeout())
 	}
-	out, err := r.Compute.RunCommand(ctx, rg, vmName(j, c.VM), Command{Script: script, Timeout: c.Timeout()})
+	out, err := r.Compute.RunCommand(ctx, rg, name, Command{Script: script, Timeout: c.Timeout()})
 	if err != nil {
 		return r.checkFailed(res, err)
 	}
@@ -277,7 +290,11 @@ func boundedOutput(s string) string {
 // the group records the drill and gives up the test failover claim.
 func endDrill(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
 	now := r.Now().UTC()
-	report, err := r.finishReport(ctx, j, g, now)
+	var vms []string
+	for _, vm := range g.Spec.VMs {
+		vms = append(vms, vm.Name)
+	}
+	report, err := r.finishReport(ctx, j, vms, now)
 	if err != nil {
 		return "", 0, err
 	}

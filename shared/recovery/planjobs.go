@@ -29,10 +29,11 @@ const (
 	JobPlanUnplanned = "plan-unplanned"
 	JobPlanCleanup   = "plan-cleanup-test-failover"
 	JobPlanCommit    = "plan-commit"
+	JobPlanDrill     = "plan-drill"
 )
 
 var planChildType = map[string]string{JobPlanTest: JobTestFailover, JobPlanPlanned: JobPlannedFailover,
-	JobPlanUnplanned: JobUnplannedFailover, JobPlanCleanup: JobCleanupTest, JobPlanCommit: JobCommit}
+	JobPlanUnplanned: JobUnplannedFailover, JobPlanCleanup: JobCleanupTest, JobPlanCommit: JobCommit, JobPlanDrill: JobTestFailover}
 
 // bootPhases are each boot group's steps, in order.
 var bootPhases = []string{"pre", "deploy", "wait", "post"}
@@ -55,11 +56,17 @@ func NewPlanJob(plan string, spec PlanSpec, jobType, point string, now time.Time
 	for _, n := range names {
 		j.Steps = append(j.Steps, JobStep{Name: n, State: "pending"})
 	}
+	if jobType == JobPlanDrill { // the checks, then a cleanup that always runs (plan_drill.go)
+		j.Steps = append(j.Steps, JobStep{Name: "plan-checks", State: "pending"})
+		for _, n := range planDrillCleanup {
+			j.Steps = append(j.Steps, JobStep{Name: n, State: "pending", Always: true})
+		}
+	}
 	return j, nil
 }
 
 func bringsUp(jobType string) bool {
-	return jobType == JobPlanTest || jobType == JobPlanPlanned || jobType == JobPlanUnplanned
+	return jobType == JobPlanTest || jobType == JobPlanPlanned || jobType == JobPlanUnplanned || jobType == JobPlanDrill
 }
 
 // planStep is the step a plan job's step name stands for.
@@ -69,6 +76,14 @@ func planStep(name string) (stepDef, error) {
 		return stepDef{name, startGroups}, nil
 	case "wait-groups":
 		return stepDef{name, waitGroups}, nil
+	case "plan-checks":
+		return stepDef{name, runPlanChecks}, nil
+	case "cleanup-groups":
+		return stepDef{name, startPlanCleanup}, nil
+	case "wait-cleanup":
+		return stepDef{name, waitPlanCleanup}, nil
+	case "end-drill":
+		return stepDef{name, endPlanDrill}, nil
 	}
 	n, phase, ok := strings.Cut(strings.TrimPrefix(name, "bg"), "-")
 	i, err := strconv.Atoi(n)

@@ -37,6 +37,9 @@ const (
 type PlanSpec struct {
 	Groups     []string    `json:"groups"`
 	BootGroups []BootGroup `json:"bootGroups"`
+	// Drill is the plan's drill, as a group's (replication.DrillSpec), its checks naming VMs
+	// "group/vm": the plan's test failover, every boot group up in order, the checks, the cleanup.
+	Drill replication.DrillSpec `json:"drill"`
 }
 
 // BootGroup is a set of VMs ("group/vm") that come up together, after the boot groups before it, with
@@ -72,6 +75,12 @@ type PlanRecord struct {
 	Spec      PlanSpec  `json:"Spec"`
 	ActiveJob string    `json:"ActiveJob,omitempty"`
 	UpdatedAt time.Time `json:"UpdatedAt"`
+	// The plan's last drill and its schedule's last slot taken, as a group keeps them.
+	LastDrillJob         string    `json:"LastDrillJob,omitempty"`
+	LastDrillAt          time.Time `json:"LastDrillAt"`
+	LastDrillResult      string    `json:"LastDrillResult,omitempty"`
+	LastDrillSucceededAt time.Time `json:"LastDrillSucceededAt"`
+	LastDrillSlot        time.Time `json:"LastDrillSlot"`
 }
 
 var (
@@ -79,8 +88,9 @@ var (
 	actionName    = bootGroupName
 )
 
-// Normalize fills the actions' defaults.
+// Normalize fills the actions' and the drill's defaults.
 func (p *PlanSpec) Normalize() {
+	p.Drill.Normalize()
 	for i := range p.BootGroups {
 		for _, actions := range [][]Action{p.BootGroups[i].Pre, p.BootGroups[i].Post} {
 			for j := range actions {
@@ -154,6 +164,9 @@ func (p *PlanSpec) Validate(vms map[string][]string) error {
 				}
 			}
 		}
+	}
+	if err := p.Drill.Validate(func(vm string) bool { _, ok := placed[vm]; return ok }); err != nil {
+		return err
 	}
 	for _, g := range p.Groups {
 		for _, vm := range vms[g] {
@@ -298,6 +311,9 @@ func (ps Plans) Delete(ctx context.Context, name string) error {
 // each group's point at or before it).
 type PlanRequest struct {
 	Plan, Type, RecoveryPoint string
+	// JobID makes the request idempotent (a scheduled drill's slot); DrillSlot is that slot.
+	JobID     string
+	DrillSlot time.Time
 }
 
 // StartPlan admits and queues a plan job: one at a time per plan, and only when every group of the plan
@@ -306,7 +322,10 @@ func (a *Admission) StartPlan(ctx context.Context, req PlanRequest) (Job, error)
 	jobType := "plan-" + req.Type
 	childType, ok := planChildType[jobType]
 	if !ok {
-		return Job{}, fmt.Errorf("%w: type: %q, want test, planned, unplanned, %s or %s", replication.ErrInvalid, req.Type, JobCleanupTest, JobCommit)
+		return Job{}, fmt.Errorf("%w: type: %q, want test, planned, unplanned, drill, %s or %s", replication.ErrInvalid, req.Type, JobCleanupTest, JobCommit)
+	}
+	if req.JobID != "" && !ValidJobID(req.JobID) {
+		return Job{}, fmt.Errorf("%w: jobId %q is not 32 lowercase hex digits", replication.ErrInvalid, req.JobID)
 	}
 	child := Request{Type: childType, RecoveryPoint: req.RecoveryPoint, Group: "plan"}
 	if err := child.normalize(); err != nil {
@@ -323,12 +342,29 @@ func (a *Admission) StartPlan(ctx context.Context, req PlanRequest) (Job, error)
 	if err != nil {
 		return Job{}, err
 	}
+	if req.JobID != "" { // a request again (a scheduled slot another instance started): its job
+		if j, err := LoadJob(ctx, a.State, req.JobID); err == nil {
+			if j.Plan != req.Plan || j.Type != jobType {
+				return Job{}, fmt.Errorf("%w: job id in use: job %s is a %s job", replication.ErrConflict, j.ID(), j.Type)
+			}
+			return j, nil
+		}
+	}
+	if jobType == JobPlanDrill && req.RecoveryPoint == "" && rec.Spec.Drill.Point != "" {
+		child.RecoveryPoint = rec.Spec.Drill.Point
+	}
 	if err := a.planAdmits(ctx, rec, childType); err != nil {
 		return Job{}, err
 	}
 	job, err := NewPlanJob(req.Plan, rec.Spec, jobType, child.RecoveryPoint, a.Now().UTC())
 	if err != nil {
 		return Job{}, fmt.Errorf("%w: %v", replication.ErrInvalid, err)
+	}
+	if req.JobID != "" {
+		job.PartitionKey = req.JobID
+	}
+	if !req.DrillSlot.IsZero() {
+		job.Work.SetDrillSlot(req.DrillSlot)
 	}
 	if _, err := a.State.Insert(ctx, JobsTable, job); err != nil {
 		return Job{}, err
@@ -341,6 +377,9 @@ func (a *Admission) StartPlan(ctx context.Context, req PlanRequest) (Job, error)
 			return fmt.Errorf("%w: plan job %s (%s) is running: one plan job at a time", replication.ErrState, running.ID(), running.Type)
 		}
 		r.ActiveJob = job.ID()
+		if slot := job.Work.DrillSlot(); slot.After(r.LastDrillSlot) {
+			r.LastDrillSlot = slot
+		}
 		return nil
 	}); err != nil {
 		a.State.Delete(ctx, JobsTable, job.ID(), JobRow, "") // never queued

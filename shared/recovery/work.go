@@ -22,8 +22,15 @@ const (
 	workAck           = "ack:"          // + action: when an operator acknowledged a manual action
 	workAction        = "action:"       // + action: how a boot group's action ended
 	workChecksDone    = "checksDone"    // how many of a drill's checks have run
+	workCleanup       = "cleanup:"      // + group: the cleanup job a plan drill started
 	workDrillSlot     = "drillSlot"     // the schedule's slot a drill runs for
 )
+
+// SetCleanup records the cleanup job a plan drill started on a group.
+func (w JobWork) SetCleanup(group, jobID string) { w[workCleanup+group] = jobID }
+
+// Cleanups are the plan drill's cleanup jobs by group.
+func (w JobWork) Cleanups() map[string]string { return w.prefixed(workCleanup) }
 
 // ChecksDone is how many of the drill's checks have run.
 func (w JobWork) ChecksDone() int {

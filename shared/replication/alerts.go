@@ -26,7 +26,7 @@ const (
 	alertRPOExceeded        = "rpo-exceeded"        // RPO above the policy's warning threshold
 	alertNoRecoveryPoint    = "no-recovery-point"   // no crash-consistent point for the policy's time
 	alertReplicationStopped = "replication-stopped" // the group needs a resync (ResyncRequired)
-	alertDrillOverdue       = "drill-overdue"       // no drill succeeded within the drill's readiness window
+	AlertDrillOverdue       = "drill-overdue"       // no drill succeeded within the drill's readiness window
 	AlertJobFailed          = "job-failed"
 )
 
@@ -36,7 +36,7 @@ const (
 	alertResolved = "resolved"
 
 	SeverityCritical      = "Critical"
-	severityWarning       = "Warning"
+	SeverityWarning       = "Warning"
 	severityInformational = "Informational"
 )
 
@@ -109,7 +109,7 @@ func alertConditions(r *GroupRecord, alerted map[string]string, now time.Time) m
 	setIf(c, alertReplicationStopped, r.State == StateResyncRequired, r.Reason)
 	if r.State == StateProtected {
 		overdue, why := drillOverdue(r, now)
-		setIf(c, alertDrillOverdue, overdue, why)
+		setIf(c, AlertDrillOverdue, overdue, why)
 	}
 	return c
 }
@@ -141,14 +141,14 @@ func alertChanges(group string, seq int64, was, now map[string]string, r *GroupR
 			out[len(out)-1].Message += ": " + r.HealthReason
 		}
 	}
-	for _, kind := range []string{alertRPOExceeded, alertNoRecoveryPoint, alertReplicationStopped, alertDrillOverdue} {
+	for _, kind := range []string{alertRPOExceeded, alertNoRecoveryPoint, alertReplicationStopped, AlertDrillOverdue} {
 		_, on := now[kind]
 		_, wasOn := was[kind]
 		switch {
 		case on && !wasOn:
 			severity := SeverityCritical
-			if kind == alertRPOExceeded || kind == alertDrillOverdue {
-				severity = severityWarning
+			if kind == alertRPOExceeded || kind == AlertDrillOverdue {
+				severity = SeverityWarning
 			}
 			add(kind, AlertRaised, severity, now[kind])
 		case !on && wasOn:

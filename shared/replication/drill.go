@@ -64,8 +64,8 @@ var (
 	pointGrammar = regexp.MustCompile(`^[A-Za-z0-9:.+_-]{1,64}$`)
 )
 
-// normalize fills the checks' defaults.
-func (d *DrillSpec) normalize() {
+// Normalize fills the checks' defaults.
+func (d *DrillSpec) Normalize() {
 	if d.ReadinessDays == 0 {
 		d.ReadinessDays = DefaultReadinessDays
 	}
@@ -90,6 +90,14 @@ func (c DrillCheck) Timeout() time.Duration { return time.Duration(c.TimeoutSeco
 
 // validate checks the drill against the group's VMs; the error names the field.
 func (d *DrillSpec) validate(vms []VMSpec) error {
+	return d.Validate(func(name string) bool {
+		return slices.ContainsFunc(vms, func(vm VMSpec) bool { return vm.Name == name })
+	})
+}
+
+// Validate checks the drill, isVM saying which names its checks may run in (a group's VM names, or a
+// plan's "group/vm"); the error names the field.
+func (d *DrillSpec) Validate(isVM func(name string) bool) error {
 	if d.Schedule != "" {
 		if _, err := ncrontab.Parse(d.Schedule); err != nil {
 			return fmt.Errorf("drill.schedule: %v", err)
@@ -103,9 +111,6 @@ func (d *DrillSpec) validate(vms []VMSpec) error {
 	}
 	if len(d.Checks) > MaxDrillChecks {
 		return fmt.Errorf("drill.checks: %d checks, at most %d", len(d.Checks), MaxDrillChecks)
-	}
-	isVM := func(name string) bool {
-		return slices.ContainsFunc(vms, func(vm VMSpec) bool { return vm.Name == name })
 	}
 	names := map[string]bool{}
 	for i, c := range d.Checks {
@@ -175,13 +180,17 @@ type Readiness struct {
 
 // Readiness rates the group's failover readiness at now.
 func (g *Group) Readiness(now time.Time) Readiness {
-	d := g.Spec.Drill
+	return ReadinessOf(g.Spec.Drill, g.Record.LastDrillSucceededAt, now)
+}
+
+// ReadinessOf rates readiness (a group's, a plan's) from its drill and its last successful drill.
+func ReadinessOf(d DrillSpec, lastSucceeded, now time.Time) Readiness {
 	days := d.ReadinessDays
 	if days == 0 {
 		days = DefaultReadinessDays
 	}
 	r := Readiness{Window: time.Duration(days) * 24 * time.Hour}
-	if last := g.Record.LastDrillSucceededAt; !last.IsZero() {
+	if last := lastSucceeded; !last.IsZero() {
 		r.Age = now.Sub(last)
 		r.Ready = r.Age <= r.Window
 	}

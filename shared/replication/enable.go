@@ -41,8 +41,10 @@ type Upkeep struct {
 	Targets TargetProvisioner
 	// Housekeepers prune what other domains keep for the deployment (housekeeping.go).
 	Housekeepers []Housekeeper
-	// Schedulers start what other domains run on a group's schedule (its drills), every tick.
+	// Schedulers start what other domains run on a group's schedule (its drills), every tick;
+	// EveryTick runs what other domains run on other schedules (plans' drills), every tick too.
 	Schedulers []GroupScheduler
+	EveryTick  []Housekeeper
 }
 
 // GroupScheduler starts what is due for a group at now; it returns a line per start.

@@ -176,7 +176,7 @@ func (s *GroupSpec) Normalize(group string) {
 	for i := range s.VMs {
 		s.VMs[i].normalizeMachine()
 	}
-	s.Drill.normalize()
+	s.Drill.Normalize()
 	if s.Policy.CrashConsistentIntervalSeconds == 0 {
 		s.Policy.CrashConsistentIntervalSeconds = 300
 	}

@@ -53,6 +53,12 @@ func (s *Upkeep) Run(ctx context.Context, run TimerRun) ([]string, error) {
 			return logs, fmt.Errorf("group %s: %w", name, err)
 		}
 	}
+	for _, tick := range s.EveryTick {
+		lines, err := tick(ctx, now)
+		if logs = append(logs, lines...); err != nil {
+			return logs, err
+		}
+	}
 	lines, err := s.housekeep(ctx, now)
 	return append(logs, lines...), err
 }

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"strings"
 	"time"
 
 	"github.com/standby-dr/standby/shared/api/apiv1"
@@ -81,6 +82,9 @@ func NewDrillView(st recovery.DrillStatus) apiv1.DrillView {
 	v := apiv1.DrillView{ID: d.Job(), Group: d.PartitionKey, State: d.Result, Started: d.Started, Point: d.PointID,
 		PointAgeSeconds: d.PointAgeSeconds, RTOSeconds: d.RTOSeconds, VMs: apiv1.Convert[[]apiv1.DrillVM](d.VMs),
 		Checks: apiv1.Convert[[]apiv1.CheckResult](d.Checks), Steps: []apiv1.JobStep{}, Cleanup: d.Cleanup, Error: d.Error}
+	if plan, ok := strings.CutPrefix(d.PartitionKey, recovery.PlanDrillPartition("")); ok {
+		v.Group, v.Plan = "", plan
+	}
 	if v.VMs == nil {
 		v.VMs = []apiv1.DrillVM{}
 	}
@@ -160,8 +164,21 @@ func NewEventViews(events []replication.Event) []apiv1.EventView {
 }
 
 // NewPlanView is a plan's row as the API shows it.
-func NewPlanView(r recovery.PlanRecord) apiv1.PlanView {
-	return apiv1.PlanView{Plan: r.PartitionKey, Spec: apiv1.Convert[apiv1.PlanSpec](r.Spec), ActiveJob: r.ActiveJob, UpdatedAt: r.UpdatedAt}
+func NewPlanView(r recovery.PlanRecord, now time.Time) apiv1.PlanView {
+	v := apiv1.PlanView{Plan: r.PartitionKey, Spec: apiv1.Convert[apiv1.PlanSpec](r.Spec), ActiveJob: r.ActiveJob, UpdatedAt: r.UpdatedAt}
+	rd := r.Readiness(now)
+	v.Readiness = apiv1.ReadinessView{LastDrill: r.LastDrillJob, LastDrillResult: r.LastDrillResult, WindowDays: int(rd.Window.Hours() / 24), Ready: rd.Ready,
+		LastSuccessAgeDays: rd.Age.Hours() / 24}
+	if !r.LastDrillAt.IsZero() {
+		v.Readiness.LastDrillAt = &r.LastDrillAt
+	}
+	if !r.LastDrillSucceededAt.IsZero() {
+		v.Readiness.LastSuccessAt = &r.LastDrillSucceededAt
+	}
+	if !rd.NextDrill.IsZero() {
+		v.Readiness.NextDrill = &rd.NextDrill
+	}
+	return v
 }
 
 // NewRPOHistoryView is the samples as the API shows them.

@@ -30,10 +30,11 @@ type ReprotectRequest struct {
 
 // PlanView is a recovery plan as the API shows it.
 type PlanView struct {
-	Plan      string    `json:"plan"`
-	Spec      PlanSpec  `json:"spec"`
-	ActiveJob string    `json:"activeJob,omitempty"`
-	UpdatedAt time.Time `json:"updatedAt"`
+	Plan      string        `json:"plan"`
+	Spec      PlanSpec      `json:"spec"`
+	ActiveJob string        `json:"activeJob,omitempty"`
+	UpdatedAt time.Time     `json:"updatedAt"`
+	Readiness ReadinessView `json:"readiness"`
 }
 
 // AgentKeyHeader carries an agent's key on the agent routes (/api/agent/v1/...).
@@ -229,7 +230,8 @@ type DrillRequest struct {
 // their times, and the cleanup.
 type DrillView struct {
 	ID    string `json:"id"` // the drill's job
-	Group string `json:"group"`
+	Group string `json:"group,omitempty"`
+	Plan  string `json:"plan,omitempty"` // a plan's drill
 	// State is the job's (Queued, Running, Succeeded, Failed; the report's result once the job was pruned).
 	State           string        `json:"state"`
 	Slot            *time.Time    `json:"slot,omitempty"` // the schedule's slot (absent: on request)

@@ -279,4 +279,6 @@ type JobStep struct {
 type PlanSpec struct {
 	Groups     []string    `json:"groups"`
 	BootGroups []BootGroup `json:"bootGroups"`
+	// Drill is the plan's drill: its checks name VMs "group/vm".
+	Drill DrillSpec `json:"drill"`
 }
