@@ -15,6 +15,7 @@
 //	standby drill-report GROUP ID             a drill's report, as an auditor keeps it
 //	standby job ID [--wait]
 //	standby ack JOB ACTION                 acknowledge a plan job's manual action
+//	standby cancel JOB                     cancel a drill: it skips to its cleanup
 //	standby plan list | show P | put P FILE | delete P | failover P --type T [--point X] | cleanup-test P | commit P [--wait]
 //	standby plan drill P [--point X] [--wait] | drills P | drill-report P ID
 //
@@ -49,7 +50,7 @@ func env(name, def string) string {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: standby groups|status|points|events|failover|change-point|commit|cleanup-test|reprotect|failback|drill|drills|drill-report|job|ack|plan ...")
+		return fmt.Errorf("usage: standby groups|status|points|events|failover|change-point|commit|cleanup-test|reprotect|failback|drill|drills|drill-report|job|ack|cancel|plan ...")
 	}
 	cmd, rest := args[0], args[1:]
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
@@ -124,6 +125,17 @@ func run(args []string) error {
 		}
 		_, err := cl.Do(ctx, http.MethodPost, "/v1/jobs/"+pos[0]+"/acknowledge", apiv1.AcknowledgeRequest{Action: pos[1]}, nil)
 		return err
+	case "cancel":
+		id, err := arg()
+		if err != nil {
+			return err
+		}
+		var job apiv1.JobView
+		if _, err := cl.Do(ctx, http.MethodPost, "/v1/jobs/"+id+"/cancel", nil, &job); err != nil {
+			return err
+		}
+		fmt.Printf("job %s (%s): cancel requested; its cleanup runs next\n", job.ID, job.Type)
+		return nil
 	case "job":
 		id, err := arg()
 		if err != nil {

@@ -80,6 +80,10 @@ func (a *API) planOperations(ops map[string]http.HandlerFunc) {
 		d, err := a.Jobs.PlanDrill(r.Context(), r.PathValue("plan"), r.PathValue("id"))
 		a.answer(w, r, http.StatusOK, apiserver.NewDrillView(d), err)
 	}
+	ops["POST /jobs/{id}/cancel"] = func(w http.ResponseWriter, r *http.Request) {
+		job, err := a.Jobs.Cancel(r.Context(), r.PathValue("id"))
+		a.answer(w, r, http.StatusOK, apiserver.NewJobView(job), err)
+	}
 	ops["POST /jobs/{id}/acknowledge"] = func(w http.ResponseWriter, r *http.Request) {
 		var req apiv1.AcknowledgeRequest
 		if err := decode(r, &req); err != nil {

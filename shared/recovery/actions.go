@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -191,6 +192,42 @@ func (a *Admission) Acknowledge(ctx context.Context, jobID, action string) (Job,
 		j.Work.SetAck(action, a.Now())
 		return nil
 	})
+}
+
+// Cancel asks a running job with a cleanup (a drill) to stop: its next step run skips to the cleanup,
+// which runs whole, and the job ends Failed, "cancelled by the operator". A job without a cleanup is
+// not cancelled (ErrState): a failover stopped halfway would leave its group between states.
+func (a *Admission) Cancel(ctx context.Context, jobID string) (Job, error) {
+	if !ValidJobID(jobID) {
+		return Job{}, fmt.Errorf("%w: job id %q is not 32 hex digits", replication.ErrInvalid, jobID)
+	}
+	if a.Jobs == nil {
+		return Job{}, fmt.Errorf("%w: the job queue (set StandbyServiceBus)", replication.ErrNotConfigured)
+	}
+	j, err := replication.Mutate(ctx, a.State, JobsTable, jobID, JobRow, func(j *Job, found bool) error {
+		switch {
+		case !found:
+			return fmt.Errorf("job %s: %w", jobID, replication.ErrNotFound)
+		case j.Terminal():
+			return fmt.Errorf("%w: job %s has ended (%s)", replication.ErrState, jobID, j.State)
+		case !slices.ContainsFunc(j.Steps, func(s JobStep) bool { return s.Always }):
+			return fmt.Errorf("%w: a %s job has no cleanup to stop into: only drills are cancelled (a test failover is undone by its cleanup job)", replication.ErrState, j.Type)
+		case j.CancelRequested:
+			return replication.ErrUnchanged
+		}
+		j.CancelRequested, j.UpdatedAt = true, a.Now().UTC()
+		return nil
+	})
+	if err != nil {
+		return j, err
+	}
+	// The step may wait a minute for its next poll: a message now makes the cancel take effect at once
+	// (the step's current message, when it comes, finds the job moved on).
+	if err := sendStepAs(ctx, a.Jobs, j, j.Next, time.Time{}, "-cancel"); err != nil {
+		return j, err
+	}
+	a.Log.Info("job cancel requested", "job", jobID, "group", j.Group, "plan", j.Plan)
+	return j, nil
 }
 
 func (p PlanSpec) hasManual(name string) bool {

@@ -318,3 +318,38 @@ func TestPlanDrillOverdueIsAlertedOnce(t *testing.T) {
 		t.Fatalf("alerts %+v", alerts)
 	}
 }
+
+// A drill cancelled while its VMs come up skips to its cleanup, which runs whole: the job ends Failed,
+// "cancelled by the operator", with no alert; only a job with a cleanup can be cancelled.
+func TestCancelledDrillRunsItsCleanup(t *testing.T) {
+	ctx := context.Background()
+	f, l, runs, adm := drillFixture(t, nil)
+	job, err := adm.Start(ctx, recovery.Request{Group: "g1", Type: recovery.JobDrill})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for f.job(t, job.ID()).Next < 8 { // through deploy-vms
+		if err := f.runner.Run(ctx, f.take(t), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := adm.Cancel(ctx, job.ID()); err != nil {
+		t.Fatal(err)
+	}
+	f.drain(t)
+	j := f.job(t, job.ID())
+	if j.State != recovery.JobFailed || !strings.HasPrefix(j.Error, "cancelled by the operator before step wait-vms") || j.Steps[len(j.Steps)-1].State != "done" || !l.stopped[1] || len(runs.ran) != 0 {
+		t.Fatalf("cancelled drill: %s %q, stopped %v, ran %q", j.State, j.Error, l.stopped, runs.ran)
+	}
+	if alerts, _, _ := replication.QueryAll[replication.AlertRow](ctx, f.state, replication.AlertsTable, replication.AlertPartition); len(alerts) != 0 {
+		t.Fatalf("a cancelled drill raised %+v", alerts)
+	}
+	if _, err := adm.Cancel(ctx, job.ID()); !errors.Is(err, replication.ErrState) {
+		t.Fatalf("cancelling an ended job: %v", err)
+	}
+	other, _ := recovery.NewJob("g1", recovery.JobUnplannedFailover, "latestProcessed", time.Now())
+	recovery.StartJob(ctx, f.state, f.q, other)
+	if _, err := adm.Cancel(ctx, other.ID()); !errors.Is(err, replication.ErrState) || !strings.Contains(err.Error(), "only drills are cancelled") {
+		t.Fatalf("cancelling a failover: %v", err)
+	}
+}

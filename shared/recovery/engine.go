@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/standby-dr/standby/shared/replication"
@@ -67,12 +68,14 @@ type Job struct {
 	Work JobWork `json:"Work,omitempty"`
 	// Plan is a plan job's plan (its Group is empty); Parent is, on a group's job a plan job started,
 	// that plan job (which brings the VMs up).
-	Plan      string            `json:"Plan,omitempty"`
-	Parent    string            `json:"Parent,omitempty"`
-	Result    map[string]string `json:"Result,omitempty"`
-	Error     string            `json:"Error,omitempty"`
-	CreatedAt time.Time         `json:"CreatedAt"`
-	UpdatedAt time.Time         `json:"UpdatedAt"`
+	Plan   string            `json:"Plan,omitempty"`
+	Parent string            `json:"Parent,omitempty"`
+	Result map[string]string `json:"Result,omitempty"`
+	Error  string            `json:"Error,omitempty"`
+	// CancelRequested: an operator cancelled the job (Admission.Cancel); its cleanup runs next.
+	CancelRequested bool      `json:"CancelRequested,omitempty"`
+	CreatedAt       time.Time `json:"CreatedAt"`
+	UpdatedAt       time.Time `json:"UpdatedAt"`
 }
 
 // ID is the job's id.
@@ -168,12 +171,18 @@ func QueueJob(ctx context.Context, jobs replication.JobSender, j Job) error {
 }
 
 func sendStep(ctx context.Context, jobs replication.JobSender, j Job, step int, at time.Time) error {
+	return sendStepAs(ctx, jobs, j, step, at, "")
+}
+
+// sendStepAs is sendStep with a suffix to the message's id: a message the queue's duplicate detection
+// must not take for the step's first.
+func sendStepAs(ctx context.Context, jobs replication.JobSender, j Job, step int, at time.Time, suffix string) error {
 	body, _ := json.Marshal(StepMessage{Job: j.ID(), Step: step})
 	session := j.Group // one group's jobs run one at a time; a plan's too
 	if j.Plan != "" {
 		session = "plan-" + j.Plan
 	}
-	msg := replication.JobMessage{MessageID: fmt.Sprintf("%s-%d", j.ID(), step), SessionID: session, Body: body}
+	msg := replication.JobMessage{MessageID: fmt.Sprintf("%s-%d%s", j.ID(), step, suffix), SessionID: session, Body: body}
 	if at.IsZero() {
 		return jobs.Send(ctx, msg)
 	}
@@ -239,6 +248,10 @@ func (r *JobRunner) Run(ctx context.Context, msg StepMessage, deliveries int64) 
 	def, err := stepOf(&j)
 	if err != nil {
 		return r.fail(ctx, &j, etag, err.Error())
+	}
+	if j.CancelRequested && j.Error == "" && !j.Steps[j.Next].Always { // to the cleanup, which runs whole
+		log.Warn("job cancelled: its cleanup runs", "step", def.name)
+		return r.failStep(ctx, &j, etag, "cancelled by the operator before step "+def.name)
 	}
 	var g *replication.Group // a plan job's steps read their groups themselves
 	if j.Plan == "" {
@@ -358,8 +371,12 @@ func (r *JobRunner) fail(ctx context.Context, j *Job, etag replication.ETag, rea
 	return r.alertFailed(ctx, j)
 }
 
-// alertFailed raises the failed job's alert (once: its id is the job's).
+// alertFailed raises the failed job's alert (once: its id is the job's); a job an operator cancelled
+// raises none, unless its cleanup failed.
 func (r *JobRunner) alertFailed(ctx context.Context, j *Job) error {
+	if j.CancelRequested && !strings.Contains(j.Error, "; then ") {
+		return nil
+	}
 	what := j.Type + " job " + j.ID()
 	if j.Plan != "" {
 		what = "plan " + j.Plan + " " + what

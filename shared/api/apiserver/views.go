@@ -14,7 +14,7 @@ import (
 // NewJobView is a job as the API shows it.
 func NewJobView(j recovery.Job) apiv1.JobView {
 	return apiv1.JobView{ID: j.ID(), Group: j.Group, Plan: j.Plan, Parent: j.Parent, Type: j.Type, RecoveryPoint: j.RecoveryPoint, State: j.State, Steps: apiv1.Convert[[]apiv1.JobStep](j.Steps),
-		Point: j.PointID, Result: j.Result, Error: j.Error, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
+		Point: j.PointID, Result: j.Result, Error: j.Error, CancelRequested: j.CancelRequested, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
 }
 
 // NewGroupView is a group as the API shows it (without its retention window).

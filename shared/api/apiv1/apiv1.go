@@ -83,8 +83,10 @@ type JobView struct {
 	Point         string            `json:"point,omitempty"`
 	Result        map[string]string `json:"result,omitempty"`
 	Error         string            `json:"error,omitempty"`
-	CreatedAt     time.Time         `json:"createdAt"`
-	UpdatedAt     time.Time         `json:"updatedAt"`
+	// CancelRequested: an operator cancelled the job; its cleanup runs next.
+	CancelRequested bool      `json:"cancelRequested,omitempty"`
+	CreatedAt       time.Time `json:"createdAt"`
+	UpdatedAt       time.Time `json:"updatedAt"`
 }
 
 // GroupView is a group as the API shows it.

@@ -121,5 +121,6 @@ var Routes = []Route{
 	{Method: "GET", Path: "/jobs", Roles: readers, Summary: "Recent jobs, newest first (a group's only, with group)", Answers: map[int]any{200: JobList{}}, Query: []string{"group", "limit"}},
 	{Method: "GET", Path: "/jobs/dead-letters", Roles: readers, Summary: "Job messages the queue gave up on", Answers: map[int]any{200: DeadLetterList{}}},
 	{Method: "GET", Path: "/jobs/{id}", Roles: []Role{RoleReader, RolePeer}, Summary: "A job, its steps and result", Answers: map[int]any{200: JobView{}}},
+	{Method: "POST", Path: "/jobs/{id}/cancel", Summary: "Cancel a drill: its next step skips to its cleanup, which runs whole (409 for a job without a cleanup)", Answers: map[int]any{200: JobView{}}},
 	{Method: "POST", Path: "/jobs/{id}/acknowledge", Summary: "Confirm a manual action a job waits for", Body: AcknowledgeRequest{}, Answers: map[int]any{200: JobView{}}},
 }
