@@ -310,8 +310,13 @@ serve_runs() {
     rm -rf "$dir"
   done
 }
+# The loop holds the port open (fd 3) from before the machine says it is up, so what the host sends
+# right after waits in the port's queue; a failed open ends only the subshell, never init.
 if [ -c /dev/ttyS1 ] && stty -F /dev/ttyS1 raw -echo 2>/dev/null; then
-  serve_runs </dev/ttyS1 >/dev/ttyS1 2>/dev/null &
+  rm -f /tmp/run.ready
+  (exec 3<>/dev/ttyS1 && stty -F /dev/ttyS1 raw -echo && touch /tmp/run.ready && serve_runs <&3 >&3 2>/dev/null) &
+  i=0
+  while [ ! -e /tmp/run.ready ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 fi
 exec </dev/ttyS0 >/dev/ttyS0 2>&1
 echo "STANDBY-GUEST-UP host=$host disks=$disks"

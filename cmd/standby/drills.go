@@ -5,12 +5,36 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/standby-dr/standby/shared/api/apiclient"
 	"github.com/standby-dr/standby/shared/api/apiv1"
 )
+
+// drillCommand runs "standby drill G | drills G | drill-report G ID | cancel JOB".
+func drillCommand(ctx context.Context, cl *apiclient.Client, cmd string, pos []string, o jobOptions) error {
+	want := map[string]int{"drill": 1, "drills": 1, "drill-report": 2, "cancel": 1}[cmd]
+	if len(pos) != want {
+		return fmt.Errorf("%s takes %d argument(s): %s", cmd, want, map[string]string{"drill": "the group", "drills": "the group",
+			"drill-report": "the group and the drill's id", "cancel": "the job's id"}[cmd])
+	}
+	switch cmd {
+	case "drills":
+		return listDrills(ctx, cl, os.Stdout, "/v1/groups/"+pos[0])
+	case "drill-report":
+		return drillReport(ctx, cl, os.Stdout, "/v1/groups/"+pos[0], pos[1])
+	case "cancel":
+		var job apiv1.JobView
+		if _, err := cl.Do(ctx, http.MethodPost, "/v1/jobs/"+pos[0]+"/cancel", nil, &job); err != nil {
+			return err
+		}
+		fmt.Printf("job %s (%s): cancel requested; its cleanup runs next\n", job.ID, job.Type)
+		return nil
+	}
+	return startDrill(ctx, cl, os.Stdout, "/v1/groups/"+pos[0], o)
+}
 
 // startDrill starts a drill now of the group or plan at base ("/v1/groups/G", "/v1/plans/P"); with
 // wait, it follows it and prints its report.

@@ -103,20 +103,8 @@ func run(args []string) error {
 			return fmt.Errorf("--source is for reprotect")
 		}
 		return startJob(ctx, cl, cmd, group, jobOptions{jobType: *jobType, point: *point, sources: sources, wait: *wait})
-	case "drill", "drills":
-		group, err := arg()
-		if err != nil {
-			return err
-		}
-		if cmd == "drills" {
-			return listDrills(ctx, cl, os.Stdout, "/v1/groups/"+group)
-		}
-		return startDrill(ctx, cl, os.Stdout, "/v1/groups/"+group, jobOptions{point: *point, wait: *wait})
-	case "drill-report":
-		if len(pos) != 2 {
-			return fmt.Errorf("drill-report takes the group and the drill's id")
-		}
-		return drillReport(ctx, cl, os.Stdout, "/v1/groups/"+pos[0], pos[1])
+	case "drill", "drills", "drill-report", "cancel":
+		return drillCommand(ctx, cl, cmd, pos, jobOptions{point: *point, wait: *wait})
 	case "plan":
 		return planCommand(ctx, cl, pos, jobOptions{jobType: *jobType, point: *point, wait: *wait})
 	case "ack":
@@ -125,17 +113,6 @@ func run(args []string) error {
 		}
 		_, err := cl.Do(ctx, http.MethodPost, "/v1/jobs/"+pos[0]+"/acknowledge", apiv1.AcknowledgeRequest{Action: pos[1]}, nil)
 		return err
-	case "cancel":
-		id, err := arg()
-		if err != nil {
-			return err
-		}
-		var job apiv1.JobView
-		if _, err := cl.Do(ctx, http.MethodPost, "/v1/jobs/"+id+"/cancel", nil, &job); err != nil {
-			return err
-		}
-		fmt.Printf("job %s (%s): cancel requested; its cleanup runs next\n", job.ID, job.Type)
-		return nil
 	case "job":
 		id, err := arg()
 		if err != nil {

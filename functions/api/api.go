@@ -7,12 +7,10 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/standby-dr/standby/shared/api/apiserver"
@@ -81,7 +79,6 @@ func (a *API) operations() map[string]http.HandlerFunc {
 		"POST /groups/{group}/events": a.postEvent,
 		"GET /groups/{group}/events":  a.getEvents, "POST /groups/{group}/failover": a.postFailover,
 		"POST /groups/{group}/change-recovery-point": a.postChangePoint, "POST /groups/{group}/reprotect": a.postReprotect,
-		"POST /groups/{group}/drills": a.postDrill, "GET /groups/{group}/drills": a.listDrills, "GET /groups/{group}/drills/{id}": a.getDrill,
 		"GET /jobs": a.listJobs, "GET /jobs/dead-letters": a.getDeadLetters, "GET /jobs/{id}": a.getJob,
 	}
 	for _, jobType := range []string{recovery.JobCleanupTest, recovery.JobCommit, recovery.JobFailback} {
@@ -90,6 +87,7 @@ func (a *API) operations() map[string]http.HandlerFunc {
 		}
 	}
 	a.planOperations(ops)
+	a.drillOperations(ops)
 	return ops
 }
 
@@ -122,6 +120,14 @@ const (
 	maxDrain = 128 << 20
 )
 
+// decodeOptional is decode for an optional body (none: into stays as it is).
+func decodeOptional(r *http.Request, into any) error {
+	if r.ContentLength == 0 {
+		return nil
+	}
+	return decode(r, into)
+}
+
 // decode reads a JSON body of the expected shape, refusing unknown fields and trailing data.
 func decode(r *http.Request, into any) error {
 	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
@@ -152,27 +158,6 @@ var openAPIDocument = apiv1.OpenAPI()
 func (a *API) health(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	report := make([]apiv1.DependencyHealth, len(a.Probes))
-	var wg sync.WaitGroup
-	for i, p := range a.Probes {
-		wg.Go(func() {
-			start := time.Now()
-			err := errors.New("not configured")
-			if p.Check != nil {
-				err = p.Check(ctx)
-			}
-			report[i] = apiv1.DependencyHealth{Name: p.Name, Reachable: err == nil, LatencyMs: time.Since(start).Milliseconds()}
-			if err != nil {
-				report[i].Error = replication.Redact(err.Error())
-			}
-		})
-	}
-	wg.Wait()
-	status, code := "healthy", http.StatusOK
-	for _, d := range report {
-		if !d.Reachable {
-			status, code = "degraded", http.StatusServiceUnavailable
-		}
-	}
-	a.answer(w, r, code, apiv1.HealthView{Status: status, Dependencies: report}, nil)
+	v, code := apiserver.NewHealthView(replication.RunProbes(ctx, a.Probes))
+	a.answer(w, r, code, v, nil)
 }

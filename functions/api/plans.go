@@ -12,11 +12,7 @@ import (
 func (a *API) planOperations(ops map[string]http.HandlerFunc) {
 	ops["GET /plans"] = func(w http.ResponseWriter, r *http.Request) {
 		recs, err := a.Plans.List(r.Context())
-		views := []apiv1.PlanView{}
-		for _, rec := range recs {
-			views = append(views, apiserver.NewPlanView(rec, a.Now()))
-		}
-		a.answer(w, r, http.StatusOK, apiv1.PlanList{Plans: views}, err)
+		a.answer(w, r, http.StatusOK, apiserver.NewPlanList(recs, a.Now()), err)
 	}
 	ops["PUT /plans/{plan}"] = func(w http.ResponseWriter, r *http.Request) {
 		var spec recovery.PlanSpec
@@ -52,33 +48,6 @@ func (a *API) planOperations(ops map[string]http.HandlerFunc) {
 			job, err := a.Jobs.StartPlan(r.Context(), recovery.PlanRequest{Plan: r.PathValue("plan"), Type: jobType})
 			a.jobAccepted(w, r, job, err)
 		}
-	}
-	ops["POST /plans/{plan}/drills"] = func(w http.ResponseWriter, r *http.Request) {
-		var req apiv1.DrillRequest
-		if r.ContentLength != 0 {
-			if err := decode(r, &req); err != nil {
-				a.fail(w, r, err)
-				return
-			}
-		}
-		job, err := a.Jobs.StartPlan(r.Context(), recovery.PlanRequest{Plan: r.PathValue("plan"), Type: "drill", RecoveryPoint: req.RecoveryPoint})
-		a.jobAccepted(w, r, job, err)
-	}
-	ops["GET /plans/{plan}/drills"] = func(w http.ResponseWriter, r *http.Request) {
-		out := apiv1.DrillList{Drills: []apiv1.DrillView{}}
-		limit, err := apiserver.IntQuery(r.URL.Query(), "limit", 20)
-		var drills []recovery.DrillStatus
-		if err == nil {
-			drills, err = a.Jobs.PlanDrills(r.Context(), r.PathValue("plan"), int(limit))
-		}
-		for _, d := range drills {
-			out.Drills = append(out.Drills, apiserver.NewDrillView(d))
-		}
-		a.answer(w, r, http.StatusOK, out, err)
-	}
-	ops["GET /plans/{plan}/drills/{id}"] = func(w http.ResponseWriter, r *http.Request) {
-		d, err := a.Jobs.PlanDrill(r.Context(), r.PathValue("plan"), r.PathValue("id"))
-		a.answer(w, r, http.StatusOK, apiserver.NewDrillView(d), err)
 	}
 	ops["POST /jobs/{id}/cancel"] = func(w http.ResponseWriter, r *http.Request) {
 		job, err := a.Jobs.Cancel(r.Context(), r.PathValue("id"))

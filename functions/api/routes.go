@@ -49,25 +49,13 @@ func (a *API) getGroup(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) listGroups(w http.ResponseWriter, r *http.Request) {
 	groups, err := a.Groups.List(r.Context())
-	out := []apiv1.GroupView{}
-	for _, g := range groups {
-		out = append(out, apiserver.NewGroupView(g, a.Now()))
-	}
-	a.answer(w, r, http.StatusOK, apiv1.GroupList{Groups: out}, err)
+	a.answer(w, r, http.StatusOK, apiserver.NewGroupList(groups, a.Now()), err)
 }
 
 // deleteGroup disables replication: keepData=true (the default) keeps the target disks and recovery
 // state; keepData=false removes them (204).
 func (a *API) deleteGroup(w http.ResponseWriter, r *http.Request) {
-	var err error
-	keep := true
-	switch v := r.URL.Query().Get("keepData"); v {
-	case "", "true":
-	case "false":
-		keep = false
-	default:
-		err = fmt.Errorf("%w: keepData=%q, want true or false", replication.ErrInvalid, v)
-	}
+	keep, err := apiserver.BoolQuery(r.URL.Query(), "keepData", true)
 	var g *replication.Group
 	if err == nil {
 		g, err = a.Groups.Disable(r.Context(), r.PathValue("group"), keep)
@@ -188,11 +176,9 @@ func (a *API) postChangePoint(w http.ResponseWriter, r *http.Request) {
 // reads its disks.
 func (a *API) postReprotect(w http.ResponseWriter, r *http.Request) {
 	var req apiv1.ReprotectRequest
-	if r.ContentLength != 0 {
-		if err := decode(r, &req); err != nil {
-			a.fail(w, r, err)
-			return
-		}
+	if err := decodeOptional(r, &req); err != nil {
+		a.fail(w, r, err)
+		return
 	}
 	a.startJob(w, r, recovery.Request{Type: recovery.JobReprotect, Sources: req.Sources})
 }
@@ -211,52 +197,18 @@ func (a *API) jobAccepted(w http.ResponseWriter, r *http.Request, job recovery.J
 	a.answer(w, r, http.StatusAccepted, apiserver.NewJobView(job), err)
 }
 
-// postDrill starts a drill now; its body (optional) names the point.
-func (a *API) postDrill(w http.ResponseWriter, r *http.Request) {
-	var req apiv1.DrillRequest
-	if r.ContentLength != 0 {
-		if err := decode(r, &req); err != nil {
-			a.fail(w, r, err)
-			return
-		}
-	}
-	a.startJob(w, r, recovery.Request{Type: recovery.JobDrill, RecoveryPoint: req.RecoveryPoint})
-}
-
-func (a *API) listDrills(w http.ResponseWriter, r *http.Request) {
-	out := apiv1.DrillList{Drills: []apiv1.DrillView{}}
-	limit, err := apiserver.IntQuery(r.URL.Query(), "limit", 20)
-	var drills []recovery.DrillStatus
-	if err == nil {
-		drills, err = a.Jobs.Drills(r.Context(), r.PathValue("group"), int(limit))
-	}
-	for _, d := range drills {
-		out.Drills = append(out.Drills, apiserver.NewDrillView(d))
-	}
-	a.answer(w, r, http.StatusOK, out, err)
-}
-
-func (a *API) getDrill(w http.ResponseWriter, r *http.Request) {
-	d, err := a.Jobs.Drill(r.Context(), r.PathValue("group"), r.PathValue("id"))
-	a.answer(w, r, http.StatusOK, apiserver.NewDrillView(d), err)
-}
-
 func (a *API) getJob(w http.ResponseWriter, r *http.Request) {
 	job, err := a.Jobs.Job(r.Context(), r.PathValue("id"))
 	a.answer(w, r, http.StatusOK, apiserver.NewJobView(job), err)
 }
 
 func (a *API) listJobs(w http.ResponseWriter, r *http.Request) {
-	out := apiv1.JobList{Jobs: []apiv1.JobView{}}
 	limit, err := apiserver.IntQuery(r.URL.Query(), "limit", 50)
 	var jobs []recovery.Job
 	if err == nil {
 		jobs, err = a.Jobs.ListJobs(r.Context(), r.URL.Query().Get("group"), int(limit))
 	}
-	for _, j := range jobs {
-		out.Jobs = append(out.Jobs, apiserver.NewJobView(j))
-	}
-	a.answer(w, r, http.StatusOK, out, err)
+	a.answer(w, r, http.StatusOK, apiserver.NewJobList(jobs), err)
 }
 
 func (a *API) getDeadLetters(w http.ResponseWriter, r *http.Request) {
@@ -265,8 +217,5 @@ func (a *API) getDeadLetters(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dls, err := a.DeadLetters(r.Context(), 100)
-	if dls == nil {
-		dls = []apiv1.DeadLetterView{}
-	}
-	a.answer(w, r, http.StatusOK, apiv1.DeadLetterList{DeadLetters: dls}, err)
+	a.answer(w, r, http.StatusOK, apiserver.NewDeadLetterList(dls), err)
 }

@@ -249,7 +249,7 @@ func TestPlanDrillChecksAndCleansUpEveryGroup(t *testing.T) {
 	if g, _ := replication.LoadGroup(ctx, f.state, "g1"); g.Record.ActiveTestFailover != "" {
 		t.Fatalf("the group's test failover stayed: %s", g.Record.ActiveTestFailover)
 	}
-	d, err := adm.PlanDrill(ctx, "p1", job.ID())
+	d, err := adm.DrillOf(ctx, recovery.DrillOwner{Plan: "p1"}, job.ID())
 	if err != nil || d.Report.Result != recovery.JobFailed || len(d.Report.VMs) != 1 || d.Report.VMs[0].Name != "g1/vm" || len(d.Report.Checks) != 1 {
 		t.Fatalf("the plan drill's report: %+v, %v", d.Report, err)
 	}
@@ -278,7 +278,7 @@ func TestPlanDrillChecksAndCleansUpEveryGroup(t *testing.T) {
 	if rec.LastDrillResult != recovery.JobSucceeded || !rec.Readiness(time.Now()).Ready || rec.LastDrillSlot.IsZero() {
 		t.Fatalf("the plan after its scheduled drill: %+v", rec)
 	}
-	if drills, _ := adm.PlanDrills(ctx, "p1", 10); len(drills) != 2 || drills[0].Report.Slot.IsZero() {
+	if drills, _ := adm.DrillsOf(ctx, recovery.DrillOwner{Plan: "p1"}, 10); len(drills) != 2 || drills[0].Report.Slot.IsZero() {
 		t.Fatalf("the plan's drills: %d", len(drills))
 	}
 }

@@ -126,15 +126,49 @@ type DrillStatus struct {
 	Job    *Job
 }
 
-// Drills lists a group's drills, newest first, at most limit.
-func (a *Admission) Drills(ctx context.Context, group string, limit int) ([]DrillStatus, error) {
+// DrillOwner is what a drill is of: a group (Group) or a plan (Plan).
+type DrillOwner struct{ Group, Plan string }
+
+// partition is where the owner's drill reports are, once it is known to exist.
+func (a *Admission) partition(ctx context.Context, o DrillOwner) (string, error) {
 	if a.State == nil {
-		return nil, fmt.Errorf("%w: the state store (set StandbyTargetStorage)", replication.ErrNotConfigured)
+		return "", fmt.Errorf("%w: the state store (set StandbyTargetStorage)", replication.ErrNotConfigured)
 	}
-	if err := replication.CheckGroupName(group); err != nil {
+	if o.Plan != "" {
+		_, err := Plans{State: a.State, Now: a.Now}.Get(ctx, o.Plan)
+		return PlanDrillPartition(o.Plan), err
+	}
+	return o.Group, replication.CheckGroupName(o.Group)
+}
+
+// StartDrill starts a drill of the group or plan now, at the point asked (the drill spec's by default).
+func (a *Admission) StartDrill(ctx context.Context, o DrillOwner, point string) (Job, error) {
+	if o.Plan != "" {
+		return a.StartPlan(ctx, PlanRequest{Plan: o.Plan, Type: "drill", RecoveryPoint: point})
+	}
+	return a.Start(ctx, Request{Group: o.Group, Type: JobDrill, RecoveryPoint: point})
+}
+
+// DrillsOf lists the group's or plan's drills, newest first, at most limit.
+func (a *Admission) DrillsOf(ctx context.Context, o DrillOwner, limit int) ([]DrillStatus, error) {
+	partition, err := a.partition(ctx, o)
+	if err != nil {
 		return nil, err
 	}
-	return a.drillsIn(ctx, group, limit)
+	return a.drillsIn(ctx, partition, limit)
+}
+
+// DrillOf is one drill of the group or plan.
+func (a *Admission) DrillOf(ctx context.Context, o DrillOwner, id string) (DrillStatus, error) {
+	partition, err := a.partition(ctx, o)
+	if err != nil {
+		return DrillStatus{}, err
+	}
+	d, err := LoadDrill(ctx, a.State, partition, id)
+	if err != nil {
+		return DrillStatus{}, err
+	}
+	return a.drillStatus(ctx, d)
 }
 
 // drillsIn lists the drills of a partition (a group's, a plan's), newest first, at most limit.

@@ -287,26 +287,32 @@ func (r *JobRunner) Run(ctx context.Context, msg StepMessage, deliveries int64) 
 		return sendStep(ctx, r.Jobs, j, j.Next, now.Add(wait))
 	}
 	step.State, step.Ended = "done", now
+	return r.stepDone(ctx, &j, etag, def.name, outcome, log)
+}
+
+// stepDone records the current step done and sends the next, or ends the job after its last step:
+// Succeeded, or Failed when an earlier step failed (its cleanup has run).
+func (r *JobRunner) stepDone(ctx context.Context, j *Job, etag replication.ETag, name, outcome string, log *slog.Logger) error {
 	j.Next++
 	if j.Next == len(j.Steps) {
 		j.State = JobSucceeded
-		if j.Error != "" { // an earlier step failed: its cleanup has run
+		if j.Error != "" {
 			j.State = JobFailed
 		}
 	}
-	if _, err := r.State.Update(ctx, JobsTable, j, etag); err != nil {
+	if _, err := r.State.Update(ctx, JobsTable, *j, etag); err != nil {
 		return err // the message comes again and the step is redone
 	}
-	log.Info("job step done", "step", def.name, "outcome", outcome)
+	log.Info("job step done", "step", name, "outcome", outcome)
 	switch j.State {
 	case JobSucceeded:
 		log.Info("job succeeded", "type", j.Type)
 		return nil
 	case JobFailed:
 		log.Error("job failed, its cleanup done", "type", j.Type, "reason", j.Error)
-		return r.alertFailed(ctx, &j)
+		return r.alertFailed(ctx, j)
 	}
-	return sendStep(ctx, r.Jobs, j, j.Next, time.Time{})
+	return sendStep(ctx, r.Jobs, *j, j.Next, time.Time{})
 }
 
 // poll is how long a waiting step waits before it looks again: briskly at first (a failover's RTO is

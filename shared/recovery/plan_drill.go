@@ -217,23 +217,3 @@ func (a *Admission) planOverdue(ctx context.Context, p PlanRecord, now time.Time
 func (p PlanRecord) Readiness(now time.Time) replication.Readiness {
 	return replication.ReadinessOf(p.Spec.Drill, p.LastDrillSucceededAt, now)
 }
-
-// PlanDrills lists a plan's drills, newest first, at most limit.
-func (a *Admission) PlanDrills(ctx context.Context, plan string, limit int) ([]DrillStatus, error) {
-	if _, err := (Plans{State: a.State, Now: a.Now}).Get(ctx, plan); err != nil {
-		return nil, err
-	}
-	return a.drillsIn(ctx, PlanDrillPartition(plan), limit)
-}
-
-// PlanDrill is one drill of the plan.
-func (a *Admission) PlanDrill(ctx context.Context, plan, id string) (DrillStatus, error) {
-	if _, err := (Plans{State: a.State, Now: a.Now}).Get(ctx, plan); err != nil {
-		return DrillStatus{}, err
-	}
-	d, err := LoadDrill(ctx, a.State, PlanDrillPartition(plan), id)
-	if err != nil {
-		return DrillStatus{}, err
-	}
-	return a.drillStatus(ctx, d)
-}

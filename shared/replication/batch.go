@@ -29,12 +29,6 @@ type Extent struct {
 	Hashes bool
 }
 
-// maxScrubLength bounds the range one scrub extent hashes (its data: 32 bytes a block).
-const maxScrubLength = 4 << 30
-
-// hashBytes is the size of a scrub extent's hashes for a range of length bytes.
-func hashBytes(length int64) int64 { return 32 * ((length + BlockSize - 1) / BlockSize) }
-
 // Batch is a decoded change batch.
 type Batch struct {
 	Group       string

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -171,6 +172,34 @@ func BatchBlobName(group string, seq int64) string { return fmt.Sprintf("%s/%020
 type Probe struct {
 	Name  string
 	Check func(ctx context.Context) error // nil: the dependency is not configured
+}
+
+// ProbeResult is how one dependency answered: its error ("" reachable; redacted) and the time it took.
+type ProbeResult struct {
+	Name    string
+	Err     string
+	Latency time.Duration
+}
+
+// RunProbes checks every dependency at once, each bounded by ctx.
+func RunProbes(ctx context.Context, probes []Probe) []ProbeResult {
+	out := make([]ProbeResult, len(probes))
+	var wg sync.WaitGroup
+	for i, p := range probes {
+		wg.Go(func() {
+			start := time.Now()
+			err := errors.New("not configured")
+			if p.Check != nil {
+				err = p.Check(ctx)
+			}
+			out[i] = ProbeResult{Name: p.Name, Latency: time.Since(start)}
+			if err != nil {
+				out[i].Err = Redact(err.Error())
+			}
+		})
+	}
+	wg.Wait()
+	return out
 }
 
 // StateStore is the pipeline's state: Table storage in Azure and in Azurite alike.

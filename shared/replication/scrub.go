@@ -18,6 +18,12 @@ import (
 // recovery points that may hold the damage suspect, and stops the group for a checksum resync, which
 // compares every block and sends the ones that differ: the repair.
 
+// maxScrubLength bounds the range one scrub extent hashes (its data: 32 bytes a block).
+const maxScrubLength = 4 << 30
+
+// hashBytes is the size of a scrub extent's hashes for a range of length bytes.
+func hashBytes(length int64) int64 { return 32 * ((length + BlockSize - 1) / BlockSize) }
+
 // ScrubsTable holds a row per disk: how far its scrub pass is and what the passes found.
 const ScrubsTable = "scrubs"
 

@@ -24,6 +24,18 @@ func IntQuery(q url.Values, name string, def int64) (int64, error) {
 	return n, nil
 }
 
+// BoolQuery reads a true/false query parameter (absent: def).
+func BoolQuery(q url.Values, name string, def bool) (bool, error) {
+	switch v := q.Get(name); v {
+	case "":
+		return def, nil
+	case "true", "false":
+		return v == "true", nil
+	default:
+		return def, fmt.Errorf("%w: %s=%q, want true or false", replication.ErrInvalid, name, v)
+	}
+}
+
 // TimeRange reads ?from=&to= (RFC 3339; absent: unbounded).
 func TimeRange(q url.Values) (from, to time.Time, err error) {
 	for name, into := range map[string]*time.Time{"from": &from, "to": &to} {

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"net/http"
 	"strings"
 	"time"
 
@@ -74,6 +75,63 @@ func newReadinessView(g *replication.Group, now time.Time) apiv1.ReadinessView {
 		v.DrillActive = r.ActiveTestFailover
 	}
 	return v
+}
+
+// NewHealthView is the app's health from its dependencies' probes: degraded (503) when one is
+// unreachable.
+func NewHealthView(results []replication.ProbeResult) (apiv1.HealthView, int) {
+	v, code := apiv1.HealthView{Status: "healthy", Dependencies: []apiv1.DependencyHealth{}}, http.StatusOK
+	for _, p := range results {
+		v.Dependencies = append(v.Dependencies, apiv1.DependencyHealth{Name: p.Name, Reachable: p.Err == "", LatencyMs: p.Latency.Milliseconds(), Error: p.Err})
+		if p.Err != "" {
+			v.Status, code = "degraded", http.StatusServiceUnavailable
+		}
+	}
+	return v, code
+}
+
+// NewGroupList is groups as GET /groups answers them.
+func NewGroupList(groups []*replication.Group, now time.Time) apiv1.GroupList {
+	out := apiv1.GroupList{Groups: []apiv1.GroupView{}}
+	for _, g := range groups {
+		out.Groups = append(out.Groups, NewGroupView(g, now))
+	}
+	return out
+}
+
+// NewPlanList is plans as GET /plans answers them.
+func NewPlanList(plans []recovery.PlanRecord, now time.Time) apiv1.PlanList {
+	out := apiv1.PlanList{Plans: []apiv1.PlanView{}}
+	for _, p := range plans {
+		out.Plans = append(out.Plans, NewPlanView(p, now))
+	}
+	return out
+}
+
+// NewDeadLetterList is the job queue's dead letters as GET /jobs/dead-letters answers them.
+func NewDeadLetterList(dls []apiv1.DeadLetterView) apiv1.DeadLetterList {
+	if dls == nil {
+		dls = []apiv1.DeadLetterView{}
+	}
+	return apiv1.DeadLetterList{DeadLetters: dls}
+}
+
+// NewJobList is jobs as GET /jobs answers them.
+func NewJobList(jobs []recovery.Job) apiv1.JobList {
+	out := apiv1.JobList{Jobs: []apiv1.JobView{}}
+	for _, j := range jobs {
+		out.Jobs = append(out.Jobs, NewJobView(j))
+	}
+	return out
+}
+
+// NewDrillList is drills as GET .../drills answers them.
+func NewDrillList(drills []recovery.DrillStatus) apiv1.DrillList {
+	out := apiv1.DrillList{Drills: []apiv1.DrillView{}}
+	for _, d := range drills {
+		out.Drills = append(out.Drills, NewDrillView(d))
+	}
+	return out
 }
 
 // NewDrillView is a drill's report with its job's state and steps.

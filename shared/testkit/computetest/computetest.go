@@ -78,28 +78,7 @@ func Run(t *testing.T, open func(t *testing.T) Fixture) {
 			t.Error("the other group's disk of the same name went too")
 		}
 	})
-	t.Run("RunCommandRefusals", func(t *testing.T) {
-		f := open(t)
-		f.NewDisk(t, "rg-a", "db-os") // the group exists; the VM does not
-		if _, err := f.Compute.RunCommand(ctx, "rg-a", "db", recovery.Command{Script: "true"}); !errors.Is(err, replication.ErrNotFound) {
-			t.Errorf("a VM that does not exist: %v, want ErrNotFound", err)
-		}
-		for _, c := range []struct {
-			rg, vm string
-			cmd    recovery.Command
-		}{
-			{"rg-a", "../db", recovery.Command{Script: "true"}},
-			{"rg-a", "db-", recovery.Command{Script: "true"}},
-			{"rg/a", "db", recovery.Command{Script: "true"}},
-			{"rg-a", "db", recovery.Command{Script: " \n"}},
-			{"rg-a", "db", recovery.Command{Script: strings.Repeat("x", recovery.MaxScriptBytes+1)}},
-			{"rg-a", "db", recovery.Command{Script: "true", Timeout: recovery.MaxCommandTimeout + time.Second}},
-		} {
-			if _, err := f.Compute.RunCommand(ctx, c.rg, c.vm, c.cmd); !errors.Is(err, replication.ErrInvalid) {
-				t.Errorf("RunCommand(%q, %q, %.20q): %v, want ErrInvalid", c.rg, c.vm, c.cmd.Script, err)
-			}
-		}
-	})
+	t.Run("RunCommandRefusals", func(t *testing.T) { runCommandRefusals(t, open(t)) })
 	t.Run("MissingActions", func(t *testing.T) {
 		f := open(t)
 		if _, err := f.Compute.MissingActions(ctx, "never-made", []string{"Microsoft.Compute/disks/write"}); !errors.Is(err, replication.ErrNotFound) {
@@ -110,4 +89,28 @@ func Run(t *testing.T, open func(t *testing.T) Fixture) {
 			t.Errorf("in a group the app owns: missing %v, %v", missing, err)
 		}
 	})
+}
+
+// runCommandRefusals: a VM that does not exist is ErrNotFound; a bad name or command ErrInvalid.
+func runCommandRefusals(t *testing.T, f Fixture) {
+	ctx := context.Background()
+	f.NewDisk(t, "rg-a", "db-os") // the group exists; the VM does not
+	if _, err := f.Compute.RunCommand(ctx, "rg-a", "db", recovery.Command{Script: "true"}); !errors.Is(err, replication.ErrNotFound) {
+		t.Errorf("a VM that does not exist: %v, want ErrNotFound", err)
+	}
+	for _, c := range []struct {
+		rg, vm string
+		cmd    recovery.Command
+	}{
+		{"rg-a", "../db", recovery.Command{Script: "true"}},
+		{"rg-a", "db-", recovery.Command{Script: "true"}},
+		{"rg/a", "db", recovery.Command{Script: "true"}},
+		{"rg-a", "db", recovery.Command{Script: " \n"}},
+		{"rg-a", "db", recovery.Command{Script: strings.Repeat("x", recovery.MaxScriptBytes+1)}},
+		{"rg-a", "db", recovery.Command{Script: "true", Timeout: recovery.MaxCommandTimeout + time.Second}},
+	} {
+		if _, err := f.Compute.RunCommand(ctx, c.rg, c.vm, c.cmd); !errors.Is(err, replication.ErrInvalid) {
+			t.Errorf("RunCommand(%q, %q, %.20q): %v, want ErrInvalid", c.rg, c.vm, c.cmd.Script, err)
+		}
+	}
 }
