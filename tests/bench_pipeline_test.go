@@ -376,7 +376,9 @@ func scrubRun(b *testing.B, s *stack, ws []write, disks []replication.DiskRefSpe
 	if _, _, view := s.app.call(b, "GET", "/api/v1/groups/"+group, "test-key", ""); groupViewOf(view).State != "Protected" {
 		b.Fatalf("the group after a scrubbed run: %s", view)
 	}
-	b.Logf("period %s: %d scrub records in %.1f s", period, n, elapsed.Seconds())
+	if period > 0 && n == 0 {
+		b.Fatalf("no scrub record in %.1f s at the period %s", elapsed.Seconds(), period)
+	}
 	return float64(patternBytes(ws)) / (1 << 20) / elapsed.Seconds()
 }
 
