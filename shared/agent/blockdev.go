@@ -27,9 +27,24 @@ const zeroChunk = MaxWriteBytes
 
 var zeros = make([]byte, 1<<20)
 
-// WriteZeroes zeroes length bytes at offset of a disk and journals them as zero extents, in completion
-// order like Write.
+// WriteZeroes zeroes length bytes at offset of a disk, keeping them provisioned, and journals them
+// as zero extents, in completion order like Write.
 func (a *Agent) WriteZeroes(disk string, offset, length int64) error {
+	return a.zero(disk, offset, length, true)
+}
+
+// Trim zeroes length bytes at offset of a disk, deallocating them where its file allows: a client may
+// assume nothing of a trimmed range (proto.md, NBD_CMD_TRIM), and zeros keep the replica
+// byte-identical. A whole-disk trim (mkfs sends one) costs a hole punch, not a write of the disk.
+func (a *Agent) Trim(disk string, offset, length int64) error {
+	return a.zero(disk, offset, length, false)
+}
+
+// zero makes the range read as zeros — without writing them where the file system or device can
+// (zeroRange), else written a MiB at a time — and journals zero extents. The lock is held throughout:
+// the file's order and the stream's must agree for the range, and what is left of the work (a hole
+// punch, an extent per zeroChunk) is small.
+func (a *Agent) zero(disk string, offset, length int64, provision bool) error {
 	f, err := a.writable(disk, offset, length)
 	if err != nil {
 		return err
@@ -39,15 +54,19 @@ func (a *Agent) WriteZeroes(disk string, offset, length int64) error {
 	if a.closed {
 		return errors.New("agent closed")
 	}
-	for done := int64(0); done < length; {
-		n := min(length-done, zeroChunk)
-		for at := int64(0); at < n; at += int64(len(zeros)) {
-			if _, err := f.WriteAt(zeros[:min(n-at, int64(len(zeros)))], offset+done+at); err != nil {
+	done, err := zeroRange(f, offset, length, provision)
+	if err != nil {
+		return fmt.Errorf("zeroing %d bytes at %d of %s: %w", length, offset, disk, err)
+	}
+	for at := int64(0); at < length; {
+		n := min(length-at, zeroChunk)
+		for w := int64(0); !done && w < n; w += int64(len(zeros)) {
+			if _, err := f.WriteAt(zeros[:min(n-w, int64(len(zeros)))], offset+at+w); err != nil {
 				return err
 			}
 		}
-		a.appendLocked(replication.Extent{Disk: disk, Offset: offset + done, Length: n, Zero: true})
-		done += n
+		a.appendLocked(replication.Extent{Disk: disk, Offset: offset + at, Length: n, Zero: true})
+		at += n
 	}
 	a.statsMu.Lock()
 	a.stats.Writes++

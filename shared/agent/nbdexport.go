@@ -47,9 +47,8 @@ func (e diskExport) WriteZeroes(off, length int64, fua bool) error {
 	return nil
 }
 
-// Trim zeroes the range: the client may assume nothing of it afterwards, and zeros keep the replica
-// byte-identical.
-func (e diskExport) Trim(off, length int64) error { return e.a.WriteZeroes(e.disk, off, length) }
+// Trim deallocates the range where the disk's file allows (Agent.Trim): it reads as zeros after.
+func (e diskExport) Trim(off, length int64) error { return e.a.Trim(e.disk, off, length) }
 
 func (e diskExport) Flush() error { return e.a.SyncDisk(e.disk) }
 
