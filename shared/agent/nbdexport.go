@@ -102,6 +102,9 @@ func (r *runner) serveNBD(ctx context.Context) (stop func(), err error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, err := range protectIOPath() {
+		r.log.Warn("serving the VM's own disk without a protection of its I/O path (run the agent as root)", "err", err)
+	}
 	for _, key := range r.a.NBDDisks() {
 		r.log.Info("nbd export", "disk", key, "uri", nbd.URI(l.Addr(), key))
 	}
