@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/standby-dr/standby/shared/api/apiv1"
@@ -242,6 +243,27 @@ func TestConsoleInChromium(t *testing.T) {
 	if state := b.waitText(t, "#job-state", 2*time.Minute, func(s string) bool { return s == "Succeeded" || s == "Failed" }); state != "Succeeded" {
 		t.Fatalf("the cleanup ended %s", state)
 	}
+	// A drill (no checks, no compute: the VMs' definitions and the cleanup), then its report, printable.
+	b.run(t, "a drill", chromedp.Navigate(base+"#/groups/"+group), chromedp.WaitVisible(chromedp.CSS(`button[data-action="drill"]`)),
+		chromedp.Click(chromedp.CSS(`button[data-action="drill"]`)), chromedp.WaitVisible(chromedp.CSS(`dialog#action-dialog[open]`)),
+		chromedp.Click(chromedp.CSS(`#action-submit`)), chromedp.WaitVisible(chromedp.CSS(`#job-state`)))
+	if state := b.waitText(t, "#job-state", 2*time.Minute, func(s string) bool { return s == "Succeeded" || s == "Failed" }); state != "Succeeded" {
+		t.Fatalf("the drill ended %s", state)
+	}
+	b.run(t, "the group's drills", chromedp.Navigate(base+"#/groups/"+group), chromedp.WaitVisible(chromedp.CSS(`table#drills tbody tr a`)))
+	if ready := b.text(t, "#ready"); ready != "Yes" {
+		t.Errorf("readiness after a successful drill: %q", ready)
+	}
+	b.run(t, "the drill's report", chromedp.Click(chromedp.CSS(`table#drills tbody tr a`)), chromedp.WaitVisible(chromedp.CSS(`#drill-report`)))
+	if result := b.waitText(t, "#drill-result", 10*time.Second, func(s string) bool { return s != "" }); result != "Succeeded" {
+		t.Errorf("the report's result: %q", result)
+	}
+	b.run(t, "printing", emulateMedia("print"))
+	if shown := string(b.eval(t, `['.topbar', '#print-report', '#drill-report'].map(s => document.querySelector(s).getClientRects().length > 0).join('/')`)); shown != `"false/false/true"` {
+		t.Errorf("printed, the top bar, the print button and the report show: %s (want only the report)", shown)
+	}
+	b.screenshot(t, "drill-report-print")
+	b.run(t, "the screen again", emulateMedia("screen"))
 	b.run(t, "the jobs page", chromedp.Navigate(base+"#/jobs"), chromedp.WaitVisible(chromedp.CSS(`table#jobs`)))
 	var jobs int
 	json.Unmarshal(b.eval(t, `document.querySelectorAll('table#jobs tbody tr').length`), &jobs)
@@ -309,4 +331,12 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	b.screenshot(t, "wrong-key-1280x800")
 	allowOnly401s("with a wrong key")
+}
+
+// emulateMedia renders the page for a CSS media type (print: what a printout shows).
+func emulateMedia(media string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, _ *chromedp.Target) (chromedp.Void, error) {
+		_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Media: media})
+		return chromedp.Void{}, err
+	}
 }
