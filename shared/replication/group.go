@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -220,31 +219,9 @@ var ErrNoGroup = fmt.Errorf("group not enabled: %w", ErrNotFound)
 
 // LoadGroup reads a group's rows in one query: its record and its VMs.
 func LoadGroup(ctx context.Context, store StateStore, group string) (*Group, error) {
-	var rd recordReader
-	vms := map[string]vMRecord{} // by row key
-	err := store.Query(ctx, GroupsTable, group, func(decode func(any) error, etag ETag) error {
-		var keys Keys
-		if err := decode(&keys); err != nil {
-			return err
-		}
-		if ok, err := rd.row(keys.RowKey, decode, etag); ok || err != nil {
-			return err
-		}
-		if strings.HasPrefix(keys.RowKey, vmRowPrefix) {
-			var vm vMRecord
-			if err := decode(&vm); err != nil {
-				return err
-			}
-			vms[keys.RowKey] = vm
-		}
-		return nil
-	})
+	loaded, vms, err := readGroup(ctx, store, group, true)
 	if err != nil {
 		return nil, err
-	}
-	loaded, found := rd.record()
-	if !found {
-		return nil, fmt.Errorf("group %s does not exist: %w", group, ErrNoGroup)
 	}
 	g := &Group{Record: loaded.rec}
 	g.Spec = GroupSpec{Target: g.Record.Target, Policy: g.Record.Policy, Network: g.Record.Network, Drill: g.Record.Drill}

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
 	"reflect"
 	"strings"
-	"time"
 )
 
 // GroupRows names rows of a group's partition: the ones a change writes (UpdateGroup).
@@ -117,25 +115,36 @@ func (rd *recordReader) record() (loaded loadedRecord, found bool) {
 	return rd.loaded, true
 }
 
-// loadRecord reads a group's record in one query.
-func loadRecord(ctx context.Context, store StateStore, group string) (loadedRecord, error) {
+// readGroup reads a group's partition in one query: its record, with each row's ETag, and (withVMs)
+// its VM rows by row key — which a change of the record does not need decoded.
+func readGroup(ctx context.Context, store StateStore, group string, withVMs bool) (loadedRecord, map[string]vMRecord, error) {
 	var rd recordReader
+	vms := map[string]vMRecord{}
 	err := store.Query(ctx, GroupsTable, group, func(decode func(any) error, etag ETag) error {
 		var keys Keys
 		if err := decode(&keys); err != nil {
 			return err
 		}
-		_, err := rd.row(keys.RowKey, decode, etag)
-		return err
+		if ok, err := rd.row(keys.RowKey, decode, etag); ok || err != nil {
+			return err
+		}
+		if withVMs && strings.HasPrefix(keys.RowKey, vmRowPrefix) {
+			var vm vMRecord
+			if err := decode(&vm); err != nil {
+				return err
+			}
+			vms[keys.RowKey] = vm
+		}
+		return nil
 	})
 	if err != nil {
-		return loadedRecord{}, err
+		return loadedRecord{}, nil, err
 	}
 	loaded, found := rd.record()
 	if !found {
-		return loadedRecord{}, fmt.Errorf("group %s does not exist: %w", group, ErrNoGroup)
+		return loadedRecord{}, nil, fmt.Errorf("group %s does not exist: %w", group, ErrNoGroup)
 	}
-	return loaded, nil
+	return loaded, vms, nil
 }
 
 // UpdateGroup changes a group's record: change may read every row but writes only the rows named, in
@@ -144,15 +153,11 @@ func loadRecord(ctx context.Context, store StateStore, group string) (loadedReco
 // split gets its missing rows in the same transaction, from what its state row held. ErrUnchanged
 // from change writes nothing.
 func UpdateGroup(ctx context.Context, store StateStore, group string, rows GroupRows, change func(*GroupRecord) error) (GroupRecord, error) {
-	for attempt := 0; attempt < 32; attempt++ {
-		if attempt > 0 { // lost a race: back off a random, growing moment so contenders spread out
-			select {
-			case <-ctx.Done():
-				return GroupRecord{}, ctx.Err()
-			case <-time.After(time.Duration(mrand.Int64N(int64(min(attempt*attempt, 100))+1)) * time.Millisecond):
-			}
+	for attempt := 0; attempt < maxRaces; attempt++ {
+		if err := backOff(ctx, attempt); err != nil {
+			return GroupRecord{}, err
 		}
-		loaded, err := loadRecord(ctx, store, group)
+		loaded, _, err := readGroup(ctx, store, group, false)
 		if err != nil {
 			return GroupRecord{}, err
 		}

@@ -306,19 +306,32 @@ func QueryAll[T any](ctx context.Context, store StateStore, table, partitionKey 
 	return items, etags, err
 }
 
+// maxRaces is how many times an optimistic write is tried against other writers.
+const maxRaces = 32
+
+// backOff waits before the attempt-th try of an optimistic write (none before the first): a random,
+// growing moment, so that contenders that lost a race spread out.
+func backOff(ctx context.Context, attempt int) error {
+	if attempt == 0 {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Duration(mrand.Int64N(int64(min(attempt*attempt, 100))+1)) * time.Millisecond):
+		return nil
+	}
+}
+
 // Mutate is an optimistic read-modify-write of one entity: it reads the entity (found=false and a zero
 // value when missing), lets change edit it, and writes it back guarded by the ETag it read (inserting
 // when it was missing), retrying from the read when another writer got in between. change may return
 // ErrUnchanged to write nothing. It returns the entity as written.
 func Mutate[T any](ctx context.Context, store StateStore, table, partitionKey, rowKey string, change func(e *T, found bool) error) (T, error) {
 	var e T
-	for attempt := 0; attempt < 32; attempt++ {
-		if attempt > 0 { // lost a race: back off a random, growing moment so contenders spread out
-			select {
-			case <-ctx.Done():
-				return e, ctx.Err()
-			case <-time.After(time.Duration(mrand.Int64N(int64(min(attempt*attempt, 100))+1)) * time.Millisecond):
-			}
+	for attempt := 0; attempt < maxRaces; attempt++ {
+		if err := backOff(ctx, attempt); err != nil {
+			return e, err
 		}
 		var zero T
 		e = zero
