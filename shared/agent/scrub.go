@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"io"
 	"time"
@@ -47,12 +46,7 @@ func (a *Agent) Scrub(disk string, offset, length int64) (int64, error) {
 		if _, err := f.ReadAt(block[:n], off); err != nil && err != io.EOF {
 			return 0, fmt.Errorf("scrub: reading %s at %d: %w", disk, off, err)
 		}
-		if replication.IsZero(block[:n]) {
-			hashes = append(hashes, make([]byte, 32)...)
-			continue
-		}
-		sum := sha256.Sum256(block[:n])
-		hashes = append(hashes, sum[:]...)
+		hashes = append(hashes, replication.BlockDigest(block[:n])...)
 	}
 	a.sealLocked()
 	b := &replication.Batch{Group: a.cfg.Group, Kind: replication.KindScrub, Seq: a.nextSeq, SourceTime: a.cfg.Now().UTC(),

@@ -1,8 +1,8 @@
 package replication
 
 import (
+	"bytes"
 	"context"
-	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -133,12 +133,7 @@ func (a *Applier) compareBlocks(ctx context.Context, ref DiskRef, size int64, e 
 		if err != nil {
 			return nil, 0, fmt.Errorf("scrub: reading %s at %d: %w", ref, off, err)
 		}
-		want := e.Data[i*32 : i*32+32]
-		wantHash := hex.EncodeToString(want)
-		if IsZero(want) {
-			wantHash = ""
-		}
-		if BlockHash(data) != wantHash {
+		if !bytes.Equal(BlockDigest(data), e.Data[i*32:i*32+32]) {
 			bad = append(bad, off/BlockSize)
 		}
 		checked++

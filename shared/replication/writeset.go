@@ -147,8 +147,17 @@ func BlockHash(block []byte) string {
 	if IsZero(block) {
 		return ""
 	}
+	return hex.EncodeToString(BlockDigest(block))
+}
+
+// BlockDigest is a block's checksum as a scrub record carries it: the SHA-256, or 32 zero bytes for
+// an all-zero block (BlockHash's "").
+func BlockDigest(block []byte) []byte {
+	if IsZero(block) {
+		return make([]byte, sha256.Size)
+	}
 	sum := sha256.Sum256(block)
-	return hex.EncodeToString(sum[:])
+	return sum[:]
 }
 
 // IsZero reports whether every byte of b is zero (a never-written page reads so).
