@@ -191,13 +191,10 @@ func SchedulePlanDrills(a *Admission) replication.Housekeeper {
 // ever did).
 func (a *Admission) planOverdue(ctx context.Context, p PlanRecord, now time.Time) (string, error) {
 	rd := p.Readiness(now)
-	since := p.LastDrillSucceededAt
-	if since.IsZero() {
-		since = p.UpdatedAt
-	}
-	if rd.Ready || now.Sub(since) <= rd.Window {
+	if !rd.Overdue {
 		return "", nil
 	}
+	since := rd.Since
 	name := p.PartitionKey
 	id := fmt.Sprintf("plan-%s-drill-overdue-%d", name, since.Unix())
 	var raised replication.AlertRow
@@ -215,5 +212,5 @@ func (a *Admission) planOverdue(ctx context.Context, p PlanRecord, now time.Time
 
 // Readiness is the plan's failover readiness at now.
 func (p PlanRecord) Readiness(now time.Time) replication.Readiness {
-	return replication.ReadinessOf(p.Spec.Drill, p.LastDrillSucceededAt, now)
+	return replication.ReadinessOf(p.Spec.Drill, p.LastDrillSucceededAt, p.UpdatedAt, now)
 }

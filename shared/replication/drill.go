@@ -176,26 +176,32 @@ type Readiness struct {
 	Ready     bool
 	Age       time.Duration // since the last successful drill (0: none)
 	NextDrill time.Time     // zero: no schedule
+	// Since is what the window counts from (the last successful drill, else when the group or plan
+	// began); Overdue: with a schedule, the window has passed since then (the drill-overdue alert).
+	Since   time.Time
+	Overdue bool
 }
 
 // Readiness rates the group's failover readiness at now.
 func (g *Group) Readiness(now time.Time) Readiness {
-	return ReadinessOf(g.Spec.Drill, g.Record.LastDrillSucceededAt, now)
+	return ReadinessOf(g.Spec.Drill, g.Record.LastDrillSucceededAt, g.Record.CreatedAt, now)
 }
 
-// ReadinessOf rates readiness (a group's, a plan's) from its drill and its last successful drill.
-func ReadinessOf(d DrillSpec, lastSucceeded, now time.Time) Readiness {
+// ReadinessOf rates readiness (a group's, a plan's) from its drill, its last successful drill and when
+// it began (what the window counts from until a drill succeeds).
+func ReadinessOf(d DrillSpec, lastSucceeded, begun, now time.Time) Readiness {
 	days := d.ReadinessDays
 	if days == 0 {
 		days = DefaultReadinessDays
 	}
-	r := Readiness{Window: time.Duration(days) * 24 * time.Hour}
+	r := Readiness{Window: time.Duration(days) * 24 * time.Hour, Since: begun}
 	if last := lastSucceeded; !last.IsZero() {
-		r.Age = now.Sub(last)
+		r.Age, r.Since = now.Sub(last), last
 		r.Ready = r.Age <= r.Window
 	}
 	if s := d.DrillSchedule(); s != nil {
 		r.NextDrill = s.Next(now.UTC())
+		r.Overdue = now.Sub(r.Since) > r.Window
 	}
 	return r
 }
@@ -203,21 +209,11 @@ func ReadinessOf(d DrillSpec, lastSucceeded, now time.Time) Readiness {
 // drillOverdue is the readiness alert's condition: a group with a drill schedule, replicating, without a
 // successful drill within the window since it was enabled.
 func drillOverdue(r *GroupRecord, now time.Time) (bool, string) {
-	if r.Drill.Schedule == "" || r.State != StateProtected {
+	rd := ReadinessOf(r.Drill, r.LastDrillSucceededAt, r.CreatedAt, now)
+	if !rd.Overdue || r.State != StateProtected {
 		return false, ""
 	}
-	days := r.Drill.ReadinessDays
-	if days == 0 {
-		days = DefaultReadinessDays
-	}
-	window := time.Duration(days) * 24 * time.Hour
-	since := r.LastDrillSucceededAt
-	if since.IsZero() {
-		since = r.CreatedAt
-	}
-	if now.Sub(since) <= window {
-		return false, ""
-	}
+	days := int(rd.Window.Hours() / 24)
 	last := r.LastDrillResult
 	if last == "" {
 		last = "none"
@@ -225,5 +221,5 @@ func drillOverdue(r *GroupRecord, now time.Time) (bool, string) {
 	if r.LastDrillSucceededAt.IsZero() {
 		return true, fmt.Sprintf("no drill has succeeded in the %d days since the group was enabled (last drill: %s)", days, last)
 	}
-	return true, fmt.Sprintf("no drill has succeeded for %d days, more than the %d the drill allows (last drill: %s)", int(now.Sub(since).Hours()/24), days, last)
+	return true, fmt.Sprintf("no drill has succeeded for %d days, more than the %d the drill allows (last drill: %s)", int(now.Sub(rd.Since).Hours()/24), days, last)
 }
