@@ -106,3 +106,44 @@ func TestAlertsAreRaisedOncePerChange(t *testing.T) {
 		t.Fatalf("after a resync: %v, want %v", got, want)
 	}
 }
+
+// A group with a drill schedule and no successful drill within its window raises drill-overdue once;
+// a drill succeeding resolves it.
+func TestDrillOverdueIsAlertedOncePerStretch(t *testing.T) {
+	ctx := context.Background()
+	state := memstore.NewState()
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 1 << 20, Source: "agent"}}}},
+		Drill: replication.DrillSpec{Schedule: "0 3 * * SUN", ReadinessDays: 2}}
+	spec.Normalize("g1")
+	replication.CreateGroup(ctx, state, "g1", spec, now)
+	f := &replication.Upkeep{Deps: replication.Deps{State: state, Log: slog.New(slog.DiscardHandler)}}
+	at := func(when time.Time) {
+		t.Helper()
+		replication.UpdateGroup(ctx, state, "g1", replication.AllRows, func(r *replication.GroupRecord) error {
+			r.State, r.LastSourceTime, r.AgentSeenAt, r.LastPointTime, r.LastMarkerTime = replication.StateProtected, when, when, when, when
+			return nil
+		})
+		f.Now = func() time.Time { return when }
+		if _, err := f.Run(ctx, replication.TimerRun{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at(now.Add(47 * time.Hour))
+	if got := outbox(t, state); len(got) != 0 {
+		t.Fatalf("within the window: %v", got)
+	}
+	at(now.Add(49 * time.Hour))
+	at(now.Add(50 * time.Hour))
+	if got := outbox(t, state); !slices.Equal(got, []string{"drill-overdue raised Warning"}) {
+		t.Fatalf("past the window: %v", got)
+	}
+	replication.UpdateGroup(ctx, state, "g1", replication.StateRow, func(r *replication.GroupRecord) error {
+		r.LastDrillSucceededAt, r.LastDrillResult = now.Add(50*time.Hour), "Succeeded"
+		return nil
+	})
+	at(now.Add(51 * time.Hour))
+	if got := outbox(t, state); !slices.Equal(got, []string{"drill-overdue raised Warning", "drill-overdue resolved Informational"}) {
+		t.Fatalf("after a successful drill: %v", got)
+	}
+}
