@@ -82,6 +82,18 @@ func CheckVMName(name string) error {
 	return nil
 }
 
+// CheckRunCommand checks what every Compute checks before running a command: the resource group's and
+// the VM's names, and the command's bounds (filling the default timeout).
+func CheckRunCommand(rg, vm string, cmd *Command) error {
+	if !replication.ValidResourceGroupName(rg) {
+		return fmt.Errorf("%w: resource group name %q", replication.ErrInvalid, rg)
+	}
+	if err := CheckVMName(vm); err != nil {
+		return err
+	}
+	return CheckCommand(cmd)
+}
+
 // CheckCommand checks a command's bounds, filling the default timeout.
 func CheckCommand(cmd *Command) error {
 	switch {

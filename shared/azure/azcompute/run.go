@@ -32,13 +32,7 @@ import (
 //
 // The name is fresh per call, so a call never reads another's result.
 func (c *Compute) RunCommand(ctx context.Context, rg, vm string, cmd recovery.Command) (recovery.CommandResult, error) {
-	if !replication.ValidResourceGroupName(rg) {
-		return recovery.CommandResult{}, fmt.Errorf("%w: resource group name %q", replication.ErrInvalid, rg)
-	}
-	if err := recovery.CheckVMName(vm); err != nil {
-		return recovery.CommandResult{}, err
-	}
-	if err := recovery.CheckCommand(&cmd); err != nil {
+	if err := recovery.CheckRunCommand(rg, vm, &cmd); err != nil {
 		return recovery.CommandResult{}, err
 	}
 	raw := make([]byte, 6)

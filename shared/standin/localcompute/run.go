@@ -18,13 +18,7 @@ import (
 // RunCommand runs a script in a running VM through its guest's run channel (shared/standin/qemu's
 // RunCommand), as Azure's managed run command runs one through the VM agent.
 func (c *Compute) RunCommand(ctx context.Context, rg, name string, cmd recovery.Command) (recovery.CommandResult, error) {
-	if !replication.ValidResourceGroupName(rg) {
-		return recovery.CommandResult{}, fmt.Errorf("%w: resource group name %q", replication.ErrInvalid, rg)
-	}
-	if err := recovery.CheckVMName(name); err != nil {
-		return recovery.CommandResult{}, err
-	}
-	if err := recovery.CheckCommand(&cmd); err != nil {
+	if err := recovery.CheckRunCommand(rg, name, &cmd); err != nil {
 		return recovery.CommandResult{}, err
 	}
 	var vm vmFile
