@@ -106,7 +106,7 @@ func (r *JobRunner) runCommandAction(ctx context.Context, j *Job, a Action) (str
 	v := vms[0]
 	out, err := r.Compute.RunCommand(ctx, resourceGroupOf(v.group), vmName(&v.job, v.vm.Name), Command{Script: a.Command, Timeout: time.Duration(a.TimeoutSeconds) * time.Second})
 	switch {
-	case errors.Is(err, replication.ErrState) || errors.Is(err, replication.ErrNotFound) || errors.Is(err, replication.ErrInvalid):
+	case refusedRun(err):
 		return "", permanentError{fmt.Errorf("in %s: %v", a.VM, err)}
 	case err != nil:
 		return "", err // the compute failed: the step is tried again

@@ -2,6 +2,7 @@ package recovery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -80,6 +81,12 @@ func CheckVMName(name string) error {
 		return fmt.Errorf("%w: VM name %q: 1-64 letters, digits, '_', '-' or '.', not starting with '_' or ending in '.' or '-'", replication.ErrInvalid, name)
 	}
 	return nil
+}
+
+// refusedRun reports whether RunCommand's error is a refusal — no such VM, a VM not running, a command
+// out of bounds — which trying again cannot change, rather than a failure of the compute itself.
+func refusedRun(err error) bool {
+	return errors.Is(err, replication.ErrState) || errors.Is(err, replication.ErrNotFound) || errors.Is(err, replication.ErrInvalid)
 }
 
 // CheckRunCommand checks what every Compute checks before running a command: the resource group's and

@@ -144,15 +144,17 @@ func stepOf(j *Job) (stepDef, error) {
 
 // NewJob makes a queued job with its steps.
 func NewJob(group, jobType, point string, now time.Time) (Job, error) {
-	defs, err := stepsOf(jobType)
+	k, err := KindOf(jobType)
 	if err != nil {
 		return Job{}, err
 	}
-	k, _ := KindOf(jobType)
 	j := Job{Keys: replication.Keys{PartitionKey: NewJobID(), RowKey: JobRow}, Group: group, Type: jobType, RecoveryPoint: point,
 		State: JobQueued, CreatedAt: now, UpdatedAt: now, Work: JobWork{}}
-	for i, d := range defs {
-		j.Steps = append(j.Steps, JobStep{Name: d.name, State: "pending", Always: i >= len(k.Steps)})
+	for _, d := range k.Steps {
+		j.Steps = append(j.Steps, JobStep{Name: d.name, State: "pending"})
+	}
+	for _, d := range k.Cleanup {
+		j.Steps = append(j.Steps, JobStep{Name: d.name, State: "pending", Always: true})
 	}
 	return j, nil
 }

@@ -227,7 +227,7 @@ func (r *JobRunner) runCheck(ctx context.Context, c replication.DrillCheck, loca
 // checkFailed ends a check that could not run: the reason when the compute refused it, an error (the
 // step is tried again) when the compute itself failed.
 func (r *JobRunner) checkFailed(res CheckResult, err error) (CheckResult, error) {
-	if errors.Is(err, replication.ErrState) || errors.Is(err, replication.ErrNotFound) || errors.Is(err, replication.ErrInvalid) {
+	if refusedRun(err) {
 		res.Reason, res.Ended = replication.Redact(err.Error()), r.Now().UTC()
 		return res, nil
 	}
