@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/standby-dr/standby/shared/protocol/ncrontab"
 	"github.com/standby-dr/standby/shared/replication"
 )
 
@@ -70,30 +71,18 @@ func ScheduleDrills(a *Admission) replication.GroupScheduler {
 		if schedule == nil {
 			return nil, nil
 		}
-		from := g.Record.LastDrillSlot
-		if from.IsZero() {
-			from = g.Record.CreatedAt
-		}
-		var slot time.Time
-		for next, n := schedule.Next(from.UTC()), 0; !next.After(now) && n < 100000; next, n = schedule.Next(next), n+1 {
-			slot = next
-		}
+		slot := dueSlot(schedule, g.Record.LastDrillSlot, g.Record.CreatedAt, now)
 		if slot.IsZero() {
 			return nil, nil
 		}
-		reason := ""
-		if late := now.Sub(slot); late > drillLateness {
-			reason = fmt.Sprintf("missed: the timer ran %s after it", late.Round(time.Second))
-		} else {
-			job, err := a.Start(ctx, Request{Group: group, Type: JobDrill, JobID: drillJobID(group, slot), DrillSlot: slot})
-			switch {
-			case err == nil:
-				return []string{fmt.Sprintf("group %s: drill %s started for the slot %s", group, job.ID(), slot.Format(time.RFC3339))}, nil
-			case errors.Is(err, replication.ErrState) || errors.Is(err, replication.ErrInvalid) || errors.Is(err, replication.ErrNotConfigured) || errors.Is(err, replication.ErrConflict):
-				reason = err.Error()
-			default:
-				return nil, err // tried again at the next tick
-			}
+		job, reason, err := startSlot(slot, now, func() (Job, error) {
+			return a.Start(ctx, Request{Group: group, Type: JobDrill, JobID: drillJobID(group, slot), DrillSlot: slot})
+		})
+		if err != nil {
+			return nil, err
+		}
+		if reason == "" {
+			return []string{fmt.Sprintf("group %s: drill %s started for the slot %s", group, job.ID(), slot.Format(time.RFC3339))}, nil
 		}
 		if _, err := replication.UpdateGroup(ctx, a.State, group, replication.StateRow, func(rec *replication.GroupRecord) error {
 			if !slot.After(rec.LastDrillSlot) {
@@ -111,6 +100,37 @@ func ScheduleDrills(a *Admission) replication.GroupScheduler {
 		a.Log.Warn("scheduled drill skipped", "group", group, "slot", slot, "reason", reason)
 		return []string{"group " + group + ": " + line}, nil
 	}
+}
+
+// dueSlot is the newest slot of the schedule after the last one taken (or, before any, after begun)
+// and at or before now (zero: none), so that slots never pile up.
+func dueSlot(schedule *ncrontab.Schedule, last, begun, now time.Time) time.Time {
+	from := last
+	if from.IsZero() {
+		from = begun
+	}
+	var slot time.Time
+	for next, n := schedule.Next(from.UTC()), 0; !next.After(now) && n < 100000; next, n = schedule.Next(next), n+1 {
+		slot = next
+	}
+	return slot
+}
+
+// startSlot starts a due slot's drill with start, or says why the slot is skipped: it came more than
+// drillLateness ago, or admission refused it. Any other error is returned: the next tick tries again.
+func startSlot(slot, now time.Time, start func() (Job, error)) (Job, string, error) {
+	if late := now.Sub(slot); late > drillLateness {
+		return Job{}, fmt.Sprintf("missed: the timer ran %s after it", late.Round(time.Second)), nil
+	}
+	job, err := start()
+	switch {
+	case err == nil:
+		return job, "", nil
+	case errors.Is(err, replication.ErrState) || errors.Is(err, replication.ErrInvalid) || errors.Is(err, replication.ErrNotConfigured) ||
+		errors.Is(err, replication.ErrConflict) || errors.Is(err, replication.ErrNotFound):
+		return Job{}, err.Error(), nil
+	}
+	return Job{}, "", err
 }
 
 // drillJobID is the job id of a group's drill for a schedule's slot: the same for every instance and

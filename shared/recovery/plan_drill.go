@@ -143,32 +143,20 @@ func SchedulePlanDrills(a *Admission) replication.Housekeeper {
 			} else if line != "" {
 				logs = append(logs, line)
 			}
-			from := p.LastDrillSlot
-			if from.IsZero() {
-				from = p.UpdatedAt
-			}
-			var slot time.Time
-			for next, n := schedule.Next(from.UTC()), 0; !next.After(now) && n < 100000; next, n = schedule.Next(next), n+1 {
-				slot = next
-			}
+			slot := dueSlot(schedule, p.LastDrillSlot, p.UpdatedAt, now)
 			if slot.IsZero() {
 				continue
 			}
 			name := p.PartitionKey
-			reason := ""
-			if late := now.Sub(slot); late > drillLateness {
-				reason = fmt.Sprintf("missed: the timer ran %s after it", late.Round(time.Second))
-			} else {
-				job, err := a.StartPlan(ctx, PlanRequest{Plan: name, Type: "drill", JobID: drillJobID("plan~"+name, slot), DrillSlot: slot})
-				switch {
-				case err == nil:
-					logs = append(logs, fmt.Sprintf("plan %s: drill %s started for the slot %s", name, job.ID(), slot.Format(time.RFC3339)))
-					continue
-				case errors.Is(err, replication.ErrState) || errors.Is(err, replication.ErrInvalid) || errors.Is(err, replication.ErrNotConfigured) || errors.Is(err, replication.ErrConflict) || errors.Is(err, replication.ErrNotFound):
-					reason = err.Error()
-				default:
-					return logs, err
-				}
+			job, reason, err := startSlot(slot, now, func() (Job, error) {
+				return a.StartPlan(ctx, PlanRequest{Plan: name, Type: "drill", JobID: drillJobID(PlanDrillPartition(name), slot), DrillSlot: slot})
+			})
+			if err != nil {
+				return logs, err
+			}
+			if reason == "" {
+				logs = append(logs, fmt.Sprintf("plan %s: drill %s started for the slot %s", name, job.ID(), slot.Format(time.RFC3339)))
+				continue
 			}
 			if _, err := replication.Mutate(ctx, a.State, PlansTable, name, PlanRow, func(r *PlanRecord, found bool) error {
 				if !found || !slot.After(r.LastDrillSlot) {
