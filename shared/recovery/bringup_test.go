@@ -12,6 +12,7 @@ import (
 	"github.com/standby-dr/standby/shared/recovery"
 	"github.com/standby-dr/standby/shared/replication"
 	"github.com/standby-dr/standby/shared/standin/localcompute"
+	"github.com/standby-dr/standby/shared/testkit/testenv"
 )
 
 // launcher stands in for QEMU: it counts the VMs started and says what their guests report.
@@ -56,7 +57,7 @@ func withCompute(t *testing.T, f *jobFixture, health func() (bool, bool)) *launc
 	f.g, _ = replication.CreateGroup(ctx, f.state, "g1", spec, time.Now())
 	replication.UpdateGroup(ctx, f.state, "g1", replication.AllRows, func(r *replication.GroupRecord) error { r.LastSourceTime = time.Now(); return nil })
 	l := &launcher{stopped: map[int]bool{}, health: health}
-	f.runner.Compute = &localcompute.Compute{Dir: t.TempDir(), Types: typeCatalog(t), Pages: f.pages, Launcher: l, Log: slog.New(slog.DiscardHandler)}
+	f.runner.Compute = &localcompute.Compute{Dir: t.TempDir(), Types: testenv.PublishedTypes(t), Pages: f.pages, Launcher: l, Log: slog.New(slog.DiscardHandler)}
 	f.runner.StorageAccountID = "/subscriptions/local/resourceGroups/local/providers/Microsoft.Storage/storageAccounts/devstoreaccount1"
 	return l
 }

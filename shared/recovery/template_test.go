@@ -2,38 +2,13 @@ package recovery_test
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/standby-dr/standby/shared/azure/armtypes"
 	"github.com/standby-dr/standby/shared/recovery"
 	"github.com/standby-dr/standby/shared/replication"
+	"github.com/standby-dr/standby/shared/testkit/testenv"
 )
-
-// typeCatalog loads the published type definitions (../shared/reference/azure-types beside the repo).
-func typeCatalog(t *testing.T) *armtypes.Catalog {
-	t.Helper()
-	dir, _ := os.Getwd()
-	for {
-		d := filepath.Join(dir, "shared", "reference", "azure-types")
-		if _, err := os.Stat(filepath.Join(d, "README.md")); err == nil {
-			cat, err := armtypes.Load(d)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return cat
-		}
-		if filepath.Dir(dir) == dir {
-			if os.Getenv("STANDBY_REQUIRE_TYPES") != "" {
-				t.Fatal("no shared/reference/azure-types here or above")
-			}
-			t.Skip("no shared/reference/azure-types here or above")
-		}
-		dir = filepath.Dir(dir)
-	}
-}
 
 func machine(zone, avset, security string) replication.VMSpec {
 	spec := replication.GroupSpec{Network: replication.NetworkSpec{Mappings: []replication.NetworkMapping{{Source: "src/db", Target: "prod-vnet/db", Test: "test-vnet/db"}}},
@@ -51,7 +26,7 @@ func machine(zone, avset, security string) replication.VMSpec {
 // gets the VM's; a Premium SSD v2 data disk is attached without host caching; all of it passes the
 // published type definitions.
 func TestDiskZonesAndCachingFollowTheSKU(t *testing.T) {
-	cat := typeCatalog(t)
+	cat := testenv.PublishedTypes(t)
 	vm := machine("2", "", "")
 	vm.Disks[0].SKU = "Premium_ZRS"
 	vm.Disks = append(vm.Disks, replication.DiskSpec{Name: "logs", SizeBytes: 32 << 20, Source: "agent", Role: "data", SKU: "PremiumV2_LRS"})
@@ -87,7 +62,7 @@ func TestDiskZonesAndCachingFollowTheSKU(t *testing.T) {
 // Every resource of a VM's deployment passes the published type definitions, and no name the spec gives
 // appears in the template itself: they travel as parameter values.
 func TestMachineDeploymentPassesTheTypeDefinitions(t *testing.T) {
-	cat := typeCatalog(t)
+	cat := testenv.PublishedTypes(t)
 	for name, vm := range map[string]replication.VMSpec{"zone": machine("2", "", ""), "availability set": machine("", "db-set", ""),
 		"trusted launch": machine("", "", "TrustedLaunch")} {
 		tpl, values := recovery.MachineDeployment(recovery.MachinePlan{VM: vm, Subnet: "prod-vnet/db", Suffix: "0123abcd",

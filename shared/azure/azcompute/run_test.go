@@ -3,15 +3,13 @@ package azcompute
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/standby-dr/standby/shared/azure/armtypes"
 	"github.com/standby-dr/standby/shared/recovery"
 	"github.com/standby-dr/standby/shared/replication"
 	"github.com/standby-dr/standby/shared/testkit/fakearm"
+	"github.com/standby-dr/standby/shared/testkit/testenv"
 )
 
 // The managed run command's calls, in the shapes the published type definitions give: the PUT body
@@ -47,7 +45,7 @@ func TestRunCommandOnFakeARM(t *testing.T) {
 	if call.APIVersion != "2025-04-01" {
 		t.Errorf("api-version %q", call.APIVersion)
 	}
-	types := publishedComputeTypes(t)
+	types := testenv.PublishedTypes(t)
 	for i, body := range rc.Bodies {
 		body["name"] = rc.Deleted[i] // a REST body's name is its path's
 		if errs := types.Check("Microsoft.Compute/virtualMachines/runCommands", "2025-04-01", body); len(errs) > 0 {
@@ -61,15 +59,4 @@ func TestRunCommandOnFakeARM(t *testing.T) {
 	if _, err := c.RunCommand(ctx, "rg1", "gone", recovery.Command{Script: "true"}); !errors.Is(err, replication.ErrNotFound) {
 		t.Errorf("a VM that does not exist: %v", err)
 	}
-}
-
-func publishedComputeTypes(t *testing.T) *armtypes.Catalog {
-	dir, _ := os.Getwd()
-	for ; filepath.Dir(dir) != dir; dir = filepath.Dir(dir) {
-		if cat, err := armtypes.Load(filepath.Join(dir, "shared", "reference", "azure-types")); err == nil {
-			return cat
-		}
-	}
-	t.Skip("no shared/reference/azure-types here or above")
-	return nil
 }

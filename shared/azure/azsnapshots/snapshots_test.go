@@ -8,27 +8,14 @@ import (
 	"github.com/standby-dr/standby/shared/testkit/fakearm"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
-	"github.com/standby-dr/standby/shared/azure/armtypes"
 	"github.com/standby-dr/standby/shared/replication"
+	"github.com/standby-dr/standby/shared/testkit/testenv"
 )
-
-// publishedTypes loads the type definitions from bicep-types-az the repository keeps.
-func publishedTypes(t *testing.T) *armtypes.Catalog {
-	dir, _ := os.Getwd()
-	for ; filepath.Dir(dir) != dir; dir = filepath.Dir(dir) {
-		if cat, err := armtypes.Load(filepath.Join(dir, "shared", "reference", "azure-types")); err == nil {
-			return cat
-		}
-	}
-	t.Skip("no shared/reference/azure-types here or above")
-	return nil
-}
 
 // The agentless mode's calls, in the shapes the Compute provider and Blob storage document: the
 // snapshot's PUT body passes the published type definitions, the diff goes to the newer snapshot's SAS
@@ -117,7 +104,7 @@ func TestSnapshotsOnFakeARM(t *testing.T) {
 	var body map[string]any
 	json.Unmarshal(put.Body, &body)
 	body["name"] = "s1" // the definitions describe a template's resource; over REST the name is the URL's
-	if errs := publishedTypes(t).Check("Microsoft.Compute/snapshots", put.APIVersion, body); len(errs) > 0 {
+	if errs := testenv.PublishedTypes(t).Check("Microsoft.Compute/snapshots", put.APIVersion, body); len(errs) > 0 {
 		t.Fatalf("the snapshot's body fails the published types: %v\n%s", errs, put.Body)
 	}
 	if props, _ := body["properties"].(map[string]any); props["incremental"] != true || fmt.Sprint(props["creationData"]) != fmt.Sprint(map[string]any{"createOption": "Copy", "sourceResourceId": disk}) {

@@ -6,18 +6,17 @@ import (
 	"errors"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/standby-dr/standby/shared/azure/armtypes"
 	"github.com/standby-dr/standby/shared/protocol/vhd"
 	"github.com/standby-dr/standby/shared/recovery"
 	"github.com/standby-dr/standby/shared/replication"
 	"github.com/standby-dr/standby/shared/standin/localcompute"
 	"github.com/standby-dr/standby/shared/standin/memstore"
+	"github.com/standby-dr/standby/shared/testkit/testenv"
 )
 
 // fakeLauncher stands in for QEMU here: the VM is "up" once started (tests/ boots real ones).
@@ -45,20 +44,6 @@ func (l *fakeLauncher) Stop(pid int) error {
 	return nil
 }
 func (l *fakeLauncher) Healthy(string) (bool, string) { return true, "" }
-
-func catalog(t *testing.T) *armtypes.Catalog {
-	dir, _ := os.Getwd()
-	for ; filepath.Dir(dir) != dir; dir = filepath.Dir(dir) {
-		if cat, err := armtypes.Load(filepath.Join(dir, "shared", "reference", "azure-types")); err == nil {
-			return cat
-		}
-	}
-	if os.Getenv("STANDBY_REQUIRE_TYPES") != "" {
-		t.Fatal("no shared/reference/azure-types here or above")
-	}
-	t.Skip("no shared/reference/azure-types here or above")
-	return nil
-}
 
 type rig struct {
 	compute  *localcompute.Compute
@@ -91,7 +76,7 @@ func newRig(t *testing.T, raw bool) *rig {
 		footer := f.Bytes()
 		r.pages.WritePages(ctx, ref, d.SizeBytes, footer[:])
 	}
-	r.compute = &localcompute.Compute{Dir: t.TempDir(), Types: catalog(t), Pages: r.pages, Launcher: r.launcher, Log: slog.New(slog.DiscardHandler)}
+	r.compute = &localcompute.Compute{Dir: t.TempDir(), Types: testenv.PublishedTypes(t), Pages: r.pages, Launcher: r.launcher, Log: slog.New(slog.DiscardHandler)}
 	if r.targets, err = (recovery.TargetSite{Compute: r.compute}).Provision(ctx, "g1", spec); err != nil || r.targets.State != recovery.DeploymentSucceeded {
 		t.Fatalf("target resources %+v: %v", r.targets, err)
 	}

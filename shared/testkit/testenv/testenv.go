@@ -8,12 +8,14 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
+	"github.com/standby-dr/standby/shared/azure/armtypes"
 	"github.com/standby-dr/standby/shared/azure/azconn"
 	"github.com/standby-dr/standby/shared/azure/pageblobs"
 	"github.com/standby-dr/standby/shared/azure/tables"
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -93,4 +95,28 @@ func TableService(t testing.TB, region string) *aztables.ServiceClient {
 		t.Fatal(err)
 	}
 	return svc
+}
+
+// PublishedTypes loads the Azure resource type definitions from bicep-types-az the repository keeps
+// beside it (shared/reference/azure-types, found from the working folder up). Without them a test
+// skips, unless STANDBY_REQUIRE_TYPES is set (make test), which makes it fail.
+func PublishedTypes(t testing.TB) *armtypes.Catalog {
+	t.Helper()
+	dir, _ := os.Getwd()
+	for ; filepath.Dir(dir) != dir; dir = filepath.Dir(dir) {
+		d := filepath.Join(dir, "shared", "reference", "azure-types")
+		if _, err := os.Stat(filepath.Join(d, "README.md")); err != nil {
+			continue
+		}
+		cat, err := armtypes.Load(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cat
+	}
+	if os.Getenv("STANDBY_REQUIRE_TYPES") != "" {
+		t.Fatal("no shared/reference/azure-types here or above")
+	}
+	t.Skip("no shared/reference/azure-types here or above")
+	return nil
 }
