@@ -113,11 +113,16 @@ func (r *JobRunner) beginReport(ctx context.Context, j *Job) error {
 		if found {
 			return replication.ErrUnchanged
 		}
-		d.Keys = replication.Keys{PartitionKey: drillPartition(j), RowKey: j.ID()}
-		d.Slot, d.Started = j.Work.DrillSlot(), j.CreatedAt
+		d.begin(j)
 		return nil
 	})
 	return err
+}
+
+// begin gives a new report its keys, the schedule's slot and the start: the job's.
+func (d *DrillReport) begin(j *Job) {
+	d.Keys = replication.Keys{PartitionKey: drillPartition(j), RowKey: j.ID()}
+	d.Slot, d.Started = j.Work.DrillSlot(), j.CreatedAt
 }
 
 // DrillStatus is a drill's report with its job (nil once the job was pruned).
@@ -191,21 +196,6 @@ func (a *Admission) drillsIn(ctx context.Context, partition string, limit int) (
 	return out, nil
 }
 
-// Drill is one drill of the group.
-func (a *Admission) Drill(ctx context.Context, group, id string) (DrillStatus, error) {
-	if a.State == nil {
-		return DrillStatus{}, fmt.Errorf("%w: the state store (set StandbyTargetStorage)", replication.ErrNotConfigured)
-	}
-	if err := replication.CheckGroupName(group); err != nil {
-		return DrillStatus{}, err
-	}
-	d, err := LoadDrill(ctx, a.State, group, id)
-	if err != nil {
-		return DrillStatus{}, err
-	}
-	return a.drillStatus(ctx, d)
-}
-
 func (a *Admission) drillStatus(ctx context.Context, d DrillReport) (DrillStatus, error) {
 	j, err := LoadJob(ctx, a.State, d.Job())
 	if errors.Is(err, replication.ErrNotFound) {
@@ -222,8 +212,7 @@ func (a *Admission) drillStatus(ctx context.Context, d DrillReport) (DrillStatus
 func (r *JobRunner) recordCheck(ctx context.Context, j *Job, res CheckResult) error {
 	_, err := replication.Mutate(ctx, r.State, DrillsTable, drillPartition(j), j.ID(), func(d *DrillReport, found bool) error {
 		if !found {
-			d.Keys = replication.Keys{PartitionKey: drillPartition(j), RowKey: j.ID()}
-			d.Slot, d.Started = j.Work.DrillSlot(), j.CreatedAt
+			d.begin(j)
 		}
 		d.Checks = slices.DeleteFunc(d.Checks, func(c CheckResult) bool { return c.Name == res.Name })
 		d.Checks = append(d.Checks, res)
@@ -236,10 +225,8 @@ func (r *JobRunner) recordCheck(ctx context.Context, j *Job, res CheckResult) er
 // their boot evidence, the RTO (to the last VM step done), the cleanup and the result.
 func (r *JobRunner) finishReport(ctx context.Context, j *Job, vms []string, now time.Time) (DrillReport, error) {
 	return replication.Mutate(ctx, r.State, DrillsTable, drillPartition(j), j.ID(), func(d *DrillReport, found bool) error {
-		if !found {
-			d.Keys = replication.Keys{PartitionKey: drillPartition(j), RowKey: j.ID()}
-		}
-		d.Slot, d.Started, d.Ended = j.Work.DrillSlot(), j.CreatedAt, now
+		d.begin(j) // the same keys, slot and start as when it began (or now, if it never did)
+		d.Ended = now
 		d.PointID, d.PointTime = j.PointID, j.PointTime
 		if !j.PointTime.IsZero() {
 			d.PointAgeSeconds = j.CreatedAt.Sub(j.PointTime).Seconds()
