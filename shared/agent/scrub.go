@@ -17,8 +17,9 @@ import (
 // DefaultScrubPeriod is how long one full pass over every scrubbed disk takes unless told otherwise.
 const DefaultScrubPeriod = 24 * time.Hour
 
-// maxScrubSlice bounds the blocks one scrub record hashes: the writes wait while they are read.
-const maxScrubSlice = 64 * replication.BlockSize
+// maxScrubSlice bounds the blocks one scrub record hashes: the writes wait while they are read, and
+// apply accepts no more (replication.MaxScrubBytes).
+const maxScrubSlice = replication.MaxScrubBytes
 
 // Scrub hashes [offset, offset+length) of a disk (offset on a block) and puts the hashes into the
 // stream; it returns the record's sequence.

@@ -172,8 +172,8 @@ func (b *Batch) validate() error {
 			return fmt.Errorf("resync start %d carries a consistency or extents", b.Seq)
 		}
 	case KindScrub:
-		if b.Consistency != "" || len(b.Extents) == 0 {
-			return fmt.Errorf("scrub %d carries a consistency, or no ranges", b.Seq)
+		if err := checkScrub(b); err != nil {
+			return err
 		}
 	default:
 		return fmt.Errorf("batch %d: kind %q, want batch, marker, resync or scrub", b.Seq, b.Kind)
@@ -203,8 +203,8 @@ func (e Extent) validate() error {
 		switch {
 		case e.Zero:
 			return errors.New("a scrub's range is hashes, not zeros")
-		case e.Offset%BlockSize != 0 || e.Length > maxScrubLength:
-			return fmt.Errorf("scrub range [%d, +%d) does not start on a %d-byte block or is longer than %d", e.Offset, e.Length, BlockSize, int64(maxScrubLength))
+		case e.Offset%BlockSize != 0 || e.Length > MaxScrubBytes:
+			return fmt.Errorf("scrub range [%d, +%d) does not start on a %d-byte block or is longer than %d", e.Offset, e.Length, BlockSize, int64(MaxScrubBytes))
 		case int64(len(e.Data)) != hashBytes(e.Length):
 			return fmt.Errorf("a scrub of %d bytes carries %d bytes of hashes, want %d", e.Length, len(e.Data), hashBytes(e.Length))
 		}
@@ -365,7 +365,7 @@ func decodeExtents(r *reader, bodyLen int, checkCRCs bool) ([]Extent, []crcSegme
 		if !e.Zero {
 			n := e.Length
 			if e.Hashes {
-				if e.Length < 0 || e.Length > maxScrubLength {
+				if e.Length < 0 || e.Length > MaxScrubBytes {
 					return nil, nil, corrupt("extent %d: scrub length %d", i, e.Length)
 				}
 				n = hashBytes(e.Length)

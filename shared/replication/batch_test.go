@@ -83,6 +83,11 @@ func TestEncodeRefusesInvalidBatches(t *testing.T) {
 		{func(b *Batch) { *b = *sampleScrub(); b.Extents[0].Offset = 4096 }, "does not start on a 1048576-byte block"},
 		{func(b *Batch) { *b = *sampleScrub(); b.Extents[0].Data = b.Extents[0].Data[:64] }, "carries 64 bytes of hashes, want 96"},
 		{func(b *Batch) { *b = *sampleScrub(); b.Kind = KindBatch }, "only a scrub's extents, and all of them, carry hashes"},
+		{func(b *Batch) { // ranges that together make apply read more than a record may ask
+			*b = *sampleScrub()
+			e := Extent{Disk: "vm1/disk0", Length: MaxScrubBytes, Hashes: true, Data: make([]byte, hashBytes(MaxScrubBytes))}
+			b.Extents = []Extent{e, e}
+		}, "hashes 134217728 bytes, more than 67108864"},
 	}
 	for _, c := range cases {
 		b := sampleBatch()

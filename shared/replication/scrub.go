@@ -18,8 +18,26 @@ import (
 // recovery points that may hold the damage suspect, and stops the group for a checksum resync, which
 // compares every block and sends the ones that differ: the repair.
 
-// maxScrubLength bounds the range one scrub extent hashes (its data: 32 bytes a block).
-const maxScrubLength = 4 << 30
+// MaxScrubBytes bounds what one scrub record hashes, all its ranges together. Apply reads every byte
+// of it back from the target, 32 KiB for each 32 bytes of hashes, on the hub partition other groups
+// share: without a bound, one group's agent could hold that partition for hours with a small record.
+// A record hashes about as much as apply writes for one write set's worth of writes.
+const MaxScrubBytes = 64 * BlockSize
+
+// checkScrub checks a scrub record's shape: ranges, no consistency, at most MaxScrubBytes in all.
+func checkScrub(b *Batch) error {
+	if b.Consistency != "" || len(b.Extents) == 0 {
+		return fmt.Errorf("scrub %d carries a consistency, or no ranges", b.Seq)
+	}
+	var total int64
+	for _, e := range b.Extents {
+		total += e.Length
+	}
+	if total > MaxScrubBytes {
+		return fmt.Errorf("scrub %d hashes %d bytes, more than %d", b.Seq, total, int64(MaxScrubBytes))
+	}
+	return nil
+}
 
 // hashBytes is the size of a scrub extent's hashes for a range of length bytes.
 func hashBytes(length int64) int64 { return 32 * ((length + BlockSize - 1) / BlockSize) }
