@@ -40,7 +40,9 @@ disk_mib=64
 # The modules the initramfs must load to mount an ext4 root on a virtio disk; whichever the kernel has
 # built in (ext4 and crc32c in Debian's cloud kernel) are skipped, the rest come with their dependencies.
 # virtio_net is for machines booted with user-mode networking (the guest gets eth0; it configures nothing).
-needed_modules=(virtio_pci virtio_blk ext4 crc32c_generic virtio_net)
+# nbd is the kernel's NBD client, which agent attach drives over netlink in the restart proof
+# (tests/nbd_kernel_test.go); loaded here, it stays loaded after switch_root (the OS disk has no modules).
+needed_modules=(virtio_pci virtio_blk ext4 crc32c_generic virtio_net nbd)
 started=$(date +%s%N)
 step=start
 

@@ -161,35 +161,14 @@ func settle(t *testing.T, s *stack, group string) {
 
 // proveRestores checks every recovery point, restores to random moments, and an unplanned failover.
 func proveRestores(t *testing.T, s *stack, group string, rounds int, all bool, console *txnLog, tools map[string]string, rng *rand.Rand) {
-	ctx := context.Background()
-	pages := pageblobs.New(testenv.BlobService(t, "target"))
-	restorer := &replication.Restorer{State: tables.New(testenv.TableService(t, "target")), Pages: pages, Journal: s.journal(t), Parallelism: 4}
 	// The unplanned failover first: it may promote the last markers apply finished, and every point is
 	// then checked, the failover's among them.
 	job := s.runJob(t, "/api/v1/groups/"+group+"/failover", `{"type":"unplanned","recoveryPoint":"latestProcessed"}`, 4*time.Minute)
-	points, err := replication.ListPoints(ctx, tables.New(testenv.TableService(t, "target")), group)
-	if err != nil || len(points) < 3 {
-		t.Fatalf("%d points (%v)", len(points), err)
-	}
-	verified := int64(0) // transactions found whole, summed over the checks
-	check := func(name string, ref replication.DiskRef, at time.Time) {
-		img := filepath.Join(t.TempDir(), "data.img")
-		got, err := pages.ReadRange(ctx, ref, "", 0, 64<<20)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(img, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		verified += checkGuestDisk(t, name, img, console.before(at), tools)
-	}
+	c := newGuestDiskChecker(t, s, group, console, tools)
+	points := c.points(3)
 	checked := samplePoints(points, all, job.Point)
 	for i, pt := range checked {
-		res, err := restorer.Restore(ctx, replication.RestoreRequest{Group: group, PointID: pt.ID, Container: fmt.Sprintf("%s-p%d", group, i)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		check("point "+pt.ID, res.Disks["db/data"], pt.SourceTime)
+		c.point(i, pt)
 	}
 	// Random moments while the database ran: from its first transaction to the newest point.
 	oldest, newest := points[len(points)-1].SourceTime, points[0].SourceTime
@@ -198,11 +177,11 @@ func proveRestores(t *testing.T, s *stack, group string, rounds int, all bool, c
 	}
 	for i := 0; i < 3; i++ {
 		at := oldest.Add(time.Duration(rng.Int63n(int64(newest.Sub(oldest)) + 1)))
-		res, err := restorer.Restore(ctx, replication.RestoreRequest{Group: group, Time: at, Container: fmt.Sprintf("%s-t%d", group, i)})
+		res, err := c.restorer.Restore(context.Background(), replication.RestoreRequest{Group: group, Time: at, Container: fmt.Sprintf("%s-t%d", group, i)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		check(fmt.Sprintf("restore to %s", at.Format("15:04:05.000")), res.Disks["db/data"], res.EffectiveAt)
+		c.check(fmt.Sprintf("restore to %s", at.Format("15:04:05.000")), res.Disks["db/data"], res.EffectiveAt)
 	}
 	var failoverPoint replication.RecoveryPoint
 	for _, pt := range points {
@@ -213,12 +192,66 @@ func proveRestores(t *testing.T, s *stack, group string, rounds int, all bool, c
 	if failoverPoint.ID == "" {
 		t.Fatalf("failed over to %s, which is not among the points", job.Point)
 	}
-	check("unplanned failover to "+job.Point, replication.DiskIn(group+"-failover", "db/data"), failoverPoint.SourceTime)
-	if verified == 0 {
-		t.Fatal("no checked copy held a transaction: the proof proved nothing")
-	}
+	c.check("unplanned failover to "+job.Point, replication.DiskIn(group+"-failover", "db/data"), failoverPoint.SourceTime)
+	c.provedSomething()
 	t.Logf("proof: %d rounds of kill -9, %d transactions committed; %d of %d points, 3 restores to random moments and the failover checked: each clean, its database whole; %d transactions verified",
-		rounds, console.count(), len(checked), len(points), verified)
+		rounds, console.count(), len(checked), len(points), c.verified)
+}
+
+// guestDiskChecker restores copies of a group's db/data disk (the database guest's) and checks each with
+// e2fsprogs and sqlite3 (checkGuestDisk).
+type guestDiskChecker struct {
+	t        *testing.T
+	group    string
+	pages    *pageblobs.Store
+	restorer *replication.Restorer
+	console  *txnLog
+	tools    map[string]string
+	verified int64 // transactions found whole, summed over the checks
+}
+
+func newGuestDiskChecker(t *testing.T, s *stack, group string, console *txnLog, tools map[string]string) *guestDiskChecker {
+	pages := pageblobs.New(testenv.BlobService(t, "target"))
+	return &guestDiskChecker{t: t, group: group, pages: pages, console: console, tools: tools,
+		restorer: &replication.Restorer{State: tables.New(testenv.TableService(t, "target")), Pages: pages, Journal: s.journal(t), Parallelism: 4}}
+}
+
+// points are the group's recovery points, newest first; fewer than least fails the test.
+func (c *guestDiskChecker) points(least int) []replication.RecoveryPoint {
+	points, err := replication.ListPoints(context.Background(), tables.New(testenv.TableService(c.t, "target")), c.group)
+	if err != nil || len(points) < least {
+		c.t.Fatalf("%d points (%v), want at least %d", len(points), err, least)
+	}
+	return points
+}
+
+// point restores a recovery point (into the container <group>-p<i>) and checks it.
+func (c *guestDiskChecker) point(i int, pt replication.RecoveryPoint) {
+	res, err := c.restorer.Restore(context.Background(), replication.RestoreRequest{Group: c.group, PointID: pt.ID, Container: fmt.Sprintf("%s-p%d", c.group, i)})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.check("point "+pt.ID, res.Disks["db/data"], pt.SourceTime)
+}
+
+// check copies a disk out and checks it: clean, its database whole, with every transaction the console
+// showed before at.
+func (c *guestDiskChecker) check(name string, ref replication.DiskRef, at time.Time) {
+	img := filepath.Join(c.t.TempDir(), "data.img")
+	got, err := c.pages.ReadRange(context.Background(), ref, "", 0, 64<<20)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := os.WriteFile(img, got, 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+	c.verified += checkGuestDisk(c.t, name, img, c.console.before(at), c.tools)
+}
+
+func (c *guestDiskChecker) provedSomething() {
+	if c.verified == 0 {
+		c.t.Fatal("no checked copy held a transaction: the proof proved nothing")
+	}
 }
 
 // samplePoints is every point (all, as make soak asks), or at most eight: the four newest, the

@@ -90,8 +90,14 @@ func startAgent(t testing.TB, s *stack, args ...string) *agentProc {
 // startAgentWith starts the agent with settings beyond the stack's.
 func startAgentWith(t testing.TB, s *stack, env []string, args ...string) *agentProc {
 	t.Helper()
+	return startAgentProc(t, s, filepath.Join(binDir, "agent"), env, args...)
+}
+
+// startAgentProc starts a build of the agent (binary) on the stack.
+func startAgentProc(t testing.TB, s *stack, binary string, env []string, args ...string) *agentProc {
+	t.Helper()
 	p := &agentProc{out: &syncBuffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(filepath.Join(binDir, "agent"), append([]string{"run"}, args...)...)
+	p.cmd = exec.Command(binary, append([]string{"run"}, args...)...)
 	p.cmd.Env = append(s.env(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {

@@ -6,6 +6,10 @@
 //	agent run      -group G [-spec FILE] [-workload-rate MBps -duration D -marker-interval D -truth FILE]
 //	agent workload -group G [...]          run with the workload generator on (10 MB/s, a marker every 5 s,
 //	                                       ground truth in .local/truth.jsonl unless told otherwise)
+//	agent attach   -device /dev/nbd0 -export VM/DISK [-nbd ADDR]
+//	                                       attach the kernel's NBD device to the export and keep it attached
+//	                                       across the agent's restarts (standby-nbd@.service)
+//	agent detach   -device /dev/nbd0        detach it (after the disk is unmounted)
 package main
 
 import (
@@ -28,7 +32,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: agent run|workload [flags]")
+		fmt.Fprintln(os.Stderr, "usage: agent run|workload|attach|detach [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -37,8 +41,12 @@ func main() {
 		err = runCmd(os.Args[2:])
 	case "workload":
 		err = runCmd(append([]string{"-workload-rate", "10", "-marker-interval", "5s", "-truth", ".local/truth.jsonl"}, os.Args[2:]...))
+	case "attach":
+		err = attachCmd(os.Args[2:])
+	case "detach":
+		err = detachCmd(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown command %q (run, workload; the proof is bin/verify)", os.Args[1])
+		err = fmt.Errorf("unknown command %q (run, workload, attach, detach; the proof is bin/verify)", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "agent:", err)

@@ -75,7 +75,8 @@ func DefaultNBDAddr(stateDir string) string {
 
 // listenNBD listens at addr (loopback or a unix socket only) for the agent's nbd: disks.
 func (a *Agent) listenNBD(addr string) (net.Listener, *nbd.Server, error) {
-	srv := &nbd.Server{Logger: a.cfg.Log.With("group", a.cfg.Group)}
+	// A restart of the agent must not fail the requests the kernel sent meanwhile (attach.go).
+	srv := &nbd.Server{Logger: a.cfg.Log.With("group", a.cfg.Group), DropOnShutdown: true}
 	for _, key := range a.NBDDisks() {
 		desc := fmt.Sprintf("Standby group %s, disk %s: every write is replicated", a.cfg.Group, key)
 		if err := srv.Add(key, diskExport{a: a, disk: key}, nbd.ExportOptions{Description: desc}); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -90,8 +89,7 @@ func (r SeedRequest) validate(group string) error {
 	}
 	seen := map[string]bool{}
 	for i, d := range r.Disks {
-		vm, disk, _ := strings.Cut(d.Key, "/")
-		if !vmName.MatchString(vm) || !vmName.MatchString(disk) || seen[d.Key] {
+		if CheckDiskKey(d.Key) != nil || seen[d.Key] {
 			return fmt.Errorf("disks[%d].key: %q is not a vm/disk key, or is given twice", i, d.Key)
 		}
 		seen[d.Key] = true

@@ -140,6 +140,15 @@ var (
 // DiskKey names a disk within its group ("vm/disk"); the target blob's name is BlobName(key).
 func DiskKey(vm, disk string) string { return vm + "/" + disk }
 
+// CheckDiskKey checks a "vm/disk" key: two names of the VM name grammar.
+func CheckDiskKey(key string) error {
+	vm, disk, ok := strings.Cut(key, "/")
+	if !ok || !vmName.MatchString(vm) || !vmName.MatchString(disk) {
+		return fmt.Errorf("%q is not a vm/disk key (lowercase letters, digits and inner hyphens on each side)", key)
+	}
+	return nil
+}
+
 // Disks lists the group's disks as keys with their specs, in spec order.
 func (s *GroupSpec) Disks() []DiskRefSpec {
 	var out []DiskRefSpec

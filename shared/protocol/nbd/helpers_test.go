@@ -286,6 +286,11 @@ func connect(t testing.TB, path, export string) (*client, uint64, uint16) {
 
 func (c *client) request(typ, flags uint16, cookie, off uint64, length uint32, payload []byte) {
 	c.t.Helper()
+	c.write(c.encode(typ, flags, cookie, off, length, payload))
+}
+
+// encode is a request's bytes (noted as in flight, for its reply).
+func (c *client) encode(typ, flags uint16, cookie, off uint64, length uint32, payload []byte) []byte {
 	h := be.AppendUint32(nil, requestMagic)
 	h = be.AppendUint16(h, flags)
 	h = be.AppendUint16(h, typ)
@@ -295,7 +300,7 @@ func (c *client) request(typ, flags uint16, cookie, off uint64, length uint32, p
 	if typ == cmdRead {
 		c.reads[cookie] = int(length)
 	}
-	c.write(h, payload)
+	return append(h, payload...)
 }
 
 type reply struct {

@@ -39,6 +39,13 @@ type Server struct {
 	// HandshakeTimeout bounds option haggling, so a silent client does not hold a connection (0 means
 	// 30s). The transmission phase has no timeout: a kernel client may be idle for days.
 	HandshakeTimeout time.Duration
+	// DropOnShutdown leaves the requests read after a shutdown began unanswered: the connection closes
+	// with them, so a client that reconnects sends them again. The kernel's client does (with a dead
+	// connection timeout it requeues them on its new socket after its I/O timeout, nbd_xmit_timeout in
+	// drivers/block/nbd.c), while NBD_ESHUTDOWN, which proto.md's 'Terminating the transmission phase'
+	// suggests, is an I/O error to it (nbd_handle_reply, nbd.c:797 in Linux 6.1): the filesystem above
+	// would see a restart of the server as a failed disk.
+	DropOnShutdown bool
 
 	mu       sync.RWMutex
 	exports  map[string]exported

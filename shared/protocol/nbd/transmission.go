@@ -66,6 +66,10 @@ func (s *session) run(ctx context.Context) {
 			return
 		}
 		if errno == 0 && ctx.Err() != nil {
+			if s.c.srv.DropOnShutdown {
+				s.log.Debug("nbd: transmission ended unanswered: a shutdown began", "cookie", r.cookie)
+				return
+			}
 			errno = errShutdown // 'Terminating the transmission phase': requests after a shutdown began
 		}
 		if errno != 0 {
