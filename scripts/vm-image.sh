@@ -20,7 +20,8 @@
 # Set-up, step by step, each step named in its progress lines and in any failure:
 #   packages   every package the image and the tests need (the table `requirements` below: QEMU, the cloud
 #              kernel, busybox-static, e2fsprogs, the NBD clients shared/protocol/nbd's tests judge with, the
-#              sqlite3 CLI, Debian's chromium for the console's tests) is looked up; the missing ones are
+#              sqlite3 CLI, Debian's chromium for the console's tests, systemd-analyze for the agent's
+#              units) is looked up; the missing ones are
 #              named with what each is for, then installed with apt-get (the package lists are updated
 #              first when there are none, and once more when an install fails). STANDBY_VM_NO_INSTALL=1
 #              prints what is missing and the apt-get command, and installs nothing. Nothing missing
@@ -92,6 +93,7 @@ busybox-static|busybox_static|the guest's userland (statically linked: the guest
 linux-image-cloud-amd64|cloud_kernel_present|the guest's kernel (Debian's cloud kernel, in the boot folder)
 chromium|have chromium|the console's browser tests
 fonts-dejavu-core|pkg fonts-dejavu-core|a font for chromium's screenshots
+systemd|have systemd-analyze|systemd-analyze verify judges the agent's units (infra/agent)
 TABLE
 }
 
