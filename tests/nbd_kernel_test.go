@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/standby-dr/standby/shared/standin/qemu"
-	"github.com/standby-dr/standby/shared/testkit/testenv"
 )
 
 // guestDiskErrors are what Linux 6.1 says when a disk fails under a filesystem: the NBD client's
@@ -34,17 +33,8 @@ var guestDiskErrors = []string{"Other side returned error", "Connection timed ou
 // guest must see no I/O error and its workload must carry on past each restart; then every recovery
 // point is clean with its database whole, and a planned failover equals the disk byte for byte.
 func TestNBDKernelClientSurvivesAgentRestarts(t *testing.T) {
-	images := vmImages(t)
-	tools := needTools(t, "e2fsck", "debugfs", "mke2fs", "sqlite3")
-	s := newStack(t, "*/1 * * * * *")
-	group, dir := testenv.Unique("nbdkern"), t.TempDir()
-	data := filepath.Join(dir, "data.img")
-	run(t, tools["mke2fs"], "-q", "-t", "ext4", "-L", "data", "-F", data, "64M")
-	spec := filepath.Join(dir, "spec.json")
-	writeJSON(t, spec, map[string]any{"vms": []any{map[string]any{"name": "db", "disks": []any{
-		map[string]any{"name": "data", "sizeBytes": 64 << 20, "source": "nbd:" + data}}}},
-		"policy": map[string]int{"crashConsistentIntervalSeconds": 60}})
-	osDisk := guestWithWorkload(t, images, tools, dir)
+	d := newDatabaseGuest(t, "nbdkern")
+	images, tools, s, group, dir, data, spec, osDisk := d.images, d.tools, d.s, d.group, d.dir, d.data, d.spec, d.osDisk
 	// The guest runs the agent's own binary for the attachment (stripped: the OS disk is 64 MiB).
 	attacher := filepath.Join(dir, "agent-attach")
 	buildAgent(t, attacher, "-s -w")
@@ -91,23 +81,26 @@ func TestNBDKernelClientSurvivesAgentRestarts(t *testing.T) {
 
 	// 1. kill -9 mid-write and a restart, as Restart=always does.
 	time.Sleep(time.Duration(rng.Intn(1500)) * time.Millisecond)
+	killed := time.Now()
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.done
 	killedAt := console.count()
 	time.Sleep(time.Duration(500+rng.Intn(1500)) * time.Millisecond)
 	p = startAgent(t, s, agentArgs...)
 	carriesOn("after kill -9 and a restart")
-	t.Logf("kill -9 with %d transactions committed; the workload carried on to %d", killedAt, console.count())
+	t.Logf("kill -9 with %d transactions committed; the workload carried on to %d; its longest pause: %.1f s", killedAt, console.count(), console.longestPause(killed).Seconds())
 
 	// 2. An upgrade: SIGTERM (systemd's stop), another binary started in its place.
 	// The stripped build the guest runs is another binary of the same source.
 	if sameFile(t, attacher, filepath.Join(binDir, "agent")) {
 		t.Fatal("the upgrade's binary is the same file as the running agent's")
 	}
+	upgradeStarted := time.Now()
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	p.wait(t, time.Minute)
 	p = startAgentProc(t, s, attacher, nil, agentArgs...)
 	carriesOn("after an upgrade")
+	t.Logf("upgrade: the workload carried on to %d; its longest pause: %.1f s", console.count(), console.longestPause(upgradeStarted).Seconds())
 
 	// The guest's kernel reconnected each time and never failed a request.
 	m.Send("kill $(pidof sqlwork); sleep 1; sync; umount /data && echo STANDBY-DATA-\"UNMOUNTED\"")

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,17 +36,8 @@ func TestNBDGuestDatabaseSurvivesCrashes(t *testing.T) {
 	if n, err := strconv.Atoi(os.Getenv("STANDBY_SOAK_ROUNDS")); err == nil && n > 0 {
 		rounds = n // make soak
 	}
-	images := vmImages(t)
-	tools := needTools(t, "e2fsck", "debugfs", "mke2fs", "sqlite3")
-	s := newStack(t, "*/1 * * * * *")
-	group, dir := testenv.Unique("nbddb"), t.TempDir()
-	data := filepath.Join(dir, "data.img")
-	run(t, tools["mke2fs"], "-q", "-t", "ext4", "-L", "data", "-F", data, "64M")
-	spec := filepath.Join(dir, "spec.json")
-	writeJSON(t, spec, map[string]any{"vms": []any{map[string]any{"name": "db", "disks": []any{
-		map[string]any{"name": "data", "sizeBytes": 64 << 20, "source": "nbd:" + data}}}},
-		"policy": map[string]int{"crashConsistentIntervalSeconds": 60}})
-	osDisk := guestWithWorkload(t, images, tools, dir)
+	d := newDatabaseGuest(t, "nbddb")
+	images, tools, s, group, dir, data, spec, osDisk := d.images, d.tools, d.s, d.group, d.dir, d.data, d.spec, d.osDisk
 	state, sock := filepath.Join(dir, "agent"), filepath.Join(dir, "nbd.sock")
 	agentArgs := []string{"-group", group, "-state", state, "-marker-interval", "1500ms", "-nbd", "unix:" + sock,
 		"-source", "db/data=" + data}
@@ -138,6 +130,28 @@ func TestNBDExportReplicatesByteForByte(t *testing.T) {
 		t.Fatalf("the group's view does not show the capture: %s", body)
 	}
 	t.Logf("planned failover to %s: the failed-over disk equals the export's backing file", job.Point)
+}
+
+// databaseGuest is the set-up of the database guest's proofs: a stack, a group whose one disk db/data
+// (64 MiB, ext4) is the file data served over NBD (the spec in spec), and the guest's OS disk with the
+// workload.
+type databaseGuest struct {
+	images                         qemu.Images
+	tools                          map[string]string
+	s                              *stack
+	group, dir, data, spec, osDisk string
+}
+
+func newDatabaseGuest(t *testing.T, prefix string) *databaseGuest {
+	d := &databaseGuest{images: vmImages(t), tools: needTools(t, "e2fsck", "debugfs", "mke2fs", "sqlite3"),
+		s: newStack(t, "*/1 * * * * *"), group: testenv.Unique(prefix), dir: t.TempDir()}
+	d.data, d.spec = filepath.Join(d.dir, "data.img"), filepath.Join(d.dir, "spec.json")
+	run(t, d.tools["mke2fs"], "-q", "-t", "ext4", "-L", "data", "-F", d.data, "64M")
+	writeJSON(t, d.spec, map[string]any{"vms": []any{map[string]any{"name": "db", "disks": []any{
+		map[string]any{"name": "data", "sizeBytes": 64 << 20, "source": "nbd:" + d.data}}}},
+		"policy": map[string]int{"crashConsistentIntervalSeconds": 60}})
+	d.osDisk = guestWithWorkload(t, d.images, d.tools, d.dir)
+	return d
 }
 
 // settle waits until apply has applied what the journal holds and cutpoints has promoted its markers:
@@ -438,6 +452,25 @@ func (l *txnLog) first() time.Time {
 		}
 	}
 	return first
+}
+
+// longestPause is the longest time between two transactions read one after the other, from the first
+// read after since on: how long the workload stood still.
+func (l *txnLog) longestPause(since time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var times []time.Time
+	for _, seen := range l.seen {
+		times = append(times, seen)
+	}
+	slices.SortFunc(times, time.Time.Compare)
+	var longest time.Duration
+	for i := 1; i < len(times); i++ {
+		if times[i].After(since) {
+			longest = max(longest, times[i].Sub(times[i-1]))
+		}
+	}
+	return longest
 }
 
 // before is the highest transaction read before at.

@@ -57,15 +57,20 @@ func (a *Applier) Apply(ctx context.Context, descs []Descriptor) ([]ApplyResult,
 		groups = append(groups, g)
 	}
 	sort.Strings(groups)
+	// Every group is applied whatever another's fate: groups share a hub partition, and a failing one
+	// must not hold the others back (its error still makes the batch retried; the others' retry is a
+	// no-op at their watermarks).
 	var results []ApplyResult
+	var errs []error
 	for _, group := range groups {
 		res, err := a.applyGroup(ctx, group, byGroup[group])
 		if err != nil {
-			return results, fmt.Errorf("group %s: %w", group, err)
+			errs = append(errs, fmt.Errorf("group %s: %w", group, err))
+			continue
 		}
 		results = append(results, res)
 	}
-	return results, nil
+	return results, errors.Join(errs...)
 }
 
 func (a *Applier) applyGroup(ctx context.Context, group string, descs []Descriptor) (ApplyResult, error) {
@@ -112,7 +117,14 @@ func (a *Applier) applyGroup(ctx context.Context, group string, descs []Descript
 	if maxSeq < from {
 		return res, nil // all duplicates
 	}
-	return res, a.applyRange(ctx, g, from, maxSeq, known, &res)
+	err = a.applyRange(ctx, g, from, maxSeq, known, &res)
+	if errors.Is(err, ErrNotFound) {
+		// The journal's missing batches are told apart above; what else is not found is the group's
+		// own target (a disk blob deleted by hand or by accident): retrying cannot bring it back, and
+		// the partition's other groups must not wait on it.
+		return res, a.stop(ctx, g, fmt.Sprintf("a target disk of the group is gone (%v): restore it, or disable the group and enable it again", err), &res)
+	}
+	return res, err
 }
 
 // authentic keeps the descriptors that carry the group's MAC; the others — not from the group's agent —
@@ -126,10 +138,8 @@ func (a *Applier) authentic(ctx context.Context, g *Group, descs []Descriptor) (
 		}
 		body, _ := json.Marshal(d)
 		row := QuarantineRecord{Keys: Keys{PartitionKey: "group-" + d.Group, RowKey: SeqKey(d.Seq) + "-" + NewLeaseID()[:8]},
-			Time: a.Now().UTC(), Reason: "descriptor not authenticated: its MAC is not the group's", Body: string(body)}
-		if _, err := a.State.Upsert(ctx, QuarantineTable, row); err != nil {
-			return nil, err
-		}
+			Time: a.Now().UTC(), Reason: "descriptor not authenticated: its MAC is not the group's", Body: quarantinedBody(body)}
+		a.quarantine(ctx, row, "")
 		a.Log.Warn("unauthenticated descriptor quarantined", "group", d.Group, "seq", d.Seq)
 	}
 	return out, nil

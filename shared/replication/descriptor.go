@@ -57,9 +57,16 @@ func CheckGroupName(name string) error {
 	return nil
 }
 
+// MaxDescriptorBytes bounds an event that can be a descriptor: every field is bounded (the longest
+// valid one is under 600 bytes), so anything longer is refused before it is parsed.
+const MaxDescriptorBytes = 2 << 10
+
 // DecodeDescriptor parses and validates one descriptor; the error names the offending field.
 func DecodeDescriptor(data []byte) (Descriptor, error) {
 	var d Descriptor
+	if len(data) > MaxDescriptorBytes {
+		return d, fmt.Errorf("descriptor of %d bytes, more than the %d any descriptor takes", len(data), MaxDescriptorBytes)
+	}
 	if err := DecodeJSON(data, &d, "descriptor", "the descriptor shape"); err != nil {
 		return d, err
 	}
@@ -93,6 +100,11 @@ func (d Descriptor) Validate() error {
 	}
 	if d.MAC != "" && len(d.MAC) != 64 {
 		return fmt.Errorf("descriptor field mac: %d characters, want 64 hex digits", len(d.MAC))
+	}
+	// Every item of the stream is stored in the journal (markers and resyncs too), and apply reads it by
+	// group and sequence: the name, when given, is the one both imply, nothing else.
+	if want := BatchBlobName(d.Group, d.Seq); d.Journal != "" && d.Journal != want {
+		return fmt.Errorf("descriptor field journal: %q, want %q", truncate(d.Journal, 100), want)
 	}
 	switch d.Kind {
 	case KindBatch:

@@ -14,7 +14,11 @@ func TestDecodeDescriptorErrorsNameTheField(t *testing.T) {
 		{`{"group":"g1","seq":1,"kind":"marker","consistency":"crash"}`, "descriptor field sourceTime: missing"},
 		{`{"group":"g1","seq":1,"kind":"blob","sourceTime":"2026-01-01T00:00:00Z"}`, `descriptor field kind: "blob", want batch, marker, resync or scrub`},
 		{`{"group":"g1","seq":1,"kind":"batch","sourceTime":"2026-01-01T00:00:00Z","crc64":"0011223344556677"}`, "descriptor field journal"},
-		{`{"group":"g1","seq":1,"kind":"batch","sourceTime":"2026-01-01T00:00:00Z","journal":"j","crc64":"12"}`, "descriptor field crc64"},
+		{`{"group":"g1","seq":1,"kind":"batch","sourceTime":"2026-01-01T00:00:00Z","journal":"g1/00000000000000000001.batch","crc64":"12"}`, "descriptor field crc64"},
+		// A forger's long field: the event is refused on its size, unparsed.
+		{`{"group":"g1","seq":1,"kind":"marker","consistency":"crash","sourceTime":"2026-01-01T00:00:00Z","journal":"` + strings.Repeat("x", 200<<10) + `"}`, "more than the 2048"},
+		{`{"group":"g1","seq":1,"kind":"batch","sourceTime":"2026-01-01T00:00:00Z","journal":"g2/00000000000000000001.batch","crc64":"0011223344556677"}`, `want "g1/00000000000000000001.batch"`},
+		{`{"group":"g1","seq":1,"kind":"marker","consistency":"crash","sourceTime":"2026-01-01T00:00:00Z","journal":"g1/x"}`, `want "g1/00000000000000000001.batch"`},
 		{`{"group":"g1","seq":1,"kind":"marker","consistency":"fuzzy","sourceTime":"2026-01-01T00:00:00Z"}`, "descriptor field consistency"},
 		{`{"group":"g1","seq":1,"kind":"marker","consistency":"app","sourceTime":"2026-01-01T00:00:00Z"} {}`, "trailing data"},
 	}
@@ -24,14 +28,14 @@ func TestDecodeDescriptorErrorsNameTheField(t *testing.T) {
 			t.Errorf("DecodeDescriptor(%s) = %v, want an error containing %q", c.body, err, c.want)
 		}
 	}
-	d, err := DecodeDescriptor([]byte(`{"group":"g1","seq":7,"kind":"batch","sourceTime":"2026-01-01T00:00:00Z","journal":"g1/7","bytes":4096,"crc64":"0011223344556677"}`))
-	if err != nil || d.Seq != 7 || d.Bytes != 4096 || d.Journal != "g1/7" {
+	d, err := DecodeDescriptor([]byte(`{"group":"g1","seq":7,"kind":"batch","sourceTime":"2026-01-01T00:00:00Z","journal":"g1/00000000000000000007.batch","bytes":4096,"crc64":"0011223344556677"}`))
+	if err != nil || d.Seq != 7 || d.Bytes != 4096 || d.Journal != BatchBlobName("g1", 7) {
 		t.Fatalf("valid descriptor: %+v, %v", d, err)
 	}
 }
 
 func FuzzDecodeDescriptor(f *testing.F) {
-	f.Add([]byte(`{"group":"g1","seq":7,"kind":"batch","sourceTime":"2026-01-01T00:00:00Z","journal":"g1/7","bytes":4096,"crc64":"0011223344556677"}`))
+	f.Add([]byte(`{"group":"g1","seq":7,"kind":"batch","sourceTime":"2026-01-01T00:00:00Z","journal":"g1/00000000000000000007.batch","bytes":4096,"crc64":"0011223344556677"}`))
 	f.Add([]byte(`{"group":"g1","seq":1,"kind":"marker","consistency":"app","sourceTime":"2026-01-01T00:00:00Z"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d, err := DecodeDescriptor(data)

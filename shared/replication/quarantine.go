@@ -17,6 +17,36 @@ type QuarantineRecord struct {
 	Body   string    `json:"Body"`
 }
 
+// What a quarantine row keeps of an event: enough to see what it was, far within a Table property
+// (64 KiB), so that storing it never fails on its size — a forged event must cost one row, never the
+// batch that carried it.
+const (
+	maxQuarantinedBody   = 4 << 10
+	maxQuarantinedReason = 1 << 10
+)
+
+func quarantinedBody(b []byte) string { return truncate(string(b), maxQuarantinedBody) }
+
+// truncate cuts s to at most n bytes, saying how long it was.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return fmt.Sprintf("%s... (%d bytes in all)", s[:n], len(s))
+}
+
+// quarantine stores a quarantine row (and, when index names a hub partition, its index row). A failure
+// is logged, never returned: the events beside it, other groups' among them, must still be applied.
+func (a *Applier) quarantine(ctx context.Context, row QuarantineRecord, index string) {
+	_, err := a.State.Upsert(ctx, QuarantineTable, row)
+	if err == nil && index != "" {
+		_, err = a.State.Upsert(ctx, QuarantineTable, Keys{PartitionKey: quarantinePartitionsKey, RowKey: index})
+	}
+	if err != nil {
+		a.Log.Error("an event could not be quarantined; it is dropped", "quarantine", row.PartitionKey, "row", row.RowKey, "err", err)
+	}
+}
+
 // StreamEvent is one event of a change-stream batch: its body and its sequence number in the partition.
 type StreamEvent struct {
 	SequenceNumber int64
@@ -36,14 +66,8 @@ func (a *Applier) ApplyEvents(ctx context.Context, partition string, events []St
 		d, err := DecodeDescriptor(ev.Body)
 		if err != nil {
 			row := QuarantineRecord{Keys: Keys{PartitionKey: "partition-" + partition, RowKey: SeqKey(ev.SequenceNumber)},
-				Time: a.Now().UTC(), Reason: err.Error(), Body: string(ev.Body[:min(len(ev.Body), 16<<10)])}
-			_, qerr := a.State.Upsert(ctx, QuarantineTable, row)
-			if qerr == nil { // housekeeping finds the partition's quarantine through its index row
-				_, qerr = a.State.Upsert(ctx, QuarantineTable, Keys{PartitionKey: quarantinePartitionsKey, RowKey: row.PartitionKey})
-			}
-			if qerr != nil {
-				return nil, fmt.Errorf("quarantining event %d: %w", ev.SequenceNumber, qerr)
-			}
+				Time: a.Now().UTC(), Reason: truncate(err.Error(), maxQuarantinedReason), Body: quarantinedBody(ev.Body)}
+			a.quarantine(ctx, row, row.PartitionKey) // housekeeping finds the partition's quarantine through its index row
 			a.Log.Warn("event quarantined", "partition", partition, "hubSeq", ev.SequenceNumber, "err", err)
 			logs = append(logs, fmt.Sprintf("quarantined event %d: %v", ev.SequenceNumber, err))
 			continue

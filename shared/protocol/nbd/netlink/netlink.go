@@ -252,18 +252,11 @@ func align4(n int) int { return (n + 3) &^ 3 }
 // parseAttrs reads a run of attributes; a repeated type keeps its last value.
 func parseAttrs(b []byte) (map[uint16][]byte, error) {
 	attrs := map[uint16][]byte{}
-	for len(b) > 0 {
-		if len(b) < nlaHdrLen {
-			return nil, fmt.Errorf("netlink: %d bytes left, less than an attribute", len(b))
-		}
-		n := int(ne.Uint16(b[0:]))
-		if n < nlaHdrLen || n > len(b) {
-			return nil, fmt.Errorf("netlink: attribute length %d with %d bytes left", n, len(b))
-		}
-		attrs[ne.Uint16(b[2:])&nlaTypeMask] = b[nlaHdrLen:n]
-		b = b[min(len(b), align4(n)):]
-	}
-	return attrs, nil
+	err := each(b, func(typ uint16, payload []byte) error {
+		attrs[typ] = payload
+		return nil
+	})
+	return attrs, err
 }
 
 // each calls f for every attribute of a run, in order (for arrays, whose types are positions).
