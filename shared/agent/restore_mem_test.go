@@ -3,7 +3,9 @@ package agent
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,5 +136,43 @@ func TestRestoreNeverEndsInsideAResync(t *testing.T) {
 		if err != nil || res.LastSeq != c.want {
 			t.Fatalf("restore to %s: sequence %d (%v), want %d (resync %d..%d)", c.at.Format(time.RFC3339Nano), res.LastSeq, err, c.want, resyncSeq, baselineSeq)
 		}
+	}
+}
+
+// An applied batch overwritten with garbage (whoever writes the journal can): a restore to a time past
+// it ends just before it, says why, and is the stream up to there; it does not fail.
+func TestRestoreEndsBeforeAnOverwrittenBatch(t *testing.T) {
+	ctx := context.Background()
+	p := newPipeline(t, 1, 1, 1<<20)
+	a, _ := p.openAgent(t.TempDir())
+	a.Marker("crash", true)
+	disk := p.spec.Disks()[0].Key
+	a.WriteSeq(disk, 0, bytes.Repeat([]byte{1}, 4096))
+	good, _ := a.WriteSeq(disk, 4096, bytes.Repeat([]byte{2}, 4096))
+	a.Flush()
+	overwritten, _ := a.WriteSeq(disk, 8192, bytes.Repeat([]byte{3}, 4096))
+	a.Flush()
+	a.WriteSeq(disk, 12288, bytes.Repeat([]byte{4}, 4096))
+	a.Close(ctx)
+	p.drain(rand.New(rand.NewSource(1)))
+	g, _ := replication.LoadGroup(ctx, p.state, p.group)
+	if _, err := replication.Promote(ctx, p.state, g, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if overwritten <= good {
+		t.Fatalf("the writes share batch %d", good)
+	}
+	if err := p.journal.Put(ctx, p.group, overwritten, []byte("garbage an attacker wrote")); err != nil {
+		t.Fatal(err)
+	}
+	r := &replication.Restorer{State: p.state, Pages: p.pages, Journal: p.journal, Parallelism: 2}
+	res, err := r.Restore(ctx, replication.RestoreRequest{Group: p.group, Time: time.Now(), Container: "restore"})
+	if err != nil || res.LastSeq != overwritten-1 || !strings.Contains(res.Cut, fmt.Sprintf("batch %d has no MAC", overwritten)) {
+		t.Fatalf("restore past the overwritten batch %d: %+v %v", overwritten, res, err)
+	}
+	got, _ := p.pages.ReadRange(ctx, res.Disks[disk], "", 0, 16384)
+	want := append(append(bytes.Repeat([]byte{1}, 4096), bytes.Repeat([]byte{2}, 4096)...), make([]byte, 8192)...)
+	if !bytes.Equal(got, want) {
+		t.Fatal("the restored disk is not the stream up to the overwritten batch")
 	}
 }

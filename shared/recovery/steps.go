@@ -202,7 +202,11 @@ func replayJournal(ctx context.Context, r *JobRunner, j *Job, g *replication.Gro
 		return "", 0, err
 	}
 	j.Work.SetEffective(res.LastSeq, res.EffectiveAt)
-	return fmt.Sprintf("%d journal batches replayed: the disks hold sequence %d (%s)", res.Replayed, res.LastSeq, res.EffectiveAt.Format(time.RFC3339Nano)), 0, nil
+	msg := fmt.Sprintf("%d journal batches replayed: the disks hold sequence %d (%s)", res.Replayed, res.LastSeq, res.EffectiveAt.Format(time.RFC3339Nano))
+	if res.Cut != "" {
+		msg += "; the replay ended there, before the asked time: " + res.Cut
+	}
+	return msg, 0, nil
 }
 
 func deleteTestDisks(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {

@@ -23,6 +23,9 @@ type RestoreResult struct {
 	Replayed    int64              // journal batches applied on top of the point
 	LastSeq     int64              // the stream position the disks now hold
 	EffectiveAt time.Time          // source time of that position
+	// Cut says why the replay ended before the asked time, when it did: a batch gone from the journal,
+	// or one that fails its check (overwritten or damaged after apply), ends it just before.
+	Cut string
 }
 
 // ErrNotRestorable is returned when nothing restorable exists at the requested point or time.
@@ -129,10 +132,11 @@ func (r *Restorer) CopiesDone(ctx context.Context, disks map[string]DiskRef) (bo
 // when each block was read, interleaved with live writes; only its baseline marker makes the disks a
 // copy of one moment again. So a time inside a resync restores to just before the resync began.
 func (r *Restorer) Replay(ctx context.Context, g *Group, res RestoreResult, at time.Time) (RestoreResult, error) {
-	through, err := r.consistentEnd(ctx, g, res.Point.Seq, at)
+	through, cut, err := r.consistentEnd(ctx, g, res.Point.Seq, at)
 	if err != nil {
 		return res, err
 	}
+	res.Cut = cut
 	ws, held := newWriteSet(), int64(0)
 	target := func(disk string) DiskRef { return res.Disks[disk] }
 	for seq := res.Point.Seq + 1; seq <= through; seq++ {
@@ -165,16 +169,19 @@ func (r *Restorer) Replay(ctx context.Context, g *Group, res RestoreResult, at t
 // inside a resync: a resync started and not ended (by its baseline marker) by then ends the replay just
 // before its start. A batch missing from the journal ends it too: what follows a hole (a batch an agent
 // killed mid-upload never stored, or one the journal window pruned) is consistent again only after the
-// resync the hole causes, which a replay from this point cannot reach.
-func (r *Restorer) consistentEnd(ctx context.Context, g *Group, from int64, at time.Time) (int64, error) {
+// resync the hole causes, which a replay from this point cannot reach. So does a batch that fails its
+// MAC or its format: whoever can write the journal may overwrite an applied batch, and a disaster is no
+// time to refuse the whole failover for it; cut says which batch ended the replay and why.
+func (r *Restorer) consistentEnd(ctx context.Context, g *Group, from int64, at time.Time) (through int64, cut string, err error) {
 	through, resyncFrom := from, int64(0)
 	for seq := from + 1; seq <= g.Record.Watermark; seq++ {
 		b, err := r.batch(ctx, g, seq)
-		if errors.Is(err, ErrNotRestorable) {
+		if errors.Is(err, ErrNotRestorable) || errors.Is(err, ErrCorrupt) {
+			cut = err.Error()
 			break
 		}
 		if err != nil {
-			return 0, err
+			return 0, "", err
 		}
 		if b.SourceTime.After(at) {
 			break
@@ -190,7 +197,7 @@ func (r *Restorer) consistentEnd(ctx context.Context, g *Group, from int64, at t
 	if resyncFrom != 0 {
 		through = resyncFrom - 1
 	}
-	return through, nil
+	return through, cut, nil
 }
 
 // batch reads, authenticates and decodes one journal batch of the group.
