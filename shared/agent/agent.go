@@ -100,6 +100,12 @@ const (
 	MaxWriteBytes = 16 << 20
 )
 
+// maxStoredAhead bounds how far past what the group is known to have (the agent's last published
+// sequence, the API's watermark and agent sequence) a batch the agent stored may lie: those not yet
+// published at a crash (a few uploads in flight) or not yet reported (about a heartbeat's worth, far
+// less than this at any rate the agent reaches).
+const maxStoredAhead = 1 << 12
+
 // Open opens the source disks and resumes the stream where the last run left it: descriptors of
 // payloads stored but not published are published again (apply skips duplicates). It reports whether
 // the last run stopped uncleanly, in which case the caller should resync.
@@ -135,12 +141,19 @@ func Open(ctx context.Context, cfg Config) (*Agent, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
+	// Only batches this agent could have stored count: whoever can write the journal (on Azure every
+	// agent's identity can) may put a blob at any sequence, and numbering on from a forged 10^15 would
+	// have every later report refused. So a stored batch moves the numbering on only when it lies within
+	// maxStoredAhead of what the group is known to have and opens under the group's key.
 	next, damaged := max(st.NextSeq, 1), false
+	known := max(st.Published, cfg.SeqFloor)
 	for _, seq := range stored {
-		if seq >= next {
-			next = seq + 1
-		}
 		if seq <= st.Published {
+			next = max(next, seq+1)
+			continue
+		}
+		if seq > known+maxStoredAhead {
+			cfg.Log.Warn("a stored batch lies far past what the group has: not this agent's, ignored", "seq", seq, "groupSeq", known)
 			continue
 		}
 		sealed, err := cfg.Journal.Get(ctx, cfg.Group, seq)
@@ -160,6 +173,7 @@ func Open(ctx context.Context, cfg Config) (*Agent, bool, error) {
 		if err := a.publish(ctx, replication.SignedDescriptor(cfg.StreamKey, b, sealed)); err != nil {
 			return nil, false, err
 		}
+		next = max(next, seq+1)
 		st.Published = seq
 		cfg.Log.Info("descriptor re-sent after restart", "seq", seq)
 	}

@@ -365,6 +365,36 @@ func TestAgentRestartResendsUnpublishedDescriptors(t *testing.T) {
 	p.verify(dir)
 }
 
+// A blob planted in the journal (any identity that writes the journal can): far past what the group
+// has, it is ignored — the numbering does not jump to it and nothing is resynced; near it, at the next
+// sequence, it is not this agent's (its MAC does not verify): never sent, the numbering stays, and the
+// agent resyncs.
+func TestPlantedJournalBlobsDoNotMoveTheNumbering(t *testing.T) {
+	rng := rand.New(rand.NewSource(9))
+	p := newPipeline(t, 1, 1, 4<<20)
+	dir := t.TempDir()
+	ctx := context.Background()
+	a, _ := p.openAgent(dir)
+	randomWrites(t, a, rng, p.spec, 10)
+	a.Marker("crash", true)
+	waitPublished(t, a)
+	next := a.NextSeq()
+	a.Close(ctx)
+	p.take()
+	p.journal.Put(ctx, p.group, 1_000_000_000_000_000, []byte("planted"))
+	a, dirty := p.openAgent(dir)
+	if a.NextSeq() != next || dirty || len(p.take()) != 0 {
+		t.Fatalf("after a blob planted at 10^15: next %d (want %d), dirty %v", a.NextSeq(), next, dirty)
+	}
+	a.Close(ctx)
+	p.journal.Put(ctx, p.group, next, []byte("planted at the next sequence"))
+	a, dirty = p.openAgent(dir)
+	if a.NextSeq() != next || !dirty || len(p.take()) != 0 {
+		t.Fatalf("after a blob planted at the next sequence %d: next %d, dirty %v", next, a.NextSeq(), dirty)
+	}
+	a.Close(ctx)
+}
+
 func waitPublished(t *testing.T, a *Agent) {
 	deadline := time.Now().Add(10 * time.Second)
 	for a.Stats().LastPublished < a.NextSeq()-1 {
