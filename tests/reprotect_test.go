@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/standby-dr/standby/shared/azure/pageblobs"
-	"github.com/standby-dr/standby/shared/recovery"
 	"github.com/standby-dr/standby/shared/replication"
 	"github.com/standby-dr/standby/shared/testkit/testenv"
 )
@@ -83,7 +82,7 @@ func TestReprotectSendsOnlyDifferingBlocksAndFailbackRestoresTheOriginals(t *tes
 		return replication.DiskRef{Container: origContainer, Name: vm + "-os"}
 	}
 	failedOver := func(vm string) replication.DiskRef {
-		return replication.DiskIn(recovery.FailoverContainer(group), vm+"/os")
+		return replication.DiskIn(replication.FailoverContainer(group), vm+"/os")
 	}
 	type diskJSON struct {
 		Name      string `json:"name"`

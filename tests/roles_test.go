@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/standby-dr/standby/shared/api/apiv1"
+	"github.com/standby-dr/standby/shared/azure/tables"
+	"github.com/standby-dr/standby/shared/recovery"
 	"github.com/standby-dr/standby/shared/testkit/testenv"
 )
 
@@ -227,6 +230,21 @@ func TestEveryRouteWithEveryRole(t *testing.T) {
 	// The peer reaches only what it made: not the victim, even with a spec the victim already has.
 	if status, body := callAs(t, s, peer, "GET", "/api/peer/v1/groups/"+victim, ""); status != http.StatusForbidden {
 		t.Errorf("the peer reading an operator's group: %d %s", status, body)
+	}
+	// ... nor the jobs of groups it did not make: to the peer, an operator's job is not there.
+	// (The job is recorded as admission records one; spare has no point for a job to start on.)
+	job, err := recovery.NewJob(spare, recovery.JobTestFailover, "latest", time.Now())
+	if err == nil {
+		_, err = tables.New(testenv.TableService(t, "target")).Insert(context.Background(), recovery.JobsTable, job)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, body := callAs(t, s, peer, "GET", "/api/peer/v1/jobs/"+job.ID(), ""); status != http.StatusNotFound {
+		t.Errorf("the peer reading an operator's job: %d %s", status, body)
+	}
+	if status, body := callAs(t, s, op, "GET", "/api/v1/jobs/"+job.ID(), ""); status != http.StatusOK {
+		t.Errorf("the operator reading its job: %d %s", status, body)
 	}
 	t.Logf("%d calls: %d routes × %d doors × %d credentials", calls, len(apiv1.Routes), len(apiv1.Roles)+1, len(apiv1.Roles)+1)
 }

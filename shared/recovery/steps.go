@@ -10,10 +10,6 @@ import (
 	"github.com/standby-dr/standby/shared/replication"
 )
 
-// TestContainer is where a group's test failover materializes its disks; FailoverContainer, a real one's.
-func TestContainer(group string) string     { return group + "-test" }
-func FailoverContainer(group string) string { return group + "-failover" }
-
 // materialize is the part every failover shares: a point chosen and held, its disks copied (and the
 // journal replayed for a time), machine definitions written, the VMs brought up from them.
 var materialize = []stepDef{
@@ -153,9 +149,9 @@ func startCopies(ctx context.Context, r *JobRunner, j *Job, g *replication.Group
 		j.Container = g.Spec.Target.Container
 		return fmt.Sprintf("in place: the original disks hold %s; nothing to copy", p.ID), 0, nil
 	}
-	j.Container = TestContainer(j.Group)
+	j.Container = replication.TestContainer(j.Group)
 	if !isolated(j.Type) {
-		j.Container = FailoverContainer(j.Group)
+		j.Container = replication.FailoverContainer(j.Group)
 	}
 	res, err := r.Restorer.StartCopies(ctx, g, p, j.Container)
 	if err != nil {
@@ -210,7 +206,7 @@ func replayJournal(ctx context.Context, r *JobRunner, j *Job, g *replication.Gro
 }
 
 func deleteTestDisks(ctx context.Context, r *JobRunner, j *Job, g *replication.Group) (string, time.Duration, error) {
-	container := TestContainer(j.Group)
+	container := replication.TestContainer(j.Group)
 	for _, ref := range r.materializedDisks(g, container) {
 		if err := r.Pages.Delete(ctx, ref); err != nil {
 			return "", 0, err

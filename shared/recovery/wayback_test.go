@@ -90,6 +90,10 @@ func TestTargetDisksValidation(t *testing.T) {
 		{map[string]string{"web/os": "Bad_Container/x"}, `target.disks[web/os]: "Bad_Container/x", want container/blob (letters, digits, '.', '_', '-', '/')`},
 		{map[string]string{"web/os": "disks"}, `target.disks[web/os]: "disks", want container/blob (letters, digits, '.', '_', '-', '/')`},
 		{map[string]string{"web/os": "disks/a~b"}, `target.disks[web/os]: "disks/a~b", want container/blob (letters, digits, '.', '_', '-', '/')`},
+		// Another group's failover and test disks: its jobs write them, so adopting them would let it
+		// overwrite this group's replica (and this group theirs).
+		{map[string]string{"web/os": replication.FailoverContainer("shop") + "/web/os.vhd"}, `target.disks[web/os]: "shop-failover/web/os.vhd" is in a group's failover or test-failover container, whose disks its jobs write: never a replica`},
+		{map[string]string{"web/os": replication.TestContainer("shop") + "/web/os.vhd"}, `target.disks[web/os]: "shop-test/web/os.vhd" is in a group's failover or test-failover container, whose disks its jobs write: never a replica`},
 	} {
 		spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "web", Disks: []replication.DiskSpec{{Name: "os", SizeBytes: 1 << 20, Source: "agent"}}}},
 			Target: replication.TargetSpec{Disks: c.disks}}

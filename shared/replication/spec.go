@@ -149,6 +149,21 @@ func CheckDiskKey(key string) error {
 	return nil
 }
 
+// FailoverContainer and TestContainer hold the disks a group's failover and test failover make (and
+// write): no group's replica may live there.
+func FailoverContainer(group string) string { return group + "-failover" }
+func TestContainer(group string) string     { return group + "-test" }
+
+// isJobContainer says whether a container is some group's failover or test-failover container.
+func isJobContainer(container string) bool {
+	for _, suffix := range []string{FailoverContainer(""), TestContainer("")} {
+		if group, ok := strings.CutSuffix(container, suffix); ok && ValidGroupName(group) == nil {
+			return true
+		}
+	}
+	return false
+}
+
 // Disks lists the group's disks as keys with their specs, in spec order.
 func (s *GroupSpec) Disks() []DiskRefSpec {
 	var out []DiskRefSpec
@@ -318,6 +333,8 @@ func (s *GroupSpec) validateTarget() error {
 			return fmt.Errorf("target.disks[%s]: no such disk in the group (want vm/disk)", key)
 		case !containerName.MatchString(container) || !blobName.MatchString(name):
 			return fmt.Errorf("target.disks[%s]: %q, want container/blob (letters, digits, '.', '_', '-', '/')", key, at)
+		case isJobContainer(container):
+			return fmt.Errorf("target.disks[%s]: %q is in a group's failover or test-failover container, whose disks its jobs write: never a replica", key, at)
 		}
 	}
 	return nil
