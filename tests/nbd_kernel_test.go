@@ -43,7 +43,7 @@ func TestNBDKernelClientSurvivesAgentRestarts(t *testing.T) {
 	// the agent serves: the guest's kernel is the agent's client as on a VM, with a network between.
 	port := strconv.Itoa(freePort(t))
 	agentArgs := []string{"-group", group, "-state", filepath.Join(dir, "agent"), "-marker-interval", "1500ms",
-		"-nbd", "127.0.0.1:" + port, "-source", "db/data=" + data}
+		"-nbd", "127.0.0.1:" + port, "-nbd-tcp", "-source", "db/data=" + data}
 	p := startAgent(t, s, append(agentArgs, "-spec", spec)...)
 	awaitGroupState(t, s, group, "Protected", 90*time.Second)
 

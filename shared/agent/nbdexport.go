@@ -73,8 +73,8 @@ func DefaultNBDAddr(stateDir string) string {
 	return "unix:" + abs
 }
 
-// listenNBD listens at addr (loopback or a unix socket only) for the agent's nbd: disks.
-func (a *Agent) listenNBD(addr string) (net.Listener, *nbd.Server, error) {
+// listenNBD listens at addr (a unix socket, or loopback TCP when allowTCP) for the agent's nbd: disks.
+func (a *Agent) listenNBD(addr string, allowTCP bool) (net.Listener, *nbd.Server, error) {
 	// A restart of the agent must not fail the requests the kernel sent meanwhile (attach.go).
 	srv := &nbd.Server{Logger: a.cfg.Log.With("group", a.cfg.Group), DropOnShutdown: true}
 	for _, key := range a.NBDDisks() {
@@ -83,7 +83,7 @@ func (a *Agent) listenNBD(addr string) (net.Listener, *nbd.Server, error) {
 			return nil, nil, err
 		}
 	}
-	l, err := nbd.Listen(addr, nbd.ListenOptions{})
+	l, err := nbd.Listen(addr, nbd.ListenOptions{AllowTCP: allowTCP})
 	if err != nil {
 		return nil, nil, fmt.Errorf("serving the nbd: disks at %s: %w", addr, err)
 	}
@@ -99,7 +99,7 @@ func (r *runner) serveNBD(ctx context.Context) (stop func(), err error) {
 	if addr == "" {
 		addr = DefaultNBDAddr(r.cfg.StateDir)
 	}
-	l, srv, err := r.a.listenNBD(addr)
+	l, srv, err := r.a.listenNBD(addr, r.cfg.NBDAllowTCP)
 	if err != nil {
 		return nil, err
 	}

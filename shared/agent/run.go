@@ -41,9 +41,11 @@ type RunConfig struct {
 	// the spec it enables (describe.go).
 	Machine  Machine
 	StateDir string
-	// NBDAddr is where the nbd: disks are served as NBD exports "<vm>/<disk>": "unix:<path>" or a
-	// loopback host:port ("": DefaultNBDAddr).
-	NBDAddr string
+	// NBDAddr is where the nbd: disks are served as NBD exports "<vm>/<disk>": "unix:<path>" or, with
+	// NBDAllowTCP, a loopback host:port ("": DefaultNBDAddr). TCP is every local user's (no
+	// authentication), so it is only ever taken when asked for.
+	NBDAddr     string
+	NBDAllowTCP bool
 	// WorkloadRate runs the workload generator (seeded with Seed) at this many MB/s (0: off).
 	WorkloadRate float64
 	// WorkloadDataOnly keeps the workload off the OS disks (role "os"), so a VM's bootable disk stays

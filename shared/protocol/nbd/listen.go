@@ -14,8 +14,12 @@ import (
 
 // ListenOptions are how Listen listens.
 type ListenOptions struct {
-	// AllowRemote allows a TCP address that is not loopback. The server has no TLS and no
-	// authentication: whoever reaches it reads and writes the VM's disks.
+	// AllowTCP allows a loopback TCP address. The server has no TLS and no authentication, and a TCP
+	// port on loopback is open to every local user (a unix socket is its owner's: SocketMode), so it is
+	// refused unless asked for.
+	AllowTCP bool
+	// AllowRemote allows a TCP address that is not loopback (and implies AllowTCP). Whoever reaches it
+	// reads and writes the VM's disks.
 	AllowRemote bool
 	// SocketMode is a unix socket's permission bits; 0 means 0600 (only its owner may connect).
 	SocketMode fs.FileMode
@@ -31,6 +35,10 @@ func Listen(addr string, o ListenOptions) (net.Listener, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("nbd: listen address %q: not unix:<path> nor <host>:<port>: %w", addr, err)
+	}
+	if !o.AllowTCP && !o.AllowRemote {
+		return nil, fmt.Errorf("nbd: listen address %q: TCP is open to every local user and this server has no authentication; "+
+			"serve on unix:<path> (its owner's only), or allow TCP explicitly", addr)
 	}
 	if !o.AllowRemote {
 		if err := loopbackOnly(host); err != nil {

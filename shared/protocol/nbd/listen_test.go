@@ -43,7 +43,13 @@ func TestListenUnix(t *testing.T) {
 
 func TestListenTCPIsLoopbackOnly(t *testing.T) {
 	for _, addr := range []string{"127.0.0.1:0", "localhost:0", "[::1]:0"} {
-		l, err := Listen(addr, ListenOptions{})
+		if l, err := Listen(addr, ListenOptions{}); err == nil || !strings.Contains(err.Error(), "allow TCP explicitly") {
+			if l != nil {
+				l.Close()
+			}
+			t.Errorf("Listen(%q) without AllowTCP: %v", addr, err)
+		}
+		l, err := Listen(addr, ListenOptions{AllowTCP: true})
 		if err != nil {
 			if strings.Contains(addr, "::1") {
 				t.Logf("%s: %v (no IPv6 loopback here)", addr, err)
@@ -66,7 +72,7 @@ func TestListenTCPIsLoopbackOnly(t *testing.T) {
 		"nbd.example:0": "nbd.example", "127.0.0.1": "not unix:<path> nor <host>:<port>",
 		"unix:": "no path", "/run/nbd.sock": "not unix:<path> nor <host>:<port>",
 	} {
-		l, err := Listen(addr, ListenOptions{})
+		l, err := Listen(addr, ListenOptions{AllowTCP: true})
 		if err == nil {
 			l.Close()
 			t.Errorf("Listen(%q) succeeded", addr)

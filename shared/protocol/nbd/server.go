@@ -2,6 +2,7 @@ package nbd
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,10 +14,15 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/sync/semaphore"
 )
 
 const (
 	defaultMaxInFlight      = 16
+	defaultMaxConns         = 64
+	defaultMaxBuffered      = 256 << 20
+	defaultReplyTimeout     = 60 * time.Second
 	defaultHandshakeTimeout = 30 * time.Second
 	// shutdownWriteTimeout bounds how long a shutdown waits for a client to take its last replies.
 	shutdownWriteTimeout = 10 * time.Second
@@ -46,6 +52,21 @@ type Server struct {
 	// suggests, is an I/O error to it (nbd_handle_reply, nbd.c:797 in Linux 6.1): the filesystem above
 	// would see a restart of the server as a failed disk.
 	DropOnShutdown bool
+	// MaxConns bounds the connections served at once (0 means 64: the kernel's client uses at most 16);
+	// one more is closed as soon as it is accepted, so idle connections cannot pile up.
+	MaxConns int
+	// MaxBufferedBytes bounds the request data held across every connection at once (0 means 256 MiB):
+	// a write's payload from before it is read until it is done, a read's buffer until it is answered.
+	// A request waits for room, so clients that ask for whole-disk reads on many connections slow down
+	// instead of taking the agent's memory.
+	MaxBufferedBytes int64
+	// ReplyTimeout bounds how long one reply may wait for the client to take it (0 means 60 s): a
+	// client that stops reading loses its connection instead of holding its requests' memory.
+	ReplyTimeout time.Duration
+
+	limitsOnce sync.Once
+	conns      chan struct{}
+	buffered   *semaphore.Weighted
 
 	mu       sync.RWMutex
 	exports  map[string]exported
@@ -116,6 +137,15 @@ func (s *Server) list() (names, descriptions []string) {
 	return names, descriptions
 }
 
+// limits are the server-wide bounds, made on first use with their defaults.
+func (s *Server) limits() (conns chan struct{}, buffered *semaphore.Weighted) {
+	s.limitsOnce.Do(func() {
+		s.conns = make(chan struct{}, cmp.Or(max(s.MaxConns, 0), defaultMaxConns))
+		s.buffered = semaphore.NewWeighted(cmp.Or(max(s.MaxBufferedBytes, 0), defaultMaxBuffered))
+	})
+	return s.conns, s.buffered
+}
+
 func (s *Server) logger() *slog.Logger {
 	if s.Logger == nil {
 		return slog.New(slog.DiscardHandler)
@@ -145,7 +175,17 @@ func (s *Server) accept(ctx context.Context, l net.Listener, wg *sync.WaitGroup)
 		switch {
 		case err == nil:
 			backoff = 5 * time.Millisecond
-			wg.Go(func() { s.ServeConn(ctx, nc) })
+			conns, _ := s.limits()
+			select {
+			case conns <- struct{}{}:
+				wg.Go(func() {
+					defer func() { <-conns }()
+					s.ServeConn(ctx, nc)
+				})
+			default:
+				s.logger().Warn("nbd: connection refused: the server serves its most connections", "max", cap(conns))
+				nc.Close()
+			}
 		case ctx.Err() != nil:
 			return nil
 		case transientAccept(err):
@@ -226,10 +266,16 @@ type conn struct {
 	transmitting bool       // negotiation is over
 }
 
-// send writes one message, whole, so that messages from concurrent requests never interleave.
+// send writes one message, whole, so that messages from concurrent requests never interleave, within
+// the reply timeout (or the shutdown's, which is shorter).
 func (c *conn) send(parts ...[]byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.dmu.Lock()
+	if !c.closing {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(cmp.Or(c.srv.ReplyTimeout, defaultReplyTimeout)))
+	}
+	c.dmu.Unlock()
 	bufs := net.Buffers(parts)
 	_, err := bufs.WriteTo(c.nc)
 	return err

@@ -125,7 +125,7 @@ func serveFiles(t *testing.T, tcp bool) *fileServer {
 	if tcp {
 		addr = "127.0.0.1:0"
 	}
-	l, err := Listen(addr, ListenOptions{})
+	l, err := Listen(addr, ListenOptions{AllowTCP: true})
 	if err != nil {
 		t.Fatal(err)
 	}

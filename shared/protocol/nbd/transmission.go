@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // session is a connection in the transmission phase (proto.md, 'Transmission'): one goroutine reads
@@ -21,8 +23,10 @@ type session struct {
 	flags uint16 // transmission flags
 	log   *slog.Logger
 	slots chan struct{}
-	wg    sync.WaitGroup
-	fail  sync.Once // the first reply that cannot be sent ends the connection
+	// buffered is the server's budget of request data held at once (Server.MaxBufferedBytes).
+	buffered *semaphore.Weighted
+	wg       sync.WaitGroup
+	fail     sync.Once // the first reply that cannot be sent ends the connection
 }
 
 // request is a request message (proto.md, 'Request message').
@@ -37,9 +41,10 @@ func (c *conn) session(e exported, name string) *session {
 	if n <= 0 {
 		n = defaultMaxInFlight
 	}
+	_, buffered := c.srv.limits()
 	return &session{
 		c: c, exp: e.Export, size: uint64(e.Size()), flags: transmissionFlags(e),
-		log: c.log.With("export", name), slots: make(chan struct{}, n),
+		log: c.log.With("export", name), slots: make(chan struct{}, n), buffered: buffered,
 	}
 }
 
@@ -60,12 +65,18 @@ func (s *session) run(ctx context.Context) {
 			return
 		}
 		errno := s.check(r)
-		payload, err := s.payload(r, errno)
+		held, skip := s.holds(r, errno), errno
+		if held > 0 && s.buffered.Acquire(ctx, held) != nil {
+			held, skip = 0, errShutdown // a shutdown began while it waited for room: its data is skipped
+		}
+		payload, err := s.payload(r, skip)
 		if err != nil {
+			s.buffered.Release(held)
 			s.log.Log(context.Background(), levelOf(ctx, err), "nbd: transmission ended", "err", err)
 			return
 		}
 		if errno == 0 && ctx.Err() != nil {
+			s.buffered.Release(held)
 			if s.c.srv.DropOnShutdown {
 				s.log.Debug("nbd: transmission ended unanswered: a shutdown began", "cookie", r.cookie)
 				return
@@ -83,8 +94,18 @@ func (s *session) run(ctx context.Context) {
 		s.wg.Go(func() {
 			defer func() { <-s.slots }()
 			s.serve(r, payload)
+			s.buffered.Release(held) // the payload is done with, the read's data sent
 		})
 	}
+}
+
+// holds is how many bytes of data serving r holds (its payload or its read's buffer): none for a
+// refused request or one without data.
+func (s *session) holds(r request, errno uint32) int64 {
+	if errno != 0 || (r.typ != cmdRead && r.typ != cmdWrite) {
+		return 0
+	}
+	return int64(r.length)
 }
 
 // readRequest reads a request header. A wrong magic is a broken stream: nothing after it can be
