@@ -93,6 +93,7 @@ func (w *writeSet) ops() []pageOp {
 	var ops []pageOp
 	for _, disk := range w.Disks() {
 		var cur *pageOp
+		owned := false // cur.data is a buffer of its own, not an extent's data
 		emit := func() {
 			if cur != nil {
 				ops = append(ops, *cur)
@@ -106,13 +107,21 @@ func (w *writeSet) ops() []pageOp {
 					return
 				}
 				if cur.length+length <= MaxPageWrite {
-					cur.data = append(cur.data[:len(cur.data):len(cur.data)], data...)
+					// The first merge copies into a buffer of the call's own, never into the extent's
+					// data behind it; later ones append to it (amortized: each byte copied a bounded
+					// number of times, where copying the whole call on every merge was quadratic in
+					// the pieces of a sequential write).
+					if !owned {
+						cur.data = append(make([]byte, 0, min(MaxPageWrite, 2*(len(cur.data)+len(data)))), cur.data...)
+						owned = true
+					}
+					cur.data = append(cur.data, data...)
 					cur.length += length
 					return
 				}
 			}
 			emit()
-			cur = &pageOp{disk: disk, offset: offset, length: length}
+			cur, owned = &pageOp{disk: disk, offset: offset, length: length}, false
 			if !zero {
 				cur.data = data
 			}
