@@ -13,7 +13,8 @@ import (
 type roleKey struct{}
 
 // guard lets a request through its role's door: an agent's only with its group's agent key, checked
-// here (the host asks no key at that door); a peer's only to the groups the peer site made. The host
+// here (the host asks no key at that door); a peer's only to the groups the peer site made, and their
+// jobs. The host
 // has already checked the operator's, reader's and peer's function keys.
 func (a *API) guard(role apiv1.Role, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -23,6 +24,8 @@ func (a *API) guard(role apiv1.Role, h http.HandlerFunc) http.HandlerFunc {
 			err = a.Agents.AuthenticateAgent(r.Context(), group, r.Header.Get(apiv1.AgentKeyHeader))
 		case role == apiv1.RolePeer && group != "":
 			err = a.Groups.PeerMay(r.Context(), group)
+		case role == apiv1.RolePeer && r.PathValue("id") != "":
+			err = a.Jobs.Reaches(r.Context(), r.PathValue("id"), a.Groups.PeerMay)
 		}
 		if err != nil {
 			a.fail(w, r, err)
@@ -64,10 +67,6 @@ func (a *API) postAgentKey(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) getStreamKey(w http.ResponseWriter, r *http.Request) {
-	g, err := a.Groups.Load(r.Context(), r.PathValue("group"))
-	var v apiv1.StreamKeyView
-	if err == nil {
-		v.StreamKey = g.Record.StreamKey
-	}
-	a.answer(w, r, http.StatusOK, v, err)
+	key, err := a.Agents.StreamKeyOf(r.Context(), r.PathValue("group"))
+	a.answer(w, r, http.StatusOK, apiv1.StreamKeyView{StreamKey: key}, err)
 }

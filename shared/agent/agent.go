@@ -137,9 +137,35 @@ func Open(ctx context.Context, cfg Config) (*Agent, bool, error) {
 		return nil, false, err
 	}
 	// Whatever the journal holds past what was published gets its descriptor (again).
-	stored, err := cfg.Journal.List(ctx, cfg.Group)
+	next, damaged, err := a.resumeStored(ctx, &st)
 	if err != nil {
 		return nil, false, err
+	}
+	dirty := (!fresh && !st.Clean) || damaged
+	if next <= cfg.SeqFloor {
+		cfg.Log.Warn("the agent's state is behind the group's sequence: it was lost or is an old copy; numbering on from the group's and resyncing",
+			"group", cfg.Group, "seq", next, "groupSeq", cfg.SeqFloor)
+		next, dirty = cfg.SeqFloor+1, true
+		st.Published = max(st.Published, cfg.SeqFloor)
+	}
+	a.nextSeq = next
+	a.stats.LastPublished = st.Published
+	if err := a.saveState(state{NextSeq: next, Published: st.Published, Clean: false}); err != nil {
+		return nil, false, err
+	}
+	go a.sender(ctx)
+	go a.ticker(ctx)
+	return a, dirty, nil
+}
+
+// resumeStored publishes the descriptors of the batches the journal holds past st.Published (a crash
+// between storing and publishing), moving st.Published on, and returns the next sequence to use and
+// whether a stored batch in reach was not this agent's (a resync makes up for it).
+func (a *Agent) resumeStored(ctx context.Context, st *state) (int64, bool, error) {
+	cfg := a.cfg
+	stored, err := cfg.Journal.List(ctx, cfg.Group)
+	if err != nil {
+		return 0, false, err
 	}
 	// Only batches this agent could have stored count: whoever can write the journal (on Azure every
 	// agent's identity can) may put a blob at any sequence, and numbering on from a forged 10^15 would
@@ -158,7 +184,7 @@ func Open(ctx context.Context, cfg Config) (*Agent, bool, error) {
 		}
 		sealed, err := cfg.Journal.Get(ctx, cfg.Group, seq)
 		if err != nil {
-			return nil, false, err
+			return 0, false, err
 		}
 		payload, err := replication.OpenPayload(cfg.StreamKey, cfg.Group, seq, sealed)
 		var b *replication.Batch
@@ -171,27 +197,13 @@ func Open(ctx context.Context, cfg Config) (*Agent, bool, error) {
 			continue
 		}
 		if err := a.publish(ctx, replication.SignedDescriptor(cfg.StreamKey, b, sealed)); err != nil {
-			return nil, false, err
+			return 0, false, err
 		}
 		next = max(next, seq+1)
 		st.Published = seq
 		cfg.Log.Info("descriptor re-sent after restart", "seq", seq)
 	}
-	dirty := (!fresh && !st.Clean) || damaged
-	if next <= cfg.SeqFloor {
-		cfg.Log.Warn("the agent's state is behind the group's sequence: it was lost or is an old copy; numbering on from the group's and resyncing",
-			"group", cfg.Group, "seq", next, "groupSeq", cfg.SeqFloor)
-		next, dirty = cfg.SeqFloor+1, true
-		st.Published = max(st.Published, cfg.SeqFloor)
-	}
-	a.nextSeq = next
-	a.stats.LastPublished = st.Published
-	if err := a.saveState(state{NextSeq: next, Published: st.Published, Clean: false}); err != nil {
-		return nil, false, err
-	}
-	go a.sender(ctx)
-	go a.ticker(ctx)
-	return a, dirty, nil
+	return next, damaged, nil
 }
 
 // openDisks opens the source disks: files, or disks seen through snapshots with the snapshot each

@@ -229,6 +229,16 @@ func (a *Admission) Job(ctx context.Context, id string) (Job, error) {
 	return LoadJob(ctx, a.State, id)
 }
 
+// Reaches refuses a job to a caller that reaches only some groups (the peer site: those it made, as
+// reaches says): a job of any other group — or of a plan — is, to it, not there.
+func (a *Admission) Reaches(ctx context.Context, id string, reaches func(ctx context.Context, group string) error) error {
+	j, err := a.Job(ctx, id)
+	if err == nil && (j.Group == "" || reaches(ctx, j.Group) != nil) {
+		return fmt.Errorf("%w: no job %s", replication.ErrNotFound, id)
+	}
+	return err
+}
+
 // MaxJobList is the most jobs one listing answers.
 const MaxJobList = 200
 

@@ -289,6 +289,16 @@ func (s *Deps) Load(ctx context.Context, group string) (*Group, error) {
 	return LoadGroup(ctx, s.State, group)
 }
 
+// StreamKeyOf is the group's stream key as the API gives it to the group's agent (empty for a group
+// made before keys).
+func (s *Agents) StreamKeyOf(ctx context.Context, group string) (string, error) {
+	g, err := s.Load(ctx, group)
+	if err != nil {
+		return "", err
+	}
+	return g.Record.StreamKey, nil
+}
+
 // admissible refuses a request naming a group outside the grammar, or made while the storage is not
 // configured.
 func (s *Deps) admissible(group string) error {
