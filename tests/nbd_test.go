@@ -52,9 +52,7 @@ func TestNBDGuestDatabaseSurvivesCrashes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := m.WaitFor(context.Background(), "STANDBY-GUEST-UP"); err != nil {
-			t.Fatal(err)
-		}
+		awaitConsole(t, m, "STANDBY-GUEST-UP", 2*time.Minute)
 		stopFollow := console.follow(serial)
 		m.Send("mkdir -p /data && mount -t ext4 /dev/vdb /data && /bin/sqlwork /data/db.sqlite 0 20")
 		before := console.count()

@@ -51,10 +51,7 @@ func Negotiate(rw io.ReadWriter, export string) (ExportInfo, error) {
 	if hflags&flagNoZeroes != 0 {
 		cflags |= clientNoZeroes
 	}
-	data := be.AppendUint32(nil, uint32(len(export)))
-	data = append(data, export...)
-	data = be.AppendUint16(data, 1)
-	data = be.AppendUint16(data, infoBlockSize)
+	data := infoRequest(export, infoBlockSize)
 	msg := be.AppendUint32(nil, cflags)
 	msg = be.AppendUint64(msg, ihaveopt)
 	msg = be.AppendUint32(msg, optGo)

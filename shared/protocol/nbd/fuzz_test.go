@@ -33,14 +33,14 @@ func concat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 // that far) requests. The server must neither panic nor hang, whatever it is sent.
 func FuzzHandshake(f *testing.F) {
 	flags := be.AppendUint32(nil, clientFixedNewstyle|clientNoZeroes)
-	f.Add(concat(flags, optionBytes(optGo, infoData("vm1/disk0", infoBlockSize, infoName)),
+	f.Add(concat(flags, optionBytes(optGo, infoRequest("vm1/disk0", infoBlockSize, infoName)),
 		requestBytes(cmdWrite, cmdFlagFUA, 512, 512, pattern(512, 1)), requestBytes(cmdRead, 0, 0, 4096, nil),
 		requestBytes(cmdWriteZeroes, cmdFlagNoHole, 0, 4096, nil), requestBytes(cmdTrim, 0, 0, 512, nil),
 		requestBytes(cmdFlush, 0, 0, 0, nil), requestBytes(cmdDisc, 0, 0, 0, nil)))
 	f.Add(concat(flags, optionBytes(optExportName, nil), requestBytes(cmdWrite, 0, 1<<20, 512, pattern(512, 2)),
 		requestBytes(cmdRead, 0, 0, MaxPayload+1, nil), requestBytes(99, 0, 0, 0, nil)))
-	f.Add(concat(flags, optionBytes(optList, nil), optionBytes(optInfo, infoData("", infoDescription)),
-		optionBytes(optStructuredReply, nil), optionBytes(optGo, infoData("ro")), requestBytes(cmdWrite, 0, 0, 512, pattern(512, 3))))
+	f.Add(concat(flags, optionBytes(optList, nil), optionBytes(optInfo, infoRequest("", infoDescription)),
+		optionBytes(optStructuredReply, nil), optionBytes(optGo, infoRequest("ro")), requestBytes(cmdWrite, 0, 0, 512, pattern(512, 3))))
 	f.Add(concat(flags, optionBytes(optInfo, []byte{0, 0, 0, 9, 'x'}), optionBytes(optAbort, nil)))
 	f.Add(concat(flags, optionBytes(12, nil)[:12], be.AppendUint32(nil, 1<<31)))
 	f.Add([]byte{})
@@ -73,15 +73,15 @@ func FuzzHandshake(f *testing.F) {
 // FuzzParseInfoRequest checks the NBD_OPT_INFO/NBD_OPT_GO decoder accepts exactly the data it could
 // have been encoded from.
 func FuzzParseInfoRequest(f *testing.F) {
-	f.Add(infoData("vm1/disk0", infoName, infoBlockSize))
-	f.Add(infoData(""))
+	f.Add(infoRequest("vm1/disk0", infoName, infoBlockSize))
+	f.Add(infoRequest(""))
 	f.Add([]byte{0, 0, 0, 200, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		name, requests, err := parseInfoRequest(data)
 		if err != nil {
 			return
 		}
-		if again := infoData(name, requests...); !bytes.Equal(again, data) {
+		if again := infoRequest(name, requests...); !bytes.Equal(again, data) {
 			t.Fatalf("parsed %q %v from %x, which encode as %x", name, requests, data, again)
 		}
 	})

@@ -74,7 +74,7 @@ func TestUnsupportedOptionsGetErrUnsupAndParsingGoesOn(t *testing.T) {
 		data []byte
 	}{
 		{optStructuredReply, nil}, {optExtendedHeaders, nil}, {optStartTLS, nil},
-		{optListMetaContext, infoData("vm1/disk0")}, {optSetMetaContext, []byte("base:allocation")},
+		{optListMetaContext, infoRequest("vm1/disk0")}, {optSetMetaContext, []byte("base:allocation")},
 		{4, nil}, {12345, bytes.Repeat([]byte{0xff}, 3000)},
 	} {
 		c.option(o.opt, o.data)
@@ -207,14 +207,14 @@ func TestMalformedInfoIsInvalid(t *testing.T) {
 	long := strings.Repeat("x", maxStringLength+1)
 	for name, data := range map[string][]byte{
 		"short":              {0, 0, 0, 0, 0},
-		"name past the end":  append(infoData("vm1/disk0"), 0, 0)[1:],
+		"name past the end":  append(infoRequest("vm1/disk0"), 0, 0)[1:],
 		"huge name length":   {0xff, 0xff, 0xff, 0xff, 0, 0},
-		"count too big":      infoData("vm1/disk0", infoName)[:len(infoData("vm1/disk0"))],
-		"trailing byte":      append(infoData("vm1/disk0", infoName), 0),
-		"NUL in name":        infoData("vm1/\x00disk0"),
-		"name over 4096":     infoData(long),
-		"name is not UTF-8":  infoData("vm1/\xff"),
-		"odd requests bytes": append(infoData("vm1/disk0"), 0),
+		"count too big":      infoRequest("vm1/disk0", infoName)[:len(infoRequest("vm1/disk0"))],
+		"trailing byte":      append(infoRequest("vm1/disk0", infoName), 0),
+		"NUL in name":        infoRequest("vm1/\x00disk0"),
+		"name over 4096":     infoRequest(long),
+		"name is not UTF-8":  infoRequest("vm1/\xff"),
+		"odd requests bytes": append(infoRequest("vm1/disk0"), 0),
 	} {
 		for _, opt := range []uint32{optInfo, optGo} {
 			c.option(opt, data)

@@ -239,21 +239,11 @@ func (c *client) optReply() optReply {
 	return optReply{be.Uint32(h[8:]), be.Uint32(h[12:]), c.read(int(be.Uint32(h[16:])))}
 }
 
-func infoData(name string, infos ...uint16) []byte {
-	p := be.AppendUint32(nil, uint32(len(name)))
-	p = append(p, name...)
-	p = be.AppendUint16(p, uint16(len(infos)))
-	for _, i := range infos {
-		p = be.AppendUint16(p, i)
-	}
-	return p
-}
-
 // infoGo sends NBD_OPT_INFO or NBD_OPT_GO and returns the NBD_REP_INFO payloads by type and the
 // final reply type.
 func (c *client) infoGo(opt uint32, name string, infos ...uint16) (map[uint16][]byte, uint32) {
 	c.t.Helper()
-	c.option(opt, infoData(name, infos...))
+	c.option(opt, infoRequest(name, infos...))
 	got := map[uint16][]byte{}
 	for {
 		r := c.optReply()

@@ -31,6 +31,18 @@ func (c *conn) infoGo(opt uint32, data []byte) (*session, bool, error) {
 	return c.session(e, canonical), true, nil
 }
 
+// infoRequest encodes the data of NBD_OPT_INFO and NBD_OPT_GO, as parseInfoRequest decodes it: the
+// export's name and the information requests.
+func infoRequest(name string, infos ...uint16) []byte {
+	p := be.AppendUint32(nil, uint32(len(name)))
+	p = append(p, name...)
+	p = be.AppendUint16(p, uint16(len(infos)))
+	for _, i := range infos {
+		p = be.AppendUint16(p, i)
+	}
+	return p
+}
+
 // parseInfoRequest decodes the data of NBD_OPT_INFO and NBD_OPT_GO: a 32-bit name length ("MUST be no
 // larger than the option data length - 6"), the name, a 16-bit count and that many 16-bit information
 // requests. Anything else is syntactically invalid (NBD_REP_ERR_INVALID).

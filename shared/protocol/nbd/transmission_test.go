@@ -322,7 +322,7 @@ func TestShutdownFinishesRequestsInFlight(t *testing.T) {
 	default:
 	}
 	// A negotiating client is told the server shuts down, and may abort cleanly.
-	hs.option(optGo, infoData("vm1/disk0"))
+	hs.option(optGo, infoRequest("vm1/disk0"))
 	if r := hs.optReply(); r.typ != repErrShutdown {
 		t.Errorf("option during a shutdown: %#x, want NBD_REP_ERR_SHUTDOWN", r.typ)
 	}
