@@ -3,6 +3,8 @@ package localcompute
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,6 +34,7 @@ func (q QEMU) Start(_ context.Context, vm MachineSpec) (int, error) {
 	}
 	spec := q.Images.Spec(vm.Name, vm.Disks...)
 	spec.MemoryMiB, spec.Network, spec.PIDFile, spec.RunSocket = q.MemoryMiB, qemu.User, pidFile, vm.RunSocket
+	spec.RebootOnReset = true // as Azure restarts a VM whose guest resets; bring-up's boot timeout bounds a loop
 	if vm.RunSocket != "" {
 		os.Remove(vm.RunSocket) // a VM that ended left it; QEMU binds the path anew
 	}
@@ -53,7 +56,15 @@ func (q QEMU) Start(_ context.Context, vm MachineSpec) (int, error) {
 	if err := cmd.Start(); err != nil {
 		return 0, err
 	}
-	go cmd.Wait() // reaped while this process lives; init reaps it after
+	go func() { // reaped while this process lives (init reaps it after), and its end noted for the operator
+		err := cmd.Wait()
+		if log, openErr := os.OpenFile(vm.SerialLog, os.O_APPEND|os.O_WRONLY, 0); openErr == nil {
+			fmt.Fprintf(log, "\n[local compute] QEMU (pid %d) ended: %v\n", cmd.Process.Pid, cmd.ProcessState)
+			log.Close()
+		} else if err != nil {
+			slog.Warn("a VM's QEMU ended", "vm", vm.Name, "err", err)
+		}
+	}()
 	return cmd.Process.Pid, nil
 }
 

@@ -20,7 +20,8 @@ var Binary = "qemu-system-x86_64"
 
 // BaseAppend is the kernel command line every machine gets before Spec.Append: the serial console, the
 // root filesystem on the first disk (read-write), and an immediate reboot on a panic, which QEMU's
-// -no-reboot turns into QEMU's exit, so a guest that cannot boot ends instead of hanging.
+// -no-reboot (unless Spec.RebootOnReset) turns into QEMU's exit, so a guest that cannot boot ends
+// instead of hanging.
 const BaseAppend = "console=ttyS0 root=/dev/vda rw panic=-1"
 
 // Defaults of Spec.MemoryMiB and Spec.CPUs.
@@ -68,6 +69,9 @@ type Spec struct {
 	// RunSocket, if set, is the unix socket QEMU serves the guest's second serial port on (ttyS1): the
 	// run channel, where the guest's init runs commands (RunCommand).
 	RunSocket string
+	// RebootOnReset boots the guest again when it resets (a reboot, a panic with panic=-1, a triple
+	// fault) instead of ending QEMU, as Azure restarts a VM whose guest resets.
+	RebootOnReset bool
 }
 
 // Machine is a running (or exited) QEMU machine.
@@ -96,10 +100,13 @@ func (s Spec) Args() []string {
 		"-name", optValue(s.name()),
 		"-machine", "q35,accel=tcg", // TCG only: KVM crashes guests on the machines this runs on
 		"-m", strconv.Itoa(mem), "-smp", strconv.Itoa(cpus),
-		"-nographic", "-nodefaults", "-no-reboot",
+		"-nographic", "-nodefaults",
 		"-monitor", "none", "-serial", "stdio", // the serial console is QEMU's stdin and stdout
 		"-kernel", s.Kernel, "-initrd", s.Initrd,
 		"-append", strings.TrimSpace(BaseAppend + " " + s.Append),
+	}
+	if !s.RebootOnReset {
+		args = append(args, "-no-reboot")
 	}
 	for _, d := range s.Disks {
 		args = append(args, "-drive", "file="+optValue(d)+",format=raw,if=virtio,cache=writeback")

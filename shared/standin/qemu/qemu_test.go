@@ -87,6 +87,9 @@ func TestArgs(t *testing.T) {
 	if strings.Contains(args, "kvm") {
 		t.Errorf("args use KVM: %s", args)
 	}
+	if s.RebootOnReset = true; strings.Contains(strings.Join(s.Args(), " "), "-no-reboot") {
+		t.Errorf("a machine that reboots on reset has -no-reboot")
+	}
 	s = Spec{Kernel: "/k", Initrd: "/i", Disks: []string{"/a"}, Network: User, MemoryMiB: 512, CPUs: 2}
 	args = strings.Join(s.Args(), " ")
 	for _, want := range []string{"-name vm", "-m 512 -smp 2", "-nic user,model=virtio-net-pci"} {
