@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"debug/elf"
 	"encoding/json"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -155,7 +157,8 @@ func TestFunctionsThroughTheirTriggers(t *testing.T) {
 func TestHandlerWithoutDependenciesAndMalformedInvocations(t *testing.T) {
 	port := freePort(t)
 	cmd := exec.Command(filepath.Join(stagedApp, "bin", "handler"))
-	cmd.Env = []string{fmt.Sprintf("FUNCTIONS_CUSTOMHANDLER_PORT=%d", port), "PATH=" + os.Getenv("PATH")}
+	token := rand.Text()
+	cmd.Env = []string{fmt.Sprintf("FUNCTIONS_CUSTOMHANDLER_PORT=%d", port), "PATH=" + os.Getenv("PATH"), funcproto.HostTokenSetting + "=" + token}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -168,22 +171,42 @@ func TestHandlerWithoutDependenciesAndMalformedInvocations(t *testing.T) {
 		}
 		return err == nil
 	})
-	// The host's own headers (funcproto.FrontDoor): without them the handler answers nothing but 403.
-	asHost := func(r *http.Request) *http.Request {
+	// The host's own headers and token (funcproto.FrontDoor): without them the handler answers nothing
+	// but 403, and to a Host other than its own (a DNS-rebinding page) 421.
+	hostHeaders := func(r *http.Request) *http.Request {
 		r.Header.Set(funcproto.InvocationIDHeader, uuid.NewString())
 		r.Header.Set("User-Agent", "Azure-Functions-Host/4.1037.0")
 		return r
 	}
+	asHost := func(r *http.Request) *http.Request {
+		r.Header.Set(funcproto.HostTokenHeader, token)
+		return hostHeaders(r)
+	}
+	rebound := func(r *http.Request) *http.Request {
+		r.Host = "rebind.example:" + strconv.Itoa(port)
+		return asHost(r)
+	}
+	wrongToken := func(r *http.Request) *http.Request {
+		r.Header.Set(funcproto.HostTokenHeader, token[1:]+"A")
+		return hostHeaders(r)
+	}
 	for _, path := range []string{"/apply", "/failover", "/api/v1/groups/g1?keepData=false"} {
 		for _, method := range []string{"POST", "DELETE", "OPTIONS"} {
-			req, _ := http.NewRequest(method, base+path, strings.NewReader(`{"Data":{}}`))
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusForbidden {
-				t.Errorf("%s %s without the host's headers: %d, want 403", method, path, resp.StatusCode)
+			for _, c := range []struct {
+				name   string
+				as     func(*http.Request) *http.Request
+				status int
+			}{{"nothing of the host's", func(r *http.Request) *http.Request { return r }, 403}, {"the host's headers without its token", hostHeaders, 403},
+				{"a wrong token", wrongToken, 403}, {"another Host", rebound, 421}} {
+				req, _ := http.NewRequest(method, base+path, strings.NewReader(`{"Data":{}}`))
+				resp, err := http.DefaultClient.Do(c.as(req))
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != c.status {
+					t.Errorf("%s %s with %s: %d, want %d", method, path, c.name, resp.StatusCode, c.status)
+				}
 			}
 		}
 	}

@@ -155,6 +155,7 @@ func (h *Host) serveFunction(w http.ResponseWriter, r *http.Request, fn *Functio
 		r.Header.Add(funcproto.InvocationIDHeader, uuid.NewString())
 		r.Header.Add("X-Azure-Functions-HostVersion", HostVersion)
 		r.Header.Set("User-Agent", strings.TrimSpace(r.UserAgent()+" Azure-Functions-Host/"+HostVersion))
+		r.Header.Set(funcproto.HostTokenHeader, h.Sup.Token) // devhost's own: a caller's is replaced
 		proxy.ServeHTTP(rec, r)
 	} else {
 		h.invokeHTTP(rec, r, fn)

@@ -42,6 +42,7 @@ func (h *Host) invoke(ctx context.Context, fn *Function, payload *funcproto.Invo
 	req.Header.Set("X-Azure-Functions-InvocationId", invocation)
 	req.Header.Set("X-Azure-Functions-HostVersion", HostVersion)
 	req.Header.Set("User-Agent", "Azure-Functions-Host/"+HostVersion)
+	req.Header.Set(funcproto.HostTokenHeader, h.Sup.Token)
 	timeout := time.AfterFunc(h.App.Host.functionTimeout, func() {
 		h.Sup.Restart(fmt.Sprintf("invocation %s of %s outlived functionTimeout (%s)", invocation, fn.Name, h.App.Host.functionTimeout))
 	})

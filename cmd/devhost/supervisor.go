@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/standby-dr/standby/shared/protocol/funcproto"
 )
 
 // Supervisor runs the custom handler as the Functions host does: on a port it picks, with the app
@@ -24,7 +27,10 @@ type Supervisor struct {
 	Dir  string
 	Env  []string
 	Port int
-	Log  *slog.Logger
+	// Token is sent with every request to the handler (funcproto.HostTokenHeader) and given to it in
+	// its environment: a fresh one per devhost start, so no other local process can call the handler.
+	Token string
+	Log   *slog.Logger
 
 	mu       sync.Mutex
 	proc     *os.Process
@@ -66,7 +72,13 @@ func NewSupervisor(app *App, log *slog.Logger) (*Supervisor, error) {
 	// The variables the host sets for the handler (HttpWorkerProcess.cs:58-62).
 	env = append(env, "FUNCTIONS_CUSTOMHANDLER_PORT="+strconv.Itoa(port), "FUNCTIONS_HTTPWORKER_PORT="+strconv.Itoa(port),
 		"FUNCTIONS_CUSTOMHANDLER_WORKER_ID="+uuid.NewString(), "FUNCTIONS_HTTPWORKER_ID="+uuid.NewString(), "FUNCTIONS_APP_ROOT_PATH="+app.Root)
-	return &Supervisor{Path: path, Args: desc.Arguments, Dir: dir, Env: env, Port: port, Log: log}, nil
+	// What App Service adds (its default host name) and what devhost adds that Azure's host has not.
+	if _, ok := app.Values["WEBSITE_HOSTNAME"]; !ok {
+		env = append(env, "WEBSITE_HOSTNAME=127.0.0.1:"+strconv.Itoa(app.HTTPPort))
+	}
+	token := rand.Text()
+	env = append(env, funcproto.HostTokenSetting+"="+token)
+	return &Supervisor{Path: path, Args: desc.Arguments, Dir: dir, Env: env, Port: port, Token: token, Log: log}, nil
 }
 
 // Run keeps the handler running until ctx ends, then stops it.

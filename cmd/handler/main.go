@@ -45,7 +45,7 @@ func main() {
 
 	deps := backends.Open(ctx, os.Getenv, log)
 	defer deps.Close()
-	srv := &http.Server{Addr: net.JoinHostPort("127.0.0.1", port), Handler: funcproto.FrontDoor(routes(deps, log)), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Addr: net.JoinHostPort("127.0.0.1", port), Handler: funcproto.FrontDoor(funcproto.DoorFromEnv(os.Getenv, os.Unsetenv, port), routes(deps, log)), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
