@@ -241,10 +241,44 @@ func (p PlanSpec) hasManual(name string) bool {
 	return false
 }
 
+// notGlobal are the global-unicast-looking ranges that are not globally reachable: Azure's platform
+// address (its wire server and DNS, 168.63.129.16), and the IANA special-purpose registries' entries
+// marked "Globally Reachable: False" (RFC 6890 and its updates) that net/netip does not already exclude.
+var notGlobal = func() []netip.Prefix {
+	var ps []netip.Prefix
+	for _, p := range []string{
+		"168.63.129.16/32", // Azure's platform address
+		"0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "198.18.0.0/15",
+		"198.51.100.0/24", "203.0.113.0/24", "240.0.0.0/4",
+		"::/96",        // IPv4-compatible addresses
+		"64:ff9b::/96", // NAT64: an IPv4 address (a private one among them) behind a translator
+		"64:ff9b:1::/48", "100::/64", "2001::/23", "2001:db8::/32", "2002::/16", "3fff::/20", "5f00::/16", "fec0::/10",
+	} {
+		ps = append(ps, netip.MustParsePrefix(p))
+	}
+	return ps
+}()
+
+// PublicAddress reports whether ip is a global unicast address that is globally reachable: not
+// loopback, private, link-local (the instance metadata service at 169.254.169.254 among them),
+// multicast, unspecified, shared (carrier-grade NAT), reserved, for documentation or benchmarks, a
+// translation or tunnel prefix, or Azure's platform address.
+func PublicAddress(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	if !ip.IsGlobalUnicast() || ip.IsPrivate() {
+		return false
+	}
+	for _, p := range notGlobal {
+		if p.Contains(ip) {
+			return false
+		}
+	}
+	return true
+}
+
 // WebhookClient is the HTTP client plan webhooks go out with. Unless private is set it dials public
-// addresses only — never loopback, private, link-local (the instance metadata service at
-// 169.254.169.254 among them) or unspecified ones — checked on the address actually dialled, so a name
-// that resolves there later is refused too; and it follows no redirect.
+// addresses only (PublicAddress), checked on the address actually dialled, so a name that resolves
+// elsewhere later is refused too; and it follows no redirect.
 func WebhookClient(private bool) *http.Client {
 	dialer := &net.Dialer{Timeout: 10 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
 		host, _, err := net.SplitHostPort(address)
@@ -255,9 +289,8 @@ func WebhookClient(private bool) *http.Client {
 		if err != nil {
 			return err
 		}
-		ip = ip.Unmap()
-		if !private && (ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() || ip.IsMulticast()) {
-			return fmt.Errorf("webhook address %s is not public (StandbyWebhookAllowPrivate allows it)", ip)
+		if !private && !PublicAddress(ip) {
+			return fmt.Errorf("webhook address %s is not public (StandbyWebhookAllowPrivate allows it)", ip.Unmap())
 		}
 		return nil
 	}}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -180,6 +181,23 @@ func FuzzPlanSpec(f *testing.F) {
 			t.Fatalf("Validate accepted %+v", spec)
 		}
 	})
+}
+
+// Only globally reachable unicast addresses count as public.
+func TestPublicAddress(t *testing.T) {
+	for _, a := range []string{"127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "168.63.129.16",
+		"100.64.0.1", "100.127.255.254", "198.18.0.1", "198.19.255.1", "192.0.0.8", "240.0.0.1", "255.255.255.255", "0.1.2.3",
+		"192.0.2.1", "203.0.113.9", "224.0.0.1", "::1", "::", "fe80::1", "fc00::1", "fd12::1", "ff02::1", "::ffff:10.0.0.1",
+		"::ffff:168.63.129.16", "64:ff9b::a00:1", "2002:a00:1::1", "2001:db8::1", "::10.0.0.1", "2001::1"} {
+		if recovery.PublicAddress(netip.MustParseAddr(a)) {
+			t.Errorf("%s counts as public", a)
+		}
+	}
+	for _, a := range []string{"8.8.8.8", "20.50.1.2", "168.63.129.17", "100.128.0.1", "198.20.0.1", "2606:4700::1111", "::ffff:1.1.1.1"} {
+		if !recovery.PublicAddress(netip.MustParseAddr(a)) {
+			t.Errorf("%s does not count as public", a)
+		}
+	}
 }
 
 // Webhooks go to public addresses only unless private ones are allowed, and follow no redirect.
