@@ -74,7 +74,11 @@ func (r *JobRunner) runActions(ctx context.Context, j *Job, b BootGroup, phase s
 			if err != nil {
 				return "", 0, permanentError{fmt.Errorf("boot group %s %s action %s: %v", b.Name, phase, a.Name, err)}
 			}
-			j.Work.SetActionDone(a.Name, fmt.Sprintf("answered %d", status))
+			how := fmt.Sprintf("answered %d", status)
+			j.Work.SetActionDone(a.Name, how)
+			// One webhook per step run, kept before the next is called: each waits up to its 300 s
+			// bound, a step run must stay far under functionTimeout, and a redelivery calls none again.
+			return fmt.Sprintf("boot group %s: %s action %s: %s", b.Name, phase, a.Name, how), time.Millisecond, nil
 		case ActionCommand:
 			how, err := r.runCommandAction(ctx, j, a)
 			if err != nil {
