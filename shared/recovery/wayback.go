@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/standby-dr/standby/shared/replication"
@@ -58,7 +59,10 @@ func ReverseSpec(group string, spec replication.GroupSpec, failoverContainer str
 					rev.Target.Container = orig.Container
 				}
 				rev.Target.Disks[key] = orig.String()
-				rd.Source = replication.Source{Kind: replication.SourcePageBlob, Ref: url(replication.DiskIn(failoverContainer, key))}.String()
+				// The blob's address only: a store opened with a SAS puts it in its URLs, and the agent
+				// reads with its own credentials.
+				address, _, _ := strings.Cut(url(replication.DiskIn(failoverContainer, key)), "?")
+				rd.Source = replication.Source{Kind: replication.SourcePageBlob, Ref: address}.String()
 			default:
 				return replication.GroupSpec{}, nil, fmt.Errorf("vms[%d].disks[%d] (%s): reprotect replicates back into the original disk: give its managedDisk (the source VM's managed disk id), or a pageblob: source; the source is %q", i, j, key, d.Source)
 			}

@@ -46,6 +46,10 @@ func ParseSource(s string) (Source, error) {
 	src := Source{Kind: SourceKind(kind), Ref: ref}
 	switch {
 	case (src.Kind == SourceFile || src.Kind == SourceNBD) && ref != "":
+	case src.Kind == SourcePageBlob && strings.ContainsAny(ref, "?#"):
+		// The agent reads the blob with the source account's own credentials (StandbySourceStorage): a
+		// SAS in a spec would only be stored, shown and sent to the peer.
+		return Source{}, fmt.Errorf("a pageblob: source names the blob only (%s?…): the agent reads it with the source account's credentials (StandbySourceStorage), so leave out the query", ref[:strings.IndexAny(ref, "?#")])
 	case src.Kind == SourcePageBlob && (strings.HasPrefix(ref, "https://") || strings.HasPrefix(ref, "http://")):
 	case src.Kind == SourceManaged && managedDiskID.MatchString(ref):
 	default:

@@ -27,6 +27,15 @@ func TestParseSource(t *testing.T) {
 	}
 }
 
+// A page blob source with a query (a SAS) is refused without repeating the query.
+func TestPageBlobSourceWithAQueryIsRefused(t *testing.T) {
+	for _, in := range []string{"pageblob:https://a.blob/c/d?sv=2024&sig=SECRET", "pageblob:https://a.blob/c/d#sig=SECRET"} {
+		if _, err := ParseSource(in); err == nil || strings.Contains(err.Error(), "SECRET") || !strings.Contains(err.Error(), "names the blob only (https://a.blob/c/d?…)") {
+			t.Errorf("ParseSource(%q): %v", in, err)
+		}
+	}
+}
+
 // Every kind says what consistency it gives (the API shows it on every disk).
 func TestEverySourceKindHasACapture(t *testing.T) {
 	for _, k := range SourceKinds {
