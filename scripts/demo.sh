@@ -24,14 +24,15 @@ stop_vms() {
     [[ -n $pid ]] && grep -q qemu-system "/proc/$pid/cmdline" 2>/dev/null && kill "$pid" 2>/dev/null || true
   done
 }
-console_url="http://127.0.0.1:7071/api/console/?code=$key"
+# The key stays out of the URL (browser history, proxies' logs): the page asks for it.
+console_url="http://127.0.0.1:7071/api/console/"
 cleanup() { stop_vms; scripts/devhost.sh stop || true; scripts/azurite.sh stop || true; }
 if [[ ${1:-} == stop ]]; then cleanup; exit 0; fi # make stop: what a kept demo left running
 # DEMO_KEEP=1 leaves the stack (and the failed-over VMs) up for a person to open the console.
 finish() {
   if [[ ${DEMO_KEEP:-} == 1 ]]; then
     echo; echo "== DEMO_KEEP=1: the stack stays up. The console: $console_url"
-    echo "   (the key is the local dev key, DevhostFunctionKey in local.settings.json); make stop ends it all."
+    echo "   Sign in with the local dev key (DevhostFunctionKey in local.settings.json); make stop ends it all."
   else
     cleanup
   fi
@@ -49,6 +50,7 @@ scripts/azurite.sh start
 scripts/devhost.sh start
 sleep 1
 echo; echo "== The operator's console (the page the app serves; DEMO_KEEP=1 keeps it up after the demo): $console_url"
+echo "   (it asks for a key: the local dev key, DevhostFunctionKey in local.settings.json)"
 echo; echo "== 1. Health of every dependency (GET /api/v1/health)"
 api http://127.0.0.1:7071/api/v1/health
 

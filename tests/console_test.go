@@ -340,3 +340,24 @@ func emulateMedia(media string) chromedp.Action[chromedp.Void] {
 		return chromedp.Void{}, err
 	}
 }
+
+// No console address the demo prints carries a key: a key in a URL stays in the browser's history and
+// in every proxy's log, and the page asks for it anyway.
+func TestDemoPrintsTheConsoleWithoutAKey(t *testing.T) {
+	script, err := os.ReadFile(filepath.Join("..", "scripts", "demo.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	urls := 0
+	for i, line := range strings.Split(string(script), "\n") {
+		if strings.Contains(line, "/api/console") {
+			urls++
+			if strings.Contains(line, "code=") || strings.Contains(line, "$key") || strings.Contains(line, "${key") {
+				t.Errorf("demo.sh:%d puts a key in the console's address: %s", i+1, line)
+			}
+		}
+	}
+	if urls == 0 {
+		t.Fatal("demo.sh names no console address")
+	}
+}

@@ -116,6 +116,7 @@ func sourceOf(t *testing.T, spec string) string {
 type credential struct {
 	name                             string
 	functionKey, agentKey, principal string
+	plainText                        bool // writes go without Content-Type: application/json (a cross-site form's)
 }
 
 // callAs calls the API with a credential.
@@ -130,6 +131,9 @@ func callAs(t *testing.T, s *stack, c credential, method, path, body string) (in
 	}
 	if c.principal != "" {
 		req.Header.Set(apiv1.PrincipalHeader, c.principal)
+	}
+	if method != "GET" && !c.plainText {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -245,6 +249,19 @@ func TestEveryRouteWithEveryRole(t *testing.T) {
 	}
 	if status, body := callAs(t, s, op, "GET", "/api/v1/jobs/"+job.ID(), ""); status != http.StatusOK {
 		t.Errorf("the operator reading its job: %d %s", status, body)
+	}
+	// A write at the identity door that a page on another site could send with the operator's session
+	// cookie and no preflight (no JSON Content-Type, no body) gets 415, and changes nothing.
+	sessionOperator := principals[apiv1.RoleOperator]
+	sessionOperator.plainText = true
+	_, jobsBefore := callAs(t, s, op, "GET", "/api/v1/jobs?group="+spare, "")
+	for _, path := range []string{"/groups/" + spare + "/failover", "/groups/" + spare + "/agent-key"} {
+		if status, body := callAs(t, s, sessionOperator, "POST", apiv1.IdentityDoor+path, ""); status != http.StatusUnsupportedMediaType {
+			t.Errorf("a cross-site form's POST %s at the identity door: %d %s", path, status, body)
+		}
+	}
+	if _, jobsAfter := callAs(t, s, op, "GET", "/api/v1/jobs?group="+spare, ""); jobsAfter != jobsBefore {
+		t.Errorf("the refused writes changed the group's jobs: %s, before %s", jobsAfter, jobsBefore)
 	}
 	t.Logf("%d calls: %d routes × %d doors × %d credentials", calls, len(apiv1.Routes), len(apiv1.Roles)+1, len(apiv1.Roles)+1)
 }

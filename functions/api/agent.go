@@ -39,6 +39,9 @@ func (a *API) guard(role apiv1.Role, h http.HandlerFunc) http.HandlerFunc {
 func (a *API) asPrincipal(rt apiv1.Route, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		role, err := apiserver.PrincipalRole(rt, r.Header.Get(apiv1.PrincipalHeader), a.TrustPrincipals)
+		if err == nil {
+			err = apiserver.RequireJSONWrite(r)
+		}
 		if err != nil {
 			a.fail(w, r, err)
 			return

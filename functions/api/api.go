@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -111,40 +110,6 @@ func (a *API) answer(w http.ResponseWriter, r *http.Request, status int, v any, 
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
-}
-
-// maxBody bounds a request body; maxDrain bounds what is read past it (above the Functions host's own
-// limit, FUNCTIONS_REQUEST_BODY_SIZE_LIMIT, 100 MB by default, so every body the host forwards).
-const (
-	maxBody  = 1 << 20
-	maxDrain = 128 << 20
-)
-
-// decodeOptional is decode for an optional body (none: into stays as it is).
-func decodeOptional(r *http.Request, into any) error {
-	if r.ContentLength == 0 {
-		return nil
-	}
-	return decode(r, into)
-}
-
-// decode reads a JSON body of the expected shape, refusing unknown fields and trailing data.
-func decode(r *http.Request, into any) error {
-	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if err != nil {
-		return fmt.Errorf("%w: reading the body: %v", replication.ErrInvalid, err)
-	}
-	if len(data) > maxBody {
-		// The rest is read and dropped before the 413 goes out: a server that answers and closes while
-		// the host is still sending resets the connection under it, and the caller gets the host's
-		// 502 instead of this answer (net/http closes a connection whose body was left unread).
-		n, _ := io.Copy(io.Discard, io.LimitReader(r.Body, maxDrain))
-		return fmt.Errorf("%w: the body has %d bytes or more, at most %d", replication.ErrTooLarge, int64(len(data))+n, maxBody)
-	}
-	if err := replication.DecodeJSON(data, into, "body", "the expected shape"); err != nil {
-		return fmt.Errorf("%w: %v", replication.ErrInvalid, err)
-	}
-	return nil
 }
 
 // openAPI answers the API's OpenAPI 3.1 document.

@@ -16,7 +16,7 @@ func (a *API) drillOperations(ops map[string]http.HandlerFunc) {
 	for _, base := range []string{"/groups/{group}/drills", "/plans/{plan}/drills"} {
 		ops["POST "+base] = func(w http.ResponseWriter, r *http.Request) {
 			var req apiv1.DrillRequest
-			if err := decodeOptional(r, &req); err != nil {
+			if err := apiserver.DecodeOptionalBody(r, &req); err != nil {
 				a.fail(w, r, err)
 				return
 			}

@@ -16,7 +16,7 @@ func (a *API) planOperations(ops map[string]http.HandlerFunc) {
 	}
 	ops["PUT /plans/{plan}"] = func(w http.ResponseWriter, r *http.Request) {
 		var spec recovery.PlanSpec
-		if err := decode(r, &spec); err != nil {
+		if err := apiserver.DecodeBody(r, &spec); err != nil {
 			a.fail(w, r, err)
 			return
 		}
@@ -36,7 +36,7 @@ func (a *API) planOperations(ops map[string]http.HandlerFunc) {
 	}
 	ops["POST /plans/{plan}/failover"] = func(w http.ResponseWriter, r *http.Request) {
 		var req apiv1.FailoverRequest
-		if err := decode(r, &req); err != nil {
+		if err := apiserver.DecodeBody(r, &req); err != nil {
 			a.fail(w, r, err)
 			return
 		}
@@ -55,7 +55,7 @@ func (a *API) planOperations(ops map[string]http.HandlerFunc) {
 	}
 	ops["POST /jobs/{id}/acknowledge"] = func(w http.ResponseWriter, r *http.Request) {
 		var req apiv1.AcknowledgeRequest
-		if err := decode(r, &req); err != nil {
+		if err := apiserver.DecodeBody(r, &req); err != nil {
 			a.fail(w, r, err)
 			return
 		}

@@ -14,7 +14,7 @@ import (
 
 func (a *API) putGroup(w http.ResponseWriter, r *http.Request) {
 	var spec replication.GroupSpec
-	if err := decode(r, &spec); err != nil {
+	if err := apiserver.DecodeBody(r, &spec); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -69,7 +69,7 @@ func (a *API) deleteGroup(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) postAgent(w http.ResponseWriter, r *http.Request) {
 	var rep replication.AgentReport // the wire's apiv1.AgentReport, field for field
-	err := decode(r, &rep)
+	err := apiserver.DecodeBody(r, &rep)
 	var in replication.AgentInstructions
 	if err == nil {
 		in, err = a.Agents.Heartbeat(r.Context(), r.PathValue("group"), rep)
@@ -87,7 +87,7 @@ func (a *API) postResync(w http.ResponseWriter, r *http.Request) {
 // (the peer's reprotect job calls it until done).
 func (a *API) postSeed(w http.ResponseWriter, r *http.Request) {
 	var req replication.SeedRequest
-	if err := decode(r, &req); err != nil {
+	if err := apiserver.DecodeBody(r, &req); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -131,7 +131,7 @@ func (a *API) getRPOHistory(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) postEvent(w http.ResponseWriter, r *http.Request) {
 	var ev apiv1.EventReport
-	err := decode(r, &ev)
+	err := apiserver.DecodeBody(r, &ev)
 	if err == nil {
 		err = a.Agents.ReportEvent(r.Context(), r.PathValue("group"), ev.Kind, ev.Message)
 	}
@@ -155,7 +155,7 @@ func (a *API) getEvents(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) postFailover(w http.ResponseWriter, r *http.Request) {
 	var req apiv1.FailoverRequest
-	if err := decode(r, &req); err != nil {
+	if err := apiserver.DecodeBody(r, &req); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -165,7 +165,7 @@ func (a *API) postFailover(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) postChangePoint(w http.ResponseWriter, r *http.Request) {
 	var req apiv1.ChangePointRequest
-	if err := decode(r, &req); err != nil {
+	if err := apiserver.DecodeBody(r, &req); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -176,7 +176,7 @@ func (a *API) postChangePoint(w http.ResponseWriter, r *http.Request) {
 // reads its disks.
 func (a *API) postReprotect(w http.ResponseWriter, r *http.Request) {
 	var req apiv1.ReprotectRequest
-	if err := decodeOptional(r, &req); err != nil {
+	if err := apiserver.DecodeOptionalBody(r, &req); err != nil {
 		a.fail(w, r, err)
 		return
 	}

@@ -76,6 +76,9 @@ func DecodeDescriptor(data []byte) (Descriptor, error) {
 // DecodeJSON decodes one JSON object of into's shape, refusing unknown fields and trailing data. The
 // error says what (a descriptor, a body) is not valid JSON of which shape.
 func DecodeJSON(data []byte, into any, what, shape string) error {
+	if err := checkJSONKeys(data); err != nil {
+		return fmt.Errorf("%s is not valid JSON of %s: %w", what, shape, err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(into); err != nil {

@@ -44,3 +44,20 @@ func FuzzDecodeDescriptor(f *testing.F) {
 		}
 	})
 }
+
+// An object with a key twice, or two keys differing only in case, is refused at every depth; the same
+// key in sibling objects is fine.
+func TestDecodeJSONRefusesDuplicateKeys(t *testing.T) {
+	var v map[string]any
+	for _, bad := range []string{`{"a":1,"a":2}`, `{"group":"g1","Group":"g2"}`, `{"x":{"seq":1,"SEQ":2}}`, `{"x":[{"k":1},{"k":1,"k":2}]}`,
+		`{"x":[1,{"y":{}}],"y":2,"Y":3}`} {
+		if err := DecodeJSON([]byte(bad), &v, "body", "a map"); err == nil || !strings.Contains(err.Error(), "twice") && !strings.Contains(err.Error(), "only in case") {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+	for _, good := range []string{`{"a":1,"b":{"a":2},"c":[{"a":1},{"a":2}]}`, `{"a":[[],{}],"b":"a"}`, `{}`} {
+		if err := DecodeJSON([]byte(good), &v, "body", "a map"); err != nil {
+			t.Errorf("%s: %v", good, err)
+		}
+	}
+}

@@ -18,6 +18,7 @@ var problems = []struct {
 	title  string
 }{
 	{replication.ErrTooLarge, http.StatusRequestEntityTooLarge, "request too large"},
+	{ErrNotJSON, http.StatusUnsupportedMediaType, "unsupported media type"},
 	{replication.ErrUnauthorized, http.StatusUnauthorized, "unauthorized"},
 	{replication.ErrForbidden, http.StatusForbidden, "forbidden"},
 	{replication.ErrInvalid, http.StatusBadRequest, "invalid request"},
