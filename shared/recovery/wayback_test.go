@@ -37,7 +37,9 @@ func TestReverseSpec(t *testing.T) {
 	}
 	spec.Normalize("g")
 	// A store opened with a SAS gives URLs with it: the reversed spec (stored and sent to the peer) has none.
-	url := func(d replication.DiskRef) string { return "https://dr.blob.core.windows.net/" + d.String() + "?sv=2024&sig=SECRET" }
+	url := func(d replication.DiskRef) string {
+		return "https://dr.blob.core.windows.net/" + d.String() + "?sv=2024&sig=SECRET"
+	}
 	rev, seeds, err := recovery.ReverseSpec("g", spec, "g-failover", url, nil)
 	if err != nil || len(seeds) != 0 {
 		t.Fatal(err)
