@@ -72,7 +72,7 @@ func runCmd(args []string) error {
 	fs.Var(&sources, "source", "vm/disk=/dev/sdX: the device or image this agent reads that disk from (repeat per disk); the agent opens no path the API alone names")
 	fs.StringVar(&cfg.Machine.IMDS, "imds", "", "the instance metadata service, asked for the VM's security type when enabling with -spec: empty asks it only on an Azure VM, off never, or its URL")
 	fs.StringVar(&cfg.NBDAddr, "nbd", "", "serve the nbd: disks as NBD exports <vm>/<disk> here: unix:<path> (default unix:<state>/nbd.sock), or a loopback host:port with -nbd-tcp")
-	fs.BoolVar(&cfg.NBDAllowTCP, "nbd-tcp", false, "allow a loopback TCP -nbd address: every local user can then read and write the disks (no authentication); for a client only TCP reaches, such as a test VM's user network")
+	fs.BoolVar(&cfg.NBDAllowTCP, "nbd-tcp", false, "allow a loopback TCP -nbd address, served only to clients of root and of the agent's user (their sockets' owners, from the kernel's tables); for a client only TCP reaches, such as a test VM's user network")
 	fs.Var(&preHooks, "pre-hook", "VM=command run before an app-consistent marker (freeze); repeat per VM")
 	fs.Var(&postHooks, "post-hook", "VM=command run after it (thaw); runs even when a pre hook failed")
 	fs.DurationVar(&cfg.HookTimeout, "hook-timeout", 30*time.Second, "longest a hook may run before it is killed")

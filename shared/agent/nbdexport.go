@@ -83,7 +83,8 @@ func (a *Agent) listenNBD(addr string, allowTCP bool) (net.Listener, *nbd.Server
 			return nil, nil, err
 		}
 	}
-	l, err := nbd.Listen(addr, nbd.ListenOptions{AllowTCP: allowTCP})
+	refused := func(err error) { a.cfg.Log.Warn("an NBD client refused", "group", a.cfg.Group, "err", err) }
+	l, err := nbd.Listen(addr, nbd.ListenOptions{AllowTCP: allowTCP, Refused: refused})
 	if err != nil {
 		return nil, nil, fmt.Errorf("serving the nbd: disks at %s: %w", addr, err)
 	}

@@ -14,15 +14,20 @@ import (
 
 // ListenOptions are how Listen listens.
 type ListenOptions struct {
-	// AllowTCP allows a loopback TCP address. The server has no TLS and no authentication, and a TCP
-	// port on loopback is open to every local user (a unix socket is its owner's: SocketMode), so it is
-	// refused unless asked for.
+	// AllowTCP allows a loopback TCP address. The server has no TLS, and a TCP port on loopback is open
+	// to every local user (a unix socket is its owner's: SocketMode), so it is refused unless asked for,
+	// and then serves only the clients of PeerUIDs.
 	AllowTCP bool
 	// AllowRemote allows a TCP address that is not loopback (and implies AllowTCP). Whoever reaches it
 	// reads and writes the VM's disks.
 	AllowRemote bool
 	// SocketMode is a unix socket's permission bits; 0 means 0600 (only its owner may connect).
 	SocketMode fs.FileMode
+	// PeerUIDs are the users whose loopback TCP clients are served (peercred.go); nil means root and
+	// this process's user, as a unix socket of mode 0600 admits. Others' connections are closed unserved.
+	PeerUIDs []int
+	// Refused, if set, hears about each connection closed because of its user.
+	Refused func(error)
 }
 
 // Listen listens on addr: "unix:<path>" is a unix socket, "<host>:<port>" a TCP address whose host
@@ -53,7 +58,14 @@ func Listen(addr string, o ListenOptions) (net.Listener, error) {
 		l.Close() // the name resolved differently for the listen: refuse rather than serve remotely
 		return nil, fmt.Errorf("nbd: listen address %q bound %s, which is not loopback", addr, l.Addr())
 	}
-	return l, nil
+	if o.AllowRemote {
+		return l, nil // a remote client's user is not this host's to know
+	}
+	uids := o.PeerUIDs
+	if uids == nil {
+		uids = []int{0, os.Getuid()}
+	}
+	return peerCheckedListener{Listener: l, uids: uids, refused: o.Refused}, nil
 }
 
 // loopbackOnly refuses a host that is, or may resolve to, something other than a loopback address.
