@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -36,7 +37,9 @@ func (a *Agent) sender(ctx context.Context) {
 				slots <- struct{}{}
 				go func() {
 					defer func() { <-slots }()
-					u.stored <- retry(ctx, a.cfg.Log, "storing batch", func() error { return a.cfg.Journal.Put(ctx, a.cfg.Group, b.Seq, payload) })
+					u.stored <- retry(ctx, a.cfg.Log, "storing batch", func() error {
+						return replication.StoreBatch(ctx, a.cfg.Journal, a.cfg.StreamKey, a.cfg.Group, b.Seq, payload)
+					})
 				}()
 			}
 			inOrder <- u
@@ -78,8 +81,8 @@ func retry(ctx context.Context, log *slog.Logger, what string, fn func() error) 
 	delay := 100 * time.Millisecond
 	for {
 		err := fn()
-		if err == nil {
-			return nil
+		if err == nil || errors.Is(err, replication.ErrConflict) {
+			return err // a batch stored with other content stays so: retrying changes nothing
 		}
 		log.Warn(what+" failed; retrying", "err", err, "delay", delay)
 		select {

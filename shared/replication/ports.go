@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -148,11 +149,15 @@ const MaxPayloadBytes = 40 << 20
 
 // JournalStore keeps change-batch payloads in the cache storage account, one blob per group and sequence.
 //
-// Contract: Put is idempotent for the same content; Get of a missing or deleted batch → ErrNotFound,
+// Contract: Put writes a batch once: again with the same content it succeeds, with other content it
+// is ErrConflict and the stored batch stays (SameBatchOrConflict); Get of a missing or deleted batch → ErrNotFound,
 // of one larger than MaxPayloadBytes → ErrCorrupt (without reading it whole);
 // Delete of a missing batch succeeds (deletion is idempotent).
 type JournalStore interface {
 	Put(ctx context.Context, group string, seq int64, payload []byte) error
+	// Replace overwrites a stored batch unconditionally. Only StoreBatch calls it, for a stored batch
+	// that does not verify under the group's stream key: a forger's, which apply never applies.
+	Replace(ctx context.Context, group string, seq int64, payload []byte) error
 	Get(ctx context.Context, group string, seq int64) ([]byte, error)
 	Delete(ctx context.Context, group string, seq int64) error
 	// List returns the sequences stored for the group, ascending.
@@ -162,6 +167,36 @@ type JournalStore interface {
 	// Prune deletes the group's batches up to throughSeq that were stored before olderThan, and
 	// returns how many went.
 	Prune(ctx context.Context, group string, throughSeq int64, olderThan time.Time) (int, error)
+}
+
+// SameBatchOrConflict is a journal's answer to a Put of payload where stored already is: nil for the
+// same bytes (a repeat of the upload), ErrConflict otherwise. Batches are written once, so nothing
+// that can write the journal replaces a batch a recovery may replay.
+func SameBatchOrConflict(group string, seq int64, stored, payload []byte) error {
+	if bytes.Equal(stored, payload) {
+		return nil
+	}
+	return fmt.Errorf("%w: batch %d of %s is already stored with other content (%d bytes, this one %d): batches are written once, and another writer holds this sequence",
+		ErrConflict, seq, group, len(stored), len(payload))
+}
+
+// StoreBatch stores the agent's sealed batch at its sequence, written once: a batch already there
+// with the same bytes is this one; one that does not verify under key (a forger's, planted ahead of
+// the agent — apply refuses it) is replaced; one that verifies but differs is the group's own earlier
+// batch, which a recovery may replay, and stays: ErrConflict.
+func StoreBatch(ctx context.Context, j JournalStore, key []byte, group string, seq int64, payload []byte) error {
+	err := j.Put(ctx, group, seq, payload)
+	if !errors.Is(err, ErrConflict) || key == nil {
+		return err
+	}
+	stored, getErr := j.Get(ctx, group, seq)
+	if getErr != nil {
+		return fmt.Errorf("%w (and reading it: %v)", err, getErr)
+	}
+	if _, openErr := OpenPayload(key, group, seq, stored); openErr == nil {
+		return err
+	}
+	return j.Replace(ctx, group, seq, payload)
 }
 
 // BatchBlobName is where a batch payload lives in the journal, and the name its descriptor points at:

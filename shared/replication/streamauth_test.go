@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"testing"
 	"time"
@@ -38,7 +39,9 @@ func TestForgedStreamChangesNothing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		journal.Put(ctx, "g1", seq, payload)
+		if err := replication.StoreBatch(ctx, journal, key, "g1", seq, payload); err != nil { // as the agent stores it
+			t.Fatal(err)
+		}
 		return event(d)
 	}
 	// The forger's: a descriptor far ahead, one with another checksum and a wrong MAC, and a batch of
@@ -73,5 +76,42 @@ func TestForgedStreamChangesNothing(t *testing.T) {
 	}
 	if _, err := replication.OpenPayload(key, "g1", 2, forgedPayload); err == nil {
 		t.Fatal("a payload without the group's MAC was accepted")
+	}
+}
+
+// The agent's store of a batch: a repeat is fine, a forger's blob planted at the sequence is replaced,
+// and the group's own different batch at the sequence (one a recovery may replay) is never replaced.
+func TestStoreBatchReplacesOnlyWhatDoesNotVerify(t *testing.T) {
+	ctx := context.Background()
+	journal := memstore.NewJournal()
+	key := bytes.Repeat([]byte{7}, 32)
+	seal := func(seq int64, fill byte) []byte {
+		b := &replication.Batch{Group: "g1", Seq: seq, Kind: replication.KindBatch, SourceTime: time.Now(),
+			Extents: []replication.Extent{{Disk: "vm/d", Offset: 0, Length: 4096, Data: bytes.Repeat([]byte{fill}, 4096)}}}
+		payload, _, err := replication.SignBatch(key, b, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return payload
+	}
+	first := seal(1, 1)
+	if err := replication.StoreBatch(ctx, journal, key, "g1", 1, first); err != nil {
+		t.Fatal(err)
+	}
+	if err := replication.StoreBatch(ctx, journal, key, "g1", 1, first); err != nil {
+		t.Fatalf("a repeat: %v", err)
+	}
+	if err := replication.StoreBatch(ctx, journal, key, "g1", 1, seal(1, 9)); !errors.Is(err, replication.ErrConflict) {
+		t.Fatalf("another genuine batch at a stored sequence: %v", err)
+	}
+	journal.Put(ctx, "g1", 2, []byte("planted ahead of the agent"))
+	second := seal(2, 2)
+	if err := replication.StoreBatch(ctx, journal, key, "g1", 2, second); err != nil {
+		t.Fatalf("over a forger's blob: %v", err)
+	}
+	for seq, want := range map[int64][]byte{1: first, 2: second} {
+		if got, _ := journal.Get(ctx, "g1", seq); !bytes.Equal(got, want) {
+			t.Fatalf("batch %d is not the agent's", seq)
+		}
 	}
 }

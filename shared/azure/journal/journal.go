@@ -12,6 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
@@ -34,9 +37,25 @@ func New(svc *service.Client, containerName string) *Store {
 		quarantine: svc.NewContainerClient(containerName + "-quarantine")}
 }
 
-// Put uploads the payload (overwriting the same batch is harmless: its content is the same).
+// Put uploads the payload once (If-None-Match: *): a batch already stored with the same bytes is a
+// repeat of this upload and fine; with other bytes it is ErrConflict, and the stored one stays.
 func (s *Store) Put(ctx context.Context, group string, seq int64, payload []byte) error {
-	return azconn.Translate(upload(ctx, s.container, replication.BatchBlobName(group, seq), payload, nil), fmt.Sprintf("storing batch %d of %s", seq, group))
+	what := fmt.Sprintf("storing batch %d of %s", seq, group)
+	err := upload(ctx, s.container, replication.BatchBlobName(group, seq), payload, nil, &blob.AccessConditions{
+		ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: to.Ptr(azcore.ETagAny)}})
+	if !bloberror.HasCode(err, bloberror.BlobAlreadyExists, bloberror.ConditionNotMet) {
+		return azconn.Translate(err, what)
+	}
+	stored, getErr := s.Get(ctx, group, seq)
+	if getErr != nil {
+		return fmt.Errorf("%s: it exists, and reading it back: %w", what, getErr)
+	}
+	return replication.SameBatchOrConflict(group, seq, stored, payload)
+}
+
+// Replace overwrites a stored batch (StoreBatch: a forger's that does not verify).
+func (s *Store) Replace(ctx context.Context, group string, seq int64, payload []byte) error {
+	return azconn.Translate(upload(ctx, s.container, replication.BatchBlobName(group, seq), payload, nil, nil), fmt.Sprintf("replacing batch %d of %s", seq, group))
 }
 
 // Quarantine stores a payload that failed verification in the quarantine container, with the reason
@@ -46,13 +65,13 @@ func (s *Store) Quarantine(ctx context.Context, group string, seq int64, payload
 		reason = reason[:1024]
 	}
 	meta := map[string]*string{"reason": &reason}
-	return azconn.Translate(upload(ctx, s.quarantine, replication.BatchBlobName(group, seq), payload, meta), fmt.Sprintf("quarantining batch %d of %s", seq, group))
+	return azconn.Translate(upload(ctx, s.quarantine, replication.BatchBlobName(group, seq), payload, meta, nil), fmt.Sprintf("quarantining batch %d of %s", seq, group))
 }
 
 // upload writes a block blob, creating the container on first use.
-func upload(ctx context.Context, c *container.Client, name string, payload []byte, meta map[string]*string) error {
+func upload(ctx context.Context, c *container.Client, name string, payload []byte, meta map[string]*string, cond *blob.AccessConditions) error {
 	put := func() error {
-		_, err := c.NewBlockBlobClient(name).UploadBuffer(ctx, payload, &blockblob.UploadBufferOptions{Metadata: meta})
+		_, err := c.NewBlockBlobClient(name).UploadBuffer(ctx, payload, &blockblob.UploadBufferOptions{Metadata: meta, AccessConditions: cond})
 		return err
 	}
 	err := put()

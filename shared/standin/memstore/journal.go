@@ -32,9 +32,31 @@ func (j *Journal) Put(_ context.Context, group string, seq int64, payload []byte
 		j.batches[group] = map[int64][]byte{}
 		j.stored[group] = map[int64]time.Time{}
 	}
+	if stored, ok := j.batches[group][seq]; ok {
+		return replication.SameBatchOrConflict(group, seq, stored, payload)
+	}
 	j.batches[group][seq] = append([]byte(nil), payload...)
 	j.stored[group][seq] = j.Now()
 	return nil
+}
+
+// Replace overwrites a stored batch.
+func (j *Journal) Replace(_ context.Context, group string, seq int64, payload []byte) error {
+	j.Overwrite(group, seq, payload)
+	return nil
+}
+
+// Overwrite replaces a stored batch without Put's condition: what a holder of the journal's write
+// permission can do on the storage service itself (the tests' attacker).
+func (j *Journal) Overwrite(group string, seq int64, payload []byte) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.batches[group] == nil {
+		j.batches[group] = map[int64][]byte{}
+		j.stored[group] = map[int64]time.Time{}
+	}
+	j.batches[group][seq] = append([]byte(nil), payload...)
+	j.stored[group][seq] = j.Now()
 }
 
 func (j *Journal) Get(_ context.Context, group string, seq int64) ([]byte, error) {

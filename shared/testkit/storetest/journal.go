@@ -23,6 +23,9 @@ func RunJournalStore(t *testing.T, store replication.JournalStore, group string)
 	if err := store.Put(ctx, group, 3, payloads[3]); err != nil {
 		t.Fatalf("putting the same batch again: %v", err)
 	}
+	if err := store.Put(ctx, group, 3, randomBytes(1003)); !errors.Is(err, replication.ErrConflict) {
+		t.Fatalf("putting other content at a stored sequence: %v, want ErrConflict", err)
+	}
 	for seq, want := range payloads {
 		got, err := store.Get(ctx, group, seq)
 		if err != nil || !bytes.Equal(got, want) {
