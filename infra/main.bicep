@@ -76,6 +76,9 @@ param createRecoveryResourceGroup bool = true
 @description('Optional: the source resource groups whose managed disks agents track (managed: sources). The agent identity gets a custom role in each with exactly the snapshot actions tracking takes.')
 param agentSourceResourceGroups array = []
 
+@description('Optional: consistency groups whose agents get an identity of their own (assign it to that group\'s VMs only). It may send to the change hub and read, create and list blobs only under \'<group>/\' in the journal container (a condition on its role assignment), and delete none. Names as the API takes them: lowercase letters, digits and hyphens. With any listed, the shared agent identity gets no data role.')
+param agentGroups array = []
+
 @description('Days the function app\'s logs are kept in its Log Analytics workspace.')
 param logRetentionDays int = 30
 
@@ -488,17 +491,68 @@ resource agent 'Microsoft.ManagedIdentity/userAssignedIdentities@2024-11-30' = {
   location: sourceLocation
 }
 
-resource agentSenderRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+resource agentSenderRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (empty(agentGroups)) {
   scope: changes
   name: guid(changes.id, agent.id, roles.eventHubsDataSender)
   properties: { principalId: agent.properties.principalId, principalType: 'ServicePrincipal', roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.eventHubsDataSender) }
 }
 
-resource agentJournalRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+resource agentJournalRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (empty(agentGroups)) {
   scope: journal
   name: guid(journal.id, agent.id, roles.blobDataContributor)
   properties: { principalId: agent.properties.principalId, principalType: 'ServicePrincipal', roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.blobDataContributor) }
 }
+
+// Each listed group's own agent identity. Its journal rights are a custom role without delete, and the
+// assignment's condition (ABAC, version 2.0) keeps every blob read, write and create under '<group>/'
+// and every listing to that prefix: one VM's identity cannot touch another group's batches, and no agent
+// can delete one. Overwriting its own group's blobs is still a write: what keeps applied batches as they
+// were on Azure is the container's time-based retention policy (README, "Each group's own agent
+// identity").
+resource journalWriterRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (!empty(agentGroups)) {
+  name: guid(resourceGroup().id, 'standby-journal-writer')
+  properties: {
+    roleName: 'Standby journal writer ${suffix}'
+    description: 'Lets a Standby agent read, create and list change batches in the journal container, and delete none.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: []
+        notActions: []
+        dataActions: [
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read'
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write'
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/add/action'
+        ]
+        notDataActions: []
+      }
+    ]
+    assignableScopes: [resourceGroup().id]
+  }
+}
+
+resource groupAgents 'Microsoft.ManagedIdentity/userAssignedIdentities@2024-11-30' = [for group in agentGroups: {
+  name: '${namePrefix}-agent-${group}-${suffix}'
+  location: sourceLocation
+}]
+
+resource groupAgentSenderRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for (group, i) in agentGroups: {
+  scope: changes
+  name: guid(changes.id, groupAgents[i].id, roles.eventHubsDataSender)
+  properties: { principalId: groupAgents[i].properties.principalId, principalType: 'ServicePrincipal', roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.eventHubsDataSender) }
+}]
+
+resource groupAgentJournalRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for (group, i) in agentGroups: {
+  scope: journal
+  name: guid(journal.id, groupAgents[i].id, 'standby-journal-writer')
+  properties: {
+    principalId: groupAgents[i].properties.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: journalWriterRole.id
+    conditionVersion: '2.0'
+    condition: '((!(ActionMatches{\'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read\'} AND NOT SubOperationMatches{\'Blob.List\'}) AND !(ActionMatches{\'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write\'}) AND !(ActionMatches{\'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/add/action\'})) OR (@Resource[Microsoft.Storage/storageAccounts/blobServices/containers/blobs:path] StringStartsWith \'${group}/\')) AND ((!(ActionMatches{\'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read\'} AND SubOperationMatches{\'Blob.List\'})) OR (@Request[Microsoft.Storage/storageAccounts/blobServices/containers/blobs:prefix] StringStartsWith \'${group}/\'))'
+  }
+}]
 
 // managed: tracking: a custom role with the snapshot actions alone, in each source resource group named.
 module agentSnapshots 'modules/agent-snapshots.bicep' = [for rg in agentSourceResourceGroups: {
@@ -514,6 +568,7 @@ output functionAppUrl string = 'https://${app.properties.defaultHostName}'
 output apiBaseUrl string = 'https://${app.properties.defaultHostName}/api'
 output agentIdentityClientId string = agent.properties.clientId
 output agentIdentityResourceId string = agent.id
+output groupAgentIdentities array = [for (group, i) in agentGroups: { group: group, clientId: groupAgents[i].properties.clientId, resourceId: groupAgents[i].id }]
 output cacheBlobEndpoint string = cache.properties.primaryEndpoints.blob
 output eventHubsNamespace string = eventHubsHost
 output changeHub string = changes.name

@@ -75,7 +75,7 @@ func TestMainBicepTypes(t *testing.T) {
 	for _, e := range errs {
 		t.Error(e)
 	}
-	// Every declaration is read: main.bicep's 34 and its modules' 6 (the recovery group, its Contributor
+	// Every declaration is read: main.bicep's 38 and its modules' 6 (the recovery group, its Contributor
 	// assignment, the subnet-join role and its assignment, the agent's snapshot role and its assignment).
 	// A declaration the reader skipped would go unchecked, so a change in the count must be a change in
 	// the files.
@@ -85,8 +85,8 @@ func TestMainBicepTypes(t *testing.T) {
 			declared++
 		}
 	}
-	if len(modules) != 4 || declared != 40 {
-		t.Errorf("%d modules, %d declared resources; want 4 and 40", len(modules), declared)
+	if len(modules) != 4 || declared != 44 {
+		t.Errorf("%d modules, %d declared resources; want 4 and 44", len(modules), declared)
 	}
 	bySym := map[string]BicepResource{}
 	for _, r := range res {
@@ -98,7 +98,8 @@ func TestMainBicepTypes(t *testing.T) {
 	for _, sym := range []string{"cache", "journal", "target", "funcStorage", "deployments", "eventHubs", "changes", "applyGroup",
 		"serviceBus", "jobs", "vault", "peerKey", "alertWebhookUrl", "plan", "app", "agent", "agentSenderRole", "agentJournalRole", "vaultSecretsUserRole",
 		"targetReaderRole", "recovery", "recoveryContributorRole", "subnetJoinRoleDefinition", "subnetJoinRole", "auth",
-		"logs", "insights", "insightsPublisherRole", "agentSnapshotsRole", "agentSnapshotsAssignment"} {
+		"logs", "insights", "insightsPublisherRole", "agentSnapshotsRole", "agentSnapshotsAssignment",
+		"journalWriterRole", "groupAgents", "groupAgentSenderRoles", "groupAgentJournalRoles"} {
 		if _, ok := bySym[sym]; !ok {
 			t.Errorf("main.bicep declares no %s", sym)
 		}
@@ -134,6 +135,21 @@ func TestMainBicepTypes(t *testing.T) {
 	}
 	if bySym["agentJournalRole"].Body["scope"] != Expr("journal") || bySym["agentSenderRole"].Body["scope"] != Expr("changes") {
 		t.Errorf("the agent's roles must be scoped to the journal container and the change hub")
+	}
+	// A group's own agent identity: send on the change hub; read, create and list its group's batches in
+	// the journal container (the condition), delete none.
+	groupJournal := bySym["groupAgentJournalRoles"].Body
+	raw, _ := groupJournal["properties"].(map[string]any)["condition"].(Expr) // interpolated: the reader keeps its source
+	cond := strings.ReplaceAll(string(raw), `\'`, `'`)
+	if groupJournal["scope"] != Expr("journal") || bySym["groupAgentSenderRoles"].Body["scope"] != Expr("changes") ||
+		!strings.Contains(cond, "containers/blobs:path] StringStartsWith '${group}/'") || !strings.Contains(cond, "containers/blobs:prefix] StringStartsWith '${group}/'") ||
+		strings.Count(cond, "(") != strings.Count(cond, ")") {
+		t.Errorf("a group agent's journal role: scope %v, condition %q", groupJournal["scope"], cond)
+	}
+	writer, _ := json.Marshal(bySym["journalWriterRole"].Body["properties"].(map[string]any)["permissions"])
+	if !strings.Contains(string(writer), `"dataActions":["Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read","Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write","Microsoft.Storage/storageAccounts/blobServices/containers/blobs/add/action"]`) ||
+		strings.Contains(string(writer), "delete") {
+		t.Errorf("the journal writer role %s", writer)
 	}
 	// The app's control-plane roles, and nothing more: Reader on the target account, Contributor on the
 	// recovery group only (the module's own scope), join and read on the target network only.
