@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/standby-dr/standby/shared/replication"
@@ -65,6 +66,9 @@ type Agent struct {
 	curSize int
 	nextSeq int64
 	queue   chan *replication.Batch
+	// renumberedTo, once Renumber ran, is the first sequence of the new numbering: the queue is in
+	// order, so the sender drops every batch until that one reaches it (0: none to drop).
+	renumberedTo atomic.Int64
 
 	stats   Stats
 	statsMu sync.Mutex
@@ -142,6 +146,11 @@ func Open(ctx context.Context, cfg Config) (*Agent, bool, error) {
 		return nil, false, err
 	}
 	dirty := (!fresh && !st.Clean) || damaged
+	if next > cfg.SeqFloor+replication.MaxSeqAhead { // the API would refuse every report
+		cfg.Log.Warn("the agent's state numbers far past the group's sequence: it is not this group's state; numbering on from the group's and resyncing",
+			"group", cfg.Group, "seq", next, "groupSeq", cfg.SeqFloor)
+		next, dirty, st.Published = cfg.SeqFloor+1, true, cfg.SeqFloor
+	}
 	if next <= cfg.SeqFloor {
 		cfg.Log.Warn("the agent's state is behind the group's sequence: it was lost or is an old copy; numbering on from the group's and resyncing",
 			"group", cfg.Group, "seq", next, "groupSeq", cfg.SeqFloor)
@@ -409,6 +418,40 @@ func (a *Agent) Stats() Stats {
 	a.statsMu.Lock()
 	defer a.statsMu.Unlock()
 	return a.stats
+}
+
+// Renumber moves the stream's numbering to just past floor, the group's sequence, when it runs more
+// than the API accepts past it (replication.MaxSeqAhead: the agent's reports are refused, so nothing
+// it sends can be applied — a state file from elsewhere, or a bug). Batches already numbered beyond
+// are dropped unsent; the caller resyncs to make up for them. It reports whether it renumbered.
+func (a *Agent) Renumber(floor int64) (bool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.nextSeq <= floor+replication.MaxSeqAhead {
+		return false, nil
+	}
+	a.cfg.Log.Warn("the agent's numbering runs past what the group accepts: numbering on from the group's sequence and resyncing",
+		"seq", a.nextSeq, "groupSeq", floor)
+	a.sealLocked()
+	a.renumberedTo.Store(floor + 1)
+	a.nextSeq = floor + 1
+	a.statsMu.Lock()
+	a.stats.LastPublished = floor
+	a.statsMu.Unlock()
+	return true, a.saveState(state{NextSeq: floor + 1, Published: floor})
+}
+
+// abandoned reports whether a queued batch is of a numbering Renumber gave up.
+func (a *Agent) abandoned(seq int64) bool {
+	first := a.renumberedTo.Load()
+	if first == 0 {
+		return false
+	}
+	if seq == first { // the new numbering's first: everything queued before it has passed
+		a.renumberedTo.CompareAndSwap(first, 0)
+		return false
+	}
+	return true
 }
 
 // NextSeq is the sequence number the next batch will get.

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/standby-dr/standby/shared/api/apiclient"
 	"github.com/standby-dr/standby/shared/api/apiv1"
 	"github.com/standby-dr/standby/shared/replication"
 	"github.com/standby-dr/standby/shared/standin/memstore"
@@ -94,5 +96,80 @@ func TestRunStopsOnPlannedFailover(t *testing.T) {
 	again, _ := json.Marshal(m)
 	if string(line) != string(again) || len(m) != 12 {
 		t.Fatalf("summary line %s, as a map %s", line, again)
+	}
+}
+
+// refusingAPI answers heartbeats as the API does: a report whose sequence runs more than
+// replication.MaxSeqAhead past the group's is refused (400); the third accepted one stops the run.
+// At the first report the group's view becomes then (the group was made again meanwhile).
+type refusingAPI struct {
+	fakeAPI
+	refused, accepted int
+	then              *apiv1.GroupView
+}
+
+func (f *refusingAPI) Heartbeat(_ context.Context, _ string, rep apiv1.AgentReport) (apiv1.AgentInstructions, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.then != nil {
+		f.view, f.then = *f.then, nil
+	}
+	if rep.Seq > f.view.Watermark+replication.MaxSeqAhead {
+		f.refused++
+		return apiv1.AgentInstructions{}, &apiclient.Error{Status: 400, Title: "invalid request", Detail: "seq is more than 1048576 batches past what was applied"}
+	}
+	f.accepted++
+	f.reports = append(f.reports, rep)
+	return apiv1.AgentInstructions{Stop: f.accepted >= 3}, nil
+}
+
+// An agent numbering its batches far past the group's sequence would have every report refused. A
+// state file that says so (one from elsewhere, or written by an older agent that believed a forged
+// blob) is not believed at start; numbering that gets there while running (the group was made again
+// meanwhile) is found by the first refused report. Either way the agent numbers on from the group's
+// sequence, drops what it numbered before unsent, resyncs, and its reports are accepted again.
+func TestARefusedReportRenumbersAndResyncs(t *testing.T) {
+	t.Run("at start", func(t *testing.T) { renumbers(t, nil) })
+	t.Run("while running", func(t *testing.T) {
+		renumbers(t, &apiv1.GroupView{State: apiv1.State(replication.StateProtected), Watermark: 5, AgentSeq: 5})
+	})
+}
+
+func renumbers(t *testing.T, then *apiv1.GroupView) {
+	dir := t.TempDir()
+	const far = 1_000_000_000_000_000
+	os.WriteFile(statePath(dir, "g"), []byte(`{"nextSeq":1000000000000000,"published":999999999999999,"clean":true}`), 0o644)
+	first := apiv1.GroupView{State: apiv1.State(replication.StateProtected), Watermark: 5, AgentSeq: 5}
+	if then != nil { // the group's sequence the agent starts with is its own
+		first.Watermark, first.AgentSeq = far-1, far-1
+	}
+	api := &refusingAPI{fakeAPI: fakeAPI{view: first}, then: then}
+	journal, pub := memstore.NewJournal(), memstore.NewHub(4)
+	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 1 << 20, Source: "agent"}}}}}
+	cfg := RunConfig{Group: "g", API: api, Spec: &spec, StateDir: dir, WorkloadRate: 1, Seed: 1, Duration: time.Minute,
+		MarkerInterval: 100 * time.Millisecond, BatchBytes: 1 << 20, BatchDelay: 10 * time.Millisecond, ScanInterval: -1, Log: slog.New(slog.DiscardHandler),
+		Connect: func() (replication.JournalStore, replication.ChangePublisher, func(), error) {
+			return journal, pub, func() {}, nil
+		}}
+	summary, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if (then != nil) != (api.refused > 0) || api.accepted < 3 || summary.FinalMarker <= 5 || summary.FinalMarker > 5+replication.MaxSeqAhead {
+		t.Fatalf("%d reports refused, %d accepted; final marker %d", api.refused, api.accepted, summary.FinalMarker)
+	}
+	stored, _ := journal.List(context.Background(), "g")
+	resynced := false
+	for _, seq := range stored {
+		if seq >= far && then == nil {
+			t.Fatalf("batch %d of the abandoned numbering was stored", seq)
+		}
+		payload, _ := journal.Get(context.Background(), "g", seq)
+		if b, err := replication.DecodeBatch(payload); err == nil && b.Kind == replication.KindResync {
+			resynced = true
+		}
+	}
+	if !resynced || stored[0] != 6 {
+		t.Fatalf("stored %v (resync among them: %v), want the new numbering from 6 with a resync", stored, resynced)
 	}
 }

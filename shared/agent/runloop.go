@@ -2,9 +2,12 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
+	"github.com/standby-dr/standby/shared/api/apiclient"
 	"github.com/standby-dr/standby/shared/replication"
 )
 
@@ -168,6 +171,10 @@ func (r *runner) appMarker(ctx context.Context) {
 // beat reports to the API, starts a resync when it asks for one, and shows the baseline's progress.
 func (r *runner) beat(ctx context.Context) {
 	resync, err := r.report(ctx)
+	if refused := (*apiclient.Error)(nil); errors.As(err, &refused) && refused.Status == http.StatusBadRequest {
+		// The API refuses the report itself: its sequence runs past what the group can have.
+		resync, err = r.renumber(ctx, err)
+	}
 	if err != nil {
 		r.log.Warn("heartbeat failed", "err", err)
 	} else if resync && !r.syncing {
@@ -177,6 +184,20 @@ func (r *runner) beat(ctx context.Context) {
 	if st := r.a.Stats(); st.BaselineTotal > 0 && st.BaselineDone < st.BaselineTotal && r.cfg.Progress != nil {
 		r.cfg.Progress(r.log, st)
 	}
+}
+
+// renumber answers a refused report: it reads the group's sequence and, when the agent's numbering
+// runs past what the API accepts, numbers on from the group's (Agent.Renumber) and asks for a resync.
+func (r *runner) renumber(ctx context.Context, refused error) (bool, error) {
+	view, err := r.cfg.API.Group(ctx, r.cfg.Group)
+	if err != nil {
+		return false, fmt.Errorf("%w; and reading the group's sequence: %v", refused, err)
+	}
+	renumbered, err := r.a.Renumber(max(view.Watermark, view.AgentSeq))
+	if err != nil || !renumbered {
+		return false, errors.Join(refused, err)
+	}
+	return true, nil
 }
 
 // report sends a heartbeat and follows its instructions: a planned failover's stop, markers cutpoints

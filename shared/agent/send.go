@@ -29,6 +29,10 @@ func (a *Agent) sender(ctx context.Context) {
 	go func() {
 		defer close(inOrder)
 		for b := range a.queue {
+			if a.abandoned(b.Seq) {
+				a.cfg.Log.Warn("a batch of the abandoned numbering dropped", "seq", b.Seq)
+				continue
+			}
 			payload, desc, err := replication.SignBatch(a.cfg.StreamKey, b, a.cfg.Compress)
 			u := &upload{b: b, payload: payload, desc: desc, stored: make(chan error, 1)}
 			if err != nil { // a bug, not an outage: stop rather than skip a sequence number

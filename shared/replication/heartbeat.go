@@ -49,9 +49,9 @@ type DiskHashes struct {
 // maxRateBps bounds a reported rate (100 GB/s: far past any disk).
 const maxRateBps = 100e9
 
-// maxSeqAhead bounds how far an agent's reported sequence may run ahead of what was applied (a
+// MaxSeqAhead bounds how far an agent's reported sequence may run ahead of what was applied (a
 // backlog of a million batches is days of writes): a larger one is no agent's.
-const maxSeqAhead = 1 << 20
+const MaxSeqAhead = 1 << 20
 
 // MaxHashBlocks bounds one page of block hashes: 1 GiB read from the target, seconds at page-blob speed.
 const MaxHashBlocks = 1024
@@ -74,8 +74,8 @@ func (s *Agents) Heartbeat(ctx context.Context, group string, rep AgentReport) (
 	}
 	now := s.now()
 	rec, err := UpdateGroup(ctx, s.State, group, AgentRow, func(g *GroupRecord) error {
-		if rep.Seq > g.Watermark+maxSeqAhead {
-			return fmt.Errorf("%w: seq %d is more than %d batches past what was applied (%d)", ErrInvalid, rep.Seq, maxSeqAhead, g.Watermark)
+		if rep.Seq > g.Watermark+MaxSeqAhead {
+			return fmt.Errorf("%w: seq %d is more than %d batches past what was applied (%d)", ErrInvalid, rep.Seq, MaxSeqAhead, g.Watermark)
 		}
 		// A final sequence below what the agent (or apply) already had is not the agent's: a planned
 		// failover believing it would lose the writes in between.
