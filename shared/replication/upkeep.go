@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -108,7 +109,8 @@ func (s *Upkeep) tend(ctx context.Context, group string, now time.Time) ([]strin
 		if r.State == StateInitialReplication {
 			level, why = HealthWarning, "initial replication in progress"
 		}
-		r.Health, r.HealthReason = level, why
+		agent, agentWhy := agentHealth(r, now)
+		r.Health, r.HealthReason = worseHealth(level, why, agent, agentWhy)
 		return nil
 	})
 	if err == nil {
@@ -126,6 +128,43 @@ func (s *Upkeep) tend(ctx context.Context, group string, now time.Time) ([]strin
 	}
 	lines, err = s.pruneJournal(ctx, rec, now)
 	return append(logs, lines...), err
+}
+
+// AgentSilentAfter is how long an agent that reported before may stay silent (it reports every second)
+// before its group is not Healthy: its reports stopped, or the API refuses them.
+const AgentSilentAfter = time.Minute
+
+// agentHealth rates what the agent's side says: silent (after reporting before) is a Warning, naming
+// when it last reported; a group waiting for a resync is a Warning with the reason, since only its
+// agent's next report starts one. Empty when neither applies.
+func agentHealth(r *GroupRecord, now time.Time) (string, string) {
+	var reasons []string
+	if !r.AgentSeenAt.IsZero() && now.Sub(r.AgentSeenAt) > AgentSilentAfter {
+		reasons = append(reasons, fmt.Sprintf("the agent has not reported for %s (last at %s): check standby-agent on the group's VMs and its log",
+			now.Sub(r.AgentSeenAt).Round(time.Second), r.AgentSeenAt.UTC().Format(time.RFC3339)))
+	}
+	if r.State == StateResyncRequired {
+		reasons = append(reasons, "a resync is required ("+truncate(r.Reason, 200)+"): the agent starts it at its next report")
+	}
+	if len(reasons) == 0 {
+		return "", ""
+	}
+	return HealthWarning, strings.Join(reasons, "; ")
+}
+
+// worseHealth is the worse of a rating and another (empty: none), with both reasons.
+func worseHealth(level, why, other, otherWhy string) (string, string) {
+	if other == "" {
+		return level, why
+	}
+	rank := map[string]int{HealthHealthy: 0, HealthWarning: 1, HealthCritical: 2}
+	if rank[other] > rank[level] {
+		level = other
+	}
+	if why == "" {
+		return level, otherWhy
+	}
+	return level, why + "; " + otherWhy
 }
 
 // thresholds are the group's policy's, defaults where the policy predates them.

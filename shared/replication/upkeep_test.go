@@ -85,6 +85,43 @@ func TestTickRequestsMarkersAndRatesHealth(t *testing.T) {
 	}
 }
 
+// A group whose agent stopped reporting (or whose reports are refused), or that waits for a resync, is
+// not Healthy, whatever its RPO says: the reason names the agent's silence and the resync's cause.
+func TestASilentAgentOrAPendingResyncIsNotHealthy(t *testing.T) {
+	ctx := context.Background()
+	state := memstore.NewState()
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 1 << 20, Source: "agent"}}}}}
+	spec.Normalize("g1")
+	replication.CreateGroup(ctx, state, "g1", spec, now)
+	fresh := func(r *replication.GroupRecord) { // caught up, a point a minute old: Healthy by RPO alone
+		r.State, r.LastMarkerTime, r.LastSourceTime, r.LastPointTime = replication.StateProtected, now.Add(-time.Minute), now.Add(-5*time.Minute), now.Add(-time.Minute)
+	}
+	f := &replication.Upkeep{Deps: replication.Deps{State: state, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}}
+	for _, c := range []struct {
+		name   string
+		set    func(r *replication.GroupRecord)
+		health string
+		reason string
+	}{
+		{"reporting", func(r *replication.GroupRecord) { r.AgentSeenAt = now.Add(-2 * time.Second) }, replication.HealthHealthy, ""},
+		{"silent", func(r *replication.GroupRecord) { r.AgentSeenAt = now.Add(-4 * time.Minute) },
+			replication.HealthWarning, "the agent has not reported for 4m0s (last at 2026-11-26T11:56:00Z): check standby-agent"},
+		{"waiting for a resync", func(r *replication.GroupRecord) {
+			r.AgentSeenAt, r.State, r.Reason = now.Add(-2*time.Second), replication.StateResyncRequired, "sequence 7 is missing"
+		}, replication.HealthWarning, "a resync is required (sequence 7 is missing)"},
+	} {
+		replication.UpdateGroup(ctx, state, "g1", replication.AllRows, func(r *replication.GroupRecord) error { fresh(r); c.set(r); return nil })
+		if _, err := f.Run(ctx, replication.TimerRun{}); err != nil {
+			t.Fatal(err)
+		}
+		g, _ := replication.LoadGroup(ctx, state, "g1")
+		if g.Record.Health != c.health || !strings.Contains(g.Record.HealthReason, c.reason) || (c.reason == "") != (g.Record.HealthReason == "") {
+			t.Errorf("%s: %s %q", c.name, g.Record.Health, g.Record.HealthReason)
+		}
+	}
+}
+
 // A group's history comes in pages, and the timer prunes what is older than the retention.
 func TestHistoryIsPagedAndPruned(t *testing.T) {
 	ctx := context.Background()
