@@ -29,6 +29,14 @@ func (s *Agents) IssueAgentKey(ctx context.Context, group string) (string, error
 	key := base64.RawURLEncoding.EncodeToString(raw)
 	if _, err := UpdateGroup(ctx, s.State, group, StateRow, func(r *GroupRecord) error {
 		r.AgentKeyHash = hashKey(key)
+		// The stream key goes with it: a holder of the old agent key may have read the stream key, and
+		// must not sign what comes next. The old key keeps opening what is stored already (the
+		// sequences the group knows of); an old agent's batches past them are refused, and the group
+		// resyncs once its agent runs with the new key.
+		if r.StreamKey != "" {
+			r.PrevStreamKey, r.PrevStreamKeyThrough = r.StreamKey, max(r.AgentSeq, r.Watermark)
+			r.StreamKey = newStreamKey()
+		}
 		return nil
 	}); err != nil {
 		return "", err

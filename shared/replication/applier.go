@@ -130,9 +130,9 @@ func (a *Applier) applyGroup(ctx context.Context, group string, descs []Descript
 // authentic keeps the descriptors that carry the group's MAC; the others — not from the group's agent —
 // are quarantined and change nothing: not the group's state, not how far apply reads.
 func (a *Applier) authentic(ctx context.Context, g *Group, descs []Descriptor) ([]Descriptor, error) {
-	key, out := g.StreamKey(), descs[:0:0]
+	out := descs[:0:0]
 	for _, d := range descs {
-		if d.Authentic(key) {
+		if d.Authentic(g.StreamKeyFor(d.Seq)) {
 			out = append(out, d)
 			continue
 		}
@@ -322,7 +322,7 @@ func (a *Applier) prefetch(ctx context.Context, group string, from, to int64) fu
 // decoding checks. Only a payload that fails is checksummed whole, to tell damage in storage or
 // transit from a foreign MAC or a malformed body.
 func (a *Applier) verify(payload []byte, g *Group, seq int64, known map[int64]Descriptor) (*Batch, error) {
-	group, key := g.Record.Group(), g.StreamKey()
+	group, key := g.Record.Group(), g.StreamKeyFor(seq)
 	d, described := known[seq]
 	described = described && d.CRC64 != ""
 	mismatch := func(got string) error {

@@ -49,12 +49,16 @@ type GroupState struct {
 	// AgentKeyHash is the SHA-256 of the group's agent key (agentkeys.go).
 	AgentKeyHash string `json:"AgentKeyHash,omitempty"`
 	// StreamKey authenticates the group's change stream (streamauth.go); never shown in a view.
-	StreamKey string      `json:"StreamKey,omitempty"`
-	Target    TargetSpec  `json:"Target"`
-	Policy    Policy      `json:"Policy"`
-	Network   NetworkSpec `json:"Network"`
-	Drill     DrillSpec   `json:"Drill"`
-	VMNames   []string    `json:"VMNames"`
+	StreamKey string `json:"StreamKey,omitempty"`
+	// PrevStreamKey is the key StreamKey replaced when the agent key was last issued: it still opens the
+	// sequences through PrevStreamKeyThrough (stored before the rotation), and nothing after.
+	PrevStreamKey        string      `json:"PrevStreamKey,omitempty"`
+	PrevStreamKeyThrough int64       `json:"PrevStreamKeyThrough,omitempty"`
+	Target               TargetSpec  `json:"Target"`
+	Policy               Policy      `json:"Policy"`
+	Network              NetworkSpec `json:"Network"`
+	Drill                DrillSpec   `json:"Drill"`
+	VMNames              []string    `json:"VMNames"`
 
 	// Resources are the target resources made on enable (targets.go).
 	Resources TargetResources `json:"Resources"`
@@ -201,8 +205,19 @@ type Group struct {
 }
 
 // StreamKey is the group's stream key (nil for a group made before keys: unauthenticated).
-func (g *Group) StreamKey() []byte {
-	key, err := DecodeStreamKey(g.Record.StreamKey)
+func (g *Group) StreamKey() []byte { return streamKeyOrNothing(g.Record.StreamKey) }
+
+// StreamKeyFor is the key that authenticates sequence seq: the previous key for what was stored before
+// the last rotation, the current one after.
+func (g *Group) StreamKeyFor(seq int64) []byte {
+	if g.Record.PrevStreamKey != "" && seq <= g.Record.PrevStreamKeyThrough {
+		return streamKeyOrNothing(g.Record.PrevStreamKey)
+	}
+	return g.StreamKey()
+}
+
+func streamKeyOrNothing(encoded string) []byte {
+	key, err := DecodeStreamKey(encoded)
 	if err != nil {
 		return make([]byte, streamKeyBytes) // a damaged key authenticates nothing an agent sends
 	}

@@ -209,7 +209,7 @@ func (r *Restorer) batch(ctx context.Context, g *Group, seq int64) (*Batch, erro
 	if err != nil {
 		return nil, err
 	}
-	if payload, err = OpenPayload(g.StreamKey(), g.Record.Group(), seq, payload); err != nil {
+	if payload, err = OpenPayload(g.StreamKeyFor(seq), g.Record.Group(), seq, payload); err != nil {
 		return nil, err
 	}
 	b, err := DecodeBatch(payload)

@@ -115,3 +115,62 @@ func TestStoreBatchReplacesOnlyWhatDoesNotVerify(t *testing.T) {
 		}
 	}
 }
+
+// Issuing a group's agent key again rotates its stream key: a holder of the old agent key (who read the
+// old stream key) cannot add a batch after the rotation — its descriptor is quarantined and its blob
+// at the next sequence is replaced by the agent's — while what was stored before still opens under the
+// old key (a replay across the rotation works).
+func TestRotatingTheAgentKeyRotatesTheStreamKey(t *testing.T) {
+	ctx := context.Background()
+	state, pages, journal := memstore.NewState(), memstore.NewPages(), memstore.NewJournal()
+	deps := replication.Deps{State: state, Pages: pages, Journal: journal, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 1 << 20, Source: "agent"}}}}}
+	g, _, err := (&replication.Groups{Deps: deps}).Enable(ctx, "g1", spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	applier := &replication.Applier{State: state, Pages: pages, Journal: journal, Log: slog.New(slog.DiscardHandler), Now: time.Now, Parallelism: 2}
+	send := func(key []byte, seq int64, fill byte, store func([]byte) error) {
+		b := &replication.Batch{Group: "g1", Seq: seq, Kind: replication.KindBatch, SourceTime: time.Now(),
+			Extents: []replication.Extent{{Disk: "vm/d", Offset: 0, Length: 4096, Data: bytes.Repeat([]byte{fill}, 4096)}}}
+		payload, d, err := replication.SignBatch(key, b, false)
+		if err == nil {
+			err = store(payload)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := json.Marshal(d)
+		if _, err := applier.ApplyEvents(ctx, "0", []replication.StreamEvent{{Body: body}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := g.StreamKey()
+	send(old, 1, 1, func(p []byte) error { return replication.StoreBatch(ctx, journal, old, "g1", 1, p) })
+	if _, err := (&replication.Agents{Deps: deps}).IssueAgentKey(ctx, "g1"); err != nil {
+		t.Fatal(err)
+	}
+	g, _ = replication.LoadGroup(ctx, state, "g1")
+	current := g.StreamKey()
+	if bytes.Equal(current, old) || g.Record.PrevStreamKeyThrough != 1 {
+		t.Fatalf("after issuing the agent key: the stream key changed %v, the old one opens through %d", !bytes.Equal(current, old), g.Record.PrevStreamKeyThrough)
+	}
+	// The revoked holder signs batch 2 with the old key and gets there first.
+	send(old, 2, 0xee, func(p []byte) error { return journal.Put(ctx, "g1", 2, p) })
+	if g, _ = replication.LoadGroup(ctx, state, "g1"); g.Record.Watermark != 1 {
+		t.Fatalf("a batch signed with the rotated key was applied: watermark %d", g.Record.Watermark)
+	}
+	// The agent, running with the new key, stores and sends its own batch 2: applied.
+	send(current, 2, 2, func(p []byte) error { return replication.StoreBatch(ctx, journal, current, "g1", 2, p) })
+	g, _ = replication.LoadGroup(ctx, state, "g1")
+	data, _ := pages.ReadRange(ctx, g.TargetDisk("vm/d"), "", 0, 4096)
+	if g.Record.Watermark != 2 || !bytes.Equal(data, bytes.Repeat([]byte{2}, 4096)) {
+		t.Fatalf("the agent's batch 2: watermark %d, disk starts with %x", g.Record.Watermark, data[:4])
+	}
+	for seq, key := range map[int64][]byte{1: old, 2: current} {
+		payload, _ := journal.Get(ctx, "g1", seq)
+		if _, err := replication.OpenPayload(g.StreamKeyFor(seq), "g1", seq, payload); err != nil || !bytes.Equal(g.StreamKeyFor(seq), key) {
+			t.Fatalf("batch %d does not open with the key for it: %v", seq, err)
+		}
+	}
+}
