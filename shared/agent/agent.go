@@ -69,6 +69,8 @@ type Agent struct {
 	// renumberedTo, once Renumber ran, is the first sequence of the new numbering: the queue is in
 	// order, so the sender drops every batch until that one reaches it (0: none to drop).
 	renumberedTo atomic.Int64
+	// conflict is the last sequence the journal held another signed batch at (0: none since asked).
+	conflict atomic.Int64
 
 	stats   Stats
 	statsMu sync.Mutex
@@ -203,6 +205,14 @@ func (a *Agent) resumeStored(ctx context.Context, st *state) (int64, bool, error
 		if err != nil { // not this agent's, or damaged: never sent; a resync makes up for it
 			cfg.Log.Warn("a stored batch is damaged or not this agent's: not sent, resyncing", "seq", seq, "err", err)
 			damaged = true
+			continue
+		}
+		if st.NextSeq > 0 && seq >= st.NextSeq {
+			// Signed with the group's key, at a sequence this agent never numbered: another holder of
+			// the stream key wrote it. The sequence is taken; the run reports it and resyncs.
+			cfg.Log.Error("the journal holds a batch signed with the group's key that this agent never numbered; resyncing", "seq", seq)
+			a.conflict.Store(seq)
+			next, damaged = max(next, seq+1), true
 			continue
 		}
 		if err := a.publish(ctx, replication.SignedDescriptor(cfg.StreamKey, b, sealed)); err != nil {
@@ -440,6 +450,10 @@ func (a *Agent) Renumber(floor int64) (bool, error) {
 	a.statsMu.Unlock()
 	return true, a.saveState(state{NextSeq: floor + 1, Published: floor})
 }
+
+// TakeConflict returns (and forgets) the last sequence at which the journal held another batch
+// signed with the group's key, so this agent's batch there was not sent (0: none).
+func (a *Agent) TakeConflict() int64 { return a.conflict.Swap(0) }
 
 // abandoned reports whether a queued batch is of a numbering Renumber gave up.
 func (a *Agent) abandoned(seq int64) bool {

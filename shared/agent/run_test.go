@@ -1,11 +1,14 @@
 package agent
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -171,5 +174,104 @@ func renumbers(t *testing.T, then *apiv1.GroupView) {
 	}
 	if !resynced || stored[0] != 6 {
 		t.Fatalf("stored %v (resync among them: %v), want the new numbering from 6 with a resync", stored, resynced)
+	}
+}
+
+// keyedAPI is fakeAPI for a group with a stream key, keeping the events the agent reports; the third
+// report stops the run.
+type keyedAPI struct {
+	fakeAPI
+	key    []byte
+	events []string
+}
+
+func (f *keyedAPI) StreamKey(context.Context, string) (string, error) {
+	return base64.StdEncoding.EncodeToString(f.key), nil
+}
+
+func (f *keyedAPI) Event(_ context.Context, _, kind, message string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.events = append(f.events, kind+": "+message)
+	return nil
+}
+
+func (f *keyedAPI) Heartbeat(_ context.Context, _ string, rep apiv1.AgentReport) (apiv1.AgentInstructions, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reports = append(f.reports, rep)
+	return apiv1.AgentInstructions{Stop: len(f.reports) >= 3}, nil
+}
+
+// racingJournal plants their batch at sequence at just before the agent stores its own there: another
+// holder of the stream key winning the race for the sequence.
+type racingJournal struct {
+	*memstore.Journal
+	at     int64
+	theirs []byte
+}
+
+func (j *racingJournal) Put(ctx context.Context, group string, seq int64, payload []byte) error {
+	if seq == j.at && j.theirs != nil {
+		j.Journal.Put(ctx, group, seq, j.theirs)
+		j.theirs = nil
+	}
+	return j.Journal.Put(ctx, group, seq, payload)
+}
+
+// Another holder of the group's stream key got a signed batch into the journal at a sequence the agent
+// was to use — while the agent ran, or while it was down (a sequence its state never numbered): the
+// agent keeps the stored batch (batches are written once, and this one verifies), reports the
+// conflict to the API, and resyncs so the target ends as its disk.
+func TestAJournalConflictIsReportedAndResynced(t *testing.T) {
+	t.Run("while running", func(t *testing.T) { journalConflict(t, false) })
+	t.Run("while down", func(t *testing.T) { journalConflict(t, true) })
+}
+
+func journalConflict(t *testing.T, down bool) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	api := &keyedAPI{fakeAPI: fakeAPI{view: apiv1.GroupView{State: apiv1.State(replication.StateProtected)}}, key: bytes.Repeat([]byte{9}, 32)}
+	journal, pub := memstore.NewJournal(), memstore.NewHub(4)
+	const planted = 2
+	other := &replication.Batch{Group: "g", Seq: planted, Kind: replication.KindBatch, SourceTime: time.Now(),
+		Extents: []replication.Extent{{Disk: "vm/d", Offset: 0, Length: 4096, Data: bytes.Repeat([]byte{0xee}, 4096)}}}
+	theirs, _, err := replication.SignBatch(api.key, other, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	racing := &racingJournal{Journal: journal, at: planted, theirs: theirs}
+	if down { // the agent's state: it stopped cleanly before numbering the planted sequence
+		journal.Put(ctx, "g", planted, theirs)
+		racing.theirs = nil
+		os.WriteFile(statePath(dir, "g"), []byte(`{"nextSeq":1,"published":0,"clean":true}`), 0o644)
+	}
+	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 1 << 20, Source: "agent"}}}}}
+	cfg := RunConfig{Group: "g", API: api, Spec: &spec, StateDir: dir, WorkloadRate: 1, Seed: 1, Duration: time.Minute,
+		MarkerInterval: 100 * time.Millisecond, BatchBytes: 1 << 20, BatchDelay: 10 * time.Millisecond, ScanInterval: -1, Log: slog.New(slog.DiscardHandler),
+		Connect: func() (replication.JournalStore, replication.ChangePublisher, func(), error) {
+			return racing, pub, func() {}, nil
+		}}
+	if _, err := Run(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if stored, _ := journal.Get(ctx, "g", planted); !bytes.Equal(stored, theirs) {
+		t.Fatal("the batch stored first was replaced")
+	}
+	if len(api.events) == 0 || !strings.HasPrefix(api.events[0], "journal-conflict: the journal holds another batch signed with the group's key at sequence 2") {
+		t.Fatalf("events %q", api.events)
+	}
+	resync := false
+	stored, _ := journal.List(ctx, "g")
+	for _, seq := range stored {
+		payload, _ := journal.Get(ctx, "g", seq)
+		if opened, err := replication.OpenPayload(api.key, "g", seq, payload); err == nil && seq > planted {
+			if b, err := replication.DecodeBatch(opened); err == nil && b.Kind == replication.KindResync {
+				resync = true
+			}
+		}
+	}
+	if !resync {
+		t.Fatalf("no resync after the conflict (stored %v)", stored)
 	}
 }

@@ -168,7 +168,8 @@ func (r *runner) appMarker(ctx context.Context) {
 	}()
 }
 
-// beat reports to the API, starts a resync when it asks for one, and shows the baseline's progress.
+// beat reports to the API, starts a resync when it asks for one or the journal held another batch
+// signed with the group's key where this agent's belonged, and shows the baseline's progress.
 func (r *runner) beat(ctx context.Context) {
 	resync, err := r.report(ctx)
 	if refused := (*apiclient.Error)(nil); errors.As(err, &refused) && refused.Status == http.StatusBadRequest {
@@ -177,7 +178,15 @@ func (r *runner) beat(ctx context.Context) {
 	}
 	if err != nil {
 		r.log.Warn("heartbeat failed", "err", err)
-	} else if resync && !r.syncing {
+	}
+	if seq := r.a.TakeConflict(); seq > 0 {
+		msg := fmt.Sprintf("the journal holds another batch signed with the group's key at sequence %d: someone else holds the stream key (issue a new agent key); resyncing", seq)
+		if rerr := r.cfg.API.Event(ctx, r.cfg.Group, "journal-conflict", msg); rerr != nil {
+			r.log.Warn("reporting the journal conflict", "err", rerr)
+		}
+		resync = true
+	}
+	if resync && !r.syncing {
 		r.log.Warn("the group needs a resync; comparing checksums with the target")
 		r.startSync(ctx, syncRequest{resync: true, compare: true})
 	}

@@ -55,6 +55,14 @@ func (a *Agent) sender(ctx context.Context) {
 		if failed {
 			continue // drain
 		}
+		if errors.Is(err, replication.ErrConflict) {
+			// Its sequence holds a batch signed with the group's key that is not this one: another
+			// holder of the stream key wrote it, and apply takes that one. This batch's writes are
+			// not in the stream: the run reports it and resyncs (TakeConflict).
+			a.cfg.Log.Error("the group's journal holds another batch signed with its key at this sequence; resyncing", "seq", u.b.Seq, "err", err)
+			a.conflict.Store(u.b.Seq)
+			continue
+		}
 		if err == nil {
 			err = retry(ctx, a.cfg.Log, "publishing descriptor", func() error { return a.publish(ctx, u.desc) })
 		}
