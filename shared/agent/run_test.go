@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/standby-dr/standby/shared/api/apiclient"
 	"github.com/standby-dr/standby/shared/api/apiv1"
 	"github.com/standby-dr/standby/shared/replication"
 	"github.com/standby-dr/standby/shared/standin/memstore"
@@ -119,7 +119,8 @@ func (f *refusingAPI) Heartbeat(_ context.Context, _ string, rep apiv1.AgentRepo
 	}
 	if rep.Seq > f.view.Watermark+replication.MaxSeqAhead {
 		f.refused++
-		return apiv1.AgentInstructions{}, &apiclient.Error{Status: 400, Title: "invalid request", Detail: "seq is more than 1048576 batches past what was applied"}
+		// As apiclient answers a 400.
+		return apiv1.AgentInstructions{}, fmt.Errorf("400 invalid request: seq is more than 1048576 batches past what was applied: %w", apiv1.ErrBadRequest)
 	}
 	f.accepted++
 	f.reports = append(f.reports, rep)

@@ -4,10 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
-	"github.com/standby-dr/standby/shared/api/apiclient"
+	"github.com/standby-dr/standby/shared/api/apiv1"
 	"github.com/standby-dr/standby/shared/replication"
 )
 
@@ -172,7 +171,7 @@ func (r *runner) appMarker(ctx context.Context) {
 // signed with the group's key where this agent's belonged, and shows the baseline's progress.
 func (r *runner) beat(ctx context.Context) {
 	resync, err := r.report(ctx)
-	if refused := (*apiclient.Error)(nil); errors.As(err, &refused) && refused.Status == http.StatusBadRequest {
+	if errors.Is(err, apiv1.ErrBadRequest) {
 		// The API refuses the report itself: its sequence runs past what the group can have.
 		resync, err = r.renumber(ctx, err)
 	}

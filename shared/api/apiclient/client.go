@@ -43,6 +43,15 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Title, e.Detail) }
 
+// Unwrap is apiv1.ErrBadRequest for a 400, so a caller that knows only the wire types tells a request
+// the API will never take from an outage worth retrying.
+func (e *Error) Unwrap() error {
+	if e.Status == http.StatusBadRequest {
+		return apiv1.ErrBadRequest
+	}
+	return nil
+}
+
 // Do sends a request and decodes a JSON answer into out (when not nil); it returns the status.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) (int, error) {
 	var rd io.Reader

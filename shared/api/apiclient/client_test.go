@@ -2,6 +2,8 @@ package apiclient
 
 import (
 	"context"
+	"errors"
+	"github.com/standby-dr/standby/shared/api/apiv1"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -25,5 +27,15 @@ func TestKeyNeverFollowsARedirectElsewhere(t *testing.T) {
 	_, err := c.Group(context.Background(), "g1")
 	if err == nil || !strings.Contains(err.Error(), "redirected to") || elsewhere.Load() != 0 {
 		t.Fatalf("a redirect to another host: %v, %d requests there", err, elsewhere.Load())
+	}
+}
+
+// A 400 is apiv1.ErrBadRequest (a request the API will never take); other statuses are not.
+func TestARefusedRequestIsErrBadRequest(t *testing.T) {
+	if err := error(&Error{Status: 400}); !errors.Is(err, apiv1.ErrBadRequest) {
+		t.Errorf("400: %v is not ErrInvalid", err)
+	}
+	if err := error(&Error{Status: 503}); errors.Is(err, apiv1.ErrBadRequest) {
+		t.Errorf("503 is ErrInvalid")
 	}
 }

@@ -3,7 +3,14 @@
 // 7807 problem+json documents.
 package apiv1
 
-import "time"
+import (
+	"errors"
+	"time"
+)
+
+// ErrBadRequest is what a client's error wraps for a 400: a request the API will never take as it is
+// (retrying it changes nothing).
+var ErrBadRequest = errors.New("bad request")
 
 // DependencyHealth is one dependency's line in the health report.
 type DependencyHealth struct {
