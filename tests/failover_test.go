@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/standby-dr/standby/shared/azure/pageblobs"
+	"github.com/standby-dr/standby/shared/azure/tables"
 	"github.com/standby-dr/standby/shared/replication"
 	"github.com/standby-dr/standby/shared/testkit/testenv"
 )
@@ -173,8 +174,23 @@ func TestFailoverJobFaults(t *testing.T) {
 	a.Close(context.Background())
 	waitFor(t, 20*time.Second, "points", func() bool { return len(s.points(t, group).Points) >= 2 })
 
-	// A step that always fails: rp-999999 does not exist.
-	status, header, body := s.app.call(t, "POST", "/api/v1/groups/"+group+"/failover", "test-key", `{"type":"test","recoveryPoint":"rp-999999"}`)
+	// A point that is not there is refused before it becomes a job, naming the choices.
+	if status, _, body := s.app.call(t, "POST", "/api/v1/groups/"+group+"/failover", "test-key", `{"type":"test","recoveryPoint":"rp-999999"}`); status != 400 ||
+		!strings.Contains(body, "no recovery point rp-999999") || !strings.Contains(body, "choose latest (through") {
+		t.Fatalf("a failover to rp-999999: %d %s", status, body)
+	}
+	// A step that always fails: the point's snapshot of one disk is gone, so its copy cannot start.
+	ctx := context.Background()
+	store := tables.New(testenv.TableService(t, "target"))
+	points, _ := replication.ListPoints(ctx, store, group)
+	g, _ := replication.LoadGroup(ctx, store, group)
+	for key, snap := range points[0].Snapshots {
+		if err := pageblobs.New(testenv.BlobService(t, "target")).DeleteSnapshot(ctx, g.TargetDisk(key), snap); err != nil {
+			t.Fatal(err)
+		}
+		break
+	}
+	status, header, body := s.app.call(t, "POST", "/api/v1/groups/"+group+"/failover", "test-key", `{"type":"test","recoveryPoint":"`+points[0].ID+`"}`)
 	if status != 202 {
 		t.Fatalf("POST: %d %s", status, body)
 	}
@@ -184,7 +200,7 @@ func TestFailoverJobFaults(t *testing.T) {
 		json.Unmarshal([]byte(body), &job)
 		return job.State == "Failed"
 	})
-	if !strings.Contains(job.Error, "step resolve-point failed 10 times: not restorable: no recovery point rp-999999") {
+	if !strings.Contains(job.Error, "step start-copies failed 10 times") {
 		t.Fatalf("failed job: %+v", job)
 	}
 	br := s.app.broker(t)

@@ -73,6 +73,9 @@ func (a *Admission) Start(ctx context.Context, req Request) (Job, error) {
 	if err := a.precheck(ctx, g, &req); err != nil {
 		return Job{}, err
 	}
+	if err := a.checkPoint(ctx, g, req); err != nil {
+		return Job{}, err
+	}
 	if a.Jobs == nil {
 		return Job{}, fmt.Errorf("%w: the job queue (set StandbyServiceBus)", replication.ErrNotConfigured)
 	}
@@ -144,6 +147,17 @@ func (a *Admission) precheck(ctx context.Context, g *replication.Group, req *Req
 		return err
 	}
 	return kind.Precheck(ctx, a, g, req)
+}
+
+// checkPoint refuses a point choice that does not resolve now, naming the choices (a planned
+// failover's point comes later, and a group without points is refused by its state, 409).
+func (a *Admission) checkPoint(ctx context.Context, g *replication.Group, req Request) error {
+	kind, err := KindOf(req.Type)
+	if err != nil || req.Type == JobPlannedFailover || g.Record.LastPointTime.IsZero() ||
+		!slices.ContainsFunc(kind.Steps, func(s stepDef) bool { return s.name == "resolve-point" }) {
+		return err
+	}
+	return CheckPointChoice(ctx, a.State, g, req.RecoveryPoint)
 }
 
 // existing answers a retried request with the job recorded under its id, or a conflict when that id is

@@ -143,33 +143,63 @@ func TestTestFailoverAndCleanup(t *testing.T) {
 	}
 }
 
+// A step that keeps failing (the point's snapshot is gone, so its copy cannot start) is tried again on
+// each delivery and fails the job on the last, with one job-failed alert.
 func TestFailingStepFailsTheJobOnTheLastDelivery(t *testing.T) {
 	ctx := context.Background()
 	f := newJobFixture(t)
-	job, _ := recovery.NewJob("g1", recovery.JobTestFailover, "rp-404", time.Now())
+	f.pages.DeleteSnapshot(ctx, f.g.TargetDisk("vm/d"), f.point.Snapshots["vm/d"])
+	job, _ := recovery.NewJob("g1", recovery.JobTestFailover, "rp-5", time.Now())
 	recovery.StartJob(ctx, f.state, f.q, job)
-	step, _ := recovery.DecodeStepMessage(f.q.Pending()[0].Body)
-	for delivery := int64(1); delivery <= 3; delivery++ {
-		err := f.runner.Run(ctx, step, delivery)
-		if !errors.Is(err, replication.ErrNotRestorable) {
-			t.Fatalf("delivery %d: %v", delivery, err)
-		}
-		if j := f.job(t, job.ID()); (delivery < 3) != (j.State != recovery.JobFailed) {
-			t.Fatalf("after delivery %d the job is %s", delivery, j.State)
+	first, _ := recovery.DecodeStepMessage(f.q.Pending()[0].Body)
+	var failures int
+	for len(f.q.Pending()) > 0 {
+		step := f.take(t)
+		for delivery := int64(1); delivery <= 3; delivery++ {
+			err := f.runner.Run(ctx, step, delivery)
+			if err == nil {
+				break
+			}
+			failures++
+			if j := f.job(t, job.ID()); (delivery < 3) != (j.State != recovery.JobFailed) {
+				t.Fatalf("after delivery %d the job is %s", delivery, j.State)
+			}
 		}
 	}
 	j := f.job(t, job.ID())
-	if !strings.Contains(j.Error, "step resolve-point failed 3 times: not restorable: no recovery point rp-404") || j.Steps[0].State != "failed" {
-		t.Fatalf("job %+v", j)
+	if failures != 3 || !strings.Contains(j.Error, "step start-copies failed 3 times") || j.Steps[2].State != "failed" {
+		t.Fatalf("%d failures, job %+v", failures, j)
 	}
-	if err := f.runner.Run(ctx, step, 4); err != nil {
+	if err := f.runner.Run(ctx, first, 4); err != nil {
 		t.Fatalf("a message for an ended job: %v", err)
 	}
 	// One job-failed alert, though a message came again after the failure.
 	alerts, _, _ := replication.QueryAll[replication.AlertRow](ctx, f.state, replication.AlertsTable, replication.AlertPartition)
 	if len(alerts) != 1 || alerts[0].Kind != replication.AlertJobFailed || alerts[0].Job != job.ID() || alerts[0].Group != "g1" ||
-		alerts[0].Severity != replication.SeverityCritical || !strings.Contains(alerts[0].Message, recovery.JobTestFailover+" job "+job.ID()+" failed: step resolve-point") {
+		alerts[0].Severity != replication.SeverityCritical || !strings.Contains(alerts[0].Message, recovery.JobTestFailover+" job "+job.ID()+" failed: step start-copies") {
 		t.Fatalf("alerts %+v", alerts)
+	}
+}
+
+// A point choice that resolves to nothing fails the job at its first delivery, with one reason that
+// names the choices there are, and leaves no test failover active: nothing was made yet.
+func TestAnUnresolvablePointFailsOnceAndLeavesNoDrillActive(t *testing.T) {
+	ctx := context.Background()
+	f := newJobFixture(t)
+	job, _ := recovery.NewJob("g1", recovery.JobTestFailover, "rp-404", time.Now())
+	replication.UpdateGroup(ctx, f.state, "g1", replication.StateRow, func(r *replication.GroupRecord) error { r.ActiveTestFailover = job.ID(); return nil })
+	recovery.StartJob(ctx, f.state, f.q, job)
+	step := f.take(t)
+	if err := f.runner.Run(ctx, step, 1); err != nil {
+		t.Fatalf("the first delivery: %v", err)
+	}
+	j := f.job(t, job.ID())
+	if j.State != recovery.JobFailed || j.Steps[0].State != "failed" || strings.Contains(j.Error, "times") ||
+		!strings.Contains(j.Error, "no recovery point rp-404") || !strings.Contains(j.Error, "choose latest (through ") || !strings.Contains(j.Error, "a point id (rp-5 … rp-5, 1 points)") {
+		t.Fatalf("job %s: %q", j.State, j.Error)
+	}
+	if g, _ := replication.LoadGroup(ctx, f.state, "g1"); g.Record.ActiveTestFailover != "" {
+		t.Fatalf("test failover %s still active", g.Record.ActiveTestFailover)
 	}
 }
 
@@ -433,4 +463,35 @@ func TestAStepTheLifeCycleRefusesFailsTheJobAtOnce(t *testing.T) {
 func hasReplayTime(j recovery.Job) bool {
 	_, ok := j.Work.ReplayTime()
 	return ok
+}
+
+// Admission refuses a point choice that does not resolve now — none of the kinds of choices, a point
+// that is not there, a time before every point — with 400 naming the choices, and records nothing.
+func TestAdmissionRefusesAnUnresolvablePoint(t *testing.T) {
+	ctx := context.Background()
+	f := newJobFixture(t)
+	replication.UpdateGroup(ctx, f.state, "g1", replication.AllRows, func(r *replication.GroupRecord) error {
+		r.State, r.LastPointTime = replication.StateProtected, f.point.SourceTime
+		return nil
+	})
+	adm := &recovery.Admission{State: f.state, Pages: f.pages, Jobs: f.q, Now: time.Now, Log: slog.New(slog.DiscardHandler)}
+	for point, why := range map[string]string{
+		"yesterday":            `recovery point "yesterday": want latest, latestProcessed, latestAppConsistent, a point id (rp-N) or an RFC 3339 time`,
+		"rp-404":               "no recovery point rp-404",
+		"2001-01-01T00:00:00Z": "no recovery point at or before 2001-01-01T00:00:00Z",
+		"latestAppConsistent":  "no app-consistent recovery point",
+	} {
+		for _, kind := range []string{recovery.JobTestFailover, recovery.JobUnplannedFailover} {
+			_, err := adm.Start(ctx, recovery.Request{Group: "g1", Type: kind, RecoveryPoint: point})
+			if !errors.Is(err, replication.ErrInvalid) || !strings.Contains(err.Error(), why) || !strings.Contains(err.Error(), "choose latest (through") {
+				t.Errorf("%s to %q: %v", kind, point, err)
+			}
+		}
+	}
+	if n := len(f.q.Pending()); n != 0 {
+		t.Fatalf("%d jobs queued", n)
+	}
+	if _, err := adm.Start(ctx, recovery.Request{Group: "g1", Type: recovery.JobTestFailover, RecoveryPoint: "rp-5"}); err != nil {
+		t.Fatalf("a point that is there: %v", err)
+	}
 }

@@ -334,6 +334,9 @@ func (a *Admission) StartPlan(ctx context.Context, req PlanRequest) (Job, error)
 	if (childType == JobCleanupTest || childType == JobCommit) && req.RecoveryPoint != "" {
 		return Job{}, fmt.Errorf("%w: recoveryPoint: a %s takes none", replication.ErrInvalid, childType)
 	}
+	if err := checkPointGrammar(req.RecoveryPoint); err != nil {
+		return Job{}, err
+	}
 	if a.Jobs == nil {
 		return Job{}, fmt.Errorf("%w: the job queue (set StandbyServiceBus)", replication.ErrNotConfigured)
 	}

@@ -107,7 +107,7 @@ func (d Descriptor) Validate() error {
 	// Every item of the stream is stored in the journal (markers and resyncs too), and apply reads it by
 	// group and sequence: the name, when given, is the one both imply, nothing else.
 	if want := BatchBlobName(d.Group, d.Seq); d.Journal != "" && d.Journal != want {
-		return fmt.Errorf("descriptor field journal: %q, want %q", truncate(d.Journal, 100), want)
+		return fmt.Errorf("descriptor field journal: %q, want %q", Truncate(d.Journal, 100), want)
 	}
 	switch d.Kind {
 	case KindBatch:

@@ -38,9 +38,9 @@ func checkJSONKeys(data []byte) error {
 				lower := strings.ToLower(key)
 				if first, seen := top.keys[lower]; seen {
 					if first == key {
-						return fmt.Errorf("the key %q appears twice in one object", truncate(key, 100))
+						return fmt.Errorf("the key %q appears twice in one object", Truncate(key, 100))
 					}
-					return fmt.Errorf("the keys %q and %q differ only in case", truncate(first, 100), truncate(key, 100))
+					return fmt.Errorf("the keys %q and %q differ only in case", Truncate(first, 100), Truncate(key, 100))
 				}
 				top.keys[lower] = key
 				top.wantKey = false

@@ -25,10 +25,10 @@ const (
 	maxQuarantinedReason = 1 << 10
 )
 
-func quarantinedBody(b []byte) string { return truncate(string(b), maxQuarantinedBody) }
+func quarantinedBody(b []byte) string { return Truncate(string(b), maxQuarantinedBody) }
 
-// truncate cuts s to at most n bytes, saying how long it was.
-func truncate(s string, n int) string {
+// Truncate cuts s to at most n bytes, saying how long it was (for what reaches a row, an error or a log).
+func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
@@ -66,7 +66,7 @@ func (a *Applier) ApplyEvents(ctx context.Context, partition string, events []St
 		d, err := DecodeDescriptor(ev.Body)
 		if err != nil {
 			row := QuarantineRecord{Keys: Keys{PartitionKey: "partition-" + partition, RowKey: SeqKey(ev.SequenceNumber)},
-				Time: a.Now().UTC(), Reason: truncate(err.Error(), maxQuarantinedReason), Body: quarantinedBody(ev.Body)}
+				Time: a.Now().UTC(), Reason: Truncate(err.Error(), maxQuarantinedReason), Body: quarantinedBody(ev.Body)}
 			a.quarantine(ctx, row, row.PartitionKey) // housekeeping finds the partition's quarantine through its index row
 			a.Log.Warn("event quarantined", "partition", partition, "hubSeq", ev.SequenceNumber, "err", err)
 			logs = append(logs, fmt.Sprintf("quarantined event %d: %v", ev.SequenceNumber, err))

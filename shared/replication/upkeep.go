@@ -144,7 +144,7 @@ func agentHealth(r *GroupRecord, now time.Time) (string, string) {
 			now.Sub(r.AgentSeenAt).Round(time.Second), r.AgentSeenAt.UTC().Format(time.RFC3339)))
 	}
 	if r.State == StateResyncRequired {
-		reasons = append(reasons, "a resync is required ("+truncate(r.Reason, 200)+"): the agent starts it at its next report")
+		reasons = append(reasons, "a resync is required ("+Truncate(r.Reason, 200)+"): the agent starts it at its next report")
 	}
 	if len(reasons) == 0 {
 		return "", ""
