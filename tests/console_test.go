@@ -220,6 +220,14 @@ func TestConsoleInChromium(t *testing.T) {
 	t.Logf("group page: %d RPO samples, %d points on the timeline", samples, len(shown))
 	b.screenshot(t, "group-1280x800")
 
+	// Only what the group's state admits is offered (no test failover to clean up yet), and the page
+	// says why the rest is not.
+	if present := string(b.eval(t, `!!document.querySelector('button[data-action="cleanup-test"]')`)); present != "false" {
+		t.Error("Clean up test is offered with no test failover to clean up")
+	}
+	if held := b.text(t, "#not-offered"); !strings.Contains(held, "Clean up test: no test failover to clean up") || !strings.Contains(held, "Commit: ") {
+		t.Errorf("the actions not offered: %q", held)
+	}
 	// A test failover from the keyboard alone: Tab to the action, Enter, Tab to Start, Enter.
 	b.tabTo(t, `button[data-action="test-failover"]`)
 	b.run(t, "opening the dialog", chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(chromedp.CSS(`dialog#action-dialog[open] #point-choice`)))

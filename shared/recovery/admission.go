@@ -2,6 +2,7 @@ package recovery
 
 import (
 	"context"
+	"strings"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -209,6 +210,31 @@ func admits(rec *replication.GroupRecord, jobType string) error {
 		return fmt.Errorf("%w: %s", replication.ErrState, why)
 	}
 	return nil
+}
+
+// OperatorKinds are the jobs an operator starts on a group, in the order a console offers them.
+var OperatorKinds = []string{JobTestFailover, JobDrill, JobCleanupTest, JobPlannedFailover, JobUnplannedFailover, JobChangePoint,
+	JobCommit, JobReprotect, JobFailback}
+
+// Operation is whether a group's state admits an operator's job now, and why not.
+type Operation struct {
+	Name    string
+	Allowed bool
+	Why     string
+}
+
+// Operations are the operator's jobs with what the group's state says of each: the rule admission
+// applies (a job already running can still refuse one that is allowed here).
+func Operations(rec *replication.GroupRecord) []Operation {
+	var ops []Operation
+	for _, name := range OperatorKinds {
+		op := Operation{Name: name, Allowed: true}
+		if err := admits(rec, name); err != nil {
+			op.Allowed, op.Why = false, strings.TrimPrefix(err.Error(), replication.ErrState.Error()+": ")
+		}
+		ops = append(ops, op)
+	}
+	return ops
 }
 
 // busy refuses while the job a claim names is still running (released says when it no longer holds the

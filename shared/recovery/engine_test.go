@@ -495,3 +495,32 @@ func TestAdmissionRefusesAnUnresolvablePoint(t *testing.T) {
 		t.Fatalf("a point that is there: %v", err)
 	}
 }
+
+// A group's operations are what admission's state rules say: a protected group with a point can be
+// tested, drilled and failed over; nothing is failed over to commit, reprotect or fail back, and no
+// test failover waits for its cleanup — each refusal says why.
+func TestOperationsFollowTheStateRules(t *testing.T) {
+	rec := &replication.GroupRecord{}
+	rec.State, rec.LastPointTime = replication.StateProtected, time.Now()
+	allowed, why := []string{}, map[string]string{}
+	for _, op := range recovery.Operations(rec) {
+		if op.Allowed {
+			allowed = append(allowed, op.Name)
+		} else {
+			why[op.Name] = op.Why
+		}
+	}
+	if strings.Join(allowed, ",") != "test,drill,planned,unplanned" || why[recovery.JobCleanupTest] != "no test failover to clean up" ||
+		why[recovery.JobCommit] == "" || why[recovery.JobReprotect] == "" || why[recovery.JobFailback] == "" || why[recovery.JobChangePoint] == "" {
+		t.Fatalf("allowed %v, refused %v", allowed, why)
+	}
+	rec.ActiveTestFailover = "0123456789abcdef0123456789abcdef"
+	for _, op := range recovery.Operations(rec) {
+		if op.Name == recovery.JobTestFailover && (op.Allowed || !strings.Contains(op.Why, "is active: clean it up first")) {
+			t.Fatalf("a second test failover: %+v", op)
+		}
+		if op.Name == recovery.JobCleanupTest && !op.Allowed {
+			t.Fatalf("the cleanup of an active test failover: %+v", op)
+		}
+	}
+}

@@ -54,6 +54,14 @@ func NewGroupView(g *replication.Group, now time.Time) apiv1.GroupView {
 	}
 	v.Drill = apiv1.Convert[apiv1.DrillSpec](g.Spec.Drill)
 	v.Readiness = newReadinessView(g, now)
+	v.AllowedOperations, v.NotAllowed = []string{}, []apiv1.OperationRefusal{}
+	for _, op := range recovery.Operations(&r) {
+		if op.Allowed {
+			v.AllowedOperations = append(v.AllowedOperations, op.Name)
+		} else {
+			v.NotAllowed = append(v.NotAllowed, apiv1.OperationRefusal{Operation: op.Name, Reason: op.Why})
+		}
+	}
 	return v
 }
 

@@ -133,8 +133,19 @@ type GroupView struct {
 	Drill              DrillSpec      `json:"drill"`
 	Readiness          ReadinessView  `json:"readiness"`
 	// Scrub is how the scrub's passes stand, per disk it covers (absent: none scrubbed yet).
-	Scrub     []ScrubView `json:"scrub,omitempty"`
-	CreatedAt time.Time   `json:"createdAt"`
+	Scrub []ScrubView `json:"scrub,omitempty"`
+	// AllowedOperations are the job types the group's state admits now (POST .../failover's types,
+	// drills, cleanup-test-failover, change-recovery-point, commit, reprotect, failback); NotAllowed
+	// says why each other one is not.
+	AllowedOperations []string           `json:"allowedOperations"`
+	NotAllowed        []OperationRefusal `json:"notAllowed"`
+	CreatedAt         time.Time          `json:"createdAt"`
+}
+
+// OperationRefusal is an operation the group's state does not admit now, and why.
+type OperationRefusal struct {
+	Operation string `json:"operation"`
+	Reason    string `json:"reason"`
 }
 
 // RetentionView is what the group's retention keeps: the policy and the points it holds now.

@@ -324,7 +324,7 @@
       h('p', { class: 'crumbs' }, h('a', { href: '#/groups' }, '← All groups')),
       h('h1', { id: 'group-name' }, group.group || c.name),
       groupSummary(group),
-      S.role === 'operator' ? actionBar() : h('p', { class: 'note' }, 'Read-only (reader key): failover actions are not available.'),
+      S.role === 'operator' ? actionBar(group) : h('p', { class: 'note' }, 'Read-only (reader key): failover actions are not available.'),
       section('rpo-title', 'RPO over time', settled(c.rpo, (v) => rpoChart((v && v.samples) || [], group.policy || {}))),
       section('points-title', 'Recovery points', settled(c.points, timeline)),
       section('disks-title', 'Disks', disksTable(group)),
@@ -673,31 +673,31 @@
 
   // ---------- actions ----------
   const ACTIONS = {
-    'test-failover': { label: 'Test failover', point: true, submit: 'Start test failover',
+    'test-failover': { op: 'test', label: 'Test failover', point: true, submit: 'Start test failover',
       desc: 'Brings the group\'s VMs up from the chosen recovery point in the isolated test subnet, while replication goes on. Clean it up when the drill is over.',
       req: (g, p) => [`/groups/${g}/failover`, { type: 'test', recoveryPoint: p }] },
-    drill: { label: 'Drill now', point: true, submit: 'Start drill',
+    drill: { op: 'drill', label: 'Drill now', point: true, submit: 'Start drill',
       desc: 'A test failover that proves itself: the VMs come up from the chosen point in the isolated test subnet, the drill\'s checks run in them, and everything is cleaned up — also when a check fails. The report stays.',
       req: (g, p) => [`/groups/${g}/drills`, { recoveryPoint: p }] },
-    'cleanup-test': { label: 'Clean up test', submit: 'Clean up',
+    'cleanup-test': { op: 'cleanup-test-failover', label: 'Clean up test', submit: 'Clean up',
       desc: 'Deletes the test failover\'s VMs and disks and releases the recovery points it held.',
       req: (g) => [`/groups/${g}/cleanup-test-failover`] },
-    'planned-failover': { label: 'Planned failover', confirm: true, danger: true, submit: 'Fail over (planned)',
+    'planned-failover': { op: 'planned', label: 'Planned failover', confirm: true, danger: true, submit: 'Fail over (planned)',
       desc: 'Stops the source: the agent stops taking writes, flushes and reports its last write; Standby applies everything and brings the VMs up in the target region — no data is lost. Needs a Protected group. Replication this way stops.',
       req: (g) => [`/groups/${g}/failover`, { type: 'planned' }] },
-    'unplanned-failover': { label: 'Unplanned failover', point: true, confirm: true, danger: true, submit: 'Fail over now',
+    'unplanned-failover': { op: 'unplanned', label: 'Unplanned failover', point: true, confirm: true, danger: true, submit: 'Fail over now',
       desc: 'Fails over at once to the chosen recovery point without waiting for the source (for when the source site is down). Writes after that point are lost. Replication this way stops.',
       req: (g, p) => [`/groups/${g}/failover`, { type: 'unplanned', recoveryPoint: p }] },
-    'change-point': { label: 'Change recovery point', point: true, submit: 'Change point',
+    'change-point': { op: 'change-recovery-point', label: 'Change recovery point', point: true, submit: 'Change point',
       desc: 'Deletes the failed-over VMs and makes them again from another recovery point. Possible until the failover is committed.',
       req: (g, p) => [`/groups/${g}/change-recovery-point`, { recoveryPoint: p }] },
-    commit: { label: 'Commit', danger: true, submit: 'Commit failover',
+    commit: { op: 'commit', label: 'Commit', confirm: true, danger: true, submit: 'Commit failover',
       desc: 'Finalizes the failover: the other recovery points are deleted and the point can no longer change. Needed before reprotect.',
       req: (g) => [`/groups/${g}/commit`] },
-    reprotect: { label: 'Reprotect', submit: 'Reprotect',
+    reprotect: { op: 'reprotect', label: 'Reprotect', submit: 'Reprotect',
       desc: 'Starts replicating back, from the failed-over VMs to the original disks, through the peer site (only the blocks that differ travel). Needs a committed failover; after a failback it resumes replication in the first direction.',
       req: (g) => [`/groups/${g}/reprotect`] },
-    failback: { label: 'Failback', danger: true, submit: 'Fail back',
+    failback: { op: 'failback', label: 'Failback', confirm: true, danger: true, submit: 'Fail back',
       desc: 'Runs a planned failover back to the original region through the peer site. Needs a Reprotected group.',
       req: (g) => [`/groups/${g}/failback`] },
     resync: { label: 'Resync', submit: 'Request resync',
@@ -705,9 +705,19 @@
       req: (g) => [`/groups/${g}/resync`] },
   };
 
-  function actionBar() {
-    return h('div', { class: 'actions', role: 'group', 'aria-label': 'Actions' },
-      Object.entries(ACTIONS).map(([k, a]) => h('button', { type: 'button', 'data-action': k, class: a.danger ? 'danger' : null }, a.label)));
+  // actionBar offers the actions the group's state admits now (allowedOperations, the API's own rules)
+  // and says why each other one is not offered (notAllowed). Resync is offered while replicating.
+  function actionBar(group) {
+    const allowed = new Set(group.allowedOperations || []);
+    const why = new Map((group.notAllowed || []).map((n) => [n.operation, n.reason]));
+    const offered = Object.entries(ACTIONS).filter(([, a]) => (a.op ? allowed.has(a.op) : group.replicating));
+    const held = Object.entries(ACTIONS).filter(([, a]) => a.op && why.has(a.op));
+    return h('div', {},
+      h('div', { class: 'actions', role: 'group', 'aria-label': 'Actions' },
+        offered.length ? offered.map(([k, a]) => h('button', { type: 'button', 'data-action': k, class: a.danger ? 'danger' : null }, a.label))
+          : h('p', { class: 'note' }, 'No action is possible in this state.')),
+      held.length ? h('details', { id: 'not-offered' }, h('summary', {}, `Not offered now (${held.length})`),
+        h('ul', {}, held.map(([, a]) => h('li', {}, h('strong', {}, a.label), ': ', why.get(a.op))))) : null);
   }
 
   const A = { action: '', trigger: null, busy: false };
