@@ -220,6 +220,9 @@ func TestConsoleInChromium(t *testing.T) {
 	t.Logf("group page: %d RPO samples, %d points on the timeline", samples, len(shown))
 	b.screenshot(t, "group-1280x800")
 
+	if st := b.text(t, "#replication-state"); st != "Continuous" && st != "Catching up" {
+		t.Errorf("replication of a protected group reads %q", st)
+	}
 	// Only what the group's state admits is offered (no test failover to clean up yet), and the page
 	// says why the rest is not.
 	if present := string(b.eval(t, `!!document.querySelector('button[data-action="cleanup-test"]')`)); present != "false" {

@@ -142,6 +142,11 @@ func TestUnplannedFailoverAfterTheSourceDied(t *testing.T) {
 	if job.Point != newest.ID {
 		t.Fatalf("failed over to %s, the newest point is %s", job.Point, newest.ID)
 	}
+	// Failed over, the group is neither Healthy nor lagging: its health is not rated and it has no RPO.
+	_, _, body := s.app.call(t, "GET", "/api/v1/groups/"+group, "test-key", "")
+	if v := groupViewOf(body); v.State != "FailedOver" || v.Health != "" || v.RPOSeconds != 0 || v.ReplicationState != "stopped" || len(v.HealthErrors) != 0 {
+		t.Fatalf("the failed-over group: state %s, health %q, RPO %g s, replication %s, errors %v", v.State, v.Health, v.RPOSeconds, v.ReplicationState, v.HealthErrors)
+	}
 	truths, err := readTruthFile(truth)
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -142,51 +141,4 @@ func PrunePoints(ctx context.Context, store StateStore, pages PageStore, g *Grou
 		}
 	}
 	return prune, nil
-}
-
-// Health of a group's recovery point objective.
-const (
-	HealthHealthy  = "Healthy"
-	HealthWarning  = "Warning"
-	HealthCritical = "Critical"
-)
-
-// healthThresholds are the policy's RPO alert levels (defaults: warning above 15 minutes, critical
-// above 30, critical when no crash-consistent point for 60 minutes — Site Recovery's error 153007).
-type healthThresholds struct {
-	Warning, Critical, NoPoint time.Duration
-}
-
-// DefaultHealth are the default thresholds.
-var DefaultHealth = healthThresholds{Warning: 15 * time.Minute, Critical: 30 * time.Minute, NoPoint: 60 * time.Minute}
-
-// noRecentPoint: the newest crash-consistent point (none: zero) is older than the policy allows.
-func noRecentPoint(lastPoint, now time.Time, th healthThresholds) bool {
-	return lastPoint.IsZero() || now.Sub(lastPoint) > th.NoPoint
-}
-
-// Health rates a group from its RPO and the age of its newest recovery point, with the reason.
-func Health(rpo time.Duration, lastPoint time.Time, now time.Time, th healthThresholds) (string, string) {
-	var reasons []string
-	level := HealthHealthy
-	raise := func(to, why string) {
-		if to == HealthCritical || level == HealthHealthy {
-			level = to
-		}
-		reasons = append(reasons, why)
-	}
-	switch {
-	case rpo > th.Critical:
-		raise(HealthCritical, fmt.Sprintf("RPO %s exceeds %s", rpo.Round(time.Second), th.Critical))
-	case rpo > th.Warning:
-		raise(HealthWarning, fmt.Sprintf("RPO %s exceeds %s", rpo.Round(time.Second), th.Warning))
-	}
-	if noRecentPoint(lastPoint, now, th) {
-		age := "none yet"
-		if !lastPoint.IsZero() {
-			age = "the newest is " + now.Sub(lastPoint).Round(time.Second).String() + " old"
-		}
-		raise(HealthCritical, fmt.Sprintf("no crash-consistent recovery point for %s (%s)", th.NoPoint, age))
-	}
-	return level, strings.Join(reasons, "; ")
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -87,6 +86,14 @@ func (s *Upkeep) tend(ctx context.Context, group string, now time.Time) ([]strin
 		return logs, err
 	}
 	if g.Record.ReplicationStopped() { // nothing to cut, and no RPO to rate; stopping is an alert
+		if g.Record.Health != "" { // a group failed over is not Healthy (nor anything else)
+			if _, err := UpdateGroup(ctx, s.State, group, HealthRow, func(r *GroupRecord) error {
+				r.Health, r.HealthReason = "", ""
+				return nil
+			}); err != nil {
+				return logs, err
+			}
+		}
 		lines, err := s.raiseGroupAlerts(ctx, g.Record, now)
 		return append(logs, lines...), err
 	}
@@ -105,12 +112,8 @@ func (s *Upkeep) tend(ctx context.Context, group string, now time.Time) ([]strin
 			now.Sub(r.AppMarkerRequestedAt) >= appEvery {
 			r.AppMarkerRequestedAt = now // again at most once per interval, whether or not the hooks succeed
 		}
-		level, why := Health(r.RPO(now), r.LastPointTime, now, thresholds(r.Policy))
-		if r.State == StateInitialReplication {
-			level, why = HealthWarning, "initial replication in progress"
-		}
-		agent, agentWhy := agentHealth(r, now)
-		r.Health, r.HealthReason = worseHealth(level, why, agent, agentWhy)
+		level, errs := RateGroup(r, now)
+		r.Health, r.HealthReason = level, HealthReason(errs)
 		return nil
 	})
 	if err == nil {
@@ -128,52 +131,6 @@ func (s *Upkeep) tend(ctx context.Context, group string, now time.Time) ([]strin
 	}
 	lines, err = s.pruneJournal(ctx, rec, now)
 	return append(logs, lines...), err
-}
-
-// AgentSilentAfter is how long an agent that reported before may stay silent (it reports every second)
-// before its group is not Healthy: its reports stopped, or the API refuses them.
-const AgentSilentAfter = time.Minute
-
-// agentHealth rates what the agent's side says: silent (after reporting before) is a Warning, naming
-// when it last reported; a group waiting for a resync is a Warning with the reason, since only its
-// agent's next report starts one. Empty when neither applies.
-func agentHealth(r *GroupRecord, now time.Time) (string, string) {
-	var reasons []string
-	if !r.AgentSeenAt.IsZero() && now.Sub(r.AgentSeenAt) > AgentSilentAfter {
-		reasons = append(reasons, fmt.Sprintf("the agent has not reported for %s (last at %s): check standby-agent on the group's VMs and its log",
-			now.Sub(r.AgentSeenAt).Round(time.Second), r.AgentSeenAt.UTC().Format(time.RFC3339)))
-	}
-	if r.State == StateResyncRequired {
-		reasons = append(reasons, "a resync is required ("+Truncate(r.Reason, 200)+"): the agent starts it at its next report")
-	}
-	if len(reasons) == 0 {
-		return "", ""
-	}
-	return HealthWarning, strings.Join(reasons, "; ")
-}
-
-// worseHealth is the worse of a rating and another (empty: none), with both reasons.
-func worseHealth(level, why, other, otherWhy string) (string, string) {
-	if other == "" {
-		return level, why
-	}
-	rank := map[string]int{HealthHealthy: 0, HealthWarning: 1, HealthCritical: 2}
-	if rank[other] > rank[level] {
-		level = other
-	}
-	if why == "" {
-		return level, otherWhy
-	}
-	return level, why + "; " + otherWhy
-}
-
-// thresholds are the group's policy's, defaults where the policy predates them.
-func thresholds(p Policy) healthThresholds {
-	th := p.HealthThresholds()
-	if th.Warning == 0 || th.Critical == 0 || th.NoPoint == 0 {
-		return DefaultHealth
-	}
-	return th
 }
 
 // cutPoints promotes the group's snapshotted markers into recovery points and prunes them by retention.

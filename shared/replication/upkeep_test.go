@@ -106,7 +106,7 @@ func TestASilentAgentOrAPendingResyncIsNotHealthy(t *testing.T) {
 	}{
 		{"reporting", func(r *replication.GroupRecord) { r.AgentSeenAt = now.Add(-2 * time.Second) }, replication.HealthHealthy, ""},
 		{"silent", func(r *replication.GroupRecord) { r.AgentSeenAt = now.Add(-4 * time.Minute) },
-			replication.HealthWarning, "the agent has not reported for 4m0s (last at 2026-11-26T11:56:00Z): check standby-agent"},
+			replication.HealthWarning, "the agent has not reported for 4m0s (last at 2026-11-26T11:56:00Z)"},
 		{"waiting for a resync", func(r *replication.GroupRecord) {
 			r.AgentSeenAt, r.State, r.Reason = now.Add(-2*time.Second), replication.StateResyncRequired, "sequence 7 is missing"
 		}, replication.HealthWarning, "a resync is required (sequence 7 is missing)"},
@@ -119,6 +119,34 @@ func TestASilentAgentOrAPendingResyncIsNotHealthy(t *testing.T) {
 		if g.Record.Health != c.health || !strings.Contains(g.Record.HealthReason, c.reason) || (c.reason == "") != (g.Record.HealthReason == "") {
 			t.Errorf("%s: %s %q", c.name, g.Record.Health, g.Record.HealthReason)
 		}
+	}
+}
+
+// Each thing wrong comes with its code and what to do; where replication stands reads as AWS DRS's
+// states; a group failed over is not rated at all.
+func TestRateGroupSaysTheCauseAndTheNextStep(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	r := &replication.GroupRecord{}
+	r.State, r.LastPointTime, r.LastSourceTime, r.LastAppliedAt = replication.StateProtected, now.Add(-time.Minute), now.Add(-10*time.Second), now.Add(-10*time.Second)
+	r.AgentSeenAt, r.AgentSeq, r.Watermark = now.Add(-time.Second), 10, 10
+	if level, errs := replication.RateGroup(r, now); level != replication.HealthHealthy || len(errs) != 0 || replication.ReplicationState(r, now) != "continuous" {
+		t.Fatalf("caught up: %s %+v %s", level, errs, replication.ReplicationState(r, now))
+	}
+	r.AgentSeq, r.LastAppliedAt = 14, now.Add(-3*time.Minute)
+	level, errs := replication.RateGroup(r, now)
+	if level != replication.HealthWarning || len(errs) != 1 || errs[0].Code != replication.HealthApplyStalled ||
+		errs[0].Message != "4 batches wait to be applied and none was applied for 3m0s" || !strings.Contains(errs[0].Action, "apply function") ||
+		replication.ReplicationState(r, now) != "stalled" {
+		t.Fatalf("stalled: %s %+v %s", level, errs, replication.ReplicationState(r, now))
+	}
+	r.AgentSeenAt = now.Add(-5 * time.Minute)
+	if _, errs := replication.RateGroup(r, now); len(errs) != 1 || errs[0].Code != replication.HealthAgentSilent || !strings.Contains(errs[0].Action, "systemctl status standby-agent") ||
+		replication.ReplicationState(r, now) != "disconnected" {
+		t.Fatalf("silent: %+v %s", errs, replication.ReplicationState(r, now))
+	}
+	r.State = replication.StateFailedOver
+	if level, errs := replication.RateGroup(r, now); level != "" || errs != nil || replication.ReplicationState(r, now) != "stopped" {
+		t.Fatalf("failed over: %q %+v", level, errs)
 	}
 }
 

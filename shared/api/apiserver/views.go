@@ -30,8 +30,15 @@ func NewGroupView(g *replication.Group, now time.Time) apiv1.GroupView {
 		resources := apiv1.Convert[apiv1.TargetResources](r.Resources)
 		v.TargetResources = &resources
 	}
-	v.RPOSeconds = r.RPO(now).Seconds()
-	v.Health, v.HealthReason = r.Health, r.HealthReason
+	if v.Replicating { // after a failover the RPO is no more the target's lag
+		v.RPOSeconds = r.RPO(now).Seconds()
+	}
+	level, errs := replication.RateGroup(&r, now) // live: what the state says now, not at the last tick
+	v.Health, v.HealthReason, v.ReplicationState = level, replication.HealthReason(errs), replication.ReplicationState(&r, now)
+	v.HealthErrors = []apiv1.HealthErrorView{}
+	for _, e := range errs {
+		v.HealthErrors = append(v.HealthErrors, apiv1.HealthErrorView{Code: e.Code, Severity: e.Severity, Message: e.Message, RecommendedAction: e.Action})
+	}
 	if !r.LastPointTime.IsZero() {
 		v.LastPointTime = &r.LastPointTime
 	}
@@ -41,7 +48,7 @@ func NewGroupView(g *replication.Group, now time.Time) apiv1.GroupView {
 	if !r.LastAppPointTime.IsZero() {
 		v.LastAppPointTime = &r.LastAppPointTime
 	}
-	if r.BaselineTotal > 0 {
+	if r.BaselineTotal > 0 && (r.State == replication.StateInitialReplication || r.State == replication.StateResyncing) {
 		b := &apiv1.BaselineView{DoneBytes: r.BaselineDone, TotalBytes: r.BaselineTotal, RateBps: r.BaselineRateBps,
 			Percent: 100 * float64(r.BaselineDone) / float64(r.BaselineTotal), BlocksCompared: r.BaselineBlocks, BlocksSent: r.BaselineBlocksSent}
 		if r.BaselineRateBps > 0 {

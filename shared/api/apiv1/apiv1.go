@@ -119,12 +119,18 @@ type GroupView struct {
 	LastSourceTime  time.Time        `json:"lastSourceTime"`
 	LastAppliedAt   time.Time        `json:"lastAppliedAt"`
 	// AgentSeenAt is the agent's last heartbeat (none yet: absent).
-	AgentSeenAt        *time.Time     `json:"agentSeenAt,omitempty"`
-	ApplyBytesPerSec   float64        `json:"applyBytesPerSecond"`
-	BytesApplied       int64          `json:"bytesApplied"`
-	BatchesApplied     int64          `json:"batchesApplied"`
-	Health             string         `json:"health,omitempty"`
-	HealthReason       string         `json:"healthReason,omitempty"`
+	AgentSeenAt      *time.Time `json:"agentSeenAt,omitempty"`
+	ApplyBytesPerSec float64    `json:"applyBytesPerSecond"`
+	BytesApplied     int64      `json:"bytesApplied"`
+	BatchesApplied   int64      `json:"batchesApplied"`
+	// Health is rated only while the group replicates this way (absent when failed over or disabled);
+	// HealthErrors say each cause and what to do about it.
+	Health       string            `json:"health,omitempty"`
+	HealthReason string            `json:"healthReason,omitempty"`
+	HealthErrors []HealthErrorView `json:"healthErrors"`
+	// ReplicationState is where replication stands: stopped, initialSync, rescan, disconnected (the
+	// agent is silent), stalled (apply takes nothing), backlog or continuous.
+	ReplicationState   string         `json:"replicationState"`
 	LastPointTime      *time.Time     `json:"lastRecoveryPoint,omitempty"`
 	LastAppPointTime   *time.Time     `json:"lastAppConsistentPoint,omitempty"`
 	Retention          *RetentionView `json:"retentionWindow,omitempty"`
@@ -140,6 +146,14 @@ type GroupView struct {
 	AllowedOperations []string           `json:"allowedOperations"`
 	NotAllowed        []OperationRefusal `json:"notAllowed"`
 	CreatedAt         time.Time          `json:"createdAt"`
+}
+
+// HealthErrorView is one thing wrong with a group's replication.
+type HealthErrorView struct {
+	Code              string `json:"code"`
+	Severity          string `json:"severity"`
+	Message           string `json:"message"`
+	RecommendedAction string `json:"recommendedAction"`
 }
 
 // OperationRefusal is an operation the group's state does not admit now, and why.

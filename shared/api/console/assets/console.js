@@ -89,7 +89,8 @@
   }
   const kindOf = (k) => (String(k || '').toLowerCase().startsWith('app') ? 'app' : 'crash');
   const kindLabel = (k) => (kindOf(k) === 'app' ? 'app-consistent' : 'crash-consistent');
-  const healthBadge = (v) => h('span', { class: `badge h-${(v || 'unknown').toLowerCase()}` }, v || 'Unknown');
+  // A group not replicating this way (failed over, disabled) has no health to rate.
+  const healthBadge = (v) => h('span', { class: `badge h-${(v || 'unknown').toLowerCase()}` }, v || 'Not rated');
   const stateBadge = (v) => h('span', { class: `badge s-${String(v || 'unknown').toLowerCase()}` }, v || 'Unknown');
   const tableWrap = (t) => h('div', { class: 'table-wrap' }, t);
   const thead = (...cols) => h('thead', {}, h('tr', {}, cols.map((c) => h('th', { scope: 'col' }, c))));
@@ -352,12 +353,23 @@
     return { points: points.slice(0, MAX_POINTS), window, more: !!(page && page.next) || points.length > MAX_POINTS };
   }
 
+  const REPLICATION_STATES = { stopped: 'Stopped (not replicating this way)', initialSync: 'Initial sync', rescan: 'Resync',
+    disconnected: 'Disconnected: the agent is silent', stalled: 'Stalled: apply takes nothing', backlog: 'Catching up', continuous: 'Continuous' };
+
+  // Each thing wrong, with what to do about it.
+  function healthErrors(errs) {
+    if (!errs || !errs.length) return null;
+    return h('ul', { id: 'health-errors', class: 'health-errors' }, errs.map((e) => h('li', { 'data-code': e.code },
+      h('div', {}, e.message), h('div', { class: 'sub' }, 'What to do: ', e.recommendedAction))));
+  }
+
   function groupSummary(g) {
     const rw = g.retentionWindow;
     const m = g.lastMarker;
     return kv([
       ['State', [stateBadge(g.state), sub(g.reason)]],
-      ['Health', [healthBadge(g.health), sub(g.healthReason)]],
+      ['Health', [healthBadge(g.health), healthErrors(g.healthErrors)]],
+      ['Replication', h('span', { id: 'replication-state' }, REPLICATION_STATES[g.replicationState] || g.replicationState || '—')],
       ['RPO', h('span', { class: 'rpo' }, rpo(g))],
       ['Newest recovery point', [ago(g.lastRecoveryPoint), sub(g.lastRecoveryPoint ? time(g.lastRecoveryPoint) : null)]],
       ['Newest app-consistent point', ago(g.lastAppConsistentPoint)],

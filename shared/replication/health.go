@@ -1,0 +1,168 @@
+package replication
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// A group's health: how far the target lags (RPO), how old its newest point is, whether its agent
+// reports and whether it waits for a resync — each a HealthError with its cause and what to do, the
+// worst one's severity the group's level. Only a group replicating this way is rated.
+
+// Health levels.
+const (
+	HealthHealthy  = "Healthy"
+	HealthWarning  = "Warning"
+	HealthCritical = "Critical"
+)
+
+// healthThresholds are the policy's RPO alert levels (defaults: warning above 15 minutes, critical
+// above 30, critical when no crash-consistent point for 60 minutes — Site Recovery's error 153007).
+type healthThresholds struct {
+	Warning, Critical, NoPoint time.Duration
+}
+
+// DefaultHealth are the default thresholds.
+var DefaultHealth = healthThresholds{Warning: 15 * time.Minute, Critical: 30 * time.Minute, NoPoint: 60 * time.Minute}
+
+// AgentSilentAfter is how long an agent that reported before may stay silent (it reports every second)
+// before its group is not Healthy: its reports stopped, or the API refuses them.
+const AgentSilentAfter = time.Minute
+
+// ApplyStalledAfter is how long batches may wait with nothing applied before apply counts as stalled.
+const ApplyStalledAfter = 2 * time.Minute
+
+// HealthError is one thing wrong with a group's replication: a stable code, how bad, what is wrong, and
+// what the operator does about it.
+type HealthError struct {
+	Code     string
+	Severity string
+	Message  string
+	Action   string
+}
+
+// Health error codes.
+const (
+	HealthRPOExceeded        = "rpo-exceeded"
+	HealthNoRecentPoint      = "no-recent-point"
+	HealthInitialReplication = "initial-replication"
+	HealthAgentSilent        = "agent-silent"
+	HealthApplyStalled       = "apply-stalled"
+	HealthResyncRequired     = "resync-required"
+)
+
+// noRecentPoint: the newest crash-consistent point (none: zero) is older than the policy allows.
+func noRecentPoint(lastPoint, now time.Time, th healthThresholds) bool {
+	return lastPoint.IsZero() || now.Sub(lastPoint) > th.NoPoint
+}
+
+// rpoErrors rate a group's RPO and the age of its newest recovery point.
+func rpoErrors(rpo time.Duration, lastPoint time.Time, now time.Time, th healthThresholds) []HealthError {
+	var errs []HealthError
+	const rpoAction = "see the RPO chart: compare the agent's upload with the apply rate (a slow or busy link, a throttled account), and that apply runs"
+	switch {
+	case rpo > th.Critical:
+		errs = append(errs, HealthError{HealthRPOExceeded, HealthCritical, fmt.Sprintf("RPO %s exceeds %s", rpo.Round(time.Second), th.Critical), rpoAction})
+	case rpo > th.Warning:
+		errs = append(errs, HealthError{HealthRPOExceeded, HealthWarning, fmt.Sprintf("RPO %s exceeds %s", rpo.Round(time.Second), th.Warning), rpoAction})
+	}
+	if noRecentPoint(lastPoint, now, th) {
+		age := "none yet"
+		if !lastPoint.IsZero() {
+			age = "the newest is " + now.Sub(lastPoint).Round(time.Second).String() + " old"
+		}
+		errs = append(errs, HealthError{HealthNoRecentPoint, HealthCritical, fmt.Sprintf("no crash-consistent recovery point for %s (%s)", th.NoPoint, age),
+			"check that the agent makes markers (it runs and reports) and that the cutpoints timer runs (the function app's log)"})
+	}
+	return errs
+}
+
+// Health rates a group from its RPO and the age of its newest recovery point, with the reason.
+func Health(rpo time.Duration, lastPoint time.Time, now time.Time, th healthThresholds) (string, string) {
+	errs := rpoErrors(rpo, lastPoint, now, th)
+	return healthLevel(errs), HealthReason(errs)
+}
+
+// RateGroup rates a group replicating this way ("" and nothing for one that is not: failed over,
+// disabled, running the other way).
+func RateGroup(r *GroupRecord, now time.Time) (string, []HealthError) {
+	if r.ReplicationStopped() {
+		return "", nil
+	}
+	errs := rpoErrors(r.RPO(now), r.LastPointTime, now, thresholds(r.Policy))
+	if r.State == StateInitialReplication {
+		errs = []HealthError{{HealthInitialReplication, HealthWarning, "initial replication in progress",
+			"wait for the baseline to finish (its progress and ETA are in the group's view); the group is Protected after it"}}
+	}
+	if !r.AgentSeenAt.IsZero() && now.Sub(r.AgentSeenAt) > AgentSilentAfter {
+		errs = append(errs, HealthError{HealthAgentSilent, HealthWarning,
+			fmt.Sprintf("the agent has not reported for %s (last at %s)", now.Sub(r.AgentSeenAt).Round(time.Second), r.AgentSeenAt.UTC().Format(time.RFC3339)),
+			"check standby-agent on the group's VMs (systemctl status standby-agent; journalctl -u standby-agent) and their way to the API; " +
+				"an agent whose key was issued again needs the new one"})
+	} else if stalled(r, now) {
+		errs = append(errs, HealthError{HealthApplyStalled, HealthWarning,
+			fmt.Sprintf("%d batches wait to be applied and none was applied for %s", r.Pending(), now.Sub(r.LastAppliedAt).Round(time.Second)),
+			"check the function app's apply function (its log, the change hub's consumer group) and the group's events for a stopped batch"})
+	}
+	if r.State == StateResyncRequired {
+		errs = append(errs, HealthError{HealthResyncRequired, HealthWarning, "a resync is required (" + Truncate(r.Reason, 200) + ")",
+			"the agent starts it at its next report: make sure it runs"})
+	}
+	return healthLevel(errs), errs
+}
+
+// stalled: the agent reports batches apply has not taken for ApplyStalledAfter.
+func stalled(r *GroupRecord, now time.Time) bool {
+	return r.Pending() > 0 && !r.LastAppliedAt.IsZero() && now.Sub(r.LastAppliedAt) > ApplyStalledAfter
+}
+
+// ReplicationState is where a group's replication stands, in the words of AWS DRS's data replication
+// states: stopped, initialSync, rescan (a resync), disconnected (the agent is silent), stalled (apply
+// takes nothing), backlog (batches wait) or continuous.
+func ReplicationState(r *GroupRecord, now time.Time) string {
+	switch {
+	case r.ReplicationStopped():
+		return "stopped"
+	case r.State == StateInitialReplication:
+		return "initialSync"
+	case r.State == StateResyncRequired || r.State == StateResyncing:
+		return "rescan"
+	case !r.AgentSeenAt.IsZero() && now.Sub(r.AgentSeenAt) > AgentSilentAfter:
+		return "disconnected"
+	case stalled(r, now):
+		return "stalled"
+	case r.Pending() > 0:
+		return "backlog"
+	}
+	return "continuous"
+}
+
+// healthLevel is the worst severity among errs (Healthy for none).
+func healthLevel(errs []HealthError) string {
+	level := HealthHealthy
+	for _, e := range errs {
+		if e.Severity == HealthCritical || level == HealthHealthy {
+			level = e.Severity
+		}
+	}
+	return level
+}
+
+// HealthReason is the errors' messages, joined.
+func HealthReason(errs []HealthError) string {
+	var msgs []string
+	for _, e := range errs {
+		msgs = append(msgs, e.Message)
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// thresholds are the group's policy's, defaults where the policy predates them.
+func thresholds(p Policy) healthThresholds {
+	th := p.HealthThresholds()
+	if th.Warning == 0 || th.Critical == 0 || th.NoPoint == 0 {
+		return DefaultHealth
+	}
+	return th
+}
