@@ -265,6 +265,9 @@ func TestConsoleInChromium(t *testing.T) {
 	if ready := b.text(t, "#ready"); ready != "Yes" {
 		t.Errorf("readiness after a successful drill: %q", ready)
 	}
+	if last := b.text(t, "#last-test"); !strings.Contains(last, "Succeeded") || !strings.Contains(last, "point rp-") {
+		t.Errorf("the last test failover: %q", last)
+	}
 	b.run(t, "the drill's report", chromedp.Click(chromedp.CSS(`table#drills tbody tr a`)), chromedp.WaitVisible(chromedp.CSS(`#drill-report`)))
 	if result := b.waitText(t, "#drill-result", 10*time.Second, func(s string) bool { return s != "" }); result != "Succeeded" {
 		t.Errorf("the report's result: %q", result)

@@ -206,7 +206,8 @@ func (a *API) listJobs(w http.ResponseWriter, r *http.Request) {
 	limit, err := apiserver.IntQuery(r.URL.Query(), "limit", 50)
 	var jobs []recovery.Job
 	if err == nil {
-		jobs, err = a.Jobs.ListJobs(r.Context(), r.URL.Query().Get("group"), int(limit))
+		q := r.URL.Query()
+		jobs, err = a.Jobs.ListJobs(r.Context(), recovery.JobFilter{Group: q.Get("group"), State: q.Get("state"), Type: q.Get("type")}, int(limit))
 	}
 	a.answer(w, r, http.StatusOK, apiserver.NewJobList(jobs), err)
 }

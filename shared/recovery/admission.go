@@ -2,11 +2,12 @@ package recovery
 
 import (
 	"context"
-	"strings"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/standby-dr/standby/shared/replication"
@@ -282,16 +283,41 @@ func (a *Admission) Reaches(ctx context.Context, id string, reaches func(ctx con
 // MaxJobList is the most jobs one listing answers.
 const MaxJobList = 200
 
-// ListJobs lists the recorded jobs, newest first, at most limit of them; only group's (its own and the
-// plan jobs' children) when group is not empty. Finished jobs are kept for JobRetention.
-func (a *Admission) ListJobs(ctx context.Context, group string, limit int) ([]Job, error) {
+// JobFilter narrows a job listing: a group's jobs (its own and the plan jobs' children), jobs in a
+// state, jobs of a type; empty fields take every job.
+type JobFilter struct {
+	Group, State, Type string
+}
+
+// check refuses a filter naming no group, state or type there can be.
+func (f JobFilter) check() error {
+	if f.Group != "" {
+		if err := replication.CheckGroupName(f.Group); err != nil {
+			return err
+		}
+	}
+	if states := []string{JobQueued, JobRunning, JobSucceeded, JobFailed}; f.State != "" && !slices.Contains(states, f.State) {
+		return fmt.Errorf("%w: state %q: want %s", replication.ErrInvalid, replication.Truncate(f.State, 64), oneOf(states))
+	}
+	types := append(KindNames(), slices.Sorted(maps.Keys(planChildType))...)
+	if f.Type != "" && !slices.Contains(types, f.Type) {
+		return fmt.Errorf("%w: type %q: want %s", replication.ErrInvalid, replication.Truncate(f.Type, 64), oneOf(types))
+	}
+	return nil
+}
+
+func (f JobFilter) takes(j Job) bool {
+	return (f.Group == "" || j.Group == f.Group) && (f.State == "" || j.State == f.State) && (f.Type == "" || j.Type == f.Type)
+}
+
+// ListJobs lists the recorded jobs the filter takes, newest first, at most limit of them. Finished
+// jobs are kept for JobRetention.
+func (a *Admission) ListJobs(ctx context.Context, filter JobFilter, limit int) ([]Job, error) {
 	if a.State == nil {
 		return nil, fmt.Errorf("%w: the state store (set StandbyTargetStorage)", replication.ErrNotConfigured)
 	}
-	if group != "" {
-		if err := replication.CheckGroupName(group); err != nil {
-			return nil, err
-		}
+	if err := filter.check(); err != nil {
+		return nil, err
 	}
 	if limit < 1 || limit > MaxJobList {
 		return nil, fmt.Errorf("%w: limit %d: want 1 to %d", replication.ErrInvalid, limit, MaxJobList)
@@ -302,7 +328,7 @@ func (a *Admission) ListJobs(ctx context.Context, group string, limit int) ([]Jo
 		if err := decode(&j); err != nil {
 			return err
 		}
-		if group == "" || j.Group == group {
+		if filter.takes(j) {
 			jobs = append(jobs, j)
 		}
 		return nil

@@ -176,7 +176,7 @@ func TestScheduledDrillsStartOncePerSlot(t *testing.T) {
 	if lines, err := tick(ctx, "g1", now); err != nil || len(lines) != 1 || !strings.Contains(lines[0], first) {
 		t.Fatalf("a second instance: %q, %v", lines, err)
 	}
-	jobs, _ := adm.ListJobs(ctx, "g1", 50)
+	jobs, _ := adm.ListJobs(ctx, recovery.JobFilter{Group: "g1"}, 50)
 	if len(jobs) != 1 {
 		t.Fatalf("%d jobs for one slot", len(jobs))
 	}
@@ -202,7 +202,7 @@ func TestScheduledDrillsStartOncePerSlot(t *testing.T) {
 	if err != nil || len(lines) != 1 || !strings.Contains(lines[0], "missed") {
 		t.Fatalf("a missed slot: %q, %v", lines, err)
 	}
-	if jobs, _ := adm.ListJobs(ctx, "g1", 50); len(jobs) != 1 {
+	if jobs, _ := adm.ListJobs(ctx, recovery.JobFilter{Group: "g1"}, 50); len(jobs) != 1 {
 		t.Fatalf("a missed slot started a drill: %d jobs", len(jobs))
 	}
 }

@@ -309,7 +309,7 @@ func (r *JobRunner) stepDone(ctx context.Context, j *Job, etag replication.ETag,
 	switch j.State {
 	case JobSucceeded:
 		log.Info("job succeeded", "type", j.Type)
-		return nil
+		return r.recordTest(ctx, j)
 	case JobFailed:
 		log.Error("job failed, its cleanup done", "type", j.Type, "reason", j.Error)
 		return r.alertFailed(ctx, j)
@@ -379,9 +379,37 @@ func (r *JobRunner) fail(ctx context.Context, j *Job, etag replication.ETag, rea
 	return r.alertFailed(ctx, j)
 }
 
+// recordTest keeps an ended test failover's or drill's outcome on its group (its readiness): when it
+// started, the point, the result and the RTO — from its first step until its VMs were up.
+func (r *JobRunner) recordTest(ctx context.Context, j *Job) error {
+	if !isolated(j.Type) || j.Group == "" || len(j.Steps) == 0 {
+		return nil
+	}
+	t := replication.LastTest{Job: j.ID(), Type: j.Type, At: j.Steps[0].Started, Point: j.PointID, PointTime: j.PointTime, Result: j.State}
+	for _, s := range j.Steps {
+		if s.Name == "wait-vms" && s.State == "done" && !t.At.IsZero() {
+			t.RTOSeconds = s.Ended.Sub(t.At).Seconds()
+		}
+	}
+	_, err := replication.UpdateGroup(ctx, r.State, j.Group, replication.StateRow, func(rec *replication.GroupRecord) error {
+		if rec.LastTest == t || rec.LastTest.At.After(t.At) {
+			return replication.ErrUnchanged // recorded already, or a later one is
+		}
+		rec.LastTest = t
+		return nil
+	})
+	if errors.Is(err, replication.ErrNoGroup) {
+		return nil // the group went meanwhile
+	}
+	return err
+}
+
 // alertFailed raises the failed job's alert (once: its id is the job's); a job an operator cancelled
 // raises none, unless its cleanup failed.
 func (r *JobRunner) alertFailed(ctx context.Context, j *Job) error {
+	if err := r.recordTest(ctx, j); err != nil {
+		return err
+	}
 	if j.CancelRequested && !strings.Contains(j.Error, "; then ") {
 		return nil
 	}

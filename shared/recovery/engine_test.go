@@ -107,6 +107,11 @@ func TestTestFailoverAndCleanup(t *testing.T) {
 			t.Fatalf("step %+v", s)
 		}
 	}
+	// The group keeps how its last test failover went, for its readiness.
+	if g, _ := replication.LoadGroup(ctx, f.state, "g1"); g.Record.LastTest.Job != job.ID() || g.Record.LastTest.Result != recovery.JobSucceeded ||
+		g.Record.LastTest.Point != "rp-5" || !g.Record.LastTest.PointTime.Equal(f.point.SourceTime) || g.Record.LastTest.At.IsZero() {
+		t.Fatalf("the group's last test failover: %+v", g.Record.LastTest)
+	}
 	got, _ := f.pages.ReadRange(ctx, replication.DiskIn("g1-test", "vm/d"), "", 0, 4096)
 	if !bytes.Equal(got, bytes.Repeat([]byte{7}, 4096)) {
 		t.Fatal("the test disk is not the point's content")
@@ -198,8 +203,8 @@ func TestAnUnresolvablePointFailsOnceAndLeavesNoDrillActive(t *testing.T) {
 		!strings.Contains(j.Error, "no recovery point rp-404") || !strings.Contains(j.Error, "choose latest (through ") || !strings.Contains(j.Error, "a point id (rp-5 … rp-5, 1 points)") {
 		t.Fatalf("job %s: %q", j.State, j.Error)
 	}
-	if g, _ := replication.LoadGroup(ctx, f.state, "g1"); g.Record.ActiveTestFailover != "" {
-		t.Fatalf("test failover %s still active", g.Record.ActiveTestFailover)
+	if g, _ := replication.LoadGroup(ctx, f.state, "g1"); g.Record.ActiveTestFailover != "" || g.Record.LastTest.Job != job.ID() || g.Record.LastTest.Result != recovery.JobFailed {
+		t.Fatalf("test failover %s still active; the last test %+v", g.Record.ActiveTestFailover, g.Record.LastTest)
 	}
 }
 
@@ -521,6 +526,37 @@ func TestOperationsFollowTheStateRules(t *testing.T) {
 		}
 		if op.Name == recovery.JobCleanupTest && !op.Allowed {
 			t.Fatalf("the cleanup of an active test failover: %+v", op)
+		}
+	}
+}
+
+// Jobs are listed by group, state and type; a state or type there cannot be is refused naming the
+// ones there are.
+func TestJobsAreFilteredByStateTypeAndGroup(t *testing.T) {
+	ctx := context.Background()
+	f := newJobFixture(t)
+	adm := &recovery.Admission{State: f.state, Pages: f.pages, Jobs: f.q, Now: time.Now, Log: slog.New(slog.DiscardHandler)}
+	for _, j := range []struct{ group, kind, state string }{{"g1", recovery.JobTestFailover, recovery.JobFailed}, {"g1", recovery.JobCleanupTest, recovery.JobSucceeded},
+		{"g2", recovery.JobTestFailover, recovery.JobSucceeded}} {
+		job, _ := recovery.NewJob(j.group, j.kind, "", time.Now())
+		job.State = j.state
+		f.state.Insert(ctx, recovery.JobsTable, job)
+	}
+	count := func(filter recovery.JobFilter) int {
+		jobs, err := adm.ListJobs(ctx, filter, 50)
+		if err != nil {
+			t.Fatalf("%+v: %v", filter, err)
+		}
+		return len(jobs)
+	}
+	if n := [...]int{count(recovery.JobFilter{}), count(recovery.JobFilter{State: recovery.JobFailed}), count(recovery.JobFilter{Type: recovery.JobTestFailover}),
+		count(recovery.JobFilter{Group: "g1", State: recovery.JobSucceeded})}; n != [...]int{3, 1, 2, 1} {
+		t.Fatalf("all, failed, test failovers, g1's succeeded: %v", n)
+	}
+	for filter, want := range map[recovery.JobFilter]string{{State: "failed"}: `state "failed": want Queued, Running, Succeeded or Failed`,
+		{Type: "restore"}: `type "restore": want change-recovery-point`} {
+		if _, err := adm.ListJobs(ctx, filter, 50); !errors.Is(err, replication.ErrInvalid) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%+v: %v", filter, err)
 		}
 	}
 }

@@ -87,6 +87,20 @@ type GroupState struct {
 	LastDrillSucceededAt time.Time `json:"LastDrillSucceededAt"`
 	// LastDrillSlot is the newest slot of the drill's schedule taken: started, or skipped with a reason.
 	LastDrillSlot time.Time `json:"LastDrillSlot"`
+	// The last test failover or drill to end: its job and type, when it started, the point it used,
+	// how it ended and its RTO (from its start until its VMs were up; 0 when they never were).
+	LastTest LastTest `json:"LastTest"`
+}
+
+// LastTest is how a group's last test failover or drill went.
+type LastTest struct {
+	Job        string    `json:"Job,omitempty"`
+	Type       string    `json:"Type,omitempty"`
+	At         time.Time `json:"At"`
+	Point      string    `json:"Point,omitempty"`
+	PointTime  time.Time `json:"PointTime"`
+	Result     string    `json:"Result,omitempty"`
+	RTOSeconds float64   `json:"RTOSeconds,omitempty"`
 }
 
 // GroupProgress is apply's row: where the target disks stand in the group's stream.

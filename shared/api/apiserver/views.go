@@ -89,6 +89,12 @@ func newReadinessView(g *replication.Group, now time.Time) apiv1.ReadinessView {
 	if r.ActiveTestFailover != "" {
 		v.DrillActive = r.ActiveTestFailover
 	}
+	if t := r.LastTest; t.Job != "" {
+		v.LastTestFailover = &apiv1.LastTestView{Job: t.Job, Type: t.Type, Started: t.At, Point: t.Point, Result: t.Result, RTOSeconds: t.RTOSeconds}
+		if !t.PointTime.IsZero() {
+			v.LastTestFailover.PointTime = &t.PointTime
+		}
+	}
 	return v
 }
 

@@ -334,6 +334,19 @@ type ReadinessView struct {
 	Ready              bool       `json:"ready"`
 	NextDrill          *time.Time `json:"nextDrill,omitempty"` // the schedule's next slot
 	DrillActive        string     `json:"drillActive,omitempty"`
+	// LastTestFailover is the last test failover or drill to end (absent: none yet).
+	LastTestFailover *LastTestView `json:"lastTestFailover,omitempty"`
+}
+
+// LastTestView is how a group's last test failover or drill went.
+type LastTestView struct {
+	Job        string     `json:"job"`
+	Type       string     `json:"type"`
+	Started    time.Time  `json:"started"`
+	Point      string     `json:"point,omitempty"`
+	PointTime  *time.Time `json:"pointTime,omitempty"`
+	Result     string     `json:"result"`
+	RTOSeconds float64    `json:"rtoSeconds,omitempty"`
 }
 
 // JobList is GET /jobs.

@@ -118,7 +118,7 @@ var Routes = []Route{
 	{Method: "GET", Path: "/plans/{plan}/drills/{id}", Roles: readers, Summary: "A plan drill's report", Answers: map[int]any{200: DrillView{}}},
 	{Method: "POST", Path: "/plans/{plan}/" + JobCleanupTest, Summary: "Clean up a plan's test failover", Answers: jobAccepted},
 	{Method: "POST", Path: "/plans/{plan}/" + JobCommit, Summary: "Commit a plan's failover", Answers: jobAccepted},
-	{Method: "GET", Path: "/jobs", Roles: readers, Summary: "Recent jobs, newest first (a group's only, with group)", Answers: map[int]any{200: JobList{}}, Query: []string{"group", "limit"}},
+	{Method: "GET", Path: "/jobs", Roles: readers, Summary: "Recent jobs, newest first: a group's only with group, in a state with state (Queued, Running, Succeeded, Failed), of a type with type", Answers: map[int]any{200: JobList{}}, Query: []string{"group", "state", "type", "limit"}},
 	{Method: "GET", Path: "/jobs/dead-letters", Roles: readers, Summary: "Job messages the queue gave up on", Answers: map[int]any{200: DeadLetterList{}}},
 	{Method: "GET", Path: "/jobs/{id}", Roles: []Role{RoleReader, RolePeer}, Summary: "A job, its steps and result", Answers: map[int]any{200: JobView{}}},
 	{Method: "POST", Path: "/jobs/{id}/cancel", Summary: "Cancel a drill: its next step skips to its cleanup, which runs whole (409 for a job without a cleanup)", Answers: map[int]any{200: JobView{}}},

@@ -567,7 +567,10 @@
       ['Schedule', d.schedule ? [h('span', { class: 'mono' }, d.schedule), ' (UTC)', sub(r.nextDrill ? ['next ', time(r.nextDrill)] : null)] : 'on request only'],
       ['Checks', d.checks && d.checks.length ? d.checks.map((c) => h('div', {}, h('strong', {}, c.name), ` on ${c.vm}: `,
         h('span', { class: 'mono' }, c.command || `HTTP GET of ${c.http.vm}, port ${c.http.port}, path ${c.http.path || '/'}, from ${c.vm}`))) : 'none (the VMs booting is the test)'],
-      r.drillActive && ['Running now', jobLink(r.drillActive)],
+      r.lastTestFailover && ['Last test failover', h('span', { id: 'last-test' }, jobLink(r.lastTestFailover.job, r.lastTestFailover.job.slice(0, 8)), ' ',
+        stateBadge(r.lastTestFailover.result), sub([time(r.lastTestFailover.started), r.lastTestFailover.point ? `, point ${r.lastTestFailover.point}` : '',
+          r.lastTestFailover.rtoSeconds ? `, RTO ${dur(r.lastTestFailover.rtoSeconds)}` : ''].filter(Boolean)))],
+      ['Test failover active', r.drillActive ? jobLink(r.drillActive) : 'no'],
     ]);
   }
   const drillLink = (g, id, text) => h('a', { href: `#/drills/${encodeURIComponent(g)}/${encodeURIComponent(id)}` }, text || id);
