@@ -77,7 +77,7 @@ export STANDBY_API=http://127.0.0.1:7071/api STANDBY_API_KEY=$key
 echo; echo "== 5. A test failover drill to the newest point while replication goes on (standby failover --type test --wait)"
 bin/standby failover $group --type test --point latestProcessed --wait | tee .local/test-failover.txt
 test_job=$(awk '/queued/{print $2; exit}' .local/test-failover.txt)
-point_seq=$(bin/standby job "$test_job" | awk -F'"' '/"point"/{sub(/rp-/, "", $4); print $4; exit}')
+point_seq=$(bin/standby job "$test_job" -o json | awk -F'"' '/"point"/{sub(/rp-/, "", $4); print $4; exit}')
 bin/verify -group $group -settings local.settings.json -state .local/agent -container $group-test -truth .local/truth.jsonl -seq "$point_seq"
 echo "-- the test VMs, booted from the point's disks in no network, on their serial consoles:"
 grep -h STANDBY-GUEST-UP .local/compute/$group-asr/vms/*/serial.log

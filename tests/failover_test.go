@@ -254,8 +254,11 @@ func TestOperatorCLI(t *testing.T) {
 	if out := cli("groups"); !strings.Contains(out, group) || !strings.Contains(out, "Protected") {
 		t.Fatalf("groups:\n%s", out)
 	}
-	if out := cli("points", group); !strings.Contains(out, `"id": "rp-`) {
+	if out := cli("points", group); !strings.Contains(out, "POINT") || !strings.Contains(out, "rp-") || !strings.Contains(out, "restorable from") {
 		t.Fatalf("points:\n%s", out)
+	}
+	if out := cli("points", group, "-o", "json"); !strings.Contains(out, `"id": "rp-`) {
+		t.Fatalf("points -o json:\n%s", out)
 	}
 	out := cli("failover", group, "--type", "test", "--point", "latestProcessed", "--wait")
 	for _, want := range []string{"resolve-point", "start-copies", "machine-definitions", "succeeded", "disks in " + group + "-test"} {

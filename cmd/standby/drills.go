@@ -5,86 +5,61 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
-	"github.com/standby-dr/standby/shared/api/apiclient"
 	"github.com/standby-dr/standby/shared/api/apiv1"
 )
 
-// drillCommand runs "standby drill G | drills G | drill-report G ID | cancel JOB".
-func drillCommand(ctx context.Context, cl *apiclient.Client, cmd string, pos []string, o jobOptions) error {
-	want := map[string]int{"drill": 1, "drills": 1, "drill-report": 2, "cancel": 1}[cmd]
-	if len(pos) != want {
-		return fmt.Errorf("%s takes %d argument(s): %s", cmd, want, map[string]string{"drill": "the group", "drills": "the group",
-			"drill-report": "the group and the drill's id", "cancel": "the job's id"}[cmd])
-	}
-	switch cmd {
-	case "drills":
-		return listDrills(ctx, cl, os.Stdout, "/v1/groups/"+pos[0])
-	case "drill-report":
-		return drillReport(ctx, cl, os.Stdout, "/v1/groups/"+pos[0], pos[1])
-	case "cancel":
-		var job apiv1.JobView
-		if _, err := cl.Do(ctx, http.MethodPost, "/v1/jobs/"+pos[0]+"/cancel", nil, &job); err != nil {
-			return err
-		}
-		fmt.Printf("job %s (%s): cancel requested; its cleanup runs next\n", job.ID, job.Type)
-		return nil
-	}
-	return startDrill(ctx, cl, os.Stdout, "/v1/groups/"+pos[0], o)
-}
-
 // startDrill starts a drill now of the group or plan at base ("/v1/groups/G", "/v1/plans/P"); with
-// wait, it follows it and prints its report.
-func startDrill(ctx context.Context, cl *apiclient.Client, w io.Writer, base string, o jobOptions) error {
+// --wait, it follows it and prints its report.
+func startDrill(ctx context.Context, c *call, base string) error {
 	var body any
-	if o.point != "" {
-		body = apiv1.DrillRequest{RecoveryPoint: o.point}
+	if c.o.point != "" {
+		body = apiv1.DrillRequest{RecoveryPoint: c.o.point}
 	}
 	var job apiv1.JobView
-	if _, err := cl.Do(ctx, http.MethodPost, base+"/drills", body, &job); err != nil {
+	if _, err := c.cl.Do(ctx, http.MethodPost, base+"/drills", body, &job); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "drill %s queued\n", job.ID)
-	if !o.wait {
+	fmt.Fprintf(c.w, "drill %s queued\n", job.ID)
+	if !c.o.wait {
 		return nil
 	}
-	followErr := follow(ctx, cl, job.ID)
-	if err := drillReport(ctx, cl, w, base, job.ID); err != nil {
+	followErr := follow(ctx, c, job.ID)
+	if err := drillReport(ctx, c, base, job.ID); err != nil {
 		return err
 	}
 	return followErr
 }
 
 // listDrills prints the drills of the group or plan at base as a table.
-func listDrills(ctx context.Context, cl *apiclient.Client, w io.Writer, base string) error {
+func listDrills(ctx context.Context, c *call, base string) error {
 	var list apiv1.DrillList
-	if _, err := cl.Do(ctx, http.MethodGet, base+"/drills", nil, &list); err != nil {
+	if text, err := read(ctx, c, base+"/drills", &list); !text {
 		return err
 	}
-	fmt.Fprintf(w, "%-32s %-20s %-9s %-10s %8s  %s\n", "DRILL", "STARTED", "RESULT", "POINT", "RTO", "CHECKS")
+	fmt.Fprintf(c.w, "%-32s %-20s %-9s %-10s %8s  %s\n", "DRILL", "STARTED", "RESULT", "POINT", "RTO", "CHECKS")
 	for _, d := range list.Drills {
 		passed := 0
-		for _, c := range d.Checks {
-			if c.Passed {
+		for _, ch := range d.Checks {
+			if ch.Passed {
 				passed++
 			}
 		}
-		fmt.Fprintf(w, "%-32s %-20s %-9s %-10s %7.1fs  %d of %d passed\n", d.ID, d.Started.UTC().Format(time.RFC3339), d.State, orDash(d.Point), d.RTOSeconds, passed, len(d.Checks))
+		fmt.Fprintf(c.w, "%-32s %-20s %-9s %-10s %7.1fs  %d of %d passed\n", d.ID, d.Started.UTC().Format(time.RFC3339), d.State, orDash(d.Point), d.RTOSeconds, passed, len(d.Checks))
 	}
 	return nil
 }
 
 // drillReport prints one drill's report as an auditor keeps it: what ran when, against which point,
 // what each VM and check showed, and the cleanup.
-func drillReport(ctx context.Context, cl *apiclient.Client, w io.Writer, base, id string) error {
+func drillReport(ctx context.Context, c *call, base, id string) error {
 	var d apiv1.DrillView
-	if _, err := cl.Do(ctx, http.MethodGet, base+"/drills/"+id, nil, &d); err != nil {
+	if text, err := read(ctx, c, base+"/drills/"+id, &d); !text {
 		return err
 	}
-	printDrill(w, d)
+	printDrill(c.w, d)
 	return nil
 }
 

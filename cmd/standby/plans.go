@@ -7,67 +7,58 @@ import (
 	"net/http"
 	"os"
 
-	"github.com/standby-dr/standby/shared/api/apiclient"
 	"github.com/standby-dr/standby/shared/api/apiv1"
 )
 
-// planCommand runs "standby plan list|show|put|delete|failover|cleanup-test|commit ...".
-func planCommand(ctx context.Context, cl *apiclient.Client, pos []string, o jobOptions) error {
-	if len(pos) == 0 {
-		return fmt.Errorf("usage: standby plan list | show P | put P FILE | delete P | failover P --type T [--point X] | cleanup-test P | commit P | drill P | drills P | drill-report P ID")
+// planArgs are how many arguments each plan subcommand takes after its name.
+var planArgs = map[string]int{"list": 0, "show": 1, "put": 2, "delete": 1, "failover": 1, "cleanup-test": 1, "commit": 1,
+	"drill": 1, "drills": 1, "drill-report": 2}
+
+// planCommand runs "standby plan list|show|put|delete|failover|cleanup-test|commit|drill|drills|drill-report ...".
+func planCommand(ctx context.Context, c *call) error {
+	sub, rest := c.args[0], c.args[1:]
+	want, ok := planArgs[sub]
+	if !ok {
+		return usagef(commandsByName()["plan"], "unknown plan command %q", sub)
 	}
-	if pos[0] == "list" {
-		return show(ctx, cl, "/v1/plans")
+	if len(rest) != want {
+		return usagef(commandsByName()["plan"], "plan %s takes %d argument(s), got %d", sub, want, len(rest))
 	}
-	if len(pos) < 2 {
-		return fmt.Errorf("plan %s needs the plan's name", pos[0])
+	if sub == "list" {
+		var v any
+		_, err := read(ctx, &call{cl: c.cl, w: c.w, o: &options{output: "json"}}, "/v1/plans", &v)
+		return err
 	}
-	path := "/v1/plans/" + pos[1]
-	var body any
-	switch pos[0] {
-	case "show":
-		return show(ctx, cl, path)
+	path := "/v1/plans/" + rest[0]
+	switch sub {
+	case "show": // a plan is a document: shown as the API has it
+		var v any
+		_, err := read(ctx, &call{cl: c.cl, w: c.w, o: &options{output: "json"}}, path, &v)
+		return err
 	case "delete":
-		_, err := cl.Do(ctx, http.MethodDelete, path, nil, nil)
+		_, err := c.cl.Do(ctx, http.MethodDelete, path, nil, nil)
 		return err
 	case "put":
-		if len(pos) != 3 {
-			return fmt.Errorf("plan put P FILE: the plan's JSON file")
-		}
-		data, err := os.ReadFile(pos[2])
+		data, err := os.ReadFile(rest[1])
 		if err != nil {
 			return err
 		}
 		var spec json.RawMessage = data
-		if _, err := cl.Do(ctx, http.MethodPut, path, spec, nil); err != nil {
+		if _, err := c.cl.Do(ctx, http.MethodPut, path, spec, nil); err != nil {
 			return err
 		}
-		return show(ctx, cl, path)
+		fmt.Fprintf(c.w, "plan %s stored\n", rest[0])
+		return nil
 	case "failover":
-		path, body = path+"/failover", apiv1.FailoverRequest{Type: o.jobType, RecoveryPoint: o.point}
+		return queue(ctx, c, path+"/failover", apiv1.FailoverRequest{Type: c.o.jobType, RecoveryPoint: c.o.point})
 	case "cleanup-test":
-		path += "/cleanup-test-failover"
+		return queue(ctx, c, path+"/cleanup-test-failover", nil)
 	case "commit":
-		path += "/commit"
+		return queue(ctx, c, path+"/commit", nil)
 	case "drill":
-		return startDrill(ctx, cl, os.Stdout, path, o)
+		return startDrill(ctx, c, path)
 	case "drills":
-		return listDrills(ctx, cl, os.Stdout, path)
-	case "drill-report":
-		if len(pos) != 3 {
-			return fmt.Errorf("plan drill-report P ID: the plan and the drill's id")
-		}
-		return drillReport(ctx, cl, os.Stdout, path, pos[2])
-	default:
-		return fmt.Errorf("unknown plan command %q", pos[0])
+		return listDrills(ctx, c, path)
 	}
-	var job apiv1.JobView
-	if _, err := cl.Do(ctx, http.MethodPost, path, body, &job); err != nil {
-		return err
-	}
-	fmt.Printf("job %s (%s) queued\n", job.ID, job.Type)
-	if o.wait {
-		return follow(ctx, cl, job.ID)
-	}
-	return nil
+	return drillReport(ctx, c, path, rest[1])
 }
