@@ -296,15 +296,20 @@ func (f JobFilter) check() error {
 			return err
 		}
 	}
-	if states := []string{JobQueued, JobRunning, JobSucceeded, JobFailed}; f.State != "" && !slices.Contains(states, f.State) {
-		return fmt.Errorf("%w: state %q: want %s", replication.ErrInvalid, replication.Truncate(f.State, 64), oneOf(states))
+	if f.State != "" && !slices.Contains(JobStates, f.State) {
+		return fmt.Errorf("%w: state %q: want %s", replication.ErrInvalid, replication.Truncate(f.State, 64), oneOf(JobStates))
 	}
-	types := append(KindNames(), slices.Sorted(maps.Keys(planChildType))...)
-	if f.Type != "" && !slices.Contains(types, f.Type) {
+	if types := JobTypes(); f.Type != "" && !slices.Contains(types, f.Type) {
 		return fmt.Errorf("%w: type %q: want %s", replication.ErrInvalid, replication.Truncate(f.Type, 64), oneOf(types))
 	}
 	return nil
 }
+
+// JobTypes are every job's type: the kinds', then the plan jobs'.
+func JobTypes() []string { return append(KindNames(), slices.Sorted(maps.Keys(planChildType))...) }
+
+// JobStates are the states a job passes through.
+var JobStates = []string{JobQueued, JobRunning, JobSucceeded, JobFailed}
 
 func (f JobFilter) takes(j Job) bool {
 	return (f.Group == "" || j.Group == f.Group) && (f.State == "" || j.State == f.State) && (f.Type == "" || j.Type == f.Type)

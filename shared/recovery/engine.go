@@ -44,8 +44,8 @@ const (
 type JobStep struct {
 	Name    string    `json:"name"`
 	State   string    `json:"state"` // pending, running, done, failed
-	Started time.Time `json:"started,omitempty"`
-	Ended   time.Time `json:"ended,omitempty"`
+	Started time.Time `json:"started,omitzero"`
+	Ended   time.Time `json:"ended,omitzero"`
 	Outcome string    `json:"outcome,omitempty"`
 	Tries   int       `json:"tries,omitempty"`
 	// Always: the step runs also after an earlier step failed (a cleanup).

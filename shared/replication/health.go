@@ -52,6 +52,14 @@ const (
 	HealthResyncRequired     = "resync-required"
 )
 
+// HealthLevels and HealthErrorCodes are every level and every code a rating gives; ReplicationStates
+// every state ReplicationState says.
+var (
+	HealthLevels      = []string{HealthHealthy, HealthWarning, HealthCritical}
+	HealthErrorCodes  = []string{HealthRPOExceeded, HealthNoRecentPoint, HealthInitialReplication, HealthAgentSilent, HealthApplyStalled, HealthResyncRequired}
+	ReplicationStates = []string{"stopped", "initialSync", "rescan", "disconnected", "stalled", "backlog", "continuous"}
+)
+
 // noRecentPoint: the newest crash-consistent point (none: zero) is older than the policy allows.
 func noRecentPoint(lastPoint, now time.Time, th healthThresholds) bool {
 	return lastPoint.IsZero() || now.Sub(lastPoint) > th.NoPoint

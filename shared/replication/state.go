@@ -30,6 +30,10 @@ const (
 	StateFailedBack State = "FailedBack"
 )
 
+// States are every state a group can be in.
+var States = []State{StateInitialReplication, StateProtected, StateResyncRequired, StateResyncing, StateDisabled, StateFailedOver,
+	StateCommitted, StateReprotected, StateFailedBack}
+
 // replicating are the states in which the source's writes flow this way.
 var replicating = []State{StateInitialReplication, StateProtected, StateResyncRequired, StateResyncing}
 

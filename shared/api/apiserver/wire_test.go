@@ -3,6 +3,7 @@ package apiserver
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -132,5 +133,22 @@ func TestConvertRoundTrip(t *testing.T) {
 	back := apiv1.Convert[replication.GroupSpec](apiv1.Convert[apiv1.GroupSpec](spec))
 	if !reflect.DeepEqual(spec, back) {
 		t.Errorf("round trip changed the spec:\n%+v\n%+v", spec, back)
+	}
+}
+
+// Every enum the OpenAPI document states is the domain's own list.
+func TestEnumsAreTheDomains(t *testing.T) {
+	var states []string
+	for _, s := range replication.States {
+		states = append(states, string(s))
+	}
+	for name, domain := range map[string][]string{
+		"groupState": states, "health": replication.HealthLevels, "replicationState": replication.ReplicationStates,
+		"healthError": replication.HealthErrorCodes, "operation": recovery.OperatorKinds, "jobType": recovery.JobTypes(),
+		"jobState": recovery.JobStates, "failoverType": recovery.FailoverKinds(),
+	} {
+		if !slices.Equal(slices.Sorted(slices.Values(apiv1.Enums[name])), slices.Sorted(slices.Values(domain))) {
+			t.Errorf("enum %s: the document says %v, the domain %v", name, apiv1.Enums[name], domain)
+		}
 	}
 }

@@ -22,7 +22,7 @@ type DependencyHealth struct {
 
 // FailoverRequest is the body of POST /groups/{group}/failover.
 type FailoverRequest struct {
-	Type          string `json:"type"`
+	Type          string `json:"type" enum:"failoverType" input:"required"`
 	RecoveryPoint string `json:"recoveryPoint"`
 	// JobID, when given (32 hex digits), makes the request idempotent: the job gets this id, and the
 	// same request again answers the job it made (a peer site's failback retries with it).
@@ -59,12 +59,12 @@ type StreamKeyView struct {
 
 // AcknowledgeRequest is the body of POST /jobs/{id}/acknowledge: the manual action an operator confirms.
 type AcknowledgeRequest struct {
-	Action string `json:"action"`
+	Action string `json:"action" input:"required"`
 }
 
 // ChangePointRequest is the body of POST /groups/{group}/change-recovery-point.
 type ChangePointRequest struct {
-	RecoveryPoint string `json:"recoveryPoint"`
+	RecoveryPoint string `json:"recoveryPoint" input:"required"`
 }
 
 // DeadLetterView is a dead-lettered job message.
@@ -83,9 +83,9 @@ type JobView struct {
 	Group         string            `json:"group,omitempty"`
 	Plan          string            `json:"plan,omitempty"`   // a plan job's plan
 	Parent        string            `json:"parent,omitempty"` // the plan job that started this group's job
-	Type          string            `json:"type"`
+	Type          string            `json:"type" enum:"jobType"`
 	RecoveryPoint string            `json:"recoveryPoint,omitempty"`
-	State         string            `json:"state"`
+	State         string            `json:"state" enum:"jobState"`
 	Steps         []JobStep         `json:"steps"`
 	Point         string            `json:"point,omitempty"`
 	Result        map[string]string `json:"result,omitempty"`
@@ -125,12 +125,12 @@ type GroupView struct {
 	BatchesApplied   int64      `json:"batchesApplied"`
 	// Health is rated only while the group replicates this way (absent when failed over or disabled);
 	// HealthErrors say each cause and what to do about it.
-	Health       string            `json:"health,omitempty"`
+	Health       string            `json:"health,omitempty" enum:"health"`
 	HealthReason string            `json:"healthReason,omitempty"`
 	HealthErrors []HealthErrorView `json:"healthErrors"`
 	// ReplicationState is where replication stands: stopped, initialSync, rescan, disconnected (the
 	// agent is silent), stalled (apply takes nothing), backlog or continuous.
-	ReplicationState   string         `json:"replicationState"`
+	ReplicationState   string         `json:"replicationState" enum:"replicationState"`
 	LastPointTime      *time.Time     `json:"lastRecoveryPoint,omitempty"`
 	LastAppPointTime   *time.Time     `json:"lastAppConsistentPoint,omitempty"`
 	Retention          *RetentionView `json:"retentionWindow,omitempty"`
@@ -143,22 +143,22 @@ type GroupView struct {
 	// AllowedOperations are the job types the group's state admits now (POST .../failover's types,
 	// drills, cleanup-test-failover, change-recovery-point, commit, reprotect, failback); NotAllowed
 	// says why each other one is not.
-	AllowedOperations []string           `json:"allowedOperations"`
+	AllowedOperations []string           `json:"allowedOperations" enum:"operation"`
 	NotAllowed        []OperationRefusal `json:"notAllowed"`
 	CreatedAt         time.Time          `json:"createdAt"`
 }
 
 // HealthErrorView is one thing wrong with a group's replication.
 type HealthErrorView struct {
-	Code              string `json:"code"`
-	Severity          string `json:"severity"`
+	Code              string `json:"code" enum:"healthError"`
+	Severity          string `json:"severity" enum:"health"`
 	Message           string `json:"message"`
 	RecommendedAction string `json:"recommendedAction"`
 }
 
 // OperationRefusal is an operation the group's state does not admit now, and why.
 type OperationRefusal struct {
-	Operation string `json:"operation"`
+	Operation string `json:"operation" enum:"operation"`
 	Reason    string `json:"reason"`
 }
 
@@ -191,8 +191,8 @@ type MarkerView struct {
 
 // EventReport is an event the agent reports (a failed app-consistency hook).
 type EventReport struct {
-	Kind    string `json:"kind"`
-	Message string `json:"message"`
+	Kind    string `json:"kind" input:"required"`
+	Message string `json:"message" input:"required"`
 }
 
 // EventView is one entry of a group's history.
@@ -205,7 +205,7 @@ type EventView struct {
 // PointView is a recovery point as the API shows it.
 type PointView struct {
 	ID         string          `json:"id"`
-	Kind       string          `json:"kind"`
+	Kind       string          `json:"kind" enum:"pointKind"`
 	SourceTime time.Time       `json:"sourceTime"`
 	Seq        int64           `json:"seq"`
 	Disks      []PointDiskView `json:"disks"`
@@ -267,7 +267,7 @@ type DrillView struct {
 	Group string `json:"group,omitempty"`
 	Plan  string `json:"plan,omitempty"` // a plan's drill
 	// State is the job's (Queued, Running, Succeeded, Failed; the report's result once the job was pruned).
-	State           string        `json:"state"`
+	State           string        `json:"state" enum:"jobState"`
 	Slot            *time.Time    `json:"slot,omitempty"` // the schedule's slot (absent: on request)
 	Started         time.Time     `json:"started"`
 	Ended           *time.Time    `json:"ended,omitempty"`
@@ -341,11 +341,11 @@ type ReadinessView struct {
 // LastTestView is how a group's last test failover or drill went.
 type LastTestView struct {
 	Job        string     `json:"job"`
-	Type       string     `json:"type"`
+	Type       string     `json:"type" enum:"jobType"`
 	Started    time.Time  `json:"started"`
 	Point      string     `json:"point,omitempty"`
 	PointTime  *time.Time `json:"pointTime,omitempty"`
-	Result     string     `json:"result"`
+	Result     string     `json:"result" enum:"jobState"`
 	RTOSeconds float64    `json:"rtoSeconds,omitempty"`
 }
 
@@ -394,5 +394,5 @@ type RPOHistoryView struct {
 type RPOSampleView struct {
 	Time       time.Time `json:"time"`
 	RPOSeconds float64   `json:"rpoSeconds"`
-	Health     string    `json:"health"`
+	Health     string    `json:"health" enum:"health"`
 }

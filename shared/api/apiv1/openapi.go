@@ -60,10 +60,7 @@ func openAPIDocument() map[string]any {
 	}
 }
 
-var (
-	pathParam = regexp.MustCompile(`\{(\w+)\}`)
-	pathWord  = regexp.MustCompile(`[A-Za-z0-9]+`)
-)
+var pathParam = regexp.MustCompile(`\{(\w+)\}`)
 
 func (s *schemas) operation(rt Route, problem map[string]any) map[string]any {
 	out := map[string]any{"summary": rt.Summary, "operationId": operationID(rt), "x-standby-roles": append([]Role{RoleOperator}, rt.Roles...)}
@@ -72,7 +69,7 @@ func (s *schemas) operation(rt Route, problem map[string]any) map[string]any {
 		params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
 	}
 	for _, q := range rt.Query {
-		params = append(params, map[string]any{"name": q, "in": "query", "required": false, "schema": map[string]any{"type": "string"}})
+		params = append(params, map[string]any{"name": q, "in": "query", "required": false, "schema": querySchema(rt, q)})
 	}
 	if params != nil {
 		out["parameters"] = params
@@ -84,6 +81,9 @@ func (s *schemas) operation(rt Route, problem map[string]any) map[string]any {
 	responses := map[string]any{"default": problem}
 	for status, answer := range rt.Answers {
 		r := map[string]any{"description": http.StatusText(status)}
+		if _, job := answer.(JobView); job && status == http.StatusAccepted {
+			r["headers"] = map[string]any{"Location": map[string]any{"description": "the job's address, to follow it (GET)", "schema": map[string]any{"type": "string"}}}
+		}
 		if answer != nil {
 			r["content"] = map[string]any{"application/json": map[string]any{"schema": s.of(reflect.TypeOf(answer))}}
 		}
@@ -93,19 +93,59 @@ func (s *schemas) operation(rt Route, problem map[string]any) map[string]any {
 	return out
 }
 
-// operationID is a route's name: its method and path's words ("getGroupsGroupRecoveryPoints").
+// operationIDs name each route as a client's method would be named.
+var operationIDs = map[string]string{
+	"GET /health": "getHealth", "GET /openapi.json": "getOpenAPIDocument", "GET /groups": "listGroups",
+	"PUT /groups/{group}": "putGroup", "GET /groups/{group}": "getGroup", "DELETE /groups/{group}": "disableGroup",
+	"POST /groups/{group}/agent": "reportAgent", "POST /groups/{group}/agent-key": "issueAgentKey", "POST /groups/{group}/resync": "requestResync",
+	"POST /groups/{group}/seed": "seedGroup", "GET /groups/{group}/stream-key": "getStreamKey", "GET /groups/{group}/disks/{vm}/{disk}/hashes": "getDiskHashes",
+	"GET /groups/{group}/recovery-points": "listRecoveryPoints", "GET /groups/{group}/rpo-history": "getRPOHistory",
+	"POST /groups/{group}/events": "reportEvent", "GET /groups/{group}/events": "listEvents",
+	"POST /groups/{group}/failover": "startFailover", "POST /groups/{group}/change-recovery-point": "changeRecoveryPoint",
+	"POST /groups/{group}/reprotect": "reprotectGroup", "POST /groups/{group}/cleanup-test-failover": "cleanupTestFailover",
+	"POST /groups/{group}/commit": "commitFailover", "POST /groups/{group}/failback": "failBack",
+	"POST /groups/{group}/drills": "startDrill", "GET /groups/{group}/drills": "listDrills", "GET /groups/{group}/drills/{id}": "getDrill",
+	"GET /plans": "listPlans", "PUT /plans/{plan}": "putPlan", "GET /plans/{plan}": "getPlan", "DELETE /plans/{plan}": "deletePlan",
+	"POST /plans/{plan}/failover": "startPlanFailover", "POST /plans/{plan}/drills": "startPlanDrill", "GET /plans/{plan}/drills": "listPlanDrills",
+	"GET /plans/{plan}/drills/{id}": "getPlanDrill", "POST /plans/{plan}/cleanup-test-failover": "cleanupPlanTestFailover",
+	"POST /plans/{plan}/commit": "commitPlanFailover", "GET /jobs": "listJobs", "GET /jobs/dead-letters": "listDeadLetters",
+	"GET /jobs/{id}": "getJob", "POST /jobs/{id}/cancel": "cancelJob", "POST /jobs/{id}/acknowledge": "acknowledgeAction",
+}
+
+// operationID is a route's name (operationIDs); a route without one is a mistake in this table.
 func operationID(rt Route) string {
-	id := strings.ToLower(rt.Method)
-	for _, w := range pathWord.FindAllString(rt.Path, -1) {
-		id += strings.ToUpper(w[:1]) + w[1:]
+	id, ok := operationIDs[rt.Key()]
+	if !ok {
+		panic("apiv1: route " + rt.Key() + " has no operation id")
 	}
 	return id
 }
 
+// queryTypes are the query parameters that are not strings: counts, block numbers, flags and times.
+var queryTypes = map[string]map[string]any{
+	"limit": {"type": "integer", "minimum": 1}, "count": {"type": "integer", "minimum": 1}, "keepData": {"type": "boolean"},
+}
+
+// querySchema is a query parameter's schema on a route: from and to are times, but a block number on
+// the disk hashes.
+func querySchema(rt Route, q string) map[string]any {
+	if t, ok := queryTypes[q]; ok {
+		return t
+	}
+	if q == "from" && strings.HasSuffix(rt.Path, "/hashes") {
+		return map[string]any{"type": "integer", "minimum": 0}
+	}
+	if q == "from" || q == "to" {
+		return map[string]any{"type": "string", "format": "date-time"}
+	}
+	return map[string]any{"type": "string"}
+}
+
 // schemas turns Go types into JSON Schema 2020-12 (OpenAPI 3.1's dialect) as their JSON encoding
 // reads: named structs become components, referred to by $ref. A request body's types are described
-// apart ("<Name>Input"): the API's decoder takes any field left out (the domain's validation then names
-// what is missing), so an input requires none, and refuses any it does not know, as every schema does.
+// apart ("<Name>Input"): the API's decoder takes any field left out and the domain's validation names
+// what is missing, so an input requires only the fields tagged input:"required" (those without which
+// a body gets 400), and refuses any it does not know, as every schema does.
 type schemas struct {
 	defs   map[string]any
 	inputs bool
@@ -115,10 +155,42 @@ func (s *schemas) input() *schemas { return &schemas{defs: s.defs, inputs: true}
 
 var timeType = reflect.TypeFor[time.Time]()
 
+// Enums are the values a field tagged enum:"<name>" (or of type State) takes; apiserver's
+// TestEnumsAreTheDomains keeps each equal to the domain's own list.
+var Enums = map[string][]string{
+	"groupState":       {"InitialReplication", "Protected", "ResyncRequired", "Resyncing", "Disabled", "FailedOver", "Committed", "Reprotected", "FailedBack"},
+	"health":           {"Healthy", "Warning", "Critical"},
+	"replicationState": {"stopped", "initialSync", "rescan", "disconnected", "stalled", "backlog", "continuous"},
+	"healthError":      {"rpo-exceeded", "no-recent-point", "initial-replication", "agent-silent", "apply-stalled", "resync-required"},
+	"operation":        {"test", "drill", "cleanup-test-failover", "planned", "unplanned", "change-recovery-point", "commit", "reprotect", "failback"},
+	"jobType": {"change-recovery-point", "cleanup-test-failover", "commit", "drill", "failback", "planned", "reprotect", "reprotect-forward",
+		"test", "unplanned", "plan-cleanup-test-failover", "plan-commit", "plan-drill", "plan-planned", "plan-test", "plan-unplanned"},
+	"jobState":     {"Queued", "Running", "Succeeded", "Failed"},
+	"stepState":    {"pending", "running", "done", "failed", "skipped"},
+	"pointKind":    {"crash", "app"},
+	"failoverType": {"test", "planned", "unplanned"},
+}
+
+// withEnum adds the enum a field's tag names to its schema (to an array's items).
+func withEnum(p map[string]any, name string) map[string]any {
+	values, ok := Enums[name]
+	if !ok {
+		panic("apiv1: no enum " + name)
+	}
+	if items, ok := p["items"].(map[string]any); ok {
+		items["enum"] = values
+		return p
+	}
+	p["enum"] = values
+	return p
+}
+
 func (s *schemas) of(t reflect.Type) map[string]any {
 	switch {
 	case t == timeType:
 		return map[string]any{"type": "string", "format": "date-time"}
+	case t == reflect.TypeFor[State]():
+		return withEnum(map[string]any{"type": "string"}, "groupState")
 	case t.Kind() == reflect.Pointer:
 		return s.of(t.Elem())
 	}
@@ -157,7 +229,7 @@ func (s *schemas) of(t reflect.Type) map[string]any {
 // object is a struct's schema: its JSON fields (embedded structs' inlined), omitempty ones optional,
 // pointers also null, nothing undocumented allowed.
 func (s *schemas) object(t reflect.Type) map[string]any {
-	props, required := map[string]any{}, []string{}
+	props, required, needed := map[string]any{}, []string{}, []string{}
 	var walk func(t reflect.Type)
 	walk = func(t reflect.Type) {
 		for i := range t.NumField() {
@@ -174,6 +246,9 @@ func (s *schemas) object(t reflect.Type) map[string]any {
 				name = f.Name
 			}
 			p := s.of(f.Type)
+			if e := f.Tag.Get("enum"); e != "" {
+				p = withEnum(p, e)
+			}
 			if f.Type.Kind() == reflect.Pointer {
 				p = map[string]any{"anyOf": []any{p, map[string]any{"type": "null"}}}
 			}
@@ -181,12 +256,16 @@ func (s *schemas) object(t reflect.Type) map[string]any {
 			if !strings.Contains(opts, "omitempty") && !strings.Contains(opts, "omitzero") {
 				required = append(required, name)
 			}
+			if f.Tag.Get("input") == "required" {
+				needed = append(needed, name)
+			}
 		}
 	}
 	walk(t)
 	sort.Strings(required)
-	if s.inputs {
-		required = []string{}
+	if s.inputs { // what the API's validation refuses a body without (input:"required")
+		required = needed
+		sort.Strings(required)
 	}
 	return map[string]any{"type": "object", "properties": props, "required": required, "additionalProperties": false}
 }

@@ -86,7 +86,7 @@ type DiskSpec struct {
 
 // GroupSpec is what the operator asks for when enabling replication of a consistency group.
 type GroupSpec struct {
-	VMs     []VMSpec    `json:"vms"`
+	VMs     []VMSpec    `json:"vms" input:"required"`
 	Target  TargetSpec  `json:"target"`
 	Policy  Policy      `json:"policy"`
 	Network NetworkSpec `json:"network"`
@@ -173,8 +173,8 @@ type SeedProgress struct {
 
 // SeedRequest asks for disks to be seeded into a container of this site's target storage.
 type SeedRequest struct {
-	Container string     `json:"container"`
-	Disks     []SeedDisk `json:"disks"`
+	Container string     `json:"container" input:"required"`
+	Disks     []SeedDisk `json:"disks" input:"required"`
 }
 
 // SeedStatus is every disk's copy; Done once all are done.
@@ -266,9 +266,9 @@ type BootGroup struct {
 // JobStep is one step's record.
 type JobStep struct {
 	Name    string    `json:"name"`
-	State   string    `json:"state"` // pending, running, done, failed, skipped (after a failure, up to the cleanup that always runs)
-	Started time.Time `json:"started,omitempty"`
-	Ended   time.Time `json:"ended,omitempty"`
+	State   string    `json:"state" enum:"stepState"` // pending, running, done, failed, skipped (after a failure, up to the cleanup that always runs)
+	Started time.Time `json:"started,omitzero"`
+	Ended   time.Time `json:"ended,omitzero"`
 	Outcome string    `json:"outcome,omitempty"`
 	Tries   int       `json:"tries,omitempty"`
 	// Always: a cleanup step, which runs also after an earlier step failed.
@@ -277,8 +277,8 @@ type JobStep struct {
 
 // PlanSpec is what the operator PUTs.
 type PlanSpec struct {
-	Groups     []string    `json:"groups"`
-	BootGroups []BootGroup `json:"bootGroups"`
+	Groups     []string    `json:"groups" input:"required"`
+	BootGroups []BootGroup `json:"bootGroups" input:"required"`
 	// Drill is the plan's drill: its checks name VMs "group/vm".
 	Drill DrillSpec `json:"drill"`
 }

@@ -20,7 +20,8 @@ func TestAnswersAreCheckedAgainstTheDocument(t *testing.T) {
 	}
 	now := time.Now().UTC()
 	view := apiv1.GroupView{Group: "g1", State: "Protected", VMs: []apiv1.VMSpec{{Name: "vm0", Disks: []apiv1.DiskSpec{{Name: "d", SizeBytes: 1 << 20, Source: "agent"}}}},
-		LastPointTime: &now, CreatedAt: now, Capture: []apiv1.Capture{{Disk: "vm0/d", Mode: "agent", CrashConsistent: true}}}
+		LastPointTime: &now, CreatedAt: now, Capture: []apiv1.Capture{{Disk: "vm0/d", Mode: "agent", CrashConsistent: true}},
+		ReplicationState: "continuous", Health: "Healthy"}
 	good, _ := json.Marshal(view)
 	req, _ := http.NewRequest("GET", "http://x/api/read/v1/groups/g1", nil)
 	hdr := http.Header{"Content-Type": {"application/json"}}
@@ -30,9 +31,10 @@ func TestAnswersAreCheckedAgainstTheDocument(t *testing.T) {
 	var m map[string]any
 	json.Unmarshal(good, &m)
 	for name, change := range map[string]func(map[string]any){
-		"an undocumented field": func(m map[string]any) { m["secretField"] = 1 },
-		"a required field gone": func(m map[string]any) { delete(m, "watermark") },
-		"a wrong type":          func(m map[string]any) { m["watermark"] = "7" },
+		"an undocumented field":   func(m map[string]any) { m["secretField"] = 1 },
+		"a required field gone":   func(m map[string]any) { delete(m, "watermark") },
+		"a wrong type":            func(m map[string]any) { m["watermark"] = "7" },
+		"a state not in the enum": func(m map[string]any) { m["state"] = "Bogus" },
 	} {
 		bad := map[string]any{}
 		for k, v := range m {
@@ -57,6 +59,17 @@ func TestAnswersAreCheckedAgainstTheDocument(t *testing.T) {
 	}
 	if err := c.CheckRequest(put, []byte(`{"vms":[],"color":"red"}`)); err == nil {
 		t.Error("a spec with a field the API refuses passed")
+	}
+	// What the API refuses a body without, the document requires: an empty failover request fails.
+	failover, _ := http.NewRequest("POST", "http://x/api/v1/groups/g1/failover", nil)
+	if err := c.CheckRequest(failover, []byte(`{}`)); err == nil {
+		t.Error("a failover request without its type passed")
+	}
+	if err := c.CheckRequest(failover, []byte(`{"type":"test"}`)); err != nil {
+		t.Errorf("a failover request with its type: %v", err)
+	}
+	if err := c.CheckRequest(failover, []byte(`{"type":"sideways"}`)); err == nil {
+		t.Error("a failover request of no type there is passed")
 	}
 	outside, _ := http.NewRequest("GET", "http://x/api/console/", nil)
 	if err := c.Check(outside, 200, http.Header{"Content-Type": {"text/html"}}, []byte("<html>")); err != nil {
