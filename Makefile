@@ -30,7 +30,8 @@ demo: build package vm-image
 # end-to-end and fault tests in tests/. Azurite is started first and stopped after.
 test: build package vm-image vet check-tracked
 	scripts/azurite.sh start
-	STANDBY_REQUIRE_AZURITE=1 STANDBY_REQUIRE_TYPES=1 STANDBY_REQUIRE_QEMU=1 STANDBY_REQUIRE_CHROMIUM=1 $(GO) test -count=1 -race -timeout 30m ./... ; status=$$?; scripts/azurite.sh stop; exit $$status
+	scripts/npm-ci.sh tools/openapi-ts tsc openapi-client
+	STANDBY_REQUIRE_AZURITE=1 STANDBY_REQUIRE_TYPES=1 STANDBY_REQUIRE_QEMU=1 STANDBY_REQUIRE_CHROMIUM=1 STANDBY_REQUIRE_TSC=1 $(GO) test -count=1 -race -timeout 30m ./... ; status=$$?; scripts/azurite.sh stop; exit $$status
 
 # The real Azure Developer CLI packages the app from the root of a fresh clone, offline (tests/azd_test.go):
 # AZD names the azd to judge with (default: azd on PATH); without one the test says so and skips.

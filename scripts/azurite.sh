@@ -5,55 +5,13 @@
 # Data lives under .local/azurite-<region>. Every command is idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$(pwd)
+source scripts/npm-ci.sh
 dir=tools/azurite
 bin=$dir/node_modules/.bin/azurite
 state=.local
 
-# install runs npm ci from the lock file with a bound on its time (STANDBY_NPM_TIMEOUT seconds, default
-# 600): npm's own retries against a registry that does not answer would otherwise hang for many minutes
-# without a word. It says every 15 s that it is still running, and on a failure or a timeout it names the
-# registry (without any credentials in its address) and prints the end of npm's log.
-install() {
-  [[ -x $bin ]] && return 0
-  # failed <message>: the message and the end of npm's log, on stderr; the install fails.
-  failed() {
-    echo "azurite: $1 Last lines of $log:" >&2
-    tail -n 10 "$log" | sed 's/^/azurite:   /' >&2
-    exit 1
-  }
-  local limit=${STANDBY_NPM_TIMEOUT:-600} log registry pid waited=0 status=0
-  # npm will not print a registry address that carries credentials; the environment's is then used.
-  registry=$(cd $dir && npm config get registry 2>/dev/null) || registry=${npm_config_registry:-${NPM_CONFIG_REGISTRY:-unknown}}
-  registry=$(sed -E 's|//[^/@]*@|//|' <<<"$registry")
-  mkdir -p "$state"
-  log=$root/$state/azurite-npm.log
-  echo "azurite: installing the pinned version from $dir/package-lock.json (npm ci from $registry, up to ${limit} s; log: $log)"
-  # Its own session (setsid), so that the bound ends npm and every process it started.
-  (cd $dir && exec setsid npm ci --no-audit --no-fund --loglevel=http --fetch-timeout=30000 --fetch-retries=1 \
-    --fetch-retry-mintimeout=2000 --fetch-retry-maxtimeout=10000) >"$log" 2>&1 &
-  pid=$!
-  while kill -0 "$pid" 2>/dev/null; do
-    if ((waited >= limit)); then
-      # npm ignores SIGTERM while its fetches hang: TERM, a grace of 5 s, then KILL.
-      kill -TERM -- -"$pid" 2>/dev/null || true
-      for _ in 1 2 3 4 5; do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
-      kill -KILL -- -"$pid" 2>/dev/null || true
-      wait "$pid" 2>/dev/null || true
-      failed "npm ci did not finish within ${limit} s: is the npm registry $registry reachable? (STANDBY_NPM_TIMEOUT sets the bound)"
-    fi
-    sleep 1
-    waited=$((waited + 1))
-    if ((waited % 15 == 0)); then
-      echo "azurite: npm ci still running (${waited} s, $(grep -c 'http fetch' "$log" || true) fetches so far)"
-    fi
-  done
-  wait "$pid" || status=$?
-  if ((status != 0)) || [[ ! -x $bin ]]; then
-    failed "npm ci failed (exit $status) installing from $registry."
-  fi
-  echo "azurite: installed $(cd $dir && node -p 'require("azurite/package.json").version') in ${waited} s"
-}
+# install installs the pinned Azurite (scripts/npm-ci.sh: bounded in time, saying what it waits for).
+install() { npm_ci "$dir" azurite azurite; }
 
 port_open() { (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
 
