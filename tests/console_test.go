@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/standby-dr/standby/shared/api/apiv1"
@@ -307,12 +308,45 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Fatalf("the group is %s after the dialog was closed", v.State)
 	}
 
-	// A phone's width: every page fits.
+	// At 1280 px the groups table shows every column; times carry their zone; an app-consistent
+	// interval of 0 reads "off".
+	b.run(t, "the groups page", chromedp.Navigate(base+"#/groups"), chromedp.WaitVisible(chromedp.CSS(`table#groups`)))
+	if fits := string(b.eval(t, `(() => { const w = document.querySelector('#groups').closest('.table-wrap'); return w.scrollWidth <= w.clientWidth; })()`)); fits != "true" {
+		t.Error("the groups table is wider than its box at 1280 px: a column is cut off")
+	}
+	b.run(t, "the group page", chromedp.Navigate(base+"#/groups/"+group), chromedp.WaitVisible(chromedp.CSS(`#replication-state`)))
+	if zone := string(b.eval(t, `/(UTC|GMT|[A-Z]{3,5})$/.test(document.querySelector('#view time').textContent.trim())`)); zone != "true" {
+		t.Errorf("a time without its zone: %q", b.text(t, "#view time"))
+	}
+	if body := b.text(t, "#view"); !strings.Contains(body, "app-consistent off") || strings.Contains(body, "every 0 s") {
+		t.Error("an app-consistent interval of 0 does not read as off")
+	}
+	// With the API unreachable the page says so and marks what it shows as stale; back, it is live.
+	b.run(t, "the API down", blockAPI(true))
+	if status := b.waitText(t, "#status", 20*time.Second, func(s string) bool { return s != "" }); !strings.Contains(status, "may be out of date") ||
+		string(b.eval(t, `document.querySelector('#view').classList.contains('stale')`)) != "true" {
+		t.Errorf("with the API down the page says %q and is not marked stale", status)
+	}
+	b.screenshot(t, "group-stale-1280x800")
+	b.run(t, "the API back", blockAPI(false))
+	b.waitText(t, "#status", 20*time.Second, func(s string) bool { return s == "" })
+	if string(b.eval(t, `document.querySelector('#view').classList.contains('stale')`)) != "false" {
+		t.Error("the page stays marked stale with the API back")
+	}
+	b.takeMessages() // the blocked calls' own lines
+
+	// A phone's width: every page fits, and what matters in its tables is on screen.
+	visible := func(sel string) bool {
+		return string(b.eval(t, fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) return false; const r = e.getBoundingClientRect(); return r.width > 0 && r.left >= 0 && r.right <= window.innerWidth; })()`, sel))) == "true"
+	}
 	b.run(t, "a phone's viewport", chromedp.EmulateViewport(375, 740, chromedp.EmulateMobile))
 	for name, hash := range map[string]string{"groups": "#/groups", "group": "#/groups/" + group, "jobs": "#/jobs"} {
 		b.run(t, "the "+name+" page on a phone", chromedp.Navigate(base+hash), chromedp.WaitVisible(chromedp.CSS(`#view`)), chromedp.Sleep(time.Second))
 		b.fitsWidth(t, name)
 		b.screenshot(t, name+"-375x740")
+		if sel := map[string]string{"group": "#disks td.crash-consistent", "jobs": "#jobs td[data-label=State] .badge"}[name]; sel != "" && !visible(sel) {
+			t.Errorf("the %s page on a phone does not show %s", name, sel)
+		}
 	}
 	if m := b.takeMessages(); len(m) > 0 {
 		t.Errorf("the console raised messages:\n%s", strings.Join(m, "\n"))
@@ -348,6 +382,21 @@ func TestConsoleInChromium(t *testing.T) {
 }
 
 // emulateMedia renders the page for a CSS media type (print: what a printout shows).
+// blockAPI makes every API call fail (the stack down, as the page sees it), or lets them through again.
+func blockAPI(block bool) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, _ *chromedp.Target) (chromedp.Void, error) {
+		var patterns []*network.BlockPattern
+		if block {
+			patterns = []*network.BlockPattern{{URLPattern: "*://*:*/api/v1/*", Block: true}}
+		}
+		if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+			return chromedp.Void{}, err
+		}
+		_, err := chromedp.Call(ctx, network.SetBlockedURLs, network.SetBlockedURLsParams{URLPatterns: patterns})
+		return chromedp.Void{}, err
+	}
+}
+
 func emulateMedia(media string) chromedp.Action[chromedp.Void] {
 	return func(ctx context.Context, _ *chromedp.Target) (chromedp.Void, error) {
 		_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Media: media})

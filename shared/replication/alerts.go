@@ -100,8 +100,8 @@ func alertConditions(r *GroupRecord, alerted map[string]string, now time.Time) m
 	switch r.State {
 	case StateProtected:
 		th, rpo := thresholds(r.Policy), r.RPO(now)
-		setIf(c, alertRPOExceeded, rpo > th.Warning, fmt.Sprintf("RPO %s exceeds %s", rpo.Round(time.Second), th.Warning))
-		setIf(c, alertNoRecoveryPoint, noRecentPoint(r.LastPointTime, now, th), fmt.Sprintf("no crash-consistent recovery point for %s", th.NoPoint))
+		setIf(c, alertRPOExceeded, rpo > th.Warning, fmt.Sprintf("RPO %s exceeds %s", HumanDuration(rpo), HumanDuration(th.Warning)))
+		setIf(c, alertNoRecoveryPoint, noRecentPoint(r.LastPointTime, now, th), fmt.Sprintf("no crash-consistent recovery point for %s", HumanDuration(th.NoPoint)))
 		if r.Health != "" {
 			c[AlertHealth] = r.Health
 		}

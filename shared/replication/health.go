@@ -52,6 +52,29 @@ const (
 	HealthResyncRequired     = "resync-required"
 )
 
+// HumanDuration writes a duration as a person does, to the second: "45 s", "3 min 56 s", "2 h 5 min",
+// "3 d 4 h" (the console's dur does the same).
+func HumanDuration(d time.Duration) string {
+	sec := int64(max(d, 0).Round(time.Second) / time.Second)
+	if sec < 60 {
+		return fmt.Sprintf("%d s", sec)
+	}
+	units := []struct {
+		name string
+		n    int64
+	}{{"d", 86400}, {"h", 3600}, {"min", 60}, {"s", 1}}
+	for i, u := range units[:3] {
+		if sec >= u.n {
+			q1, q2 := sec/u.n, sec%u.n/units[i+1].n
+			if q2 == 0 {
+				return fmt.Sprintf("%d %s", q1, u.name)
+			}
+			return fmt.Sprintf("%d %s %d %s", q1, u.name, q2, units[i+1].name)
+		}
+	}
+	return ""
+}
+
 // HealthLevels and HealthErrorCodes are every level and every code a rating gives; ReplicationStates
 // every state ReplicationState says.
 var (
@@ -71,16 +94,16 @@ func rpoErrors(rpo time.Duration, lastPoint time.Time, now time.Time, th healthT
 	const rpoAction = "see the RPO chart: compare the agent's upload with the apply rate (a slow or busy link, a throttled account), and that apply runs"
 	switch {
 	case rpo > th.Critical:
-		errs = append(errs, HealthError{HealthRPOExceeded, HealthCritical, fmt.Sprintf("RPO %s exceeds %s", rpo.Round(time.Second), th.Critical), rpoAction})
+		errs = append(errs, HealthError{HealthRPOExceeded, HealthCritical, fmt.Sprintf("RPO %s exceeds %s", HumanDuration(rpo), HumanDuration(th.Critical)), rpoAction})
 	case rpo > th.Warning:
-		errs = append(errs, HealthError{HealthRPOExceeded, HealthWarning, fmt.Sprintf("RPO %s exceeds %s", rpo.Round(time.Second), th.Warning), rpoAction})
+		errs = append(errs, HealthError{HealthRPOExceeded, HealthWarning, fmt.Sprintf("RPO %s exceeds %s", HumanDuration(rpo), HumanDuration(th.Warning)), rpoAction})
 	}
 	if noRecentPoint(lastPoint, now, th) {
 		age := "none yet"
 		if !lastPoint.IsZero() {
-			age = "the newest is " + now.Sub(lastPoint).Round(time.Second).String() + " old"
+			age = "the newest is " + HumanDuration(now.Sub(lastPoint)) + " old"
 		}
-		errs = append(errs, HealthError{HealthNoRecentPoint, HealthCritical, fmt.Sprintf("no crash-consistent recovery point for %s (%s)", th.NoPoint, age),
+		errs = append(errs, HealthError{HealthNoRecentPoint, HealthCritical, fmt.Sprintf("no crash-consistent recovery point for %s (%s)", HumanDuration(th.NoPoint), age),
 			"check that the agent makes markers (it runs and reports) and that the cutpoints timer runs (the function app's log)"})
 	}
 	return errs
@@ -105,12 +128,12 @@ func RateGroup(r *GroupRecord, now time.Time) (string, []HealthError) {
 	}
 	if !r.AgentSeenAt.IsZero() && now.Sub(r.AgentSeenAt) > AgentSilentAfter {
 		errs = append(errs, HealthError{HealthAgentSilent, HealthWarning,
-			fmt.Sprintf("the agent has not reported for %s (last at %s)", now.Sub(r.AgentSeenAt).Round(time.Second), r.AgentSeenAt.UTC().Format(time.RFC3339)),
+			fmt.Sprintf("the agent has not reported for %s (last at %s)", HumanDuration(now.Sub(r.AgentSeenAt)), r.AgentSeenAt.UTC().Format(time.RFC3339)),
 			"check standby-agent on the group's VMs (systemctl status standby-agent; journalctl -u standby-agent) and their way to the API; " +
 				"an agent whose key was issued again needs the new one"})
 	} else if stalled(r, now) {
 		errs = append(errs, HealthError{HealthApplyStalled, HealthWarning,
-			fmt.Sprintf("%d batches wait to be applied and none was applied for %s", r.Pending(), now.Sub(r.LastAppliedAt).Round(time.Second)),
+			fmt.Sprintf("%d batches wait to be applied and none was applied for %s", r.Pending(), HumanDuration(now.Sub(r.LastAppliedAt))),
 			"check the function app's apply function (its log, the change hub's consumer group) and the group's events for a stopped batch"})
 	}
 	if r.State == StateResyncRequired {

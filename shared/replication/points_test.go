@@ -79,10 +79,10 @@ func TestHealth(t *testing.T) {
 		reason    string
 	}{
 		{time.Minute, now.Add(-5 * time.Minute), "Healthy", ""},
-		{20 * time.Minute, now.Add(-5 * time.Minute), "Warning", "RPO 20m0s exceeds 15m0s"},
-		{40 * time.Minute, now.Add(-5 * time.Minute), "Critical", "RPO 40m0s exceeds 30m0s"},
-		{time.Minute, now.Add(-61 * time.Minute), "Critical", "no crash-consistent recovery point for 1h0m0s (the newest is 1h1m0s old)"},
-		{20 * time.Minute, time.Time{}, "Critical", "RPO 20m0s exceeds 15m0s; no crash-consistent recovery point for 1h0m0s (none yet)"},
+		{20 * time.Minute, now.Add(-5 * time.Minute), "Warning", "RPO 20 min exceeds 15 min"},
+		{40 * time.Minute, now.Add(-5 * time.Minute), "Critical", "RPO 40 min exceeds 30 min"},
+		{time.Minute, now.Add(-61 * time.Minute), "Critical", "no crash-consistent recovery point for 1 h (the newest is 1 h 1 min old)"},
+		{20 * time.Minute, time.Time{}, "Critical", "RPO 20 min exceeds 15 min; no crash-consistent recovery point for 1 h (none yet)"},
 	}
 	for _, c := range cases {
 		level, reason := replication.Health(c.rpo, c.lastPoint, now, th)

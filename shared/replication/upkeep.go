@@ -127,7 +127,7 @@ func (s *Upkeep) tend(ctx context.Context, group string, now time.Time) ([]strin
 		return logs, err
 	}
 	if rec.MarkerRequestedAt.Equal(now) {
-		logs = append(logs, fmt.Sprintf("group %s: crash-consistent marker requested (newest is %s old)", group, now.Sub(rec.LastMarkerTime).Round(time.Second)))
+		logs = append(logs, fmt.Sprintf("group %s: crash-consistent marker requested (newest is %s old)", group, HumanDuration(now.Sub(rec.LastMarkerTime))))
 	}
 	lines, err = s.pruneJournal(ctx, rec, now)
 	return append(logs, lines...), err

@@ -61,12 +61,12 @@ func TestTickRequestsMarkersAndRatesHealth(t *testing.T) {
 	if !g.Record.MarkerRequestedAt.Equal(now) || !g.Record.AppMarkerRequestedAt.Equal(now) {
 		t.Fatalf("marker requests: crash %s app %s", g.Record.MarkerRequestedAt, g.Record.AppMarkerRequestedAt)
 	}
-	if g.Record.Health != replication.HealthWarning || g.Record.HealthReason != "RPO 20m0s exceeds 15m0s" {
+	if g.Record.Health != replication.HealthWarning || g.Record.HealthReason != "RPO 20 min exceeds 15 min" {
 		t.Fatalf("health %s %q", g.Record.Health, g.Record.HealthReason)
 	}
 	events, _ := replication.ListEvents(ctx, state, "g1")
-	if len(events) != 2 || events[0].Message != "health raised (Warning): health Warning (was not rated): RPO 20m0s exceeds 15m0s" ||
-		events[1].Message != "rpo-exceeded raised (Warning): RPO 20m0s exceeds 15m0s" {
+	if len(events) != 2 || events[0].Message != "health raised (Warning): health Warning (was not rated): RPO 20 min exceeds 15 min" ||
+		events[1].Message != "rpo-exceeded raised (Warning): RPO 20 min exceeds 15 min" {
 		t.Fatalf("events %+v", events)
 	}
 	// Later, still no new point for an hour: critical (Site Recovery's 153007), one more event; the
@@ -75,7 +75,7 @@ func TestTickRequestsMarkersAndRatesHealth(t *testing.T) {
 	f.Now = func() time.Time { return later }
 	f.Run(ctx, replication.TimerRun{})
 	g, _ = replication.LoadGroup(ctx, state, "g1")
-	if g.Record.Health != replication.HealthCritical || !strings.Contains(g.Record.HealthReason, "no crash-consistent recovery point for 1h0m0s") ||
+	if g.Record.Health != replication.HealthCritical || !strings.Contains(g.Record.HealthReason, "no crash-consistent recovery point for 1 h") ||
 		!g.Record.MarkerRequestedAt.Equal(now) {
 		t.Fatalf("an hour later: %s %q, marker requested at %s", g.Record.Health, g.Record.HealthReason, g.Record.MarkerRequestedAt)
 	}
@@ -106,7 +106,7 @@ func TestASilentAgentOrAPendingResyncIsNotHealthy(t *testing.T) {
 	}{
 		{"reporting", func(r *replication.GroupRecord) { r.AgentSeenAt = now.Add(-2 * time.Second) }, replication.HealthHealthy, ""},
 		{"silent", func(r *replication.GroupRecord) { r.AgentSeenAt = now.Add(-4 * time.Minute) },
-			replication.HealthWarning, "the agent has not reported for 4m0s (last at 2026-11-26T11:56:00Z)"},
+			replication.HealthWarning, "the agent has not reported for 4 min (last at 2026-11-26T11:56:00Z)"},
 		{"waiting for a resync", func(r *replication.GroupRecord) {
 			r.AgentSeenAt, r.State, r.Reason = now.Add(-2*time.Second), replication.StateResyncRequired, "sequence 7 is missing"
 		}, replication.HealthWarning, "a resync is required (sequence 7 is missing)"},
@@ -135,7 +135,7 @@ func TestRateGroupSaysTheCauseAndTheNextStep(t *testing.T) {
 	r.AgentSeq, r.LastAppliedAt = 14, now.Add(-3*time.Minute)
 	level, errs := replication.RateGroup(r, now)
 	if level != replication.HealthWarning || len(errs) != 1 || errs[0].Code != replication.HealthApplyStalled ||
-		errs[0].Message != "4 batches wait to be applied and none was applied for 3m0s" || !strings.Contains(errs[0].Action, "apply function") ||
+		errs[0].Message != "4 batches wait to be applied and none was applied for 3 min" || !strings.Contains(errs[0].Action, "apply function") ||
 		replication.ReplicationState(r, now) != "stalled" {
 		t.Fatalf("stalled: %s %+v %s", level, errs, replication.ReplicationState(r, now))
 	}
@@ -190,5 +190,15 @@ func TestHistoryIsPagedAndPruned(t *testing.T) {
 	}
 	if events, _ := replication.ListEvents(ctx, state, "g1"); len(events) != 5 || events[len(events)-1].Message != "event 4" {
 		t.Fatalf("after pruning: %d events", len(events))
+	}
+}
+
+// Durations in what the API says read as a person writes them, to the second.
+func TestHumanDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{0: "0 s", 1400 * time.Millisecond: "1 s", 45 * time.Second: "45 s", 236 * time.Second: "3 min 56 s",
+		2 * time.Minute: "2 min", 125 * time.Minute: "2 h 5 min", time.Hour: "1 h", 76 * time.Hour: "3 d 4 h", -time.Second: "0 s"} {
+		if got := replication.HumanDuration(d); got != want {
+			t.Errorf("%v: %q, want %q", d, got, want)
+		}
 	}
 }

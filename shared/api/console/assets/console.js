@@ -12,7 +12,7 @@
 
   // S is the session: the key (memory and sessionStorage only), its role and door, and the view's
   // poll generation (a stale response checks it and drops itself).
-  const S = { key: '', role: '', door: '', gen: 0, timer: 0, current: null, pollError: false };
+  const S = { key: '', role: '', door: '', gen: 0, timer: 0, current: null, pollError: false, fresh: 0 };
 
   // ---------- DOM helpers ----------
   function setAttrs(el, attrs) {
@@ -79,7 +79,7 @@
   function time(t, opts) {
     const d = toDate(t);
     if (!d || isNaN(d)) return h('span', { class: 'muted' }, '—');
-    return h('time', { datetime: d.toISOString(), title: utc(d) }, d.toLocaleString(undefined, opts || { dateStyle: 'medium', timeStyle: 'medium' }));
+    return h('time', { datetime: d.toISOString(), title: utc(d) }, d.toLocaleString(undefined, opts || { dateStyle: 'medium', timeStyle: 'long' }));
   }
   function ago(t) {
     const d = toDate(t);
@@ -202,7 +202,8 @@
       if (!document.hidden) {
         try {
           again = (await render(gen)) !== false;
-          if (gen === S.gen && S.pollError) { S.pollError = false; setStatus(''); }
+          if (gen === S.gen) S.fresh = Date.now();
+          if (gen === S.gen && S.pollError) { S.pollError = false; setStatus(''); $('view').classList.remove('stale'); }
         } catch (e) {
           if (gen === S.gen) failed(e);
         }
@@ -211,10 +212,15 @@
     };
     tick();
   }
+  // failed says what went wrong, and marks what the page shows as stale: it is what the API said at
+  // the last successful refresh (its time), not now — an age or a health badge would otherwise go on
+  // reading as current.
   function failed(e) {
     if (e && e.status === 401) { signOut('The key is no longer accepted (401). Sign in again.'); return; }
     S.pollError = true;
-    setStatus((e && e.message) || 'Something went wrong.', true);
+    const since = S.fresh ? ` The data below is from ${new Date(S.fresh).toLocaleTimeString(undefined, { timeZoneName: 'short' })} and may be out of date.` : '';
+    setStatus(((e && e.message) || 'Something went wrong.') + since, true);
+    $('view').classList.add('stale');
   }
 
   function route() {
@@ -259,7 +265,7 @@
     patch($('view'), [
       h('h1', {}, 'Protection groups'),
       groups.length ? null : h('p', { class: 'muted' }, 'No group is protected yet.'),
-      tableWrap(h('table', { id: 'groups' },
+      tableWrap(h('table', { id: 'groups', class: 'cards' },
         h('caption', { class: 'sr-only' }, 'Protection groups, refreshed every 5 seconds'),
         thead('Group', 'State', 'Health', 'RPO', 'Newest point', 'Pending batches', 'Agent last seen', 'Initial replication'),
         h('tbody', {}, groups.map(groupRow)))),
@@ -503,15 +509,17 @@
     for (const vm of g.vms || []) {
       for (const d of vm.disks || []) {
         const c = capture.get(`${vm.name}/${d.name}`) || {};
-        rows.push(h('tr', {}, h('td', {}, vm.name), h('td', {}, d.name), h('td', { class: 'num' }, bytes(d.sizeBytes)), h('td', {}, d.role || ''),
-          h('td', { class: 'mono wrap' }, d.source || ''), h('td', {}, c.mode || ''),
-          h('td', {}, c.crashConsistent ? 'yes' : h('strong', {}, 'no')), h('td', { class: 'wrap' }, c.note || '')));
+        rows.push(h('tr', {}, h('td', { 'data-label': 'VM' }, vm.name), h('td', { 'data-label': 'Disk' }, d.name),
+          h('td', { class: 'num', 'data-label': 'Size' }, bytes(d.sizeBytes)), h('td', { 'data-label': 'Role' }, d.role || '—'),
+          h('td', { class: 'mono wrap', 'data-label': 'Source' }, d.source || ''), h('td', { 'data-label': 'Capture' }, c.mode || ''),
+          h('td', { class: 'crash-consistent', 'data-label': 'Crash-consistent' }, c.crashConsistent ? 'yes' : h('strong', {}, 'no')),
+          h('td', { class: 'wrap', 'data-label': 'Note' }, c.note || '—')));
       }
     }
     const vms = (g.vms || []).map((vm) => h('tr', {}, h('td', {}, vm.name), h('td', {}, vm.subnet || '—'), h('td', {}, vm.staticIP || '—'),
       h('td', {}, vm.zone ? `zone ${vm.zone}` : vm.availabilitySet ? `set ${vm.availabilitySet}` : '—'), h('td', {}, vm.size || 'default')));
     return [
-      tableWrap(h('table', {}, h('caption', {}, 'Disks and how their writes are captured'),
+      tableWrap(h('table', { id: 'disks', class: 'cards' }, h('caption', {}, 'Disks and how their writes are captured'),
         thead('VM', 'Disk', 'Size', 'Role', 'Source', 'Capture', 'Crash-consistent', 'Note'), h('tbody', {}, rows))),
       tableWrap(h('table', {}, h('caption', {}, 'VM placement on failover'), thead('VM', 'Source subnet', 'Static IP', 'Zone / set', 'Size'), h('tbody', {}, vms))),
     ];
@@ -527,7 +535,7 @@
     const t = g.target || {}, r = g.targetResources, p = g.policy || {};
     return [
       kv([['Container', t.container || '—'], ['Resource group', t.resourceGroup || 'default'],
-        ['Points', `crash-consistent every ${dur(p.crashConsistentIntervalSeconds)}, app-consistent every ${dur(p.appConsistentIntervalSeconds)}`],
+        ['Points', `crash-consistent every ${dur(p.crashConsistentIntervalSeconds)}, app-consistent ${p.appConsistentIntervalSeconds > 0 ? `every ${dur(p.appConsistentIntervalSeconds)}` : 'off'}`],
         ['Retention', `${p.retentionHours || 0} h; journal ${p.journalWindowMinutes || 0} min`],
         ['RPO alerts', `Warning above ${p.rpoWarningMinutes || 0} min, Critical above ${p.rpoCriticalMinutes || 0} min or no point for ${p.noPointCriticalMinutes || 0} min`]]),
       r ? [h('h3', {}, 'Target resources'), kv([
@@ -547,11 +555,12 @@
   }
   function jobsTable(jobs, withGroup) {
     if (!jobs.length) return h('p', { class: 'muted' }, 'No jobs.');
-    return tableWrap(h('table', { id: withGroup ? 'jobs' : 'group-jobs' },
+    return tableWrap(h('table', { id: withGroup ? 'jobs' : 'group-jobs', class: 'cards' },
       thead('Job', ...(withGroup ? ['Group / plan'] : []), 'Type', 'State', 'Created', 'Updated'),
-      h('tbody', {}, jobs.map((j) => h('tr', { 'data-job': j.id }, h('td', {}, jobLink(j.id)),
-        withGroup ? h('td', {}, j.group ? groupLink(j.group) : j.plan ? `plan ${j.plan}` : '—') : null,
-        h('td', {}, j.type), h('td', {}, stateBadge(j.state)), h('td', {}, time(j.createdAt)), h('td', {}, time(j.updatedAt)))))));
+      h('tbody', {}, jobs.map((j) => h('tr', { 'data-job': j.id }, h('td', { 'data-label': 'Job' }, jobLink(j.id, j.id.slice(0, 8))),
+        withGroup ? h('td', { 'data-label': 'Group / plan' }, j.group ? groupLink(j.group) : j.plan ? `plan ${j.plan}` : '—') : null,
+        h('td', { 'data-label': 'Type' }, j.type), h('td', { 'data-label': 'State' }, stateBadge(j.state)),
+        h('td', { 'data-label': 'Created' }, time(j.createdAt)), h('td', { 'data-label': 'Updated' }, time(j.updatedAt)))))));
   }
 
   // ---------- drills ----------
