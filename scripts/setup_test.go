@@ -219,7 +219,7 @@ func runAzuriteInstall(t *testing.T, registry string, timeout string) (string, t
 	if _, err := exec.LookPath("npm"); err != nil {
 		t.Fatalf("no npm: %v", err)
 	}
-	root := copyRepoFiles(t, "scripts/azurite.sh", "tools/azurite/package.json", "tools/azurite/package-lock.json")
+	root := copyRepoFiles(t, "scripts/azurite.sh", "scripts/npm-ci.sh", "tools/azurite/package.json", "tools/azurite/package-lock.json")
 	cmd := exec.Command("/bin/bash", filepath.Join(root, "scripts", "azurite.sh"), "install")
 	cmd.Env = append(os.Environ(),
 		"npm_config_registry="+registry,
