@@ -14,34 +14,14 @@ var ErrBadRequest = errors.New("bad request")
 
 // DependencyHealth is one dependency's line in the health report.
 type DependencyHealth struct {
-	Name      string `json:"name"`
-	Reachable bool   `json:"reachable"`
-	LatencyMs int64  `json:"latencyMs"`
-	Error     string `json:"error,omitempty"`
-}
-
-// FailoverRequest is the body of POST /groups/{group}/failover.
-type FailoverRequest struct {
-	Type          string `json:"type" enum:"failoverType" input:"required"`
-	RecoveryPoint string `json:"recoveryPoint"`
-	// JobID, when given (32 hex digits), makes the request idempotent: the job gets this id, and the
-	// same request again answers the job it made (a peer site's failback retries with it).
-	JobID string `json:"jobId,omitempty"`
-}
-
-// ReprotectRequest is the optional body of POST /groups/{group}/reprotect: by disk key ("vm/disk"), the
-// source the agent on the failed-over VM reads (file:<device or image>); Azure's device names otherwise.
-type ReprotectRequest struct {
-	Sources map[string]string `json:"sources,omitempty"`
-}
-
-// PlanView is a recovery plan as the API shows it.
-type PlanView struct {
-	Plan      string        `json:"plan"`
-	Spec      PlanSpec      `json:"spec"`
-	ActiveJob string        `json:"activeJob,omitempty"`
-	UpdatedAt time.Time     `json:"updatedAt"`
-	Readiness ReadinessView `json:"readiness"`
+	// The dependency: storage, tables, the change hub, the job queue, the compute.
+	Name string `json:"name"`
+	// Whether it answered.
+	Reachable bool `json:"reachable"`
+	// How long the check took, in milliseconds.
+	LatencyMs int64 `json:"latencyMs"`
+	// Why it is unreachable (redacted).
+	Error string `json:"error,omitempty"`
 }
 
 // AgentKeyHeader carries an agent's key on the agent routes (/api/agent/v1/...).
@@ -49,326 +29,277 @@ const AgentKeyHeader = "x-standby-agent-key"
 
 // AgentKeyView is a group's new agent key, shown once (POST /groups/{g}/agent-key).
 type AgentKeyView struct {
+	// The group's new agent key: shown this once (only its hash is kept).
 	AgentKey string `json:"agentKey"`
 }
 
 // StreamKeyView is the group's change-stream key, for its agents (base64; "" for a group without one).
 type StreamKeyView struct {
+	// The group's change-stream key, base64 (agents only).
 	StreamKey string `json:"streamKey"`
-}
-
-// AcknowledgeRequest is the body of POST /jobs/{id}/acknowledge: the manual action an operator confirms.
-type AcknowledgeRequest struct {
-	Action string `json:"action" input:"required"`
-}
-
-// ChangePointRequest is the body of POST /groups/{group}/change-recovery-point.
-type ChangePointRequest struct {
-	RecoveryPoint string `json:"recoveryPoint" input:"required"`
-}
-
-// DeadLetterView is a dead-lettered job message.
-type DeadLetterView struct {
-	MessageID   string `json:"messageId"`
-	SessionID   string `json:"group"`
-	Reason      string `json:"reason"`
-	Description string `json:"description"`
-	Deliveries  int    `json:"deliveries"`
-	Body        string `json:"body"`
-}
-
-// JobView is a job as the API shows it.
-type JobView struct {
-	ID            string            `json:"id"`
-	Group         string            `json:"group,omitempty"`
-	Plan          string            `json:"plan,omitempty"`   // a plan job's plan
-	Parent        string            `json:"parent,omitempty"` // the plan job that started this group's job
-	Type          string            `json:"type" enum:"jobType"`
-	RecoveryPoint string            `json:"recoveryPoint,omitempty"`
-	State         string            `json:"state" enum:"jobState"`
-	Steps         []JobStep         `json:"steps"`
-	Point         string            `json:"point,omitempty"`
-	Result        map[string]string `json:"result,omitempty"`
-	Error         string            `json:"error,omitempty"`
-	// CancelRequested: an operator cancelled the job; its cleanup runs next.
-	CancelRequested bool      `json:"cancelRequested,omitempty"`
-	CreatedAt       time.Time `json:"createdAt"`
-	UpdatedAt       time.Time `json:"updatedAt"`
 }
 
 // GroupView is a group as the API shows it.
 type GroupView struct {
-	Group  string `json:"group"`
-	State  State  `json:"state"`
+	// The group's name.
+	Group string `json:"group"`
+	// The group's state in its life cycle.
+	State State `json:"state"`
+	// Why the group is in its state, when there is a why.
 	Reason string `json:"reason,omitempty"`
 	// Replicating: the state is one of replication's (initial, protected, resync); RPO means nothing
 	// otherwise (failed over, disabled).
-	Replicating bool     `json:"replicating"`
-	VMs         []VMSpec `json:"vms"`
+	Replicating bool `json:"replicating"`
+	// The group's VMs and their disks.
+	VMs []VMSpec `json:"vms"`
 	// Capture says, per disk, how its writes are captured and whether its points are crash-consistent.
-	Capture []Capture   `json:"capture"`
-	Target  TargetSpec  `json:"target"`
-	Policy  Policy      `json:"policy"`
+	Capture []Capture `json:"capture"`
+	// Where the replicas and the failed-over VMs go.
+	Target TargetSpec `json:"target"`
+	// The replication policy.
+	Policy Policy `json:"policy"`
+	// The network mapping.
 	Network NetworkSpec `json:"network"`
 	// TargetResources are the target region's resources made on enable (none without a compute).
 	TargetResources *TargetResources `json:"targetResources,omitempty"`
-	Watermark       int64            `json:"watermark"`
-	AgentSeq        int64            `json:"agentSeq"`
-	PendingBatches  int64            `json:"pendingBatches"`
-	RPOSeconds      float64          `json:"rpoSeconds"`
-	LastSourceTime  time.Time        `json:"lastSourceTime"`
-	LastAppliedAt   time.Time        `json:"lastAppliedAt"`
+	// The last sequence applied to the target.
+	Watermark int64 `json:"watermark"`
+	// The last sequence the agent reported published.
+	AgentSeq int64 `json:"agentSeq"`
+	// Batches the agent published that apply has not applied.
+	PendingBatches int64 `json:"pendingBatches"`
+	// How far the target lags the source, in seconds (0 when not replicating).
+	RPOSeconds float64 `json:"rpoSeconds"`
+	// The source time of the newest write on the target.
+	LastSourceTime time.Time `json:"lastSourceTime"`
+	// When apply last wrote to the target.
+	LastAppliedAt time.Time `json:"lastAppliedAt"`
 	// AgentSeenAt is the agent's last heartbeat (none yet: absent).
-	AgentSeenAt      *time.Time `json:"agentSeenAt,omitempty"`
-	ApplyBytesPerSec float64    `json:"applyBytesPerSecond"`
-	BytesApplied     int64      `json:"bytesApplied"`
-	BatchesApplied   int64      `json:"batchesApplied"`
+	AgentSeenAt *time.Time `json:"agentSeenAt,omitempty"`
+	// The rate of the last write set applied, bytes per second.
+	ApplyBytesPerSec float64 `json:"applyBytesPerSecond"`
+	// Bytes applied so far.
+	BytesApplied int64 `json:"bytesApplied"`
+	// Batches applied so far.
+	BatchesApplied int64 `json:"batchesApplied"`
 	// Health is rated only while the group replicates this way (absent when failed over or disabled);
 	// HealthErrors say each cause and what to do about it.
-	Health       string            `json:"health,omitempty" enum:"health"`
-	HealthReason string            `json:"healthReason,omitempty"`
+	Health string `json:"health,omitempty" enum:"health"`
+	// The health errors' messages, joined.
+	HealthReason string `json:"healthReason,omitempty"`
+	// Each cause of a health other than Healthy, with what to do.
 	HealthErrors []HealthErrorView `json:"healthErrors"`
 	// ReplicationState is where replication stands: stopped, initialSync, rescan, disconnected (the
 	// agent is silent), stalled (apply takes nothing), backlog or continuous.
-	ReplicationState   string         `json:"replicationState" enum:"replicationState"`
-	LastPointTime      *time.Time     `json:"lastRecoveryPoint,omitempty"`
-	LastAppPointTime   *time.Time     `json:"lastAppConsistentPoint,omitempty"`
-	Retention          *RetentionView `json:"retentionWindow,omitempty"`
-	InitialReplication *BaselineView  `json:"initialReplication,omitempty"`
-	LastMarker         *MarkerView    `json:"lastMarker,omitempty"`
-	Drill              DrillSpec      `json:"drill"`
-	Readiness          ReadinessView  `json:"readiness"`
+	ReplicationState string `json:"replicationState" enum:"replicationState"`
+	// The newest recovery point's source time.
+	LastPointTime *time.Time `json:"lastRecoveryPoint,omitempty"`
+	// The newest app-consistent point's source time.
+	LastAppPointTime *time.Time `json:"lastAppConsistentPoint,omitempty"`
+	// What the retention keeps now.
+	Retention *RetentionView `json:"retentionWindow,omitempty"`
+	// The initial replication's or resync's progress, while one runs.
+	InitialReplication *BaselineView `json:"initialReplication,omitempty"`
+	// The newest marker apply has applied.
+	LastMarker *MarkerView `json:"lastMarker,omitempty"`
+	// The group's drill spec.
+	Drill DrillSpec `json:"drill"`
+	// Whether the group is ready to fail over: its drills.
+	Readiness ReadinessView `json:"readiness"`
 	// Scrub is how the scrub's passes stand, per disk it covers (absent: none scrubbed yet).
 	Scrub []ScrubView `json:"scrub,omitempty"`
 	// AllowedOperations are the job types the group's state admits now (POST .../failover's types,
 	// drills, cleanup-test-failover, change-recovery-point, commit, reprotect, failback); NotAllowed
 	// says why each other one is not.
-	AllowedOperations []string           `json:"allowedOperations" enum:"operation"`
-	NotAllowed        []OperationRefusal `json:"notAllowed"`
-	CreatedAt         time.Time          `json:"createdAt"`
+	AllowedOperations []string `json:"allowedOperations" enum:"operation"`
+	// The operations the state does not admit now, each with why.
+	NotAllowed []OperationRefusal `json:"notAllowed"`
+	// When replication was enabled.
+	CreatedAt time.Time `json:"createdAt"`
 }
 
 // HealthErrorView is one thing wrong with a group's replication.
 type HealthErrorView struct {
-	Code              string `json:"code" enum:"healthError"`
-	Severity          string `json:"severity" enum:"health"`
-	Message           string `json:"message"`
+	// A stable code for the cause.
+	Code string `json:"code" enum:"healthError"`
+	// How bad: Warning or Critical.
+	Severity string `json:"severity" enum:"health"`
+	// What is wrong, with its figures.
+	Message string `json:"message"`
+	// What the operator does about it.
 	RecommendedAction string `json:"recommendedAction"`
 }
 
 // OperationRefusal is an operation the group's state does not admit now, and why.
 type OperationRefusal struct {
+	// The operation.
 	Operation string `json:"operation" enum:"operation"`
-	Reason    string `json:"reason"`
+	// Why the group's state does not admit it now.
+	Reason string `json:"reason"`
 }
 
 // RetentionView is what the group's retention keeps: the policy and the points it holds now.
 type RetentionView struct {
-	Hours       int        `json:"hours"`
-	Points      int        `json:"points"`
+	// The policy's retention.
+	Hours int `json:"hours"`
+	// How many points it keeps now.
+	Points int `json:"points"`
+	// The oldest point's source time.
 	OldestPoint *time.Time `json:"oldestPoint,omitempty"`
+	// The newest point's source time.
 	NewestPoint *time.Time `json:"newestPoint,omitempty"`
 }
 
 // BaselineView is initial replication (or resync) progress as the agent reports it.
 type BaselineView struct {
-	DoneBytes  int64   `json:"doneBytes"`
-	TotalBytes int64   `json:"totalBytes"`
-	Percent    float64 `json:"percent"`
-	RateBps    float64 `json:"rateBytesPerSecond"`
+	// Bytes read so far.
+	DoneBytes int64 `json:"doneBytes"`
+	// Bytes it reads in all.
+	TotalBytes int64 `json:"totalBytes"`
+	// How far it is, 0 to 100.
+	Percent float64 `json:"percent"`
+	// Its rate, bytes per second.
+	RateBps float64 `json:"rateBytesPerSecond"`
+	// Seconds left at the current rate (absent: no rate yet).
 	ETASeconds float64 `json:"etaSeconds"`
 	// BlocksCompared and BlocksSent: a checksum sync sends only the blocks that differ.
 	BlocksCompared int64 `json:"blocksCompared"`
-	BlocksSent     int64 `json:"blocksSent"`
+	// Of the blocks compared, those found different and sent.
+	BlocksSent int64 `json:"blocksSent"`
 }
 
 // MarkerView is the last marker applied.
 type MarkerView struct {
-	Seq         int64     `json:"seq"`
-	Consistency string    `json:"consistency"`
-	SourceTime  time.Time `json:"sourceTime"`
+	// The marker's sequence.
+	Seq int64 `json:"seq"`
+	// crash or app.
+	Consistency string `json:"consistency"`
+	// When the agent put it in the stream.
+	SourceTime time.Time `json:"sourceTime"`
 }
 
 // EventReport is an event the agent reports (a failed app-consistency hook).
 type EventReport struct {
-	Kind    string `json:"kind" input:"required"`
+	// What happened, in one word (app-consistency, journal-conflict, …).
+	Kind string `json:"kind" input:"required"`
+	// What happened, in the agent's words.
 	Message string `json:"message" input:"required"`
 }
 
 // EventView is one entry of a group's history.
 type EventView struct {
-	Time    time.Time `json:"time"`
-	Kind    string    `json:"kind"`
-	Message string    `json:"message"`
+	// When.
+	Time time.Time `json:"time"`
+	// The event's kind: state, alert, agent's, …
+	Kind string `json:"kind"`
+	// What happened.
+	Message string `json:"message"`
 }
 
 // PointView is a recovery point as the API shows it.
 type PointView struct {
-	ID         string          `json:"id"`
-	Kind       string          `json:"kind" enum:"pointKind"`
-	SourceTime time.Time       `json:"sourceTime"`
-	Seq        int64           `json:"seq"`
-	Disks      []PointDiskView `json:"disks"`
-	CreatedAt  time.Time       `json:"createdAt"`
+	// The point's id, rp-<sequence>.
+	ID string `json:"id"`
+	// crash or app.
+	Kind string `json:"kind" enum:"pointKind"`
+	// The source time the point captures.
+	SourceTime time.Time `json:"sourceTime"`
+	// The marker's sequence.
+	Seq int64 `json:"seq"`
+	// Every disk's snapshot at the point.
+	Disks []PointDiskView `json:"disks"`
+	// When cutpoints promoted it.
+	CreatedAt time.Time `json:"createdAt"`
 	// Suspect says why the point may hold damage a scrub found later (absent: none found).
 	Suspect string `json:"suspect,omitempty"`
 }
 
 // PointDiskView is one disk of a point.
 type PointDiskView struct {
-	Disk      string `json:"disk"`
-	Snapshot  string `json:"snapshot"`
-	SizeBytes int64  `json:"sizeBytes"`
+	// The disk, as vm/disk.
+	Disk string `json:"disk"`
+	// The target blob's snapshot that holds it.
+	Snapshot string `json:"snapshot"`
+	// Its size at the point.
+	SizeBytes int64 `json:"sizeBytes"`
 }
 
 // PointsPage is GET /groups/{group}/recovery-points.
 type PointsPage struct {
-	Group  string      `json:"group"`
+	// The group.
+	Group string `json:"group"`
+	// The points, newest first.
 	Points []PointView `json:"points"`
 	// Next continues the listing (pass it as ?after=).
 	Next string `json:"next,omitempty"`
 	// Window is what can be restored: from the oldest point to the newest applied write; JournalCovers
 	// says whether the journal holds every batch in between (any point in time, not only the points).
-	Window struct {
-		From          *time.Time `json:"from,omitempty"`
-		To            *time.Time `json:"to,omitempty"`
-		JournalCovers bool       `json:"journalCovers"`
-		Reason        string     `json:"reason,omitempty"`
-	} `json:"restorableWindow"`
+	Window RestorableWindow `json:"restorableWindow"`
+}
+
+// RestorableWindow is what a group's points and journal can restore.
+type RestorableWindow struct {
+	// The oldest point's source time.
+	From *time.Time `json:"from,omitempty"`
+	// The newest applied write's source time.
+	To *time.Time `json:"to,omitempty"`
+	// The journal holds every batch from the oldest point on: any time in the window can be restored.
+	JournalCovers bool `json:"journalCovers"`
+	// Why the journal does not cover the window.
+	Reason string `json:"reason,omitempty"`
 }
 
 // HealthView is GET /health: "healthy" (200) or "degraded" (503), and each dependency.
 type HealthView struct {
-	Status       string             `json:"status"`
+	// healthy, or degraded when a dependency is unreachable.
+	Status string `json:"status"`
+	// Each dependency's reachability.
 	Dependencies []DependencyHealth `json:"dependencies"`
 }
 
 // GroupList is GET /groups.
 type GroupList struct {
+	// Every group.
 	Groups []GroupView `json:"groups"`
-}
-
-// PlanList is GET /plans.
-type PlanList struct {
-	Plans []PlanView `json:"plans"`
-}
-
-// DrillRequest is the optional body of POST /groups/{group}/drills: the recovery point to drill (the
-// group's drill spec's, else latestProcessed).
-type DrillRequest struct {
-	RecoveryPoint string `json:"recoveryPoint,omitempty"`
-}
-
-// DrillView is a drill's report: the slot it ran for, the point and its age, the RTO to every VM
-// healthy, each VM's boot evidence, each check's result with its output and timing, the steps with
-// their times, and the cleanup.
-type DrillView struct {
-	ID    string `json:"id"` // the drill's job
-	Group string `json:"group,omitempty"`
-	Plan  string `json:"plan,omitempty"` // a plan's drill
-	// State is the job's (Queued, Running, Succeeded, Failed; the report's result once the job was pruned).
-	State           string        `json:"state" enum:"jobState"`
-	Slot            *time.Time    `json:"slot,omitempty"` // the schedule's slot (absent: on request)
-	Started         time.Time     `json:"started"`
-	Ended           *time.Time    `json:"ended,omitempty"`
-	Point           string        `json:"point,omitempty"`
-	PointTime       *time.Time    `json:"pointTime,omitempty"`
-	PointAgeSeconds float64       `json:"pointAgeSeconds"`
-	RTOSeconds      float64       `json:"rtoSeconds"`
-	VMs             []DrillVM     `json:"vms"`
-	Checks          []CheckResult `json:"checks"`
-	Steps           []JobStep     `json:"steps"`
-	Cleanup         string        `json:"cleanup,omitempty"`
-	Error           string        `json:"error,omitempty"`
-}
-
-// DrillVM is one VM of a drill and the evidence it booted.
-type DrillVM struct {
-	Name     string `json:"name"`
-	Evidence string `json:"evidence,omitempty"`
-}
-
-// CheckResult is how one check of a drill ended.
-type CheckResult struct {
-	Name      string    `json:"name"`
-	VM        string    `json:"vm"`
-	Kind      string    `json:"kind"` // command or http
-	Passed    bool      `json:"passed"`
-	ExitCode  int       `json:"exitCode"`
-	TimedOut  bool      `json:"timedOut,omitempty"`
-	Status    int       `json:"status,omitempty"`
-	Output    string    `json:"output,omitempty"`
-	Truncated bool      `json:"truncated,omitempty"`
-	Reason    string    `json:"reason,omitempty"`
-	Started   time.Time `json:"started"`
-	Ended     time.Time `json:"ended"`
-}
-
-// DrillList is GET /groups/{group}/drills.
-type DrillList struct {
-	Drills []DrillView `json:"drills"`
 }
 
 // ScrubView is one disk's scrub: how far the current pass is, the last full pass and what it found.
 type ScrubView struct {
-	Disk            string     `json:"disk"`
-	PassPercent     float64    `json:"passPercent"`
-	LastFullPass    *time.Time `json:"lastFullPass,omitempty"`
-	LastPassClean   bool       `json:"lastPassClean"`
-	BlocksChecked   int64      `json:"blocksChecked"`
-	Mismatches      int64      `json:"mismatches"`
-	LastMismatchAt  *time.Time `json:"lastMismatchAt,omitempty"`
-	LastMismatch    string     `json:"lastMismatch,omitempty"`
-	LastMismatchSeq int64      `json:"lastMismatchSeq,omitempty"`
-}
-
-// ReadinessView is a group's failover readiness: its last drill, when a drill last succeeded, and
-// whether that is within the drill spec's window.
-type ReadinessView struct {
-	LastDrill          string     `json:"lastDrill,omitempty"`
-	LastDrillAt        *time.Time `json:"lastDrillAt,omitempty"`
-	LastDrillResult    string     `json:"lastDrillResult,omitempty"`
-	LastSuccessAt      *time.Time `json:"lastSuccessfulDrillAt,omitempty"`
-	LastSuccessAgeDays float64    `json:"lastSuccessAgeDays,omitempty"`
-	WindowDays         int        `json:"windowDays"`
-	Ready              bool       `json:"ready"`
-	NextDrill          *time.Time `json:"nextDrill,omitempty"` // the schedule's next slot
-	DrillActive        string     `json:"drillActive,omitempty"`
-	// LastTestFailover is the last test failover or drill to end (absent: none yet).
-	LastTestFailover *LastTestView `json:"lastTestFailover,omitempty"`
-}
-
-// LastTestView is how a group's last test failover or drill went.
-type LastTestView struct {
-	Job        string     `json:"job"`
-	Type       string     `json:"type" enum:"jobType"`
-	Started    time.Time  `json:"started"`
-	Point      string     `json:"point,omitempty"`
-	PointTime  *time.Time `json:"pointTime,omitempty"`
-	Result     string     `json:"result" enum:"jobState"`
-	RTOSeconds float64    `json:"rtoSeconds,omitempty"`
-}
-
-// JobList is GET /jobs.
-type JobList struct {
-	Jobs []JobView `json:"jobs"`
-}
-
-// DeadLetterList is GET /jobs/dead-letters.
-type DeadLetterList struct {
-	DeadLetters []DeadLetterView `json:"deadLetters"`
+	// The disk, as vm/disk.
+	Disk string `json:"disk"`
+	// How far the current pass is, 0 to 100.
+	PassPercent float64 `json:"passPercent"`
+	// When the last full pass ended.
+	LastFullPass *time.Time `json:"lastFullPass,omitempty"`
+	// The last full pass found no damage.
+	LastPassClean bool `json:"lastPassClean"`
+	// Blocks compared in the current pass.
+	BlocksChecked int64 `json:"blocksChecked"`
+	// Blocks found differing so far.
+	Mismatches int64 `json:"mismatches"`
+	// When it was found.
+	LastMismatchAt *time.Time `json:"lastMismatchAt,omitempty"`
+	// The last damage found, where.
+	LastMismatch string `json:"lastMismatch,omitempty"`
+	// The sequence the damage was found at.
+	LastMismatchSeq int64 `json:"lastMismatchSeq,omitempty"`
 }
 
 // ResyncView is POST /groups/{group}/resync's answer: the group's state once the resync is asked for.
 type ResyncView struct {
-	Group  string `json:"group"`
-	State  State  `json:"state"`
+	// The group.
+	Group string `json:"group"`
+	// The group's state once the resync is asked for.
+	State State `json:"state"`
+	// Why.
 	Reason string `json:"reason,omitempty"`
 }
 
 // EventsPage is GET /groups/{group}/events.
 type EventsPage struct {
-	Group  string      `json:"group"`
+	// The group.
+	Group string `json:"group"`
+	// The events, newest first.
 	Events []EventView `json:"events"`
 	// Next continues the listing (pass it as ?after=).
 	Next string `json:"next,omitempty"`
@@ -376,23 +307,33 @@ type EventsPage struct {
 
 // Problem is an error's RFC 7807 problem+json document.
 type Problem struct {
-	Type     string `json:"type"`
-	Title    string `json:"title"`
-	Status   int    `json:"status"`
-	Detail   string `json:"detail"`
+	// about:blank.
+	Type string `json:"type"`
+	// The kind of problem.
+	Title string `json:"title"`
+	// The HTTP status.
+	Status int `json:"status"`
+	// What is wrong with the request, precisely.
+	Detail string `json:"detail"`
+	// The request's path.
 	Instance string `json:"instance"`
 }
 
 // RPOHistoryView is GET /groups/{group}/rpo-history: the group's RPO as the timer rated it, a sample a
 // minute, oldest first.
 type RPOHistoryView struct {
-	Group   string          `json:"group"`
+	// The group.
+	Group string `json:"group"`
+	// The samples, oldest first.
 	Samples []RPOSampleView `json:"samples"`
 }
 
 // RPOSampleView is one minute's RPO and health.
 type RPOSampleView struct {
-	Time       time.Time `json:"time"`
-	RPOSeconds float64   `json:"rpoSeconds"`
-	Health     string    `json:"health" enum:"health"`
+	// The minute.
+	Time time.Time `json:"time"`
+	// The RPO then, in seconds.
+	RPOSeconds float64 `json:"rpoSeconds"`
+	// The group's health then.
+	Health string `json:"health" enum:"health"`
 }

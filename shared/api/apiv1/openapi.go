@@ -3,6 +3,7 @@ package apiv1
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"reflect"
 	"regexp"
@@ -17,6 +18,9 @@ import (
 // properties by json name, omitempty ones optional, nothing else allowed (additionalProperties: false).
 
 // OpenAPI is the document, as JSON.
+//go:generate go run ./internal/gendocs/run
+
+// OpenAPI is the document as JSON.
 func OpenAPI() []byte {
 	doc := openAPIDocument()
 	data, err := json.MarshalIndent(doc, "", "  ")
@@ -229,14 +233,20 @@ func (s *schemas) of(t reflect.Type) map[string]any {
 // object is a struct's schema: its JSON fields (embedded structs' inlined), omitempty ones optional,
 // pointers also null, nothing undocumented allowed.
 func (s *schemas) object(t reflect.Type) map[string]any {
+	return s.objectOf(t, t.Name())
+}
+
+// objectOf is object for a struct whose fields' docs are owner's (an anonymous struct's are its
+// field's: "Owner.Field").
+func (s *schemas) objectOf(t reflect.Type, owner string) map[string]any {
 	props, required, needed := map[string]any{}, []string{}, []string{}
-	var walk func(t reflect.Type)
-	walk = func(t reflect.Type) {
+	var walk func(t reflect.Type, owner string)
+	walk = func(t reflect.Type, owner string) {
 		for i := range t.NumField() {
 			f := t.Field(i)
 			name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
 			if f.Anonymous && name == "" {
-				walk(f.Type)
+				walk(f.Type, f.Type.Name())
 				continue
 			}
 			if !f.IsExported() || name == "-" {
@@ -252,6 +262,13 @@ func (s *schemas) object(t reflect.Type) map[string]any {
 			if f.Type.Kind() == reflect.Pointer {
 				p = map[string]any{"anyOf": []any{p, map[string]any{"type": "null"}}}
 			}
+			if doc := fieldDocs[owner+"."+f.Name]; doc != "" {
+				if _, ref := p["$ref"]; ref { // a $ref's siblings are ignored in some tools: wrap it
+					p = map[string]any{"allOf": []any{p}}
+				}
+				p = maps.Clone(p)
+				p["description"] = doc
+			}
 			props[name] = p
 			if !strings.Contains(opts, "omitempty") && !strings.Contains(opts, "omitzero") {
 				required = append(required, name)
@@ -261,7 +278,7 @@ func (s *schemas) object(t reflect.Type) map[string]any {
 			}
 		}
 	}
-	walk(t)
+	walk(t, owner)
 	sort.Strings(required)
 	if s.inputs { // what the API's validation refuses a body without (input:"required")
 		required = needed
