@@ -257,6 +257,9 @@ func TestPlanDrillChecksAndCleansUpEveryGroup(t *testing.T) {
 	if rec.LastDrillJob != job.ID() || rec.LastDrillResult != recovery.JobFailed || rec.Readiness(time.Now()).Ready {
 		t.Fatalf("the plan after a failed drill: %+v", rec)
 	}
+	if lt := rec.LastTest; lt.Job != job.ID() || lt.Type != recovery.JobPlanDrill || lt.Result != recovery.JobFailed || lt.At.IsZero() || lt.RTOSeconds <= 0 {
+		t.Fatalf("the plan's last test failover: %+v", lt)
+	}
 
 	// The schedule's slot starts the next one, once; this time the check passes.
 	runs.answers["systemctl is-active app"] = recovery.CommandResult{Output: "active\n"}

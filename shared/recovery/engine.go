@@ -5,6 +5,7 @@
 package recovery
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -379,20 +380,33 @@ func (r *JobRunner) fail(ctx context.Context, j *Job, etag replication.ETag, rea
 	return r.alertFailed(ctx, j)
 }
 
-// recordTest keeps an ended test failover's or drill's outcome on its group (its readiness): when it
-// started, the point, the result and the RTO — from its first step until its VMs were up.
+// recordTest keeps an ended test failover's or drill's outcome on its group, or a plan's on the plan
+// (their readiness): when it started, the point, the result and the RTO — from its first step until
+// its VMs were up (the last of the VM waits, a plan's boot groups' among them).
 func (r *JobRunner) recordTest(ctx context.Context, j *Job) error {
-	if !isolated(j.Type) || j.Group == "" || len(j.Steps) == 0 {
+	planTest := j.Plan != "" && (j.Type == JobPlanTest || j.Type == JobPlanDrill)
+	if !(isolated(j.Type) && j.Group != "" || planTest) || len(j.Steps) == 0 {
 		return nil
 	}
-	t := replication.LastTest{Job: j.ID(), Type: j.Type, At: j.Steps[0].Started, Point: j.PointID, PointTime: j.PointTime, Result: j.State}
+	t := replication.LastTest{Job: j.ID(), Type: j.Type, At: j.Steps[0].Started, Point: cmp.Or(j.PointID, j.RecoveryPoint), PointTime: j.PointTime, Result: j.State}
 	for _, s := range j.Steps {
-		if s.Name == "wait-vms" && s.State == "done" && !t.At.IsZero() {
-			t.RTOSeconds = s.Ended.Sub(t.At).Seconds()
+		if (s.Name == "wait-vms" || strings.HasSuffix(s.Name, "-wait")) && s.State == "done" && !t.At.IsZero() {
+			t.RTOSeconds = max(t.RTOSeconds, s.Ended.Sub(t.At).Seconds())
 		}
 	}
+	newer := func(last replication.LastTest) bool { return last != t && !last.At.After(t.At) }
+	if planTest {
+		_, err := replication.Mutate(ctx, r.State, PlansTable, j.Plan, PlanRow, func(p *PlanRecord, found bool) error {
+			if !found || !newer(p.LastTest) {
+				return replication.ErrUnchanged
+			}
+			p.LastTest = t
+			return nil
+		})
+		return err
+	}
 	_, err := replication.UpdateGroup(ctx, r.State, j.Group, replication.StateRow, func(rec *replication.GroupRecord) error {
-		if rec.LastTest == t || rec.LastTest.At.After(t.At) {
+		if !newer(rec.LastTest) {
 			return replication.ErrUnchanged // recorded already, or a later one is
 		}
 		rec.LastTest = t

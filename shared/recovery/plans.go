@@ -81,6 +81,8 @@ type PlanRecord struct {
 	LastDrillResult      string    `json:"LastDrillResult,omitempty"`
 	LastDrillSucceededAt time.Time `json:"LastDrillSucceededAt"`
 	LastDrillSlot        time.Time `json:"LastDrillSlot"`
+	// The plan's last test failover or drill to end.
+	LastTest replication.LastTest `json:"LastTest"`
 }
 
 var (

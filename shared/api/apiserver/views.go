@@ -89,11 +89,18 @@ func newReadinessView(g *replication.Group, now time.Time) apiv1.ReadinessView {
 	if r.ActiveTestFailover != "" {
 		v.DrillActive = r.ActiveTestFailover
 	}
-	if t := r.LastTest; t.Job != "" {
-		v.LastTestFailover = &apiv1.LastTestView{Job: t.Job, Type: t.Type, Started: t.At, Point: t.Point, Result: t.Result, RTOSeconds: t.RTOSeconds}
-		if !t.PointTime.IsZero() {
-			v.LastTestFailover.PointTime = &t.PointTime
-		}
+	v.LastTestFailover = lastTestView(r.LastTest)
+	return v
+}
+
+// lastTestView is a last test failover or drill as the API shows it (nil: none yet).
+func lastTestView(t replication.LastTest) *apiv1.LastTestView {
+	if t.Job == "" {
+		return nil
+	}
+	v := &apiv1.LastTestView{Job: t.Job, Type: t.Type, Started: t.At, Point: t.Point, Result: t.Result, RTOSeconds: t.RTOSeconds}
+	if !t.PointTime.IsZero() {
+		v.PointTime = &t.PointTime
 	}
 	return v
 }
@@ -257,6 +264,7 @@ func NewPlanView(r recovery.PlanRecord, now time.Time) apiv1.PlanView {
 	if !rd.NextDrill.IsZero() {
 		v.Readiness.NextDrill = &rd.NextDrill
 	}
+	v.Readiness.LastTestFailover = lastTestView(r.LastTest)
 	return v
 }
 

@@ -204,7 +204,7 @@ var fieldDocs = map[string]string{
 	"LastTestView.RTOSeconds":                "Seconds from its start until its VMs were up (absent when they never were).",
 	"LastTestView.Result":                    "How it ended.",
 	"LastTestView.Started":                   "When it started.",
-	"LastTestView.Type":                      "test or drill.",
+	"LastTestView.Type":                      "test or drill (plan-test or plan-drill for a plan).",
 	"MarkerView.Consistency":                 "crash or app.",
 	"MarkerView.Seq":                         "The marker's sequence.",
 	"MarkerView.SourceTime":                  "When the agent put it in the stream.",

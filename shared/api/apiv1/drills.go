@@ -113,7 +113,7 @@ type ReadinessView struct {
 type LastTestView struct {
 	// The job.
 	Job string `json:"job"`
-	// test or drill.
+	// test or drill (plan-test or plan-drill for a plan).
 	Type string `json:"type" enum:"jobType"`
 	// When it started.
 	Started time.Time `json:"started"`
