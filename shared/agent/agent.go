@@ -71,6 +71,8 @@ type Agent struct {
 	renumberedTo atomic.Int64
 	// conflict is the last sequence the journal held another signed batch at (0: none since asked).
 	conflict atomic.Int64
+	// lastError is the last error the agent met and its time, as its reports carry it.
+	lastError atomic.Pointer[string]
 
 	stats   Stats
 	statsMu sync.Mutex

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	"github.com/standby-dr/standby/shared/replication"
 )
@@ -84,6 +86,20 @@ func (a *Agent) Renumber(floor int64) (bool, error) {
 	a.stats.LastPublished = floor
 	a.statsMu.Unlock()
 	return true, a.saveState(state{NextSeq: floor + 1, Published: floor})
+}
+
+// NoteError keeps err as the last error the agent met (its reports carry it).
+func (a *Agent) NoteError(what string, err error) {
+	msg := fmt.Sprintf("%s: %v (at %s)", what, err, a.cfg.Now().UTC().Format(time.RFC3339))
+	a.lastError.Store(&msg)
+}
+
+// LastError is the last error the agent met ("" for none).
+func (a *Agent) LastError() string {
+	if msg := a.lastError.Load(); msg != nil {
+		return *msg
+	}
+	return ""
 }
 
 // TakeConflict returns (and forgets) the last sequence at which the journal held another batch

@@ -340,9 +340,9 @@ func (r *runner) summary(final int64, ws WorkloadStats, elapsed float64) Summary
 }
 
 // apiReport is the heartbeat's report of the agent's counters.
-func apiReport(st Stats) apiv1.AgentReport {
+func apiReport(st Stats, lastError string) apiv1.AgentReport {
 	return apiv1.AgentReport{Seq: st.LastPublished, BaselineDoneBytes: st.BaselineDone, BaselineTotalBytes: st.BaselineTotal,
-		BaselineRateBps: st.BaselineRate, BaselineBlocks: st.BaselineBlocks, BaselineBlocksSent: st.BaselineBlocksSent}
+		BaselineRateBps: st.BaselineRate, BaselineBlocks: st.BaselineBlocks, BaselineBlocksSent: st.BaselineBlocksSent, LastError: lastError}
 }
 
 // SpecOf is the group's spec as a group view shows it, in the domain's types.

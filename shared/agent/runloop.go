@@ -98,6 +98,7 @@ func (r *runner) loop(ctx context.Context) {
 			r.syncing = false
 			if err != nil && ctx.Err() == nil {
 				r.log.Error("sync failed", "err", err)
+				r.a.NoteError("sync", err)
 			}
 		case <-r.scanTick:
 			r.scan(ctx)
@@ -177,6 +178,7 @@ func (r *runner) beat(ctx context.Context) {
 	}
 	if err != nil {
 		r.log.Warn("heartbeat failed", "err", err)
+		r.a.NoteError("reporting to the API", err)
 	}
 	if seq := r.a.TakeConflict(); seq > 0 {
 		msg := fmt.Sprintf("the journal holds another batch signed with the group's key at sequence %d: someone else holds the stream key (issue a new agent key); resyncing", seq)
@@ -211,7 +213,7 @@ func (r *runner) renumber(ctx context.Context, refused error) (bool, error) {
 // report sends a heartbeat and follows its instructions: a planned failover's stop, markers cutpoints
 // asks for. It returns whether the group needs a resync.
 func (r *runner) report(ctx context.Context) (bool, error) {
-	rep := apiReport(r.a.Stats())
+	rep := apiReport(r.a.Stats(), r.a.LastError())
 	rep.Stopped = r.stopped
 	in, err := r.cfg.API.Heartbeat(ctx, r.cfg.Group, rep)
 	if err != nil {

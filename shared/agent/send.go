@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/standby-dr/standby/shared/replication"
@@ -41,7 +40,7 @@ func (a *Agent) sender(ctx context.Context) {
 				slots <- struct{}{}
 				go func() {
 					defer func() { <-slots }()
-					u.stored <- retry(ctx, a.cfg.Log, "storing batch", func() error {
+					u.stored <- a.retry(ctx, "storing batch", func() error {
 						return replication.StoreBatch(ctx, a.cfg.Journal, a.cfg.StreamKey, a.cfg.Group, b.Seq, payload)
 					})
 				}()
@@ -64,7 +63,7 @@ func (a *Agent) sender(ctx context.Context) {
 			continue
 		}
 		if err == nil {
-			err = retry(ctx, a.cfg.Log, "publishing descriptor", func() error { return a.publish(ctx, u.desc) })
+			err = a.retry(ctx, "publishing descriptor", func() error { return a.publish(ctx, u.desc) })
 		}
 		if err != nil {
 			failed = true
@@ -89,7 +88,9 @@ func (a *Agent) publish(ctx context.Context, d replication.Descriptor) error {
 	return a.cfg.Publisher.Publish(ctx, d.Group, []replication.ChangeEvent{{Body: body, Properties: map[string]string{"kind": d.Kind}}})
 }
 
-func retry(ctx context.Context, log *slog.Logger, what string, fn func() error) error {
+// retry runs fn until it succeeds (a conflict excepted), each failure noted as the agent's last error.
+func (a *Agent) retry(ctx context.Context, what string, fn func() error) error {
+	log := a.cfg.Log
 	delay := 100 * time.Millisecond
 	for {
 		err := fn()
@@ -97,6 +98,7 @@ func retry(ctx context.Context, log *slog.Logger, what string, fn func() error) 
 			return err // a batch stored with other content stays so: retrying changes nothing
 		}
 		log.Warn(what+" failed; retrying", "err", err, "delay", delay)
+		a.NoteError(what, err)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -132,6 +132,8 @@ type AgentStatus struct {
 	// BaselineBlocks were compared by the agent's sync, BaselineBlocksSent differed and were sent.
 	BaselineBlocks     int64 `json:"BaselineBlocks"`
 	BaselineBlocksSent int64 `json:"BaselineBlocksSent"`
+	// AgentLastError is the last error the agent reported meeting (redacted).
+	AgentLastError string `json:"AgentLastError,omitempty"`
 	// AgentStoppedSeq is the agent's final sequence after a stop (GroupState.StopRequested).
 	AgentStoppedSeq int64 `json:"AgentStoppedSeq"`
 }

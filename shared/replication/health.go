@@ -127,8 +127,11 @@ func RateGroup(r *GroupRecord, now time.Time) (string, []HealthError) {
 			"wait for the baseline to finish (its progress and ETA are in the group's view); the group is Protected after it"}}
 	}
 	if !r.AgentSeenAt.IsZero() && now.Sub(r.AgentSeenAt) > AgentSilentAfter {
-		errs = append(errs, HealthError{HealthAgentSilent, HealthWarning,
-			fmt.Sprintf("the agent has not reported for %s (last at %s)", HumanDuration(now.Sub(r.AgentSeenAt)), r.AgentSeenAt.UTC().Format(time.RFC3339)),
+		msg := fmt.Sprintf("the agent has not reported for %s (last at %s)", HumanDuration(now.Sub(r.AgentSeenAt)), r.AgentSeenAt.UTC().Format(time.RFC3339))
+		if r.AgentLastError != "" {
+			msg += "; its last error: " + r.AgentLastError
+		}
+		errs = append(errs, HealthError{HealthAgentSilent, HealthWarning, msg,
 			"check standby-agent on the group's VMs (systemctl status standby-agent; journalctl -u standby-agent) and their way to the API; " +
 				"an agent whose key was issued again needs the new one"})
 	} else if stalled(r, now) {

@@ -17,6 +17,8 @@ type AgentReport struct {
 	// The sync's blocks compared so far and those found different and sent.
 	BaselineBlocks     int64 `json:"baselineBlocks"`
 	BaselineBlocksSent int64 `json:"baselineBlocksSent"`
+	// LastError is the last error the agent met, with its time (kept redacted, at most 512 bytes).
+	LastError string `json:"lastError,omitempty"`
 }
 
 // AgentInstructions is the heartbeat's answer: what the agent must do.
@@ -88,6 +90,7 @@ func (s *Agents) Heartbeat(ctx context.Context, group string, rep AgentReport) (
 		g.AgentSeenAt = now
 		g.BaselineDone, g.BaselineTotal, g.BaselineRateBps = rep.BaselineDoneBytes, rep.BaselineTotalBytes, rep.BaselineRateBps
 		g.BaselineBlocks, g.BaselineBlocksSent = rep.BaselineBlocks, rep.BaselineBlocksSent
+		g.AgentLastError = Truncate(Redact(rep.LastError), 512)
 		return nil
 	})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,5 +71,25 @@ func TestForgedStopReportIsIgnored(t *testing.T) {
 	}
 	if g, _ := s.Load(ctx, "g1"); g.Record.AgentStoppedSeq != 90 || g.Record.AgentSeq != 90 {
 		t.Fatalf("the agent's own stop: stopped %d, agent seq %d", g.Record.AgentStoppedSeq, g.Record.AgentSeq)
+	}
+}
+
+// The agent's last error is kept as its report says it, redacted and bounded.
+func TestTheAgentsLastErrorIsKeptRedacted(t *testing.T) {
+	ctx := context.Background()
+	state, pages := memstore.NewState(), memstore.NewPages()
+	deps := replication.Deps{State: state, Pages: pages, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	s, groups := &replication.Agents{Deps: deps}, &replication.Groups{Deps: deps}
+	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 1 << 20, Source: "agent"}}}}}
+	if _, _, err := groups.Enable(ctx, "g1", spec); err != nil {
+		t.Fatal(err)
+	}
+	report := "storing batch: PUT https://a.blob.core.windows.net/journal/g1/1.batch?sv=2024&sig=SECRETSIG failed " + strings.Repeat("x", 2000)
+	if _, err := s.Heartbeat(ctx, "g1", replication.AgentReport{Seq: 1, LastError: report}); err != nil {
+		t.Fatal(err)
+	}
+	g, _ := s.Load(ctx, "g1")
+	if e := g.Record.AgentLastError; strings.Contains(e, "SECRETSIG") || !strings.HasPrefix(e, "storing batch: PUT https://a.blob.core.windows.net/journal/g1/1.batch") || len(e) > 600 {
+		t.Fatalf("the last error kept: %q", e)
 	}
 }

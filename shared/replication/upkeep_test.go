@@ -139,8 +139,9 @@ func TestRateGroupSaysTheCauseAndTheNextStep(t *testing.T) {
 		replication.ReplicationState(r, now) != "stalled" {
 		t.Fatalf("stalled: %s %+v %s", level, errs, replication.ReplicationState(r, now))
 	}
-	r.AgentSeenAt = now.Add(-5 * time.Minute)
+	r.AgentSeenAt, r.AgentLastError = now.Add(-5*time.Minute), "storing batch: cache unavailable (at 2026-11-26T11:55:00Z)"
 	if _, errs := replication.RateGroup(r, now); len(errs) != 1 || errs[0].Code != replication.HealthAgentSilent || !strings.Contains(errs[0].Action, "systemctl status standby-agent") ||
+		!strings.HasSuffix(errs[0].Message, "; its last error: storing batch: cache unavailable (at 2026-11-26T11:55:00Z)") ||
 		replication.ReplicationState(r, now) != "disconnected" {
 		t.Fatalf("silent: %+v %s", errs, replication.ReplicationState(r, now))
 	}

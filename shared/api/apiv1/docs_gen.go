@@ -27,6 +27,7 @@ var fieldDocs = map[string]string{
 	"AgentReport.BaselineDoneBytes":          "Bytes of the initial replication or resync read so far.",
 	"AgentReport.BaselineRateBps":            "The initial replication's rate, bytes per second.",
 	"AgentReport.BaselineTotalBytes":         "Bytes the initial replication or resync reads in all.",
+	"AgentReport.LastError":                  "The last error the agent met (a failed upload or publish, a failed sync), with its time; what the group's health shows if the agent falls silent.",
 	"AgentReport.Seq":                        "The last sequence the agent published.",
 	"AgentReport.Stopped":                    "Stopped: the agent stopped taking writes as told (planned failover) and Seq is its last.",
 	"BaselineView.BlocksCompared":            "BlocksCompared and BlocksSent: a checksum sync sends only the blocks that differ.",

@@ -42,6 +42,9 @@ type AgentReport struct {
 	BaselineBlocks int64 `json:"baselineBlocks"`
 	// Of those, the blocks found different and sent.
 	BaselineBlocksSent int64 `json:"baselineBlocksSent"`
+	// The last error the agent met (a failed upload or publish, a failed sync), with its time; what the
+	// group's health shows if the agent falls silent.
+	LastError string `json:"lastError,omitempty"`
 }
 
 // Capture is how a disk's writes reach the group's stream, and the consistency that gives its
