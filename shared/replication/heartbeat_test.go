@@ -13,16 +13,22 @@ import (
 	"github.com/standby-dr/standby/shared/standin/memstore"
 )
 
+// agentsOfGroup is the agents' service over a fresh store with group g1 enabled: one disk of size bytes.
+func agentsOfGroup(t *testing.T, size int64) (*replication.Agents, *memstore.State, *memstore.Pages) {
+	t.Helper()
+	state, pages := memstore.NewState(), memstore.NewPages()
+	deps := replication.Deps{State: state, Pages: pages, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: size, Source: "agent"}}}}}
+	if _, _, err := (&replication.Groups{Deps: deps}).Enable(context.Background(), "g1", spec); err != nil {
+		t.Fatal(err)
+	}
+	return &replication.Agents{Deps: deps}, state, pages
+}
+
 // Block hashes come in pages, so that no call reads more than a page's blocks whatever the disk's size.
 func TestBlockHashesComeInPages(t *testing.T) {
 	ctx := context.Background()
-	state, pages := memstore.NewState(), memstore.NewPages()
-	deps := replication.Deps{State: state, Pages: pages, Log: slog.New(slog.DiscardHandler), Now: time.Now}
-	s, groups := &replication.Agents{Deps: deps}, &replication.Groups{Deps: deps}
-	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 3 << 20, Source: "agent"}}}}}
-	if _, _, err := groups.Enable(ctx, "g1", spec); err != nil {
-		t.Fatal(err)
-	}
+	s, _, pages := agentsOfGroup(t, 3<<20)
 	g, _ := s.Load(ctx, "g1")
 	pages.WritePages(ctx, g.TargetDisk("vm/d"), 2<<20, bytes.Repeat([]byte{9}, 4096))
 	first, err := s.BlockHashes(ctx, "g1", "vm", "d", 0, 2)
@@ -46,13 +52,7 @@ func TestBlockHashesComeInPages(t *testing.T) {
 // below what the agent already reported is ignored, and a sequence far past what was applied is refused.
 func TestForgedStopReportIsIgnored(t *testing.T) {
 	ctx := context.Background()
-	state, pages := memstore.NewState(), memstore.NewPages()
-	deps := replication.Deps{State: state, Pages: pages, Log: slog.New(slog.DiscardHandler), Now: time.Now}
-	s, groups := &replication.Agents{Deps: deps}, &replication.Groups{Deps: deps}
-	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 1 << 20, Source: "agent"}}}}}
-	if _, _, err := groups.Enable(ctx, "g1", spec); err != nil {
-		t.Fatal(err)
-	}
+	s, state, _ := agentsOfGroup(t, 1<<20)
 	if _, err := s.Heartbeat(ctx, "g1", replication.AgentReport{Seq: 89}); err != nil {
 		t.Fatal(err)
 	}
@@ -77,13 +77,7 @@ func TestForgedStopReportIsIgnored(t *testing.T) {
 // The agent's last error is kept as its report says it, redacted and bounded.
 func TestTheAgentsLastErrorIsKeptRedacted(t *testing.T) {
 	ctx := context.Background()
-	state, pages := memstore.NewState(), memstore.NewPages()
-	deps := replication.Deps{State: state, Pages: pages, Log: slog.New(slog.DiscardHandler), Now: time.Now}
-	s, groups := &replication.Agents{Deps: deps}, &replication.Groups{Deps: deps}
-	spec := replication.GroupSpec{VMs: []replication.VMSpec{{Name: "vm", Disks: []replication.DiskSpec{{Name: "d", SizeBytes: 1 << 20, Source: "agent"}}}}}
-	if _, _, err := groups.Enable(ctx, "g1", spec); err != nil {
-		t.Fatal(err)
-	}
+	s, _, _ := agentsOfGroup(t, 1<<20)
 	report := "storing batch: PUT https://a.blob.core.windows.net/journal/g1/1.batch?sv=2024&sig=SECRETSIG failed " + strings.Repeat("x", 2000)
 	if _, err := s.Heartbeat(ctx, "g1", replication.AgentReport{Seq: 1, LastError: report}); err != nil {
 		t.Fatal(err)
