@@ -184,18 +184,20 @@ func TestFailoverJobFaults(t *testing.T) {
 		!strings.Contains(body, "no recovery point rp-999999") || !strings.Contains(body, "choose latest (through") {
 		t.Fatalf("a failover to rp-999999: %d %s", status, body)
 	}
-	// A step that always fails: the point's snapshot of one disk is gone, so its copy cannot start.
+	// A step that always fails: the oldest point's snapshot of one disk is gone, so its copy cannot
+	// start (the newest stays whole for the failovers below).
 	ctx := context.Background()
 	store := tables.New(testenv.TableService(t, "target"))
 	points, _ := replication.ListPoints(ctx, store, group)
 	g, _ := replication.LoadGroup(ctx, store, group)
-	for key, snap := range points[0].Snapshots {
+	oldest := points[len(points)-1]
+	for key, snap := range oldest.Snapshots {
 		if err := pageblobs.New(testenv.BlobService(t, "target")).DeleteSnapshot(ctx, g.TargetDisk(key), snap); err != nil {
 			t.Fatal(err)
 		}
 		break
 	}
-	status, header, body := s.app.call(t, "POST", "/api/v1/groups/"+group+"/failover", "test-key", `{"type":"test","recoveryPoint":"`+points[0].ID+`"}`)
+	status, header, body := s.app.call(t, "POST", "/api/v1/groups/"+group+"/failover", "test-key", `{"type":"test","recoveryPoint":"`+oldest.ID+`"}`)
 	if status != 202 {
 		t.Fatalf("POST: %d %s", status, body)
 	}

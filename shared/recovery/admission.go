@@ -155,8 +155,7 @@ func (a *Admission) precheck(ctx context.Context, g *replication.Group, req *Req
 // failover's point comes later, and a group without points is refused by its state, 409).
 func (a *Admission) checkPoint(ctx context.Context, g *replication.Group, req Request) error {
 	kind, err := KindOf(req.Type)
-	if err != nil || req.Type == JobPlannedFailover || g.Record.LastPointTime.IsZero() ||
-		!slices.ContainsFunc(kind.Steps, func(s stepDef) bool { return s.name == "resolve-point" }) {
+	if err != nil || req.Type == JobPlannedFailover || !slices.ContainsFunc(kind.Steps, func(s stepDef) bool { return s.name == "resolve-point" }) {
 		return err
 	}
 	return CheckPointChoice(ctx, a.State, g, req.RecoveryPoint)

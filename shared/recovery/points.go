@@ -133,6 +133,9 @@ func CheckPointChoice(ctx context.Context, state replication.StateStore, g *repl
 	if err := checkPointGrammar(want); err != nil {
 		return fmt.Errorf("%w; %s", err, pointChoices(points, g))
 	}
+	if len(points) == 0 {
+		return nil // no point at all: the group's state refuses the job (409), not its choice
+	}
 	if _, _, err := choosePoint(points, g, want); err != nil {
 		if errors.Is(err, replication.ErrInvalid) {
 			return err

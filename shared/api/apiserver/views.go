@@ -48,7 +48,7 @@ func NewGroupView(g *replication.Group, now time.Time) apiv1.GroupView {
 	if !r.LastAppPointTime.IsZero() {
 		v.LastAppPointTime = &r.LastAppPointTime
 	}
-	if r.BaselineTotal > 0 && (r.State == replication.StateInitialReplication || r.State == replication.StateResyncing) {
+	if r.BaselineTotal > 0 {
 		b := &apiv1.BaselineView{DoneBytes: r.BaselineDone, TotalBytes: r.BaselineTotal, RateBps: r.BaselineRateBps,
 			Percent: 100 * float64(r.BaselineDone) / float64(r.BaselineTotal), BlocksCompared: r.BaselineBlocks, BlocksSent: r.BaselineBlocksSent}
 		if r.BaselineRateBps > 0 {
