@@ -79,7 +79,7 @@
   function time(t, opts) {
     const d = toDate(t);
     if (!d || isNaN(d)) return h('span', { class: 'muted' }, '—');
-    return h('time', { datetime: d.toISOString(), title: utc(d) }, d.toLocaleString(undefined, opts || { dateStyle: 'medium', timeStyle: 'long' }));
+    return h('time', { class: 'at', datetime: d.toISOString(), title: utc(d) }, d.toLocaleString(undefined, opts || { dateStyle: 'medium', timeStyle: 'long' }));
   }
   function ago(t) {
     const d = toDate(t);
