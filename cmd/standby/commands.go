@@ -56,7 +56,7 @@ func groupStatus(ctx context.Context, c *call) error {
 	if text, err := read(ctx, c, "/v1/groups/"+c.args[0], &g); !text {
 		return err
 	}
-	fmt.Fprintf(c.w, "group        %s\nstate        %s %s\nreplication  %s\nhealth       %s\n", g.Group, g.State, g.Reason, g.ReplicationState, orDash(g.Health))
+	fmt.Fprintf(c.w, "group        %s\nstate        %s\nreplication  %s\nhealth       %s\n", g.Group, strings.TrimSpace(string(g.State)+" "+g.Reason), g.ReplicationState, orDash(g.Health))
 	for _, e := range g.HealthErrors {
 		fmt.Fprintf(c.w, "  %s %s: %s\n    what to do: %s\n", e.Severity, e.Code, e.Message, e.RecommendedAction)
 	}
