@@ -101,3 +101,18 @@ func BenchmarkFigure_descriptor_decode(b *testing.B) {
 		b.ReportMetric(raw/1e3, "raw_unmarshal_us")
 	}
 }
+
+// A key spelled with escapes is the key the decoder reads.
+func TestDecodeJSONRefusesEscapedDuplicateKeys(t *testing.T) {
+	var v map[string]any
+	for _, bad := range []string{`{"a":1,"\u0061":2}`, `{"group":"g1","Gr\u006fup":"g2"}`, `{"x":"a\"b","x":1}`} {
+		if err := DecodeJSON([]byte(bad), &v, "body", "a map"); err == nil || !strings.Contains(err.Error(), "twice") && !strings.Contains(err.Error(), "only in case") {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+	for _, good := range []string{`{"a\"b":1,"a":{"a\"b":2}}`, `{"k":"{\"k\":1}","l":[{"k":1}]}`} {
+		if err := DecodeJSON([]byte(good), &v, "body", "a map"); err != nil {
+			t.Errorf("%s: %v", good, err)
+		}
+	}
+}
