@@ -61,7 +61,13 @@ func NewSupervisor(app *App, log *slog.Logger) (*Supervisor, error) {
 	if desc.WorkingDirectory != "" {
 		dir = filepath.Join(app.Root, desc.WorkingDirectory)
 	}
+	// Not the front door's own port: it may still be free now (devhost binds it later), and a handler
+	// "listening" there would be devhost itself, forwarding every invocation to itself until its
+	// headers outgrow the limit (431).
 	port, err := FreePort()
+	for err == nil && port == app.HTTPPort {
+		port, err = FreePort()
+	}
 	if err != nil {
 		return nil, err
 	}
