@@ -333,6 +333,13 @@ func (r *JobRunner) failOrRetry(ctx context.Context, j *Job, etag replication.ET
 		if err := r.failStep(ctx, j, etag, fmt.Sprintf("step %s failed %d times: %v", step, deliveries, cause)); err != nil {
 			return err
 		}
+		return cause
+	}
+	// The step's record says how many tries failed and why, so the job's view matches the reason it
+	// ends with (a failure to write it changes nothing: the message comes again either way).
+	if j.Next < len(j.Steps) && !j.Steps[j.Next].Started.IsZero() {
+		j.Steps[j.Next].Outcome = fmt.Sprintf("try %d failed, to be tried again: %v", j.Steps[j.Next].Tries, replication.Redact(cause.Error()))
+		r.State.Update(ctx, JobsTable, *j, etag)
 	}
 	return cause
 }

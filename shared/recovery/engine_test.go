@@ -172,7 +172,7 @@ func TestFailingStepFailsTheJobOnTheLastDelivery(t *testing.T) {
 		}
 	}
 	j := f.job(t, job.ID())
-	if failures != 3 || !strings.Contains(j.Error, "step start-copies failed 3 times") || j.Steps[2].State != "failed" {
+	if failures != 3 || !strings.Contains(j.Error, "step start-copies failed 3 times") || j.Steps[2].State != "failed" || j.Steps[2].Tries != 3 {
 		t.Fatalf("%d failures, job %+v", failures, j)
 	}
 	if err := f.runner.Run(ctx, first, 4); err != nil {
