@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/standby-dr/standby/shared/replication"
@@ -203,13 +202,18 @@ func admits(rec *replication.GroupRecord, jobType string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", replication.ErrInvalid, err)
 	}
-	if kind.Admits == nil {
-		return nil
-	}
-	if why := kind.Admits(rec); why != "" {
+	if why := kind.refusal(rec); why != "" {
 		return fmt.Errorf("%w: %s", replication.ErrState, why)
 	}
 	return nil
+}
+
+// refusal is why the group's state does not admit a job of the kind ("" when it does).
+func (k *Kind) refusal(rec *replication.GroupRecord) string {
+	if k.Admits == nil {
+		return ""
+	}
+	return k.Admits(rec)
 }
 
 // OperatorKinds are the jobs an operator starts on a group, in the order a console offers them.
@@ -228,11 +232,9 @@ type Operation struct {
 func Operations(rec *replication.GroupRecord) []Operation {
 	var ops []Operation
 	for _, name := range OperatorKinds {
-		op := Operation{Name: name, Allowed: true}
-		if err := admits(rec, name); err != nil {
-			op.Allowed, op.Why = false, strings.TrimPrefix(err.Error(), replication.ErrState.Error()+": ")
-		}
-		ops = append(ops, op)
+		kind, _ := KindOf(name) // every operator kind is registered
+		why := kind.refusal(rec)
+		ops = append(ops, Operation{Name: name, Allowed: why == "", Why: why})
 	}
 	return ops
 }
