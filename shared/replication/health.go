@@ -75,12 +75,24 @@ func HumanDuration(d time.Duration) string {
 	return ""
 }
 
+// Replication states (ReplicationState).
+const (
+	ReplicationStopped      = "stopped"
+	ReplicationInitialSync  = "initialSync"
+	ReplicationRescan       = "rescan"
+	ReplicationDisconnected = "disconnected"
+	ReplicationStalled      = "stalled"
+	ReplicationBacklog      = "backlog"
+	ReplicationContinuous   = "continuous"
+)
+
 // HealthLevels and HealthErrorCodes are every level and every code a rating gives; ReplicationStates
 // every state ReplicationState says.
 var (
 	HealthLevels      = []string{HealthHealthy, HealthWarning, HealthCritical}
 	HealthErrorCodes  = []string{HealthRPOExceeded, HealthNoRecentPoint, HealthInitialReplication, HealthAgentSilent, HealthApplyStalled, HealthResyncRequired}
-	ReplicationStates = []string{"stopped", "initialSync", "rescan", "disconnected", "stalled", "backlog", "continuous"}
+	ReplicationStates = []string{ReplicationStopped, ReplicationInitialSync, ReplicationRescan, ReplicationDisconnected,
+		ReplicationStalled, ReplicationBacklog, ReplicationContinuous}
 )
 
 // noRecentPoint: the newest crash-consistent point (none: zero) is older than the policy allows.
@@ -107,12 +119,6 @@ func rpoErrors(rpo time.Duration, lastPoint time.Time, now time.Time, th healthT
 			"check that the agent makes markers (it runs and reports) and that the cutpoints timer runs (the function app's log)"})
 	}
 	return errs
-}
-
-// Health rates a group from its RPO and the age of its newest recovery point, with the reason.
-func Health(rpo time.Duration, lastPoint time.Time, now time.Time, th healthThresholds) (string, string) {
-	errs := rpoErrors(rpo, lastPoint, now, th)
-	return healthLevel(errs), HealthReason(errs)
 }
 
 // RateGroup rates a group replicating this way ("" and nothing for one that is not: failed over,
@@ -157,19 +163,19 @@ func stalled(r *GroupRecord, now time.Time) bool {
 func ReplicationState(r *GroupRecord, now time.Time) string {
 	switch {
 	case r.ReplicationStopped():
-		return "stopped"
+		return ReplicationStopped
 	case r.State == StateInitialReplication:
-		return "initialSync"
+		return ReplicationInitialSync
 	case r.State == StateResyncRequired || r.State == StateResyncing:
-		return "rescan"
+		return ReplicationRescan
 	case !r.AgentSeenAt.IsZero() && now.Sub(r.AgentSeenAt) > AgentSilentAfter:
-		return "disconnected"
+		return ReplicationDisconnected
 	case stalled(r, now):
-		return "stalled"
+		return ReplicationStalled
 	case r.Pending() > 0:
-		return "backlog"
+		return ReplicationBacklog
 	}
-	return "continuous"
+	return ReplicationContinuous
 }
 
 // healthLevel is the worst severity among errs (Healthy for none).
