@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -75,7 +76,7 @@ func stringEnd(data []byte, start int) int {
 // jsonString is a JSON string literal's value: as written when it has no escapes, else as encoding/json
 // reads it (a key escaped as \u0061 is "a" to the decoder).
 func jsonString(lit []byte) (string, bool) {
-	if !strings.ContainsRune(string(lit), '\\') {
+	if bytes.IndexByte(lit, '\\') < 0 {
 		return string(lit[1 : len(lit)-1]), true
 	}
 	var s string
