@@ -24,17 +24,18 @@ func planCommand(ctx context.Context, c *call) error {
 	if len(rest) != want {
 		return usagef(commandsByName()["plan"], "plan %s takes %d argument(s), got %d", sub, want, len(rest))
 	}
-	if sub == "list" {
-		var v any
-		_, err := read(ctx, &call{cl: c.cl, w: c.w, o: &options{output: "json"}}, "/v1/plans", &v)
+	// Plans are documents: list and show print them as the API has them, whatever -o says.
+	asJSON := func(path string) error {
+		_, err := read(ctx, &call{cl: c.cl, w: c.w, o: &options{output: "json"}}, path, nil)
 		return err
+	}
+	if sub == "list" {
+		return asJSON("/v1/plans")
 	}
 	path := "/v1/plans/" + rest[0]
 	switch sub {
-	case "show": // a plan is a document: shown as the API has it
-		var v any
-		_, err := read(ctx, &call{cl: c.cl, w: c.w, o: &options{output: "json"}}, path, &v)
-		return err
+	case "show":
+		return asJSON(path)
 	case "delete":
 		_, err := c.cl.Do(ctx, http.MethodDelete, path, nil, nil)
 		return err
